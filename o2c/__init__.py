@@ -1,0 +1,1 @@
+"""o2c: a durable order-to-cash engine on Temporal."""

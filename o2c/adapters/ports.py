@@ -1,0 +1,94 @@
+"""The roles o2c needs from the outside world, one Protocol each.
+
+Adapters implement them over a real system's wire format; activities receive them
+by injection, so tests can pass in-memory fakes. Every method that creates or
+changes something takes an idempotency key that the caller derives from the
+workflow ID and the step, never from a clock or a random source.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Protocol
+
+from o2c.canonical.journal import JournalEntry
+from o2c.canonical.models import (
+    Account,
+    Address,
+    Entitlement,
+    Invoice,
+    InvoiceLine,
+    JournalEntryRef,
+    Notification,
+    Subscription,
+    SubscriptionLine,
+    TaxDocument,
+)
+
+
+class BillingPort(Protocol):
+    async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None: ...
+
+    async def update_subscription_lines(
+        self, subscription_id: str, lines: list[SubscriptionLine], *, idempotency_key: str
+    ) -> Subscription:
+        """Make the subscription's lines exactly `lines` (items not listed are removed),
+        without billing any proration: o2c invoices proration itself."""
+        ...
+
+    async def create_proration_invoice(
+        self,
+        *,
+        account_id: str,
+        subscription_id: str,
+        currency: str,
+        lines: list[InvoiceLine],
+        description: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> Invoice:
+        """Create one invoice item per line, one invoice holding them, and finalise it."""
+        ...
+
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice: ...
+
+
+class TaxPort(Protocol):
+    async def quote(
+        self, *, code: str, customer_code: str, document_date: date, currency: str,
+        address: Address, lines: list[InvoiceLine],
+    ) -> TaxDocument:
+        """Estimate tax without recording anything (an AvaTax SalesOrder)."""
+        ...
+
+    async def commit(
+        self, *, code: str, customer_code: str, document_date: date, currency: str,
+        address: Address, lines: list[InvoiceLine],
+    ) -> TaxDocument:
+        """Record and commit the tax of an invoice under document `code` (a SalesInvoice).
+        Committing the same code again returns the committed document."""
+        ...
+
+    async def void(self, *, code: str) -> TaxDocument: ...
+
+
+class ErpPort(Protocol):
+    async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
+        """Upsert by the entry's external ID: posting it twice leaves one entry."""
+        ...
+
+    async def get_journal_entry(self, external_id: str) -> JournalEntry | None: ...
+
+
+class EntitlementPort(Protocol):
+    async def set_seats(
+        self, *, account_id: str, product: str, seats: int, idempotency_key: str
+    ) -> Entitlement: ...
+
+
+class NotificationPort(Protocol):
+    async def send(self, notification: Notification, *, idempotency_key: str) -> str:
+        """Queue a message; the same key sends it once. Returns the message id."""
+        ...

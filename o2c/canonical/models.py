@@ -1,0 +1,203 @@
+"""The business objects o2c moves between systems.
+
+Models only grow: new fields are optional with defaults, nothing is renamed or
+retyped, because running workflows hold payloads of older versions.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from o2c.canonical.money import Money
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Address(Model):
+    line1: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+    @property
+    def has_tax_jurisdiction(self) -> bool:
+        return bool(self.country and self.region and self.postal_code)
+
+
+class LegalEntity(Model):
+    """The company that books a contract: where it is taxed and which ERP it posts to."""
+
+    code: str
+    company_code: str
+    functional_currency: str
+    tax_registration: str = ""
+    erp: str = "netsuite"
+    erp_subsidiary: str = "1"
+
+
+class Account(Model):
+    id: str
+    name: str
+    email: str = ""
+    billing_address: Address = Address()
+    legal_entity: str = "US01"
+
+
+class SubscriptionLine(Model):
+    """One priced line of a subscription (a Stripe subscription item)."""
+
+    item_id: str = ""
+    product: str
+    description: str = ""
+    quantity: int = Field(ge=0)
+    unit_price: Money
+    discount_percent: Decimal = Decimal(0)
+
+
+class Subscription(Model):
+    id: str
+    account_id: str
+    contract_id: str
+    currency: str
+    status: str
+    lines: list[SubscriptionLine]
+    current_period_start: date
+    current_period_end: date
+    term_start: date
+    term_end: date
+
+
+class AmendedLine(Model):
+    """The wanted state of one line after the amendment (quantity 0 removes it)."""
+
+    product: str
+    quantity: int
+    unit_price: Decimal
+    discount_percent: Decimal = Decimal(0)
+    description: str = ""
+
+
+class AmendmentRequest(Model):
+    amendment_id: str
+    contract_id: str
+    subscription_id: str
+    account_id: str
+    currency: str
+    effective_date: date
+    lines: list[AmendedLine]
+    requested_by: str
+    reason: str = ""
+
+
+class ProrationKind(StrEnum):
+    CREDIT = "credit"
+    CHARGE = "charge"
+
+
+class ProrationLine(Model):
+    product: str
+    kind: ProrationKind
+    quantity: int
+    amount: Money
+    description: str
+
+
+class Proration(Model):
+    period_start: date
+    period_end: date
+    effective_date: date
+    days_remaining: int
+    days_in_period: int
+    lines: list[ProrationLine]
+    net: Money
+    monthly_before: Money
+    monthly_after: Money
+    max_discount_percent: Decimal
+
+
+class TaxLine(Model):
+    number: str
+    amount: Money
+    tax: Money
+
+
+class TaxDocument(Model):
+    code: str
+    type: str
+    status: str
+    total_amount: Money
+    total_tax: Money
+    lines: list[TaxLine] = []
+
+
+class InvoiceLine(Model):
+    product: str
+    description: str
+    amount: Money
+
+
+class Invoice(Model):
+    id: str
+    number: str = ""
+    account_id: str
+    subscription_id: str = ""
+    status: str
+    currency: str
+    total: Money
+    lines: list[InvoiceLine] = []
+
+
+class JournalEntryRef(Model):
+    """Where the ERP keeps a posted entry."""
+
+    external_id: str
+    internal_id: str
+    location: str = ""
+
+
+class Entitlement(Model):
+    account_id: str
+    product: str
+    seats: int
+    status: str = "active"
+
+
+class Notification(Model):
+    recipient: str
+    template: str
+    subject: str
+    body: str
+    account_id: str = ""
+
+
+class ApproverRole(StrEnum):
+    FINANCE = "finance"
+    CONTROLLER = "controller"
+
+
+class Approver(Model):
+    name: str
+    role: ApproverRole
+
+
+class ApprovalDecision(Model):
+    approver: str
+    role: ApproverRole
+    approved: bool
+    comment: str = ""
+    decided_at: datetime | None = None
+
+
+class ApprovalRequest(Model):
+    required_role: ApproverRole
+    reasons: list[str]
+    requested_by: str
+    amount: Money
+    requested_at: datetime | None = None
