@@ -1,0 +1,1 @@
+"""Thin Temporal activities: one port call each, errors classified for the workflow."""

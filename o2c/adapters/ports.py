@@ -71,7 +71,9 @@ class TaxPort(Protocol):
         Committing the same code again returns the committed document."""
         ...
 
-    async def void(self, *, code: str) -> TaxDocument: ...
+    async def void(self, *, code: str) -> TaxDocument | None:
+        """Void the document with this code; None when there is none (nothing to undo)."""
+        ...
 
 
 class ErpPort(Protocol):

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from temporalio import activity
+
+from o2c.activities.errors import classified, idempotency_key
+from o2c.activities.inputs import CreateInvoice, UpdateSubscription, VoidInvoice
+from o2c.adapters.ports import BillingPort
+from o2c.canonical.models import Account, Invoice, Subscription
+
+
+class BillingActivities:
+    def __init__(self, billing: BillingPort):
+        self.billing = billing
+
+    @activity.defn(name="billing.get_account")
+    @classified
+    async def get_account(self, account_id: str) -> Account | None:
+        return await self.billing.get_account(account_id)
+
+    @activity.defn(name="billing.get_subscription")
+    @classified
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        return await self.billing.get_subscription(subscription_id)
+
+    @activity.defn(name="billing.update_subscription")
+    @classified
+    async def update_subscription(self, request: UpdateSubscription) -> Subscription:
+        return await self.billing.update_subscription_lines(
+            request.subscription_id, request.lines, idempotency_key=idempotency_key(request.step)
+        )
+
+    @activity.defn(name="billing.create_invoice")
+    @classified
+    async def create_invoice(self, request: CreateInvoice) -> Invoice:
+        return await self.billing.create_proration_invoice(
+            account_id=request.account_id,
+            subscription_id=request.subscription_id,
+            currency=request.currency,
+            lines=request.lines,
+            description=request.description,
+            metadata=request.metadata,
+            idempotency_key=idempotency_key(request.step),
+        )
+
+    @activity.defn(name="billing.void_invoice")
+    @classified
+    async def void_invoice(self, request: VoidInvoice) -> Invoice:
+        return await self.billing.void_invoice(
+            request.invoice_id, idempotency_key=idempotency_key(request.step)
+        )

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from temporalio import activity
+
+from o2c.activities.errors import classified, idempotency_key
+from o2c.activities.inputs import SendNotification, SetSeats
+from o2c.adapters.ports import EntitlementPort, NotificationPort
+from o2c.canonical.models import Entitlement
+
+
+class CustomerActivities:
+    """What the customer sees: entitlements and notices."""
+
+    def __init__(self, entitlements: EntitlementPort, notifications: NotificationPort):
+        self.entitlements = entitlements
+        self.notifications = notifications
+
+    @activity.defn(name="entitlements.set_seats")
+    @classified
+    async def set_seats(self, request: SetSeats) -> Entitlement:
+        return await self.entitlements.set_seats(
+            account_id=request.account_id,
+            product=request.product,
+            seats=request.seats,
+            idempotency_key=idempotency_key(request.step),
+        )
+
+    @activity.defn(name="notifications.send")
+    @classified
+    async def send(self, request: SendNotification) -> str:
+        return await self.notifications.send(
+            request.notification, idempotency_key=idempotency_key(request.step)
+        )

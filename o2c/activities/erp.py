@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from temporalio import activity
+
+from o2c.activities.errors import classified
+from o2c.adapters.ports import ErpPort
+from o2c.canonical.journal import JournalEntry
+from o2c.canonical.models import JournalEntryRef
+
+
+class ErpActivities:
+    """The entry's external ID, derived by the workflow, is the ERP's idempotency key."""
+
+    def __init__(self, erp: ErpPort):
+        self.erp = erp
+
+    @activity.defn(name="erp.post_journal_entry")
+    @classified
+    async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
+        return await self.erp.post_journal_entry(entry)
+
+    @activity.defn(name="erp.get_journal_entry")
+    @classified
+    async def get_journal_entry(self, external_id: str) -> JournalEntry | None:
+        return await self.erp.get_journal_entry(external_id)

@@ -1,0 +1,102 @@
+"""The approval gate: one pending request, decided through a validated Temporal update.
+
+The validator runs before anything is written to history, so an unknown approver, a role
+too low for the amount, or a requester approving their own change is refused at once and
+leaves no trace. No decision within `escalate_after` escalates (once); none within
+`expire_after` expires the request, which the process treats as a rejection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Awaitable, Callable
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from o2c.canonical.approval import ApprovalPolicy, refusal
+    from o2c.canonical.models import ApprovalDecision, ApprovalRequest, ApproverRole, Model
+
+
+class DecisionInput(Model):
+    """What an approver sends: who they are, the role they act in, and their answer."""
+
+    approver: str
+    role: ApproverRole
+    approved: bool
+    comment: str = ""
+
+
+class ApprovalState(Model):
+    request: ApprovalRequest | None = None
+    decision: ApprovalDecision | None = None
+    escalated_at: datetime | None = None
+    expired_at: datetime | None = None
+
+
+class ApprovalGate:
+    def __init__(self) -> None:
+        self.policy = ApprovalPolicy()
+        self.request: ApprovalRequest | None = None
+        self.decision: ApprovalDecision | None = None
+        self.escalated_at: datetime | None = None
+        self.expired_at: datetime | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.request is not None and self.decision is None and self.expired_at is None
+
+    def validate(self, decision: DecisionInput) -> None:
+        if not self.waiting:
+            raise ValueError("nothing is waiting for approval on this process")
+        assert self.request is not None
+        reason = refusal(self.request, self.policy, decision.approver, decision.role)
+        if reason:
+            raise ValueError(reason)
+        if not decision.approved and not decision.comment.strip():
+            raise ValueError("a rejection needs a comment saying why")
+
+    def record(self, decision: DecisionInput) -> ApprovalDecision:
+        self.decision = ApprovalDecision(
+            approver=decision.approver,
+            role=decision.role,
+            approved=decision.approved,
+            comment=decision.comment,
+            decided_at=workflow.now(),
+        )
+        return self.decision
+
+    async def wait(
+        self,
+        request: ApprovalRequest,
+        policy: ApprovalPolicy,
+        escalate: Callable[[ApprovalRequest], Awaitable[object]],
+    ) -> ApprovalDecision | None:
+        """Wait for a decision; None means the request expired unanswered."""
+        self.policy = policy
+        self.request = request.model_copy(update={"requested_at": workflow.now()})
+        if await self._decided_within(policy.escalate_after.total_seconds()):
+            return self.decision
+        self.escalated_at = workflow.now()
+        await escalate(self.request)
+        remaining = (policy.expire_after - policy.escalate_after).total_seconds()
+        if await self._decided_within(remaining):
+            return self.decision
+        self.expired_at = workflow.now()
+        return None
+
+    async def _decided_within(self, seconds: float) -> bool:
+        try:
+            await workflow.wait_condition(lambda: self.decision is not None, timeout=max(seconds, 0.001))
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def snapshot(self) -> ApprovalState:
+        return ApprovalState(
+            request=self.request,
+            decision=self.decision,
+            escalated_at=self.escalated_at,
+            expired_at=self.expired_at,
+        )

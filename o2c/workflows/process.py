@@ -1,0 +1,196 @@
+"""What every o2c process shares: status and search attributes, the business summary in
+the Temporal UI, the approval gate, the exception queue and the compensation stack."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+from o2c.workflows.approval import ApprovalGate, DecisionInput
+from o2c.workflows.attention import Action, ExceptionQueue, ResolveInput, explain, outcome_unknown
+from o2c.workflows.saga import Saga
+from o2c.workflows.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
+
+with workflow.unsafe.imports_passed_through():
+    from o2c.canonical.models import Model
+
+T = TypeVar("T")
+
+# Transient failures are retried with the same idempotency key, backing off to a minute.
+# When a system stays down for the whole window the step parks for an operator.
+FORWARD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                            maximum_interval=timedelta(minutes=1))
+STEP_WINDOW = timedelta(hours=1)
+CALL_TIMEOUT = timedelta(seconds=30)
+
+
+class ProcessEvent(Model):
+    at: datetime
+    text: str
+
+
+class StepFailed(Exception):
+    """A step failed for a reason nobody can fix by retrying: undo what was done."""
+
+
+class AbortRequested(Exception):
+    """An operator chose abort in the exception queue."""
+
+
+class ProcessWorkflow:
+    process: str = "process"
+
+    def __init__(self) -> None:
+        self.status = Status.RUNNING
+        self.stage = "starting"
+        self.gate = ApprovalGate()
+        self.queue = ExceptionQueue()
+        self.saga = Saga()
+        self.events: list[ProcessEvent] = []
+        # Steps whose last attempt ended without an answer: they may have happened.
+        self.unsettled: set[str] = set()
+
+    # -- what an operator sees ------------------------------------------------------
+
+    def headline(self) -> str:
+        """One line naming the business object, e.g. 'Amendment A-7 for cus_1'."""
+        return self.process
+
+    def describe(self) -> str:
+        parts = [f"**{self.headline()}**", f"status `{self.status.value}`", self.stage]
+        if self.queue.attention:
+            a = self.queue.attention
+            parts.append(f"⚠ {a.step}: {a.message} (answer with {'/'.join(x.value for x in a.actions)})")
+        elif self.gate.waiting and self.gate.request:
+            parts.append(f"waiting for a {self.gate.request.required_role.value}: "
+                         + "; ".join(self.gate.request.reasons))
+        return " · ".join(parts)
+
+    def tag(self, *, customer: str = "", contract: str = "", invoice: str = "") -> None:
+        updates = [PROCESS.value_set(self.process)]
+        if customer:
+            updates.append(CUSTOMER.value_set(customer))
+        if contract:
+            updates.append(CONTRACT.value_set(contract))
+        if invoice:
+            updates.append(INVOICE.value_set(invoice))
+        workflow.upsert_search_attributes(updates)
+
+    def set_status(self, status: Status, stage: str | None = None) -> None:
+        if stage is not None:
+            self.stage = stage
+        if status != self.status or not self.events:
+            workflow.upsert_search_attributes([STATUS.value_set(status.value)])
+        self.status = status
+        self.note(f"{status.value}: {self.stage}")
+
+    def set_stage(self, stage: str) -> None:
+        self.stage = stage
+        self.note(stage)
+
+    def note(self, text: str) -> None:
+        self.events.append(ProcessEvent(at=workflow.now(), text=text))
+        workflow.set_current_details(self.describe())
+
+    # -- approval gate ------------------------------------------------------------------
+
+    @workflow.update
+    async def decide(self, decision: DecisionInput) -> str:
+        recorded = self.gate.record(decision)
+        verdict = "approved" if recorded.approved else "rejected"
+        self.note(f"{verdict} by {recorded.approver} ({recorded.role.value})"
+                  + (f": {recorded.comment}" if recorded.comment else ""))
+        return verdict
+
+    @decide.validator
+    def _validate_decision(self, decision: DecisionInput) -> None:
+        self.gate.validate(decision)
+
+    # -- exception queue ------------------------------------------------------------------
+
+    @workflow.update
+    async def resolve(self, answer: ResolveInput) -> str:
+        self.queue.resolve(answer)
+        return f"{answer.action.value} accepted"
+
+    @resolve.validator
+    def _validate_resolution(self, answer: ResolveInput) -> None:
+        self.queue.validate(answer)
+
+    async def step(
+        self, name: str, run: Callable[[], Awaitable[T]], *, skippable: bool = True, must_finish: bool = False
+    ) -> T | None:
+        """Run a step. A failure a person can fix parks the process until an operator
+        answers; `skip` returns None. Other failures raise StepFailed (the caller undoes
+        what was done) or, after `abort`, AbortRequested. A `must_finish` step comes after
+        the point of no return: every failure of it parks, with retry or skip."""
+        while True:
+            try:
+                result = await run()
+                self.unsettled.discard(name)
+                return result
+            except ActivityError as error:
+                if outcome_unknown(error):
+                    self.unsettled.add(name)
+                problem, fixable = explain(error)
+                if not fixable and not must_finish:
+                    self.note(f"{name} failed: {problem.message}")
+                    raise StepFailed(f"{name}: {problem.message}") from error
+                actions = [Action.RETRY]
+                if skippable or must_finish:
+                    actions.append(Action.SKIP)
+                if not must_finish:
+                    actions.append(Action.ABORT)
+                action = await self._park(name, problem, actions)
+                if action == Action.SKIP:
+                    self.note(f"{name} skipped by operator")
+                    return None
+                if action == Action.ABORT:
+                    raise AbortRequested(name) from error
+
+    async def _park(self, name: str, problem: Any, actions: list[Action]) -> Action:
+        previous_status, previous_stage = self.status, self.stage
+        self.set_status(Status.NEEDS_ATTENTION, f"{name} needs attention: {problem.message}")
+        action = await self.queue.park(name, problem, actions)
+        self.set_status(previous_status, previous_stage)
+        return action
+
+    async def compensate(self) -> None:
+        """Undo the registered steps in reverse. A compensation is retried by Temporal while
+        the failure is transient; any other failure waits for an operator (retry or skip),
+        because a half-undone change must never be forgotten silently."""
+        self.set_status(Status.COMPENSATING, "undoing: " + ", ".join(self.saga.pending))
+
+        async def run_one(name: str, undo: Callable[[], Awaitable[object]]) -> None:
+            while True:
+                try:
+                    await undo()
+                    self.note(f"undone: {name}")
+                    return
+                except ActivityError as error:  # a failure that Temporal's retries cannot fix
+                    problem, _ = explain(error)
+                    action = await self._park(f"undo {name}", problem, [Action.RETRY, Action.SKIP])
+                    if action == Action.SKIP:
+                        self.note(f"undo of {name} skipped by operator")
+                        return
+
+        await self.saga.compensate(run_one)
+
+
+def forward(fn: Any, arg: Any, *, result_type: type | None = None) -> Awaitable[Any]:
+    """Run a forward activity with the standard timeouts and retry policy."""
+    return workflow.execute_activity(
+        fn, arg, start_to_close_timeout=CALL_TIMEOUT, schedule_to_close_timeout=STEP_WINDOW,
+        retry_policy=FORWARD_RETRY, result_type=result_type,
+    )
+
+
+def undo(fn: Any, arg: Any) -> Awaitable[Any]:
+    """Run a compensation: retried with backoff until it succeeds or fails for good."""
+    return workflow.execute_activity(
+        fn, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=FORWARD_RETRY,
+    )

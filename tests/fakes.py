@@ -1,0 +1,195 @@
+"""In-memory systems behind the ports, for workflow tests on the time-skipping server.
+
+They keep idempotency the way the real systems do (same key, same result, nothing new)
+and record every call in one shared log, so tests can assert order and counts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from o2c.adapters.errors import AdapterError, BusinessError
+from o2c.canonical.journal import JournalEntry
+from o2c.canonical.models import (
+    Account,
+    Address,
+    Entitlement,
+    Invoice,
+    InvoiceLine,
+    JournalEntryRef,
+    Notification,
+    Subscription,
+    SubscriptionLine,
+    TaxDocument,
+    TaxLine,
+)
+from o2c.canonical.money import Money, total
+
+
+@dataclass
+class Ledger:
+    """The call log shared by all fakes, and injected failures by method name."""
+
+    calls: list[str] = field(default_factory=list)
+    failures: dict[str, list[AdapterError]] = field(default_factory=lambda: defaultdict(list))
+
+    def record(self, name: str) -> None:
+        self.calls.append(name)
+        queued = self.failures.get(name)
+        if queued:
+            raise queued.pop(0)
+
+    def fail(self, name: str, error: AdapterError, times: int = 1) -> None:
+        self.failures[name].extend([error] * times)
+
+    def count(self, name: str) -> int:
+        return self.calls.count(name)
+
+
+class FakeBilling:
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.accounts: dict[str, Account] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self.invoices: dict[str, Invoice] = {}
+        self.updates: dict[str, Subscription] = {}
+        self._replies: dict[str, Invoice] = {}
+
+    async def get_account(self, account_id: str) -> Account | None:
+        self.ledger.record("billing.get_account")
+        return self.accounts.get(account_id)
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        self.ledger.record("billing.get_subscription")
+        return self.subscriptions.get(subscription_id)
+
+    async def update_subscription_lines(self, subscription_id, lines, *, idempotency_key):
+        self.ledger.record("billing.update_subscription")
+        if idempotency_key not in self.updates:
+            sub = self.subscriptions[subscription_id]
+            self.subscriptions[subscription_id] = sub.model_copy(update={"lines": list(lines)})
+            self.updates[idempotency_key] = self.subscriptions[subscription_id]
+        return self.updates[idempotency_key]
+
+    async def create_proration_invoice(self, *, account_id, subscription_id, currency, lines, description,
+                                       metadata, idempotency_key):
+        self.ledger.record("billing.create_invoice")
+        if idempotency_key not in self._replies:
+            invoice = Invoice(
+                id=f"in_{len(self.invoices) + 1}", account_id=account_id, subscription_id=subscription_id,
+                status="open", currency=currency, total=total((x.amount for x in lines), currency), lines=lines,
+            )
+            self.invoices[invoice.id] = invoice
+            self._replies[idempotency_key] = invoice
+        return self._replies[idempotency_key]
+
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        self.ledger.record("billing.void_invoice")
+        self.invoices[invoice_id] = self.invoices[invoice_id].model_copy(update={"status": "void"})
+        return self.invoices[invoice_id]
+
+
+class FakeTax:
+    """A flat 10 % on every line; an address without region or postal code has no jurisdiction."""
+
+    RATE = Decimal("0.10")
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.documents: dict[str, TaxDocument] = {}
+
+    def _compute(self, code: str, type_: str, status: str, currency: str, address: Address,
+                 lines: list[InvoiceLine]) -> TaxDocument:
+        if not address.has_tax_jurisdiction:
+            raise BusinessError("avatax", "the customer's address has no tax jurisdiction",
+                                code="MissingAddress", fixable=True)
+        taxed = [TaxLine(number=str(i + 1), amount=x.amount, tax=x.amount.times(self.RATE))
+                 for i, x in enumerate(lines)]
+        return TaxDocument(code=code, type=type_, status=status, lines=taxed,
+                           total_amount=total((x.amount for x in taxed), currency),
+                           total_tax=total((x.tax for x in taxed), currency))
+
+    async def quote(self, *, code, customer_code, document_date, currency, address, lines):
+        self.ledger.record("tax.quote")
+        return self._compute(code, "SalesOrder", "Temporary", currency, address, lines)
+
+    async def commit(self, *, code, customer_code, document_date, currency, address, lines):
+        self.ledger.record("tax.commit")
+        if code not in self.documents:
+            self.documents[code] = self._compute(code, "SalesInvoice", "Committed", currency, address, lines)
+        return self.documents[code]
+
+    async def void(self, *, code: str) -> TaxDocument | None:
+        self.ledger.record("tax.void")
+        if code not in self.documents:
+            return None
+        self.documents[code] = self.documents[code].model_copy(update={"status": "Cancelled"})
+        return self.documents[code]
+
+
+class FakeErp:
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.entries: dict[str, JournalEntry] = {}
+        self.closed_periods: set[str] = set()
+
+    async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
+        self.ledger.record("erp.post_journal_entry")
+        if entry.posting_date.strftime("%Y-%m") in self.closed_periods:
+            raise BusinessError("netsuite", f"the accounting period {entry.posting_date:%b %Y} is closed",
+                                code="PERIOD_CLOSED", fixable=True)
+        self.entries[entry.external_id] = entry
+        return JournalEntryRef(external_id=entry.external_id, internal_id=str(len(self.entries)))
+
+    async def get_journal_entry(self, external_id: str) -> JournalEntry | None:
+        self.ledger.record("erp.get_journal_entry")
+        return self.entries.get(external_id)
+
+
+class FakeEntitlements:
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.seats: dict[tuple[str, str], int] = {}
+
+    async def set_seats(self, *, account_id, product, seats, idempotency_key) -> Entitlement:
+        self.ledger.record("entitlements.set_seats")
+        self.seats[(account_id, product)] = seats
+        return Entitlement(account_id=account_id, product=product, seats=seats)
+
+
+class FakeNotifications:
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.outbox: dict[str, Notification] = {}
+
+    async def send(self, notification: Notification, *, idempotency_key: str) -> str:
+        self.ledger.record("notifications.send")
+        self.outbox.setdefault(idempotency_key, notification)
+        return idempotency_key
+
+
+@dataclass
+class FakeSystems:
+    ledger: Ledger = field(default_factory=Ledger)
+
+    def __post_init__(self) -> None:
+        self.billing = FakeBilling(self.ledger)
+        self.tax = FakeTax(self.ledger)
+        self.erp = FakeErp(self.ledger)
+        self.entitlements = FakeEntitlements(self.ledger)
+        self.notifications = FakeNotifications(self.ledger)
+
+    def ports(self) -> dict:
+        return dict(billing=self.billing, tax=self.tax, erp=self.erp,
+                    entitlements=self.entitlements, notifications=self.notifications)
+
+
+def usd(amount: str) -> Money:
+    return Money.of(amount, "USD")
+
+
+def seat_line(quantity: int, price: str = "50.00", product: str = "seats", discount: str = "0") -> SubscriptionLine:
+    return SubscriptionLine(item_id=f"si_{product}", product=product, description="Platform seat",
+                            quantity=quantity, unit_price=usd(price), discount_percent=Decimal(discount))

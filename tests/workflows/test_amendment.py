@@ -1,0 +1,262 @@
+"""AmendmentWorkflow on the time-skipping test server, with the real activities over fakes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+
+from o2c.adapters.errors import BusinessError, IntegrationBug, TransientError
+from o2c.canonical.models import Address, ApproverRole
+from o2c.workflows.amendment import (
+    AmendmentInput,
+    AmendmentResult,
+    AmendmentState,
+    AmendmentWorkflow,
+    amendment_workflow_id,
+)
+from o2c.workflows.approval import DecisionInput
+from o2c.workflows.attention import Action, ResolveInput
+from o2c.workflows.status import Status
+from tests.fakes import usd
+from tests.workflows.conftest import amendment
+
+
+async def start(env, task_queue, request) -> WorkflowHandle:
+    return await env.client.start_workflow(
+        AmendmentWorkflow.run, AmendmentInput(request=request),
+        id=amendment_workflow_id(request.amendment_id), task_queue=task_queue, result_type=AmendmentResult,
+    )
+
+
+async def state(handle) -> AmendmentState:
+    return await handle.query(AmendmentWorkflow.state, result_type=AmendmentState)
+
+
+async def until(handle, status: Status) -> AmendmentState:
+    for _ in range(400):
+        current = await state(handle)
+        if current.status == status:
+            return current
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"never reached {status}; last {current.status}: {current.stage}")
+
+
+async def decide(handle, approver: str, role: ApproverRole, approved: bool = True, comment: str = "ok"):
+    return await handle.execute_update(
+        AmendmentWorkflow.decide, DecisionInput(approver=approver, role=role, approved=approved, comment=comment)
+    )
+
+
+async def resolve(handle, action: Action, operator: str = "olga.ops"):
+    return await handle.execute_update(AmendmentWorkflow.resolve, ResolveInput(action=action, operator=operator))
+
+
+def nothing_posted(systems) -> bool:
+    return (not systems.billing.invoices and not systems.billing.updates and not systems.tax.documents
+            and not systems.erp.entries and not systems.entitlements.seats)
+
+
+async def test_happy_path_books_the_proration_and_then_the_seats(env, worker, systems):
+    handle = await start(env, worker, amendment(quantity=12))
+    result = await handle.result()
+
+    assert result.status == Status.COMPLETED
+    # 15 of 30 days left: credit 10 seats (-250.00), charge 12 seats (300.00), tax 10 % per line.
+    assert result.net == usd("50.00")
+    assert result.invoice_total == usd("55.00")
+    [invoice] = systems.billing.invoices.values()
+    assert [line.amount for line in invoice.lines] == [usd("-250.00"), usd("300.00"), usd("5.00")]
+    assert systems.billing.subscriptions["sub_acme"].lines[0].quantity == 12
+    [document] = systems.tax.documents.values()
+    assert document.code == invoice.id and document.status == "Committed" and document.total_tax == usd("5.00")
+    [entry] = systems.erp.entries.values()
+    assert entry.total_debits == usd("55.00")
+    assert {(x.account, x.debit, x.credit) for x in entry.lines} == {
+        ("1200", usd("55.00"), None), ("2400", None, usd("50.00")), ("2200", None, usd("5.00"))}
+    assert systems.entitlements.seats[("cus_acme", "seats")] == 12
+    [notice] = systems.notifications.outbox.values()
+    assert notice.recipient == "billing@acme.test" and "600.00 USD" in notice.body
+    # The entitlement changes only after the journal entry is posted.
+    calls = systems.ledger.calls
+    assert calls.index("entitlements.set_seats") > calls.index("erp.post_journal_entry")
+
+    final = await state(handle)
+    assert final.status == Status.COMPLETED and final.invoice and final.journal_entry
+    description = await handle.describe()
+    attributes = {k.name: v for k, v in ((p.key, p.value) for p in description.typed_search_attributes)}
+    assert attributes["O2cStatus"] == "completed" and attributes["O2cProcess"] == "amendment"
+    assert attributes["O2cCustomer"] == "cus_acme" and attributes["O2cContract"] == "C-100"
+    assert attributes["O2cInvoice"] == invoice.id
+
+
+async def test_a_duplicate_start_lands_on_the_same_workflow(env, worker, systems):
+    request = amendment(quantity=11)
+    first = await start(env, worker, request)
+    with pytest.raises(Exception, match="already"):
+        await start(env, worker, request)
+    await first.result()
+    assert len(systems.billing.invoices) == 1
+
+
+async def test_invalid_request_is_refused_before_any_side_effect(env, worker, systems):
+    handle = await start(env, worker, amendment(currency="EUR"))
+    result = await handle.result()
+    assert result.status == Status.REJECTED
+    assert "differs from the contract's USD" in result.message
+    assert nothing_posted(systems)
+
+
+async def test_controller_approval_lets_a_large_change_through(env, worker, systems):
+    handle = await start(env, worker, amendment(quantity=100))  # +54,000 a year: controller
+    waiting = await until(handle, Status.AWAITING_APPROVAL)
+    assert waiting.approval.request.required_role == ApproverRole.CONTROLLER
+    assert nothing_posted(systems)
+    assert await decide(handle, "carla.controller", ApproverRole.CONTROLLER) == "approved"
+    result = await handle.result()
+    assert result.status == Status.COMPLETED
+    final = await state(handle)
+    assert final.approval.decision.approver == "carla.controller"
+    assert final.approval.decision.decided_at is not None
+
+
+async def test_rejection_ends_the_amendment_with_nothing_posted(env, worker, systems):
+    handle = await start(env, worker, amendment(quantity=30))  # +12,000 a year: finance
+    await until(handle, Status.AWAITING_APPROVAL)
+    await decide(handle, "fiona.finance", ApproverRole.FINANCE, approved=False, comment="not in budget")
+    result = await handle.result()
+    assert result.status == Status.REJECTED and "not in budget" in result.message
+    assert nothing_posted(systems)
+
+
+async def test_the_validator_refuses_self_approval_weak_roles_and_strangers(env, worker, systems):
+    request = amendment(quantity=100, requested_by="carla.controller")
+    handle = await start(env, worker, request)
+    await until(handle, Status.AWAITING_APPROVAL)
+    refusals = {
+        ("carla.controller", ApproverRole.CONTROLLER): "cannot approve",
+        ("fiona.finance", ApproverRole.FINANCE): "needs a controller",
+        ("mallory", ApproverRole.CONTROLLER): "not a known approver",
+        ("fiona.finance", ApproverRole.CONTROLLER): "holds the role finance",
+    }
+    for (who, role), why in refusals.items():
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await decide(handle, who, role)
+        assert why in str(refused.value.cause)
+    # Refused updates never enter history.
+    history = await handle.fetch_history()
+    assert not [e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    assert (await state(handle)).status == Status.AWAITING_APPROVAL
+    await handle.cancel()
+
+
+async def test_unanswered_approval_escalates_after_72_hours_and_expires_after_7_days(env, worker, systems):
+    handle = await start(env, worker, amendment(quantity=12, discount="25"))  # discount above policy
+    await until(handle, Status.AWAITING_APPROVAL)
+    await env.sleep(timedelta(hours=71))
+    assert not systems.notifications.outbox
+    await env.sleep(timedelta(hours=2))
+    escalated = await state(handle)
+    assert escalated.approval.escalated_at is not None
+    [notice] = systems.notifications.outbox.values()
+    assert notice.template == "approval-escalation" and notice.recipient == "approvers:finance"
+    result = await handle.result()  # time skips to the 7-day expiry
+    assert result.status == Status.REJECTED and "expired" in result.message
+    assert nothing_posted(systems)
+
+
+async def test_escalated_request_can_still_be_approved(env, worker, systems):
+    handle = await start(env, worker, amendment(quantity=12, discount="25"))
+    await until(handle, Status.AWAITING_APPROVAL)
+    await env.sleep(timedelta(hours=80))
+    assert (await state(handle)).approval.escalated_at is not None
+    await decide(handle, "fiona.finance", ApproverRole.FINANCE)
+    assert (await handle.result()).status == Status.COMPLETED
+
+
+async def test_missing_tax_jurisdiction_parks_and_retry_after_the_fix_completes(env, worker, systems):
+    acme = systems.billing.accounts["cus_acme"]
+    systems.billing.accounts["cus_acme"] = acme.model_copy(update={"billing_address": Address(country="US")})
+    handle = await start(env, worker, amendment())
+    parked = await until(handle, Status.NEEDS_ATTENTION)
+    assert parked.attention.step == "tax quote" and "jurisdiction" in parked.attention.message
+    assert nothing_posted(systems)
+
+    with pytest.raises(WorkflowUpdateFailedError):
+        await resolve(handle, Action.RETRY, operator=" ")  # an anonymous answer is refused
+    systems.billing.accounts["cus_acme"] = acme  # an analyst fixes the customer master
+    await resolve(handle, Action.RETRY)
+    result = await handle.result()
+    assert result.status == Status.COMPLETED
+    assert (await state(handle)).resolutions[0].operator == "olga.ops"
+
+
+async def test_closed_period_parks_and_skip_completes_without_the_entry(env, worker, systems):
+    systems.erp.closed_periods.add("2026-11")
+    handle = await start(env, worker, amendment())
+    parked = await until(handle, Status.NEEDS_ATTENTION)
+    assert parked.attention.step == "journal entry" and parked.attention.system == "netsuite"
+    await resolve(handle, Action.SKIP)
+    result = await handle.result()
+    assert result.status == Status.COMPLETED and result.journal_entry == ""
+    assert not systems.erp.entries and len(systems.billing.invoices) == 1
+
+
+async def test_abort_compensates_in_reverse_order(env, worker, systems):
+    systems.erp.closed_periods.add("2026-11")
+    handle = await start(env, worker, amendment())
+    await until(handle, Status.NEEDS_ATTENTION)
+    await resolve(handle, Action.ABORT)
+    result = await handle.result()
+
+    assert result.status == Status.ROLLED_BACK
+    assert result.compensated == ["journal entry", "tax document", "invoice", "subscription"]
+    undo_calls = [c for c in systems.ledger.calls
+                  if c in ("erp.get_journal_entry", "tax.void", "billing.void_invoice", "billing.update_subscription")]
+    assert undo_calls == ["billing.update_subscription", "tax.void", "billing.void_invoice",
+                          "billing.update_subscription"]
+    assert [i.status for i in systems.billing.invoices.values()] == ["void"]
+    assert [d.status for d in systems.tax.documents.values()] == ["Cancelled"]
+    assert systems.billing.subscriptions["sub_acme"].lines[0].quantity == 10
+    assert not systems.erp.entries
+
+
+async def test_a_failure_nobody_can_fix_rolls_back_including_the_posted_entry(env, worker, systems):
+    systems.ledger.fail("entitlements.set_seats", IntegrationBug("entitlements", "401 unauthorized"))
+    # After the books are closed, even a bug does not undo them: it parks with retry/skip.
+    handle = await start(env, worker, amendment())
+    parked = await until(handle, Status.NEEDS_ATTENTION)
+    assert parked.attention.actions == [Action.RETRY, Action.SKIP]
+    await resolve(handle, Action.RETRY)
+    assert (await handle.result()).status == Status.COMPLETED
+
+    systems.ledger.fail("billing.create_invoice", BusinessError("stripe", "No such customer", code="resource_missing"))
+    handle = await start(env, worker, amendment(quantity=13))
+    result = await handle.result()
+    assert result.status == Status.ROLLED_BACK and "No such customer" in result.message
+    assert result.compensated == ["invoice", "subscription"]
+
+
+async def test_transient_failures_are_retried_with_the_same_key(env, worker, systems):
+    for name in ("billing.update_subscription", "billing.create_invoice", "tax.commit", "erp.post_journal_entry"):
+        systems.ledger.fail(name, TransientError("sandbox", "503 Service Unavailable", status=503), times=2)
+    result = await (await start(env, worker, amendment())).result()
+    assert result.status == Status.COMPLETED
+    assert systems.ledger.count("billing.create_invoice") == 3
+    assert len(systems.billing.invoices) == 1 and len(systems.erp.entries) == 1
+    assert len(systems.billing.updates) == 1 and len(systems.tax.documents) == 1
+
+
+async def test_net_credit_needs_approval_and_books_the_credit(env, worker, systems):
+    handle = await start(env, worker, amendment(quantity=8))
+    waiting = await until(handle, Status.AWAITING_APPROVAL)
+    assert any("net credit" in reason for reason in waiting.approval.request.reasons)
+    await decide(handle, "frank.finance", ApproverRole.FINANCE)
+    result = await handle.result()
+    assert result.net == usd("-50.00") and result.invoice_total == usd("-55.00")
+    [entry] = systems.erp.entries.values()
+    assert {(x.account, x.debit, x.credit) for x in entry.lines} == {
+        ("1200", None, usd("55.00")), ("2400", usd("50.00"), None), ("2200", usd("5.00"), None)}
+    assert entry.posting_date == date(2026, 11, 16)
