@@ -1,0 +1,9 @@
+"""Local stand-ins that speak the subsets of the Stripe, AvaTax and NetSuite REST
+protocols o2c uses, plus o2c's own entitlements and notifications services.
+
+    from o2c.adapters.sandbox import SandboxServer, create_app
+"""
+
+from o2c.adapters.sandbox.server import SandboxServer, create_app, main, serve
+
+__all__ = ["SandboxServer", "create_app", "main", "serve"]

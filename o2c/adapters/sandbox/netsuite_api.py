@@ -1,0 +1,217 @@
+"""A subset of NetSuite SuiteTalk REST (record service): journal entries.
+
+`POST /journalEntry` creates and `PUT /journalEntry/eid:{externalId}` upserts; both
+answer 204 with a `Location` header holding the record's internal id. Entries must
+balance, and a posting date inside a closed accounting period of the subsidiary is
+refused (periods are closed through the sandbox's control plane).
+
+Error codes: NONEXISTENT_ID, USER_ERROR and INVALID_LOGIN_ATTEMPT are NetSuite's
+usual codes as far as we know; the exact code and wording NetSuite uses for a closed
+period and an unbalanced entry are unverified (we answer USER_ERROR with
+o:errorPath `postingPeriod` and `line`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from o2c.adapters.sandbox.core import ApiError, json_response
+from o2c.adapters.sandbox.store import Tx
+
+SYSTEM = "netsuite"
+
+_TYPES = {
+    400: "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.1",
+    401: "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.2",
+    404: "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.5",
+    429: "https://www.rfc-editor.org/rfc/rfc6585.html#section-4",
+    500: "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.6.1",
+}
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
+           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+def error(status: int, code: str, detail: str, *, path: str | None = None) -> ApiError:
+    item: dict[str, Any] = {"detail": detail, "o:errorCode": code}
+    if path:
+        item["o:errorPath"] = path
+    return ApiError(status, {
+        "type": _TYPES.get(status, _TYPES[500] if status >= 500 else _TYPES[400]),
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "o:errorDetails": [item],
+    })
+
+
+def fault_response(status: int) -> Response:
+    if status == 429:
+        # unverified: NetSuite's concurrency-limit answer; PROTOCOLS.md assumes 429.
+        err = error(429, "CONCURRENCY_LIMIT_EXCEEDED", "Concurrent request limit exceeded (injected fault).")
+    else:
+        err = error(status, "UNEXPECTED_ERROR", "An unexpected error occurred (injected fault).")
+    return json_response(err.status, err.body)
+
+
+def authenticate(request: Request) -> Response | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        if token and not token.startswith("invalid"):
+            return None
+    err = error(401, "INVALID_LOGIN_ATTEMPT", "Invalid login attempt. For more details, see the Login Audit Trail.")
+    return json_response(401, err.body)
+
+
+def period_key(subsidiary: str, period: str) -> str:
+    return f"{subsidiary}:{period}"
+
+
+def _amount(value: Any, path: str) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise error(400, "INVALID_VALUE", f"Invalid number {value!r}.", path=path) from None
+    if not result.is_finite() or result < 0:
+        raise error(400, "INVALID_VALUE", f"Invalid amount {value!r}.", path=path)
+    return result
+
+
+def _validate(tx: Tx, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise error(400, "INVALID_CONTENT", "The request body must be a JSON object.")
+    subsidiary = str((body.get("subsidiary") or {}).get("id") or "")
+    if not subsidiary:
+        raise error(400, "USER_ERROR", "Please enter value(s) for: Subsidiary", path="subsidiary")
+    currency = body.get("currency") or {}
+    if not (currency.get("id") or currency.get("refName")):
+        raise error(400, "USER_ERROR", "Please enter value(s) for: Currency", path="currency")
+    try:
+        tran_date = date.fromisoformat(str(body.get("tranDate") or ""))
+    except ValueError:
+        raise error(400, "INVALID_VALUE", f"Invalid date {body.get('tranDate')!r}.", path="tranDate") from None
+    items = ((body.get("line") or {}).get("items")) or []
+    if not items:
+        raise error(400, "USER_ERROR", "A journal entry needs at least two lines.", path="line")
+    debits = Decimal(0)
+    credits = Decimal(0)
+    lines = []
+    for index, item in enumerate(items):
+        account = str((item.get("account") or {}).get("id") or "")
+        if not account:
+            raise error(400, "USER_ERROR", "Please enter value(s) for: Account", path=f"line.items[{index}].account")
+        debit = _amount(item["debit"], f"line.items[{index}].debit") if item.get("debit") is not None else None
+        credit = _amount(item["credit"], f"line.items[{index}].credit") if item.get("credit") is not None else None
+        if (debit is None) == (credit is None):
+            raise error(400, "USER_ERROR", "Each line needs either a debit or a credit.", path=f"line.items[{index}]")
+        debits += debit or 0
+        credits += credit or 0
+        lines.append({
+            "line": index,
+            "account": {"id": account},
+            "debit": None if debit is None else str(debit),
+            "credit": None if credit is None else str(credit),
+            "memo": item.get("memo") or "",
+        })
+    if debits != credits:
+        raise error(400, "USER_ERROR",
+                    f"The total of the debit lines ({debits}) must equal the total of the credit lines ({credits}).",
+                    path="line")
+    period = tran_date.strftime("%Y-%m")
+    state = tx.get(SYSTEM, "accountingPeriod", period_key(subsidiary, period))
+    if state and state.get("closed"):
+        raise error(400, "USER_ERROR",
+                    f"The accounting period {period} is closed for subsidiary {subsidiary}; "
+                    f"you cannot post a transaction dated {tran_date.isoformat()} in it.",
+                    path="postingPeriod")
+    record = {k: v for k, v in body.items() if k not in ("line", "id")}
+    record.update({"subsidiary": {"id": subsidiary}, "currency": currency, "tranDate": tran_date.isoformat(),
+                   "memo": body.get("memo") or "", "line": {"items": lines}})
+    return record
+
+
+def _location(request: Request, internal_id: str) -> str:
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/netsuite/services/rest/record/v1/journalEntry/{internal_id}"
+
+
+def _save(tx: Tx, record: dict[str, Any], internal_id: str | None) -> str:
+    if internal_id is None:
+        internal_id = str(tx.count(SYSTEM, "journalEntry") + 101)
+    record["id"] = internal_id
+    record["tranId"] = f"JE{int(internal_id):06d}"
+    tx.put(SYSTEM, "journalEntry", internal_id, record)
+    if record.get("externalId"):
+        tx.put(SYSTEM, "externalId", f"journalEntry:{record['externalId']}",
+               {"id": f"journalEntry:{record['externalId']}", "internalId": internal_id})
+    return internal_id
+
+
+def _by_external(tx: Tx, external_id: str) -> str | None:
+    ref = tx.get(SYSTEM, "externalId", f"journalEntry:{external_id}")
+    return None if ref is None else ref["internalId"]
+
+
+def create(tx: Tx, request: Request, body: Any) -> tuple[int, Any, dict[str, str]]:
+    record = _validate(tx, body)
+    external_id = record.get("externalId")
+    if external_id and _by_external(tx, str(external_id)):
+        raise error(400, "DUP_RCRD", f"A record with external ID {external_id} already exists.", path="externalId")
+    internal_id = _save(tx, record, None)
+    return 204, None, {"Location": _location(request, internal_id)}
+
+
+def upsert(tx: Tx, request: Request, body: Any, external_id: str) -> tuple[int, Any, dict[str, str]]:
+    record = _validate(tx, body)
+    record["externalId"] = external_id
+    internal_id = _save(tx, record, _by_external(tx, external_id))
+    return 204, None, {"Location": _location(request, internal_id)}
+
+
+def _render(record: dict[str, Any], request: Request) -> dict[str, Any]:
+    out = dict(record)
+    items = [
+        {**item, "debit": None if item["debit"] is None else Decimal(item["debit"]),
+         "credit": None if item["credit"] is None else Decimal(item["credit"])}
+        for item in record["line"]["items"]
+    ]
+    out["line"] = {"items": items, "count": len(items), "totalResults": len(items), "hasMore": False}
+    out["links"] = [{"rel": "self", "href": _location(request, record["id"])}]
+    return out
+
+
+def get(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
+    internal_id = _by_external(tx, ref[4:]) if ref.startswith("eid:") else ref
+    record = tx.get(SYSTEM, "journalEntry", internal_id) if internal_id else None
+    if record is None:
+        raise error(404, "NONEXISTENT_ID",
+                    f"The record instance does not exist. Provide a valid record instance ID ({ref}).", path="id")
+    return 200, _render(record, request), {}
+
+
+def put_by_ref(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
+    if not ref.startswith("eid:"):
+        raise error(400, "INVALID_REQUEST", "PUT is only supported with an external id (eid:...).")
+    return upsert(tx, request, body, ref[4:])
+
+
+_RECORD = r"/services/rest/record/v1/journalEntry"
+
+ROUTES: list[tuple[str, str, Any]] = [
+    ("POST", _RECORD, create),
+    ("PUT", _RECORD + r"/(?P<ref>[^/]+)", put_by_ref),
+    ("GET", _RECORD + r"/(?P<ref>[^/]+)", get),
+]
+
+
+def run(store, handler, method: str, path: str, request: Request, body: Any, groups: dict[str, str]) -> Response:
+    try:
+        with store.tx() as tx:
+            status, out, headers = handler(tx, request, body, **groups)
+        return json_response(status, out, headers)
+    except ApiError as exc:
+        return json_response(exc.status, exc.body, exc.headers)
