@@ -8,20 +8,13 @@ entitlement and tell the customer. Each step with a side effect registers its un
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 from o2c.workflows.approval import ApprovalState
 from o2c.workflows.attention import Attention, Resolution
-from o2c.workflows.process import (
-    AbortRequested,
-    ProcessEvent,
-    ProcessWorkflow,
-    StepFailed,
-    forward,
-    undo,
-)
+from o2c.workflows.process import AbortRequested, ProcessEvent, ProcessWorkflow, StepFailed
 from o2c.workflows.status import Status
 
 with workflow.unsafe.imports_passed_through():
@@ -70,6 +63,8 @@ class AmendmentInput(Model):
     policy: ApprovalPolicy = ApprovalPolicy()
     chart: ChartOfAccounts = ChartOfAccounts()
     legal_entities: list[LegalEntity] = DEFAULT_ENTITIES
+    # How long a step retries a system that keeps failing transiently before it parks.
+    step_window: timedelta = timedelta(hours=1)
 
 
 class AmendmentResult(Model):
@@ -146,12 +141,13 @@ class AmendmentWorkflow(ProcessWorkflow):
     @workflow.run
     async def run(self, input: AmendmentInput) -> AmendmentResult:
         r = self.request = input.request
+        self.step_window = input.step_window
         self.tag(customer=r.account_id, contract=r.contract_id)
         self.set_status(Status.RUNNING, "validating the request")
 
         subscription = await self.step(
             "read subscription",
-            lambda: forward(BillingActivities.get_subscription, r.subscription_id),
+            lambda: self.forward(BillingActivities.get_subscription, r.subscription_id),
             skippable=False,
         )
         try:
@@ -184,7 +180,7 @@ class AmendmentWorkflow(ProcessWorkflow):
             await self.compensate()
             self.finish(Status.ROLLED_BACK, "rolled back: the workflow was cancelled")
             raise
-        await self.after_commit(input, subscription)
+        await self.after_commit(input)
         return self.finish(Status.COMPLETED, "amendment booked")
 
     # -- the saga ---------------------------------------------------------------------------
@@ -206,11 +202,11 @@ class AmendmentWorkflow(ProcessWorkflow):
         self.set_stage("updating the subscription")
         restore = UpdateSubscription(subscription_id=subscription.id, lines=subscription.lines,
                                      step="subscription-restore")
-        self.saga.add("subscription", lambda: undo(BillingActivities.update_subscription, restore))
+        self.saga.add("subscription", lambda: self.undo(BillingActivities.update_subscription, restore))
         change = UpdateSubscription(subscription_id=subscription.id,
                                     lines=amended_lines(subscription, r.lines), step="subscription-update")
         await self.step("subscription update",
-                        lambda: forward(BillingActivities.update_subscription, change), skippable=False)
+                        lambda: self.forward(BillingActivities.update_subscription, change), skippable=False)
 
         self.set_stage("invoicing the proration")
         create = CreateInvoice(
@@ -219,7 +215,7 @@ class AmendmentWorkflow(ProcessWorkflow):
             metadata={"o2c_workflow": wid, "amendment_id": r.amendment_id, "contract_id": r.contract_id},
         )
         self.saga.add("invoice", lambda: self._void_invoice(create))
-        self.invoice = await self.step("invoice", lambda: forward(BillingActivities.create_invoice, create),
+        self.invoice = await self.step("invoice", lambda: self.forward(BillingActivities.create_invoice, create),
                                        skippable=False)
         assert self.invoice is not None
         self.tag(invoice=self.invoice.id)
@@ -228,8 +224,8 @@ class AmendmentWorkflow(ProcessWorkflow):
             self.set_stage(f"committing tax for invoice {self.invoice.id}")
             commit = self._tax_request(r, charged_lines, self._account).model_copy(
                 update={"code": self.invoice.id})
-            self.saga.add("tax document", lambda: undo(TaxActivities.void, commit.code))
-            self.tax_document = await self.step("tax commit", lambda: forward(TaxActivities.commit, commit))
+            self.saga.add("tax document", lambda: self.undo(TaxActivities.void, commit.code))
+            self.tax_document = await self.step("tax commit", lambda: self.forward(TaxActivities.commit, commit))
             if self.tax_document and self.tax_document.total_tax != tax:
                 self.note(f"warning: AvaTax committed {self.tax_document.total_tax} "
                           f"but the invoice charged {tax}; the ledger follows the invoice")
@@ -237,6 +233,7 @@ class AmendmentWorkflow(ProcessWorkflow):
         revenue = total((x.amount for x in charged_lines), r.currency)
         if revenue.is_zero and tax.is_zero:
             self.note("nothing to post: the invoice nets to zero")
+            await self.deliver(r, subscription)
             return
         self.set_stage("posting the journal entry")
         entity = self._entity(input)
@@ -248,41 +245,48 @@ class AmendmentWorkflow(ProcessWorkflow):
         reversal = entry.reversal(f"{wid}-invoice-reversal", r.effective_date)
         self.saga.add("journal entry", lambda: self._reverse(entry, reversal))
         self.journal_entry = await self.step("journal entry",
-                                             lambda: forward(ErpActivities.post_journal_entry, entry))
+                                             lambda: self.forward(ErpActivities.post_journal_entry, entry))
+        await self.deliver(r, subscription)
 
-    async def after_commit(self, input: AmendmentInput, subscription: Subscription) -> None:
-        """With the money booked, give the customer what they bought and tell them.
-        Nothing here undoes the booking: failures wait for an operator instead."""
-        r = input.request
+    async def deliver(self, r: AmendmentRequest, subscription: Subscription) -> None:
+        """Only with the money booked does the customer get the seats. If the entitlement
+        cannot be changed, the booking is undone with it: nobody pays for what they lack."""
         before = {line.product: line.quantity for line in subscription.lines}
         for line in r.lines:
             if before.get(line.product) == line.quantity:
                 continue
+            restore = SetSeats(account_id=r.account_id, product=line.product, seats=before.get(line.product, 0),
+                               step=f"entitlement-{line.product}-restore")
+            self.saga.add(f"entitlement {line.product}", lambda restore=restore: self.undo(
+                CustomerActivities.set_seats, restore))
             seats = SetSeats(account_id=r.account_id, product=line.product, seats=line.quantity,
                              step=f"entitlement-{line.product}")
             self.set_stage(f"setting {line.product} to {line.quantity} seats")
             await self.step(f"entitlement {line.product}",
-                            lambda: forward(CustomerActivities.set_seats, seats), must_finish=True)
-        account = self._account
-        if account is None:
-            account = await self.step("read customer", lambda: forward(BillingActivities.get_account, r.account_id),
-                                      must_finish=True)
+                            lambda seats=seats: self.forward(CustomerActivities.set_seats, seats))
+
+    async def after_commit(self, input: AmendmentInput) -> None:
+        """The change is booked and delivered; a failed notice never undoes it."""
+        r = input.request
+        account = self._account or await self.step(
+            "read customer", lambda: self.forward(BillingActivities.get_account, r.account_id), must_finish=True)
         if account and account.email:
             self.set_stage("notifying the customer")
             notice = SendNotification(step="notify-customer", notification=self._confirmation(account))
-            await self.step("customer notice", lambda: forward(CustomerActivities.send, notice), must_finish=True)
+            await self.step("customer notice", lambda: self.forward(CustomerActivities.send, notice),
+                            must_finish=True)
 
     # -- step bodies ---------------------------------------------------------------------------
 
     async def _quote(self, r: AmendmentRequest, proration: Proration) -> TaxDocument:
         # Read the customer master on every attempt: a retry after an operator fixed the
         # address must see the fix.
-        self._account = await forward(BillingActivities.get_account, r.account_id)
+        self._account = await self.forward(BillingActivities.get_account, r.account_id)
         if self._account is None:
             raise StepFailed(f"customer {r.account_id} does not exist in billing")
         lines = [InvoiceLine(product=x.product, description=x.description, amount=x.amount) for x in proration.lines]
         request = self._tax_request(r, lines, self._account)
-        return await forward(TaxActivities.quote, request)
+        return await self.forward(TaxActivities.quote, request)
 
     def _tax_request(self, r: AmendmentRequest, lines: list[InvoiceLine], account: Account | None) -> TaxRequest:
         assert account is not None
@@ -298,18 +302,18 @@ class AmendmentWorkflow(ProcessWorkflow):
                 return  # billing refused the create: there is nothing to void
             # Billing never answered (an operator aborted while it was unreachable).
             # Replaying the same idempotency key returns the invoice if it was made.
-            invoice = await undo(BillingActivities.create_invoice, create)
-        self.invoice = await undo(BillingActivities.void_invoice, VoidInvoice(invoice_id=invoice.id))
+            invoice = await self.undo(BillingActivities.create_invoice, create)
+        self.invoice = await self.undo(BillingActivities.void_invoice, VoidInvoice(invoice_id=invoice.id))
 
     async def _reverse(self, entry: JournalEntry, reversal: JournalEntry) -> None:
         if self.journal_entry is None:
             if "journal entry" not in self.unsettled:
                 return  # the ERP refused the entry: there is nothing to reverse
             # The ERP never answered: look before reversing.
-            if await undo(ErpActivities.get_journal_entry, entry.external_id) is None:
+            if await self.undo(ErpActivities.get_journal_entry, entry.external_id) is None:
                 return
         # The reversal has its own external ID, so posting it again changes nothing.
-        await undo(ErpActivities.post_journal_entry, reversal)
+        await self.undo(ErpActivities.post_journal_entry, reversal)
 
     async def _escalate(self, request: ApprovalRequest) -> None:
         r = self.request
@@ -324,7 +328,7 @@ class AmendmentWorkflow(ProcessWorkflow):
         )
         self.note("escalated: no decision within the escalation window")
         await self.step("approval escalation",
-                        lambda: forward(CustomerActivities.send, SendNotification(notification=notice,
+                        lambda: self.forward(CustomerActivities.send, SendNotification(notification=notice,
                                                                                    step="approval-escalation")),
                         must_finish=True)
 

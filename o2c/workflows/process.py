@@ -53,6 +53,8 @@ class ProcessWorkflow:
         self.events: list[ProcessEvent] = []
         # Steps whose last attempt ended without an answer: they may have happened.
         self.unsettled: set[str] = set()
+        self.keys: dict[str, str] = {"process": self.process}
+        self.step_window = STEP_WINDOW
 
     # -- what an operator sees ------------------------------------------------------
 
@@ -71,6 +73,8 @@ class ProcessWorkflow:
         return " · ".join(parts)
 
     def tag(self, *, customer: str = "", contract: str = "", invoice: str = "") -> None:
+        self.keys.update({k: v for k, v in
+                          {"customer": customer, "contract": contract, "invoice": invoice}.items() if v})
         updates = [PROCESS.value_set(self.process)]
         if customer:
             updates.append(CUSTOMER.value_set(customer))
@@ -95,6 +99,7 @@ class ProcessWorkflow:
     def note(self, text: str) -> None:
         self.events.append(ProcessEvent(at=workflow.now(), text=text))
         workflow.set_current_details(self.describe())
+        workflow.logger.info(text, extra={"o2c": {**self.keys, "status": self.status.value}})
 
     # -- approval gate ------------------------------------------------------------------
 
@@ -159,6 +164,17 @@ class ProcessWorkflow:
         self.set_status(previous_status, previous_stage)
         return action
 
+    def forward(self, fn: Any, arg: Any) -> Awaitable[Any]:
+        """Run a forward activity: transient failures retry with backoff for the step window."""
+        return workflow.execute_activity(
+            fn, arg, start_to_close_timeout=CALL_TIMEOUT, schedule_to_close_timeout=self.step_window,
+            retry_policy=FORWARD_RETRY,
+        )
+
+    def undo(self, fn: Any, arg: Any) -> Awaitable[Any]:
+        """Run a compensation: retried with backoff until it succeeds or fails for good."""
+        return workflow.execute_activity(fn, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=FORWARD_RETRY)
+
     async def compensate(self) -> None:
         """Undo the registered steps in reverse. A compensation is retried by Temporal while
         the failure is transient; any other failure waits for an operator (retry or skip),
@@ -179,18 +195,3 @@ class ProcessWorkflow:
                         return
 
         await self.saga.compensate(run_one)
-
-
-def forward(fn: Any, arg: Any, *, result_type: type | None = None) -> Awaitable[Any]:
-    """Run a forward activity with the standard timeouts and retry policy."""
-    return workflow.execute_activity(
-        fn, arg, start_to_close_timeout=CALL_TIMEOUT, schedule_to_close_timeout=STEP_WINDOW,
-        retry_policy=FORWARD_RETRY, result_type=result_type,
-    )
-
-
-def undo(fn: Any, arg: Any) -> Awaitable[Any]:
-    """Run a compensation: retried with backoff until it succeeds or fails for good."""
-    return workflow.execute_activity(
-        fn, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=FORWARD_RETRY,
-    )

@@ -212,7 +212,7 @@ async def test_abort_compensates_in_reverse_order(env, worker, systems):
     result = await handle.result()
 
     assert result.status == Status.ROLLED_BACK
-    assert result.compensated == ["journal entry", "tax document", "invoice", "subscription"]
+    assert result.compensated == ["journal entry", "tax document", "invoice", "subscription"]  # reverse order
     undo_calls = [c for c in systems.ledger.calls
                   if c in ("erp.get_journal_entry", "tax.void", "billing.void_invoice", "billing.update_subscription")]
     assert undo_calls == ["billing.update_subscription", "tax.void", "billing.void_invoice",
@@ -225,18 +225,39 @@ async def test_abort_compensates_in_reverse_order(env, worker, systems):
 
 async def test_a_failure_nobody_can_fix_rolls_back_including_the_posted_entry(env, worker, systems):
     systems.ledger.fail("entitlements.set_seats", IntegrationBug("entitlements", "401 unauthorized"))
-    # After the books are closed, even a bug does not undo them: it parks with retry/skip.
     handle = await start(env, worker, amendment())
-    parked = await until(handle, Status.NEEDS_ATTENTION)
-    assert parked.attention.actions == [Action.RETRY, Action.SKIP]
-    await resolve(handle, Action.RETRY)
-    assert (await handle.result()).status == Status.COMPLETED
-
-    systems.ledger.fail("billing.create_invoice", BusinessError("stripe", "No such customer", code="resource_missing"))
-    handle = await start(env, worker, amendment(quantity=13))
     result = await handle.result()
+
+    assert result.status == Status.ROLLED_BACK and "401 unauthorized" in result.message
+    assert result.compensated == ["entitlement seats", "journal entry", "tax document", "invoice", "subscription"]
+    entry, reversal = systems.erp.entries.values()
+    assert reversal.reverses == entry.external_id
+    assert {(x.account, x.debit, x.credit) for x in reversal.lines} == {
+        (x.account, x.credit, x.debit) for x in entry.lines}
+    assert [i.status for i in systems.billing.invoices.values()] == ["void"]
+    assert systems.entitlements.seats[("cus_acme", "seats")] == 10
+    assert not systems.notifications.outbox
+
+
+async def test_a_refused_create_is_not_undone_by_creating_it(env, worker, systems):
+    systems.ledger.fail("billing.create_invoice", BusinessError("stripe", "No such customer", code="resource_missing"))
+    result = await (await start(env, worker, amendment(quantity=13))).result()
     assert result.status == Status.ROLLED_BACK and "No such customer" in result.message
     assert result.compensated == ["invoice", "subscription"]
+    assert not systems.billing.invoices and systems.ledger.count("billing.void_invoice") == 0
+
+
+async def test_a_failed_notice_never_undoes_a_booked_amendment(env, worker, systems):
+    systems.ledger.fail("notifications.send", IntegrationBug("notifications", "403 forbidden"))
+    handle = await start(env, worker, amendment())
+    parked = await until(handle, Status.NEEDS_ATTENTION)
+    assert parked.attention.step == "customer notice"
+    assert parked.attention.actions == [Action.RETRY, Action.SKIP]
+    with pytest.raises(WorkflowUpdateFailedError):
+        await resolve(handle, Action.ABORT)
+    await resolve(handle, Action.RETRY)
+    assert (await handle.result()).status == Status.COMPLETED
+    assert len(systems.notifications.outbox) == 1
 
 
 async def test_transient_failures_are_retried_with_the_same_key(env, worker, systems):

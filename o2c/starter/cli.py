@@ -1,0 +1,234 @@
+"""The `o2c` command line: run the stack, start processes, approve, resolve, inspect."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from o2c.canonical.amendment import InvalidAmendment
+from o2c.canonical.models import AmendmentRequest, ApproverRole
+from o2c.settings import Settings
+from o2c.workflows.attention import Action
+from o2c.workflows.status import Status
+
+EXIT_INVALID = 2
+
+
+class UserError(Exception):
+    """Bad input from the person at the terminal: printed without a traceback."""
+
+
+def _ui_link(settings: Settings, workflow_id: str) -> str:
+    return f"{settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+
+
+def _read_request(path: str) -> AmendmentRequest:
+    try:
+        raw = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return AmendmentRequest.model_validate_json(raw)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
+                             for e in error.errors())
+        raise UserError(f"{path} is not a valid amendment request: {problems}") from None
+
+
+async def _client(settings: Settings):
+    from o2c.starter.temporal import connect
+
+    return await connect(settings)
+
+
+async def cmd_amend(args: argparse.Namespace, settings: Settings) -> int:
+    from o2c.adapters.stripe import StripeBilling
+    from o2c.starter.client import start_amendment
+
+    request = _read_request(args.file)
+    billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
+    try:
+        handle = await start_amendment(await _client(settings), request, billing=billing,
+                                       task_queue=settings.task_queue)
+    except InvalidAmendment as invalid:
+        raise UserError("amendment refused, no workflow started:\n  - " + "\n  - ".join(invalid.problems)) from None
+    finally:
+        await billing.aclose()
+    print(f"started {handle.id}\n  {_ui_link(settings, handle.id)}")
+    if args.wait:
+        result = await handle.result()
+        print(f"{result.status.value}: {result.message}")
+    return 0
+
+
+async def cmd_approvals(args: argparse.Namespace, settings: Settings) -> int:
+    from o2c.starter.client import processes_with_status
+
+    waiting = await processes_with_status(await _client(settings), Status.AWAITING_APPROVAL)
+    if args.json:
+        print(json.dumps(waiting, indent=2, default=str))
+        return 0
+    if not waiting:
+        print("nothing waits for approval")
+    for item in waiting:
+        request = (item.get("approval") or {}).get("request") or {}
+        amount = request.get("amount") or {}
+        print(f"{item['workflow_id']}  needs {request.get('required_role')}  "
+              f"requested by {request.get('requested_by')}  change {amount.get('amount')} {amount.get('currency')}")
+        for reason in request.get("reasons", []):
+            print(f"    - {reason}")
+    return 0
+
+
+async def cmd_attention(args: argparse.Namespace, settings: Settings) -> int:
+    from o2c.starter.client import processes_with_status
+
+    parked = await processes_with_status(await _client(settings), Status.NEEDS_ATTENTION)
+    if args.json:
+        print(json.dumps(parked, indent=2, default=str))
+        return 0
+    if not parked:
+        print("nothing needs attention")
+    for item in parked:
+        attention = item.get("attention") or {}
+        print(f"{item['workflow_id']}  step {attention.get('step')}: {attention.get('message')}  "
+              f"(answer: {'/'.join(attention.get('actions', []))})")
+    return 0
+
+
+async def cmd_decide(args: argparse.Namespace, settings: Settings, approved: bool) -> int:
+    from o2c.starter.client import decide
+
+    verdict = await decide(await _client(settings), args.workflow_id, approver=args.as_, role=ApproverRole(args.role),
+                           approved=approved, comment=args.comment or "")
+    print(f"{args.workflow_id}: {verdict} by {args.as_}")
+    return 0
+
+
+async def cmd_resolve(args: argparse.Namespace, settings: Settings) -> int:
+    from o2c.starter.client import resolve
+
+    answer = await resolve(await _client(settings), args.workflow_id, Action(args.action), operator=args.as_,
+                           comment=args.comment or "")
+    print(f"{args.workflow_id}: {answer}")
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from o2c.starter.client import process_state
+
+    state = await process_state(await _client(settings), args.workflow_id)
+    if args.json:
+        print(json.dumps(state, indent=2, default=str))
+        return 0
+    print(f"{args.workflow_id}: {state.get('status')} — {state.get('stage')}")
+    if state.get("attention"):
+        a = state["attention"]
+        print(f"  needs attention at {a['step']}: {a['message']} (answer: {'/'.join(a['actions'])})")
+    for key in ("invoice", "tax_document", "journal_entry"):
+        value: Any = state.get(key)
+        if value:
+            print(f"  {key.replace('_', ' ')}: {value.get('id') or value.get('code') or value.get('external_id')}")
+    for event in state.get("events", [])[-8:]:
+        print(f"  {event['at']}  {event['text']}")
+    print(f"  {_ui_link(settings, args.workflow_id)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="o2c", description="durable order-to-cash on Temporal")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="run Temporal (UI on :8233), the sandbox and the worker until Ctrl-C")
+    demo = sub.add_parser("demo", help="run every amendment story end to end and show what happened")
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    sub.add_parser("worker", help="run the worker against the configured Temporal and systems")
+    sandbox = sub.add_parser("sandbox", help="serve the Stripe/AvaTax/NetSuite sandbox in the foreground")
+    sandbox.add_argument("--port", type=int, default=8700)
+    sandbox.add_argument("--host", default="127.0.0.1")
+
+    amend = sub.add_parser("amend", help="validate and start a contract amendment")
+    amend.add_argument("--file", required=True, help="AmendmentRequest JSON (- for stdin)")
+    amend.add_argument("--wait", action="store_true", help="wait for the outcome")
+
+    for name in ("approvals", "attention"):
+        listing = sub.add_parser(name, help=f"list processes {'waiting for approval' if name == 'approvals' else 'parked in the exception queue'}")
+        listing.add_argument("--json", action="store_true")
+
+    for name in ("approve", "reject"):
+        decision = sub.add_parser(name, help=f"{name} what a process waits for")
+        decision.add_argument("workflow_id")
+        decision.add_argument("--as", dest="as_", required=True, metavar="NAME")
+        decision.add_argument("--role", required=True, choices=[r.value for r in ApproverRole])
+        decision.add_argument("--comment", required=(name == "reject"))
+
+    resolve = sub.add_parser("resolve", help="answer a process parked in needs_attention")
+    resolve.add_argument("workflow_id")
+    resolve.add_argument("action", choices=[a.value for a in Action])
+    resolve.add_argument("--as", dest="as_", required=True, metavar="NAME")
+    resolve.add_argument("--comment")
+
+    status = sub.add_parser("status", help="show a process's state")
+    status.add_argument("workflow_id")
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "dev":
+        from o2c.starter.stack import run_dev
+
+        await run_dev(settings)
+        return 0
+    if args.command == "demo":
+        from o2c.starter.demo import run_demo
+
+        return await run_demo(settings, as_json=args.json)
+    if args.command == "worker":
+        from o2c.worker import configure_logging, serve
+
+        configure_logging()
+        await serve(settings)
+        return 0
+    if args.command == "sandbox":
+        from o2c.adapters.sandbox.server import serve as serve_sandbox
+
+        await asyncio.to_thread(serve_sandbox, settings.database_url, args.host, args.port)
+        return 0
+    handlers = {
+        "amend": cmd_amend, "approvals": cmd_approvals, "attention": cmd_attention, "resolve": cmd_resolve,
+        "status": cmd_status,
+    }
+    if args.command in ("approve", "reject"):
+        return await cmd_decide(args, settings, approved=args.command == "approve")
+    return await handlers[args.command](args, settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return asyncio.run(dispatch(args, settings))
+    except UserError as error:
+        print(f"o2c: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except WorkflowUpdateFailedError as refused:
+        print(f"o2c: refused: {refused.cause.message if refused.cause else refused}", file=sys.stderr)
+        return EXIT_INVALID
+    except RPCError as error:
+        print(f"o2c: Temporal said: {error.message} (is `o2c dev` running at {settings.temporal_address}?)",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

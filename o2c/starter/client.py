@@ -1,0 +1,94 @@
+"""Typed client functions that upstream systems import to start and steer o2c processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from o2c.adapters.ports import BillingPort
+from o2c.canonical.amendment import InvalidAmendment, request_problems, subscription_problems
+from o2c.canonical.models import AmendmentRequest, ApproverRole
+from o2c.starter.config import approval_policy
+from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
+from o2c.workflows.approval import DecisionInput
+from o2c.workflows.attention import Action, ResolveInput
+from o2c.workflows.status import CONTRACT, CUSTOMER, PROCESS, STATUS, Status
+
+
+async def validate_amendment_request(request: AmendmentRequest, billing: BillingPort) -> None:
+    """Everything checkable before a workflow exists; raises InvalidAmendment."""
+    problems = request_problems(request)
+    if not problems:
+        problems = subscription_problems(request, await billing.get_subscription(request.subscription_id))
+    if problems:
+        raise InvalidAmendment(problems)
+
+
+async def start_amendment(
+    client: Client, request: AmendmentRequest, *, billing: BillingPort, task_queue: str = "o2c",
+) -> WorkflowHandle[AmendmentWorkflow, AmendmentResult]:
+    """Validate, then start `amendment-<id>`. Starting the same amendment again returns
+    the workflow that already exists (running or finished) instead of a second one."""
+    await validate_amendment_request(request, billing)
+    workflow_id = amendment_workflow_id(request.amendment_id)
+    try:
+        return await client.start_workflow(
+            AmendmentWorkflow.run,
+            AmendmentInput(request=request, policy=approval_policy()),
+            id=workflow_id,
+            task_queue=task_queue,
+            # A running duplicate returns the running workflow; a finished one raises below.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(PROCESS, "amendment"),
+                SearchAttributePair(CUSTOMER, request.account_id),
+                SearchAttributePair(CONTRACT, request.contract_id),
+                SearchAttributePair(STATUS, Status.RUNNING.value),
+            ]),
+            result_type=AmendmentResult,
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle_for(AmendmentWorkflow.run, workflow_id, result_type=AmendmentResult)
+
+
+async def decide(client: Client, workflow_id: str, *, approver: str, role: ApproverRole,
+                 approved: bool, comment: str = "") -> str:
+    """Approve or reject what a process waits for. Refusals come back as
+    WorkflowUpdateFailedError with the validator's reason."""
+    return await client.get_workflow_handle(workflow_id).execute_update(
+        "decide", DecisionInput(approver=approver, role=role, approved=approved, comment=comment),
+        result_type=str,
+    )
+
+
+async def resolve(client: Client, workflow_id: str, action: Action, *, operator: str, comment: str = "") -> str:
+    return await client.get_workflow_handle(workflow_id).execute_update(
+        "resolve", ResolveInput(action=action, operator=operator, comment=comment), result_type=str,
+    )
+
+
+async def process_state(client: Client, workflow_id: str) -> dict[str, Any]:
+    """The process's own state query, as JSON-ready data."""
+    return await client.get_workflow_handle(workflow_id).query("state", result_type=dict)
+
+
+async def processes_with_status(client: Client, status: Status) -> list[dict[str, Any]]:
+    """Running processes in `status`, with their state (e.g. what waits for approval)."""
+    found = []
+    async for execution in client.list_workflows(
+        f'O2cStatus = "{status.value}" AND ExecutionStatus = "Running"'
+    ):
+        state = await process_state(client, execution.id)
+        found.append({"workflow_id": execution.id, "type": execution.workflow_type, **state})
+    return found
+

@@ -1,0 +1,196 @@
+"""`o2c demo`: every amendment story end to end against the stack, then what happened.
+
+Runs against a running `o2c dev`, or starts the embedded stack itself. Each run seeds its
+own customers (suffixed with a run id), so the demo can be repeated on the same stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Awaitable, Callable
+
+import httpx
+from temporalio.client import Client
+
+from o2c.adapters.sandbox.control_client import SandboxControl
+from o2c.adapters.stripe import StripeBilling
+from o2c.canonical.models import AmendedLine, AmendmentRequest, ApproverRole
+from o2c.settings import Settings
+from o2c.starter import client as o2c
+from o2c.starter.stack import embedded_stack
+from o2c.workflows.attention import Action
+from o2c.workflows.status import Status
+
+SUBSIDIARY = "1"
+
+
+@dataclass
+class StoryResult:
+    story: str
+    workflow_id: str
+    status: str
+    outcome: str
+    net: str
+    invoice_total: str
+    ui: str
+
+
+def _month_bounds(today: date) -> tuple[date, date]:
+    start = today.replace(day=1)
+    end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+    return start, end
+
+
+class Demo:
+    def __init__(self, client: Client, settings: Settings, control: SandboxControl, billing: StripeBilling):
+        self.client, self.settings, self.control, self.billing = client, settings, control, billing
+        self.run_id = uuid.uuid4().hex[:6]
+        self.today = date.today()
+
+    async def seed(self, name: str, *, postal_code: str = "94105") -> str:
+        account = f"cus_demo_{self.run_id}_{name}"
+        start, end = _month_bounds(self.today)
+        await self.control.seed(
+            customer={"id": account, "name": f"{name.title()} Inc", "email": f"billing@{name}.example",
+                      "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA",
+                                  "postal_code": postal_code, "country": "US"}},
+            subscription={"id": f"sub_demo_{self.run_id}_{name}", "contract_id": f"C-{self.run_id}-{name}",
+                          "currency": "USD",
+                          "items": [{"product": "seats", "description": "Platform seat", "quantity": 10,
+                                     "unit_price": "50.00"}],
+                          "current_period_start": start.isoformat(), "current_period_end": end.isoformat(),
+                          "term_start": date(start.year, 1, 1).isoformat(),
+                          "term_end": date(start.year + 1, 1, 1).isoformat()},
+        )
+        return name
+
+    def request(self, name: str, quantity: int, discount: str = "0") -> AmendmentRequest:
+        return AmendmentRequest(
+            amendment_id=f"DEMO-{self.run_id}-{name}", contract_id=f"C-{self.run_id}-{name}",
+            subscription_id=f"sub_demo_{self.run_id}_{name}", account_id=f"cus_demo_{self.run_id}_{name}",
+            currency="USD", effective_date=self.today, requested_by="sam.sales",
+            lines=[AmendedLine(product="seats", quantity=quantity, unit_price=Decimal("50.00"),
+                               discount_percent=Decimal(discount))],
+            reason=f"demo: {name}",
+        )
+
+    async def wait_for(self, workflow_id: str, status: Status) -> dict[str, Any]:
+        for _ in range(600):
+            state = await o2c.process_state(self.client, workflow_id)
+            if state["status"] == status.value:
+                return state
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"{workflow_id} never reached {status.value}")
+
+    async def story(self, title: str, name: str, quantity: int, *, discount: str = "0", postal_code: str = "94105",
+                    meanwhile: Callable[[str], Awaitable[None]] | None = None) -> StoryResult:
+        await self.seed(name, postal_code=postal_code)
+        handle = await o2c.start_amendment(self.client, self.request(name, quantity, discount),
+                                           billing=self.billing, task_queue=self.settings.task_queue)
+        if meanwhile:
+            await meanwhile(handle.id)
+        result = await handle.result()
+        return StoryResult(
+            story=title, workflow_id=handle.id, status=result.status.value, outcome=result.message,
+            net=str(result.net or ""), invoice_total=str(result.invoice_total or ""),
+            ui=f"{self.settings.ui_url}/namespaces/{self.settings.temporal_namespace}/workflows/{handle.id}",
+        )
+
+    async def run(self) -> list[StoryResult]:
+        async def approve(workflow_id: str) -> None:
+            await self.wait_for(workflow_id, Status.AWAITING_APPROVAL)
+            await o2c.decide(self.client, workflow_id, approver="carla.controller", role=ApproverRole.CONTROLLER,
+                             approved=True, comment="expansion agreed with the customer")
+
+        async def reject(workflow_id: str) -> None:
+            await self.wait_for(workflow_id, Status.AWAITING_APPROVAL)
+            await o2c.decide(self.client, workflow_id, approver="fiona.finance", role=ApproverRole.FINANCE,
+                             approved=False, comment="25 % discount is above policy")
+
+        async def fix_address_and_retry(workflow_id: str) -> None:
+            await self.wait_for(workflow_id, Status.NEEDS_ATTENTION)
+            async with httpx.AsyncClient(timeout=10) as http:  # the analyst fixes the customer master
+                response = await http.post(
+                    f"{self.settings.stripe_base_url}/customers/cus_demo_{self.run_id}_gamma",
+                    data={"address[postal_code]": "94105"},
+                    headers={"Authorization": f"Bearer {self.settings.stripe_api_key}"})
+                response.raise_for_status()
+            await o2c.resolve(self.client, workflow_id, Action.RETRY, operator="olga.ops",
+                              comment="postal code added to the customer master")
+
+        period = self.today.strftime("%Y-%m")
+
+        async def abort(workflow_id: str) -> None:
+            await self.wait_for(workflow_id, Status.NEEDS_ATTENTION)
+            await o2c.resolve(self.client, workflow_id, Action.ABORT, operator="olga.ops",
+                              comment="period stays closed; rebook next month")
+
+        results = [
+            await self.story("happy path: 10 → 12 seats", "alpha", 12),
+            await self.story("controller approval: 10 → 100 seats", "beta", 100, meanwhile=approve),
+            await self.story("rejection: 25 % discount", "delta", 10, discount="25", meanwhile=reject),
+            await self.story("exception queue: missing postal code, fixed, retried", "gamma", 15,
+                             postal_code="", meanwhile=fix_address_and_retry),
+        ]
+        await self.control.set_period(SUBSIDIARY, period, closed=True)
+        try:
+            results.append(await self.story("rolled back: ERP period closed, operator aborts", "epsilon", 14,
+                                            meanwhile=abort))
+        finally:
+            await self.control.set_period(SUBSIDIARY, period, closed=False)
+        return results
+
+
+def print_table(results: list[StoryResult]) -> None:
+    headers = ("story", "status", "net", "invoice", "workflow")
+    rows = [(r.story, r.status, r.net, r.invoice_total, r.workflow_id) for r in results]
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*headers))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        print(line.format(*row))
+    print()
+    for r in results:
+        print(f"{r.workflow_id}: {r.outcome}\n    {r.ui}")
+
+
+def print_documents(summary: dict[str, Any]) -> None:
+    print("\nWhat the sandbox holds now:")
+    for system, types in summary.items():
+        if system == "faults" or not isinstance(types, dict):
+            continue
+        parts = []
+        for type_, counts in types.items():
+            detail = counts.get("by_status") if isinstance(counts, dict) else None
+            total = counts.get("total") if isinstance(counts, dict) else counts
+            parts.append(f"{type_} {total}" + (f" {detail}" if detail else ""))
+        print(f"  {system}: " + "; ".join(parts))
+
+
+async def run_demo(settings: Settings, *, as_json: bool = False) -> int:
+    async with embedded_stack(settings) as stack:
+        control = SandboxControl(stack.settings.sandbox_url)
+        billing = StripeBilling(stack.settings.stripe_base_url, stack.settings.stripe_api_key,
+                                timeout=stack.settings.http_timeout_seconds)
+        try:
+            results = await Demo(stack.client, stack.settings, control, billing).run()
+            summary = await control.summary()
+        finally:
+            await control.aclose()
+            await billing.aclose()
+    expected = ["completed", "completed", "rejected", "completed", "rolled_back"]
+    ok = [r.status for r in results] == expected
+    if as_json:
+        print(json.dumps({"ok": ok, "stories": [asdict(r) for r in results], "sandbox": summary}, indent=2))
+    else:
+        print_table(results)
+        print_documents(summary)
+        if "temporal" in stack.started:
+            print("\nThe stack this demo started has stopped; run `o2c dev` to keep it (and the UI) up.")
+    return 0 if ok else 1

