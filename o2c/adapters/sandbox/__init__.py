@@ -4,6 +4,7 @@ protocols o2c uses, plus o2c's own entitlements and notifications services.
     from o2c.adapters.sandbox import SandboxServer, create_app
 """
 
+from o2c.adapters.sandbox.control_client import SandboxControl
 from o2c.adapters.sandbox.server import SandboxServer, create_app, main, serve
 
-__all__ = ["SandboxServer", "create_app", "main", "serve"]
+__all__ = ["SandboxControl", "SandboxServer", "create_app", "main", "serve"]

@@ -1,0 +1,186 @@
+"""Avalara AvaTax as o2c's tax engine: wire format <-> canonical models, nothing else.
+
+Idempotency is the document code: a SalesInvoice is created and committed under the
+caller's `code`; a retry after a lost response meets `DocumentCodeConflict` and reads
+the committed document back by code, so both attempts converge on one document.
+"""
+
+from __future__ import annotations
+
+import base64
+import platform
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from o2c.adapters._http import json_content, read_json, send
+from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from o2c.canonical.models import Address, InvoiceLine, TaxDocument, TaxLine
+from o2c.canonical.money import Money
+
+SYSTEM = "avatax"
+CLIENT_VERSION = "0.1.0"
+# Avalara's tax code for SaaS (remote access to prewritten software) as we understand
+# it; unverified, and configurable per call site later.
+DEFAULT_TAX_CODE = "SW054000"
+
+# Client faults a person fixes in the customer master (address / jurisdiction), by
+# AvaTax ErrorCodeId name.
+ADDRESS_ERRORS = {
+    "MissingAddress", "InvalidAddress", "AddressConflictException", "AddressLocationNotFound",
+    "InvalidPostalCode", "JurisdictionNotFoundError", "InvalidCountry", "InvalidCountryRegion",
+    "AddressRangeError", "NotEnoughAddressesInfo", "InvalidAddressTextCase",
+}
+
+
+def _error_parts(response: httpx.Response) -> tuple[str, str, str]:
+    body = read_json(response)
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    details = err.get("details") or [{}]
+    fault = (details[0] or {}).get("faultCode", "")
+    return err.get("code") or "", err.get("message") or f"HTTP {response.status_code}", fault
+
+
+def classify(response: httpx.Response, *, customer_code: str = "") -> AdapterError:
+    status = response.status_code
+    code, message, fault = _error_parts(response)
+    if status in (401, 403):
+        return IntegrationBug(SYSTEM, f"AvaTax rejected o2c's credentials: {message}", code=code, status=status)
+    if fault == "Server" or status in (408, 409, 429) or status >= 500:
+        return TransientError(SYSTEM, message, code=code, status=status)
+    if code in ADDRESS_ERRORS:
+        who = f"The customer master of {customer_code}" if customer_code else "The customer's address"
+        return BusinessError(
+            SYSTEM,
+            f"{who} has no tax jurisdiction (region/postal code missing or invalid): {message}",
+            code=code, status=status, fixable=True,
+        )
+    return BusinessError(SYSTEM, f"AvaTax refused the tax calculation: {message}", code=code, status=status)
+
+
+def to_tax_document(doc: dict[str, Any]) -> TaxDocument:
+    currency = doc.get("currencyCode") or "USD"
+
+    def money(value: Any) -> Money:
+        return Money.of(Decimal(str(value or 0)), currency, rounded=True)
+
+    return TaxDocument(
+        code=doc["code"],
+        type=doc["type"],
+        status=doc["status"],
+        total_amount=money(doc.get("totalAmount")),
+        total_tax=money(doc.get("totalTax")),
+        lines=[
+            TaxLine(number=str(line.get("lineNumber")), amount=money(line.get("lineAmount")), tax=money(line.get("tax")))
+            for line in doc.get("lines") or []
+        ],
+    )
+
+
+class AvaTaxTax:
+    """TaxPort over AvaTax REST v2."""
+
+    def __init__(self, base_url: str, account_id: str, license_key: str, company_code: str,
+                 timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.company_code = company_code
+        token = base64.b64encode(f"{account_id}:{license_key}".encode()).decode()
+        self._client = client or httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={
+                "Authorization": f"Basic {token}",
+                "X-Avalara-Client": f"o2c; {CLIENT_VERSION}; Python; httpx; {platform.node() or 'unknown'}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _doc_path(self, code: str) -> str:
+        return f"/api/v2/companies/{quote(self.company_code, safe='')}/transactions/{quote(code, safe='')}"
+
+    def _create_body(self, *, type_: str, commit: bool, code: str, customer_code: str, document_date: date,
+                     currency: str, address: Address, lines: list[InvoiceLine]) -> dict[str, Any]:
+        return {
+            "type": type_,
+            "companyCode": self.company_code,
+            "code": code,
+            "customerCode": customer_code,
+            "date": document_date.isoformat(),
+            "currencyCode": currency,
+            "commit": commit,
+            "addresses": {"SingleLocation": {
+                "line1": address.line1,
+                "city": address.city,
+                "region": address.region,
+                "country": address.country,
+                "postalCode": address.postal_code,
+            }},
+            "lines": [
+                {
+                    "number": str(index + 1),
+                    "quantity": 1,
+                    "amount": line.amount.amount,
+                    "taxCode": DEFAULT_TAX_CODE,
+                    "itemCode": line.product,
+                    "description": line.description,
+                }
+                for index, line in enumerate(lines)
+            ],
+        }
+
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return await send(self._client, SYSTEM, "POST", path, content=json_content(body))
+
+    async def _read(self, code: str) -> dict[str, Any] | None:
+        response = await send(self._client, SYSTEM, "GET", self._doc_path(code),
+                              params={"documentType": "SalesInvoice"})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise classify(response)
+        return read_json(response)
+
+    async def quote(self, *, code: str, customer_code: str, document_date: date, currency: str,
+                    address: Address, lines: list[InvoiceLine]) -> TaxDocument:
+        body = self._create_body(type_="SalesOrder", commit=False, code=code, customer_code=customer_code,
+                                 document_date=document_date, currency=currency, address=address, lines=lines)
+        response = await self._post("/api/v2/transactions/create", body)
+        if response.status_code >= 400:
+            raise classify(response, customer_code=customer_code)
+        return to_tax_document(read_json(response))
+
+    async def commit(self, *, code: str, customer_code: str, document_date: date, currency: str,
+                     address: Address, lines: list[InvoiceLine]) -> TaxDocument:
+        body = self._create_body(type_="SalesInvoice", commit=True, code=code, customer_code=customer_code,
+                                 document_date=document_date, currency=currency, address=address, lines=lines)
+        response = await self._post("/api/v2/transactions/create", body)
+        if response.status_code < 400:
+            return to_tax_document(read_json(response))
+        error_code, _, _ = _error_parts(response)
+        if error_code == "DocumentCodeConflict":
+            existing = await self._read(code)
+            if existing is not None:
+                return to_tax_document(existing)
+        raise classify(response, customer_code=customer_code)
+
+    async def void(self, *, code: str) -> TaxDocument:
+        """Void (cancel) a committed document; voiding a cancelled one returns it."""
+        response = await self._post(self._doc_path(code) + "/void", {"code": "DocVoided"})
+        if response.status_code < 400:
+            return to_tax_document(read_json(response))
+        error_code, message, _ = _error_parts(response)
+        if error_code == "TransactionAlreadyCancelled":
+            existing = await self._read(code)
+            if existing is not None:
+                return to_tax_document(existing)
+        if response.status_code == 404:
+            raise BusinessError(SYSTEM, f"tax document {code} does not exist in AvaTax; nothing to void",
+                                code=error_code or "EntityNotFoundError", status=404)
+        raise classify(response)

@@ -1,0 +1,143 @@
+"""NetSuite (SuiteTalk REST record service) as o2c's ERP: journal entries.
+
+Idempotency is the external ID: entries are upserted with
+`PUT /record/v1/journalEntry/eid:{externalId}`, so posting the same entry twice
+leaves one. 5xx and timeouts are transient (the retry upserts the same external ID).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from o2c.adapters._http import json_content, read_json, send
+from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from o2c.canonical.journal import JournalEntry, JournalLine
+from o2c.canonical.models import JournalEntryRef
+from o2c.canonical.money import Money
+
+SYSTEM = "netsuite"
+# A transaction body custom field for the entry an entry reverses (a reasonable
+# assumption: real accounts define their own custom fields).
+REVERSES_FIELD = "custbody_o2c_reverses"
+
+
+def _details(response: httpx.Response) -> list[dict[str, Any]]:
+    body = read_json(response)
+    return (body.get("o:errorDetails") or []) if isinstance(body, dict) else []
+
+
+def classify(response: httpx.Response, entry: JournalEntry | None = None) -> AdapterError:
+    status = response.status_code
+    details = _details(response)
+    first = details[0] if details else {}
+    code = first.get("o:errorCode", "")
+    detail = first.get("detail") or f"HTTP {status}"
+    if status in (401, 403):
+        return IntegrationBug(SYSTEM, f"NetSuite rejected o2c's token or role: {detail}", code=code, status=status)
+    if status in (408, 409, 429) or status >= 500:
+        return TransientError(SYSTEM, detail, code=code, status=status)
+    text = detail.lower()
+    if first.get("o:errorPath") == "postingPeriod" or ("period" in text and ("closed" in text or "locked" in text)):
+        when = f" for {entry.posting_date.isoformat()} (subsidiary {entry.subsidiary})" if entry else ""
+        return BusinessError(
+            SYSTEM,
+            f"The ERP accounting period{when} is closed: reopen it in NetSuite or move the posting date. ({detail})",
+            code=code or "PERIOD_CLOSED", status=status, fixable=True,
+        )
+    return BusinessError(SYSTEM, f"NetSuite refused the journal entry: {detail}", code=code, status=status)
+
+
+def to_wire(entry: JournalEntry) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "externalId": entry.external_id,
+        "subsidiary": {"id": entry.subsidiary},
+        "currency": {"refName": entry.currency},
+        "tranDate": entry.posting_date.isoformat(),
+        "memo": entry.memo,
+        "line": {"items": [
+            {
+                "account": {"id": line.account},
+                **({"debit": line.debit.amount} if line.debit else {}),
+                **({"credit": line.credit.amount} if line.credit else {}),
+                "memo": line.memo,
+            }
+            for line in entry.lines
+        ]},
+    }
+    if entry.reverses:
+        body[REVERSES_FIELD] = entry.reverses
+    return body
+
+
+def from_wire(record: dict[str, Any]) -> JournalEntry:
+    currency_ref = record.get("currency") or {}
+    currency = currency_ref.get("refName") or currency_ref.get("id") or ""
+    lines = []
+    for item in (record.get("line") or {}).get("items", []):
+        debit = item.get("debit")
+        credit = item.get("credit")
+        lines.append(JournalLine(
+            account=str((item.get("account") or {}).get("id") or ""),
+            debit=None if debit is None else Money.of(Decimal(str(debit)), currency),
+            credit=None if credit is None else Money.of(Decimal(str(credit)), currency),
+            memo=item.get("memo") or "",
+        ))
+    return JournalEntry(
+        external_id=record.get("externalId") or "",
+        subsidiary=str((record.get("subsidiary") or {}).get("id") or ""),
+        currency=currency,
+        posting_date=date.fromisoformat(record["tranDate"]),
+        memo=record.get("memo") or "",
+        lines=lines,
+        reverses=record.get(REVERSES_FIELD) or "",
+    )
+
+
+class NetSuiteErp:
+    """ErpPort over NetSuite REST. `base_url` ends in `/services/rest`."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 10.0, *,
+                 client: httpx.AsyncClient | None = None):
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    @staticmethod
+    def _eid_path(external_id: str) -> str:
+        return f"/record/v1/journalEntry/eid:{quote(external_id, safe='')}"
+
+    async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
+        response = await send(self._client, SYSTEM, "PUT", self._eid_path(entry.external_id),
+                               content=json_content(to_wire(entry)))
+        if response.status_code >= 400:
+            raise classify(response, entry)
+        location = response.headers.get("location", "")
+        internal_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
+        if not internal_id:
+            raise IntegrationBug(SYSTEM, f"NetSuite answered {response.status_code} without a Location header",
+                                 status=response.status_code)
+        return JournalEntryRef(external_id=entry.external_id, internal_id=internal_id, location=location)
+
+    async def get_journal_entry(self, external_id: str) -> JournalEntry | None:
+        response = await send(self._client, SYSTEM, "GET", self._eid_path(external_id),
+                               params={"expandSubResources": "true"})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise classify(response)
+        return from_wire(read_json(response))

@@ -1,0 +1,376 @@
+"""Stripe as o2c's billing system: wire format <-> canonical models, nothing else.
+
+Every POST carries an `Idempotency-Key`. Operations that take several calls derive
+their sub-keys deterministically from the caller's key (`{key}/invoice`,
+`{key}/item/{i}`, `{key}/finalize`, ...), so a retry of the whole operation replays
+each step instead of repeating it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from o2c.adapters._http import read_json, send
+from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from o2c.canonical.models import Account, Address, Invoice, InvoiceLine, Subscription, SubscriptionLine
+from o2c.canonical.money import Money, minor_unit
+
+SYSTEM = "stripe"
+STRIPE_VERSION = "2024-06-20"
+
+
+def encode_form(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Stripe's form encoding: nested keys in brackets, arrays always indexed,
+    booleans as true/false, None omitted."""
+    pairs: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}[{key}]" if prefix else str(key), sub)
+        elif isinstance(value, (list, tuple)):
+            for index, sub in enumerate(value):
+                walk(f"{prefix}[{index}]", sub)
+        elif isinstance(value, bool):
+            pairs.append((prefix, "true" if value else "false"))
+        elif isinstance(value, Decimal):
+            pairs.append((prefix, format(value, "f")))
+        else:
+            pairs.append((prefix, str(value)))
+
+    walk("", params)
+    return pairs
+
+
+def classify(response: httpx.Response) -> AdapterError:
+    """Turn a Stripe error answer into one of the three error kinds."""
+    status = response.status_code
+    body = read_json(response)
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    type_ = err.get("type", "")
+    code = err.get("code") or err.get("decline_code") or type_
+    message = err.get("message") or f"HTTP {status}"
+    should_retry = response.headers.get("stripe-should-retry")
+    if type_ == "idempotency_error":
+        return IntegrationBug(SYSTEM, f"idempotency key reused with different parameters: {message}",
+                              code="idempotency_error", status=status)
+    if status in (401, 403):
+        return IntegrationBug(SYSTEM, f"Stripe rejected o2c's credentials or permissions: {message}",
+                              code=code or "authentication", status=status)
+    if should_retry == "true":
+        return TransientError(SYSTEM, message, code=code, status=status)
+    if should_retry != "false" and (status in (409, 429) or status >= 500):
+        return TransientError(SYSTEM, message, code=code, status=status)
+    if status == 402:
+        return BusinessError(SYSTEM, f"The payment was declined: {message}",
+                             code=err.get("decline_code") or code, status=status)
+    return BusinessError(SYSTEM, f"Stripe refused the request: {message}", code=code, status=status)
+
+
+def _date(ts: int | None) -> date | None:
+    return None if ts is None else datetime.fromtimestamp(int(ts), tz=timezone.utc).date()
+
+
+def _unit_amount_decimal(price: Money) -> str:
+    """A major-unit price as Stripe's `unit_amount_decimal` (minor units, as a string)."""
+    return format(price.amount.scaleb(minor_unit(price.currency)).normalize(), "f")
+
+
+def _price_of(item: dict[str, Any], currency: str) -> Money:
+    price = item.get("price") or {}
+    minor = price.get("unit_amount_decimal")
+    if minor is None:
+        minor = price.get("unit_amount") or 0
+    amount = Decimal(str(minor)).scaleb(-minor_unit(currency))
+    try:
+        return Money.of(amount, currency)
+    except ValueError as exc:
+        raise IntegrationBug(SYSTEM, f"price {price.get('id')} has sub-minor-unit precision ({minor}); "
+                             "o2c cannot represent it exactly") from exc
+
+
+def to_account(customer: dict[str, Any]) -> Account:
+    address = customer.get("address") or {}
+    return Account(
+        id=customer["id"],
+        name=customer.get("name") or "",
+        email=customer.get("email") or "",
+        billing_address=Address(
+            line1=address.get("line1") or "",
+            city=address.get("city") or "",
+            region=address.get("state") or "",
+            postal_code=address.get("postal_code") or "",
+            country=address.get("country") or "",
+        ),
+        legal_entity=(customer.get("metadata") or {}).get("legal_entity") or "US01",
+    )
+
+
+def to_subscription(sub: dict[str, Any]) -> Subscription:
+    currency = sub["currency"].upper()
+    metadata = sub.get("metadata") or {}
+    lines = []
+    for item in sub["items"]["data"]:
+        item_meta = item.get("metadata") or {}
+        product = (item.get("price") or {}).get("product") or ""
+        lines.append(SubscriptionLine(
+            item_id=item["id"],
+            product=product,
+            description=item_meta.get("description") or product,
+            quantity=int(item.get("quantity") or 0),
+            unit_price=_price_of(item, currency),
+            discount_percent=Decimal(item_meta.get("discount_percent") or "0"),
+        ))
+    period_start = _date(sub.get("current_period_start"))
+    period_end = _date(sub.get("current_period_end"))
+    return Subscription(
+        id=sub["id"],
+        account_id=sub["customer"],
+        contract_id=metadata.get("contract_id", ""),
+        currency=currency,
+        status=sub["status"],
+        lines=lines,
+        current_period_start=period_start,
+        current_period_end=period_end,
+        term_start=date.fromisoformat(metadata["term_start"]) if metadata.get("term_start") else period_start,
+        term_end=date.fromisoformat(metadata["term_end"]) if metadata.get("term_end") else period_end,
+    )
+
+
+def to_invoice(invoice: dict[str, Any]) -> Invoice:
+    currency = invoice["currency"].upper()
+    lines = [
+        InvoiceLine(
+            product=(line.get("metadata") or {}).get("product", ""),
+            description=line.get("description") or "",
+            amount=Money.from_minor(int(line["amount"]), currency),
+        )
+        for line in (invoice.get("lines") or {}).get("data", [])
+    ]
+    return Invoice(
+        id=invoice["id"],
+        number=invoice.get("number") or "",
+        account_id=invoice["customer"],
+        subscription_id=invoice.get("subscription") or "",
+        status=invoice["status"],
+        currency=currency,
+        total=Money.from_minor(int(invoice.get("total") or 0), currency),
+        lines=lines,
+    )
+
+
+def _same_line(item: dict[str, Any], line: SubscriptionLine, currency: str) -> bool:
+    meta = item.get("metadata") or {}
+    return (
+        int(item.get("quantity") or 0) == line.quantity
+        and _price_of(item, currency) == line.unit_price
+        and Decimal(meta.get("discount_percent") or "0") == line.discount_percent
+    )
+
+
+class StripeBilling:
+    """BillingPort over the Stripe API."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = 10.0, *,
+                 client: httpx.AsyncClient | None = None):
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Stripe-Version": STRIPE_VERSION,
+                "User-Agent": "o2c/0.1",
+            },
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, path: str, params: dict[str, Any] | None = None, *,
+                    idempotency_key: str | None = None, not_found_none: bool = False) -> dict[str, Any] | None:
+        headers = {}
+        kwargs: dict[str, Any] = {}
+        if method == "GET":
+            kwargs["params"] = encode_form(params or {})
+        else:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            kwargs["content"] = urlencode(encode_form(params or {})).encode()
+            if idempotency_key:
+                headers["Idempotency-Key"] = idempotency_key
+        response = await send(self._client, SYSTEM, method, path, headers=headers, **kwargs)
+        if response.status_code == 404 and not_found_none:
+            return None
+        if response.status_code >= 400:
+            raise classify(response)
+        return read_json(response)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def get_account(self, account_id: str) -> Account | None:
+        customer = await self._call("GET", f"/customers/{account_id}", not_found_none=True)
+        return None if customer is None else to_account(customer)
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        sub = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True)
+        return None if sub is None else to_subscription(sub)
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
+        return None if invoice is None else to_invoice(invoice)
+
+    async def list_invoices(self, account_id: str, *, page_size: int = 100) -> list[Invoice]:
+        """Every invoice of a customer, newest first, following the cursor."""
+        out: list[Invoice] = []
+        after: str | None = None
+        while True:
+            page = await self._call("GET", "/invoices", {"customer": account_id, "limit": page_size,
+                                                          "starting_after": after})
+            out.extend(to_invoice(i) for i in page["data"])
+            if not page.get("has_more") or not page["data"]:
+                return out
+            after = page["data"][-1]["id"]
+
+    # -- changes ----------------------------------------------------------------------------
+
+    async def update_subscription_lines(
+        self, subscription_id: str, lines: list[SubscriptionLine], *, idempotency_key: str
+    ) -> Subscription:
+        raw = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True)
+        if raw is None:
+            raise BusinessError(SYSTEM, f"subscription {subscription_id} does not exist in billing",
+                                code="resource_missing", status=404)
+        currency = raw["currency"].upper()
+        existing = list(raw["items"]["data"])
+        remaining = {item["id"]: item for item in existing}
+        matched: list[tuple[SubscriptionLine, dict[str, Any] | None]] = []
+        for line in lines:
+            item = remaining.pop(line.item_id, None) if line.item_id else None
+            if item is None:
+                item = next((i for i in remaining.values() if (i.get("price") or {}).get("product") == line.product),
+                            None)
+                if item is not None:
+                    remaining.pop(item["id"])
+            matched.append((line, item))
+        # Converge by state: if billing already holds exactly these lines (a retry after
+        # a lost response), change nothing. Otherwise the payload below is the same as
+        # the first attempt's, so the idempotency key replays it.
+        if not remaining and all(item is not None and _same_line(item, line, currency) for line, item in matched):
+            return to_subscription(raw)
+        items: list[dict[str, Any]] = []
+        for line, item in matched:
+            if line.unit_price.currency != currency:
+                raise BusinessError(SYSTEM, f"line {line.product} is priced in {line.unit_price.currency}, "
+                                    f"the subscription in {currency}", code="currency_mismatch")
+            # Stripe has no per-item percentage discount without coupons; o2c keeps the
+            # discount in the item's metadata and bills the proration itself.
+            spec: dict[str, Any] = {
+                "quantity": line.quantity,
+                "metadata": {"discount_percent": format(line.discount_percent, "f"),
+                             "description": line.description or line.product},
+            }
+            if item is not None:
+                spec = {"id": item["id"], **spec}
+            if item is None or _price_of(item, currency) != line.unit_price:
+                interval = ((item or {}).get("price") or {}).get("recurring", {}).get("interval", "month")
+                spec["price_data"] = {
+                    "currency": currency.lower(),
+                    "product": line.product,
+                    "unit_amount_decimal": _unit_amount_decimal(line.unit_price),
+                    "recurring": {"interval": interval},
+                }
+            items.append(spec)
+        for item in remaining.values():
+            items.append({"id": item["id"], "deleted": True})
+        sub = await self._call(
+            "POST", f"/subscriptions/{subscription_id}",
+            {"items": items, "proration_behavior": "none"},
+            idempotency_key=idempotency_key,
+        )
+        return to_subscription(sub)
+
+    async def create_proration_invoice(
+        self,
+        *,
+        account_id: str,
+        subscription_id: str,
+        currency: str,
+        lines: list[InvoiceLine],
+        description: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> Invoice:
+        """The draft invoice first (excluding pending items), then its items attached
+        to it by id, then finalisation: concurrent amendments never sweep each other's
+        items into their invoices."""
+        draft = await self._call("POST", "/invoices", {
+            "customer": account_id,
+            "subscription": subscription_id or None,
+            "currency": currency.lower(),
+            "description": description,
+            "auto_advance": False,
+            "collection_method": "charge_automatically",
+            "pending_invoice_items_behavior": "exclude",
+            "metadata": metadata,
+        }, idempotency_key=f"{idempotency_key}/invoice")
+        invoice_id = draft["id"]
+        for index, line in enumerate(lines):
+            if line.amount.currency != currency:
+                raise BusinessError(SYSTEM, f"invoice line {line.product} is in {line.amount.currency}, "
+                                    f"the invoice in {currency}", code="currency_mismatch")
+            await self._call("POST", "/invoiceitems", {
+                "customer": account_id,
+                "invoice": invoice_id,
+                "amount": line.amount.minor,
+                "currency": currency.lower(),
+                "description": line.description,
+                "subscription": subscription_id or None,
+                "metadata": {**metadata, "product": line.product},
+            }, idempotency_key=f"{idempotency_key}/item/{index}")
+        current = await self._call("GET", f"/invoices/{invoice_id}")
+        if current["status"] != "draft":
+            return to_invoice(current)
+        final = await self._call("POST", f"/invoices/{invoice_id}/finalize", {"auto_advance": False},
+                                 idempotency_key=f"{idempotency_key}/finalize")
+        return to_invoice(final)
+
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """Void an open invoice. Idempotent: a void invoice is returned as it is; a paid
+        net-credit invoice (its credit went to the customer balance) is reversed with a
+        customer balance transaction and returned (Stripe still shows it paid)."""
+        invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
+        if invoice is None:
+            raise BusinessError(SYSTEM, f"invoice {invoice_id} does not exist in billing",
+                                code="resource_missing", status=404)
+        status = invoice["status"]
+        if status == "void":
+            return to_invoice(invoice)
+        if status in ("open", "uncollectible"):
+            return to_invoice(await self._call("POST", f"/invoices/{invoice_id}/void", {},
+                                               idempotency_key=idempotency_key))
+        if status == "paid" and int(invoice.get("total") or 0) <= 0:
+            total = int(invoice.get("total") or 0)
+            if total < 0:
+                await self._call("POST", f"/customers/{invoice['customer']}/balance_transactions", {
+                    "amount": -total,
+                    "currency": invoice["currency"],
+                    "description": f"Reversal of credit from invoice {invoice.get('number') or invoice_id}",
+                    "metadata": {"reverses_invoice": invoice_id},
+                }, idempotency_key=f"{idempotency_key}/balance")
+            return to_invoice(invoice)
+        if status == "draft":
+            raise BusinessError(SYSTEM, f"invoice {invoice_id} is still a draft; a draft is deleted, not voided",
+                                code="invoice_not_open")
+        raise BusinessError(
+            SYSTEM,
+            f"invoice {invoice.get('number') or invoice_id} is {status}; it cannot be voided "
+            "and needs a credit note instead",
+            code="invoice_not_open",
+        )
