@@ -235,3 +235,35 @@ async def test_latency_and_every_nth_faults(stripe, sandbox, seeded):
     await stripe.get_account("cus_acme")
     [fault] = sandbox.faults()
     assert (fault["matched"], fault["fired"]) == (3, 1)
+
+
+async def test_list_invoices_follows_the_cursor(sandbox, seeded):
+    client = StripeBilling(sandbox.stripe_url, API_KEY, timeout=5)
+    try:
+        for n in range(3):
+            await client.create_proration_invoice(
+                account_id="cus_acme", subscription_id="sub_acme", currency="USD",
+                lines=[InvoiceLine(product="p", description="d", amount=usd(f"{n + 1}.00"))],
+                description=f"n{n}", metadata={}, idempotency_key=f"list/{n}")
+        invoices = await client.list_invoices("cus_acme", page_size=2)
+    finally:
+        await client.aclose()
+    assert [i.total for i in invoices] == [usd("3.00"), usd("2.00"), usd("1.00")]  # newest first
+    async with httpx.AsyncClient(base_url=sandbox.stripe_url, auth=(API_KEY, "")) as http:
+        page = (await http.get("/invoices", params={"customer": "cus_acme", "limit": 2})).json()
+    assert page["has_more"] is True and len(page["data"]) == 2
+
+
+def test_stripe_should_retry_header_overrides_the_status():
+    from o2c.adapters.stripe import classify
+
+    body = {"error": {"type": "api_error", "message": "boom"}}
+    assert isinstance(classify(httpx.Response(500, json=body, headers={"Stripe-Should-Retry": "false"})),
+                      BusinessError)
+    assert isinstance(classify(httpx.Response(400, json=body, headers={"Stripe-Should-Retry": "true"})),
+                      TransientError)
+    assert isinstance(classify(httpx.Response(409, json=body)), TransientError)
+    declined = {"error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+                          "message": "Your card has insufficient funds."}}
+    error = classify(httpx.Response(402, json=declined, headers={"Stripe-Should-Retry": "false"}))
+    assert isinstance(error, BusinessError) and error.code == "insufficient_funds"
