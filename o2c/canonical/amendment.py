@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from o2c.canonical.models import AmendmentRequest, Subscription
-from o2c.canonical.money import CurrencyError, minor_unit
+from o2c.canonical.money import CurrencyError, minor_unit, quantum
 
 
 class InvalidAmendment(ValueError):
@@ -23,8 +23,9 @@ def request_problems(request: AmendmentRequest) -> list[str]:
         problems.append("the amendment id is empty")
     if not request.requested_by.strip():
         problems.append("the requester is empty")
+    digits: int | None = None
     try:
-        minor_unit(request.currency)
+        digits = minor_unit(request.currency)
     except CurrencyError as exc:
         problems.append(str(exc))
     if not request.lines:
@@ -40,6 +41,11 @@ def request_problems(request: AmendmentRequest) -> list[str]:
             problems.append(f"unit price of {line.product} is negative")
         elif line.unit_price.as_tuple().exponent < -4:  # type: ignore[operator]
             problems.append(f"unit price of {line.product} has more than four decimals")
+        elif digits is not None and line.unit_price != line.unit_price.quantize(quantum(request.currency)):
+            # Subscription lines are priced in Money, so a finer price would fail later.
+            problems.append(
+                f"unit price of {line.product} has more decimals than {request.currency} allows ({digits})"
+            )
         if not Decimal(0) <= line.discount_percent <= Decimal(100):
             problems.append(f"discount of {line.product} must be between 0 and 100 %")
     return problems

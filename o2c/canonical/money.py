@@ -7,6 +7,7 @@ the largest-remainder method so that the parts always add up to the whole.
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -173,8 +174,10 @@ def largest_remainder(whole: int, weights: Sequence[Decimal | int | str]) -> lis
         raise ValueError("weights must not all be zero")
     sign = -1 if whole < 0 else 1
     magnitude = abs(whole)
-    exact = [Decimal(magnitude) * w / weight_sum for w in ws]
-    floors = [int(e.to_integral_value(rounding=ROUND_DOWN)) for e in exact]
+    # Exact rational shares: Decimal division rounds at 28 digits, which can push a
+    # share over an integer and make the floors add up to more than the whole.
+    exact = [Fraction(magnitude) * Fraction(w) / Fraction(weight_sum) for w in ws]
+    floors = [e.numerator // e.denominator for e in exact]
     left = magnitude - sum(floors)
     by_remainder = sorted(range(len(ws)), key=lambda i: (-(exact[i] - floors[i]), i))
     for i in by_remainder[:left]:

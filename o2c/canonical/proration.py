@@ -62,7 +62,6 @@ def prorate(subscription: Subscription, changes: list[AmendedLine], effective: d
     remaining, in_period = period_fraction(
         effective, subscription.current_period_start, subscription.current_period_end
     )
-    fraction = Decimal(remaining) / Decimal(in_period)
     currency = subscription.currency
     before = {line.product: line for line in subscription.lines}
     after = {line.product: line for line in amended_lines(subscription, changes)}
@@ -81,7 +80,7 @@ def prorate(subscription: Subscription, changes: list[AmendedLine], effective: d
                     product=product,
                     kind=ProrationKind.CREDIT,
                     quantity=old.quantity,
-                    amount=-_prorated(old_amount, fraction),
+                    amount=-_prorated(old_amount, remaining, in_period),
                     description=f"Unused time on {old.quantity} x {old.description or product} ({period})",
                 )
             )
@@ -91,7 +90,7 @@ def prorate(subscription: Subscription, changes: list[AmendedLine], effective: d
                     product=product,
                     kind=ProrationKind.CHARGE,
                     quantity=new.quantity,
-                    amount=_prorated(new_amount, fraction),
+                    amount=_prorated(new_amount, remaining, in_period),
                     description=f"Remaining time on {new.quantity} x {new.description or product} ({period})",
                 )
             )
@@ -109,5 +108,7 @@ def prorate(subscription: Subscription, changes: list[AmendedLine], effective: d
     )
 
 
-def _prorated(amount: Money, fraction: Decimal) -> Money:
-    return amount.times(fraction)
+def _prorated(amount: Money, remaining: int, in_period: int) -> Money:
+    # Multiply before dividing and round once: rounding remaining/in_period to a Decimal
+    # first (e.g. 1/28) turns exact half-cents into x.xx4999... and rounds them down.
+    return Money.of(amount.amount * remaining / in_period, amount.currency, rounded=True)
