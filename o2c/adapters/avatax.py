@@ -170,8 +170,9 @@ class AvaTaxTax:
                 return to_tax_document(existing)
         raise classify(response, customer_code=customer_code)
 
-    async def void(self, *, code: str) -> TaxDocument:
-        """Void (cancel) a committed document; voiding a cancelled one returns it."""
+    async def void(self, *, code: str) -> TaxDocument | None:
+        """Void (cancel) a committed document; voiding a cancelled one returns it, and a code
+        AvaTax does not know returns None: there is nothing to undo."""
         response = await self._post(self._doc_path(code) + "/void", {"code": "DocVoided"})
         if response.status_code < 400:
             return to_tax_document(read_json(response))
@@ -181,6 +182,5 @@ class AvaTaxTax:
             if existing is not None:
                 return to_tax_document(existing)
         if response.status_code == 404:
-            raise BusinessError(SYSTEM, f"tax document {code} does not exist in AvaTax; nothing to void",
-                                code=error_code or "EntityNotFoundError", status=404)
+            return None
         raise classify(response)

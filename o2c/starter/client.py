@@ -58,7 +58,7 @@ async def start_amendment(
             result_type=AmendmentResult,
         )
     except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle_for(AmendmentWorkflow.run, workflow_id, result_type=AmendmentResult)
+        return client.get_workflow_handle_for(AmendmentWorkflow.run, workflow_id)
 
 
 async def decide(client: Client, workflow_id: str, *, approver: str, role: ApproverRole,

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 import httpx
 from temporalio.client import Client
 
-from o2c.adapters.sandbox.control_client import SandboxControl
+from o2c.adapters.sandbox import SandboxControl
 from o2c.adapters.stripe import StripeBilling
 from o2c.canonical.models import AmendedLine, AmendmentRequest, ApproverRole
 from o2c.settings import Settings
@@ -55,7 +55,7 @@ class Demo:
     async def seed(self, name: str, *, postal_code: str = "94105") -> str:
         account = f"cus_demo_{self.run_id}_{name}"
         start, end = _month_bounds(self.today)
-        await self.control.seed(
+        self.control.seed(
             customer={"id": account, "name": f"{name.title()} Inc", "email": f"billing@{name}.example",
                       "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA",
                                   "postal_code": postal_code, "country": "US"}},
@@ -137,12 +137,12 @@ class Demo:
             await self.story("exception queue: missing postal code, fixed, retried", "gamma", 15,
                              postal_code="", meanwhile=fix_address_and_retry),
         ]
-        await self.control.set_period(SUBSIDIARY, period, closed=True)
+        self.control.set_period(SUBSIDIARY, period, closed=True)
         try:
             results.append(await self.story("rolled back: ERP period closed, operator aborts", "epsilon", 14,
                                             meanwhile=abort))
         finally:
-            await self.control.set_period(SUBSIDIARY, period, closed=False)
+            self.control.set_period(SUBSIDIARY, period, closed=False)
         return results
 
 
@@ -180,9 +180,9 @@ async def run_demo(settings: Settings, *, as_json: bool = False) -> int:
                                 timeout=stack.settings.http_timeout_seconds)
         try:
             results = await Demo(stack.client, stack.settings, control, billing).run()
-            summary = await control.summary()
+            summary = control.summary()
         finally:
-            await control.aclose()
+            control.close()
             await billing.aclose()
     expected = ["completed", "completed", "rejected", "completed", "rolled_back"]
     ok = [r.status for r in results] == expected

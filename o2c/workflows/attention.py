@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from o2c.activities.errors import FIXABLE
+    from o2c.activities.errors import FIXABLE, TRANSIENT
     from o2c.canonical.models import Model
 
 
@@ -56,6 +56,12 @@ class Problem(Model):
 def explain(error: BaseException) -> tuple[Problem, bool]:
     """What went wrong in words for an analyst, and whether a person can fix it."""
     cause = error.cause if isinstance(error, ActivityError) else error
+    if outcome_unknown(error):
+        # Retries ran out of the step window: the system has been failing or unreachable
+        # all along. A person can retry once it is back, or decide otherwise.
+        last = cause.message if isinstance(cause, ApplicationError) else "no answer"
+        return Problem(message=f"still failing after retrying for the whole step window ({last}); "
+                               "retry once the system is back"), True
     if isinstance(cause, ApplicationError):
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
         problem = Problem(
@@ -64,17 +70,14 @@ def explain(error: BaseException) -> tuple[Problem, bool]:
             code=str(details.get("code") or ""),
         )
         return problem, cause.type == FIXABLE
-    if isinstance(cause, TimeoutError):
-        # Retries ran out of time: the system has been unreachable for the whole window.
-        return Problem(message="the system did not answer within the retry window; check it is up"), True
     return Problem(message=str(cause or error)), False
 
 
 def outcome_unknown(error: BaseException) -> bool:
-    """True when the remote system may or may not have done the work: retries ran out of
-    time without an answer. Any other failure means the request was refused."""
+    """True when the remote system may or may not have done the work: retries of a
+    transient failure ran out of time. Any other failure means the request was refused."""
     cause = error.cause if isinstance(error, ActivityError) else error
-    return isinstance(cause, TimeoutError)
+    return isinstance(cause, TimeoutError) or (isinstance(cause, ApplicationError) and cause.type == TRANSIENT)
 
 
 class ExceptionQueue:

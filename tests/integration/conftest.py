@@ -11,7 +11,7 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from o2c.adapters.sandbox.control_client import SandboxControl
+from o2c.adapters.sandbox import SandboxControl
 from o2c.adapters.stripe import StripeBilling
 from o2c.canonical.models import AmendedLine, AmendmentRequest
 from o2c.settings import Settings
@@ -54,12 +54,10 @@ async def worker(dev_server, settings):
 
 
 @pytest.fixture
-async def control(sandbox):
-    client = SandboxControl(sandbox.url)
-    await client.clear_faults()
-    yield client
-    await client.clear_faults()
-    await client.aclose()
+def control(sandbox) -> SandboxControl:
+    sandbox.clear_faults()
+    yield sandbox
+    sandbox.clear_faults()
 
 
 @pytest.fixture
@@ -80,8 +78,8 @@ class Customer:
         self.contract_id = f"C-{self.key}"
         self.postal_code = postal_code
 
-    async def seed(self) -> "Customer":
-        await self.control.seed(
+    def seed(self) -> "Customer":
+        self.control.seed(
             customer={"id": self.account_id, "name": f"Customer {self.key}", "email": f"ap@{self.key}.test",
                       "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA",
                                   "postal_code": self.postal_code, "country": "US"}},
@@ -106,5 +104,5 @@ class Customer:
 
 
 @pytest.fixture
-async def customer(control) -> Customer:
-    return await Customer(control).seed()
+def customer(control) -> Customer:
+    return Customer(control).seed()

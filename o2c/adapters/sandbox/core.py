@@ -212,7 +212,12 @@ class Faults:
         plan = FaultPlan()
         with self.lock:
             for fault in self.faults:
-                if not fault.matches(system, method, path) or not fault.fires():
+                # One failing fault claims a request; later ones wait for the next request,
+                # so "5xx, then 429, then commit-then-timeout" hit three attempts in turn.
+                claimed = plan.reject is not None or plan.hold_seconds is not None
+                if not fault.matches(system, method, path) or (claimed and fault.kind != "latency"):
+                    continue
+                if not fault.fires():
                     continue
                 if fault.kind == "latency":
                     plan.latency_seconds += fault.latency_ms / 1000
