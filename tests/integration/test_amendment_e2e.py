@@ -90,19 +90,23 @@ async def test_happy_path_books_everything_once(dev_server, worker, billing, con
 async def test_faults_on_every_system_still_book_exactly_once(dev_server, worker, billing, control, customer):
     # Each write path fails three times in turn: 5xx, 429, then commit-then-timeout (the
     # write happens, the response is lost), before the retry with the same key converges.
-    writes = {"stripe": [("POST", "/subscriptions/"), ("POST", "/invoiceitems"), ("POST", "/finalize")],
-              "avatax": [("POST", "transactions/create")],
-              "netsuite": [("PUT", "journalEntry")],
-              "entitlements": [("PUT", "/accounts/")],
-              "notifications": [("POST", "/messages")]}
-    for system, targets in writes.items():
-        for method, path in targets:
-            for kind in ("5xx", "429", "commit_then_timeout"):
-                # AvaTax: the quote takes the 5xx and 429; the recorded SalesInvoice (every
-                # second create after them) has its response lost.
-                every = 2 if system == "avatax" and kind == "commit_then_timeout" else None
-                control.fault(system, kind, times=1, method=method, path_contains=path, hold_seconds=2,
-                              every=every)
+    # A fault takes one request and the next fault the next one. Per system: 5xx, then 429,
+    # then commit-then-timeout (the write happens, the response is lost), then the retry
+    # with the same key must converge. Stripe's three land on three different writes.
+    sequences = {
+        "stripe": [("5xx", "POST", "/subscriptions/"), ("429", "POST", "/invoiceitems"),
+                   ("commit_then_timeout", "POST", "/finalize")],
+        "avatax": [("5xx", "POST", "transactions/create"), ("429", "POST", "transactions/create"),
+                   # every second create after those: the recorded SalesInvoice, not the quote
+                   ("commit_then_timeout", "POST", "transactions/create")],
+        "netsuite": [(kind, "PUT", "journalEntry") for kind in ("5xx", "429", "commit_then_timeout")],
+        "entitlements": [(kind, "PUT", "/accounts/") for kind in ("5xx", "429", "commit_then_timeout")],
+        "notifications": [(kind, "POST", "/messages") for kind in ("5xx", "429", "commit_then_timeout")],
+    }
+    for system, faults in sequences.items():
+        for kind, method, path in faults:
+            every = 2 if system == "avatax" and kind == "commit_then_timeout" else None
+            control.fault(system, kind, times=1, method=method, path_contains=path, hold_seconds=2, every=every)
     handle, result = await run(dev_server, worker, billing, customer.amendment(quantity=14))
 
     assert result.status == Status.COMPLETED, result.message
