@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from o2c.canonical.amendment import InvalidAmendment
@@ -62,7 +62,11 @@ async def cmd_amend(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("amendment refused, no workflow started:\n  - " + "\n  - ".join(invalid.problems)) from None
     finally:
         await billing.aclose()
-    print(f"started {handle.id}\n  {_ui_link(settings, handle.id)}")
+    described = await handle.describe()
+    if described.status == WorkflowExecutionStatus.RUNNING:
+        print(f"{handle.id} is running\n  {_ui_link(settings, handle.id)}")
+    else:  # the same amendment was started before: it lands on the existing workflow
+        print(f"{handle.id} already exists and is closed ({described.status.name.lower()}); nothing new started")
     if args.wait:
         result = await handle.result()
         print(f"{result.status.value}: {result.message}")
@@ -153,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="serve the Stripe/AvaTax/NetSuite sandbox in the foreground")
     sandbox.add_argument("--port", type=int, default=8700)
     sandbox.add_argument("--host", default="127.0.0.1")
+    seed = sub.add_parser("seed", help="create a customer and subscription in the sandbox (see examples/seed.json)")
+    seed.add_argument("--file", required=True)
 
     amend = sub.add_parser("amend", help="validate and start a contract amendment")
     amend.add_argument("--file", required=True, help="AmendmentRequest JSON (- for stdin)")
@@ -197,10 +203,12 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         configure_logging()
         await serve(settings)
         return 0
-    if args.command == "sandbox":
-        from o2c.adapters.sandbox.server import serve as serve_sandbox
+    if args.command == "seed":
+        from o2c.adapters.sandbox import SandboxControl
 
-        await asyncio.to_thread(serve_sandbox, settings.database_url, args.host, args.port)
+        spec = json.loads(Path(args.file).read_text())
+        created = SandboxControl(settings.sandbox_url).seed(**spec)
+        print(f"seeded {created.get('customer_id')} with {created.get('subscription_id')}")
         return 0
     handlers = {
         "amend": cmd_amend, "approvals": cmd_approvals, "attention": cmd_attention, "resolve": cmd_resolve,
@@ -214,6 +222,11 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
+    if args.command == "sandbox":  # uvicorn runs its own event loop and signal handling
+        from o2c.adapters.sandbox.server import serve as serve_sandbox
+
+        serve_sandbox(settings.database_url, args.host, args.port)
+        return 0
     try:
         return asyncio.run(dispatch(args, settings))
     except UserError as error:
