@@ -12,9 +12,10 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TextIO
 
 import structlog
+from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -75,14 +76,18 @@ def _temporal_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if v is not None}
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """JSON lines on stdout (or `stream`): one object per event, Temporal and business keys on top."""
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.processors.TimeStamper(fmt="iso", utc=True),
                            structlog.stdlib.add_log_level, _temporal_context],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.JSONRenderer(default=str)],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    # The IDs go into JSON fields, so keep them out of the message text.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

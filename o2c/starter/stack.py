@@ -19,7 +19,7 @@ from temporalio.client import Client
 from o2c.adapters.sandbox.server import SandboxServer
 from o2c.settings import Settings
 from o2c.starter.temporal import connect, dev_server_binary, register_search_attributes
-from o2c.worker import running_worker
+from o2c.worker import configure_logging, running_worker
 from o2c.workflows.status import SEARCH_ATTRIBUTES
 
 
@@ -117,13 +117,16 @@ async def run_dev(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    worker_log = open(settings.state_dir / "worker.log", "a", buffering=1)
+    configure_logging(stream=worker_log)
     async with embedded_stack(settings, reuse=False) as stack:
         print("o2c dev stack is up")
         print(f"  Temporal   {settings.temporal_address} (namespace {settings.temporal_namespace})")
         print(f"  UI         {settings.ui_url}")
         print(f"  sandbox    {stack.settings.sandbox_url}  (summary: /_sandbox/summary)")
         print(f"  database   {settings.database_url}")
-        print("  worker     task queue", settings.task_queue)
+        print(f"  worker     task queue {settings.task_queue}, JSON logs in {settings.state_dir / 'worker.log'}")
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()
         print("stopping…", flush=True)
