@@ -73,38 +73,35 @@ async def cmd_amend(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_approvals(args: argparse.Namespace, settings: Settings) -> int:
+def _approval_lines(item: dict[str, Any]) -> list[str]:
+    request = (item.get("approval") or {}).get("request") or {}
+    amount = request.get("amount") or {}
+    return [f"{item['workflow_id']}  needs {request.get('required_role')}  requested by "
+            f"{request.get('requested_by')}  change {amount.get('amount')} {amount.get('currency')}",
+            *(f"    - {reason}" for reason in request.get("reasons", []))]
+
+
+def _attention_lines(item: dict[str, Any]) -> list[str]:
+    attention = item.get("attention") or {}
+    return [f"{item['workflow_id']}  step {attention.get('step')}: {attention.get('message')}  "
+            f"(answer: {'/'.join(attention.get('actions', []))})"]
+
+
+LISTINGS = {
+    "approvals": (Status.AWAITING_APPROVAL, "nothing waits for approval", _approval_lines),
+    "attention": (Status.NEEDS_ATTENTION, "nothing needs attention", _attention_lines),
+}
+
+
+async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     from o2c.starter.client import processes_with_status
 
-    waiting = await processes_with_status(await _client(settings), Status.AWAITING_APPROVAL)
+    status, empty, lines = LISTINGS[args.command]
+    found = await processes_with_status(await _client(settings), status)
     if args.json:
-        print(json.dumps(waiting, indent=2, default=str))
+        print(json.dumps(found, indent=2, default=str))
         return 0
-    if not waiting:
-        print("nothing waits for approval")
-    for item in waiting:
-        request = (item.get("approval") or {}).get("request") or {}
-        amount = request.get("amount") or {}
-        print(f"{item['workflow_id']}  needs {request.get('required_role')}  "
-              f"requested by {request.get('requested_by')}  change {amount.get('amount')} {amount.get('currency')}")
-        for reason in request.get("reasons", []):
-            print(f"    - {reason}")
-    return 0
-
-
-async def cmd_attention(args: argparse.Namespace, settings: Settings) -> int:
-    from o2c.starter.client import processes_with_status
-
-    parked = await processes_with_status(await _client(settings), Status.NEEDS_ATTENTION)
-    if args.json:
-        print(json.dumps(parked, indent=2, default=str))
-        return 0
-    if not parked:
-        print("nothing needs attention")
-    for item in parked:
-        attention = item.get("attention") or {}
-        print(f"{item['workflow_id']}  step {attention.get('step')}: {attention.get('message')}  "
-              f"(answer: {'/'.join(attention.get('actions', []))})")
+    print("\n".join(line for item in found for line in lines(item)) or empty)
     return 0
 
 
@@ -211,7 +208,7 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"seeded {created.get('customer_id')} with {created.get('subscription_id')}")
         return 0
     handlers = {
-        "amend": cmd_amend, "approvals": cmd_approvals, "attention": cmd_attention, "resolve": cmd_resolve,
+        "amend": cmd_amend, "approvals": cmd_list, "attention": cmd_list, "resolve": cmd_resolve,
         "status": cmd_status,
     }
     if args.command in ("approve", "reject"):

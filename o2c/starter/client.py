@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -92,3 +93,15 @@ async def processes_with_status(client: Client, status: Status) -> list[dict[str
         found.append({"workflow_id": execution.id, "type": execution.workflow_type, **state})
     return found
 
+
+
+async def wait_for_status(client: Client, workflow_id: str, status: Status, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll a process's state until it reaches `status` (for scripts, the demo and tests)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await process_state(client, workflow_id)
+        if state["status"] == status.value:
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{workflow_id} did not reach {status.value}; it is {state['status']}: {state['stage']}")
+        await asyncio.sleep(0.1)

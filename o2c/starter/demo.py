@@ -80,14 +80,6 @@ class Demo:
             reason=f"demo: {name}",
         )
 
-    async def wait_for(self, workflow_id: str, status: Status) -> dict[str, Any]:
-        for _ in range(600):
-            state = await o2c.process_state(self.client, workflow_id)
-            if state["status"] == status.value:
-                return state
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"{workflow_id} never reached {status.value}")
-
     async def story(self, title: str, name: str, quantity: int, *, discount: str = "0", postal_code: str = "94105",
                     meanwhile: Callable[[str], Awaitable[None]] | None = None) -> StoryResult:
         await self.seed(name, postal_code=postal_code)
@@ -104,17 +96,17 @@ class Demo:
 
     async def run(self) -> list[StoryResult]:
         async def approve(workflow_id: str) -> None:
-            await self.wait_for(workflow_id, Status.AWAITING_APPROVAL)
+            await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL)
             await o2c.decide(self.client, workflow_id, approver="carla.controller", role=ApproverRole.CONTROLLER,
                              approved=True, comment="expansion agreed with the customer")
 
         async def reject(workflow_id: str) -> None:
-            await self.wait_for(workflow_id, Status.AWAITING_APPROVAL)
+            await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL)
             await o2c.decide(self.client, workflow_id, approver="fiona.finance", role=ApproverRole.FINANCE,
                              approved=False, comment="25 % discount is above policy")
 
         async def fix_address_and_retry(workflow_id: str) -> None:
-            await self.wait_for(workflow_id, Status.NEEDS_ATTENTION)
+            await o2c.wait_for_status(self.client, workflow_id, Status.NEEDS_ATTENTION)
             async with httpx.AsyncClient(timeout=10) as http:  # the analyst fixes the customer master
                 response = await http.post(
                     f"{self.settings.stripe_base_url}/customers/cus_demo_{self.run_id}_gamma",
@@ -127,7 +119,7 @@ class Demo:
         period = self.today.strftime("%Y-%m")
 
         async def abort(workflow_id: str) -> None:
-            await self.wait_for(workflow_id, Status.NEEDS_ATTENTION)
+            await o2c.wait_for_status(self.client, workflow_id, Status.NEEDS_ATTENTION)
             await o2c.resolve(self.client, workflow_id, Action.ABORT, operator="olga.ops",
                               comment="period stays closed; rebook next month")
 

@@ -54,15 +54,6 @@ async def run(dev_server, worker, billing, request):
     return handle, await asyncio.wait_for(handle.result(), timeout=120)
 
 
-async def wait_status(dev_server, workflow_id: str, status: Status) -> dict:
-    for _ in range(600):
-        state = await o2c.process_state(dev_server.client, workflow_id)
-        if state["status"] == status.value:
-            return state
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{workflow_id} never reached {status.value}: {state['stage']}")
-
-
 async def test_happy_path_books_everything_once(dev_server, worker, billing, control, customer):
     handle, result = await run(dev_server, worker, billing, customer.amendment(quantity=12))
 
@@ -127,7 +118,7 @@ async def test_a_rollback_leaves_billing_tax_and_erp_as_they_were(dev_server, wo
     handle = await dev_server.client.start_workflow(
         AmendmentWorkflow.run, AmendmentInput(request=request, step_window=timedelta(seconds=4)),
         id=amendment_workflow_id(request.amendment_id), task_queue=worker)
-    parked = await wait_status(dev_server, handle.id, Status.NEEDS_ATTENTION)
+    parked = await o2c.wait_for_status(dev_server.client, handle.id, Status.NEEDS_ATTENTION)
     assert parked["attention"]["step"] == "entitlement seats"
     control.clear_faults()
     await o2c.resolve(dev_server.client, handle.id, Action.ABORT, operator="olga.ops")
@@ -152,7 +143,7 @@ async def test_closed_period_parks_until_reopened_then_retry_books(dev_server, w
     try:
         handle = await o2c.start_amendment(dev_server.client, customer.amendment(quantity=11), billing=billing,
                                            task_queue=worker)
-        parked = await wait_status(dev_server, handle.id, Status.NEEDS_ATTENTION)
+        parked = await o2c.wait_for_status(dev_server.client, handle.id, Status.NEEDS_ATTENTION)
         assert parked["attention"]["step"] == "journal entry" and "closed" in parked["attention"]["message"]
         listed = await o2c.processes_with_status(dev_server.client, Status.NEEDS_ATTENTION)
         assert handle.id in {p["workflow_id"] for p in listed}
