@@ -15,11 +15,14 @@ from o2c.canonical.journal import JournalEntry
 from o2c.canonical.models import (
     Account,
     Address,
+    CollectionCase,
+    CrmTask,
     Entitlement,
     Invoice,
     InvoiceLine,
     JournalEntryRef,
     Notification,
+    PaymentAttempt,
     Subscription,
     SubscriptionLine,
     TaxDocument,
@@ -54,6 +57,25 @@ class BillingPort(Protocol):
 
     async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice: ...
 
+    # -- dunning --------------------------------------------------------------------------
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        """With amount_paid and amount_remaining filled in."""
+        ...
+
+    async def retry_payment(self, invoice_id: str, *, idempotency_key: str) -> PaymentAttempt:
+        """Try the customer's default payment method for what remains due. A card decline
+        is an outcome (PaymentOutcome.DECLINED with its decline code), not an error."""
+        ...
+
+    async def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> Subscription: ...
+
+    async def mark_uncollectible(self, invoice_id: str, *, idempotency_key: str) -> Invoice: ...
+
+    async def invoice_of_charge(self, charge_id: str) -> str | None:
+        """The invoice a charge paid (disputes name the charge, dunning follows invoices)."""
+        ...
+
 
 class TaxPort(Protocol):
     async def quote(
@@ -83,11 +105,29 @@ class ErpPort(Protocol):
 
     async def get_journal_entry(self, external_id: str) -> JournalEntry | None: ...
 
+    async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
+        """Create or move the AR collection case with this external ID (stage, status)."""
+        ...
+
 
 class EntitlementPort(Protocol):
     async def set_seats(
         self, *, account_id: str, product: str, seats: int, idempotency_key: str
     ) -> Entitlement: ...
+
+    async def set_restriction(self, *, account_id: str, restricted: bool, idempotency_key: str) -> None:
+        """Restricted: no expansion, existing access kept. Lifting it restores normal service."""
+        ...
+
+
+class CrmPort(Protocol):
+    async def flag_account(self, account_id: str, *, flag: str, on: bool) -> None:
+        """Set or clear a flag on the CRM account (a PATCH: repeating it changes nothing)."""
+        ...
+
+    async def create_task(self, task: CrmTask, *, idempotency_key: str) -> str:
+        """Open a task for the account owner; the same key opens it once. Returns its id."""
+        ...
 
 
 class NotificationPort(Protocol):

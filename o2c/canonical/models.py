@@ -48,6 +48,10 @@ class Account(Model):
     email: str = ""
     billing_address: Address = Address()
     legal_entity: str = "US01"
+    # Dunning: which policy applies, how strategic the account is, who owns the relationship.
+    segment: str = "default"
+    annual_recurring_revenue: Money | None = None
+    success_owner: str = ""
 
 
 class SubscriptionLine(Model):
@@ -152,6 +156,69 @@ class Invoice(Model):
     currency: str
     total: Money
     lines: list[InvoiceLine] = []
+    amount_paid: Money | None = None
+    amount_remaining: Money | None = None
+
+
+class PaymentOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+
+
+class PaymentAttempt(Model):
+    """One try to collect an invoice with the customer's payment method."""
+
+    invoice_id: str
+    outcome: PaymentOutcome
+    decline_code: str = ""
+    message: str = ""
+    amount_paid: Money
+    amount_remaining: Money
+
+
+class CollectionCase(Model):
+    """The AR collection case in the ERP that follows one unpaid invoice."""
+
+    external_id: str
+    account_id: str
+    invoice_id: str
+    subsidiary: str = "1"
+    amount: Money
+    stage: str
+    status: str = "open"
+    internal_id: str = ""
+
+
+class CrmTask(Model):
+    account_id: str
+    owner: str
+    subject: str
+    body: str = ""
+
+
+class PaymentEventKind(StrEnum):
+    PAYMENT_FAILED = "payment_failed"
+    PAID = "paid"
+    BALANCE_CHANGED = "balance_changed"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_CLOSED = "dispute_closed"
+    PAYMENT_METHOD_UPDATED = "payment_method_updated"
+
+
+class PaymentEvent(Model):
+    """An inbound payment-platform event, in o2c's words (the webhook ingress maps to it)."""
+
+    event_id: str
+    kind: PaymentEventKind
+    occurred_at: datetime
+    invoice_id: str = ""
+    account_id: str = ""
+    subscription_id: str = ""
+    amount_due: Money | None = None
+    amount_remaining: Money | None = None
+    decline_code: str = ""
+    dispute_id: str = ""
+    dispute_won: bool | None = None
 
 
 class JournalEntryRef(Model):
