@@ -14,15 +14,18 @@ from temporalio.common import (
 )
 
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from o2c.adapters.ports import BillingPort
 from o2c.canonical.amendment import InvalidAmendment, request_problems, subscription_problems
-from o2c.canonical.models import AmendmentRequest, ApproverRole
+from o2c.canonical.dunning import DunningPolicies
+from o2c.canonical.models import AmendmentRequest, ApproverRole, PaymentEvent, PaymentEventKind
 from o2c.starter.config import approval_policy
 from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
 from o2c.workflows.approval import DecisionInput
 from o2c.workflows.attention import Action, ResolveInput
-from o2c.workflows.status import CONTRACT, CUSTOMER, PROCESS, STATUS, Status
+from o2c.workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
+from o2c.workflows.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
 
 async def validate_amendment_request(request: AmendmentRequest, billing: BillingPort) -> None:
@@ -105,3 +108,47 @@ async def wait_for_status(client: Client, workflow_id: str, status: Status, time
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"{workflow_id} did not reach {status.value}; it is {state['status']}: {state['stage']}")
         await asyncio.sleep(0.1)
+
+
+async def deliver_payment_event(client: Client, event: PaymentEvent, *, task_queue: str = "o2c",
+                                policies: DunningPolicies | None = None) -> list[str]:
+    """Route one payment event to the dunning workflows it concerns; returns their IDs.
+
+    A failed payment starts `dunning-<invoice>` or feeds the running one (signal-with-start,
+    so a redelivered webhook lands on the same workflow, which ignores event IDs it has
+    seen). A new payment method concerns every running dunning of the customer. Anything
+    else only feeds a dunning that is already running: a paid invoice nobody chased needs
+    no workflow."""
+    if event.kind == PaymentEventKind.PAYMENT_FAILED:
+        workflow_id = dunning_workflow_id(event.invoice_id)
+        await client.start_workflow(
+            DunningWorkflow.run,
+            DunningInput(invoice_id=event.invoice_id, account_id=event.account_id,
+                         subscription_id=event.subscription_id, policies=policies or DunningPolicies()),
+            id=workflow_id, task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            start_signal=PAYMENT_EVENT_SIGNAL, start_signal_args=[event],
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(PROCESS, "dunning"),
+                SearchAttributePair(CUSTOMER, event.account_id),
+                SearchAttributePair(INVOICE, event.invoice_id),
+                SearchAttributePair(STATUS, Status.RUNNING.value),
+            ]),
+        )
+        return [workflow_id]
+    if event.kind == PaymentEventKind.PAYMENT_METHOD_UPDATED:
+        query = (f'O2cProcess = "dunning" AND O2cCustomer = "{event.account_id}" '
+                 'AND ExecutionStatus = "Running"')
+        targets = [execution.id async for execution in client.list_workflows(query)]
+    else:
+        targets = [dunning_workflow_id(event.invoice_id)]
+    delivered = []
+    for workflow_id in targets:
+        try:
+            await client.get_workflow_handle(workflow_id).signal(PAYMENT_EVENT_SIGNAL, event)
+            delivered.append(workflow_id)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:  # not running: nothing to feed
+                raise
+    return delivered
