@@ -35,6 +35,10 @@ class Settings:
     entitlements_base_url: str = ""
     notifications_base_url: str = ""
     http_timeout_seconds: float = 10.0
+    # The Stripe webhook ingress (`o2c webhooks`): the endpoint's signing secret and where to listen.
+    stripe_webhook_secret: str = ""
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8710
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -64,4 +68,7 @@ class Settings:
             entitlements_base_url=_env("O2C_ENTITLEMENTS_BASE_URL", f"{sandbox}/entitlements/v1").rstrip("/"),
             notifications_base_url=_env("O2C_NOTIFICATIONS_BASE_URL", f"{sandbox}/notifications/v1").rstrip("/"),
             http_timeout_seconds=float(_env("O2C_HTTP_TIMEOUT_SECONDS", "10")),
+            stripe_webhook_secret=_env("O2C_STRIPE_WEBHOOK_SECRET"),
+            webhook_host=_env("O2C_WEBHOOK_HOST", "127.0.0.1"),
+            webhook_port=int(_env("O2C_WEBHOOK_PORT", "8710")),
         )

@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="serve the Stripe/AvaTax/NetSuite sandbox in the foreground")
     sandbox.add_argument("--port", type=int, default=8700)
     sandbox.add_argument("--host", default="127.0.0.1")
+    webhooks = sub.add_parser("webhooks", help="serve the Stripe webhook endpoint (POST /webhooks/stripe) "
+                                                "that turns payment events into dunning workflows")
+    webhooks.add_argument("--host", help="default O2C_WEBHOOK_HOST or 127.0.0.1")
+    webhooks.add_argument("--port", type=int, help="default O2C_WEBHOOK_PORT or 8710")
     seed = sub.add_parser("seed", help="create a customer and subscription in the sandbox (see examples/seed.json)")
     seed.add_argument("--file", required=True)
 
@@ -199,6 +203,15 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         configure_logging()
         await serve(settings)
+        return 0
+    if args.command == "webhooks":
+        from o2c.starter.webhooks import serve_webhooks
+        from o2c.worker import configure_logging
+
+        if not settings.stripe_webhook_secret:
+            raise UserError("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
+        configure_logging()
+        await serve_webhooks(settings, host=args.host, port=args.port)
         return 0
     if args.command == "seed":
         from o2c.adapters.sandbox import SandboxControl

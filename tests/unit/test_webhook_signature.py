@@ -115,3 +115,10 @@ def test_malformed_header_is_refused(header):
 
 def test_empty_secret_never_verifies():
     refused(f"t={T},v1={VALID}", secret="")
+
+
+def test_sign_produces_the_header_stripe_would_send():
+    # sign() serves the sandbox and the ingress tests; check it against the same vector.
+    from o2c.adapters.stripe_webhooks import sign
+
+    assert sign(PAYLOAD, SECRET, T) == f"t={T},v1={VALID}"
