@@ -34,6 +34,8 @@ class Settings:
     netsuite_token: str = "sandbox-token"
     entitlements_base_url: str = ""
     notifications_base_url: str = ""
+    crm_base_url: str = ""
+    crm_token: str = "sandbox-token"
     http_timeout_seconds: float = 10.0
     # The Stripe webhook ingress (`o2c webhooks`): the endpoint's signing secret and where to listen.
     stripe_webhook_secret: str = ""
@@ -67,6 +69,8 @@ class Settings:
             netsuite_token=_env("O2C_NETSUITE_TOKEN", "sandbox-token"),
             entitlements_base_url=_env("O2C_ENTITLEMENTS_BASE_URL", f"{sandbox}/entitlements/v1").rstrip("/"),
             notifications_base_url=_env("O2C_NOTIFICATIONS_BASE_URL", f"{sandbox}/notifications/v1").rstrip("/"),
+            crm_base_url=_env("O2C_SALESFORCE_BASE_URL", f"{sandbox}/salesforce/services/data/v60.0").rstrip("/"),
+            crm_token=_env("O2C_SALESFORCE_TOKEN", "sandbox-token"),
             http_timeout_seconds=float(_env("O2C_HTTP_TIMEOUT_SECONDS", "10")),
             stripe_webhook_secret=_env("O2C_STRIPE_WEBHOOK_SECRET"),
             webhook_host=_env("O2C_WEBHOOK_HOST", "127.0.0.1"),

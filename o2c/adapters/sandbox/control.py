@@ -12,13 +12,42 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from o2c.adapters.sandbox import netsuite_api, stripe_api
-from o2c.adapters.sandbox.core import SYSTEMS, Faults, dumps, json_response
+from o2c.adapters.sandbox.core import SYSTEMS, ApiError, Faults, dumps, json_response
 from o2c.adapters.sandbox.store import Store
 from o2c.canonical.money import minor_unit
 
 
 class BadRequest(Exception):
     pass
+
+
+def stripe_control(store: Store, method: str, path: str, body: dict[str, Any], query: Any) -> Any:
+    """Control actions on the Stripe stand-in (what a customer, a bank or a card network
+    would do); their effects and events are exactly those of the real flows."""
+    parts = path.strip("/").split("/")  # e.g. ["stripe", "invoices", "in_1", "partial_payment"]
+    if method == "GET" and parts == ["stripe", "deliveries"]:
+        with store.tx() as tx:
+            deliveries = tx.list("stripe", "webhook_delivery")
+        for name in ("event", "type", "endpoint"):
+            if query.get(name):
+                deliveries = [d for d in deliveries if d.get(name) == query[name]]
+        return {"data": deliveries}
+    if method != "POST":
+        return None
+    with store.tx() as tx:
+        if parts == ["stripe", "renewal_charge"]:
+            return stripe_api.renewal_charge(tx, body)
+        if len(parts) == 4 and parts[1] == "invoices" and parts[3] == "partial_payment":
+            return stripe_api.partial_payment(tx, parts[2], body)
+        if len(parts) == 4 and parts[1] == "invoices" and parts[3] == "pay_out_of_band":
+            return stripe_api.pay_out_of_band(tx, parts[2])
+        if parts == ["stripe", "disputes"]:
+            return stripe_api.open_dispute(tx, body)
+        if len(parts) == 4 and parts[1] == "disputes" and parts[3] == "close":
+            return stripe_api.close_dispute(tx, parts[2], body)
+        if len(parts) == 4 and parts[1] == "events" and parts[3] == "redeliver":
+            return stripe_api.redeliver(tx, parts[2], body)
+    return None
 
 
 def seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
@@ -44,9 +73,20 @@ def seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
                 "metadata": {**customer.get("metadata", {}), **(spec.get("metadata") or {}),
                              **({"legal_entity": spec["legal_entity"]} if spec.get("legal_entity") else {})},
             })
+            # Dunning: segment, ARR (decimal string, major units of the customer's currency)
+            # and success owner live in the customer's metadata.
+            for name in ("segment", "arr", "success_owner"):
+                if spec.get(name) not in (None, ""):
+                    customer["metadata"][name] = str(spec[name])
             if spec.get("currency"):
                 customer["currency"] = spec["currency"].lower()
             tx.put("stripe", "customer", customer["id"], customer)
+            if spec.get("payment_method"):
+                pm = stripe_api._attach(tx, str(spec["payment_method"]), customer["id"])
+                customer["invoice_settings"] = {**(customer.get("invoice_settings") or {}),
+                                                "default_payment_method": pm["id"]}
+                tx.put("stripe", "customer", customer["id"], customer)
+                result["payment_method_id"] = pm["id"]
             result["customer_id"] = customer["id"]
             result["customer"] = customer
         spec = body.get("subscription")
@@ -110,7 +150,9 @@ def summary(store: Store, faults: Faults) -> dict[str, Any]:
     for system, type_, data in rows:
         if system == "stripe" and type_ in ("price", "invoice_number"):
             continue
-        if system == "netsuite" and type_ == "externalId":
+        if system == "netsuite" and type_ in ("externalId", "collectionCaseHistory"):
+            continue
+        if system == "salesforce" and type_ == "taskKey":
             continue
         entry = out.setdefault(system, {}).setdefault(type_, {"total": 0, "by_status": Counter()})
         entry["total"] += 1
@@ -119,6 +161,16 @@ def summary(store: Store, faults: Faults) -> dict[str, Any]:
             status = f"{data.get('type')}/{data.get('status')}"
         if system == "netsuite" and type_ == "accountingPeriod":
             status = "closed" if data.get("closed") else "open"
+        if system == "netsuite" and type_ == netsuite_api.CASE_TYPE:
+            status = data.get("custrecord_o2c_status")
+        if system == "stripe" and type_ == "event":
+            status = data.get("type")  # events counted by type
+        if system == "stripe" and type_ == "webhook_delivery":
+            status = "succeeded" if data.get("succeeded") else "failed"
+        if system == "entitlements" and type_ == "restriction":
+            status = "restricted" if data.get("restricted") else "unrestricted"
+        if system == "salesforce" and type_ == "Account":
+            status = "flagged" if data.get("O2c_Dunning_Flag__c") else "unflagged"
         if status is not None:
             entry["by_status"][str(status)] += 1
     for types in out.values():
@@ -172,12 +224,18 @@ async def handle(request: Request, store: Store, faults: Faults) -> Response:
             return json_response(200 if found else 404, {"deleted": found})
         if path == "/summary" and method == "GET":
             return Response(dumps(summary(store, faults)), 200, media_type="application/json")
+        if path.startswith("/stripe/"):
+            out = stripe_control(store, method, path, body, request.query_params)
+            if out is not None:
+                return Response(dumps(out), 200, media_type="application/json")
         if path.startswith("/records/") and method == "GET":
             parts = path[len("/records/"):].split("/")
             if len(parts) != 2:
                 raise BadRequest("use /_sandbox/records/{system}/{type}")
             with store.tx() as tx:
                 return Response(dumps({"data": tx.list(parts[0], parts[1])}), 200, media_type="application/json")
+    except ApiError as exc:
+        return json_response(exc.status, exc.body, exc.headers)
     except (BadRequest, ValueError, KeyError, json.JSONDecodeError) as exc:
         return json_response(400, {"error": str(exc)})
     return json_response(404, {"error": f"no control endpoint {method} {request.url.path}"})

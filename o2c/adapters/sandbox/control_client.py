@@ -69,3 +69,37 @@ class SandboxControl:
     def count(self, system: str, type_: str, status: str | None = None) -> int:
         entry = self.summary().get(system, {}).get(type_, {"total": 0, "by_status": {}})
         return entry["total"] if status is None else entry["by_status"].get(status, 0)
+
+    # -- dunning: the CRM stand-in and Stripe's payment side ---------------------------------
+
+    @property
+    def salesforce_url(self) -> str:
+        return f"{self.url}/salesforce/services/data/v60.0"
+
+    def renewal_charge(self, subscription: str, amount: int | None = None, description: str | None = None) -> dict:
+        """A recurring charge as Stripe makes it: invoice, finalize, charge the default
+        payment method. Returns the invoice after the attempt."""
+        body: dict[str, Any] = {"subscription": subscription}
+        if amount is not None:
+            body["amount"] = amount
+        if description:
+            body["description"] = description
+        return self._ok(self._http.post("/stripe/renewal_charge", json=body))
+
+    def partial_payment(self, invoice: str, amount: int) -> dict:
+        return self._ok(self._http.post(f"/stripe/invoices/{invoice}/partial_payment", json={"amount": amount}))
+
+    def pay_out_of_band(self, invoice: str) -> dict:
+        return self._ok(self._http.post(f"/stripe/invoices/{invoice}/pay_out_of_band", json={}))
+
+    def open_dispute(self, charge: str) -> dict:
+        return self._ok(self._http.post("/stripe/disputes", json={"charge": charge}))
+
+    def close_dispute(self, dispute: str, status: str) -> dict:
+        return self._ok(self._http.post(f"/stripe/disputes/{dispute}/close", json={"status": status}))
+
+    def redeliver(self, event: str, times: int = 1) -> dict:
+        return self._ok(self._http.post(f"/stripe/events/{event}/redeliver", json={"times": times}))
+
+    def deliveries(self, **filters: str) -> list[dict]:
+        return self._ok(self._http.get("/stripe/deliveries", params=filters))["data"]

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-SYSTEMS = ("stripe", "avatax", "netsuite", "entitlements", "notifications")
+SYSTEMS = ("stripe", "avatax", "netsuite", "entitlements", "notifications", "salesforce")
 
 
 # -- form encoding ----------------------------------------------------------------------

@@ -59,6 +59,30 @@ def get_entitlement(tx: Tx, request: Request, body: Any, account: str, product: 
     return 200, entitlement
 
 
+def put_restriction(tx: Tx, request: Request, body: Any, account: str) -> tuple[int, Any]:
+    """Restricted: no expansion (seat increases are o2c's to refuse), existing access kept."""
+    if not isinstance(body, dict) or not isinstance(body.get("restricted"), bool):
+        raise error(400, "invalid_request", "restricted (true or false) is required")
+    current = tx.get("entitlements", "restriction", account)
+    restriction = {
+        "account_id": account,
+        "restricted": body["restricted"],
+        "reason": body.get("reason", ""),
+        "updated": time.time(),
+        "version": (current or {}).get("version", 0) + 1,
+    }
+    tx.put("entitlements", "restriction", account, restriction)
+    tx.put("entitlements", "restriction_change", new_id("rstchg"),
+           {"account_id": account, "restricted": body["restricted"],
+            "previous": (current or {}).get("restricted")})
+    return 200, restriction
+
+
+def get_restriction(tx: Tx, request: Request, body: Any, account: str) -> tuple[int, Any]:
+    restriction = tx.get("entitlements", "restriction", account)
+    return 200, restriction or {"account_id": account, "restricted": False, "reason": "", "version": 0}
+
+
 # -- notifications --------------------------------------------------------------------------
 
 
@@ -94,6 +118,8 @@ def list_messages(tx: Tx, request: Request, body: Any) -> tuple[int, Any]:
 ENTITLEMENT_ROUTES: list[tuple[str, str, Any]] = [
     ("PUT", r"/v1/accounts/(?P<account>[^/]+)/products/(?P<product>[^/]+)", put_entitlement),
     ("GET", r"/v1/accounts/(?P<account>[^/]+)/products/(?P<product>[^/]+)", get_entitlement),
+    ("PUT", r"/v1/accounts/(?P<account>[^/]+)/restriction", put_restriction),
+    ("GET", r"/v1/accounts/(?P<account>[^/]+)/restriction", get_restriction),
 ]
 NOTIFICATION_ROUTES: list[tuple[str, str, Any]] = [
     ("POST", r"/v1/messages", post_message),

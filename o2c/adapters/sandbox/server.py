@@ -6,6 +6,7 @@ Mount points:
   /netsuite/...       NetSuite REST (/netsuite/services/rest/record/v1/...)
   /entitlements/...   o2c entitlements (/entitlements/v1/...)
   /notifications/...  o2c notifications (/notifications/v1/...)
+  /salesforce/...     Salesforce REST subset, the CRM (/salesforce/services/data/v60.0/...)
   /_sandbox/...       control plane (reset, seed, periods, faults, summary, records)
 """
 
@@ -30,9 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from o2c.adapters.sandbox import avatax_api, control, netsuite_api, own_api, stripe_api
+from o2c.adapters.sandbox import avatax_api, control, netsuite_api, own_api, salesforce_api, stripe_api
 from o2c.adapters.sandbox.core import Faults, json_response
 from o2c.adapters.sandbox.store import Store
+from o2c.adapters.sandbox.webhooks import WebhookDispatcher
 
 
 @dataclass
@@ -60,6 +62,8 @@ SYSTEM_TABLE = {
                            own_api.fault_response, own_api.run_entitlements),
     "notifications": System("notifications", _compile(own_api.NOTIFICATION_ROUTES), own_api.authenticate,
                             own_api.fault_response, own_api.run_notifications),
+    "salesforce": System("salesforce", _compile(salesforce_api.ROUTES), salesforce_api.authenticate,
+                         salesforce_api.fault_response, salesforce_api.run),
 }
 
 
@@ -72,11 +76,14 @@ def _not_found(system: str, method: str, path: str) -> Response:
         return json_response(404, netsuite_api.error(404, "INVALID_URL", message).body)
     if system == "avatax":
         return json_response(404, avatax_api.error(404, "EntityNotFoundError", message).body)
+    if system == "salesforce":
+        return json_response(404, salesforce_api.error(404, "NOT_FOUND", message).body)
     return json_response(404, {"error": {"code": "not_found", "message": message}})
 
 
 def create_app(database_url: str, *, migrate: bool = True) -> Starlette:
     store = Store(database_url, migrate=migrate)
+    store.webhooks = WebhookDispatcher(store)
     faults = Faults()
 
     async def dispatch(request: Request) -> Response:
@@ -184,6 +191,7 @@ class SandboxServer:
         if self._socket is not None:
             self._socket.close()
         if self.app is not None:
+            self.app.state.store.webhooks.close()
             self.app.state.store.close()
         self._server = self._thread = self._socket = None
 

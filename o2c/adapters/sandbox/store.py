@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -58,8 +58,12 @@ class StoredResponse:
 class Tx:
     """One unit of work on the sandbox state."""
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, store: "Store | None" = None):
         self.conn = conn
+        self.store = store
+        # Work that must wait until this unit of work is committed (webhook deliveries:
+        # a receiver that reads back what the event names must find it).
+        self.after_commit: list[Callable[[], None]] = []
 
     # -- documents ------------------------------------------------------------------
 
@@ -142,11 +146,17 @@ class Store:
             upgrade(database_url)
         self.engine = engine_for(database_url)
         self.lock = threading.RLock()
+        # Set by the app: delivers Stripe events to registered webhook endpoints.
+        self.webhooks: Any = None
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
-        with self.lock, self.engine.begin() as conn:
-            yield Tx(conn)
+        with self.lock:
+            with self.engine.begin() as conn:
+                tx = Tx(conn, self)
+                yield tx
+            for callback in tx.after_commit:
+                callback()
 
     def reset(self) -> None:
         with self.tx() as tx:

@@ -12,6 +12,9 @@ store nothing. Simplification: 4xx answers are never stored (Stripe stores some
 from __future__ import annotations
 
 import base64
+import contextvars
+import json
+import secrets
 import time
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -22,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from o2c.adapters.sandbox.core import ApiError, json_response, new_id, parse_nested, request_hash, dumps
-from o2c.adapters.sandbox.store import Tx
+from o2c.adapters.sandbox import webhooks
+from o2c.adapters.sandbox.store import Tx, documents
 from o2c.canonical.money import minor_unit
 
 SYSTEM = "stripe"
@@ -196,6 +200,7 @@ def new_customer(id_: str | None = None) -> dict[str, Any]:
         "created": int(time.time()),
         "livemode": False,
         "metadata": {},
+        "invoice_settings": {"default_payment_method": None},
     }
 
 
@@ -218,8 +223,24 @@ def update_customer(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     customer = tx.get(SYSTEM, "customer", id)
     if customer is None:
         raise no_such("customer", id)
+    settings = params.get("invoice_settings")
+    pm_id = None
+    if settings is not None:
+        if not isinstance(settings, dict):
+            raise invalid("Invalid invoice_settings: must be a hash", param="invoice_settings")
+        pm_id = settings.get("default_payment_method")
+    before = (customer.get("invoice_settings") or {}).get("default_payment_method")
     customer = _customer_fields(customer, params)
+    if pm_id is not None:
+        customer["invoice_settings"] = {**(customer.get("invoice_settings") or {}),
+                                        "default_payment_method": None}
+        if pm_id:
+            pm = _attach(tx, pm_id, id, param="invoice_settings[default_payment_method]")
+            customer["invoice_settings"]["default_payment_method"] = pm["id"]
     tx.put(SYSTEM, "customer", id, customer)
+    if pm_id is not None and customer["invoice_settings"]["default_payment_method"] != before:
+        emit(tx, "customer.updated", customer,
+             previous_attributes={"invoice_settings": {"default_payment_method": before}})
     return 200, customer
 
 
@@ -299,6 +320,25 @@ def _price_from(data: Any, param: str, currency: str, interval: str) -> dict[str
         raise invalid("unit_amount must not be negative", param=f"{param}[unit_amount_decimal]")
     recurring = data.get("recurring") or {}
     return make_price(currency, data["product"], amount, (recurring or {}).get("interval", interval))
+
+
+def cancel_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    """`DELETE /v1/subscriptions/{id}`: cancel at once. Cancelling a canceled subscription
+    is refused (the exact error Stripe answers is unverified)."""
+    subscription = tx.get(SYSTEM, "subscription", id)
+    if subscription is None:
+        raise no_such("subscription", id)
+    if subscription["status"] == "canceled":
+        raise invalid(f"This subscription is already canceled: {id}", code="subscription_canceled")
+    previous = subscription["status"]
+    now = int(time.time())
+    subscription.update({"status": "canceled", "canceled_at": now, "ended_at": now,
+                         "cancellation_details": {"reason": "cancellation_requested",
+                                                  "comment": params.get("cancellation_details", {}).get("comment")
+                                                  if isinstance(params.get("cancellation_details"), dict) else None}})
+    tx.put(SYSTEM, "subscription", id, subscription)
+    emit(tx, "customer.subscription.deleted", subscription)
+    return 200, subscription
 
 
 def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
@@ -443,7 +483,16 @@ def create_invoice(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         "starting_balance": 0,
         "ending_balance": None,
         "created": int(time.time()),
-        "status_transitions": {"finalized_at": None, "paid_at": None, "voided_at": None},
+        "status_transitions": {"finalized_at": None, "paid_at": None, "voided_at": None,
+                               "marked_uncollectible_at": None},
+        "attempt_count": 0,
+        "attempted": False,
+        "paid": False,
+        "paid_out_of_band": False,
+        "charge": None,
+        "payment_intent": None,
+        "next_payment_attempt": None,
+        "billing_reason": "subscription_update" if subscription_id else "manual",
         "livemode": False,
     }
     if behavior == "include":
@@ -581,6 +630,497 @@ def get_invoiceitem(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     return 200, item
 
 
+# -- events and webhook endpoints -------------------------------------------------------------
+
+API_VERSION = "2024-06-20"
+# The request that caused the events being emitted (None for automatic events such as a
+# renewal charge), as Stripe records it in `event.request`.
+_current_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "stripe_request", default=None)
+
+
+def _snapshot(obj: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(dumps(obj), parse_float=Decimal)
+
+
+def emit(tx: Tx, type_: str, obj: dict[str, Any], *, previous_attributes: dict[str, Any] | None = None
+         ) -> dict[str, Any]:
+    """Store an event as Stripe shapes it and, once the unit of work commits, deliver it
+    to every enabled endpoint whose `enabled_events` match (endpoints as of now)."""
+    endpoints = [e for e in tx.list(SYSTEM, "webhook_endpoint") if webhooks.matches(e, type_)]
+    data: dict[str, Any] = {"object": _snapshot(obj)}
+    if previous_attributes is not None:
+        data["previous_attributes"] = _snapshot(previous_attributes)
+    event = {
+        "id": new_id("evt"),
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": int(time.time()),
+        "data": data,
+        "livemode": False,
+        "pending_webhooks": len(endpoints),
+        "request": _current_request.get() or {"id": None, "idempotency_key": None},
+        "type": type_,
+    }
+    tx.put(SYSTEM, "event", event["id"], event)
+    dispatcher = tx.store.webhooks if tx.store is not None else None
+    if endpoints and dispatcher is not None:
+        tx.after_commit.append(lambda: dispatcher.schedule(event, endpoints))
+    return event
+
+
+def get_event(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    event = tx.get(SYSTEM, "event", id)
+    if event is None:
+        raise no_such("event", id)
+    return 200, event
+
+
+def list_events(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
+    limit = _int(params.get("limit", 10), "limit")
+    if not 1 <= limit <= 100:
+        raise invalid("limit must be between 1 and 100", param="limit")
+    events = list(reversed(tx.list(SYSTEM, "event")))
+    if params.get("type"):
+        pattern = params["type"]
+        if pattern.endswith(".*"):
+            events = [e for e in events if e["type"].startswith(pattern[:-1])]
+        else:
+            events = [e for e in events if e["type"] == pattern]
+    after = params.get("starting_after")
+    if after:
+        ids = [e["id"] for e in events]
+        if after not in ids:
+            raise no_such("event", after, status=400, param="starting_after")
+        events = events[ids.index(after) + 1:]
+    return 200, _list("/v1/events", events[:limit], has_more=len(events) > limit)
+
+
+def create_webhook_endpoint(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
+    if not params.get("url"):
+        raise missing("url")
+    enabled = params.get("enabled_events")
+    if not enabled or not isinstance(enabled, list):
+        raise missing("enabled_events")
+    endpoint = {
+        "id": new_id("we"),
+        "object": "webhook_endpoint",
+        "api_version": params.get("api_version") or None,
+        "application": None,
+        "created": int(time.time()),
+        "description": params.get("description") or None,
+        "enabled_events": [str(e) for e in enabled],
+        "livemode": False,
+        "metadata": _metadata({}, params.get("metadata")),
+        "secret": "whsec_" + secrets.token_hex(24),
+        "status": "enabled",
+        "url": params["url"],
+    }
+    tx.put(SYSTEM, "webhook_endpoint", endpoint["id"], endpoint)
+    return 200, endpoint
+
+
+def _public_endpoint(endpoint: dict[str, Any]) -> dict[str, Any]:
+    # Stripe shows the signing secret only in the answer to the create call.
+    return {k: v for k, v in endpoint.items() if k != "secret"}
+
+
+def get_webhook_endpoint(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    endpoint = tx.get(SYSTEM, "webhook_endpoint", id)
+    if endpoint is None:
+        raise no_such("webhook_endpoint", id)
+    return 200, _public_endpoint(endpoint)
+
+
+def list_webhook_endpoints(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
+    endpoints = [_public_endpoint(e) for e in reversed(tx.list(SYSTEM, "webhook_endpoint"))]
+    return 200, _list("/v1/webhook_endpoints", endpoints)
+
+
+def delete_webhook_endpoint(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    endpoint = tx.get(SYSTEM, "webhook_endpoint", id)
+    if endpoint is None:
+        raise no_such("webhook_endpoint", id)
+    tx.conn.execute(documents.delete().where(documents.c.system == SYSTEM, documents.c.type == "webhook_endpoint",
+                                             documents.c.id == id))
+    return 200, {"id": id, "object": "webhook_endpoint", "deleted": True}
+
+
+# -- payment methods --------------------------------------------------------------------------
+
+# Stripe's test payment methods and how a charge on them ends: None succeeds, else
+# (error code, decline code, message), as Stripe's testing page lists them.
+TEST_PAYMENT_METHODS: dict[str, tuple[str, str, tuple[str, str, str] | None]] = {
+    "pm_card_visa": ("visa", "4242", None),
+    "pm_card_mastercard": ("mastercard", "4444", None),
+    "pm_card_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline", "Your card was declined.")),
+    "pm_card_chargeDeclinedInsufficientFunds": (
+        "visa", "9995", ("card_declined", "insufficient_funds", "Your card has insufficient funds.")),
+    "pm_card_chargeDeclinedLostCard": ("visa", "9987", ("card_declined", "lost_card", "Your card was declined.")),
+    "pm_card_chargeDeclinedStolenCard": ("visa", "9979", ("card_declined", "stolen_card", "Your card was declined.")),
+    "pm_card_chargeDeclinedExpiredCard": ("visa", "0069", ("expired_card", "expired_card", "Your card has expired.")),
+}
+
+
+def _new_payment_method(token: str) -> dict[str, Any]:
+    brand, last4, _ = TEST_PAYMENT_METHODS[token]
+    return {
+        "id": new_id("pm"),
+        "object": "payment_method",
+        "type": "card",
+        "card": {"brand": brand, "last4": last4, "exp_month": 12, "exp_year": date.today().year + 3,
+                 "funding": "credit", "country": "US"},
+        "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+        "customer": None,
+        "created": int(time.time()),
+        "livemode": False,
+        "metadata": {},
+        # Sandbox-only: which test card this is (decides how charges on it end).
+        "sandbox_test_card": token,
+    }
+
+
+def _attach(tx: Tx, pm_id: str, customer_id: str, *, param: str = "payment_method") -> dict[str, Any]:
+    """Attach a payment method (or, as Stripe's test tokens do, a fresh one made from a
+    test token such as `pm_card_visa`) to a customer. Emits `payment_method.attached`."""
+    if pm_id in TEST_PAYMENT_METHODS:
+        pm = _new_payment_method(pm_id)
+    else:
+        pm = tx.get(SYSTEM, "payment_method", pm_id)
+        if pm is None:
+            raise no_such("PaymentMethod", pm_id, status=400 if param != "id" else 404, param=param)
+        if pm.get("customer") == customer_id:
+            return pm
+        if pm.get("customer"):
+            raise invalid("The payment method you provided has already been attached to a customer.",
+                          param=param, code="payment_method_unexpected_state")
+    pm["customer"] = customer_id
+    tx.put(SYSTEM, "payment_method", pm["id"], pm)
+    emit(tx, "payment_method.attached", pm)
+    return pm
+
+
+def attach_payment_method(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    customer_id = params.get("customer")
+    if not customer_id:
+        raise missing("customer")
+    if tx.get(SYSTEM, "customer", customer_id) is None:
+        raise no_such("customer", customer_id, status=400, param="customer")
+    return 200, _attach(tx, id, customer_id, param="id")
+
+
+def get_payment_method(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    pm = tx.get(SYSTEM, "payment_method", id)
+    if pm is None:
+        raise no_such("PaymentMethod", id)
+    return 200, pm
+
+
+def get_charge(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    charge = tx.get(SYSTEM, "charge", id)
+    if charge is None:
+        raise no_such("charge", id)
+    return 200, charge
+
+
+def get_payment_intent(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    intent = tx.get(SYSTEM, "payment_intent", id)
+    if intent is None:
+        raise no_such("payment_intent", id)
+    return 200, intent
+
+
+# -- collecting invoices ------------------------------------------------------------------------
+
+
+def _payment_intent_of(tx: Tx, invoice: dict[str, Any]) -> dict[str, Any]:
+    intent = tx.get(SYSTEM, "payment_intent", invoice.get("payment_intent") or "")
+    if intent is None:
+        intent = {
+            "id": new_id("pi"),
+            "object": "payment_intent",
+            "amount": int(invoice["amount_remaining"]),
+            "amount_received": 0,
+            "currency": invoice["currency"],
+            "customer": invoice["customer"],
+            "invoice": invoice["id"],
+            "status": "requires_payment_method",
+            "last_payment_error": None,
+            "latest_charge": None,
+            "payment_method": None,
+            "created": int(time.time()),
+            "livemode": False,
+            "metadata": {},
+        }
+        invoice["payment_intent"] = intent["id"]
+    return intent
+
+
+def _mark_paid(tx: Tx, invoice: dict[str, Any]) -> None:
+    invoice["amount_paid"] = int(invoice["amount_paid"]) + int(invoice["amount_remaining"])
+    invoice["amount_remaining"] = 0
+    invoice["status"] = "paid"
+    invoice["paid"] = True
+    invoice["next_payment_attempt"] = None
+    invoice["status_transitions"]["paid_at"] = int(time.time())
+    _subscription_recovers(tx, invoice)
+
+
+def _subscription_recovers(tx: Tx, invoice: dict[str, Any]) -> None:
+    subscription = tx.get(SYSTEM, "subscription", invoice.get("subscription") or "")
+    if subscription is not None and subscription["status"] == "past_due":
+        subscription["status"] = "active"
+        tx.put(SYSTEM, "subscription", subscription["id"], subscription)
+        emit(tx, "customer.subscription.updated", subscription, previous_attributes={"status": "past_due"})
+
+
+def _charge_invoice(tx: Tx, invoice: dict[str, Any], pm_id: str | None = None) -> tuple[int, Any]:
+    """One payment attempt on an open (or uncollectible) invoice for what remains due,
+    with `pm_id` or the customer's default payment method. A decline answers 402 and
+    still commits: the failed charge, the attempt count and the events are real."""
+    if invoice["status"] == "paid":
+        raise invalid("Invoice is already paid", code="invoice_already_paid")  # code unverified
+    if invoice["status"] not in ("open", "uncollectible"):
+        raise invalid(f"You can only pay open invoices. This invoice is {invoice['status']}.",
+                      code="invoice_not_open")  # wording unverified
+    customer = tx.get(SYSTEM, "customer", invoice["customer"]) or {}
+    pm_id = pm_id or (customer.get("invoice_settings") or {}).get("default_payment_method")
+    pm = tx.get(SYSTEM, "payment_method", pm_id) if pm_id else None
+    if pm is None:
+        raise invalid("This customer has no attached payment source or default payment method.",
+                      code="invoice_no_customer_payment_method")  # code unverified
+    amount = int(invoice["amount_remaining"])
+    behaviour = TEST_PAYMENT_METHODS.get(pm.get("sandbox_test_card") or "", ("", "", None))[2]
+    intent = _payment_intent_of(tx, invoice)
+    now = int(time.time())
+    charge = {
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": 0 if behaviour else amount,
+        "amount_refunded": 0,
+        "currency": invoice["currency"],
+        "customer": invoice["customer"],
+        "invoice": invoice["id"],
+        "payment_intent": intent["id"],
+        "payment_method": pm["id"],
+        "payment_method_details": {"type": "card", "card": {k: pm["card"][k] for k in
+                                                            ("brand", "last4", "exp_month", "exp_year")}},
+        "paid": behaviour is None,
+        "captured": behaviour is None,
+        "status": "failed" if behaviour else "succeeded",
+        "failure_code": behaviour[0] if behaviour else None,
+        "failure_message": behaviour[2] if behaviour else None,
+        "outcome": {
+            "network_status": "declined_by_network" if behaviour else "approved_by_network",
+            "reason": behaviour[1] if behaviour else None,
+            "risk_level": "normal",
+            "seller_message": "The bank did not return any further details with this decline." if behaviour
+            else "Payment complete.",
+            "type": "issuer_declined" if behaviour else "authorized",
+        },
+        "disputed": False,
+        "refunded": False,
+        "created": now,
+        "livemode": False,
+        "metadata": {},
+    }
+    tx.put(SYSTEM, "charge", charge["id"], charge)
+    invoice["attempt_count"] = int(invoice.get("attempt_count") or 0) + 1
+    invoice["attempted"] = True
+    invoice["charge"] = charge["id"]
+    invoice["next_payment_attempt"] = None  # o2c runs its own retries: no Smart Retries
+    intent.update({"payment_method": pm["id"], "latest_charge": charge["id"], "amount": amount})
+    if behaviour is None:
+        intent.update({"status": "succeeded", "amount_received": amount, "last_payment_error": None})
+        _mark_paid(tx, invoice)
+        tx.put(SYSTEM, "payment_intent", intent["id"], intent)
+        tx.put(SYSTEM, "invoice", invoice["id"], invoice)
+        emit(tx, "charge.succeeded", charge)
+        emit(tx, "payment_intent.succeeded", intent)
+        emit(tx, "invoice.paid", invoice)
+        emit(tx, "invoice.payment_succeeded", invoice)
+        return 200, invoice
+    code, decline_code, message = behaviour
+    error_body: dict[str, Any] = {
+        "type": "card_error", "code": code, "decline_code": decline_code, "message": message,
+        "charge": charge["id"], "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
+    }
+    intent.update({"status": "requires_payment_method",
+                   "last_payment_error": {**{k: v for k, v in error_body.items() if k != "charge"},
+                                          "payment_method": {"id": pm["id"], "type": "card"}}})
+    tx.put(SYSTEM, "payment_intent", intent["id"], intent)
+    tx.put(SYSTEM, "invoice", invoice["id"], invoice)
+    subscription = tx.get(SYSTEM, "subscription", invoice.get("subscription") or "")
+    emit(tx, "charge.failed", charge)
+    emit(tx, "payment_intent.payment_failed", intent)
+    emit(tx, "invoice.payment_failed", invoice)
+    if subscription is not None and subscription["status"] == "active":
+        subscription["status"] = "past_due"
+        tx.put(SYSTEM, "subscription", subscription["id"], subscription)
+        emit(tx, "customer.subscription.updated", subscription, previous_attributes={"status": "active"})
+    return 402, {"error": error_body}
+
+
+def pay_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    invoice = tx.get(SYSTEM, "invoice", id)
+    if invoice is None:
+        raise no_such("invoice", id)
+    if "paid_out_of_band" in params and _bool(params["paid_out_of_band"], "paid_out_of_band"):
+        return 200, pay_out_of_band(tx, id)
+    return _charge_invoice(tx, invoice, params.get("payment_method") or None)
+
+
+def mark_uncollectible(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    invoice = tx.get(SYSTEM, "invoice", id)
+    if invoice is None:
+        raise no_such("invoice", id)
+    if invoice["status"] != "open":
+        raise invalid(f"You can only mark open invoices as uncollectible. This invoice is {invoice['status']}.",
+                      code="invoice_not_open")  # wording unverified
+    invoice["status"] = "uncollectible"
+    invoice["status_transitions"]["marked_uncollectible_at"] = int(time.time())
+    tx.put(SYSTEM, "invoice", id, invoice)
+    emit(tx, "invoice.marked_uncollectible", invoice)
+    return 200, invoice
+
+
+# -- control-plane actions (not Stripe API; see control.py) --------------------------------------
+
+
+def _monthly_minor(subscription: dict[str, Any]) -> int:
+    total = Decimal(0)
+    for item in subscription["items"]["data"]:
+        price = item.get("price") or {}
+        unit = Decimal(str(price.get("unit_amount_decimal") or price.get("unit_amount") or 0))
+        total += unit * int(item.get("quantity") or 0)
+    return int(total.quantize(Decimal(1)))
+
+
+def renewal_charge(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
+    """What Stripe does when a subscription renews: a `subscription_cycle` invoice,
+    finalized, then charged to the default payment method."""
+    sub_id = body.get("subscription")
+    subscription = tx.get(SYSTEM, "subscription", sub_id or "")
+    if subscription is None:
+        raise no_such("subscription", str(sub_id))
+    amount = _int(body["amount"], "amount") if body.get("amount") is not None else _monthly_minor(subscription)
+    _, invoice = create_invoice(tx, {"customer": subscription["customer"], "subscription": sub_id,
+                                     "description": body.get("description") or None})
+    _, item = create_invoiceitem(tx, {"customer": subscription["customer"], "invoice": invoice["id"],
+                                      "currency": subscription["currency"], "amount": amount,
+                                      "subscription": sub_id,
+                                      "description": body.get("description") or "Subscription renewal"})
+    _, invoice = finalize_invoice(tx, {}, invoice["id"])
+    invoice["billing_reason"] = "subscription_cycle"
+    tx.put(SYSTEM, "invoice", invoice["id"], invoice)
+    emit(tx, "invoice.finalized", invoice)
+    try:
+        _charge_invoice(tx, invoice)
+    except ApiError:
+        pass  # no payment method: the invoice stays open, as with a customer who has none
+    return tx.get(SYSTEM, "invoice", invoice["id"])
+
+
+def partial_payment(tx: Tx, id: str, body: dict[str, Any]) -> dict[str, Any]:
+    invoice = tx.get(SYSTEM, "invoice", id)
+    if invoice is None:
+        raise no_such("invoice", id)
+    if invoice["status"] not in ("open", "uncollectible"):
+        raise invalid(f"invoice {id} is {invoice['status']}; only open invoices take payments")
+    amount = _int(body.get("amount"), "amount")
+    if not 0 < amount <= int(invoice["amount_remaining"]):
+        raise invalid(f"amount must be between 1 and {invoice['amount_remaining']}", param="amount")
+    previous = {"amount_paid": invoice["amount_paid"], "amount_remaining": invoice["amount_remaining"]}
+    invoice["amount_paid"] = int(invoice["amount_paid"]) + amount
+    invoice["amount_remaining"] = int(invoice["amount_remaining"]) - amount
+    if invoice["amount_remaining"] == 0:
+        previous["status"] = invoice["status"]
+        previous["paid"] = False
+        invoice["status"] = "paid"
+        invoice["paid"] = True
+        invoice["status_transitions"]["paid_at"] = int(time.time())
+    tx.put(SYSTEM, "invoice", id, invoice)
+    emit(tx, "invoice.updated", invoice, previous_attributes=previous)
+    if invoice["status"] == "paid":
+        _subscription_recovers(tx, invoice)
+        emit(tx, "invoice.paid", invoice)
+    return invoice
+
+
+def pay_out_of_band(tx: Tx, id: str) -> dict[str, Any]:
+    invoice = tx.get(SYSTEM, "invoice", id)
+    if invoice is None:
+        raise no_such("invoice", id)
+    if invoice["status"] not in ("open", "uncollectible"):
+        raise invalid(f"invoice {id} is {invoice['status']}; only open invoices can be paid",
+                      code="invoice_already_paid" if invoice["status"] == "paid" else "invoice_not_open")
+    invoice["paid_out_of_band"] = True
+    _mark_paid(tx, invoice)
+    tx.put(SYSTEM, "invoice", id, invoice)
+    emit(tx, "invoice.paid", invoice)
+    return invoice
+
+
+def open_dispute(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
+    charge = tx.get(SYSTEM, "charge", str(body.get("charge") or ""))
+    if charge is None:
+        raise no_such("charge", str(body.get("charge")))
+    if charge["status"] != "succeeded":
+        raise invalid(f"charge {charge['id']} did not succeed; there is nothing to dispute")
+    dispute = {
+        "id": new_id("dp"),
+        "object": "dispute",
+        "amount": charge["amount"],
+        "currency": charge["currency"],
+        "charge": charge["id"],
+        "payment_intent": charge.get("payment_intent"),
+        "reason": body.get("reason") or "general",
+        "status": "needs_response",
+        "is_charge_refundable": False,
+        "created": int(time.time()),
+        "livemode": False,
+        "metadata": {},
+    }
+    charge["disputed"] = True
+    tx.put(SYSTEM, "charge", charge["id"], charge)
+    tx.put(SYSTEM, "dispute", dispute["id"], dispute)
+    emit(tx, "charge.dispute.created", dispute)
+    return dispute
+
+
+def close_dispute(tx: Tx, id: str, body: dict[str, Any]) -> dict[str, Any]:
+    dispute = tx.get(SYSTEM, "dispute", id)
+    if dispute is None:
+        raise no_such("dispute", id)
+    status = body.get("status")
+    if status not in ("won", "lost"):
+        raise invalid("status must be won or lost", param="status")
+    if dispute["status"] in ("won", "lost"):
+        raise invalid(f"dispute {id} is already closed ({dispute['status']})")
+    previous = {"status": dispute["status"]}
+    dispute["status"] = status
+    tx.put(SYSTEM, "dispute", id, dispute)
+    emit(tx, "charge.dispute.closed", dispute, previous_attributes=previous)
+    return dispute
+
+
+def redeliver(tx: Tx, id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Deliver a stored event again, `times` times, to the endpoints that take it now."""
+    event = tx.get(SYSTEM, "event", id)
+    if event is None:
+        raise no_such("event", id)
+    times = _int(body.get("times", 1), "times")
+    if not 1 <= times <= 100:
+        raise invalid("times must be between 1 and 100", param="times")
+    endpoints = [e for e in tx.list(SYSTEM, "webhook_endpoint") if webhooks.matches(e, event["type"])]
+    dispatcher = tx.store.webhooks if tx.store is not None else None
+    if dispatcher is not None:
+        for _ in range(times):
+            tx.after_commit.append(lambda: dispatcher.schedule(event, endpoints, reason="redeliver"))
+    return {"event": id, "endpoints": [e["id"] for e in endpoints], "deliveries_scheduled": times * len(endpoints)}
+
+
 ROUTES: list[tuple[str, str, Any]] = [
     ("POST", r"/v1/customers", create_customer),
     ("GET", r"/v1/customers/(?P<id>[^/]+)", get_customer),
@@ -594,6 +1134,19 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", r"/v1/invoices/(?P<id>[^/]+)", get_invoice),
     ("POST", r"/v1/invoices/(?P<id>[^/]+)/finalize", finalize_invoice),
     ("POST", r"/v1/invoices/(?P<id>[^/]+)/void", void_invoice),
+    ("POST", r"/v1/invoices/(?P<id>[^/]+)/pay", pay_invoice),
+    ("POST", r"/v1/invoices/(?P<id>[^/]+)/mark_uncollectible", mark_uncollectible),
+    ("DELETE", r"/v1/subscriptions/(?P<id>[^/]+)", cancel_subscription),
+    ("POST", r"/v1/payment_methods/(?P<id>[^/]+)/attach", attach_payment_method),
+    ("GET", r"/v1/payment_methods/(?P<id>[^/]+)", get_payment_method),
+    ("GET", r"/v1/charges/(?P<id>[^/]+)", get_charge),
+    ("GET", r"/v1/payment_intents/(?P<id>[^/]+)", get_payment_intent),
+    ("GET", r"/v1/events", list_events),
+    ("GET", r"/v1/events/(?P<id>[^/]+)", get_event),
+    ("POST", r"/v1/webhook_endpoints", create_webhook_endpoint),
+    ("GET", r"/v1/webhook_endpoints", list_webhook_endpoints),
+    ("GET", r"/v1/webhook_endpoints/(?P<id>[^/]+)", get_webhook_endpoint),
+    ("DELETE", r"/v1/webhook_endpoints/(?P<id>[^/]+)", delete_webhook_endpoint),
     ("POST", r"/v1/invoiceitems", create_invoiceitem),
     ("GET", r"/v1/invoiceitems/(?P<id>[^/]+)", get_invoiceitem),
 ]
@@ -631,12 +1184,20 @@ def run(store, handler, method: str, path: str, request: Request, raw: bytes, gr
                         )
                     headers = {**stored.headers, "Idempotent-Replayed": "true", "Idempotency-Key": key}
                     return Response(stored.body.encode(), stored.status, headers, media_type="application/json")
-            status, body = handler(tx, params, **groups)
-            headers = {"Request-Id": new_id("req")}
+            request_id = new_id("req")
+            token = _current_request.set({"id": request_id, "idempotency_key": key})
+            try:
+                status, body = handler(tx, params, **groups)
+            finally:
+                _current_request.reset(token)
+            # A handler answers an error itself (402 card declines) when what it did
+            # must be kept: the failed charge is real, and the answer is replayed.
+            stored_headers = {"Stripe-Should-Retry": "false"} if status >= 400 else {}
+            headers = {"Request-Id": request_id, **stored_headers}
             if key:
                 headers["Idempotency-Key"] = key
-                tx.store_response(SYSTEM, key, fingerprint, status, body, {})
-            return Response(dumps(body).encode(), status, headers, media_type="application/json")
+                tx.store_response(SYSTEM, key, fingerprint, status, body, stored_headers)
+        return Response(dumps(body).encode(), status, headers, media_type="application/json")
     except ApiError as exc:
         if key and exc.store:
             with store.tx() as tx:
