@@ -58,3 +58,18 @@ class HttpEntitlements:
         data = read_json(response)
         return Entitlement(account_id=data["account_id"], product=data["product"], seats=int(data["seats"]),
                            status=data.get("status", "active"))
+
+    async def set_restriction(self, *, account_id: str, restricted: bool, idempotency_key: str) -> None:
+        """Restricted: no expansion, existing access kept. A PUT of the whole state, with
+        the key, so a retry replays instead of recording a second change."""
+        path = f"/accounts/{quote(account_id, safe='')}/restriction"
+        response = await send(self._client, SYSTEM, "PUT", path, content=json_content({"restricted": restricted}),
+                              headers={"Idempotency-Key": idempotency_key})
+        if response.status_code >= 400:
+            raise classify(SYSTEM, response)
+
+    async def get_restriction(self, account_id: str) -> bool:
+        response = await send(self._client, SYSTEM, "GET", f"/accounts/{quote(account_id, safe='')}/restriction")
+        if response.status_code >= 400:
+            raise classify(SYSTEM, response)
+        return bool(read_json(response).get("restricted"))

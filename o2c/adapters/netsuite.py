@@ -17,10 +17,13 @@ import httpx
 from o2c.adapters._http import json_content, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from o2c.canonical.journal import JournalEntry, JournalLine
-from o2c.canonical.models import JournalEntryRef
+from o2c.canonical.models import CollectionCase, JournalEntryRef
 from o2c.canonical.money import Money
 
 SYSTEM = "netsuite"
+# The AR collection case: a custom record type with o2c's own field ids (a NetSuite
+# account defines them; custom records are reachable through the REST record service).
+CASE_TYPE = "customrecord_o2c_collection_case"
 # A transaction body custom field for the entry an entry reverses (a reasonable
 # assumption: real accounts define their own custom fields).
 REVERSES_FIELD = "custbody_o2c_reverses"
@@ -31,7 +34,8 @@ def _details(response: httpx.Response) -> list[dict[str, Any]]:
     return (body.get("o:errorDetails") or []) if isinstance(body, dict) else []
 
 
-def classify(response: httpx.Response, entry: JournalEntry | None = None) -> AdapterError:
+def classify(response: httpx.Response, entry: JournalEntry | None = None, *,
+             what: str = "the journal entry") -> AdapterError:
     status = response.status_code
     details = _details(response)
     first = details[0] if details else {}
@@ -49,7 +53,7 @@ def classify(response: httpx.Response, entry: JournalEntry | None = None) -> Ada
             f"The ERP accounting period{when} is closed: reopen it in NetSuite or move the posting date. ({detail})",
             code=code or "PERIOD_CLOSED", status=status, fixable=True,
         )
-    return BusinessError(SYSTEM, f"NetSuite refused the journal entry: {detail}", code=code, status=status)
+    return BusinessError(SYSTEM, f"NetSuite refused {what}: {detail}", code=code, status=status)
 
 
 def to_wire(entry: JournalEntry) -> dict[str, Any]:
@@ -141,3 +145,47 @@ class NetSuiteErp:
         if response.status_code >= 400:
             raise classify(response)
         return from_wire(read_json(response))
+
+    # -- collection cases ----------------------------------------------------------------
+
+    async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
+        """Create or move the case by its external ID: the same case upserted twice is one
+        record holding the latest stage and status."""
+        path = f"/record/v1/{CASE_TYPE}/eid:{quote(case.external_id, safe='')}"
+        body = {
+            "custrecord_o2c_customer": case.account_id,
+            "custrecord_o2c_invoice": case.invoice_id,
+            "custrecord_o2c_amount": case.amount.amount,
+            "custrecord_o2c_currency": case.amount.currency,
+            "custrecord_o2c_stage": case.stage,
+            "custrecord_o2c_status": case.status,
+            "subsidiary": {"id": case.subsidiary},
+        }
+        response = await send(self._client, SYSTEM, "PUT", path, content=json_content(body))
+        if response.status_code >= 400:
+            raise classify(response, what=f"collection case {case.external_id}")
+        location = response.headers.get("location", "")
+        internal_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
+        if not internal_id:
+            raise IntegrationBug(SYSTEM, f"NetSuite answered {response.status_code} without a Location header",
+                                 status=response.status_code)
+        return case.model_copy(update={"internal_id": internal_id})
+
+    async def get_collection_case(self, external_id: str) -> CollectionCase | None:
+        response = await send(self._client, SYSTEM, "GET", f"/record/v1/{CASE_TYPE}/eid:{quote(external_id, safe='')}")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise classify(response)
+        record = read_json(response)
+        currency = record.get("custrecord_o2c_currency") or "USD"
+        return CollectionCase(
+            external_id=record.get("externalId") or external_id,
+            account_id=record.get("custrecord_o2c_customer") or "",
+            invoice_id=record.get("custrecord_o2c_invoice") or "",
+            subsidiary=str((record.get("subsidiary") or {}).get("id") or "1"),
+            amount=Money.of(Decimal(str(record.get("custrecord_o2c_amount") or 0)), currency),
+            stage=record.get("custrecord_o2c_stage") or "",
+            status=record.get("custrecord_o2c_status") or "open",
+            internal_id=str(record.get("id") or ""),
+        )

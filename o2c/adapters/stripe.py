@@ -9,7 +9,7 @@ each step instead of repeating it.
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,7 +17,16 @@ import httpx
 
 from o2c.adapters._http import read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
-from o2c.canonical.models import Account, Address, Invoice, InvoiceLine, Subscription, SubscriptionLine
+from o2c.canonical.models import (
+    Account,
+    Address,
+    Invoice,
+    InvoiceLine,
+    PaymentAttempt,
+    PaymentOutcome,
+    Subscription,
+    SubscriptionLine,
+)
 from o2c.canonical.money import Money, minor_unit
 
 SYSTEM = "stripe"
@@ -96,8 +105,21 @@ def _price_of(item: dict[str, Any], currency: str) -> Money:
                              "o2c cannot represent it exactly") from exc
 
 
+def _arr(metadata: dict[str, str], currency: str | None) -> Money | None:
+    """`metadata[arr]`: annual recurring revenue as a decimal string in major units of
+    the customer's currency (o2c's convention; Stripe has no such field)."""
+    raw = metadata.get("arr")
+    if not raw:
+        return None
+    try:
+        return Money.of(Decimal(raw), (currency or "usd").upper(), rounded=True)
+    except (InvalidOperation, ValueError) as exc:
+        raise IntegrationBug(SYSTEM, f"customer metadata arr={raw!r} is not a decimal amount") from exc
+
+
 def to_account(customer: dict[str, Any]) -> Account:
     address = customer.get("address") or {}
+    metadata = customer.get("metadata") or {}
     return Account(
         id=customer["id"],
         name=customer.get("name") or "",
@@ -109,7 +131,10 @@ def to_account(customer: dict[str, Any]) -> Account:
             postal_code=address.get("postal_code") or "",
             country=address.get("country") or "",
         ),
-        legal_entity=(customer.get("metadata") or {}).get("legal_entity") or "US01",
+        legal_entity=metadata.get("legal_entity") or "US01",
+        segment=metadata.get("segment") or "default",
+        annual_recurring_revenue=_arr(metadata, customer.get("currency")),
+        success_owner=metadata.get("success_owner") or "",
     )
 
 
@@ -163,6 +188,8 @@ def to_invoice(invoice: dict[str, Any]) -> Invoice:
         currency=currency,
         total=Money.from_minor(int(invoice.get("total") or 0), currency),
         lines=lines,
+        amount_paid=Money.from_minor(int(invoice.get("amount_paid") or 0), currency),
+        amount_remaining=Money.from_minor(int(invoice.get("amount_remaining") or 0), currency),
     )
 
 
@@ -374,3 +401,93 @@ class StripeBilling:
             "and needs a credit note instead",
             code="invoice_not_open",
         )
+
+    # -- dunning ----------------------------------------------------------------------------
+
+    async def _invoice_or_missing(self, invoice_id: str) -> dict[str, Any]:
+        invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
+        if invoice is None:
+            raise BusinessError(SYSTEM, f"invoice {invoice_id} does not exist in billing",
+                                code="resource_missing", status=404)
+        return invoice
+
+    async def retry_payment(self, invoice_id: str, *, idempotency_key: str) -> PaymentAttempt:
+        """`POST /v1/invoices/{id}/pay` with the customer's default payment method.
+
+        A 402 card error is a DECLINED attempt with its decline code (Stripe stores the
+        402 for the key, so a retry with the same key replays the same decline without a
+        second charge). An invoice that is already paid (paid by webhook-reported
+        transfer, or by this very call whose answer was lost) is a SUCCEEDED attempt.
+        A customer without a payment method is DECLINED with `no_payment_method`."""
+        response = await send(self._client, SYSTEM, "POST", f"/invoices/{invoice_id}/pay",
+                              headers={"Content-Type": "application/x-www-form-urlencoded",
+                                       "Idempotency-Key": idempotency_key},
+                              content=b"")
+        if response.status_code < 400:
+            return self._attempt(read_json(response), PaymentOutcome.SUCCEEDED)
+        body = read_json(response)
+        err = body.get("error", {}) if isinstance(body, dict) else {}
+        if response.status_code == 402 and err.get("type") == "card_error":
+            invoice = await self._invoice_or_missing(invoice_id)
+            return self._attempt(invoice, PaymentOutcome.DECLINED,
+                                 decline_code=err.get("decline_code") or err.get("code") or "card_declined",
+                                 message=err.get("message") or "")
+        failure = classify(response)
+        if response.status_code == 400 and isinstance(failure, BusinessError):
+            invoice = await self._invoice_or_missing(invoice_id)
+            if invoice["status"] == "paid":
+                return self._attempt(invoice, PaymentOutcome.SUCCEEDED)
+            if invoice["status"] in ("open", "uncollectible") and "payment method" in (err.get("message") or ""):
+                return self._attempt(invoice, PaymentOutcome.DECLINED, decline_code="no_payment_method",
+                                     message=err.get("message") or "")
+        raise failure
+
+    @staticmethod
+    def _attempt(invoice: dict[str, Any], outcome: PaymentOutcome, *, decline_code: str = "",
+                 message: str = "") -> PaymentAttempt:
+        currency = invoice["currency"].upper()
+        return PaymentAttempt(
+            invoice_id=invoice["id"], outcome=outcome, decline_code=decline_code, message=message,
+            amount_paid=Money.from_minor(int(invoice.get("amount_paid") or 0), currency),
+            amount_remaining=Money.from_minor(int(invoice.get("amount_remaining") or 0), currency),
+        )
+
+    async def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> Subscription:
+        """Cancel at once (`DELETE /v1/subscriptions/{id}`). Idempotent by state: a
+        canceled subscription is returned as it is. (DELETE needs no idempotency key:
+        repeating it cannot cancel twice; the key is accepted for the port's contract.)"""
+        raw = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True)
+        if raw is None:
+            raise BusinessError(SYSTEM, f"subscription {subscription_id} does not exist in billing",
+                                code="resource_missing", status=404)
+        if raw["status"] == "canceled":
+            return to_subscription(raw)
+        try:
+            return to_subscription(await self._call("DELETE", f"/subscriptions/{subscription_id}"))
+        except BusinessError:
+            again = await self._call("GET", f"/subscriptions/{subscription_id}")
+            if again["status"] == "canceled":  # a concurrent or lost earlier call did it
+                return to_subscription(again)
+            raise
+
+    async def mark_uncollectible(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """Idempotent by state: an uncollectible invoice is returned as it is. A paid or
+        void invoice is refused as a business error (there is nothing to write off)."""
+        invoice = await self._invoice_or_missing(invoice_id)
+        if invoice["status"] == "uncollectible":
+            return to_invoice(invoice)
+        if invoice["status"] != "open":
+            raise BusinessError(SYSTEM, f"invoice {invoice.get('number') or invoice_id} is {invoice['status']}; "
+                                "only an open invoice can be marked uncollectible", code="invoice_not_open")
+        try:
+            return to_invoice(await self._call("POST", f"/invoices/{invoice_id}/mark_uncollectible", {},
+                                               idempotency_key=idempotency_key))
+        except BusinessError:
+            again = await self._invoice_or_missing(invoice_id)
+            if again["status"] == "uncollectible":
+                return to_invoice(again)
+            raise
+
+    async def invoice_of_charge(self, charge_id: str) -> str | None:
+        charge = await self._call("GET", f"/charges/{charge_id}", not_found_none=True)
+        return None if charge is None else (charge.get("invoice") or None)
