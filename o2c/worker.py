@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from o2c.activities.registry import all_activities
 from o2c.adapters.avatax import AvaTaxTax
+from o2c.adapters.crm import SalesforceCrm
 from o2c.adapters.entitlements import HttpEntitlements
 from o2c.adapters.netsuite import NetSuiteErp
 from o2c.adapters.notifications import HttpNotifications
@@ -39,6 +40,7 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         erp=NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout),
         entitlements=HttpEntitlements(settings.entitlements_base_url, timeout=timeout),
         notifications=HttpNotifications(settings.notifications_base_url, timeout=timeout),
+        crm=SalesforceCrm(settings.crm_base_url, settings.crm_token, timeout=timeout),
     )
 
 

@@ -15,11 +15,15 @@ from o2c.canonical.journal import JournalEntry
 from o2c.canonical.models import (
     Account,
     Address,
+    CollectionCase,
+    CrmTask,
     Entitlement,
     Invoice,
     InvoiceLine,
     JournalEntryRef,
     Notification,
+    PaymentAttempt,
+    PaymentOutcome,
     Subscription,
     SubscriptionLine,
     TaxDocument,
@@ -56,6 +60,8 @@ class FakeBilling:
         self.invoices: dict[str, Invoice] = {}
         self.updates: dict[str, Subscription] = {}
         self._replies: dict[str, Invoice] = {}
+        self.attempts: dict[str, PaymentAttempt] = {}
+        self.card_outcomes: list[str] = []
 
     async def get_account(self, account_id: str) -> Account | None:
         self.ledger.record("billing.get_account")
@@ -89,6 +95,47 @@ class FakeBilling:
         self.ledger.record("billing.void_invoice")
         self.invoices[invoice_id] = self.invoices[invoice_id].model_copy(update={"status": "void"})
         return self.invoices[invoice_id]
+
+    # -- dunning: card outcomes are scripted per attempt; "" means the charge succeeds.
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        self.ledger.record("billing.get_invoice")
+        return self.invoices.get(invoice_id)
+
+    def pay(self, invoice_id: str, amount: Money) -> Invoice:
+        """Money arrives (a card charge or a bank transfer)."""
+        invoice = self.invoices[invoice_id]
+        remaining = invoice.amount_remaining - amount
+        self.invoices[invoice_id] = invoice.model_copy(update={
+            "amount_paid": invoice.amount_paid + amount, "amount_remaining": remaining,
+            "status": "paid" if remaining.is_zero else invoice.status})
+        return self.invoices[invoice_id]
+
+    async def retry_payment(self, invoice_id: str, *, idempotency_key: str) -> PaymentAttempt:
+        self.ledger.record("billing.retry_payment")
+        if idempotency_key not in self.attempts:
+            invoice = self.invoices[invoice_id]
+            decline = self.card_outcomes.pop(0) if self.card_outcomes else "insufficient_funds"
+            if not decline:
+                invoice = self.pay(invoice_id, invoice.amount_remaining)
+            self.attempts[idempotency_key] = PaymentAttempt(
+                invoice_id=invoice_id, outcome=PaymentOutcome.DECLINED if decline else PaymentOutcome.SUCCEEDED,
+                decline_code=decline, amount_paid=invoice.amount_paid, amount_remaining=invoice.amount_remaining)
+        return self.attempts[idempotency_key]
+
+    async def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> Subscription:
+        self.ledger.record("billing.cancel_subscription")
+        sub = self.subscriptions[subscription_id].model_copy(update={"status": "canceled"})
+        self.subscriptions[subscription_id] = sub
+        return sub
+
+    async def mark_uncollectible(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        self.ledger.record("billing.mark_uncollectible")
+        self.invoices[invoice_id] = self.invoices[invoice_id].model_copy(update={"status": "uncollectible"})
+        return self.invoices[invoice_id]
+
+    async def invoice_of_charge(self, charge_id: str) -> str | None:
+        return None
 
 
 class FakeTax:
@@ -134,6 +181,7 @@ class FakeErp:
         self.ledger = ledger
         self.entries: dict[str, JournalEntry] = {}
         self.closed_periods: set[str] = set()
+        self.cases: dict[str, CollectionCase] = {}
 
     async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
         self.ledger.record("erp.post_journal_entry")
@@ -147,16 +195,26 @@ class FakeErp:
         self.ledger.record("erp.get_journal_entry")
         return self.entries.get(external_id)
 
+    async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
+        self.ledger.record("erp.upsert_collection_case")
+        self.cases[case.external_id] = case
+        return case
+
 
 class FakeEntitlements:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self.seats: dict[tuple[str, str], int] = {}
+        self.restricted: dict[str, bool] = {}
 
     async def set_seats(self, *, account_id, product, seats, idempotency_key) -> Entitlement:
         self.ledger.record("entitlements.set_seats")
         self.seats[(account_id, product)] = seats
         return Entitlement(account_id=account_id, product=product, seats=seats)
+
+    async def set_restriction(self, *, account_id, restricted, idempotency_key) -> None:
+        self.ledger.record("entitlements.set_restriction")
+        self.restricted[account_id] = restricted
 
 
 class FakeNotifications:
@@ -170,6 +228,22 @@ class FakeNotifications:
         return idempotency_key
 
 
+class FakeCrm:
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.flags: dict[tuple[str, str], bool] = {}
+        self.tasks: dict[str, CrmTask] = {}
+
+    async def flag_account(self, account_id: str, *, flag: str, on: bool) -> None:
+        self.ledger.record("crm.flag_account")
+        self.flags[(account_id, flag)] = on
+
+    async def create_task(self, task: CrmTask, *, idempotency_key: str) -> str:
+        self.ledger.record("crm.create_task")
+        self.tasks.setdefault(idempotency_key, task)
+        return idempotency_key
+
+
 @dataclass
 class FakeSystems:
     ledger: Ledger = field(default_factory=Ledger)
@@ -180,10 +254,11 @@ class FakeSystems:
         self.erp = FakeErp(self.ledger)
         self.entitlements = FakeEntitlements(self.ledger)
         self.notifications = FakeNotifications(self.ledger)
+        self.crm = FakeCrm(self.ledger)
 
     def ports(self) -> dict:
-        return dict(billing=self.billing, tax=self.tax, erp=self.erp,
-                    entitlements=self.entitlements, notifications=self.notifications)
+        return dict(billing=self.billing, tax=self.tax, erp=self.erp, entitlements=self.entitlements,
+                    notifications=self.notifications, crm=self.crm)
 
 
 def usd(amount: str) -> Money:

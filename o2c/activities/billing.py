@@ -3,9 +3,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from o2c.activities.errors import classified, idempotency_key
-from o2c.activities.inputs import CreateInvoice, UpdateSubscription, VoidInvoice
+from o2c.activities.inputs import CancelSubscription, CreateInvoice, InvoiceStep, UpdateSubscription, VoidInvoice
 from o2c.adapters.ports import BillingPort
-from o2c.canonical.models import Account, Invoice, Subscription
+from o2c.canonical.models import Account, Invoice, PaymentAttempt, Subscription
 
 
 class BillingActivities:
@@ -48,3 +48,24 @@ class BillingActivities:
         return await self.billing.void_invoice(
             request.invoice_id, idempotency_key=idempotency_key(request.step)
         )
+
+    @activity.defn(name="billing.get_invoice")
+    @classified
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        return await self.billing.get_invoice(invoice_id)
+
+    @activity.defn(name="billing.retry_payment")
+    @classified
+    async def retry_payment(self, request: InvoiceStep) -> PaymentAttempt:
+        return await self.billing.retry_payment(request.invoice_id, idempotency_key=idempotency_key(request.step))
+
+    @activity.defn(name="billing.cancel_subscription")
+    @classified
+    async def cancel_subscription(self, request: CancelSubscription) -> Subscription:
+        return await self.billing.cancel_subscription(
+            request.subscription_id, idempotency_key=idempotency_key(request.step))
+
+    @activity.defn(name="billing.mark_uncollectible")
+    @classified
+    async def mark_uncollectible(self, request: InvoiceStep) -> Invoice:
+        return await self.billing.mark_uncollectible(request.invoice_id, idempotency_key=idempotency_key(request.step))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from o2c.activities.errors import classified, idempotency_key
-from o2c.activities.inputs import SendNotification, SetSeats
+from o2c.activities.inputs import SendNotification, SetRestriction, SetSeats
 from o2c.adapters.ports import EntitlementPort, NotificationPort
 from o2c.canonical.models import Entitlement
 
@@ -31,3 +31,10 @@ class CustomerActivities:
         return await self.notifications.send(
             request.notification, idempotency_key=idempotency_key(request.step)
         )
+
+    @activity.defn(name="entitlements.set_restriction")
+    @classified
+    async def set_restriction(self, request: SetRestriction) -> None:
+        await self.entitlements.set_restriction(
+            account_id=request.account_id, restricted=request.restricted,
+            idempotency_key=idempotency_key(request.step))

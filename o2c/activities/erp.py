@@ -5,7 +5,7 @@ from temporalio import activity
 from o2c.activities.errors import classified
 from o2c.adapters.ports import ErpPort
 from o2c.canonical.journal import JournalEntry
-from o2c.canonical.models import JournalEntryRef
+from o2c.canonical.models import CollectionCase, JournalEntryRef
 
 
 class ErpActivities:
@@ -23,3 +23,8 @@ class ErpActivities:
     @classified
     async def get_journal_entry(self, external_id: str) -> JournalEntry | None:
         return await self.erp.get_journal_entry(external_id)
+
+    @activity.defn(name="erp.upsert_collection_case")
+    @classified
+    async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
+        return await self.erp.upsert_collection_case(case)

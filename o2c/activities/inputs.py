@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from o2c.canonical.models import Address, InvoiceLine, Model, Notification, SubscriptionLine
+from o2c.canonical.models import Address, CrmTask, InvoiceLine, Model, Notification, SubscriptionLine
 
 
 class UpdateSubscription(Model):
@@ -46,4 +46,33 @@ class SetSeats(Model):
 
 class SendNotification(Model):
     notification: Notification
+    step: str
+
+
+class InvoiceStep(Model):
+    """A keyed change to one invoice (pay, mark uncollectible)."""
+
+    invoice_id: str
+    step: str
+
+
+class CancelSubscription(Model):
+    subscription_id: str
+    step: str
+
+
+class SetRestriction(Model):
+    account_id: str
+    restricted: bool
+    step: str
+
+
+class FlagAccount(Model):
+    account_id: str
+    flag: str
+    on: bool
+
+
+class CreateTask(Model):
+    task: CrmTask
     step: str

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from o2c.activities.billing import BillingActivities
+from o2c.activities.crm import CrmActivities
 from o2c.activities.customer import CustomerActivities
 from o2c.activities.erp import ErpActivities
 from o2c.activities.tax import TaxActivities
-from o2c.adapters.ports import BillingPort, EntitlementPort, ErpPort, NotificationPort, TaxPort
+from o2c.adapters.ports import BillingPort, CrmPort, EntitlementPort, ErpPort, NotificationPort, TaxPort
 
 
 def all_activities(
@@ -18,14 +19,18 @@ def all_activities(
     erp: ErpPort,
     entitlements: EntitlementPort,
     notifications: NotificationPort,
+    crm: CrmPort,
 ) -> list[Callable[..., Any]]:
     b = BillingActivities(billing)
     t = TaxActivities(tax)
     e = ErpActivities(erp)
     c = CustomerActivities(entitlements, notifications)
+    r = CrmActivities(crm)
     return [
         b.get_account, b.get_subscription, b.update_subscription, b.create_invoice, b.void_invoice,
+        b.get_invoice, b.retry_payment, b.cancel_subscription, b.mark_uncollectible,
         t.quote, t.commit, t.void,
-        e.post_journal_entry, e.get_journal_entry,
-        c.set_seats, c.send,
+        e.post_journal_entry, e.get_journal_entry, e.upsert_collection_case,
+        c.set_seats, c.set_restriction, c.send,
+        r.flag_account, r.create_task,
     ]

@@ -7,7 +7,7 @@ configurable so a whole calendar can run in minutes on a test stack.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -101,6 +101,6 @@ class DunningPolicies(Model):
         return self.segments.get(segment, self.default)
 
 
-def within_network_limit(attempt_days: list[float], today: float, limit: int) -> bool:
-    """True when one more attempt today keeps the card under `limit` attempts in 30 days."""
-    return sum(1 for d in attempt_days if today - d < 30) < limit
+def within_network_limit(attempts: list[datetime], now: datetime, limit: int) -> bool:
+    """True when one more attempt now keeps the card within `limit` attempts in 30 days."""
+    return sum(1 for at in attempts if now - at < timedelta(days=30)) < limit

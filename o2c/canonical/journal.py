@@ -119,3 +119,17 @@ def invoice_entry(
         memo=memo,
         lines=[x for x in lines if x is not None],
     )
+
+
+def write_off_entry(
+    *, external_id: str, subsidiary: str, posting_date: date, memo: str, amount: Money, chart: ChartOfAccounts,
+) -> JournalEntry:
+    """Writing off an uncollectible balance: bad-debt expense against the receivable."""
+    if amount.amount <= 0:
+        raise ValueError("only a positive balance can be written off")
+    return JournalEntry(
+        external_id=external_id, subsidiary=subsidiary, currency=amount.currency, posting_date=posting_date,
+        memo=memo,
+        lines=[JournalLine(account=chart.bad_debt_expense, debit=amount, memo="Bad debt expense"),
+               JournalLine(account=chart.receivable, credit=amount, memo="Accounts receivable written off")],
+    )

@@ -121,21 +121,24 @@ async def deliver_payment_event(client: Client, event: PaymentEvent, *, task_que
     no workflow."""
     if event.kind == PaymentEventKind.PAYMENT_FAILED:
         workflow_id = dunning_workflow_id(event.invoice_id)
-        await client.start_workflow(
-            DunningWorkflow.run,
-            DunningInput(invoice_id=event.invoice_id, account_id=event.account_id,
-                         subscription_id=event.subscription_id, policies=policies or DunningPolicies()),
-            id=workflow_id, task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            start_signal=PAYMENT_EVENT_SIGNAL, start_signal_args=[event],
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(PROCESS, "dunning"),
-                SearchAttributePair(CUSTOMER, event.account_id),
-                SearchAttributePair(INVOICE, event.invoice_id),
-                SearchAttributePair(STATUS, Status.RUNNING.value),
-            ]),
-        )
+        try:
+            await client.start_workflow(
+                DunningWorkflow.run,
+                DunningInput(invoice_id=event.invoice_id, account_id=event.account_id,
+                             subscription_id=event.subscription_id, policies=policies or DunningPolicies()),
+                id=workflow_id, task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                start_signal=PAYMENT_EVENT_SIGNAL, start_signal_args=[event],
+                search_attributes=TypedSearchAttributes([
+                    SearchAttributePair(PROCESS, "dunning"),
+                    SearchAttributePair(CUSTOMER, event.account_id),
+                    SearchAttributePair(INVOICE, event.invoice_id),
+                    SearchAttributePair(STATUS, Status.RUNNING.value),
+                ]),
+            )
+        except WorkflowAlreadyStartedError:
+            return []  # this invoice's dunning has concluded (paid or written off): nothing to feed
         return [workflow_id]
     if event.kind == PaymentEventKind.PAYMENT_METHOD_UPDATED:
         query = (f'O2cProcess = "dunning" AND O2cCustomer = "{event.account_id}" '

@@ -42,10 +42,13 @@ class ApprovalGate:
         self.decision: ApprovalDecision | None = None
         self.escalated_at: datetime | None = None
         self.expired_at: datetime | None = None
+        self.withdrawn_at: datetime | None = None
+        self._escalate_at = self._expire_at = datetime.min
 
     @property
     def waiting(self) -> bool:
-        return self.request is not None and self.decision is None and self.expired_at is None
+        return (self.request is not None and self.decision is None and self.expired_at is None
+                and self.withdrawn_at is None)
 
     def validate(self, decision: DecisionInput) -> None:
         if not self.waiting:
@@ -72,26 +75,43 @@ class ApprovalGate:
         request: ApprovalRequest,
         policy: ApprovalPolicy,
         escalate: Callable[[ApprovalRequest], Awaitable[object]],
+        *,
+        interrupt: Callable[[], bool] = lambda: False,
     ) -> ApprovalDecision | None:
-        """Wait for a decision; None means the request expired unanswered."""
-        self.policy = policy
-        self.request = request.model_copy(update={"requested_at": workflow.now()})
-        if await self._decided_within(policy.escalate_after.total_seconds()):
-            return self.decision
-        self.escalated_at = workflow.now()
-        await escalate(self.request)
-        remaining = (policy.expire_after - policy.escalate_after).total_seconds()
-        if await self._decided_within(remaining):
-            return self.decision
-        self.expired_at = workflow.now()
-        return None
+        """Wait for a decision. None means expired, or `interrupt()` became true first;
+        calling again while the request is still open resumes the same deadlines."""
+        if not self.waiting:
+            self.policy = policy
+            now = workflow.now()
+            self.request = request.model_copy(update={"requested_at": now})
+            self.decision = None
+            self.escalated_at = self.expired_at = self.withdrawn_at = None
+            self._escalate_at = now + policy.escalate_after
+            self._expire_at = now + policy.expire_after
+        while self.decision is None:
+            if interrupt():
+                return None
+            now = workflow.now()
+            if self.escalated_at is None and now >= self._escalate_at:
+                self.escalated_at = now
+                assert self.request is not None
+                await escalate(self.request)
+                continue
+            if now >= self._expire_at:
+                self.expired_at = now
+                return None
+            deadline = self._escalate_at if self.escalated_at is None else self._expire_at
+            try:
+                await workflow.wait_condition(lambda: self.decision is not None or interrupt(),
+                                              timeout=max((deadline - now).total_seconds(), 0.001))
+            except asyncio.TimeoutError:
+                pass
+        return self.decision
 
-    async def _decided_within(self, seconds: float) -> bool:
-        try:
-            await workflow.wait_condition(lambda: self.decision is not None, timeout=max(seconds, 0.001))
-            return True
-        except asyncio.TimeoutError:
-            return False
+    def withdraw(self) -> None:
+        """The question no longer needs an answer (e.g. the customer paid meanwhile)."""
+        if self.waiting:
+            self.withdrawn_at = workflow.now()
 
     def snapshot(self) -> ApprovalState:
         return ApprovalState(
