@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,16 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script. The command's outcome is final once run() returns; leave with it
+    before interpreter teardown, where the Temporal SDK's native runtime can abort the
+    process and turn a success into SIGABRT."""
+    code = run(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     if args.command == "sandbox":  # uvicorn runs its own event loop and signal handling
