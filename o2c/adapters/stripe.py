@@ -251,7 +251,18 @@ class StripeBilling:
 
     async def get_invoice(self, invoice_id: str) -> Invoice | None:
         invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
-        return None if invoice is None else to_invoice(invoice)
+        if invoice is None:
+            return None
+        result = to_invoice(invoice)
+        charge_id = invoice.get("charge")
+        if result.status == "open" and isinstance(charge_id, str) and charge_id:
+            # Stripe keeps the decline on the charge, not the invoice (outcome.reason carries
+            # the decline code, failure_code the broader class).
+            charge = await self._call("GET", f"/charges/{charge_id}", not_found_none=True)
+            if charge and charge.get("status") == "failed":
+                reason = (charge.get("outcome") or {}).get("reason") or charge.get("failure_code") or ""
+                result = result.model_copy(update={"last_decline_code": reason})
+        return result
 
     async def list_invoices(self, account_id: str, *, page_size: int = 100) -> list[Invoice]:
         """Every invoice of a customer, newest first, following the cursor."""

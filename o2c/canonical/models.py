@@ -158,6 +158,7 @@ class Invoice(Model):
     lines: list[InvoiceLine] = []
     amount_paid: Money | None = None
     amount_remaining: Money | None = None
+    last_decline_code: str = ""  # how the last charge attempt on an open invoice was declined
 
 
 class PaymentOutcome(StrEnum):

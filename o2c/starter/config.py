@@ -1,11 +1,14 @@
-"""Business configuration a deployment sets through the environment: approval policy."""
+"""Business configuration a deployment sets through the environment: approval and dunning policy."""
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from o2c.canonical.approval import ApprovalPolicy
+from o2c.canonical.dunning import DunningPolicies
 from o2c.canonical.models import Approver, ApproverRole
 
 
@@ -26,3 +29,19 @@ def approval_policy() -> ApprovalPolicy:
             approvers.append(Approver(name=name, role=ApproverRole(role)))
         updates["approvers"] = approvers
     return policy.model_copy(update=updates) if updates else policy
+
+
+def dunning_policies(default_day: timedelta | None = None) -> DunningPolicies:
+    """O2C_DUNNING_POLICIES_FILE: a JSON DunningPolicies (default and per-segment overrides);
+    O2C_DUNNING_DAY_SECONDS: the length of a dunning day for every policy (a whole calendar
+    in minutes on a test stack). `default_day` applies when the variable is not set."""
+    path = os.environ.get("O2C_DUNNING_POLICIES_FILE")
+    policies = DunningPolicies.model_validate_json(Path(path).read_text()) if path else DunningPolicies()
+    seconds = os.environ.get("O2C_DUNNING_DAY_SECONDS")
+    day = timedelta(seconds=float(seconds)) if seconds else default_day
+    if day is None:
+        return policies
+    return policies.model_copy(update={
+        "default": policies.default.model_copy(update={"day": day}),
+        "segments": {k: v.model_copy(update={"day": day}) for k, v in policies.segments.items()},
+    })

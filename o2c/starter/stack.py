@@ -10,15 +10,20 @@ import signal
 import socket
 import subprocess
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import AsyncIterator
 
 import httpx
+import uvicorn
 from temporalio.client import Client
 
 from o2c.adapters.sandbox.server import SandboxServer
+from o2c.adapters.stripe import StripeBilling
 from o2c.settings import Settings
+from o2c.starter.config import dunning_policies
 from o2c.starter.temporal import connect, dev_server_binary, register_search_attributes
+from o2c.starter.webhooks import STRIPE_PATH, create_webhook_app
 from o2c.worker import configure_logging, running_worker
 from o2c.workflows.status import SEARCH_ATTRIBUTES
 
@@ -101,14 +106,54 @@ async def embedded_stack(settings: Settings, *, ui_port: int = 8233, with_worker
             _, sandbox_port = _host_port(settings.sandbox_url.split("//", 1)[1])
             sandbox = SandboxServer(settings.database_url, port=sandbox_port).start()
             stack.callback(sandbox.stop)
-            settings = replace(settings, sandbox_url=sandbox.url)
+            settings = settings.on_sandbox(sandbox.url)
             started.append("sandbox")
 
         if with_worker and (not reuse or started):
-            # With everything already running, the `o2c dev` that started it runs the worker.
+            # With everything already running, the `o2c dev` that started it runs the worker
+            # and the webhook ingress.
             await stack.enter_async_context(running_worker(client, settings))
             started.append("worker")
+            await stack.enter_async_context(webhook_ingress(client, settings))
+            started.append("webhooks")
         yield Stack(settings=settings, client=client, started=started)
+
+
+# The embedded stack runs dunning calendars with one-second days unless told otherwise.
+EMBEDDED_DUNNING_DAY = timedelta(seconds=1)
+
+
+@contextlib.asynccontextmanager
+async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[str]:
+    """Serve `o2c webhooks` in-process and register it with the sandbox's Stripe, which
+    signs every event with the secret it hands out for the endpoint."""
+    url = f"http://{settings.webhook_host}:{settings.webhook_port}{STRIPE_PATH}"
+    auth = {"Authorization": f"Bearer {settings.stripe_api_key}"}
+    async with httpx.AsyncClient(base_url=settings.stripe_base_url, headers=auth, timeout=10) as stripe:
+        # Endpoints left by an earlier run of a persistent sandbox hold secrets this run lacks.
+        for endpoint in (await stripe.get("/webhook_endpoints", params={"limit": 100})).json()["data"]:
+            if endpoint["url"] == url:
+                await stripe.delete(f"/webhook_endpoints/{endpoint['id']}")
+        created = await stripe.post("/webhook_endpoints", data={"url": url, "enabled_events[0]": "*"})
+        created.raise_for_status()
+        secret = created.json()["secret"]
+    billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
+    app = create_webhook_app(client, secret=secret, task_queue=settings.task_queue, billing=billing,
+                             policies=dunning_policies(default_day=EMBEDDED_DUNNING_DAY))
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.webhook_host, port=settings.webhook_port,
+                                           log_config=None, access_log=False, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                await task  # raises what stopped it (e.g. the port is taken)
+                raise RuntimeError(f"the webhook ingress could not start on {url}")
+            await asyncio.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True
+        await task
+        await billing.aclose()
 
 
 async def run_dev(settings: Settings) -> None:
@@ -127,6 +172,9 @@ async def run_dev(settings: Settings) -> None:
         print(f"  sandbox    {stack.settings.sandbox_url}  (summary: /_sandbox/summary)")
         print(f"  database   {settings.database_url}")
         print(f"  worker     task queue {settings.task_queue}, JSON logs in {settings.state_dir / 'worker.log'}")
+        print(f"  webhooks   http://{settings.webhook_host}:{settings.webhook_port}{STRIPE_PATH} "
+              f"(registered with the sandbox's Stripe; a dunning day lasts "
+              f"{dunning_policies(default_day=EMBEDDED_DUNNING_DAY).default.day.total_seconds():g} s)")
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()
         print("stopping…", flush=True)

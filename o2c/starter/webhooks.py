@@ -180,6 +180,7 @@ async def serve_webhooks(settings: Settings, *, host: str | None = None, port: i
     import uvicorn
 
     from o2c.adapters.stripe import StripeBilling
+    from o2c.starter.config import dunning_policies
     from o2c.starter.temporal import connect
 
     if not settings.stripe_webhook_secret:
@@ -188,7 +189,7 @@ async def serve_webhooks(settings: Settings, *, host: str | None = None, port: i
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key,
                             timeout=settings.http_timeout_seconds)
     app = create_webhook_app(client, secret=settings.stripe_webhook_secret, task_queue=settings.task_queue,
-                             billing=billing, policies=policies)
+                             billing=billing, policies=policies or dunning_policies())
     config = uvicorn.Config(app, host=host or settings.webhook_host, port=port or settings.webhook_port,
                             log_config=None, access_log=False)
     log.info("webhooks_listening", url=f"http://{config.host}:{config.port}{STRIPE_PATH}",

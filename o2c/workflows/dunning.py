@@ -272,6 +272,8 @@ class DunningWorkflow(ProcessWorkflow):
         self.p.anchor = min(first, workflow.now())
         if self.p.balance is None:
             self.p.balance = invoice.amount_remaining or invoice.total
+        if is_hard_decline(invoice.last_decline_code):
+            self.p.hard_declined = True  # no retry until the customer brings another card
         if invoice.status == "paid" or (self.p.balance is not None and self.p.balance.is_zero):
             self.p.paid = True
         self.set_stage(f"dunning {self.p.balance} from {self.p.anchor:%Y-%m-%d}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from dataclasses import replace
 from datetime import date
@@ -15,6 +16,7 @@ from o2c.adapters.sandbox import SandboxControl
 from o2c.adapters.stripe import StripeBilling
 from o2c.canonical.models import AmendedLine, AmendmentRequest
 from o2c.settings import Settings
+from o2c.starter.stack import webhook_ingress
 from o2c.starter.temporal import dev_server_binary
 from o2c.worker import build_ports, running_worker
 from o2c.workflows.status import SEARCH_ATTRIBUTES
@@ -36,15 +38,9 @@ async def dev_server():
 
 @pytest.fixture(scope="session")
 def settings(sandbox) -> Settings:
-    base = Settings.from_env()
-    url = sandbox.url
     # A short HTTP timeout so that the sandbox's commit-then-timeout fault loses the response.
-    return replace(
-        base, task_queue=f"o2c-it-{uuid.uuid4().hex[:6]}", sandbox_url=url, http_timeout_seconds=1.5,
-        stripe_base_url=f"{url}/stripe/v1", avatax_base_url=f"{url}/avatax",
-        netsuite_base_url=f"{url}/netsuite/services/rest", entitlements_base_url=f"{url}/entitlements/v1",
-        notifications_base_url=f"{url}/notifications/v1",
-    )
+    return replace(Settings.from_env().on_sandbox(sandbox.url), task_queue=f"o2c-it-{uuid.uuid4().hex[:6]}",
+                   http_timeout_seconds=1.5)
 
 
 @pytest.fixture(scope="session")
@@ -67,20 +63,35 @@ async def billing(settings):
     await adapter.aclose()
 
 
+@pytest.fixture
+async def webhooks(dev_server, settings, worker, monkeypatch):
+    """`o2c webhooks` on a free port, registered with the sandbox, with a two-second
+    dunning day set the way an operator would: through the environment."""
+    monkeypatch.setenv("O2C_DUNNING_DAY_SECONDS", "2")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with webhook_ingress(dev_server.client, replace(settings, webhook_port=port)) as url:
+        yield url
+
+
 class Customer:
     """One seeded customer with a 10-seat subscription at 50.00 USD a month."""
 
-    def __init__(self, control: SandboxControl, postal_code: str = "94105"):
+    def __init__(self, control: SandboxControl, postal_code: str = "94105",
+                 payment_method: str = "pm_card_visa"):
         self.control = control
         self.key = uuid.uuid4().hex[:8]
         self.account_id = f"cus_{self.key}"
         self.subscription_id = f"sub_{self.key}"
         self.contract_id = f"C-{self.key}"
         self.postal_code = postal_code
+        self.payment_method = payment_method
 
     def seed(self) -> "Customer":
         self.control.seed(
             customer={"id": self.account_id, "name": f"Customer {self.key}", "email": f"ap@{self.key}.test",
+                      "payment_method": self.payment_method,
                       "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA",
                                   "postal_code": self.postal_code, "country": "US"}},
             subscription={"id": self.subscription_id, "contract_id": self.contract_id, "currency": "USD",
