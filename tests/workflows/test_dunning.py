@@ -241,3 +241,41 @@ def test_hard_declines_are_the_ones_a_retry_cannot_cure():
 
     assert is_hard_decline("lost_card") and is_hard_decline("expired_card")
     assert not is_hard_decline("insufficient_funds") and not is_hard_decline("")
+
+
+async def test_a_continued_dunning_resumes_from_what_it_carried(env, worker, dunning_systems, invoice_id):
+    """What continue-as-new hands over: day 0, the actions done, the events seen."""
+    from datetime import datetime, timezone
+
+    from o2c.workflows.dunning import DunningInput, Progress
+
+    s = dunning_systems
+    now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), timezone.utc)
+    carried = Progress(
+        anchor=now - timedelta(days=8), balance=usd("500.00"), case_stage="escalated",
+        seen_events=["evt_old"], attempted_at=[now - timedelta(days=d) for d in (7, 5, 3, 1)],
+        done=["opened@0", *(f"{a}@{d}" for d, a in [(0, "notice"), (1, "retry"), (3, "retry"), (3, "notice"),
+                                                    (5, "retry"), (7, "retry"), (7, "notice")])])
+    handle = await env.client.start_workflow(
+        DunningWorkflow.run, DunningInput(invoice_id=invoice_id, account_id="cus_acme", subscription_id="sub_acme",
+                                          carried=carried),
+        id=dunning_workflow_id(invoice_id), task_queue=worker)
+    await env.sleep(timedelta(days=6.5))  # day 14.5: only the day-14 retry and notice are due
+    assert s.ledger.count("billing.retry_payment") == 1
+    assert [k.rsplit("/", 1)[1] for k in s.notifications.outbox] == ["notice-day-14"]
+    assert s.ledger.count("crm.flag_account") == 0  # day 0 was done before
+    await handle.signal(PAYMENT_EVENT_SIGNAL, PaymentEvent(
+        event_id="evt_old", kind=PaymentEventKind.PAID, occurred_at=now))  # seen before: ignored
+    assert not (await handle.query(DunningWorkflow.state, result_type=DunningState)).outcome == Outcome.CASH
+    await handle.terminate()
+
+
+def test_card_networks_limit_attempts_per_30_days():
+    from datetime import datetime, timezone
+
+    from o2c.canonical.dunning import within_network_limit
+
+    now = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    recent = [now - timedelta(days=d) for d in range(14)]
+    assert not within_network_limit(recent + [now - timedelta(days=20)], now, 15)
+    assert within_network_limit(recent + [now - timedelta(days=31)], now, 15)
