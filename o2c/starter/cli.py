@@ -78,7 +78,7 @@ def _approval_lines(item: dict[str, Any]) -> list[str]:
     request = (item.get("approval") or {}).get("request") or {}
     amount = request.get("amount") or {}
     return [f"{item['workflow_id']}  needs {request.get('required_role')}  requested by "
-            f"{request.get('requested_by')}  change {amount.get('amount')} {amount.get('currency')}",
+            f"{request.get('requested_by')}  amount {amount.get('amount')} {amount.get('currency')}",
             *(f"    - {reason}" for reason in request.get("reasons", []))]
 
 
