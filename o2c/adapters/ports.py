@@ -23,8 +23,10 @@ from o2c.canonical.models import (
     JournalEntryRef,
     Notification,
     PaymentAttempt,
+    RevenueSchedule,
     Subscription,
     SubscriptionLine,
+    SubscriptionTerm,
     TaxDocument,
 )
 
@@ -72,6 +74,26 @@ class BillingPort(Protocol):
 
     async def mark_uncollectible(self, invoice_id: str, *, idempotency_key: str) -> Invoice: ...
 
+    # -- renewals --------------------------------------------------------------------------
+
+    async def create_customer(self, account: Account, *, billing_account: str, idempotency_key: str) -> Account:
+        """The same customer in another legal entity's billing account; returns it with its new id."""
+        ...
+
+    async def create_subscription(self, term: SubscriptionTerm, *, billing_account: str,
+                                  idempotency_key: str) -> Subscription:
+        """A subscription for the term that bills its periods from the second one on: o2c
+        invoices the first period itself (with tax), like a proration."""
+        ...
+
+    async def end_subscription_at(self, subscription_id: str, at: date, *, idempotency_key: str) -> Subscription:
+        """Cancel at a future date (the term boundary), so the old term is not billed again."""
+        ...
+
+    async def cancel_subscription_end(self, subscription_id: str, *, idempotency_key: str) -> Subscription:
+        """Undo end_subscription_at: the subscription runs on."""
+        ...
+
     async def invoice_of_charge(self, charge_id: str) -> str | None:
         """The invoice a charge paid (disputes name the charge, dunning follows invoices)."""
         ...
@@ -105,6 +127,11 @@ class ErpPort(Protocol):
 
     async def get_journal_entry(self, external_id: str) -> JournalEntry | None: ...
 
+    async def upsert_customer(self, account: Account, *, subsidiary: str) -> str:
+        """Create or update the customer record by external ID (the billing customer id);
+        returns the ERP's internal id."""
+        ...
+
     async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
         """Create or move the AR collection case with this external ID (stage, status)."""
         ...
@@ -134,3 +161,15 @@ class NotificationPort(Protocol):
     async def send(self, notification: Notification, *, idempotency_key: str) -> str:
         """Queue a message; the same key sends it once. Returns the message id."""
         ...
+
+
+class RevenueSchedulePort(Protocol):
+    """o2c's own database: revenue schedules as computed, for finance to query."""
+
+    async def save_schedule(self, schedule: RevenueSchedule) -> None:
+        """Insert or replace by schedule_id (saving twice keeps one)."""
+        ...
+
+    async def delete_schedule(self, schedule_id: str) -> None: ...
+
+    async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None: ...

@@ -40,6 +40,10 @@ class LegalEntity(Model):
     tax_registration: str = ""
     erp: str = "netsuite"
     erp_subsidiary: str = "1"
+    # The Stripe account the entity bills from (a Connect account id sent as the
+    # `Stripe-Account` header); empty for the platform account itself.
+    billing_account: str = ""
+    country: str = "US"
 
 
 class Account(Model):
@@ -269,3 +273,38 @@ class ApprovalRequest(Model):
     requested_by: str
     amount: Money
     requested_at: datetime | None = None
+
+
+class SubscriptionTerm(Model):
+    """A new subscription term to create in billing (a renewal's next term)."""
+
+    account_id: str
+    contract_id: str
+    currency: str
+    lines: list[SubscriptionLine]
+    term_start: date
+    term_end: date
+    legal_entity: str = "US01"
+
+
+class RevenueScheduleLine(Model):
+    period: str  # YYYY-MM
+    start: date
+    end: date  # exclusive
+    days: int
+    amount: Money
+
+
+class RevenueSchedule(Model):
+    """How an obligation's price is recognised over its service period."""
+
+    schedule_id: str
+    contract_id: str
+    account_id: str
+    legal_entity: str
+    obligation: str
+    method: str  # "ratable" or "point_in_time"
+    total: Money
+    start: date
+    end: date
+    lines: list[RevenueScheduleLine]
