@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from o2c.canonical.approval import ApprovalPolicy
 from o2c.canonical.models import (
     Account,
     AmendedLine,

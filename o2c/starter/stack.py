@@ -9,9 +9,8 @@ import os
 import signal
 import socket
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import AsyncIterator
 
 import httpx
