@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
+import calendar
+
 import httpx
 
 from o2c.adapters._http import read_json, send
@@ -26,6 +28,7 @@ from o2c.canonical.models import (
     PaymentOutcome,
     Subscription,
     SubscriptionLine,
+    SubscriptionTerm,
 )
 from o2c.canonical.money import Money, minor_unit
 
@@ -81,6 +84,18 @@ def classify(response: httpx.Response) -> AdapterError:
         return BusinessError(SYSTEM, f"The payment was declined: {message}",
                              code=err.get("decline_code") or code, status=status)
     return BusinessError(SYSTEM, f"Stripe refused the request: {message}", code=code, status=status)
+
+
+def _ts(d: date) -> int:
+    """A calendar date as the unix timestamp of its midnight, UTC."""
+    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+
+
+def add_month(d: date) -> date:
+    """The same day next month, clamped to the month's last day (Jan 31 -> Feb 28),
+    as Stripe places monthly billing dates."""
+    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def _date(ts: int | None) -> date | None:
@@ -222,8 +237,12 @@ class StripeBilling:
         await self._client.aclose()
 
     async def _call(self, method: str, path: str, params: dict[str, Any] | None = None, *,
-                    idempotency_key: str | None = None, not_found_none: bool = False) -> dict[str, Any] | None:
+                    idempotency_key: str | None = None, not_found_none: bool = False,
+                    stripe_account: str = "") -> dict[str, Any] | None:
         headers = {}
+        if stripe_account:
+            # Stripe Connect: act for a connected account (another legal entity's billing).
+            headers["Stripe-Account"] = stripe_account
         kwargs: dict[str, Any] = {}
         if method == "GET":
             kwargs["params"] = encode_form(params or {})
@@ -498,6 +517,111 @@ class StripeBilling:
             if again["status"] == "uncollectible":
                 return to_invoice(again)
             raise
+
+    # -- renewals ----------------------------------------------------------------------------
+
+    async def create_customer(self, account: Account, *, billing_account: str, idempotency_key: str) -> Account:
+        """`POST /v1/customers` in `billing_account` (a Connect account id; empty = the
+        platform). The o2c account id it copies goes into `metadata[o2c_account]`.
+        Idempotent through the key only, which Stripe scopes per account and may prune
+        after 24 hours."""
+        address = account.billing_address
+        arr = account.annual_recurring_revenue
+        customer = await self._call("POST", "/customers", {
+            "name": account.name,
+            "email": account.email or None,
+            "address": {
+                "line1": address.line1 or None,
+                "city": address.city or None,
+                "state": address.region or None,
+                "postal_code": address.postal_code or None,
+                "country": address.country or None,
+            },
+            "metadata": {
+                "segment": account.segment,
+                "success_owner": account.success_owner or None,
+                "arr": format(arr.amount, "f") if arr is not None else None,
+                "legal_entity": account.legal_entity,
+                "o2c_account": account.id,
+            },
+        }, idempotency_key=idempotency_key, stripe_account=billing_account)
+        return to_account(customer)
+
+    async def create_subscription(self, term: SubscriptionTerm, *, billing_account: str,
+                                  idempotency_key: str) -> Subscription:
+        """`POST /v1/subscriptions` for the term: monthly prices per line, the billing
+        cycle anchored one month after the term start and `proration_behavior=none`,
+        so Stripe bills nothing for the first period (o2c invoices it, with tax) and
+        bills each later period itself. The term's dates go into the metadata."""
+        if not term.lines:
+            raise BusinessError(SYSTEM, f"the new term of contract {term.contract_id} has no lines to bill",
+                                code="no_lines")
+        currency = term.currency.upper()
+        items = []
+        for line in term.lines:
+            if line.unit_price.currency != currency:
+                raise BusinessError(SYSTEM, f"line {line.product} is priced in {line.unit_price.currency}, "
+                                    f"the term in {currency}", code="currency_mismatch")
+            items.append({
+                "price_data": {
+                    "currency": currency.lower(),
+                    "product": line.product,
+                    "unit_amount_decimal": _unit_amount_decimal(line.unit_price),
+                    "recurring": {"interval": "month"},
+                },
+                "quantity": line.quantity,
+                "metadata": {"discount_percent": format(line.discount_percent, "f"),
+                             "description": line.description or line.product},
+            })
+        sub = await self._call("POST", "/subscriptions", {
+            "customer": term.account_id,
+            "currency": currency.lower(),
+            "items": items,
+            "metadata": {
+                "contract_id": term.contract_id,
+                "term_start": term.term_start.isoformat(),
+                "term_end": term.term_end.isoformat(),
+                "legal_entity": term.legal_entity,
+            },
+            "billing_cycle_anchor": _ts(add_month(term.term_start)),
+            "proration_behavior": "none",
+        }, idempotency_key=idempotency_key, stripe_account=billing_account)
+        return to_subscription(sub)
+
+    async def _subscription_or_missing(self, subscription_id: str) -> dict[str, Any]:
+        raw = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True)
+        if raw is None:
+            raise BusinessError(SYSTEM, f"subscription {subscription_id} does not exist in billing",
+                                code="resource_missing", status=404)
+        return raw
+
+    async def end_subscription_at(self, subscription_id: str, at: date, *, idempotency_key: str) -> Subscription:
+        """Set `cancel_at` to midnight UTC of `at` (the term boundary): Stripe ends the
+        subscription then and bills no period after it. Idempotent by state: already
+        ending then, or already canceled (nothing more will be billed), changes nothing."""
+        raw = await self._subscription_or_missing(subscription_id)
+        when = _ts(at)
+        if raw["status"] == "canceled" or raw.get("cancel_at") == when:
+            return to_subscription(raw)
+        sub = await self._call("POST", f"/subscriptions/{subscription_id}",
+                               {"cancel_at": when, "proration_behavior": "none"},
+                               idempotency_key=idempotency_key)
+        return to_subscription(sub)
+
+    async def cancel_subscription_end(self, subscription_id: str, *, idempotency_key: str) -> Subscription:
+        """Clear `cancel_at` (an empty value unsets a Stripe field): the subscription runs
+        on. Idempotent by state: no end set changes nothing (also when something else,
+        e.g. dunning, canceled it at once). A subscription that already ended at its
+        `cancel_at` cannot be revived: a business error for a person to resolve."""
+        raw = await self._subscription_or_missing(subscription_id)
+        if raw.get("cancel_at") is None:
+            return to_subscription(raw)
+        if raw["status"] == "canceled":
+            raise BusinessError(SYSTEM, f"subscription {subscription_id} has already ended; it cannot be resumed, "
+                                "the customer needs a new subscription", code="subscription_canceled")
+        sub = await self._call("POST", f"/subscriptions/{subscription_id}", {"cancel_at": ""},
+                               idempotency_key=idempotency_key)
+        return to_subscription(sub)
 
     async def invoice_of_charge(self, charge_id: str) -> str | None:
         charge = await self._call("GET", f"/charges/{charge_id}", not_found_none=True)

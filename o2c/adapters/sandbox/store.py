@@ -64,6 +64,9 @@ class Tx:
         # Work that must wait until this unit of work is committed (webhook deliveries:
         # a receiver that reads back what the event names must find it).
         self.after_commit: list[Callable[[], None]] = []
+        # Fields every document inserted in this unit of work receives, per system (e.g.
+        # the Stripe-Account a Stripe request acted for). Existing documents keep theirs.
+        self.insert_fields: dict[str, dict[str, Any]] = {}
 
     # -- documents ------------------------------------------------------------------
 
@@ -87,6 +90,8 @@ class Tx:
         now = time.time()
         seq = self.seq_of(system, type_, id_)
         if seq is None:
+            for name, value in self.insert_fields.get(system, {}).items():
+                data.setdefault(name, value)
             result = self.conn.execute(
                 documents.insert().values(
                     system=system, type=type_, id=id_, data=data, created_at=now, updated_at=now

@@ -7,11 +7,20 @@ Idempotency as Stripe documents it: the first response for an `Idempotency-Key`
 `idempotency_error`; requests refused before execution (auth, validation 400s, 429)
 store nothing. Simplification: 4xx answers are never stored (Stripe stores some
 4xx raised after execution began).
+
+Connect: a request with `Stripe-Account: acct_...` acts for that connected account.
+Idempotency keys are scoped per account (the same key in two accounts is two
+requests), every object the request creates carries the sandbox-only field
+`_stripe_account` (Stripe keeps this implicitly; it is not part of its objects), and
+its events carry Stripe's `account` field. Simplification: reads are not scoped, so
+an object of a connected account can be read without the header (Stripe answers 404
+there); only a new subscription's customer must be in the same account.
 """
 
 from __future__ import annotations
 
 import base64
+import calendar
 import contextvars
 import json
 import secrets
@@ -94,6 +103,12 @@ def _ts(d: date | str) -> int:
     if isinstance(d, str):
         d = date.fromisoformat(d)
     return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+
+
+def add_month(d: date) -> date:
+    """The same day next month, clamped to the month's last day (Jan 31 -> Feb 28)."""
+    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def _bool(value: Any, param: str) -> bool:
@@ -322,6 +337,130 @@ def _price_from(data: Any, param: str, currency: str, interval: str) -> dict[str
     return make_price(currency, data["product"], amount, (recurring or {}).get("interval", interval))
 
 
+def _cancel_at(params: dict[str, Any]) -> tuple[bool, int | None]:
+    """`cancel_at`: a unix timestamp, or an empty string to clear it (Stripe unsets a
+    field sent empty). Returns (given, value)."""
+    if "cancel_at" not in params:
+        return False, None
+    raw = params["cancel_at"]
+    if raw == "":
+        return True, None
+    value = _int(raw, "cancel_at")
+    if value <= 0:
+        raise invalid(f"Invalid timestamp: {raw}", param="cancel_at")
+    return True, value
+
+
+def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
+    """`POST /v1/subscriptions`.
+
+    The first period starts at `backdate_start_date` when given (it must be in the
+    past, as Stripe requires), else - a sandbox convention, Stripe has none - at
+    `metadata[term_start]` (YYYY-MM-DD) when given, else now. It ends at
+    `billing_cycle_anchor` when given (which must lie after the start), else a month
+    later. Deviation: Stripe invoices the first period at creation (a zero-amount
+    invoice when `proration_behavior=none` makes the period before the anchor free -
+    unverified); the sandbox creates no invoice at all, since o2c bills that period
+    itself. Later periods are billed through the control plane's renewal charge."""
+    customer_id = params.get("customer")
+    if not customer_id:
+        raise missing("customer")
+    customer = tx.get(SYSTEM, "customer", customer_id)
+    account = _current_account.get()
+    if customer is None or (customer.get("_stripe_account") or None) != account:
+        # A customer of another (connected) account does not exist for this one.
+        raise no_such("customer", customer_id, status=400, param="customer")
+    specs = params.get("items")
+    if not specs:
+        raise missing("items")
+    if not isinstance(specs, list):
+        raise invalid("Invalid array", param="items")
+    behavior = params.get("proration_behavior", "create_prorations")
+    if behavior not in ("create_prorations", "always_invoice", "none"):
+        raise invalid(f"Invalid proration_behavior: {behavior}", param="proration_behavior")
+    first = specs[0] if isinstance(specs[0], dict) else {}
+    currency = str(params.get("currency") or (first.get("price_data") or {}).get("currency") or
+                   (customer.get("currency") or "usd")).lower()
+    try:
+        minor_unit(currency.upper())
+    except ValueError:
+        raise invalid(f"Invalid currency: {currency}", param="currency") from None
+    sub_id = new_id("sub")
+    items = []
+    for index, spec in enumerate(specs):
+        param = f"items[{index}]"
+        if not isinstance(spec, dict):
+            raise invalid("Invalid hash", param=param)
+        if "price_data" in spec:
+            price = _price_from(spec["price_data"], f"{param}[price_data]", currency, "month")
+        elif "price" in spec:
+            price = tx.get(SYSTEM, "price", spec["price"])
+            if price is None:
+                raise no_such("price", spec["price"], status=400, param=f"{param}[price]")
+            if price["currency"] != currency:
+                raise invalid(f"The price currency {price['currency']} does not match the subscription currency "
+                              f"{currency}", param=f"{param}[price]")
+        else:
+            raise missing(f"{param}[price]")
+        quantity = _int(spec.get("quantity", 1), f"{param}[quantity]")
+        if quantity < 0:
+            raise invalid("Quantity must be at least 0", param=f"{param}[quantity]")
+        items.append(new_item(sub_id, price, quantity, _metadata({}, spec.get("metadata"), f"{param}[metadata]")))
+    metadata = _metadata({}, params.get("metadata"))
+    now = int(time.time())
+    if "backdate_start_date" in params:
+        start = _int(params["backdate_start_date"], "backdate_start_date")
+        if start > now:
+            raise invalid("backdate_start_date must be in the past", param="backdate_start_date")
+    elif metadata.get("term_start"):
+        try:
+            start = _ts(metadata["term_start"])
+        except ValueError:
+            raise invalid(f"Invalid date in metadata[term_start]: {metadata['term_start']}",
+                          param="metadata[term_start]") from None
+    else:
+        start = now
+    if "billing_cycle_anchor" in params:
+        anchor = _int(params["billing_cycle_anchor"], "billing_cycle_anchor")
+        if anchor <= start:
+            raise invalid("billing_cycle_anchor must be after the start of the subscription",
+                          param="billing_cycle_anchor")
+        period_end = anchor
+    else:
+        anchor = start
+        period_end = _ts(add_month(datetime.fromtimestamp(start, tz=timezone.utc).date()))
+    _, cancel_at = _cancel_at(params)
+    subscription = {
+        "id": sub_id,
+        "object": "subscription",
+        "customer": customer_id,
+        "status": "active",
+        "currency": currency,
+        "items": _list(f"/v1/subscription_items?subscription={sub_id}", items),
+        "metadata": metadata,
+        "billing_cycle_anchor": anchor,
+        "start_date": start,
+        "current_period_start": start,
+        "current_period_end": period_end,
+        "cancel_at": cancel_at,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "ended_at": None,
+        "collection_method": "charge_automatically",
+        "latest_invoice": None,
+        "created": now,
+        "livemode": False,
+    }
+    if not customer.get("currency"):
+        customer["currency"] = currency  # Stripe fixes a customer's currency with its first subscription
+        tx.put(SYSTEM, "customer", customer_id, customer)
+    tx.put(SYSTEM, "subscription", sub_id, subscription)
+    tx.put(SYSTEM, "subscription_creation", sub_id, {"id": sub_id, "proration_behavior": behavior,
+                                                      "params": params, "created": now})
+    emit(tx, "customer.subscription.created", subscription)
+    return 200, subscription
+
+
 def cancel_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     """`DELETE /v1/subscriptions/{id}`: cancel at once. Cancelling a canceled subscription
     is refused (the exact error Stripe answers is unverified)."""
@@ -350,6 +489,7 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
     behavior = params.get("proration_behavior", "create_prorations")
     if behavior not in ("create_prorations", "always_invoice", "none"):
         raise invalid(f"Invalid proration_behavior: {behavior}", param="proration_behavior")
+    cancel_given, cancel_at = _cancel_at(params)
     currency = subscription["currency"]
     items: list[dict[str, Any]] = [dict(i) for i in subscription["items"]["data"]]
     by_id = {item["id"]: item for item in items}
@@ -400,7 +540,14 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
             target["metadata"] = _metadata(target.get("metadata", {}), spec.get("metadata"), f"{param}[metadata]")
     subscription["items"] = _list(f"/v1/subscription_items?subscription={id}", items)
     subscription["metadata"] = _metadata(subscription.get("metadata", {}), params.get("metadata"))
+    previous: dict[str, Any] = {}
+    if cancel_given and subscription.get("cancel_at") != cancel_at:
+        previous["cancel_at"] = subscription.get("cancel_at")
+        subscription["cancel_at"] = cancel_at
+        subscription["cancel_at_period_end"] = False
     tx.put(SYSTEM, "subscription", id, subscription)
+    if previous:
+        emit(tx, "customer.subscription.updated", subscription, previous_attributes=previous)
     update = {
         "id": new_id("subupd"),
         "object": "subscription_update",
@@ -637,6 +784,9 @@ API_VERSION = "2024-06-20"
 # renewal charge), as Stripe records it in `event.request`.
 _current_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "stripe_request", default=None)
+# The connected account a request acts for (its `Stripe-Account` header), None for the
+# platform account.
+_current_account: contextvars.ContextVar[str | None] = contextvars.ContextVar("stripe_account", default=None)
 
 
 def _snapshot(obj: dict[str, Any]) -> dict[str, Any]:
@@ -662,6 +812,9 @@ def emit(tx: Tx, type_: str, obj: dict[str, Any], *, previous_attributes: dict[s
         "request": _current_request.get() or {"id": None, "idempotency_key": None},
         "type": type_,
     }
+    account = _current_account.get()
+    if account:
+        event["account"] = account
     tx.put(SYSTEM, "event", event["id"], event)
     dispatcher = tx.store.webhooks if tx.store is not None else None
     if endpoints and dispatcher is not None:
@@ -1127,6 +1280,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", r"/v1/customers/(?P<id>[^/]+)", update_customer),
     ("POST", r"/v1/customers/(?P<id>[^/]+)/balance_transactions", create_balance_transaction),
     ("GET", r"/v1/customers/(?P<id>[^/]+)/balance_transactions", list_balance_transactions),
+    ("POST", r"/v1/subscriptions", create_subscription),
     ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", get_subscription),
     ("POST", r"/v1/subscriptions/(?P<id>[^/]+)", update_subscription),
     ("POST", r"/v1/invoices", create_invoice),
@@ -1169,11 +1323,21 @@ def run(store, handler, method: str, path: str, request: Request, raw: bytes, gr
     if key is not None and len(key) > 255:
         err = invalid("Idempotency-Key must be at most 255 characters", code="idempotency_key_too_long")
         return json_response(err.status, err.body, err.headers)
+    account = request.headers.get("stripe-account") or None
+    if account is not None and (not account.startswith("acct_") or len(account) > 40):
+        # Stripe's exact status and wording for an unknown account are unverified.
+        err = error(403, "invalid_request_error",
+                    f"The provided key does not have access to account '{account}' (or that account does not exist).",
+                    code="account_invalid")
+        return json_response(err.status, err.body, err.headers)
+    # Keys are scoped per account; a header value cannot hold a newline, so the scoped
+    # form never collides with a platform key.
+    stored_key = f"{account}\n{key}" if key and account else key
     fingerprint = request_hash(method, path, params)
     try:
         with store.tx() as tx:
             if key:
-                stored = tx.stored_response(SYSTEM, key)
+                stored = tx.stored_response(SYSTEM, stored_key)
                 if stored is not None:
                     if stored.request_hash != fingerprint:
                         raise error(
@@ -1186,28 +1350,32 @@ def run(store, handler, method: str, path: str, request: Request, raw: bytes, gr
                     return Response(stored.body.encode(), stored.status, headers, media_type="application/json")
             request_id = new_id("req")
             token = _current_request.set({"id": request_id, "idempotency_key": key})
+            account_token = _current_account.set(account)
+            if account:
+                tx.insert_fields[SYSTEM] = {"_stripe_account": account}
             try:
                 status, body = handler(tx, params, **groups)
             finally:
                 _current_request.reset(token)
+                _current_account.reset(account_token)
             # A handler answers an error itself (402 card declines) when what it did
             # must be kept: the failed charge is real, and the answer is replayed.
             stored_headers = {"Stripe-Should-Retry": "false"} if status >= 400 else {}
             headers = {"Request-Id": request_id, **stored_headers}
             if key:
                 headers["Idempotency-Key"] = key
-                tx.store_response(SYSTEM, key, fingerprint, status, body, stored_headers)
+                tx.store_response(SYSTEM, stored_key, fingerprint, status, body, stored_headers)
         return Response(dumps(body).encode(), status, headers, media_type="application/json")
     except ApiError as exc:
         if key and exc.store:
             with store.tx() as tx:
-                if tx.stored_response(SYSTEM, key) is None:
-                    tx.store_response(SYSTEM, key, fingerprint, exc.status, exc.body, exc.headers)
+                if tx.stored_response(SYSTEM, stored_key) is None:
+                    tx.store_response(SYSTEM, stored_key, fingerprint, exc.status, exc.body, exc.headers)
         return json_response(exc.status, exc.body, exc.headers)
     except Exception as exc:  # noqa: BLE001 - an internal failure after execution began
         err = error(500, "api_error", f"An unexpected error occurred: {type(exc).__name__}")
         if key:
             with store.tx() as tx:
-                if tx.stored_response(SYSTEM, key) is None:
-                    tx.store_response(SYSTEM, key, fingerprint, err.status, err.body, err.headers)
+                if tx.stored_response(SYSTEM, stored_key) is None:
+                    tx.store_response(SYSTEM, stored_key, fingerprint, err.status, err.body, err.headers)
         return json_response(err.status, err.body, err.headers)
