@@ -1,4 +1,5 @@
-"""NetSuite (SuiteTalk REST record service) as o2c's ERP: journal entries.
+"""NetSuite (SuiteTalk REST record service) as o2c's ERP: journal entries, customers,
+collection cases.
 
 Idempotency is the external ID: entries are upserted with
 `PUT /record/v1/journalEntry/eid:{externalId}`, so posting the same entry twice
@@ -17,7 +18,7 @@ import httpx
 from o2c.adapters._http import json_content, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from o2c.canonical.journal import JournalEntry, JournalLine
-from o2c.canonical.models import CollectionCase, JournalEntryRef
+from o2c.canonical.models import Account, Address, CollectionCase, JournalEntryRef
 from o2c.canonical.money import Money
 
 SYSTEM = "netsuite"
@@ -145,6 +146,66 @@ class NetSuiteErp:
         if response.status_code >= 400:
             raise classify(response)
         return from_wire(read_json(response))
+
+    # -- customers -----------------------------------------------------------------------
+
+    @staticmethod
+    def _internal_id(response: httpx.Response) -> str:
+        location = response.headers.get("location", "")
+        internal_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
+        if not internal_id:
+            raise IntegrationBug(SYSTEM, f"NetSuite answered {response.status_code} without a Location header",
+                                 status=response.status_code)
+        return internal_id
+
+    async def upsert_customer(self, account: Account, *, subsidiary: str) -> str:
+        """`PUT /record/v1/customer/eid:{account.id}`: the billing customer id is the
+        external ID, so upserting twice leaves one customer. Returns the internal id."""
+        address = account.billing_address
+        body: dict[str, Any] = {
+            "companyName": account.name,
+            "isPerson": False,
+            "subsidiary": {"id": subsidiary},
+        }
+        if account.email:
+            body["email"] = account.email
+        if any((address.line1, address.city, address.region, address.postal_code, address.country)):
+            book_address: dict[str, Any] = {"addr1": address.line1, "city": address.city, "state": address.region,
+                                            "zip": address.postal_code}
+            if address.country:
+                book_address["country"] = {"id": address.country}
+            body["addressBook"] = {"items": [{"defaultBilling": True, "defaultShipping": False,
+                                              "label": "Billing", "addressBookAddress": book_address}]}
+        response = await send(self._client, SYSTEM, "PUT", f"/record/v1/customer/eid:{quote(account.id, safe='')}",
+                              content=json_content(body))
+        if response.status_code >= 400:
+            raise classify(response, what=f"customer {account.id} ({account.name})")
+        return self._internal_id(response)
+
+    async def get_customer(self, external_id: str) -> Account | None:
+        """The customer with this external ID (the billing customer id), or None."""
+        response = await send(self._client, SYSTEM, "GET", f"/record/v1/customer/eid:{quote(external_id, safe='')}",
+                              params={"expandSubResources": "true"})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise classify(response, what=f"customer {external_id}")
+        record = read_json(response)
+        items = (record.get("addressBook") or {}).get("items") or []
+        billing = next((i for i in items if i.get("defaultBilling")), items[0] if items else {})
+        book = billing.get("addressBookAddress") or {}
+        return Account(
+            id=record.get("externalId") or external_id,
+            name=record.get("companyName") or "",
+            email=record.get("email") or "",
+            billing_address=Address(
+                line1=book.get("addr1") or "",
+                city=book.get("city") or "",
+                region=book.get("state") or "",
+                postal_code=book.get("zip") or "",
+                country=(book.get("country") or {}).get("id") or "",
+            ),
+        )
 
     # -- collection cases ----------------------------------------------------------------
 
