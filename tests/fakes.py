@@ -24,6 +24,7 @@ from o2c.canonical.models import (
     Notification,
     PaymentAttempt,
     PaymentOutcome,
+    RevenueSchedule,
     Subscription,
     SubscriptionLine,
     TaxDocument,
@@ -62,6 +63,8 @@ class FakeBilling:
         self._replies: dict[str, Invoice] = {}
         self.attempts: dict[str, PaymentAttempt] = {}
         self.card_outcomes: list[str] = []
+        self.created: dict[str, Subscription] = {}
+        self.ends: dict[str, object] = {}
 
     async def get_account(self, account_id: str) -> Account | None:
         self.ledger.record("billing.get_account")
@@ -80,7 +83,7 @@ class FakeBilling:
         return self.updates[idempotency_key]
 
     async def create_proration_invoice(self, *, account_id, subscription_id, currency, lines, description,
-                                       metadata, idempotency_key):
+                                       metadata, idempotency_key, billing_account=""):
         self.ledger.record("billing.create_invoice")
         if idempotency_key not in self._replies:
             invoice = Invoice(
@@ -91,7 +94,7 @@ class FakeBilling:
             self._replies[idempotency_key] = invoice
         return self._replies[idempotency_key]
 
-    async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice:
         self.ledger.record("billing.void_invoice")
         self.invoices[invoice_id] = self.invoices[invoice_id].model_copy(update={"status": "void"})
         return self.invoices[invoice_id]
@@ -136,6 +139,37 @@ class FakeBilling:
 
     async def invoice_of_charge(self, charge_id: str) -> str | None:
         return None
+
+    # -- renewals
+
+    async def create_customer(self, account: Account, *, billing_account: str, idempotency_key: str) -> Account:
+        self.ledger.record("billing.create_customer")
+        created = account.model_copy(update={"id": f"{account.id}@{billing_account or 'platform'}"})
+        self.accounts.setdefault(created.id, created)
+        return created
+
+    async def create_subscription(self, term, *, billing_account: str, idempotency_key: str) -> Subscription:
+        self.ledger.record("billing.create_subscription")
+        if idempotency_key not in self.created:
+            sub = Subscription(
+                id=f"sub_new_{len(self.subscriptions) + 1}", account_id=term.account_id, contract_id=term.contract_id,
+                currency=term.currency, status="active", lines=term.lines, current_period_start=term.term_start,
+                current_period_end=term.term_start.replace(month=term.term_start.month % 12 + 1,
+                                                           year=term.term_start.year + (term.term_start.month == 12)),
+                term_start=term.term_start, term_end=term.term_end)
+            self.subscriptions[sub.id] = sub
+            self.created[idempotency_key] = sub
+        return self.created[idempotency_key]
+
+    async def end_subscription_at(self, subscription_id, at, *, idempotency_key) -> Subscription:
+        self.ledger.record("billing.end_subscription_at")
+        self.ends[subscription_id] = at
+        return self.subscriptions[subscription_id]
+
+    async def cancel_subscription_end(self, subscription_id, *, idempotency_key) -> Subscription:
+        self.ledger.record("billing.cancel_subscription_end")
+        self.ends.pop(subscription_id, None)
+        return self.subscriptions[subscription_id]
 
 
 class FakeTax:
@@ -182,6 +216,7 @@ class FakeErp:
         self.entries: dict[str, JournalEntry] = {}
         self.closed_periods: set[str] = set()
         self.cases: dict[str, CollectionCase] = {}
+        self.customers: dict[str, str] = {}
 
     async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
         self.ledger.record("erp.post_journal_entry")
@@ -194,6 +229,11 @@ class FakeErp:
     async def get_journal_entry(self, external_id: str) -> JournalEntry | None:
         self.ledger.record("erp.get_journal_entry")
         return self.entries.get(external_id)
+
+    async def upsert_customer(self, account: Account, *, subsidiary: str) -> str:
+        self.ledger.record("erp.upsert_customer")
+        self.customers[account.id] = subsidiary
+        return str(len(self.customers))
 
     async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
         self.ledger.record("erp.upsert_collection_case")
@@ -244,6 +284,23 @@ class FakeCrm:
         return idempotency_key
 
 
+class FakeSchedules:
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.schedules: dict[str, RevenueSchedule] = {}
+
+    async def save_schedule(self, schedule: RevenueSchedule) -> None:
+        self.ledger.record("schedules.save")
+        self.schedules[schedule.schedule_id] = schedule
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        self.ledger.record("schedules.delete")
+        self.schedules.pop(schedule_id, None)
+
+    async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None:
+        return self.schedules.get(schedule_id)
+
+
 @dataclass
 class FakeSystems:
     ledger: Ledger = field(default_factory=Ledger)
@@ -255,10 +312,11 @@ class FakeSystems:
         self.entitlements = FakeEntitlements(self.ledger)
         self.notifications = FakeNotifications(self.ledger)
         self.crm = FakeCrm(self.ledger)
+        self.schedules = FakeSchedules(self.ledger)
 
     def ports(self) -> dict:
         return dict(billing=self.billing, tax=self.tax, erp=self.erp, entitlements=self.entitlements,
-                    notifications=self.notifications, crm=self.crm)
+                    notifications=self.notifications, crm=self.crm, schedules=self.schedules)
 
 
 def usd(amount: str) -> Money:

@@ -3,7 +3,16 @@ from __future__ import annotations
 from temporalio import activity
 
 from o2c.activities.errors import classified, idempotency_key
-from o2c.activities.inputs import CancelSubscription, CreateInvoice, InvoiceStep, UpdateSubscription, VoidInvoice
+from o2c.activities.inputs import (
+    CancelSubscription,
+    CreateCustomer,
+    CreateInvoice,
+    CreateSubscription,
+    EndSubscription,
+    InvoiceStep,
+    UpdateSubscription,
+    VoidInvoice,
+)
 from o2c.adapters.ports import BillingPort
 from o2c.canonical.models import Account, Invoice, PaymentAttempt, Subscription
 
@@ -40,13 +49,14 @@ class BillingActivities:
             description=request.description,
             metadata=request.metadata,
             idempotency_key=idempotency_key(request.step),
+            billing_account=request.billing_account,
         )
 
     @activity.defn(name="billing.void_invoice")
     @classified
     async def void_invoice(self, request: VoidInvoice) -> Invoice:
         return await self.billing.void_invoice(
-            request.invoice_id, idempotency_key=idempotency_key(request.step)
+            request.invoice_id, idempotency_key=idempotency_key(request.step), billing_account=request.billing_account
         )
 
     @activity.defn(name="billing.get_invoice")
@@ -69,3 +79,23 @@ class BillingActivities:
     @classified
     async def mark_uncollectible(self, request: InvoiceStep) -> Invoice:
         return await self.billing.mark_uncollectible(request.invoice_id, idempotency_key=idempotency_key(request.step))
+
+    @activity.defn(name="billing.create_customer")
+    @classified
+    async def create_customer(self, request: CreateCustomer) -> Account:
+        return await self.billing.create_customer(request.account, billing_account=request.billing_account,
+                                                  idempotency_key=idempotency_key(request.step))
+
+    @activity.defn(name="billing.create_subscription")
+    @classified
+    async def create_subscription(self, request: CreateSubscription) -> Subscription:
+        return await self.billing.create_subscription(request.term, billing_account=request.billing_account,
+                                                      idempotency_key=idempotency_key(request.step))
+
+    @activity.defn(name="billing.end_subscription")
+    @classified
+    async def end_subscription(self, request: EndSubscription) -> Subscription:
+        key = idempotency_key(request.step)
+        if request.at is None:
+            return await self.billing.cancel_subscription_end(request.subscription_id, idempotency_key=key)
+        return await self.billing.end_subscription_at(request.subscription_id, request.at, idempotency_key=key)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from o2c.activities.errors import classified
+from o2c.activities.inputs import UpsertErpCustomer
 from o2c.adapters.ports import ErpPort
 from o2c.canonical.journal import JournalEntry
 from o2c.canonical.models import CollectionCase, JournalEntryRef
@@ -28,3 +29,8 @@ class ErpActivities:
     @classified
     async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
         return await self.erp.upsert_collection_case(case)
+
+    @activity.defn(name="erp.upsert_customer")
+    @classified
+    async def upsert_customer(self, request: UpsertErpCustomer) -> str:
+        return await self.erp.upsert_customer(request.account, subsidiary=request.subsidiary)

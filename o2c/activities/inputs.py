@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from o2c.canonical.models import Address, CrmTask, InvoiceLine, Model, Notification, SubscriptionLine
+from o2c.canonical.models import (
+    Account,
+    Address,
+    CrmTask,
+    InvoiceLine,
+    Model,
+    Notification,
+    SubscriptionLine,
+    SubscriptionTerm,
+)
 
 
 class UpdateSubscription(Model):
@@ -21,11 +30,13 @@ class CreateInvoice(Model):
     description: str
     metadata: dict[str, str] = {}
     step: str = "invoice"
+    billing_account: str = ""  # the legal entity's Stripe account; empty for the platform's
 
 
 class VoidInvoice(Model):
     invoice_id: str
     step: str = "invoice-void"
+    billing_account: str = ""
 
 
 class TaxRequest(Model):
@@ -76,3 +87,26 @@ class FlagAccount(Model):
 class CreateTask(Model):
     task: CrmTask
     step: str
+
+
+class CreateCustomer(Model):
+    account: Account
+    billing_account: str
+    step: str
+
+
+class CreateSubscription(Model):
+    term: SubscriptionTerm
+    billing_account: str = ""
+    step: str
+
+
+class EndSubscription(Model):
+    subscription_id: str
+    at: date | None  # None: let it run on (undo an earlier end date)
+    step: str
+
+
+class UpsertErpCustomer(Model):
+    account: Account
+    subsidiary: str

@@ -8,8 +8,17 @@ from o2c.activities.billing import BillingActivities
 from o2c.activities.crm import CrmActivities
 from o2c.activities.customer import CustomerActivities
 from o2c.activities.erp import ErpActivities
+from o2c.activities.schedules import ScheduleActivities
 from o2c.activities.tax import TaxActivities
-from o2c.adapters.ports import BillingPort, CrmPort, EntitlementPort, ErpPort, NotificationPort, TaxPort
+from o2c.adapters.ports import (
+    BillingPort,
+    CrmPort,
+    EntitlementPort,
+    ErpPort,
+    NotificationPort,
+    RevenueSchedulePort,
+    TaxPort,
+)
 
 
 def all_activities(
@@ -20,17 +29,21 @@ def all_activities(
     entitlements: EntitlementPort,
     notifications: NotificationPort,
     crm: CrmPort,
+    schedules: RevenueSchedulePort,
 ) -> list[Callable[..., Any]]:
     b = BillingActivities(billing)
     t = TaxActivities(tax)
     e = ErpActivities(erp)
     c = CustomerActivities(entitlements, notifications)
     r = CrmActivities(crm)
+    s = ScheduleActivities(schedules)
     return [
         b.get_account, b.get_subscription, b.update_subscription, b.create_invoice, b.void_invoice,
         b.get_invoice, b.retry_payment, b.cancel_subscription, b.mark_uncollectible,
+        b.create_customer, b.create_subscription, b.end_subscription,
         t.quote, t.commit, t.void,
-        e.post_journal_entry, e.get_journal_entry, e.upsert_collection_case,
+        e.post_journal_entry, e.get_journal_entry, e.upsert_collection_case, e.upsert_customer,
         c.set_seats, c.set_restriction, c.send,
         r.flag_account, r.create_task,
+        s.save, s.delete,
     ]

@@ -53,11 +53,13 @@ class BillingPort(Protocol):
         description: str,
         metadata: dict[str, str],
         idempotency_key: str,
+        billing_account: str = "",
     ) -> Invoice:
-        """Create one invoice item per line, one invoice holding them, and finalise it."""
+        """Create one invoice item per line, one invoice holding them, and finalise it
+        (in the legal entity's `billing_account` when one is given)."""
         ...
 
-    async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice: ...
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice: ...
 
     # -- dunning --------------------------------------------------------------------------
 

@@ -63,10 +63,6 @@ class RenewalChange(Model):
     requested_by: str
 
 
-def renewal_workflow_id(contract_id: str, term: str) -> str:
-    return f"renewal-{contract_id}-{term}"
-
-
 def months_between(start: date, end: date) -> int:
     return (end.year - start.year) * 12 + end.month - start.month
 

@@ -71,7 +71,7 @@ class BookingWorkflow(ProcessWorkflow):
     async def book_invoice(
         self, *, account_id: str, subscription_id: str, currency: str, document_date: date,
         charged: list[InvoiceLine], quote: TaxDocument | None, description: str, metadata: dict[str, str],
-        entity: LegalEntity, chart: ChartOfAccounts, memo: str,
+        entity: LegalEntity, chart: ChartOfAccounts, memo: str, billing_account: str = "",
     ) -> None:
         wid = workflow.info().workflow_id
         tax = quote.total_tax if quote else Money.zero(currency)
@@ -79,7 +79,8 @@ class BookingWorkflow(ProcessWorkflow):
                                         amount=tax)] if not tax.is_zero else [])
         self.set_stage(f"invoicing: {description}")
         create = CreateInvoice(account_id=account_id, subscription_id=subscription_id, currency=currency,
-                               lines=lines, description=description, metadata={"o2c_workflow": wid, **metadata})
+                               lines=lines, description=description, metadata={"o2c_workflow": wid, **metadata},
+                               billing_account=billing_account)
         self.saga.add("invoice", lambda: self._void_invoice(create))
         self.invoice = await self.step("invoice", lambda: self.forward(BillingActivities.create_invoice, create),
                                        skippable=False)
@@ -116,7 +117,8 @@ class BookingWorkflow(ProcessWorkflow):
             # Billing never answered (an operator aborted while it was unreachable).
             # Replaying the same idempotency key returns the invoice if it was made.
             invoice = await self.undo(BillingActivities.create_invoice, create)
-        self.invoice = await self.undo(BillingActivities.void_invoice, VoidInvoice(invoice_id=invoice.id))
+        self.invoice = await self.undo(BillingActivities.void_invoice, VoidInvoice(
+            invoice_id=invoice.id, billing_account=create.billing_account))
 
     async def _reverse(self, entry: JournalEntry, reversal: JournalEntry) -> None:
         if self.journal_entry is None:

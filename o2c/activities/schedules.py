@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from temporalio import activity
+
+from o2c.activities.errors import classified
+from o2c.adapters.ports import RevenueSchedulePort
+from o2c.canonical.models import RevenueSchedule
+
+
+class ScheduleActivities:
+    """Revenue schedules in o2c's own database; the schedule ID is the idempotency key."""
+
+    def __init__(self, schedules: RevenueSchedulePort):
+        self.schedules = schedules
+
+    @activity.defn(name="schedules.save")
+    @classified
+    async def save(self, schedule: RevenueSchedule) -> None:
+        await self.schedules.save_schedule(schedule)
+
+    @activity.defn(name="schedules.delete")
+    @classified
+    async def delete(self, schedule_id: str) -> None:
+        await self.schedules.delete_schedule(schedule_id)
