@@ -363,10 +363,11 @@ class StripeBilling:
         description: str,
         metadata: dict[str, str],
         idempotency_key: str,
+        billing_account: str = "",
     ) -> Invoice:
         """The draft invoice first (excluding pending items), then its items attached
         to it by id, then finalisation: concurrent amendments never sweep each other's
-        items into their invoices."""
+        items into their invoices. All in `billing_account` (a Connect account) when given."""
         draft = await self._call("POST", "/invoices", {
             "customer": account_id,
             "subscription": subscription_id or None,
@@ -376,7 +377,7 @@ class StripeBilling:
             "collection_method": "charge_automatically",
             "pending_invoice_items_behavior": "exclude",
             "metadata": metadata,
-        }, idempotency_key=f"{idempotency_key}/invoice")
+        }, idempotency_key=f"{idempotency_key}/invoice", stripe_account=billing_account)
         invoice_id = draft["id"]
         for index, line in enumerate(lines):
             if line.amount.currency != currency:
@@ -390,19 +391,22 @@ class StripeBilling:
                 "description": line.description,
                 "subscription": subscription_id or None,
                 "metadata": {**metadata, "product": line.product},
-            }, idempotency_key=f"{idempotency_key}/item/{index}")
-        current = await self._call("GET", f"/invoices/{invoice_id}")
+            }, idempotency_key=f"{idempotency_key}/item/{index}", stripe_account=billing_account)
+        current = await self._call("GET", f"/invoices/{invoice_id}", stripe_account=billing_account)
         if current["status"] != "draft":
             return to_invoice(current)
         final = await self._call("POST", f"/invoices/{invoice_id}/finalize", {"auto_advance": False},
-                                 idempotency_key=f"{idempotency_key}/finalize")
+                                 idempotency_key=f"{idempotency_key}/finalize",
+                                 stripe_account=billing_account)
         return to_invoice(final)
 
-    async def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str,
+                           billing_account: str = "") -> Invoice:
         """Void an open invoice. Idempotent: a void invoice is returned as it is; a paid
         net-credit invoice (its credit went to the customer balance) is reversed with a
         customer balance transaction and returned (Stripe still shows it paid)."""
-        invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
+        invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True,
+                                   stripe_account=billing_account)
         if invoice is None:
             raise BusinessError(SYSTEM, f"invoice {invoice_id} does not exist in billing",
                                 code="resource_missing", status=404)
@@ -411,7 +415,8 @@ class StripeBilling:
             return to_invoice(invoice)
         if status in ("open", "uncollectible"):
             return to_invoice(await self._call("POST", f"/invoices/{invoice_id}/void", {},
-                                               idempotency_key=idempotency_key))
+                                               idempotency_key=idempotency_key,
+                                               stripe_account=billing_account))
         if status == "paid" and int(invoice.get("total") or 0) <= 0:
             total = int(invoice.get("total") or 0)
             if total < 0:
@@ -420,7 +425,7 @@ class StripeBilling:
                     "currency": invoice["currency"],
                     "description": f"Reversal of credit from invoice {invoice.get('number') or invoice_id}",
                     "metadata": {"reverses_invoice": invoice_id},
-                }, idempotency_key=f"{idempotency_key}/balance")
+                }, idempotency_key=f"{idempotency_key}/balance", stripe_account=billing_account)
             return to_invoice(invoice)
         if status == "draft":
             raise BusinessError(SYSTEM, f"invoice {invoice_id} is still a draft; a draft is deleted, not voided",
@@ -588,39 +593,42 @@ class StripeBilling:
         }, idempotency_key=idempotency_key, stripe_account=billing_account)
         return to_subscription(sub)
 
-    async def _subscription_or_missing(self, subscription_id: str) -> dict[str, Any]:
-        raw = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True)
+    async def _subscription_or_missing(self, subscription_id: str, billing_account: str = "") -> dict[str, Any]:
+        raw = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True,
+                               stripe_account=billing_account)
         if raw is None:
             raise BusinessError(SYSTEM, f"subscription {subscription_id} does not exist in billing",
                                 code="resource_missing", status=404)
         return raw
 
-    async def end_subscription_at(self, subscription_id: str, at: date, *, idempotency_key: str) -> Subscription:
+    async def end_subscription_at(self, subscription_id: str, at: date, *, idempotency_key: str,
+                                  billing_account: str = "") -> Subscription:
         """Set `cancel_at` to midnight UTC of `at` (the term boundary): Stripe ends the
         subscription then and bills no period after it. Idempotent by state: already
         ending then, or already canceled (nothing more will be billed), changes nothing."""
-        raw = await self._subscription_or_missing(subscription_id)
+        raw = await self._subscription_or_missing(subscription_id, billing_account)
         when = _ts(at)
         if raw["status"] == "canceled" or raw.get("cancel_at") == when:
             return to_subscription(raw)
         sub = await self._call("POST", f"/subscriptions/{subscription_id}",
                                {"cancel_at": when, "proration_behavior": "none"},
-                               idempotency_key=idempotency_key)
+                               idempotency_key=idempotency_key, stripe_account=billing_account)
         return to_subscription(sub)
 
-    async def cancel_subscription_end(self, subscription_id: str, *, idempotency_key: str) -> Subscription:
+    async def cancel_subscription_end(self, subscription_id: str, *, idempotency_key: str,
+                                      billing_account: str = "") -> Subscription:
         """Clear `cancel_at` (an empty value unsets a Stripe field): the subscription runs
         on. Idempotent by state: no end set changes nothing (also when something else,
         e.g. dunning, canceled it at once). A subscription that already ended at its
         `cancel_at` cannot be revived: a business error for a person to resolve."""
-        raw = await self._subscription_or_missing(subscription_id)
+        raw = await self._subscription_or_missing(subscription_id, billing_account)
         if raw.get("cancel_at") is None:
             return to_subscription(raw)
         if raw["status"] == "canceled":
             raise BusinessError(SYSTEM, f"subscription {subscription_id} has already ended; it cannot be resumed, "
                                 "the customer needs a new subscription", code="subscription_canceled")
         sub = await self._call("POST", f"/subscriptions/{subscription_id}", {"cancel_at": ""},
-                               idempotency_key=idempotency_key)
+                               idempotency_key=idempotency_key, stripe_account=billing_account)
         return to_subscription(sub)
 
     async def invoice_of_charge(self, charge_id: str) -> str | None:

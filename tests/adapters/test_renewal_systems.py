@@ -11,7 +11,7 @@ import pytest
 
 from o2c.adapters.errors import BusinessError, TransientError
 from o2c.adapters.stripe import StripeBilling, add_month
-from o2c.canonical.models import Account, Address, SubscriptionLine, SubscriptionTerm
+from o2c.canonical.models import Account, Address, InvoiceLine, SubscriptionLine, SubscriptionTerm
 from o2c.canonical.money import Money
 
 API_KEY = "sk_test_o2c_adapters"
@@ -265,3 +265,21 @@ async def test_an_end_that_took_effect_cannot_be_undone(stripe, sandbox, seeded)
     with pytest.raises(BusinessError) as info:
         await stripe.cancel_subscription_end("sub_acme", idempotency_key="e/undo")
     assert info.value.code == "subscription_canceled"
+
+
+async def test_the_first_period_is_invoiced_in_the_connected_account(stripe, sandbox):
+    customer = await stripe.create_customer(ACME, billing_account="acct_eu01", idempotency_key="i/customer")
+    sub = await stripe.create_subscription(term(customer.id), billing_account="acct_eu01",
+                                           idempotency_key="i/subscription")
+    args = dict(account_id=customer.id, subscription_id=sub.id, currency="USD",
+                lines=[InvoiceLine(product="prod_seats", description="Seats, first month", amount=usd("630.00"))],
+                description="Renewal C-100, first period", metadata={"contract_id": "C-100"})
+    with pytest.raises(BusinessError) as info:  # without the account, the customer does not exist
+        await stripe.create_proration_invoice(**args, idempotency_key="i/invoice-platform")
+    assert info.value.code == "resource_missing"
+    invoice = await stripe.create_proration_invoice(**args, idempotency_key="i/invoice", billing_account="acct_eu01")
+    assert (invoice.status, invoice.total) == ("open", usd("630.00"))
+    [record] = sandbox.records("stripe", "invoice")
+    assert record["_stripe_account"] == "acct_eu01"
+    voided = await stripe.void_invoice(invoice.id, idempotency_key="i/void", billing_account="acct_eu01")
+    assert voided.status == "void"

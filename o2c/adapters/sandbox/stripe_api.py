@@ -12,9 +12,10 @@ Connect: a request with `Stripe-Account: acct_...` acts for that connected accou
 Idempotency keys are scoped per account (the same key in two accounts is two
 requests), every object the request creates carries the sandbox-only field
 `_stripe_account` (Stripe keeps this implicitly; it is not part of its objects), and
-its events carry Stripe's `account` field. Simplification: reads are not scoped, so
-an object of a connected account can be read without the header (Stripe answers 404
-there); only a new subscription's customer must be in the same account.
+its events carry Stripe's `account` field. Creating a subscription, an invoice or an
+invoice item needs the customer in the same account (else 400 "No such customer", as
+in Stripe). Simplification: reads and other updates are not scoped, so an object of a
+connected account can be read or changed without the header (Stripe answers 404).
 """
 
 from __future__ import annotations
@@ -351,6 +352,15 @@ def _cancel_at(params: dict[str, Any]) -> tuple[bool, int | None]:
     return True, value
 
 
+def _customer_here(tx: Tx, customer_id: str, param: str = "customer") -> dict[str, Any]:
+    """The customer, which must belong to the account this request acts for: a customer
+    of another (connected) account does not exist for it, as in Stripe."""
+    customer = tx.get(SYSTEM, "customer", customer_id)
+    if customer is None or (customer.get("_stripe_account") or None) != _current_account.get():
+        raise no_such("customer", customer_id, status=400, param=param)
+    return customer
+
+
 def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
     """`POST /v1/subscriptions`.
 
@@ -365,11 +375,7 @@ def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
     customer_id = params.get("customer")
     if not customer_id:
         raise missing("customer")
-    customer = tx.get(SYSTEM, "customer", customer_id)
-    account = _current_account.get()
-    if customer is None or (customer.get("_stripe_account") or None) != account:
-        # A customer of another (connected) account does not exist for this one.
-        raise no_such("customer", customer_id, status=400, param="customer")
+    customer = _customer_here(tx, customer_id)
     specs = params.get("items")
     if not specs:
         raise missing("items")
@@ -592,9 +598,7 @@ def create_invoice(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
     customer_id = params.get("customer")
     if not customer_id:
         raise missing("customer")
-    customer = tx.get(SYSTEM, "customer", customer_id)
-    if customer is None:
-        raise no_such("customer", customer_id, status=400, param="customer")
+    customer = _customer_here(tx, customer_id)
     subscription_id = params.get("subscription") or None
     if subscription_id:
         subscription = tx.get(SYSTEM, "subscription", subscription_id)
@@ -735,8 +739,7 @@ def create_invoiceitem(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         raise missing("amount")
     amount = _int(params["amount"], "amount")
     customer_id = params["customer"]
-    if tx.get(SYSTEM, "customer", customer_id) is None:
-        raise no_such("customer", customer_id, status=400, param="customer")
+    _customer_here(tx, customer_id)
     invoice = None
     if params.get("invoice"):
         invoice = tx.get(SYSTEM, "invoice", params["invoice"])
