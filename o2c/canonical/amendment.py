@@ -8,12 +8,16 @@ from o2c.canonical.models import AmendmentRequest, Subscription
 from o2c.canonical.money import CurrencyError, minor_unit, quantum
 
 
-class InvalidAmendment(ValueError):
-    """The request cannot be carried out as it stands; `problems` says why."""
+class InvalidRequest(ValueError):
+    """A request cannot be carried out as it stands; `problems` says why, in finance words."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("; ".join(problems))
+
+
+class InvalidAmendment(InvalidRequest):
+    pass
 
 
 def request_problems(request: AmendmentRequest) -> list[str]:

@@ -8,19 +8,21 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from o2c.canonical.amendment import InvalidAmendment
-from o2c.canonical.models import AmendmentRequest, ApproverRole
+from o2c.canonical.amendment import InvalidRequest
+from o2c.canonical.models import AmendmentRequest, ApproverRole, Model
+from o2c.canonical.renewal import RenewalRequest
 from o2c.settings import Settings
 from o2c.workflows.attention import Action
 from o2c.workflows.status import Status
 
 EXIT_INVALID = 2
+M = TypeVar("M", bound=Model)
 
 
 class UserError(Exception):
@@ -31,17 +33,17 @@ def _ui_link(settings: Settings, workflow_id: str) -> str:
     return f"{settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
 
 
-def _read_request(path: str) -> AmendmentRequest:
+def _read_request(path: str, model: type[M], what: str) -> M:
     try:
         raw = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror}") from None
     try:
-        return AmendmentRequest.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
                              for e in error.errors())
-        raise UserError(f"{path} is not a valid amendment request: {problems}") from None
+        raise UserError(f"{path} is not a valid {what}: {problems}") from None
 
 
 async def _client(settings: Settings):
@@ -50,23 +52,26 @@ async def _client(settings: Settings):
     return await connect(settings)
 
 
-async def cmd_amend(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+    """`o2c amend` and `o2c renew`: validate against billing, then start (or find) the workflow."""
     from o2c.adapters.stripe import StripeBilling
-    from o2c.starter.client import start_amendment
+    from o2c.starter.client import start_amendment, start_renewal
 
-    request = _read_request(args.file)
+    model, what, start = {"amend": (AmendmentRequest, "amendment request", start_amendment),
+                          "renew": (RenewalRequest, "renewal request", start_renewal)}[args.command]
+    request = _read_request(args.file, model, what)
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
     try:
-        handle = await start_amendment(await _client(settings), request, billing=billing,
-                                       task_queue=settings.task_queue)
-    except InvalidAmendment as invalid:
-        raise UserError("amendment refused, no workflow started:\n  - " + "\n  - ".join(invalid.problems)) from None
+        handle = await start(await _client(settings), request, billing=billing, task_queue=settings.task_queue)
+    except InvalidRequest as invalid:
+        raise UserError(f"{what.split()[0]} refused, no workflow started:\n  - "
+                        + "\n  - ".join(invalid.problems)) from None
     finally:
         await billing.aclose()
     described = await handle.describe()
     if described.status == WorkflowExecutionStatus.RUNNING:
         print(f"{handle.id} is running\n  {_ui_link(settings, handle.id)}")
-    else:  # the same amendment was started before: it lands on the existing workflow
+    else:  # the same request was started before: it lands on the existing workflow
         print(f"{handle.id} already exists and is closed ({described.status.name.lower()}); nothing new started")
     if args.wait:
         result = await handle.result()
@@ -88,17 +93,24 @@ def _attention_lines(item: dict[str, Any]) -> list[str]:
             f"(answer: {'/'.join(attention.get('actions', []))})"]
 
 
+def _renewal_lines(item: dict[str, Any]) -> list[str]:
+    value = item.get("term_value") or {}
+    return [f"{item['workflow_id']}  starts {item.get('new_term_start')}  {value.get('amount')} "
+            f"{value.get('currency')}  {item.get('status')}: {item.get('stage')}"]
+
+
 LISTINGS = {
-    "approvals": (Status.AWAITING_APPROVAL, "nothing waits for approval", _approval_lines),
-    "attention": (Status.NEEDS_ATTENTION, "nothing needs attention", _attention_lines),
+    "approvals": ({"status": Status.AWAITING_APPROVAL}, "nothing waits for approval", _approval_lines),
+    "attention": ({"status": Status.NEEDS_ATTENTION}, "nothing needs attention", _attention_lines),
+    "renewals": ({"process": "renewal"}, "no renewal is waiting for its term", _renewal_lines),
 }
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from o2c.starter.client import processes_with_status
+    from o2c.starter.client import find_processes
 
-    status, empty, lines = LISTINGS[args.command]
-    found = await processes_with_status(await _client(settings), status)
+    where, empty, lines = LISTINGS[args.command]
+    found = await find_processes(await _client(settings), **where)
     if args.json:
         print(json.dumps(found, indent=2, default=str))
         return 0
@@ -162,12 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed", help="create a customer and subscription in the sandbox (see examples/seed.json)")
     seed.add_argument("--file", required=True)
 
-    amend = sub.add_parser("amend", help="validate and start a contract amendment")
-    amend.add_argument("--file", required=True, help="AmendmentRequest JSON (- for stdin)")
-    amend.add_argument("--wait", action="store_true", help="wait for the outcome")
+    for name, what in (("amend", "a contract amendment"), ("renew", "a renewal (closed-won)")):
+        start = sub.add_parser(name, help=f"validate and start {what}")
+        start.add_argument("--file", required=True, help="the request as JSON (- for stdin)")
+        start.add_argument("--wait", action="store_true", help="wait for the outcome")
 
-    for name in ("approvals", "attention"):
-        listing = sub.add_parser(name, help=f"list processes {'waiting for approval' if name == 'approvals' else 'parked in the exception queue'}")
+    listings = {"approvals": "list processes waiting for approval",
+                "attention": "list processes parked in the exception queue",
+                "renewals": "list renewals waiting for their term, with start dates"}
+    for name, text in listings.items():
+        listing = sub.add_parser(name, help=text)
         listing.add_argument("--json", action="store_true")
 
     for name in ("approve", "reject"):
@@ -222,7 +238,8 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"seeded {created.get('customer_id')} with {created.get('subscription_id')}")
         return 0
     handlers = {
-        "amend": cmd_amend, "approvals": cmd_list, "attention": cmd_list, "resolve": cmd_resolve,
+        "amend": cmd_start, "renew": cmd_start, "approvals": cmd_list, "attention": cmd_list, "renewals": cmd_list,
+        "resolve": cmd_resolve,
         "status": cmd_status,
     }
     if args.command in ("approve", "reject"):

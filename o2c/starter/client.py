@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -17,14 +18,16 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from o2c.adapters.ports import BillingPort
-from o2c.canonical.amendment import InvalidAmendment, request_problems, subscription_problems
+from o2c.canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
 from o2c.canonical.dunning import DunningPolicies
 from o2c.canonical.models import AmendmentRequest, ApproverRole, PaymentEvent, PaymentEventKind
-from o2c.starter.config import approval_policy
+from o2c.canonical.renewal import RenewalChange, RenewalRequest, renewal_problems
+from o2c.starter.config import approval_policy, legal_entities, renewal_policy
 from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
 from o2c.workflows.approval import DecisionInput
 from o2c.workflows.attention import Action, ResolveInput
 from o2c.workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
+from o2c.workflows.renewal import NonRenewal, RenewalInput, RenewalResult, RenewalWorkflow, renewal_workflow_id
 from o2c.workflows.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
 
@@ -65,6 +68,48 @@ async def start_amendment(
         return client.get_workflow_handle_for(AmendmentWorkflow.run, workflow_id)
 
 
+async def start_renewal(
+    client: Client, request: RenewalRequest, *, billing: BillingPort, task_queue: str = "o2c",
+) -> WorkflowHandle[RenewalWorkflow, RenewalResult]:
+    """Validate, then start `renewal-<contract>-<term>`; a second start of the same renewal
+    returns the existing workflow."""
+    entities, policy = legal_entities(), renewal_policy()
+    problems = renewal_problems(request, await billing.get_subscription(request.subscription_id),
+                                await billing.get_account(request.account_id), entities, policy,
+                                today=date.today())
+    if problems:
+        raise InvalidRequest(problems)
+    workflow_id = renewal_workflow_id(request.contract_id, request.term)
+    try:
+        return await client.start_workflow(
+            RenewalWorkflow.run,
+            RenewalInput(request=request, policy=policy, approvals=approval_policy(), legal_entities=entities),
+            id=workflow_id, task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(PROCESS, "renewal"),
+                SearchAttributePair(CUSTOMER, request.account_id),
+                SearchAttributePair(CONTRACT, request.contract_id),
+                SearchAttributePair(STATUS, Status.RUNNING.value),
+            ]),
+            result_type=RenewalResult,
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle_for(RenewalWorkflow.run, workflow_id)
+
+
+async def change_renewal(client: Client, workflow_id: str, change: RenewalChange) -> str:
+    """New seat counts or start date while the renewal waits; refused with the reason if invalid."""
+    return await client.get_workflow_handle(workflow_id).execute_update("change", change, result_type=str)
+
+
+async def cancel_renewal(client: Client, workflow_id: str, *, requested_by: str, reason: str) -> str:
+    """A non-renewal: the current term ends as planned and nothing new is billed."""
+    return await client.get_workflow_handle(workflow_id).execute_update(
+        "cancel", NonRenewal(requested_by=requested_by, reason=reason), result_type=str)
+
+
 async def decide(client: Client, workflow_id: str, *, approver: str, role: ApproverRole,
                  approved: bool, comment: str = "") -> str:
     """Approve or reject what a process waits for. Refusals come back as
@@ -86,12 +131,17 @@ async def process_state(client: Client, workflow_id: str) -> dict[str, Any]:
     return await client.get_workflow_handle(workflow_id).query("state", result_type=dict)
 
 
-async def processes_with_status(client: Client, status: Status) -> list[dict[str, Any]]:
-    """Running processes in `status`, with their state (e.g. what waits for approval)."""
+async def find_processes(client: Client, *, status: Status | None = None,
+                         process: str | None = None) -> list[dict[str, Any]]:
+    """Running processes in a status and/or of a kind, with their state (what waits for
+    approval, what is parked, which renewals wait for their term)."""
+    query = ['ExecutionStatus = "Running"']
+    if status:
+        query.append(f'O2cStatus = "{status.value}"')
+    if process:
+        query.append(f'O2cProcess = "{process}"')
     found = []
-    async for execution in client.list_workflows(
-        f'O2cStatus = "{status.value}" AND ExecutionStatus = "Running"'
-    ):
+    async for execution in client.list_workflows(" AND ".join(query)):
         state = await process_state(client, execution.id)
         found.append({"workflow_id": execution.id, "type": execution.workflow_type, **state})
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from decimal import Decimal
@@ -9,7 +10,9 @@ from pathlib import Path
 
 from o2c.canonical.approval import ApprovalPolicy
 from o2c.canonical.dunning import DunningPolicies
-from o2c.canonical.models import Approver, ApproverRole
+from o2c.canonical.models import Approver, ApproverRole, LegalEntity
+from o2c.canonical.renewal import RenewalPolicy
+from o2c.workflows.booking import DEFAULT_ENTITIES
 
 
 def approval_policy() -> ApprovalPolicy:
@@ -45,3 +48,26 @@ def dunning_policies(default_day: timedelta | None = None) -> DunningPolicies:
         "default": policies.default.model_copy(update={"day": day}),
         "segments": {k: v.model_copy(update={"day": day}) for k, v in policies.segments.items()},
     })
+
+
+def renewal_policy() -> RenewalPolicy:
+    """O2C_RENEWAL_UPLIFT_CAP (percent) and O2C_RENEWAL_DAY_SECONDS (how long a calendar day
+    lasts while a renewal waits: 86400 in production; a test stack brings the start day
+    forward by shortening it)."""
+    policy = RenewalPolicy()
+    updates: dict[str, object] = {}
+    if os.environ.get("O2C_RENEWAL_UPLIFT_CAP"):
+        updates["uplift_cap_percent"] = Decimal(os.environ["O2C_RENEWAL_UPLIFT_CAP"])
+    if os.environ.get("O2C_RENEWAL_DAY_SECONDS"):
+        updates["day"] = timedelta(seconds=float(os.environ["O2C_RENEWAL_DAY_SECONDS"]))
+    return policy.model_copy(update=updates) if updates else policy
+
+
+def legal_entities() -> list[LegalEntity]:
+    """O2C_LEGAL_ENTITIES_FILE: a JSON list of legal entities (code, company code,
+    functional currency, ERP subsidiary, Stripe billing account). The default is one US
+    entity booking in USD on the platform's own Stripe account and NetSuite subsidiary 1."""
+    path = os.environ.get("O2C_LEGAL_ENTITIES_FILE")
+    if not path:
+        return list(DEFAULT_ENTITIES)
+    return [LegalEntity.model_validate(e) for e in json.loads(Path(path).read_text())]

@@ -40,7 +40,7 @@ async def dev_server():
 def settings(sandbox) -> Settings:
     # A short HTTP timeout so that the sandbox's commit-then-timeout fault loses the response.
     return replace(Settings.from_env().on_sandbox(sandbox.url), task_queue=f"o2c-it-{uuid.uuid4().hex[:6]}",
-                   http_timeout_seconds=1.5)
+                   http_timeout_seconds=1.5, database_url=sandbox.database_url)
 
 
 @pytest.fixture(scope="session")

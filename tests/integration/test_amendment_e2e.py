@@ -145,7 +145,7 @@ async def test_closed_period_parks_until_reopened_then_retry_books(dev_server, w
                                            task_queue=worker)
         parked = await o2c.wait_for_status(dev_server.client, handle.id, Status.NEEDS_ATTENTION)
         assert parked["attention"]["step"] == "journal entry" and "closed" in parked["attention"]["message"]
-        listed = await o2c.processes_with_status(dev_server.client, Status.NEEDS_ATTENTION)
+        listed = await o2c.find_processes(dev_server.client, status=Status.NEEDS_ATTENTION)
         assert handle.id in {p["workflow_id"] for p in listed}
     finally:
         control.set_period("1", "2026-11", closed=False)
