@@ -53,7 +53,9 @@ def test_migrations_are_idempotent(sandbox):
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     finally:
         engine.dispose()
-    assert version == "0001_sandbox"
+    from alembic.script import ScriptDirectory
+
+    assert version == ScriptDirectory.from_config(db.alembic_config()).get_current_head() == "0002_revenue_schedules"
 
 
 def test_engine_for_rewrites_postgres_urls():
