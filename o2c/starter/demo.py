@@ -1,4 +1,4 @@
-"""`o2c demo`: every amendment and dunning story end to end against the stack, then what happened.
+"""`o2c demo`: every amendment, dunning and renewal story end to end against the stack, then what happened.
 
 Runs against a running `o2c dev`, or starts the embedded stack itself. Each run seeds its
 own customers (suffixed with a run id), so the demo can be repeated on the same stack.
@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
@@ -24,6 +25,7 @@ from temporalio.service import RPCError
 from o2c.adapters.sandbox import SandboxControl
 from o2c.adapters.stripe import StripeBilling
 from o2c.canonical.models import AmendedLine, AmendmentRequest, ApproverRole
+from o2c.canonical.renewal import RenewalRequest, RenewedLine
 from o2c.settings import Settings
 from o2c.starter import client as o2c
 from o2c.starter.stack import embedded_stack
@@ -133,6 +135,33 @@ class Demo:
                            outcome=result.outcome.value, message=result.message,
                            amount=f"balance {result.balance}, {result.attempts} retries", ui=self.ui(workflow_id))
 
+    async def renewal_story(self, title: str, name: str) -> StoryResult:
+        """A contract whose term ends in 20 days renews with a 5 % uplift and two more seats."""
+        account, key = f"cus_demo_{self.run_id}_{name}", f"{self.run_id}-{name}"
+        term_end = self.today + timedelta(days=20)
+        self.control.seed(
+            customer={"id": account, "name": f"{name.title()} Inc", "email": f"billing@{name}.example",
+                      "address": {"line1": "1 Pike St", "city": "Seattle", "region": "WA",
+                                  "postal_code": "98101", "country": "US"}},
+            subscription={"id": f"sub_demo_{self.run_id}_{name}", "contract_id": f"C-{key}", "currency": "USD",
+                          "items": [{"product": "seats", "description": "Platform seat", "quantity": 10,
+                                     "unit_price": "50.00"}],
+                          "current_period_start": (self.today - timedelta(days=10)).isoformat(),
+                          "current_period_end": term_end.isoformat(),
+                          "term_start": (term_end - timedelta(days=365)).isoformat(),
+                          "term_end": term_end.isoformat()})
+        request = RenewalRequest(
+            contract_id=f"C-{key}", subscription_id=f"sub_demo_{self.run_id}_{name}", account_id=account,
+            term=str(term_end.year + 1), new_term_start=term_end,
+            new_term_end=term_end.replace(year=term_end.year + 1), uplift_percent=Decimal(5),
+            lines=[RenewedLine(product="seats", quantity=12)], requested_by="sam.sales", reason="closed-won")
+        handle = await o2c.start_renewal(self.client, request, billing=self.billing,
+                                         task_queue=self.settings.task_queue)
+        result = await handle.result()
+        return StoryResult(story=title, workflow_id=handle.id, status=result.status.value,
+                           outcome=result.outcome.value, message=result.message,
+                           amount=f"term {result.term_value}", ui=self.ui(handle.id), expected="renewed")
+
     async def _until(self, workflow_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 120) -> None:
         for _ in range(int(timeout * 10)):
             with contextlib.suppress(RPCError):  # the webhook may not have started it yet
@@ -188,6 +217,8 @@ class Demo:
         for result, outcome in zip(results, ["completed", "completed", "rejected", "completed", "rolled_back"]):
             result.expected = outcome
         # The dunning calendars run side by side (a dunning day lasts a second on this stack).
+        renewal = asyncio.create_task(
+            self.renewal_story("renewal: 20 days ahead, 5 % uplift, 10 → 12 seats", "theta"))
         dunnings = await asyncio.gather(
             self.dunning_story("dunning: card declined, customer updates it, cash", "zeta", []),
             self.dunning_story("dunning: 30 days, restriction and write-off approved", "eta",
@@ -195,7 +226,7 @@ class Demo:
                                 ("carla.controller", ApproverRole.CONTROLLER)]))
         for result, outcome in zip(dunnings, ["cash", "written_off"]):
             result.expected = outcome
-        return results + list(dunnings)
+        return results + list(dunnings) + [await renewal]
 
 
 def print_table(results: list[StoryResult]) -> None:
@@ -225,7 +256,12 @@ def print_documents(summary: dict[str, Any]) -> None:
         print(f"  {system}: " + "; ".join(parts))
 
 
+# The demo's renewal waits 20 days for its term; at a tenth of a second a day, two seconds.
+DEMO_RENEWAL_DAY_SECONDS = "0.1"
+
+
 async def run_demo(settings: Settings, *, as_json: bool = False) -> int:
+    os.environ.setdefault("O2C_RENEWAL_DAY_SECONDS", DEMO_RENEWAL_DAY_SECONDS)
     # The stories fail activities on purpose; the SDK's per-attempt warnings and the
     # ingress's per-event lines would bury the table.
     logging.getLogger("temporalio").setLevel(logging.ERROR)
