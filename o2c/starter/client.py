@@ -46,26 +46,30 @@ async def start_amendment(
     """Validate, then start `amendment-<id>`. Starting the same amendment again returns
     the workflow that already exists (running or finished) instead of a second one."""
     await validate_amendment_request(request, billing)
-    workflow_id = amendment_workflow_id(request.amendment_id)
+    return await _start_once(
+        client, AmendmentWorkflow.run, AmendmentInput(request=request, policy=approval_policy()),
+        workflow_id=amendment_workflow_id(request.amendment_id), task_queue=task_queue, process="amendment",
+        customer=request.account_id, contract=request.contract_id)
+
+
+async def _start_once(client: Client, run: Any, arg: Any, *, workflow_id: str, task_queue: str, process: str,
+                      customer: str, contract: str) -> WorkflowHandle:
+    """Start a process under its business key, or return the one that already has it:
+    a running duplicate lands on the running workflow, a finished one on its result."""
     try:
         return await client.start_workflow(
-            AmendmentWorkflow.run,
-            AmendmentInput(request=request, policy=approval_policy()),
-            id=workflow_id,
-            task_queue=task_queue,
-            # A running duplicate returns the running workflow; a finished one raises below.
+            run, arg, id=workflow_id, task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes([
-                SearchAttributePair(PROCESS, "amendment"),
-                SearchAttributePair(CUSTOMER, request.account_id),
-                SearchAttributePair(CONTRACT, request.contract_id),
+                SearchAttributePair(PROCESS, process),
+                SearchAttributePair(CUSTOMER, customer),
+                SearchAttributePair(CONTRACT, contract),
                 SearchAttributePair(STATUS, Status.RUNNING.value),
             ]),
-            result_type=AmendmentResult,
         )
     except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle_for(AmendmentWorkflow.run, workflow_id)
+        return client.get_workflow_handle_for(run, workflow_id)
 
 
 async def start_renewal(
@@ -79,24 +83,11 @@ async def start_renewal(
                                 today=date.today())
     if problems:
         raise InvalidRequest(problems)
-    workflow_id = renewal_workflow_id(request.contract_id, request.term)
-    try:
-        return await client.start_workflow(
-            RenewalWorkflow.run,
-            RenewalInput(request=request, policy=policy, approvals=approval_policy(), legal_entities=entities),
-            id=workflow_id, task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(PROCESS, "renewal"),
-                SearchAttributePair(CUSTOMER, request.account_id),
-                SearchAttributePair(CONTRACT, request.contract_id),
-                SearchAttributePair(STATUS, Status.RUNNING.value),
-            ]),
-            result_type=RenewalResult,
-        )
-    except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle_for(RenewalWorkflow.run, workflow_id)
+    return await _start_once(
+        client, RenewalWorkflow.run,
+        RenewalInput(request=request, policy=policy, approvals=approval_policy(), legal_entities=entities),
+        workflow_id=renewal_workflow_id(request.contract_id, request.term), task_queue=task_queue,
+        process="renewal", customer=request.account_id, contract=request.contract_id)
 
 
 async def change_renewal(client: Client, workflow_id: str, change: RenewalChange) -> str:
