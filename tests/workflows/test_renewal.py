@@ -203,3 +203,21 @@ async def test_an_invalid_renewal_is_refused_before_anything_happens(env, worker
     assert result.outcome == Outcome.REJECTED
     assert "must start when the current one ends" in result.message and "not in the price book" in result.message
     assert nothing_posted(s) and not s.billing.ends
+
+
+async def test_a_change_to_the_rest_of_the_current_term_is_a_child_amendment(env, worker, renewing, today):
+    from o2c.canonical.models import AmendedLine
+    from o2c.workflows.amendment import AmendmentResult as ChildResult
+
+    s = renewing
+    request = renewal(s, today, current_term_changes=[
+        AmendedLine(product="seats", quantity=11, unit_price=Decimal("50.00"))])
+    handle = await start(env, worker, request)
+    await until_waiting(handle)
+    child = env.client.get_workflow_handle(f"amendment-{request.contract_id}-{request.term}-current",
+                                           result_type=ChildResult)
+    assert (await child.result()).status == Status.COMPLETED
+    assert [x.quantity for x in s.billing.subscriptions["sub_acme"].lines] == [11]  # the current term, now
+    assert len(s.billing.invoices) == 1  # the proration invoice; the new term's comes on its first day
+    result = await handle.result()
+    assert result.outcome == Outcome.RENEWED and len(s.billing.invoices) == 2
