@@ -161,6 +161,10 @@ class FakeBilling:
             self.created[idempotency_key] = sub
         return self.created[idempotency_key]
 
+    async def subscriptions_ending(self, start, end) -> list[Subscription]:
+        self.ledger.record("billing.subscriptions_ending")
+        return [s for s in self.subscriptions.values() if s.status == "active" and start <= s.term_end < end]
+
     async def end_subscription_at(self, subscription_id, at, *, idempotency_key) -> Subscription:
         self.ledger.record("billing.end_subscription_at")
         self.ends[subscription_id] = at

@@ -10,6 +10,7 @@ from o2c.activities.inputs import (
     CreateSubscription,
     EndSubscription,
     InvoiceStep,
+    TermsEnding,
     UpdateSubscription,
     VoidInvoice,
 )
@@ -99,3 +100,8 @@ class BillingActivities:
         if request.at is None:
             return await self.billing.cancel_subscription_end(request.subscription_id, idempotency_key=key)
         return await self.billing.end_subscription_at(request.subscription_id, request.at, idempotency_key=key)
+
+    @activity.defn(name="billing.subscriptions_ending")
+    @classified
+    async def subscriptions_ending(self, window: TermsEnding) -> list[Subscription]:
+        return await self.billing.subscriptions_ending(window.start, window.end)

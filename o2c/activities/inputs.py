@@ -110,3 +110,8 @@ class EndSubscription(Model):
 class UpsertErpCustomer(Model):
     account: Account
     subsidiary: str
+
+
+class TermsEnding(Model):
+    start: date
+    end: date

@@ -40,7 +40,7 @@ def all_activities(
     return [
         b.get_account, b.get_subscription, b.update_subscription, b.create_invoice, b.void_invoice,
         b.get_invoice, b.retry_payment, b.cancel_subscription, b.mark_uncollectible,
-        b.create_customer, b.create_subscription, b.end_subscription,
+        b.create_customer, b.create_subscription, b.end_subscription, b.subscriptions_ending,
         t.quote, t.commit, t.void,
         e.post_journal_entry, e.get_journal_entry, e.upsert_collection_case, e.upsert_customer,
         c.set_seats, c.set_restriction, c.send,

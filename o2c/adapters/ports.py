@@ -78,6 +78,10 @@ class BillingPort(Protocol):
 
     # -- renewals --------------------------------------------------------------------------
 
+    async def subscriptions_ending(self, start: date, end: date) -> list[Subscription]:
+        """Active subscriptions whose term ends in [start, end): the open renewal windows."""
+        ...
+
     async def create_customer(self, account: Account, *, billing_account: str, idempotency_key: str) -> Account:
         """The same customer in another legal entity's billing account; returns it with its new id."""
         ...

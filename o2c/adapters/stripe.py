@@ -268,6 +268,22 @@ class StripeBilling:
         sub = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True)
         return None if sub is None else to_subscription(sub)
 
+    async def subscriptions_ending(self, start: date, end: date, *, page_size: int = 100) -> list[Subscription]:
+        """Active subscriptions whose term (metadata[term_end]) ends in [start, end), following
+        the list cursor: Stripe cannot filter on metadata, so o2c filters the pages."""
+        found: list[Subscription] = []
+        after: str | None = None
+        while True:
+            page = await self._call("GET", "/subscriptions", {"status": "active", "limit": page_size,
+                                                               "starting_after": after})
+            for raw in page["data"]:
+                subscription = to_subscription(raw)
+                if start <= subscription.term_end < end:
+                    found.append(subscription)
+            if not page.get("has_more") or not page["data"]:
+                return found
+            after = page["data"][-1]["id"]
+
     async def get_invoice(self, invoice_id: str) -> Invoice | None:
         invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
         if invoice is None:

@@ -29,6 +29,10 @@ class RenewalPolicy(Model):
     price_book: dict[str, Decimal] = {"seats": Decimal("50.00"), "support": Decimal("200.00")}
     # How long a calendar day lasts while waiting (shortened by configuration on test stacks).
     day: timedelta = timedelta(days=1)
+    # The renewal window opens this many days before a term ends; a renewal started by the
+    # window (not by a closed-won deal) carries the same lines with this uplift.
+    window_days: int = 90
+    window_uplift_percent: Decimal = Decimal(0)
 
 
 class RenewedLine(Model):
@@ -159,3 +163,16 @@ def renewal_problems(
         problems.append(f"the billing address of {account.id} has no tax nexus (country, region and "
                         "postal code are needed)")
     return problems
+
+
+def window_renewal(subscription: Subscription, policy: RenewalPolicy) -> RenewalRequest:
+    """The renewal the window opens for a subscription: same lines, a term as long as the
+    current one, the policy's uplift."""
+    start = subscription.term_end
+    length_years = max(1, round((subscription.term_end - subscription.term_start).days / 365))
+    return RenewalRequest(
+        contract_id=subscription.contract_id, subscription_id=subscription.id, account_id=subscription.account_id,
+        term=f"{start:%Y-%m-%d}", new_term_start=start,
+        new_term_end=start.replace(year=start.year + length_years),
+        uplift_percent=policy.window_uplift_percent, requested_by="o2c-renewal-window", source="renewal_window",
+        reason=f"the renewal window opened {policy.window_days} days before {start}")

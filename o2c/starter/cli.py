@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--as", dest="as_", required=True, metavar="NAME")
     resolve.add_argument("--comment")
 
+    schedules = sub.add_parser("schedules", help="o2c's Temporal schedules (the daily renewal window)")
+    schedules.add_argument("action", choices=["apply"])
+
     status = sub.add_parser("status", help="show a process's state")
     status.add_argument("workflow_id")
     status.add_argument("--json", action="store_true")
@@ -242,6 +245,12 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "resolve": cmd_resolve,
         "status": cmd_status,
     }
+    if args.command == "schedules":
+        from o2c.starter.schedules import apply_schedules
+
+        for line in await apply_schedules(await _client(settings), settings.task_queue):
+            print(line)
+        return 0
     if args.command in ("approve", "reject"):
         return await cmd_decide(args, settings, approved=args.command == "approve")
     return await handlers[args.command](args, settings)

@@ -86,7 +86,7 @@ async def start_renewal(
     return await _start_once(
         client, RenewalWorkflow.run,
         RenewalInput(request=request, policy=policy, approvals=approval_policy(), legal_entities=entities),
-        workflow_id=renewal_workflow_id(request.contract_id, request.term), task_queue=task_queue,
+        workflow_id=renewal_workflow_id(request.contract_id, request.new_term_start), task_queue=task_queue,
         process="renewal", customer=request.account_id, contract=request.contract_id)
 
 

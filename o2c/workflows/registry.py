@@ -3,5 +3,6 @@
 from o2c.workflows.amendment import AmendmentWorkflow
 from o2c.workflows.dunning import DunningWorkflow
 from o2c.workflows.renewal import RenewalWorkflow
+from o2c.workflows.renewal_window import RenewalWindowWorkflow
 
-ALL_WORKFLOWS = [AmendmentWorkflow, DunningWorkflow, RenewalWorkflow]
+ALL_WORKFLOWS = [AmendmentWorkflow, DunningWorkflow, RenewalWorkflow, RenewalWindowWorkflow]

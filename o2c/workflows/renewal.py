@@ -24,8 +24,10 @@ from o2c.workflows.process import AbortRequested, ProcessEvent, StepFailed
 from o2c.workflows.status import Status
 
 
-def renewal_workflow_id(contract_id: str, term: str) -> str:
-    return f"renewal-{contract_id}-{term}"
+def renewal_workflow_id(contract_id: str, new_term_start: date) -> str:
+    """Keyed by the new term's start, so a closed-won deal and the renewal window opening
+    for the same term land on one workflow."""
+    return f"renewal-{contract_id}-{new_term_start:%Y-%m-%d}"
 
 with workflow.unsafe.imports_passed_through():
     from o2c.activities.billing import BillingActivities

@@ -62,7 +62,7 @@ def renewal(systems, today: date, **overrides) -> RenewalRequest:
 async def start(env, task_queue, request, **input_fields) -> WorkflowHandle:
     return await env.client.start_workflow(
         RenewalWorkflow.run, RenewalInput(request=request, legal_entities=ENTITIES, **input_fields),
-        id=renewal_workflow_id(request.contract_id, request.term), task_queue=task_queue, result_type=RenewalResult)
+        id=renewal_workflow_id(request.contract_id, request.new_term_start), task_queue=task_queue, result_type=RenewalResult)
 
 
 async def state(handle) -> RenewalState:
@@ -221,3 +221,25 @@ async def test_a_change_to_the_rest_of_the_current_term_is_a_child_amendment(env
     assert len(s.billing.invoices) == 1  # the proration invoice; the new term's comes on its first day
     result = await handle.result()
     assert result.outcome == Outcome.RENEWED and len(s.billing.invoices) == 2
+
+
+async def test_the_renewal_window_starts_each_renewal_once(env, worker, renewing, today):
+    from o2c.canonical.renewal import RenewalPolicy
+    from o2c.workflows.renewal_window import RenewalWindowWorkflow, WindowInput, WindowResult
+
+    s = renewing
+    far = s.billing.subscriptions["sub_acme"].model_copy(update={
+        "id": "sub_far", "contract_id": "C-far", "term_end": today + timedelta(days=200)})
+    s.billing.subscriptions["sub_far"] = far
+    policy = RenewalPolicy(window_days=150)
+    runs = []
+    for n in range(2):
+        runs.append(await env.client.execute_workflow(
+            RenewalWindowWorkflow.run, WindowInput(policy=policy, legal_entities=ENTITIES),
+            id=f"renewal-window-{uuid.uuid4().hex[:6]}", task_queue=worker, result_type=WindowResult))
+    expected = renewal_workflow_id(s.contract_id, today + timedelta(days=120))
+    assert runs[0].started == [expected] and runs[1].started == [] and runs[1].already_running == [expected]
+    renewal_handle = env.client.get_workflow_handle(expected)
+    current = await renewal_handle.query(RenewalWorkflow.state, result_type=RenewalState)
+    assert current.status in (Status.RUNNING, Status.AWAITING_APPROVAL) and current.term_value == usd("6000.00")
+    await renewal_handle.terminate()

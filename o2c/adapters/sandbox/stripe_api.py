@@ -682,6 +682,24 @@ def list_invoices(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
     return 200, _list("/v1/invoices", invoices[:limit], has_more=len(invoices) > limit)
 
 
+def list_subscriptions(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
+    """GET /v1/subscriptions: newest first, filtered by customer and status, with cursors."""
+    limit = _int(params.get("limit", 10), "limit")
+    if not 1 <= limit <= 100:
+        raise invalid("limit must be between 1 and 100", param="limit")
+    subscriptions = list(reversed(tx.list(SYSTEM, "subscription")))
+    for name in ("customer", "status"):
+        if params.get(name):
+            subscriptions = [s for s in subscriptions if s.get(name) == params[name]]
+    after = params.get("starting_after")
+    if after:
+        ids = [s["id"] for s in subscriptions]
+        if after not in ids:
+            raise no_such("subscription", after, status=400, param="starting_after")
+        subscriptions = subscriptions[ids.index(after) + 1:]
+    return 200, _list("/v1/subscriptions", subscriptions[:limit], has_more=len(subscriptions) > limit)
+
+
 def finalize_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     invoice = tx.get(SYSTEM, "invoice", id)
     if invoice is None:
@@ -1284,6 +1302,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", r"/v1/customers/(?P<id>[^/]+)/balance_transactions", create_balance_transaction),
     ("GET", r"/v1/customers/(?P<id>[^/]+)/balance_transactions", list_balance_transactions),
     ("POST", r"/v1/subscriptions", create_subscription),
+    ("GET", r"/v1/subscriptions", list_subscriptions),
     ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", get_subscription),
     ("POST", r"/v1/subscriptions/(?P<id>[^/]+)", update_subscription),
     ("POST", r"/v1/invoices", create_invoice),
