@@ -19,6 +19,7 @@ from temporalio import workflow
 
 from o2c.workflows.approval import ApprovalState
 from o2c.workflows.attention import Attention, Resolution
+from o2c.workflows.booking import DEFAULT_ENTITIES, BookingWorkflow
 from o2c.workflows.process import ProcessEvent, ProcessWorkflow
 from o2c.workflows.status import Status
 
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         SendNotification,
         SetRestriction,
     )
+    from o2c.canonical.models import LegalEntity
     from o2c.canonical.approval import ApprovalPolicy
     from o2c.canonical.dunning import (
         THANKS,
@@ -110,6 +112,7 @@ class DunningInput(Model):
     policies: DunningPolicies = DunningPolicies()
     approvals: ApprovalPolicy = ApprovalPolicy()
     chart: ChartOfAccounts = ChartOfAccounts()
+    legal_entities: list[LegalEntity] = DEFAULT_ENTITIES
     carried: Progress | None = None
 
 
@@ -387,9 +390,16 @@ class DunningWorkflow(ProcessWorkflow):
         if stage == self.p.case_stage:
             return
         case = CollectionCase(external_id=f"{workflow.info().workflow_id}-case", account_id=self.input.account_id,
-                              invoice_id=self.input.invoice_id, amount=self.p.balance, stage=stage, status=status)
+                              invoice_id=self.input.invoice_id, amount=self.p.balance, stage=stage, status=status,
+                              subsidiary=self._subsidiary())
         await self.task(f"collection case: {stage}", ErpActivities.upsert_collection_case, case)
         self.p.case_stage = stage
+
+    def _subsidiary(self) -> str:
+        """The ERP subsidiary of the legal entity that booked the customer."""
+        assert self.input is not None
+        code = self.account.legal_entity if self.account else ""
+        return BookingWorkflow.entity_for(self.input.legal_entities, code).erp_subsidiary
 
     def _strategic(self) -> bool:
         arr = self.account.annual_recurring_revenue if self.account else None
@@ -444,7 +454,8 @@ class DunningWorkflow(ProcessWorkflow):
         if self.p.paid or not (decision and decision.approved):
             return
         entry = write_off_entry(
-            external_id=f"{workflow.info().workflow_id}-write-off", subsidiary="1",
+            external_id=f"{workflow.info().workflow_id}-write-off",
+            subsidiary=self._subsidiary(),
             posting_date=workflow.now().date(), memo=f"Write-off of invoice {self.input.invoice_id}",
             amount=self.p.balance, chart=self.input.chart)
         self.set_stage(f"writing off {self.p.balance}")
