@@ -1,0 +1,311 @@
+"""Record the histories that test_replay.py replays against the current workflow code.
+
+    python -m tests.histories.record            # re-record every scenario
+    python -m tests.histories.record dunning_cash renewal_renewed   # only these
+
+Each scenario runs one workflow on one of its main paths on the time-skipping test server,
+with the real activities over the in-memory fakes of tests/fakes.py, and writes the
+workflow's history (`history.to_json()`) to tests/histories/<scenario>.json.
+
+Re-record only on purpose: when a workflow change is meant to alter new histories AND is
+guarded by `workflow.patched` (docs/workflow-changes.md). Keep the old files too (rename
+them, e.g. `amendment_happy.v1.json`): they are the running workflows that the new code
+must still replay. A change that makes an old file fail to replay would strand running
+workflows in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from o2c.activities.registry import all_activities
+from o2c.adapters.errors import IntegrationBug
+from o2c.canonical.models import (
+    Account,
+    Address,
+    AmendedLine,
+    AmendmentRequest,
+    ApproverRole,
+    Invoice,
+    LegalEntity,
+    PaymentEvent,
+    PaymentEventKind,
+    Subscription,
+)
+from o2c.canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
+from o2c.starter.client import deliver_payment_event
+from o2c.starter.temporal import register_search_attributes, test_server_binary
+from o2c.workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
+from o2c.workflows.approval import DecisionInput
+from o2c.workflows.attention import Action, ResolveInput
+from o2c.workflows.dunning import DunningWorkflow, dunning_workflow_id
+from o2c.workflows.dunning import Outcome as DunningOutcome
+from o2c.workflows.registry import ALL_WORKFLOWS
+from o2c.workflows.renewal import NonRenewal, RenewalInput, RenewalWorkflow, renewal_workflow_id
+from o2c.workflows.renewal import Outcome as RenewalOutcome
+from o2c.workflows.renewal_window import RenewalWindowWorkflow, WindowInput
+from o2c.workflows.status import Status
+from tests.fakes import FakeSystems, seat_line, usd
+
+HERE = Path(__file__).parent
+ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
+
+
+# -- the world each scenario starts from -------------------------------------------------------
+
+def acme(systems: FakeSystems, *, term_end: date | None = None, today: date | None = None) -> None:
+    systems.billing.accounts["cus_acme"] = Account(
+        id="cus_acme", name="Acme Corp", email="billing@acme.test",
+        billing_address=Address(line1="1 Market St", city="San Francisco", region="CA",
+                                postal_code="94105", country="US"))
+    if term_end is None:  # amendments: the November period of a calendar-year term
+        systems.billing.subscriptions["sub_acme"] = Subscription(
+            id="sub_acme", account_id="cus_acme", contract_id="C-100", currency="USD", status="active",
+            lines=[seat_line(10)], current_period_start=date(2026, 11, 1), current_period_end=date(2026, 12, 1),
+            term_start=date(2026, 1, 1), term_end=date(2027, 1, 1))
+    else:  # renewals: a term ending `term_end`
+        assert today is not None
+        systems.billing.subscriptions["sub_acme"] = Subscription(
+            id="sub_acme", account_id="cus_acme", contract_id="C-200", currency="USD", status="active",
+            lines=[seat_line(10)], current_period_start=today - timedelta(days=10),
+            current_period_end=today + timedelta(days=20), term_start=term_end - timedelta(days=365),
+            term_end=term_end)
+
+
+def amendment(quantity: int = 12) -> AmendmentRequest:
+    return AmendmentRequest(
+        amendment_id=f"A-{uuid.uuid4().hex[:8]}", contract_id="C-100", subscription_id="sub_acme",
+        account_id="cus_acme", currency="USD", effective_date=date(2026, 11, 16),
+        lines=[AmendedLine(product="seats", quantity=quantity, unit_price=Decimal("50.00"))],
+        requested_by="sam.sales", reason="customer added seats")
+
+
+# -- driving a workflow ---------------------------------------------------------------------------
+
+async def poll(handle: WorkflowHandle, query, ready: Callable[[object], bool]) -> None:
+    for _ in range(400):
+        if ready(await handle.query(query)):
+            return
+        await asyncio.sleep(0.025)
+    raise RuntimeError(f"{handle.id} never reached the expected state")
+
+
+def expect(actual: object, wanted: object) -> None:
+    """A recording of the wrong path is worse than none: stop if a scenario ends elsewhere."""
+    if actual != wanted:
+        raise RuntimeError(f"the scenario ended in {actual!r}, not {wanted!r}")
+
+
+def status_is(status: Status) -> Callable[[object], bool]:
+    return lambda state: state.status == status
+
+
+async def until_closed(env: WorkflowEnvironment, handle: WorkflowHandle, step: timedelta = timedelta(days=1)) -> None:
+    """Skip time until the workflow closes (a handle not from start_workflow does not skip by itself)."""
+    for _ in range(400):
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return
+        await env.sleep(step)
+    raise RuntimeError(f"{handle.id} never closed")
+
+
+async def start_amendment(env, tq, request) -> WorkflowHandle:
+    return await env.client.start_workflow(AmendmentWorkflow.run, AmendmentInput(request=request),
+                                           id=amendment_workflow_id(request.amendment_id), task_queue=tq)
+
+
+async def amendment_happy(env, tq, systems) -> WorkflowHandle:
+    handle = await start_amendment(env, tq, amendment(12))
+    expect((await handle.result()).status, Status.COMPLETED)
+    return handle
+
+
+async def amendment_approval(env, tq, systems) -> WorkflowHandle:
+    handle = await start_amendment(env, tq, amendment(100))  # above the controller threshold
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(AmendmentWorkflow.decide, DecisionInput(
+        approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment="ok"))
+    expect((await handle.result()).status, Status.COMPLETED)
+    return handle
+
+
+async def amendment_exception_retry(env, tq, systems) -> WorkflowHandle:
+    account = systems.billing.accounts["cus_acme"]
+    systems.billing.accounts["cus_acme"] = account.model_copy(update={"billing_address": Address(country="US")})
+    handle = await start_amendment(env, tq, amendment(12))
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    systems.billing.accounts["cus_acme"] = account  # the customer master is fixed
+    await handle.execute_update(AmendmentWorkflow.resolve, ResolveInput(action=Action.RETRY, operator="olga.ops"))
+    expect((await handle.result()).status, Status.COMPLETED)
+    return handle
+
+
+async def amendment_abort(env, tq, systems) -> WorkflowHandle:
+    systems.erp.closed_periods.add("2026-11")
+    handle = await start_amendment(env, tq, amendment(12))
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    await handle.execute_update(AmendmentWorkflow.resolve, ResolveInput(action=Action.ABORT, operator="olga.ops"))
+    expect((await handle.result()).status, Status.ROLLED_BACK)
+    return handle
+
+
+async def amendment_compensation(env, tq, systems) -> WorkflowHandle:
+    systems.ledger.fail("entitlements.set_seats", IntegrationBug("entitlements", "401 unauthorized"))
+    handle = await start_amendment(env, tq, amendment(12))
+    expect((await handle.result()).status, Status.ROLLED_BACK)
+    return handle
+
+
+async def _dunning(env, tq, systems) -> tuple[WorkflowHandle, Callable[[PaymentEventKind], Awaitable[None]]]:
+    invoice_id = f"in_{uuid.uuid4().hex[:10]}"
+    systems.billing.invoices[invoice_id] = Invoice(
+        id=invoice_id, account_id="cus_acme", subscription_id="sub_acme", status="open", currency="USD",
+        total=usd("500.00"), amount_paid=usd("0.00"), amount_remaining=usd("500.00"))
+    sent = 0
+
+    async def send(kind: PaymentEventKind, **fields) -> None:
+        nonlocal sent
+        sent += 1
+        now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), timezone.utc)
+        await deliver_payment_event(env.client, PaymentEvent(
+            event_id=f"evt_{sent}", kind=kind, occurred_at=now, invoice_id=invoice_id, account_id="cus_acme",
+            subscription_id="sub_acme", **fields), task_queue=tq)
+
+    await send(PaymentEventKind.PAYMENT_FAILED, decline_code="insufficient_funds", amount_remaining=usd("500.00"))
+    handle = env.client.get_workflow_handle_for(DunningWorkflow.run, dunning_workflow_id(invoice_id))
+    send.invoice_id = invoice_id  # type: ignore[attr-defined]
+    return handle, send
+
+
+async def dunning_cash(env, tq, systems) -> WorkflowHandle:
+    handle, send = await _dunning(env, tq, systems)
+    await env.sleep(timedelta(days=4))  # the day-1 and day-3 retries decline
+    systems.billing.pay(send.invoice_id, usd("500.00"))  # type: ignore[attr-defined]
+    await send(PaymentEventKind.PAID, amount_remaining=usd("0.00"))
+    await until_closed(env, handle)
+    expect((await handle.result()).outcome, DunningOutcome.CASH)
+    return handle
+
+
+async def dunning_write_off(env, tq, systems) -> WorkflowHandle:
+    handle, _ = await _dunning(env, tq, systems)
+    await env.sleep(timedelta(days=21.2))
+    await poll(handle, DunningWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(DunningWorkflow.decide, DecisionInput(
+        approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment=""))
+    await env.sleep(timedelta(days=9))
+    await poll(handle, DunningWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(DunningWorkflow.decide, DecisionInput(
+        approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment=""))
+    await until_closed(env, handle)
+    expect((await handle.result()).outcome, DunningOutcome.WRITTEN_OFF)
+    return handle
+
+
+async def _start_renewal(env, tq, systems) -> WorkflowHandle:
+    today = (await env.get_current_time()).date()
+    start = today + timedelta(days=120)
+    acme(systems, term_end=start, today=today)
+    request = RenewalRequest(
+        contract_id="C-200", subscription_id="sub_acme", account_id="cus_acme", term=str(start.year + 1),
+        new_term_start=start, new_term_end=start.replace(year=start.year + 1), uplift_percent=Decimal(5),
+        lines=[RenewedLine(product="seats", quantity=12)], requested_by="sam.sales")
+    return await env.client.start_workflow(
+        RenewalWorkflow.run, RenewalInput(request=request, legal_entities=ENTITIES),
+        id=renewal_workflow_id(f"C-200-{uuid.uuid4().hex[:6]}", start), task_queue=tq)
+
+
+async def renewal_renewed(env, tq, systems) -> WorkflowHandle:
+    handle = await _start_renewal(env, tq, systems)
+    await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
+    expect((await handle.result()).outcome, RenewalOutcome.RENEWED)  # time skips four months
+    return handle
+
+
+async def renewal_not_renewed(env, tq, systems) -> WorkflowHandle:
+    handle = await _start_renewal(env, tq, systems)
+    await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
+    await env.sleep(timedelta(days=70))  # past the 60-day notice
+    await handle.execute_update(RenewalWorkflow.cancel, NonRenewal(requested_by="sam.sales",
+                                                                   reason="customer chose a competitor"))
+    expect((await handle.result()).outcome, RenewalOutcome.NOT_RENEWED)
+    return handle
+
+
+async def renewal_window(env, tq, systems) -> WorkflowHandle:
+    today = (await env.get_current_time()).date()
+    acme(systems, term_end=today + timedelta(days=60), today=today)
+    handle = await env.client.start_workflow(
+        RenewalWindowWorkflow.run, WindowInput(policy=RenewalPolicy(window_days=90), legal_entities=ENTITIES),
+        id=f"renewal-window-{uuid.uuid4().hex[:6]}", task_queue=tq)
+    result = await handle.result()
+    expect(len(result.started), 1)
+    for started in result.started:  # the renewals it started are not this recording's concern
+        await env.client.get_workflow_handle(started).terminate(reason="recording over")
+    return handle
+
+
+SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
+    "amendment_happy": amendment_happy,
+    "amendment_approval": amendment_approval,
+    "amendment_exception_retry": amendment_exception_retry,
+    "amendment_abort": amendment_abort,
+    "amendment_compensation": amendment_compensation,
+    "dunning_cash": dunning_cash,
+    "dunning_write_off": dunning_write_off,
+    "renewal_renewed": renewal_renewed,
+    "renewal_not_renewed": renewal_not_renewed,
+    "renewal_window": renewal_window,
+}
+
+
+async def record(names: list[str], out: Path = HERE) -> list[Path]:
+    # The scenarios fail activities on purpose; their tracebacks are noise here.
+    logging.getLogger("temporalio.activity").setLevel(logging.CRITICAL)
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_binary())
+    written = []
+    try:
+        client: Client = env.client
+        await register_search_attributes(client)
+        for name in names:
+            systems = FakeSystems()
+            acme(systems)
+            task_queue = f"record-{name}-{uuid.uuid4().hex[:6]}"
+            async with Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
+                              activities=all_activities(**systems.ports())):
+                handle = await SCENARIOS[name](env, task_queue, systems)
+                history = await handle.fetch_history()
+            path = out / f"{name}.json"
+            path.write_text(history.to_json())
+            written.append(path)
+            print(f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}: "
+                  f"{len(history.events)} events")
+    finally:
+        await env.shutdown()
+    return written
+
+
+def main(argv: list[str]) -> int:
+    unknown = [n for n in argv if n not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    asyncio.run(record(argv or list(SCENARIOS)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
