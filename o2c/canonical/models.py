@@ -308,3 +308,7 @@ class RevenueSchedule(Model):
     start: date
     end: date
     lines: list[RevenueScheduleLine]
+    # Optional, added for ASC 606 allocation, modifications and reports (canonical/asc606.py):
+    booked_on: date | None = None  # when the consideration was booked (the waterfall's row); else start
+    ssp: Money | None = None  # the obligation's standalone selling price over [start, end)
+    supersedes: str = ""  # the schedule a prospective modification terminated to create this one
