@@ -150,7 +150,7 @@ def recognise(contract: RevenueContract) -> list[RevenueSchedule]:
 class ModificationTreatment(StrEnum):
     SEPARATE_CONTRACT = "separate_contract"  # 606-10-25-12
     PROSPECTIVE = "prospective"  # 606-10-25-13(a): terminate and create
-    CUMULATIVE_CATCH_UP = "cumulative_catch_up"  # 606-10-25-13(b), not implemented
+    CUMULATIVE_CATCH_UP = "cumulative_catch_up"  # 606-10-25-13(b): part of the existing contract
 
 
 class ContractModification(Model):
@@ -215,6 +215,7 @@ def modify(schedules: Sequence[RevenueSchedule], modification: ContractModificat
       (an existing schedule without an SSP weighs its unrecognised amount), each spread
       over its remaining period. New schedules are `<schedule_id>.<modification_id>` and
       name the schedule they supersede.
+    - Cumulative catch-up (the remaining goods are not distinct): see `_catch_up`.
 
     Every schedule in the result sums to its total, and the totals sum to the totals
     before plus `added_price`.
@@ -240,7 +241,7 @@ def modify(schedules: Sequence[RevenueSchedule], modification: ContractModificat
         return [*schedules, *recognise(separate)]
 
     if kind == ModificationTreatment.CUMULATIVE_CATCH_UP:
-        raise NotImplementedError("cumulative catch-up (ASC 606-10-25-13(b)) is not implemented yet")
+        return _catch_up(schedules, modification, as_of)
 
     kept: list[RevenueSchedule] = []
     remaining: list[tuple[RevenueSchedule, date]] = []  # open schedule, its new end
@@ -285,6 +286,55 @@ def modify(schedules: Sequence[RevenueSchedule], modification: ContractModificat
                                     contract_id=first.contract_id, account_id=first.account_id,
                                     legal_entity=first.legal_entity, booked_on=booked_on))
     return [*kept, *created]
+
+
+def _catch_up(schedules: Sequence[RevenueSchedule], modification: ContractModification,
+              as_of: date) -> list[RevenueSchedule]:
+    """ASC 606-10-25-13(b): the modification is part of the existing contract. `added_price`
+    is allocated across the open obligations by relative remaining SSP; each open schedule
+    keeps its id and what it recognised before `as_of`, its progress (days elapsed / days
+    of its possibly moved period) is applied to its new total, and the difference from what
+    was recognised is a catch-up recognised in the first line from `as_of`."""
+    if modification.added:
+        raise ValueError("items that are not distinct change an existing obligation: give the added price "
+                         "(and a new end) without new obligations")
+    currency = modification.added_price.currency
+    open_ = [s for s in schedules if s.end > as_of]
+    if not open_:
+        raise ValueError(f"nothing remains of the contract on {as_of} to catch up on")
+    ends = []
+    for s in open_:
+        end = modification.new_end if modification.new_end is not None and s.method == "ratable" else s.end
+        if end <= max(as_of, s.start):
+            raise ValueError(f"new end {end} is not after the modification date {as_of}")
+        ends.append(end)
+    weights = [_remaining_ssp_weight(s, as_of, end) for s, end in zip(open_, ends)]
+    if all(w == 0 for w in weights):
+        weights = [Fraction(1)] * len(weights)
+    if any(w < 0 for w in weights):
+        raise ValueError("a remaining obligation has a negative weight (unrecognised amount below zero)")
+    parts = largest_remainder(modification.added_price.minor, _integer_weights(weights))
+    updated: dict[str, RevenueSchedule] = {}
+    for s, end, part in zip(open_, ends, parts):
+        new_total = s.total + Money.from_minor(part, currency)
+        if s.method == "point_in_time":
+            updated[s.schedule_id] = s.model_copy(update={
+                "total": new_total, "lines": [s.lines[0].model_copy(update={"amount": new_total})]})
+            continue
+        cut = max(as_of, s.start)
+        past = truncated(s, cut)
+        done = past.total if past is not None else Money.zero(currency)
+        to_date, _ = largest_remainder(new_total.minor, [(cut - s.start).days, (end - cut).days])
+        future = ratable_schedule(schedule_id=s.schedule_id, contract_id=s.contract_id, account_id=s.account_id,
+                                  legal_entity=s.legal_entity, obligation=s.obligation,
+                                  total=new_total - Money.from_minor(to_date, currency), start=cut, end=end)
+        catch_up = Money.from_minor(to_date, currency) - done
+        first, *rest = future.lines
+        lines = [*(past.lines if past is not None else []), first.model_copy(update={"amount": first.amount + catch_up}),
+                 *rest]
+        ssp = None if s.ssp is None else prorated(s.ssp, (end - s.start).days, (s.end - s.start).days)
+        updated[s.schedule_id] = s.model_copy(update={"total": new_total, "end": end, "lines": lines, "ssp": ssp})
+    return [updated.get(s.schedule_id, s) for s in schedules]
 
 
 # -- reports --------------------------------------------------------------------------

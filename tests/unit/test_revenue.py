@@ -157,8 +157,22 @@ def test_treatment_follows_asc_606_10_25_12_and_13():
     assert treatment(ContractModification(**at, new_end=date(2027, 6, 1))) == ModificationTreatment.PROSPECTIVE
     catch_up = ContractModification(**at, distinct=False, remaining_distinct=False)
     assert treatment(catch_up) == ModificationTreatment.CUMULATIVE_CATCH_UP
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError):  # not distinct: no new obligation, a changed one
         modify(recognise(contract("100.00", subscription())), catch_up, as_of=date(2026, 5, 1))
+
+
+def test_not_distinct_change_is_a_cumulative_catch_up():
+    # 12,000 for 2026; on 1 July the price of the same, not distinct, service rises by 3,000.
+    before = recognise(contract("12000.00", subscription()))
+    change = ContractModification(modification_id="M1", added_price=usd("3000.00"), remaining_distinct=False)
+    assert treatment(change) == ModificationTreatment.CUMULATIVE_CATCH_UP
+    [s] = modify(before, change, as_of=date(2026, 7, 1))
+    # 15,000 x 181/365 = 7,438.36 is due to date; 5,950.68 was recognised: July catches up 1,487.68
+    # on top of its ratable 15,000 - 7,438.36 = 7,561.64 over 184 days (1,273.97 in July).
+    assert s.schedule_id == "C1-subscription" and s.total == usd("15000.00")
+    assert amounts(s)["2026-06"] == "986.30"
+    assert amounts(s)["2026-07"] == str((usd("1487.68") + usd("1273.97")).amount)
+    assert recognised_before(s, date(2026, 7, 1)) == usd("5950.68")
 
 
 def test_extension_spreads_over_the_new_end():
@@ -299,15 +313,16 @@ def test_allocation_and_schedules_sum_exactly(c):
 
 
 @settings(max_examples=200, deadline=None)
-@given(contracts(), DAY, st.integers(-10**7, 10**9), st.booleans())
-def test_prospective_modification_conserves_consideration(c, as_of, added, with_item):
+@given(contracts(), DAY, st.integers(-10**7, 10**9), st.booleans(), st.booleans())
+def test_modification_conserves_consideration(c, as_of, added, with_item, catch_up):
+    with_item = with_item and not catch_up
     currency = c.transaction_price.currency
     before = recognise(c)
     items = [PerformanceObligation(obligation_id="new", kind=ObligationKind.SUBSCRIPTION,
                                    ssp=Money.from_minor(abs(added) + 1, currency), start=as_of,
                                    end=as_of + timedelta(days=90))] if with_item else []
     change = ContractModification(modification_id="M", added=items, added_price=Money.from_minor(added, currency),
-                                  priced_at_ssp=False)
+                                  priced_at_ssp=False, remaining_distinct=not catch_up)
     open_ = [s for s in before if s.end > as_of]
     unrecognised = _sum((s.total - recognised_before(s, as_of) for s in open_), currency)
     assume(open_ or items)
