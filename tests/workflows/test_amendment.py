@@ -36,7 +36,7 @@ async def state(handle) -> AmendmentState:
 
 
 async def until(handle, status: Status) -> AmendmentState:
-    for _ in range(400):
+    for _ in range(1200):  # generous: the CI machine may be busy
         current = await state(handle)
         if current.status == status:
             return current

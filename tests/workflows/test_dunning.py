@@ -73,7 +73,7 @@ class Dunning:
         return await self.handle.query(DunningWorkflow.state, result_type=DunningState)
 
     async def until(self, status: Status) -> DunningState:
-        for _ in range(400):
+        for _ in range(1200):  # generous: the CI machine may be busy
             current = await self.state()
             if current.status == status:
                 return current
