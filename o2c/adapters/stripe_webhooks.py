@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -155,6 +155,9 @@ HANDLED_TYPES = frozenset({
 })
 
 
+MAX_MINOR_UNITS = 10 ** 12
+
+
 def _id(value: Any) -> str:
     """An expandable field: either the id string or the expanded object."""
     if isinstance(value, dict):
@@ -168,6 +171,10 @@ def _money(obj: dict[str, Any], key: str, currency: str) -> Money | None:
         return None
     if isinstance(minor, bool) or not isinstance(minor, int):
         raise EventError(f"{key} is not a whole number of minor units: {minor!r}")
+    # Stripe's amounts are non-negative and at most eight digits for most currencies; a
+    # generous bound still stops an absurd amount from reaching a workflow.
+    if not 0 <= minor <= MAX_MINOR_UNITS:
+        raise EventError(f"{key} of {minor} minor units is out of range")
     return Money.from_minor(minor, currency)
 
 
@@ -195,7 +202,10 @@ def _decline_code(invoice: dict[str, Any]) -> str:
 
 
 def _occurred_at(event: StripeEvent) -> datetime:
-    return datetime.fromtimestamp(event.created, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(event.created, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise EventError(f"created {event.created} is not a point in time") from None
 
 
 def _invoice_event(event: StripeEvent, kind: PaymentEventKind) -> PaymentEvent:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from o2c.canonical.models import AmendmentRequest, Subscription
+from o2c.canonical.models import AmendedLine, AmendmentRequest, Subscription
 from o2c.canonical.money import CurrencyError, minor_unit, quantum
 
 
@@ -20,6 +20,42 @@ class InvalidAmendment(InvalidRequest):
     pass
 
 
+# Sanity bounds: a request beyond them is a typo or an attack, not a contract.
+MAX_QUANTITY = 1_000_000
+MAX_UNIT_PRICE = Decimal(10) ** 9
+
+
+def line_problems(lines: list[AmendedLine], currency: str) -> list[str]:
+    """What is wrong with the wanted lines of a change, before anything looks at billing."""
+    problems: list[str] = []
+    try:
+        digits: int | None = minor_unit(currency)
+    except CurrencyError as exc:
+        problems.append(str(exc))
+        digits = None
+    seen: set[str] = set()
+    for line in lines:
+        if not line.product.strip():
+            problems.append("a line names no product")
+        if line.product in seen:
+            problems.append(f"product {line.product} appears twice")
+        seen.add(line.product)
+        if line.quantity < 0:
+            problems.append(f"quantity of {line.product} is {line.quantity}; it cannot be below zero")
+        elif line.quantity > MAX_QUANTITY:
+            problems.append(f"quantity of {line.product} is above {MAX_QUANTITY:,}")
+        if line.unit_price < 0:
+            problems.append(f"unit price of {line.product} is negative")
+        elif line.unit_price >= MAX_UNIT_PRICE:
+            problems.append(f"unit price of {line.product} is above {MAX_UNIT_PRICE:,}")
+        elif digits is not None and line.unit_price != line.unit_price.quantize(quantum(currency)):
+            # Subscription lines are priced in Money, so a finer price would fail later.
+            problems.append(f"unit price of {line.product} has more decimals than {currency} allows ({digits})")
+        if not Decimal(0) <= line.discount_percent <= Decimal(100):
+            problems.append(f"discount of {line.product} must be between 0 and 100 %")
+    return problems
+
+
 def request_problems(request: AmendmentRequest) -> list[str]:
     """Problems visible in the request alone."""
     problems: list[str] = []
@@ -27,32 +63,9 @@ def request_problems(request: AmendmentRequest) -> list[str]:
         problems.append("the amendment id is empty")
     if not request.requested_by.strip():
         problems.append("the requester is empty")
-    digits: int | None = None
-    try:
-        digits = minor_unit(request.currency)
-    except CurrencyError as exc:
-        problems.append(str(exc))
     if not request.lines:
         problems.append("the amendment changes no lines")
-    seen: set[str] = set()
-    for line in request.lines:
-        if line.product in seen:
-            problems.append(f"product {line.product} appears twice")
-        seen.add(line.product)
-        if line.quantity < 0:
-            problems.append(f"quantity of {line.product} is {line.quantity}; it cannot be below zero")
-        if line.unit_price < 0:
-            problems.append(f"unit price of {line.product} is negative")
-        elif line.unit_price.as_tuple().exponent < -4:  # type: ignore[operator]
-            problems.append(f"unit price of {line.product} has more than four decimals")
-        elif digits is not None and line.unit_price != line.unit_price.quantize(quantum(request.currency)):
-            # Subscription lines are priced in Money, so a finer price would fail later.
-            problems.append(
-                f"unit price of {line.product} has more decimals than {request.currency} allows ({digits})"
-            )
-        if not Decimal(0) <= line.discount_percent <= Decimal(100):
-            problems.append(f"discount of {line.product} must be between 0 and 100 %")
-    return problems
+    return problems + line_problems(request.lines, request.currency)
 
 
 def subscription_problems(request: AmendmentRequest, subscription: Subscription | None) -> list[str]:

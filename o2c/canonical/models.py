@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from o2c.canonical.money import Money
 
@@ -86,7 +86,7 @@ class AmendedLine(Model):
     """The wanted state of one line after the amendment (quantity 0 removes it)."""
 
     product: str
-    quantity: int
+    quantity: StrictInt  # "12" or true is a malformed request, not twelve seats
     unit_price: Decimal
     discount_percent: Decimal = Decimal(0)
     description: str = ""

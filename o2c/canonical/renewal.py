@@ -15,6 +15,9 @@ from o2c.canonical.models import (
     Subscription,
     SubscriptionLine,
 )
+from pydantic import StrictInt
+
+from o2c.canonical.amendment import MAX_QUANTITY, line_problems
 from o2c.canonical.money import Money, total
 from o2c.canonical.proration import line_amount
 
@@ -39,7 +42,7 @@ class RenewedLine(Model):
     """The wanted state of a line in the new term; absent fields keep the current one."""
 
     product: str
-    quantity: int
+    quantity: StrictInt
     discount_percent: Decimal | None = None
 
 
@@ -112,6 +115,38 @@ def renewal_approval(
                            requested_by=request.requested_by, amount=value)
 
 
+MAX_UPLIFT_PERCENT = HUNDRED
+
+
+def renewal_request_problems(request: RenewalRequest, policy: RenewalPolicy) -> list[str]:
+    """Problems visible in the request alone, before anything looks at billing."""
+    problems: list[str] = []
+    if not request.requested_by.strip():
+        problems.append("the requester is empty")
+    if not request.term.strip():
+        problems.append("the term has no name")
+    if request.new_term_end <= request.new_term_start:
+        problems.append("the new term ends before it starts")
+    if request.uplift_percent < 0:
+        problems.append("a negative uplift is a discount: put it on the lines")
+    elif request.uplift_percent > MAX_UPLIFT_PERCENT:
+        problems.append(f"an uplift of {request.uplift_percent}% is not a renewal price")
+    seen: set[str] = set()
+    for line in request.lines:
+        if not line.product.strip():
+            problems.append("a line names no product")
+        if line.product in seen:
+            problems.append(f"product {line.product} appears twice")
+        seen.add(line.product)
+        if line.quantity < 0:
+            problems.append(f"quantity of {line.product} is {line.quantity}; it cannot be below zero")
+        elif line.quantity > MAX_QUANTITY:
+            problems.append(f"quantity of {line.product} is above {MAX_QUANTITY:,}")
+        if line.discount_percent is not None and not Decimal(0) <= line.discount_percent <= HUNDRED:
+            problems.append(f"discount of {line.product} must be between 0 and 100 %")
+    return problems
+
+
 def renewal_problems(
     request: RenewalRequest,
     subscription: Subscription | None,
@@ -122,9 +157,7 @@ def renewal_problems(
     today: date,
 ) -> list[str]:
     """Everything wrong with a renewal, in words a finance analyst acts on."""
-    problems: list[str] = []
-    if not request.requested_by.strip():
-        problems.append("the requester is empty")
+    problems = renewal_request_problems(request, policy)
     if subscription is None:
         return problems + [f"subscription {request.subscription_id} does not exist in billing"]
     if account is None:
@@ -138,12 +171,8 @@ def renewal_problems(
     if request.new_term_start != subscription.term_end:
         problems.append(f"the new term must start when the current one ends ({subscription.term_end}), "
                         f"not on {request.new_term_start}")
-    if request.new_term_end <= request.new_term_start:
-        problems.append("the new term ends before it starts")
     if request.new_term_start <= today:
         problems.append(f"the new term starts on {request.new_term_start}, which is not in the future")
-    if request.uplift_percent < 0:
-        problems.append("a negative uplift is a discount: put it on the lines")
     entity_code = request.legal_entity or account.legal_entity
     entity = next((e for e in entities if e.code == entity_code), None)
     if entity is None:
@@ -153,12 +182,9 @@ def renewal_problems(
                         f"but the contract is in {subscription.currency}")
     current = {line.product for line in subscription.lines}
     for line in request.lines:
-        if line.quantity < 0:
-            problems.append(f"quantity of {line.product} is {line.quantity}; it cannot be below zero")
         if line.product not in current and line.product not in policy.price_book:
             problems.append(f"{line.product} is not in the price book")
-        if line.discount_percent is not None and not Decimal(0) <= line.discount_percent <= HUNDRED:
-            problems.append(f"discount of {line.product} must be between 0 and 100 %")
+    problems += line_problems(request.current_term_changes, subscription.currency)
     if not account.billing_address.has_tax_jurisdiction:
         problems.append(f"the billing address of {account.id} has no tax nexus (country, region and "
                         "postal code are needed)")

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from o2c.canonical.amendment import InvalidRequest
+from o2c.canonical.amendment import InvalidRequest, request_problems
 from o2c.canonical.models import AmendmentRequest, ApproverRole, Model
-from o2c.canonical.renewal import RenewalRequest
+from o2c.canonical.renewal import RenewalRequest, renewal_request_problems
 from o2c.settings import Settings
 from o2c.workflows.attention import Action
 from o2c.workflows.status import Status
@@ -56,10 +56,16 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     """`o2c amend` and `o2c renew`: validate against billing, then start (or find) the workflow."""
     from o2c.adapters.stripe import StripeBilling
     from o2c.starter.client import start_amendment, start_renewal
+    from o2c.starter.config import renewal_policy
 
     model, what, start = {"amend": (AmendmentRequest, "amendment request", start_amendment),
                           "renew": (RenewalRequest, "renewal request", start_renewal)}[args.command]
     request = _read_request(args.file, model, what)
+    # What the request alone shows is refused before anything is contacted.
+    problems = (request_problems(request) if args.command == "amend"
+                else renewal_request_problems(request, renewal_policy()))
+    if problems:
+        raise UserError(f"{what.split()[0]} refused, no workflow started:\n  - " + "\n  - ".join(problems))
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
     try:
         handle = await start(await _client(settings), request, billing=billing, task_queue=settings.task_queue)

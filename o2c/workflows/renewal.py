@@ -170,17 +170,17 @@ class RenewalWorkflow(BookingWorkflow):
         if not self.waiting:
             raise ValueError("the renewal is not waiting for its term (it has started, ended or not been accepted)")
 
+    def _changed(self, change: RenewalChange) -> RenewalRequest:
+        """The request as it stands after the change: lines replaced by product."""
+        assert self.request is not None
+        lines = {x.product: x for x in self.request.lines}
+        lines.update({x.product: x for x in change.lines})
+        return self.request.model_copy(update={
+            "lines": list(lines.values()), "new_term_start": change.new_term_start or self.request.new_term_start})
+
     @workflow.update
     async def change(self, change: RenewalChange) -> str:
-        assert self.request is not None and self.input is not None and self.current is not None
-        updates: dict[str, object] = {}
-        if change.lines:
-            kept = {x.product: x for x in self.request.lines}
-            kept.update({x.product: x for x in change.lines})
-            updates["lines"] = list(kept.values())
-        if change.new_term_start:
-            updates["new_term_start"] = change.new_term_start
-        self.request = self.request.model_copy(update=updates)
+        self.request = self._changed(change)
         self.changes.append(change)
         self._price()
         self.wake = True
@@ -197,9 +197,7 @@ class RenewalWorkflow(BookingWorkflow):
             raise ValueError("say who asks for the change")
         if not change.lines and not change.new_term_start:
             raise ValueError("the change changes nothing")
-        changed = self.request.model_copy(update={
-            "lines": [*self.request.lines, *change.lines],
-            "new_term_start": change.new_term_start or self.request.new_term_start})
+        changed = self._changed(change)
         problems = [p for p in renewal_problems(changed, self.current, self.account, self.input.legal_entities,
                                                 self.input.policy, today=workflow.now().date())
                     if "must start when the current one ends" not in p]

@@ -121,9 +121,6 @@ def test_an_unreadable_file_exits_2(trap, tmp_path):
     assert done.returncode == 2 and "cannot read" in done.stderr and connections(trap) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="the CLI connects to Temporal before it validates the request against "
-                                       "the business rules, so with Temporal down an unknown currency "
-                                       "reads as a connection error")
 def test_a_request_the_rules_refuse_exits_2_without_connecting(trap, tmp_path):
     path = tmp_path / "request.json"
     path.write_text(json.dumps(amendment_dict(currency="XXX")))

@@ -69,7 +69,9 @@ def test_unknown_currency():
 
 @pytest.mark.parametrize(("line", "problem"), [
     (seats(price="-1.00"), "unit price of seats is negative"),
-    (seats(price="1.00001"), "unit price of seats has more than four decimals"),
+    (seats(price="1.00001"), "unit price of seats has more decimals than USD allows (2)"),
+    (seats(price="1e30"), "unit price of seats is above 1,000,000,000"),
+    (seats(quantity=10 ** 30), "quantity of seats is above 1,000,000"),
     (seats(price="49.995"), "unit price of seats has more decimals than USD allows (2)"),
     (seats(discount="-1"), "discount of seats must be between 0 and 100 %"),
     (seats(discount="100.01"), "discount of seats must be between 0 and 100 %"),
