@@ -94,6 +94,8 @@ def prorate(subscription: Subscription, changes: list[AmendedLine], effective: d
                     description=f"Remaining time on {new.quantity} x {new.description or product} ({period})",
                 )
             )
+    # A line that prorates to less than half a minor unit bills nothing: leave it off the invoice.
+    lines = [line for line in lines if not line.amount.is_zero]
     return Proration(
         period_start=subscription.current_period_start,
         period_end=subscription.current_period_end,
