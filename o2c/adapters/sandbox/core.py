@@ -77,6 +77,14 @@ def dumps(body: Any) -> str:
     return json.dumps(body, default=_default)
 
 
+def bearer_accepted(request: Request) -> bool:
+    """The sandbox takes any bearer token except those starting with "invalid", so tests can
+    provoke an authentication failure."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    return bool(token) and not token.startswith("invalid")
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     content = b"" if body is None else dumps(body).encode()
     return Response(

@@ -26,7 +26,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from o2c.adapters.sandbox.core import ApiError, json_response
+from o2c.adapters.sandbox.core import ApiError, bearer_accepted, json_response
 from o2c.adapters.sandbox.store import Tx
 
 SYSTEM = "salesforce"
@@ -48,11 +48,8 @@ def fault_response(status: int) -> Response:
 
 
 def authenticate(request: Request) -> Response | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        token = header[7:].strip()
-        if token and not token.startswith("invalid"):
-            return None
+    if bearer_accepted(request):
+        return None
     err = error(401, "INVALID_SESSION_ID", "Session expired or invalid")
     return json_response(401, err.body)
 
