@@ -172,7 +172,9 @@ class AmendmentWorkflow(BookingWorkflow):
         r = input.request
         charged = [InvoiceLine(product=x.product, description=x.description, amount=x.amount)
                    for x in proration.lines]
-        quote = await self.quote_tax(r.account_id, r.currency, r.effective_date, charged)
+        # A change that prorates to nothing (identical lines, or cents too small to bill)
+        # still updates the subscription and the seats, but invoices and posts nothing.
+        quote = await self.quote_tax(r.account_id, r.currency, r.effective_date, charged) if charged else None
 
         self.set_stage("updating the subscription")
         restore = UpdateSubscription(subscription_id=subscription.id, lines=subscription.lines,
@@ -183,14 +185,17 @@ class AmendmentWorkflow(BookingWorkflow):
         await self.step("subscription update",
                         lambda: self.forward(BillingActivities.update_subscription, change), skippable=False)
 
-        await self.book_invoice(
-            account_id=r.account_id, subscription_id=subscription.id, currency=r.currency,
-            document_date=r.effective_date, charged=charged, quote=quote,
-            description=f"Proration for amendment {r.amendment_id}",
-            metadata={"amendment_id": r.amendment_id, "contract_id": r.contract_id},
-            entity=self.entity_for(input.legal_entities, self.account.legal_entity if self.account else ""),
-            chart=input.chart, memo=f"Amendment {r.amendment_id}",
-        )
+        if not charged:
+            self.note("nothing to invoice: the change prorates to zero")
+        else:
+            await self.book_invoice(
+                account_id=r.account_id, subscription_id=subscription.id, currency=r.currency,
+                document_date=r.effective_date, charged=charged, quote=quote,
+                description=f"Proration for amendment {r.amendment_id}",
+                metadata={"amendment_id": r.amendment_id, "contract_id": r.contract_id},
+                entity=self.entity_for(input.legal_entities, self.account.legal_entity if self.account else ""),
+                chart=input.chart, memo=f"Amendment {r.amendment_id}",
+            )
         await self.set_seats(r.account_id, {x.product: x.quantity for x in r.lines},
                              {x.product: x.quantity for x in subscription.lines})
 

@@ -20,7 +20,7 @@ from o2c.workflows.amendment import (
 from o2c.workflows.approval import DecisionInput
 from o2c.workflows.attention import Action, ResolveInput
 from o2c.workflows.status import Status
-from tests.fakes import usd
+from tests.fakes import seat_line, usd
 from tests.workflows.conftest import amendment
 
 
@@ -285,3 +285,15 @@ async def test_net_credit_needs_approval_and_books_the_credit(env, worker, syste
     assert {(x.account, x.debit, x.credit) for x in entry.lines} == {
         ("1200", None, usd("55.00")), ("2400", usd("50.00"), None), ("2200", usd("5.00"), None)}
     assert entry.posting_date == date(2026, 11, 16)
+
+
+async def test_a_change_that_prorates_to_nothing_invoices_nothing(env, worker, systems):
+    systems.billing.subscriptions["sub_acme"] = systems.billing.subscriptions["sub_acme"].model_copy(
+        update={"lines": [seat_line(1, price="0.01")]})
+    # One more one-cent seat for the last day of a 30-day period: a third of a cent.
+    result = await (await start(env, worker, amendment(quantity=2, price="0.01",
+                                                       effective_date=date(2026, 11, 30)))).result()
+    assert result.status == Status.COMPLETED and result.invoice_id == "" and result.journal_entry == ""
+    assert not systems.billing.invoices and not systems.erp.entries and not systems.tax.documents
+    assert systems.billing.subscriptions["sub_acme"].lines[0].quantity == 2
+    assert systems.entitlements.seats[("cus_acme", "seats")] == 2
