@@ -1,0 +1,160 @@
+"""Worker memory with thousands of dunning workflows parked on their timers.
+
+Starts the real Temporal dev server (loopback only) and one in-process worker with a
+bounded workflow cache, then starts K DunningWorkflow runs through the same ingress the
+webhooks use (deliver_payment_event with a failed payment), with the real activities over
+the in-memory fakes of tests/fakes.py. Each dunning reads its invoice, opens its case, and
+parks on a timer days away. At checkpoints (K/4, K/2, K) it prints the worker's RSS: with
+the cache bounded, RSS should track the cache size, not the number of parked workflows.
+
+    /tmp/venv/bin/python bench/parked.py [--k 2000] [--cache 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from temporalio.api.enums.v1 import EventType  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from o2c.activities.registry import all_activities  # noqa: E402
+from o2c.canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind  # noqa: E402
+from o2c.starter.client import deliver_payment_event  # noqa: E402
+from o2c.starter.temporal import dev_server_binary  # noqa: E402
+from o2c.workflows.dunning import DunningWorkflow, dunning_workflow_id  # noqa: E402
+from o2c.workflows.status import SEARCH_ATTRIBUTES  # noqa: E402
+from tests.fakes import FakeSystems, usd  # noqa: E402
+
+TASK_QUEUE = "bench-parked"
+START_CONCURRENCY = 50
+PHASE_TIMEOUT = 300.0
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def seeded_systems() -> FakeSystems:
+    s = FakeSystems()
+    s.billing.accounts["cus_acme"] = Account(
+        id="cus_acme", name="Acme Corp", email="billing@acme.test",
+        billing_address=Address(line1="1 Market St", city="San Francisco", region="CA",
+                                postal_code="94105", country="US"),
+    )
+    return s
+
+
+def new_invoice(systems: FakeSystems) -> str:
+    invoice_id = f"in_{uuid.uuid4().hex[:12]}"
+    systems.billing.invoices[invoice_id] = Invoice(
+        id=invoice_id, account_id="cus_acme", subscription_id="sub_acme", status="open", currency="USD",
+        total=usd("500.00"), amount_paid=usd("0.00"), amount_remaining=usd("500.00"))
+    return invoice_id
+
+
+async def start_dunnings(env: WorkflowEnvironment, systems: FakeSystems, count: int) -> list[str]:
+    gate = asyncio.Semaphore(START_CONCURRENCY)
+
+    async def one() -> str:
+        invoice_id = new_invoice(systems)
+        event = PaymentEvent(event_id=f"evt_{invoice_id}", kind=PaymentEventKind.PAYMENT_FAILED,
+                             occurred_at=datetime.now(timezone.utc), invoice_id=invoice_id,
+                             account_id="cus_acme", subscription_id="sub_acme", decline_code="insufficient_funds")
+        async with gate:
+            await deliver_payment_event(env.client, event, task_queue=TASK_QUEUE)
+        return invoice_id
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def is_parked(env: WorkflowEnvironment, invoice_id: str) -> bool:
+    """A timer outstanding, and nothing after the last completed workflow task but timers."""
+    history = await env.client.get_workflow_handle(dunning_workflow_id(invoice_id)).fetch_history()
+    events = history.events
+    started = {e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED}
+    done = {e.timer_fired_event_attributes.started_event_id for e in events
+            if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED}
+    done |= {e.timer_canceled_event_attributes.started_event_id for e in events
+             if e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED}
+    tail = [e.event_type for e in events if e.event_type != EventType.EVENT_TYPE_TIMER_STARTED][-1:]
+    return bool(started - done) and tail == [EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+
+
+async def until_parked(env: WorkflowEnvironment, invoice_ids: list[str]) -> None:
+    """Every given dunning parked (checked from the server's histories, not by querying the
+    workflows, which would pull them back into the worker's cache)."""
+    pending = list(invoice_ids)
+    while pending:
+        gate = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def check(i: str) -> bool:
+            async with gate:
+                return await is_parked(env, i)
+
+        flags = await asyncio.gather(*(check(i) for i in pending))
+        pending = [i for i, parked in zip(pending, flags) if not parked]
+        if pending:
+            await asyncio.sleep(2.0)  # the checks share the worker's CPU: poll gently
+
+
+async def main(k: int, cache: int) -> None:
+    print(f"starting the Temporal dev server ({dev_server_binary()})", flush=True)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_binary(), search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter, ip="127.0.0.1", dev_server_extra_args=["--headless"],
+    )
+    systems = seeded_systems()
+    checkpoints = sorted({max(1, k // 4), max(1, k // 2), k})
+    rows = []
+    try:
+        gc.collect()
+        baseline = rss_mib()
+        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=[DunningWorkflow],
+                          activities=all_activities(**systems.ports()), max_cached_workflows=cache):
+            started: list[str] = []
+            t0 = time.perf_counter()
+            for target in checkpoints:
+                batch = await asyncio.wait_for(start_dunnings(env, systems, target - len(started)), PHASE_TIMEOUT)
+                await asyncio.wait_for(until_parked(env, batch), PHASE_TIMEOUT)
+                started += batch
+                gc.collect()
+                rows.append((len(started), rss_mib(), time.perf_counter() - t0))
+                print(f"{len(started)} parked, worker RSS {rows[-1][1]:.1f} MiB", flush=True)
+    finally:
+        await env.shutdown()
+
+    print()
+    print(f"DunningWorkflow parked on timers; worker max_cached_workflows={cache}; "
+          f"RSS before the worker started {baseline:.1f} MiB")
+    print(f"{'parked workflows':>16}  {'worker RSS MiB':>14}  {'vs first':>8}  {'elapsed s':>9}")
+    for count, rss, elapsed in rows:
+        print(f"{count:>16}  {rss:>14.1f}  {rss - rows[0][1]:>+8.1f}  {elapsed:>9.1f}")
+    per = (rows[-1][1] - rows[0][1]) * 1024 / max(1, rows[-1][0] - rows[0][0])
+    print(f"growth from {rows[0][0]} to {rows[-1][0]} parked: {per:.2f} KiB per extra parked workflow "
+          "(the fakes keep every invoice and call in memory too, so a little growth is theirs)")
+    print(f"fake billing holds {len(systems.billing.invoices)} invoices; ledger {len(systems.ledger.calls)} calls")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, default=2000, help="dunning workflows to park")
+    parser.add_argument("--cache", type=int, default=100, help="worker max_cached_workflows")
+    args = parser.parse_args()
+    asyncio.run(main(args.k, args.cache))
