@@ -13,6 +13,22 @@ import httpx
 from o2c.adapters.errors import TransientError
 
 
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+class HttpAdapter:
+    """The HTTP client an adapter owns: its system's base URL, timeout and headers (tests
+    may pass a client of their own). Closed with aclose()."""
+
+    def __init__(self, base_url: str, timeout: float, headers: dict[str, str],
+                 client: httpx.AsyncClient | None = None):
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=headers)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
 async def send(client: httpx.AsyncClient, system: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
     try:
         return await client.request(method, url, **kwargs)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from o2c.adapters._http import json_content, read_json, send
+from o2c.adapters._http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from o2c.canonical.models import Address, InvoiceLine, TaxDocument, TaxLine
 from o2c.canonical.money import Money
@@ -80,27 +80,17 @@ def to_tax_document(doc: dict[str, Any]) -> TaxDocument:
     )
 
 
-class AvaTaxTax:
+class AvaTaxTax(HttpAdapter):
     """TaxPort over AvaTax REST v2."""
 
     def __init__(self, base_url: str, account_id: str, license_key: str, company_code: str,
                  timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
-        self.base_url = base_url.rstrip("/")
         self.company_code = company_code
         token = base64.b64encode(f"{account_id}:{license_key}".encode()).decode()
-        self._client = client or httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=timeout,
-            headers={
-                "Authorization": f"Basic {token}",
-                "X-Avalara-Client": f"o2c; {CLIENT_VERSION}; Python; httpx; {platform.node() or 'unknown'}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        super().__init__(base_url, timeout, {
+            "Authorization": f"Basic {token}",
+            "X-Avalara-Client": f"o2c; {CLIENT_VERSION}; Python; httpx; {platform.node() or 'unknown'}",
+            **JSON_HEADERS}, client)
 
     def _doc_path(self, code: str) -> str:
         return f"/api/v2/companies/{quote(self.company_code, safe='')}/transactions/{quote(code, safe='')}"

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from o2c.adapters._http import json_content, read_json, send
+from o2c.adapters._http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from o2c.canonical.models import CrmTask
 
@@ -52,21 +52,12 @@ def classify(response: httpx.Response) -> AdapterError:
     return BusinessError(SYSTEM, f"Salesforce refused the change: {message}", code=code, status=status)
 
 
-class SalesforceCrm:
+class SalesforceCrm(HttpAdapter):
     """CrmPort over the Salesforce REST API. `base_url` ends in `/services/data/vXX.X`."""
 
     def __init__(self, base_url: str, token: str, timeout: float = 10.0, *,
                  client: httpx.AsyncClient | None = None):
-        self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                     "Accept": "application/json"},
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        super().__init__(base_url, timeout, {"Authorization": f"Bearer {token}", **JSON_HEADERS}, client)
 
     async def flag_account(self, account_id: str, *, flag: str, on: bool) -> None:
         field = FLAG_FIELDS.get(flag)

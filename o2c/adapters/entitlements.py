@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import httpx
 
-from o2c.adapters._http import json_content, read_json, send
+from o2c.adapters._http import HttpAdapter, json_content, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from o2c.canonical.models import Entitlement
 
@@ -27,16 +27,11 @@ def classify(system: str, response: httpx.Response) -> AdapterError:
     return BusinessError(system, message, code=code, status=status)
 
 
-class HttpEntitlements:
+class HttpEntitlements(HttpAdapter):
     """EntitlementPort over o2c's entitlements HTTP service."""
 
     def __init__(self, base_url: str, timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
-        self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                                   headers={"Content-Type": "application/json"})
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        super().__init__(base_url, timeout, {"Content-Type": "application/json"}, client)
 
     async def set_seats(self, *, account_id: str, product: str, seats: int, idempotency_key: str) -> Entitlement:
         path = f"/accounts/{quote(account_id, safe='')}/products/{quote(product, safe='')}"

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from o2c.adapters._http import json_content, read_json, send
+from o2c.adapters._http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from o2c.canonical.journal import JournalEntry, JournalLine
 from o2c.canonical.models import Account, Address, CollectionCase, JournalEntryRef
@@ -103,24 +103,12 @@ def from_wire(record: dict[str, Any]) -> JournalEntry:
     )
 
 
-class NetSuiteErp:
+class NetSuiteErp(HttpAdapter):
     """ErpPort over NetSuite REST. `base_url` ends in `/services/rest`."""
 
     def __init__(self, base_url: str, token: str, timeout: float = 10.0, *,
                  client: httpx.AsyncClient | None = None):
-        self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=timeout,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        super().__init__(base_url, timeout, {"Authorization": f"Bearer {token}", **JSON_HEADERS}, client)
 
     @staticmethod
     def _eid_path(external_id: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from o2c.adapters._http import json_content, read_json
+from o2c.adapters._http import HttpAdapter, json_content, read_json
 from o2c.adapters._http import send as _send
 from o2c.adapters.entitlements import classify
 from o2c.canonical.models import Notification
@@ -12,16 +12,11 @@ from o2c.canonical.models import Notification
 SYSTEM = "notifications"
 
 
-class HttpNotifications:
+class HttpNotifications(HttpAdapter):
     """NotificationPort over o2c's notifications HTTP service."""
 
     def __init__(self, base_url: str, timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
-        self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                                   headers={"Content-Type": "application/json"})
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        super().__init__(base_url, timeout, {"Content-Type": "application/json"}, client)
 
     async def send(self, notification: Notification, *, idempotency_key: str) -> str:
         response = await _send(self._client, SYSTEM, "POST", "/messages",

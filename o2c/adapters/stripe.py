@@ -17,7 +17,7 @@ import calendar
 
 import httpx
 
-from o2c.adapters._http import read_json, send
+from o2c.adapters._http import HttpAdapter, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from o2c.canonical.models import (
     Account,
@@ -217,24 +217,13 @@ def _same_line(item: dict[str, Any], line: SubscriptionLine, currency: str) -> b
     )
 
 
-class StripeBilling:
+class StripeBilling(HttpAdapter):
     """BillingPort over the Stripe API."""
 
     def __init__(self, base_url: str, api_key: str, timeout: float = 10.0, *,
                  client: httpx.AsyncClient | None = None):
-        self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=timeout,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Stripe-Version": STRIPE_VERSION,
-                "User-Agent": "o2c/0.1",
-            },
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        super().__init__(base_url, timeout, {"Authorization": f"Bearer {api_key}",
+                                             "Stripe-Version": STRIPE_VERSION, "User-Agent": "o2c/0.1"}, client)
 
     async def _call(self, method: str, path: str, params: dict[str, Any] | None = None, *,
                     idempotency_key: str | None = None, not_found_none: bool = False,
