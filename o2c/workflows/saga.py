@@ -24,10 +24,6 @@ class Saga:
     def add(self, name: str, undo: Callable[[], Awaitable[object]]) -> None:
         self._stack.append(Compensation(name, undo))
 
-    def discard(self, name: str) -> None:
-        """Forget a compensation whose step turned out to have done nothing."""
-        self._stack = [c for c in self._stack if c.name != name]
-
     @property
     def pending(self) -> list[str]:
         return [c.name for c in reversed(self._stack)]
