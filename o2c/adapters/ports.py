@@ -9,17 +9,19 @@ workflow ID and the step, never from a clock or a random source.
 from __future__ import annotations
 
 from datetime import date
-from typing import Protocol
+from typing import Protocol, Sequence
 
-from o2c.canonical.journal import JournalEntry
+from o2c.canonical.journal import JournalEntry, JournalEntryPage
 from o2c.canonical.models import (
     Account,
     Address,
     CollectionCase,
+    ContractRevenuePage,
     CrmTask,
     Entitlement,
     Invoice,
     InvoiceLine,
+    InvoicePage,
     JournalEntryRef,
     Notification,
     PaymentAttempt,
@@ -28,6 +30,7 @@ from o2c.canonical.models import (
     SubscriptionLine,
     SubscriptionTerm,
     TaxDocument,
+    TaxDocumentPage,
 )
 
 
@@ -104,6 +107,14 @@ class BillingPort(Protocol):
         """The invoice a charge paid (disputes name the charge, dunning follows invoices)."""
         ...
 
+    # -- reconciliation --------------------------------------------------------------------
+
+    async def list_invoices_page(self, *, created_from: date, created_to: date, billing_account: str = "",
+                                 cursor: str = "", limit: int = 100) -> InvoicePage:
+        """Invoices created in [created_from, created_to) in one billing account (the
+        platform's when empty), a page at a time, with their tax and metadata."""
+        ...
+
 
 class TaxPort(Protocol):
     async def quote(
@@ -125,6 +136,12 @@ class TaxPort(Protocol):
         """Void the document with this code; None when there is none (nothing to undo)."""
         ...
 
+    async def list_documents_page(self, *, company_code: str, date_from: date, date_to: date,
+                                  cursor: str = "", limit: int = 1000) -> TaxDocumentPage:
+        """The recorded tax documents (invoices and returns, not quotes) of a company dated in
+        [date_from, date_to), a page at a time."""
+        ...
+
 
 class ErpPort(Protocol):
     async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
@@ -140,6 +157,12 @@ class ErpPort(Protocol):
 
     async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
         """Create or move the AR collection case with this external ID (stage, status)."""
+        ...
+
+    async def list_journal_entries_page(self, *, subsidiary: str, date_from: date, date_to: date,
+                                        cursor: str = "", limit: int = 1000) -> JournalEntryPage:
+        """The journal entries of a subsidiary posted in [date_from, date_to), with their
+        lines, in internal-id order, a page at a time."""
         ...
 
 
@@ -179,3 +202,20 @@ class RevenueSchedulePort(Protocol):
     async def delete_schedule(self, schedule_id: str) -> None: ...
 
     async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None: ...
+
+    async def save_schedules(self, schedules: list[RevenueSchedule], *, delete: Sequence[str] = ()) -> None:
+        """Save these and delete those in one transaction (a modification replaces a
+        contract's schedules at once)."""
+        ...
+
+    async def schedules_of_contract(self, contract_id: str) -> list[RevenueSchedule]: ...
+
+    async def revenue_in_period(self, *, legal_entity: str, period: str, cursor: str = "",
+                                limit: int = 1000) -> ContractRevenuePage:
+        """What the schedules of an entity recognise in a period (YYYY-MM), per contract,
+        in contract order, a page at a time."""
+        ...
+
+    async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
+        """Every schedule an entity books (for the waterfall)."""
+        ...

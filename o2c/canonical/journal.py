@@ -17,6 +17,8 @@ class ChartOfAccounts(Model):
     deferred_revenue: str = "2400"
     tax_payable: str = "2200"
     bad_debt_expense: str = "6900"
+    revenue: str = "4000"  # recognised subscription and services revenue
+    cash: str = "1010"  # cash in transit from the payment processor (Stripe clearing)
 
 
 class JournalLine(Model):
@@ -48,6 +50,11 @@ class JournalEntry(Model):
     memo: str
     lines: list[JournalLine]
     reverses: str = ""
+    # The billing invoice the entry books, and the contract whose revenue it recognises:
+    # the shared keys reconciliation matches on (custom body fields in the ERP).
+    invoice_id: str = ""
+    contract_id: str = ""
+    internal_id: str = ""  # the ERP's own id, when read back
 
     @model_validator(mode="after")
     def _balanced(self) -> "JournalEntry":
@@ -79,7 +86,16 @@ class JournalEntry(Model):
                 for x in self.lines
             ],
             reverses=self.external_id,
+            invoice_id=self.invoice_id,
+            contract_id=self.contract_id,
         )
+
+
+class JournalEntryPage(Model):
+    """A page of entries read back from the ERP (see models.InvoicePage for cursors)."""
+
+    items: list[JournalEntry]
+    next_cursor: str = ""
 
 
 def _side(account: str, amount: Money, memo: str, *, debit: bool) -> JournalLine | None:
@@ -100,6 +116,7 @@ def invoice_entry(
     revenue: Money,
     tax: Money,
     chart: ChartOfAccounts,
+    invoice_id: str = "",
 ) -> JournalEntry:
     """Billing an invoice: receivable against deferred revenue and tax payable.
 
@@ -118,11 +135,13 @@ def invoice_entry(
         posting_date=posting_date,
         memo=memo,
         lines=[x for x in lines if x is not None],
+        invoice_id=invoice_id,
     )
 
 
 def write_off_entry(
     *, external_id: str, subsidiary: str, posting_date: date, memo: str, amount: Money, chart: ChartOfAccounts,
+    invoice_id: str = "",
 ) -> JournalEntry:
     """Writing off an uncollectible balance: bad-debt expense against the receivable."""
     if amount.amount <= 0:
@@ -132,4 +151,5 @@ def write_off_entry(
         memo=memo,
         lines=[JournalLine(account=chart.bad_debt_expense, debit=amount, memo="Bad debt expense"),
                JournalLine(account=chart.receivable, credit=amount, memo="Accounts receivable written off")],
+        invoice_id=invoice_id,
     )

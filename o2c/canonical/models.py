@@ -143,6 +143,14 @@ class TaxDocument(Model):
     total_amount: Money
     total_tax: Money
     lines: list[TaxLine] = []
+    # Read back by reconciliation: the document's date, customer and company.
+    document_date: date | None = None
+    customer_code: str = ""
+    company_code: str = ""
+
+
+# The product name of the invoice line that carries the sales tax o2c charges.
+TAX_PRODUCT = "sales-tax"
 
 
 class InvoiceLine(Model):
@@ -163,6 +171,12 @@ class Invoice(Model):
     amount_paid: Money | None = None
     amount_remaining: Money | None = None
     last_decline_code: str = ""  # how the last charge attempt on an open invoice was declined
+    # Read back by reconciliation: when billing created it, its metadata (o2c_workflow names
+    # the process that booked it), the tax it charges, and the billing account it lives in.
+    created: date | None = None
+    metadata: dict[str, str] = {}
+    tax: Money | None = None
+    billing_account: str = ""
 
 
 class PaymentOutcome(StrEnum):
@@ -312,3 +326,32 @@ class RevenueSchedule(Model):
     booked_on: date | None = None  # when the consideration was booked (the waterfall's row); else start
     ssp: Money | None = None  # the obligation's standalone selling price over [start, end)
     supersedes: str = ""  # the schedule a prospective modification terminated to create this one
+
+
+# -- listings: what reconciliation reads from each system, a page at a time ----------------
+#
+# A page carries the cursor that fetches the next one; an empty cursor means the listing is
+# complete. Cursors are opaque strings (Stripe's last object id, AvaTax's skip count,
+# NetSuite's last internal id), so an activity can heartbeat its position and resume there.
+
+
+class InvoicePage(Model):
+    items: list[Invoice]
+    next_cursor: str = ""
+
+
+class TaxDocumentPage(Model):
+    items: list[TaxDocument]
+    next_cursor: str = ""
+
+
+class ContractRevenue(Model):
+    """What o2c's computed schedules recognise for one contract in one period."""
+
+    contract_id: str
+    amount: Money
+
+
+class ContractRevenuePage(Model):
+    items: list[ContractRevenue]
+    next_cursor: str = ""

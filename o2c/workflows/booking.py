@@ -25,13 +25,13 @@ with workflow.unsafe.imports_passed_through():
         Invoice,
         InvoiceLine,
         JournalEntryRef,
+        TAX_PRODUCT,
         LegalEntity,
         Notification,
         TaxDocument,
     )
     from o2c.canonical.money import Money, total
 
-TAX_PRODUCT = "sales-tax"
 DEFAULT_ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
 
 
@@ -103,7 +103,7 @@ class BookingWorkflow(ProcessWorkflow):
         self.set_stage("posting the journal entry")
         entry = invoice_entry(external_id=f"{wid}-invoice", subsidiary=entity.erp_subsidiary,
                               posting_date=document_date, memo=f"{memo}, invoice {self.invoice.id}",
-                              revenue=revenue, tax=tax, chart=chart)
+                              revenue=revenue, tax=tax, chart=chart, invoice_id=self.invoice.id)
         reversal = entry.reversal(f"{wid}-invoice-reversal", document_date)
         self.saga.add("journal entry", lambda: self._reverse(entry, reversal))
         self.journal_entry = await self.step("journal entry",

@@ -457,7 +457,7 @@ class DunningWorkflow(ProcessWorkflow):
             external_id=f"{workflow.info().workflow_id}-write-off",
             subsidiary=self._subsidiary(),
             posting_date=workflow.now().date(), memo=f"Write-off of invoice {self.input.invoice_id}",
-            amount=self.p.balance, chart=self.input.chart)
+            amount=self.p.balance, chart=self.input.chart, invoice_id=self.input.invoice_id)
         self.set_stage(f"writing off {self.p.balance}")
         await self.task("post the write-off", ErpActivities.post_journal_entry, entry)
         await self.task("mark the invoice uncollectible", BillingActivities.mark_uncollectible,
