@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import base64
 import platform
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
 from o2c.adapters._http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
-from o2c.canonical.models import Address, InvoiceLine, TaxDocument, TaxLine
+from o2c.canonical.models import Address, InvoiceLine, TaxDocument, TaxDocumentPage, TaxLine
 from o2c.canonical.money import Money
 
 SYSTEM = "avatax"
@@ -67,6 +67,7 @@ def to_tax_document(doc: dict[str, Any]) -> TaxDocument:
     def money(value: Any) -> Money:
         return Money.of(Decimal(str(value or 0)), currency, rounded=True)
 
+    raw_date = str(doc.get("date") or "")[:10]  # "2026-10-01" or "2026-10-01T00:00:00"
     return TaxDocument(
         code=doc["code"],
         type=doc["type"],
@@ -77,7 +78,14 @@ def to_tax_document(doc: dict[str, Any]) -> TaxDocument:
             TaxLine(number=str(line.get("lineNumber")), amount=money(line.get("lineAmount")), tax=money(line.get("tax")))
             for line in doc.get("lines") or []
         ],
+        document_date=date.fromisoformat(raw_date) if raw_date else None,
+        customer_code=doc.get("customerCode") or "",
+        company_code=doc.get("companyCode") or "",
     )
+
+
+# The document types AvaTax records; a SalesOrder is an estimate it keeps no record of.
+RECORDED_TYPES = ("SalesInvoice", "ReturnInvoice")
 
 
 class AvaTaxTax(HttpAdapter):
@@ -174,3 +182,37 @@ class AvaTaxTax(HttpAdapter):
         if response.status_code == 404:
             return None
         raise classify(response)
+
+    async def list_documents_page(self, *, company_code: str, date_from: date, date_to: date,
+                                  cursor: str = "", limit: int = 1000) -> TaxDocumentPage:
+        """One page of ListTransactionsByCompany: the company's documents dated in
+        [date_from, date_to), by date then id. The cursor is the `$skip` of the page
+        (offset paging is all AvaTax offers); the next one comes from `@nextLink`."""
+        if date_to <= date_from:
+            return TaxDocumentPage(items=[])
+        try:
+            skip = int(cursor or 0)
+        except ValueError:
+            raise IntegrationBug(SYSTEM, f"not an AvaTax listing cursor: {cursor!r}") from None
+        last_day = date_to - timedelta(days=1)  # `between` is inclusive
+        response = await send(self._client, SYSTEM, "GET",
+                              f"/api/v2/companies/{quote(company_code, safe='')}/transactions", params={
+                                  "$filter": f"date between '{date_from.isoformat()}' and '{last_day.isoformat()}'",
+                                  "$top": max(1, min(limit, 1000)),
+                                  "$skip": skip,
+                                  "$orderBy": "date ASC, id ASC",
+                                  "$include": "Lines",
+                              })
+        if response.status_code >= 400:
+            raise classify(response)
+        body = read_json(response)
+        raw = body.get("value") or []
+        # Only recorded documents are reconciled; AvaTax lists no quotes, but a listing
+        # that did must not make them look like invoices.
+        items = [to_tax_document(doc) for doc in raw if doc.get("type") in RECORDED_TYPES]
+        next_link = body.get("@nextLink") or ""
+        next_cursor = ""
+        if next_link and raw:
+            found = parse_qs(urlsplit(next_link).query).get("$skip")
+            next_cursor = found[0] if found else str(skip + len(raw))
+        return TaxDocumentPage(items=items, next_cursor=next_cursor)

@@ -17,7 +17,7 @@ import httpx
 
 from o2c.adapters._http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
-from o2c.canonical.journal import JournalEntry, JournalLine
+from o2c.canonical.journal import JournalEntry, JournalEntryPage, JournalLine
 from o2c.canonical.models import Account, Address, CollectionCase, JournalEntryRef
 from o2c.canonical.money import Money
 
@@ -25,9 +25,18 @@ SYSTEM = "netsuite"
 # The AR collection case: a custom record type with o2c's own field ids (a NetSuite
 # account defines them; custom records are reachable through the REST record service).
 CASE_TYPE = "customrecord_o2c_collection_case"
-# A transaction body custom field for the entry an entry reverses (a reasonable
-# assumption: real accounts define their own custom fields).
+# Transaction body custom fields o2c defines (their ids are o2c's own: a real account
+# defines its custom fields): the entry an entry reverses, the billing invoice it books
+# and the contract whose revenue it recognises (the keys reconciliation matches on).
 REVERSES_FIELD = "custbody_o2c_reverses"
+INVOICE_FIELD = "custbody_o2c_invoice"
+CONTRACT_FIELD = "custbody_o2c_contract"
+# SuiteQL: at most this many rows per request. The lines of a page of entries are read
+# by IN lists of LINES_CHUNK ids (SuiteQL takes up to 1000): o2c's entries have two or
+# three lines, so a chunk's lines usually fit one response, and each request makes
+# NetSuite evaluate only the entries it returns.
+SUITEQL_PAGE = 1000
+LINES_CHUNK = 300
 
 
 def _details(response: httpx.Response) -> list[dict[str, Any]]:
@@ -76,6 +85,10 @@ def to_wire(entry: JournalEntry) -> dict[str, Any]:
     }
     if entry.reverses:
         body[REVERSES_FIELD] = entry.reverses
+    if entry.invoice_id:
+        body[INVOICE_FIELD] = entry.invoice_id
+    if entry.contract_id:
+        body[CONTRACT_FIELD] = entry.contract_id
     return body
 
 
@@ -100,7 +113,69 @@ def from_wire(record: dict[str, Any]) -> JournalEntry:
         memo=record.get("memo") or "",
         lines=lines,
         reverses=record.get(REVERSES_FIELD) or "",
+        invoice_id=record.get(INVOICE_FIELD) or "",
+        contract_id=record.get(CONTRACT_FIELD) or "",
     )
+
+
+def _literal(value: str) -> str:
+    """A SuiteQL literal: a number as it is, anything else quoted."""
+    return value if value.isdigit() else "'" + value.replace("'", "''") + "'"
+
+
+def _headers_query(subsidiary: str, date_from: date, date_to: date, after: int) -> str:
+    return (
+        "SELECT t.id AS id, t.externalid AS externalid, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate, "
+        "t.subsidiary AS subsidiary, BUILTIN.DF(t.currency) AS currency, t.memo AS memo, "
+        f"t.{REVERSES_FIELD} AS {REVERSES_FIELD}, t.{INVOICE_FIELD} AS {INVOICE_FIELD}, "
+        f"t.{CONTRACT_FIELD} AS {CONTRACT_FIELD} "
+        "FROM transaction t "
+        f"WHERE t.type = 'Journal' AND t.subsidiary = {_literal(subsidiary)} "
+        f"AND t.trandate >= TO_DATE('{date_from.isoformat()}', 'YYYY-MM-DD') "
+        f"AND t.trandate < TO_DATE('{date_to.isoformat()}', 'YYYY-MM-DD') "
+        f"AND t.id > {after} ORDER BY t.id"
+    )
+
+
+def _lines_query(ids: list[str]) -> str:
+    return (
+        "SELECT tal.transaction AS transaction, tal.transactionline AS transactionline, tal.account AS account, "
+        "tal.debit AS debit, tal.credit AS credit FROM transactionaccountingline tal "
+        f"WHERE tal.transaction IN ({', '.join(ids)}) ORDER BY tal.transaction"
+    )
+
+
+def _from_rows(header: dict[str, Any], lines: list[dict[str, Any]]) -> JournalEntry:
+    """A journal entry from its SuiteQL header row and accounting lines. Amounts of
+    transactionaccountingline are in the subsidiary's base currency; o2c books each
+    entity in its functional currency, so they are in the entry's currency."""
+    currency = header.get("currency") or ""
+    try:
+        out = []
+        for line in sorted(lines, key=lambda x: int(x.get("transactionline") or 0)):
+            debit, credit = Decimal(line.get("debit") or 0), Decimal(line.get("credit") or 0)
+            if debit == 0 and credit == 0:
+                continue  # NetSuite may list zero lines; o2c's entries have none
+            out.append(JournalLine(
+                account=str(line.get("account") or ""),
+                debit=Money.of(debit, currency) if debit else None,
+                credit=Money.of(credit, currency) if credit else None,
+            ))
+        return JournalEntry(
+            external_id=header.get("externalid") or "",
+            subsidiary=str(header.get("subsidiary") or ""),
+            currency=currency,
+            posting_date=date.fromisoformat(header["trandate"]),
+            memo=header.get("memo") or "",
+            lines=out,
+            reverses=header.get(REVERSES_FIELD) or "",
+            invoice_id=header.get(INVOICE_FIELD) or "",
+            contract_id=header.get(CONTRACT_FIELD) or "",
+            internal_id=str(header["id"]),
+        )
+    except (KeyError, ValueError, ArithmeticError) as exc:
+        raise IntegrationBug(SYSTEM, f"journal entry {header.get('id')} ({header.get('externalid')}) read back by "
+                             f"SuiteQL is not a valid entry: {exc}") from exc
 
 
 class NetSuiteErp(HttpAdapter):
@@ -134,6 +209,45 @@ class NetSuiteErp(HttpAdapter):
         if response.status_code >= 400:
             raise classify(response)
         return from_wire(read_json(response))
+
+    # -- listing -------------------------------------------------------------------------
+
+    async def _suiteql(self, query: str, *, limit: int, offset: int = 0) -> dict[str, Any]:
+        response = await send(self._client, SYSTEM, "POST", "/query/v1/suiteql",
+                              params={"limit": limit, "offset": offset}, headers={"Prefer": "transient"},
+                              content=json_content({"q": query}))
+        if response.status_code >= 400:
+            raise classify(response, what="the SuiteQL query")
+        return read_json(response)
+
+    async def list_journal_entries_page(self, *, subsidiary: str, date_from: date, date_to: date,
+                                        cursor: str = "", limit: int = 1000) -> JournalEntryPage:
+        """One page of the subsidiary's journal entries dated in [date_from, date_to), in
+        internal-id order, with their lines: SuiteQL pages by keyset (id > the cursor,
+        the last id of the previous page), since REST SuiteQL stops at 100,000 rows of
+        offset; then the page's accounting lines, by IN lists of ids. Line memos are not
+        read back (transactionaccountingline has none)."""
+        if date_to <= date_from:
+            return JournalEntryPage(items=[])
+        if cursor and not cursor.isdigit():
+            raise IntegrationBug(SYSTEM, f"not a NetSuite listing cursor (an internal id): {cursor!r}")
+        limit = max(1, min(limit, SUITEQL_PAGE))
+        page = await self._suiteql(_headers_query(subsidiary, date_from, date_to, int(cursor or 0)), limit=limit)
+        headers = page.get("items") or []
+        ids = [str(h["id"]) for h in headers]
+        lines: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for start in range(0, len(ids), LINES_CHUNK):
+            query = _lines_query(ids[start:start + LINES_CHUNK])
+            offset = 0
+            while True:
+                chunk = await self._suiteql(query, limit=SUITEQL_PAGE, offset=offset)
+                for row in chunk.get("items") or []:
+                    lines.setdefault(str(row["transaction"]), []).append(row)
+                if not chunk.get("hasMore"):
+                    break
+                offset += SUITEQL_PAGE
+        items = [_from_rows(header, lines[str(header["id"])]) for header in headers]
+        return JournalEntryPage(items=items, next_cursor=ids[-1] if page.get("hasMore") and ids else "")
 
     # -- customers -----------------------------------------------------------------------
 

@@ -20,17 +20,19 @@ import httpx
 from o2c.adapters._http import HttpAdapter, read_json, send
 from o2c.adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from o2c.canonical.models import (
+    TAX_PRODUCT,
     Account,
     Address,
     Invoice,
     InvoiceLine,
+    InvoicePage,
     PaymentAttempt,
     PaymentOutcome,
     Subscription,
     SubscriptionLine,
     SubscriptionTerm,
 )
-from o2c.canonical.money import Money, minor_unit
+from o2c.canonical.money import Money, minor_unit, total
 
 SYSTEM = "stripe"
 STRIPE_VERSION = "2024-06-20"
@@ -184,7 +186,17 @@ def to_subscription(sub: dict[str, Any]) -> Subscription:
     )
 
 
-def to_invoice(invoice: dict[str, Any]) -> Invoice:
+def _invoice_tax(invoice: dict[str, Any], lines: list[InvoiceLine], currency: str) -> Money:
+    """Stripe's `tax` when it computed one (Stripe Tax), else what the o2c tax lines
+    (metadata product = TAX_PRODUCT) charge; zero when there are none."""
+    if invoice.get("tax") is not None:
+        return Money.from_minor(int(invoice["tax"]), currency)
+    return total((line.amount for line in lines if line.product == TAX_PRODUCT), currency)
+
+
+def to_invoice(invoice: dict[str, Any], *, billing_account: str = "") -> Invoice:
+    """The canonical invoice; `billing_account` is the Stripe account it was read from
+    (Stripe does not say it in the object)."""
     currency = invoice["currency"].upper()
     lines = [
         InvoiceLine(
@@ -205,6 +217,10 @@ def to_invoice(invoice: dict[str, Any]) -> Invoice:
         lines=lines,
         amount_paid=Money.from_minor(int(invoice.get("amount_paid") or 0), currency),
         amount_remaining=Money.from_minor(int(invoice.get("amount_remaining") or 0), currency),
+        created=_date(invoice.get("created")),
+        metadata={str(k): str(v) for k, v in (invoice.get("metadata") or {}).items()},
+        tax=_invoice_tax(invoice, lines, currency),
+        billing_account=billing_account,
     )
 
 
@@ -299,6 +315,21 @@ class StripeBilling(HttpAdapter):
             if not page.get("has_more") or not page["data"]:
                 return out
             after = page["data"][-1]["id"]
+
+    async def list_invoices_page(self, *, created_from: date, created_to: date, billing_account: str = "",
+                                 cursor: str = "", limit: int = 100) -> InvoicePage:
+        """One page of the invoices created in [created_from, created_to) (UTC days) in
+        `billing_account` (a Connect account; empty = the platform), newest first.
+        The cursor is the last invoice id of the previous page (`starting_after`); Stripe
+        pages hold at most 100 invoices."""
+        page = await self._call("GET", "/invoices", {
+            "created": {"gte": _ts(created_from), "lt": _ts(created_to)},
+            "limit": max(1, min(limit, 100)),
+            "starting_after": cursor or None,
+        }, stripe_account=billing_account)
+        data = page["data"]
+        return InvoicePage(items=[to_invoice(i, billing_account=billing_account) for i in data],
+                           next_cursor=data[-1]["id"] if page.get("has_more") and data else "")
 
     # -- changes ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The sandbox's control plane under `/_sandbox/`: reset, seed, accounting periods,
+"""The sandbox's control plane under `/_sandbox/`: reset, seed (a customer and a
+subscription, or a whole reconciliation period: period_seed.py), accounting periods,
 faults, summary and raw records. Not part of any real system's protocol."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from o2c.adapters.sandbox import netsuite_api, stripe_api
+from o2c.adapters.sandbox import netsuite_api, period_seed, stripe_api
 from o2c.adapters.sandbox.core import SYSTEMS, ApiError, Faults, dumps, json_response
 from o2c.adapters.sandbox.store import Store
 from o2c.canonical.money import minor_unit
@@ -198,6 +199,8 @@ async def handle(request: Request, store: Store, faults: Faults) -> Response:
             return json_response(200, {"reset": True})
         if path == "/seed" and method == "POST":
             return json_response(200, seed(store, body))
+        if path == "/seed/period" and method == "POST":
+            return json_response(200, period_seed.seed_period(store, body))
         if path == "/netsuite/periods":
             if method == "POST":
                 subsidiary = str(body.get("subsidiary") or "")

@@ -47,6 +47,13 @@ class SandboxControl:
         body = {k: v for k, v in (("customer", customer), ("subscription", subscription)) if v}
         return self._ok(self._http.post("/seed", json=body))
 
+    def seed_period(self, *, timeout: float = 600.0, **spec: Any) -> dict:
+        """Seed a reconciliation period in bulk (see period_seed.py for the body and the
+        answer): tag, period, invoices, currency, stripe_account, company_code,
+        subsidiary, tax_rate, paid_every, breaks, revenue. Large seeds take a while,
+        hence the long timeout."""
+        return self._ok(self._http.post("/seed/period", json=spec, timeout=timeout))
+
     def set_period(self, subsidiary: str, period: str, closed: bool = True) -> dict:
         return self._ok(self._http.post("/netsuite/periods",
                                         json={"subsidiary": subsidiary, "period": period, "closed": closed}))

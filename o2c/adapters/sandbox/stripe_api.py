@@ -14,8 +14,9 @@ requests), every object the request creates carries the sandbox-only field
 `_stripe_account` (Stripe keeps this implicitly; it is not part of its objects), and
 its events carry Stripe's `account` field. Creating a subscription, an invoice or an
 invoice item needs the customer in the same account (else 400 "No such customer", as
-in Stripe). Simplification: reads and other updates are not scoped, so an object of a
-connected account can be read or changed without the header (Stripe answers 404).
+in Stripe). Listing invoices is scoped to the account too. Simplification: reads of
+single objects and other updates are not scoped, so an object of a connected account
+can be read or changed without the header (Stripe answers 404).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from starlette.responses import Response
 
 from o2c.adapters.sandbox.core import ApiError, json_response, new_id, parse_nested, request_hash, dumps
 from o2c.adapters.sandbox import webhooks
-from o2c.adapters.sandbox.store import Tx, documents
+from o2c.adapters.sandbox.store import Condition, Tx, documents, utc_day
 from o2c.canonical.money import minor_unit
 
 SYSTEM = "stripe"
@@ -627,6 +628,7 @@ def create_invoice(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         "metadata": _metadata({}, params.get("metadata")),
         "lines": {"object": "list", "data": [], "has_more": False, "total_count": 0},
         "subtotal": 0,
+        "tax": None,  # Stripe Tax's amount; null without it (o2c bills tax as a line of its own)
         "total": 0,
         "amount_due": 0,
         "amount_paid": 0,
@@ -665,20 +667,80 @@ def get_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     return 200, invoice
 
 
+def _created_range(params: dict[str, Any]) -> tuple[int | None, int | None]:
+    """`created` as Stripe takes it on lists: an exact unix timestamp, or a hash of
+    gt/gte/lt/lte bounds. Returns inclusive (low, high) bounds, None when open."""
+    created = params.get("created")
+    if created is None:
+        return None, None
+    if not isinstance(created, dict):
+        exact = _int(created, "created")
+        return exact, exact
+    low = high = None
+    for op, raw in created.items():
+        value = _int(raw, f"created[{op}]")
+        if op == "gte":
+            low = value if low is None else max(low, value)
+        elif op == "gt":
+            low = value + 1 if low is None else max(low, value + 1)
+        elif op == "lte":
+            high = value if high is None else min(high, value)
+        elif op == "lt":
+            high = value - 1 if high is None else min(high, value - 1)
+        else:
+            raise invalid(f"Received unknown parameter: created[{op}]", param=f"created[{op}]",
+                          code="parameter_unknown")
+    return low, high
+
+
 def list_invoices(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
+    """`GET /v1/invoices`: the invoices of the account the request acts for (its
+    `Stripe-Account`, else the platform's), newest first, filtered by `created` bounds,
+    customer, subscription and status, a page of `limit` after `starting_after`.
+
+    The account and the UTC days the `created` bounds cover are pushed down to the
+    indexed columns (store.INDEXERS), and `starting_after` becomes a keyset on (day,
+    insertion order): the rest of its day, then the days before. `created` itself is
+    checked here, which only ever skips invoices of the two boundary days, so a page
+    costs O(limit) however many invoices there are. Order: by day, then by insertion,
+    newest first, which is `created` order whenever invoices are inserted as they are
+    created (the API does; so does the period seeder)."""
     limit = _int(params.get("limit", 10), "limit")
     if not 1 <= limit <= 100:
         raise invalid("limit must be between 1 and 100", param="limit")
-    invoices = list(reversed(tx.list(SYSTEM, "invoice")))  # newest first, as Stripe lists
+    account = _current_account.get() or ""
+    low, high = _created_range(params)
+    where: list[Condition] = [("scope", "=", account)]
+    if low is not None:
+        where.append(("day", ">=", utc_day(low)))
     for name in ("customer", "subscription", "status"):
         if params.get(name):
-            invoices = [i for i in invoices if i.get(name) == params[name]]
+            where.append((f"data.{name}", "=", str(params[name])))
+    newest_first = (("day", True), ("seq", True))
     after = params.get("starting_after")
     if after:
-        ids = [i["id"] for i in invoices]
-        if after not in ids:
-            raise no_such("invoice", after, status=400, param="starting_after")
-        invoices = invoices[ids.index(after) + 1:]
+        row = tx.row(SYSTEM, "invoice", str(after))
+        if row is None or row.scope != account or row.day is None:
+            raise no_such("invoice", str(after), status=400, param="starting_after")
+        segments = [[*where, ("day", "=", row.day), ("seq", "<", row.seq)], [*where, ("day", "<", row.day)]]
+        if high is not None and utc_day(high) < row.day:
+            segments = [[*where, ("day", "<=", utc_day(high))]]
+    else:
+        segments = [[*where, *([("day", "<=", utc_day(high))] if high is not None else [])]]
+    invoices: list[dict[str, Any]] = []
+    for segment in segments:
+        rows = tx.page(SYSTEM, "invoice", segment, order_by=newest_first, batch=limit + 1)
+        try:
+            for found in rows:
+                created = int(found.data.get("created") or 0)
+                if (low is None or created >= low) and (high is None or created <= high):
+                    invoices.append(found.data)
+                    if len(invoices) > limit:
+                        break
+        finally:
+            rows.close()
+        if len(invoices) > limit:
+            break
     return 200, _list("/v1/invoices", invoices[:limit], has_more=len(invoices) > limit)
 
 
