@@ -7,11 +7,12 @@ or `abort` (undo what was done).
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from o2c.activities.errors import FIXABLE, TRANSIENT
@@ -55,7 +56,7 @@ class Problem(Model):
 
 def explain(error: BaseException) -> tuple[Problem, bool]:
     """What went wrong in words for an analyst, and whether a person can fix it."""
-    cause = error.cause if isinstance(error, ActivityError) else error
+    cause = _cause(error)
     if outcome_unknown(error):
         # Retries ran out of the step window: the system has been failing or unreachable
         # all along. A person can retry once it is back, or decide otherwise.
@@ -73,10 +74,17 @@ def explain(error: BaseException) -> tuple[Problem, bool]:
     return Problem(message=str(cause or error)), False
 
 
+def _cause(error: BaseException) -> BaseException | None:
+    """The failure under an activity's (or a child workflow's activity's) error."""
+    while isinstance(error, (ActivityError, ChildWorkflowError)) and error.cause is not None:
+        error = error.cause
+    return error
+
+
 def outcome_unknown(error: BaseException) -> bool:
     """True when the remote system may or may not have done the work: retries of a
     transient failure ran out of time. Any other failure means the request was refused."""
-    cause = error.cause if isinstance(error, ActivityError) else error
+    cause = _cause(error)
     return isinstance(cause, TimeoutError) or (isinstance(cause, ApplicationError) and cause.type == TRANSIENT)
 
 
@@ -98,13 +106,19 @@ class ExceptionQueue:
     def resolve(self, answer: ResolveInput) -> None:
         self._answer = answer
 
-    async def park(self, step: str, problem: Problem, actions: list[Action]) -> Action:
+    async def park(self, step: str, problem: Problem, actions: list[Action],
+                   timeout: timedelta | None = None) -> Action | None:
+        """Wait for an operator's answer; None when `timeout` passes unanswered."""
         self._answer = None
         self.attention = Attention(
             step=step, message=problem.message, system=problem.system, code=problem.code,
             since=workflow.now(), actions=actions,
         )
-        await workflow.wait_condition(lambda: self._answer is not None)
+        try:
+            await workflow.wait_condition(lambda: self._answer is not None, timeout=timeout)
+        except asyncio.TimeoutError:
+            self.attention = None
+            return None
         answer = self._answer
         assert answer is not None
         self.resolutions.append(

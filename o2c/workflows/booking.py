@@ -32,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from o2c.canonical.money import Money, total
 
+# Patch id: revenue schedules are recorded through ASC 606 allocation and modifications.
+ASC606_SCHEDULES = "asc606-schedules"
 DEFAULT_ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
 
 
@@ -157,14 +159,6 @@ class BookingWorkflow(ProcessWorkflow):
         self.set_stage("notifying the customer")
         message = SendNotification(step=step, notification=notice.model_copy(update={"recipient": account.email}))
         await self.step("customer notice", lambda: self.forward(CustomerActivities.send, message), must_finish=True)
-
-    async def escalate_approval(self, subject: str, account_id: str, role: str, reasons: list[str]) -> None:
-        notice = Notification(recipient=f"approvers:{role}", template="approval-escalation", subject=subject,
-                              body=f"Needs a {role}: " + "; ".join(reasons), account_id=account_id)
-        self.note("escalated: no decision within the escalation window")
-        await self.step("approval escalation", lambda: self.forward(
-            CustomerActivities.send, SendNotification(notification=notice, step="approval-escalation")),
-            must_finish=True)
 
     @staticmethod
     def entity_for(entities: list[LegalEntity], code: str) -> LegalEntity:

@@ -3,12 +3,13 @@ the Temporal UI, the approval gate, the exception queue and the compensation sta
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 from o2c.workflows.approval import ApprovalGate, DecisionInput
 from o2c.workflows.attention import Action, ExceptionQueue, ResolveInput, explain, outcome_unknown
@@ -16,7 +17,9 @@ from o2c.workflows.saga import Saga
 from o2c.workflows.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
 with workflow.unsafe.imports_passed_through():
-    from o2c.canonical.models import Model
+    from o2c.activities.customer import CustomerActivities
+    from o2c.activities.inputs import SendNotification
+    from o2c.canonical.models import Model, Notification
 
 T = TypeVar("T")
 
@@ -115,6 +118,14 @@ class ProcessWorkflow:
     def _validate_decision(self, decision: DecisionInput) -> None:
         self.gate.validate(decision)
 
+    async def escalate_approval(self, subject: str, account_id: str, role: str, reasons: list[str]) -> None:
+        notice = Notification(recipient=f"approvers:{role}", template="approval-escalation", subject=subject,
+                              body=f"Needs a {role}: " + "; ".join(reasons), account_id=account_id)
+        self.note("escalated: no decision within the escalation window")
+        await self.step("approval escalation", lambda: self.forward(
+            CustomerActivities.send, SendNotification(notification=notice, step="approval-escalation")),
+            must_finish=True)
+
     # -- exception queue ------------------------------------------------------------------
 
     @workflow.update
@@ -138,29 +149,50 @@ class ProcessWorkflow:
                 result = await run()
                 self.unsettled.discard(name)
                 return result
-            except ActivityError as error:
-                if outcome_unknown(error):
-                    self.unsettled.add(name)
-                problem, fixable = explain(error)
-                if not fixable and not must_finish:
-                    self.note(f"{name} failed: {problem.message}")
-                    raise StepFailed(f"{name}: {problem.message}") from error
-                actions = [Action.RETRY]
-                if skippable or must_finish:
-                    actions.append(Action.SKIP)
-                if not must_finish:
-                    actions.append(Action.ABORT)
-                action = await self._park(name, problem, actions)
-                if action == Action.SKIP:
+            except (ActivityError, ChildWorkflowError) as error:
+                if not await self.retry_after(name, error, skippable=skippable, must_finish=must_finish):
                     self.note(f"{name} skipped by operator")
                     return None
-                if action == Action.ABORT:
-                    raise AbortRequested(name) from error
+
+    async def retry_after(self, name: str, error: ActivityError | ChildWorkflowError, *, skippable: bool = True,
+                          must_finish: bool = False) -> bool:
+        """What a failed step does next (see step): True to run it again, False when the
+        operator skipped it; raises StepFailed or AbortRequested otherwise."""
+        if outcome_unknown(error):
+            self.unsettled.add(name)
+        problem, fixable = explain(error)
+        if not fixable and not must_finish:
+            self.note(f"{name} failed: {problem.message}")
+            raise StepFailed(f"{name}: {problem.message}") from error
+        actions = [Action.RETRY]
+        if skippable or must_finish:
+            actions.append(Action.SKIP)
+        if not must_finish:
+            actions.append(Action.ABORT)
+        action = await self._park(name, problem, actions)
+        if action == Action.ABORT:
+            raise AbortRequested(name) from error
+        return action == Action.RETRY
+
+    async def together(self, steps: list[tuple[str, Callable[[], Awaitable[T]]]]) -> list[T]:
+        """Run steps side by side. Those that fail then go through the exception queue one at
+        a time (it holds one question at once), each retried until it succeeds."""
+        outcomes = await asyncio.gather(*(run() for _, run in steps), return_exceptions=True)
+        results: list[T] = []
+        for (name, run), outcome in zip(steps, outcomes):
+            if isinstance(outcome, (ActivityError, ChildWorkflowError)):
+                await self.retry_after(name, outcome, skippable=False)
+                outcome = await self.step(name, run, skippable=False)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)  # type: ignore[arg-type]
+        return results
 
     async def _park(self, name: str, problem: Any, actions: list[Action]) -> Action:
         previous_status, previous_stage = self.status, self.stage
         self.set_status(Status.NEEDS_ATTENTION, f"{name} needs attention: {problem.message}")
         action = await self.queue.park(name, problem, actions)
+        assert action is not None  # no timeout: only an answer ends the wait
         self.set_status(previous_status, previous_stage)
         return action
 
