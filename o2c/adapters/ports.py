@@ -8,8 +8,8 @@ workflow ID and the step, never from a clock or a random source.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Protocol, Sequence
+from datetime import date, datetime
+from typing import Any, Iterable, Protocol, Sequence
 
 from o2c.canonical.journal import JournalEntry, JournalEntryPage
 from o2c.canonical.models import (
@@ -32,6 +32,8 @@ from o2c.canonical.models import (
     TaxDocument,
     TaxDocumentPage,
 )
+from o2c.canonical.money import Money
+from o2c.canonical.reconciliation import Break, BreakRecord, HealOrder, KeyRange, RunSummary
 
 
 class BillingPort(Protocol):
@@ -219,3 +221,41 @@ class RevenueSchedulePort(Protocol):
     async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
         """Every schedule an entity books (for the waterfall)."""
         ...
+
+
+class ReconciliationStorePort(Protocol):
+    """o2c's own database: reconciliation runs, the facts a run stages, and its breaks."""
+
+    async def open_run(self, *, run_id: str, workflow_id: str, legal_entity: str, period: str,
+                       started_at: datetime, settings: dict[str, Any]) -> None: ...
+
+    async def stage(self, run_id: str, system: str, facts: Iterable[tuple[str, str, str]]) -> None:
+        """(record_id, match_key, payload) facts; staging the same record again replaces it."""
+        ...
+
+    async def set_counts(self, run_id: str, **counts: int) -> None: ...
+
+    async def plan_batches(self, run_id: str, size: int) -> list[KeyRange]: ...
+
+    async def staged(self, run_id: str, keys: KeyRange) -> list[tuple[str, str, str]]:
+        """(match key, system, payload) in key order."""
+        ...
+
+    async def record_breaks(self, run_id: str, *, legal_entity: str, period: str,
+                            found: list[tuple[str, Break, str]]) -> list[int]: ...
+
+    async def resolve_breaks(self, updates: list[tuple[int, str, str]]) -> None: ...
+
+    async def heal_orders(self, run_id: str, *, status: str, after: int = 0, limit: int = 500) -> list[HealOrder]: ...
+
+    async def heal_total(self, run_id: str, status: str) -> list[tuple[int, Money]]: ...
+
+    async def move_breaks(self, run_id: str, *, from_status: str, to_status: str, resolution: str) -> int: ...
+
+    async def close_run(self, run_id: str, *, status: str) -> RunSummary: ...
+
+    async def run(self, run_id: str) -> RunSummary | None: ...
+
+    async def runs(self, *, legal_entity: str = "", period: str = "", limit: int = 50) -> list[RunSummary]: ...
+
+    async def breaks_of_run(self, run_id: str, *, status: str = "") -> list[BreakRecord]: ...

@@ -2,7 +2,7 @@
 
 Finance queries them across processes (what is recognised in a period, per contract,
 per legal entity). Tables `revenue_schedules` and `revenue_schedule_lines` come from
-the Alembic migration 0002; the Table objects here only describe them. The store
+the Alembic migrations 0002 and 0005; the Table objects here only describe them. The store
 brings the database to the latest migration when it is constructed (`migrate=False`
 skips that, for a database migrated by a deployment step).
 
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 import sqlalchemy as sa
 
 from o2c.adapters.errors import IntegrationBug
-from o2c.canonical.models import RevenueSchedule, RevenueScheduleLine
+from o2c.canonical.models import ContractRevenue, ContractRevenuePage, RevenueSchedule, RevenueScheduleLine
 from o2c.canonical.money import Money
 from o2c.db import engine_for, upgrade
 
@@ -46,6 +46,9 @@ schedules = sa.Table(
     sa.Column("end_date", sa.Date, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("booked_on", sa.Date, nullable=True),
+    sa.Column("ssp_minor", sa.BigInteger, nullable=True),
+    sa.Column("supersedes", sa.String(255), nullable=False),
 )
 
 schedule_lines = sa.Table(
@@ -88,8 +91,24 @@ class SqlRevenueSchedules:
     async def save_schedule(self, schedule: RevenueSchedule) -> None:
         """Insert or replace by schedule_id, lines included, in one transaction: saving
         the same schedule twice keeps one, saving a changed one keeps the latest."""
-        row, lines = self._rows(schedule)
-        await asyncio.to_thread(self._save, row, lines)
+        await self.save_schedules([schedule])
+
+    async def save_schedules(self, schedules: list[RevenueSchedule], *, delete: Sequence[str] = ()) -> None:
+        """Save these and delete those in one transaction: a contract modification replaces
+        the schedules it terminates and adds the ones it creates at once."""
+        rows = [self._rows(schedule) for schedule in schedules]
+        await asyncio.to_thread(self._save_all, rows, list(delete))
+
+    async def schedules_of_contract(self, contract_id: str) -> list[RevenueSchedule]:
+        return await asyncio.to_thread(self._find, schedules.c.contract_id == contract_id)
+
+    async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
+        return await asyncio.to_thread(self._find, schedules.c.legal_entity == legal_entity)
+
+    async def revenue_in_period(self, *, legal_entity: str, period: str, cursor: str = "",
+                                limit: int = 1000) -> ContractRevenuePage:
+        """Recognised per contract in the period, summed in the database, in contract order."""
+        return await asyncio.to_thread(self._revenue_in_period, legal_entity, period, cursor, limit)
 
     async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None:
         return await asyncio.to_thread(self._get, schedule_id)
@@ -118,6 +137,9 @@ class SqlRevenueSchedules:
             "total_minor": schedule.total.minor,
             "start_date": schedule.start,
             "end_date": schedule.end,
+            "booked_on": schedule.booked_on,
+            "ssp_minor": None if schedule.ssp is None else schedule.ssp.minor,
+            "supersedes": schedule.supersedes,
         }
         lines = [
             {
@@ -135,31 +157,61 @@ class SqlRevenueSchedules:
 
     # -- synchronous work (in a worker thread) ---------------------------------------------------
 
-    def _save(self, row: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    def _save_all(self, rows: list[tuple[dict[str, Any], list[dict[str, Any]]]], delete: list[str]) -> None:
         now = datetime.now(timezone.utc)
         insert = _insert(self.engine.dialect.name)
         with self.engine.begin() as conn:
-            statement = insert(schedules).values(**row, created_at=now, updated_at=now)
-            # An upsert locks the schedule's row, so concurrent saves of one schedule
-            # take turns and the lines below always belong to one of them.
-            conn.execute(statement.on_conflict_do_update(
-                index_elements=[schedules.c.schedule_id],
-                set_={**{k: statement.excluded[k] for k in row if k != "schedule_id"}, "updated_at": now},
-            ))
-            conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == row["schedule_id"]))
-            if lines:
-                conn.execute(schedule_lines.insert(), lines)
+            for schedule_id in delete:
+                self._delete_in(conn, schedule_id)
+            for row, lines in rows:
+                statement = insert(schedules).values(**row, created_at=now, updated_at=now)
+                # An upsert locks the schedule's row, so concurrent saves of one schedule
+                # take turns and the lines below always belong to one of them.
+                conn.execute(statement.on_conflict_do_update(
+                    index_elements=[schedules.c.schedule_id],
+                    set_={**{k: statement.excluded[k] for k in row if k != "schedule_id"}, "updated_at": now},
+                ))
+                conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == row["schedule_id"]))
+                if lines:
+                    conn.execute(schedule_lines.insert(), lines)
 
     def _get(self, schedule_id: str) -> RevenueSchedule | None:
+        found = self._find(schedules.c.schedule_id == schedule_id)
+        return found[0] if found else None
+
+    def _find(self, where: Any) -> list[RevenueSchedule]:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(schedules).where(schedules.c.schedule_id == schedule_id)).mappings().first()
-            if row is None:
-                return None
-            lines = conn.execute(
-                sa.select(schedule_lines).where(schedule_lines.c.schedule_id == schedule_id)
-                .order_by(schedule_lines.c.line_no)
-            ).mappings().all()
-        return self._schedule(row, lines)
+            rows = conn.execute(sa.select(schedules).where(where).order_by(schedules.c.schedule_id)).mappings().all()
+            if not rows:
+                return []
+            ids = [row["schedule_id"] for row in rows]
+            lines: dict[str, list[Any]] = {i: [] for i in ids}
+            for line in conn.execute(sa.select(schedule_lines).where(schedule_lines.c.schedule_id.in_(ids))
+                                     .order_by(schedule_lines.c.schedule_id, schedule_lines.c.line_no)).mappings():
+                lines[line["schedule_id"]].append(line)
+        return [self._schedule(row, lines[row["schedule_id"]]) for row in rows]
+
+    def _revenue_in_period(self, legal_entity: str, period: str, cursor: str, limit: int) -> ContractRevenuePage:
+        amount = sa.func.sum(schedule_lines.c.amount_minor)
+        query = (
+            sa.select(schedules.c.contract_id, schedules.c.currency, amount)
+            .join(schedule_lines, schedule_lines.c.schedule_id == schedules.c.schedule_id)
+            .where(schedules.c.legal_entity == legal_entity, schedule_lines.c.period == period,
+                   schedules.c.contract_id > cursor)
+            .group_by(schedules.c.contract_id, schedules.c.currency)
+            .order_by(schedules.c.contract_id, schedules.c.currency)
+            .limit(limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        page = rows[:limit]
+        if len(rows) > limit and len({r[0] for r in page}) > 1:
+            # A contract whose schedules mix currencies must not straddle two pages: the
+            # cursor resumes after whole contracts, so end this page before the last one.
+            page = [r for r in page if r[0] != rows[limit][0]]
+        items = [ContractRevenue(contract_id=contract, amount=Money.from_minor(int(minor), currency))
+                 for contract, currency, minor in page]
+        return ContractRevenuePage(items=items, next_cursor=items[-1].contract_id if len(rows) > limit else "")
 
     @staticmethod
     def _schedule(row: Any, lines: Any) -> RevenueSchedule:
@@ -174,6 +226,9 @@ class SqlRevenueSchedules:
             total=Money.from_minor(int(row["total_minor"]), currency),
             start=row["start_date"],
             end=row["end_date"],
+            booked_on=row["booked_on"],
+            ssp=None if row["ssp_minor"] is None else Money.from_minor(int(row["ssp_minor"]), currency),
+            supersedes=row["supersedes"] or "",
             lines=[
                 RevenueScheduleLine(
                     period=line["period"],
@@ -188,6 +243,10 @@ class SqlRevenueSchedules:
 
     def _delete(self, schedule_id: str) -> None:
         with self.engine.begin() as conn:
-            # Lines first: SQLite does not enforce the foreign key's cascade by default.
-            conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == schedule_id))
-            conn.execute(schedules.delete().where(schedules.c.schedule_id == schedule_id))
+            self._delete_in(conn, schedule_id)
+
+    @staticmethod
+    def _delete_in(conn: Any, schedule_id: str) -> None:
+        # Lines first: SQLite does not enforce the foreign key's cascade by default.
+        conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == schedule_id))
+        conn.execute(schedules.delete().where(schedules.c.schedule_id == schedule_id))

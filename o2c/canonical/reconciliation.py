@@ -16,7 +16,7 @@ so a process that later posts it too upserts the same entry instead of a second 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Iterable
@@ -410,3 +410,75 @@ def heal_amount(entry: JournalEntry) -> Money:
 def needs_approval(entry: JournalEntry, limit: Decimal) -> bool:
     """A missing entry above the limit (major units of its currency) is posted only after approval."""
     return heal_amount(entry).amount > limit
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+class ReconciliationPolicy(Model):
+    """How a reconciliation compares, heals and paces itself. Configuration, not code."""
+
+    tolerance: Tolerance = Tolerance()
+    # A missing entry up to this amount (major units of its currency) is posted at once;
+    # above it, after a finance approver agrees.
+    heal_limit: Decimal = Decimal(1000)
+    batch_size: int = Field(default=500, ge=1, le=5000)  # documents compared by one child workflow
+    parallel_batches: int = Field(default=4, ge=1, le=32)
+    # Batches one run of the workflow compares before it continues as new, so its history
+    # stays small however large the period.
+    batches_per_run: int = Field(default=40, ge=1)
+    # How long a run with breaks nobody can heal waits in the exception queue for an operator.
+    attention_days: int = Field(default=7, ge=0)
+    # A reader that stays silent this long is presumed dead and retried from its last page.
+    heartbeat_seconds: int = Field(default=30, ge=1)
+
+
+class KeyRange(Model):
+    """The match keys of one batch: after < key <= last."""
+
+    after: str
+    last: str
+
+
+class HealOrder(Model):
+    break_id: int
+    entry: JournalEntry
+
+
+class BreakRecord(Model):
+    """A break as the database keeps it: with its run, status and age."""
+
+    break_id: int
+    run_id: str
+    legal_entity: str
+    period: str
+    kind: BreakKind
+    document: str
+    currency: str
+    billing: Money | None = None
+    erp: Money | None = None
+    difference: Money | None = None
+    explanation: str
+    owner: str
+    status: str
+    first_seen_at: datetime
+    detected_at: datetime
+    resolution: str = ""
+
+
+class RunSummary(Model):
+    run_id: str
+    legal_entity: str
+    period: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    billing_documents: int = 0
+    tax_documents: int = 0
+    erp_entries: int = 0
+    contracts: int = 0
+    breaks_found: int = 0
+    healed: int = 0
+    open_breaks: int = 0
+    fixed_since_last_run: int = 0
+    open_by_kind: dict[str, int] = {}
