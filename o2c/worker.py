@@ -25,6 +25,7 @@ from o2c.adapters.crm import SalesforceCrm
 from o2c.adapters.entitlements import HttpEntitlements
 from o2c.adapters.netsuite import NetSuiteErp
 from o2c.adapters.notifications import HttpNotifications
+from o2c.adapters.reconciliation_store import SqlReconciliationStore
 from o2c.adapters.schedule_store import SqlRevenueSchedules
 from o2c.adapters.stripe import StripeBilling
 from o2c.settings import Settings
@@ -43,6 +44,7 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         notifications=HttpNotifications(settings.notifications_base_url, timeout=timeout),
         crm=SalesforceCrm(settings.crm_base_url, settings.crm_token, timeout=timeout),
         schedules=SqlRevenueSchedules(settings.database_url),
+        reconciliations=SqlReconciliationStore(settings.database_url),
     )
 
 

@@ -6,20 +6,25 @@ and record every call in one shared log, so tests can assert order and counts.
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from o2c.adapters.errors import AdapterError, BusinessError
-from o2c.canonical.journal import JournalEntry
+from o2c.adapters.reconciliation_store import SqlReconciliationStore
+from o2c.canonical.journal import JournalEntry, JournalEntryPage
 from o2c.canonical.models import (
     Account,
     Address,
     CollectionCase,
+    ContractRevenue,
+    ContractRevenuePage,
     CrmTask,
     Entitlement,
     Invoice,
     InvoiceLine,
+    InvoicePage,
     JournalEntryRef,
     Notification,
     PaymentAttempt,
@@ -28,6 +33,7 @@ from o2c.canonical.models import (
     Subscription,
     SubscriptionLine,
     TaxDocument,
+    TaxDocumentPage,
     TaxLine,
 )
 from o2c.canonical.money import Money, total
@@ -89,6 +95,7 @@ class FakeBilling:
             invoice = Invoice(
                 id=f"in_{len(self.invoices) + 1}", account_id=account_id, subscription_id=subscription_id,
                 status="open", currency=currency, total=total((x.amount for x in lines), currency), lines=lines,
+                metadata=metadata, billing_account=billing_account,
             )
             self.invoices[invoice.id] = invoice
             self._replies[idempotency_key] = invoice
@@ -139,6 +146,12 @@ class FakeBilling:
 
     async def invoice_of_charge(self, charge_id: str) -> str | None:
         return None
+
+    async def list_invoices_page(self, *, created_from, created_to, billing_account="", cursor="", limit=100):
+        self.ledger.record("billing.list_invoices")
+        found = [i for i in self.invoices.values() if i.created and created_from <= i.created < created_to
+                 and i.billing_account == billing_account]
+        return _page(InvoicePage, found, cursor, limit)
 
     # -- renewals
 
@@ -206,6 +219,11 @@ class FakeTax:
             self.documents[code] = self._compute(code, "SalesInvoice", "Committed", currency, address, lines)
         return self.documents[code]
 
+    async def list_documents_page(self, *, company_code, date_from, date_to, cursor="", limit=1000):
+        self.ledger.record("tax.list_documents")
+        found = [d for d in self.documents.values() if d.document_date and date_from <= d.document_date < date_to]
+        return _page(TaxDocumentPage, found, cursor, limit)
+
     async def void(self, *, code: str) -> TaxDocument | None:
         self.ledger.record("tax.void")
         if code not in self.documents:
@@ -243,6 +261,12 @@ class FakeErp:
         self.ledger.record("erp.upsert_collection_case")
         self.cases[case.external_id] = case
         return case
+
+    async def list_journal_entries_page(self, *, subsidiary, date_from, date_to, cursor="", limit=1000):
+        self.ledger.record("erp.list_journal_entries")
+        found = [e.model_copy(update={"internal_id": str(n + 1)}) for n, e in enumerate(self.entries.values())
+                 if e.subsidiary == subsidiary and date_from <= e.posting_date < date_to]
+        return _page(JournalEntryPage, found, cursor, limit)
 
 
 class FakeEntitlements:
@@ -304,6 +328,29 @@ class FakeSchedules:
     async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None:
         return self.schedules.get(schedule_id)
 
+    async def save_schedules(self, schedules, *, delete=()) -> None:
+        self.ledger.record("schedules.save_all")
+        for schedule_id in delete:
+            self.schedules.pop(schedule_id, None)
+        self.schedules.update({s.schedule_id: s for s in schedules})
+
+    async def schedules_of_contract(self, contract_id: str) -> list[RevenueSchedule]:
+        return sorted((s for s in self.schedules.values() if s.contract_id == contract_id), key=lambda s: s.schedule_id)
+
+    async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
+        return sorted((s for s in self.schedules.values() if s.legal_entity == legal_entity),
+                      key=lambda s: s.schedule_id)
+
+    async def revenue_in_period(self, *, legal_entity, period, cursor="", limit=1000):
+        sums: dict[str, Money] = {}
+        for schedule in self.schedules.values():
+            for line in schedule.lines:
+                if schedule.legal_entity == legal_entity and line.period == period:
+                    sums[schedule.contract_id] = sums.get(schedule.contract_id, Money.zero(line.amount.currency)) \
+                        + line.amount
+        found = [ContractRevenue(contract_id=c, amount=a) for c, a in sorted(sums.items())]
+        return _page(ContractRevenuePage, found, cursor, limit)
+
 
 @dataclass
 class FakeSystems:
@@ -317,10 +364,22 @@ class FakeSystems:
         self.notifications = FakeNotifications(self.ledger)
         self.crm = FakeCrm(self.ledger)
         self.schedules = FakeSchedules(self.ledger)
+        self.reconciliations: SqlReconciliationStore | None = None
 
     def ports(self) -> dict:
+        if self.reconciliations is None:
+            # o2c's own database is o2c, not an outside system: the real store, on a scratch SQLite file.
+            self.reconciliations = SqlReconciliationStore(f"sqlite:///{tempfile.mkdtemp(prefix='o2c-')}/o2c.sqlite")
         return dict(billing=self.billing, tax=self.tax, erp=self.erp, entitlements=self.entitlements,
-                    notifications=self.notifications, crm=self.crm, schedules=self.schedules)
+                    notifications=self.notifications, crm=self.crm, schedules=self.schedules,
+                    reconciliations=self.reconciliations)
+
+
+def _page(model, items: list, cursor: str, limit: int):
+    """A page of an in-memory listing; the cursor is the offset."""
+    start = int(cursor or 0)
+    more = start + limit < len(items)
+    return model(items=items[start:start + limit], next_cursor=str(start + limit) if more else "")
 
 
 def usd(amount: str) -> Money:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
+from pydantic import ConfigDict
+
+from o2c.canonical.journal import ChartOfAccounts
 from o2c.canonical.models import (
     Account,
     Address,
     CrmTask,
     InvoiceLine,
+    LegalEntity,
     Model,
     Notification,
+    RevenueSchedule,
     SubscriptionLine,
     SubscriptionTerm,
 )
+from o2c.canonical.reconciliation import HealOrder, KeyRange, ReconciliationPolicy
 
 
 class UpdateSubscription(Model):
@@ -112,6 +119,76 @@ class UpsertErpCustomer(Model):
     subsidiary: str
 
 
+class ReplaceSchedules(Model):
+    save: list[RevenueSchedule] = []
+    delete: list[str] = []
+
+
 class TermsEnding(Model):
     start: date
     end: date
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+
+class OpenRun(Model):
+    run_id: str
+    legal_entity: str
+    period: str
+    started_at: datetime
+    settings: dict[str, Any] = {}
+
+
+class ReadSystem(Model):
+    """Read one system's documents of a period into the run's staging, page by page."""
+
+    run_id: str
+    entity: LegalEntity
+    period: str
+    chart: ChartOfAccounts = ChartOfAccounts()
+
+
+class PlanBatches(Model):
+    run_id: str
+    size: int
+
+
+class MatchBatch(Model):
+    run_id: str
+    entity: LegalEntity
+    period: str
+    keys: KeyRange
+    policy: ReconciliationPolicy = ReconciliationPolicy()
+    chart: ChartOfAccounts = ChartOfAccounts()
+
+
+class BatchFindings(Model):
+    model_config = ConfigDict(frozen=False)
+
+    found: dict[str, int] = {}  # break kind -> how many
+    heal_now: list[HealOrder] = []  # below the healing limit: post them
+    awaiting_approval: int = 0  # above it: wait for a finance approver
+
+
+class ResolveBreaks(Model):
+    updates: list[tuple[int, str, str]]  # break id, new status, resolution
+
+
+class HealOrders(Model):
+    run_id: str
+    status: str
+    after: int = 0
+    limit: int = 500
+
+
+class MoveBreaks(Model):
+    run_id: str
+    from_status: str
+    to_status: str
+    resolution: str
+
+
+class CloseRun(Model):
+    run_id: str
+    status: str

@@ -8,6 +8,7 @@ from o2c.activities.billing import BillingActivities
 from o2c.activities.crm import CrmActivities
 from o2c.activities.customer import CustomerActivities
 from o2c.activities.erp import ErpActivities
+from o2c.activities.reconciliation import ReconciliationActivities
 from o2c.activities.schedules import ScheduleActivities
 from o2c.activities.tax import TaxActivities
 from o2c.adapters.ports import (
@@ -16,6 +17,7 @@ from o2c.adapters.ports import (
     EntitlementPort,
     ErpPort,
     NotificationPort,
+    ReconciliationStorePort,
     RevenueSchedulePort,
     TaxPort,
 )
@@ -30,6 +32,7 @@ def all_activities(
     notifications: NotificationPort,
     crm: CrmPort,
     schedules: RevenueSchedulePort,
+    reconciliations: ReconciliationStorePort,
 ) -> list[Callable[..., Any]]:
     b = BillingActivities(billing)
     t = TaxActivities(tax)
@@ -45,5 +48,6 @@ def all_activities(
         e.post_journal_entry, e.get_journal_entry, e.upsert_collection_case, e.upsert_customer,
         c.set_seats, c.set_restriction, c.send,
         r.flag_account, r.create_task,
-        s.save, s.delete,
+        s.save, s.delete, s.of_contract, s.replace,
+        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations).all(),
     ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from o2c.activities.errors import classified
+from o2c.activities.inputs import ReplaceSchedules
 from o2c.adapters.ports import RevenueSchedulePort
 from o2c.canonical.models import RevenueSchedule
 
@@ -22,3 +23,14 @@ class ScheduleActivities:
     @classified
     async def delete(self, schedule_id: str) -> None:
         await self.schedules.delete_schedule(schedule_id)
+
+    @activity.defn(name="schedules.of_contract")
+    @classified
+    async def of_contract(self, contract_id: str) -> list[RevenueSchedule]:
+        return await self.schedules.schedules_of_contract(contract_id)
+
+    @activity.defn(name="schedules.replace")
+    @classified
+    async def replace(self, request: ReplaceSchedules) -> None:
+        """Save and delete in one transaction; doing it twice leaves the same schedules."""
+        await self.schedules.save_schedules(request.save, delete=request.delete)

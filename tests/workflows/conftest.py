@@ -10,6 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from o2c.activities.registry import all_activities
+from o2c.adapters.reconciliation_store import SqlReconciliationStore
 from o2c.canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
 from o2c.starter.temporal import register_search_attributes, test_server_binary
 from o2c.workflows.registry import ALL_WORKFLOWS
@@ -43,9 +44,18 @@ def systems() -> FakeSystems:
     return s
 
 
+@pytest.fixture(scope="session")
+def reconciliations(tmp_path_factory):
+    """o2c's own database is part of o2c, not an outside system: the real store, on SQLite."""
+    store = SqlReconciliationStore(f"sqlite:///{tmp_path_factory.mktemp('o2c') / 'o2c.sqlite'}")
+    yield store
+    store.engine.dispose()
+
+
 @pytest.fixture
-async def worker(env, systems):
+async def worker(env, systems, reconciliations):
     task_queue = f"tq-{uuid.uuid4()}"
+    systems.reconciliations = reconciliations
     async with Worker(env.client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
                       activities=all_activities(**systems.ports())):
         yield task_queue
