@@ -14,15 +14,17 @@ from temporalio import workflow
 
 from o2c.workflows.approval import ApprovalState
 from o2c.workflows.attention import Attention, Resolution
-from o2c.workflows.booking import DEFAULT_ENTITIES, BookingWorkflow
+from o2c.workflows.booking import ASC606_SCHEDULES, DEFAULT_ENTITIES, BookingWorkflow
 from o2c.workflows.process import AbortRequested, ProcessEvent, StepFailed
 from o2c.workflows.status import Status
 
 with workflow.unsafe.imports_passed_through():
     from o2c.activities.billing import BillingActivities
-    from o2c.activities.inputs import UpdateSubscription
+    from o2c.activities.inputs import ReplaceSchedules, UpdateSubscription
+    from o2c.activities.schedules import ScheduleActivities
     from o2c.canonical.amendment import InvalidAmendment, validate_amendment
     from o2c.canonical.approval import ApprovalPolicy, amendment_approval
+    from o2c.canonical.contract_revenue import amendment_schedules
     from o2c.canonical.journal import ChartOfAccounts
     from o2c.canonical.models import (
         AmendmentRequest,
@@ -34,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         Model,
         Notification,
         Proration,
+        RevenueSchedule,
         Subscription,
         TaxDocument,
     )
@@ -80,6 +83,7 @@ class AmendmentState(Model):
     invoice: Invoice | None = None
     tax_document: TaxDocument | None = None
     journal_entry: JournalEntryRef | None = None
+    schedules: list[RevenueSchedule] = []
     compensated: list[str] = []
     events: list[ProcessEvent] = []
     updated_at: datetime | None = None
@@ -94,6 +98,7 @@ class AmendmentWorkflow(BookingWorkflow):
         self.request: AmendmentRequest | None = None
         self.problems: list[str] = []
         self.proration: Proration | None = None
+        self.schedules: list[RevenueSchedule] = []
 
     def headline(self) -> str:
         r = self.request
@@ -116,6 +121,7 @@ class AmendmentWorkflow(BookingWorkflow):
             invoice=self.invoice,
             tax_document=self.tax_document,
             journal_entry=self.journal_entry,
+            schedules=self.schedules,
             compensated=self.saga.undone,
             events=self.events,
             updated_at=self.events[-1].at if self.events else None,
@@ -196,8 +202,34 @@ class AmendmentWorkflow(BookingWorkflow):
                 entity=self.entity_for(input.legal_entities, self.account.legal_entity if self.account else ""),
                 chart=input.chart, memo=f"Amendment {r.amendment_id}",
             )
+        if workflow.patched(ASC606_SCHEDULES):
+            await self._record_revenue(input, subscription, proration)
         await self.set_seats(r.account_id, {x.product: x.quantity for x in r.lines},
                              {x.product: x.quantity for x in subscription.lines})
+
+    async def _record_revenue(self, input: AmendmentInput, subscription: Subscription, proration: Proration) -> None:
+        """The modification through ASC 606: the contract's schedules as they stand now,
+        modified prospectively (or a schedule of the change alone), saved in one go."""
+        r = input.request
+        existing = await self.step("read revenue schedules", lambda: self.forward(
+            ScheduleActivities.of_contract, r.contract_id), skippable=False) or []
+        entity = self.entity_for(input.legal_entities, self.account.legal_entity if self.account else "")
+        try:
+            changed = amendment_schedules(existing, subscription, proration, r, legal_entity=entity.code,
+                                          id_prefix=workflow.info().workflow_id)
+        except ValueError as problem:  # e.g. the contract's schedules are in another currency
+            self.note(f"warning: revenue schedules not recorded: {problem}")
+            return
+        if not changed:
+            return
+        before = {x.schedule_id: x for x in existing}
+        undo = ReplaceSchedules(save=[before[x.schedule_id] for x in changed if x.schedule_id in before],
+                                delete=[x.schedule_id for x in changed if x.schedule_id not in before])
+        self.set_stage("recording the revenue schedules")
+        self.saga.add("revenue schedules", lambda: self.undo(ScheduleActivities.replace, undo))
+        await self.step("revenue schedules", lambda: self.forward(
+            ScheduleActivities.replace, ReplaceSchedules(save=changed)), skippable=False)
+        self.schedules = changed
 
     async def _escalate(self, request: ApprovalRequest) -> None:
         r = self.request

@@ -19,7 +19,7 @@ from temporalio import workflow
 from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
 from o2c.workflows.approval import ApprovalState
 from o2c.workflows.attention import Attention, Resolution
-from o2c.workflows.booking import DEFAULT_ENTITIES, BookingWorkflow
+from o2c.workflows.booking import ASC606_SCHEDULES, DEFAULT_ENTITIES, BookingWorkflow
 from o2c.workflows.process import AbortRequested, ProcessEvent, StepFailed
 from o2c.workflows.status import Status
 
@@ -39,10 +39,12 @@ with workflow.unsafe.imports_passed_through():
         CreateSubscription,
         CreateTask,
         EndSubscription,
+        ReplaceSchedules,
         UpsertErpCustomer,
     )
     from o2c.activities.schedules import ScheduleActivities
     from o2c.canonical.approval import ApprovalPolicy
+    from o2c.canonical.contract_revenue import renewal_schedules
     from o2c.canonical.journal import ChartOfAccounts
     from o2c.canonical.models import (
         AmendmentRequest,
@@ -129,7 +131,8 @@ class RenewalState(Model):
     subscription_id: str = ""
     invoice_id: str = ""
     journal_entry: str = ""
-    schedule: RevenueSchedule | None = None
+    schedule: RevenueSchedule | None = None  # the first of `schedules`
+    schedules: list[RevenueSchedule] = []
     compensated: list[str] = []
     events: list[ProcessEvent] = []
 
@@ -155,7 +158,7 @@ class RenewalWorkflow(BookingWorkflow):
         self.anchor: datetime | None = None
         self.anchor_date: date | None = None
         self.new_subscription: Subscription | None = None
-        self.schedule: RevenueSchedule | None = None
+        self.schedules: list[RevenueSchedule] = []
 
     def headline(self) -> str:
         r = self.request
@@ -245,7 +248,8 @@ class RenewalWorkflow(BookingWorkflow):
             subscription_id=self.new_subscription.id if self.new_subscription else "",
             invoice_id=self.invoice.id if self.invoice else "",
             journal_entry=self.journal_entry.external_id if self.journal_entry else "",
-            schedule=self.schedule, compensated=self.saga.undone, events=self.events,
+            schedule=self.schedules[0] if self.schedules else None, schedules=self.schedules,
+            compensated=self.saga.undone, events=self.events,
         )
 
     # -- the process ------------------------------------------------------------------------
@@ -416,13 +420,26 @@ class RenewalWorkflow(BookingWorkflow):
             memo=f"Renewal {r.contract_id} {r.term}", billing_account=entity.billing_account)
 
         assert self.value is not None
-        schedule = ratable_schedule(schedule_id=f"{wid}-subscription", contract_id=r.contract_id,
-                                    account_id=account_id, legal_entity=entity.code, obligation="subscription",
-                                    total=self.value, start=r.new_term_start, end=r.new_term_end)
-        self.set_stage("recording the revenue schedule")
-        self.saga.add("revenue schedule", lambda: self.undo(ScheduleActivities.delete, schedule.schedule_id))
-        await self.step("revenue schedule", lambda: self.forward(ScheduleActivities.save, schedule))
-        self.schedule = schedule
+        if workflow.patched(ASC606_SCHEDULES):
+            # One obligation per product, the term's price allocated by standalone selling price.
+            schedules = renewal_schedules(
+                lines=self.lines, start=r.new_term_start, end=r.new_term_end, value=self.value,
+                policy=self.input.policy, id_prefix=wid, contract_id=r.contract_id, account_id=account_id,
+                legal_entity=entity.code, booked_on=self.anchor_date or r.new_term_start)
+            self.set_stage("recording the revenue schedules")
+            self.saga.add("revenue schedules", lambda: self.undo(ScheduleActivities.replace, ReplaceSchedules(
+                delete=[x.schedule_id for x in schedules])))
+            await self.step("revenue schedules", lambda: self.forward(
+                ScheduleActivities.replace, ReplaceSchedules(save=schedules)))
+            self.schedules = schedules
+        else:  # renewals started before ASC 606 allocation: one ratable schedule for the term
+            schedule = ratable_schedule(schedule_id=f"{wid}-subscription", contract_id=r.contract_id,
+                                        account_id=account_id, legal_entity=entity.code, obligation="subscription",
+                                        total=self.value, start=r.new_term_start, end=r.new_term_end)
+            self.set_stage("recording the revenue schedule")
+            self.saga.add("revenue schedule", lambda: self.undo(ScheduleActivities.delete, schedule.schedule_id))
+            await self.step("revenue schedule", lambda: self.forward(ScheduleActivities.save, schedule))
+            self.schedules = [schedule]
 
         await self.set_seats(r.account_id, {x.product: x.quantity for x in self.lines},
                              {x.product: x.quantity for x in self.current.lines})

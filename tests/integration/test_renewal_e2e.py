@@ -64,8 +64,10 @@ async def test_renewal_books_the_new_term_once_despite_faults(dev_server, worker
     assert len(entries) == 1 and balanced(entries[0])
     store = SqlRevenueSchedules(settings.database_url)
     try:
-        schedule = await store.get_schedule(f"{handle.id}-subscription")
+        [schedule] = await store.schedules_of_contract(f"C-{key}")
     finally:
         await store.aclose()
-    assert schedule is not None and schedule.total.amount == Decimal("7560.00")
+    # One obligation per product: the seats, allocated the whole term price.
+    assert schedule.schedule_id == f"{handle.id}-seats" and schedule.total.amount == Decimal("7560.00")
     assert sum(line.amount.amount for line in schedule.lines) == Decimal("7560.00")
+    assert schedule.ssp is not None and schedule.booked_on is not None

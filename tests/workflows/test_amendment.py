@@ -233,7 +233,9 @@ async def test_a_failure_nobody_can_fix_rolls_back_including_the_posted_entry(en
     result = await handle.result()
 
     assert result.status == Status.ROLLED_BACK and "401 unauthorized" in result.message
-    assert result.compensated == ["entitlement seats", "journal entry", "tax document", "invoice", "subscription"]
+    assert result.compensated == ["entitlement seats", "revenue schedules", "journal entry", "tax document",
+                                  "invoice", "subscription"]
+    assert not systems.schedules.schedules
     entry, reversal = systems.erp.entries.values()
     assert reversal.reverses == entry.external_id
     assert {(x.account, x.debit, x.credit) for x in reversal.lines} == {
@@ -297,3 +299,34 @@ async def test_a_change_that_prorates_to_nothing_invoices_nothing(env, worker, s
     assert not systems.billing.invoices and not systems.erp.entries and not systems.tax.documents
     assert systems.billing.subscriptions["sub_acme"].lines[0].quantity == 2
     assert systems.entitlements.seats[("cus_acme", "seats")] == 2
+
+
+async def test_the_change_in_contract_value_gets_a_revenue_schedule_of_its_own(env, worker, systems):
+    handle = await start(env, worker, amendment(quantity=12))
+    result = await handle.result()
+    assert result.status == Status.COMPLETED
+    # 50.00 for the rest of November plus 2 x 50.00 more in December, the last month of the term,
+    # recognised over the 46 days from 16 November to the end of the term.
+    [schedule] = systems.schedules.schedules.values()
+    assert schedule.schedule_id == f"{handle.id}-subscription" and schedule.total == usd("150.00")
+    assert [(x.period, x.days, x.amount) for x in schedule.lines] == [
+        ("2026-11", 15, usd("48.91")), ("2026-12", 31, usd("101.09"))]
+    assert schedule.booked_on == date(2026, 11, 16)
+    assert (await state(handle)).schedules == [schedule]
+
+
+async def test_an_amendment_modifies_the_contracts_schedules_prospectively(env, worker, systems):
+    from o2c.canonical.revenue import ratable_schedule
+
+    term = ratable_schedule(schedule_id="renewal-C-100-2026-01-01-seats", contract_id="C-100", account_id="cus_acme",
+                            legal_entity="US01", obligation="seats", total=usd("6000.00"), start=date(2026, 1, 1),
+                            end=date(2027, 1, 1), booked_on=date(2025, 12, 1))
+    systems.schedules.schedules[term.schedule_id] = term
+    handle = await start(env, worker, amendment(quantity=12))
+    assert (await handle.result()).status == Status.COMPLETED
+    cut = systems.schedules.schedules[term.schedule_id]
+    created = systems.schedules.schedules[f"{term.schedule_id}.{(await state(handle)).amendment_id}"]
+    assert cut.end == date(2026, 11, 16) and created.start == date(2026, 11, 16) and created.supersedes == term.schedule_id
+    # What the terminated schedule had not recognised, plus the 150.00 the change adds.
+    assert cut.total + created.total == usd("6150.00")
+    assert sum(x.amount.minor for x in created.lines) == created.total.minor
