@@ -32,18 +32,23 @@ from temporalio.worker import Worker
 
 from o2c.activities.registry import all_activities
 from o2c.adapters.errors import IntegrationBug
+from o2c.canonical.journal import ChartOfAccounts, invoice_entry
 from o2c.canonical.models import (
+    TAX_PRODUCT,
     Account,
     Address,
     AmendedLine,
     AmendmentRequest,
     ApproverRole,
     Invoice,
+    InvoiceLine,
     LegalEntity,
     PaymentEvent,
     PaymentEventKind,
     Subscription,
+    TaxDocument,
 )
+from o2c.canonical.reconciliation import ReconciliationPolicy
 from o2c.canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
 from o2c.starter.client import deliver_payment_event
 from o2c.starter.temporal import register_search_attributes, test_server_binary
@@ -52,6 +57,7 @@ from o2c.workflows.approval import DecisionInput
 from o2c.workflows.attention import Action, ResolveInput
 from o2c.workflows.dunning import DunningWorkflow, dunning_workflow_id
 from o2c.workflows.dunning import Outcome as DunningOutcome
+from o2c.workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from o2c.workflows.registry import ALL_WORKFLOWS
 from o2c.workflows.renewal import NonRenewal, RenewalInput, RenewalWorkflow, renewal_workflow_id
 from o2c.workflows.renewal import Outcome as RenewalOutcome
@@ -257,6 +263,65 @@ async def renewal_window(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+def recon_period(systems: FakeSystems) -> None:
+    """October 2026: four invoices agree everywhere, one small and one large are missing in
+    the ERP, one is booked for a dollar more than billed."""
+    day, chart = date(2026, 10, 12), ChartOfAccounts()
+    for n, (revenue, in_erp, erp_revenue) in enumerate([("100.00", True, None)] * 4 + [
+            ("200.00", False, None), ("5000.00", False, None), ("100.00", True, "101.00")]):
+        invoice_id, tax = f"in_{n:03d}", usd(revenue).times(Decimal("0.10"))
+        systems.billing.invoices[invoice_id] = Invoice(
+            id=invoice_id, account_id="cus_acme", status="open", currency="USD", total=usd(revenue) + tax,
+            created=day, metadata={"o2c_workflow": f"amendment-R{n}"},
+            lines=[InvoiceLine(product="seats", description="seats", amount=usd(revenue)),
+                   InvoiceLine(product=TAX_PRODUCT, description="tax", amount=tax)])
+        systems.tax.documents[invoice_id] = TaxDocument(
+            code=invoice_id, type="SalesInvoice", status="Committed", total_amount=usd(revenue), total_tax=tax,
+            document_date=day)
+        if in_erp:
+            entry = invoice_entry(external_id=f"amendment-R{n}-invoice", subsidiary="1", posting_date=day, memo="m",
+                                  revenue=usd(erp_revenue or revenue), tax=tax, chart=chart, invoice_id=invoice_id)
+            systems.erp.entries[entry.external_id] = entry
+
+
+async def _reconcile(env, tq, systems, workflow_id: str, **policy) -> WorkflowHandle:
+    """Its workflow ID is the scenario's name: the replay test replays a history under the name
+    of its file, and the IDs of the children derive from their parent's."""
+    recon_period(systems)
+    return await env.client.start_workflow(
+        ReconciliationWorkflow.run, ReconciliationInput(
+            legal_entity="US01", period="2026-10", legal_entities=ENTITIES,
+            policy=ReconciliationPolicy(batch_size=3, parallel_batches=2, **policy)),
+        id=workflow_id, task_queue=tq)
+
+
+async def reconciliation_heal_approve_park(env, tq, systems) -> WorkflowHandle:
+    handle = await _reconcile(env, tq, systems, "reconciliation_heal_approve_park")
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(ReconciliationWorkflow.decide, DecisionInput(
+        approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"))
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(action=Action.SKIP, operator="olga.ops"))
+    expect((await handle.result()).healed, 2)
+    return handle
+
+
+async def reconciliation_continued_as_new(env, tq, systems) -> WorkflowHandle:
+    """The first run of a reconciliation that continues as new between batches."""
+    handle = await _reconcile(env, tq, systems, "reconciliation_continued_as_new", batches_per_run=1)
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.terminate(reason="recording over")
+    return env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+
+
+async def reconciliation_batch(env, tq, systems) -> WorkflowHandle:
+    """One child batch that matches, then heals what is below the limit."""
+    handle = await _reconcile(env, tq, systems, "reconciliation_batch_parent")
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.terminate(reason="recording over")
+    return env.client.get_workflow_handle(f"{handle.id}-p1-batch-2")
+
+
 SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_happy": amendment_happy,
     "amendment_approval": amendment_approval,
@@ -268,6 +333,9 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "renewal_renewed": renewal_renewed,
     "renewal_not_renewed": renewal_not_renewed,
     "renewal_window": renewal_window,
+    "reconciliation_heal_approve_park": reconciliation_heal_approve_park,
+    "reconciliation_continued_as_new": reconciliation_continued_as_new,
+    "reconciliation_batch": reconciliation_batch,
 }
 
 
