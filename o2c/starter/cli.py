@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from temporalio.service import RPCError
 
 from o2c.canonical.amendment import InvalidRequest, request_problems
 from o2c.canonical.models import AmendmentRequest, ApproverRole, Model
+from o2c.canonical.reconciliation import period_bounds
 from o2c.canonical.renewal import RenewalRequest, renewal_request_problems
 from o2c.settings import Settings
 from o2c.workflows.attention import Action
@@ -82,6 +84,80 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     if args.wait:
         result = await handle.result()
         print(f"{result.status.value}: {result.message}")
+    return 0
+
+
+async def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    """`o2c reconcile`: validate, start (or find) the period's reconciliation, say where it is."""
+    from o2c.starter.client import process_state, reconciliation_problems, start_reconciliation
+
+    problems = reconciliation_problems(args.entity, args.period, today=date.today())
+    if problems:
+        raise UserError("reconciliation refused, no workflow started:\n  - " + "\n  - ".join(problems))
+    client = await _client(settings)
+    handle = await start_reconciliation(client, legal_entity=args.entity, period=args.period,
+                                        task_queue=settings.task_queue)
+    state: dict[str, Any] = {}
+    for _ in range(50):  # the run id is the workflow's own: ask it once it has started
+        state = await process_state(client, handle.id)
+        if state.get("run_id"):
+            break
+        await asyncio.sleep(0.1)
+    print(f"{handle.id}: run {state.get('run_id') or '(starting)'}, {state.get('status')}: {state.get('stage')}")
+    print(f"  {_ui_link(settings, handle.id)}")
+    if args.wait:
+        result = await handle.result()
+        print(f"{result.status.value}: {result.message}")
+        print(f"  breaks: o2c recon report {result.run_id}")
+    return 0
+
+
+async def cmd_recon(args: argparse.Namespace, settings: Settings) -> int:
+    """`o2c recon report RUN_ID [--csv FILE]` and `o2c recon runs`: what finance reads."""
+    from o2c.adapters.reconciliation_store import SqlReconciliationStore
+    from o2c.starter.reports import breaks_csv, breaks_table, runs_table
+
+    store = SqlReconciliationStore(settings.database_url)
+    try:
+        if args.recon_command == "runs":
+            print(runs_table(await store.runs(legal_entity=args.entity or "", period=args.period or "")))
+            return 0
+        summary = await store.run(args.run_id)
+        if summary is None:
+            raise UserError(f"no reconciliation run {args.run_id!r} in {settings.database_url}")
+        found = await store.breaks_of_run(args.run_id, status=args.status or "")
+    finally:
+        await store.aclose()
+    if args.csv:
+        text = breaks_csv(found)
+        if args.csv == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.csv).write_text(text)
+            print(f"{len(found)} breaks written to {args.csv}")
+        return 0
+    print(breaks_table(summary, found))
+    return 0
+
+
+async def cmd_revenue(args: argparse.Namespace, settings: Settings) -> int:
+    """`o2c revenue waterfall --entity US01`: bookings by month against the months recognised."""
+    from o2c.adapters.schedule_store import SqlRevenueSchedules
+    from o2c.canonical.asc606 import waterfall
+    from o2c.starter.reports import waterfall_table
+
+    if args.through:
+        try:
+            period_bounds(args.through)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+    store = SqlRevenueSchedules(settings.database_url)
+    try:
+        schedules = await store.schedules_of_entity(args.entity)
+    finally:
+        await store.aclose()
+    print(waterfall_table(waterfall(schedules, through=args.through or None)) if schedules
+          else f"no revenue schedules for {args.entity}")
     return 0
 
 
@@ -205,8 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--as", dest="as_", required=True, metavar="NAME")
     resolve.add_argument("--comment")
 
-    schedules = sub.add_parser("schedules", help="o2c's Temporal schedules (the daily renewal window)")
+    schedules = sub.add_parser("schedules", help="o2c's Temporal schedules (the daily renewal window, "
+                                                  "daily and month-end reconciliations)")
     schedules.add_argument("action", choices=["apply"])
+
+    reconcile = sub.add_parser("reconcile", help="reconcile billing, tax and the ERP for a period and entity now")
+    reconcile.add_argument("--period", required=True, help="YYYY-MM")
+    reconcile.add_argument("--entity", required=True, help="legal entity code, e.g. US01")
+    reconcile.add_argument("--wait", action="store_true", help="wait for the outcome")
+
+    recon = sub.add_parser("recon", help="reconciliation runs and their breaks, from o2c's database")
+    recon_sub = recon.add_subparsers(dest="recon_command", required=True)
+    report = recon_sub.add_parser("report", help="the breaks of a run")
+    report.add_argument("run_id")
+    report.add_argument("--csv", metavar="FILE", help="write the breaks as CSV (- for stdout)")
+    report.add_argument("--status", help="only breaks in this status (open, healed, acknowledged, ...)")
+    runs = recon_sub.add_parser("runs", help="recent runs, newest first")
+    runs.add_argument("--entity")
+    runs.add_argument("--period")
+
+    revenue = sub.add_parser("revenue", help="revenue reports from the schedules o2c recorded")
+    revenue.add_argument("report", choices=["waterfall"])
+    revenue.add_argument("--entity", required=True)
+    revenue.add_argument("--through", help="YYYY-MM: recognition after it shows as remaining")
 
     status = sub.add_parser("status", help="show a process's state")
     status.add_argument("workflow_id")
@@ -248,8 +345,8 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     handlers = {
         "amend": cmd_start, "renew": cmd_start, "approvals": cmd_list, "attention": cmd_list, "renewals": cmd_list,
-        "resolve": cmd_resolve,
-        "status": cmd_status,
+        "resolve": cmd_resolve, "status": cmd_status, "reconcile": cmd_reconcile, "recon": cmd_recon,
+        "revenue": cmd_revenue,
     }
     if args.command == "schedules":
         from o2c.starter.schedules import apply_schedules

@@ -20,13 +20,21 @@ from temporalio.service import RPCError, RPCStatusCode
 from o2c.adapters.ports import BillingPort
 from o2c.canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
 from o2c.canonical.dunning import DunningPolicies
-from o2c.canonical.models import AmendmentRequest, ApproverRole, PaymentEvent, PaymentEventKind
+from o2c.canonical.models import AmendmentRequest, ApproverRole, LegalEntity, PaymentEvent, PaymentEventKind
 from o2c.canonical.renewal import RenewalChange, RenewalRequest, renewal_problems
-from o2c.starter.config import approval_policy, legal_entities, renewal_policy
+from o2c.canonical.reconciliation import period_bounds
+from o2c.starter.config import approval_policy, reconciliation_policy, renewal_policy
+from o2c.starter.config import legal_entities as configured_entities
 from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
 from o2c.workflows.approval import DecisionInput
 from o2c.workflows.attention import Action, ResolveInput
 from o2c.workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
+from o2c.workflows.reconciliation import (
+    ReconciliationInput,
+    ReconciliationResult,
+    ReconciliationWorkflow,
+    reconciliation_workflow_id,
+)
 from o2c.workflows.renewal import NonRenewal, RenewalInput, RenewalResult, RenewalWorkflow, renewal_workflow_id
 from o2c.workflows.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
@@ -77,7 +85,7 @@ async def start_renewal(
 ) -> WorkflowHandle[RenewalWorkflow, RenewalResult]:
     """Validate, then start `renewal-<contract>-<term>`; a second start of the same renewal
     returns the existing workflow."""
-    entities, policy = legal_entities(), renewal_policy()
+    entities, policy = configured_entities(), renewal_policy()
     problems = renewal_problems(request, await billing.get_subscription(request.subscription_id),
                                 await billing.get_account(request.account_id), entities, policy,
                                 today=date.today())
@@ -88,6 +96,47 @@ async def start_renewal(
         RenewalInput(request=request, policy=policy, approvals=approval_policy(), legal_entities=entities),
         workflow_id=renewal_workflow_id(request.contract_id, request.new_term_start), task_queue=task_queue,
         process="renewal", customer=request.account_id, contract=request.contract_id)
+
+
+def reconciliation_problems(legal_entity: str, period: str, *, today: date,
+                            entities: list[LegalEntity] | None = None) -> list[str]:
+    problems = []
+    try:
+        start, _ = period_bounds(period)
+        if start > today:
+            problems.append(f"period {period} has not begun")
+    except ValueError as error:
+        problems.append(str(error))
+    known = [e.code for e in (entities if entities is not None else configured_entities())]
+    if legal_entity not in known:
+        problems.append(f"unknown legal entity {legal_entity!r} (known: {', '.join(known)})")
+    return problems
+
+
+async def start_reconciliation(
+    client: Client, *, legal_entity: str, period: str, task_queue: str = "o2c",
+    legal_entities: list[LegalEntity] | None = None,
+) -> WorkflowHandle[ReconciliationWorkflow, ReconciliationResult]:
+    """Validate, then reconcile billing, tax and the ERP for the period and entity:
+    `reconciliation-<entity>-<period>`. While one runs (or waits for an operator), starting
+    it again lands on it; once it has finished, starting it again is a new run. The legal
+    entities default to the configured ones (O2C_LEGAL_ENTITIES_FILE)."""
+    entities = legal_entities if legal_entities is not None else configured_entities()
+    problems = reconciliation_problems(legal_entity, period, today=date.today(), entities=entities)
+    if problems:
+        raise InvalidRequest(problems)
+    workflow_id = reconciliation_workflow_id(legal_entity, period)
+    try:
+        return await client.start_workflow(
+            ReconciliationWorkflow.run,
+            ReconciliationInput(legal_entity=legal_entity, period=period, legal_entities=entities,
+                                policy=reconciliation_policy(), approvals=approval_policy()),
+            id=workflow_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(PROCESS, "reconciliation"),
+                                                     SearchAttributePair(STATUS, Status.RUNNING.value)]))
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
 
 
 async def change_renewal(client: Client, workflow_id: str, change: RenewalChange) -> str:

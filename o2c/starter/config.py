@@ -11,6 +11,7 @@ from pathlib import Path
 from o2c.canonical.approval import ApprovalPolicy
 from o2c.canonical.dunning import DunningPolicies
 from o2c.canonical.models import Approver, ApproverRole, LegalEntity
+from o2c.canonical.reconciliation import ReconciliationPolicy, Tolerance
 from o2c.canonical.renewal import RenewalPolicy
 from o2c.workflows.booking import DEFAULT_ENTITIES
 
@@ -71,3 +72,19 @@ def legal_entities() -> list[LegalEntity]:
     if not path:
         return list(DEFAULT_ENTITIES)
     return [LegalEntity.model_validate(e) for e in json.loads(Path(path).read_text())]
+
+
+def reconciliation_policy() -> ReconciliationPolicy:
+    """O2C_RECONCILIATION_FILE: a JSON ReconciliationPolicy (tolerances, healing limit, batch
+    size, parallel batches, days in the exception queue). O2C_RECON_TOLERANCE_MINOR sets every
+    tolerance (minor units, 0 by default) and O2C_RECON_HEAL_LIMIT the amount up to which a
+    missing entry is posted without approval (major units, 1000 by default)."""
+    path = os.environ.get("O2C_RECONCILIATION_FILE")
+    policy = ReconciliationPolicy.model_validate_json(Path(path).read_text()) if path else ReconciliationPolicy()
+    updates: dict[str, object] = {}
+    if os.environ.get("O2C_RECON_TOLERANCE_MINOR"):
+        minor = int(os.environ["O2C_RECON_TOLERANCE_MINOR"])
+        updates["tolerance"] = Tolerance(amount_minor=minor, tax_minor=minor, revenue_minor=minor)
+    if os.environ.get("O2C_RECON_HEAL_LIMIT"):
+        updates["heal_limit"] = Decimal(os.environ["O2C_RECON_HEAL_LIMIT"])
+    return ReconciliationPolicy.model_validate({**policy.model_dump(), **updates}) if updates else policy

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
+import secrets
 import sys
 
 import pytest
@@ -14,11 +17,24 @@ from o2c.workflows.status import Status
 
 pytestmark = pytest.mark.integration
 
+# A legal entity for the reconciliation commands, new on every test run (a shared database
+# keeps earlier runs' documents).
+CLI_ENTITY = f"RCLI{secrets.token_hex(2).upper()}"
+CLI_SUBSIDIARY = str(600000 + secrets.randbelow(100000))
+
 
 @pytest.fixture
-def cli(dev_server, settings, worker):
+def cli(dev_server, settings, worker, tmp_path):
+    """The CLI as a process of its own, configured through the environment: Temporal, the
+    sandbox, o2c's database, and legal entities US01 and one of the test's own (RCLI)."""
+    entities = tmp_path / "entities.json"
+    entities.write_text(json.dumps([
+        {"code": "US01", "company_code": "US01", "functional_currency": "USD", "erp_subsidiary": "1"},
+        {"code": CLI_ENTITY, "company_code": CLI_ENTITY, "functional_currency": "USD",
+         "erp_subsidiary": CLI_SUBSIDIARY, "billing_account": f"acct_{CLI_ENTITY.lower()}"}]))
     env = {**os.environ, "O2C_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
-           "O2C_TASK_QUEUE": worker, "O2C_SANDBOX_URL": settings.sandbox_url}
+           "O2C_TASK_QUEUE": worker, "O2C_SANDBOX_URL": settings.sandbox_url,
+           "O2C_DATABASE_URL": settings.database_url, "O2C_LEGAL_ENTITIES_FILE": str(entities)}
 
     async def run(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
@@ -61,3 +77,43 @@ async def test_amend_approve_and_status_from_the_command_line(cli, dev_server, c
 
     code, out, _ = await cli("status", workflow_id)
     assert code == 0 and "completed" in out and "journal entry" in out
+
+
+async def test_reconcile_resolve_and_report_from_the_command_line(cli, dev_server, control):
+    code, _, err = await cli("reconcile", "--period", "2026-13", "--entity", CLI_ENTITY)
+    assert code == 2 and "YYYY-MM" in err and "no workflow started" in err
+    code, _, err = await cli("reconcile", "--period", "2026-10", "--entity", "NOPE")
+    assert code == 2 and "unknown legal entity 'NOPE'" in err
+
+    seeded = control.seed_period(tag=CLI_ENTITY, period="2026-10", invoices=30,
+                                 stripe_account=f"acct_{CLI_ENTITY.lower()}", company_code=CLI_ENTITY,
+                                 subsidiary=CLI_SUBSIDIARY, breaks={"amount_mismatch": 1, "missing_in_billing": 1})
+    code, out, _ = await cli("reconcile", "--period", "2026-10", "--entity", CLI_ENTITY)
+    workflow_id = f"reconciliation-{CLI_ENTITY}-2026-10"
+    assert code == 0 and out.startswith(f"{workflow_id}: run {CLI_ENTITY}-2026-10-")
+    state = await o2c.wait_for_status(dev_server.client, workflow_id, Status.NEEDS_ATTENTION)
+    run_id = state["run_id"]
+
+    code, out, _ = await cli("attention")
+    assert code == 0 and f"{workflow_id}  step breaks: 2 breaks need a person" in out
+    code, out, _ = await cli("resolve", workflow_id, "skip", "--as", "olga.ops", "--comment", "GL follows up")
+    assert code == 0 and "skip accepted" in out
+    await o2c.wait_for_status(dev_server.client, workflow_id, Status.COMPLETED)
+
+    code, out, _ = await cli("recon", "report", run_id, "--csv", "-")
+    rows = {r["kind"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert code == 0 and set(rows) == {"amount_mismatch", "missing_in_billing"}
+    assert rows["amount_mismatch"]["document"] == seeded["breaks"]["amount_mismatch"][0]
+    assert rows["amount_mismatch"]["difference"] == "1.00" and rows["amount_mismatch"]["owner"] == "general ledger"
+    assert rows["amount_mismatch"]["status"] == "acknowledged" and rows["amount_mismatch"]["age_days"] == "0"
+    assert "acknowledged by olga.ops: GL follows up" in rows["missing_in_billing"]["resolution"]
+    code, out, _ = await cli("recon", "report", run_id)
+    assert code == 0 and f"run {run_id}: {CLI_ENTITY} 2026-10, completed; read 30 invoices" in out
+    code, out, _ = await cli("recon", "runs", "--entity", CLI_ENTITY)
+    assert code == 0 and run_id in out
+    code, _, err = await cli("recon", "report", "no-such-run")
+    assert code == 2 and "no reconciliation run 'no-such-run'" in err
+    code, out, _ = await cli("revenue", "waterfall", "--entity", CLI_ENTITY)
+    assert code == 0 and out.strip() == f"no revenue schedules for {CLI_ENTITY}"
+    code, _, err = await cli("revenue", "waterfall", "--entity", "US01", "--through", "2026-13")
+    assert code == 2 and "YYYY-MM" in err
