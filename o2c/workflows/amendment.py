@@ -12,11 +12,6 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from o2c.workflows.approval import ApprovalState
-from o2c.workflows.attention import Attention, Resolution
-from o2c.workflows.booking import ASC606_SCHEDULES, DEFAULT_ENTITIES, BookingWorkflow
-from o2c.workflows.process import AbortRequested, ProcessEvent, StepFailed
-from o2c.workflows.status import Status
 
 with workflow.unsafe.imports_passed_through():
     from o2c.activities.billing import BillingActivities
@@ -42,6 +37,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from o2c.canonical.money import Money
     from o2c.canonical.proration import amended_lines, prorate
+    from o2c.workflows.approval import ApprovalState
+    from o2c.workflows.attention import Attention, Resolution
+    from o2c.workflows.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from o2c.workflows.process import AbortRequested, ProcessEvent, StepFailed
+    from o2c.workflows.status import Status
 
 
 def amendment_workflow_id(amendment_id: str) -> str:
@@ -129,6 +129,7 @@ class AmendmentWorkflow(BookingWorkflow):
 
     @workflow.run
     async def run(self, input: AmendmentInput) -> AmendmentResult:
+        self.begin_release()
         r = self.request = input.request
         self.step_window = input.step_window
         self.tag(customer=r.account_id, contract=r.contract_id)
@@ -202,7 +203,7 @@ class AmendmentWorkflow(BookingWorkflow):
                 entity=self.entity_for(input.legal_entities, self.account.legal_entity if self.account else ""),
                 chart=input.chart, memo=f"Amendment {r.amendment_id}",
             )
-        if workflow.patched(ASC606_SCHEDULES):
+        if self.release_2026_11:
             await self._record_revenue(input, subscription, proration)
         await self.set_seats(r.account_id, {x.product: x.quantity for x in r.lines},
                              {x.product: x.quantity for x in subscription.lines})

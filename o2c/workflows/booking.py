@@ -11,7 +11,6 @@ from datetime import date
 
 from temporalio import workflow
 
-from o2c.workflows.process import ProcessWorkflow, StepFailed
 
 with workflow.unsafe.imports_passed_through():
     from o2c.activities.billing import BillingActivities
@@ -31,9 +30,8 @@ with workflow.unsafe.imports_passed_through():
         TaxDocument,
     )
     from o2c.canonical.money import Money, total
+    from o2c.workflows.process import ProcessWorkflow, StepFailed
 
-# Patch id: revenue schedules are recorded through ASC 606 allocation and modifications.
-ASC606_SCHEDULES = "asc606-schedules"
 DEFAULT_ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
 
 

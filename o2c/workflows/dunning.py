@@ -17,11 +17,6 @@ from enum import StrEnum
 
 from temporalio import workflow
 
-from o2c.workflows.approval import ApprovalState
-from o2c.workflows.attention import Attention, Resolution
-from o2c.workflows.booking import DEFAULT_ENTITIES, BookingWorkflow
-from o2c.workflows.process import ProcessEvent, ProcessWorkflow
-from o2c.workflows.status import Status
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ConfigDict
@@ -65,6 +60,11 @@ with workflow.unsafe.imports_passed_through():
         PaymentOutcome,
     )
     from o2c.canonical.money import Money
+    from o2c.workflows.approval import ApprovalState
+    from o2c.workflows.attention import Attention, Resolution
+    from o2c.workflows.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from o2c.workflows.process import ProcessEvent, ProcessWorkflow
+    from o2c.workflows.status import Status
 
 PAYMENT_EVENT_SIGNAL = "payment_event"
 DUNNING_FLAG = "dunning"
@@ -239,6 +239,7 @@ class DunningWorkflow(ProcessWorkflow):
 
     @workflow.run
     async def run(self, input: DunningInput) -> DunningResult:
+        self.begin_release()
         self.input = input
         if input.carried:
             self.p = input.carried

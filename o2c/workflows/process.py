@@ -11,17 +11,23 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError
 
-from o2c.workflows.approval import ApprovalGate, DecisionInput
-from o2c.workflows.attention import Action, ExceptionQueue, ResolveInput, explain, outcome_unknown
-from o2c.workflows.saga import Saga
-from o2c.workflows.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
 with workflow.unsafe.imports_passed_through():
     from o2c.activities.customer import CustomerActivities
     from o2c.activities.inputs import SendNotification
     from o2c.canonical.models import Model, Notification
+    from o2c.workflows.approval import ApprovalGate, DecisionInput
+    from o2c.workflows.attention import Action, ExceptionQueue, ResolveInput, explain, outcome_unknown
+    from o2c.workflows.saga import Saga
+    from o2c.workflows.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
 T = TypeVar("T")
+
+# The patch id of the November 2026 release. Behind it: revenue schedules recorded through
+# ASC 606 (amendments, renewals), and search attributes upserted only when they change and
+# together with the status (every process). One id for the whole release, because every
+# patch costs each workflow a marker and an upsert of TemporalChangeVersion.
+RELEASE_2026_11 = "o2c-2026-11"
 
 # Transient failures are retried with the same idempotency key, backing off to a minute.
 # When a system stays down for the whole window the step parks for an operator.
@@ -58,6 +64,10 @@ class ProcessWorkflow:
         self.unsettled: set[str] = set()
         self.keys: dict[str, str] = {"process": self.process}
         self.step_window = STEP_WINDOW
+        # Search attributes waiting for the next status change (name -> key, value).
+        self._pending: dict[str, tuple[Any, str]] = {}
+        # Workflows of the November 2026 release and later; released ones decide in begin_release().
+        self.release_2026_11 = True
 
     # -- what an operator sees ------------------------------------------------------
 
@@ -75,25 +85,41 @@ class ProcessWorkflow:
                          + "; ".join(self.gate.request.reasons))
         return " · ".join(parts)
 
+    def begin_release(self) -> None:
+        """First thing in run() of a workflow released before November 2026: whether this run
+        takes the release's paths (see RELEASE_2026_11) or replays one that started before."""
+        self.release_2026_11 = workflow.patched(RELEASE_2026_11)
+
     def tag(self, *, customer: str = "", contract: str = "", invoice: str = "") -> None:
+        """Name the business objects in the search attributes. Since the release they go out
+        with the next status change, and only those that changed: an upsert is an action."""
         self.keys.update({k: v for k, v in
                           {"customer": customer, "contract": contract, "invoice": invoice}.items() if v})
-        updates = [PROCESS.value_set(self.process)]
-        if customer:
-            updates.append(CUSTOMER.value_set(customer))
-        if contract:
-            updates.append(CONTRACT.value_set(contract))
-        if invoice:
-            updates.append(INVOICE.value_set(invoice))
-        workflow.upsert_search_attributes(updates)
+        updates = [(PROCESS, self.process), (CUSTOMER, customer), (CONTRACT, contract), (INVOICE, invoice)]
+        if self.release_2026_11:
+            self._pending.update({key.name: (key, value) for key, value in updates if value})
+            return
+        workflow.upsert_search_attributes([key.value_set(value) for key, value in updates if value])
 
     def set_status(self, status: Status, stage: str | None = None) -> None:
         if stage is not None:
             self.stage = stage
-        if status != self.status or not self.events:
+        if self.release_2026_11:
+            self._pending[STATUS.name] = (STATUS, status.value)
+            self._flush_attributes()
+        elif status != self.status or not self.events:
             workflow.upsert_search_attributes([STATUS.value_set(status.value)])
         self.status = status
         self.note(f"{status.value}: {self.stage}")
+
+    def _flush_attributes(self) -> None:
+        """One upsert with every pending attribute the workflow does not hold already (the
+        starter sets the first ones with the start)."""
+        held = {pair.key.name: pair.value for pair in workflow.info().typed_search_attributes}
+        updates = [key.value_set(value) for name, (key, value) in self._pending.items() if held.get(name) != value]
+        self._pending.clear()
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
     def set_stage(self, stage: str) -> None:
         self.stage = stage

@@ -20,11 +20,6 @@ from typing import Awaitable, Callable
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from o2c.workflows.approval import ApprovalState
-from o2c.workflows.attention import Action, Attention, Problem, Resolution, explain
-from o2c.workflows.booking import DEFAULT_ENTITIES
-from o2c.workflows.process import FORWARD_RETRY, AbortRequested, ProcessEvent, ProcessWorkflow, StepFailed
-from o2c.workflows.status import Status
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ConfigDict
@@ -47,6 +42,11 @@ with workflow.unsafe.imports_passed_through():
     from o2c.canonical.models import ApprovalRequest, ApproverRole, LegalEntity, Model
     from o2c.canonical.money import Money
     from o2c.canonical.reconciliation import HealOrder, KeyRange, ReconciliationPolicy, RunSummary, period_bounds
+    from o2c.workflows.approval import ApprovalState
+    from o2c.workflows.attention import Action, Attention, Problem, Resolution, explain
+    from o2c.workflows.booking import DEFAULT_ENTITIES
+    from o2c.workflows.process import FORWARD_RETRY, AbortRequested, ProcessEvent, ProcessWorkflow, StepFailed
+    from o2c.workflows.status import Status
 
 # Reading a large period takes a while; a reader that stops heartbeating is retried from its
 # last cursor. A system down for longer than this parks the run for an operator.

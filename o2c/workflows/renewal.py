@@ -16,13 +16,6 @@ from enum import StrEnum
 
 from temporalio import workflow
 
-from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
-from o2c.workflows.approval import ApprovalState
-from o2c.workflows.attention import Attention, Resolution
-from o2c.workflows.booking import ASC606_SCHEDULES, DEFAULT_ENTITIES, BookingWorkflow
-from o2c.workflows.process import AbortRequested, ProcessEvent, StepFailed
-from o2c.workflows.status import Status
-
 
 def renewal_workflow_id(contract_id: str, new_term_start: date) -> str:
     """Keyed by the new term's start, so a closed-won deal and the renewal window opening
@@ -71,6 +64,12 @@ with workflow.unsafe.imports_passed_through():
         term_value,
     )
     from o2c.canonical.revenue import ratable_schedule
+    from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
+    from o2c.workflows.approval import ApprovalState
+    from o2c.workflows.attention import Attention, Resolution
+    from o2c.workflows.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from o2c.workflows.process import AbortRequested, ProcessEvent, StepFailed
+    from o2c.workflows.status import Status
 
 
 class Outcome(StrEnum):
@@ -256,6 +255,7 @@ class RenewalWorkflow(BookingWorkflow):
 
     @workflow.run
     async def run(self, input: RenewalInput) -> RenewalResult:
+        self.begin_release()
         self.input, r = input, input.request
         self.request = r
         self.step_window = input.step_window
@@ -420,7 +420,7 @@ class RenewalWorkflow(BookingWorkflow):
             memo=f"Renewal {r.contract_id} {r.term}", billing_account=entity.billing_account)
 
         assert self.value is not None
-        if workflow.patched(ASC606_SCHEDULES):
+        if self.release_2026_11:
             # One obligation per product, the term's price allocated by standalone selling price.
             schedules = renewal_schedules(
                 lines=self.lines, start=r.new_term_start, end=r.new_term_end, value=self.value,

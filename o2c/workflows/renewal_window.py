@@ -13,8 +13,6 @@ from datetime import date, timedelta
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from o2c.workflows.booking import DEFAULT_ENTITIES
-from o2c.workflows.renewal import RenewalInput, RenewalWorkflow, renewal_workflow_id
 
 with workflow.unsafe.imports_passed_through():
     from o2c.activities.billing import BillingActivities
@@ -22,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from o2c.canonical.approval import ApprovalPolicy
     from o2c.canonical.models import LegalEntity, Model
     from o2c.canonical.renewal import RenewalPolicy, window_renewal
+    from o2c.workflows.booking import DEFAULT_ENTITIES
+    from o2c.workflows.renewal import RenewalInput, RenewalWorkflow, renewal_workflow_id
 
 
 class WindowInput(Model):
