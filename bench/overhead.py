@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.api.enums.v1 import EventType
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
@@ -41,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from o2c.canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
     from o2c.starter.temporal import dev_server_binary
     from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow
-    from o2c.workflows.status import SEARCH_ATTRIBUTES, Status
+    from o2c.workflows.status import CONTRACT, CUSTOMER, PROCESS, SEARCH_ATTRIBUTES, STATUS, Status
     from tests.fakes import FakeSystems, seat_line
 
 # ASSUMPTION — check it: Temporal Cloud's list price per million actions. Cloud pricing is
@@ -117,9 +118,12 @@ class Amendment(Kind):
 
     async def start(self):
         request = fresh_amendment(self.systems)
+        # As o2c's starter does: the search attributes an operator filters on come with the start.
         return await self.env.client.start_workflow(
             AmendmentWorkflow.run, AmendmentInput(request=request), id=f"amendment-{request.amendment_id}",
-            task_queue=TASK_QUEUE, result_type=AmendmentResult)
+            task_queue=TASK_QUEUE, result_type=AmendmentResult, search_attributes=TypedSearchAttributes([
+                SearchAttributePair(PROCESS, "amendment"), SearchAttributePair(CUSTOMER, request.account_id),
+                SearchAttributePair(CONTRACT, request.contract_id), SearchAttributePair(STATUS, "running")]))
 
     @staticmethod
     def check(result) -> None:

@@ -334,8 +334,9 @@ class FakeSchedules:
             self.schedules.pop(schedule_id, None)
         self.schedules.update({s.schedule_id: s for s in schedules})
 
-    async def schedules_of_contract(self, contract_id: str) -> list[RevenueSchedule]:
-        return sorted((s for s in self.schedules.values() if s.contract_id == contract_id), key=lambda s: s.schedule_id)
+    async def schedules_of_contract(self, contract_id: str, *, open_on=None) -> list[RevenueSchedule]:
+        return sorted((s for s in self.schedules.values() if s.contract_id == contract_id
+                       and (open_on is None or s.end > open_on)), key=lambda s: s.schedule_id)
 
     async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
         return sorted((s for s in self.schedules.values() if s.legal_entity == legal_entity),

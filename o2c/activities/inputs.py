@@ -119,6 +119,11 @@ class UpsertErpCustomer(Model):
     subsidiary: str
 
 
+class ContractSchedules(Model):
+    contract_id: str
+    open_on: date | None = None  # only those still recognising on or after this day
+
+
 class ReplaceSchedules(Model):
     save: list[RevenueSchedule] = []
     delete: list[str] = []

@@ -3,7 +3,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from o2c.activities.errors import classified
-from o2c.activities.inputs import ReplaceSchedules
+from o2c.activities.inputs import ContractSchedules, ReplaceSchedules
 from o2c.adapters.ports import RevenueSchedulePort
 from o2c.canonical.models import RevenueSchedule
 
@@ -26,8 +26,8 @@ class ScheduleActivities:
 
     @activity.defn(name="schedules.of_contract")
     @classified
-    async def of_contract(self, contract_id: str) -> list[RevenueSchedule]:
-        return await self.schedules.schedules_of_contract(contract_id)
+    async def of_contract(self, request: ContractSchedules) -> list[RevenueSchedule]:
+        return await self.schedules.schedules_of_contract(request.contract_id, open_on=request.open_on)
 
     @activity.defn(name="schedules.replace")
     @classified

@@ -210,7 +210,9 @@ class RevenueSchedulePort(Protocol):
         contract's schedules at once)."""
         ...
 
-    async def schedules_of_contract(self, contract_id: str) -> list[RevenueSchedule]: ...
+    async def schedules_of_contract(self, contract_id: str, *, open_on: date | None = None) -> list[RevenueSchedule]:
+        """The contract's schedules; with `open_on`, only those still recognising on or after it."""
+        ...
 
     async def revenue_in_period(self, *, legal_entity: str, period: str, cursor: str = "",
                                 limit: int = 1000) -> ContractRevenuePage:

@@ -17,7 +17,7 @@ worker thread (`asyncio.to_thread`), one transaction per call.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Sequence
 
 import sqlalchemy as sa
@@ -99,8 +99,13 @@ class SqlRevenueSchedules:
         rows = [self._rows(schedule) for schedule in schedules]
         await asyncio.to_thread(self._save_all, rows, list(delete))
 
-    async def schedules_of_contract(self, contract_id: str) -> list[RevenueSchedule]:
-        return await asyncio.to_thread(self._find, schedules.c.contract_id == contract_id)
+    async def schedules_of_contract(self, contract_id: str, *, open_on: date | None = None) -> list[RevenueSchedule]:
+        """The contract's schedules; with `open_on`, only those that end after it (a contract
+        modified every month for years keeps a long tail of finished ones)."""
+        where = schedules.c.contract_id == contract_id
+        if open_on is not None:
+            where = sa.and_(where, schedules.c.end_date > open_on)
+        return await asyncio.to_thread(self._find, where)
 
     async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
         return await asyncio.to_thread(self._find, schedules.c.legal_entity == legal_entity)

@@ -201,6 +201,15 @@ def _remaining_ssp_weight(schedule: RevenueSchedule, as_of: date, end: date) -> 
     return Fraction(schedule.ssp.minor) * (end - as_of).days / (schedule.end - schedule.start).days
 
 
+def _unmodified_id(schedule: RevenueSchedule) -> str:
+    """The id a schedule had before modifications named it: a modification creates
+    `<id>.<modification>`, so the next one strips the last suffix instead of adding to it and
+    ids stay short however often a contract is modified."""
+    if schedule.supersedes and "." in schedule.schedule_id:
+        return schedule.schedule_id.rsplit(".", 1)[0]
+    return schedule.schedule_id
+
+
 def modify(schedules: Sequence[RevenueSchedule], modification: ContractModification,
            as_of: date) -> list[RevenueSchedule]:
     """The contract's schedules after a modification effective on `as_of`.
@@ -213,8 +222,9 @@ def modify(schedules: Sequence[RevenueSchedule], modification: ContractModificat
       nothing), and the remaining unrecognised consideration plus `added_price` is allocated
       by relative remaining SSP across the remaining obligations and the added ones
       (an existing schedule without an SSP weighs its unrecognised amount), each spread
-      over its remaining period. New schedules are `<schedule_id>.<modification_id>` and
-      name the schedule they supersede.
+      over its remaining period. New schedules are `<schedule_id>.<modification_id>` (the
+      original id, not the chain of every modification) and name the schedule they
+      supersede.
     - Cumulative catch-up (the remaining goods are not distinct): see `_catch_up`.
 
     Every schedule in the result sums to its total, and the totals sum to the totals
@@ -273,7 +283,7 @@ def modify(schedules: Sequence[RevenueSchedule], modification: ContractModificat
 
     created: list[RevenueSchedule] = []
     for (s, end), part in zip(remaining, parts):
-        common = dict(schedule_id=f"{s.schedule_id}.{mid}", contract_id=s.contract_id, account_id=s.account_id,
+        common = dict(schedule_id=f"{_unmodified_id(s)}.{mid}", contract_id=s.contract_id, account_id=s.account_id,
                       legal_entity=s.legal_entity, obligation=s.obligation, total=part, booked_on=booked_on,
                       supersedes=s.schedule_id)
         if s.method == "point_in_time":

@@ -15,7 +15,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from o2c.activities.billing import BillingActivities
-    from o2c.activities.inputs import ReplaceSchedules, UpdateSubscription
+    from o2c.activities.inputs import ContractSchedules, ReplaceSchedules, UpdateSubscription
     from o2c.activities.schedules import ScheduleActivities
     from o2c.canonical.amendment import InvalidAmendment, validate_amendment
     from o2c.canonical.approval import ApprovalPolicy, amendment_approval
@@ -213,7 +213,8 @@ class AmendmentWorkflow(BookingWorkflow):
         modified prospectively (or a schedule of the change alone), saved in one go."""
         r = input.request
         existing = await self.step("read revenue schedules", lambda: self.forward(
-            ScheduleActivities.of_contract, r.contract_id), skippable=False) or []
+            ScheduleActivities.of_contract, ContractSchedules(contract_id=r.contract_id, open_on=r.effective_date)),
+            skippable=False) or []
         entity = self.entity_for(input.legal_entities, self.account.legal_entity if self.account else "")
         try:
             changed = amendment_schedules(existing, subscription, proration, r, legal_entity=entity.code,

@@ -139,5 +139,7 @@ async def test_schedules_keep_asc606_fields_and_sum_revenue_per_contract(databas
                                                   "supersedes": schedule.schedule_id})
         await schedules.save_schedules([replacement], delete=[schedule.schedule_id])
         assert [s.supersedes for s in await schedules.schedules_of_entity(entity)] == [schedule.schedule_id]
+        assert len(await schedules.schedules_of_contract(contract.contract_id, open_on=date(2027, 9, 30))) == 1
+        assert await schedules.schedules_of_contract(contract.contract_id, open_on=date(2027, 10, 1)) == []
     finally:
         await schedules.aclose()

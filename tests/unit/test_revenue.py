@@ -108,6 +108,19 @@ def test_mid_term_upgrade_is_prospective():
     assert new.ssp == usd("6049.32")  # 12,000 x 184 / 365, rounded once
 
 
+def test_a_contract_modified_every_month_keeps_short_ids_and_every_cent():
+    schedules = recognise(contract("12000.00", subscription()))
+    for month in range(2, 13):
+        modification = ContractModification(modification_id=f"M{month}", added_price=usd("100.00"))
+        schedules = modify([s for s in schedules if s.end > date(2026, month, 1)], modification,
+                           as_of=date(2026, month, 1)) + [s for s in schedules if s.end <= date(2026, month, 1)]
+    current = [s for s in schedules if s.end > date(2026, 12, 1)]
+    assert [(s.schedule_id, s.supersedes) for s in current] == [("C1-subscription.M12", "C1-subscription.M11")]
+    assert max(len(s.schedule_id) for s in schedules) == len("C1-subscription.M12")
+    assert len({s.schedule_id for s in schedules}) == len(schedules) == 12
+    assert sum(s.total.minor for s in schedules) == usd("13100.00").minor
+
+
 def test_mid_month_upgrade_splits_the_month_by_days():
     before = recognise(contract("12000.00", subscription()))
     past, new = modify(before, ContractModification(modification_id="M1", added_price=usd("1000.00")),
