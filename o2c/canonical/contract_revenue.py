@@ -24,7 +24,7 @@ from o2c.canonical.asc606 import (
     modify,
     schedule_for,
 )
-from o2c.canonical.models import AmendmentRequest, Proration, RevenueSchedule, Subscription, SubscriptionLine
+from o2c.canonical.models import AmendmentRequest, Model, Proration, RevenueSchedule, Subscription, SubscriptionLine
 from o2c.canonical.money import Money
 from o2c.canonical.renewal import RenewalPolicy, months_between
 from o2c.canonical.revenue import ratable_schedule
@@ -60,19 +60,31 @@ def contract_value_change(subscription: Subscription, proration: Proration) -> M
     return proration.net + (proration.monthly_after - proration.monthly_before).times(months_after)
 
 
+class ScheduleChange(Model):
+    """What a modification does to the stored schedules: save these, delete those (a schedule
+    that had recognised nothing before the modification is replaced, not cut)."""
+
+    save: list[RevenueSchedule] = []
+    delete: list[str] = []
+
+
 def amendment_schedules(existing: list[RevenueSchedule], subscription: Subscription, proration: Proration,
-                        request: AmendmentRequest, *, legal_entity: str, id_prefix: str) -> list[RevenueSchedule]:
-    """The schedules to save: those the modification changes or creates (none when the
-    contract's value does not change)."""
+                        request: AmendmentRequest, *, legal_entity: str, id_prefix: str) -> ScheduleChange:
+    """The schedules the amendment changes, creates and removes (nothing when the contract's
+    value does not change)."""
     change = contract_value_change(subscription, proration)
     if change.is_zero:
-        return []
+        return ScheduleChange()
     as_of = request.effective_date
     open_ = [s for s in existing if s.end > as_of]
     if open_:
         modification = ContractModification(modification_id=request.amendment_id, booked_on=as_of, added_price=change)
-        before = {s.schedule_id: s for s in existing}
-        return [s for s in modify(open_, modification, as_of) if before.get(s.schedule_id) != s]
-    return [ratable_schedule(schedule_id=f"{id_prefix}-subscription", contract_id=request.contract_id,
-                             account_id=request.account_id, legal_entity=legal_entity, obligation="subscription",
-                             total=change, start=as_of, end=subscription.term_end, booked_on=as_of)]
+        after = modify(open_, modification, as_of)
+        before = {s.schedule_id: s for s in open_}
+        kept = {s.schedule_id for s in after}
+        return ScheduleChange(save=[s for s in after if before.get(s.schedule_id) != s],
+                              delete=[i for i in before if i not in kept])
+    return ScheduleChange(save=[ratable_schedule(
+        schedule_id=f"{id_prefix}-subscription", contract_id=request.contract_id, account_id=request.account_id,
+        legal_entity=legal_entity, obligation="subscription", total=change, start=as_of, end=subscription.term_end,
+        booked_on=as_of)])

@@ -217,21 +217,22 @@ class AmendmentWorkflow(BookingWorkflow):
             skippable=False) or []
         entity = self.entity_for(input.legal_entities, self.account.legal_entity if self.account else "")
         try:
-            changed = amendment_schedules(existing, subscription, proration, r, legal_entity=entity.code,
-                                          id_prefix=workflow.info().workflow_id)
+            change = amendment_schedules(existing, subscription, proration, r, legal_entity=entity.code,
+                                         id_prefix=workflow.info().workflow_id)
         except ValueError as problem:  # e.g. the contract's schedules are in another currency
             self.note(f"warning: revenue schedules not recorded: {problem}")
             return
-        if not changed:
+        if not change.save and not change.delete:
             return
         before = {x.schedule_id: x for x in existing}
-        undo = ReplaceSchedules(save=[before[x.schedule_id] for x in changed if x.schedule_id in before],
-                                delete=[x.schedule_id for x in changed if x.schedule_id not in before])
+        undo = ReplaceSchedules(save=[before[i] for i in [*(x.schedule_id for x in change.save), *change.delete]
+                                      if i in before],
+                                delete=[x.schedule_id for x in change.save if x.schedule_id not in before])
         self.set_stage("recording the revenue schedules")
         self.saga.add("revenue schedules", lambda: self.undo(ScheduleActivities.replace, undo))
         await self.step("revenue schedules", lambda: self.forward(
-            ScheduleActivities.replace, ReplaceSchedules(save=changed)), skippable=False)
-        self.schedules = changed
+            ScheduleActivities.replace, ReplaceSchedules(save=change.save, delete=change.delete)), skippable=False)
+        self.schedules = change.save
 
     async def _escalate(self, request: ApprovalRequest) -> None:
         r = self.request
