@@ -1,0 +1,68 @@
+"""The chaos run at a larger size: many amendments, dunnings and renewals at once on the real
+dev server, faults on every system's requests, the worker process killed with SIGKILL and
+restarted mid-run. Prints the figures: processes and how they ended, faults injected, kills,
+duplicates found, unbalanced entries, and the receivable booked against what was invoiced.
+Never asserts (tests/integration/test_chaos.py runs a CI-sized one that does).
+
+    .venv/bin/python bench/chaos.py [--amendments 40] [--dunnings 15] [--renewals 15] [--kills 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from o2c.adapters.sandbox import SandboxControl, SandboxServer  # noqa: E402
+from o2c.settings import Settings  # noqa: E402
+from o2c.starter.temporal import dev_server_binary  # noqa: E402
+from o2c.workflows.status import SEARCH_ATTRIBUTES  # noqa: E402
+from tests.integration.chaos_kit import CALENDAR, Chaos  # noqa: E402
+
+
+async def main(args: argparse.Namespace) -> None:
+    os.environ.update(CALENDAR)
+    scratch = Path(tempfile.mkdtemp(prefix="o2c-chaos-"))
+    database_url = args.database_url or f"sqlite:///{scratch / 'chaos.sqlite'}"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_binary(), search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter, ip="127.0.0.1", dev_server_extra_args=["--headless"])
+    try:
+        with SandboxServer(database_url) as sandbox:
+            control = SandboxControl(sandbox.url)
+            settings = replace(Settings.from_env().on_sandbox(sandbox.url), database_url=database_url)
+            chaos = Chaos(env.client, env.client.service_client.config.target_host, control, settings, scratch)
+            # Kills spread over the first minute, while the processes are in full swing.
+            kills = [2.0 + 12.0 * k for k in range(args.kills)]
+            report = await chaos.run(amendments=args.amendments, dunnings=args.dunnings, renewals=args.renewals,
+                                     kill_after=kills, timeout=args.timeout)
+            control.close()
+    finally:
+        await env.shutdown()
+    print()
+    print(report.figures())
+    for title, items in (("duplicates", report.duplicates), ("unbalanced entries", report.unbalanced),
+                         ("wrong outcomes", report.wrong_outcomes)):
+        print(f"{title}: {len(items)}" + "".join(f"\n  {x}" for x in items))
+    print(f"worker log: {scratch}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--amendments", type=int, default=40)
+    parser.add_argument("--dunnings", type=int, default=15)
+    parser.add_argument("--renewals", type=int, default=15)
+    parser.add_argument("--kills", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds the processes get to settle")
+    parser.add_argument("--database-url", help="default: a scratch SQLite file")
+    asyncio.run(main(parser.parse_args()))
