@@ -1,4 +1,4 @@
-"""Hostile requests at start_amendment and start_renewal: each is refused with a clear
+"""Hostile requests at start_amendment, start_renewal and start_reconciliation: each is refused with a clear
 error (a pydantic ValidationError when the data is not a request at all, InvalidRequest
 when it is one that cannot be carried out), and none reaches Temporal."""
 
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from o2c.canonical.amendment import InvalidRequest
 from o2c.canonical.models import AmendmentRequest
 from o2c.canonical.renewal import RenewalRequest
-from o2c.starter.client import start_amendment, start_renewal
+from o2c.starter.client import start_amendment, start_reconciliation, start_renewal
 from tests.badinput.kit import (
     ReadOnlyBilling,
     RecordingClient,
@@ -204,3 +204,39 @@ ONCE_GAPS = [
 @pytest.mark.parametrize("start, body", ONCE_GAPS)
 async def test_once_gaps_are_refused(start, body):
     await start(body)
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+def not_a_period(text: str) -> bool:
+    try:
+        first = date.fromisoformat(f"{text}-01")
+    except ValueError:
+        return True
+    return len(text) != 7 or first > TODAY
+
+
+hostile_periods = st.one_of(
+    st.text(max_size=40).filter(not_a_period),
+    st.dates(min_value=TODAY.replace(day=1) + timedelta(days=32)).map(lambda d: f"{d:%Y-%m}"),
+    st.sampled_from(["2026-13", "2026-00", "26-10", "2026-1", "2026/10", "2026-10-01", "", " 2026-10",
+                     "2026-10\n", "'; DROP TABLE recon_runs; --"]),
+)
+
+
+@SETTINGS
+@given(period=hostile_periods)
+async def test_a_reconciliation_of_no_real_period_is_refused(period):
+    client = RecordingClient()
+    with pytest.raises(InvalidRequest) as refused_:
+        await start_reconciliation(client, legal_entity="US01", period=period)
+    assert client.calls == [] and refused_.value.problems
+
+
+@SETTINGS
+@given(entity=st.text(max_size=30).filter(lambda e: e != "US01"))
+async def test_a_reconciliation_of_an_unknown_entity_is_refused(entity):
+    client = RecordingClient()
+    with pytest.raises(InvalidRequest, match="unknown legal entity"):
+        await start_reconciliation(client, legal_entity=entity, period="2026-10")
+    assert client.calls == []

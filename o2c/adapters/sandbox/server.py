@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -112,7 +112,10 @@ def create_app(database_url: str, *, migrate: bool = True) -> Starlette:
         else:
             return _not_found(name, method, path)
         groups = {k: unquote(v) for k, v in match.groupdict().items()}
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # the client gave up (its timeout) before sending the body
+            return Response(status_code=499)
         if system.form_encoded:
             body: Any = raw
         else:
