@@ -1,13 +1,15 @@
-"""Worker memory with thousands of dunning workflows parked on their timers.
+"""Worker memory with thousands of dunning and renewal workflows parked on their timers.
 
 Starts the real Temporal dev server (loopback only) and one in-process worker with a
-bounded workflow cache, then starts K DunningWorkflow runs through the same ingress the
-webhooks use (deliver_payment_event with a failed payment), with the real activities over
-the in-memory fakes of tests/fakes.py. Each dunning reads its invoice, opens its case, and
-parks on a timer days away. At checkpoints (K/4, K/2, K) it prints the worker's RSS: with
-the cache bounded, RSS should track the cache size, not the number of parked workflows.
+bounded workflow cache, then parks K workflows, half dunnings and half renewals, with the
+real activities over the in-memory fakes of tests/fakes.py. A dunning starts through the
+same function the webhook ingress uses (deliver_payment_event with a failed payment), reads
+its invoice, opens its case and parks on a timer days away; a renewal starts through
+start_renewal, is priced, ends the current term at its boundary and parks until the new
+term, months away. At checkpoints (K/4, K/2, K) it prints the worker's RSS: with the cache
+bounded, RSS should track the cache size, not the number of parked workflows.
 
-    /tmp/venv/bin/python bench/parked.py [--k 2000] [--cache 100]
+    .venv/bin/python bench/parked.py [--k 2000] [--cache 100]
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import os
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -31,16 +34,18 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from o2c.activities.registry import all_activities  # noqa: E402
-from o2c.canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind  # noqa: E402
-from o2c.starter.client import deliver_payment_event  # noqa: E402
+from o2c.canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind, Subscription  # noqa: E402
+from o2c.canonical.renewal import RenewalRequest, RenewedLine  # noqa: E402
+from o2c.starter.client import deliver_payment_event, start_renewal  # noqa: E402
 from o2c.starter.temporal import dev_server_binary  # noqa: E402
 from o2c.workflows.dunning import DunningWorkflow, dunning_workflow_id  # noqa: E402
+from o2c.workflows.renewal import RenewalWorkflow  # noqa: E402
 from o2c.workflows.status import SEARCH_ATTRIBUTES  # noqa: E402
-from tests.fakes import FakeSystems, usd  # noqa: E402
+from tests.fakes import FakeSystems, seat_line, usd  # noqa: E402
 
 TASK_QUEUE = "bench-parked"
 START_CONCURRENCY = 50
-PHASE_TIMEOUT = 300.0
+PHASE_TIMEOUT = 900.0
 
 
 def rss_mib() -> float:
@@ -79,14 +84,36 @@ async def start_dunnings(env: WorkflowEnvironment, systems: FakeSystems, count: 
                              account_id="cus_acme", subscription_id="sub_acme", decline_code="insufficient_funds")
         async with gate:
             await deliver_payment_event(env.client, event, task_queue=TASK_QUEUE)
-        return invoice_id
+        return dunning_workflow_id(invoice_id)
 
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def is_parked(env: WorkflowEnvironment, invoice_id: str) -> bool:
+async def start_renewals(env: WorkflowEnvironment, systems: FakeSystems, count: int) -> list[str]:
+    """Renewals of subscriptions whose term ends in 120 days: they park until then."""
+    gate = asyncio.Semaphore(START_CONCURRENCY)
+    term_end = date.today() + timedelta(days=120)
+
+    async def one() -> str:
+        key = uuid.uuid4().hex[:12]
+        systems.billing.subscriptions[f"sub_{key}"] = Subscription(
+            id=f"sub_{key}", account_id="cus_acme", contract_id=f"C-{key}", currency="USD", status="active",
+            lines=[seat_line(10)], current_period_start=term_end - timedelta(days=30), current_period_end=term_end,
+            term_start=term_end - timedelta(days=365), term_end=term_end)
+        request = RenewalRequest(
+            contract_id=f"C-{key}", subscription_id=f"sub_{key}", account_id="cus_acme", term="next",
+            new_term_start=term_end, new_term_end=term_end.replace(year=term_end.year + 1),
+            uplift_percent=Decimal(3), lines=[RenewedLine(product="seats", quantity=12)], requested_by="sam.sales")
+        async with gate:
+            handle = await start_renewal(env.client, request, billing=systems.billing, task_queue=TASK_QUEUE)
+        return handle.id
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def is_parked(env: WorkflowEnvironment, workflow_id: str) -> bool:
     """A timer outstanding, and nothing after the last completed workflow task but timers."""
-    history = await env.client.get_workflow_handle(dunning_workflow_id(invoice_id)).fetch_history()
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
     events = history.events
     started = {e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED}
     done = {e.timer_fired_event_attributes.started_event_id for e in events
@@ -97,10 +124,10 @@ async def is_parked(env: WorkflowEnvironment, invoice_id: str) -> bool:
     return bool(started - done) and tail == [EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
 
 
-async def until_parked(env: WorkflowEnvironment, invoice_ids: list[str]) -> None:
-    """Every given dunning parked (checked from the server's histories, not by querying the
+async def until_parked(env: WorkflowEnvironment, workflow_ids: list[str]) -> None:
+    """Every given workflow parked (checked from the server's histories, not by querying the
     workflows, which would pull them back into the worker's cache)."""
-    pending = list(invoice_ids)
+    pending = list(workflow_ids)
     while pending:
         gate = asyncio.Semaphore(START_CONCURRENCY)
 
@@ -126,12 +153,16 @@ async def main(k: int, cache: int) -> None:
     try:
         gc.collect()
         baseline = rss_mib()
-        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=[DunningWorkflow],
+        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=[DunningWorkflow, RenewalWorkflow],
                           activities=all_activities(**systems.ports()), max_cached_workflows=cache):
             started: list[str] = []
             t0 = time.perf_counter()
             for target in checkpoints:
-                batch = await asyncio.wait_for(start_dunnings(env, systems, target - len(started)), PHASE_TIMEOUT)
+                wanted = target - len(started)
+                batch = await asyncio.wait_for(asyncio.gather(
+                    start_dunnings(env, systems, wanted - wanted // 2),
+                    start_renewals(env, systems, wanted // 2)), PHASE_TIMEOUT)
+                batch = [*batch[0], *batch[1]]
                 await asyncio.wait_for(until_parked(env, batch), PHASE_TIMEOUT)
                 started += batch
                 gc.collect()
@@ -141,7 +172,7 @@ async def main(k: int, cache: int) -> None:
         await env.shutdown()
 
     print()
-    print(f"DunningWorkflow parked on timers; worker max_cached_workflows={cache}; "
+    print(f"DunningWorkflow and RenewalWorkflow (half each) parked on timers; worker max_cached_workflows={cache}; "
           f"RSS before the worker started {baseline:.1f} MiB")
     print(f"{'parked workflows':>16}  {'worker RSS MiB':>14}  {'vs first':>8}  {'elapsed s':>9}")
     for count, rss, elapsed in rows:
@@ -154,7 +185,7 @@ async def main(k: int, cache: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--k", type=int, default=2000, help="dunning workflows to park")
+    parser.add_argument("--k", type=int, default=2000, help="workflows to park, half dunnings, half renewals")
     parser.add_argument("--cache", type=int, default=100, help="worker max_cached_workflows")
     args = parser.parse_args()
     asyncio.run(main(args.k, args.cache))

@@ -49,6 +49,17 @@ def engine_for(url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def dialect_insert(engine: Engine):
+    """The dialect's INSERT, which knows ON CONFLICT (upserts) on SQLite and PostgreSQL alike."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - o2c runs on SQLite or PostgreSQL
+        raise RuntimeError(f"o2c's database runs on SQLite or PostgreSQL, not {engine.dialect.name}")
+    return insert
+
+
 def alembic_config(url: str | None = None):
     from alembic.config import Config
 

@@ -63,20 +63,23 @@ class ReconciliationActivities:
 
     # -- reading, page by page --------------------------------------------------------------
 
-    async def _read(self, run_id: str, system: str, fetch: Callable[[str], Awaitable[Page]],
+    async def _read(self, request: ReadSystem, system: str, counted_as: str, fetch: Callable[[str], Awaitable[Page]],
                     facts: Callable[[Page], Iterable[tuple[str, str, str]]]) -> int:
+        """Stage every page from where the last heartbeat left off; count what was read."""
         details = activity.info().heartbeat_details
         cursor, count = (str(details[0]), int(details[1])) if len(details) >= 2 else ("", 0)
         if cursor:
             activity.logger.info(f"resuming {system} at cursor {cursor} after {count} documents")
         while True:
             page = await fetch(cursor)
-            await self.store.stage(run_id, system, facts(page))
+            await self.store.stage(request.run_id, system, facts(page))
             count += len(page.items)
             cursor = page.next_cursor
             if not cursor:
-                return count
+                break
             activity.heartbeat(cursor, count)
+        await self.store.set_counts(request.run_id, **{counted_as: count})
+        return count
 
     @activity.defn(name="recon.read_billing")
     @classified
@@ -88,11 +91,8 @@ class ReconciliationActivities:
                 fact = billed(invoice)
                 yield invoice.id, fact.match_key, fact.model_dump_json()
 
-        count = await self._read(request.run_id, BILLING, lambda cursor: self.billing.list_invoices_page(
-            created_from=start, created_to=end, billing_account=request.entity.billing_account, cursor=cursor),
-            facts)
-        await self.store.set_counts(request.run_id, billing_documents=count)
-        return count
+        return await self._read(request, BILLING, "billing_documents", lambda cursor: self.billing.list_invoices_page(
+            created_from=start, created_to=end, billing_account=request.entity.billing_account, cursor=cursor), facts)
 
     @activity.defn(name="recon.read_tax")
     @classified
@@ -104,10 +104,8 @@ class ReconciliationActivities:
                 fact = taxed(document)
                 yield f"{document.code}/{document.type}", fact.match_key, fact.model_dump_json()
 
-        count = await self._read(request.run_id, TAX, lambda cursor: self.tax.list_documents_page(
+        return await self._read(request, TAX, "tax_documents", lambda cursor: self.tax.list_documents_page(
             company_code=request.entity.company_code, date_from=start, date_to=end, cursor=cursor), facts)
-        await self.store.set_counts(request.run_id, tax_documents=count)
-        return count
 
     @activity.defn(name="recon.read_erp")
     @classified
@@ -119,10 +117,8 @@ class ReconciliationActivities:
                 fact = ledger_fact(entry, request.chart)
                 yield entry.internal_id or entry.external_id, fact.match_key, fact.model_dump_json()
 
-        count = await self._read(request.run_id, ERP, lambda cursor: self.erp.list_journal_entries_page(
+        return await self._read(request, ERP, "erp_entries", lambda cursor: self.erp.list_journal_entries_page(
             subsidiary=request.entity.erp_subsidiary, date_from=start, date_to=end, cursor=cursor), facts)
-        await self.store.set_counts(request.run_id, erp_entries=count)
-        return count
 
     @activity.defn(name="recon.read_schedules")
     @classified
@@ -132,10 +128,8 @@ class ReconciliationActivities:
                 yield (f"{revenue.contract_id}/{revenue.amount.currency}", revenue_key(revenue.contract_id),
                        revenue.model_dump_json())
 
-        count = await self._read(request.run_id, SCHEDULES, lambda cursor: self.schedules.revenue_in_period(
+        return await self._read(request, SCHEDULES, "contracts", lambda cursor: self.schedules.revenue_in_period(
             legal_entity=request.entity.code, period=request.period, cursor=cursor), facts)
-        await self.store.set_counts(request.run_id, contracts=count)
-        return count
 
     # -- matching ---------------------------------------------------------------------------
 

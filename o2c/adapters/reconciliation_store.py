@@ -23,7 +23,7 @@ from o2c.adapters.errors import IntegrationBug
 from o2c.canonical.journal import JournalEntry
 from o2c.canonical.money import Money
 from o2c.canonical.reconciliation import Break, BreakKind, BreakRecord, HealOrder, KeyRange, RunSummary
-from o2c.db import engine_for, upgrade
+from o2c.db import dialect_insert, engine_for, upgrade
 
 SYSTEM = "o2c-db"
 
@@ -90,16 +90,6 @@ UNRESOLVED = ("open", "healing", "awaiting_approval", "acknowledged")
 COUNTS = ("billing_documents", "tax_documents", "erp_entries", "contracts")
 
 
-def _insert(dialect: str):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - o2c runs on SQLite or PostgreSQL
-        raise IntegrationBug(SYSTEM, f"unsupported database {dialect!r} for reconciliation")
-    return insert
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -116,7 +106,7 @@ class SqlReconciliationStore:
         if migrate:
             upgrade(database_url)
         self.engine = engine_for(database_url)
-        self._insert = _insert(self.engine.dialect.name)
+        self._insert = dialect_insert(self.engine)
 
     async def aclose(self) -> None:
         self.engine.dispose()

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from o2c.adapters.errors import IntegrationBug
 from o2c.canonical.models import ContractRevenue, ContractRevenuePage, RevenueSchedule, RevenueScheduleLine
 from o2c.canonical.money import Money
-from o2c.db import engine_for, upgrade
+from o2c.db import dialect_insert, engine_for, upgrade
 
 SYSTEM = "o2c-db"
 
@@ -63,16 +63,6 @@ schedule_lines = sa.Table(
     sa.Column("days", sa.Integer, nullable=False),
     sa.Column("amount_minor", sa.BigInteger, nullable=False),
 )
-
-
-def _insert(dialect: str):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - o2c runs on SQLite or PostgreSQL
-        raise IntegrationBug(SYSTEM, f"unsupported database {dialect!r} for revenue schedules")
-    return insert
 
 
 class SqlRevenueSchedules:
@@ -164,7 +154,7 @@ class SqlRevenueSchedules:
 
     def _save_all(self, rows: list[tuple[dict[str, Any], list[dict[str, Any]]]], delete: list[str]) -> None:
         now = datetime.now(timezone.utc)
-        insert = _insert(self.engine.dialect.name)
+        insert = dialect_insert(self.engine)
         with self.engine.begin() as conn:
             for schedule_id in delete:
                 self._delete_in(conn, schedule_id)

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable
 
 from o2c.canonical.models import PaymentEvent, PaymentEventKind
 from o2c.canonical.money import CurrencyError, Money

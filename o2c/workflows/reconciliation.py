@@ -40,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
     from o2c.canonical.approval import ApprovalPolicy
     from o2c.canonical.journal import ChartOfAccounts
     from o2c.canonical.models import ApprovalRequest, ApproverRole, LegalEntity, Model
-    from o2c.canonical.money import Money
     from o2c.canonical.reconciliation import HealOrder, KeyRange, ReconciliationPolicy, RunSummary, period_bounds
     from o2c.workflows.approval import ApprovalState
     from o2c.workflows.attention import Action, Attention, Problem, Resolution, explain

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -33,6 +34,18 @@ SUBSCRIPTION = {
     "term_start": "2025-01-01",
     "term_end": "2026-01-01",
 }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """o2c's own database for a store test: a fresh SQLite file, and PostgreSQL as well when
+    O2C_DATABASE_URL names one (shared across runs: tests use keys of their own)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'o2c.sqlite'}"
+    url = os.environ.get("O2C_DATABASE_URL", "")
+    if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        pytest.skip("O2C_DATABASE_URL names no PostgreSQL database")
+    return url
 
 
 @pytest.fixture(autouse=True)

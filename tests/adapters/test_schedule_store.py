@@ -4,7 +4,6 @@ come back exactly."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from datetime import date
@@ -18,18 +17,6 @@ from o2c.canonical.models import RevenueScheduleLine
 from o2c.canonical.money import Money
 from o2c.canonical.revenue import ratable_schedule
 from o2c.db import engine_for
-
-PG_URL = os.environ.get("O2C_DATABASE_URL", "")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'o2c.sqlite'}"
-    if not PG_URL.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        pytest.skip("O2C_DATABASE_URL names no PostgreSQL database")
-    return PG_URL
-
 
 @pytest.fixture
 async def store(database_url) -> AsyncIterator[SqlRevenueSchedules]:

@@ -4,7 +4,6 @@ client that records every call): each is refused with 400 or 413 and reaches no 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx

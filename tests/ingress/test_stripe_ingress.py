@@ -20,7 +20,7 @@ from o2c.adapters.stripe_webhooks import sign
 from o2c.starter import temporal as o2c_temporal
 from o2c.workflows.status import INVOICE, PROCESS
 
-from tests.ingress.ingress_kit import SECRET, FakeBilling, serve
+from tests.ingress.ingress_kit import SECRET, serve
 
 
 def event(type_: str, obj: dict, *, event_id: str | None = None, previous: dict | None = None) -> bytes:

@@ -127,9 +127,12 @@ class ChaosReport:
                 and self.ledger_expected == self.ledger_posted)
 
     def figures(self) -> str:
-        return (f"{len(self.processes)} processes ({', '.join(f'{n} {k}' for k, n in sorted(self.outcomes.items()))}) "
-                f"in {self.seconds:.0f} s; {sum(self.faults_injected.values())} faults injected "
-                f"({', '.join(f'{n} {k}' for k, n in sorted(self.faults_injected.items()))}); {self.kills} worker kills; "
+        def listed(counts: Counter) -> str:
+            return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+        return (f"{len(self.processes)} processes ({listed(self.outcomes)}) in {self.seconds:.0f} s; "
+                f"{sum(self.faults_injected.values())} faults injected ({listed(self.faults_injected)}); "
+                f"{self.kills} worker kills; "
                 f"{len(self.duplicates)} duplicates; {len(self.unbalanced)} unbalanced entries; "
                 f"{len(self.wrong_outcomes)} wrong outcomes; receivable booked {self.ledger_posted} "
                 f"against {self.ledger_expected} invoiced")

@@ -15,11 +15,13 @@ def usd(amount: str) -> Money:
 
 
 def line(product: str, quantity: int, price: str, discount: str = "0") -> SubscriptionLine:
-    return SubscriptionLine(product=product, quantity=quantity, unit_price=usd(price), discount_percent=Decimal(discount))
+    return SubscriptionLine(product=product, quantity=quantity, unit_price=usd(price),
+                            discount_percent=Decimal(discount))
 
 
 SUBSCRIPTION = Subscription(
-    id="sub_1", account_id="cus_1", contract_id="C-1", currency="USD", status="active", lines=[line("seats", 10, "50.00")],
+    id="sub_1", account_id="cus_1", contract_id="C-1", currency="USD", status="active",
+    lines=[line("seats", 10, "50.00")],
     current_period_start=date(2026, 11, 1), current_period_end=date(2026, 12, 1), term_start=date(2026, 1, 1),
     term_end=date(2027, 3, 1))
 

@@ -1,7 +1,7 @@
 """Day-based proration of mid-period amendments, checked to the cent."""
 
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest

@@ -767,7 +767,7 @@ def finalize_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]
     if invoice is None:
         raise no_such("invoice", id)
     if invoice["status"] != "draft":
-        raise invalid(f"This invoice is already finalized, you can't re-finalize a non-draft invoice.",
+        raise invalid("This invoice is already finalized, you can't re-finalize a non-draft invoice.",
                       code="invoice_not_editable")
     now = int(time.time())
     number = f"SBX-{tx.count(SYSTEM, 'invoice_number') + 1:06d}"
