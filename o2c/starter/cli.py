@@ -161,7 +161,13 @@ async def cmd_revenue(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _unavailable(item: dict[str, Any]) -> list[str]:
+    return [f"{item['workflow_id']}  {item.get('status')}, state unavailable: {item['unavailable']}"]
+
+
 def _approval_lines(item: dict[str, Any]) -> list[str]:
+    if item.get("unavailable"):
+        return _unavailable(item)
     request = (item.get("approval") or {}).get("request") or {}
     amount = request.get("amount") or {}
     return [f"{item['workflow_id']}  needs {request.get('required_role')}  requested by "
@@ -170,12 +176,16 @@ def _approval_lines(item: dict[str, Any]) -> list[str]:
 
 
 def _attention_lines(item: dict[str, Any]) -> list[str]:
+    if item.get("unavailable"):
+        return _unavailable(item)
     attention = item.get("attention") or {}
     return [f"{item['workflow_id']}  step {attention.get('step')}: {attention.get('message')}  "
             f"(answer: {'/'.join(attention.get('actions', []))})"]
 
 
 def _renewal_lines(item: dict[str, Any]) -> list[str]:
+    if item.get("unavailable"):
+        return _unavailable(item)
     value = item.get("term_value") or {}
     return [f"{item['workflow_id']}  starts {item.get('new_term_start')}  {value.get('amount')} "
             f"{value.get('currency')}  {item.get('status')}: {item.get('stage')}"]

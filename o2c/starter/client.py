@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -166,9 +166,13 @@ async def resolve(client: Client, workflow_id: str, action: Action, *, operator:
     )
 
 
-async def process_state(client: Client, workflow_id: str) -> dict[str, Any]:
+# A listing asks each process for its state; one whose worker is down must not hold it up.
+LISTING_QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+async def process_state(client: Client, workflow_id: str, *, rpc_timeout: timedelta | None = None) -> dict[str, Any]:
     """The process's own state query, as JSON-ready data."""
-    return await client.get_workflow_handle(workflow_id).query("state", result_type=dict)
+    return await client.get_workflow_handle(workflow_id).query("state", result_type=dict, rpc_timeout=rpc_timeout)
 
 
 async def find_processes(client: Client, *, status: Status | None = None,
@@ -182,7 +186,11 @@ async def find_processes(client: Client, *, status: Status | None = None,
         query.append(f'O2cProcess = "{process}"')
     found = []
     async for execution in client.list_workflows(" AND ".join(query)):
-        state = await process_state(client, execution.id)
+        try:
+            state = await process_state(client, execution.id, rpc_timeout=LISTING_QUERY_TIMEOUT)
+        except RPCError as error:  # no worker serves its task queue right now: say so, list the rest
+            state = {"status": execution.typed_search_attributes.get(STATUS),
+                     "unavailable": f"no worker answered ({error.message})"}
         found.append({"workflow_id": execution.id, "type": execution.workflow_type, **state})
     return found
 

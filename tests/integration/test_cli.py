@@ -117,3 +117,21 @@ async def test_reconcile_resolve_and_report_from_the_command_line(cli, dev_serve
     assert code == 0 and out.strip() == f"no revenue schedules for {CLI_ENTITY}"
     code, _, err = await cli("revenue", "waterfall", "--entity", "US01", "--through", "2026-13")
     assert code == 2 and "YYYY-MM" in err
+
+
+async def test_a_process_whose_worker_is_gone_does_not_hide_the_others(cli, dev_server, customer):
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from o2c.workflows.amendment import AmendmentInput, AmendmentWorkflow
+    from o2c.workflows.status import PROCESS, STATUS
+
+    orphan = await dev_server.client.start_workflow(
+        AmendmentWorkflow.run, AmendmentInput(request=customer.amendment()), id=f"amendment-orphan-{customer.key}",
+        task_queue="nobody-polls-this-queue", search_attributes=TypedSearchAttributes([
+            SearchAttributePair(PROCESS, "amendment"), SearchAttributePair(STATUS, "needs_attention")]))
+    try:
+        code, out, err = await cli("attention")
+        assert code == 0, err
+        assert f"{orphan.id}  needs_attention, state unavailable: no worker answered" in out
+    finally:
+        await orphan.terminate(reason="test over")
