@@ -135,7 +135,7 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
                 await stripe.delete(f"/webhook_endpoints/{endpoint['id']}")
         created = await stripe.post("/webhook_endpoints", data={"url": url, "enabled_events[0]": "*"})
         created.raise_for_status()
-        secret = created.json()["secret"]
+        secret, endpoint_id = created.json()["secret"], created.json()["id"]
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
     app = create_webhook_app(client, secret=secret, task_queue=settings.task_queue, billing=billing,
                              policies=dunning_policies(default_day=EMBEDDED_DUNNING_DAY))
@@ -153,6 +153,10 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         server.should_exit = True
         await task
         await billing.aclose()
+        # Unregister it: events for an endpoint nobody serves only pile up failed deliveries.
+        with contextlib.suppress(httpx.HTTPError):
+            async with httpx.AsyncClient(base_url=settings.stripe_base_url, headers=auth, timeout=10) as stripe:
+                await stripe.delete(f"/webhook_endpoints/{endpoint_id}")
 
 
 async def run_dev(settings: Settings) -> None:
