@@ -62,7 +62,8 @@ def breaks_csv(records: Sequence[BreakRecord]) -> str:
 def runs_table(runs: Sequence[RunSummary]) -> str:
     if not runs:
         return "no reconciliation runs"
-    return table(("run", "entity", "period", "status", "started", "invoices", "breaks", "healed", "open", "fixed"),
+    return table(("run", "entity", "period", "status", "started", "invoices", "breaks", "healed", "open at close",
+                  "fixed"),
                  [(r.run_id, r.legal_entity, r.period, r.status, f"{r.started_at:%Y-%m-%d %H:%M}",
                    r.billing_documents, r.breaks_found, r.healed, r.open_breaks, r.fixed_since_last_run)
                   for r in runs])

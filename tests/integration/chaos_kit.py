@@ -1,6 +1,6 @@
-"""A chaos run: amendments, dunnings and renewals at once on the real dev server, while the
-sandbox fails a fixed share of every system's requests (5xx, 429, latency, commit-then-
-timeout) and the worker process is killed with SIGKILL and started again, mid-run.
+"""A chaos run: amendments, dunnings, renewals and a reconciliation at once on the real dev
+server, while the sandbox fails a fixed share of every system's requests (5xx, 429, latency,
+commit-then-timeout) and the worker process is killed with SIGKILL and started again, mid-run.
 
 Then what every system holds is checked against what the processes should have done: no
 duplicate invoice, tax document, journal entry, notice or collection case; every entry
@@ -29,7 +29,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from o2c.adapters.errors import TransientError
 from o2c.adapters.sandbox import SandboxControl
 from o2c.adapters.stripe import StripeBilling
-from o2c.canonical.models import AmendedLine, AmendmentRequest
+from o2c.canonical.models import AmendedLine, AmendmentRequest, LegalEntity
 from o2c.canonical.renewal import RenewalRequest, RenewedLine
 from o2c.settings import Settings
 from o2c.starter import client as o2c
@@ -48,6 +48,7 @@ HOLD_SECONDS = 2.0
 # Short calendar days, so dunnings and renewals happen within the run.
 CALENDAR = {"O2C_DUNNING_DAY_SECONDS": "1", "O2C_RENEWAL_DAY_SECONDS": "0.5"}
 PERIOD_START, PERIOD_END = date(2026, 11, 1), date(2026, 12, 1)
+RECONCILED = "2026-10"
 
 
 def free_port() -> int:
@@ -192,6 +193,21 @@ class Chaos:
                                                            task_queue=self.task_queue))
         self.processes.append(Process("renewal", handle.id, f"cus_{key}", "completed"))
 
+    async def start_reconciliation(self, invoices: int) -> None:
+        """Last October of a legal entity of its own: its readers are killed and faulted
+        mid-period and must resume where they stopped; its one missing entry is healed once."""
+        entity = LegalEntity(code=f"CH{self.key}", company_code=f"CH{self.key}", functional_currency="USD",
+                             erp_subsidiary=str(500000 + int(self.key, 16) % 100000),
+                             billing_account=f"acct_ch{self.key}")
+        seeded = self.control.seed_period(tag=entity.code, period=RECONCILED, invoices=invoices,
+                                          stripe_account=entity.billing_account, company_code=entity.company_code,
+                                          subsidiary=entity.erp_subsidiary, breaks={"missing_in_erp": 1})
+        handle = await upstream(lambda: o2c.start_reconciliation(
+            self.client, legal_entity=entity.code, period=RECONCILED, task_queue=self.task_queue,
+            legal_entities=[entity]))
+        self.processes.append(Process("reconciliation", handle.id, "", "completed",
+                                      invoice_id=seeded["breaks"]["missing_in_erp"][0]))
+
     async def start_dunning(self, n: int) -> None:
         """The monthly charge fails; the signed webhook starts the dunning on the chaos queue."""
         key = self._customer(f"d{n}", payment_method="pm_card_chargeDeclinedInsufficientFunds")
@@ -208,7 +224,7 @@ class Chaos:
                                    hold_seconds=HOLD_SECONDS)
 
     async def run(self, *, amendments: int, dunnings: int, renewals: int, kill_after: list[float],
-                  timeout: float = 600) -> ChaosReport:
+                  reconciled_invoices: int = 0, timeout: float = 600) -> ChaosReport:
         """Needs O2C_DUNNING_DAY_SECONDS and O2C_RENEWAL_DAY_SECONDS set (see CALENDAR) for the
         ingress and the starters, which read them from the environment."""
         loop = asyncio.get_running_loop()
@@ -220,7 +236,8 @@ class Chaos:
                 await asyncio.gather(
                     *(self.start_amendment(n, fixable_problem=n == 0) for n in range(amendments)),
                     *(self.start_renewal(n) for n in range(renewals)),
-                    *(self.start_dunning(n) for n in range(dunnings)))
+                    *(self.start_dunning(n) for n in range(dunnings)),
+                    *([self.start_reconciliation(reconciled_invoices)] if reconciled_invoices else []))
                 killer = asyncio.create_task(self._kill_and_restart(kill_after))
                 await self._customers_pay(loop.time() + timeout)
                 await killer
@@ -316,6 +333,11 @@ class Chaos:
             "netsuite", "customrecord_o2c_collection_case") if c.get("custrecord_o2c_customer") in accounts)
         report.duplicates += [f"{n} collection cases for {inv}" for inv, n in cases.items() if n > 1]
 
+        every_entry = self.control.records("netsuite", "journalEntry")
+        for process in (p for p in self.processes if p.kind == "reconciliation"):
+            healed = [e for e in every_entry if e.get("custbody_o2c_invoice") == process.invoice_id]
+            if len(healed) != 1:
+                report.duplicates.append(f"{process.workflow_id} booked {process.invoice_id} {len(healed)} times")
         for entry in entries:
             lines = entry["line"]["items"]
             debits = sum(Decimal(str(x["debit"])) for x in lines if x.get("debit") is not None)
