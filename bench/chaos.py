@@ -1,10 +1,11 @@
-"""The chaos run at a larger size: many amendments, dunnings and renewals at once on the real
-dev server, faults on every system's requests, the worker process killed with SIGKILL and
-restarted mid-run. Prints the figures: processes and how they ended, faults injected, kills,
+"""The chaos run at a larger size: many amendments, dunnings and renewals, and a reconciliation,
+at once on the real dev server, faults on every system's requests, the worker process killed
+with SIGKILL and restarted mid-run. Prints the figures: processes and how they ended, faults injected, kills,
 duplicates found, unbalanced entries, and the receivable booked against what was invoiced.
 Never asserts (tests/integration/test_chaos.py runs a CI-sized one that does).
 
     .venv/bin/python bench/chaos.py [--amendments 40] [--dunnings 15] [--renewals 15] [--kills 4]
+                                    [--reconciled-invoices 10000]
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ async def main(args: argparse.Namespace) -> None:
             # Kills spread over the first minute, while the processes are in full swing.
             kills = [2.0 + 12.0 * k for k in range(args.kills)]
             report = await chaos.run(amendments=args.amendments, dunnings=args.dunnings, renewals=args.renewals,
-                                     kill_after=kills, timeout=args.timeout)
+                                     reconciled_invoices=args.reconciled_invoices, kill_after=kills,
+                                     timeout=args.timeout)
             control.close()
     finally:
         await env.shutdown()
@@ -63,6 +65,8 @@ if __name__ == "__main__":
     parser.add_argument("--dunnings", type=int, default=15)
     parser.add_argument("--renewals", type=int, default=15)
     parser.add_argument("--kills", type=int, default=4)
+    parser.add_argument("--reconciled-invoices", type=int, default=10_000,
+                        help="invoices in the period a reconciliation reads through it all (0: none)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the processes get to settle")
     parser.add_argument("--database-url", help="default: a scratch SQLite file")
     asyncio.run(main(parser.parse_args()))

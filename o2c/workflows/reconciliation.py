@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from typing import Awaitable, Callable
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 
@@ -50,6 +51,10 @@ with workflow.unsafe.imports_passed_through():
 # Reading a large period takes a while; a reader that stops heartbeating is retried from its
 # last cursor. A system down for longer than this parks the run for an operator.
 READ_TIMEOUT = timedelta(hours=6)
+# A reader resumes at its last page, so a retry loses little: retry soon, however many
+# pages have failed before (Temporal's backoff grows with every attempt of the activity).
+READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(seconds=10))
 HEAL_CONCURRENCY = 8
 REQUESTED_BY = "o2c-reconciliation"
 
@@ -292,7 +297,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         assert self.input is not None
         return workflow.execute_activity(
             fn, request, start_to_close_timeout=READ_TIMEOUT, schedule_to_close_timeout=READ_TIMEOUT + self.step_window,
-            heartbeat_timeout=timedelta(seconds=self.input.policy.heartbeat_seconds), retry_policy=FORWARD_RETRY)
+            heartbeat_timeout=timedelta(seconds=self.input.policy.heartbeat_seconds), retry_policy=READ_RETRY)
 
     # -- matching, in child workflows --------------------------------------------------------------
 
