@@ -70,3 +70,7 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the processes get to settle")
     parser.add_argument("--database-url", help="default: a scratch SQLite file")
     asyncio.run(main(parser.parse_args()))
+    # The figures are out; leave before interpreter teardown, where Temporal's native runtime
+    # can abort the process (as the o2c CLI does).
+    sys.stdout.flush()
+    os._exit(0)
