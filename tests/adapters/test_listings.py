@@ -33,42 +33,35 @@ def seeded_amounts(i: int, rate: str = "7.25") -> tuple[Money, Money, Money]:
     return usd(str(revenue)), usd(str(tax)), usd(str(revenue + tax))
 
 
-async def all_invoices(stripe, *, start=OCT, end=NOV, account="", limit=100):
+async def drain(fetch, key=None):
+    """Every item of a listing, page by page, and the cursors it handed out; with `key`, each
+    cursor must name the last item of its page."""
     items, cursors, cursor = [], [], ""
     while True:
-        page = await stripe.list_invoices_page(created_from=start, created_to=end, billing_account=account,
-                                               cursor=cursor, limit=limit)
+        page = await fetch(cursor)
         items.extend(page.items)
         if not page.next_cursor:
             return items, cursors
-        assert page.next_cursor == page.items[-1].id
+        if key is not None:
+            assert page.next_cursor == key(page.items[-1])
         cursors.append(page.next_cursor)
         cursor = page.next_cursor
 
 
-async def all_tax_documents(avatax, company="US01", *, start=OCT, end=NOV, limit=1000):
-    items, cursors, cursor = [], [], ""
-    while True:
-        page = await avatax.list_documents_page(company_code=company, date_from=start, date_to=end, cursor=cursor,
-                                                limit=limit)
-        items.extend(page.items)
-        if not page.next_cursor:
-            return items, cursors
-        cursors.append(page.next_cursor)
-        cursor = page.next_cursor
+def all_invoices(stripe, *, start=OCT, end=NOV, account="", limit=100):
+    return drain(lambda cursor: stripe.list_invoices_page(created_from=start, created_to=end, billing_account=account,
+                                                          cursor=cursor, limit=limit), key=lambda i: i.id)
 
 
-async def all_entries(netsuite, subsidiary="1", *, start=OCT, end=NOV, limit=1000):
-    items, cursors, cursor = [], [], ""
-    while True:
-        page = await netsuite.list_journal_entries_page(subsidiary=subsidiary, date_from=start, date_to=end,
-                                                        cursor=cursor, limit=limit)
-        items.extend(page.items)
-        if not page.next_cursor:
-            return items, cursors
-        assert page.next_cursor == page.items[-1].internal_id
-        cursors.append(page.next_cursor)
-        cursor = page.next_cursor
+def all_tax_documents(avatax, company="US01", *, start=OCT, end=NOV, limit=1000):
+    return drain(lambda cursor: avatax.list_documents_page(company_code=company, date_from=start, date_to=end,
+                                                           cursor=cursor, limit=limit))
+
+
+def all_entries(netsuite, subsidiary="1", *, start=OCT, end=NOV, limit=1000):
+    return drain(lambda cursor: netsuite.list_journal_entries_page(subsidiary=subsidiary, date_from=start,
+                                                                   date_to=end, cursor=cursor, limit=limit),
+                 key=lambda e: e.internal_id)
 
 
 # -- Stripe ----------------------------------------------------------------------------------
