@@ -196,4 +196,3 @@ class MoveBreaks(Model):
 
 class CloseRun(Model):
     run_id: str
-    status: str

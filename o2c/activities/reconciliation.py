@@ -191,7 +191,7 @@ class ReconciliationActivities:
     @activity.defn(name="recon.close_run")
     @classified
     async def close_run(self, request: CloseRun) -> RunSummary:
-        return await self.store.close_run(request.run_id, status=request.status)
+        return await self.store.close_run(request.run_id)
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.open_run, self.read_billing, self.read_tax, self.read_erp, self.read_schedules,

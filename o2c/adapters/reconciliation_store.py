@@ -184,9 +184,9 @@ class SqlReconciliationStore:
                              resolved_at=_now() if to_status not in UNRESOLVED else None))
         return await asyncio.to_thread(lambda: self._execute(statement).rowcount)
 
-    async def close_run(self, run_id: str, *, status: str) -> RunSummary:
+    async def close_run(self, run_id: str) -> RunSummary:
         """Finish the run: settle earlier runs' breaks against this one, count, drop the staging."""
-        return await asyncio.to_thread(self._close_run, run_id, status)
+        return await asyncio.to_thread(self._close_run, run_id)
 
     # -- what finance reads -----------------------------------------------------------------
 
@@ -274,7 +274,7 @@ class SqlReconciliationStore:
                 conn.execute(breaks.update().where(breaks.c.break_id == break_id).values(
                     status=status, resolution=told, resolved_at=None if status in UNRESOLVED else now))
 
-    def _close_run(self, run_id: str, status: str) -> RunSummary:
+    def _close_run(self, run_id: str) -> RunSummary:
         now = _now()
         with self.engine.begin() as conn:
             run = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
@@ -294,8 +294,8 @@ class SqlReconciliationStore:
                 sa.select(breaks.c.status, sa.func.count()).where(breaks.c.run_id == run_id)
                 .group_by(breaks.c.status)).all())
             conn.execute(runs.update().where(runs.c.run_id == run_id).values(
-                status=status, finished_at=now, breaks_found=sum(counted.values()),
-                healed=counted.get("healed", 0),
+                status="needs_attention" if counted.get("open") else "completed", finished_at=now,
+                breaks_found=sum(counted.values()), healed=counted.get("healed", 0),
                 open_breaks=sum(n for s, n in counted.items() if s in UNRESOLVED),
                 fixed_since_last_run=fixed))
             conn.execute(records.delete().where(records.c.run_id == run_id))

@@ -253,13 +253,12 @@ class ReconciliationWorkflow(ProcessWorkflow):
                 await self._read()
             await self._match()
             await self._heal_above_limit()
-            self.summary = await self._close(Status.NEEDS_ATTENTION)
+            self.summary = await self._close()
         except (StepFailed, AbortRequested) as stopped:
             reason = f"aborted by operator at {stopped}" if isinstance(stopped, AbortRequested) else str(stopped)
             return self.finish(Status.FAILED, f"reconciliation stopped: {reason}")
-        if self.summary.open_breaks:
+        if self.summary.status == Status.NEEDS_ATTENTION.value:
             return await self._exception_queue(self.summary)
-        self.summary = await self._close(Status.COMPLETED)
         return self.finish(Status.COMPLETED, self._outcome())
 
     def _input_problem(self, period: str) -> str:
@@ -393,12 +392,13 @@ class ReconciliationWorkflow(ProcessWorkflow):
 
     # -- closing and the exception queue ---------------------------------------------------------
 
-    async def _close(self, status: Status) -> RunSummary:
+    async def _close(self) -> RunSummary:
+        """Settle earlier runs' breaks against this one; the run needs attention while any
+        break is open (not healed, fixed or acknowledged)."""
         assert self.p is not None
         self.set_stage("closing the run")
         return await self.step("close the run", lambda: self.forward(
-            ReconciliationActivities.close_run, CloseRun(run_id=self.p.run_id, status=status.value)),  # type: ignore[union-attr]
-            skippable=False)
+            ReconciliationActivities.close_run, CloseRun(run_id=self.p.run_id)), skippable=False)  # type: ignore[union-attr]
 
     async def _exception_queue(self, summary: RunSummary) -> ReconciliationResult:
         i, p = self.input, self.p
@@ -418,10 +418,10 @@ class ReconciliationWorkflow(ProcessWorkflow):
             answer = self.queue.resolutions[-1]
             await self._move("open", "acknowledged", f"acknowledged by {answer.operator}"
                              + (f": {answer.comment}" if answer.comment else ""))
-            self.summary = await self._close(Status.COMPLETED)
+            self.summary = await self._close()
             return self.finish(Status.COMPLETED, f"{summary.open_breaks} breaks acknowledged by {answer.operator}; "
                                                  + self._outcome())
-        self.summary = await self._close(Status.COMPLETED)
+        # Unanswered: the run ends, and in the database it still needs attention.
         return self.finish(Status.COMPLETED, f"{summary.open_breaks} breaks left open, unanswered for "
                                              f"{i.policy.attention_days} days; " + self._outcome())
 

@@ -84,8 +84,8 @@ async def test_breaks_are_recorded_once_and_settle_earlier_runs(store):
     assert await store.move_breaks(first, from_status="awaiting_approval", to_status="healing",
                                    resolution="heal approved by fiona.finance") == 1
     await store.resolve_breaks([(ids[0], "healed", "posted in_1-invoice")])
-    summary = await store.close_run(first, status="needs_attention")
-    assert (summary.breaks_found, summary.healed, summary.open_breaks) == (3, 1, 2)
+    summary = await store.close_run(first)
+    assert (summary.status, summary.breaks_found, summary.healed, summary.open_breaks) == ("needs_attention", 3, 1, 2)
     assert summary.open_by_kind == {"amount_mismatch": 2}
     assert await store.staged(first, KeyRange(after="", last="~")) == []  # staging dropped
 
@@ -93,7 +93,7 @@ async def test_breaks_are_recorded_once_and_settle_earlier_runs(store):
     await open_run(store, second, entity)
     await store.record_breaks(second, legal_entity=entity, period="2026-10",
                               found=[("invoice:in_2", mismatch("in_2"), "open")])
-    summary = await store.close_run(second, status="needs_attention")
+    summary = await store.close_run(second)
     assert summary.fixed_since_last_run == 1
     earlier = {b.document: b for b in await store.breaks_of_run(first)}
     assert earlier["in_1"].status == "healed"
