@@ -5,7 +5,8 @@ as JSON, keyed by the document it concerns), matches the staged facts batch by b
 match keys, and records every break (`recon_breaks`). Closing a run compares its breaks with
 the open ones of earlier runs of the same entity and period: those found again are
 superseded by the new row (which keeps their first-seen date, so a break has an age), the
-others are fixed. Then the staged facts are dropped. Tables come from migration 0004.
+others are fixed. A run needs attention while one of its breaks is open, so an earlier run
+whose breaks a later one settled is completed then. Then the staged facts are dropped. Tables come from migration 0004.
 
 Amounts are exact integers in minor units. The methods are async for the port and run the
 synchronous engine in a worker thread, one transaction per call.
@@ -298,6 +299,15 @@ class SqlReconciliationStore:
                 breaks_found=sum(counted.values()), healed=counted.get("healed", 0),
                 open_breaks=sum(n for s, n in counted.items() if s in UNRESOLVED),
                 fixed_since_last_run=fixed))
+            # The earlier runs whose breaks this one settled may need nobody any more.
+            for (earlier_run,) in conn.execute(sa.select(runs.c.run_id).where(
+                    runs.c.legal_entity == run["legal_entity"], runs.c.period == run["period"],
+                    runs.c.run_id != run_id, runs.c.status == "needs_attention")).all():
+                left = dict(conn.execute(sa.select(breaks.c.status, sa.func.count())
+                                         .where(breaks.c.run_id == earlier_run).group_by(breaks.c.status)).all())
+                conn.execute(runs.update().where(runs.c.run_id == earlier_run).values(
+                    status="needs_attention" if left.get("open") else "completed",
+                    open_breaks=sum(n for s, n in left.items() if s in UNRESOLVED)))
             conn.execute(records.delete().where(records.c.run_id == run_id))
         summary = self._summary(run_id)
         assert summary is not None

@@ -94,7 +94,9 @@ async def test_breaks_are_recorded_once_and_settle_earlier_runs(store):
     await store.record_breaks(second, legal_entity=entity, period="2026-10",
                               found=[("invoice:in_2", mismatch("in_2"), "open")])
     summary = await store.close_run(second)
-    assert summary.fixed_since_last_run == 1
+    assert summary.fixed_since_last_run == 1 and summary.status == "needs_attention"
+    # The first run's breaks are all settled now (healed, superseded, fixed): it needs nobody.
+    assert (await store.run(first)).status == "completed" and (await store.run(first)).open_breaks == 0
     earlier = {b.document: b for b in await store.breaks_of_run(first)}
     assert earlier["in_1"].status == "healed"
     assert earlier["in_1"].resolution == "heal approved by fiona.finance; posted in_1-invoice"
