@@ -172,8 +172,7 @@ class BatchFindings(Model):
     model_config = ConfigDict(frozen=False)
 
     found: dict[str, int] = {}  # break kind -> how many
-    heal_now: list[HealOrder] = []  # below the healing limit: post them
-    awaiting_approval: int = 0  # above it: wait for a finance approver
+    heal_now: list[HealOrder] = []  # below the healing limit: post them (those above wait in the database)
 
 
 class ResolveBreaks(Model):

@@ -160,8 +160,6 @@ class ReconciliationActivities:
             findings.found[found_break.kind.value] = findings.found.get(found_break.kind.value, 0) + 1
             if status == "healing":
                 findings.heal_now.append(HealOrder(break_id=break_id, entry=found_break.heal))
-            elif status == "awaiting_approval":
-                findings.awaiting_approval += 1
         return findings
 
     # -- breaks and the run -------------------------------------------------------------------

@@ -150,7 +150,6 @@ class BatchResult(Model):
     found: dict[str, int] = {}
     healed: int = 0
     not_healed: int = 0
-    awaiting_approval: int = 0
 
 
 @workflow.defn
@@ -167,7 +166,7 @@ class ReconciliationBatchWorkflow:
             findings: BatchFindings = await self._call(ReconciliationActivities.match_batch, MatchBatch(
                 run_id=input.run_id, entity=input.entity, period=input.period, keys=input.keys,
                 policy=input.policy, chart=input.chart), input)
-            result.found, result.awaiting_approval = findings.found, findings.awaiting_approval
+            result.found = findings.found
             orders = findings.heal_now
         updates: list[tuple[int, str, str]] = []
         for start in range(0, len(orders), HEAL_CONCURRENCY):
