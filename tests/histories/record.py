@@ -322,6 +322,50 @@ async def reconciliation_batch(env, tq, systems) -> WorkflowHandle:
     return env.client.get_workflow_handle(f"{handle.id}-p1-batch-2")
 
 
+# -- waiting mid-way ------------------------------------------------------------------------------
+#
+# Histories of workflows that were still waiting when recorded: a running workflow of an
+# earlier release resumes from exactly such a history after a deploy, so each must keep
+# replaying on the code that follows (recorded before the layout moved, and kept).
+
+async def amendment_waiting_for_approval(env, tq, systems) -> WorkflowHandle:
+    handle = await start_amendment(env, tq, amendment(100))
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    return handle
+
+
+async def amendment_waiting_in_exception_queue(env, tq, systems) -> WorkflowHandle:
+    account = systems.billing.accounts["cus_acme"]
+    systems.billing.accounts["cus_acme"] = account.model_copy(update={"billing_address": Address(country="US")})
+    handle = await start_amendment(env, tq, amendment(12))
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    return handle
+
+
+async def dunning_between_retries(env, tq, systems) -> WorkflowHandle:
+    handle, _ = await _dunning(env, tq, systems)
+    await env.sleep(timedelta(days=2))  # the day-1 retry declined; the day-3 one is on its timer
+    await poll(handle, DunningWorkflow.state, status_is(Status.RUNNING))
+    return handle
+
+
+async def renewal_waiting_for_term(env, tq, systems) -> WorkflowHandle:
+    handle = await _start_renewal(env, tq, systems)
+    await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
+    await env.sleep(timedelta(days=70))  # the 60-day notice went out; the start day is ahead
+    await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
+    return handle
+
+
+async def reconciliation_waiting_in_exception_queue(env, tq, systems) -> WorkflowHandle:
+    handle = await _reconcile(env, tq, systems, "reconciliation_waiting_in_exception_queue")
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(ReconciliationWorkflow.decide, DecisionInput(
+        approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"))
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    return handle
+
+
 SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_happy": amendment_happy,
     "amendment_approval": amendment_approval,
@@ -336,6 +380,11 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "reconciliation_heal_approve_park": reconciliation_heal_approve_park,
     "reconciliation_continued_as_new": reconciliation_continued_as_new,
     "reconciliation_batch": reconciliation_batch,
+    "amendment_waiting_for_approval": amendment_waiting_for_approval,
+    "amendment_waiting_in_exception_queue": amendment_waiting_in_exception_queue,
+    "dunning_between_retries": dunning_between_retries,
+    "renewal_waiting_for_term": renewal_waiting_for_term,
+    "reconciliation_waiting_in_exception_queue": reconciliation_waiting_in_exception_queue,
 }
 
 
@@ -356,6 +405,8 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
                               activities=all_activities(**systems.ports())):
                 handle = await SCENARIOS[name](env, task_queue, systems)
                 history = await handle.fetch_history()
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    await handle.terminate(reason="recorded while waiting")  # after the fetch: the file shows it waiting
             path = out / f"{name}.json"
             path.write_text(history.to_json())
             written.append(path)
