@@ -41,7 +41,7 @@ def check_database() -> None:
     url = os.environ.get("O2C_DATABASE_URL")
     if not url:
         return
-    code = ("import sys\nfrom o2c.db import engine_for\nfrom sqlalchemy import text\n"
+    code = ("import sys\nfrom adapters.storage.db import engine_for\nfrom sqlalchemy import text\n"
             "try:\n    engine_for(sys.argv[1]).connect().execute(text('select 1'))\n"
             "except Exception as e:\n    sys.exit(f'O2C_DATABASE_URL is set but unreachable: {e}')\n")
     subprocess.check_call([str(BIN / "python"), "-c", code, url])

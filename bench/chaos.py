@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from o2c.adapters.sandbox import SandboxControl, SandboxServer  # noqa: E402
-from o2c.settings import Settings  # noqa: E402
-from o2c.starter.temporal import dev_server_binary  # noqa: E402
-from o2c.workflows.status import SEARCH_ATTRIBUTES  # noqa: E402
+from sandbox import SandboxControl, SandboxServer  # noqa: E402
+from settings import Settings  # noqa: E402
+from adapters.temporal import dev_server_binary  # noqa: E402
+from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
 from tests.integration.chaos_kit import CALENDAR, Chaos  # noqa: E402
 
 

@@ -38,11 +38,11 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from o2c.activities.registry import all_activities
-    from o2c.canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
-    from o2c.starter.temporal import dev_server_binary
-    from o2c.workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow
-    from o2c.workflows.status import CONTRACT, CUSTOMER, PROCESS, SEARCH_ATTRIBUTES, STATUS, Status
+    from activities.registry import all_activities
+    from canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
+    from adapters.temporal import dev_server_binary
+    from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow
+    from workflows.kit.status import CONTRACT, CUSTOMER, PROCESS, SEARCH_ATTRIBUTES, STATUS, Status
     from tests.fakes import FakeSystems, seat_line
 
 # ASSUMPTION — check it: Temporal Cloud's list price per million actions. Cloud pricing is

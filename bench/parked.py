@@ -33,14 +33,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from o2c.activities.registry import all_activities  # noqa: E402
-from o2c.canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind, Subscription  # noqa: E402
-from o2c.canonical.renewal import RenewalRequest, RenewedLine  # noqa: E402
-from o2c.starter.client import deliver_payment_event, start_renewal  # noqa: E402
-from o2c.starter.temporal import dev_server_binary  # noqa: E402
-from o2c.workflows.dunning import DunningWorkflow, dunning_workflow_id  # noqa: E402
-from o2c.workflows.renewal import RenewalWorkflow  # noqa: E402
-from o2c.workflows.status import SEARCH_ATTRIBUTES  # noqa: E402
+from activities.registry import all_activities  # noqa: E402
+from canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind, Subscription  # noqa: E402
+from canonical.renewal import RenewalRequest, RenewedLine  # noqa: E402
+from starter.client import deliver_payment_event, start_renewal  # noqa: E402
+from adapters.temporal import dev_server_binary  # noqa: E402
+from workflows.dunning import DunningWorkflow, dunning_workflow_id  # noqa: E402
+from workflows.renewal import RenewalWorkflow  # noqa: E402
+from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
 from tests.fakes import FakeSystems, seat_line, usd  # noqa: E402
 
 TASK_QUEUE = "bench-parked"

@@ -36,14 +36,14 @@ sys.path.insert(0, str(ROOT))
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from o2c.adapters.sandbox import SandboxControl  # noqa: E402
-from o2c.adapters.sandbox.store import documents  # noqa: E402
-from o2c.canonical.models import LegalEntity  # noqa: E402
-from o2c.db import engine_for, upgrade  # noqa: E402
-from o2c.starter import client as o2c  # noqa: E402
-from o2c.starter.temporal import dev_server_binary  # noqa: E402
-from o2c.workflows.attention import Action  # noqa: E402
-from o2c.workflows.status import SEARCH_ATTRIBUTES, Status  # noqa: E402
+from sandbox import SandboxControl  # noqa: E402
+from sandbox.store import documents  # noqa: E402
+from canonical.models import LegalEntity  # noqa: E402
+from adapters.storage.db import engine_for, upgrade  # noqa: E402
+from starter import client as o2c  # noqa: E402
+from adapters.temporal import dev_server_binary  # noqa: E402
+from workflows.kit.attention import Action  # noqa: E402
+from workflows.kit.status import SEARCH_ATTRIBUTES, Status  # noqa: E402
 
 PERIOD = "2026-10"
 BREAKS = ("missing_in_erp", "missing_in_billing", "duplicate_posting", "amount_mismatch", "tax_mismatch",
@@ -146,7 +146,7 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
     upgrade(database_url)
     sandbox_port = free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    sandbox = start_process(["-m", "o2c.adapters.sandbox.server", "--port", str(sandbox_port), "--database-url",
+    sandbox = start_process(["-m", "sandbox.server", "--port", str(sandbox_port), "--database-url",
                              database_url, "--log-level", "warning"], {}, logs / "sandbox.log")
     print(f"dev server {dev_server_binary()}; sandbox and o2c tables in {database_url}; logs in {logs}", flush=True)
     env = await WorkflowEnvironment.start_local(
@@ -167,7 +167,7 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
             seeded = time.perf_counter() - started
             print(f"{size} invoices seeded in {seeded:.1f} s", flush=True)
             task_queue = f"bench-recon-{key}"
-            worker = start_process(["-m", "o2c.worker"], {
+            worker = start_process(["-m", "worker"], {
                 "O2C_TEMPORAL_ADDRESS": env.client.service_client.config.target_host, "O2C_TASK_QUEUE": task_queue,
                 "O2C_SANDBOX_URL": sandbox_url, "O2C_DATABASE_URL": database_url,
                 "O2C_HTTP_TIMEOUT_SECONDS": "120"}, logs / f"worker-{size}.log")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from o2c.adapters.sandbox import SandboxControl, SandboxServer
+from sandbox import SandboxControl, SandboxServer
 
 
 class SandboxHandle(SandboxControl):

@@ -11,10 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from o2c.adapters.errors import AdapterError, BusinessError
-from o2c.adapters.reconciliation_store import SqlReconciliationStore
-from o2c.canonical.journal import JournalEntry, JournalEntryPage
-from o2c.canonical.models import (
+from adapters.errors import AdapterError, BusinessError
+from adapters.storage.reconciliation import SqlReconciliationStore
+from canonical.journal import JournalEntry, JournalEntryPage
+from canonical.models import (
     Account,
     Address,
     CollectionCase,
@@ -36,7 +36,7 @@ from o2c.canonical.models import (
     TaxDocumentPage,
     TaxLine,
 )
-from o2c.canonical.money import Money, total
+from canonical.money import Money, total
 
 
 @dataclass

@@ -5,11 +5,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from o2c.adapters.avatax import AvaTaxTax
-from o2c.adapters.entitlements import HttpEntitlements
-from o2c.adapters.netsuite import NetSuiteErp
-from o2c.adapters.notifications import HttpNotifications
-from o2c.adapters.stripe import StripeBilling
+from adapters.avatax import AvaTaxTax
+from adapters.entitlements import HttpEntitlements
+from adapters.netsuite import NetSuiteErp
+from adapters.notifications import HttpNotifications
+from adapters.stripe import StripeBilling
 
 API_KEY = "sk_test_o2c_adapters"
 CUSTOMER = {

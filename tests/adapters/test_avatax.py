@@ -4,10 +4,10 @@ from datetime import date
 
 import pytest
 
-from o2c.adapters.avatax import AvaTaxTax
-from o2c.adapters.errors import BusinessError, IntegrationBug, TransientError
-from o2c.canonical.models import Address, InvoiceLine
-from o2c.canonical.money import Money
+from adapters.avatax import AvaTaxTax
+from adapters.errors import BusinessError, IntegrationBug, TransientError
+from canonical.models import Address, InvoiceLine
+from canonical.money import Money
 
 CA = Address(line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US")
 NY = Address(line1="1 Broadway", city="New York", region="NY", postal_code="10004", country="US")

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from o2c.adapters.crm import SalesforceCrm
-from o2c.adapters.errors import BusinessError, IntegrationBug, TransientError
-from o2c.adapters.netsuite import NetSuiteErp
-from o2c.canonical.models import CollectionCase, CrmTask
-from o2c.canonical.money import Money
+from adapters.crm import SalesforceCrm
+from adapters.errors import BusinessError, IntegrationBug, TransientError
+from adapters.netsuite import NetSuiteErp
+from canonical.models import CollectionCase, CrmTask
+from canonical.money import Money
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ from decimal import ROUND_HALF_UP, Decimal
 import httpx
 import pytest
 
-from o2c.adapters import netsuite as netsuite_adapter
-from o2c.adapters.errors import IntegrationBug
-from o2c.adapters.stripe import to_invoice
-from o2c.canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
-from o2c.canonical.models import TAX_PRODUCT, Address, InvoiceLine
-from o2c.canonical.money import Money
+from adapters import netsuite as netsuite_adapter
+from adapters.errors import IntegrationBug
+from adapters.stripe import to_invoice
+from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
+from canonical.models import TAX_PRODUCT, Address, InvoiceLine
+from canonical.money import Money
 
 OCT, NOV, DEC = date(2026, 10, 1), date(2026, 11, 1), date(2026, 12, 1)
 ALL_BREAKS = {"missing_in_erp": 1, "missing_in_billing": 1, "duplicate_posting": 1, "amount_mismatch": 1,

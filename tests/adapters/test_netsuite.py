@@ -5,10 +5,10 @@ from datetime import date
 import httpx
 import pytest
 
-from o2c.adapters.errors import BusinessError, IntegrationBug, TransientError
-from o2c.adapters.netsuite import NetSuiteErp
-from o2c.canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
-from o2c.canonical.money import Money
+from adapters.errors import BusinessError, IntegrationBug, TransientError
+from adapters.netsuite import NetSuiteErp
+from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
+from canonical.money import Money
 
 
 def usd(amount: str) -> Money:

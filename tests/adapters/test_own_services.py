@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from o2c.adapters.errors import IntegrationBug, TransientError
-from o2c.canonical.models import Notification
+from adapters.errors import IntegrationBug, TransientError
+from canonical.models import Notification
 
 
 async def test_set_seats_is_idempotent(entitlements, sandbox):

@@ -10,12 +10,12 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from o2c.adapters.reconciliation_store import SqlReconciliationStore
-from o2c.adapters.schedule_store import SqlRevenueSchedules
-from o2c.canonical.asc606 import ObligationKind, PerformanceObligation, RevenueContract, recognise
-from o2c.canonical.journal import ChartOfAccounts, invoice_entry
-from o2c.canonical.money import Money
-from o2c.canonical.reconciliation import Break, BreakKind, KeyRange
+from adapters.storage.reconciliation import SqlReconciliationStore
+from adapters.storage.schedules import SqlRevenueSchedules
+from canonical.asc606 import ObligationKind, PerformanceObligation, RevenueContract, recognise
+from canonical.journal import ChartOfAccounts, invoice_entry
+from canonical.money import Money
+from canonical.reconciliation import Break, BreakKind, KeyRange
 
 def usd(amount: str) -> Money:
     return Money.of(amount, "USD")

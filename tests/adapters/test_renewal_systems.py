@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from o2c.adapters.errors import BusinessError, TransientError
-from o2c.adapters.stripe import StripeBilling, add_month
-from o2c.canonical.models import Account, Address, InvoiceLine, SubscriptionLine, SubscriptionTerm
-from o2c.canonical.money import Money
+from adapters.errors import BusinessError, TransientError
+from adapters.stripe import StripeBilling, add_month
+from canonical.models import Account, Address, InvoiceLine, SubscriptionLine, SubscriptionTerm
+from canonical.money import Money
 
 API_KEY = "sk_test_o2c_adapters"
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from o2c import db
+from adapters.storage import db
 
 
 def test_summary_and_records_describe_the_state(sandbox, seeded):

@@ -11,12 +11,12 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from o2c.adapters.errors import IntegrationBug
-from o2c.adapters.schedule_store import SqlRevenueSchedules
-from o2c.canonical.models import RevenueScheduleLine
-from o2c.canonical.money import Money
-from o2c.canonical.revenue import ratable_schedule
-from o2c.db import engine_for
+from adapters.errors import IntegrationBug
+from adapters.storage.schedules import SqlRevenueSchedules
+from canonical.models import RevenueScheduleLine
+from canonical.money import Money
+from canonical.revenue import ratable_schedule
+from adapters.storage.db import engine_for
 
 @pytest.fixture
 async def store(database_url) -> AsyncIterator[SqlRevenueSchedules]:

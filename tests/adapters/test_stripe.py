@@ -6,11 +6,11 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from o2c.adapters.errors import BusinessError, IntegrationBug, TransientError
-from o2c.adapters.sandbox.core import parse_nested
-from o2c.adapters.stripe import StripeBilling, encode_form
-from o2c.canonical.models import InvoiceLine, SubscriptionLine
-from o2c.canonical.money import Money
+from adapters.errors import BusinessError, IntegrationBug, TransientError
+from sandbox.core import parse_nested
+from adapters.stripe import StripeBilling, encode_form
+from canonical.models import InvoiceLine, SubscriptionLine
+from canonical.money import Money
 
 API_KEY = "sk_test_o2c_adapters"  # the same key the fixtures use
 
@@ -255,7 +255,7 @@ async def test_list_invoices_follows_the_cursor(sandbox, seeded):
 
 
 def test_stripe_should_retry_header_overrides_the_status():
-    from o2c.adapters.stripe import classify
+    from adapters.stripe import classify
 
     body = {"error": {"type": "api_error", "message": "boom"}}
     assert isinstance(classify(httpx.Response(500, json=body, headers={"Stripe-Should-Retry": "false"})),

@@ -13,9 +13,9 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from o2c.adapters.errors import BusinessError
-from o2c.canonical.models import PaymentOutcome
-from o2c.canonical.money import Money
+from adapters.errors import BusinessError
+from canonical.models import PaymentOutcome
+from canonical.money import Money
 
 API_KEY = "sk_test_o2c_adapters"  # the key the fixtures use
 CUSTOMER = {"id": "cus_acme", "name": "Acme Corp", "email": "ap@acme.test"}

@@ -8,9 +8,9 @@ from datetime import date
 import httpx
 import pytest
 
-from o2c.adapters.sandbox import suiteql
-from o2c.canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
-from o2c.canonical.money import Money
+from sandbox import suiteql
+from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
+from canonical.money import Money
 
 QUERY = "/query/v1/suiteql"
 TRANSIENT = {"Prefer": "transient"}

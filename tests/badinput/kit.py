@@ -9,8 +9,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from o2c.canonical.models import Account, Address, Subscription
-from o2c.canonical.money import MINOR_UNITS
+from canonical.models import Account, Address, Subscription
+from canonical.money import MINOR_UNITS
 from tests.fakes import seat_line
 
 

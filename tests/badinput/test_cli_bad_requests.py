@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from o2c.canonical.models import AmendmentRequest
-from o2c.canonical.renewal import RenewalRequest
+from canonical.models import AmendmentRequest
+from canonical.renewal import RenewalRequest
 from tests.badinput.kit import (
     amendment_dict,
     json_values,
@@ -75,7 +75,7 @@ def run_cli(trap: Trap, command: str, path: Path) -> subprocess.CompletedProcess
     address = f"127.0.0.1:{trap.getsockname()[1]}"
     env = {**os.environ, "O2C_TEMPORAL_ADDRESS": address, "O2C_SANDBOX_URL": f"http://{address}",
            "O2C_STRIPE_BASE_URL": f"http://{address}/stripe/v1", "O2C_HTTP_TIMEOUT_SECONDS": "2"}
-    return subprocess.run([sys.executable, "-m", "o2c.starter.cli", command, "--file", str(path)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "starter.cli", command, "--file", str(path)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=30)
 
 

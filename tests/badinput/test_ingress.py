@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from o2c.adapters.stripe_webhooks import sign
-from o2c.canonical.money import MINOR_UNITS
-from o2c.starter.webhooks import STRIPE_PATH, create_webhook_app
+from adapters.stripe_webhooks import sign
+from canonical.money import MINOR_UNITS
+from starter.webhooks import STRIPE_PATH, create_webhook_app
 from tests.badinput.kit import RecordingClient, json_values
 
 SECRET = "whsec_badinput"

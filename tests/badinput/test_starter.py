@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from o2c.canonical.amendment import InvalidRequest
-from o2c.canonical.models import AmendmentRequest
-from o2c.canonical.renewal import RenewalRequest
-from o2c.starter.client import start_amendment, start_reconciliation, start_renewal
+from canonical.amendment import InvalidRequest
+from canonical.models import AmendmentRequest
+from canonical.renewal import RenewalRequest
+from starter.client import start_amendment, start_reconciliation, start_renewal
 from tests.badinput.kit import (
     ReadOnlyBilling,
     RecordingClient,

@@ -30,10 +30,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from o2c.activities.registry import all_activities
-from o2c.adapters.errors import IntegrationBug
-from o2c.canonical.journal import ChartOfAccounts, invoice_entry
-from o2c.canonical.models import (
+from activities.registry import all_activities
+from adapters.errors import IntegrationBug
+from canonical.journal import ChartOfAccounts, invoice_entry
+from canonical.models import (
     TAX_PRODUCT,
     Account,
     Address,
@@ -48,21 +48,21 @@ from o2c.canonical.models import (
     Subscription,
     TaxDocument,
 )
-from o2c.canonical.reconciliation import ReconciliationPolicy
-from o2c.canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
-from o2c.starter.client import deliver_payment_event
-from o2c.starter.temporal import register_search_attributes, test_server_binary
-from o2c.workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
-from o2c.workflows.approval import DecisionInput
-from o2c.workflows.attention import Action, ResolveInput
-from o2c.workflows.dunning import DunningWorkflow, dunning_workflow_id
-from o2c.workflows.dunning import Outcome as DunningOutcome
-from o2c.workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
-from o2c.workflows.registry import ALL_WORKFLOWS
-from o2c.workflows.renewal import NonRenewal, RenewalInput, RenewalWorkflow, renewal_workflow_id
-from o2c.workflows.renewal import Outcome as RenewalOutcome
-from o2c.workflows.renewal_window import RenewalWindowWorkflow, WindowInput
-from o2c.workflows.status import Status
+from canonical.reconciliation import ReconciliationPolicy
+from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
+from starter.client import deliver_payment_event
+from adapters.temporal import register_search_attributes, test_server_binary
+from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
+from workflows.kit.approval import DecisionInput
+from workflows.kit.attention import Action, ResolveInput
+from workflows.dunning import DunningWorkflow, dunning_workflow_id
+from workflows.dunning import Outcome as DunningOutcome
+from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
+from workflows.registry import ALL_WORKFLOWS
+from workflows.renewal import NonRenewal, RenewalInput, RenewalWorkflow, renewal_workflow_id
+from workflows.renewal import Outcome as RenewalOutcome
+from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
+from workflows.kit.status import Status
 from tests.fakes import FakeSystems, seat_line, usd
 
 HERE = Path(__file__).parent

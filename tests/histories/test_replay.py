@@ -19,7 +19,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
-from o2c.workflows.registry import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 from tests.histories.record import SCENARIOS
 
 HERE = Path(__file__).parent

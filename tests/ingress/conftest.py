@@ -10,7 +10,7 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from o2c.starter.temporal import register_search_attributes, test_server_binary
+from adapters.temporal import register_search_attributes, test_server_binary
 from tests.ingress.ingress_kit import Ingress, serve
 
 

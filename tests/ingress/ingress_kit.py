@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 from temporalio.client import Client
 
-from o2c.starter.webhooks import create_webhook_app
+from starter.webhooks import create_webhook_app
 
 SECRET = "whsec_o2c_ingress_tests"
 

@@ -15,10 +15,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from o2c.adapters.errors import TransientError
-from o2c.adapters.stripe_webhooks import sign
-from o2c.starter import temporal as o2c_temporal
-from o2c.workflows.status import INVOICE, PROCESS
+from adapters.errors import TransientError
+from adapters.stripe_webhooks import sign
+from adapters import temporal as o2c_temporal
+from workflows.kit.status import INVOICE, PROCESS
 
 from tests.ingress.ingress_kit import SECRET, serve
 

@@ -26,16 +26,16 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from o2c.adapters.errors import TransientError
-from o2c.adapters.sandbox import SandboxControl
-from o2c.adapters.stripe import StripeBilling
-from o2c.canonical.models import AmendedLine, AmendmentRequest, LegalEntity
-from o2c.canonical.renewal import RenewalRequest, RenewedLine
-from o2c.settings import Settings
-from o2c.starter import client as o2c
-from o2c.starter.stack import webhook_ingress
-from o2c.workflows.dunning import dunning_workflow_id
-from o2c.workflows.status import STATUS, Status
+from adapters.errors import TransientError
+from sandbox import SandboxControl
+from adapters.stripe import StripeBilling
+from canonical.models import AmendedLine, AmendmentRequest, LegalEntity
+from canonical.renewal import RenewalRequest, RenewedLine
+from settings import Settings
+from starter import client as o2c
+from starter.stack import webhook_ingress
+from workflows.dunning import dunning_workflow_id
+from workflows.kit.status import STATUS, Status
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ("stripe", "avatax", "netsuite", "entitlements", "notifications", "salesforce")
@@ -69,7 +69,7 @@ async def upstream(start: Any) -> Any:
 
 
 class WorkerProcess:
-    """`python -m o2c.worker` against the given stack, to be killed and started again."""
+    """`python -m worker` against the given stack, to be killed and started again."""
 
     def __init__(self, temporal_address: str, settings: Settings, task_queue: str, log: Path):
         self.env = {**os.environ, "O2C_TEMPORAL_ADDRESS": temporal_address, "O2C_TASK_QUEUE": task_queue,
@@ -80,7 +80,7 @@ class WorkerProcess:
         self.kills = 0
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "o2c.worker"], env=self.env, cwd=ROOT,
+        self.process = subprocess.Popen([sys.executable, "-m", "worker"], env=self.env, cwd=ROOT,
                                         stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
 
     def kill(self) -> None:

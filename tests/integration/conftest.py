@@ -12,14 +12,14 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from o2c.adapters.sandbox import SandboxControl
-from o2c.adapters.stripe import StripeBilling
-from o2c.canonical.models import AmendedLine, AmendmentRequest
-from o2c.settings import Settings
-from o2c.starter.stack import webhook_ingress
-from o2c.starter.temporal import dev_server_binary
-from o2c.worker import build_ports, running_worker
-from o2c.workflows.status import SEARCH_ATTRIBUTES
+from sandbox import SandboxControl
+from adapters.stripe import StripeBilling
+from canonical.models import AmendedLine, AmendmentRequest
+from settings import Settings
+from starter.stack import webhook_ingress
+from adapters.temporal import dev_server_binary
+from worker import build_ports, running_worker
+from workflows.kit.status import SEARCH_ATTRIBUTES
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from o2c.canonical.amendment import InvalidAmendment
-from o2c.starter import client as o2c
-from o2c.workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
-from o2c.workflows.attention import Action
-from o2c.workflows.status import Status
+from canonical.amendment import InvalidAmendment
+from starter import client as o2c
+from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
+from workflows.kit.attention import Action
+from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
 

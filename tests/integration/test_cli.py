@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from o2c.starter import client as o2c
-from o2c.workflows.status import Status
+from starter import client as o2c
+from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def cli(dev_server, settings, worker, tmp_path):
 
     async def run(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "o2c.starter.cli", *args, env=env,
+            sys.executable, "-m", "starter.cli", *args, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(process.communicate(), timeout=60)
         return process.returncode, out.decode(), err.decode()
@@ -122,8 +122,8 @@ async def test_reconcile_resolve_and_report_from_the_command_line(cli, dev_serve
 async def test_a_process_whose_worker_is_gone_does_not_hide_the_others(cli, dev_server, customer):
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-    from o2c.workflows.amendment import AmendmentInput, AmendmentWorkflow
-    from o2c.workflows.status import PROCESS, STATUS
+    from workflows.amendment import AmendmentInput, AmendmentWorkflow
+    from workflows.kit.status import PROCESS, STATUS
 
     orphan = await dev_server.client.start_workflow(
         AmendmentWorkflow.run, AmendmentInput(request=customer.amendment()), id=f"amendment-orphan-{customer.key}",

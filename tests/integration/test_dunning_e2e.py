@@ -10,7 +10,7 @@ import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from o2c.workflows.dunning import DunningResult, Outcome, dunning_workflow_id
+from workflows.dunning import DunningResult, Outcome, dunning_workflow_id
 
 pytestmark = pytest.mark.integration
 

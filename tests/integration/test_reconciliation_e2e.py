@@ -10,15 +10,15 @@ from datetime import date
 
 import pytest
 
-from o2c.adapters.reconciliation_store import SqlReconciliationStore
-from o2c.adapters.schedule_store import SqlRevenueSchedules
-from o2c.canonical.models import LegalEntity
-from o2c.canonical.money import Money
-from o2c.canonical.reconciliation import BreakKind
-from o2c.canonical.revenue import ratable_schedule
-from o2c.starter import client as o2c
-from o2c.workflows.attention import Action
-from o2c.workflows.status import Status
+from adapters.storage.reconciliation import SqlReconciliationStore
+from adapters.storage.schedules import SqlRevenueSchedules
+from canonical.models import LegalEntity
+from canonical.money import Money
+from canonical.reconciliation import BreakKind
+from canonical.revenue import ratable_schedule
+from starter import client as o2c
+from workflows.kit.attention import Action
+from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from o2c.adapters.schedule_store import SqlRevenueSchedules
-from o2c.canonical.renewal import RenewalRequest, RenewedLine
-from o2c.starter import client as o2c
-from o2c.workflows.renewal import Outcome, RenewalResult
+from adapters.storage.schedules import SqlRevenueSchedules
+from canonical.renewal import RenewalRequest, RenewedLine
+from starter import client as o2c
+from workflows.renewal import Outcome, RenewalResult
 from tests.integration.test_amendment_e2e import balanced
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from o2c.starter.schedules import RENEWAL_WINDOW_SCHEDULE, apply_schedules
+from starter.schedules import RENEWAL_WINDOW_SCHEDULE, apply_schedules
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from o2c.canonical.money import Money, largest_remainder
+from canonical.money import Money, largest_remainder
 
 
 @pytest.mark.parametrize(("whole", "weights", "parts"), [

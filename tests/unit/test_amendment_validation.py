@@ -5,15 +5,15 @@ from decimal import Decimal
 
 import pytest
 
-from o2c.canonical.amendment import (
+from canonical.amendment import (
     InvalidAmendment,
     request_problems,
     subscription_problems,
     validate_amendment,
 )
-from o2c.canonical.models import AmendedLine, AmendmentRequest, Subscription, SubscriptionLine
-from o2c.canonical.money import Money
-from o2c.canonical.proration import prorate
+from canonical.models import AmendedLine, AmendmentRequest, Subscription, SubscriptionLine
+from canonical.money import Money
+from canonical.proration import prorate
 
 SUB = Subscription(
     id="sub_1", account_id="acct_1", contract_id="C-1", currency="USD", status="active",

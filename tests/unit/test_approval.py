@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from o2c.canonical.approval import ApprovalPolicy, amendment_approval, annual_value_change, refusal
-from o2c.canonical.models import ApprovalRequest, Approver, ApproverRole, Proration
-from o2c.canonical.money import Money
+from canonical.approval import ApprovalPolicy, amendment_approval, annual_value_change, refusal
+from canonical.models import ApprovalRequest, Approver, ApproverRole, Proration
+from canonical.money import Money
 
 POLICY = ApprovalPolicy()
 

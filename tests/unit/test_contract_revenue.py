@@ -3,11 +3,11 @@
 from datetime import date
 from decimal import Decimal
 
-from o2c.canonical.contract_revenue import amendment_schedules, contract_value_change, renewal_schedules
-from o2c.canonical.models import AmendedLine, AmendmentRequest, Subscription, SubscriptionLine
-from o2c.canonical.money import Money
-from o2c.canonical.proration import prorate
-from o2c.canonical.renewal import RenewalPolicy
+from canonical.contract_revenue import amendment_schedules, contract_value_change, renewal_schedules
+from canonical.models import AmendedLine, AmendmentRequest, Subscription, SubscriptionLine
+from canonical.money import Money
+from canonical.proration import prorate
+from canonical.renewal import RenewalPolicy
 
 
 def usd(amount: str) -> Money:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from o2c.canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
-from o2c.canonical.money import Money
+from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
+from canonical.money import Money
 
 CHART = ChartOfAccounts()
 DAY = date(2027, 3, 15)

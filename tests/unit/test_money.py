@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from o2c.canonical.money import CurrencyError, Money, minor_unit, quantum, total
+from canonical.money import CurrencyError, Money, minor_unit, quantum, total
 
 
 @pytest.mark.parametrize(("currency", "digits", "q"), [

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from o2c.canonical.models import AmendedLine, ProrationKind, Subscription, SubscriptionLine
-from o2c.canonical.money import Money
-from o2c.canonical.proration import amended_lines, monthly_amount, period_fraction, prorate
+from canonical.models import AmendedLine, ProrationKind, Subscription, SubscriptionLine
+from canonical.money import Money
+from canonical.proration import amended_lines, monthly_amount, period_fraction, prorate
 
 
 def usd(amount: str) -> Money:

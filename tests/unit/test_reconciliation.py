@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from o2c.canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
-from o2c.canonical.models import TAX_PRODUCT, Invoice, InvoiceLine, TaxDocument, TaxLine
-from o2c.canonical.money import Money
-from o2c.canonical.reconciliation import (
+from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
+from canonical.models import TAX_PRODUCT, Invoice, InvoiceLine, TaxDocument, TaxLine
+from canonical.money import Money
+from canonical.reconciliation import (
     BreakKind,
     EntryKind,
     Tolerance,

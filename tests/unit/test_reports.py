@@ -4,11 +4,11 @@ import csv
 import io
 from datetime import date, datetime, timedelta, timezone
 
-from o2c.canonical.asc606 import waterfall
-from o2c.canonical.money import Money
-from o2c.canonical.reconciliation import BreakKind, BreakRecord
-from o2c.canonical.revenue import ratable_schedule
-from o2c.starter.reports import breaks_csv, waterfall_table
+from canonical.asc606 import waterfall
+from canonical.money import Money
+from canonical.reconciliation import BreakKind, BreakRecord
+from canonical.revenue import ratable_schedule
+from starter.reports import breaks_csv, waterfall_table
 
 
 def usd(amount: str) -> Money:

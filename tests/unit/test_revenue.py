@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from o2c.canonical.asc606 import (
+from canonical.asc606 import (
     Billing,
     ContractModification,
     ModificationTreatment,
@@ -20,8 +20,8 @@ from o2c.canonical.asc606 import (
     treatment,
     waterfall,
 )
-from o2c.canonical.money import CurrencyError, Money
-from o2c.canonical.revenue import ratable_schedule, recognised_before, truncated
+from canonical.money import CurrencyError, Money
+from canonical.revenue import ratable_schedule, recognised_before, truncated
 
 
 def usd(amount: str) -> Money:

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from o2c.adapters.stripe_webhooks import EventError, StripeEvent, parse_event, to_payment_event
-from o2c.canonical.models import PaymentEventKind
-from o2c.canonical.money import Money
+from adapters.stripe_webhooks import EventError, StripeEvent, parse_event, to_payment_event
+from canonical.models import PaymentEventKind
+from canonical.money import Money
 
 CREATED = 1767225600  # 2026-01-01T00:00:00Z
 

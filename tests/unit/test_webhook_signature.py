@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from o2c.adapters.stripe_webhooks import SignatureError, verify_signature
+from adapters.stripe_webhooks import SignatureError, verify_signature
 
 SECRET = "whsec_test_o2c_vector_secret"
 OTHER_SECRET = "whsec_some_other_secret"
@@ -119,6 +119,6 @@ def test_empty_secret_never_verifies():
 
 def test_sign_produces_the_header_stripe_would_send():
     # sign() serves the sandbox and the ingress tests; check it against the same vector.
-    from o2c.adapters.stripe_webhooks import sign
+    from adapters.stripe_webhooks import sign
 
     assert sign(PAYLOAD, SECRET, T) == f"t={T},v1={VALID}"

@@ -4,7 +4,7 @@ import io
 import json
 import logging
 
-from o2c.worker import configure_logging
+from worker import configure_logging
 
 
 def test_workflow_log_lines_carry_ids_and_business_keys():

@@ -9,11 +9,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from o2c.activities.registry import all_activities
-from o2c.adapters.reconciliation_store import SqlReconciliationStore
-from o2c.canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
-from o2c.starter.temporal import register_search_attributes, test_server_binary
-from o2c.workflows.registry import ALL_WORKFLOWS
+from activities.registry import all_activities
+from adapters.storage.reconciliation import SqlReconciliationStore
+from canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
+from adapters.temporal import register_search_attributes, test_server_binary
+from workflows.registry import ALL_WORKFLOWS
 from tests.fakes import FakeSystems, seat_line
 
 

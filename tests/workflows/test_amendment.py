@@ -8,18 +8,18 @@ from datetime import date, timedelta
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 
-from o2c.adapters.errors import BusinessError, IntegrationBug, TransientError
-from o2c.canonical.models import Address, ApproverRole
-from o2c.workflows.amendment import (
+from adapters.errors import BusinessError, IntegrationBug, TransientError
+from canonical.models import Address, ApproverRole
+from workflows.amendment import (
     AmendmentInput,
     AmendmentResult,
     AmendmentState,
     AmendmentWorkflow,
     amendment_workflow_id,
 )
-from o2c.workflows.approval import DecisionInput
-from o2c.workflows.attention import Action, ResolveInput
-from o2c.workflows.status import Status
+from workflows.kit.approval import DecisionInput
+from workflows.kit.attention import Action, ResolveInput
+from workflows.kit.status import Status
 from tests.fakes import seat_line, usd
 from tests.workflows.conftest import amendment
 
@@ -316,7 +316,7 @@ async def test_the_change_in_contract_value_gets_a_revenue_schedule_of_its_own(e
 
 
 async def test_an_amendment_modifies_the_contracts_schedules_prospectively(env, worker, systems):
-    from o2c.canonical.revenue import ratable_schedule
+    from canonical.revenue import ratable_schedule
 
     term = ratable_schedule(schedule_id="renewal-C-100-2026-01-01-seats", contract_id="C-100", account_id="cus_acme",
                             legal_entity="US01", obligation="seats", total=usd("6000.00"), start=date(2026, 1, 1),

@@ -9,16 +9,16 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
-from o2c.canonical.models import (
+from canonical.models import (
     ApproverRole,
     Invoice,
     PaymentEvent,
     PaymentEventKind,
 )
-from o2c.starter.client import deliver_payment_event
-from o2c.workflows.approval import DecisionInput
-from o2c.workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningResult, DunningState, DunningWorkflow, Outcome, dunning_workflow_id
-from o2c.workflows.status import Status
+from starter.client import deliver_payment_event
+from workflows.kit.approval import DecisionInput
+from workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningResult, DunningState, DunningWorkflow, Outcome, dunning_workflow_id
+from workflows.kit.status import Status
 from tests.fakes import usd
 
 @pytest.fixture
@@ -237,7 +237,7 @@ async def test_the_same_webhook_five_times_is_one_dunning_with_one_notice(env, w
 
 
 def test_hard_declines_are_the_ones_a_retry_cannot_cure():
-    from o2c.canonical.dunning import is_hard_decline
+    from canonical.dunning import is_hard_decline
 
     assert is_hard_decline("lost_card") and is_hard_decline("expired_card")
     assert not is_hard_decline("insufficient_funds") and not is_hard_decline("")
@@ -247,7 +247,7 @@ async def test_a_continued_dunning_resumes_from_what_it_carried(env, worker, dun
     """What continue-as-new hands over: day 0, the actions done, the events seen."""
     from datetime import datetime, timezone
 
-    from o2c.workflows.dunning import DunningInput, Progress
+    from workflows.dunning import DunningInput, Progress
 
     s = dunning_systems
     now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), timezone.utc)
@@ -273,7 +273,7 @@ async def test_a_continued_dunning_resumes_from_what_it_carried(env, worker, dun
 def test_card_networks_limit_attempts_per_30_days():
     from datetime import datetime, timezone
 
-    from o2c.canonical.dunning import within_network_limit
+    from canonical.dunning import within_network_limit
 
     now = datetime(2026, 11, 30, tzinfo=timezone.utc)
     recent = [now - timedelta(days=d) for d in range(14)]

@@ -9,11 +9,11 @@ from datetime import date
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from o2c.activities.inputs import OpenRun, ReadSystem
-from o2c.activities.reconciliation import ReconciliationActivities
-from o2c.adapters.errors import TransientError
-from o2c.canonical.models import Invoice, LegalEntity
-from o2c.canonical.reconciliation import KeyRange
+from activities.inputs import OpenRun, ReadSystem
+from activities.reconciliation import ReconciliationActivities
+from adapters.errors import TransientError
+from canonical.models import Invoice, LegalEntity
+from canonical.reconciliation import KeyRange
 from tests.fakes import FakeSystems, usd
 
 ENTITY = LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")

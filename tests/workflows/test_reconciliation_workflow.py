@@ -11,19 +11,19 @@ from decimal import Decimal
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from o2c.canonical.journal import invoice_entry
-from o2c.canonical.models import TAX_PRODUCT, ApproverRole, Invoice, InvoiceLine, TaxDocument, TaxLine
-from o2c.canonical.reconciliation import ReconciliationPolicy
-from o2c.canonical.revenue import ratable_schedule
-from o2c.workflows.approval import DecisionInput
-from o2c.workflows.attention import Action, ResolveInput
-from o2c.workflows.reconciliation import (
+from canonical.journal import invoice_entry
+from canonical.models import TAX_PRODUCT, ApproverRole, Invoice, InvoiceLine, TaxDocument, TaxLine
+from canonical.reconciliation import ReconciliationPolicy
+from canonical.revenue import ratable_schedule
+from workflows.kit.approval import DecisionInput
+from workflows.kit.attention import Action, ResolveInput
+from workflows.reconciliation import (
     ReconciliationInput,
     ReconciliationResult,
     ReconciliationState,
     ReconciliationWorkflow,
 )
-from o2c.workflows.status import Status
+from workflows.kit.status import Status
 from tests.fakes import usd
 
 DAY = date(2026, 10, 12)

@@ -10,11 +10,11 @@ from decimal import Decimal
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from o2c.adapters.errors import BusinessError
-from o2c.canonical.models import ApproverRole, LegalEntity, Subscription
-from o2c.canonical.renewal import RenewalChange, RenewalRequest, RenewedLine
-from o2c.workflows.approval import DecisionInput
-from o2c.workflows.renewal import (
+from adapters.errors import BusinessError
+from canonical.models import ApproverRole, LegalEntity, Subscription
+from canonical.renewal import RenewalChange, RenewalRequest, RenewedLine
+from workflows.kit.approval import DecisionInput
+from workflows.renewal import (
     NonRenewal,
     Outcome,
     RenewalInput,
@@ -23,7 +23,7 @@ from o2c.workflows.renewal import (
     RenewalWorkflow,
     renewal_workflow_id,
 )
-from o2c.workflows.status import Status
+from workflows.kit.status import Status
 from tests.fakes import seat_line, usd
 
 ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1"),
@@ -203,8 +203,8 @@ async def test_an_invalid_renewal_is_refused_before_anything_happens(env, worker
 
 
 async def test_a_change_to_the_rest_of_the_current_term_is_a_child_amendment(env, worker, renewing, today):
-    from o2c.canonical.models import AmendedLine
-    from o2c.workflows.amendment import AmendmentResult as ChildResult
+    from canonical.models import AmendedLine
+    from workflows.amendment import AmendmentResult as ChildResult
 
     s = renewing
     request = renewal(s, today, current_term_changes=[
@@ -221,8 +221,8 @@ async def test_a_change_to_the_rest_of_the_current_term_is_a_child_amendment(env
 
 
 async def test_the_renewal_window_starts_each_renewal_once(env, worker, renewing, today):
-    from o2c.canonical.renewal import RenewalPolicy
-    from o2c.workflows.renewal_window import RenewalWindowWorkflow, WindowInput, WindowResult
+    from canonical.renewal import RenewalPolicy
+    from workflows.renewal_window import RenewalWindowWorkflow, WindowInput, WindowResult
 
     s = renewing
     far = s.billing.subscriptions["sub_acme"].model_copy(update={

@@ -1,0 +1,197 @@
+"""Activity inputs: one model per call so that fields can be added without breaking history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import ConfigDict
+
+from canonical.journal import ChartOfAccounts
+from canonical.models import (
+    Account,
+    Address,
+    CrmTask,
+    InvoiceLine,
+    LegalEntity,
+    Model,
+    Notification,
+    RevenueSchedule,
+    SubscriptionLine,
+    SubscriptionTerm,
+)
+from canonical.reconciliation import HealOrder, KeyRange, ReconciliationPolicy
+
+
+class UpdateSubscription(Model):
+    subscription_id: str
+    lines: list[SubscriptionLine]
+    step: str
+
+
+class CreateInvoice(Model):
+    account_id: str
+    subscription_id: str
+    currency: str
+    lines: list[InvoiceLine]
+    description: str
+    metadata: dict[str, str] = {}
+    step: str = "invoice"
+    billing_account: str = ""  # the legal entity's Stripe account; empty for the platform's
+
+
+class VoidInvoice(Model):
+    invoice_id: str
+    step: str = "invoice-void"
+    billing_account: str = ""
+
+
+class TaxRequest(Model):
+    code: str
+    customer_code: str
+    document_date: date
+    currency: str
+    address: Address
+    lines: list[InvoiceLine]
+
+
+class SetSeats(Model):
+    account_id: str
+    product: str
+    seats: int
+    step: str
+
+
+class SendNotification(Model):
+    notification: Notification
+    step: str
+
+
+class InvoiceStep(Model):
+    """A keyed change to one invoice (pay, mark uncollectible)."""
+
+    invoice_id: str
+    step: str
+
+
+class CancelSubscription(Model):
+    subscription_id: str
+    step: str
+
+
+class SetRestriction(Model):
+    account_id: str
+    restricted: bool
+    step: str
+
+
+class FlagAccount(Model):
+    account_id: str
+    flag: str
+    on: bool
+
+
+class CreateTask(Model):
+    task: CrmTask
+    step: str
+
+
+class CreateCustomer(Model):
+    account: Account
+    billing_account: str
+    step: str
+
+
+class CreateSubscription(Model):
+    term: SubscriptionTerm
+    billing_account: str = ""
+    step: str
+
+
+class EndSubscription(Model):
+    subscription_id: str
+    at: date | None  # None: let it run on (undo an earlier end date)
+    step: str
+
+
+class UpsertErpCustomer(Model):
+    account: Account
+    subsidiary: str
+
+
+class ContractSchedules(Model):
+    contract_id: str
+    open_on: date | None = None  # only those still recognising on or after this day
+
+
+class ReplaceSchedules(Model):
+    save: list[RevenueSchedule] = []
+    delete: list[str] = []
+
+
+class TermsEnding(Model):
+    start: date
+    end: date
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+
+class OpenRun(Model):
+    run_id: str
+    legal_entity: str
+    period: str
+    started_at: datetime
+    settings: dict[str, Any] = {}
+
+
+class ReadSystem(Model):
+    """Read one system's documents of a period into the run's staging, page by page."""
+
+    run_id: str
+    entity: LegalEntity
+    period: str
+    chart: ChartOfAccounts = ChartOfAccounts()
+
+
+class PlanBatches(Model):
+    run_id: str
+    size: int
+
+
+class MatchBatch(Model):
+    run_id: str
+    entity: LegalEntity
+    period: str
+    keys: KeyRange
+    policy: ReconciliationPolicy = ReconciliationPolicy()
+    chart: ChartOfAccounts = ChartOfAccounts()
+
+
+class BatchFindings(Model):
+    model_config = ConfigDict(frozen=False)
+
+    found: dict[str, int] = {}  # break kind -> how many
+    heal_now: list[HealOrder] = []  # below the healing limit: post them (those above wait in the database)
+
+
+class ResolveBreaks(Model):
+    updates: list[tuple[int, str, str]]  # break id, new status, resolution
+
+
+class HealOrders(Model):
+    run_id: str
+    status: str
+    after: int = 0
+    limit: int = 500
+
+
+class MoveBreaks(Model):
+    run_id: str
+    from_status: str
+    to_status: str
+    resolution: str
+
+
+class CloseRun(Model):
+    run_id: str

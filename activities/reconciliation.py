@@ -1,0 +1,223 @@
+"""Reconciliation activities: read each system into the run's staging, match a batch, keep
+the breaks. Reading heartbeats its cursor after every staged page, so an attempt that dies
+(a worker killed, a timeout) resumes at the page where it stopped; staging is an upsert,
+so a page read twice is kept once. Memory holds one page, or one batch, at a time."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Awaitable, Callable, Iterable
+
+from temporalio import activity
+
+from activities.errors import classified
+from activities.inputs import (
+    BatchFindings,
+    CloseRun,
+    HealOrders,
+    MatchBatch,
+    MoveBreaks,
+    OpenRun,
+    PlanBatches,
+    ReadSystem,
+    ResolveBreaks,
+)
+from adapters.ports import BillingPort, ErpPort, ReconciliationStorePort, RevenueSchedulePort, TaxPort
+from canonical.models import ContractRevenue, Model
+from canonical.money import Money
+from canonical.reconciliation import (
+    BilledInvoice,
+    Break,
+    HealOrder,
+    KeyRange,
+    LedgerFact,
+    RunSummary,
+    TaxRecord,
+    billed,
+    compare_invoice,
+    compare_revenue,
+    ledger_fact,
+    needs_approval,
+    period_bounds,
+    revenue_key,
+    taxed,
+)
+
+BILLING, TAX, ERP, SCHEDULES = "billing", "tax", "erp", "schedules"
+FACTS: dict[str, type[Model]] = {BILLING: BilledInvoice, TAX: TaxRecord, ERP: LedgerFact, SCHEDULES: ContractRevenue}
+
+Page = Any  # InvoicePage | TaxDocumentPage | JournalEntryPage | ContractRevenuePage
+
+
+class ReconciliationActivities:
+    def __init__(self, billing: BillingPort, tax: TaxPort, erp: ErpPort, schedules: RevenueSchedulePort,
+                 store: ReconciliationStorePort):
+        self.billing, self.tax, self.erp, self.schedules, self.store = billing, tax, erp, schedules, store
+
+    @activity.defn(name="recon.open_run")
+    @classified
+    async def open_run(self, request: OpenRun) -> None:
+        await self.store.open_run(run_id=request.run_id, workflow_id=activity.info().workflow_id,
+                                  legal_entity=request.legal_entity, period=request.period,
+                                  started_at=request.started_at, settings=request.settings)
+
+    # -- reading, page by page --------------------------------------------------------------
+
+    async def _read(self, request: ReadSystem, system: str, counted_as: str, fetch: Callable[[str], Awaitable[Page]],
+                    facts: Callable[[Page], Iterable[tuple[str, str, str]]]) -> int:
+        """Stage every page from where the last heartbeat left off; count what was read."""
+        details = activity.info().heartbeat_details
+        cursor, count = (str(details[0]), int(details[1])) if len(details) >= 2 else ("", 0)
+        if cursor:
+            activity.logger.info(f"resuming {system} at cursor {cursor} after {count} documents")
+        while True:
+            page = await fetch(cursor)
+            await self.store.stage(request.run_id, system, facts(page))
+            count += len(page.items)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+            activity.heartbeat(cursor, count)
+        await self.store.set_counts(request.run_id, **{counted_as: count})
+        return count
+
+    @activity.defn(name="recon.read_billing")
+    @classified
+    async def read_billing(self, request: ReadSystem) -> int:
+        start, end = period_bounds(request.period)
+
+        def facts(page: Page) -> Iterable[tuple[str, str, str]]:
+            for invoice in page.items:
+                fact = billed(invoice)
+                yield invoice.id, fact.match_key, fact.model_dump_json()
+
+        return await self._read(request, BILLING, "billing_documents", lambda cursor: self.billing.list_invoices_page(
+            created_from=start, created_to=end, billing_account=request.entity.billing_account, cursor=cursor), facts)
+
+    @activity.defn(name="recon.read_tax")
+    @classified
+    async def read_tax(self, request: ReadSystem) -> int:
+        start, end = period_bounds(request.period)
+
+        def facts(page: Page) -> Iterable[tuple[str, str, str]]:
+            for document in page.items:
+                fact = taxed(document)
+                yield f"{document.code}/{document.type}", fact.match_key, fact.model_dump_json()
+
+        return await self._read(request, TAX, "tax_documents", lambda cursor: self.tax.list_documents_page(
+            company_code=request.entity.company_code, date_from=start, date_to=end, cursor=cursor), facts)
+
+    @activity.defn(name="recon.read_erp")
+    @classified
+    async def read_erp(self, request: ReadSystem) -> int:
+        start, end = period_bounds(request.period)
+
+        def facts(page: Page) -> Iterable[tuple[str, str, str]]:
+            for entry in page.items:
+                fact = ledger_fact(entry, request.chart)
+                yield entry.internal_id or entry.external_id, fact.match_key, fact.model_dump_json()
+
+        return await self._read(request, ERP, "erp_entries", lambda cursor: self.erp.list_journal_entries_page(
+            subsidiary=request.entity.erp_subsidiary, date_from=start, date_to=end, cursor=cursor), facts)
+
+    @activity.defn(name="recon.read_schedules")
+    @classified
+    async def read_schedules(self, request: ReadSystem) -> int:
+        def facts(page: Page) -> Iterable[tuple[str, str, str]]:
+            for revenue in page.items:
+                yield (f"{revenue.contract_id}/{revenue.amount.currency}", revenue_key(revenue.contract_id),
+                       revenue.model_dump_json())
+
+        return await self._read(request, SCHEDULES, "contracts", lambda cursor: self.schedules.revenue_in_period(
+            legal_entity=request.entity.code, period=request.period, cursor=cursor), facts)
+
+    # -- matching ---------------------------------------------------------------------------
+
+    @activity.defn(name="recon.plan_batches")
+    @classified
+    async def plan_batches(self, request: PlanBatches) -> list[KeyRange]:
+        return await self.store.plan_batches(request.run_id, request.size)
+
+    @activity.defn(name="recon.match_batch")
+    @classified
+    async def match_batch(self, request: MatchBatch) -> BatchFindings:
+        """Compare every document of the batch, record its breaks, and say which heals to post."""
+        grouped: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+        for key, system, payload in await self.store.staged(request.run_id, request.keys):
+            grouped[key][system].append(FACTS[system].model_validate_json(payload))
+        found: list[tuple[str, Break, str]] = []
+        for key, facts in grouped.items():
+            for found_break in _compare(key, facts, request):
+                status = "open"
+                if found_break.heal is not None:
+                    status = ("awaiting_approval" if needs_approval(found_break.heal, request.policy.heal_limit)
+                              else "healing")
+                found.append((key, found_break, status))
+        ids = await self.store.record_breaks(request.run_id, legal_entity=request.entity.code,
+                                             period=request.period, found=found)
+        findings = BatchFindings()
+        for break_id, (_, found_break, status) in zip(ids, found):
+            findings.found[found_break.kind.value] = findings.found.get(found_break.kind.value, 0) + 1
+            if status == "healing":
+                findings.heal_now.append(HealOrder(break_id=break_id, entry=found_break.heal))
+        return findings
+
+    # -- breaks and the run -------------------------------------------------------------------
+
+    @activity.defn(name="recon.resolve_breaks")
+    @classified
+    async def resolve_breaks(self, request: ResolveBreaks) -> None:
+        await self.store.resolve_breaks(request.updates)
+
+    @activity.defn(name="recon.heal_orders")
+    @classified
+    async def heal_orders(self, request: HealOrders) -> list[HealOrder]:
+        return await self.store.heal_orders(request.run_id, status=request.status, after=request.after,
+                                            limit=request.limit)
+
+    @activity.defn(name="recon.heal_total")
+    @classified
+    async def heal_total(self, request: HealOrders) -> list[tuple[int, Money]]:
+        return await self.store.heal_total(request.run_id, request.status)
+
+    @activity.defn(name="recon.move_breaks")
+    @classified
+    async def move_breaks(self, request: MoveBreaks) -> int:
+        return await self.store.move_breaks(request.run_id, from_status=request.from_status,
+                                            to_status=request.to_status, resolution=request.resolution)
+
+    @activity.defn(name="recon.close_run")
+    @classified
+    async def close_run(self, request: CloseRun) -> RunSummary:
+        return await self.store.close_run(request.run_id)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.open_run, self.read_billing, self.read_tax, self.read_erp, self.read_schedules,
+                self.plan_batches, self.match_batch, self.resolve_breaks, self.heal_orders, self.heal_total,
+                self.move_breaks, self.close_run]
+
+
+def _compare(key: str, facts: dict[str, list[Any]], request: MatchBatch) -> list[Break]:
+    if key.startswith("revenue:"):
+        contract = key.split(":", 1)[1]
+        found = compare_revenue(contract, _sum(r.amount for r in facts[SCHEDULES]),
+                                _sum(f.recognised for f in facts[ERP]), period=request.period,
+                                tolerance=request.policy.tolerance)
+        return [found] if found else []
+    if not key.startswith("invoice:"):
+        return []  # an ERP entry that names no invoice or contract: nothing to compare it with
+    documents = sorted(facts[TAX], key=lambda t: (t.type != "SalesInvoice", not t.committed))
+    return compare_invoice(facts[BILLING][0] if facts[BILLING] else None, documents[0] if documents else None,
+                           facts[ERP], tolerance=request.policy.tolerance,
+                           subsidiary=request.entity.erp_subsidiary, chart=request.chart)
+
+
+def _sum(amounts: Iterable[Money]) -> Money | None:
+    """Amounts added up; of several currencies, the one holding the most (the mix itself is
+    a revenue break, which the other side's currency then shows)."""
+    by_currency: dict[str, Money] = {}
+    for amount in amounts:
+        by_currency[amount.currency] = by_currency.get(amount.currency, Money.zero(amount.currency)) + amount
+    if not by_currency:
+        return None
+    return max(by_currency.values(), key=lambda m: abs(m.minor))

@@ -1,0 +1,53 @@
+"""Every activity the worker runs, built from the ports it is given."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from activities.billing import BillingActivities
+from activities.crm import CrmActivities
+from activities.customer import CustomerActivities
+from activities.erp import ErpActivities
+from activities.reconciliation import ReconciliationActivities
+from activities.schedules import ScheduleActivities
+from activities.tax import TaxActivities
+from adapters.ports import (
+    BillingPort,
+    CrmPort,
+    EntitlementPort,
+    ErpPort,
+    NotificationPort,
+    ReconciliationStorePort,
+    RevenueSchedulePort,
+    TaxPort,
+)
+
+
+def all_activities(
+    *,
+    billing: BillingPort,
+    tax: TaxPort,
+    erp: ErpPort,
+    entitlements: EntitlementPort,
+    notifications: NotificationPort,
+    crm: CrmPort,
+    schedules: RevenueSchedulePort,
+    reconciliations: ReconciliationStorePort,
+) -> list[Callable[..., Any]]:
+    b = BillingActivities(billing)
+    t = TaxActivities(tax)
+    e = ErpActivities(erp)
+    c = CustomerActivities(entitlements, notifications)
+    r = CrmActivities(crm)
+    s = ScheduleActivities(schedules)
+    return [
+        b.get_account, b.get_subscription, b.update_subscription, b.create_invoice, b.void_invoice,
+        b.get_invoice, b.retry_payment, b.cancel_subscription, b.mark_uncollectible,
+        b.create_customer, b.create_subscription, b.end_subscription, b.subscriptions_ending,
+        t.quote, t.commit, t.void,
+        e.post_journal_entry, e.get_journal_entry, e.upsert_collection_case, e.upsert_customer,
+        c.set_seats, c.set_restriction, c.send,
+        r.flag_account, r.create_task,
+        s.save, s.delete, s.of_contract, s.replace,
+        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations).all(),
+    ]

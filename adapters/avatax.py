@@ -1,0 +1,218 @@
+"""Avalara AvaTax as o2c's tax engine: wire format <-> canonical models, nothing else.
+
+Idempotency is the document code: a SalesInvoice is created and committed under the
+caller's `code`; a retry after a lost response meets `DocumentCodeConflict` and reads
+the committed document back by code, so both attempts converge on one document.
+"""
+
+from __future__ import annotations
+
+import base64
+import platform
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+
+from adapters.http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
+from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from canonical.models import Address, InvoiceLine, TaxDocument, TaxDocumentPage, TaxLine
+from canonical.money import Money
+
+SYSTEM = "avatax"
+CLIENT_VERSION = "0.1.0"
+# Avalara's tax code for SaaS (remote access to prewritten software) as we understand
+# it; unverified, and configurable per call site later.
+DEFAULT_TAX_CODE = "SW054000"
+
+# Client faults a person fixes in the customer master (address / jurisdiction), by
+# AvaTax ErrorCodeId name.
+ADDRESS_ERRORS = {
+    "MissingAddress", "InvalidAddress", "AddressConflictException", "AddressLocationNotFound",
+    "InvalidPostalCode", "JurisdictionNotFoundError", "InvalidCountry", "InvalidCountryRegion",
+    "AddressRangeError", "NotEnoughAddressesInfo", "InvalidAddressTextCase",
+}
+
+
+def _error_parts(response: httpx.Response) -> tuple[str, str, str]:
+    body = read_json(response)
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    details = err.get("details") or [{}]
+    fault = (details[0] or {}).get("faultCode", "")
+    return err.get("code") or "", err.get("message") or f"HTTP {response.status_code}", fault
+
+
+def classify(response: httpx.Response, *, customer_code: str = "") -> AdapterError:
+    status = response.status_code
+    code, message, fault = _error_parts(response)
+    if status in (401, 403):
+        return IntegrationBug(SYSTEM, f"AvaTax rejected o2c's credentials: {message}", code=code, status=status)
+    if fault == "Server" or status in (408, 409, 429) or status >= 500:
+        return TransientError(SYSTEM, message, code=code, status=status)
+    if code in ADDRESS_ERRORS:
+        who = f"The customer master of {customer_code}" if customer_code else "The customer's address"
+        return BusinessError(
+            SYSTEM,
+            f"{who} has no tax jurisdiction (region/postal code missing or invalid): {message}",
+            code=code, status=status, fixable=True,
+        )
+    return BusinessError(SYSTEM, f"AvaTax refused the tax calculation: {message}", code=code, status=status)
+
+
+def to_tax_document(doc: dict[str, Any]) -> TaxDocument:
+    currency = doc.get("currencyCode") or "USD"
+
+    def money(value: Any) -> Money:
+        return Money.of(Decimal(str(value or 0)), currency, rounded=True)
+
+    raw_date = str(doc.get("date") or "")[:10]  # "2026-10-01" or "2026-10-01T00:00:00"
+    return TaxDocument(
+        code=doc["code"],
+        type=doc["type"],
+        status=doc["status"],
+        total_amount=money(doc.get("totalAmount")),
+        total_tax=money(doc.get("totalTax")),
+        lines=[
+            TaxLine(number=str(line.get("lineNumber")), amount=money(line.get("lineAmount")), tax=money(line.get("tax")))
+            for line in doc.get("lines") or []
+        ],
+        document_date=date.fromisoformat(raw_date) if raw_date else None,
+        customer_code=doc.get("customerCode") or "",
+        company_code=doc.get("companyCode") or "",
+    )
+
+
+# The document types AvaTax records; a SalesOrder is an estimate it keeps no record of.
+RECORDED_TYPES = ("SalesInvoice", "ReturnInvoice")
+
+
+class AvaTaxTax(HttpAdapter):
+    """TaxPort over AvaTax REST v2."""
+
+    def __init__(self, base_url: str, account_id: str, license_key: str, company_code: str,
+                 timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
+        self.company_code = company_code
+        token = base64.b64encode(f"{account_id}:{license_key}".encode()).decode()
+        super().__init__(base_url, timeout, {
+            "Authorization": f"Basic {token}",
+            "X-Avalara-Client": f"o2c; {CLIENT_VERSION}; Python; httpx; {platform.node() or 'unknown'}",
+            **JSON_HEADERS}, client)
+
+    def _doc_path(self, code: str) -> str:
+        return f"/api/v2/companies/{quote(self.company_code, safe='')}/transactions/{quote(code, safe='')}"
+
+    def _create_body(self, *, type_: str, commit: bool, code: str, customer_code: str, document_date: date,
+                     currency: str, address: Address, lines: list[InvoiceLine]) -> dict[str, Any]:
+        return {
+            "type": type_,
+            "companyCode": self.company_code,
+            "code": code,
+            "customerCode": customer_code,
+            "date": document_date.isoformat(),
+            "currencyCode": currency,
+            "commit": commit,
+            "addresses": {"SingleLocation": {
+                "line1": address.line1,
+                "city": address.city,
+                "region": address.region,
+                "country": address.country,
+                "postalCode": address.postal_code,
+            }},
+            "lines": [
+                {
+                    "number": str(index + 1),
+                    "quantity": 1,
+                    "amount": line.amount.amount,
+                    "taxCode": DEFAULT_TAX_CODE,
+                    "itemCode": line.product,
+                    "description": line.description,
+                }
+                for index, line in enumerate(lines)
+            ],
+        }
+
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return await send(self._client, SYSTEM, "POST", path, content=json_content(body))
+
+    async def _read(self, code: str) -> dict[str, Any] | None:
+        response = await send(self._client, SYSTEM, "GET", self._doc_path(code),
+                              params={"documentType": "SalesInvoice"})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise classify(response)
+        return read_json(response)
+
+    async def quote(self, *, code: str, customer_code: str, document_date: date, currency: str,
+                    address: Address, lines: list[InvoiceLine]) -> TaxDocument:
+        body = self._create_body(type_="SalesOrder", commit=False, code=code, customer_code=customer_code,
+                                 document_date=document_date, currency=currency, address=address, lines=lines)
+        response = await self._post("/api/v2/transactions/create", body)
+        if response.status_code >= 400:
+            raise classify(response, customer_code=customer_code)
+        return to_tax_document(read_json(response))
+
+    async def commit(self, *, code: str, customer_code: str, document_date: date, currency: str,
+                     address: Address, lines: list[InvoiceLine]) -> TaxDocument:
+        body = self._create_body(type_="SalesInvoice", commit=True, code=code, customer_code=customer_code,
+                                 document_date=document_date, currency=currency, address=address, lines=lines)
+        response = await self._post("/api/v2/transactions/create", body)
+        if response.status_code < 400:
+            return to_tax_document(read_json(response))
+        error_code, _, _ = _error_parts(response)
+        if error_code == "DocumentCodeConflict":
+            existing = await self._read(code)
+            if existing is not None:
+                return to_tax_document(existing)
+        raise classify(response, customer_code=customer_code)
+
+    async def void(self, *, code: str) -> TaxDocument | None:
+        """Void (cancel) a committed document; voiding a cancelled one returns it, and a code
+        AvaTax does not know returns None: there is nothing to undo."""
+        response = await self._post(self._doc_path(code) + "/void", {"code": "DocVoided"})
+        if response.status_code < 400:
+            return to_tax_document(read_json(response))
+        error_code, message, _ = _error_parts(response)
+        if error_code == "TransactionAlreadyCancelled":
+            existing = await self._read(code)
+            if existing is not None:
+                return to_tax_document(existing)
+        if response.status_code == 404:
+            return None
+        raise classify(response)
+
+    async def list_documents_page(self, *, company_code: str, date_from: date, date_to: date,
+                                  cursor: str = "", limit: int = 1000) -> TaxDocumentPage:
+        """One page of ListTransactionsByCompany: the company's documents dated in
+        [date_from, date_to), by date then id. The cursor is the `$skip` of the page
+        (offset paging is all AvaTax offers); the next one comes from `@nextLink`."""
+        if date_to <= date_from:
+            return TaxDocumentPage(items=[])
+        try:
+            skip = int(cursor or 0)
+        except ValueError:
+            raise IntegrationBug(SYSTEM, f"not an AvaTax listing cursor: {cursor!r}") from None
+        last_day = date_to - timedelta(days=1)  # `between` is inclusive
+        response = await send(self._client, SYSTEM, "GET",
+                              f"/api/v2/companies/{quote(company_code, safe='')}/transactions", params={
+                                  "$filter": f"date between '{date_from.isoformat()}' and '{last_day.isoformat()}'",
+                                  "$top": max(1, min(limit, 1000)),
+                                  "$skip": skip,
+                                  "$orderBy": "date ASC, id ASC",
+                                  "$include": "Lines",
+                              })
+        if response.status_code >= 400:
+            raise classify(response)
+        body = read_json(response)
+        raw = body.get("value") or []
+        # Only recorded documents are reconciled; AvaTax lists no quotes, but a listing
+        # that did must not make them look like invoices.
+        items = [to_tax_document(doc) for doc in raw if doc.get("type") in RECORDED_TYPES]
+        next_link = body.get("@nextLink") or ""
+        next_cursor = ""
+        if next_link and raw:
+            found = parse_qs(urlsplit(next_link).query).get("$skip")
+            next_cursor = found[0] if found else str(skip + len(raw))
+        return TaxDocumentPage(items=items, next_cursor=next_cursor)

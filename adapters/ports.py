@@ -1,0 +1,265 @@
+"""The roles o2c needs from the outside world, one Protocol each.
+
+Adapters implement them over a real system's wire format; activities receive them
+by injection, so tests can pass in-memory fakes. Every method that creates or
+changes something takes an idempotency key that the caller derives from the
+workflow ID and the step, never from a clock or a random source.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Iterable, Protocol, Sequence
+
+from canonical.journal import JournalEntry, JournalEntryPage
+from canonical.models import (
+    Account,
+    Address,
+    CollectionCase,
+    ContractRevenuePage,
+    CrmTask,
+    Entitlement,
+    Invoice,
+    InvoiceLine,
+    InvoicePage,
+    JournalEntryRef,
+    Notification,
+    PaymentAttempt,
+    RevenueSchedule,
+    Subscription,
+    SubscriptionLine,
+    SubscriptionTerm,
+    TaxDocument,
+    TaxDocumentPage,
+)
+from canonical.money import Money
+from canonical.reconciliation import Break, BreakRecord, HealOrder, KeyRange, RunSummary
+
+
+class BillingPort(Protocol):
+    async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None: ...
+
+    async def update_subscription_lines(
+        self, subscription_id: str, lines: list[SubscriptionLine], *, idempotency_key: str
+    ) -> Subscription:
+        """Make the subscription's lines exactly `lines` (items not listed are removed),
+        without billing any proration: o2c invoices proration itself."""
+        ...
+
+    async def create_proration_invoice(
+        self,
+        *,
+        account_id: str,
+        subscription_id: str,
+        currency: str,
+        lines: list[InvoiceLine],
+        description: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        billing_account: str = "",
+    ) -> Invoice:
+        """Create one invoice item per line, one invoice holding them, and finalise it
+        (in the legal entity's `billing_account` when one is given)."""
+        ...
+
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice: ...
+
+    # -- dunning --------------------------------------------------------------------------
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        """With amount_paid and amount_remaining filled in."""
+        ...
+
+    async def retry_payment(self, invoice_id: str, *, idempotency_key: str) -> PaymentAttempt:
+        """Try the customer's default payment method for what remains due. A card decline
+        is an outcome (PaymentOutcome.DECLINED with its decline code), not an error."""
+        ...
+
+    async def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> Subscription: ...
+
+    async def mark_uncollectible(self, invoice_id: str, *, idempotency_key: str) -> Invoice: ...
+
+    # -- renewals --------------------------------------------------------------------------
+
+    async def subscriptions_ending(self, start: date, end: date) -> list[Subscription]:
+        """Active subscriptions whose term ends in [start, end): the open renewal windows."""
+        ...
+
+    async def create_customer(self, account: Account, *, billing_account: str, idempotency_key: str) -> Account:
+        """The same customer in another legal entity's billing account; returns it with its new id."""
+        ...
+
+    async def create_subscription(self, term: SubscriptionTerm, *, billing_account: str,
+                                  idempotency_key: str) -> Subscription:
+        """A subscription for the term that bills its periods from the second one on: o2c
+        invoices the first period itself (with tax), like a proration."""
+        ...
+
+    async def end_subscription_at(self, subscription_id: str, at: date, *, idempotency_key: str) -> Subscription:
+        """Cancel at a future date (the term boundary), so the old term is not billed again."""
+        ...
+
+    async def cancel_subscription_end(self, subscription_id: str, *, idempotency_key: str) -> Subscription:
+        """Undo end_subscription_at: the subscription runs on."""
+        ...
+
+    async def invoice_of_charge(self, charge_id: str) -> str | None:
+        """The invoice a charge paid (disputes name the charge, dunning follows invoices)."""
+        ...
+
+    # -- reconciliation --------------------------------------------------------------------
+
+    async def list_invoices_page(self, *, created_from: date, created_to: date, billing_account: str = "",
+                                 cursor: str = "", limit: int = 100) -> InvoicePage:
+        """Invoices created in [created_from, created_to) in one billing account (the
+        platform's when empty), a page at a time, with their tax and metadata."""
+        ...
+
+
+class TaxPort(Protocol):
+    async def quote(
+        self, *, code: str, customer_code: str, document_date: date, currency: str,
+        address: Address, lines: list[InvoiceLine],
+    ) -> TaxDocument:
+        """Estimate tax without recording anything (an AvaTax SalesOrder)."""
+        ...
+
+    async def commit(
+        self, *, code: str, customer_code: str, document_date: date, currency: str,
+        address: Address, lines: list[InvoiceLine],
+    ) -> TaxDocument:
+        """Record and commit the tax of an invoice under document `code` (a SalesInvoice).
+        Committing the same code again returns the committed document."""
+        ...
+
+    async def void(self, *, code: str) -> TaxDocument | None:
+        """Void the document with this code; None when there is none (nothing to undo)."""
+        ...
+
+    async def list_documents_page(self, *, company_code: str, date_from: date, date_to: date,
+                                  cursor: str = "", limit: int = 1000) -> TaxDocumentPage:
+        """The recorded tax documents (invoices and returns, not quotes) of a company dated in
+        [date_from, date_to), a page at a time."""
+        ...
+
+
+class ErpPort(Protocol):
+    async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
+        """Upsert by the entry's external ID: posting it twice leaves one entry."""
+        ...
+
+    async def get_journal_entry(self, external_id: str) -> JournalEntry | None: ...
+
+    async def upsert_customer(self, account: Account, *, subsidiary: str) -> str:
+        """Create or update the customer record by external ID (the billing customer id);
+        returns the ERP's internal id."""
+        ...
+
+    async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
+        """Create or move the AR collection case with this external ID (stage, status)."""
+        ...
+
+    async def list_journal_entries_page(self, *, subsidiary: str, date_from: date, date_to: date,
+                                        cursor: str = "", limit: int = 1000) -> JournalEntryPage:
+        """The journal entries of a subsidiary posted in [date_from, date_to), with their
+        lines, in internal-id order, a page at a time."""
+        ...
+
+
+class EntitlementPort(Protocol):
+    async def set_seats(
+        self, *, account_id: str, product: str, seats: int, idempotency_key: str
+    ) -> Entitlement: ...
+
+    async def set_restriction(self, *, account_id: str, restricted: bool, idempotency_key: str) -> None:
+        """Restricted: no expansion, existing access kept. Lifting it restores normal service."""
+        ...
+
+
+class CrmPort(Protocol):
+    async def flag_account(self, account_id: str, *, flag: str, on: bool) -> None:
+        """Set or clear a flag on the CRM account (a PATCH: repeating it changes nothing)."""
+        ...
+
+    async def create_task(self, task: CrmTask, *, idempotency_key: str) -> str:
+        """Open a task for the account owner; the same key opens it once. Returns its id."""
+        ...
+
+
+class NotificationPort(Protocol):
+    async def send(self, notification: Notification, *, idempotency_key: str) -> str:
+        """Queue a message; the same key sends it once. Returns the message id."""
+        ...
+
+
+class RevenueSchedulePort(Protocol):
+    """o2c's own database: revenue schedules as computed, for finance to query."""
+
+    async def save_schedule(self, schedule: RevenueSchedule) -> None:
+        """Insert or replace by schedule_id (saving twice keeps one)."""
+        ...
+
+    async def delete_schedule(self, schedule_id: str) -> None: ...
+
+    async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None: ...
+
+    async def save_schedules(self, schedules: list[RevenueSchedule], *, delete: Sequence[str] = ()) -> None:
+        """Save these and delete those in one transaction (a modification replaces a
+        contract's schedules at once)."""
+        ...
+
+    async def schedules_of_contract(self, contract_id: str, *, open_on: date | None = None) -> list[RevenueSchedule]:
+        """The contract's schedules; with `open_on`, only those still recognising on or after it."""
+        ...
+
+    async def revenue_in_period(self, *, legal_entity: str, period: str, cursor: str = "",
+                                limit: int = 1000) -> ContractRevenuePage:
+        """What the schedules of an entity recognise in a period (YYYY-MM), per contract,
+        in contract order, a page at a time."""
+        ...
+
+    async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
+        """Every schedule an entity books (for the waterfall)."""
+        ...
+
+
+class ReconciliationStorePort(Protocol):
+    """o2c's own database: reconciliation runs, the facts a run stages, and its breaks."""
+
+    async def open_run(self, *, run_id: str, workflow_id: str, legal_entity: str, period: str,
+                       started_at: datetime, settings: dict[str, Any]) -> None: ...
+
+    async def stage(self, run_id: str, system: str, facts: Iterable[tuple[str, str, str]]) -> None:
+        """(record_id, match_key, payload) facts; staging the same record again replaces it."""
+        ...
+
+    async def set_counts(self, run_id: str, **counts: int) -> None: ...
+
+    async def plan_batches(self, run_id: str, size: int) -> list[KeyRange]: ...
+
+    async def staged(self, run_id: str, keys: KeyRange) -> list[tuple[str, str, str]]:
+        """(match key, system, payload) in key order."""
+        ...
+
+    async def record_breaks(self, run_id: str, *, legal_entity: str, period: str,
+                            found: list[tuple[str, Break, str]]) -> list[int]: ...
+
+    async def resolve_breaks(self, updates: list[tuple[int, str, str]]) -> None: ...
+
+    async def heal_orders(self, run_id: str, *, status: str, after: int = 0, limit: int = 500) -> list[HealOrder]: ...
+
+    async def heal_total(self, run_id: str, status: str) -> list[tuple[int, Money]]: ...
+
+    async def move_breaks(self, run_id: str, *, from_status: str, to_status: str, resolution: str) -> int: ...
+
+    async def close_run(self, run_id: str) -> RunSummary:
+        """Settle earlier runs' breaks; the run needs attention while a break of it is open."""
+        ...
+
+    async def run(self, run_id: str) -> RunSummary | None: ...
+
+    async def runs(self, *, legal_entity: str = "", period: str = "", limit: int = 50) -> list[RunSummary]: ...
+
+    async def breaks_of_run(self, run_id: str, *, status: str = "") -> list[BreakRecord]: ...

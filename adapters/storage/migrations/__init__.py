@@ -1,0 +1,1 @@
+"""Alembic migrations of the o2c database (applied by `adapters.storage.db.upgrade`)."""

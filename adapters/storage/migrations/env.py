@@ -1,0 +1,37 @@
+"""Alembic environment: runs online against the connection adapters.storage.db.upgrade passes in,
+or against `sqlalchemy.url` when invoked through the alembic CLI."""
+
+from __future__ import annotations
+
+from alembic import context
+
+config = context.config
+
+
+def _run(connection) -> None:
+    context.configure(connection=connection, target_metadata=None, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    from adapters.storage.db import engine_for
+
+    engine = engine_for(config.get_main_option("sqlalchemy.url"))
+    try:
+        with engine.begin() as conn:
+            _run(conn)
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    run_migrations_online()

@@ -1,0 +1,344 @@
+"""Reconciliation runs and their breaks, in o2c's own database (ReconciliationStorePort).
+
+A run stages what it reads from each system (`recon_records`: one canonical fact per row,
+as JSON, keyed by the document it concerns), matches the staged facts batch by batch of
+match keys, and records every break (`recon_breaks`). Closing a run compares its breaks with
+the open ones of earlier runs of the same entity and period: those found again are
+superseded by the new row (which keeps their first-seen date, so a break has an age), the
+others are fixed. A run needs attention while one of its breaks is open, so an earlier run
+whose breaks a later one settled is completed then. Then the staged facts are dropped. Tables come from migration 0004.
+
+Amounts are exact integers in minor units. The methods are async for the port and run the
+synchronous engine in a worker thread, one transaction per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+from adapters.errors import IntegrationBug
+from canonical.journal import JournalEntry
+from canonical.money import Money
+from canonical.reconciliation import Break, BreakKind, BreakRecord, HealOrder, KeyRange, RunSummary
+from adapters.storage.db import dialect_insert, engine_for, upgrade
+
+SYSTEM = "o2c-db"
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "recon_runs", metadata,
+    sa.Column("run_id", sa.String(128), primary_key=True),
+    sa.Column("workflow_id", sa.String(255), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("billing_documents", sa.Integer, nullable=False),
+    sa.Column("tax_documents", sa.Integer, nullable=False),
+    sa.Column("erp_entries", sa.Integer, nullable=False),
+    sa.Column("contracts", sa.Integer, nullable=False),
+    sa.Column("breaks_found", sa.Integer, nullable=False),
+    sa.Column("healed", sa.Integer, nullable=False),
+    sa.Column("open_breaks", sa.Integer, nullable=False),
+    sa.Column("fixed_since_last_run", sa.Integer, nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+)
+
+records = sa.Table(
+    "recon_records", metadata,
+    sa.Column("run_id", sa.String(128), primary_key=True),
+    sa.Column("system", sa.String(16), primary_key=True),
+    sa.Column("record_id", sa.String(255), primary_key=True),
+    sa.Column("match_key", sa.String(300), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+)
+
+breaks = sa.Table(
+    "recon_breaks", metadata,
+    sa.Column("break_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(128), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("match_key", sa.String(300), nullable=False),
+    sa.Column("document", sa.String(255), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("billing_minor", sa.BigInteger),
+    sa.Column("billing_currency", sa.String(3)),
+    sa.Column("erp_minor", sa.BigInteger),
+    sa.Column("erp_currency", sa.String(3)),
+    sa.Column("difference_minor", sa.BigInteger),
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("documents", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("heal_entry", sa.Text),
+    sa.Column("heal_minor", sa.BigInteger),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolution", sa.Text),
+)
+
+# Break statuses that still ask something of somebody.
+UNRESOLVED = ("open", "healing", "awaiting_approval", "acknowledged")
+COUNTS = ("billing_documents", "tax_documents", "erp_entries", "contracts")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+class SqlReconciliationStore:
+    def __init__(self, database_url: str, *, migrate: bool = True):
+        if migrate:
+            upgrade(database_url)
+        self.engine = engine_for(database_url)
+        self._insert = dialect_insert(self.engine)
+
+    async def aclose(self) -> None:
+        self.engine.dispose()
+
+    # -- a run ------------------------------------------------------------------------------
+
+    async def open_run(self, *, run_id: str, workflow_id: str, legal_entity: str, period: str,
+                       started_at: datetime, settings: dict[str, Any]) -> None:
+        """Record the run; opening it again (a retried activity) changes nothing."""
+        row = dict(run_id=run_id, workflow_id=workflow_id, legal_entity=legal_entity, period=period,
+                   status="running", started_at=started_at, settings=settings,
+                   **{name: 0 for name in (*COUNTS, "breaks_found", "healed", "open_breaks",
+                                           "fixed_since_last_run")})
+        await asyncio.to_thread(self._execute, self._insert(runs).values(**row).on_conflict_do_nothing())
+
+    async def stage(self, run_id: str, system: str, facts: Iterable[tuple[str, str, str]]) -> None:
+        """Stage (record_id, match_key, payload) facts; staging a page again replaces it."""
+        rows = [dict(run_id=run_id, system=system, record_id=r, match_key=k, payload=p) for r, k, p in facts]
+        if rows:
+            statement = self._insert(records)
+            statement = statement.on_conflict_do_update(
+                index_elements=[records.c.run_id, records.c.system, records.c.record_id],
+                set_={"match_key": statement.excluded.match_key, "payload": statement.excluded.payload})
+            await asyncio.to_thread(self._execute, statement, rows)
+
+    async def set_counts(self, run_id: str, **counts: int) -> None:
+        unknown = set(counts) - set(COUNTS)
+        if unknown:
+            raise IntegrationBug(SYSTEM, f"unknown run counts {sorted(unknown)}")
+        await asyncio.to_thread(self._execute, runs.update().where(runs.c.run_id == run_id).values(**counts))
+
+    async def plan_batches(self, run_id: str, size: int) -> list[KeyRange]:
+        """Cut the run's match keys, in order, into ranges of `size` keys."""
+        return await asyncio.to_thread(self._plan_batches, run_id, size)
+
+    async def staged(self, run_id: str, keys: KeyRange) -> list[tuple[str, str, str]]:
+        """(match key, system, payload) of every fact staged under a key of the range, in key order."""
+        query = (sa.select(records.c.match_key, records.c.system, records.c.payload)
+                 .where(records.c.run_id == run_id, records.c.match_key > keys.after,
+                        records.c.match_key <= keys.last)
+                 .order_by(records.c.match_key, records.c.system, records.c.record_id))
+        return await asyncio.to_thread(lambda: [(k, s, p) for k, s, p in self._rows(query)])
+
+    # -- breaks ------------------------------------------------------------------------------
+
+    async def record_breaks(self, run_id: str, *, legal_entity: str, period: str,
+                            found: list[tuple[str, Break, str]]) -> list[int]:
+        """Record (match_key, break, status) rows for the run and return their ids in order.
+        Recording the same batch again (a retried activity) keeps the first rows."""
+        return await asyncio.to_thread(self._record_breaks, run_id, legal_entity, period, found)
+
+    async def resolve_breaks(self, updates: list[tuple[int, str, str]]) -> None:
+        """(break_id, new status, resolution) for each break."""
+        await asyncio.to_thread(self._resolve, updates)
+
+    async def heal_orders(self, run_id: str, *, status: str, after: int = 0, limit: int = 500) -> list[HealOrder]:
+        query = (sa.select(breaks.c.break_id, breaks.c.heal_entry)
+                 .where(breaks.c.run_id == run_id, breaks.c.status == status, breaks.c.break_id > after,
+                        breaks.c.heal_entry.is_not(None))
+                 .order_by(breaks.c.break_id).limit(limit))
+        return await asyncio.to_thread(lambda: [
+            HealOrder(break_id=i, entry=JournalEntry.model_validate_json(e)) for i, e in self._rows(query)])
+
+    async def heal_total(self, run_id: str, status: str) -> list[tuple[int, Money]]:
+        """How many heals wait in `status`, and their total, per currency."""
+        query = (sa.select(breaks.c.currency, sa.func.count(), sa.func.sum(breaks.c.heal_minor))
+                 .where(breaks.c.run_id == run_id, breaks.c.status == status)
+                 .group_by(breaks.c.currency).order_by(breaks.c.currency))
+        return await asyncio.to_thread(lambda: [(int(n), Money.from_minor(int(m or 0), c))
+                                                for c, n, m in self._rows(query)])
+
+    async def move_breaks(self, run_id: str, *, from_status: str, to_status: str, resolution: str) -> int:
+        statement = (breaks.update().where(breaks.c.run_id == run_id, breaks.c.status == from_status)
+                     .values(status=to_status, resolution=resolution,
+                             resolved_at=_now() if to_status not in UNRESOLVED else None))
+        return await asyncio.to_thread(lambda: self._execute(statement).rowcount)
+
+    async def close_run(self, run_id: str) -> RunSummary:
+        """Finish the run: settle earlier runs' breaks against this one, count, drop the staging."""
+        return await asyncio.to_thread(self._close_run, run_id)
+
+    # -- what finance reads -----------------------------------------------------------------
+
+    async def run(self, run_id: str) -> RunSummary | None:
+        return await asyncio.to_thread(self._summary, run_id)
+
+    async def runs(self, *, legal_entity: str = "", period: str = "", limit: int = 50) -> list[RunSummary]:
+        query = sa.select(runs.c.run_id).order_by(runs.c.started_at.desc()).limit(limit)
+        if legal_entity:
+            query = query.where(runs.c.legal_entity == legal_entity)
+        if period:
+            query = query.where(runs.c.period == period)
+        return await asyncio.to_thread(lambda: [self._summary(r) for (r,) in self._rows(query)])
+
+    async def breaks_of_run(self, run_id: str, *, status: str = "") -> list[BreakRecord]:
+        query = sa.select(breaks).where(breaks.c.run_id == run_id).order_by(breaks.c.kind, breaks.c.document)
+        if status:
+            query = query.where(breaks.c.status == status)
+        return await asyncio.to_thread(self._break_records, query)
+
+    # -- synchronous work ----------------------------------------------------------------------
+
+    def _execute(self, statement: Any, rows: Any = None) -> Any:
+        with self.engine.begin() as conn:
+            return conn.execute(statement, rows) if rows is not None else conn.execute(statement)
+
+    def _rows(self, query: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def _plan_batches(self, run_id: str, size: int) -> list[KeyRange]:
+        query = (sa.select(records.c.match_key).where(records.c.run_id == run_id)
+                 .group_by(records.c.match_key).order_by(records.c.match_key))
+        ranges: list[KeyRange] = []
+        after, count, last = "", 0, ""
+        with self.engine.connect() as conn:
+            for (key,) in conn.execution_options(stream_results=True, yield_per=5000).execute(query):
+                count, last = count + 1, key
+                if count == size:
+                    ranges.append(KeyRange(after=after, last=key))
+                    after, count = key, 0
+        if count:
+            ranges.append(KeyRange(after=after, last=last))
+        return ranges
+
+    def _record_breaks(self, run_id: str, entity: str, period: str, found: list[tuple[str, Break, str]]) -> list[int]:
+        if not found:
+            return []
+        now = _now()
+        keys = sorted({key for key, _, _ in found})
+        earliest = (sa.select(breaks.c.kind, breaks.c.match_key, sa.func.min(breaks.c.first_seen_at))
+                    .where(breaks.c.legal_entity == entity, breaks.c.period == period,
+                           breaks.c.match_key.in_(keys), breaks.c.run_id != run_id)
+                    .group_by(breaks.c.kind, breaks.c.match_key))
+        with self.engine.begin() as conn:
+            seen = {(k, m): _aware(t) for k, m, t in conn.execute(earliest)}
+            rows = []
+            for key, found_break, status in found:
+                b = found_break
+                rows.append(dict(
+                    run_id=run_id, legal_entity=entity, period=period, kind=b.kind.value, match_key=key,
+                    document=b.key, currency=b.currency,
+                    billing_minor=None if b.billing is None else b.billing.minor,
+                    billing_currency=None if b.billing is None else b.billing.currency,
+                    erp_minor=None if b.erp is None else b.erp.minor,
+                    erp_currency=None if b.erp is None else b.erp.currency,
+                    difference_minor=None if b.difference is None else b.difference.minor,
+                    explanation=b.explanation, owner=b.owner, documents=b.documents, status=status,
+                    heal_entry=None if b.heal is None else b.heal.model_dump_json(),
+                    heal_minor=None if b.heal is None else b.heal.total_debits.minor,
+                    first_seen_at=seen.get((b.kind.value, key)) or now, detected_at=now))
+            conn.execute(self._insert(breaks).on_conflict_do_nothing(
+                index_elements=[breaks.c.run_id, breaks.c.kind, breaks.c.match_key]), rows)
+            ids = {(k, m): i for i, k, m in conn.execute(
+                sa.select(breaks.c.break_id, breaks.c.kind, breaks.c.match_key)
+                .where(breaks.c.run_id == run_id, breaks.c.match_key.in_(keys)))}
+        return [ids[(b.kind.value, key)] for key, b, _ in found]
+
+    def _resolve(self, updates: list[tuple[int, str, str]]) -> None:
+        now = _now()
+        with self.engine.begin() as conn:
+            for break_id, status, resolution in updates:
+                # What happens to a break adds to its story (e.g. approved, then posted).
+                told = sa.func.coalesce(breaks.c.resolution + "; ", "") + resolution
+                conn.execute(breaks.update().where(breaks.c.break_id == break_id).values(
+                    status=status, resolution=told, resolved_at=None if status in UNRESOLVED else now))
+
+    def _close_run(self, run_id: str) -> RunSummary:
+        now = _now()
+        with self.engine.begin() as conn:
+            run = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+            if run is None:
+                raise IntegrationBug(SYSTEM, f"no reconciliation run {run_id}")
+            later = breaks.alias("later")
+            found_again = sa.exists().where(later.c.run_id == run_id, later.c.kind == breaks.c.kind,
+                                            later.c.match_key == breaks.c.match_key)
+            earlier = sa.and_(breaks.c.legal_entity == run["legal_entity"], breaks.c.period == run["period"],
+                              breaks.c.run_id != run_id, breaks.c.status.in_(UNRESOLVED),
+                              breaks.c.detected_at <= now)
+            conn.execute(breaks.update().where(earlier, found_again).values(
+                status="superseded", resolved_at=now, resolution=f"found again by run {run_id}"))
+            fixed = conn.execute(breaks.update().where(earlier, ~found_again).values(
+                status="fixed", resolved_at=now, resolution=f"not found again by run {run_id}")).rowcount
+            counted = dict(conn.execute(
+                sa.select(breaks.c.status, sa.func.count()).where(breaks.c.run_id == run_id)
+                .group_by(breaks.c.status)).all())
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(
+                status="needs_attention" if counted.get("open") else "completed", finished_at=now,
+                breaks_found=sum(counted.values()), healed=counted.get("healed", 0),
+                open_breaks=sum(n for s, n in counted.items() if s in UNRESOLVED),
+                fixed_since_last_run=fixed))
+            # The earlier runs whose breaks this one settled may need nobody any more.
+            for (earlier_run,) in conn.execute(sa.select(runs.c.run_id).where(
+                    runs.c.legal_entity == run["legal_entity"], runs.c.period == run["period"],
+                    runs.c.run_id != run_id, runs.c.status == "needs_attention")).all():
+                left = dict(conn.execute(sa.select(breaks.c.status, sa.func.count())
+                                         .where(breaks.c.run_id == earlier_run).group_by(breaks.c.status)).all())
+                conn.execute(runs.update().where(runs.c.run_id == earlier_run).values(
+                    status="needs_attention" if left.get("open") else "completed",
+                    open_breaks=sum(n for s, n in left.items() if s in UNRESOLVED)))
+            conn.execute(records.delete().where(records.c.run_id == run_id))
+        summary = self._summary(run_id)
+        assert summary is not None
+        return summary
+
+    def _summary(self, run_id: str) -> RunSummary | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+            if row is None:
+                return None
+            by_kind = dict(conn.execute(
+                sa.select(breaks.c.kind, sa.func.count())
+                .where(breaks.c.run_id == run_id, breaks.c.status.in_(UNRESOLVED))
+                .group_by(breaks.c.kind)).all())
+        return RunSummary(
+            run_id=row["run_id"], legal_entity=row["legal_entity"], period=row["period"], status=row["status"],
+            started_at=_aware(row["started_at"]), finished_at=_aware(row["finished_at"]),
+            **{name: row[name] for name in (*COUNTS, "breaks_found", "healed", "open_breaks",
+                                            "fixed_since_last_run")},
+            open_by_kind={k: int(n) for k, n in sorted(by_kind.items())})
+
+    def _break_records(self, query: Any) -> list[BreakRecord]:
+        def money(minor: int | None, currency: str | None) -> Money | None:
+            return None if minor is None or currency is None else Money.from_minor(int(minor), currency)
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [BreakRecord(
+            break_id=r["break_id"], run_id=r["run_id"], legal_entity=r["legal_entity"], period=r["period"],
+            kind=BreakKind(r["kind"]), document=r["document"], currency=r["currency"],
+            billing=money(r["billing_minor"], r["billing_currency"]), erp=money(r["erp_minor"], r["erp_currency"]),
+            difference=money(r["difference_minor"], r["currency"]), explanation=r["explanation"],
+            owner=r["owner"], status=r["status"], first_seen_at=_aware(r["first_seen_at"]),
+            detected_at=_aware(r["detected_at"]), resolution=r["resolution"] or "") for r in rows]

@@ -1,0 +1,247 @@
+"""Revenue schedules as computed, in o2c's own database (RevenueSchedulePort).
+
+Finance queries them across processes (what is recognised in a period, per contract,
+per legal entity). Tables `revenue_schedules` and `revenue_schedule_lines` come from
+the Alembic migrations 0002 and 0005; the Table objects here only describe them. The store
+brings the database to the latest migration when it is constructed (`migrate=False`
+skips that, for a database migrated by a deployment step).
+
+Amounts are stored exactly as integers in the currency's minor unit (`total_minor`,
+`amount_minor`) next to the schedule's currency, and come back as the same Money.
+Dates are calendar dates; `end_date` is exclusive, as in the canonical model.
+
+The methods are async for the port; each runs the synchronous SQLAlchemy engine in a
+worker thread (`asyncio.to_thread`), one transaction per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timezone
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+
+from adapters.errors import IntegrationBug
+from canonical.models import ContractRevenue, ContractRevenuePage, RevenueSchedule, RevenueScheduleLine
+from canonical.money import Money
+from adapters.storage.db import dialect_insert, engine_for, upgrade
+
+SYSTEM = "o2c-db"
+
+metadata = sa.MetaData()
+
+schedules = sa.Table(
+    "revenue_schedules",
+    metadata,
+    sa.Column("schedule_id", sa.String(255), primary_key=True),
+    sa.Column("contract_id", sa.String(255), nullable=False),
+    sa.Column("account_id", sa.String(255), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("obligation", sa.String(255), nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("total_minor", sa.BigInteger, nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("booked_on", sa.Date, nullable=True),
+    sa.Column("ssp_minor", sa.BigInteger, nullable=True),
+    sa.Column("supersedes", sa.String(255), nullable=False),
+)
+
+schedule_lines = sa.Table(
+    "revenue_schedule_lines",
+    metadata,
+    sa.Column("schedule_id", sa.String(255), sa.ForeignKey("revenue_schedules.schedule_id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+)
+
+
+class SqlRevenueSchedules:
+    """RevenueSchedulePort over SQLAlchemy (SQLite file or PostgreSQL)."""
+
+    def __init__(self, database_url: str, *, migrate: bool = True):
+        if migrate:
+            upgrade(database_url)
+        self.engine = engine_for(database_url)
+
+    async def aclose(self) -> None:
+        self.engine.dispose()
+
+    # -- the port ---------------------------------------------------------------------------
+
+    async def save_schedule(self, schedule: RevenueSchedule) -> None:
+        """Insert or replace by schedule_id, lines included, in one transaction: saving
+        the same schedule twice keeps one, saving a changed one keeps the latest."""
+        await self.save_schedules([schedule])
+
+    async def save_schedules(self, schedules: list[RevenueSchedule], *, delete: Sequence[str] = ()) -> None:
+        """Save these and delete those in one transaction: a contract modification replaces
+        the schedules it terminates and adds the ones it creates at once."""
+        rows = [self._rows(schedule) for schedule in schedules]
+        await asyncio.to_thread(self._save_all, rows, list(delete))
+
+    async def schedules_of_contract(self, contract_id: str, *, open_on: date | None = None) -> list[RevenueSchedule]:
+        """The contract's schedules; with `open_on`, only those that end after it (a contract
+        modified every month for years keeps a long tail of finished ones)."""
+        where = schedules.c.contract_id == contract_id
+        if open_on is not None:
+            where = sa.and_(where, schedules.c.end_date > open_on)
+        return await asyncio.to_thread(self._find, where)
+
+    async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
+        return await asyncio.to_thread(self._find, schedules.c.legal_entity == legal_entity)
+
+    async def revenue_in_period(self, *, legal_entity: str, period: str, cursor: str = "",
+                                limit: int = 1000) -> ContractRevenuePage:
+        """Recognised per contract in the period, summed in the database, in contract order."""
+        return await asyncio.to_thread(self._revenue_in_period, legal_entity, period, cursor, limit)
+
+    async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None:
+        return await asyncio.to_thread(self._get, schedule_id)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Delete it with its lines; deleting one that does not exist changes nothing."""
+        await asyncio.to_thread(self._delete, schedule_id)
+
+    # -- mapping ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _rows(schedule: RevenueSchedule) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        currency = schedule.total.currency
+        for line in schedule.lines:
+            if line.amount.currency != currency:
+                raise IntegrationBug(SYSTEM, f"revenue schedule {schedule.schedule_id} mixes currencies: "
+                                     f"line {line.period} is in {line.amount.currency}, the total in {currency}")
+        row = {
+            "schedule_id": schedule.schedule_id,
+            "contract_id": schedule.contract_id,
+            "account_id": schedule.account_id,
+            "legal_entity": schedule.legal_entity,
+            "obligation": schedule.obligation,
+            "method": schedule.method,
+            "currency": currency,
+            "total_minor": schedule.total.minor,
+            "start_date": schedule.start,
+            "end_date": schedule.end,
+            "booked_on": schedule.booked_on,
+            "ssp_minor": None if schedule.ssp is None else schedule.ssp.minor,
+            "supersedes": schedule.supersedes,
+        }
+        lines = [
+            {
+                "schedule_id": schedule.schedule_id,
+                "line_no": index,
+                "period": line.period,
+                "start_date": line.start,
+                "end_date": line.end,
+                "days": line.days,
+                "amount_minor": line.amount.minor,
+            }
+            for index, line in enumerate(schedule.lines)
+        ]
+        return row, lines
+
+    # -- synchronous work (in a worker thread) ---------------------------------------------------
+
+    def _save_all(self, rows: list[tuple[dict[str, Any], list[dict[str, Any]]]], delete: list[str]) -> None:
+        now = datetime.now(timezone.utc)
+        insert = dialect_insert(self.engine)
+        with self.engine.begin() as conn:
+            for schedule_id in delete:
+                self._delete_in(conn, schedule_id)
+            for row, lines in rows:
+                statement = insert(schedules).values(**row, created_at=now, updated_at=now)
+                # An upsert locks the schedule's row, so concurrent saves of one schedule
+                # take turns and the lines below always belong to one of them.
+                conn.execute(statement.on_conflict_do_update(
+                    index_elements=[schedules.c.schedule_id],
+                    set_={**{k: statement.excluded[k] for k in row if k != "schedule_id"}, "updated_at": now},
+                ))
+                conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == row["schedule_id"]))
+                if lines:
+                    conn.execute(schedule_lines.insert(), lines)
+
+    def _get(self, schedule_id: str) -> RevenueSchedule | None:
+        found = self._find(schedules.c.schedule_id == schedule_id)
+        return found[0] if found else None
+
+    def _find(self, where: Any) -> list[RevenueSchedule]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(schedules).where(where).order_by(schedules.c.schedule_id)).mappings().all()
+            if not rows:
+                return []
+            ids = [row["schedule_id"] for row in rows]
+            lines: dict[str, list[Any]] = {i: [] for i in ids}
+            for line in conn.execute(sa.select(schedule_lines).where(schedule_lines.c.schedule_id.in_(ids))
+                                     .order_by(schedule_lines.c.schedule_id, schedule_lines.c.line_no)).mappings():
+                lines[line["schedule_id"]].append(line)
+        return [self._schedule(row, lines[row["schedule_id"]]) for row in rows]
+
+    def _revenue_in_period(self, legal_entity: str, period: str, cursor: str, limit: int) -> ContractRevenuePage:
+        amount = sa.func.sum(schedule_lines.c.amount_minor)
+        query = (
+            sa.select(schedules.c.contract_id, schedules.c.currency, amount)
+            .join(schedule_lines, schedule_lines.c.schedule_id == schedules.c.schedule_id)
+            .where(schedules.c.legal_entity == legal_entity, schedule_lines.c.period == period,
+                   schedules.c.contract_id > cursor)
+            .group_by(schedules.c.contract_id, schedules.c.currency)
+            .order_by(schedules.c.contract_id, schedules.c.currency)
+            .limit(limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        page = rows[:limit]
+        if len(rows) > limit and len({r[0] for r in page}) > 1:
+            # A contract whose schedules mix currencies must not straddle two pages: the
+            # cursor resumes after whole contracts, so end this page before the last one.
+            page = [r for r in page if r[0] != rows[limit][0]]
+        items = [ContractRevenue(contract_id=contract, amount=Money.from_minor(int(minor), currency))
+                 for contract, currency, minor in page]
+        return ContractRevenuePage(items=items, next_cursor=items[-1].contract_id if len(rows) > limit else "")
+
+    @staticmethod
+    def _schedule(row: Any, lines: Any) -> RevenueSchedule:
+        currency = row["currency"]
+        return RevenueSchedule(
+            schedule_id=row["schedule_id"],
+            contract_id=row["contract_id"],
+            account_id=row["account_id"],
+            legal_entity=row["legal_entity"],
+            obligation=row["obligation"],
+            method=row["method"],
+            total=Money.from_minor(int(row["total_minor"]), currency),
+            start=row["start_date"],
+            end=row["end_date"],
+            booked_on=row["booked_on"],
+            ssp=None if row["ssp_minor"] is None else Money.from_minor(int(row["ssp_minor"]), currency),
+            supersedes=row["supersedes"] or "",
+            lines=[
+                RevenueScheduleLine(
+                    period=line["period"],
+                    start=line["start_date"],
+                    end=line["end_date"],
+                    days=int(line["days"]),
+                    amount=Money.from_minor(int(line["amount_minor"]), currency),
+                )
+                for line in lines
+            ],
+        )
+
+    def _delete(self, schedule_id: str) -> None:
+        with self.engine.begin() as conn:
+            self._delete_in(conn, schedule_id)
+
+    @staticmethod
+    def _delete_in(conn: Any, schedule_id: str) -> None:
+        # Lines first: SQLite does not enforce the foreign key's cascade by default.
+        conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == schedule_id))
+        conn.execute(schedules.delete().where(schedules.c.schedule_id == schedule_id))

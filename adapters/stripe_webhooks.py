@@ -1,0 +1,296 @@
+"""Stripe webhooks: signature verification and event mapping, nothing else.
+
+Protocol knowledge only (no Temporal, no HTTP server): the ingress in
+`starter/webhooks.py` reads the raw body, calls `verify_signature`, then
+`parse_event` and `to_payment_event`, and routes what comes out.
+
+Signature, as Stripe specifies it: the header is
+`Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...][,v0=<hex>]`; the expected
+signature is the hex HMAC-SHA256 of `"<t>." + raw body` keyed with the endpoint's
+`whsec_...` secret, compared in constant time against every `v1` value (Stripe sends
+several while a secret is being rolled). Other schemes (`v0`, test-mode legacy) are
+ignored. A timestamp more than `tolerance` seconds away from now, in the past (a
+replay) or in the future (a forged or badly skewed clock), is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Awaitable
+
+from canonical.models import PaymentEvent, PaymentEventKind
+from canonical.money import CurrencyError, Money
+
+DEFAULT_TOLERANCE_SECONDS = 300
+SIGNATURE_SCHEME = "v1"
+
+
+class SignatureError(Exception):
+    """The request is not provably from Stripe (or is a replay): answer 400, touch nothing."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class EventError(ValueError):
+    """A correctly signed body that is not a Stripe event o2c can read."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+# -- signatures ----------------------------------------------------------------------------
+
+
+def _expected(payload: bytes, secret: str, timestamp: int) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+
+
+def sign(payload: bytes, secret: str, timestamp: int) -> str:
+    """A `Stripe-Signature` header value as Stripe would send it (for the sandbox and for
+    tests of the ingress; the signature tests use independently computed vectors)."""
+    return f"t={timestamp},{SIGNATURE_SCHEME}={_expected(payload, secret, timestamp)}"
+
+
+def verify_signature(payload: bytes, header: str | None, secret: str, *, now: float,
+                     tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> None:
+    """Raise SignatureError unless `header` signs exactly `payload` with `secret`
+    at a time within `tolerance` seconds of `now`."""
+    if not secret:
+        raise SignatureError("no webhook secret is configured")
+    if not header:
+        raise SignatureError("missing Stripe-Signature header")
+    timestamps: list[str] = []
+    signatures: list[str] = []
+    for element in header.split(","):
+        key, sep, value = element.strip().partition("=")
+        if not sep or not key:
+            raise SignatureError("malformed Stripe-Signature header")
+        if key == "t":
+            timestamps.append(value)
+        elif key == SIGNATURE_SCHEME:
+            signatures.append(value)
+        # any other scheme (v0, future ones) is ignored, as Stripe asks
+    if len(timestamps) != 1:
+        raise SignatureError("Stripe-Signature has no timestamp" if not timestamps
+                             else "Stripe-Signature has more than one timestamp")
+    if not signatures:
+        raise SignatureError("Stripe-Signature has no v1 signature")
+    raw_t = timestamps[0]
+    if not raw_t.isascii() or not raw_t.isdigit():
+        raise SignatureError("Stripe-Signature timestamp is not an integer")
+    timestamp = int(raw_t)
+    if now - timestamp > tolerance:
+        raise SignatureError("timestamp outside the tolerance (too old)")
+    if timestamp - now > tolerance:
+        raise SignatureError("timestamp outside the tolerance (in the future)")
+    expected = _expected(payload, secret, timestamp).encode()
+    # Compare against every v1 without stopping at the first match, as bytes (a header
+    # may carry non-ASCII characters, which compare_digest refuses in a str).
+    matched = False
+    for candidate in signatures:
+        matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "surrogateescape"))
+    if not matched:
+        raise SignatureError("no v1 signature matches the payload")
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    id: str
+    type: str
+    created: int
+    object: dict[str, Any]
+    previous_attributes: dict[str, Any] | None = None
+    livemode: bool = False
+    api_version: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def parse_event(payload: bytes) -> StripeEvent:
+    """The event envelope of a (snapshot) Stripe event; EventError if it is not one."""
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EventError(f"body is not JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise EventError("body is not a JSON object")
+    if body.get("object", "event") != "event":
+        raise EventError(f"body is a {body.get('object')!r}, not an event")
+    event_id, type_, created, data = body.get("id"), body.get("type"), body.get("created"), body.get("data")
+    if not isinstance(event_id, str) or not event_id:
+        raise EventError("event has no id")
+    if not isinstance(type_, str) or not type_:
+        raise EventError("event has no type")
+    if isinstance(created, bool) or not isinstance(created, int):
+        raise EventError("event has no integer created timestamp")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise EventError("event has no data.object")
+    previous = data.get("previous_attributes")
+    if previous is not None and not isinstance(previous, dict):
+        raise EventError("data.previous_attributes is not an object")
+    return StripeEvent(id=event_id, type=type_, created=created, object=data["object"],
+                       previous_attributes=previous, livemode=bool(body.get("livemode", False)),
+                       api_version=str(body.get("api_version") or ""), raw=body)
+
+
+# A charge id -> the invoice it paid (None when it paid no invoice). Sync or async, so
+# the billing adapter's `invoice_of_charge` and a plain dict's `get` both fit.
+ChargeLookup = Callable[[str], "Awaitable[str | None] | str | None"]
+
+INVOICE_PAID_TYPES = frozenset({"invoice.paid", "invoice.payment_succeeded"})
+HANDLED_TYPES = frozenset({
+    "invoice.payment_failed", *INVOICE_PAID_TYPES, "invoice.updated",
+    "charge.dispute.created", "charge.dispute.closed", "payment_method.attached", "customer.updated",
+})
+
+
+MAX_MINOR_UNITS = 10 ** 12
+
+
+def _id(value: Any) -> str:
+    """An expandable field: either the id string or the expanded object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else ""
+
+
+def _money(obj: dict[str, Any], key: str, currency: str) -> Money | None:
+    minor = obj.get(key)
+    if minor is None:
+        return None
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise EventError(f"{key} is not a whole number of minor units: {minor!r}")
+    # Stripe's amounts are non-negative and at most eight digits for most currencies; a
+    # generous bound still stops an absurd amount from reaching a workflow.
+    if not 0 <= minor <= MAX_MINOR_UNITS:
+        raise EventError(f"{key} of {minor} minor units is out of range")
+    return Money.from_minor(minor, currency)
+
+
+def _currency(obj: dict[str, Any]) -> str:
+    currency = obj.get("currency")
+    if not isinstance(currency, str) or not currency:
+        raise EventError(f"{obj.get('object', 'object')} {obj.get('id', '')} has no currency")
+    return currency.upper()
+
+
+def _decline_code(invoice: dict[str, Any]) -> str:
+    """Where a decline code can be found in the event itself.
+
+    A Stripe invoice does not carry the decline: it lives on the PaymentIntent
+    (`last_payment_error.decline_code`) and the Charge. o2c reads it from
+    `last_payment_error` on the invoice object (where the o2c sandbox puts it), or on an
+    expanded `payment_intent`. Otherwise it stays empty and the dunning workflow learns
+    the decline from its own retry (unverified against live Stripe payloads)."""
+    for holder in (invoice, invoice.get("payment_intent")):
+        if isinstance(holder, dict):
+            error = holder.get("last_payment_error")
+            if isinstance(error, dict) and isinstance(error.get("decline_code"), str):
+                return error["decline_code"]
+    return ""
+
+
+def _occurred_at(event: StripeEvent) -> datetime:
+    try:
+        return datetime.fromtimestamp(event.created, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise EventError(f"created {event.created} is not a point in time") from None
+
+
+def _invoice_event(event: StripeEvent, kind: PaymentEventKind) -> PaymentEvent:
+    invoice = event.object
+    invoice_id = _id(invoice)
+    if not invoice_id:
+        raise EventError(f"{event.type} {event.id} names no invoice")
+    currency = _currency(invoice)
+    return PaymentEvent(
+        event_id=event.id, kind=kind, occurred_at=_occurred_at(event),
+        invoice_id=invoice_id,
+        account_id=_id(invoice.get("customer")),
+        subscription_id=_id(invoice.get("subscription")),
+        amount_due=_money(invoice, "amount_due", currency),
+        amount_remaining=_money(invoice, "amount_remaining", currency),
+        decline_code=_decline_code(invoice) if kind == PaymentEventKind.PAYMENT_FAILED else "",
+    )
+
+
+async def _dispute_event(event: StripeEvent, kind: PaymentEventKind,
+                         lookup_charge_invoice: ChargeLookup | None) -> PaymentEvent | None:
+    dispute = event.object
+    charge = dispute.get("charge")
+    invoice_id = ""
+    if isinstance(charge, dict):  # expanded: older API versions name the invoice on the charge
+        invoice_id = _id(charge.get("invoice"))
+    charge_id = _id(charge)
+    if not invoice_id and charge_id and lookup_charge_invoice is not None:
+        found = lookup_charge_invoice(charge_id)
+        if inspect.isawaitable(found):
+            found = await found
+        invoice_id = found or ""
+    if not invoice_id:  # a dispute over a charge that paid no invoice: nothing dunning follows
+        return None
+    currency = _currency(dispute)
+    return PaymentEvent(
+        event_id=event.id, kind=kind, occurred_at=_occurred_at(event),
+        invoice_id=invoice_id,
+        account_id=_id(charge.get("customer")) if isinstance(charge, dict) else "",
+        amount_due=_money(dispute, "amount", currency),
+        dispute_id=_id(dispute),
+        dispute_won=(dispute.get("status") == "won") if kind == PaymentEventKind.DISPUTE_CLOSED else None,
+    )
+
+
+def _default_payment_method_changed(event: StripeEvent) -> bool:
+    previous = (event.previous_attributes or {}).get("invoice_settings")
+    if not isinstance(previous, dict) or "default_payment_method" not in previous:
+        return False
+    current = (event.object.get("invoice_settings") or {}).get("default_payment_method")
+    # Removing the default gives dunning nothing new to try.
+    return bool(_id(current)) and _id(current) != _id(previous["default_payment_method"])
+
+
+async def to_payment_event(event: StripeEvent,
+                           lookup_charge_invoice: ChargeLookup | None = None) -> PaymentEvent | None:
+    """The PaymentEvent an event means to o2c, or None for events o2c acknowledges and
+    ignores. Disputes name a charge, not an invoice: `lookup_charge_invoice` resolves
+    it (without one, or when the charge paid no invoice, a dispute maps to None).
+    Raises EventError when a handled event lacks what o2c needs."""
+    kind_of = PaymentEventKind
+    try:
+        if event.type == "invoice.payment_failed":
+            return _invoice_event(event, kind_of.PAYMENT_FAILED)
+        if event.type in INVOICE_PAID_TYPES:
+            return _invoice_event(event, kind_of.PAID)
+        if event.type == "invoice.updated":
+            if "amount_remaining" not in (event.previous_attributes or {}):
+                return None
+            return _invoice_event(event, kind_of.BALANCE_CHANGED)
+        if event.type == "charge.dispute.created":
+            return await _dispute_event(event, kind_of.DISPUTE_OPENED, lookup_charge_invoice)
+        if event.type == "charge.dispute.closed":
+            return await _dispute_event(event, kind_of.DISPUTE_CLOSED, lookup_charge_invoice)
+        if event.type == "payment_method.attached":
+            account_id = _id(event.object.get("customer"))
+            if not account_id:
+                return None
+            return PaymentEvent(event_id=event.id, kind=kind_of.PAYMENT_METHOD_UPDATED,
+                                occurred_at=_occurred_at(event), account_id=account_id)
+        if event.type == "customer.updated":
+            if not _default_payment_method_changed(event):
+                return None
+            return PaymentEvent(event_id=event.id, kind=kind_of.PAYMENT_METHOD_UPDATED,
+                                occurred_at=_occurred_at(event), account_id=_id(event.object))
+    except CurrencyError as error:
+        raise EventError(str(error)) from None
+    return None

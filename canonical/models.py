@@ -1,0 +1,357 @@
+"""The business objects o2c moves between systems.
+
+Models only grow: new fields are optional with defaults, nothing is renamed or
+retyped, because running workflows hold payloads of older versions.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from canonical.money import Money
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Address(Model):
+    line1: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+    @property
+    def has_tax_jurisdiction(self) -> bool:
+        return bool(self.country and self.region and self.postal_code)
+
+
+class LegalEntity(Model):
+    """The company that books a contract: where it is taxed and which ERP it posts to."""
+
+    code: str
+    company_code: str
+    functional_currency: str
+    tax_registration: str = ""
+    erp: str = "netsuite"
+    erp_subsidiary: str = "1"
+    # The Stripe account the entity bills from (a Connect account id sent as the
+    # `Stripe-Account` header); empty for the platform account itself.
+    billing_account: str = ""
+    country: str = "US"
+
+
+class Account(Model):
+    id: str
+    name: str
+    email: str = ""
+    billing_address: Address = Address()
+    legal_entity: str = "US01"
+    # Dunning: which policy applies, how strategic the account is, who owns the relationship.
+    segment: str = "default"
+    annual_recurring_revenue: Money | None = None
+    success_owner: str = ""
+
+
+class SubscriptionLine(Model):
+    """One priced line of a subscription (a Stripe subscription item)."""
+
+    item_id: str = ""
+    product: str
+    description: str = ""
+    quantity: int = Field(ge=0)
+    unit_price: Money
+    discount_percent: Decimal = Decimal(0)
+
+
+class Subscription(Model):
+    id: str
+    account_id: str
+    contract_id: str
+    currency: str
+    status: str
+    lines: list[SubscriptionLine]
+    current_period_start: date
+    current_period_end: date
+    term_start: date
+    term_end: date
+
+
+class AmendedLine(Model):
+    """The wanted state of one line after the amendment (quantity 0 removes it)."""
+
+    product: str
+    quantity: StrictInt  # "12" or true is a malformed request, not twelve seats
+    unit_price: Decimal
+    discount_percent: Decimal = Decimal(0)
+    description: str = ""
+
+
+class AmendmentRequest(Model):
+    amendment_id: str
+    contract_id: str
+    subscription_id: str
+    account_id: str
+    currency: str
+    effective_date: date
+    lines: list[AmendedLine]
+    requested_by: str
+    reason: str = ""
+
+
+class ProrationKind(StrEnum):
+    CREDIT = "credit"
+    CHARGE = "charge"
+
+
+class ProrationLine(Model):
+    product: str
+    kind: ProrationKind
+    quantity: int
+    amount: Money
+    description: str
+
+
+class Proration(Model):
+    period_start: date
+    period_end: date
+    effective_date: date
+    days_remaining: int
+    days_in_period: int
+    lines: list[ProrationLine]
+    net: Money
+    monthly_before: Money
+    monthly_after: Money
+    max_discount_percent: Decimal
+
+
+class TaxLine(Model):
+    number: str
+    amount: Money
+    tax: Money
+
+
+class TaxDocument(Model):
+    code: str
+    type: str
+    status: str
+    total_amount: Money
+    total_tax: Money
+    lines: list[TaxLine] = []
+    # Read back by reconciliation: the document's date, customer and company.
+    document_date: date | None = None
+    customer_code: str = ""
+    company_code: str = ""
+
+
+# The product name of the invoice line that carries the sales tax o2c charges.
+TAX_PRODUCT = "sales-tax"
+
+
+class InvoiceLine(Model):
+    product: str
+    description: str
+    amount: Money
+
+
+class Invoice(Model):
+    id: str
+    number: str = ""
+    account_id: str
+    subscription_id: str = ""
+    status: str
+    currency: str
+    total: Money
+    lines: list[InvoiceLine] = []
+    amount_paid: Money | None = None
+    amount_remaining: Money | None = None
+    last_decline_code: str = ""  # how the last charge attempt on an open invoice was declined
+    # Read back by reconciliation: when billing created it, its metadata (o2c_workflow names
+    # the process that booked it), the tax it charges, and the billing account it lives in.
+    created: date | None = None
+    metadata: dict[str, str] = {}
+    tax: Money | None = None
+    billing_account: str = ""
+
+
+class PaymentOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+
+
+class PaymentAttempt(Model):
+    """One try to collect an invoice with the customer's payment method."""
+
+    invoice_id: str
+    outcome: PaymentOutcome
+    decline_code: str = ""
+    message: str = ""
+    amount_paid: Money
+    amount_remaining: Money
+
+
+class CollectionCase(Model):
+    """The AR collection case in the ERP that follows one unpaid invoice."""
+
+    external_id: str
+    account_id: str
+    invoice_id: str
+    subsidiary: str = "1"
+    amount: Money
+    stage: str
+    status: str = "open"
+    internal_id: str = ""
+
+
+class CrmTask(Model):
+    account_id: str
+    owner: str
+    subject: str
+    body: str = ""
+
+
+class PaymentEventKind(StrEnum):
+    PAYMENT_FAILED = "payment_failed"
+    PAID = "paid"
+    BALANCE_CHANGED = "balance_changed"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_CLOSED = "dispute_closed"
+    PAYMENT_METHOD_UPDATED = "payment_method_updated"
+
+
+class PaymentEvent(Model):
+    """An inbound payment-platform event, in o2c's words (the webhook ingress maps to it)."""
+
+    event_id: str
+    kind: PaymentEventKind
+    occurred_at: datetime
+    invoice_id: str = ""
+    account_id: str = ""
+    subscription_id: str = ""
+    amount_due: Money | None = None
+    amount_remaining: Money | None = None
+    decline_code: str = ""
+    dispute_id: str = ""
+    dispute_won: bool | None = None
+
+
+class JournalEntryRef(Model):
+    """Where the ERP keeps a posted entry."""
+
+    external_id: str
+    internal_id: str
+    location: str = ""
+
+
+class Entitlement(Model):
+    account_id: str
+    product: str
+    seats: int
+    status: str = "active"
+
+
+class Notification(Model):
+    recipient: str
+    template: str
+    subject: str
+    body: str
+    account_id: str = ""
+
+
+class ApproverRole(StrEnum):
+    FINANCE = "finance"
+    CONTROLLER = "controller"
+
+
+class Approver(Model):
+    name: str
+    role: ApproverRole
+
+
+class ApprovalDecision(Model):
+    approver: str
+    role: ApproverRole
+    approved: bool
+    comment: str = ""
+    decided_at: datetime | None = None
+
+
+class ApprovalRequest(Model):
+    required_role: ApproverRole
+    reasons: list[str]
+    requested_by: str
+    amount: Money
+    requested_at: datetime | None = None
+
+
+class SubscriptionTerm(Model):
+    """A new subscription term to create in billing (a renewal's next term)."""
+
+    account_id: str
+    contract_id: str
+    currency: str
+    lines: list[SubscriptionLine]
+    term_start: date
+    term_end: date
+    legal_entity: str = "US01"
+
+
+class RevenueScheduleLine(Model):
+    period: str  # YYYY-MM
+    start: date
+    end: date  # exclusive
+    days: int
+    amount: Money
+
+
+class RevenueSchedule(Model):
+    """How an obligation's price is recognised over its service period."""
+
+    schedule_id: str
+    contract_id: str
+    account_id: str
+    legal_entity: str
+    obligation: str
+    method: str  # "ratable" or "point_in_time"
+    total: Money
+    start: date
+    end: date
+    lines: list[RevenueScheduleLine]
+    # Optional, added for ASC 606 allocation, modifications and reports (canonical/asc606.py):
+    booked_on: date | None = None  # when the consideration was booked (the waterfall's row); else start
+    ssp: Money | None = None  # the obligation's standalone selling price over [start, end)
+    supersedes: str = ""  # the schedule a prospective modification terminated to create this one
+
+
+# -- listings: what reconciliation reads from each system, a page at a time ----------------
+#
+# A page carries the cursor that fetches the next one; an empty cursor means the listing is
+# complete. Cursors are opaque strings (Stripe's last object id, AvaTax's skip count,
+# NetSuite's last internal id), so an activity can heartbeat its position and resume there.
+
+
+class InvoicePage(Model):
+    items: list[Invoice]
+    next_cursor: str = ""
+
+
+class TaxDocumentPage(Model):
+    items: list[TaxDocument]
+    next_cursor: str = ""
+
+
+class ContractRevenue(Model):
+    """What o2c's computed schedules recognise for one contract in one period."""
+
+    contract_id: str
+    amount: Money
+
+
+class ContractRevenuePage(Model):
+    items: list[ContractRevenue]
+    next_cursor: str = ""

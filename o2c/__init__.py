@@ -1,1 +1,0 @@
-"""o2c: a durable order-to-cash engine on Temporal."""

@@ -1,1 +1,0 @@
-"""Alembic migrations of the o2c database (applied by `o2c.db.upgrade`)."""

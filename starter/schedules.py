@@ -1,0 +1,83 @@
+"""Temporal schedules o2c runs on its own, created or updated by `o2c schedules apply`:
+the daily renewal window, and per legal entity a daily reconciliation of the month so far
+and a month-end one of the month just ended."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from starter.config import approval_policy, legal_entities, reconciliation_policy, renewal_policy
+from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
+from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
+from workflows.kit.status import PROCESS, STATUS, Status
+
+RENEWAL_WINDOW_SCHEDULE = "o2c-renewal-window"
+
+
+def renewal_window_schedule(task_queue: str) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            RenewalWindowWorkflow.run,
+            WindowInput(policy=renewal_policy(), approvals=approval_policy(), legal_entities=legal_entities()),
+            id="renewal-window", task_queue=task_queue),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+    )
+
+
+def reconciliation_schedules(task_queue: str) -> dict[str, Schedule]:
+    """Per legal entity: every day at 02:00 UTC the current month so far, and on the first of
+    each month at 06:00 UTC the month that has just ended (the closing reconciliation). A run
+    may wait days for an operator, so runs are allowed to overlap."""
+    schedules = {}
+    entities = legal_entities()
+    for entity in entities:
+        for name, months_back, calendar in (
+                ("daily", 0, ScheduleCalendarSpec(hour=[ScheduleRange(2)], minute=[ScheduleRange(0)])),
+                ("month-end", 1, ScheduleCalendarSpec(day_of_month=[ScheduleRange(1)], hour=[ScheduleRange(6)],
+                                                      minute=[ScheduleRange(0)]))):
+            schedules[f"o2c-reconciliation-{entity.code}-{name}"] = Schedule(
+                action=ScheduleActionStartWorkflow(
+                    ReconciliationWorkflow.run,
+                    ReconciliationInput(legal_entity=entity.code, months_back=months_back, legal_entities=entities,
+                                        policy=reconciliation_policy(), approvals=approval_policy()),
+                    id=f"reconciliation-{entity.code}-{name}", task_queue=task_queue,
+                    typed_search_attributes=TypedSearchAttributes([
+                        SearchAttributePair(PROCESS, "reconciliation"),
+                        SearchAttributePair(STATUS, Status.RUNNING.value)])),
+                spec=ScheduleSpec(calendars=[calendar]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
+            )
+    return schedules
+
+
+async def apply_schedules(client: Client, task_queue: str) -> list[str]:
+    """Create each schedule, or bring an existing one up to date: applying twice changes nothing."""
+    lines = []
+    for schedule_id, schedule in {RENEWAL_WINDOW_SCHEDULE: renewal_window_schedule(task_queue),
+                                  **reconciliation_schedules(task_queue)}.items():
+        try:
+            await client.create_schedule(schedule_id, schedule)
+            lines.append(f"{schedule_id}: created")
+        except ScheduleAlreadyRunningError:
+            def update(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await client.get_schedule_handle(schedule_id).update(update)
+            lines.append(f"{schedule_id}: updated")
+    return lines

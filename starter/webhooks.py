@@ -1,0 +1,200 @@
+"""The webhook ingress: Stripe-signed payment events become dunning workflows or signals.
+
+`POST /webhooks/stripe` reads the raw body (at most `max_body_bytes`), verifies the
+`Stripe-Signature` against those exact bytes, maps the event and routes it with
+`deliver_payment_event`. The answers tell Stripe what to do next:
+
+- 200 `{"received": true, "workflows": [...]}`: done (also for event types o2c ignores,
+  and for events about a dunning that has already ended), so Stripe stops.
+- 400 `{"received": false, "error": ..., "reason": ...}`: bad or stale signature, a body
+  that is not a Stripe event. Nothing was touched. Stripe's redeliveries will fail the
+  same way, which shows up on its dashboard as a failing endpoint.
+- 413: body over the limit, refused before verification.
+- 503: Temporal (or billing, for a dispute's charge lookup) is unreachable; nothing may
+  have happened, so Stripe must redeliver. Redelivery is safe: events land on
+  `dunning-<invoice>` by signal-with-start, and the workflow ignores event IDs it has seen.
+
+The ingress is stateless (no event-ID store of its own), so any number of replicas can
+run behind one Stripe endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from adapters.errors import AdapterError, TransientError
+from adapters.ports import BillingPort
+from adapters.stripe_webhooks import (
+    DEFAULT_TOLERANCE_SECONDS,
+    EventError,
+    SignatureError,
+    parse_event,
+    to_payment_event,
+    verify_signature,
+)
+from canonical.dunning import DunningPolicies
+from settings import Settings
+from starter.client import deliver_payment_event
+
+log = structlog.get_logger("o2c.webhooks")
+
+STRIPE_PATH = "/webhooks/stripe"
+MAX_BODY_BYTES = 256 * 1024
+# Temporal answers in milliseconds when healthy; past this, tell Stripe to come back
+# rather than hold its connection (Stripe gives up on slow endpoints and redelivers).
+DELIVERY_TIMEOUT_SECONDS = 10.0
+# Temporal statuses that mean "not now" rather than "never".
+UNAVAILABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+                         RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def _refused(error: str, reason: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"received": False, "error": error, "reason": reason}, status_code=status)
+
+
+def create_webhook_app(
+    client: Client,
+    *,
+    secret: str,
+    task_queue: str = "o2c",
+    billing: BillingPort | None = None,
+    policies: DunningPolicies | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+    delivery_timeout: float = DELIVERY_TIMEOUT_SECONDS,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ASGI app. `billing` resolves a disputed charge to its invoice (without it,
+    disputes are acknowledged and ignored); `policies` go to new dunning workflows."""
+    if not secret:
+        raise ValueError("a Stripe webhook endpoint secret (whsec_...) is required")
+    lookup = billing.invoice_of_charge if billing is not None else None
+
+    async def stripe_webhook(request: Request) -> JSONResponse:
+        try:
+            payload = await _read_body(request, max_body_bytes)
+        except BodyTooLarge:
+            log.warning("stripe_webhook", outcome="too_large", limit=max_body_bytes)
+            return _refused("too_large", f"body exceeds {max_body_bytes} bytes", 413)
+        except ClientDisconnect:
+            return _refused("disconnected", "client went away", 400)
+        try:
+            verify_signature(payload, request.headers.get("stripe-signature"), secret,
+                             now=clock(), tolerance=tolerance)
+        except SignatureError as bad:
+            log.warning("stripe_webhook", outcome="bad_signature", reason=bad.reason)
+            return _refused("invalid_signature", bad.reason)
+        try:
+            event = parse_event(payload)
+        except EventError as bad:
+            log.warning("stripe_webhook", outcome="bad_event", reason=bad.reason)
+            return _refused("invalid_event", bad.reason)
+        fields: dict[str, Any] = {"event_id": event.id, "event_type": event.type}
+        try:
+            payment_event = await to_payment_event(event, lookup)
+        except EventError as bad:
+            log.error("stripe_webhook", outcome="unmappable", reason=bad.reason, **fields)
+            return _refused("invalid_event", bad.reason)
+        except TransientError as error:
+            log.warning("stripe_webhook", outcome="billing_unavailable", reason=str(error), **fields)
+            return _refused("billing_unavailable", "billing is unreachable; redeliver later", 503)
+        except AdapterError as error:
+            log.error("stripe_webhook", outcome="billing_error", reason=str(error), **fields)
+            return _refused("billing_error", str(error), 502)
+        if payment_event is None:
+            log.info("stripe_webhook", outcome="ignored", **fields)
+            return JSONResponse({"received": True, "workflows": []})
+        fields.update(kind=payment_event.kind.value, invoice_id=payment_event.invoice_id or None,
+                      account_id=payment_event.account_id or None)
+        try:
+            workflows = await asyncio.wait_for(
+                deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies),
+                timeout=delivery_timeout,
+            )
+        except WorkflowAlreadyStartedError:
+            # The invoice's dunning has already ended (in cash, cancellation or write-off):
+            # a late or redelivered failure changes nothing.
+            log.info("stripe_webhook", outcome="dunning_closed", **fields)
+            return JSONResponse({"received": True, "workflows": []})
+        except asyncio.TimeoutError:
+            log.error("stripe_webhook", outcome="temporal_unavailable", reason="timeout", **fields)
+            return _refused("temporal_unavailable", "Temporal did not answer in time; redeliver later", 503)
+        except RPCError as error:
+            if error.status in UNAVAILABLE:
+                log.error("stripe_webhook", outcome="temporal_unavailable", reason=error.message, **fields)
+                return _refused("temporal_unavailable", "Temporal is unreachable; redeliver later", 503)
+            log.error("stripe_webhook", outcome="temporal_error", reason=error.message,
+                      status=error.status.name if error.status else None, **fields)
+            return _refused("temporal_error", error.message, 500)
+        except RuntimeError as error:
+            # A client that has lost (or never had) its connection fails in the SDK's
+            # bridge with "Failed client connect: ..." rather than an RPCError.
+            if "client connect" not in str(error):
+                raise
+            log.error("stripe_webhook", outcome="temporal_unavailable", reason=str(error), **fields)
+            return _refused("temporal_unavailable", "Temporal is unreachable; redeliver later", 503)
+        log.info("stripe_webhook", outcome="delivered", workflows=workflows, **fields)
+        return JSONResponse({"received": True, "workflows": workflows})
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    return Starlette(routes=[
+        Route(STRIPE_PATH, stripe_webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])
+
+
+async def serve_webhooks(settings: Settings, *, host: str | None = None, port: int | None = None,
+                         policies: DunningPolicies | None = None) -> None:
+    """Serve the ingress until SIGINT/SIGTERM, with a connected Temporal client and the
+    Stripe billing adapter from `settings`."""
+    import uvicorn
+
+    from adapters.stripe import StripeBilling
+    from starter.config import dunning_policies
+    from adapters.temporal import connect
+
+    if not settings.stripe_webhook_secret:
+        raise ValueError("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
+    client = await connect(settings)
+    billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key,
+                            timeout=settings.http_timeout_seconds)
+    app = create_webhook_app(client, secret=settings.stripe_webhook_secret, task_queue=settings.task_queue,
+                             billing=billing, policies=policies or dunning_policies())
+    config = uvicorn.Config(app, host=host or settings.webhook_host, port=port or settings.webhook_port,
+                            log_config=None, access_log=False)
+    log.info("webhooks_listening", url=f"http://{config.host}:{config.port}{STRIPE_PATH}",
+             task_queue=settings.task_queue)
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await billing.aclose()

@@ -1,0 +1,129 @@
+"""The o2c worker: every workflow and every activity, on one task queue.
+
+Adapters are built from the environment (see settings.py); by default they talk to
+the embedded sandbox. Logs are JSON lines carrying the workflow ID, run ID and the
+business keys. SIGTERM and SIGINT drain in-flight activity attempts, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any, AsyncIterator, TextIO
+
+import structlog
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.registry import all_activities
+from adapters.avatax import AvaTaxTax
+from adapters.crm import SalesforceCrm
+from adapters.entitlements import HttpEntitlements
+from adapters.netsuite import NetSuiteErp
+from adapters.notifications import HttpNotifications
+from adapters.storage.reconciliation import SqlReconciliationStore
+from adapters.storage.schedules import SqlRevenueSchedules
+from adapters.stripe import StripeBilling
+from settings import Settings
+from adapters.temporal import connect
+from workflows.registry import ALL_WORKFLOWS
+
+
+def build_ports(settings: Settings) -> dict[str, Any]:
+    timeout = settings.http_timeout_seconds
+    return dict(
+        billing=StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=timeout),
+        tax=AvaTaxTax(settings.avatax_base_url, settings.avatax_account_id, settings.avatax_license_key,
+                      settings.avatax_company_code, timeout=timeout),
+        erp=NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout),
+        entitlements=HttpEntitlements(settings.entitlements_base_url, timeout=timeout),
+        notifications=HttpNotifications(settings.notifications_base_url, timeout=timeout),
+        crm=SalesforceCrm(settings.crm_base_url, settings.crm_token, timeout=timeout),
+        schedules=SqlRevenueSchedules(settings.database_url),
+        reconciliations=SqlReconciliationStore(settings.database_url),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, settings: Settings, ports: dict[str, Any] | None = None,
+                         **worker_options: Any) -> AsyncIterator[Worker]:
+    """A started worker; on exit it drains and the adapters' connections close."""
+    ports = ports if ports is not None else build_ports(settings)
+    worker = Worker(client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
+                    activities=all_activities(**ports), **worker_options)
+    try:
+        async with worker:
+            yield worker
+    finally:
+        for port in ports.values():
+            close = getattr(port, "aclose", None)
+            if close:
+                await close()
+
+
+def _temporal_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Lift the Temporal SDK's log extras (workflow/activity info) and o2c's business keys
+    into top-level JSON fields an operator can filter on."""
+    record = event.get("_record")
+    if record is not None:
+        for source in ("temporal_workflow", "temporal_activity"):
+            info = getattr(record, source, None)
+            if isinstance(info, dict):
+                event["workflow_id"] = info.get("workflow_id")
+                event["run_id"] = info.get("run_id") or info.get("workflow_run_id")
+                event.setdefault("activity_type", info.get("activity_type"))
+        business = getattr(record, "o2c", None)
+        if isinstance(business, dict):
+            event.update({k: v for k, v in business.items() if v})
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """JSON lines on stdout (or `stream`): one object per event, Temporal and business keys on top."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.processors.TimeStamper(fmt="iso", utc=True),
+                           structlog.stdlib.add_log_level, _temporal_context],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.JSONRenderer(default=str)],
+    )
+    # The IDs go into JSON fields, so keep them out of the message text.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    structlog.configure(
+        processors=[structlog.stdlib.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    log = structlog.get_logger("worker")
+    client = await connect(settings)
+    async with running_worker(client, settings):
+        log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        await stop.wait()
+        log.info("worker draining")
+    log.info("worker stopped")
+
+
+def main() -> None:
+    configure_logging()
+    asyncio.run(serve(Settings.from_env()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,504 @@
+"""DunningWorkflow: from a failed payment to cash, a cancelled subscription or a write-off.
+
+Day 0 is the first failed payment. The policy's calendar says what happens on which day:
+retries, notices with escalating wording, an ERP collection case moved through its stages,
+restriction of service (with approval) and finally cancellation and a write-off (with
+approval). Payment at any moment stops everything, undoes the pressure (case closed,
+restriction lifted, CRM flag cleared) and thanks the customer. Every side effect has an
+idempotency key derived from this workflow and its business step, so redelivered webhooks,
+activity retries and worker restarts never send a second notice or post a second entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from enum import StrEnum
+
+from temporalio import workflow
+
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ConfigDict
+
+    from activities.billing import BillingActivities
+    from activities.crm import CrmActivities
+    from activities.customer import CustomerActivities
+    from activities.erp import ErpActivities
+    from activities.inputs import (
+        CancelSubscription,
+        CreateTask,
+        FlagAccount,
+        InvoiceStep,
+        SendNotification,
+        SetRestriction,
+    )
+    from canonical.models import LegalEntity
+    from canonical.approval import ApprovalPolicy
+    from canonical.dunning import (
+        THANKS,
+        Action,
+        DunningPolicies,
+        DunningPolicy,
+        NoticeWording,
+        is_hard_decline,
+        within_network_limit,
+    )
+    from canonical.journal import ChartOfAccounts, write_off_entry
+    from canonical.models import (
+        Account,
+        ApprovalDecision,
+        ApprovalRequest,
+        CollectionCase,
+        CrmTask,
+        Invoice,
+        Model,
+        Notification,
+        PaymentAttempt,
+        PaymentEvent,
+        PaymentEventKind,
+        PaymentOutcome,
+    )
+    from canonical.money import Money
+    from workflows.kit.approval import ApprovalState
+    from workflows.kit.attention import Attention, Resolution
+    from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from workflows.kit.process import ProcessEvent, ProcessWorkflow
+    from workflows.kit.status import Status
+
+PAYMENT_EVENT_SIGNAL = "payment_event"
+DUNNING_FLAG = "dunning"
+SEEN_EVENTS_KEPT = 500
+
+
+def dunning_workflow_id(invoice_id: str) -> str:
+    return f"dunning-{invoice_id}"
+
+
+class Outcome(StrEnum):
+    OPEN = "open"
+    CASH = "cash"
+    CANCELLED = "cancelled"
+    WRITTEN_OFF = "written_off"
+
+
+class Progress(Model):
+    """What a dunning has done so far: carried across continue-as-new. The workflow
+    updates it in place, so unlike other models it is not frozen."""
+
+    model_config = ConfigDict(frozen=False)
+
+    anchor: datetime | None = None  # day 0, moved later by time spent paused in disputes
+    done: list[str] = []  # calendar entries carried out, as "action@day"
+    seen_events: list[str] = []
+    attempts: list[PaymentAttempt] = []
+    attempted_at: list[datetime] = []
+    balance: Money | None = None
+    hard_declined: bool = False
+    retry_requested: str = ""  # the event that asked for an immediate retry
+    paused_since: datetime | None = None
+    paid: bool = False
+    restricted: bool = False
+    cancelled: bool = False
+    case_stage: str = ""
+    restriction_decision: ApprovalDecision | None = None
+    write_off_decision: ApprovalDecision | None = None
+
+
+class DunningInput(Model):
+    invoice_id: str
+    account_id: str = ""
+    subscription_id: str = ""
+    policies: DunningPolicies = DunningPolicies()
+    approvals: ApprovalPolicy = ApprovalPolicy()
+    chart: ChartOfAccounts = ChartOfAccounts()
+    legal_entities: list[LegalEntity] = DEFAULT_ENTITIES
+    carried: Progress | None = None
+
+
+class DunningResult(Model):
+    invoice_id: str
+    outcome: Outcome
+    message: str
+    balance: Money | None = None
+    attempts: int = 0
+    write_off_entry: str = ""
+
+
+class DunningState(Model):
+    invoice_id: str
+    account_id: str
+    status: Status
+    stage: str
+    outcome: Outcome
+    day: float
+    balance: Money | None
+    next_action: str = ""
+    next_action_at: datetime | None = None
+    paused: bool = False
+    hard_declined: bool = False
+    restricted: bool = False
+    cancelled: bool = False
+    attempts: list[PaymentAttempt] = []
+    notices_sent: list[int] = []
+    case_stage: str = ""
+    approval: ApprovalState = ApprovalState()
+    restriction_decision: ApprovalDecision | None = None
+    write_off_decision: ApprovalDecision | None = None
+    attention: Attention | None = None
+    resolutions: list[Resolution] = []
+    events: list[ProcessEvent] = []
+
+
+@workflow.defn
+class DunningWorkflow(ProcessWorkflow):
+    process = "dunning"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input: DunningInput | None = None
+        self.p = Progress()
+        self.policy = DunningPolicy()
+        self.account: Account | None = None
+        self.outcome = Outcome.OPEN
+        self.next_action = ""
+        self.next_action_at: datetime | None = None
+        self.events_before_start: list[PaymentEvent] = []
+        self.approval_kind = ""
+
+    # -- what comes in ----------------------------------------------------------------------
+
+    @workflow.signal(name=PAYMENT_EVENT_SIGNAL)
+    def payment_event(self, event: PaymentEvent) -> None:
+        """Apply an event at once (so a payment interrupts any wait). Delivery is at least
+        once and unordered: an event ID seen before changes nothing."""
+        if event.event_id in self.p.seen_events:
+            return
+        self.p.seen_events = [*self.p.seen_events, event.event_id][-SEEN_EVENTS_KEPT:]
+        if self.p.anchor is None and event.kind == PaymentEventKind.PAYMENT_FAILED:
+            self.events_before_start.append(event)
+        if event.kind == PaymentEventKind.PAID:
+            self.p.paid = True
+        elif event.kind in (PaymentEventKind.BALANCE_CHANGED, PaymentEventKind.PAYMENT_FAILED):
+            if event.amount_remaining is not None:
+                self.p.balance = event.amount_remaining
+                self.p.paid = self.p.paid or event.amount_remaining.is_zero
+            if event.decline_code and is_hard_decline(event.decline_code):
+                self.p.hard_declined = True
+        elif event.kind == PaymentEventKind.DISPUTE_OPENED and self.p.paused_since is None:
+            self.p.paused_since = workflow.now()
+        elif event.kind == PaymentEventKind.DISPUTE_CLOSED and self.p.paused_since is not None:
+            # The calendar resumes where it stopped: the pause moves day 0 later.
+            if self.p.anchor is not None:
+                self.p.anchor += workflow.now() - self.p.paused_since
+            self.p.paused_since = None
+        elif event.kind == PaymentEventKind.PAYMENT_METHOD_UPDATED:
+            self.p.hard_declined = False
+            self.p.retry_requested = event.event_id
+        if self.events:
+            self.note(f"received {event.kind.value} ({event.event_id})")
+
+    # -- what an operator sees ----------------------------------------------------------------
+
+    def headline(self) -> str:
+        i = self.input
+        balance = f" · balance {self.p.balance}" if self.p.balance else ""
+        return f"Dunning {i.invoice_id} · {i.account_id}{balance}" if i else "Dunning"
+
+    def describe(self) -> str:
+        text = super().describe()
+        if self.p.paused_since:
+            return f"{text} · paused: dispute open"
+        if self.next_action and self.status == Status.RUNNING:
+            when = self.next_action_at.strftime("%Y-%m-%d %H:%M") if self.next_action_at else ""
+            return f"{text} · next: {self.next_action} at {when} UTC"
+        return text
+
+    def day(self) -> float:
+        if self.p.anchor is None:
+            return 0.0
+        now = self.p.paused_since or workflow.now()
+        return (now - self.p.anchor) / self.policy.day
+
+    @workflow.query
+    def state(self) -> DunningState:
+        i = self.input
+        return DunningState(
+            invoice_id=i.invoice_id if i else "", account_id=i.account_id if i else "",
+            status=self.status, stage=self.stage, outcome=self.outcome, day=round(self.day(), 3),
+            balance=self.p.balance, next_action=self.next_action, next_action_at=self.next_action_at,
+            paused=self.p.paused_since is not None, hard_declined=self.p.hard_declined,
+            restricted=self.p.restricted, cancelled=self.p.cancelled, attempts=self.p.attempts,
+            notices_sent=[int(d.split("@")[1]) for d in self.p.done if d.startswith("notice@")],
+            case_stage=self.p.case_stage, approval=self.gate.snapshot(),
+            restriction_decision=self.p.restriction_decision, write_off_decision=self.p.write_off_decision,
+            attention=self.queue.attention, resolutions=self.queue.resolutions, events=self.events,
+        )
+
+    # -- the process ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: DunningInput) -> DunningResult:
+        self.begin_release()
+        self.input = input
+        if input.carried:
+            self.p = input.carried
+        self.tag(customer=input.account_id, invoice=input.invoice_id)
+        self.set_status(Status.RUNNING, "reading the invoice and the customer")
+
+        invoice = await self.task("read invoice", BillingActivities.get_invoice, input.invoice_id)
+        if invoice is None:
+            return self.finish(Status.FAILED, Outcome.OPEN, f"invoice {input.invoice_id} does not exist in billing")
+        self.account = await self.task("read customer", BillingActivities.get_account,
+                                       input.account_id or invoice.account_id)
+        self.policy = input.policies.for_segment(self.account.segment if self.account else "default")
+        if self.p.anchor is None:
+            self._start(invoice)
+
+        if not self.p.paid:
+            await self._open_case()
+        while not self.p.paid:
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(input.model_copy(update={"carried": self.p}))
+            entry = self._next_entry()
+            if entry is None:
+                break
+            day, action = entry
+            if not await self._wait_for_day(day, action):
+                continue  # paid, or an immediate retry was asked for: look again
+            await self._carry_out(day, action)
+            self.p.done = [*self.p.done, f"{action.value}@{day}"]
+        return await self._conclude()
+
+    def _start(self, invoice: Invoice) -> None:
+        first = min((e.occurred_at for e in self.events_before_start), default=workflow.now())
+        self.p.anchor = min(first, workflow.now())
+        if self.p.balance is None:
+            self.p.balance = invoice.amount_remaining or invoice.total
+        if is_hard_decline(invoice.last_decline_code):
+            self.p.hard_declined = True  # no retry until the customer brings another card
+        if invoice.status == "paid" or (self.p.balance is not None and self.p.balance.is_zero):
+            self.p.paid = True
+        self.set_stage(f"dunning {self.p.balance} from {self.p.anchor:%Y-%m-%d}")
+
+    def _next_entry(self) -> tuple[int, Action] | None:
+        for day, action in self.policy.calendar():
+            if f"{action.value}@{day}" not in self.p.done:
+                return day, action
+        return None
+
+    def _due(self, day: int) -> datetime:
+        assert self.p.anchor is not None
+        return self.p.anchor + self.policy.day * day
+
+    async def _wait_for_day(self, day: int, action: Action) -> bool:
+        """Sleep until the entry is due. False when something else must happen first."""
+        self.next_action, self.next_action_at = f"{action.value} (day {day})", self._due(day)
+        workflow.set_current_details(self.describe())
+        while True:
+            if self.p.paid:
+                return False
+            paused = self.p.paused_since is not None
+            if self.p.retry_requested and not paused:
+                await self._retry(f"retry-after-{self.p.retry_requested}", "retry with the new payment method")
+                self.p.retry_requested = ""
+                return False
+            remaining = (self._due(day) - workflow.now()).total_seconds()
+            if remaining <= 0 and not paused:
+                return True
+            try:
+                # Wake for a payment, a new card, or a dispute opening or closing.
+                await workflow.wait_condition(
+                    lambda: self.p.paid or (bool(self.p.retry_requested) and not paused)
+                    or (self.p.paused_since is not None) != paused,
+                    timeout=None if paused else remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _carry_out(self, day: int, action: Action) -> None:
+        await self._move_case(self.policy.case_stage(day))
+        if action == Action.RETRY:
+            await self._retry(f"retry-day-{day}", f"scheduled retry on day {day}")
+        elif action == Action.NOTICE:
+            await self._notice(day)
+        elif action == Action.RESTRICT:
+            await self._restrict(day)
+        elif action == Action.CANCEL:
+            await self._cancel_and_write_off(day)
+
+    # -- the actions -------------------------------------------------------------------------
+
+    async def _retry(self, step: str, why: str) -> None:
+        assert self.input is not None
+        if self.p.hard_declined:
+            self.note(f"no {why}: the card was declined for good; waiting for a new payment method")
+            return
+        if not within_network_limit(self.p.attempted_at, workflow.now(), self.policy.max_attempts_per_30_days):
+            self.note(f"no {why}: the card network's limit of {self.policy.max_attempts_per_30_days} "
+                      "attempts in 30 days is reached")
+            return
+        self.set_stage(f"{why}: charging {self.p.balance}")
+        attempt = await self.task(f"payment {step}", BillingActivities.retry_payment,
+                                  InvoiceStep(invoice_id=self.input.invoice_id, step=step))
+        if attempt is None:
+            return
+        self.p.attempts = [*self.p.attempts, attempt]
+        self.p.attempted_at = [*self.p.attempted_at, workflow.now()]
+        self.p.balance = attempt.amount_remaining
+        if attempt.outcome == PaymentOutcome.SUCCEEDED:
+            self.p.paid = attempt.amount_remaining.is_zero
+            self.note(f"payment collected: {attempt.amount_paid} paid, {attempt.amount_remaining} remaining")
+        else:
+            self.p.hard_declined = is_hard_decline(attempt.decline_code)
+            kind = "hard" if self.p.hard_declined else "soft"
+            self.note(f"declined ({kind}: {attempt.decline_code or 'no code'})")
+
+    async def _notice(self, day: int) -> None:
+        wording = self.policy.notices.get(day) or self.policy.notices[max(self.policy.notices)]
+        self.set_stage(f"sending the day-{day} notice")
+        await self._send(f"notice-day-{day}", f"dunning-day-{day}", wording)
+
+    async def _send(self, step: str, template: str, wording: NoticeWording, recipient: str = "") -> None:
+        assert self.input is not None
+        if not (recipient or (self.account and self.account.email)):
+            self.note(f"no e-mail address for {self.input.account_id}: {template} not sent")
+            return
+        fill = {"invoice": self.input.invoice_id, "balance": str(self.p.balance)}
+        notice = Notification(recipient=recipient or self.account.email, template=template,  # type: ignore[union-attr]
+                              subject=wording.subject.format(**fill), body=wording.body.format(**fill),
+                              account_id=self.input.account_id)
+        await self.task(f"send {template}", CustomerActivities.send, SendNotification(notification=notice, step=step))
+
+    async def _open_case(self) -> None:
+        """Day 0: the collection case, the CRM flag and, for strategic accounts, the owner."""
+        assert self.input is not None
+        if "opened@0" in self.p.done:
+            return
+        await self._move_case(self.policy.case_stage(0))
+        await self.task("flag the CRM account", CrmActivities.flag_account,
+                        FlagAccount(account_id=self.input.account_id, flag=DUNNING_FLAG, on=True))
+        if self._strategic() and self.account and self.account.success_owner:
+            task = CrmTask(account_id=self.input.account_id, owner=self.account.success_owner,
+                           subject=f"Strategic account in dunning: invoice {self.input.invoice_id}",
+                           body=f"{self.p.balance} failed to collect. Reach out before the day-3 reminder.")
+            await self.task("alert the customer success owner", CrmActivities.create_task,
+                            CreateTask(task=task, step="success-owner-alert"))
+        self.p.done = [*self.p.done, "opened@0"]
+
+    async def _move_case(self, stage: str, status: str = "open") -> None:
+        assert self.input is not None and self.p.balance is not None
+        if stage == self.p.case_stage:
+            return
+        case = CollectionCase(external_id=f"{workflow.info().workflow_id}-case", account_id=self.input.account_id,
+                              invoice_id=self.input.invoice_id, amount=self.p.balance, stage=stage, status=status,
+                              subsidiary=self._subsidiary())
+        await self.task(f"collection case: {stage}", ErpActivities.upsert_collection_case, case)
+        self.p.case_stage = stage
+
+    def _subsidiary(self) -> str:
+        """The ERP subsidiary of the legal entity that booked the customer."""
+        assert self.input is not None
+        code = self.account.legal_entity if self.account else ""
+        return BookingWorkflow.entity_for(self.input.legal_entities, code).erp_subsidiary
+
+    def _strategic(self) -> bool:
+        arr = self.account.annual_recurring_revenue if self.account else None
+        return bool(arr and arr.amount >= self.policy.strategic_arr_threshold)
+
+    async def _approval(self, kind: str, role, reasons: list[str]) -> ApprovalDecision | None:
+        """Ask the approval gate; a payment meanwhile withdraws the question."""
+        assert self.input is not None and self.p.balance is not None
+        request = ApprovalRequest(required_role=role, reasons=reasons, requested_by="o2c-dunning",
+                                  amount=self.p.balance)
+        timing = self.input.approvals.model_copy(
+            update={"escalate_after": self.policy.day * 3, "expire_after": self.policy.day * 7})
+        self.approval_kind = kind
+        self.set_status(Status.AWAITING_APPROVAL, f"awaiting a {role.value} to {kind}")
+        decision = await self.gate.wait(request, timing, self._escalate, interrupt=lambda: self.p.paid)
+        if decision is None and self.p.paid:
+            self.gate.withdraw()
+        self.set_status(Status.RUNNING, f"{kind}: " + (
+            "withdrawn, the invoice is paid" if self.p.paid else
+            f"{'approved' if decision.approved else 'refused'} by {decision.approver}" if decision else
+            "no answer in time"))
+        return decision
+
+    async def _escalate(self, request: ApprovalRequest) -> None:
+        notice = NoticeWording(subject=f"Dunning {self.input.invoice_id} waits for a {request.required_role.value}",  # type: ignore[union-attr]
+                               body="; ".join(request.reasons))
+        await self._send(f"escalation-{self.approval_kind.replace(' ', '-')}", "approval-escalation", notice,
+                         recipient=f"approvers:{request.required_role.value}")
+
+    async def _restrict(self, day: int) -> None:
+        assert self.input is not None
+        role = self.policy.strategic_restrict_role if self._strategic() else self.policy.restrict_role
+        decision = await self._approval("restrict service", role, [
+            f"invoice {self.input.invoice_id} unpaid for {day} days ({self.p.balance}); restrict service "
+            "(no expansion, existing access kept)"])
+        self.p.restriction_decision = decision
+        if decision and decision.approved and not self.p.paid:
+            await self.task("restrict the entitlement", CustomerActivities.set_restriction,
+                            SetRestriction(account_id=self.input.account_id, restricted=True, step="restrict"))
+            self.p.restricted = True
+
+    async def _cancel_and_write_off(self, day: int) -> None:
+        assert self.input is not None and self.p.balance is not None
+        if self.input.subscription_id and not self.p.cancelled:
+            self.set_stage("cancelling the subscription")
+            await self.task("cancel the subscription", BillingActivities.cancel_subscription,
+                            CancelSubscription(subscription_id=self.input.subscription_id, step="cancel-subscription"))
+            self.p.cancelled = True
+        decision = await self._approval("write off the balance", self.policy.write_off_role, [
+            f"invoice {self.input.invoice_id} unpaid for {day} days; write off {self.p.balance} as bad debt"])
+        self.p.write_off_decision = decision
+        if self.p.paid or not (decision and decision.approved):
+            return
+        entry = write_off_entry(
+            external_id=f"{workflow.info().workflow_id}-write-off",
+            subsidiary=self._subsidiary(),
+            posting_date=workflow.now().date(), memo=f"Write-off of invoice {self.input.invoice_id}",
+            amount=self.p.balance, chart=self.input.chart, invoice_id=self.input.invoice_id)
+        self.set_stage(f"writing off {self.p.balance}")
+        await self.task("post the write-off", ErpActivities.post_journal_entry, entry)
+        await self.task("mark the invoice uncollectible", BillingActivities.mark_uncollectible,
+                        InvoiceStep(invoice_id=self.input.invoice_id, step="mark-uncollectible"))
+        self.outcome = Outcome.WRITTEN_OFF
+
+    async def _conclude(self) -> DunningResult:
+        assert self.input is not None
+        if self.p.paid and not self.p.case_stage:
+            return self.finish(Status.COMPLETED, Outcome.CASH, "already paid: nothing to chase")
+        if self.p.paid:
+            self.set_stage("paid: standing down")
+            await self._move_case("paid", status="closed")
+            if self.p.restricted:
+                await self.task("lift the restriction", CustomerActivities.set_restriction,
+                                SetRestriction(account_id=self.input.account_id, restricted=False, step="lift"))
+                self.p.restricted = False
+            await self.task("clear the CRM flag", CrmActivities.flag_account,
+                            FlagAccount(account_id=self.input.account_id, flag=DUNNING_FLAG, on=False))
+            await self._send("thanks", "dunning-paid", THANKS)
+            return self.finish(Status.COMPLETED, Outcome.CASH, "paid in full")
+        if self.outcome == Outcome.WRITTEN_OFF:
+            await self._move_case("written off", status="closed")
+            return self.finish(Status.COMPLETED, Outcome.WRITTEN_OFF, f"written off: {self.p.balance}")
+        await self._move_case("cancelled, not written off")
+        return self.finish(Status.COMPLETED, Outcome.CANCELLED,
+                           f"subscription cancelled; {self.p.balance} left open for collection")
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def task(self, name: str, fn, arg):  # noqa: ANN001 - an activity reference and its input
+        """One side effect. Dunning never rolls back: every failure waits for an operator."""
+        return await self.step(name, lambda: self.forward(fn, arg), must_finish=True)
+
+    def finish(self, status: Status, outcome: Outcome, message: str) -> DunningResult:
+        self.outcome = outcome
+        self.next_action, self.next_action_at = "", None
+        self.set_status(status, message)
+        assert self.input is not None
+        return DunningResult(invoice_id=self.input.invoice_id, outcome=outcome, message=message,
+                             balance=self.p.balance, attempts=len(self.p.attempts),
+                             write_off_entry=f"{workflow.info().workflow_id}-write-off"
+                             if outcome == Outcome.WRITTEN_OFF else "")

@@ -1,0 +1,122 @@
+"""The approval gate: one pending request, decided through a validated Temporal update.
+
+The validator runs before anything is written to history, so an unknown approver, a role
+too low for the amount, or a requester approving their own change is refused at once and
+leaves no trace. No decision within `escalate_after` escalates (once); none within
+`expire_after` expires the request, which the process treats as a rejection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Awaitable, Callable
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from canonical.approval import ApprovalPolicy, refusal
+    from canonical.models import ApprovalDecision, ApprovalRequest, ApproverRole, Model
+
+
+class DecisionInput(Model):
+    """What an approver sends: who they are, the role they act in, and their answer."""
+
+    approver: str
+    role: ApproverRole
+    approved: bool
+    comment: str = ""
+
+
+class ApprovalState(Model):
+    request: ApprovalRequest | None = None
+    decision: ApprovalDecision | None = None
+    escalated_at: datetime | None = None
+    expired_at: datetime | None = None
+
+
+class ApprovalGate:
+    def __init__(self) -> None:
+        self.policy = ApprovalPolicy()
+        self.request: ApprovalRequest | None = None
+        self.decision: ApprovalDecision | None = None
+        self.escalated_at: datetime | None = None
+        self.expired_at: datetime | None = None
+        self.withdrawn_at: datetime | None = None
+        self._escalate_at = self._expire_at = datetime.min
+
+    @property
+    def waiting(self) -> bool:
+        return (self.request is not None and self.decision is None and self.expired_at is None
+                and self.withdrawn_at is None)
+
+    def validate(self, decision: DecisionInput) -> None:
+        if not self.waiting:
+            raise ValueError("nothing is waiting for approval on this process")
+        assert self.request is not None
+        reason = refusal(self.request, self.policy, decision.approver, decision.role)
+        if reason:
+            raise ValueError(reason)
+        if not decision.approved and not decision.comment.strip():
+            raise ValueError("a rejection needs a comment saying why")
+
+    def record(self, decision: DecisionInput) -> ApprovalDecision:
+        self.decision = ApprovalDecision(
+            approver=decision.approver,
+            role=decision.role,
+            approved=decision.approved,
+            comment=decision.comment,
+            decided_at=workflow.now(),
+        )
+        return self.decision
+
+    async def wait(
+        self,
+        request: ApprovalRequest,
+        policy: ApprovalPolicy,
+        escalate: Callable[[ApprovalRequest], Awaitable[object]],
+        *,
+        interrupt: Callable[[], bool] = lambda: False,
+    ) -> ApprovalDecision | None:
+        """Wait for a decision. None means expired, or `interrupt()` became true first;
+        calling again while the request is still open resumes the same deadlines."""
+        if not self.waiting:
+            self.policy = policy
+            now = workflow.now()
+            self.request = request.model_copy(update={"requested_at": now})
+            self.decision = None
+            self.escalated_at = self.expired_at = self.withdrawn_at = None
+            self._escalate_at = now + policy.escalate_after
+            self._expire_at = now + policy.expire_after
+        while self.decision is None:
+            if interrupt():
+                return None
+            now = workflow.now()
+            if self.escalated_at is None and now >= self._escalate_at:
+                self.escalated_at = now
+                assert self.request is not None
+                await escalate(self.request)
+                continue
+            if now >= self._expire_at:
+                self.expired_at = now
+                return None
+            deadline = self._escalate_at if self.escalated_at is None else self._expire_at
+            try:
+                await workflow.wait_condition(lambda: self.decision is not None or interrupt(),
+                                              timeout=max((deadline - now).total_seconds(), 0.001))
+            except asyncio.TimeoutError:
+                pass
+        return self.decision
+
+    def withdraw(self) -> None:
+        """The question no longer needs an answer (e.g. the customer paid meanwhile)."""
+        if self.waiting:
+            self.withdrawn_at = workflow.now()
+
+    def snapshot(self) -> ApprovalState:
+        return ApprovalState(
+            request=self.request,
+            decision=self.decision,
+            escalated_at=self.escalated_at,
+            expired_at=self.expired_at,
+        )

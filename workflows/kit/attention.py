@@ -1,0 +1,130 @@
+"""The exception queue: a step that failed for a reason a person can fix parks here.
+
+The workflow stays alive in `needs_attention` with the explanation until an operator
+answers `retry` (after fixing the cause), `skip` (the step is done by hand or not needed)
+or `abort` (undo what was done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.errors import FIXABLE, TRANSIENT
+    from canonical.models import Model
+
+
+class Action(StrEnum):
+    RETRY = "retry"
+    SKIP = "skip"
+    ABORT = "abort"
+
+
+class ResolveInput(Model):
+    action: Action
+    operator: str
+    comment: str = ""
+
+
+class Attention(Model):
+    step: str
+    message: str
+    system: str = ""
+    code: str = ""
+    since: datetime
+    actions: list[Action]
+
+
+class Resolution(Model):
+    step: str
+    action: Action
+    operator: str
+    comment: str = ""
+    at: datetime
+
+
+class Problem(Model):
+    message: str
+    system: str = ""
+    code: str = ""
+
+
+def explain(error: BaseException) -> tuple[Problem, bool]:
+    """What went wrong in words for an analyst, and whether a person can fix it."""
+    cause = _cause(error)
+    if outcome_unknown(error):
+        # Retries ran out of the step window: the system has been failing or unreachable
+        # all along. A person can retry once it is back, or decide otherwise.
+        last = cause.message if isinstance(cause, ApplicationError) else "no answer"
+        return Problem(message=f"still failing after retrying for the whole step window ({last}); "
+                               "retry once the system is back"), True
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        problem = Problem(
+            message=cause.message,
+            system=str(details.get("system") or ""),
+            code=str(details.get("code") or ""),
+        )
+        return problem, cause.type == FIXABLE
+    return Problem(message=str(cause or error)), False
+
+
+def _cause(error: BaseException) -> BaseException | None:
+    """The failure under an activity's (or a child workflow's activity's) error."""
+    while isinstance(error, (ActivityError, ChildWorkflowError)) and error.cause is not None:
+        error = error.cause
+    return error
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """True when the remote system may or may not have done the work: retries of a
+    transient failure ran out of time. Any other failure means the request was refused."""
+    cause = _cause(error)
+    return isinstance(cause, TimeoutError) or (isinstance(cause, ApplicationError) and cause.type == TRANSIENT)
+
+
+class ExceptionQueue:
+    def __init__(self) -> None:
+        self.attention: Attention | None = None
+        self.resolutions: list[Resolution] = []
+        self._answer: ResolveInput | None = None
+
+    def validate(self, answer: ResolveInput) -> None:
+        if self.attention is None:
+            raise ValueError("this process is not waiting for an operator")
+        if not answer.operator.strip():
+            raise ValueError("say who you are (--as NAME)")
+        if answer.action not in self.attention.actions:
+            allowed = ", ".join(a.value for a in self.attention.actions)
+            raise ValueError(f"{answer.action.value} is not possible for step {self.attention.step}; choose {allowed}")
+
+    def resolve(self, answer: ResolveInput) -> None:
+        self._answer = answer
+
+    async def park(self, step: str, problem: Problem, actions: list[Action],
+                   timeout: timedelta | None = None) -> Action | None:
+        """Wait for an operator's answer; None when `timeout` passes unanswered."""
+        self._answer = None
+        self.attention = Attention(
+            step=step, message=problem.message, system=problem.system, code=problem.code,
+            since=workflow.now(), actions=actions,
+        )
+        try:
+            await workflow.wait_condition(lambda: self._answer is not None, timeout=timeout)
+        except asyncio.TimeoutError:
+            self.attention = None
+            return None
+        answer = self._answer
+        assert answer is not None
+        self.resolutions.append(
+            Resolution(step=step, action=answer.action, operator=answer.operator,
+                       comment=answer.comment, at=workflow.now())
+        )
+        self.attention = None
+        self._answer = None
+        return answer.action

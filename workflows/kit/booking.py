@@ -1,0 +1,163 @@
+"""Booking an invoice across billing, tax and the ERP, with the undo of every step.
+
+Amendments and renewals both quote tax, create and finalise an invoice that carries the
+tax, commit the tax document under the invoice's ID, post the balanced journal entry,
+give the customer what they bought, and tell them. This base class does those steps once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from temporalio import workflow
+
+
+with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities
+    from activities.customer import CustomerActivities
+    from activities.erp import ErpActivities
+    from activities.inputs import CreateInvoice, SendNotification, SetSeats, TaxRequest, VoidInvoice
+    from activities.tax import TaxActivities
+    from canonical.journal import ChartOfAccounts, JournalEntry, invoice_entry
+    from canonical.models import (
+        Account,
+        Invoice,
+        InvoiceLine,
+        JournalEntryRef,
+        TAX_PRODUCT,
+        LegalEntity,
+        Notification,
+        TaxDocument,
+    )
+    from canonical.money import Money, total
+    from workflows.kit.process import ProcessWorkflow, StepFailed
+
+DEFAULT_ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
+
+
+class BookingWorkflow(ProcessWorkflow):
+    def __init__(self) -> None:
+        super().__init__()
+        self.invoice: Invoice | None = None
+        self.tax_document: TaxDocument | None = None
+        self.journal_entry: JournalEntryRef | None = None
+        self.account: Account | None = None
+
+    # -- tax quote ---------------------------------------------------------------------------
+
+    async def quote_tax(self, account_id: str, currency: str, document_date: date,
+                        lines: list[InvoiceLine]) -> TaxDocument | None:
+        """An AvaTax SalesOrder: records nothing. None when an operator skipped it."""
+        self.set_stage("quoting tax")
+
+        async def quote() -> TaxDocument:
+            # Read the customer master on every attempt: a retry after an operator fixed
+            # the address must see the fix.
+            self.account = await self.forward(BillingActivities.get_account, account_id)
+            if self.account is None:
+                raise StepFailed(f"customer {account_id} does not exist in billing")
+            return await self.forward(TaxActivities.quote, self.tax_request(currency, document_date, lines))
+
+        return await self.step("tax quote", quote)
+
+    def tax_request(self, currency: str, document_date: date, lines: list[InvoiceLine]) -> TaxRequest:
+        assert self.account is not None
+        return TaxRequest(code=f"{workflow.info().workflow_id}-quote", customer_code=self.account.id,
+                          document_date=document_date, currency=currency, address=self.account.billing_address,
+                          lines=lines)
+
+    # -- invoice, tax document, journal entry ---------------------------------------------
+
+    async def book_invoice(
+        self, *, account_id: str, subscription_id: str, currency: str, document_date: date,
+        charged: list[InvoiceLine], quote: TaxDocument | None, description: str, metadata: dict[str, str],
+        entity: LegalEntity, chart: ChartOfAccounts, memo: str, billing_account: str = "",
+    ) -> None:
+        wid = workflow.info().workflow_id
+        tax = quote.total_tax if quote else Money.zero(currency)
+        lines = charged + ([InvoiceLine(product=TAX_PRODUCT, description=f"Sales tax ({document_date})",
+                                        amount=tax)] if not tax.is_zero else [])
+        self.set_stage(f"invoicing: {description}")
+        create = CreateInvoice(account_id=account_id, subscription_id=subscription_id, currency=currency,
+                               lines=lines, description=description, metadata={"o2c_workflow": wid, **metadata},
+                               billing_account=billing_account)
+        self.saga.add("invoice", lambda: self._void_invoice(create))
+        self.invoice = await self.step("invoice", lambda: self.forward(BillingActivities.create_invoice, create),
+                                       skippable=False)
+        assert self.invoice is not None
+        self.tag(invoice=self.invoice.id)
+
+        if quote is not None:
+            self.set_stage(f"committing tax for invoice {self.invoice.id}")
+            commit = self.tax_request(currency, document_date, charged).model_copy(update={"code": self.invoice.id})
+            self.saga.add("tax document", lambda: self.undo(TaxActivities.void, commit.code))
+            self.tax_document = await self.step("tax commit", lambda: self.forward(TaxActivities.commit, commit))
+            if self.tax_document and self.tax_document.total_tax != tax:
+                self.note(f"warning: AvaTax committed {self.tax_document.total_tax} "
+                          f"but the invoice charged {tax}; the ledger follows the invoice")
+
+        revenue = total((x.amount for x in charged), currency)
+        if revenue.is_zero and tax.is_zero:
+            self.note("nothing to post: the invoice nets to zero")
+            return
+        self.set_stage("posting the journal entry")
+        entry = invoice_entry(external_id=f"{wid}-invoice", subsidiary=entity.erp_subsidiary,
+                              posting_date=document_date, memo=f"{memo}, invoice {self.invoice.id}",
+                              revenue=revenue, tax=tax, chart=chart, invoice_id=self.invoice.id)
+        reversal = entry.reversal(f"{wid}-invoice-reversal", document_date)
+        self.saga.add("journal entry", lambda: self._reverse(entry, reversal))
+        self.journal_entry = await self.step("journal entry",
+                                             lambda: self.forward(ErpActivities.post_journal_entry, entry))
+
+    async def _void_invoice(self, create: CreateInvoice) -> None:
+        invoice = self.invoice
+        if invoice is None:
+            if "invoice" not in self.unsettled:
+                return  # billing refused the create: there is nothing to void
+            # Billing never answered (an operator aborted while it was unreachable).
+            # Replaying the same idempotency key returns the invoice if it was made.
+            invoice = await self.undo(BillingActivities.create_invoice, create)
+        self.invoice = await self.undo(BillingActivities.void_invoice, VoidInvoice(
+            invoice_id=invoice.id, billing_account=create.billing_account))
+
+    async def _reverse(self, entry: JournalEntry, reversal: JournalEntry) -> None:
+        if self.journal_entry is None:
+            if "journal entry" not in self.unsettled:
+                return  # the ERP refused the entry: there is nothing to reverse
+            # The ERP never answered: look before reversing.
+            if await self.undo(ErpActivities.get_journal_entry, entry.external_id) is None:
+                return
+        # The reversal has its own external ID, so posting it again changes nothing.
+        await self.undo(ErpActivities.post_journal_entry, reversal)
+
+    # -- what the customer gets ------------------------------------------------------------
+
+    async def set_seats(self, account_id: str, seats: dict[str, int], before: dict[str, int]) -> None:
+        """Only with the money booked does the customer get the seats. If the entitlement
+        cannot be changed, the booking is undone with it: nobody pays for what they lack."""
+        for product, quantity in seats.items():
+            if before.get(product) == quantity:
+                continue
+            restore = SetSeats(account_id=account_id, product=product, seats=before.get(product, 0),
+                               step=f"entitlement-{product}-restore")
+            self.saga.add(f"entitlement {product}",
+                          lambda restore=restore: self.undo(CustomerActivities.set_seats, restore))
+            change = SetSeats(account_id=account_id, product=product, seats=quantity,
+                              step=f"entitlement-{product}")
+            self.set_stage(f"setting {product} to {quantity} seats")
+            await self.step(f"entitlement {product}",
+                            lambda change=change: self.forward(CustomerActivities.set_seats, change))
+
+    async def tell_customer(self, account_id: str, notice: Notification | None, step: str = "notify-customer") -> None:
+        """After the point of no return: a failed notice waits for an operator, never undoes."""
+        account = self.account or await self.step(
+            "read customer", lambda: self.forward(BillingActivities.get_account, account_id), must_finish=True)
+        if notice is None or not (account and account.email):
+            return
+        self.set_stage("notifying the customer")
+        message = SendNotification(step=step, notification=notice.model_copy(update={"recipient": account.email}))
+        await self.step("customer notice", lambda: self.forward(CustomerActivities.send, message), must_finish=True)
+
+    @staticmethod
+    def entity_for(entities: list[LegalEntity], code: str) -> LegalEntity:
+        return next((e for e in entities if e.code == code), entities[0])

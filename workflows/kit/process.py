@@ -1,0 +1,255 @@
+"""What every o2c process shares: status and search attributes, the business summary in
+the Temporal UI, the approval gate, the exception queue and the compensation stack."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ChildWorkflowError
+
+
+with workflow.unsafe.imports_passed_through():
+    from activities.customer import CustomerActivities
+    from activities.inputs import SendNotification
+    from canonical.models import Model, Notification
+    from workflows.kit.approval import ApprovalGate, DecisionInput
+    from workflows.kit.attention import Action, ExceptionQueue, ResolveInput, explain, outcome_unknown
+    from workflows.kit.saga import Saga
+    from workflows.kit.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
+
+T = TypeVar("T")
+
+# The patch id of the November 2026 release. Behind it: revenue schedules recorded through
+# ASC 606 (amendments, renewals), and search attributes upserted only when they change and
+# together with the status (every process). One id for the whole release, because every
+# patch costs each workflow a marker and an upsert of TemporalChangeVersion.
+RELEASE_2026_11 = "o2c-2026-11"
+
+# Transient failures are retried with the same idempotency key, backing off to a minute.
+# When a system stays down for the whole window the step parks for an operator.
+FORWARD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                            maximum_interval=timedelta(minutes=1))
+STEP_WINDOW = timedelta(hours=1)
+CALL_TIMEOUT = timedelta(seconds=30)
+
+
+class ProcessEvent(Model):
+    at: datetime
+    text: str
+
+
+class StepFailed(Exception):
+    """A step failed for a reason nobody can fix by retrying: undo what was done."""
+
+
+class AbortRequested(Exception):
+    """An operator chose abort in the exception queue."""
+
+
+class ProcessWorkflow:
+    process: str = "process"
+
+    def __init__(self) -> None:
+        self.status = Status.RUNNING
+        self.stage = "starting"
+        self.gate = ApprovalGate()
+        self.queue = ExceptionQueue()
+        self.saga = Saga()
+        self.events: list[ProcessEvent] = []
+        # Steps whose last attempt ended without an answer: they may have happened.
+        self.unsettled: set[str] = set()
+        self.keys: dict[str, str] = {"process": self.process}
+        self.step_window = STEP_WINDOW
+        # Search attributes waiting for the next status change (name -> key, value).
+        self._pending: dict[str, tuple[Any, str]] = {}
+        # Workflows of the November 2026 release and later; released ones decide in begin_release().
+        self.release_2026_11 = True
+
+    # -- what an operator sees ------------------------------------------------------
+
+    def headline(self) -> str:
+        """One line naming the business object, e.g. 'Amendment A-7 for cus_1'."""
+        return self.process
+
+    def describe(self) -> str:
+        parts = [f"**{self.headline()}**", f"status `{self.status.value}`", self.stage]
+        if self.queue.attention:
+            a = self.queue.attention
+            parts.append(f"⚠ {a.step}: {a.message} (answer with {'/'.join(x.value for x in a.actions)})")
+        elif self.gate.waiting and self.gate.request:
+            parts.append(f"waiting for a {self.gate.request.required_role.value}: "
+                         + "; ".join(self.gate.request.reasons))
+        return " · ".join(parts)
+
+    def begin_release(self) -> None:
+        """First thing in run() of a workflow released before November 2026: whether this run
+        takes the release's paths (see RELEASE_2026_11) or replays one that started before."""
+        self.release_2026_11 = workflow.patched(RELEASE_2026_11)
+
+    def tag(self, *, customer: str = "", contract: str = "", invoice: str = "") -> None:
+        """Name the business objects in the search attributes. Since the release they go out
+        with the next status change, and only those that changed: an upsert is an action."""
+        self.keys.update({k: v for k, v in
+                          {"customer": customer, "contract": contract, "invoice": invoice}.items() if v})
+        updates = [(PROCESS, self.process), (CUSTOMER, customer), (CONTRACT, contract), (INVOICE, invoice)]
+        if self.release_2026_11:
+            self._pending.update({key.name: (key, value) for key, value in updates if value})
+            return
+        workflow.upsert_search_attributes([key.value_set(value) for key, value in updates if value])
+
+    def set_status(self, status: Status, stage: str | None = None) -> None:
+        if stage is not None:
+            self.stage = stage
+        if self.release_2026_11:
+            self._pending[STATUS.name] = (STATUS, status.value)
+            self._flush_attributes()
+        elif status != self.status or not self.events:
+            workflow.upsert_search_attributes([STATUS.value_set(status.value)])
+        self.status = status
+        self.note(f"{status.value}: {self.stage}")
+
+    def _flush_attributes(self) -> None:
+        """One upsert with every pending attribute the workflow does not hold already (the
+        starter sets the first ones with the start)."""
+        held = {pair.key.name: pair.value for pair in workflow.info().typed_search_attributes}
+        updates = [key.value_set(value) for name, (key, value) in self._pending.items() if held.get(name) != value]
+        self._pending.clear()
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def set_stage(self, stage: str) -> None:
+        self.stage = stage
+        self.note(stage)
+
+    def note(self, text: str) -> None:
+        self.events.append(ProcessEvent(at=workflow.now(), text=text))
+        workflow.set_current_details(self.describe())
+        workflow.logger.info(text, extra={"o2c": {**self.keys, "status": self.status.value}})
+
+    # -- approval gate ------------------------------------------------------------------
+
+    @workflow.update
+    async def decide(self, decision: DecisionInput) -> str:
+        recorded = self.gate.record(decision)
+        verdict = "approved" if recorded.approved else "rejected"
+        self.note(f"{verdict} by {recorded.approver} ({recorded.role.value})"
+                  + (f": {recorded.comment}" if recorded.comment else ""))
+        return verdict
+
+    @decide.validator
+    def _validate_decision(self, decision: DecisionInput) -> None:
+        self.gate.validate(decision)
+
+    async def escalate_approval(self, subject: str, account_id: str, role: str, reasons: list[str]) -> None:
+        notice = Notification(recipient=f"approvers:{role}", template="approval-escalation", subject=subject,
+                              body=f"Needs a {role}: " + "; ".join(reasons), account_id=account_id)
+        self.note("escalated: no decision within the escalation window")
+        await self.step("approval escalation", lambda: self.forward(
+            CustomerActivities.send, SendNotification(notification=notice, step="approval-escalation")),
+            must_finish=True)
+
+    # -- exception queue ------------------------------------------------------------------
+
+    @workflow.update
+    async def resolve(self, answer: ResolveInput) -> str:
+        self.queue.resolve(answer)
+        return f"{answer.action.value} accepted"
+
+    @resolve.validator
+    def _validate_resolution(self, answer: ResolveInput) -> None:
+        self.queue.validate(answer)
+
+    async def step(
+        self, name: str, run: Callable[[], Awaitable[T]], *, skippable: bool = True, must_finish: bool = False
+    ) -> T | None:
+        """Run a step. A failure a person can fix parks the process until an operator
+        answers; `skip` returns None. Other failures raise StepFailed (the caller undoes
+        what was done) or, after `abort`, AbortRequested. A `must_finish` step comes after
+        the point of no return: every failure of it parks, with retry or skip."""
+        while True:
+            try:
+                result = await run()
+                self.unsettled.discard(name)
+                return result
+            except (ActivityError, ChildWorkflowError) as error:
+                if not await self.retry_after(name, error, skippable=skippable, must_finish=must_finish):
+                    self.note(f"{name} skipped by operator")
+                    return None
+
+    async def retry_after(self, name: str, error: ActivityError | ChildWorkflowError, *, skippable: bool = True,
+                          must_finish: bool = False) -> bool:
+        """What a failed step does next (see step): True to run it again, False when the
+        operator skipped it; raises StepFailed or AbortRequested otherwise."""
+        if outcome_unknown(error):
+            self.unsettled.add(name)
+        problem, fixable = explain(error)
+        if not fixable and not must_finish:
+            self.note(f"{name} failed: {problem.message}")
+            raise StepFailed(f"{name}: {problem.message}") from error
+        actions = [Action.RETRY]
+        if skippable or must_finish:
+            actions.append(Action.SKIP)
+        if not must_finish:
+            actions.append(Action.ABORT)
+        action = await self._park(name, problem, actions)
+        if action == Action.ABORT:
+            raise AbortRequested(name) from error
+        return action == Action.RETRY
+
+    async def together(self, steps: list[tuple[str, Callable[[], Awaitable[T]]]]) -> list[T]:
+        """Run steps side by side. Those that fail then go through the exception queue one at
+        a time (it holds one question at once), each retried until it succeeds."""
+        outcomes = await asyncio.gather(*(run() for _, run in steps), return_exceptions=True)
+        results: list[T] = []
+        for (name, run), outcome in zip(steps, outcomes):
+            if isinstance(outcome, (ActivityError, ChildWorkflowError)):
+                await self.retry_after(name, outcome, skippable=False)
+                outcome = await self.step(name, run, skippable=False)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)  # type: ignore[arg-type]
+        return results
+
+    async def _park(self, name: str, problem: Any, actions: list[Action]) -> Action:
+        previous_status, previous_stage = self.status, self.stage
+        self.set_status(Status.NEEDS_ATTENTION, f"{name} needs attention: {problem.message}")
+        action = await self.queue.park(name, problem, actions)
+        assert action is not None  # no timeout: only an answer ends the wait
+        self.set_status(previous_status, previous_stage)
+        return action
+
+    def forward(self, fn: Any, arg: Any) -> Awaitable[Any]:
+        """Run a forward activity: transient failures retry with backoff for the step window."""
+        return workflow.execute_activity(
+            fn, arg, start_to_close_timeout=CALL_TIMEOUT, schedule_to_close_timeout=self.step_window,
+            retry_policy=FORWARD_RETRY,
+        )
+
+    def undo(self, fn: Any, arg: Any) -> Awaitable[Any]:
+        """Run a compensation: retried with backoff until it succeeds or fails for good."""
+        return workflow.execute_activity(fn, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=FORWARD_RETRY)
+
+    async def compensate(self) -> None:
+        """Undo the registered steps in reverse. A compensation is retried by Temporal while
+        the failure is transient; any other failure waits for an operator (retry or skip),
+        because a half-undone change must never be forgotten silently."""
+        self.set_status(Status.COMPENSATING, "undoing: " + ", ".join(self.saga.pending))
+
+        async def run_one(name: str, undo: Callable[[], Awaitable[object]]) -> None:
+            while True:
+                try:
+                    await undo()
+                    self.note(f"undone: {name}")
+                    return
+                except ActivityError as error:  # a failure that Temporal's retries cannot fix
+                    problem, _ = explain(error)
+                    action = await self._park(f"undo {name}", problem, [Action.RETRY, Action.SKIP])
+                    if action == Action.SKIP:
+                        self.note(f"undo of {name} skipped by operator")
+                        return
+
+        await self.saga.compensate(run_one)

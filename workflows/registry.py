@@ -1,0 +1,10 @@
+"""Every workflow the worker runs."""
+
+from workflows.amendment import AmendmentWorkflow
+from workflows.dunning import DunningWorkflow
+from workflows.reconciliation import ReconciliationBatchWorkflow, ReconciliationWorkflow
+from workflows.renewal import RenewalWorkflow
+from workflows.renewal_window import RenewalWindowWorkflow
+
+ALL_WORKFLOWS = [AmendmentWorkflow, DunningWorkflow, RenewalWorkflow, RenewalWindowWorkflow, ReconciliationWorkflow,
+                 ReconciliationBatchWorkflow]
