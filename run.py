@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Set everything up from a fresh clone and run o2c. Needs nothing but Python 3.11+.
 
-    python3 run.py demo     # create .venv, install o2c, run the demo on the embedded stack
-    python3 run.py test     # create .venv, install o2c with its test tools, run the tests
-    python3 run.py o2c ...  # any o2c command inside the project's virtual environment
+python3 run.py demo     # create .venv, install o2c, run the demo on the embedded stack
+python3 run.py test     # create .venv, install o2c with its test tools, run the tests
+python3 run.py o2c ...  # any o2c command inside the project's virtual environment
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ STAMP = VENV / ".o2c-installed"
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
-        sys.exit(f"o2c needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print("creating .venv", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
@@ -41,9 +39,11 @@ def check_database() -> None:
     url = os.environ.get("O2C_DATABASE_URL")
     if not url:
         return
-    code = ("import sys\nfrom adapters.storage.db import engine_for\nfrom sqlalchemy import text\n"
-            "try:\n    engine_for(sys.argv[1]).connect().execute(text('select 1'))\n"
-            "except Exception as e:\n    sys.exit(f'O2C_DATABASE_URL is set but unreachable: {e}')\n")
+    code = (
+        "import sys\nfrom adapters.storage.db import engine_for\nfrom sqlalchemy import text\n"
+        "try:\n    engine_for(sys.argv[1]).connect().execute(text('select 1'))\n"
+        "except Exception as e:\n    sys.exit(f'O2C_DATABASE_URL is set but unreachable: {e}')\n"
+    )
     subprocess.check_call([str(BIN / "python"), "-c", code, url])
 
 

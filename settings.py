@@ -53,13 +53,13 @@ class Settings:
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8710
 
-    def on_sandbox(self, url: str) -> "Settings":
+    def on_sandbox(self, url: str) -> Settings:
         """The same settings with every adapter pointed at the sandbox at `url`."""
         url = url.rstrip("/")
         return replace(self, sandbox_url=url, **{name: f"{url}{path}" for name, (_, path) in SANDBOX_PATHS.items()})
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         sandbox = _env("O2C_SANDBOX_URL", SANDBOX_DEFAULT_URL).rstrip("/")
         state_dir = Path(_env("O2C_STATE_DIR", ".o2c"))
         return cls(

@@ -12,7 +12,8 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Any, AsyncIterator, TextIO
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
 
 import structlog
 from temporalio import activity, workflow
@@ -28,8 +29,8 @@ from adapters.notifications import HttpNotifications
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.stripe import StripeBilling
-from settings import Settings
 from adapters.temporal import connect
+from settings import Settings
 from workflows.registry import ALL_WORKFLOWS
 
 
@@ -37,8 +38,13 @@ def build_ports(settings: Settings) -> dict[str, Any]:
     timeout = settings.http_timeout_seconds
     return dict(
         billing=StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=timeout),
-        tax=AvaTaxTax(settings.avatax_base_url, settings.avatax_account_id, settings.avatax_license_key,
-                      settings.avatax_company_code, timeout=timeout),
+        tax=AvaTaxTax(
+            settings.avatax_base_url,
+            settings.avatax_account_id,
+            settings.avatax_license_key,
+            settings.avatax_company_code,
+            timeout=timeout,
+        ),
         erp=NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout),
         entitlements=HttpEntitlements(settings.entitlements_base_url, timeout=timeout),
         notifications=HttpNotifications(settings.notifications_base_url, timeout=timeout),
@@ -49,12 +55,18 @@ def build_ports(settings: Settings) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(client: Client, settings: Settings, ports: dict[str, Any] | None = None,
-                         **worker_options: Any) -> AsyncIterator[Worker]:
+async def running_worker(
+    client: Client, settings: Settings, ports: dict[str, Any] | None = None, **worker_options: Any
+) -> AsyncIterator[Worker]:
     """A started worker; on exit it drains and the adapters' connections close."""
     ports = ports if ports is not None else build_ports(settings)
-    worker = Worker(client, task_queue=settings.task_queue, workflows=ALL_WORKFLOWS,
-                    activities=all_activities(**ports), **worker_options)
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=ALL_WORKFLOWS,
+        activities=all_activities(**ports),
+        **worker_options,
+    )
     try:
         async with worker:
             yield worker
@@ -85,10 +97,15 @@ def _temporal_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """JSON lines on stdout (or `stream`): one object per event, Temporal and business keys on top."""
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.processors.TimeStamper(fmt="iso", utc=True),
-                           structlog.stdlib.add_log_level, _temporal_context],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.JSONRenderer(default=str)],
+        foreign_pre_chain=[
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.add_log_level,
+            _temporal_context,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(default=str),
+        ],
     )
     # The IDs go into JSON fields, so keep them out of the message text.
     workflow.logger.workflow_info_on_message = False
@@ -99,8 +116,11 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
     root.handlers[:] = [handler]
     root.setLevel(level)
     structlog.configure(
-        processors=[structlog.stdlib.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
     )
 

@@ -74,7 +74,8 @@ class BillingActivities:
     @classified
     async def cancel_subscription(self, request: CancelSubscription) -> Subscription:
         return await self.billing.cancel_subscription(
-            request.subscription_id, idempotency_key=idempotency_key(request.step))
+            request.subscription_id, idempotency_key=idempotency_key(request.step)
+        )
 
     @activity.defn(name="billing.mark_uncollectible")
     @classified
@@ -84,14 +85,16 @@ class BillingActivities:
     @activity.defn(name="billing.create_customer")
     @classified
     async def create_customer(self, request: CreateCustomer) -> Account:
-        return await self.billing.create_customer(request.account, billing_account=request.billing_account,
-                                                  idempotency_key=idempotency_key(request.step))
+        return await self.billing.create_customer(
+            request.account, billing_account=request.billing_account, idempotency_key=idempotency_key(request.step)
+        )
 
     @activity.defn(name="billing.create_subscription")
     @classified
     async def create_subscription(self, request: CreateSubscription) -> Subscription:
-        return await self.billing.create_subscription(request.term, billing_account=request.billing_account,
-                                                      idempotency_key=idempotency_key(request.step))
+        return await self.billing.create_subscription(
+            request.term, billing_account=request.billing_account, idempotency_key=idempotency_key(request.step)
+        )
 
     @activity.defn(name="billing.end_subscription")
     @classified

@@ -28,13 +28,11 @@ class CustomerActivities:
     @activity.defn(name="notifications.send")
     @classified
     async def send(self, request: SendNotification) -> str:
-        return await self.notifications.send(
-            request.notification, idempotency_key=idempotency_key(request.step)
-        )
+        return await self.notifications.send(request.notification, idempotency_key=idempotency_key(request.step))
 
     @activity.defn(name="entitlements.set_restriction")
     @classified
     async def set_restriction(self, request: SetRestriction) -> None:
         await self.entitlements.set_restriction(
-            account_id=request.account_id, restricted=request.restricted,
-            idempotency_key=idempotency_key(request.step))
+            account_id=request.account_id, restricted=request.restricted, idempotency_key=idempotency_key(request.step)
+        )

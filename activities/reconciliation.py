@@ -6,7 +6,8 @@ so a page read twice is kept once. Memory holds one page, or one batch, at a tim
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from temporalio import activity
 
@@ -50,21 +51,38 @@ Page = Any  # InvoicePage | TaxDocumentPage | JournalEntryPage | ContractRevenue
 
 
 class ReconciliationActivities:
-    def __init__(self, billing: BillingPort, tax: TaxPort, erp: ErpPort, schedules: RevenueSchedulePort,
-                 store: ReconciliationStorePort):
+    def __init__(
+        self,
+        billing: BillingPort,
+        tax: TaxPort,
+        erp: ErpPort,
+        schedules: RevenueSchedulePort,
+        store: ReconciliationStorePort,
+    ):
         self.billing, self.tax, self.erp, self.schedules, self.store = billing, tax, erp, schedules, store
 
     @activity.defn(name="recon.open_run")
     @classified
     async def open_run(self, request: OpenRun) -> None:
-        await self.store.open_run(run_id=request.run_id, workflow_id=activity.info().workflow_id,
-                                  legal_entity=request.legal_entity, period=request.period,
-                                  started_at=request.started_at, settings=request.settings)
+        await self.store.open_run(
+            run_id=request.run_id,
+            workflow_id=activity.info().workflow_id,
+            legal_entity=request.legal_entity,
+            period=request.period,
+            started_at=request.started_at,
+            settings=request.settings,
+        )
 
     # -- reading, page by page --------------------------------------------------------------
 
-    async def _read(self, request: ReadSystem, system: str, counted_as: str, fetch: Callable[[str], Awaitable[Page]],
-                    facts: Callable[[Page], Iterable[tuple[str, str, str]]]) -> int:
+    async def _read(
+        self,
+        request: ReadSystem,
+        system: str,
+        counted_as: str,
+        fetch: Callable[[str], Awaitable[Page]],
+        facts: Callable[[Page], Iterable[tuple[str, str, str]]],
+    ) -> int:
         """Stage every page from where the last heartbeat left off; count what was read."""
         details = activity.info().heartbeat_details
         cursor, count = (str(details[0]), int(details[1])) if len(details) >= 2 else ("", 0)
@@ -91,8 +109,15 @@ class ReconciliationActivities:
                 fact = billed(invoice)
                 yield invoice.id, fact.match_key, fact.model_dump_json()
 
-        return await self._read(request, BILLING, "billing_documents", lambda cursor: self.billing.list_invoices_page(
-            created_from=start, created_to=end, billing_account=request.entity.billing_account, cursor=cursor), facts)
+        return await self._read(
+            request,
+            BILLING,
+            "billing_documents",
+            lambda cursor: self.billing.list_invoices_page(
+                created_from=start, created_to=end, billing_account=request.entity.billing_account, cursor=cursor
+            ),
+            facts,
+        )
 
     @activity.defn(name="recon.read_tax")
     @classified
@@ -104,8 +129,15 @@ class ReconciliationActivities:
                 fact = taxed(document)
                 yield f"{document.code}/{document.type}", fact.match_key, fact.model_dump_json()
 
-        return await self._read(request, TAX, "tax_documents", lambda cursor: self.tax.list_documents_page(
-            company_code=request.entity.company_code, date_from=start, date_to=end, cursor=cursor), facts)
+        return await self._read(
+            request,
+            TAX,
+            "tax_documents",
+            lambda cursor: self.tax.list_documents_page(
+                company_code=request.entity.company_code, date_from=start, date_to=end, cursor=cursor
+            ),
+            facts,
+        )
 
     @activity.defn(name="recon.read_erp")
     @classified
@@ -117,19 +149,36 @@ class ReconciliationActivities:
                 fact = ledger_fact(entry, request.chart)
                 yield entry.internal_id or entry.external_id, fact.match_key, fact.model_dump_json()
 
-        return await self._read(request, ERP, "erp_entries", lambda cursor: self.erp.list_journal_entries_page(
-            subsidiary=request.entity.erp_subsidiary, date_from=start, date_to=end, cursor=cursor), facts)
+        return await self._read(
+            request,
+            ERP,
+            "erp_entries",
+            lambda cursor: self.erp.list_journal_entries_page(
+                subsidiary=request.entity.erp_subsidiary, date_from=start, date_to=end, cursor=cursor
+            ),
+            facts,
+        )
 
     @activity.defn(name="recon.read_schedules")
     @classified
     async def read_schedules(self, request: ReadSystem) -> int:
         def facts(page: Page) -> Iterable[tuple[str, str, str]]:
             for revenue in page.items:
-                yield (f"{revenue.contract_id}/{revenue.amount.currency}", revenue_key(revenue.contract_id),
-                       revenue.model_dump_json())
+                yield (
+                    f"{revenue.contract_id}/{revenue.amount.currency}",
+                    revenue_key(revenue.contract_id),
+                    revenue.model_dump_json(),
+                )
 
-        return await self._read(request, SCHEDULES, "contracts", lambda cursor: self.schedules.revenue_in_period(
-            legal_entity=request.entity.code, period=request.period, cursor=cursor), facts)
+        return await self._read(
+            request,
+            SCHEDULES,
+            "contracts",
+            lambda cursor: self.schedules.revenue_in_period(
+                legal_entity=request.entity.code, period=request.period, cursor=cursor
+            ),
+            facts,
+        )
 
     # -- matching ---------------------------------------------------------------------------
 
@@ -150,13 +199,17 @@ class ReconciliationActivities:
             for found_break in _compare(key, facts, request):
                 status = "open"
                 if found_break.heal is not None:
-                    status = ("awaiting_approval" if needs_approval(found_break.heal, request.policy.heal_limit)
-                              else "healing")
+                    status = (
+                        "awaiting_approval"
+                        if needs_approval(found_break.heal, request.policy.heal_limit)
+                        else "healing"
+                    )
                 found.append((key, found_break, status))
-        ids = await self.store.record_breaks(request.run_id, legal_entity=request.entity.code,
-                                             period=request.period, found=found)
+        ids = await self.store.record_breaks(
+            request.run_id, legal_entity=request.entity.code, period=request.period, found=found
+        )
         findings = BatchFindings()
-        for break_id, (_, found_break, status) in zip(ids, found):
+        for break_id, (_, found_break, status) in zip(ids, found, strict=False):
             findings.found[found_break.kind.value] = findings.found.get(found_break.kind.value, 0) + 1
             if status == "healing":
                 findings.heal_now.append(HealOrder(break_id=break_id, entry=found_break.heal))
@@ -172,8 +225,9 @@ class ReconciliationActivities:
     @activity.defn(name="recon.heal_orders")
     @classified
     async def heal_orders(self, request: HealOrders) -> list[HealOrder]:
-        return await self.store.heal_orders(request.run_id, status=request.status, after=request.after,
-                                            limit=request.limit)
+        return await self.store.heal_orders(
+            request.run_id, status=request.status, after=request.after, limit=request.limit
+        )
 
     @activity.defn(name="recon.heal_total")
     @classified
@@ -183,8 +237,9 @@ class ReconciliationActivities:
     @activity.defn(name="recon.move_breaks")
     @classified
     async def move_breaks(self, request: MoveBreaks) -> int:
-        return await self.store.move_breaks(request.run_id, from_status=request.from_status,
-                                            to_status=request.to_status, resolution=request.resolution)
+        return await self.store.move_breaks(
+            request.run_id, from_status=request.from_status, to_status=request.to_status, resolution=request.resolution
+        )
 
     @activity.defn(name="recon.close_run")
     @classified
@@ -192,24 +247,44 @@ class ReconciliationActivities:
         return await self.store.close_run(request.run_id)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.open_run, self.read_billing, self.read_tax, self.read_erp, self.read_schedules,
-                self.plan_batches, self.match_batch, self.resolve_breaks, self.heal_orders, self.heal_total,
-                self.move_breaks, self.close_run]
+        return [
+            self.open_run,
+            self.read_billing,
+            self.read_tax,
+            self.read_erp,
+            self.read_schedules,
+            self.plan_batches,
+            self.match_batch,
+            self.resolve_breaks,
+            self.heal_orders,
+            self.heal_total,
+            self.move_breaks,
+            self.close_run,
+        ]
 
 
 def _compare(key: str, facts: dict[str, list[Any]], request: MatchBatch) -> list[Break]:
     if key.startswith("revenue:"):
         contract = key.split(":", 1)[1]
-        found = compare_revenue(contract, _sum(r.amount for r in facts[SCHEDULES]),
-                                _sum(f.recognised for f in facts[ERP]), period=request.period,
-                                tolerance=request.policy.tolerance)
+        found = compare_revenue(
+            contract,
+            _sum(r.amount for r in facts[SCHEDULES]),
+            _sum(f.recognised for f in facts[ERP]),
+            period=request.period,
+            tolerance=request.policy.tolerance,
+        )
         return [found] if found else []
     if not key.startswith("invoice:"):
         return []  # an ERP entry that names no invoice or contract: nothing to compare it with
     documents = sorted(facts[TAX], key=lambda t: (t.type != "SalesInvoice", not t.committed))
-    return compare_invoice(facts[BILLING][0] if facts[BILLING] else None, documents[0] if documents else None,
-                           facts[ERP], tolerance=request.policy.tolerance,
-                           subsidiary=request.entity.erp_subsidiary, chart=request.chart)
+    return compare_invoice(
+        facts[BILLING][0] if facts[BILLING] else None,
+        documents[0] if documents else None,
+        facts[ERP],
+        tolerance=request.policy.tolerance,
+        subsidiary=request.entity.erp_subsidiary,
+        chart=request.chart,
+    )
 
 
 def _sum(amounts: Iterable[Money]) -> Money | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from activities.billing import BillingActivities
 from activities.crm import CrmActivities
@@ -41,13 +42,34 @@ def all_activities(
     r = CrmActivities(crm)
     s = ScheduleActivities(schedules)
     return [
-        b.get_account, b.get_subscription, b.update_subscription, b.create_invoice, b.void_invoice,
-        b.get_invoice, b.retry_payment, b.cancel_subscription, b.mark_uncollectible,
-        b.create_customer, b.create_subscription, b.end_subscription, b.subscriptions_ending,
-        t.quote, t.commit, t.void,
-        e.post_journal_entry, e.get_journal_entry, e.upsert_collection_case, e.upsert_customer,
-        c.set_seats, c.set_restriction, c.send,
-        r.flag_account, r.create_task,
-        s.save, s.delete, s.of_contract, s.replace,
+        b.get_account,
+        b.get_subscription,
+        b.update_subscription,
+        b.create_invoice,
+        b.void_invoice,
+        b.get_invoice,
+        b.retry_payment,
+        b.cancel_subscription,
+        b.mark_uncollectible,
+        b.create_customer,
+        b.create_subscription,
+        b.end_subscription,
+        b.subscriptions_ending,
+        t.quote,
+        t.commit,
+        t.void,
+        e.post_journal_entry,
+        e.get_journal_entry,
+        e.upsert_collection_case,
+        e.upsert_customer,
+        c.set_seats,
+        c.set_restriction,
+        c.send,
+        r.flag_account,
+        r.create_task,
+        s.save,
+        s.delete,
+        s.of_contract,
+        s.replace,
         *ReconciliationActivities(billing, tax, erp, schedules, reconciliations).all(),
     ]

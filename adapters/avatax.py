@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from adapters.http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
 from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
 from canonical.models import Address, InvoiceLine, TaxDocument, TaxDocumentPage, TaxLine
 from canonical.money import Money
 
@@ -30,9 +30,17 @@ DEFAULT_TAX_CODE = "SW054000"
 # Client faults a person fixes in the customer master (address / jurisdiction), by
 # AvaTax ErrorCodeId name.
 ADDRESS_ERRORS = {
-    "MissingAddress", "InvalidAddress", "AddressConflictException", "AddressLocationNotFound",
-    "InvalidPostalCode", "JurisdictionNotFoundError", "InvalidCountry", "InvalidCountryRegion",
-    "AddressRangeError", "NotEnoughAddressesInfo", "InvalidAddressTextCase",
+    "MissingAddress",
+    "InvalidAddress",
+    "AddressConflictException",
+    "AddressLocationNotFound",
+    "InvalidPostalCode",
+    "JurisdictionNotFoundError",
+    "InvalidCountry",
+    "InvalidCountryRegion",
+    "AddressRangeError",
+    "NotEnoughAddressesInfo",
+    "InvalidAddressTextCase",
 }
 
 
@@ -56,7 +64,9 @@ def classify(response: httpx.Response, *, customer_code: str = "") -> AdapterErr
         return BusinessError(
             SYSTEM,
             f"{who} has no tax jurisdiction (region/postal code missing or invalid): {message}",
-            code=code, status=status, fixable=True,
+            code=code,
+            status=status,
+            fixable=True,
         )
     return BusinessError(SYSTEM, f"AvaTax refused the tax calculation: {message}", code=code, status=status)
 
@@ -75,7 +85,9 @@ def to_tax_document(doc: dict[str, Any]) -> TaxDocument:
         total_amount=money(doc.get("totalAmount")),
         total_tax=money(doc.get("totalTax")),
         lines=[
-            TaxLine(number=str(line.get("lineNumber")), amount=money(line.get("lineAmount")), tax=money(line.get("tax")))
+            TaxLine(
+                number=str(line.get("lineNumber")), amount=money(line.get("lineAmount")), tax=money(line.get("tax"))
+            )
             for line in doc.get("lines") or []
         ],
         document_date=date.fromisoformat(raw_date) if raw_date else None,
@@ -91,20 +103,44 @@ RECORDED_TYPES = ("SalesInvoice", "ReturnInvoice")
 class AvaTaxTax(HttpAdapter):
     """TaxPort over AvaTax REST v2."""
 
-    def __init__(self, base_url: str, account_id: str, license_key: str, company_code: str,
-                 timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        account_id: str,
+        license_key: str,
+        company_code: str,
+        timeout: float = 10.0,
+        *,
+        client: httpx.AsyncClient | None = None,
+    ):
         self.company_code = company_code
         token = base64.b64encode(f"{account_id}:{license_key}".encode()).decode()
-        super().__init__(base_url, timeout, {
-            "Authorization": f"Basic {token}",
-            "X-Avalara-Client": f"o2c; {CLIENT_VERSION}; Python; httpx; {platform.node() or 'unknown'}",
-            **JSON_HEADERS}, client)
+        super().__init__(
+            base_url,
+            timeout,
+            {
+                "Authorization": f"Basic {token}",
+                "X-Avalara-Client": f"o2c; {CLIENT_VERSION}; Python; httpx; {platform.node() or 'unknown'}",
+                **JSON_HEADERS,
+            },
+            client,
+        )
 
     def _doc_path(self, code: str) -> str:
         return f"/api/v2/companies/{quote(self.company_code, safe='')}/transactions/{quote(code, safe='')}"
 
-    def _create_body(self, *, type_: str, commit: bool, code: str, customer_code: str, document_date: date,
-                     currency: str, address: Address, lines: list[InvoiceLine]) -> dict[str, Any]:
+    def _create_body(
+        self,
+        *,
+        type_: str,
+        commit: bool,
+        code: str,
+        customer_code: str,
+        document_date: date,
+        currency: str,
+        address: Address,
+        lines: list[InvoiceLine],
+    ) -> dict[str, Any]:
         return {
             "type": type_,
             "companyCode": self.company_code,
@@ -113,13 +149,15 @@ class AvaTaxTax(HttpAdapter):
             "date": document_date.isoformat(),
             "currencyCode": currency,
             "commit": commit,
-            "addresses": {"SingleLocation": {
-                "line1": address.line1,
-                "city": address.city,
-                "region": address.region,
-                "country": address.country,
-                "postalCode": address.postal_code,
-            }},
+            "addresses": {
+                "SingleLocation": {
+                    "line1": address.line1,
+                    "city": address.city,
+                    "region": address.region,
+                    "country": address.country,
+                    "postalCode": address.postal_code,
+                }
+            },
             "lines": [
                 {
                     "number": str(index + 1),
@@ -137,27 +175,60 @@ class AvaTaxTax(HttpAdapter):
         return await send(self._client, SYSTEM, "POST", path, content=json_content(body))
 
     async def _read(self, code: str) -> dict[str, Any] | None:
-        response = await send(self._client, SYSTEM, "GET", self._doc_path(code),
-                              params={"documentType": "SalesInvoice"})
+        response = await send(
+            self._client, SYSTEM, "GET", self._doc_path(code), params={"documentType": "SalesInvoice"}
+        )
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
             raise classify(response)
         return read_json(response)
 
-    async def quote(self, *, code: str, customer_code: str, document_date: date, currency: str,
-                    address: Address, lines: list[InvoiceLine]) -> TaxDocument:
-        body = self._create_body(type_="SalesOrder", commit=False, code=code, customer_code=customer_code,
-                                 document_date=document_date, currency=currency, address=address, lines=lines)
+    async def quote(
+        self,
+        *,
+        code: str,
+        customer_code: str,
+        document_date: date,
+        currency: str,
+        address: Address,
+        lines: list[InvoiceLine],
+    ) -> TaxDocument:
+        body = self._create_body(
+            type_="SalesOrder",
+            commit=False,
+            code=code,
+            customer_code=customer_code,
+            document_date=document_date,
+            currency=currency,
+            address=address,
+            lines=lines,
+        )
         response = await self._post("/api/v2/transactions/create", body)
         if response.status_code >= 400:
             raise classify(response, customer_code=customer_code)
         return to_tax_document(read_json(response))
 
-    async def commit(self, *, code: str, customer_code: str, document_date: date, currency: str,
-                     address: Address, lines: list[InvoiceLine]) -> TaxDocument:
-        body = self._create_body(type_="SalesInvoice", commit=True, code=code, customer_code=customer_code,
-                                 document_date=document_date, currency=currency, address=address, lines=lines)
+    async def commit(
+        self,
+        *,
+        code: str,
+        customer_code: str,
+        document_date: date,
+        currency: str,
+        address: Address,
+        lines: list[InvoiceLine],
+    ) -> TaxDocument:
+        body = self._create_body(
+            type_="SalesInvoice",
+            commit=True,
+            code=code,
+            customer_code=customer_code,
+            document_date=document_date,
+            currency=currency,
+            address=address,
+            lines=lines,
+        )
         response = await self._post("/api/v2/transactions/create", body)
         if response.status_code < 400:
             return to_tax_document(read_json(response))
@@ -174,7 +245,7 @@ class AvaTaxTax(HttpAdapter):
         response = await self._post(self._doc_path(code) + "/void", {"code": "DocVoided"})
         if response.status_code < 400:
             return to_tax_document(read_json(response))
-        error_code, message, _ = _error_parts(response)
+        error_code, _message, _ = _error_parts(response)
         if error_code == "TransactionAlreadyCancelled":
             existing = await self._read(code)
             if existing is not None:
@@ -183,8 +254,9 @@ class AvaTaxTax(HttpAdapter):
             return None
         raise classify(response)
 
-    async def list_documents_page(self, *, company_code: str, date_from: date, date_to: date,
-                                  cursor: str = "", limit: int = 1000) -> TaxDocumentPage:
+    async def list_documents_page(
+        self, *, company_code: str, date_from: date, date_to: date, cursor: str = "", limit: int = 1000
+    ) -> TaxDocumentPage:
         """One page of ListTransactionsByCompany: the company's documents dated in
         [date_from, date_to), by date then id. The cursor is the `$skip` of the page
         (offset paging is all AvaTax offers); the next one comes from `@nextLink`."""
@@ -195,14 +267,19 @@ class AvaTaxTax(HttpAdapter):
         except ValueError:
             raise IntegrationBug(SYSTEM, f"not an AvaTax listing cursor: {cursor!r}") from None
         last_day = date_to - timedelta(days=1)  # `between` is inclusive
-        response = await send(self._client, SYSTEM, "GET",
-                              f"/api/v2/companies/{quote(company_code, safe='')}/transactions", params={
-                                  "$filter": f"date between '{date_from.isoformat()}' and '{last_day.isoformat()}'",
-                                  "$top": max(1, min(limit, 1000)),
-                                  "$skip": skip,
-                                  "$orderBy": "date ASC, id ASC",
-                                  "$include": "Lines",
-                              })
+        response = await send(
+            self._client,
+            SYSTEM,
+            "GET",
+            f"/api/v2/companies/{quote(company_code, safe='')}/transactions",
+            params={
+                "$filter": f"date between '{date_from.isoformat()}' and '{last_day.isoformat()}'",
+                "$top": max(1, min(limit, 1000)),
+                "$skip": skip,
+                "$orderBy": "date ASC, id ASC",
+                "$include": "Lines",
+            },
+        )
         if response.status_code >= 400:
             raise classify(response)
         body = read_json(response)

@@ -22,8 +22,8 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
 from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
 from canonical.models import CrmTask
 
 SYSTEM = "salesforce"
@@ -43,28 +43,36 @@ def classify(response: httpx.Response) -> AdapterError:
     fields = first.get("fields") or []
     if fields:
         message = f"{message} (fields: {', '.join(map(str, fields))})"
-    if status in (408, 409, 429) or status >= 500 or code in ("REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE",
-                                                                 "UNABLE_TO_LOCK_ROW"):
+    if (
+        status in (408, 409, 429)
+        or status >= 500
+        or code in ("REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW")
+    ):
         return TransientError(SYSTEM, message, code=code, status=status)
     if status in (401, 403):
-        return IntegrationBug(SYSTEM, f"Salesforce rejected o2c's session or permissions: {message}",
-                              code=code, status=status)
+        return IntegrationBug(
+            SYSTEM, f"Salesforce rejected o2c's session or permissions: {message}", code=code, status=status
+        )
     return BusinessError(SYSTEM, f"Salesforce refused the change: {message}", code=code, status=status)
 
 
 class SalesforceCrm(HttpAdapter):
     """CrmPort over the Salesforce REST API. `base_url` ends in `/services/data/vXX.X`."""
 
-    def __init__(self, base_url: str, token: str, timeout: float = 10.0, *,
-                 client: httpx.AsyncClient | None = None):
+    def __init__(self, base_url: str, token: str, timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
         super().__init__(base_url, timeout, {"Authorization": f"Bearer {token}", **JSON_HEADERS}, client)
 
     async def flag_account(self, account_id: str, *, flag: str, on: bool) -> None:
         field = FLAG_FIELDS.get(flag)
         if field is None:
             raise IntegrationBug(SYSTEM, f"no CRM field for flag {flag!r}; known: {', '.join(FLAG_FIELDS)}")
-        response = await send(self._client, SYSTEM, "PATCH", f"/sobjects/Account/{quote(account_id, safe='')}",
-                              content=json_content({field: on}))
+        response = await send(
+            self._client,
+            SYSTEM,
+            "PATCH",
+            f"/sobjects/Account/{quote(account_id, safe='')}",
+            content=json_content({field: on}),
+        )
         if response.status_code >= 400:
             raise classify(response)
 
@@ -82,9 +90,13 @@ class SalesforceCrm(HttpAdapter):
         body: dict[str, Any] = {"WhatId": task.account_id, "Subject": task.subject, "Description": task.body}
         if task.owner:
             body["OwnerId"] = task.owner
-        response = await send(self._client, SYSTEM, "PATCH",
-                              f"/sobjects/Task/{TASK_KEY_FIELD}/{quote(idempotency_key, safe='')}",
-                              content=json_content(body))
+        response = await send(
+            self._client,
+            SYSTEM,
+            "PATCH",
+            f"/sobjects/Task/{TASK_KEY_FIELD}/{quote(idempotency_key, safe='')}",
+            content=json_content(body),
+        )
         if response.status_code >= 400:
             raise classify(response)
         data = read_json(response)
@@ -92,8 +104,9 @@ class SalesforceCrm(HttpAdapter):
         if not task_id:
             # 204 (older API versions answer an update by external ID without a body):
             # read the task back by its key.
-            found = await send(self._client, SYSTEM, "GET",
-                               f"/sobjects/Task/{TASK_KEY_FIELD}/{quote(idempotency_key, safe='')}")
+            found = await send(
+                self._client, SYSTEM, "GET", f"/sobjects/Task/{TASK_KEY_FIELD}/{quote(idempotency_key, safe='')}"
+            )
             if found.status_code >= 400:
                 raise classify(found)
             task_id = read_json(found).get("Id")

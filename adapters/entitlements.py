@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.http import HttpAdapter, json_content, read_json, send
 from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.http import HttpAdapter, json_content, read_json, send
 from canonical.models import Entitlement
 
 SYSTEM = "entitlements"
@@ -35,13 +35,23 @@ class HttpEntitlements(HttpAdapter):
 
     async def set_seats(self, *, account_id: str, product: str, seats: int, idempotency_key: str) -> Entitlement:
         path = f"/accounts/{quote(account_id, safe='')}/products/{quote(product, safe='')}"
-        response = await send(self._client, SYSTEM, "PUT", path, content=json_content({"seats": seats}),
-                              headers={"Idempotency-Key": idempotency_key})
+        response = await send(
+            self._client,
+            SYSTEM,
+            "PUT",
+            path,
+            content=json_content({"seats": seats}),
+            headers={"Idempotency-Key": idempotency_key},
+        )
         if response.status_code >= 400:
             raise classify(SYSTEM, response)
         data = read_json(response)
-        return Entitlement(account_id=data["account_id"], product=data["product"], seats=int(data["seats"]),
-                           status=data.get("status", "active"))
+        return Entitlement(
+            account_id=data["account_id"],
+            product=data["product"],
+            seats=int(data["seats"]),
+            status=data.get("status", "active"),
+        )
 
     async def get(self, *, account_id: str, product: str) -> Entitlement | None:
         path = f"/accounts/{quote(account_id, safe='')}/products/{quote(product, safe='')}"
@@ -51,15 +61,25 @@ class HttpEntitlements(HttpAdapter):
         if response.status_code >= 400:
             raise classify(SYSTEM, response)
         data = read_json(response)
-        return Entitlement(account_id=data["account_id"], product=data["product"], seats=int(data["seats"]),
-                           status=data.get("status", "active"))
+        return Entitlement(
+            account_id=data["account_id"],
+            product=data["product"],
+            seats=int(data["seats"]),
+            status=data.get("status", "active"),
+        )
 
     async def set_restriction(self, *, account_id: str, restricted: bool, idempotency_key: str) -> None:
         """Restricted: no expansion, existing access kept. A PUT of the whole state, with
         the key, so a retry replays instead of recording a second change."""
         path = f"/accounts/{quote(account_id, safe='')}/restriction"
-        response = await send(self._client, SYSTEM, "PUT", path, content=json_content({"restricted": restricted}),
-                              headers={"Idempotency-Key": idempotency_key})
+        response = await send(
+            self._client,
+            SYSTEM,
+            "PUT",
+            path,
+            content=json_content({"restricted": restricted}),
+            headers={"Idempotency-Key": idempotency_key},
+        )
         if response.status_code >= 400:
             raise classify(SYSTEM, response)
 

@@ -23,8 +23,7 @@ class ErrorKind(StrEnum):
 class AdapterError(Exception):
     kind: ErrorKind = ErrorKind.BUG
 
-    def __init__(self, system: str, message: str, *, code: str = "", status: int | None = None,
-                 fixable: bool = False):
+    def __init__(self, system: str, message: str, *, code: str = "", status: int | None = None, fixable: bool = False):
         self.system = system
         self.message = message
         self.code = code

@@ -12,7 +12,6 @@ import httpx
 
 from adapters.errors import TransientError
 
-
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
@@ -20,8 +19,7 @@ class HttpAdapter:
     """The HTTP client an adapter owns: its system's base URL, timeout and headers (tests
     may pass a client of their own). Closed with aclose()."""
 
-    def __init__(self, base_url: str, timeout: float, headers: dict[str, str],
-                 client: httpx.AsyncClient | None = None):
+    def __init__(self, base_url: str, timeout: float, headers: dict[str, str], client: httpx.AsyncClient | None = None):
         self.base_url = base_url.rstrip("/")
         self._client = client or httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=headers)
 
@@ -33,8 +31,11 @@ async def send(client: httpx.AsyncClient, system: str, method: str, url: str, **
     try:
         return await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
-        raise TransientError(system, f"{method} {url} timed out ({type(exc).__name__}); "
-                             "the outcome is unknown, retry with the same key", code="timeout") from exc
+        raise TransientError(
+            system,
+            f"{method} {url} timed out ({type(exc).__name__}); the outcome is unknown, retry with the same key",
+            code="timeout",
+        ) from exc
     except httpx.TransportError as exc:
         raise TransientError(system, f"{method} {url} failed to connect: {exc!r}", code="connection") from exc
 

@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.http import HttpAdapter, JSON_HEADERS, json_content, read_json, send
 from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
 from canonical.journal import JournalEntry, JournalEntryPage, JournalLine
 from canonical.models import Account, Address, CollectionCase, JournalEntryRef
 from canonical.money import Money
@@ -44,8 +44,9 @@ def _details(response: httpx.Response) -> list[dict[str, Any]]:
     return (body.get("o:errorDetails") or []) if isinstance(body, dict) else []
 
 
-def classify(response: httpx.Response, entry: JournalEntry | None = None, *,
-             what: str = "the journal entry") -> AdapterError:
+def classify(
+    response: httpx.Response, entry: JournalEntry | None = None, *, what: str = "the journal entry"
+) -> AdapterError:
     status = response.status_code
     details = _details(response)
     first = details[0] if details else {}
@@ -61,7 +62,9 @@ def classify(response: httpx.Response, entry: JournalEntry | None = None, *,
         return BusinessError(
             SYSTEM,
             f"The ERP accounting period{when} is closed: reopen it in NetSuite or move the posting date. ({detail})",
-            code=code or "PERIOD_CLOSED", status=status, fixable=True,
+            code=code or "PERIOD_CLOSED",
+            status=status,
+            fixable=True,
         )
     return BusinessError(SYSTEM, f"NetSuite refused {what}: {detail}", code=code, status=status)
 
@@ -73,15 +76,17 @@ def to_wire(entry: JournalEntry) -> dict[str, Any]:
         "currency": {"refName": entry.currency},
         "tranDate": entry.posting_date.isoformat(),
         "memo": entry.memo,
-        "line": {"items": [
-            {
-                "account": {"id": line.account},
-                **({"debit": line.debit.amount} if line.debit else {}),
-                **({"credit": line.credit.amount} if line.credit else {}),
-                "memo": line.memo,
-            }
-            for line in entry.lines
-        ]},
+        "line": {
+            "items": [
+                {
+                    "account": {"id": line.account},
+                    **({"debit": line.debit.amount} if line.debit else {}),
+                    **({"credit": line.credit.amount} if line.credit else {}),
+                    "memo": line.memo,
+                }
+                for line in entry.lines
+            ]
+        },
     }
     if entry.reverses:
         body[REVERSES_FIELD] = entry.reverses
@@ -99,12 +104,14 @@ def from_wire(record: dict[str, Any]) -> JournalEntry:
     for item in (record.get("line") or {}).get("items", []):
         debit = item.get("debit")
         credit = item.get("credit")
-        lines.append(JournalLine(
-            account=str((item.get("account") or {}).get("id") or ""),
-            debit=None if debit is None else Money.of(Decimal(str(debit)), currency),
-            credit=None if credit is None else Money.of(Decimal(str(credit)), currency),
-            memo=item.get("memo") or "",
-        ))
+        lines.append(
+            JournalLine(
+                account=str((item.get("account") or {}).get("id") or ""),
+                debit=None if debit is None else Money.of(Decimal(str(debit)), currency),
+                credit=None if credit is None else Money.of(Decimal(str(credit)), currency),
+                memo=item.get("memo") or "",
+            )
+        )
     return JournalEntry(
         external_id=record.get("externalId") or "",
         subsidiary=str((record.get("subsidiary") or {}).get("id") or ""),
@@ -156,11 +163,13 @@ def _from_rows(header: dict[str, Any], lines: list[dict[str, Any]]) -> JournalEn
             debit, credit = Decimal(line.get("debit") or 0), Decimal(line.get("credit") or 0)
             if debit == 0 and credit == 0:
                 continue  # NetSuite may list zero lines; o2c's entries have none
-            out.append(JournalLine(
-                account=str(line.get("account") or ""),
-                debit=Money.of(debit, currency) if debit else None,
-                credit=Money.of(credit, currency) if credit else None,
-            ))
+            out.append(
+                JournalLine(
+                    account=str(line.get("account") or ""),
+                    debit=Money.of(debit, currency) if debit else None,
+                    credit=Money.of(credit, currency) if credit else None,
+                )
+            )
         return JournalEntry(
             external_id=header.get("externalid") or "",
             subsidiary=str(header.get("subsidiary") or ""),
@@ -174,15 +183,17 @@ def _from_rows(header: dict[str, Any], lines: list[dict[str, Any]]) -> JournalEn
             internal_id=str(header["id"]),
         )
     except (KeyError, ValueError, ArithmeticError) as exc:
-        raise IntegrationBug(SYSTEM, f"journal entry {header.get('id')} ({header.get('externalid')}) read back by "
-                             f"SuiteQL is not a valid entry: {exc}") from exc
+        raise IntegrationBug(
+            SYSTEM,
+            f"journal entry {header.get('id')} ({header.get('externalid')}) read back by "
+            f"SuiteQL is not a valid entry: {exc}",
+        ) from exc
 
 
 class NetSuiteErp(HttpAdapter):
     """ErpPort over NetSuite REST. `base_url` ends in `/services/rest`."""
 
-    def __init__(self, base_url: str, token: str, timeout: float = 10.0, *,
-                 client: httpx.AsyncClient | None = None):
+    def __init__(self, base_url: str, token: str, timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
         super().__init__(base_url, timeout, {"Authorization": f"Bearer {token}", **JSON_HEADERS}, client)
 
     @staticmethod
@@ -190,20 +201,25 @@ class NetSuiteErp(HttpAdapter):
         return f"/record/v1/journalEntry/eid:{quote(external_id, safe='')}"
 
     async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
-        response = await send(self._client, SYSTEM, "PUT", self._eid_path(entry.external_id),
-                               content=json_content(to_wire(entry)))
+        response = await send(
+            self._client, SYSTEM, "PUT", self._eid_path(entry.external_id), content=json_content(to_wire(entry))
+        )
         if response.status_code >= 400:
             raise classify(response, entry)
         location = response.headers.get("location", "")
         internal_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
         if not internal_id:
-            raise IntegrationBug(SYSTEM, f"NetSuite answered {response.status_code} without a Location header",
-                                 status=response.status_code)
+            raise IntegrationBug(
+                SYSTEM,
+                f"NetSuite answered {response.status_code} without a Location header",
+                status=response.status_code,
+            )
         return JournalEntryRef(external_id=entry.external_id, internal_id=internal_id, location=location)
 
     async def get_journal_entry(self, external_id: str) -> JournalEntry | None:
-        response = await send(self._client, SYSTEM, "GET", self._eid_path(external_id),
-                               params={"expandSubResources": "true"})
+        response = await send(
+            self._client, SYSTEM, "GET", self._eid_path(external_id), params={"expandSubResources": "true"}
+        )
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -213,15 +229,22 @@ class NetSuiteErp(HttpAdapter):
     # -- listing -------------------------------------------------------------------------
 
     async def _suiteql(self, query: str, *, limit: int, offset: int = 0) -> dict[str, Any]:
-        response = await send(self._client, SYSTEM, "POST", "/query/v1/suiteql",
-                              params={"limit": limit, "offset": offset}, headers={"Prefer": "transient"},
-                              content=json_content({"q": query}))
+        response = await send(
+            self._client,
+            SYSTEM,
+            "POST",
+            "/query/v1/suiteql",
+            params={"limit": limit, "offset": offset},
+            headers={"Prefer": "transient"},
+            content=json_content({"q": query}),
+        )
         if response.status_code >= 400:
             raise classify(response, what="the SuiteQL query")
         return read_json(response)
 
-    async def list_journal_entries_page(self, *, subsidiary: str, date_from: date, date_to: date,
-                                        cursor: str = "", limit: int = 1000) -> JournalEntryPage:
+    async def list_journal_entries_page(
+        self, *, subsidiary: str, date_from: date, date_to: date, cursor: str = "", limit: int = 1000
+    ) -> JournalEntryPage:
         """One page of the subsidiary's journal entries dated in [date_from, date_to), in
         internal-id order, with their lines: SuiteQL pages by keyset (id > the cursor,
         the last id of the previous page), since REST SuiteQL stops at 100,000 rows of
@@ -237,7 +260,7 @@ class NetSuiteErp(HttpAdapter):
         ids = [str(h["id"]) for h in headers]
         lines: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         for start in range(0, len(ids), LINES_CHUNK):
-            query = _lines_query(ids[start:start + LINES_CHUNK])
+            query = _lines_query(ids[start : start + LINES_CHUNK])
             offset = 0
             while True:
                 chunk = await self._suiteql(query, limit=SUITEQL_PAGE, offset=offset)
@@ -256,8 +279,11 @@ class NetSuiteErp(HttpAdapter):
         location = response.headers.get("location", "")
         internal_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
         if not internal_id:
-            raise IntegrationBug(SYSTEM, f"NetSuite answered {response.status_code} without a Location header",
-                                 status=response.status_code)
+            raise IntegrationBug(
+                SYSTEM,
+                f"NetSuite answered {response.status_code} without a Location header",
+                status=response.status_code,
+            )
         return internal_id
 
     async def upsert_customer(self, account: Account, *, subsidiary: str) -> str:
@@ -272,22 +298,44 @@ class NetSuiteErp(HttpAdapter):
         if account.email:
             body["email"] = account.email
         if any((address.line1, address.city, address.region, address.postal_code, address.country)):
-            book_address: dict[str, Any] = {"addr1": address.line1, "city": address.city, "state": address.region,
-                                            "zip": address.postal_code}
+            book_address: dict[str, Any] = {
+                "addr1": address.line1,
+                "city": address.city,
+                "state": address.region,
+                "zip": address.postal_code,
+            }
             if address.country:
                 book_address["country"] = {"id": address.country}
-            body["addressBook"] = {"items": [{"defaultBilling": True, "defaultShipping": False,
-                                              "label": "Billing", "addressBookAddress": book_address}]}
-        response = await send(self._client, SYSTEM, "PUT", f"/record/v1/customer/eid:{quote(account.id, safe='')}",
-                              content=json_content(body))
+            body["addressBook"] = {
+                "items": [
+                    {
+                        "defaultBilling": True,
+                        "defaultShipping": False,
+                        "label": "Billing",
+                        "addressBookAddress": book_address,
+                    }
+                ]
+            }
+        response = await send(
+            self._client,
+            SYSTEM,
+            "PUT",
+            f"/record/v1/customer/eid:{quote(account.id, safe='')}",
+            content=json_content(body),
+        )
         if response.status_code >= 400:
             raise classify(response, what=f"customer {account.id} ({account.name})")
         return self._internal_id(response)
 
     async def get_customer(self, external_id: str) -> Account | None:
         """The customer with this external ID (the billing customer id), or None."""
-        response = await send(self._client, SYSTEM, "GET", f"/record/v1/customer/eid:{quote(external_id, safe='')}",
-                              params={"expandSubResources": "true"})
+        response = await send(
+            self._client,
+            SYSTEM,
+            "GET",
+            f"/record/v1/customer/eid:{quote(external_id, safe='')}",
+            params={"expandSubResources": "true"},
+        )
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -330,8 +378,11 @@ class NetSuiteErp(HttpAdapter):
         location = response.headers.get("location", "")
         internal_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
         if not internal_id:
-            raise IntegrationBug(SYSTEM, f"NetSuite answered {response.status_code} without a Location header",
-                                 status=response.status_code)
+            raise IntegrationBug(
+                SYSTEM,
+                f"NetSuite answered {response.status_code} without a Location header",
+                status=response.status_code,
+            )
         return case.model_copy(update={"internal_id": internal_id})
 
     async def get_collection_case(self, external_id: str) -> CollectionCase | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from adapters.entitlements import classify
 from adapters.http import HttpAdapter, json_content, read_json
 from adapters.http import send as _send
-from adapters.entitlements import classify
 from canonical.models import Notification
 
 SYSTEM = "notifications"
@@ -19,16 +19,22 @@ class HttpNotifications(HttpAdapter):
         super().__init__(base_url, timeout, {"Content-Type": "application/json"}, client)
 
     async def send(self, notification: Notification, *, idempotency_key: str) -> str:
-        response = await _send(self._client, SYSTEM, "POST", "/messages",
-                              content=json_content(notification.model_dump(mode="json")),
-                              headers={"Idempotency-Key": idempotency_key})
+        response = await _send(
+            self._client,
+            SYSTEM,
+            "POST",
+            "/messages",
+            content=json_content(notification.model_dump(mode="json")),
+            headers={"Idempotency-Key": idempotency_key},
+        )
         if response.status_code >= 400:
             raise classify(SYSTEM, response)
         return str(read_json(response)["id"])
 
     async def list(self, account_id: str = "") -> list[dict]:
-        response = await _send(self._client, SYSTEM, "GET", "/messages",
-                              params={"account_id": account_id} if account_id else None)
+        response = await _send(
+            self._client, SYSTEM, "GET", "/messages", params={"account_id": account_id} if account_id else None
+        )
         if response.status_code >= 400:
             raise classify(SYSTEM, response)
         return list(read_json(response)["data"])

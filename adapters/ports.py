@@ -8,8 +8,9 @@ workflow ID and the step, never from a clock or a random source.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 from canonical.journal import JournalEntry, JournalEntryPage
 from canonical.models import (
@@ -91,8 +92,9 @@ class BillingPort(Protocol):
         """The same customer in another legal entity's billing account; returns it with its new id."""
         ...
 
-    async def create_subscription(self, term: SubscriptionTerm, *, billing_account: str,
-                                  idempotency_key: str) -> Subscription:
+    async def create_subscription(
+        self, term: SubscriptionTerm, *, billing_account: str, idempotency_key: str
+    ) -> Subscription:
         """A subscription for the term that bills its periods from the second one on: o2c
         invoices the first period itself (with tax), like a proration."""
         ...
@@ -111,8 +113,9 @@ class BillingPort(Protocol):
 
     # -- reconciliation --------------------------------------------------------------------
 
-    async def list_invoices_page(self, *, created_from: date, created_to: date, billing_account: str = "",
-                                 cursor: str = "", limit: int = 100) -> InvoicePage:
+    async def list_invoices_page(
+        self, *, created_from: date, created_to: date, billing_account: str = "", cursor: str = "", limit: int = 100
+    ) -> InvoicePage:
         """Invoices created in [created_from, created_to) in one billing account (the
         platform's when empty), a page at a time, with their tax and metadata."""
         ...
@@ -120,15 +123,27 @@ class BillingPort(Protocol):
 
 class TaxPort(Protocol):
     async def quote(
-        self, *, code: str, customer_code: str, document_date: date, currency: str,
-        address: Address, lines: list[InvoiceLine],
+        self,
+        *,
+        code: str,
+        customer_code: str,
+        document_date: date,
+        currency: str,
+        address: Address,
+        lines: list[InvoiceLine],
     ) -> TaxDocument:
         """Estimate tax without recording anything (an AvaTax SalesOrder)."""
         ...
 
     async def commit(
-        self, *, code: str, customer_code: str, document_date: date, currency: str,
-        address: Address, lines: list[InvoiceLine],
+        self,
+        *,
+        code: str,
+        customer_code: str,
+        document_date: date,
+        currency: str,
+        address: Address,
+        lines: list[InvoiceLine],
     ) -> TaxDocument:
         """Record and commit the tax of an invoice under document `code` (a SalesInvoice).
         Committing the same code again returns the committed document."""
@@ -138,8 +153,9 @@ class TaxPort(Protocol):
         """Void the document with this code; None when there is none (nothing to undo)."""
         ...
 
-    async def list_documents_page(self, *, company_code: str, date_from: date, date_to: date,
-                                  cursor: str = "", limit: int = 1000) -> TaxDocumentPage:
+    async def list_documents_page(
+        self, *, company_code: str, date_from: date, date_to: date, cursor: str = "", limit: int = 1000
+    ) -> TaxDocumentPage:
         """The recorded tax documents (invoices and returns, not quotes) of a company dated in
         [date_from, date_to), a page at a time."""
         ...
@@ -161,17 +177,16 @@ class ErpPort(Protocol):
         """Create or move the AR collection case with this external ID (stage, status)."""
         ...
 
-    async def list_journal_entries_page(self, *, subsidiary: str, date_from: date, date_to: date,
-                                        cursor: str = "", limit: int = 1000) -> JournalEntryPage:
+    async def list_journal_entries_page(
+        self, *, subsidiary: str, date_from: date, date_to: date, cursor: str = "", limit: int = 1000
+    ) -> JournalEntryPage:
         """The journal entries of a subsidiary posted in [date_from, date_to), with their
         lines, in internal-id order, a page at a time."""
         ...
 
 
 class EntitlementPort(Protocol):
-    async def set_seats(
-        self, *, account_id: str, product: str, seats: int, idempotency_key: str
-    ) -> Entitlement: ...
+    async def set_seats(self, *, account_id: str, product: str, seats: int, idempotency_key: str) -> Entitlement: ...
 
     async def set_restriction(self, *, account_id: str, restricted: bool, idempotency_key: str) -> None:
         """Restricted: no expansion, existing access kept. Lifting it restores normal service."""
@@ -214,8 +229,9 @@ class RevenueSchedulePort(Protocol):
         """The contract's schedules; with `open_on`, only those still recognising on or after it."""
         ...
 
-    async def revenue_in_period(self, *, legal_entity: str, period: str, cursor: str = "",
-                                limit: int = 1000) -> ContractRevenuePage:
+    async def revenue_in_period(
+        self, *, legal_entity: str, period: str, cursor: str = "", limit: int = 1000
+    ) -> ContractRevenuePage:
         """What the schedules of an entity recognise in a period (YYYY-MM), per contract,
         in contract order, a page at a time."""
         ...
@@ -228,8 +244,16 @@ class RevenueSchedulePort(Protocol):
 class ReconciliationStorePort(Protocol):
     """o2c's own database: reconciliation runs, the facts a run stages, and its breaks."""
 
-    async def open_run(self, *, run_id: str, workflow_id: str, legal_entity: str, period: str,
-                       started_at: datetime, settings: dict[str, Any]) -> None: ...
+    async def open_run(
+        self,
+        *,
+        run_id: str,
+        workflow_id: str,
+        legal_entity: str,
+        period: str,
+        started_at: datetime,
+        settings: dict[str, Any],
+    ) -> None: ...
 
     async def stage(self, run_id: str, system: str, facts: Iterable[tuple[str, str, str]]) -> None:
         """(record_id, match_key, payload) facts; staging the same record again replaces it."""
@@ -243,8 +267,9 @@ class ReconciliationStorePort(Protocol):
         """(match key, system, payload) in key order."""
         ...
 
-    async def record_breaks(self, run_id: str, *, legal_entity: str, period: str,
-                            found: list[tuple[str, Break, str]]) -> list[int]: ...
+    async def record_breaks(
+        self, run_id: str, *, legal_entity: str, period: str, found: list[tuple[str, Break, str]]
+    ) -> list[int]: ...
 
     async def resolve_breaks(self, updates: list[tuple[int, str, str]]) -> None: ...
 

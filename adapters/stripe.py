@@ -8,17 +8,16 @@ each step instead of repeating it.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+import calendar
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
-import calendar
-
 import httpx
 
-from adapters.http import HttpAdapter, read_json, send
 from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.http import HttpAdapter, read_json, send
 from canonical.models import (
     TAX_PRODUCT,
     Account,
@@ -73,24 +72,33 @@ def classify(response: httpx.Response) -> AdapterError:
     message = err.get("message") or f"HTTP {status}"
     should_retry = response.headers.get("stripe-should-retry")
     if type_ == "idempotency_error":
-        return IntegrationBug(SYSTEM, f"idempotency key reused with different parameters: {message}",
-                              code="idempotency_error", status=status)
+        return IntegrationBug(
+            SYSTEM,
+            f"idempotency key reused with different parameters: {message}",
+            code="idempotency_error",
+            status=status,
+        )
     if status in (401, 403):
-        return IntegrationBug(SYSTEM, f"Stripe rejected o2c's credentials or permissions: {message}",
-                              code=code or "authentication", status=status)
+        return IntegrationBug(
+            SYSTEM,
+            f"Stripe rejected o2c's credentials or permissions: {message}",
+            code=code or "authentication",
+            status=status,
+        )
     if should_retry == "true":
         return TransientError(SYSTEM, message, code=code, status=status)
     if should_retry != "false" and (status in (409, 429) or status >= 500):
         return TransientError(SYSTEM, message, code=code, status=status)
     if status == 402:
-        return BusinessError(SYSTEM, f"The payment was declined: {message}",
-                             code=err.get("decline_code") or code, status=status)
+        return BusinessError(
+            SYSTEM, f"The payment was declined: {message}", code=err.get("decline_code") or code, status=status
+        )
     return BusinessError(SYSTEM, f"Stripe refused the request: {message}", code=code, status=status)
 
 
 def _ts(d: date) -> int:
     """A calendar date as the unix timestamp of its midnight, UTC."""
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
 def add_month(d: date) -> date:
@@ -101,7 +109,7 @@ def add_month(d: date) -> date:
 
 
 def _date(ts: int | None) -> date | None:
-    return None if ts is None else datetime.fromtimestamp(int(ts), tz=timezone.utc).date()
+    return None if ts is None else datetime.fromtimestamp(int(ts), tz=UTC).date()
 
 
 def _unit_amount_decimal(price: Money) -> str:
@@ -118,8 +126,9 @@ def _price_of(item: dict[str, Any], currency: str) -> Money:
     try:
         return Money.of(amount, currency)
     except ValueError as exc:
-        raise IntegrationBug(SYSTEM, f"price {price.get('id')} has sub-minor-unit precision ({minor}); "
-                             "o2c cannot represent it exactly") from exc
+        raise IntegrationBug(
+            SYSTEM, f"price {price.get('id')} has sub-minor-unit precision ({minor}); o2c cannot represent it exactly"
+        ) from exc
 
 
 def _arr(metadata: dict[str, str], currency: str | None) -> Money | None:
@@ -162,14 +171,16 @@ def to_subscription(sub: dict[str, Any]) -> Subscription:
     for item in sub["items"]["data"]:
         item_meta = item.get("metadata") or {}
         product = (item.get("price") or {}).get("product") or ""
-        lines.append(SubscriptionLine(
-            item_id=item["id"],
-            product=product,
-            description=item_meta.get("description") or product,
-            quantity=int(item.get("quantity") or 0),
-            unit_price=_price_of(item, currency),
-            discount_percent=Decimal(item_meta.get("discount_percent") or "0"),
-        ))
+        lines.append(
+            SubscriptionLine(
+                item_id=item["id"],
+                product=product,
+                description=item_meta.get("description") or product,
+                quantity=int(item.get("quantity") or 0),
+                unit_price=_price_of(item, currency),
+                discount_percent=Decimal(item_meta.get("discount_percent") or "0"),
+            )
+        )
     period_start = _date(sub.get("current_period_start"))
     period_end = _date(sub.get("current_period_end"))
     return Subscription(
@@ -236,14 +247,24 @@ def _same_line(item: dict[str, Any], line: SubscriptionLine, currency: str) -> b
 class StripeBilling(HttpAdapter):
     """BillingPort over the Stripe API."""
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = 10.0, *,
-                 client: httpx.AsyncClient | None = None):
-        super().__init__(base_url, timeout, {"Authorization": f"Bearer {api_key}",
-                                             "Stripe-Version": STRIPE_VERSION, "User-Agent": "o2c/0.1"}, client)
+    def __init__(self, base_url: str, api_key: str, timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
+        super().__init__(
+            base_url,
+            timeout,
+            {"Authorization": f"Bearer {api_key}", "Stripe-Version": STRIPE_VERSION, "User-Agent": "o2c/0.1"},
+            client,
+        )
 
-    async def _call(self, method: str, path: str, params: dict[str, Any] | None = None, *,
-                    idempotency_key: str | None = None, not_found_none: bool = False,
-                    stripe_account: str = "") -> dict[str, Any] | None:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        not_found_none: bool = False,
+        stripe_account: str = "",
+    ) -> dict[str, Any] | None:
         headers = {}
         if stripe_account:
             # Stripe Connect: act for a connected account (another legal entity's billing).
@@ -279,8 +300,9 @@ class StripeBilling(HttpAdapter):
         found: list[Subscription] = []
         after: str | None = None
         while True:
-            page = await self._call("GET", "/subscriptions", {"status": "active", "limit": page_size,
-                                                               "starting_after": after})
+            page = await self._call(
+                "GET", "/subscriptions", {"status": "active", "limit": page_size, "starting_after": after}
+            )
             for raw in page["data"]:
                 subscription = to_subscription(raw)
                 if start <= subscription.term_end < end:
@@ -309,27 +331,36 @@ class StripeBilling(HttpAdapter):
         out: list[Invoice] = []
         after: str | None = None
         while True:
-            page = await self._call("GET", "/invoices", {"customer": account_id, "limit": page_size,
-                                                          "starting_after": after})
+            page = await self._call(
+                "GET", "/invoices", {"customer": account_id, "limit": page_size, "starting_after": after}
+            )
             out.extend(to_invoice(i) for i in page["data"])
             if not page.get("has_more") or not page["data"]:
                 return out
             after = page["data"][-1]["id"]
 
-    async def list_invoices_page(self, *, created_from: date, created_to: date, billing_account: str = "",
-                                 cursor: str = "", limit: int = 100) -> InvoicePage:
+    async def list_invoices_page(
+        self, *, created_from: date, created_to: date, billing_account: str = "", cursor: str = "", limit: int = 100
+    ) -> InvoicePage:
         """One page of the invoices created in [created_from, created_to) (UTC days) in
         `billing_account` (a Connect account; empty = the platform), newest first.
         The cursor is the last invoice id of the previous page (`starting_after`); Stripe
         pages hold at most 100 invoices."""
-        page = await self._call("GET", "/invoices", {
-            "created": {"gte": _ts(created_from), "lt": _ts(created_to)},
-            "limit": max(1, min(limit, 100)),
-            "starting_after": cursor or None,
-        }, stripe_account=billing_account)
+        page = await self._call(
+            "GET",
+            "/invoices",
+            {
+                "created": {"gte": _ts(created_from), "lt": _ts(created_to)},
+                "limit": max(1, min(limit, 100)),
+                "starting_after": cursor or None,
+            },
+            stripe_account=billing_account,
+        )
         data = page["data"]
-        return InvoicePage(items=[to_invoice(i, billing_account=billing_account) for i in data],
-                           next_cursor=data[-1]["id"] if page.get("has_more") and data else "")
+        return InvoicePage(
+            items=[to_invoice(i, billing_account=billing_account) for i in data],
+            next_cursor=data[-1]["id"] if page.get("has_more") and data else "",
+        )
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -338,8 +369,9 @@ class StripeBilling(HttpAdapter):
     ) -> Subscription:
         raw = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True)
         if raw is None:
-            raise BusinessError(SYSTEM, f"subscription {subscription_id} does not exist in billing",
-                                code="resource_missing", status=404)
+            raise BusinessError(
+                SYSTEM, f"subscription {subscription_id} does not exist in billing", code="resource_missing", status=404
+            )
         currency = raw["currency"].upper()
         existing = list(raw["items"]["data"])
         remaining = {item["id"]: item for item in existing}
@@ -347,8 +379,9 @@ class StripeBilling(HttpAdapter):
         for line in lines:
             item = remaining.pop(line.item_id, None) if line.item_id else None
             if item is None:
-                item = next((i for i in remaining.values() if (i.get("price") or {}).get("product") == line.product),
-                            None)
+                item = next(
+                    (i for i in remaining.values() if (i.get("price") or {}).get("product") == line.product), None
+                )
                 if item is not None:
                     remaining.pop(item["id"])
             matched.append((line, item))
@@ -360,14 +393,19 @@ class StripeBilling(HttpAdapter):
         items: list[dict[str, Any]] = []
         for line, item in matched:
             if line.unit_price.currency != currency:
-                raise BusinessError(SYSTEM, f"line {line.product} is priced in {line.unit_price.currency}, "
-                                    f"the subscription in {currency}", code="currency_mismatch")
+                raise BusinessError(
+                    SYSTEM,
+                    f"line {line.product} is priced in {line.unit_price.currency}, the subscription in {currency}",
+                    code="currency_mismatch",
+                )
             # Stripe has no per-item percentage discount without coupons; o2c keeps the
             # discount in the item's metadata and bills the proration itself.
             spec: dict[str, Any] = {
                 "quantity": line.quantity,
-                "metadata": {"discount_percent": format(line.discount_percent, "f"),
-                             "description": line.description or line.product},
+                "metadata": {
+                    "discount_percent": format(line.discount_percent, "f"),
+                    "description": line.description or line.product,
+                },
             }
             if item is not None:
                 spec = {"id": item["id"], **spec}
@@ -383,7 +421,8 @@ class StripeBilling(HttpAdapter):
         for item in remaining.values():
             items.append({"id": item["id"], "deleted": True})
         sub = await self._call(
-            "POST", f"/subscriptions/{subscription_id}",
+            "POST",
+            f"/subscriptions/{subscription_id}",
             {"items": items, "proration_behavior": "none"},
             idempotency_key=idempotency_key,
         )
@@ -404,68 +443,103 @@ class StripeBilling(HttpAdapter):
         """The draft invoice first (excluding pending items), then its items attached
         to it by id, then finalisation: concurrent amendments never sweep each other's
         items into their invoices. All in `billing_account` (a Connect account) when given."""
-        draft = await self._call("POST", "/invoices", {
-            "customer": account_id,
-            "subscription": subscription_id or None,
-            "currency": currency.lower(),
-            "description": description,
-            "auto_advance": False,
-            "collection_method": "charge_automatically",
-            "pending_invoice_items_behavior": "exclude",
-            "metadata": metadata,
-        }, idempotency_key=f"{idempotency_key}/invoice", stripe_account=billing_account)
+        draft = await self._call(
+            "POST",
+            "/invoices",
+            {
+                "customer": account_id,
+                "subscription": subscription_id or None,
+                "currency": currency.lower(),
+                "description": description,
+                "auto_advance": False,
+                "collection_method": "charge_automatically",
+                "pending_invoice_items_behavior": "exclude",
+                "metadata": metadata,
+            },
+            idempotency_key=f"{idempotency_key}/invoice",
+            stripe_account=billing_account,
+        )
         invoice_id = draft["id"]
         for index, line in enumerate(lines):
             if line.amount.currency != currency:
-                raise BusinessError(SYSTEM, f"invoice line {line.product} is in {line.amount.currency}, "
-                                    f"the invoice in {currency}", code="currency_mismatch")
-            await self._call("POST", "/invoiceitems", {
-                "customer": account_id,
-                "invoice": invoice_id,
-                "amount": line.amount.minor,
-                "currency": currency.lower(),
-                "description": line.description,
-                "subscription": subscription_id or None,
-                "metadata": {**metadata, "product": line.product},
-            }, idempotency_key=f"{idempotency_key}/item/{index}", stripe_account=billing_account)
+                raise BusinessError(
+                    SYSTEM,
+                    f"invoice line {line.product} is in {line.amount.currency}, the invoice in {currency}",
+                    code="currency_mismatch",
+                )
+            await self._call(
+                "POST",
+                "/invoiceitems",
+                {
+                    "customer": account_id,
+                    "invoice": invoice_id,
+                    "amount": line.amount.minor,
+                    "currency": currency.lower(),
+                    "description": line.description,
+                    "subscription": subscription_id or None,
+                    "metadata": {**metadata, "product": line.product},
+                },
+                idempotency_key=f"{idempotency_key}/item/{index}",
+                stripe_account=billing_account,
+            )
         current = await self._call("GET", f"/invoices/{invoice_id}", stripe_account=billing_account)
         if current["status"] != "draft":
             return to_invoice(current)
-        final = await self._call("POST", f"/invoices/{invoice_id}/finalize", {"auto_advance": False},
-                                 idempotency_key=f"{idempotency_key}/finalize",
-                                 stripe_account=billing_account)
+        final = await self._call(
+            "POST",
+            f"/invoices/{invoice_id}/finalize",
+            {"auto_advance": False},
+            idempotency_key=f"{idempotency_key}/finalize",
+            stripe_account=billing_account,
+        )
         return to_invoice(final)
 
-    async def void_invoice(self, invoice_id: str, *, idempotency_key: str,
-                           billing_account: str = "") -> Invoice:
+    async def void_invoice(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice:
         """Void an open invoice. Idempotent: a void invoice is returned as it is; a paid
         net-credit invoice (its credit went to the customer balance) is reversed with a
         customer balance transaction and returned (Stripe still shows it paid)."""
-        invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True,
-                                   stripe_account=billing_account)
+        invoice = await self._call(
+            "GET", f"/invoices/{invoice_id}", not_found_none=True, stripe_account=billing_account
+        )
         if invoice is None:
-            raise BusinessError(SYSTEM, f"invoice {invoice_id} does not exist in billing",
-                                code="resource_missing", status=404)
+            raise BusinessError(
+                SYSTEM, f"invoice {invoice_id} does not exist in billing", code="resource_missing", status=404
+            )
         status = invoice["status"]
         if status == "void":
             return to_invoice(invoice)
         if status in ("open", "uncollectible"):
-            return to_invoice(await self._call("POST", f"/invoices/{invoice_id}/void", {},
-                                               idempotency_key=idempotency_key,
-                                               stripe_account=billing_account))
+            return to_invoice(
+                await self._call(
+                    "POST",
+                    f"/invoices/{invoice_id}/void",
+                    {},
+                    idempotency_key=idempotency_key,
+                    stripe_account=billing_account,
+                )
+            )
         if status == "paid" and int(invoice.get("total") or 0) <= 0:
             total = int(invoice.get("total") or 0)
             if total < 0:
-                await self._call("POST", f"/customers/{invoice['customer']}/balance_transactions", {
-                    "amount": -total,
-                    "currency": invoice["currency"],
-                    "description": f"Reversal of credit from invoice {invoice.get('number') or invoice_id}",
-                    "metadata": {"reverses_invoice": invoice_id},
-                }, idempotency_key=f"{idempotency_key}/balance", stripe_account=billing_account)
+                await self._call(
+                    "POST",
+                    f"/customers/{invoice['customer']}/balance_transactions",
+                    {
+                        "amount": -total,
+                        "currency": invoice["currency"],
+                        "description": f"Reversal of credit from invoice {invoice.get('number') or invoice_id}",
+                        "metadata": {"reverses_invoice": invoice_id},
+                    },
+                    idempotency_key=f"{idempotency_key}/balance",
+                    stripe_account=billing_account,
+                )
             return to_invoice(invoice)
         if status == "draft":
-            raise BusinessError(SYSTEM, f"invoice {invoice_id} is still a draft; a draft is deleted, not voided",
-                                code="invoice_not_open")
+            raise BusinessError(
+                SYSTEM,
+                f"invoice {invoice_id} is still a draft; a draft is deleted, not voided",
+                code="invoice_not_open",
+            )
         raise BusinessError(
             SYSTEM,
             f"invoice {invoice.get('number') or invoice_id} is {status}; it cannot be voided "
@@ -478,8 +552,9 @@ class StripeBilling(HttpAdapter):
     async def _invoice_or_missing(self, invoice_id: str) -> dict[str, Any]:
         invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
         if invoice is None:
-            raise BusinessError(SYSTEM, f"invoice {invoice_id} does not exist in billing",
-                                code="resource_missing", status=404)
+            raise BusinessError(
+                SYSTEM, f"invoice {invoice_id} does not exist in billing", code="resource_missing", status=404
+            )
         return invoice
 
     async def retry_payment(self, invoice_id: str, *, idempotency_key: str) -> PaymentAttempt:
@@ -490,35 +565,47 @@ class StripeBilling(HttpAdapter):
         second charge). An invoice that is already paid (paid by webhook-reported
         transfer, or by this very call whose answer was lost) is a SUCCEEDED attempt.
         A customer without a payment method is DECLINED with `no_payment_method`."""
-        response = await send(self._client, SYSTEM, "POST", f"/invoices/{invoice_id}/pay",
-                              headers={"Content-Type": "application/x-www-form-urlencoded",
-                                       "Idempotency-Key": idempotency_key},
-                              content=b"")
+        response = await send(
+            self._client,
+            SYSTEM,
+            "POST",
+            f"/invoices/{invoice_id}/pay",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": idempotency_key},
+            content=b"",
+        )
         if response.status_code < 400:
             return self._attempt(read_json(response), PaymentOutcome.SUCCEEDED)
         body = read_json(response)
         err = body.get("error", {}) if isinstance(body, dict) else {}
         if response.status_code == 402 and err.get("type") == "card_error":
             invoice = await self._invoice_or_missing(invoice_id)
-            return self._attempt(invoice, PaymentOutcome.DECLINED,
-                                 decline_code=err.get("decline_code") or err.get("code") or "card_declined",
-                                 message=err.get("message") or "")
+            return self._attempt(
+                invoice,
+                PaymentOutcome.DECLINED,
+                decline_code=err.get("decline_code") or err.get("code") or "card_declined",
+                message=err.get("message") or "",
+            )
         failure = classify(response)
         if response.status_code == 400 and isinstance(failure, BusinessError):
             invoice = await self._invoice_or_missing(invoice_id)
             if invoice["status"] == "paid":
                 return self._attempt(invoice, PaymentOutcome.SUCCEEDED)
             if invoice["status"] in ("open", "uncollectible") and "payment method" in (err.get("message") or ""):
-                return self._attempt(invoice, PaymentOutcome.DECLINED, decline_code="no_payment_method",
-                                     message=err.get("message") or "")
+                return self._attempt(
+                    invoice, PaymentOutcome.DECLINED, decline_code="no_payment_method", message=err.get("message") or ""
+                )
         raise failure
 
     @staticmethod
-    def _attempt(invoice: dict[str, Any], outcome: PaymentOutcome, *, decline_code: str = "",
-                 message: str = "") -> PaymentAttempt:
+    def _attempt(
+        invoice: dict[str, Any], outcome: PaymentOutcome, *, decline_code: str = "", message: str = ""
+    ) -> PaymentAttempt:
         currency = invoice["currency"].upper()
         return PaymentAttempt(
-            invoice_id=invoice["id"], outcome=outcome, decline_code=decline_code, message=message,
+            invoice_id=invoice["id"],
+            outcome=outcome,
+            decline_code=decline_code,
+            message=message,
             amount_paid=Money.from_minor(int(invoice.get("amount_paid") or 0), currency),
             amount_remaining=Money.from_minor(int(invoice.get("amount_remaining") or 0), currency),
         )
@@ -529,8 +616,9 @@ class StripeBilling(HttpAdapter):
         repeating it cannot cancel twice; the key is accepted for the port's contract.)"""
         raw = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True)
         if raw is None:
-            raise BusinessError(SYSTEM, f"subscription {subscription_id} does not exist in billing",
-                                code="resource_missing", status=404)
+            raise BusinessError(
+                SYSTEM, f"subscription {subscription_id} does not exist in billing", code="resource_missing", status=404
+            )
         if raw["status"] == "canceled":
             return to_subscription(raw)
         try:
@@ -548,11 +636,18 @@ class StripeBilling(HttpAdapter):
         if invoice["status"] == "uncollectible":
             return to_invoice(invoice)
         if invoice["status"] != "open":
-            raise BusinessError(SYSTEM, f"invoice {invoice.get('number') or invoice_id} is {invoice['status']}; "
-                                "only an open invoice can be marked uncollectible", code="invoice_not_open")
+            raise BusinessError(
+                SYSTEM,
+                f"invoice {invoice.get('number') or invoice_id} is {invoice['status']}; "
+                "only an open invoice can be marked uncollectible",
+                code="invoice_not_open",
+            )
         try:
-            return to_invoice(await self._call("POST", f"/invoices/{invoice_id}/mark_uncollectible", {},
-                                               idempotency_key=idempotency_key))
+            return to_invoice(
+                await self._call(
+                    "POST", f"/invoices/{invoice_id}/mark_uncollectible", {}, idempotency_key=idempotency_key
+                )
+            )
         except BusinessError:
             again = await self._invoice_or_missing(invoice_id)
             if again["status"] == "uncollectible":
@@ -568,77 +663,101 @@ class StripeBilling(HttpAdapter):
         after 24 hours."""
         address = account.billing_address
         arr = account.annual_recurring_revenue
-        customer = await self._call("POST", "/customers", {
-            "name": account.name,
-            "email": account.email or None,
-            "address": {
-                "line1": address.line1 or None,
-                "city": address.city or None,
-                "state": address.region or None,
-                "postal_code": address.postal_code or None,
-                "country": address.country or None,
+        customer = await self._call(
+            "POST",
+            "/customers",
+            {
+                "name": account.name,
+                "email": account.email or None,
+                "address": {
+                    "line1": address.line1 or None,
+                    "city": address.city or None,
+                    "state": address.region or None,
+                    "postal_code": address.postal_code or None,
+                    "country": address.country or None,
+                },
+                "metadata": {
+                    "segment": account.segment,
+                    "success_owner": account.success_owner or None,
+                    "arr": format(arr.amount, "f") if arr is not None else None,
+                    "legal_entity": account.legal_entity,
+                    "o2c_account": account.id,
+                },
             },
-            "metadata": {
-                "segment": account.segment,
-                "success_owner": account.success_owner or None,
-                "arr": format(arr.amount, "f") if arr is not None else None,
-                "legal_entity": account.legal_entity,
-                "o2c_account": account.id,
-            },
-        }, idempotency_key=idempotency_key, stripe_account=billing_account)
+            idempotency_key=idempotency_key,
+            stripe_account=billing_account,
+        )
         return to_account(customer)
 
-    async def create_subscription(self, term: SubscriptionTerm, *, billing_account: str,
-                                  idempotency_key: str) -> Subscription:
+    async def create_subscription(
+        self, term: SubscriptionTerm, *, billing_account: str, idempotency_key: str
+    ) -> Subscription:
         """`POST /v1/subscriptions` for the term: monthly prices per line, the billing
         cycle anchored one month after the term start and `proration_behavior=none`,
         so Stripe bills nothing for the first period (o2c invoices it, with tax) and
         bills each later period itself. The term's dates go into the metadata."""
         if not term.lines:
-            raise BusinessError(SYSTEM, f"the new term of contract {term.contract_id} has no lines to bill",
-                                code="no_lines")
+            raise BusinessError(
+                SYSTEM, f"the new term of contract {term.contract_id} has no lines to bill", code="no_lines"
+            )
         currency = term.currency.upper()
         items = []
         for line in term.lines:
             if line.unit_price.currency != currency:
-                raise BusinessError(SYSTEM, f"line {line.product} is priced in {line.unit_price.currency}, "
-                                    f"the term in {currency}", code="currency_mismatch")
-            items.append({
-                "price_data": {
-                    "currency": currency.lower(),
-                    "product": line.product,
-                    "unit_amount_decimal": _unit_amount_decimal(line.unit_price),
-                    "recurring": {"interval": "month"},
+                raise BusinessError(
+                    SYSTEM,
+                    f"line {line.product} is priced in {line.unit_price.currency}, the term in {currency}",
+                    code="currency_mismatch",
+                )
+            items.append(
+                {
+                    "price_data": {
+                        "currency": currency.lower(),
+                        "product": line.product,
+                        "unit_amount_decimal": _unit_amount_decimal(line.unit_price),
+                        "recurring": {"interval": "month"},
+                    },
+                    "quantity": line.quantity,
+                    "metadata": {
+                        "discount_percent": format(line.discount_percent, "f"),
+                        "description": line.description or line.product,
+                    },
+                }
+            )
+        sub = await self._call(
+            "POST",
+            "/subscriptions",
+            {
+                "customer": term.account_id,
+                "currency": currency.lower(),
+                "items": items,
+                "metadata": {
+                    "contract_id": term.contract_id,
+                    "term_start": term.term_start.isoformat(),
+                    "term_end": term.term_end.isoformat(),
+                    "legal_entity": term.legal_entity,
                 },
-                "quantity": line.quantity,
-                "metadata": {"discount_percent": format(line.discount_percent, "f"),
-                             "description": line.description or line.product},
-            })
-        sub = await self._call("POST", "/subscriptions", {
-            "customer": term.account_id,
-            "currency": currency.lower(),
-            "items": items,
-            "metadata": {
-                "contract_id": term.contract_id,
-                "term_start": term.term_start.isoformat(),
-                "term_end": term.term_end.isoformat(),
-                "legal_entity": term.legal_entity,
+                "billing_cycle_anchor": _ts(add_month(term.term_start)),
+                "proration_behavior": "none",
             },
-            "billing_cycle_anchor": _ts(add_month(term.term_start)),
-            "proration_behavior": "none",
-        }, idempotency_key=idempotency_key, stripe_account=billing_account)
+            idempotency_key=idempotency_key,
+            stripe_account=billing_account,
+        )
         return to_subscription(sub)
 
     async def _subscription_or_missing(self, subscription_id: str, billing_account: str = "") -> dict[str, Any]:
-        raw = await self._call("GET", f"/subscriptions/{subscription_id}", not_found_none=True,
-                               stripe_account=billing_account)
+        raw = await self._call(
+            "GET", f"/subscriptions/{subscription_id}", not_found_none=True, stripe_account=billing_account
+        )
         if raw is None:
-            raise BusinessError(SYSTEM, f"subscription {subscription_id} does not exist in billing",
-                                code="resource_missing", status=404)
+            raise BusinessError(
+                SYSTEM, f"subscription {subscription_id} does not exist in billing", code="resource_missing", status=404
+            )
         return raw
 
-    async def end_subscription_at(self, subscription_id: str, at: date, *, idempotency_key: str,
-                                  billing_account: str = "") -> Subscription:
+    async def end_subscription_at(
+        self, subscription_id: str, at: date, *, idempotency_key: str, billing_account: str = ""
+    ) -> Subscription:
         """Set `cancel_at` to midnight UTC of `at` (the term boundary): Stripe ends the
         subscription then and bills no period after it. Idempotent by state: already
         ending then, or already canceled (nothing more will be billed), changes nothing."""
@@ -646,13 +765,18 @@ class StripeBilling(HttpAdapter):
         when = _ts(at)
         if raw["status"] == "canceled" or raw.get("cancel_at") == when:
             return to_subscription(raw)
-        sub = await self._call("POST", f"/subscriptions/{subscription_id}",
-                               {"cancel_at": when, "proration_behavior": "none"},
-                               idempotency_key=idempotency_key, stripe_account=billing_account)
+        sub = await self._call(
+            "POST",
+            f"/subscriptions/{subscription_id}",
+            {"cancel_at": when, "proration_behavior": "none"},
+            idempotency_key=idempotency_key,
+            stripe_account=billing_account,
+        )
         return to_subscription(sub)
 
-    async def cancel_subscription_end(self, subscription_id: str, *, idempotency_key: str,
-                                      billing_account: str = "") -> Subscription:
+    async def cancel_subscription_end(
+        self, subscription_id: str, *, idempotency_key: str, billing_account: str = ""
+    ) -> Subscription:
         """Clear `cancel_at` (an empty value unsets a Stripe field): the subscription runs
         on. Idempotent by state: no end set changes nothing (also when something else,
         e.g. dunning, canceled it at once). A subscription that already ended at its
@@ -661,10 +785,19 @@ class StripeBilling(HttpAdapter):
         if raw.get("cancel_at") is None:
             return to_subscription(raw)
         if raw["status"] == "canceled":
-            raise BusinessError(SYSTEM, f"subscription {subscription_id} has already ended; it cannot be resumed, "
-                                "the customer needs a new subscription", code="subscription_canceled")
-        sub = await self._call("POST", f"/subscriptions/{subscription_id}", {"cancel_at": ""},
-                               idempotency_key=idempotency_key, stripe_account=billing_account)
+            raise BusinessError(
+                SYSTEM,
+                f"subscription {subscription_id} has already ended; it cannot be resumed, "
+                "the customer needs a new subscription",
+                code="subscription_canceled",
+            )
+        sub = await self._call(
+            "POST",
+            f"/subscriptions/{subscription_id}",
+            {"cancel_at": ""},
+            idempotency_key=idempotency_key,
+            stripe_account=billing_account,
+        )
         return to_subscription(sub)
 
     async def invoice_of_charge(self, charge_id: str) -> str | None:

@@ -19,10 +19,10 @@ import hashlib
 import hmac
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Awaitable
+from datetime import UTC, datetime
+from typing import Any
 
 from canonical.models import PaymentEvent, PaymentEventKind
 from canonical.money import CurrencyError, Money
@@ -60,8 +60,9 @@ def sign(payload: bytes, secret: str, timestamp: int) -> str:
     return f"t={timestamp},{SIGNATURE_SCHEME}={_expected(payload, secret, timestamp)}"
 
 
-def verify_signature(payload: bytes, header: str | None, secret: str, *, now: float,
-                     tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> None:
+def verify_signature(
+    payload: bytes, header: str | None, secret: str, *, now: float, tolerance: int = DEFAULT_TOLERANCE_SECONDS
+) -> None:
     """Raise SignatureError unless `header` signs exactly `payload` with `secret`
     at a time within `tolerance` seconds of `now`."""
     if not secret:
@@ -80,8 +81,9 @@ def verify_signature(payload: bytes, header: str | None, secret: str, *, now: fl
             signatures.append(value)
         # any other scheme (v0, future ones) is ignored, as Stripe asks
     if len(timestamps) != 1:
-        raise SignatureError("Stripe-Signature has no timestamp" if not timestamps
-                             else "Stripe-Signature has more than one timestamp")
+        raise SignatureError(
+            "Stripe-Signature has no timestamp" if not timestamps else "Stripe-Signature has more than one timestamp"
+        )
     if not signatures:
         raise SignatureError("Stripe-Signature has no v1 signature")
     raw_t = timestamps[0]
@@ -139,9 +141,16 @@ def parse_event(payload: bytes) -> StripeEvent:
     previous = data.get("previous_attributes")
     if previous is not None and not isinstance(previous, dict):
         raise EventError("data.previous_attributes is not an object")
-    return StripeEvent(id=event_id, type=type_, created=created, object=data["object"],
-                       previous_attributes=previous, livemode=bool(body.get("livemode", False)),
-                       api_version=str(body.get("api_version") or ""), raw=body)
+    return StripeEvent(
+        id=event_id,
+        type=type_,
+        created=created,
+        object=data["object"],
+        previous_attributes=previous,
+        livemode=bool(body.get("livemode", False)),
+        api_version=str(body.get("api_version") or ""),
+        raw=body,
+    )
 
 
 # A charge id -> the invoice it paid (None when it paid no invoice). Sync or async, so
@@ -149,13 +158,20 @@ def parse_event(payload: bytes) -> StripeEvent:
 ChargeLookup = Callable[[str], "Awaitable[str | None] | str | None"]
 
 INVOICE_PAID_TYPES = frozenset({"invoice.paid", "invoice.payment_succeeded"})
-HANDLED_TYPES = frozenset({
-    "invoice.payment_failed", *INVOICE_PAID_TYPES, "invoice.updated",
-    "charge.dispute.created", "charge.dispute.closed", "payment_method.attached", "customer.updated",
-})
+HANDLED_TYPES = frozenset(
+    {
+        "invoice.payment_failed",
+        *INVOICE_PAID_TYPES,
+        "invoice.updated",
+        "charge.dispute.created",
+        "charge.dispute.closed",
+        "payment_method.attached",
+        "customer.updated",
+    }
+)
 
 
-MAX_MINOR_UNITS = 10 ** 12
+MAX_MINOR_UNITS = 10**12
 
 
 def _id(value: Any) -> str:
@@ -203,7 +219,7 @@ def _decline_code(invoice: dict[str, Any]) -> str:
 
 def _occurred_at(event: StripeEvent) -> datetime:
     try:
-        return datetime.fromtimestamp(event.created, tz=timezone.utc)
+        return datetime.fromtimestamp(event.created, tz=UTC)
     except (OverflowError, OSError, ValueError):
         raise EventError(f"created {event.created} is not a point in time") from None
 
@@ -215,7 +231,9 @@ def _invoice_event(event: StripeEvent, kind: PaymentEventKind) -> PaymentEvent:
         raise EventError(f"{event.type} {event.id} names no invoice")
     currency = _currency(invoice)
     return PaymentEvent(
-        event_id=event.id, kind=kind, occurred_at=_occurred_at(event),
+        event_id=event.id,
+        kind=kind,
+        occurred_at=_occurred_at(event),
         invoice_id=invoice_id,
         account_id=_id(invoice.get("customer")),
         subscription_id=_id(invoice.get("subscription")),
@@ -225,8 +243,9 @@ def _invoice_event(event: StripeEvent, kind: PaymentEventKind) -> PaymentEvent:
     )
 
 
-async def _dispute_event(event: StripeEvent, kind: PaymentEventKind,
-                         lookup_charge_invoice: ChargeLookup | None) -> PaymentEvent | None:
+async def _dispute_event(
+    event: StripeEvent, kind: PaymentEventKind, lookup_charge_invoice: ChargeLookup | None
+) -> PaymentEvent | None:
     dispute = event.object
     charge = dispute.get("charge")
     invoice_id = ""
@@ -242,7 +261,9 @@ async def _dispute_event(event: StripeEvent, kind: PaymentEventKind,
         return None
     currency = _currency(dispute)
     return PaymentEvent(
-        event_id=event.id, kind=kind, occurred_at=_occurred_at(event),
+        event_id=event.id,
+        kind=kind,
+        occurred_at=_occurred_at(event),
         invoice_id=invoice_id,
         account_id=_id(charge.get("customer")) if isinstance(charge, dict) else "",
         amount_due=_money(dispute, "amount", currency),
@@ -260,8 +281,9 @@ def _default_payment_method_changed(event: StripeEvent) -> bool:
     return bool(_id(current)) and _id(current) != _id(previous["default_payment_method"])
 
 
-async def to_payment_event(event: StripeEvent,
-                           lookup_charge_invoice: ChargeLookup | None = None) -> PaymentEvent | None:
+async def to_payment_event(
+    event: StripeEvent, lookup_charge_invoice: ChargeLookup | None = None
+) -> PaymentEvent | None:
     """The PaymentEvent an event means to o2c, or None for events o2c acknowledges and
     ignores. Disputes name a charge, not an invoice: `lookup_charge_invoice` resolves
     it (without one, or when the charge paid no invoice, a dispute maps to None).
@@ -284,13 +306,21 @@ async def to_payment_event(event: StripeEvent,
             account_id = _id(event.object.get("customer"))
             if not account_id:
                 return None
-            return PaymentEvent(event_id=event.id, kind=kind_of.PAYMENT_METHOD_UPDATED,
-                                occurred_at=_occurred_at(event), account_id=account_id)
+            return PaymentEvent(
+                event_id=event.id,
+                kind=kind_of.PAYMENT_METHOD_UPDATED,
+                occurred_at=_occurred_at(event),
+                account_id=account_id,
+            )
         if event.type == "customer.updated":
             if not _default_payment_method_changed(event):
                 return None
-            return PaymentEvent(event_id=event.id, kind=kind_of.PAYMENT_METHOD_UPDATED,
-                                occurred_at=_occurred_at(event), account_id=_id(event.object))
+            return PaymentEvent(
+                event_id=event.id,
+                kind=kind_of.PAYMENT_METHOD_UPDATED,
+                occurred_at=_occurred_at(event),
+                account_id=_id(event.object),
+            )
     except CurrencyError as error:
         raise EventError(str(error)) from None
     return None

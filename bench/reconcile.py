@@ -36,18 +36,25 @@ sys.path.insert(0, str(ROOT))
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
+from adapters.storage.db import engine_for, upgrade  # noqa: E402
+from adapters.temporal import dev_server_binary  # noqa: E402
+from canonical.models import LegalEntity  # noqa: E402
 from sandbox import SandboxControl  # noqa: E402
 from sandbox.store import documents  # noqa: E402
-from canonical.models import LegalEntity  # noqa: E402
-from adapters.storage.db import engine_for, upgrade  # noqa: E402
 from starter import client as o2c  # noqa: E402
-from adapters.temporal import dev_server_binary  # noqa: E402
 from workflows.kit.attention import Action  # noqa: E402
 from workflows.kit.status import SEARCH_ATTRIBUTES, Status  # noqa: E402
 
 PERIOD = "2026-10"
-BREAKS = ("missing_in_erp", "missing_in_billing", "duplicate_posting", "amount_mismatch", "tax_mismatch",
-          "currency_mismatch", "status_mismatch")
+BREAKS = (
+    "missing_in_erp",
+    "missing_in_billing",
+    "duplicate_posting",
+    "amount_mismatch",
+    "tax_mismatch",
+    "currency_mismatch",
+    "status_mismatch",
+)
 RUN_TIMEOUT = 3600.0  # seconds: no reconciliation here runs longer
 
 
@@ -66,8 +73,9 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], env={**os.environ, **env}, cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, *args], env={**os.environ, **env}, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -92,10 +100,11 @@ def join_seconds(database_url: str, entity: LegalEntity) -> tuple[float, int, st
     FULL JOIN of unindexed JSON keys as nested loops (quadratic: hours at 100,000), so there
     the floor is the same full outer match written as UNION ALL ... GROUP BY invoice, which
     SQLite sorts in O(n log n)."""
+
     def side(system: str, type_: str, scope: str, key: str, amount: str):
-        return (sa.select(documents.c.data[key].as_string().label("invoice"),
-                          documents.c.data[amount].as_string().label("amount"))
-                .where(documents.c.system == system, documents.c.type == type_, documents.c.scope == scope))
+        return sa.select(
+            documents.c.data[key].as_string().label("invoice"), documents.c.data[amount].as_string().label("amount")
+        ).where(documents.c.system == system, documents.c.type == type_, documents.c.scope == scope)
 
     billing = side("stripe", "invoice", entity.billing_account, "id", "total")
     tax = side("avatax", "transaction", entity.company_code, "code", "totalTax")
@@ -104,18 +113,23 @@ def join_seconds(database_url: str, entity: LegalEntity) -> tuple[float, int, st
     if engine.dialect.name == "postgresql":
         b, t, e = billing.subquery(), tax.subquery(), erp.subquery()
         key = sa.func.coalesce(b.c.invoice, e.c.invoice)
-        query = (sa.select(key, b.c.amount, t.c.amount, e.c.amount)
-                 .select_from(b.join(e, b.c.invoice == e.c.invoice, full=True).join(t, key == t.c.invoice, full=True)))
+        query = sa.select(key, b.c.amount, t.c.amount, e.c.amount).select_from(
+            b.join(e, b.c.invoice == e.c.invoice, full=True).join(t, key == t.c.invoice, full=True)
+        )
         form = "FULL OUTER JOIN"
     else:
+
         def column(select, position: int):
             amounts = [sa.null(), sa.null(), sa.null()]
             amounts[position] = select.selected_columns.amount
-            return select.with_only_columns(select.selected_columns.invoice, *(a.label(f"a{i}") for i, a in
-                                                                               enumerate(amounts)))
+            return select.with_only_columns(
+                select.selected_columns.invoice, *(a.label(f"a{i}") for i, a in enumerate(amounts))
+            )
+
         matched = sa.union_all(column(billing, 0), column(tax, 1), column(erp, 2)).subquery()
-        query = (sa.select(matched.c.invoice, sa.func.max(matched.c.a0), sa.func.max(matched.c.a1),
-                           sa.func.max(matched.c.a2)).group_by(matched.c.invoice))
+        query = sa.select(
+            matched.c.invoice, sa.func.max(matched.c.a0), sa.func.max(matched.c.a1), sa.func.max(matched.c.a2)
+        ).group_by(matched.c.invoice)
         form = "UNION ALL + GROUP BY"
     try:
         with engine.connect() as conn:
@@ -128,8 +142,9 @@ def join_seconds(database_url: str, entity: LegalEntity) -> tuple[float, int, st
 
 async def reconcile(env: WorkflowEnvironment, entity: LegalEntity, task_queue: str) -> tuple[float, dict]:
     started = time.perf_counter()
-    handle = await o2c.start_reconciliation(env.client, legal_entity=entity.code, period=PERIOD,
-                                            task_queue=task_queue, legal_entities=[entity])
+    handle = await o2c.start_reconciliation(
+        env.client, legal_entity=entity.code, period=PERIOD, task_queue=task_queue, legal_entities=[entity]
+    )
     state = await o2c.wait_for_status(env.client, handle.id, Status.NEEDS_ATTENTION, timeout=RUN_TIMEOUT)
     elapsed = time.perf_counter() - started
     await o2c.resolve(env.client, handle.id, Action.SKIP, operator="bench")
@@ -137,8 +152,14 @@ async def reconcile(env: WorkflowEnvironment, entity: LegalEntity, task_queue: s
     state["history_events"] = len((await handle.fetch_history()).events)
     # Runs of the workflow (it continues as new between batches) and its batch children.
     state["runs"] = len([w async for w in env.client.list_workflows(f'WorkflowId = "{handle.id}"')])
-    state["children"] = len([w async for w in env.client.list_workflows(f'WorkflowType = "ReconciliationBatchWorkflow" '
-                                                                        f'AND WorkflowId STARTS_WITH "{handle.id}-"')])
+    state["children"] = len(
+        [
+            w
+            async for w in env.client.list_workflows(
+                f'WorkflowType = "ReconciliationBatchWorkflow" AND WorkflowId STARTS_WITH "{handle.id}-"'
+            )
+        ]
+    )
     return elapsed, state
 
 
@@ -146,31 +167,57 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
     upgrade(database_url)
     sandbox_port = free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    sandbox = start_process(["-m", "sandbox.server", "--port", str(sandbox_port), "--database-url",
-                             database_url, "--log-level", "warning"], {}, logs / "sandbox.log")
+    sandbox = start_process(
+        ["-m", "sandbox.server", "--port", str(sandbox_port), "--database-url", database_url, "--log-level", "warning"],
+        {},
+        logs / "sandbox.log",
+    )
     print(f"dev server {dev_server_binary()}; sandbox and o2c tables in {database_url}; logs in {logs}", flush=True)
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_binary(), search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter, ip="127.0.0.1", dev_server_extra_args=["--headless"])
+        dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+        dev_server_extra_args=["--headless"],
+    )
     rows = []
     try:
         wait_for_http(f"{sandbox_url}/_sandbox/health", sandbox)
         control = SandboxControl(sandbox_url)
         for size in sizes:
             key = secrets.token_hex(3)
-            entity = LegalEntity(code=f"B{key}", company_code=f"B{key}", functional_currency="USD",
-                                 erp_subsidiary=str(800000 + int(key, 16) % 100000), billing_account=f"acct_b{key}")
+            entity = LegalEntity(
+                code=f"B{key}",
+                company_code=f"B{key}",
+                functional_currency="USD",
+                erp_subsidiary=str(800000 + int(key, 16) % 100000),
+                billing_account=f"acct_b{key}",
+            )
             started = time.perf_counter()
-            control.seed_period(tag=entity.code, period=PERIOD, invoices=size, stripe_account=entity.billing_account,
-                                company_code=entity.company_code, subsidiary=entity.erp_subsidiary,
-                                breaks={kind: 1 for kind in BREAKS}, timeout=RUN_TIMEOUT)
+            control.seed_period(
+                tag=entity.code,
+                period=PERIOD,
+                invoices=size,
+                stripe_account=entity.billing_account,
+                company_code=entity.company_code,
+                subsidiary=entity.erp_subsidiary,
+                breaks={kind: 1 for kind in BREAKS},
+                timeout=RUN_TIMEOUT,
+            )
             seeded = time.perf_counter() - started
             print(f"{size} invoices seeded in {seeded:.1f} s", flush=True)
             task_queue = f"bench-recon-{key}"
-            worker = start_process(["-m", "worker"], {
-                "O2C_TEMPORAL_ADDRESS": env.client.service_client.config.target_host, "O2C_TASK_QUEUE": task_queue,
-                "O2C_SANDBOX_URL": sandbox_url, "O2C_DATABASE_URL": database_url,
-                "O2C_HTTP_TIMEOUT_SECONDS": "120"}, logs / f"worker-{size}.log")
+            worker = start_process(
+                ["-m", "worker"],
+                {
+                    "O2C_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+                    "O2C_TASK_QUEUE": task_queue,
+                    "O2C_SANDBOX_URL": sandbox_url,
+                    "O2C_DATABASE_URL": database_url,
+                    "O2C_HTTP_TIMEOUT_SECONDS": "120",
+                },
+                logs / f"worker-{size}.log",
+            )
             try:
                 elapsed, state = await reconcile(env, entity, task_queue)
                 peak = peak_rss_mib(worker.pid)
@@ -180,8 +227,11 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
             floor, joined, form = join_seconds(database_url, entity)
             read = sum(state["read"].values())
             rows.append((size, read, elapsed, read / elapsed, peak, floor, joined, state))
-            print(f"{size} invoices reconciled in {elapsed:.1f} s; worker peak RSS {peak:.0f} MiB; "
-                  f"the {form} took {floor:.2f} s", flush=True)
+            print(
+                f"{size} invoices reconciled in {elapsed:.1f} s; worker peak RSS {peak:.0f} MiB; "
+                f"the {form} took {floor:.2f} s",
+                flush=True,
+            )
         control.close()
     finally:
         await env.shutdown()
@@ -189,20 +239,28 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
         sandbox.wait(30)
 
     print()
-    print(f"{'invoices':>9} {'records read':>12} {'seconds':>8} {'records/s':>9} {'peak RSS MiB':>12} "
-          f"{'join s':>7} {'join rows':>9} {'recon/join':>10} {'batches':>7} {'breaks':>6} {'events':>6} {'runs':>4} "
-          f"{'children':>8}")
+    print(
+        f"{'invoices':>9} {'records read':>12} {'seconds':>8} {'records/s':>9} {'peak RSS MiB':>12} "
+        f"{'join s':>7} {'join rows':>9} {'recon/join':>10} {'batches':>7} {'breaks':>6} {'events':>6} {'runs':>4} "
+        f"{'children':>8}"
+    )
     for size, read, elapsed, rate, peak, floor, joined, state in rows:
-        print(f"{size:>9} {read:>12} {elapsed:>8.1f} {rate:>9.0f} {peak:>12.0f} {floor:>7.2f} {joined:>9} "
-              f"{elapsed / floor:>9.0f}x {state['batches']:>7} {sum(state['found'].values()):>6} "
-              f"{state['history_events']:>6} {state['runs']:>4} {state['children']:>8}")
+        print(
+            f"{size:>9} {read:>12} {elapsed:>8.1f} {rate:>9.0f} {peak:>12.0f} {floor:>7.2f} {joined:>9} "
+            f"{elapsed / floor:>9.0f}x {state['batches']:>7} {sum(state['found'].values()):>6} "
+            f"{state['history_events']:>6} {state['runs']:>4} {state['children']:>8}"
+        )
     if len(rows) > 1:
         (small, *_), (large, *_) = rows[0], rows[-1]
-        print(f"\nfrom {small} to {large} invoices: time x{rows[-1][2] / rows[0][2]:.1f}, "
-              f"worker peak memory x{rows[-1][4] / rows[0][4]:.2f}")
-    print("records read = billing invoices + tax documents + ERP entries + contracts' revenue; events = the "
-          "history of the workflow's last run; runs = its runs (it continues as new between batches); children = "
-          "its batch workflows, each with a history of its own.")
+        print(
+            f"\nfrom {small} to {large} invoices: time x{rows[-1][2] / rows[0][2]:.1f}, "
+            f"worker peak memory x{rows[-1][4] / rows[0][4]:.2f}"
+        )
+    print(
+        "records read = billing invoices + tax documents + ERP entries + contracts' revenue; events = the "
+        "history of the workflow's last run; runs = its runs (it continues as new between batches); children = "
+        "its batch workflows, each with a history of its own."
+    )
 
 
 if __name__ == "__main__":

@@ -76,9 +76,13 @@ def subscription_problems(request: AmendmentRequest, subscription: Subscription 
     if subscription.status not in ("active", "trialing", "past_due"):
         problems.append(f"subscription {subscription.id} is {subscription.status}, not active")
     if subscription.account_id != request.account_id:
-        problems.append(f"subscription {subscription.id} belongs to {subscription.account_id}, not {request.account_id}")
+        problems.append(
+            f"subscription {subscription.id} belongs to {subscription.account_id}, not {request.account_id}"
+        )
     if subscription.contract_id and subscription.contract_id != request.contract_id:
-        problems.append(f"subscription {subscription.id} is on contract {subscription.contract_id}, not {request.contract_id}")
+        problems.append(
+            f"subscription {subscription.id} is on contract {subscription.contract_id}, not {request.contract_id}"
+        )
     if request.currency != subscription.currency:
         problems.append(f"currency {request.currency} differs from the contract's {subscription.currency}")
     effective = request.effective_date

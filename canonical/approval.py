@@ -31,18 +31,14 @@ def annual_value_change(proration: Proration) -> Money:
     return (proration.monthly_after - proration.monthly_before).times(12)
 
 
-def amendment_approval(
-    proration: Proration, policy: ApprovalPolicy, requested_by: str
-) -> ApprovalRequest | None:
+def amendment_approval(proration: Proration, policy: ApprovalPolicy, requested_by: str) -> ApprovalRequest | None:
     """What approval an amendment needs under the policy, or None when it needs none."""
     change = annual_value_change(proration)
     size = abs(change).amount
     reasons: list[str] = []
     role = ApproverRole.FINANCE
     if proration.max_discount_percent > policy.max_discount_percent:
-        reasons.append(
-            f"discount {proration.max_discount_percent}% above the {policy.max_discount_percent}% policy"
-        )
+        reasons.append(f"discount {proration.max_discount_percent}% above the {policy.max_discount_percent}% policy")
     if proration.net.is_negative:
         reasons.append(f"net credit of {-proration.net} to the customer")
     if size > policy.controller_threshold:
@@ -55,9 +51,7 @@ def amendment_approval(
     return ApprovalRequest(required_role=role, reasons=reasons, requested_by=requested_by, amount=change)
 
 
-def refusal(
-    request: ApprovalRequest, policy: ApprovalPolicy, approver: str, claimed_role: ApproverRole
-) -> str | None:
+def refusal(request: ApprovalRequest, policy: ApprovalPolicy, approver: str, claimed_role: ApproverRole) -> str | None:
     """Why `approver` may not decide `request`, or None when they may."""
     known = {a.name: a for a in policy.approvers}
     who = known.get(approver)
@@ -68,8 +62,5 @@ def refusal(
     if approver == request.requested_by:
         return f"{approver} requested this change and cannot approve it"
     if ROLE_RANK[who.role] < ROLE_RANK[request.required_role]:
-        return (
-            f"this change needs a {request.required_role.value}; "
-            f"{approver} is {who.role.value}"
-        )
+        return f"this change needs a {request.required_role.value}; {approver} is {who.role.value}"
     return None

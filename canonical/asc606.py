@@ -11,11 +11,11 @@ Pure and exact: Money in minor units, largest-remainder splits, no floats, no cl
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date
 from enum import StrEnum
 from fractions import Fraction
 from math import lcm
-from typing import Iterable, Sequence
 
 from pydantic import model_validator
 
@@ -57,8 +57,10 @@ class PerformanceObligation(Model):
     def _one_pattern(self) -> PerformanceObligation:
         ratable = self.start is not None or self.end is not None
         if ratable == (self.delivered_on is not None):
-            raise ValueError(f"obligation {self.obligation_id}: give either a service period (start, end) "
-                             "or a delivery date, not both or neither")
+            raise ValueError(
+                f"obligation {self.obligation_id}: give either a service period (start, end) "
+                "or a delivery date, not both or neither"
+            )
         if ratable and (self.start is None or self.end is None or self.end <= self.start):
             raise ValueError(f"obligation {self.obligation_id}: the service period needs start < end")
         if self.kind == ObligationKind.SUBSCRIPTION and not ratable:
@@ -86,6 +88,7 @@ class RevenueContract(Model):
 
 
 # -- step 4: allocation ---------------------------------------------------------------
+
 
 def _integer_weights(weights: Sequence[Fraction]) -> list[int]:
     """Exact rational weights scaled to integers with the same proportions."""
@@ -115,21 +118,37 @@ def allocate(transaction_price: Money, obligations: Sequence[PerformanceObligati
     elif all(o.ssp.is_zero for o in shared):
         raise ValueError("cannot allocate by relative SSP when every SSP is zero")
     else:
-        for o, part in zip(shared, transaction_price.allocate([o.ssp.amount for o in shared])):
+        for o, part in zip(shared, transaction_price.allocate([o.ssp.amount for o in shared]), strict=False):
             result[o.obligation_id] = part
     return {i: result[i] for i in ids}  # type: ignore[misc]
 
 
 # -- step 5: schedules ----------------------------------------------------------------
 
+
 def schedule_for(
-    obligation: PerformanceObligation, allocated: Money, *, schedule_id: str, contract_id: str,
-    account_id: str, legal_entity: str, booked_on: date | None, supersedes: str = "",
+    obligation: PerformanceObligation,
+    allocated: Money,
+    *,
+    schedule_id: str,
+    contract_id: str,
+    account_id: str,
+    legal_entity: str,
+    booked_on: date | None,
+    supersedes: str = "",
     ssp: Money | None = None,
 ) -> RevenueSchedule:
-    common = dict(schedule_id=schedule_id, contract_id=contract_id, account_id=account_id,
-                  legal_entity=legal_entity, obligation=obligation.obligation_id, total=allocated,
-                  booked_on=booked_on, ssp=obligation.ssp if ssp is None else ssp, supersedes=supersedes)
+    common = dict(
+        schedule_id=schedule_id,
+        contract_id=contract_id,
+        account_id=account_id,
+        legal_entity=legal_entity,
+        obligation=obligation.obligation_id,
+        total=allocated,
+        booked_on=booked_on,
+        ssp=obligation.ssp if ssp is None else ssp,
+        supersedes=supersedes,
+    )
     if obligation.delivered_on is not None:
         return point_in_time_schedule(delivered_on=obligation.delivered_on, **common)  # type: ignore[arg-type]
     assert obligation.start is not None and obligation.end is not None
@@ -139,13 +158,22 @@ def schedule_for(
 def recognise(contract: RevenueContract) -> list[RevenueSchedule]:
     """One schedule per obligation, each summing exactly to its allocated price."""
     allocation = allocate(contract.transaction_price, contract.obligations)
-    return [schedule_for(o, allocation[o.obligation_id], schedule_id=f"{contract.contract_id}-{o.obligation_id}",
-                         contract_id=contract.contract_id, account_id=contract.account_id,
-                         legal_entity=contract.legal_entity, booked_on=contract.booked_on)
-            for o in contract.obligations]
+    return [
+        schedule_for(
+            o,
+            allocation[o.obligation_id],
+            schedule_id=f"{contract.contract_id}-{o.obligation_id}",
+            contract_id=contract.contract_id,
+            account_id=contract.account_id,
+            legal_entity=contract.legal_entity,
+            booked_on=contract.booked_on,
+        )
+        for o in contract.obligations
+    ]
 
 
 # -- contract modifications -----------------------------------------------------------
+
 
 class ModificationTreatment(StrEnum):
     SEPARATE_CONTRACT = "separate_contract"  # 606-10-25-12
@@ -210,8 +238,9 @@ def _unmodified_id(schedule: RevenueSchedule) -> str:
     return schedule.schedule_id
 
 
-def modify(schedules: Sequence[RevenueSchedule], modification: ContractModification,
-           as_of: date) -> list[RevenueSchedule]:
+def modify(
+    schedules: Sequence[RevenueSchedule], modification: ContractModification, as_of: date
+) -> list[RevenueSchedule]:
     """The contract's schedules after a modification effective on `as_of`.
 
     - Separate contract (added distinct items priced at SSP): the existing schedules are
@@ -245,9 +274,14 @@ def modify(schedules: Sequence[RevenueSchedule], modification: ContractModificat
 
     if kind == ModificationTreatment.SEPARATE_CONTRACT:
         contract_id = modification.new_contract_id or f"{first.contract_id}-{mid}"
-        separate = RevenueContract(contract_id=contract_id, account_id=first.account_id,
-                                   legal_entity=first.legal_entity, booked_on=booked_on,
-                                   transaction_price=modification.added_price, obligations=modification.added)
+        separate = RevenueContract(
+            contract_id=contract_id,
+            account_id=first.account_id,
+            legal_entity=first.legal_entity,
+            booked_on=booked_on,
+            transaction_price=modification.added_price,
+            obligations=modification.added,
+        )
         return [*schedules, *recognise(separate)]
 
     if kind == ModificationTreatment.CUMULATIVE_CATCH_UP:
@@ -282,32 +316,50 @@ def modify(schedules: Sequence[RevenueSchedule], modification: ContractModificat
     parts = [Money.from_minor(p, currency) for p in largest_remainder(pool.minor, _integer_weights(weights))]
 
     created: list[RevenueSchedule] = []
-    for (s, end), part in zip(remaining, parts):
-        common = dict(schedule_id=f"{_unmodified_id(s)}.{mid}", contract_id=s.contract_id, account_id=s.account_id,
-                      legal_entity=s.legal_entity, obligation=s.obligation, total=part, booked_on=booked_on,
-                      supersedes=s.schedule_id)
+    for (s, end), part in zip(remaining, parts, strict=False):
+        common = dict(
+            schedule_id=f"{_unmodified_id(s)}.{mid}",
+            contract_id=s.contract_id,
+            account_id=s.account_id,
+            legal_entity=s.legal_entity,
+            obligation=s.obligation,
+            total=part,
+            booked_on=booked_on,
+            supersedes=s.schedule_id,
+        )
         if s.method == "point_in_time":
             created.append(point_in_time_schedule(delivered_on=s.start, ssp=s.ssp, **common))  # type: ignore[arg-type]
         else:
             ssp = None if s.ssp is None else prorated(s.ssp, (end - as_of).days, (s.end - s.start).days)
             created.append(ratable_schedule(start=as_of, end=end, ssp=ssp, **common))  # type: ignore[arg-type]
-    for o, part in zip(modification.added, parts[len(remaining):]):
-        created.append(schedule_for(o, part, schedule_id=f"{first.contract_id}-{o.obligation_id}.{mid}",
-                                    contract_id=first.contract_id, account_id=first.account_id,
-                                    legal_entity=first.legal_entity, booked_on=booked_on))
+    for o, part in zip(modification.added, parts[len(remaining) :], strict=False):
+        created.append(
+            schedule_for(
+                o,
+                part,
+                schedule_id=f"{first.contract_id}-{o.obligation_id}.{mid}",
+                contract_id=first.contract_id,
+                account_id=first.account_id,
+                legal_entity=first.legal_entity,
+                booked_on=booked_on,
+            )
+        )
     return [*kept, *created]
 
 
-def _catch_up(schedules: Sequence[RevenueSchedule], modification: ContractModification,
-              as_of: date) -> list[RevenueSchedule]:
+def _catch_up(
+    schedules: Sequence[RevenueSchedule], modification: ContractModification, as_of: date
+) -> list[RevenueSchedule]:
     """ASC 606-10-25-13(b): the modification is part of the existing contract. `added_price`
     is allocated across the open obligations by relative remaining SSP; each open schedule
     keeps its id and what it recognised before `as_of`, its progress (days elapsed / days
     of its possibly moved period) is applied to its new total, and the difference from what
     was recognised is a catch-up recognised in the first line from `as_of`."""
     if modification.added:
-        raise ValueError("items that are not distinct change an existing obligation: give the added price "
-                         "(and a new end) without new obligations")
+        raise ValueError(
+            "items that are not distinct change an existing obligation: give the added price "
+            "(and a new end) without new obligations"
+        )
     currency = modification.added_price.currency
     open_ = [s for s in schedules if s.end > as_of]
     if not open_:
@@ -318,36 +370,48 @@ def _catch_up(schedules: Sequence[RevenueSchedule], modification: ContractModifi
         if end <= max(as_of, s.start):
             raise ValueError(f"new end {end} is not after the modification date {as_of}")
         ends.append(end)
-    weights = [_remaining_ssp_weight(s, as_of, end) for s, end in zip(open_, ends)]
+    weights = [_remaining_ssp_weight(s, as_of, end) for s, end in zip(open_, ends, strict=False)]
     if all(w == 0 for w in weights):
         weights = [Fraction(1)] * len(weights)
     if any(w < 0 for w in weights):
         raise ValueError("a remaining obligation has a negative weight (unrecognised amount below zero)")
     parts = largest_remainder(modification.added_price.minor, _integer_weights(weights))
     updated: dict[str, RevenueSchedule] = {}
-    for s, end, part in zip(open_, ends, parts):
+    for s, end, part in zip(open_, ends, parts, strict=False):
         new_total = s.total + Money.from_minor(part, currency)
         if s.method == "point_in_time":
-            updated[s.schedule_id] = s.model_copy(update={
-                "total": new_total, "lines": [s.lines[0].model_copy(update={"amount": new_total})]})
+            updated[s.schedule_id] = s.model_copy(
+                update={"total": new_total, "lines": [s.lines[0].model_copy(update={"amount": new_total})]}
+            )
             continue
         cut = max(as_of, s.start)
         past = truncated(s, cut)
         done = past.total if past is not None else Money.zero(currency)
         to_date, _ = largest_remainder(new_total.minor, [(cut - s.start).days, (end - cut).days])
-        future = ratable_schedule(schedule_id=s.schedule_id, contract_id=s.contract_id, account_id=s.account_id,
-                                  legal_entity=s.legal_entity, obligation=s.obligation,
-                                  total=new_total - Money.from_minor(to_date, currency), start=cut, end=end)
+        future = ratable_schedule(
+            schedule_id=s.schedule_id,
+            contract_id=s.contract_id,
+            account_id=s.account_id,
+            legal_entity=s.legal_entity,
+            obligation=s.obligation,
+            total=new_total - Money.from_minor(to_date, currency),
+            start=cut,
+            end=end,
+        )
         catch_up = Money.from_minor(to_date, currency) - done
         first, *rest = future.lines
-        lines = [*(past.lines if past is not None else []), first.model_copy(update={"amount": first.amount + catch_up}),
-                 *rest]
+        lines = [
+            *(past.lines if past is not None else []),
+            first.model_copy(update={"amount": first.amount + catch_up}),
+            *rest,
+        ]
         ssp = None if s.ssp is None else prorated(s.ssp, (end - s.start).days, (s.end - s.start).days)
         updated[s.schedule_id] = s.model_copy(update={"total": new_total, "end": end, "lines": lines, "ssp": ssp})
     return [updated.get(s.schedule_id, s) for s in schedules]
 
 
 # -- reports --------------------------------------------------------------------------
+
 
 def _period(d: date) -> str:
     return f"{d:%Y-%m}"
@@ -402,9 +466,16 @@ def waterfall(schedules: Iterable[RevenueSchedule], *, through: str | None = Non
         done = Money.zero(currency)
         for amount in recognised.values():
             done = done + amount
-        result.append(WaterfallRow(legal_entity=entity, currency=currency, booked_period=booked_period,
-                                   booked=booked, remaining=booked - done,
-                                   recognised={p: a for p, a in sorted(recognised.items()) if not a.is_zero}))
+        result.append(
+            WaterfallRow(
+                legal_entity=entity,
+                currency=currency,
+                booked_period=booked_period,
+                booked=booked,
+                remaining=booked - done,
+                recognised={p: a for p, a in sorted(recognised.items()) if not a.is_zero},
+            )
+        )
     return Waterfall(periods=sorted(periods), rows=result)
 
 
@@ -432,8 +503,9 @@ class RollForward(Model):
     closing: Money  # opening + billed - recognised
 
 
-def deferred_revenue_roll_forward(schedules: Iterable[RevenueSchedule], billings: Iterable[Billing], *,
-                                  first: str, last: str | None = None) -> list[RollForward]:
+def deferred_revenue_roll_forward(
+    schedules: Iterable[RevenueSchedule], billings: Iterable[Billing], *, first: str, last: str | None = None
+) -> list[RollForward]:
     """Opening + billed - recognised = closing, per legal entity and currency, for the
     calendar months first..last (inclusive; last defaults to first). The opening balance is
     everything billed before `first` less everything recognised before it."""
@@ -459,7 +531,16 @@ def deferred_revenue_roll_forward(schedules: Iterable[RevenueSchedule], billings
     result = []
     for (entity, currency), (billed_before, billed, recognised_before_, recognised) in sorted(sums.items()):
         opening = billed_before - recognised_before_
-        result.append(RollForward(legal_entity=entity, currency=currency, first=first, last=last,
-                                  opening=opening, billed=billed, recognised=recognised,
-                                  closing=opening + billed - recognised))
+        result.append(
+            RollForward(
+                legal_entity=entity,
+                currency=currency,
+                first=first,
+                last=last,
+                opening=opening,
+                billed=billed,
+                recognised=recognised,
+                closing=opening + billed - recognised,
+            )
+        )
     return result

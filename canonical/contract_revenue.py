@@ -30,8 +30,9 @@ from canonical.renewal import RenewalPolicy, months_between
 from canonical.revenue import ratable_schedule
 
 
-def term_obligations(lines: list[SubscriptionLine], start: date, end: date, currency: str,
-                     policy: RenewalPolicy) -> list[PerformanceObligation]:
+def term_obligations(
+    lines: list[SubscriptionLine], start: date, end: date, currency: str, policy: RenewalPolicy
+) -> list[PerformanceObligation]:
     """One subscription obligation per product, at its price-book price over the term (a
     product not in the book stands alone at its own unit price)."""
     months = months_between(start, end)
@@ -39,19 +40,45 @@ def term_obligations(lines: list[SubscriptionLine], start: date, end: date, curr
     for line in lines:
         listed = policy.price_book.get(line.product)
         unit = Money.of(listed, currency, rounded=True) if listed is not None else line.unit_price
-        obligations.append(PerformanceObligation(obligation_id=line.product, kind=ObligationKind.SUBSCRIPTION,
-                                                 ssp=unit.times(line.quantity * months), start=start, end=end))
+        obligations.append(
+            PerformanceObligation(
+                obligation_id=line.product,
+                kind=ObligationKind.SUBSCRIPTION,
+                ssp=unit.times(line.quantity * months),
+                start=start,
+                end=end,
+            )
+        )
     return obligations
 
 
-def renewal_schedules(*, lines: list[SubscriptionLine], start: date, end: date, value: Money, policy: RenewalPolicy,
-                      id_prefix: str, contract_id: str, account_id: str, legal_entity: str,
-                      booked_on: date) -> list[RevenueSchedule]:
+def renewal_schedules(
+    *,
+    lines: list[SubscriptionLine],
+    start: date,
+    end: date,
+    value: Money,
+    policy: RenewalPolicy,
+    id_prefix: str,
+    contract_id: str,
+    account_id: str,
+    legal_entity: str,
+    booked_on: date,
+) -> list[RevenueSchedule]:
     obligations = term_obligations(lines, start, end, value.currency, policy)
     allocation = allocate(value, obligations)
-    return [schedule_for(o, allocation[o.obligation_id], schedule_id=f"{id_prefix}-{o.obligation_id}",
-                         contract_id=contract_id, account_id=account_id, legal_entity=legal_entity,
-                         booked_on=booked_on) for o in obligations]
+    return [
+        schedule_for(
+            o,
+            allocation[o.obligation_id],
+            schedule_id=f"{id_prefix}-{o.obligation_id}",
+            contract_id=contract_id,
+            account_id=account_id,
+            legal_entity=legal_entity,
+            booked_on=booked_on,
+        )
+        for o in obligations
+    ]
 
 
 def contract_value_change(subscription: Subscription, proration: Proration) -> Money:
@@ -68,8 +95,15 @@ class ScheduleChange(Model):
     delete: list[str] = []
 
 
-def amendment_schedules(existing: list[RevenueSchedule], subscription: Subscription, proration: Proration,
-                        request: AmendmentRequest, *, legal_entity: str, id_prefix: str) -> ScheduleChange:
+def amendment_schedules(
+    existing: list[RevenueSchedule],
+    subscription: Subscription,
+    proration: Proration,
+    request: AmendmentRequest,
+    *,
+    legal_entity: str,
+    id_prefix: str,
+) -> ScheduleChange:
     """The schedules the amendment changes, creates and removes (nothing when the contract's
     value does not change)."""
     change = contract_value_change(subscription, proration)
@@ -82,9 +116,21 @@ def amendment_schedules(existing: list[RevenueSchedule], subscription: Subscript
         after = modify(open_, modification, as_of)
         before = {s.schedule_id: s for s in open_}
         kept = {s.schedule_id for s in after}
-        return ScheduleChange(save=[s for s in after if before.get(s.schedule_id) != s],
-                              delete=[i for i in before if i not in kept])
-    return ScheduleChange(save=[ratable_schedule(
-        schedule_id=f"{id_prefix}-subscription", contract_id=request.contract_id, account_id=request.account_id,
-        legal_entity=legal_entity, obligation="subscription", total=change, start=as_of, end=subscription.term_end,
-        booked_on=as_of)])
+        return ScheduleChange(
+            save=[s for s in after if before.get(s.schedule_id) != s], delete=[i for i in before if i not in kept]
+        )
+    return ScheduleChange(
+        save=[
+            ratable_schedule(
+                schedule_id=f"{id_prefix}-subscription",
+                contract_id=request.contract_id,
+                account_id=request.account_id,
+                legal_entity=legal_entity,
+                obligation="subscription",
+                total=change,
+                start=as_of,
+                end=subscription.term_end,
+                booked_on=as_of,
+            )
+        ]
+    )

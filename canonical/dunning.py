@@ -15,11 +15,22 @@ from canonical.models import ApproverRole, Model
 
 # Declines that retrying the same card cannot cure (Visa category 1 and their kin): wait
 # for the customer to supply a new payment method.
-HARD_DECLINES = frozenset({
-    "lost_card", "stolen_card", "pickup_card", "expired_card", "fraudulent", "restricted_card",
-    "invalid_account", "card_not_supported", "incorrect_number", "revocation_of_authorization",
-    "stop_payment_order", "new_account_information_available",
-})
+HARD_DECLINES = frozenset(
+    {
+        "lost_card",
+        "stolen_card",
+        "pickup_card",
+        "expired_card",
+        "fraudulent",
+        "restricted_card",
+        "invalid_account",
+        "card_not_supported",
+        "incorrect_number",
+        "revocation_of_authorization",
+        "stop_payment_order",
+        "new_account_information_available",
+    }
+)
 
 
 def is_hard_decline(decline_code: str) -> bool:
@@ -40,21 +51,29 @@ class NoticeWording(Model):
 
 # Escalating wording, keyed by the notice day; {invoice} and {balance} are filled in.
 DEFAULT_NOTICES: dict[int, NoticeWording] = {
-    0: NoticeWording(subject="Your payment for invoice {invoice} didn't go through",
-                     body="We couldn't collect {balance}. We'll try again shortly; you can also update "
-                          "your payment method at any time."),
-    3: NoticeWording(subject="Reminder: invoice {invoice} is unpaid",
-                     body="{balance} is still due. Please check your payment method so service continues "
-                          "without interruption."),
-    7: NoticeWording(subject="Action needed: invoice {invoice} is a week overdue",
-                     body="{balance} remains unpaid. Without payment, your service will be restricted."),
-    14: NoticeWording(subject="Final notice: invoice {invoice}",
-                      body="{balance} is two weeks overdue. Without payment, your subscription will be "
-                           "restricted and then cancelled."),
+    0: NoticeWording(
+        subject="Your payment for invoice {invoice} didn't go through",
+        body="We couldn't collect {balance}. We'll try again shortly; you can also update "
+        "your payment method at any time.",
+    ),
+    3: NoticeWording(
+        subject="Reminder: invoice {invoice} is unpaid",
+        body="{balance} is still due. Please check your payment method so service continues without interruption.",
+    ),
+    7: NoticeWording(
+        subject="Action needed: invoice {invoice} is a week overdue",
+        body="{balance} remains unpaid. Without payment, your service will be restricted.",
+    ),
+    14: NoticeWording(
+        subject="Final notice: invoice {invoice}",
+        body="{balance} is two weeks overdue. Without payment, your subscription will be "
+        "restricted and then cancelled.",
+    ),
 }
 
-THANKS = NoticeWording(subject="Thank you: invoice {invoice} is paid",
-                       body="We received your payment. Your account is in good standing.")
+THANKS = NoticeWording(
+    subject="Thank you: invoice {invoice} is paid", body="We received your payment. Your account is in good standing."
+)
 
 
 class DunningPolicy(Model):

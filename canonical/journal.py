@@ -28,7 +28,7 @@ class JournalLine(Model):
     memo: str = ""
 
     @model_validator(mode="after")
-    def _one_side(self) -> "JournalLine":
+    def _one_side(self) -> JournalLine:
         if (self.debit is None) == (self.credit is None):
             raise ValueError("a journal line is either a debit or a credit")
         amount = self.debit or self.credit
@@ -57,7 +57,7 @@ class JournalEntry(Model):
     internal_id: str = ""  # the ERP's own id, when read back
 
     @model_validator(mode="after")
-    def _balanced(self) -> "JournalEntry":
+    def _balanced(self) -> JournalEntry:
         if not self.lines:
             raise ValueError("a journal entry needs lines")
         for line in self.lines:
@@ -73,7 +73,7 @@ class JournalEntry(Model):
     def total_debits(self) -> Money:
         return total((x.debit for x in self.lines if x.debit), self.currency)
 
-    def reversal(self, external_id: str, posting_date: date) -> "JournalEntry":
+    def reversal(self, external_id: str, posting_date: date) -> JournalEntry:
         """The entry that cancels this one: every debit becomes a credit and back."""
         return JournalEntry(
             external_id=external_id,
@@ -81,10 +81,7 @@ class JournalEntry(Model):
             currency=self.currency,
             posting_date=posting_date,
             memo=f"Reversal of {self.external_id}: {self.memo}",
-            lines=[
-                JournalLine(account=x.account, debit=x.credit, credit=x.debit, memo=x.memo)
-                for x in self.lines
-            ],
+            lines=[JournalLine(account=x.account, debit=x.credit, credit=x.debit, memo=x.memo) for x in self.lines],
             reverses=self.external_id,
             invoice_id=self.invoice_id,
             contract_id=self.contract_id,
@@ -140,16 +137,27 @@ def invoice_entry(
 
 
 def write_off_entry(
-    *, external_id: str, subsidiary: str, posting_date: date, memo: str, amount: Money, chart: ChartOfAccounts,
+    *,
+    external_id: str,
+    subsidiary: str,
+    posting_date: date,
+    memo: str,
+    amount: Money,
+    chart: ChartOfAccounts,
     invoice_id: str = "",
 ) -> JournalEntry:
     """Writing off an uncollectible balance: bad-debt expense against the receivable."""
     if amount.amount <= 0:
         raise ValueError("only a positive balance can be written off")
     return JournalEntry(
-        external_id=external_id, subsidiary=subsidiary, currency=amount.currency, posting_date=posting_date,
+        external_id=external_id,
+        subsidiary=subsidiary,
+        currency=amount.currency,
+        posting_date=posting_date,
         memo=memo,
-        lines=[JournalLine(account=chart.bad_debt_expense, debit=amount, memo="Bad debt expense"),
-               JournalLine(account=chart.receivable, credit=amount, memo="Accounts receivable written off")],
+        lines=[
+            JournalLine(account=chart.bad_debt_expense, debit=amount, memo="Bad debt expense"),
+            JournalLine(account=chart.receivable, credit=amount, memo="Accounts receivable written off"),
+        ],
         invoice_id=invoice_id,
     )

@@ -6,20 +6,46 @@ the largest-remainder method so that the parts always add up to the whole.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 # ISO 4217 minor units for the currencies o2c books in. A currency not listed here is
 # refused rather than guessed: a wrong exponent is a hundredfold error.
 MINOR_UNITS: dict[str, int] = {
-    "USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "NZD": 2, "CHF": 2, "SEK": 2,
-    "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2, "SGD": 2, "HKD": 2, "INR": 2, "BRL": 2,
-    "MXN": 2, "ZAR": 2, "ILS": 2, "CNY": 2,
-    "JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0,
-    "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "NZD": 2,
+    "CHF": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "CZK": 2,
+    "SGD": 2,
+    "HKD": 2,
+    "INR": 2,
+    "BRL": 2,
+    "MXN": 2,
+    "ZAR": 2,
+    "ILS": 2,
+    "CNY": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "VND": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
 }
 
 

@@ -16,10 +16,10 @@ so a process that later posts it too upserts the same entry instead of a second 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Iterable
 
 from pydantic import Field
 
@@ -58,6 +58,10 @@ class Tolerance(Model):
     amount_minor: int = Field(default=0, ge=0)
     tax_minor: int = Field(default=0, ge=0)
     revenue_minor: int = Field(default=0, ge=0)
+
+
+NO_TOLERANCE = Tolerance()
+DEFAULT_CHART = ChartOfAccounts()
 
 
 def period_bounds(period: str) -> tuple[date, date]:
@@ -124,9 +128,17 @@ def billed(invoice: Invoice) -> BilledInvoice:
                 tax = tax + line.amount
     if invoice.created is None:
         raise ValueError(f"invoice {invoice.id} has no creation date to place it in a period")
-    return BilledInvoice(invoice_id=invoice.id, number=invoice.number, account_id=invoice.account_id,
-                         status=invoice.status, currency=invoice.currency, total=invoice.total, tax=tax,
-                         document_date=invoice.created, entry_id=expected_entry_id(invoice))
+    return BilledInvoice(
+        invoice_id=invoice.id,
+        number=invoice.number,
+        account_id=invoice.account_id,
+        status=invoice.status,
+        currency=invoice.currency,
+        total=invoice.total,
+        tax=tax,
+        document_date=invoice.created,
+        entry_id=expected_entry_id(invoice),
+    )
 
 
 class TaxRecord(Model):
@@ -148,9 +160,15 @@ class TaxRecord(Model):
 
 
 def taxed(document: TaxDocument) -> TaxRecord:
-    return TaxRecord(code=document.code, type=document.type, status=document.status,
-                     amount=document.total_amount, tax=document.total_tax, document_date=document.document_date,
-                     lines=len(document.lines))
+    return TaxRecord(
+        code=document.code,
+        type=document.type,
+        status=document.status,
+        amount=document.total_amount,
+        tax=document.total_tax,
+        document_date=document.document_date,
+        lines=len(document.lines),
+    )
 
 
 class EntryKind(StrEnum):
@@ -214,10 +232,21 @@ def ledger_fact(entry: JournalEntry, chart: ChartOfAccounts) -> LedgerFact:
     else:
         kind = EntryKind.OTHER
     settled = -receivable if kind in (EntryKind.PAYMENT, EntryKind.WRITE_OFF) else Money.zero(entry.currency)
-    return LedgerFact(external_id=entry.external_id, internal_id=entry.internal_id, kind=kind,
-                      invoice_id=entry.invoice_id, contract_id=entry.contract_id, reverses=entry.reverses,
-                      currency=entry.currency, posting_date=entry.posting_date, receivable=receivable,
-                      deferred=deferred, tax=tax, recognised=recognised, settled=settled)
+    return LedgerFact(
+        external_id=entry.external_id,
+        internal_id=entry.internal_id,
+        kind=kind,
+        invoice_id=entry.invoice_id,
+        contract_id=entry.contract_id,
+        reverses=entry.reverses,
+        currency=entry.currency,
+        posting_date=entry.posting_date,
+        receivable=receivable,
+        deferred=deferred,
+        tax=tax,
+        recognised=recognised,
+        settled=settled,
+    )
 
 
 # -- breaks -------------------------------------------------------------------------------
@@ -264,39 +293,66 @@ def _erp_status(open_entries: list[LedgerFact], facts: list[LedgerFact], currenc
 
 def _tax_rounding_note(difference_minor: int, record: TaxRecord) -> str:
     if record.lines > 1 and 2 * abs(difference_minor) <= record.lines:
-        return (f" Within per-line rounding: AvaTax rounds the tax of each of its {record.lines} lines, "
-                "billing carries one rounded total.")
+        return (
+            f" Within per-line rounding: AvaTax rounds the tax of each of its {record.lines} lines, "
+            "billing carries one rounded total."
+        )
     return " Not explained by rounding."
 
 
-def compare_invoice(billing: BilledInvoice | None, tax: TaxRecord | None, ledger: Iterable[LedgerFact],
-                    *, tolerance: Tolerance = Tolerance(), subsidiary: str = "",
-                    chart: ChartOfAccounts = ChartOfAccounts()) -> list[Break]:
+def compare_invoice(
+    billing: BilledInvoice | None,
+    tax: TaxRecord | None,
+    ledger: Iterable[LedgerFact],
+    *,
+    tolerance: Tolerance = NO_TOLERANCE,
+    subsidiary: str = "",
+    chart: ChartOfAccounts = DEFAULT_CHART,
+) -> list[Break]:
     """Every difference between billing, tax and the ERP for one invoice, at most one break
     per class. `subsidiary` and `chart` build the healing entry of a missing posting."""
     facts = list(ledger)
-    key = (billing.invoice_id if billing else tax.code if tax else next((f.invoice_id for f in facts), ""))
+    key = billing.invoice_id if billing else tax.code if tax else next((f.invoice_id for f in facts), "")
     reversed_ids = {f.reverses for f in facts if f.kind == EntryKind.REVERSAL}
     entries = [f for f in facts if f.kind == EntryKind.INVOICE]
     open_entries = [f for f in entries if f.external_id not in reversed_ids]
     breaks: list[Break] = []
 
     def add(kind: BreakKind, currency: str, explanation: str, **fields) -> None:
-        documents = [d for d in ([billing.invoice_id] if billing else []) + ([tax.code] if tax else [])
-                     + [f.external_id for f in facts]]
-        breaks.append(Break(kind=kind, key=key, currency=currency, explanation=explanation,
-                            documents=list(dict.fromkeys(documents)), **fields))
+        documents = [
+            d
+            for d in ([billing.invoice_id] if billing else [])
+            + ([tax.code] if tax else [])
+            + [f.external_id for f in facts]
+        ]
+        breaks.append(
+            Break(
+                kind=kind,
+                key=key,
+                currency=currency,
+                explanation=explanation,
+                documents=list(dict.fromkeys(documents)),
+                **fields,
+            )
+        )
 
     if billing is None:
         if open_entries:
             booked = open_entries[0]
-            add(BreakKind.MISSING_IN_BILLING, booked.currency,
+            add(
+                BreakKind.MISSING_IN_BILLING,
+                booked.currency,
                 f"The ERP books invoice {key} (entry {booked.external_id}, receivable {booked.receivable}) "
-                "but billing has no such invoice in this period.", erp=booked.receivable)
+                "but billing has no such invoice in this period.",
+                erp=booked.receivable,
+            )
         elif tax is not None and tax.committed:
-            add(BreakKind.MISSING_IN_BILLING, tax.tax.currency,
+            add(
+                BreakKind.MISSING_IN_BILLING,
+                tax.tax.currency,
                 f"AvaTax holds committed tax document {key} (tax {tax.tax}) for an invoice billing does not "
-                "have in this period.")
+                "have in this period.",
+            )
         return breaks
     if billing.status == "draft":
         return breaks  # not an invoice yet: nothing should exist elsewhere
@@ -304,50 +360,87 @@ def compare_invoice(billing: BilledInvoice | None, tax: TaxRecord | None, ledger
     currency = billing.currency
     if billing.status == "void":
         if open_entries:
-            add(BreakKind.STATUS_MISMATCH, currency,
+            add(
+                BreakKind.STATUS_MISMATCH,
+                currency,
                 f"Invoice {key} is void in billing but the ERP still books it (entry {open_entries[0].external_id} "
-                "is not reversed).", billing=Money.zero(currency), erp=open_entries[0].receivable)
+                "is not reversed).",
+                billing=Money.zero(currency),
+                erp=open_entries[0].receivable,
+            )
         if tax is not None and tax.committed:
-            add(BreakKind.TAX_MISMATCH, currency,
-                f"Invoice {key} is void in billing but its tax document is still committed in AvaTax "
-                f"(tax {tax.tax}).", billing=Money.zero(currency), erp=tax.tax)
+            add(
+                BreakKind.TAX_MISMATCH,
+                currency,
+                f"Invoice {key} is void in billing but its tax document is still committed in AvaTax (tax {tax.tax}).",
+                billing=Money.zero(currency),
+                erp=tax.tax,
+            )
         return breaks
 
     nothing_to_book = billing.total.is_zero and billing.tax.is_zero
     if not open_entries and not nothing_to_book:
         if entries:
-            add(BreakKind.MISSING_IN_ERP, currency,
+            add(
+                BreakKind.MISSING_IN_ERP,
+                currency,
                 f"Invoice {key} ({billing.total}) is open in billing but its ERP entry "
-                f"{entries[0].external_id} is reversed.", billing=billing.total)
+                f"{entries[0].external_id} is reversed.",
+                billing=billing.total,
+            )
         else:
             heal = invoice_entry(
-                external_id=billing.entry_id, subsidiary=subsidiary, posting_date=billing.document_date,
+                external_id=billing.entry_id,
+                subsidiary=subsidiary,
+                posting_date=billing.document_date,
                 memo=f"Invoice {billing.number or key} booked by reconciliation: billing had it, the ERP did not",
-                revenue=billing.revenue, tax=billing.tax, chart=chart, invoice_id=billing.invoice_id)
-            add(BreakKind.MISSING_IN_ERP, currency,
+                revenue=billing.revenue,
+                tax=billing.tax,
+                chart=chart,
+                invoice_id=billing.invoice_id,
+            )
+            add(
+                BreakKind.MISSING_IN_ERP,
+                currency,
                 f"Billing invoiced {billing.total} on {billing.document_date} (invoice {billing.number or key}) "
-                f"but the ERP has no entry for it; expected {billing.entry_id}.", billing=billing.total, heal=heal)
+                f"but the ERP has no entry for it; expected {billing.entry_id}.",
+                billing=billing.total,
+                heal=heal,
+            )
 
-    booked = next((f for f in open_entries if f.external_id == billing.entry_id), open_entries[0] if open_entries
-                  else None)
+    booked = next(
+        (f for f in open_entries if f.external_id == billing.entry_id), open_entries[0] if open_entries else None
+    )
     if booked is not None and len(open_entries) > 1:
         listed = ", ".join(f"{f.external_id} ({f.receivable})" for f in open_entries)
         same_currency = all(f.currency == currency for f in open_entries)
-        add(BreakKind.DUPLICATE_POSTING, currency,
+        add(
+            BreakKind.DUPLICATE_POSTING,
+            currency,
             f"Invoice {key} is booked {len(open_entries)} times in the ERP: {listed}; keep "
-            f"{booked.external_id} and reverse the others.", billing=billing.total,
-            erp=Money.from_minor(sum(f.receivable.minor for f in open_entries), currency) if same_currency else None)
+            f"{booked.external_id} and reverse the others.",
+            billing=billing.total,
+            erp=Money.from_minor(sum(f.receivable.minor for f in open_entries), currency) if same_currency else None,
+        )
 
     if booked is not None:
         if booked.currency != currency:
-            add(BreakKind.CURRENCY_MISMATCH, currency,
-                f"Billing invoiced {billing.total} but the ERP entry {booked.external_id} books "
-                f"{booked.receivable}.", billing=billing.total, erp=booked.receivable)
+            add(
+                BreakKind.CURRENCY_MISMATCH,
+                currency,
+                f"Billing invoiced {billing.total} but the ERP entry {booked.external_id} books {booked.receivable}.",
+                billing=billing.total,
+                erp=booked.receivable,
+            )
         elif _beyond(booked.receivable, billing.total, tolerance.amount_minor):
-            add(BreakKind.AMOUNT_MISMATCH, currency,
+            add(
+                BreakKind.AMOUNT_MISMATCH,
+                currency,
                 f"Billing invoiced {billing.total}; the ERP entry {booked.external_id} books a receivable of "
                 f"{booked.receivable} (difference {booked.receivable - billing.total}).",
-                billing=billing.total, erp=booked.receivable)
+                billing=billing.total,
+                erp=booked.receivable,
+            )
 
     tax_problems: list[str] = []
     tax_other: Money | None = None
@@ -361,19 +454,29 @@ def compare_invoice(billing: BilledInvoice | None, tax: TaxRecord | None, ledger
         tax_problems.append(f"AvaTax committed {tax.tax} but billing charged {billing.tax}.{note}")
     if booked is not None and booked.currency == currency and _beyond(booked.tax, billing.tax, tolerance.tax_minor):
         tax_other = tax_other or booked.tax
-        tax_problems.append(f"the ERP entry {booked.external_id} books {booked.tax} of tax payable, "
-                            f"billing charged {billing.tax}.")
+        tax_problems.append(
+            f"the ERP entry {booked.external_id} books {booked.tax} of tax payable, billing charged {billing.tax}."
+        )
     if tax_problems:
-        add(BreakKind.TAX_MISMATCH, currency, f"Invoice {key}: " + " And ".join(tax_problems),
-            billing=billing.tax, erp=tax_other)
+        add(
+            BreakKind.TAX_MISMATCH,
+            currency,
+            f"Invoice {key}: " + " And ".join(tax_problems),
+            billing=billing.tax,
+            erp=tax_other,
+        )
 
     if booked is not None and booked.currency == currency:
         erp_status = _erp_status(open_entries, facts, currency)
         if not _same_status(billing.status, erp_status):
-            add(BreakKind.STATUS_MISMATCH, currency,
+            add(
+                BreakKind.STATUS_MISMATCH,
+                currency,
                 f"Invoice {key} is {billing.status} in billing but {erp_status} in the ERP"
                 + (" (no cash receipt is booked against it)." if billing.status == "paid" else "."),
-                billing=billing.total, erp=booked.receivable)
+                billing=billing.total,
+                erp=booked.receivable,
+            )
     return breaks
 
 
@@ -383,23 +486,38 @@ def _same_status(billing_status: str, erp_status: str) -> bool:
     return billing_status == erp_status
 
 
-def compare_revenue(contract_id: str, expected: Money | None, recognised: Money | None, *, period: str,
-                    tolerance: Tolerance = Tolerance()) -> Break | None:
+def compare_revenue(
+    contract_id: str,
+    expected: Money | None,
+    recognised: Money | None,
+    *,
+    period: str,
+    tolerance: Tolerance = NO_TOLERANCE,
+) -> Break | None:
     """What o2c's schedules recognise for a contract in a period against what the ERP's
     revenue account shows for it."""
     if expected is None and recognised is None:
         return None
     currency = (expected or recognised).currency  # type: ignore[union-attr]
-    if expected is not None and recognised is not None:
-        if expected.currency == recognised.currency and not _beyond(expected, recognised, tolerance.revenue_minor):
-            return None
+    if (
+        expected is not None
+        and recognised is not None
+        and expected.currency == recognised.currency
+        and not _beyond(expected, recognised, tolerance.revenue_minor)
+    ):
+        return None
     subject = f"contract {contract_id}" if contract_id else "entries that name no contract"
     expected_text = str(expected) if expected is not None else "nothing"
     recognised_text = str(recognised) if recognised is not None else "nothing"
-    return Break(kind=BreakKind.REVENUE_MISMATCH, key=contract_id, currency=currency, billing=expected,
-                 erp=recognised,
-                 explanation=f"For {subject} in {period}, o2c's revenue schedules recognise {expected_text}; "
-                             f"the ERP's revenue account shows {recognised_text}.")
+    return Break(
+        kind=BreakKind.REVENUE_MISMATCH,
+        key=contract_id,
+        currency=currency,
+        billing=expected,
+        erp=recognised,
+        explanation=f"For {subject} in {period}, o2c's revenue schedules recognise {expected_text}; "
+        f"the ERP's revenue account shows {recognised_text}.",
+    )
 
 
 def heal_amount(entry: JournalEntry) -> Money:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+from pydantic import StrictInt
+
+from canonical.amendment import MAX_QUANTITY, line_problems
 from canonical.models import (
     Account,
     AmendedLine,
@@ -15,9 +18,6 @@ from canonical.models import (
     Subscription,
     SubscriptionLine,
 )
-from pydantic import StrictInt
-
-from canonical.amendment import MAX_QUANTITY, line_problems
 from canonical.money import Money, total
 from canonical.proration import line_amount
 
@@ -74,7 +74,9 @@ def months_between(start: date, end: date) -> int:
     return (end.year - start.year) * 12 + end.month - start.month
 
 
-def price_new_term(subscription: Subscription, request: RenewalRequest, policy: RenewalPolicy) -> list[SubscriptionLine]:
+def price_new_term(
+    subscription: Subscription, request: RenewalRequest, policy: RenewalPolicy
+) -> list[SubscriptionLine]:
     """Current lines with the uplift on their unit price, then the requested seat and
     discount changes; new products come at their price-book price."""
     factor = (HUNDRED + request.uplift_percent) / HUNDRED
@@ -86,8 +88,11 @@ def price_new_term(subscription: Subscription, request: RenewalRequest, policy: 
         current = lines.get(change.product)
         if current is None:
             current = SubscriptionLine(
-                product=change.product, description=change.product, quantity=0,
-                unit_price=Money.of(policy.price_book[change.product], subscription.currency, rounded=True))
+                product=change.product,
+                description=change.product,
+                quantity=0,
+                unit_price=Money.of(policy.price_book[change.product], subscription.currency, rounded=True),
+            )
         updates: dict[str, object] = {"quantity": change.quantity}
         if change.discount_percent is not None:
             updates["discount_percent"] = change.discount_percent
@@ -101,7 +106,10 @@ def term_value(lines: list[SubscriptionLine], start: date, end: date, currency: 
 
 
 def renewal_approval(
-    request: RenewalRequest, lines: list[SubscriptionLine], policy: RenewalPolicy, value: Money,
+    request: RenewalRequest,
+    lines: list[SubscriptionLine],
+    policy: RenewalPolicy,
+    value: Money,
 ) -> ApprovalRequest | None:
     reasons = []
     if request.uplift_percent > policy.uplift_cap_percent:
@@ -111,8 +119,9 @@ def renewal_approval(
         reasons.append(f"discount {discount}% above the {policy.max_discount_percent}% policy")
     if not reasons:
         return None
-    return ApprovalRequest(required_role=ApproverRole.FINANCE, reasons=reasons,
-                           requested_by=request.requested_by, amount=value)
+    return ApprovalRequest(
+        required_role=ApproverRole.FINANCE, reasons=reasons, requested_by=request.requested_by, amount=value
+    )
 
 
 MAX_UPLIFT_PERCENT = HUNDRED
@@ -159,18 +168,23 @@ def renewal_problems(
     """Everything wrong with a renewal, in words a finance analyst acts on."""
     problems = renewal_request_problems(request, policy)
     if subscription is None:
-        return problems + [f"subscription {request.subscription_id} does not exist in billing"]
+        return [*problems, f"subscription {request.subscription_id} does not exist in billing"]
     if account is None:
-        return problems + [f"customer {request.account_id} does not exist in billing"]
+        return [*problems, f"customer {request.account_id} does not exist in billing"]
     if subscription.account_id != request.account_id:
-        problems.append(f"subscription {subscription.id} belongs to {subscription.account_id}, "
-                        f"not {request.account_id}: check the account hierarchy")
+        problems.append(
+            f"subscription {subscription.id} belongs to {subscription.account_id}, "
+            f"not {request.account_id}: check the account hierarchy"
+        )
     if subscription.contract_id and subscription.contract_id != request.contract_id:
-        problems.append(f"subscription {subscription.id} is on contract {subscription.contract_id}, "
-                        f"not {request.contract_id}")
+        problems.append(
+            f"subscription {subscription.id} is on contract {subscription.contract_id}, not {request.contract_id}"
+        )
     if request.new_term_start != subscription.term_end:
-        problems.append(f"the new term must start when the current one ends ({subscription.term_end}), "
-                        f"not on {request.new_term_start}")
+        problems.append(
+            f"the new term must start when the current one ends ({subscription.term_end}), "
+            f"not on {request.new_term_start}"
+        )
     if request.new_term_start <= today:
         problems.append(f"the new term starts on {request.new_term_start}, which is not in the future")
     entity_code = request.legal_entity or account.legal_entity
@@ -178,16 +192,19 @@ def renewal_problems(
     if entity is None:
         problems.append(f"legal entity {entity_code} is not configured")
     elif entity.functional_currency != subscription.currency:
-        problems.append(f"legal entity {entity.code} books in {entity.functional_currency}, "
-                        f"but the contract is in {subscription.currency}")
+        problems.append(
+            f"legal entity {entity.code} books in {entity.functional_currency}, "
+            f"but the contract is in {subscription.currency}"
+        )
     current = {line.product for line in subscription.lines}
     for line in request.lines:
         if line.product not in current and line.product not in policy.price_book:
             problems.append(f"{line.product} is not in the price book")
     problems += line_problems(request.current_term_changes, subscription.currency)
     if not account.billing_address.has_tax_jurisdiction:
-        problems.append(f"the billing address of {account.id} has no tax nexus (country, region and "
-                        "postal code are needed)")
+        problems.append(
+            f"the billing address of {account.id} has no tax nexus (country, region and postal code are needed)"
+        )
     return problems
 
 
@@ -197,8 +214,14 @@ def window_renewal(subscription: Subscription, policy: RenewalPolicy) -> Renewal
     start = subscription.term_end
     length_years = max(1, round((subscription.term_end - subscription.term_start).days / 365))
     return RenewalRequest(
-        contract_id=subscription.contract_id, subscription_id=subscription.id, account_id=subscription.account_id,
-        term=f"{start:%Y-%m-%d}", new_term_start=start,
+        contract_id=subscription.contract_id,
+        subscription_id=subscription.id,
+        account_id=subscription.account_id,
+        term=f"{start:%Y-%m-%d}",
+        new_term_start=start,
         new_term_end=start.replace(year=start.year + length_years),
-        uplift_percent=policy.window_uplift_percent, requested_by="o2c-renewal-window", source="renewal_window",
-        reason=f"the renewal window opened {policy.window_days} days before {start}")
+        uplift_percent=policy.window_uplift_percent,
+        requested_by="o2c-renewal-window",
+        source="renewal_window",
+        reason=f"the renewal window opened {policy.window_days} days before {start}",
+    )

@@ -29,9 +29,18 @@ def calendar_months(start: date, end: date) -> list[tuple[date, date]]:
 
 
 def ratable_schedule(
-    *, schedule_id: str, contract_id: str, account_id: str, legal_entity: str, obligation: str,
-    total: Money, start: date, end: date,
-    booked_on: date | None = None, ssp: Money | None = None, supersedes: str = "",
+    *,
+    schedule_id: str,
+    contract_id: str,
+    account_id: str,
+    legal_entity: str,
+    obligation: str,
+    total: Money,
+    start: date,
+    end: date,
+    booked_on: date | None = None,
+    ssp: Money | None = None,
+    supersedes: str = "",
 ) -> RevenueSchedule:
     """Recognise `total` evenly per day of [start, end), reported per calendar month. The
     monthly amounts are a largest-remainder split by days, so they add up to the total."""
@@ -39,28 +48,55 @@ def ratable_schedule(
     days = [(e - s).days for s, e in months]
     amounts = total.allocate(days)
     return RevenueSchedule(
-        schedule_id=schedule_id, contract_id=contract_id, account_id=account_id, legal_entity=legal_entity,
-        obligation=obligation, method="ratable", total=total, start=start, end=end,
-        lines=[RevenueScheduleLine(period=f"{s:%Y-%m}", start=s, end=e, days=d, amount=a)
-               for (s, e), d, a in zip(months, days, amounts)],
-        booked_on=booked_on, ssp=ssp, supersedes=supersedes,
+        schedule_id=schedule_id,
+        contract_id=contract_id,
+        account_id=account_id,
+        legal_entity=legal_entity,
+        obligation=obligation,
+        method="ratable",
+        total=total,
+        start=start,
+        end=end,
+        lines=[
+            RevenueScheduleLine(period=f"{s:%Y-%m}", start=s, end=e, days=d, amount=a)
+            for (s, e), d, a in zip(months, days, amounts, strict=False)
+        ],
+        booked_on=booked_on,
+        ssp=ssp,
+        supersedes=supersedes,
     )
 
 
 def point_in_time_schedule(
-    *, schedule_id: str, contract_id: str, account_id: str, legal_entity: str, obligation: str,
-    total: Money, delivered_on: date,
-    booked_on: date | None = None, ssp: Money | None = None, supersedes: str = "",
+    *,
+    schedule_id: str,
+    contract_id: str,
+    account_id: str,
+    legal_entity: str,
+    obligation: str,
+    total: Money,
+    delivered_on: date,
+    booked_on: date | None = None,
+    ssp: Money | None = None,
+    supersedes: str = "",
 ) -> RevenueSchedule:
     """Recognise `total` at once when control transfers: one line, in the delivery month.
     The line covers the delivery day, [delivered_on, delivered_on + 1)."""
     end = delivered_on + timedelta(days=1)
     return RevenueSchedule(
-        schedule_id=schedule_id, contract_id=contract_id, account_id=account_id, legal_entity=legal_entity,
-        obligation=obligation, method="point_in_time", total=total, start=delivered_on, end=end,
-        lines=[RevenueScheduleLine(period=f"{delivered_on:%Y-%m}", start=delivered_on, end=end, days=1,
-                                   amount=total)],
-        booked_on=booked_on, ssp=ssp, supersedes=supersedes,
+        schedule_id=schedule_id,
+        contract_id=contract_id,
+        account_id=account_id,
+        legal_entity=legal_entity,
+        obligation=obligation,
+        method="point_in_time",
+        total=total,
+        start=delivered_on,
+        end=end,
+        lines=[RevenueScheduleLine(period=f"{delivered_on:%Y-%m}", start=delivered_on, end=end, days=1, amount=total)],
+        booked_on=booked_on,
+        ssp=ssp,
+        supersedes=supersedes,
     )
 
 
@@ -113,6 +149,9 @@ def truncated(schedule: RevenueSchedule, as_of: date) -> RevenueSchedule | None:
     recognised = Money.zero(schedule.total.currency)
     for line in lines:
         recognised = recognised + line.amount
-    ssp = None if schedule.ssp is None else prorated(
-        schedule.ssp, (as_of - schedule.start).days, (schedule.end - schedule.start).days)
+    ssp = (
+        None
+        if schedule.ssp is None
+        else prorated(schedule.ssp, (as_of - schedule.start).days, (schedule.end - schedule.start).days)
+    )
     return schedule.model_copy(update={"end": as_of, "total": recognised, "lines": lines, "ssp": ssp})

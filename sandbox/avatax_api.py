@@ -70,32 +70,43 @@ def rate_for(country: str, region: str) -> Decimal:
     return DEFAULT_RATE
 
 
-def error(status: int, code: str, message: str, *, target: str = "IncorrectData", description: str = "",
-          fault: str = "Client") -> ApiError:
-    return ApiError(status, {
-        "error": {
-            "code": code,
-            "message": message,
-            "target": target,
-            "details": [{
+def error(
+    status: int, code: str, message: str, *, target: str = "IncorrectData", description: str = "", fault: str = "Client"
+) -> ApiError:
+    return ApiError(
+        status,
+        {
+            "error": {
                 "code": code,
-                "number": ERROR_NUMBERS.get(code, 0),
                 "message": message,
-                "description": description or message,
-                "faultCode": fault,
-                "helpLink": f"https://developer.avalara.com/avatax/errors/{code}",
-                "severity": "Error",
-            }],
-        }
-    })
+                "target": target,
+                "details": [
+                    {
+                        "code": code,
+                        "number": ERROR_NUMBERS.get(code, 0),
+                        "message": message,
+                        "description": description or message,
+                        "faultCode": fault,
+                        "helpLink": f"https://developer.avalara.com/avatax/errors/{code}",
+                        "severity": "Error",
+                    }
+                ],
+            }
+        },
+    )
 
 
 def fault_response(status: int) -> Response:
     if status == 429:
         err = error(429, "TooManyRequests", "Too many requests (injected fault)", target="HttpRequest", fault="Server")
     else:
-        err = error(status, "ServerConfiguration", "The AvaTax service is unavailable (injected fault)",
-                    target="AvaTaxApiServer", fault="Server")
+        err = error(
+            status,
+            "ServerConfiguration",
+            "The AvaTax service is unavailable (injected fault)",
+            target="AvaTaxApiServer",
+            fault="Server",
+        )
     return json_response(err.status, err.body)
 
 
@@ -106,15 +117,20 @@ def authenticate(request: Request) -> Response | None:
         try:
             account, _, license_key = base64.b64decode(header[6:].strip()).decode().partition(":")
             ok = bool(account) and bool(license_key) and not license_key.startswith("invalid")
-        except Exception:  # noqa: BLE001
+        except Exception:
             ok = False
     elif header.lower().startswith("bearer "):
         token = header[7:].strip()
         ok = bool(token) and not token.startswith("invalid")
     if ok:
         return None
-    err = error(401, "AuthenticationException", "Authentication failed.", target="HttpRequestHeaders",
-                description="The account id / license key you provided were not accepted.")
+    err = error(
+        401,
+        "AuthenticationException",
+        "Authentication failed.",
+        target="HttpRequestHeaders",
+        description="The account id / license key you provided were not accepted.",
+    )
     return json_response(401, err.body)
 
 
@@ -147,7 +163,8 @@ def create_transaction(tx: Tx, body: dict[str, Any]) -> tuple[int, Any]:
     missing = [name for name in ("region", "postalCode", "country") if not str(address.get(name) or "").strip()]
     if missing:
         raise error(
-            400, "MissingAddress",
+            400,
+            "MissingAddress",
             "An address is incomplete: " + ", ".join(missing) + " missing.",
             description="A tax jurisdiction needs at least a country, a region and a postal code.",
         )
@@ -167,18 +184,20 @@ def create_transaction(tx: Tx, body: dict[str, Any]) -> tuple[int, Any]:
         tax = (amount * rate / 100).quantize(CENT, rounding=ROUND_HALF_UP)
         total_amount += amount
         total_tax += tax
-        out_lines.append({
-            "id": index + 1,
-            "lineNumber": str(line.get("number") or index + 1),
-            "quantity": _money(line.get("quantity", 1), f"lines[{index}].quantity"),
-            "lineAmount": amount,
-            "tax": tax,
-            "taxableAmount": amount,
-            "taxCode": line.get("taxCode") or "P0000000",
-            "itemCode": line.get("itemCode") or "",
-            "description": line.get("description") or "",
-            "rate": rate / 100,
-        })
+        out_lines.append(
+            {
+                "id": index + 1,
+                "lineNumber": str(line.get("number") or index + 1),
+                "quantity": _money(line.get("quantity", 1), f"lines[{index}].quantity"),
+                "lineAmount": amount,
+                "tax": tax,
+                "taxableAmount": amount,
+                "taxCode": line.get("taxCode") or "P0000000",
+                "itemCode": line.get("itemCode") or "",
+                "description": line.get("description") or "",
+                "rate": rate / 100,
+            }
+        )
     code = body.get("code") or str(uuid.uuid4())
     commit = bool(body.get("commit"))
     document = {
@@ -193,11 +212,20 @@ def create_transaction(tx: Tx, body: dict[str, Any]) -> tuple[int, Any]:
         "totalAmount": str(total_amount),
         "totalTax": str(total_tax),
         "totalTaxable": str(total_amount),
-        "lines": [{**line, **{k: str(line[k]) for k in ("quantity", "lineAmount", "tax", "taxableAmount", "rate")}}
-                  for line in out_lines],
+        "lines": [
+            {**line, **{k: str(line[k]) for k in ("quantity", "lineAmount", "tax", "taxableAmount", "rate")}}
+            for line in out_lines
+        ],
         "addresses": [{**address, "boundaryLevel": "Zip5"}],
-        "summary": [{"country": address["country"], "region": address["region"], "rate": str(rate / 100),
-                     "tax": str(total_tax), "taxName": f"{address['region']} sales tax"}],
+        "summary": [
+            {
+                "country": address["country"],
+                "region": address["region"],
+                "rate": str(rate / 100),
+                "tax": str(total_tax),
+                "taxName": f"{address['region']} sales tax",
+            }
+        ],
         "modifiedDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if type_ in ("SalesInvoice", "ReturnInvoice"):
@@ -205,7 +233,8 @@ def create_transaction(tx: Tx, body: dict[str, Any]) -> tuple[int, Any]:
         existing = tx.get(SYSTEM, "transaction", key)
         if existing and existing["status"] in ("Committed", "Cancelled"):
             raise error(
-                400, "DocumentCodeConflict",
+                400,
+                "DocumentCodeConflict",
                 f"Document code {code} of type {type_} already exists and is {existing['status'].lower()}.",
                 description="A committed or voided document cannot be replaced; use a new code or adjust it.",
             )
@@ -231,8 +260,12 @@ def render(document: dict[str, Any]) -> dict[str, Any]:
 def _find(tx: Tx, company: str, code: str, doc_type: str) -> dict[str, Any]:
     document = tx.get(SYSTEM, "transaction", _key(company, code, doc_type))
     if document is None:
-        raise error(404, "EntityNotFoundError", f"Transaction with code '{code}' not found.",
-                    description=f"No {doc_type} document {code} exists in company {company}.")
+        raise error(
+            404,
+            "EntityNotFoundError",
+            f"Transaction with code '{code}' not found.",
+            description=f"No {doc_type} document {code} exists in company {company}.",
+        )
     return document
 
 
@@ -276,16 +309,14 @@ def void_transaction(tx: Tx, body: Any, company: str, code: str, doc_type: str) 
 # which code the service picks for each kind of mistake is unverified).
 
 MAX_TOP = 1000  # unverified whether AvaTax refuses a larger $top or caps it; we refuse
-_FILTER_FIELDS = {"date": "date", "status": "status", "type": "type", "code": "code",
-                  "customercode": "customerCode"}
+_FILTER_FIELDS = {"date": "date", "status": "status", "type": "type", "code": "code", "customercode": "customerCode"}
 _FILTER_OPS = {"eq": "=", "ne": "!=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _ORDER_FIELDS = {"id": "seq", "date": "day", "code": "data.code"}
 _FILTER_TOKEN = re.compile(r"'(?:[^']|'')*'|[^\s']+|'")
 
 
 def _filter_error(message: str) -> ApiError:
-    return error(400, "SyntaxError", "Incorrect $filter parameter.", target="IncorrectData",
-                 description=message)
+    return error(400, "SyntaxError", "Incorrect $filter parameter.", target="IncorrectData", description=message)
 
 
 def _literal(token: str, field: str) -> str:
@@ -308,15 +339,17 @@ def parse_filter(text: str) -> list[Condition]:
     while i < len(tokens):
         if conditions:
             if tokens[i].lower() != "and":
-                raise _filter_error(f"Expected 'and' between conditions, found {tokens[i]!r} "
-                                    "(only 'and' is supported).")
+                raise _filter_error(
+                    f"Expected 'and' between conditions, found {tokens[i]!r} (only 'and' is supported)."
+                )
             i += 1
         if i + 2 >= len(tokens):
             raise _filter_error(f"Incomplete condition at the end of the filter: {' '.join(tokens[i:])!r}.")
         name = _FILTER_FIELDS.get(tokens[i].lower())
         if name is None:
-            raise _filter_error(f"Unsupported filter field {tokens[i]!r}: use one of "
-                                "date, status, type, code, customerCode.")
+            raise _filter_error(
+                f"Unsupported filter field {tokens[i]!r}: use one of date, status, type, code, customerCode."
+            )
         op = tokens[i + 1].lower()
         if name == "date" and op == "between":
             if i + 4 >= len(tokens) or tokens[i + 3].lower() != "and":
@@ -340,11 +373,15 @@ def parse_order(text: str) -> list[tuple[str, bool]]:
         field = _ORDER_FIELDS.get(words[0].lower())
         direction = words[1].upper() if len(words) > 1 else "ASC"
         if field is None or len(words) > 2 or direction not in ("ASC", "DESC"):
-            raise error(400, "SyntaxError", "Incorrect $orderBy parameter.",
-                        description=f"Cannot sort by {part!r}: use id, date or code, ASC or DESC.")
+            raise error(
+                400,
+                "SyntaxError",
+                "Incorrect $orderBy parameter.",
+                description=f"Cannot sort by {part!r}: use id, date or code, ASC or DESC.",
+            )
         order.append((field, direction == "DESC"))
     # Ties in insertion order (AvaTax's id order), so $skip pages never overlap.
-    return order + [("seq", False)]
+    return [*order, ("seq", False)]
 
 
 def _int_option(query: Any, name: str, default: int) -> int:
@@ -373,8 +410,7 @@ def list_transactions(tx: Tx, body: Any, company: str, query: Any, url: str) -> 
     where = [("scope", "=", company), *parse_filter(query.get("$filter") or "")]
     order = parse_order(query.get("$orderBy") or query.get("$orderby") or "")
     total = tx.count_where(SYSTEM, "transaction", where)
-    value = [render(row.data) for row in tx.page(SYSTEM, "transaction", where, order_by=order,
-                                                   limit=top, offset=skip)]
+    value = [render(row.data) for row in tx.page(SYSTEM, "transaction", where, order_by=order, limit=top, offset=skip)]
     out: dict[str, Any] = {"@recordsetCount": total, "value": value}
     if skip + len(value) < total:
         out["@nextLink"] = _with_skip(url, skip + len(value))

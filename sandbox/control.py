@@ -12,10 +12,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from canonical.money import minor_unit
 from sandbox import netsuite_api, period_seed, stripe_api
 from sandbox.core import SYSTEMS, ApiError, Faults, dumps, json_response
 from sandbox.store import Store
-from canonical.money import minor_unit
 
 
 class BadRequest(Exception):
@@ -60,20 +60,25 @@ def seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
                 raise BadRequest("customer.id is required")
             customer = tx.get("stripe", "customer", spec["id"]) or stripe_api.new_customer(spec["id"])
             address = spec.get("address") or {}
-            customer.update({
-                "name": spec.get("name"),
-                "email": spec.get("email"),
-                "address": {
-                    "line1": address.get("line1") or None,
-                    "line2": address.get("line2") or None,
-                    "city": address.get("city") or None,
-                    "state": address.get("region") or address.get("state") or None,
-                    "postal_code": address.get("postal_code") or None,
-                    "country": address.get("country") or None,
-                },
-                "metadata": {**customer.get("metadata", {}), **(spec.get("metadata") or {}),
-                             **({"legal_entity": spec["legal_entity"]} if spec.get("legal_entity") else {})},
-            })
+            customer.update(
+                {
+                    "name": spec.get("name"),
+                    "email": spec.get("email"),
+                    "address": {
+                        "line1": address.get("line1") or None,
+                        "line2": address.get("line2") or None,
+                        "city": address.get("city") or None,
+                        "state": address.get("region") or address.get("state") or None,
+                        "postal_code": address.get("postal_code") or None,
+                        "country": address.get("country") or None,
+                    },
+                    "metadata": {
+                        **customer.get("metadata", {}),
+                        **(spec.get("metadata") or {}),
+                        **({"legal_entity": spec["legal_entity"]} if spec.get("legal_entity") else {}),
+                    },
+                }
+            )
             # Dunning: segment, ARR (decimal string, major units of the customer's currency)
             # and success owner live in the customer's metadata.
             for name in ("segment", "arr", "success_owner"):
@@ -84,8 +89,10 @@ def seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
             tx.put("stripe", "customer", customer["id"], customer)
             if spec.get("payment_method"):
                 pm = stripe_api._attach(tx, str(spec["payment_method"]), customer["id"])
-                customer["invoice_settings"] = {**(customer.get("invoice_settings") or {}),
-                                                "default_payment_method": pm["id"]}
+                customer["invoice_settings"] = {
+                    **(customer.get("invoice_settings") or {}),
+                    "default_payment_method": pm["id"],
+                }
                 tx.put("stripe", "customer", customer["id"], customer)
                 result["payment_method_id"] = pm["id"]
             result["customer_id"] = customer["id"]
@@ -129,8 +136,12 @@ def seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
                 "customer": customer_id,
                 "status": spec.get("status", "active"),
                 "currency": currency.lower(),
-                "items": {"object": "list", "url": f"/v1/subscription_items?subscription={sub_id}",
-                          "has_more": False, "data": items},
+                "items": {
+                    "object": "list",
+                    "url": f"/v1/subscription_items?subscription={sub_id}",
+                    "has_more": False,
+                    "data": items,
+                },
                 "metadata": metadata,
                 "current_period_start": stripe_api._ts(spec["current_period_start"]),
                 "current_period_end": stripe_api._ts(spec["current_period_end"]),
@@ -182,7 +193,7 @@ def summary(store: Store, faults: Faults) -> dict[str, Any]:
 
 
 async def handle(request: Request, store: Store, faults: Faults) -> Response:
-    path = request.url.path[len("/_sandbox"):].rstrip("/")
+    path = request.url.path[len("/_sandbox") :].rstrip("/")
     method = request.method
     try:
         body = {}
@@ -223,7 +234,7 @@ async def handle(request: Request, store: Store, faults: Faults) -> Response:
                 faults.clear()
                 return json_response(200, {"deleted": True})
         if path.startswith("/faults/") and method == "DELETE":
-            found = faults.remove(path[len("/faults/"):])
+            found = faults.remove(path[len("/faults/") :])
             return json_response(200 if found else 404, {"deleted": found})
         if path == "/summary" and method == "GET":
             return Response(dumps(summary(store, faults)), 200, media_type="application/json")
@@ -232,7 +243,7 @@ async def handle(request: Request, store: Store, faults: Faults) -> Response:
             if out is not None:
                 return Response(dumps(out), 200, media_type="application/json")
         if path.startswith("/records/") and method == "GET":
-            parts = path[len("/records/"):].split("/")
+            parts = path[len("/records/") :].split("/")
             if len(parts) != 2:
                 raise BadRequest("use /_sandbox/records/{system}/{type}")
             with store.tx() as tx:

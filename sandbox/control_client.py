@@ -55,8 +55,9 @@ class SandboxControl:
         return self._ok(self._http.post("/seed/period", json=spec, timeout=timeout))
 
     def set_period(self, subsidiary: str, period: str, closed: bool = True) -> dict:
-        return self._ok(self._http.post("/netsuite/periods",
-                                        json={"subsidiary": subsidiary, "period": period, "closed": closed}))
+        return self._ok(
+            self._http.post("/netsuite/periods", json={"subsidiary": subsidiary, "period": period, "closed": closed})
+        )
 
     def fault(self, system: str, kind: str, **spec: Any) -> dict:
         return self._ok(self._http.post("/faults", json={"system": system, "kind": kind, **spec}))

@@ -9,9 +9,10 @@ import json
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -144,9 +145,7 @@ class Fault:
             return False
         if self.method and self.method.upper() != method.upper():
             return False
-        if self.path_contains and self.path_contains not in path:
-            return False
-        return True
+        return not (self.path_contains and self.path_contains not in path)
 
     def fires(self) -> bool:
         """Count one matching request and say whether this one is faulted."""

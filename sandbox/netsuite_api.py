@@ -35,20 +35,30 @@ _TYPES = {
     429: "https://www.rfc-editor.org/rfc/rfc6585.html#section-4",
     500: "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.6.1",
 }
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 def error(status: int, code: str, detail: str, *, path: str | None = None) -> ApiError:
     item: dict[str, Any] = {"detail": detail, "o:errorCode": code}
     if path:
         item["o:errorPath"] = path
-    return ApiError(status, {
-        "type": _TYPES.get(status, _TYPES[500] if status >= 500 else _TYPES[400]),
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "o:errorDetails": [item],
-    })
+    return ApiError(
+        status,
+        {
+            "type": _TYPES.get(status, _TYPES[500] if status >= 500 else _TYPES[400]),
+            "title": _TITLES.get(status, "Error"),
+            "status": status,
+            "o:errorDetails": [item],
+        },
+    )
 
 
 def fault_response(status: int) -> Response:
@@ -110,27 +120,42 @@ def _validate(tx: Tx, body: Any) -> dict[str, Any]:
             raise error(400, "USER_ERROR", "Each line needs either a debit or a credit.", path=f"line.items[{index}]")
         debits += debit or 0
         credits += credit or 0
-        lines.append({
-            "line": index,
-            "account": {"id": account},
-            "debit": None if debit is None else str(debit),
-            "credit": None if credit is None else str(credit),
-            "memo": item.get("memo") or "",
-        })
+        lines.append(
+            {
+                "line": index,
+                "account": {"id": account},
+                "debit": None if debit is None else str(debit),
+                "credit": None if credit is None else str(credit),
+                "memo": item.get("memo") or "",
+            }
+        )
     if debits != credits:
-        raise error(400, "USER_ERROR",
-                    f"The total of the debit lines ({debits}) must equal the total of the credit lines ({credits}).",
-                    path="line")
+        raise error(
+            400,
+            "USER_ERROR",
+            f"The total of the debit lines ({debits}) must equal the total of the credit lines ({credits}).",
+            path="line",
+        )
     period = tran_date.strftime("%Y-%m")
     state = tx.get(SYSTEM, "accountingPeriod", period_key(subsidiary, period))
     if state and state.get("closed"):
-        raise error(400, "USER_ERROR",
-                    f"The accounting period {period} is closed for subsidiary {subsidiary}; "
-                    f"you cannot post a transaction dated {tran_date.isoformat()} in it.",
-                    path="postingPeriod")
+        raise error(
+            400,
+            "USER_ERROR",
+            f"The accounting period {period} is closed for subsidiary {subsidiary}; "
+            f"you cannot post a transaction dated {tran_date.isoformat()} in it.",
+            path="postingPeriod",
+        )
     record = {k: v for k, v in body.items() if k not in ("line", "id")}
-    record.update({"subsidiary": {"id": subsidiary}, "currency": currency, "tranDate": tran_date.isoformat(),
-                   "memo": body.get("memo") or "", "line": {"items": lines}})
+    record.update(
+        {
+            "subsidiary": {"id": subsidiary},
+            "currency": currency,
+            "tranDate": tran_date.isoformat(),
+            "memo": body.get("memo") or "",
+            "line": {"items": lines},
+        }
+    )
     return record
 
 
@@ -146,8 +171,12 @@ def _save(tx: Tx, record: dict[str, Any], internal_id: str | None) -> str:
     record["tranId"] = f"JE{int(internal_id):06d}"
     tx.put(SYSTEM, "journalEntry", internal_id, record)
     if record.get("externalId"):
-        tx.put(SYSTEM, "externalId", f"journalEntry:{record['externalId']}",
-               {"id": f"journalEntry:{record['externalId']}", "internalId": internal_id})
+        tx.put(
+            SYSTEM,
+            "externalId",
+            f"journalEntry:{record['externalId']}",
+            {"id": f"journalEntry:{record['externalId']}", "internalId": internal_id},
+        )
     return internal_id
 
 
@@ -175,8 +204,11 @@ def upsert(tx: Tx, request: Request, body: Any, external_id: str) -> tuple[int, 
 def _render(record: dict[str, Any], request: Request) -> dict[str, Any]:
     out = dict(record)
     items = [
-        {**item, "debit": None if item["debit"] is None else Decimal(item["debit"]),
-         "credit": None if item["credit"] is None else Decimal(item["credit"])}
+        {
+            **item,
+            "debit": None if item["debit"] is None else Decimal(item["debit"]),
+            "credit": None if item["credit"] is None else Decimal(item["credit"]),
+        }
         for item in record["line"]["items"]
     ]
     out["line"] = {"items": items, "count": len(items), "totalResults": len(items), "hasMore": False}
@@ -188,8 +220,12 @@ def get(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[s
     internal_id = _by_external(tx, ref[4:]) if ref.startswith("eid:") else ref
     record = tx.get(SYSTEM, "journalEntry", internal_id) if internal_id else None
     if record is None:
-        raise error(404, "NONEXISTENT_ID",
-                    f"The record instance does not exist. Provide a valid record instance ID ({ref}).", path="id")
+        raise error(
+            404,
+            "NONEXISTENT_ID",
+            f"The record instance does not exist. Provide a valid record instance ID ({ref}).",
+            path="id",
+        )
     return 200, _render(record, request), {}
 
 
@@ -237,13 +273,23 @@ def upsert_case(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any
     current = tx.get(SYSTEM, CASE_TYPE, internal_id) if internal_id else None
     if internal_id is None:
         internal_id = str(tx.count(SYSTEM, CASE_TYPE) + 1)
-        tx.put(SYSTEM, "externalId", f"{CASE_TYPE}:{external_id}",
-               {"id": f"{CASE_TYPE}:{external_id}", "internalId": internal_id})
+        tx.put(
+            SYSTEM,
+            "externalId",
+            f"{CASE_TYPE}:{external_id}",
+            {"id": f"{CASE_TYPE}:{external_id}", "internalId": internal_id},
+        )
     record = {**(current or {}), **{k: v for k, v in body.items() if k not in ("id", "links")}}
     amount = record.get("custrecord_o2c_amount")
-    record.update({"id": internal_id, "externalId": external_id, "custrecord_o2c_status": status,
-                   "custrecord_o2c_amount": None if amount is None else str(amount),
-                   "name": record.get("name") or f"Collection {record['custrecord_o2c_invoice']}"})
+    record.update(
+        {
+            "id": internal_id,
+            "externalId": external_id,
+            "custrecord_o2c_status": status,
+            "custrecord_o2c_amount": None if amount is None else str(amount),
+            "name": record.get("name") or f"Collection {record['custrecord_o2c_invoice']}",
+        }
+    )
     tx.put(SYSTEM, CASE_TYPE, internal_id, record)
     history = tx.get(SYSTEM, "collectionCaseHistory", internal_id) or {"id": internal_id, "stages": []}
     history["stages"].append(record["custrecord_o2c_stage"])
@@ -255,8 +301,12 @@ def get_case(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, d
     internal_id = _case_by_external(tx, ref[4:]) if ref.startswith("eid:") else ref
     record = tx.get(SYSTEM, CASE_TYPE, internal_id) if internal_id else None
     if record is None:
-        raise error(404, "NONEXISTENT_ID",
-                    f"The record instance does not exist. Provide a valid record instance ID ({ref}).", path="id")
+        raise error(
+            404,
+            "NONEXISTENT_ID",
+            f"The record instance does not exist. Provide a valid record instance ID ({ref}).",
+            path="id",
+        )
     out = dict(record)
     if out.get("custrecord_o2c_amount") is not None:
         out["custrecord_o2c_amount"] = Decimal(out["custrecord_o2c_amount"])
@@ -304,16 +354,22 @@ def upsert_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int,
         raise error(400, "INVALID_CONTENT", "addressBook.items must be an array.", path="addressBook")
     if internal_id is None:
         internal_id = str(tx.count(SYSTEM, CUSTOMER) + 1001)
-        tx.put(SYSTEM, "externalId", f"{CUSTOMER}:{external_id}",
-               {"id": f"{CUSTOMER}:{external_id}", "internalId": internal_id})
-    record.update({
-        "id": internal_id,
-        "externalId": external_id,
-        "entityId": record.get("entityId") or record.get("companyName") or external_id,
-        "isPerson": bool(record.get("isPerson", False)),
-        "subsidiary": {"id": str(record["subsidiary"]["id"])},
-        "addressBook": {"items": [{**item, "id": index + 1} for index, item in enumerate(items)]},
-    })
+        tx.put(
+            SYSTEM,
+            "externalId",
+            f"{CUSTOMER}:{external_id}",
+            {"id": f"{CUSTOMER}:{external_id}", "internalId": internal_id},
+        )
+    record.update(
+        {
+            "id": internal_id,
+            "externalId": external_id,
+            "entityId": record.get("entityId") or record.get("companyName") or external_id,
+            "isPerson": bool(record.get("isPerson", False)),
+            "subsidiary": {"id": str(record["subsidiary"]["id"])},
+            "addressBook": {"items": [{**item, "id": index + 1} for index, item in enumerate(items)]},
+        }
+    )
     tx.put(SYSTEM, CUSTOMER, internal_id, record)
     return 204, None, {"Location": _customer_location(request, internal_id)}
 
@@ -322,12 +378,18 @@ def get_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, An
     internal_id = _customer_by_external(tx, ref[4:]) if ref.startswith("eid:") else ref
     record = tx.get(SYSTEM, CUSTOMER, internal_id) if internal_id else None
     if record is None:
-        raise error(404, "NONEXISTENT_ID",
-                    f"The record instance does not exist. Provide a valid record instance ID ({ref}).", path="id")
+        raise error(
+            404,
+            "NONEXISTENT_ID",
+            f"The record instance does not exist. Provide a valid record instance ID ({ref}).",
+            path="id",
+        )
     items = record["addressBook"]["items"]
-    out = {**record, "addressBook": {"items": items, "count": len(items), "totalResults": len(items),
-                                     "hasMore": False},
-           "links": [{"rel": "self", "href": _customer_location(request, internal_id)}]}
+    out = {
+        **record,
+        "addressBook": {"items": items, "count": len(items), "totalResults": len(items), "hasMore": False},
+        "links": [{"rel": "self", "href": _customer_location(request, internal_id)}],
+    }
     return 200, out, {}
 
 
@@ -352,8 +414,7 @@ def _query_int(request: Request, name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise error(400, "INVALID_PARAMETER", f"Invalid value {raw!r} for query parameter {name}.",
-                    path=name) from None
+        raise error(400, "INVALID_PARAMETER", f"Invalid value {raw!r} for query parameter {name}.", path=name) from None
 
 
 def _with_offset(request: Request, offset: int) -> str:
@@ -374,25 +435,39 @@ def suiteql_query(tx: Tx, request: Request, body: Any) -> tuple[int, Any, dict[s
     if offset < 0:
         raise error(400, "INVALID_PARAMETER", "The offset must not be negative.", path="offset")
     if offset + limit > SUITEQL_MAX_RESULTS:
-        raise error(400, "INVALID_PARAMETER",
-                    f"A SuiteQL query returns at most {SUITEQL_MAX_RESULTS:,} results through REST web services; "
-                    f"offset {offset} + limit {limit} goes past them. Page by a key (e.g. id > last id) instead.",
-                    path="offset")
+        raise error(
+            400,
+            "INVALID_PARAMETER",
+            f"A SuiteQL query returns at most {SUITEQL_MAX_RESULTS:,} results through REST web services; "
+            f"offset {offset} + limit {limit} goes past them. Page by a key (e.g. id > last id) instead.",
+            path="offset",
+        )
     if not isinstance(body, dict) or not isinstance(body.get("q"), str):
-        raise error(400, "INVALID_CONTENT", "The request body must be a JSON object with the query in \"q\".")
+        raise error(400, "INVALID_CONTENT", 'The request body must be a JSON object with the query in "q".')
     try:
         query = suiteql.parse(body["q"])
         rows, total = suiteql.execute(tx, query, offset=offset, limit=limit)
         items = [suiteql.project(query, row) for row in rows]
     except suiteql.SuiteQLError as exc:
-        raise error(400, "INVALID_PARAMETER", "Invalid search query. Detailed unprocessed description follows. "
-                    f"{exc}", path="q") from None
+        raise error(
+            400, "INVALID_PARAMETER", f"Invalid search query. Detailed unprocessed description follows. {exc}", path="q"
+        ) from None
     has_more = offset + len(items) < total
     links = [{"rel": "self", "href": str(request.url)}]
     if has_more:
         links.append({"rel": "next", "href": _with_offset(request, offset + limit)})
-    return 200, {"links": links, "count": len(items), "hasMore": has_more, "items": items, "offset": offset,
-                 "totalResults": total}, {}
+    return (
+        200,
+        {
+            "links": links,
+            "count": len(items),
+            "hasMore": has_more,
+            "items": items,
+            "offset": offset,
+            "totalResults": total,
+        },
+        {},
+    )
 
 
 _RECORD = r"/services/rest/record/v1/journalEntry"

@@ -46,9 +46,12 @@ def put_entitlement(tx: Tx, request: Request, body: Any, account: str, product: 
         "version": (current or {}).get("version", 0) + 1,
     }
     tx.put("entitlements", "entitlement", key, entitlement)
-    tx.put("entitlements", "entitlement_change", new_id("entchg"),
-           {"account_id": account, "product": product, "seats": seats,
-            "previous_seats": (current or {}).get("seats")})
+    tx.put(
+        "entitlements",
+        "entitlement_change",
+        new_id("entchg"),
+        {"account_id": account, "product": product, "seats": seats, "previous_seats": (current or {}).get("seats")},
+    )
     return 200, entitlement
 
 
@@ -72,9 +75,12 @@ def put_restriction(tx: Tx, request: Request, body: Any, account: str) -> tuple[
         "version": (current or {}).get("version", 0) + 1,
     }
     tx.put("entitlements", "restriction", account, restriction)
-    tx.put("entitlements", "restriction_change", new_id("rstchg"),
-           {"account_id": account, "restricted": body["restricted"],
-            "previous": (current or {}).get("restricted")})
+    tx.put(
+        "entitlements",
+        "restriction_change",
+        new_id("rstchg"),
+        {"account_id": account, "restricted": body["restricted"], "previous": (current or {}).get("restricted")},
+    )
     return 200, restriction
 
 
@@ -132,8 +138,7 @@ def make_runner(system: str, *, replay_status: int | None, check_params: bool):
     status (notifications answer 200 for a replayed create); `check_params` refuses a
     reused key with other parameters."""
 
-    def run(store, handler, method: str, path: str, request: Request, body: Any,
-            groups: dict[str, str]) -> Response:
+    def run(store, handler, method: str, path: str, request: Request, body: Any, groups: dict[str, str]) -> Response:
         key = request.headers.get("idempotency-key") if method in ("POST", "PUT") else None
         fingerprint = request_hash(method, path, body)
         try:
@@ -142,10 +147,15 @@ def make_runner(system: str, *, replay_status: int | None, check_params: bool):
                     stored = tx.stored_response(system, key)
                     if stored is not None:
                         if check_params and stored.request_hash != fingerprint:
-                            raise error(400, "idempotency_error",
-                                        f"Idempotency key {key} was used with other parameters")
-                        return Response(stored.body.encode(), replay_status or stored.status,
-                                        {"Idempotent-Replayed": "true"}, media_type="application/json")
+                            raise error(
+                                400, "idempotency_error", f"Idempotency key {key} was used with other parameters"
+                            )
+                        return Response(
+                            stored.body.encode(),
+                            replay_status or stored.status,
+                            {"Idempotent-Replayed": "true"},
+                            media_type="application/json",
+                        )
                 status, out = handler(tx, request, body, **groups)
                 if key:
                     tx.store_response(system, key, fingerprint, status, out, {})

@@ -28,15 +28,23 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterator
+from typing import Any
 
-from sandbox.store import Store
 from canonical.money import MINOR_UNITS, minor_unit
+from sandbox.store import Store
 
-BREAK_KINDS = ("missing_in_erp", "missing_in_billing", "duplicate_posting", "amount_mismatch", "tax_mismatch",
-               "currency_mismatch", "status_mismatch")
+BREAK_KINDS = (
+    "missing_in_erp",
+    "missing_in_billing",
+    "duplicate_posting",
+    "amount_mismatch",
+    "tax_mismatch",
+    "currency_mismatch",
+    "status_mismatch",
+)
 MAX_INVOICES = 1_000_000
 CUSTOMERS = 100
 CONTRACTS = 1000
@@ -147,15 +155,14 @@ class SeededInvoice:
         if ghost is None:
             self.id = f"in_recon_{spec.tag}_{i:06d}"
             self.workflow = f"amendment-recon-{spec.tag}-{i:06d}"
-            start = datetime(spec.first.year, spec.first.month, 1, tzinfo=timezone.utc).timestamp()
+            start = datetime(spec.first.year, spec.first.month, 1, tzinfo=UTC).timestamp()
             # Spread over the month in order of i, so insertion order is creation order.
             self.created = int(start) + (i * spec.days * 86400) // max(spec.invoices, 1)
         else:
             self.id = f"in_recon_{spec.tag}_ghost_{ghost}"
             self.workflow = f"amendment-recon-{spec.tag}-ghost-{ghost}"
-            self.created = int(datetime(spec.last.year, spec.last.month, spec.last.day, 12,
-                                        tzinfo=timezone.utc).timestamp())
-        self.day = datetime.fromtimestamp(self.created, tz=timezone.utc).date()
+            self.created = int(datetime(spec.last.year, spec.last.month, spec.last.day, 12, tzinfo=UTC).timestamp())
+        self.day = datetime.fromtimestamp(self.created, tz=UTC).date()
         self.customer = f"cus_recon_{spec.tag}_{i % CUSTOMERS}"
         self.contract = f"C-recon-{spec.tag}-{i % CONTRACTS}"
         self.paid = i % spec.paid_every == 0
@@ -168,8 +175,14 @@ class SeededInvoice:
 # takes an open one: a cash receipt would settle a receivable the ERP booked differently
 # and the invoice would look unpaid there as well (a second break). A status mismatch is
 # a paid invoice without its receipt. Constrained kinds choose first.
-NEEDS = {"status_mismatch": "paid", "duplicate_posting": "open", "amount_mismatch": "open",
-         "currency_mismatch": "open", "missing_in_erp": "any", "tax_mismatch": "any"}
+NEEDS = {
+    "status_mismatch": "paid",
+    "duplicate_posting": "open",
+    "amount_mismatch": "open",
+    "currency_mismatch": "open",
+    "missing_in_erp": "any",
+    "tax_mismatch": "any",
+}
 
 
 def _choose_breaks(spec: PeriodSpec) -> dict[str, list[int]]:
@@ -179,14 +192,17 @@ def _choose_breaks(spec: PeriodSpec) -> dict[str, list[int]]:
     for kind, need in NEEDS.items():
         candidate = spec.invoices - 1
         while len(chosen[kind]) < spec.breaks[kind]:
-            while candidate >= 0 and (candidate in used or
-                                      (need == "paid" and candidate % spec.paid_every != 0) or
-                                      (need == "open" and candidate % spec.paid_every == 0)):
+            while candidate >= 0 and (
+                candidate in used
+                or (need == "paid" and candidate % spec.paid_every != 0)
+                or (need == "open" and candidate % spec.paid_every == 0)
+            ):
                 candidate -= 1
             if candidate < 0:
                 invoices = "invoices" if need == "any" else f"{need} invoices"
-                raise SeedError(f"not enough {invoices} for {spec.breaks[kind]} {kind} break(s) "
-                                "besides the other breaks")
+                raise SeedError(
+                    f"not enough {invoices} for {spec.breaks[kind]} {kind} break(s) besides the other breaks"
+                )
             used.add(candidate)
             chosen[kind].append(candidate)
     return chosen
@@ -197,11 +213,17 @@ def _choose_breaks(spec: PeriodSpec) -> dict[str, list[int]]:
 
 def _stripe_customer(spec: PeriodSpec, k: int) -> dict[str, Any]:
     customer = {
-        "id": f"cus_recon_{spec.tag}_{k}", "object": "customer", "name": f"Recon customer {spec.tag} {k}",
-        "email": f"ap+{spec.tag}-{k}@recon.test", "description": None, "address": None, "balance": 0,
+        "id": f"cus_recon_{spec.tag}_{k}",
+        "object": "customer",
+        "name": f"Recon customer {spec.tag} {k}",
+        "email": f"ap+{spec.tag}-{k}@recon.test",
+        "description": None,
+        "address": None,
+        "balance": 0,
         "currency": spec.currency.lower(),
-        "created": int(datetime(spec.first.year, spec.first.month, 1, tzinfo=timezone.utc).timestamp()) - 86400,
-        "livemode": False, "metadata": {"legal_entity": spec.company_code},
+        "created": int(datetime(spec.first.year, spec.first.month, 1, tzinfo=UTC).timestamp()) - 86400,
+        "livemode": False,
+        "metadata": {"legal_entity": spec.company_code},
         "invoice_settings": {"default_payment_method": None},
     }
     if spec.stripe_account:
@@ -215,28 +237,64 @@ def _stripe_invoice(spec: PeriodSpec, inv: SeededInvoice) -> dict[str, Any]:
     paid = total if inv.paid else 0
 
     def line(n: int, product: str, description: str, amount: Decimal) -> dict[str, Any]:
-        return {"id": f"il_recon_{spec.tag}_{inv.i:06d}_{n}", "object": "line_item", "type": "invoiceitem",
-                "invoice_item": None, "amount": spec.to_minor(amount), "currency": currency,
-                "description": description, "subscription": None,
-                "metadata": {"o2c_workflow": inv.workflow, "product": product}, "period": None}
+        return {
+            "id": f"il_recon_{spec.tag}_{inv.i:06d}_{n}",
+            "object": "line_item",
+            "type": "invoiceitem",
+            "invoice_item": None,
+            "amount": spec.to_minor(amount),
+            "currency": currency,
+            "description": description,
+            "subscription": None,
+            "metadata": {"o2c_workflow": inv.workflow, "product": product},
+            "period": None,
+        }
 
     invoice = {
-        "id": inv.id, "object": "invoice", "customer": inv.customer, "subscription": None,
-        "status": "paid" if inv.paid else "open", "number": f"RECON-{spec.tag}-{inv.i:06d}",
-        "currency": currency, "description": f"Seeded invoice {inv.i} of {spec.period}", "auto_advance": False,
+        "id": inv.id,
+        "object": "invoice",
+        "customer": inv.customer,
+        "subscription": None,
+        "status": "paid" if inv.paid else "open",
+        "number": f"RECON-{spec.tag}-{inv.i:06d}",
+        "currency": currency,
+        "description": f"Seeded invoice {inv.i} of {spec.period}",
+        "auto_advance": False,
         "collection_method": "charge_automatically",
         "metadata": {"o2c_workflow": inv.workflow, "contract_id": inv.contract},
-        "lines": {"object": "list", "data": [
-            line(1, "seats", "Platform seats", inv.revenue),
-            line(2, "sales-tax", f"Sales tax ({inv.day.isoformat()})", inv.tax),
-        ], "has_more": False, "total_count": 2},
-        "subtotal": total, "tax": None, "total": total, "amount_due": total, "amount_paid": paid,
-        "amount_remaining": total - paid, "starting_balance": 0, "ending_balance": 0, "created": inv.created,
-        "status_transitions": {"finalized_at": inv.created, "paid_at": inv.created + 3600 if inv.paid else None,
-                               "voided_at": None, "marked_uncollectible_at": None},
-        "attempt_count": 1 if inv.paid else 0, "attempted": inv.paid, "paid": inv.paid,
-        "paid_out_of_band": inv.paid, "charge": None, "payment_intent": None, "next_payment_attempt": None,
-        "billing_reason": "manual", "livemode": False,
+        "lines": {
+            "object": "list",
+            "data": [
+                line(1, "seats", "Platform seats", inv.revenue),
+                line(2, "sales-tax", f"Sales tax ({inv.day.isoformat()})", inv.tax),
+            ],
+            "has_more": False,
+            "total_count": 2,
+        },
+        "subtotal": total,
+        "tax": None,
+        "total": total,
+        "amount_due": total,
+        "amount_paid": paid,
+        "amount_remaining": total - paid,
+        "starting_balance": 0,
+        "ending_balance": 0,
+        "created": inv.created,
+        "status_transitions": {
+            "finalized_at": inv.created,
+            "paid_at": inv.created + 3600 if inv.paid else None,
+            "voided_at": None,
+            "marked_uncollectible_at": None,
+        },
+        "attempt_count": 1 if inv.paid else 0,
+        "attempted": inv.paid,
+        "paid": inv.paid,
+        "paid_out_of_band": inv.paid,
+        "charge": None,
+        "payment_intent": None,
+        "next_payment_attempt": None,
+        "billing_reason": "manual",
+        "livemode": False,
     }
     if spec.stripe_account:
         invoice["_stripe_account"] = spec.stripe_account
@@ -247,38 +305,81 @@ def _avatax_document(spec: PeriodSpec, inv: SeededInvoice, avatax_id: int, *, ta
     tax = inv.tax + tax_delta
     rate = str(spec.tax_rate / 100)
     return {
-        "id": avatax_id, "code": inv.id, "companyCode": spec.company_code, "type": "SalesInvoice",
-        "date": inv.day.isoformat(), "status": "Committed", "customerCode": inv.customer,
-        "currencyCode": spec.currency, "totalAmount": str(inv.revenue), "totalTax": str(tax),
+        "id": avatax_id,
+        "code": inv.id,
+        "companyCode": spec.company_code,
+        "type": "SalesInvoice",
+        "date": inv.day.isoformat(),
+        "status": "Committed",
+        "customerCode": inv.customer,
+        "currencyCode": spec.currency,
+        "totalAmount": str(inv.revenue),
+        "totalTax": str(tax),
         "totalTaxable": str(inv.revenue),
-        "lines": [{"id": 1, "lineNumber": "1", "quantity": "1", "lineAmount": str(inv.revenue), "tax": str(tax),
-                   "taxableAmount": str(inv.revenue), "taxCode": "SW054000", "itemCode": "seats",
-                   "description": "Platform seats", "rate": rate}],
+        "lines": [
+            {
+                "id": 1,
+                "lineNumber": "1",
+                "quantity": "1",
+                "lineAmount": str(inv.revenue),
+                "tax": str(tax),
+                "taxableAmount": str(inv.revenue),
+                "taxCode": "SW054000",
+                "itemCode": "seats",
+                "description": "Platform seats",
+                "rate": rate,
+            }
+        ],
         "addresses": [],
         "summary": [{"country": "", "region": "", "rate": rate, "tax": str(tax), "taxName": "Seeded sales tax"}],
         "modifiedDate": f"{inv.day.isoformat()}T00:00:00Z",
     }
 
 
-def _journal_entry(spec: PeriodSpec, internal_id: int, external_id: str, day: date, memo: str, currency: str,
-                   lines: list[tuple[str, Decimal, bool]], **custom: str) -> dict[str, Any]:
+def _journal_entry(
+    spec: PeriodSpec,
+    internal_id: int,
+    external_id: str,
+    day: date,
+    memo: str,
+    currency: str,
+    lines: list[tuple[str, Decimal, bool]],
+    **custom: str,
+) -> dict[str, Any]:
     """A journal entry as the record service stores it; lines are (account, amount,
     is_debit), zero lines left out."""
     items = []
     for account, amount, is_debit in lines:
         if amount == 0:
             continue
-        items.append({"line": len(items), "account": {"id": account},
-                      "debit": str(amount) if is_debit else None, "credit": None if is_debit else str(amount),
-                      "memo": ""})
-    return {"externalId": external_id, "subsidiary": {"id": spec.subsidiary}, "currency": {"refName": currency},
-            "tranDate": day.isoformat(), "memo": memo, "line": {"items": items}, **custom,
-            "id": str(internal_id), "tranId": f"JE{internal_id:06d}"}
+        items.append(
+            {
+                "line": len(items),
+                "account": {"id": account},
+                "debit": str(amount) if is_debit else None,
+                "credit": None if is_debit else str(amount),
+                "memo": "",
+            }
+        )
+    return {
+        "externalId": external_id,
+        "subsidiary": {"id": spec.subsidiary},
+        "currency": {"refName": currency},
+        "tranDate": day.isoformat(),
+        "memo": memo,
+        "line": {"items": items},
+        **custom,
+        "id": str(internal_id),
+        "tranId": f"JE{internal_id:06d}",
+    }
 
 
 def _invoice_lines(inv: SeededInvoice, extra: Decimal = Decimal(0)) -> list[tuple[str, Decimal, bool]]:
-    return [(RECEIVABLE, inv.total + extra, True), (DEFERRED, inv.revenue + extra, False),
-            (TAX_PAYABLE, inv.tax, False)]
+    return [
+        (RECEIVABLE, inv.total + extra, True),
+        (DEFERRED, inv.revenue + extra, False),
+        (TAX_PAYABLE, inv.tax, False),
+    ]
 
 
 # -- seeding ---------------------------------------------------------------------------------------
@@ -294,25 +395,45 @@ def seed_period(store: Store, body: dict[str, Any]) -> dict[str, Any]:
         for contract, _ in spec.revenue:
             if tx.get("netsuite", "externalId", f"journalEntry:revrec-{contract}-{spec.period}") is not None:
                 raise SeedError(f"revenue of {contract} in {spec.period} is already posted")
-        state = _Counters(next_entry=tx.count("netsuite", "journalEntry") + 101,
-                          next_tax=tx.count("avatax", "transaction") + 1)
+        state = _Counters(
+            next_entry=tx.count("netsuite", "journalEntry") + 101, next_tax=tx.count("avatax", "transaction") + 1
+        )
         written = tx.insert_many(_documents(spec, by_invoice, state))
     store.refresh_statistics()
     return {
-        "tag": spec.tag, "period": spec.period, "from": spec.first.isoformat(),
-        "to": (spec.last + timedelta(days=1)).isoformat(), "currency": spec.currency,
-        "stripe_account": spec.stripe_account, "company_code": spec.company_code, "subsidiary": spec.subsidiary,
-        "created": {"customers": CUSTOMERS, "invoices": spec.invoices, "paid_invoices": state.paid,
-                    "tax_documents": state.tax_documents, "journal_entries": state.entries,
-                    "revenue_entries": len(spec.revenue), "documents": written},
-        "invoice_ids": {"first": f"in_recon_{spec.tag}_{0:06d}" if spec.invoices else "",
-                        "last": f"in_recon_{spec.tag}_{spec.invoices - 1:06d}" if spec.invoices else ""},
+        "tag": spec.tag,
+        "period": spec.period,
+        "from": spec.first.isoformat(),
+        "to": (spec.last + timedelta(days=1)).isoformat(),
+        "currency": spec.currency,
+        "stripe_account": spec.stripe_account,
+        "company_code": spec.company_code,
+        "subsidiary": spec.subsidiary,
+        "created": {
+            "customers": CUSTOMERS,
+            "invoices": spec.invoices,
+            "paid_invoices": state.paid,
+            "tax_documents": state.tax_documents,
+            "journal_entries": state.entries,
+            "revenue_entries": len(spec.revenue),
+            "documents": written,
+        },
+        "invoice_ids": {
+            "first": f"in_recon_{spec.tag}_{0:06d}" if spec.invoices else "",
+            "last": f"in_recon_{spec.tag}_{spec.invoices - 1:06d}" if spec.invoices else "",
+        },
         "totals": {"revenue": str(state.revenue), "tax": str(state.tax), "total": str(state.revenue + state.tax)},
-        "breaks": {kind: ([f"in_recon_{spec.tag}_ghost_{k}" for k in range(spec.breaks[kind])]
-                          if kind == "missing_in_billing" else [f"in_recon_{spec.tag}_{i:06d}" for i in sorted(targets)])
-                   for kind, targets in chosen.items()},
-        "revenue": [{"contract_id": c, "external_id": f"revrec-{c}-{spec.period}", "amount": str(a)}
-                    for c, a in spec.revenue],
+        "breaks": {
+            kind: (
+                [f"in_recon_{spec.tag}_ghost_{k}" for k in range(spec.breaks[kind])]
+                if kind == "missing_in_billing"
+                else [f"in_recon_{spec.tag}_{i:06d}" for i in sorted(targets)]
+            )
+            for kind, targets in chosen.items()
+        },
+        "revenue": [
+            {"contract_id": c, "external_id": f"revrec-{c}-{spec.period}", "amount": str(a)} for c, a in spec.revenue
+        ],
     }
 
 
@@ -327,13 +448,15 @@ class _Counters:
         self.tax = Decimal(0)
 
 
-def _documents(spec: PeriodSpec, by_invoice: dict[int, str], state: _Counters
-               ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+def _documents(
+    spec: PeriodSpec, by_invoice: dict[int, str], state: _Counters
+) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
     """Every document of the period, in creation order: Stripe, then AvaTax, then NetSuite
     per invoice (so each system's insertion order follows the invoices' dates)."""
 
-    def entry(external_id: str, day: date, memo: str, currency: str, lines: list[tuple[str, Decimal, bool]],
-              **custom: str) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    def entry(
+        external_id: str, day: date, memo: str, currency: str, lines: list[tuple[str, Decimal, bool]], **custom: str
+    ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
         internal_id = state.next_entry
         state.next_entry += 1
         state.entries += 1
@@ -363,21 +486,49 @@ def _documents(spec: PeriodSpec, by_invoice: dict[int, str], state: _Counters
             continue
         currency = spec.other_currency if kind == "currency_mismatch" else spec.currency
         extra = Decimal(1) if kind == "amount_mismatch" else Decimal(0)
-        yield from entry(f"{inv.workflow}-invoice", inv.day, f"Invoice {inv.id}", currency,
-                         _invoice_lines(inv, extra), custbody_o2c_invoice=inv.id)
+        yield from entry(
+            f"{inv.workflow}-invoice",
+            inv.day,
+            f"Invoice {inv.id}",
+            currency,
+            _invoice_lines(inv, extra),
+            custbody_o2c_invoice=inv.id,
+        )
         if kind == "duplicate_posting":
-            yield from entry(f"manual-{inv.id}", inv.day, f"Invoice {inv.id} (posted by hand)", spec.currency,
-                             _invoice_lines(inv), custbody_o2c_invoice=inv.id)
+            yield from entry(
+                f"manual-{inv.id}",
+                inv.day,
+                f"Invoice {inv.id} (posted by hand)",
+                spec.currency,
+                _invoice_lines(inv),
+                custbody_o2c_invoice=inv.id,
+            )
         if inv.paid and kind != "status_mismatch":
-            yield from entry(f"payment-{inv.id}", inv.day, f"Payment of {inv.id}", spec.currency,
-                             [(CASH, inv.total, True), (RECEIVABLE, inv.total, False)], custbody_o2c_invoice=inv.id)
+            yield from entry(
+                f"payment-{inv.id}",
+                inv.day,
+                f"Payment of {inv.id}",
+                spec.currency,
+                [(CASH, inv.total, True), (RECEIVABLE, inv.total, False)],
+                custbody_o2c_invoice=inv.id,
+            )
     for k in range(spec.breaks["missing_in_billing"]):
         ghost = SeededInvoice(spec, spec.invoices + k, ghost=k)
         yield from tax_document(ghost, Decimal(0))
-        yield from entry(f"{ghost.workflow}-invoice", ghost.day, f"Invoice {ghost.id}", spec.currency,
-                         _invoice_lines(ghost), custbody_o2c_invoice=ghost.id)
+        yield from entry(
+            f"{ghost.workflow}-invoice",
+            ghost.day,
+            f"Invoice {ghost.id}",
+            spec.currency,
+            _invoice_lines(ghost),
+            custbody_o2c_invoice=ghost.id,
+        )
     for contract, amount in spec.revenue:
-        yield from entry(f"revrec-{contract}-{spec.period}", spec.last, f"Revenue of {contract} in {spec.period}",
-                         spec.currency, [(DEFERRED, amount, True), (REVENUE, amount, False)],
-                         custbody_o2c_contract=contract)
-
+        yield from entry(
+            f"revrec-{contract}-{spec.period}",
+            spec.last,
+            f"Revenue of {contract} in {spec.period}",
+            spec.currency,
+            [(DEFERRED, amount, True), (REVENUE, amount, False)],
+            custbody_o2c_contract=contract,
+        )

@@ -71,11 +71,18 @@ def patch_account(tx: Tx, request: Request, body: Any, version: str, id: str) ->
     fields = _check_fields(body, ACCOUNT_FIELDS, "Account")
     flag = fields.get("O2c_Dunning_Flag__c")
     if flag is not None and not isinstance(flag, bool):
-        raise error(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of boolean from value {flag!r}",
-                    ["O2c_Dunning_Flag__c"])
+        raise error(
+            400,
+            "JSON_PARSER_ERROR",
+            f"Cannot deserialize instance of boolean from value {flag!r}",
+            ["O2c_Dunning_Flag__c"],
+        )
     account = tx.get(SYSTEM, "Account", id) or {
         "attributes": {"type": "Account", "url": f"/services/data/{version}/sobjects/Account/{id}"},
-        "Id": id, "Name": id, "O2c_Dunning_Flag__c": False, "CreatedDate": time.time(),
+        "Id": id,
+        "Name": id,
+        "O2c_Dunning_Flag__c": False,
+        "CreatedDate": time.time(),
     }
     account.update(fields)
     account["LastModifiedDate"] = time.time()
@@ -93,8 +100,7 @@ def get_account(tx: Tx, request: Request, body: Any, version: str, id: str) -> t
 def upsert_task(tx: Tx, request: Request, body: Any, version: str, key: str) -> tuple[int, Any]:
     fields = _check_fields(body, TASK_FIELDS, "Task")
     if fields.get("O2c_Key__c") not in (None, key):
-        raise error(400, "INVALID_FIELD", "The external ID in the body differs from the one in the URL",
-                    ["O2c_Key__c"])
+        raise error(400, "INVALID_FIELD", "The external ID in the body differs from the one in the URL", ["O2c_Key__c"])
     existing_id = (tx.get(SYSTEM, "taskKey", key) or {}).get("taskId")
     task = tx.get(SYSTEM, "Task", existing_id) if existing_id else None
     if task is None and not fields.get("Subject"):
@@ -102,8 +108,13 @@ def upsert_task(tx: Tx, request: Request, body: Any, version: str, key: str) -> 
     created = task is None
     if created:
         task_id = _sf_id("00T", key)
-        task = {"attributes": {"type": "Task", "url": f"/services/data/{version}/sobjects/Task/{task_id}"},
-                "Id": task_id, "Status": "Not Started", "Priority": "Normal", "CreatedDate": time.time()}
+        task = {
+            "attributes": {"type": "Task", "url": f"/services/data/{version}/sobjects/Task/{task_id}"},
+            "Id": task_id,
+            "Status": "Not Started",
+            "Priority": "Normal",
+            "CreatedDate": time.time(),
+        }
         tx.put(SYSTEM, "taskKey", key, {"key": key, "taskId": task_id})
     task.update(fields)
     task["O2c_Key__c"] = key

@@ -20,9 +20,10 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 import uvicorn
@@ -52,18 +53,45 @@ def _compile(routes: list[tuple[str, str, Any]]) -> list[tuple[str, re.Pattern[s
 
 
 SYSTEM_TABLE = {
-    "stripe": System("stripe", _compile(stripe_api.ROUTES), stripe_api.authenticate,
-                     stripe_api.fault_response, stripe_api.run, form_encoded=True),
-    "avatax": System("avatax", _compile(avatax_api.ROUTES), avatax_api.authenticate,
-                     avatax_api.fault_response, avatax_api.run),
-    "netsuite": System("netsuite", _compile(netsuite_api.ROUTES), netsuite_api.authenticate,
-                       netsuite_api.fault_response, netsuite_api.run),
-    "entitlements": System("entitlements", _compile(own_api.ENTITLEMENT_ROUTES), own_api.authenticate,
-                           own_api.fault_response, own_api.run_entitlements),
-    "notifications": System("notifications", _compile(own_api.NOTIFICATION_ROUTES), own_api.authenticate,
-                            own_api.fault_response, own_api.run_notifications),
-    "salesforce": System("salesforce", _compile(salesforce_api.ROUTES), salesforce_api.authenticate,
-                         salesforce_api.fault_response, salesforce_api.run),
+    "stripe": System(
+        "stripe",
+        _compile(stripe_api.ROUTES),
+        stripe_api.authenticate,
+        stripe_api.fault_response,
+        stripe_api.run,
+        form_encoded=True,
+    ),
+    "avatax": System(
+        "avatax", _compile(avatax_api.ROUTES), avatax_api.authenticate, avatax_api.fault_response, avatax_api.run
+    ),
+    "netsuite": System(
+        "netsuite",
+        _compile(netsuite_api.ROUTES),
+        netsuite_api.authenticate,
+        netsuite_api.fault_response,
+        netsuite_api.run,
+    ),
+    "entitlements": System(
+        "entitlements",
+        _compile(own_api.ENTITLEMENT_ROUTES),
+        own_api.authenticate,
+        own_api.fault_response,
+        own_api.run_entitlements,
+    ),
+    "notifications": System(
+        "notifications",
+        _compile(own_api.NOTIFICATION_ROUTES),
+        own_api.authenticate,
+        own_api.fault_response,
+        own_api.run_notifications,
+    ),
+    "salesforce": System(
+        "salesforce",
+        _compile(salesforce_api.ROUTES),
+        salesforce_api.authenticate,
+        salesforce_api.fault_response,
+        salesforce_api.run,
+    ),
 }
 
 
@@ -105,7 +133,7 @@ def create_app(database_url: str, *, migrate: bool = True) -> Starlette:
             await asyncio.sleep(plan.latency_seconds)
         if plan.reject is not None:
             return system.fault_response(plan.reject.status)
-        for route_method, pattern, handler in system.routes:
+        for route_method, pattern, handler in system.routes:  # noqa: B007 - the matched handler runs after the loop
             match = pattern.match(sub_path)
             if match and route_method == method:
                 break
@@ -145,12 +173,13 @@ def default_database_url() -> str:
 class SandboxServer:
     """Runs the sandbox with uvicorn in a background thread.
 
-        with SandboxServer(url) as sandbox:
-            httpx.get(sandbox.url + "/_sandbox/summary")
+    with SandboxServer(url) as sandbox:
+        httpx.get(sandbox.url + "/_sandbox/summary")
     """
 
-    def __init__(self, database_url: str | None = None, host: str = "127.0.0.1", port: int = 0,
-                 *, log_level: str = "warning"):
+    def __init__(
+        self, database_url: str | None = None, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
+    ):
         self.database_url = database_url or default_database_url()
         self.host = host
         self.port = port
@@ -164,18 +193,20 @@ class SandboxServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "SandboxServer":
+    def start(self, timeout: float = 30.0) -> SandboxServer:
         self.app = create_app(self.database_url)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self._socket = sock
-        config = uvicorn.Config(self.app, log_level=self.log_level, access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app, log_level=self.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name="o2c-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="o2c-sandbox", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -198,22 +229,23 @@ class SandboxServer:
             self.app.state.store.close()
         self._server = self._thread = self._socket = None
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def serve(database_url: str | None = None, host: str = "127.0.0.1", port: int = 8700,
-          log_level: str = "info") -> None:
+def serve(database_url: str | None = None, host: str = "127.0.0.1", port: int = 8700, log_level: str = "info") -> None:
     """Run the sandbox in the foreground."""
     uvicorn.run(create_app(database_url or default_database_url()), host=host, port=port, log_level=log_level)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="o2c-sandbox", description="Run the o2c sandbox (Stripe, AvaTax, "
-                                     "NetSuite, entitlements, notifications stand-ins).")
+    parser = argparse.ArgumentParser(
+        prog="o2c-sandbox",
+        description="Run the o2c sandbox (Stripe, AvaTax, NetSuite, entitlements, notifications stand-ins).",
+    )
     parser.add_argument("--host", default=os.environ.get("O2C_SANDBOX_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("O2C_SANDBOX_PORT", "8700")))
     parser.add_argument("--database-url", default=None, help="defaults to O2C_DATABASE_URL or .o2c/o2c.sqlite")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -72,7 +73,7 @@ class Index(NamedTuple):
 def utc_day(unix_seconds: Any) -> str | None:
     if unix_seconds is None:
         return None
-    return datetime.fromtimestamp(int(unix_seconds), tz=timezone.utc).date().isoformat()
+    return datetime.fromtimestamp(int(unix_seconds), tz=UTC).date().isoformat()
 
 
 def _stripe_invoice(data: dict[str, Any]) -> Index:
@@ -94,8 +95,11 @@ def _avatax_transaction(data: dict[str, Any]) -> Index:
 def _netsuite_journal_entry(data: dict[str, Any]) -> Index:
     subsidiary = (data.get("subsidiary") or {}).get("id")
     internal_id = str(data.get("id") or "")
-    return Index(scope=None if subsidiary is None else str(subsidiary), day=data.get("tranDate") or None,
-                 num=int(internal_id) if internal_id.isdigit() else None)
+    return Index(
+        scope=None if subsidiary is None else str(subsidiary),
+        day=data.get("tranDate") or None,
+        num=int(internal_id) if internal_id.isdigit() else None,
+    )
 
 
 INDEXERS: dict[tuple[str, str], Callable[[dict[str, Any]], Index]] = {
@@ -167,7 +171,7 @@ class StoredResponse:
 class Tx:
     """One unit of work on the sandbox state."""
 
-    def __init__(self, conn: Connection, store: "Store | None" = None):
+    def __init__(self, conn: Connection, store: Store | None = None):
         self.conn = conn
         self.store = store
         # Work that must wait until this unit of work is committed (webhook deliveries:
@@ -203,14 +207,20 @@ class Tx:
                 data.setdefault(name, value)
             result = self.conn.execute(
                 documents.insert().values(
-                    system=system, type=type_, id=id_, data=data, created_at=now, updated_at=now,
+                    system=system,
+                    type=type_,
+                    id=id_,
+                    data=data,
+                    created_at=now,
+                    updated_at=now,
                     **index_of(system, type_, data)._asdict(),
                 )
             )
             return int(result.inserted_primary_key[0])
         self.conn.execute(
-            documents.update().where(documents.c.seq == seq).values(
-                data=data, updated_at=now, **index_of(system, type_, data)._asdict())
+            documents.update()
+            .where(documents.c.seq == seq)
+            .values(data=data, updated_at=now, **index_of(system, type_, data)._asdict())
         )
         return seq
 
@@ -222,8 +232,17 @@ class Tx:
         count = 0
         batch: list[dict[str, Any]] = []
         for system, type_, id_, data in docs:
-            batch.append({"system": system, "type": type_, "id": id_, "data": data, "created_at": now,
-                          "updated_at": now, **index_of(system, type_, data)._asdict()})
+            batch.append(
+                {
+                    "system": system,
+                    "type": type_,
+                    "id": id_,
+                    "data": data,
+                    "created_at": now,
+                    "updated_at": now,
+                    **index_of(system, type_, data)._asdict(),
+                }
+            )
             if len(batch) >= chunk:
                 self.conn.execute(documents.insert(), batch)
                 count += len(batch)
@@ -236,22 +255,37 @@ class Tx:
     def row(self, system: str, type_: str, id_: str) -> Row | None:
         """A document with its sequence number and listing columns."""
         found = self.conn.execute(
-            sa.select(documents.c.seq, documents.c.id, documents.c.scope, documents.c.day, documents.c.num,
-                      documents.c.data).where(
-                documents.c.system == system, documents.c.type == type_, documents.c.id == id_)
+            sa.select(
+                documents.c.seq, documents.c.id, documents.c.scope, documents.c.day, documents.c.num, documents.c.data
+            ).where(documents.c.system == system, documents.c.type == type_, documents.c.id == id_)
         ).first()
         return None if found is None else Row(found[0], found[1], found[2], found[3], found[4], dict(found[5]))
 
-    def page(self, system: str, type_: str, where: Sequence[Condition] = (), *,
-             order_by: Sequence[tuple[str, bool]] = (("seq", False),), limit: int | None = None,
-             offset: int = 0, batch: int = 500) -> Iterator[Row]:
+    def page(
+        self,
+        system: str,
+        type_: str,
+        where: Sequence[Condition] = (),
+        *,
+        order_by: Sequence[tuple[str, bool]] = (("seq", False),),
+        limit: int | None = None,
+        offset: int = 0,
+        batch: int = 500,
+    ) -> Iterator[Row]:
         """The documents of a type that meet every condition, ordered by (field,
         descending) pairs, with LIMIT/OFFSET, all in SQL; rows are streamed `batch` at a
         time, not loaded at once. Consume the iterator inside the unit of work."""
-        order = [(_field(name, None).desc() if descending else _field(name, None).asc())
-                 for name, descending in order_by]
-        columns = (documents.c.seq, documents.c.id, documents.c.scope, documents.c.day, documents.c.num,
-                   documents.c.data)
+        order = [
+            (_field(name, None).desc() if descending else _field(name, None).asc()) for name, descending in order_by
+        ]
+        columns = (
+            documents.c.seq,
+            documents.c.id,
+            documents.c.scope,
+            documents.c.day,
+            documents.c.num,
+            documents.c.data,
+        )
         matching = (documents.c.system == system, documents.c.type == type_, *(_condition(c) for c in where))
         if offset:
             # Skip through the index alone, then read only the page's documents (a deep
@@ -274,10 +308,13 @@ class Tx:
 
     def count_where(self, system: str, type_: str, where: Sequence[Condition] = ()) -> int:
         """How many documents Tx.page would list without LIMIT/OFFSET."""
-        return int(self.conn.execute(
-            sa.select(sa.func.count()).select_from(documents).where(
-                documents.c.system == system, documents.c.type == type_, *(_condition(c) for c in where))
-        ).scalar_one())
+        return int(
+            self.conn.execute(
+                sa.select(sa.func.count())
+                .select_from(documents)
+                .where(documents.c.system == system, documents.c.type == type_, *(_condition(c) for c in where))
+            ).scalar_one()
+        )
 
     def list(self, system: str, type_: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(documents.c.data).where(documents.c.system == system)
@@ -294,9 +331,9 @@ class Tx:
     def count(self, system: str, type_: str) -> int:
         return int(
             self.conn.execute(
-                sa.select(sa.func.count()).select_from(documents).where(
-                    documents.c.system == system, documents.c.type == type_
-                )
+                sa.select(sa.func.count())
+                .select_from(documents)
+                .where(documents.c.system == system, documents.c.type == type_)
             ).scalar_one()
         )
 
@@ -315,8 +352,13 @@ class Tx:
     ) -> None:
         self.conn.execute(
             idempotency.insert().values(
-                system=system, key=key, request_hash=request_hash, status=status,
-                body=json.dumps(body), headers=headers, created_at=time.time(),
+                system=system,
+                key=key,
+                request_hash=request_hash,
+                status=status,
+                body=json.dumps(body),
+                headers=headers,
+                created_at=time.time(),
             )
         )
 

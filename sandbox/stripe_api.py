@@ -27,7 +27,7 @@ import contextvars
 import json
 import secrets
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
@@ -35,10 +35,10 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.core import ApiError, json_response, new_id, parse_nested, request_hash, dumps
-from sandbox import webhooks
-from sandbox.store import Condition, Tx, documents, utc_day
 from canonical.money import minor_unit
+from sandbox import webhooks
+from sandbox.core import ApiError, dumps, json_response, new_id, parse_nested, request_hash
+from sandbox.store import Condition, Tx, documents, utc_day
 
 SYSTEM = "stripe"
 
@@ -46,8 +46,16 @@ SYSTEM = "stripe"
 # -- errors -------------------------------------------------------------------------------
 
 
-def error(status: int, type_: str, message: str, *, code: str | None = None, param: str | None = None,
-          decline_code: str | None = None, store: bool = False) -> ApiError:
+def error(
+    status: int,
+    type_: str,
+    message: str,
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    decline_code: str | None = None,
+    store: bool = False,
+) -> ApiError:
     body: dict[str, Any] = {"type": type_, "message": message}
     if code:
         body["code"] = code
@@ -87,13 +95,16 @@ def authenticate(request: Request) -> Response | None:
     elif header.lower().startswith("basic "):
         try:
             key = base64.b64decode(header[6:].strip()).decode().split(":", 1)[0]
-        except Exception:  # noqa: BLE001 - malformed header is just unauthenticated
+        except Exception:
             key = ""
     if key.startswith("sk_test_"):
         return None
     shown = (key[:8] + "*" * 4) if key else ""
-    message = (f"Invalid API Key provided: {shown}" if key else
-               "You did not provide an API key. Provide it in the Authorization header.")
+    message = (
+        f"Invalid API Key provided: {shown}"
+        if key
+        else "You did not provide an API key. Provide it in the Authorization header."
+    )
     err = error(401, "invalid_request_error", message)
     return json_response(401, err.body, err.headers)
 
@@ -104,7 +115,7 @@ def authenticate(request: Request) -> Response | None:
 def _ts(d: date | str) -> int:
     if isinstance(d, str):
         d = date.fromisoformat(d)
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
 def add_month(d: date) -> date:
@@ -249,15 +260,18 @@ def update_customer(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     before = (customer.get("invoice_settings") or {}).get("default_payment_method")
     customer = _customer_fields(customer, params)
     if pm_id is not None:
-        customer["invoice_settings"] = {**(customer.get("invoice_settings") or {}),
-                                        "default_payment_method": None}
+        customer["invoice_settings"] = {**(customer.get("invoice_settings") or {}), "default_payment_method": None}
         if pm_id:
             pm = _attach(tx, pm_id, id, param="invoice_settings[default_payment_method]")
             customer["invoice_settings"]["default_payment_method"] = pm["id"]
     tx.put(SYSTEM, "customer", id, customer)
     if pm_id is not None and customer["invoice_settings"]["default_payment_method"] != before:
-        emit(tx, "customer.updated", customer,
-             previous_attributes={"invoice_settings": {"default_payment_method": before}})
+        emit(
+            tx,
+            "customer.updated",
+            customer,
+            previous_attributes={"invoice_settings": {"default_payment_method": before}},
+        )
     return 200, customer
 
 
@@ -325,8 +339,10 @@ def _price_from(data: Any, param: str, currency: str, interval: str) -> dict[str
         if not data.get(name):
             raise missing(f"{param}[{name}]")
     if data["currency"].lower() != currency:
-        raise invalid(f"The price currency {data['currency']} does not match the subscription currency {currency}",
-                      param=f"{param}[currency]")
+        raise invalid(
+            f"The price currency {data['currency']} does not match the subscription currency {currency}",
+            param=f"{param}[currency]",
+        )
     if "unit_amount_decimal" in data:
         amount = _decimal(data["unit_amount_decimal"], f"{param}[unit_amount_decimal]")
     elif "unit_amount" in data:
@@ -386,8 +402,9 @@ def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
     if behavior not in ("create_prorations", "always_invoice", "none"):
         raise invalid(f"Invalid proration_behavior: {behavior}", param="proration_behavior")
     first = specs[0] if isinstance(specs[0], dict) else {}
-    currency = str(params.get("currency") or (first.get("price_data") or {}).get("currency") or
-                   (customer.get("currency") or "usd")).lower()
+    currency = str(
+        params.get("currency") or (first.get("price_data") or {}).get("currency") or (customer.get("currency") or "usd")
+    ).lower()
     try:
         minor_unit(currency.upper())
     except ValueError:
@@ -405,8 +422,10 @@ def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
             if price is None:
                 raise no_such("price", spec["price"], status=400, param=f"{param}[price]")
             if price["currency"] != currency:
-                raise invalid(f"The price currency {price['currency']} does not match the subscription currency "
-                              f"{currency}", param=f"{param}[price]")
+                raise invalid(
+                    f"The price currency {price['currency']} does not match the subscription currency {currency}",
+                    param=f"{param}[price]",
+                )
         else:
             raise missing(f"{param}[price]")
         quantity = _int(spec.get("quantity", 1), f"{param}[quantity]")
@@ -423,19 +442,21 @@ def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         try:
             start = _ts(metadata["term_start"])
         except ValueError:
-            raise invalid(f"Invalid date in metadata[term_start]: {metadata['term_start']}",
-                          param="metadata[term_start]") from None
+            raise invalid(
+                f"Invalid date in metadata[term_start]: {metadata['term_start']}", param="metadata[term_start]"
+            ) from None
     else:
         start = now
     if "billing_cycle_anchor" in params:
         anchor = _int(params["billing_cycle_anchor"], "billing_cycle_anchor")
         if anchor <= start:
-            raise invalid("billing_cycle_anchor must be after the start of the subscription",
-                          param="billing_cycle_anchor")
+            raise invalid(
+                "billing_cycle_anchor must be after the start of the subscription", param="billing_cycle_anchor"
+            )
         period_end = anchor
     else:
         anchor = start
-        period_end = _ts(add_month(datetime.fromtimestamp(start, tz=timezone.utc).date()))
+        period_end = _ts(add_month(datetime.fromtimestamp(start, tz=UTC).date()))
     _, cancel_at = _cancel_at(params)
     subscription = {
         "id": sub_id,
@@ -462,8 +483,12 @@ def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         customer["currency"] = currency  # Stripe fixes a customer's currency with its first subscription
         tx.put(SYSTEM, "customer", customer_id, customer)
     tx.put(SYSTEM, "subscription", sub_id, subscription)
-    tx.put(SYSTEM, "subscription_creation", sub_id, {"id": sub_id, "proration_behavior": behavior,
-                                                      "params": params, "created": now})
+    tx.put(
+        SYSTEM,
+        "subscription_creation",
+        sub_id,
+        {"id": sub_id, "proration_behavior": behavior, "params": params, "created": now},
+    )
     emit(tx, "customer.subscription.created", subscription)
     return 200, subscription
 
@@ -476,12 +501,21 @@ def cancel_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
         raise no_such("subscription", id)
     if subscription["status"] == "canceled":
         raise invalid(f"This subscription is already canceled: {id}", code="subscription_canceled")
-    previous = subscription["status"]
+    subscription["status"]
     now = int(time.time())
-    subscription.update({"status": "canceled", "canceled_at": now, "ended_at": now,
-                         "cancellation_details": {"reason": "cancellation_requested",
-                                                  "comment": params.get("cancellation_details", {}).get("comment")
-                                                  if isinstance(params.get("cancellation_details"), dict) else None}})
+    subscription.update(
+        {
+            "status": "canceled",
+            "canceled_at": now,
+            "ended_at": now,
+            "cancellation_details": {
+                "reason": "cancellation_requested",
+                "comment": params.get("cancellation_details", {}).get("comment")
+                if isinstance(params.get("cancellation_details"), dict)
+                else None,
+            },
+        }
+    )
     tx.put(SYSTEM, "subscription", id, subscription)
     emit(tx, "customer.subscription.deleted", subscription)
     return 200, subscription
@@ -536,8 +570,14 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
             price = stored
         quantity = _int(spec["quantity"], f"{param}[quantity]") if "quantity" in spec else None
         if action == "add":
-            items.append(new_item(id, price, 1 if quantity is None else quantity,
-                                  _metadata({}, spec.get("metadata"), f"{param}[metadata]")))
+            items.append(
+                new_item(
+                    id,
+                    price,
+                    1 if quantity is None else quantity,
+                    _metadata({}, spec.get("metadata"), f"{param}[metadata]"),
+                )
+            )
         else:
             target = next(i for i in items if i["id"] == item["id"])
             if price is not None:
@@ -636,8 +676,12 @@ def create_invoice(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         "starting_balance": 0,
         "ending_balance": None,
         "created": int(time.time()),
-        "status_transitions": {"finalized_at": None, "paid_at": None, "voided_at": None,
-                               "marked_uncollectible_at": None},
+        "status_transitions": {
+            "finalized_at": None,
+            "paid_at": None,
+            "voided_at": None,
+            "marked_uncollectible_at": None,
+        },
         "attempt_count": 0,
         "attempted": False,
         "paid": False,
@@ -650,8 +694,11 @@ def create_invoice(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
     }
     if behavior == "include":
         for item in tx.list(SYSTEM, "invoiceitem"):
-            if item["customer"] == customer_id and not item.get("invoice") and \
-                    (not subscription_id or item.get("subscription") in (None, subscription_id)):
+            if (
+                item["customer"] == customer_id
+                and not item.get("invoice")
+                and (not subscription_id or item.get("subscription") in (None, subscription_id))
+            ):
                 item["invoice"] = invoice["id"]
                 tx.put(SYSTEM, "invoiceitem", item["id"], item)
                 invoice["lines"]["data"].append(_line_from_item(item))
@@ -688,8 +735,9 @@ def _created_range(params: dict[str, Any]) -> tuple[int | None, int | None]:
         elif op == "lt":
             high = value - 1 if high is None else min(high, value - 1)
         else:
-            raise invalid(f"Received unknown parameter: created[{op}]", param=f"created[{op}]",
-                          code="parameter_unknown")
+            raise invalid(
+                f"Received unknown parameter: created[{op}]", param=f"created[{op}]", code="parameter_unknown"
+            )
     return low, high
 
 
@@ -758,7 +806,7 @@ def list_subscriptions(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         ids = [s["id"] for s in subscriptions]
         if after not in ids:
             raise no_such("subscription", after, status=400, param="starting_after")
-        subscriptions = subscriptions[ids.index(after) + 1:]
+        subscriptions = subscriptions[ids.index(after) + 1 :]
     return 200, _list("/v1/subscriptions", subscriptions[:limit], has_more=len(subscriptions) > limit)
 
 
@@ -767,8 +815,9 @@ def finalize_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]
     if invoice is None:
         raise no_such("invoice", id)
     if invoice["status"] != "draft":
-        raise invalid("This invoice is already finalized, you can't re-finalize a non-draft invoice.",
-                      code="invoice_not_editable")
+        raise invalid(
+            "This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable"
+        )
     now = int(time.time())
     number = f"SBX-{tx.count(SYSTEM, 'invoice_number') + 1:06d}"
     tx.put(SYSTEM, "invoice_number", number, {"id": number, "invoice": id})
@@ -802,8 +851,10 @@ def void_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     if invoice is None:
         raise no_such("invoice", id)
     if invoice["status"] not in ("open", "uncollectible"):
-        raise invalid(f"You can only pass in open invoices. This invoice is {invoice['status']}.",
-                      code="invoice_not_open" if invoice["status"] != "void" else "invoice_already_voided")
+        raise invalid(
+            f"You can only pass in open invoices. This invoice is {invoice['status']}.",
+            code="invoice_not_open" if invoice["status"] != "void" else "invoice_already_voided",
+        )
     invoice["status"] = "void"
     invoice["amount_remaining"] = 0
     invoice["status_transitions"]["voided_at"] = int(time.time())
@@ -826,8 +877,11 @@ def create_invoiceitem(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         if invoice is None:
             raise no_such("invoice", params["invoice"], status=400, param="invoice")
         if invoice["status"] != "draft":
-            raise invalid(f"Invoice {invoice['id']} is not a draft; items can only be added to drafts.",
-                          param="invoice", code="invoice_not_editable")
+            raise invalid(
+                f"Invoice {invoice['id']} is not a draft; items can only be added to drafts.",
+                param="invoice",
+                code="invoice_not_editable",
+            )
         if invoice["customer"] != customer_id:
             raise invalid("The invoice belongs to another customer.", param="invoice")
         if invoice["currency"] != params["currency"].lower():
@@ -865,8 +919,7 @@ def get_invoiceitem(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
 API_VERSION = "2024-06-20"
 # The request that caused the events being emitted (None for automatic events such as a
 # renewal charge), as Stripe records it in `event.request`.
-_current_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "stripe_request", default=None)
+_current_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("stripe_request", default=None)
 # The connected account a request acts for (its `Stripe-Account` header), None for the
 # platform account.
 _current_account: contextvars.ContextVar[str | None] = contextvars.ContextVar("stripe_account", default=None)
@@ -876,8 +929,9 @@ def _snapshot(obj: dict[str, Any]) -> dict[str, Any]:
     return json.loads(dumps(obj), parse_float=Decimal)
 
 
-def emit(tx: Tx, type_: str, obj: dict[str, Any], *, previous_attributes: dict[str, Any] | None = None
-         ) -> dict[str, Any]:
+def emit(
+    tx: Tx, type_: str, obj: dict[str, Any], *, previous_attributes: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Store an event as Stripe shapes it and, once the unit of work commits, deliver it
     to every enabled endpoint whose `enabled_events` match (endpoints as of now)."""
     endpoints = [e for e in tx.list(SYSTEM, "webhook_endpoint") if webhooks.matches(e, type_)]
@@ -928,7 +982,7 @@ def list_events(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         ids = [e["id"] for e in events]
         if after not in ids:
             raise no_such("event", after, status=400, param="starting_after")
-        events = events[ids.index(after) + 1:]
+        events = events[ids.index(after) + 1 :]
     return 200, _list("/v1/events", events[:limit], has_more=len(events) > limit)
 
 
@@ -977,8 +1031,11 @@ def delete_webhook_endpoint(tx: Tx, params: dict[str, Any], id: str) -> tuple[in
     endpoint = tx.get(SYSTEM, "webhook_endpoint", id)
     if endpoint is None:
         raise no_such("webhook_endpoint", id)
-    tx.conn.execute(documents.delete().where(documents.c.system == SYSTEM, documents.c.type == "webhook_endpoint",
-                                             documents.c.id == id))
+    tx.conn.execute(
+        documents.delete().where(
+            documents.c.system == SYSTEM, documents.c.type == "webhook_endpoint", documents.c.id == id
+        )
+    )
     return 200, {"id": id, "object": "webhook_endpoint", "deleted": True}
 
 
@@ -991,7 +1048,10 @@ TEST_PAYMENT_METHODS: dict[str, tuple[str, str, tuple[str, str, str] | None]] = 
     "pm_card_mastercard": ("mastercard", "4444", None),
     "pm_card_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline", "Your card was declined.")),
     "pm_card_chargeDeclinedInsufficientFunds": (
-        "visa", "9995", ("card_declined", "insufficient_funds", "Your card has insufficient funds.")),
+        "visa",
+        "9995",
+        ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    ),
     "pm_card_chargeDeclinedLostCard": ("visa", "9987", ("card_declined", "lost_card", "Your card was declined.")),
     "pm_card_chargeDeclinedStolenCard": ("visa", "9979", ("card_declined", "stolen_card", "Your card was declined.")),
     "pm_card_chargeDeclinedExpiredCard": ("visa", "0069", ("expired_card", "expired_card", "Your card has expired.")),
@@ -1004,8 +1064,14 @@ def _new_payment_method(token: str) -> dict[str, Any]:
         "id": new_id("pm"),
         "object": "payment_method",
         "type": "card",
-        "card": {"brand": brand, "last4": last4, "exp_month": 12, "exp_year": date.today().year + 3,
-                 "funding": "credit", "country": "US"},
+        "card": {
+            "brand": brand,
+            "last4": last4,
+            "exp_month": 12,
+            "exp_year": date.today().year + 3,
+            "funding": "credit",
+            "country": "US",
+        },
         "billing_details": {"address": None, "email": None, "name": None, "phone": None},
         "customer": None,
         "created": int(time.time()),
@@ -1028,8 +1094,11 @@ def _attach(tx: Tx, pm_id: str, customer_id: str, *, param: str = "payment_metho
         if pm.get("customer") == customer_id:
             return pm
         if pm.get("customer"):
-            raise invalid("The payment method you provided has already been attached to a customer.",
-                          param=param, code="payment_method_unexpected_state")
+            raise invalid(
+                "The payment method you provided has already been attached to a customer.",
+                param=param,
+                code="payment_method_unexpected_state",
+            )
     pm["customer"] = customer_id
     tx.put(SYSTEM, "payment_method", pm["id"], pm)
     emit(tx, "payment_method.attached", pm)
@@ -1117,14 +1186,17 @@ def _charge_invoice(tx: Tx, invoice: dict[str, Any], pm_id: str | None = None) -
     if invoice["status"] == "paid":
         raise invalid("Invoice is already paid", code="invoice_already_paid")  # code unverified
     if invoice["status"] not in ("open", "uncollectible"):
-        raise invalid(f"You can only pay open invoices. This invoice is {invoice['status']}.",
-                      code="invoice_not_open")  # wording unverified
+        raise invalid(
+            f"You can only pay open invoices. This invoice is {invoice['status']}.", code="invoice_not_open"
+        )  # wording unverified
     customer = tx.get(SYSTEM, "customer", invoice["customer"]) or {}
     pm_id = pm_id or (customer.get("invoice_settings") or {}).get("default_payment_method")
     pm = tx.get(SYSTEM, "payment_method", pm_id) if pm_id else None
     if pm is None:
-        raise invalid("This customer has no attached payment source or default payment method.",
-                      code="invoice_no_customer_payment_method")  # code unverified
+        raise invalid(
+            "This customer has no attached payment source or default payment method.",
+            code="invoice_no_customer_payment_method",
+        )  # code unverified
     amount = int(invoice["amount_remaining"])
     behaviour = TEST_PAYMENT_METHODS.get(pm.get("sandbox_test_card") or "", ("", "", None))[2]
     intent = _payment_intent_of(tx, invoice)
@@ -1140,8 +1212,10 @@ def _charge_invoice(tx: Tx, invoice: dict[str, Any], pm_id: str | None = None) -
         "invoice": invoice["id"],
         "payment_intent": intent["id"],
         "payment_method": pm["id"],
-        "payment_method_details": {"type": "card", "card": {k: pm["card"][k] for k in
-                                                            ("brand", "last4", "exp_month", "exp_year")}},
+        "payment_method_details": {
+            "type": "card",
+            "card": {k: pm["card"][k] for k in ("brand", "last4", "exp_month", "exp_year")},
+        },
         "paid": behaviour is None,
         "captured": behaviour is None,
         "status": "failed" if behaviour else "succeeded",
@@ -1151,7 +1225,8 @@ def _charge_invoice(tx: Tx, invoice: dict[str, Any], pm_id: str | None = None) -
             "network_status": "declined_by_network" if behaviour else "approved_by_network",
             "reason": behaviour[1] if behaviour else None,
             "risk_level": "normal",
-            "seller_message": "The bank did not return any further details with this decline." if behaviour
+            "seller_message": "The bank did not return any further details with this decline."
+            if behaviour
             else "Payment complete.",
             "type": "issuer_declined" if behaviour else "authorized",
         },
@@ -1179,12 +1254,22 @@ def _charge_invoice(tx: Tx, invoice: dict[str, Any], pm_id: str | None = None) -
         return 200, invoice
     code, decline_code, message = behaviour
     error_body: dict[str, Any] = {
-        "type": "card_error", "code": code, "decline_code": decline_code, "message": message,
-        "charge": charge["id"], "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
+        "type": "card_error",
+        "code": code,
+        "decline_code": decline_code,
+        "message": message,
+        "charge": charge["id"],
+        "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
     }
-    intent.update({"status": "requires_payment_method",
-                   "last_payment_error": {**{k: v for k, v in error_body.items() if k != "charge"},
-                                          "payment_method": {"id": pm["id"], "type": "card"}}})
+    intent.update(
+        {
+            "status": "requires_payment_method",
+            "last_payment_error": {
+                **{k: v for k, v in error_body.items() if k != "charge"},
+                "payment_method": {"id": pm["id"], "type": "card"},
+            },
+        }
+    )
     tx.put(SYSTEM, "payment_intent", intent["id"], intent)
     tx.put(SYSTEM, "invoice", invoice["id"], invoice)
     subscription = tx.get(SYSTEM, "subscription", invoice.get("subscription") or "")
@@ -1212,8 +1297,10 @@ def mark_uncollectible(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, An
     if invoice is None:
         raise no_such("invoice", id)
     if invoice["status"] != "open":
-        raise invalid(f"You can only mark open invoices as uncollectible. This invoice is {invoice['status']}.",
-                      code="invoice_not_open")  # wording unverified
+        raise invalid(
+            f"You can only mark open invoices as uncollectible. This invoice is {invoice['status']}.",
+            code="invoice_not_open",
+        )  # wording unverified
     invoice["status"] = "uncollectible"
     invoice["status_transitions"]["marked_uncollectible_at"] = int(time.time())
     tx.put(SYSTEM, "invoice", id, invoice)
@@ -1241,12 +1328,21 @@ def renewal_charge(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
     if subscription is None:
         raise no_such("subscription", str(sub_id))
     amount = _int(body["amount"], "amount") if body.get("amount") is not None else _monthly_minor(subscription)
-    _, invoice = create_invoice(tx, {"customer": subscription["customer"], "subscription": sub_id,
-                                     "description": body.get("description") or None})
-    _, item = create_invoiceitem(tx, {"customer": subscription["customer"], "invoice": invoice["id"],
-                                      "currency": subscription["currency"], "amount": amount,
-                                      "subscription": sub_id,
-                                      "description": body.get("description") or "Subscription renewal"})
+    _, invoice = create_invoice(
+        tx,
+        {"customer": subscription["customer"], "subscription": sub_id, "description": body.get("description") or None},
+    )
+    _, _item = create_invoiceitem(
+        tx,
+        {
+            "customer": subscription["customer"],
+            "invoice": invoice["id"],
+            "currency": subscription["currency"],
+            "amount": amount,
+            "subscription": sub_id,
+            "description": body.get("description") or "Subscription renewal",
+        },
+    )
     _, invoice = finalize_invoice(tx, {}, invoice["id"])
     invoice["billing_reason"] = "subscription_cycle"
     tx.put(SYSTEM, "invoice", invoice["id"], invoice)
@@ -1289,8 +1385,10 @@ def pay_out_of_band(tx: Tx, id: str) -> dict[str, Any]:
     if invoice is None:
         raise no_such("invoice", id)
     if invoice["status"] not in ("open", "uncollectible"):
-        raise invalid(f"invoice {id} is {invoice['status']}; only open invoices can be paid",
-                      code="invoice_already_paid" if invoice["status"] == "paid" else "invoice_not_open")
+        raise invalid(
+            f"invoice {id} is {invoice['status']}; only open invoices can be paid",
+            code="invoice_already_paid" if invoice["status"] == "paid" else "invoice_not_open",
+        )
     invoice["paid_out_of_band"] = True
     _mark_paid(tx, invoice)
     tx.put(SYSTEM, "invoice", id, invoice)
@@ -1410,9 +1508,12 @@ def run(store, handler, method: str, path: str, request: Request, raw: bytes, gr
     account = request.headers.get("stripe-account") or None
     if account is not None and (not account.startswith("acct_") or len(account) > 40):
         # Stripe's exact status and wording for an unknown account are unverified.
-        err = error(403, "invalid_request_error",
-                    f"The provided key does not have access to account '{account}' (or that account does not exist).",
-                    code="account_invalid")
+        err = error(
+            403,
+            "invalid_request_error",
+            f"The provided key does not have access to account '{account}' (or that account does not exist).",
+            code="account_invalid",
+        )
         return json_response(err.status, err.body, err.headers)
     # Keys are scoped per account; a header value cannot hold a newline, so the scoped
     # form never collides with a platform key.
@@ -1425,7 +1526,8 @@ def run(store, handler, method: str, path: str, request: Request, raw: bytes, gr
                 if stored is not None:
                     if stored.request_hash != fingerprint:
                         raise error(
-                            400, "idempotency_error",
+                            400,
+                            "idempotency_error",
                             "Keys for idempotent requests can only be used with the same parameters they "
                             f"were first used with. Try using a key other than '{key}' if you meant to "
                             "execute a different request.",
@@ -1456,7 +1558,7 @@ def run(store, handler, method: str, path: str, request: Request, raw: bytes, gr
                 if tx.stored_response(SYSTEM, stored_key) is None:
                     tx.store_response(SYSTEM, stored_key, fingerprint, exc.status, exc.body, exc.headers)
         return json_response(exc.status, exc.body, exc.headers)
-    except Exception as exc:  # noqa: BLE001 - an internal failure after execution began
+    except Exception as exc:
         err = error(500, "api_error", f"An unexpected error occurred: {type(exc).__name__}")
         if key:
             with store.tx() as tx:

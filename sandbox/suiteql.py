@@ -33,10 +33,11 @@ common ones), and NULL ordering (Oracle's default: last ascending, first descend
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 from sandbox.store import Condition, Tx
 
@@ -49,8 +50,19 @@ CURRENCY_IDS = {"USD": 1, "GBP": 2, "CAD": 3, "EUR": 4, "JPY": 5, "AUD": 6, "CHF
 CURRENCY_CODES = {v: k for k, v in CURRENCY_IDS.items()}
 
 TABLES: dict[str, tuple[str, ...]] = {
-    "transaction": ("id", "tranid", "externalid", "trandate", "type", "subsidiary", "currency", "memo",
-                    "custbody_o2c_invoice", "custbody_o2c_contract", "custbody_o2c_reverses"),
+    "transaction": (
+        "id",
+        "tranid",
+        "externalid",
+        "trandate",
+        "type",
+        "subsidiary",
+        "currency",
+        "memo",
+        "custbody_o2c_invoice",
+        "custbody_o2c_contract",
+        "custbody_o2c_reverses",
+    ),
     "transactionaccountingline": ("transaction", "transactionline", "account", "debit", "credit", "amount"),
 }
 
@@ -61,19 +73,56 @@ class SuiteQLError(Exception):
 
 # -- parsing -----------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"""\s*(?:
+_TOKEN = re.compile(
+    r"""\s*(?:
     (?P<string>'(?:[^']|'')*')
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<op><=|>=|<>|!=|=|<|>)
   | (?P<punct>[(),.*\-])
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-)""", re.VERBOSE)
+)""",
+    re.VERBOSE,
+)
 
 # Reserved words: never taken for a table alias, and named when they appear where the
 # subset has no place for them.
-_KEYWORDS = {"select", "from", "where", "and", "or", "order", "by", "asc", "desc", "as", "in", "is", "not",
-             "null", "join", "group", "having", "union", "minus", "intersect", "distinct", "on", "left", "right",
-             "inner", "outer", "full", "cross", "natural", "fetch", "offset", "limit", "with", "connect", "start"}
+_KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "as",
+    "in",
+    "is",
+    "not",
+    "null",
+    "join",
+    "group",
+    "having",
+    "union",
+    "minus",
+    "intersect",
+    "distinct",
+    "on",
+    "left",
+    "right",
+    "inner",
+    "outer",
+    "full",
+    "cross",
+    "natural",
+    "fetch",
+    "offset",
+    "limit",
+    "with",
+    "connect",
+    "start",
+}
 
 
 @dataclass(frozen=True)
@@ -277,8 +326,7 @@ class _Parser:
         self.expect_word("from")
         table = self.identifier("a table")
         if table not in TABLES:
-            raise SuiteQLError(f"Record '{table}' was not found (this sandbox knows "
-                               f"{', '.join(sorted(TABLES))}).")
+            raise SuiteQLError(f"Record '{table}' was not found (this sandbox knows {', '.join(sorted(TABLES))}).")
         alias = table
         token = self.peek()
         if token is not None and token.kind == "name" and token.word not in _KEYWORDS:
@@ -332,7 +380,7 @@ def _check(query: Query, ref: Ref) -> None:
 
 def parse(text: str) -> Query:
     if not isinstance(text, str) or not text.strip():
-        raise SuiteQLError("The request body needs a query in \"q\".")
+        raise SuiteQLError('The request body needs a query in "q".')
     return _Parser(text).query()
 
 
@@ -466,6 +514,7 @@ def _sort_key(column: str):
     def key(row: dict[str, Any]) -> tuple[bool, bool, Any]:
         value = row[column]
         return (value is None, isinstance(value, str), "" if value is None else value)
+
     return key
 
 
@@ -485,8 +534,10 @@ def execute(tx: Tx, query: Query, *, offset: int, limit: int) -> tuple[list[dict
             sql_order = None
     if query.table == "transaction" and not rest and sql_order is not None:
         total = tx.count_where(SYSTEM, "journalEntry", pushed)
-        rows = [transaction_row(r.data) for r in tx.page(SYSTEM, "journalEntry", pushed, order_by=sql_order,
-                                                          limit=limit, offset=offset)]
+        rows = [
+            transaction_row(r.data)
+            for r in tx.page(SYSTEM, "journalEntry", pushed, order_by=sql_order, limit=limit, offset=offset)
+        ]
         return rows, total
     found: list[dict[str, Any]] = []
     entries = tx.page(SYSTEM, "journalEntry", pushed, order_by=sql_order or (("num", False),))
@@ -495,7 +546,7 @@ def execute(tx: Tx, query: Query, *, offset: int, limit: int) -> tuple[list[dict
         found.extend(row for row in rows if all(matches(row, p) for p in rest))
     if sql_order is None and order is not None:
         found.sort(key=_sort_key(order[0].name), reverse=order[1])
-    return found[offset:offset + limit], len(found)
+    return found[offset : offset + limit], len(found)
 
 
 def _render(value: Any, function: str, column: str) -> str | None:

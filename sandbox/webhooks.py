@@ -42,8 +42,9 @@ def matches(endpoint: dict[str, Any], event_type: str) -> bool:
 
 
 class WebhookDispatcher:
-    def __init__(self, store: "Store", *, workers: int = 4, timeout: float = 5.0,
-                 backoff: tuple[float, ...] = BACKOFF_SECONDS):
+    def __init__(
+        self, store: Store, *, workers: int = 4, timeout: float = 5.0, backoff: tuple[float, ...] = BACKOFF_SECONDS
+    ):
         self.store = store
         self.timeout = timeout
         self.backoff = backoff
@@ -67,7 +68,7 @@ class WebhookDispatcher:
         try:
             with self.store.tx() as tx:
                 tx.put(SYSTEM, "webhook_delivery", delivery["id"], delivery)
-        except Exception:  # noqa: BLE001 - the store may be closing with the server
+        except Exception:
             pass
 
     def _deliver(self, event: dict[str, Any], endpoint: dict[str, Any], reason: str) -> None:
@@ -93,11 +94,15 @@ class WebhookDispatcher:
                     "created": time.time(),
                 }
                 try:
-                    response = client.post(endpoint["url"], content=body, headers={
-                        "Content-Type": "application/json; charset=utf-8",
-                        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                        "Stripe-Signature": sign(endpoint["secret"], body, timestamp),
-                    })
+                    response = client.post(
+                        endpoint["url"],
+                        content=body,
+                        headers={
+                            "Content-Type": "application/json; charset=utf-8",
+                            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                            "Stripe-Signature": sign(endpoint["secret"], body, timestamp),
+                        },
+                    )
                     delivery["status"] = response.status_code
                     ok = 200 <= response.status_code < 300
                     if not ok:

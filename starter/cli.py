@@ -43,8 +43,7 @@ def _read_request(path: str, model: type[M], what: str) -> M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
-                             for e in error.errors())
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in error.errors())
         raise UserError(f"{path} is not a valid {what}: {problems}") from None
 
 
@@ -60,20 +59,24 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     from starter.client import start_amendment, start_renewal
     from starter.config import renewal_policy
 
-    model, what, start = {"amend": (AmendmentRequest, "amendment request", start_amendment),
-                          "renew": (RenewalRequest, "renewal request", start_renewal)}[args.command]
+    model, what, start = {
+        "amend": (AmendmentRequest, "amendment request", start_amendment),
+        "renew": (RenewalRequest, "renewal request", start_renewal),
+    }[args.command]
     request = _read_request(args.file, model, what)
     # What the request alone shows is refused before anything is contacted.
-    problems = (request_problems(request) if args.command == "amend"
-                else renewal_request_problems(request, renewal_policy()))
+    problems = (
+        request_problems(request) if args.command == "amend" else renewal_request_problems(request, renewal_policy())
+    )
     if problems:
         raise UserError(f"{what.split()[0]} refused, no workflow started:\n  - " + "\n  - ".join(problems))
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
     try:
         handle = await start(await _client(settings), request, billing=billing, task_queue=settings.task_queue)
     except InvalidRequest as invalid:
-        raise UserError(f"{what.split()[0]} refused, no workflow started:\n  - "
-                        + "\n  - ".join(invalid.problems)) from None
+        raise UserError(
+            f"{what.split()[0]} refused, no workflow started:\n  - " + "\n  - ".join(invalid.problems)
+        ) from None
     finally:
         await billing.aclose()
     described = await handle.describe()
@@ -95,8 +98,9 @@ async def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     if problems:
         raise UserError("reconciliation refused, no workflow started:\n  - " + "\n  - ".join(problems))
     client = await _client(settings)
-    handle = await start_reconciliation(client, legal_entity=args.entity, period=args.period,
-                                        task_queue=settings.task_queue)
+    handle = await start_reconciliation(
+        client, legal_entity=args.entity, period=args.period, task_queue=settings.task_queue
+    )
     state: dict[str, Any] = {}
     for _ in range(50):  # the run id is the workflow's own: ask it once it has started
         state = await process_state(client, handle.id)
@@ -156,8 +160,11 @@ async def cmd_revenue(args: argparse.Namespace, settings: Settings) -> int:
         schedules = await store.schedules_of_entity(args.entity)
     finally:
         await store.aclose()
-    print(waterfall_table(waterfall(schedules, through=args.through or None)) if schedules
-          else f"no revenue schedules for {args.entity}")
+    print(
+        waterfall_table(waterfall(schedules, through=args.through or None))
+        if schedules
+        else f"no revenue schedules for {args.entity}"
+    )
     return 0
 
 
@@ -170,25 +177,31 @@ def _approval_lines(item: dict[str, Any]) -> list[str]:
         return _unavailable(item)
     request = (item.get("approval") or {}).get("request") or {}
     amount = request.get("amount") or {}
-    return [f"{item['workflow_id']}  needs {request.get('required_role')}  requested by "
-            f"{request.get('requested_by')}  amount {amount.get('amount')} {amount.get('currency')}",
-            *(f"    - {reason}" for reason in request.get("reasons", []))]
+    return [
+        f"{item['workflow_id']}  needs {request.get('required_role')}  requested by "
+        f"{request.get('requested_by')}  amount {amount.get('amount')} {amount.get('currency')}",
+        *(f"    - {reason}" for reason in request.get("reasons", [])),
+    ]
 
 
 def _attention_lines(item: dict[str, Any]) -> list[str]:
     if item.get("unavailable"):
         return _unavailable(item)
     attention = item.get("attention") or {}
-    return [f"{item['workflow_id']}  step {attention.get('step')}: {attention.get('message')}  "
-            f"(answer: {'/'.join(attention.get('actions', []))})"]
+    return [
+        f"{item['workflow_id']}  step {attention.get('step')}: {attention.get('message')}  "
+        f"(answer: {'/'.join(attention.get('actions', []))})"
+    ]
 
 
 def _renewal_lines(item: dict[str, Any]) -> list[str]:
     if item.get("unavailable"):
         return _unavailable(item)
     value = item.get("term_value") or {}
-    return [f"{item['workflow_id']}  starts {item.get('new_term_start')}  {value.get('amount')} "
-            f"{value.get('currency')}  {item.get('status')}: {item.get('stage')}"]
+    return [
+        f"{item['workflow_id']}  starts {item.get('new_term_start')}  {value.get('amount')} "
+        f"{value.get('currency')}  {item.get('status')}: {item.get('stage')}"
+    ]
 
 
 LISTINGS = {
@@ -213,8 +226,14 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_decide(args: argparse.Namespace, settings: Settings, approved: bool) -> int:
     from starter.client import decide
 
-    verdict = await decide(await _client(settings), args.workflow_id, approver=args.as_, role=ApproverRole(args.role),
-                           approved=approved, comment=args.comment or "")
+    verdict = await decide(
+        await _client(settings),
+        args.workflow_id,
+        approver=args.as_,
+        role=ApproverRole(args.role),
+        approved=approved,
+        comment=args.comment or "",
+    )
     print(f"{args.workflow_id}: {verdict} by {args.as_}")
     return 0
 
@@ -222,8 +241,9 @@ async def cmd_decide(args: argparse.Namespace, settings: Settings, approved: boo
 async def cmd_resolve(args: argparse.Namespace, settings: Settings) -> int:
     from starter.client import resolve
 
-    answer = await resolve(await _client(settings), args.workflow_id, Action(args.action), operator=args.as_,
-                           comment=args.comment or "")
+    answer = await resolve(
+        await _client(settings), args.workflow_id, Action(args.action), operator=args.as_, comment=args.comment or ""
+    )
     print(f"{args.workflow_id}: {answer}")
     return 0
 
@@ -259,8 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="serve the Stripe/AvaTax/NetSuite sandbox in the foreground")
     sandbox.add_argument("--port", type=int, default=8700)
     sandbox.add_argument("--host", default="127.0.0.1")
-    webhooks = sub.add_parser("webhooks", help="serve the Stripe webhook endpoint (POST /webhooks/stripe) "
-                                                "that turns payment events into dunning workflows")
+    webhooks = sub.add_parser(
+        "webhooks",
+        help="serve the Stripe webhook endpoint (POST /webhooks/stripe) "
+        "that turns payment events into dunning workflows",
+    )
     webhooks.add_argument("--host", help="default O2C_WEBHOOK_HOST or 127.0.0.1")
     webhooks.add_argument("--port", type=int, help="default O2C_WEBHOOK_PORT or 8710")
     seed = sub.add_parser("seed", help="create a customer and subscription in the sandbox (see examples/seed.json)")
@@ -271,9 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         start.add_argument("--file", required=True, help="the request as JSON (- for stdin)")
         start.add_argument("--wait", action="store_true", help="wait for the outcome")
 
-    listings = {"approvals": "list processes waiting for approval",
-                "attention": "list processes parked in the exception queue",
-                "renewals": "list renewals waiting for their term, with start dates"}
+    listings = {
+        "approvals": "list processes waiting for approval",
+        "attention": "list processes parked in the exception queue",
+        "renewals": "list renewals waiting for their term, with start dates",
+    }
     for name, text in listings.items():
         listing = sub.add_parser(name, help=text)
         listing.add_argument("--json", action="store_true")
@@ -291,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--as", dest="as_", required=True, metavar="NAME")
     resolve.add_argument("--comment")
 
-    schedules = sub.add_parser("schedules", help="o2c's Temporal schedules (the daily renewal window, "
-                                                  "daily and month-end reconciliations)")
+    schedules = sub.add_parser(
+        "schedules", help="o2c's Temporal schedules (the daily renewal window, daily and month-end reconciliations)"
+    )
     schedules.add_argument("action", choices=["apply"])
 
     reconcile = sub.add_parser("reconcile", help="reconcile billing, tax and the ERP for a period and entity now")
@@ -354,8 +380,15 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"seeded {created.get('customer_id')} with {created.get('subscription_id')}")
         return 0
     handlers = {
-        "amend": cmd_start, "renew": cmd_start, "approvals": cmd_list, "attention": cmd_list, "renewals": cmd_list,
-        "resolve": cmd_resolve, "status": cmd_status, "reconcile": cmd_reconcile, "recon": cmd_recon,
+        "amend": cmd_start,
+        "renew": cmd_start,
+        "approvals": cmd_list,
+        "attention": cmd_list,
+        "renewals": cmd_list,
+        "resolve": cmd_resolve,
+        "status": cmd_status,
+        "reconcile": cmd_reconcile,
+        "recon": cmd_recon,
         "revenue": cmd_revenue,
     }
     if args.command == "schedules":
@@ -396,8 +429,10 @@ def run(argv: list[str] | None = None) -> int:
         print(f"o2c: refused: {refused.cause.message if refused.cause else refused}", file=sys.stderr)
         return EXIT_INVALID
     except RPCError as error:
-        print(f"o2c: Temporal said: {error.message} (is `o2c dev` running at {settings.temporal_address}?)",
-              file=sys.stderr)
+        print(
+            f"o2c: Temporal said: {error.message} (is `o2c dev` running at {settings.temporal_address}?)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

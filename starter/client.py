@@ -13,7 +13,6 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -21,14 +20,15 @@ from adapters.ports import BillingPort
 from canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
 from canonical.dunning import DunningPolicies
 from canonical.models import AmendmentRequest, ApproverRole, LegalEntity, PaymentEvent, PaymentEventKind
-from canonical.renewal import RenewalChange, RenewalRequest, renewal_problems
 from canonical.reconciliation import period_bounds
+from canonical.renewal import RenewalChange, RenewalRequest, renewal_problems
 from starter.config import approval_policy, reconciliation_policy, renewal_policy
 from starter.config import legal_entities as configured_entities
 from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
+from workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
 from workflows.kit.attention import Action, ResolveInput
-from workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
+from workflows.kit.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 from workflows.reconciliation import (
     ReconciliationInput,
     ReconciliationResult,
@@ -36,7 +36,6 @@ from workflows.reconciliation import (
     reconciliation_workflow_id,
 )
 from workflows.renewal import NonRenewal, RenewalInput, RenewalResult, RenewalWorkflow, renewal_workflow_id
-from workflows.kit.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
 
 async def validate_amendment_request(request: AmendmentRequest, billing: BillingPort) -> None:
@@ -49,57 +48,88 @@ async def validate_amendment_request(request: AmendmentRequest, billing: Billing
 
 
 async def start_amendment(
-    client: Client, request: AmendmentRequest, *, billing: BillingPort, task_queue: str = "o2c",
+    client: Client,
+    request: AmendmentRequest,
+    *,
+    billing: BillingPort,
+    task_queue: str = "o2c",
 ) -> WorkflowHandle[AmendmentWorkflow, AmendmentResult]:
     """Validate, then start `amendment-<id>`. Starting the same amendment again returns
     the workflow that already exists (running or finished) instead of a second one."""
     await validate_amendment_request(request, billing)
     return await _start_once(
-        client, AmendmentWorkflow.run, AmendmentInput(request=request, policy=approval_policy()),
-        workflow_id=amendment_workflow_id(request.amendment_id), task_queue=task_queue, process="amendment",
-        customer=request.account_id, contract=request.contract_id)
+        client,
+        AmendmentWorkflow.run,
+        AmendmentInput(request=request, policy=approval_policy()),
+        workflow_id=amendment_workflow_id(request.amendment_id),
+        task_queue=task_queue,
+        process="amendment",
+        customer=request.account_id,
+        contract=request.contract_id,
+    )
 
 
-async def _start_once(client: Client, run: Any, arg: Any, *, workflow_id: str, task_queue: str, process: str,
-                      customer: str, contract: str) -> WorkflowHandle:
+async def _start_once(
+    client: Client, run: Any, arg: Any, *, workflow_id: str, task_queue: str, process: str, customer: str, contract: str
+) -> WorkflowHandle:
     """Start a process under its business key, or return the one that already has it:
     a running duplicate lands on the running workflow, a finished one on its result."""
     try:
         return await client.start_workflow(
-            run, arg, id=workflow_id, task_queue=task_queue,
+            run,
+            arg,
+            id=workflow_id,
+            task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(PROCESS, process),
-                SearchAttributePair(CUSTOMER, customer),
-                SearchAttributePair(CONTRACT, contract),
-                SearchAttributePair(STATUS, Status.RUNNING.value),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(PROCESS, process),
+                    SearchAttributePair(CUSTOMER, customer),
+                    SearchAttributePair(CONTRACT, contract),
+                    SearchAttributePair(STATUS, Status.RUNNING.value),
+                ]
+            ),
         )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle_for(run, workflow_id)
 
 
 async def start_renewal(
-    client: Client, request: RenewalRequest, *, billing: BillingPort, task_queue: str = "o2c",
+    client: Client,
+    request: RenewalRequest,
+    *,
+    billing: BillingPort,
+    task_queue: str = "o2c",
 ) -> WorkflowHandle[RenewalWorkflow, RenewalResult]:
     """Validate, then start `renewal-<contract>-<term>`; a second start of the same renewal
     returns the existing workflow."""
     entities, policy = configured_entities(), renewal_policy()
-    problems = renewal_problems(request, await billing.get_subscription(request.subscription_id),
-                                await billing.get_account(request.account_id), entities, policy,
-                                today=date.today())
+    problems = renewal_problems(
+        request,
+        await billing.get_subscription(request.subscription_id),
+        await billing.get_account(request.account_id),
+        entities,
+        policy,
+        today=date.today(),
+    )
     if problems:
         raise InvalidRequest(problems)
     return await _start_once(
-        client, RenewalWorkflow.run,
+        client,
+        RenewalWorkflow.run,
         RenewalInput(request=request, policy=policy, approvals=approval_policy(), legal_entities=entities),
-        workflow_id=renewal_workflow_id(request.contract_id, request.new_term_start), task_queue=task_queue,
-        process="renewal", customer=request.account_id, contract=request.contract_id)
+        workflow_id=renewal_workflow_id(request.contract_id, request.new_term_start),
+        task_queue=task_queue,
+        process="renewal",
+        customer=request.account_id,
+        contract=request.contract_id,
+    )
 
 
-def reconciliation_problems(legal_entity: str, period: str, *, today: date,
-                            entities: list[LegalEntity] | None = None) -> list[str]:
+def reconciliation_problems(
+    legal_entity: str, period: str, *, today: date, entities: list[LegalEntity] | None = None
+) -> list[str]:
     problems = []
     try:
         start, _ = period_bounds(period)
@@ -114,7 +144,11 @@ def reconciliation_problems(legal_entity: str, period: str, *, today: date,
 
 
 async def start_reconciliation(
-    client: Client, *, legal_entity: str, period: str, task_queue: str = "o2c",
+    client: Client,
+    *,
+    legal_entity: str,
+    period: str,
+    task_queue: str = "o2c",
     legal_entities: list[LegalEntity] | None = None,
 ) -> WorkflowHandle[ReconciliationWorkflow, ReconciliationResult]:
     """Validate, then reconcile billing, tax and the ERP for the period and entity:
@@ -129,12 +163,21 @@ async def start_reconciliation(
     try:
         return await client.start_workflow(
             ReconciliationWorkflow.run,
-            ReconciliationInput(legal_entity=legal_entity, period=period, legal_entities=entities,
-                                policy=reconciliation_policy(), approvals=approval_policy()),
-            id=workflow_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            ReconciliationInput(
+                legal_entity=legal_entity,
+                period=period,
+                legal_entities=entities,
+                policy=reconciliation_policy(),
+                approvals=approval_policy(),
+            ),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(PROCESS, "reconciliation"),
-                                                     SearchAttributePair(STATUS, Status.RUNNING.value)]))
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(PROCESS, "reconciliation"), SearchAttributePair(STATUS, Status.RUNNING.value)]
+            ),
+        )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
 
@@ -147,22 +190,27 @@ async def change_renewal(client: Client, workflow_id: str, change: RenewalChange
 async def cancel_renewal(client: Client, workflow_id: str, *, requested_by: str, reason: str) -> str:
     """A non-renewal: the current term ends as planned and nothing new is billed."""
     return await client.get_workflow_handle(workflow_id).execute_update(
-        "cancel", NonRenewal(requested_by=requested_by, reason=reason), result_type=str)
+        "cancel", NonRenewal(requested_by=requested_by, reason=reason), result_type=str
+    )
 
 
-async def decide(client: Client, workflow_id: str, *, approver: str, role: ApproverRole,
-                 approved: bool, comment: str = "") -> str:
+async def decide(
+    client: Client, workflow_id: str, *, approver: str, role: ApproverRole, approved: bool, comment: str = ""
+) -> str:
     """Approve or reject what a process waits for. Refusals come back as
     WorkflowUpdateFailedError with the validator's reason."""
     return await client.get_workflow_handle(workflow_id).execute_update(
-        "decide", DecisionInput(approver=approver, role=role, approved=approved, comment=comment),
+        "decide",
+        DecisionInput(approver=approver, role=role, approved=approved, comment=comment),
         result_type=str,
     )
 
 
 async def resolve(client: Client, workflow_id: str, action: Action, *, operator: str, comment: str = "") -> str:
     return await client.get_workflow_handle(workflow_id).execute_update(
-        "resolve", ResolveInput(action=action, operator=operator, comment=comment), result_type=str,
+        "resolve",
+        ResolveInput(action=action, operator=operator, comment=comment),
+        result_type=str,
     )
 
 
@@ -175,8 +223,9 @@ async def process_state(client: Client, workflow_id: str, *, rpc_timeout: timede
     return await client.get_workflow_handle(workflow_id).query("state", result_type=dict, rpc_timeout=rpc_timeout)
 
 
-async def find_processes(client: Client, *, status: Status | None = None,
-                         process: str | None = None) -> list[dict[str, Any]]:
+async def find_processes(
+    client: Client, *, status: Status | None = None, process: str | None = None
+) -> list[dict[str, Any]]:
     """Running processes in a status and/or of a kind, with their state (what waits for
     approval, what is parked, which renewals wait for their term)."""
     query = ['ExecutionStatus = "Running"']
@@ -189,11 +238,12 @@ async def find_processes(client: Client, *, status: Status | None = None,
         try:
             state = await process_state(client, execution.id, rpc_timeout=LISTING_QUERY_TIMEOUT)
         except RPCError as error:  # no worker serves its task queue right now: say so, list the rest
-            state = {"status": execution.typed_search_attributes.get(STATUS),
-                     "unavailable": f"no worker answered ({error.message})"}
+            state = {
+                "status": execution.typed_search_attributes.get(STATUS),
+                "unavailable": f"no worker answered ({error.message})",
+            }
         found.append({"workflow_id": execution.id, "type": execution.workflow_type, **state})
     return found
-
 
 
 async def wait_for_status(client: Client, workflow_id: str, status: Status, timeout: float = 60.0) -> dict[str, Any]:
@@ -208,8 +258,9 @@ async def wait_for_status(client: Client, workflow_id: str, status: Status, time
         await asyncio.sleep(0.1)
 
 
-async def deliver_payment_event(client: Client, event: PaymentEvent, *, task_queue: str = "o2c",
-                                policies: DunningPolicies | None = None) -> list[str]:
+async def deliver_payment_event(
+    client: Client, event: PaymentEvent, *, task_queue: str = "o2c", policies: DunningPolicies | None = None
+) -> list[str]:
     """Route one payment event to the dunning workflows it concerns; returns their IDs.
 
     A failed payment starts `dunning-<invoice>` or feeds the running one (signal-with-start,
@@ -222,25 +273,32 @@ async def deliver_payment_event(client: Client, event: PaymentEvent, *, task_que
         try:
             await client.start_workflow(
                 DunningWorkflow.run,
-                DunningInput(invoice_id=event.invoice_id, account_id=event.account_id,
-                             subscription_id=event.subscription_id, policies=policies or DunningPolicies()),
-                id=workflow_id, task_queue=task_queue,
+                DunningInput(
+                    invoice_id=event.invoice_id,
+                    account_id=event.account_id,
+                    subscription_id=event.subscription_id,
+                    policies=policies or DunningPolicies(),
+                ),
+                id=workflow_id,
+                task_queue=task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                start_signal=PAYMENT_EVENT_SIGNAL, start_signal_args=[event],
-                search_attributes=TypedSearchAttributes([
-                    SearchAttributePair(PROCESS, "dunning"),
-                    SearchAttributePair(CUSTOMER, event.account_id),
-                    SearchAttributePair(INVOICE, event.invoice_id),
-                    SearchAttributePair(STATUS, Status.RUNNING.value),
-                ]),
+                start_signal=PAYMENT_EVENT_SIGNAL,
+                start_signal_args=[event],
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(PROCESS, "dunning"),
+                        SearchAttributePair(CUSTOMER, event.account_id),
+                        SearchAttributePair(INVOICE, event.invoice_id),
+                        SearchAttributePair(STATUS, Status.RUNNING.value),
+                    ]
+                ),
             )
         except WorkflowAlreadyStartedError:
             return []  # this invoice's dunning has concluded (paid or written off): nothing to feed
         return [workflow_id]
     if event.kind == PaymentEventKind.PAYMENT_METHOD_UPDATED:
-        query = (f'O2cProcess = "dunning" AND O2cCustomer = "{event.account_id}" '
-                 'AND ExecutionStatus = "Running"')
+        query = f'O2cProcess = "dunning" AND O2cCustomer = "{event.account_id}" AND ExecutionStatus = "Running"'
         targets = [execution.id async for execution in client.list_workflows(query)]
     else:
         targets = [dunning_workflow_id(event.invoice_id)]

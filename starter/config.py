@@ -21,9 +21,11 @@ def approval_policy() -> ApprovalPolicy:
     O2C_MAX_DISCOUNT_PERCENT, and O2C_APPROVERS as `name:role,name:role`."""
     policy = ApprovalPolicy()
     updates: dict[str, object] = {}
-    for field, var in (("finance_threshold", "O2C_FINANCE_THRESHOLD"),
-                       ("controller_threshold", "O2C_CONTROLLER_THRESHOLD"),
-                       ("max_discount_percent", "O2C_MAX_DISCOUNT_PERCENT")):
+    for field, var in (
+        ("finance_threshold", "O2C_FINANCE_THRESHOLD"),
+        ("controller_threshold", "O2C_CONTROLLER_THRESHOLD"),
+        ("max_discount_percent", "O2C_MAX_DISCOUNT_PERCENT"),
+    ):
         if os.environ.get(var):
             updates[field] = Decimal(os.environ[var])
     if os.environ.get("O2C_APPROVERS"):
@@ -45,10 +47,12 @@ def dunning_policies(default_day: timedelta | None = None) -> DunningPolicies:
     day = timedelta(seconds=float(seconds)) if seconds else default_day
     if day is None:
         return policies
-    return policies.model_copy(update={
-        "default": policies.default.model_copy(update={"day": day}),
-        "segments": {k: v.model_copy(update={"day": day}) for k, v in policies.segments.items()},
-    })
+    return policies.model_copy(
+        update={
+            "default": policies.default.model_copy(update={"day": day}),
+            "segments": {k: v.model_copy(update={"day": day}) for k, v in policies.segments.items()},
+        }
+    )
 
 
 def renewal_policy() -> RenewalPolicy:

@@ -13,31 +13,32 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 import structlog
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from sandbox import SandboxControl
-from adapters.stripe import StripeBilling
 from adapters.storage.schedules import SqlRevenueSchedules
+from adapters.stripe import StripeBilling
 from canonical.asc606 import waterfall
 from canonical.models import AmendedLine, AmendmentRequest, ApproverRole, LegalEntity
 from canonical.money import Money
 from canonical.reconciliation import BreakKind, period_bounds
-from canonical.revenue import ratable_schedule
 from canonical.renewal import RenewalRequest, RenewedLine
+from canonical.revenue import ratable_schedule
+from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
 from starter.reports import waterfall_table
 from starter.stack import embedded_stack
-from workflows.kit.attention import Action
 from workflows.dunning import DunningResult, dunning_workflow_id
+from workflows.kit.attention import Action
 from workflows.kit.status import Status
 
 SUBSIDIARY = "1"
@@ -72,40 +73,78 @@ class Demo:
         account = f"cus_demo_{self.run_id}_{name}"
         start, end = _month_bounds(self.today)
         self.control.seed(
-            customer={"id": account, "name": f"{name.title()} Inc", "email": f"billing@{name}.example",
-                      "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA",
-                                  "postal_code": postal_code, "country": "US"}},
-            subscription={"id": f"sub_demo_{self.run_id}_{name}", "contract_id": f"C-{self.run_id}-{name}",
-                          "currency": "USD",
-                          "items": [{"product": "seats", "description": "Platform seat", "quantity": 10,
-                                     "unit_price": "50.00"}],
-                          "current_period_start": start.isoformat(), "current_period_end": end.isoformat(),
-                          "term_start": date(start.year, 1, 1).isoformat(),
-                          "term_end": date(start.year + 1, 1, 1).isoformat()},
+            customer={
+                "id": account,
+                "name": f"{name.title()} Inc",
+                "email": f"billing@{name}.example",
+                "address": {
+                    "line1": "1 Market St",
+                    "city": "San Francisco",
+                    "region": "CA",
+                    "postal_code": postal_code,
+                    "country": "US",
+                },
+            },
+            subscription={
+                "id": f"sub_demo_{self.run_id}_{name}",
+                "contract_id": f"C-{self.run_id}-{name}",
+                "currency": "USD",
+                "items": [{"product": "seats", "description": "Platform seat", "quantity": 10, "unit_price": "50.00"}],
+                "current_period_start": start.isoformat(),
+                "current_period_end": end.isoformat(),
+                "term_start": date(start.year, 1, 1).isoformat(),
+                "term_end": date(start.year + 1, 1, 1).isoformat(),
+            },
         )
         return name
 
     def request(self, name: str, quantity: int, discount: str = "0") -> AmendmentRequest:
         return AmendmentRequest(
-            amendment_id=f"DEMO-{self.run_id}-{name}", contract_id=f"C-{self.run_id}-{name}",
-            subscription_id=f"sub_demo_{self.run_id}_{name}", account_id=f"cus_demo_{self.run_id}_{name}",
-            currency="USD", effective_date=self.today, requested_by="sam.sales",
-            lines=[AmendedLine(product="seats", quantity=quantity, unit_price=Decimal("50.00"),
-                               discount_percent=Decimal(discount))],
+            amendment_id=f"DEMO-{self.run_id}-{name}",
+            contract_id=f"C-{self.run_id}-{name}",
+            subscription_id=f"sub_demo_{self.run_id}_{name}",
+            account_id=f"cus_demo_{self.run_id}_{name}",
+            currency="USD",
+            effective_date=self.today,
+            requested_by="sam.sales",
+            lines=[
+                AmendedLine(
+                    product="seats", quantity=quantity, unit_price=Decimal("50.00"), discount_percent=Decimal(discount)
+                )
+            ],
             reason=f"demo: {name}",
         )
 
-    async def story(self, title: str, name: str, quantity: int, *, discount: str = "0", postal_code: str = "94105",
-                    meanwhile: Callable[[str], Awaitable[None]] | None = None) -> StoryResult:
+    async def story(
+        self,
+        title: str,
+        name: str,
+        quantity: int,
+        *,
+        discount: str = "0",
+        postal_code: str = "94105",
+        meanwhile: Callable[[str], Awaitable[None]] | None = None,
+    ) -> StoryResult:
         await self.seed(name, postal_code=postal_code)
-        handle = await o2c.start_amendment(self.client, self.request(name, quantity, discount),
-                                           billing=self.billing, task_queue=self.settings.task_queue)
+        handle = await o2c.start_amendment(
+            self.client,
+            self.request(name, quantity, discount),
+            billing=self.billing,
+            task_queue=self.settings.task_queue,
+        )
         if meanwhile:
             await meanwhile(handle.id)
         result = await handle.result()
         amount = f"net {result.net}" + (f", invoice {result.invoice_total}" if result.invoice_total else "")
-        return StoryResult(story=title, workflow_id=handle.id, status=result.status.value,
-                           outcome=result.status.value, message=result.message, amount=amount, ui=self.ui(handle.id))
+        return StoryResult(
+            story=title,
+            workflow_id=handle.id,
+            status=result.status.value,
+            outcome=result.status.value,
+            message=result.message,
+            amount=amount,
+            ui=self.ui(handle.id),
+        )
 
     def ui(self, workflow_id: str) -> str:
         return f"{self.settings.ui_url}/namespaces/{self.settings.temporal_namespace}/workflows/{workflow_id}"
@@ -115,63 +154,112 @@ class Demo:
         account = f"cus_demo_{self.run_id}_{name}"
         start, end = _month_bounds(self.today)
         self.control.seed(
-            customer={"id": account, "name": f"{name.title()} Inc", "email": f"billing@{name}.example",
-                      "payment_method": "pm_card_chargeDeclinedInsufficientFunds",
-                      "address": {"line1": "1 Main St", "city": "Austin", "region": "TX",
-                                  "postal_code": "73301", "country": "US"}},
-            subscription={"id": f"sub_demo_{self.run_id}_{name}", "contract_id": f"C-{self.run_id}-{name}",
-                          "currency": "USD", "items": [{"product": "seats", "description": "Platform seat",
-                                                        "quantity": 20, "unit_price": "50.00"}],
-                          "current_period_start": start.isoformat(), "current_period_end": end.isoformat(),
-                          "term_start": date(start.year, 1, 1).isoformat(),
-                          "term_end": date(start.year + 1, 1, 1).isoformat()})
+            customer={
+                "id": account,
+                "name": f"{name.title()} Inc",
+                "email": f"billing@{name}.example",
+                "payment_method": "pm_card_chargeDeclinedInsufficientFunds",
+                "address": {
+                    "line1": "1 Main St",
+                    "city": "Austin",
+                    "region": "TX",
+                    "postal_code": "73301",
+                    "country": "US",
+                },
+            },
+            subscription={
+                "id": f"sub_demo_{self.run_id}_{name}",
+                "contract_id": f"C-{self.run_id}-{name}",
+                "currency": "USD",
+                "items": [{"product": "seats", "description": "Platform seat", "quantity": 20, "unit_price": "50.00"}],
+                "current_period_start": start.isoformat(),
+                "current_period_end": end.isoformat(),
+                "term_start": date(start.year, 1, 1).isoformat(),
+                "term_end": date(start.year + 1, 1, 1).isoformat(),
+            },
+        )
         invoice = self.control.renewal_charge(f"sub_demo_{self.run_id}_{name}")
         workflow_id = dunning_workflow_id(invoice["id"])
         handle = self.client.get_workflow_handle(workflow_id, result_type=DunningResult)
         await self._until(workflow_id, lambda s: True)  # the signed webhook has started it
         if not approvals:  # the customer brings a working card after the first retry
             await self._until(workflow_id, lambda s: len(s.get("attempts", [])) >= 1)
-            await self._stripe("POST", f"/customers/{account}",
-                               {"invoice_settings[default_payment_method]": "pm_card_visa"})
+            await self._stripe(
+                "POST", f"/customers/{account}", {"invoice_settings[default_payment_method]": "pm_card_visa"}
+            )
         for approver, role in approvals:
             await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL, timeout=120)
-            await o2c.decide(self.client, workflow_id, approver=approver, role=role, approved=True,
-                             comment="approved in the demo")
+            await o2c.decide(
+                self.client, workflow_id, approver=approver, role=role, approved=True, comment="approved in the demo"
+            )
             await self._until(workflow_id, lambda s: s["status"] != Status.AWAITING_APPROVAL.value)
         result = await handle.result()
-        return StoryResult(story=title, workflow_id=workflow_id, status=Status.COMPLETED.value,
-                           outcome=result.outcome.value, message=result.message,
-                           amount=f"balance {result.balance}, {result.attempts} retries", ui=self.ui(workflow_id))
+        return StoryResult(
+            story=title,
+            workflow_id=workflow_id,
+            status=Status.COMPLETED.value,
+            outcome=result.outcome.value,
+            message=result.message,
+            amount=f"balance {result.balance}, {result.attempts} retries",
+            ui=self.ui(workflow_id),
+        )
 
     async def renewal_story(self, title: str, name: str) -> StoryResult:
         """A contract whose term ends in 20 days renews with a 5 % uplift and two more seats."""
         account, key = f"cus_demo_{self.run_id}_{name}", f"{self.run_id}-{name}"
         term_end = self.today + timedelta(days=20)
         self.control.seed(
-            customer={"id": account, "name": f"{name.title()} Inc", "email": f"billing@{name}.example",
-                      "address": {"line1": "1 Pike St", "city": "Seattle", "region": "WA",
-                                  "postal_code": "98101", "country": "US"}},
-            subscription={"id": f"sub_demo_{self.run_id}_{name}", "contract_id": f"C-{key}", "currency": "USD",
-                          "items": [{"product": "seats", "description": "Platform seat", "quantity": 10,
-                                     "unit_price": "50.00"}],
-                          "current_period_start": (self.today - timedelta(days=10)).isoformat(),
-                          "current_period_end": term_end.isoformat(),
-                          "term_start": (term_end - timedelta(days=365)).isoformat(),
-                          "term_end": term_end.isoformat()})
+            customer={
+                "id": account,
+                "name": f"{name.title()} Inc",
+                "email": f"billing@{name}.example",
+                "address": {
+                    "line1": "1 Pike St",
+                    "city": "Seattle",
+                    "region": "WA",
+                    "postal_code": "98101",
+                    "country": "US",
+                },
+            },
+            subscription={
+                "id": f"sub_demo_{self.run_id}_{name}",
+                "contract_id": f"C-{key}",
+                "currency": "USD",
+                "items": [{"product": "seats", "description": "Platform seat", "quantity": 10, "unit_price": "50.00"}],
+                "current_period_start": (self.today - timedelta(days=10)).isoformat(),
+                "current_period_end": term_end.isoformat(),
+                "term_start": (term_end - timedelta(days=365)).isoformat(),
+                "term_end": term_end.isoformat(),
+            },
+        )
         request = RenewalRequest(
-            contract_id=f"C-{key}", subscription_id=f"sub_demo_{self.run_id}_{name}", account_id=account,
-            term=str(term_end.year + 1), new_term_start=term_end,
-            new_term_end=term_end.replace(year=term_end.year + 1), uplift_percent=Decimal(5),
-            lines=[RenewedLine(product="seats", quantity=12)], requested_by="sam.sales", reason="closed-won")
-        handle = await o2c.start_renewal(self.client, request, billing=self.billing,
-                                         task_queue=self.settings.task_queue)
+            contract_id=f"C-{key}",
+            subscription_id=f"sub_demo_{self.run_id}_{name}",
+            account_id=account,
+            term=str(term_end.year + 1),
+            new_term_start=term_end,
+            new_term_end=term_end.replace(year=term_end.year + 1),
+            uplift_percent=Decimal(5),
+            lines=[RenewedLine(product="seats", quantity=12)],
+            requested_by="sam.sales",
+            reason="closed-won",
+        )
+        handle = await o2c.start_renewal(
+            self.client, request, billing=self.billing, task_queue=self.settings.task_queue
+        )
         result = await handle.result()
-        return StoryResult(story=title, workflow_id=handle.id, status=result.status.value,
-                           outcome=result.outcome.value, message=result.message,
-                           amount=f"term {result.term_value}", ui=self.ui(handle.id), expected="renewed")
+        return StoryResult(
+            story=title,
+            workflow_id=handle.id,
+            status=result.status.value,
+            outcome=result.outcome.value,
+            message=result.message,
+            amount=f"term {result.term_value}",
+            ui=self.ui(handle.id),
+            expected="renewed",
+        )
 
-    async def reconciliation_story(self, title: str, entity: LegalEntity, period: str, *,
-                                   seed: bool) -> StoryResult:
+    async def reconciliation_story(self, title: str, entity: LegalEntity, period: str, *, seed: bool) -> StoryResult:
         """Last month of a legal entity of the demo's own, seeded with one break of every kind:
         the run heals the missing entry, the rest waits for an operator, who accepts it. Run
         again, it heals nothing; if the healed invoice was paid, its cash receipt is still
@@ -184,32 +272,55 @@ class Demo:
         if seed:
             contract = f"C-{entity.code}"
             self.seeded_breaks = self.control.seed_period(
-                tag=entity.code, period=period, invoices=200, stripe_account=entity.billing_account,
-                company_code=entity.company_code, subsidiary=entity.erp_subsidiary,
+                tag=entity.code,
+                period=period,
+                invoices=200,
+                stripe_account=entity.billing_account,
+                company_code=entity.company_code,
+                subsidiary=entity.erp_subsidiary,
                 breaks={kind.value: 1 for kind in BreakKind if kind != BreakKind.REVENUE_MISMATCH},
-                revenue=[{"contract_id": contract, "amount": "2950.00"}])["breaks"]
+                revenue=[{"contract_id": contract, "amount": "2950.00"}],
+            )["breaks"]
             start, end = period_bounds(period)
             store = SqlRevenueSchedules(self.settings.database_url)
             try:  # o2c's own schedule says the month recognises 3,000.00 of the contract
-                await store.save_schedule(ratable_schedule(
-                    schedule_id=f"{contract}-subscription", contract_id=contract, account_id=f"cus_{entity.code}",
-                    legal_entity=entity.code, obligation="subscription", total=Money.of("3000.00", "USD"),
-                    start=start, end=end))
+                await store.save_schedule(
+                    ratable_schedule(
+                        schedule_id=f"{contract}-subscription",
+                        contract_id=contract,
+                        account_id=f"cus_{entity.code}",
+                        legal_entity=entity.code,
+                        obligation="subscription",
+                        total=Money.of("3000.00", "USD"),
+                        start=start,
+                        end=end,
+                    )
+                )
             finally:
                 await store.aclose()
-        handle = await o2c.start_reconciliation(self.client, legal_entity=entity.code, period=period,
-                                                task_queue=self.settings.task_queue, legal_entities=[entity])
+        handle = await o2c.start_reconciliation(
+            self.client,
+            legal_entity=entity.code,
+            period=period,
+            task_queue=self.settings.task_queue,
+            legal_entities=[entity],
+        )
         state = await o2c.wait_for_status(self.client, handle.id, Status.NEEDS_ATTENTION, timeout=300)
-        await o2c.resolve(self.client, handle.id, Action.SKIP, operator="olga.ops",
-                          comment="each break is assigned to its owner")
+        await o2c.resolve(
+            self.client, handle.id, Action.SKIP, operator="olga.ops", comment="each break is assigned to its owner"
+        )
         result = await handle.result()
         found = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.found.items()))
-        return StoryResult(story=title, workflow_id=handle.id, status=result.status.value,
-                           outcome=f"{sum(result.found.values())} breaks, {result.healed} healed",
-                           message=f"{result.message} (run {result.run_id}: {found}; "
-                                   f"`o2c recon report {result.run_id}`)",
-                           amount=f"{state['read'].get('billing', 0)} invoices", ui=self.ui(handle.id),
-                           expected=expected)
+        return StoryResult(
+            story=title,
+            workflow_id=handle.id,
+            status=result.status.value,
+            outcome=f"{sum(result.found.values())} breaks, {result.healed} healed",
+            message=f"{result.message} (run {result.run_id}: {found}; `o2c recon report {result.run_id}`)",
+            amount=f"{state['read'].get('billing', 0)} invoices",
+            ui=self.ui(handle.id),
+            expected=expected,
+        )
 
     async def waterfall(self) -> str:
         """The revenue waterfall of what this demo's processes recorded."""
@@ -230,77 +341,123 @@ class Demo:
 
     async def _stripe(self, method: str, path: str, data: dict[str, str]) -> None:
         async with httpx.AsyncClient(timeout=10) as http:
-            response = await http.request(method, f"{self.settings.stripe_base_url}{path}", data=data,
-                                          headers={"Authorization": f"Bearer {self.settings.stripe_api_key}"})
+            response = await http.request(
+                method,
+                f"{self.settings.stripe_base_url}{path}",
+                data=data,
+                headers={"Authorization": f"Bearer {self.settings.stripe_api_key}"},
+            )
             response.raise_for_status()
 
     async def run(self) -> list[StoryResult]:
         async def approve(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL)
-            await o2c.decide(self.client, workflow_id, approver="carla.controller", role=ApproverRole.CONTROLLER,
-                             approved=True, comment="expansion agreed with the customer")
+            await o2c.decide(
+                self.client,
+                workflow_id,
+                approver="carla.controller",
+                role=ApproverRole.CONTROLLER,
+                approved=True,
+                comment="expansion agreed with the customer",
+            )
 
         async def reject(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL)
-            await o2c.decide(self.client, workflow_id, approver="fiona.finance", role=ApproverRole.FINANCE,
-                             approved=False, comment="25 % discount is above policy")
+            await o2c.decide(
+                self.client,
+                workflow_id,
+                approver="fiona.finance",
+                role=ApproverRole.FINANCE,
+                approved=False,
+                comment="25 % discount is above policy",
+            )
 
         async def fix_address_and_retry(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.NEEDS_ATTENTION)
             # The analyst fixes the customer master.
             await self._stripe("POST", f"/customers/cus_demo_{self.run_id}_gamma", {"address[postal_code]": "94105"})
-            await o2c.resolve(self.client, workflow_id, Action.RETRY, operator="olga.ops",
-                              comment="postal code added to the customer master")
+            await o2c.resolve(
+                self.client,
+                workflow_id,
+                Action.RETRY,
+                operator="olga.ops",
+                comment="postal code added to the customer master",
+            )
 
         period = self.today.strftime("%Y-%m")
 
         async def abort(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.NEEDS_ATTENTION)
-            await o2c.resolve(self.client, workflow_id, Action.ABORT, operator="olga.ops",
-                              comment="period stays closed; rebook next month")
+            await o2c.resolve(
+                self.client,
+                workflow_id,
+                Action.ABORT,
+                operator="olga.ops",
+                comment="period stays closed; rebook next month",
+            )
 
         results = [
             await self.story("happy path: 10 → 12 seats", "alpha", 12),
             await self.story("controller approval: 10 → 100 seats", "beta", 100, meanwhile=approve),
             await self.story("rejection: 25 % discount", "delta", 10, discount="25", meanwhile=reject),
-            await self.story("exception queue: missing postal code, fixed, retried", "gamma", 15,
-                             postal_code="", meanwhile=fix_address_and_retry),
+            await self.story(
+                "exception queue: missing postal code, fixed, retried",
+                "gamma",
+                15,
+                postal_code="",
+                meanwhile=fix_address_and_retry,
+            ),
         ]
         self.control.set_period(SUBSIDIARY, period, closed=True)
         try:
-            results.append(await self.story("rolled back: ERP period closed, operator aborts", "epsilon", 14,
-                                            meanwhile=abort))
+            results.append(
+                await self.story("rolled back: ERP period closed, operator aborts", "epsilon", 14, meanwhile=abort)
+            )
         finally:
             self.control.set_period(SUBSIDIARY, period, closed=False)
-        for result, outcome in zip(results, ["completed", "completed", "rejected", "completed", "rolled_back"]):
+        for result, outcome in zip(
+            results, ["completed", "completed", "rejected", "completed", "rolled_back"], strict=False
+        ):
             result.expected = outcome
         # The dunning calendars run side by side (a dunning day lasts a second on this stack).
-        renewal = asyncio.create_task(
-            self.renewal_story("renewal: 20 days ahead, 5 % uplift, 10 → 12 seats", "theta"))
+        renewal = asyncio.create_task(self.renewal_story("renewal: 20 days ahead, 5 % uplift, 10 → 12 seats", "theta"))
         dunnings = await asyncio.gather(
             self.dunning_story("dunning: card declined, customer updates it, cash", "zeta", []),
-            self.dunning_story("dunning: 30 days, restriction and write-off approved", "eta",
-                               [("fiona.finance", ApproverRole.FINANCE),
-                                ("carla.controller", ApproverRole.CONTROLLER)]))
-        for result, outcome in zip(dunnings, ["cash", "written_off"]):
+            self.dunning_story(
+                "dunning: 30 days, restriction and write-off approved",
+                "eta",
+                [("fiona.finance", ApproverRole.FINANCE), ("carla.controller", ApproverRole.CONTROLLER)],
+            ),
+        )
+        for result, outcome in zip(dunnings, ["cash", "written_off"], strict=False):
             result.expected = outcome
         results += [*dunnings, await renewal]
         # Last month, for a legal entity of this demo run's own: a reconciliation, then another.
-        entity = LegalEntity(code=f"DEMO{self.run_id}", company_code=f"DEMO{self.run_id}",
-                             functional_currency="USD", erp_subsidiary=f"9{int(self.run_id, 16) % 10**6}",
-                             billing_account=f"acct_demo{self.run_id}")
+        entity = LegalEntity(
+            code=f"DEMO{self.run_id}",
+            company_code=f"DEMO{self.run_id}",
+            functional_currency="USD",
+            erp_subsidiary=f"9{int(self.run_id, 16) % 10**6}",
+            billing_account=f"acct_demo{self.run_id}",
+        )
         last_month = (self.today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-        results.append(await self.reconciliation_story(
-            f"reconciliation: {last_month}, one break of every kind", entity, last_month, seed=True))
-        results.append(await self.reconciliation_story(
-            "reconciliation again: nothing left to heal", entity, last_month, seed=False))
+        results.append(
+            await self.reconciliation_story(
+                f"reconciliation: {last_month}, one break of every kind", entity, last_month, seed=True
+            )
+        )
+        results.append(
+            await self.reconciliation_story(
+                "reconciliation again: nothing left to heal", entity, last_month, seed=False
+            )
+        )
         return results
 
 
 def print_table(results: list[StoryResult]) -> None:
     headers = ("story", "outcome", "amount", "workflow")
     rows = [(r.story, r.outcome, r.amount, r.workflow_id) for r in results]
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     print(line.format(*headers))
     print(line.format(*("-" * w for w in widths)))
@@ -336,8 +493,9 @@ async def run_demo(settings: Settings, *, as_json: bool = False) -> int:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     async with embedded_stack(settings) as stack:
         control = SandboxControl(stack.settings.sandbox_url)
-        billing = StripeBilling(stack.settings.stripe_base_url, stack.settings.stripe_api_key,
-                                timeout=stack.settings.http_timeout_seconds)
+        billing = StripeBilling(
+            stack.settings.stripe_base_url, stack.settings.stripe_api_key, timeout=stack.settings.http_timeout_seconds
+        )
         try:
             demo = Demo(stack.client, stack.settings, control, billing)
             results = await demo.run()
@@ -348,8 +506,11 @@ async def run_demo(settings: Settings, *, as_json: bool = False) -> int:
             await billing.aclose()
     ok = all(r.outcome == r.expected for r in results)
     if as_json:
-        print(json.dumps({"ok": ok, "stories": [asdict(r) for r in results], "sandbox": summary,
-                          "waterfall": revenue}, indent=2))
+        print(
+            json.dumps(
+                {"ok": ok, "stories": [asdict(r) for r in results], "sandbox": summary, "waterfall": revenue}, indent=2
+            )
+        )
     else:
         print_table(results)
         print("\nRevenue waterfall of what these processes booked (o2c's schedules, US01):")

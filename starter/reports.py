@@ -5,15 +5,28 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from canonical.asc606 import Waterfall
 from canonical.money import Money
 from canonical.reconciliation import BreakRecord, RunSummary
 
-BREAK_COLUMNS = ("break_id", "kind", "document", "currency", "billing", "erp", "difference", "owner", "status",
-                 "age_days", "first_seen_at", "explanation", "resolution")
+BREAK_COLUMNS = (
+    "break_id",
+    "kind",
+    "document",
+    "currency",
+    "billing",
+    "erp",
+    "difference",
+    "owner",
+    "status",
+    "age_days",
+    "first_seen_at",
+    "explanation",
+    "resolution",
+)
 
 
 def _amount(value: Money | None) -> str:
@@ -21,31 +34,57 @@ def _amount(value: Money | None) -> str:
 
 
 def age_days(record: BreakRecord, now: datetime | None = None) -> int:
-    return ((now or datetime.now(timezone.utc)) - record.first_seen_at).days
+    return ((now or datetime.now(UTC)) - record.first_seen_at).days
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h)) for i, h in enumerate(headers)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([line.format(*headers), line.format(*("-" * w for w in widths)),
-                      *(line.format(*r) for r in cells)])
+    return "\n".join(
+        [line.format(*headers), line.format(*("-" * w for w in widths)), *(line.format(*r) for r in cells)]
+    )
 
 
 def breaks_table(summary: RunSummary, records: Sequence[BreakRecord]) -> str:
-    head = (f"run {summary.run_id}: {summary.legal_entity} {summary.period}, {summary.status}; "
-            f"read {summary.billing_documents} invoices, {summary.tax_documents} tax documents, "
-            f"{summary.erp_entries} ERP entries, {summary.contracts} contracts' revenue; "
-            f"{summary.breaks_found} breaks, {summary.healed} healed, {summary.open_breaks} open, "
-            f"{summary.fixed_since_last_run} fixed since the run before")
+    head = (
+        f"run {summary.run_id}: {summary.legal_entity} {summary.period}, {summary.status}; "
+        f"read {summary.billing_documents} invoices, {summary.tax_documents} tax documents, "
+        f"{summary.erp_entries} ERP entries, {summary.contracts} contracts' revenue; "
+        f"{summary.breaks_found} breaks, {summary.healed} healed, {summary.open_breaks} open, "
+        f"{summary.fixed_since_last_run} fixed since the run before"
+    )
     if not records:
         return head + "\nno breaks"
-    rows = [(r.break_id, r.kind.value, r.document, _amount(r.billing), _amount(r.erp), _amount(r.difference),
-             r.currency, r.owner, r.status, age_days(r)) for r in records]
-    explanations = "\n".join(f"  #{r.break_id} {r.explanation}" + (f" [{r.resolution}]" if r.resolution else "")
-                             for r in records)
-    return "\n".join([head, "", table(("#", "kind", "document", "billing", "erp", "difference", "cur", "owner",
-                                       "status", "age (days)"), rows), "", explanations])
+    rows = [
+        (
+            r.break_id,
+            r.kind.value,
+            r.document,
+            _amount(r.billing),
+            _amount(r.erp),
+            _amount(r.difference),
+            r.currency,
+            r.owner,
+            r.status,
+            age_days(r),
+        )
+        for r in records
+    ]
+    explanations = "\n".join(
+        f"  #{r.break_id} {r.explanation}" + (f" [{r.resolution}]" if r.resolution else "") for r in records
+    )
+    return "\n".join(
+        [
+            head,
+            "",
+            table(
+                ("#", "kind", "document", "billing", "erp", "difference", "cur", "owner", "status", "age (days)"), rows
+            ),
+            "",
+            explanations,
+        ]
+    )
 
 
 def breaks_csv(records: Sequence[BreakRecord]) -> str:
@@ -53,26 +92,61 @@ def breaks_csv(records: Sequence[BreakRecord]) -> str:
     writer = csv.writer(out)
     writer.writerow(BREAK_COLUMNS)
     for r in records:
-        writer.writerow([r.break_id, r.kind.value, r.document, r.currency, _amount(r.billing), _amount(r.erp),
-                         _amount(r.difference), r.owner, r.status, age_days(r), r.first_seen_at.isoformat(),
-                         r.explanation, r.resolution])
+        writer.writerow(
+            [
+                r.break_id,
+                r.kind.value,
+                r.document,
+                r.currency,
+                _amount(r.billing),
+                _amount(r.erp),
+                _amount(r.difference),
+                r.owner,
+                r.status,
+                age_days(r),
+                r.first_seen_at.isoformat(),
+                r.explanation,
+                r.resolution,
+            ]
+        )
     return out.getvalue()
 
 
 def runs_table(runs: Sequence[RunSummary]) -> str:
     if not runs:
         return "no reconciliation runs"
-    return table(("run", "entity", "period", "status", "started", "invoices", "breaks", "healed", "open at close",
-                  "fixed"),
-                 [(r.run_id, r.legal_entity, r.period, r.status, f"{r.started_at:%Y-%m-%d %H:%M}",
-                   r.billing_documents, r.breaks_found, r.healed, r.open_breaks, r.fixed_since_last_run)
-                  for r in runs])
+    return table(
+        ("run", "entity", "period", "status", "started", "invoices", "breaks", "healed", "open at close", "fixed"),
+        [
+            (
+                r.run_id,
+                r.legal_entity,
+                r.period,
+                r.status,
+                f"{r.started_at:%Y-%m-%d %H:%M}",
+                r.billing_documents,
+                r.breaks_found,
+                r.healed,
+                r.open_breaks,
+                r.fixed_since_last_run,
+            )
+            for r in runs
+        ],
+    )
 
 
 def waterfall_table(report: Waterfall) -> str:
     """One row per legal entity, currency and booking month; a column per recognition month."""
     headers = ("entity", "cur", "booked in", "booked", *report.periods, "remaining")
-    rows = [(row.legal_entity, row.currency, row.booked_period, _amount(row.booked),
-             *(_amount(row.recognised.get(p)) for p in report.periods), _amount(row.remaining))
-            for row in report.rows]
+    rows = [
+        (
+            row.legal_entity,
+            row.currency,
+            row.booked_period,
+            _amount(row.booked),
+            *(_amount(row.recognised.get(p)) for p in report.periods),
+            _amount(row.remaining),
+        )
+        for row in report.rows
+    ]
     return table(headers, rows)

@@ -23,9 +23,9 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from starter.config import approval_policy, legal_entities, reconciliation_policy, renewal_policy
+from workflows.kit.status import PROCESS, STATUS, Status
 from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
-from workflows.kit.status import PROCESS, STATUS, Status
 
 RENEWAL_WINDOW_SCHEDULE = "o2c-renewal-window"
 
@@ -35,7 +35,9 @@ def renewal_window_schedule(task_queue: str) -> Schedule:
         action=ScheduleActionStartWorkflow(
             RenewalWindowWorkflow.run,
             WindowInput(policy=renewal_policy(), approvals=approval_policy(), legal_entities=legal_entities()),
-            id="renewal-window", task_queue=task_queue),
+            id="renewal-window",
+            task_queue=task_queue,
+        ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
     )
 
@@ -48,18 +50,34 @@ def reconciliation_schedules(task_queue: str) -> dict[str, Schedule]:
     entities = legal_entities()
     for entity in entities:
         for name, months_back, calendar in (
-                ("daily", 0, ScheduleCalendarSpec(hour=[ScheduleRange(2)], minute=[ScheduleRange(0)])),
-                ("month-end", 1, ScheduleCalendarSpec(day_of_month=[ScheduleRange(1)], hour=[ScheduleRange(6)],
-                                                      minute=[ScheduleRange(0)]))):
+            ("daily", 0, ScheduleCalendarSpec(hour=[ScheduleRange(2)], minute=[ScheduleRange(0)])),
+            (
+                "month-end",
+                1,
+                ScheduleCalendarSpec(
+                    day_of_month=[ScheduleRange(1)], hour=[ScheduleRange(6)], minute=[ScheduleRange(0)]
+                ),
+            ),
+        ):
             schedules[f"o2c-reconciliation-{entity.code}-{name}"] = Schedule(
                 action=ScheduleActionStartWorkflow(
                     ReconciliationWorkflow.run,
-                    ReconciliationInput(legal_entity=entity.code, months_back=months_back, legal_entities=entities,
-                                        policy=reconciliation_policy(), approvals=approval_policy()),
-                    id=f"reconciliation-{entity.code}-{name}", task_queue=task_queue,
-                    typed_search_attributes=TypedSearchAttributes([
-                        SearchAttributePair(PROCESS, "reconciliation"),
-                        SearchAttributePair(STATUS, Status.RUNNING.value)])),
+                    ReconciliationInput(
+                        legal_entity=entity.code,
+                        months_back=months_back,
+                        legal_entities=entities,
+                        policy=reconciliation_policy(),
+                        approvals=approval_policy(),
+                    ),
+                    id=f"reconciliation-{entity.code}-{name}",
+                    task_queue=task_queue,
+                    typed_search_attributes=TypedSearchAttributes(
+                        [
+                            SearchAttributePair(PROCESS, "reconciliation"),
+                            SearchAttributePair(STATUS, Status.RUNNING.value),
+                        ]
+                    ),
+                ),
                 spec=ScheduleSpec(calendars=[calendar]),
                 policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
             )
@@ -69,12 +87,15 @@ def reconciliation_schedules(task_queue: str) -> dict[str, Schedule]:
 async def apply_schedules(client: Client, task_queue: str) -> list[str]:
     """Create each schedule, or bring an existing one up to date: applying twice changes nothing."""
     lines = []
-    for schedule_id, schedule in {RENEWAL_WINDOW_SCHEDULE: renewal_window_schedule(task_queue),
-                                  **reconciliation_schedules(task_queue)}.items():
+    for schedule_id, schedule in {
+        RENEWAL_WINDOW_SCHEDULE: renewal_window_schedule(task_queue),
+        **reconciliation_schedules(task_queue),
+    }.items():
         try:
             await client.create_schedule(schedule_id, schedule)
             lines.append(f"{schedule_id}: created")
         except ScheduleAlreadyRunningError:
+
             def update(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
                 return ScheduleUpdate(schedule=schedule)
 

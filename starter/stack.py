@@ -9,19 +9,19 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import AsyncIterator
 
 import httpx
 import uvicorn
 from temporalio.client import Client
 
-from sandbox.server import SandboxServer
 from adapters.stripe import StripeBilling
+from adapters.temporal import connect, dev_server_binary, register_search_attributes
+from sandbox.server import SandboxServer
 from settings import Settings
 from starter.config import dunning_policies
-from adapters.temporal import connect, dev_server_binary, register_search_attributes
 from starter.webhooks import STRIPE_PATH, create_webhook_app
 from worker import configure_logging, running_worker
 from workflows.kit.status import SEARCH_ATTRIBUTES
@@ -49,9 +49,21 @@ async def _start_temporal(settings: Settings, ui_port: int) -> subprocess.Popen:
     host, port = _host_port(settings.temporal_address)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        dev_server_binary(), "server", "start-dev", "--ip", host, "--port", str(port),
-        "--ui-port", str(ui_port), "--db-filename", str(settings.state_dir / "temporal.sqlite"),
-        "--namespace", settings.temporal_namespace, "--log-level", "warn",
+        dev_server_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        host,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(settings.state_dir / "temporal.sqlite"),
+        "--namespace",
+        settings.temporal_namespace,
+        "--log-level",
+        "warn",
     ]
     for key in SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
@@ -87,8 +99,9 @@ async def sandbox_up(url: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def embedded_stack(settings: Settings, *, ui_port: int = 8233, with_worker: bool = True,
-                         reuse: bool = True) -> AsyncIterator[Stack]:
+async def embedded_stack(
+    settings: Settings, *, ui_port: int = 8233, with_worker: bool = True, reuse: bool = True
+) -> AsyncIterator[Stack]:
     """Start what is not already running (with `reuse`), yield a connected client, and stop
     what was started, in reverse order."""
     started: list[str] = []
@@ -137,10 +150,23 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         created.raise_for_status()
         secret, endpoint_id = created.json()["secret"], created.json()["id"]
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
-    app = create_webhook_app(client, secret=secret, task_queue=settings.task_queue, billing=billing,
-                             policies=dunning_policies(default_day=EMBEDDED_DUNNING_DAY))
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.webhook_host, port=settings.webhook_port,
-                                           log_config=None, access_log=False, lifespan="off"))
+    app = create_webhook_app(
+        client,
+        secret=secret,
+        task_queue=settings.task_queue,
+        billing=billing,
+        policies=dunning_policies(default_day=EMBEDDED_DUNNING_DAY),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.webhook_host,
+            port=settings.webhook_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -175,9 +201,11 @@ async def run_dev(settings: Settings) -> None:
         print(f"  sandbox    {stack.settings.sandbox_url}  (summary: /_sandbox/summary)")
         print(f"  database   {settings.database_url}")
         print(f"  worker     task queue {settings.task_queue}, JSON logs in {settings.state_dir / 'worker.log'}")
-        print(f"  webhooks   http://{settings.webhook_host}:{settings.webhook_port}{STRIPE_PATH} "
-              f"(registered with the sandbox's Stripe; a dunning day lasts "
-              f"{dunning_policies(default_day=EMBEDDED_DUNNING_DAY).default.day.total_seconds():g} s)")
+        print(
+            f"  webhooks   http://{settings.webhook_host}:{settings.webhook_port}{STRIPE_PATH} "
+            f"(registered with the sandbox's Stripe; a dunning day lasts "
+            f"{dunning_policies(default_day=EMBEDDED_DUNNING_DAY).default.day.total_seconds():g} s)"
+        )
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()
         print("stopping…", flush=True)

@@ -56,8 +56,15 @@ MAX_BODY_BYTES = 256 * 1024
 # rather than hold its connection (Stripe gives up on slow endpoints and redelivers).
 DELIVERY_TIMEOUT_SECONDS = 10.0
 # Temporal statuses that mean "not now" rather than "never".
-UNAVAILABLE = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
-                         RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED})
+UNAVAILABLE = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.CANCELLED,
+    }
+)
 
 
 class BodyTooLarge(Exception):
@@ -107,8 +114,7 @@ def create_webhook_app(
         except ClientDisconnect:
             return _refused("disconnected", "client went away", 400)
         try:
-            verify_signature(payload, request.headers.get("stripe-signature"), secret,
-                             now=clock(), tolerance=tolerance)
+            verify_signature(payload, request.headers.get("stripe-signature"), secret, now=clock(), tolerance=tolerance)
         except SignatureError as bad:
             log.warning("stripe_webhook", outcome="bad_signature", reason=bad.reason)
             return _refused("invalid_signature", bad.reason)
@@ -132,8 +138,11 @@ def create_webhook_app(
         if payment_event is None:
             log.info("stripe_webhook", outcome="ignored", **fields)
             return JSONResponse({"received": True, "workflows": []})
-        fields.update(kind=payment_event.kind.value, invoice_id=payment_event.invoice_id or None,
-                      account_id=payment_event.account_id or None)
+        fields.update(
+            kind=payment_event.kind.value,
+            invoice_id=payment_event.invoice_id or None,
+            account_id=payment_event.account_id or None,
+        )
         try:
             workflows = await asyncio.wait_for(
                 deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies),
@@ -144,15 +153,20 @@ def create_webhook_app(
             # a late or redelivered failure changes nothing.
             log.info("stripe_webhook", outcome="dunning_closed", **fields)
             return JSONResponse({"received": True, "workflows": []})
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("stripe_webhook", outcome="temporal_unavailable", reason="timeout", **fields)
             return _refused("temporal_unavailable", "Temporal did not answer in time; redeliver later", 503)
         except RPCError as error:
             if error.status in UNAVAILABLE:
                 log.error("stripe_webhook", outcome="temporal_unavailable", reason=error.message, **fields)
                 return _refused("temporal_unavailable", "Temporal is unreachable; redeliver later", 503)
-            log.error("stripe_webhook", outcome="temporal_error", reason=error.message,
-                      status=error.status.name if error.status else None, **fields)
+            log.error(
+                "stripe_webhook",
+                outcome="temporal_error",
+                reason=error.message,
+                status=error.status.name if error.status else None,
+                **fields,
+            )
             return _refused("temporal_error", error.message, 500)
         except RuntimeError as error:
             # A client that has lost (or never had) its connection fails in the SDK's
@@ -167,33 +181,42 @@ def create_webhook_app(
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    return Starlette(routes=[
-        Route(STRIPE_PATH, stripe_webhook, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route(STRIPE_PATH, stripe_webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
 
 
-async def serve_webhooks(settings: Settings, *, host: str | None = None, port: int | None = None,
-                         policies: DunningPolicies | None = None) -> None:
+async def serve_webhooks(
+    settings: Settings, *, host: str | None = None, port: int | None = None, policies: DunningPolicies | None = None
+) -> None:
     """Serve the ingress until SIGINT/SIGTERM, with a connected Temporal client and the
     Stripe billing adapter from `settings`."""
     import uvicorn
 
     from adapters.stripe import StripeBilling
-    from starter.config import dunning_policies
     from adapters.temporal import connect
+    from starter.config import dunning_policies
 
     if not settings.stripe_webhook_secret:
         raise ValueError("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
     client = await connect(settings)
-    billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key,
-                            timeout=settings.http_timeout_seconds)
-    app = create_webhook_app(client, secret=settings.stripe_webhook_secret, task_queue=settings.task_queue,
-                             billing=billing, policies=policies or dunning_policies())
-    config = uvicorn.Config(app, host=host or settings.webhook_host, port=port or settings.webhook_port,
-                            log_config=None, access_log=False)
-    log.info("webhooks_listening", url=f"http://{config.host}:{config.port}{STRIPE_PATH}",
-             task_queue=settings.task_queue)
+    billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
+    app = create_webhook_app(
+        client,
+        secret=settings.stripe_webhook_secret,
+        task_queue=settings.task_queue,
+        billing=billing,
+        policies=policies or dunning_policies(),
+    )
+    config = uvicorn.Config(
+        app, host=host or settings.webhook_host, port=port or settings.webhook_port, log_config=None, access_log=False
+    )
+    log.info(
+        "webhooks_listening", url=f"http://{config.host}:{config.port}{STRIPE_PATH}", task_queue=settings.task_queue
+    )
     try:
         await uvicorn.Server(config).serve()
     finally:

@@ -88,14 +88,30 @@ class FakeBilling:
             self.updates[idempotency_key] = self.subscriptions[subscription_id]
         return self.updates[idempotency_key]
 
-    async def create_proration_invoice(self, *, account_id, subscription_id, currency, lines, description,
-                                       metadata, idempotency_key, billing_account=""):
+    async def create_proration_invoice(
+        self,
+        *,
+        account_id,
+        subscription_id,
+        currency,
+        lines,
+        description,
+        metadata,
+        idempotency_key,
+        billing_account="",
+    ):
         self.ledger.record("billing.create_invoice")
         if idempotency_key not in self._replies:
             invoice = Invoice(
-                id=f"in_{len(self.invoices) + 1}", account_id=account_id, subscription_id=subscription_id,
-                status="open", currency=currency, total=total((x.amount for x in lines), currency), lines=lines,
-                metadata=metadata, billing_account=billing_account,
+                id=f"in_{len(self.invoices) + 1}",
+                account_id=account_id,
+                subscription_id=subscription_id,
+                status="open",
+                currency=currency,
+                total=total((x.amount for x in lines), currency),
+                lines=lines,
+                metadata=metadata,
+                billing_account=billing_account,
             )
             self.invoices[invoice.id] = invoice
             self._replies[idempotency_key] = invoice
@@ -116,9 +132,13 @@ class FakeBilling:
         """Money arrives (a card charge or a bank transfer)."""
         invoice = self.invoices[invoice_id]
         remaining = invoice.amount_remaining - amount
-        self.invoices[invoice_id] = invoice.model_copy(update={
-            "amount_paid": invoice.amount_paid + amount, "amount_remaining": remaining,
-            "status": "paid" if remaining.is_zero else invoice.status})
+        self.invoices[invoice_id] = invoice.model_copy(
+            update={
+                "amount_paid": invoice.amount_paid + amount,
+                "amount_remaining": remaining,
+                "status": "paid" if remaining.is_zero else invoice.status,
+            }
+        )
         return self.invoices[invoice_id]
 
     async def retry_payment(self, invoice_id: str, *, idempotency_key: str) -> PaymentAttempt:
@@ -129,8 +149,12 @@ class FakeBilling:
             if not decline:
                 invoice = self.pay(invoice_id, invoice.amount_remaining)
             self.attempts[idempotency_key] = PaymentAttempt(
-                invoice_id=invoice_id, outcome=PaymentOutcome.DECLINED if decline else PaymentOutcome.SUCCEEDED,
-                decline_code=decline, amount_paid=invoice.amount_paid, amount_remaining=invoice.amount_remaining)
+                invoice_id=invoice_id,
+                outcome=PaymentOutcome.DECLINED if decline else PaymentOutcome.SUCCEEDED,
+                decline_code=decline,
+                amount_paid=invoice.amount_paid,
+                amount_remaining=invoice.amount_remaining,
+            )
         return self.attempts[idempotency_key]
 
     async def cancel_subscription(self, subscription_id: str, *, idempotency_key: str) -> Subscription:
@@ -149,8 +173,11 @@ class FakeBilling:
 
     async def list_invoices_page(self, *, created_from, created_to, billing_account="", cursor="", limit=100):
         self.ledger.record("billing.list_invoices")
-        found = [i for i in self.invoices.values() if i.created and created_from <= i.created < created_to
-                 and i.billing_account == billing_account]
+        found = [
+            i
+            for i in self.invoices.values()
+            if i.created and created_from <= i.created < created_to and i.billing_account == billing_account
+        ]
         return _page(InvoicePage, found, cursor, limit)
 
     # -- renewals
@@ -165,11 +192,19 @@ class FakeBilling:
         self.ledger.record("billing.create_subscription")
         if idempotency_key not in self.created:
             sub = Subscription(
-                id=f"sub_new_{len(self.subscriptions) + 1}", account_id=term.account_id, contract_id=term.contract_id,
-                currency=term.currency, status="active", lines=term.lines, current_period_start=term.term_start,
-                current_period_end=term.term_start.replace(month=term.term_start.month % 12 + 1,
-                                                           year=term.term_start.year + (term.term_start.month == 12)),
-                term_start=term.term_start, term_end=term.term_end)
+                id=f"sub_new_{len(self.subscriptions) + 1}",
+                account_id=term.account_id,
+                contract_id=term.contract_id,
+                currency=term.currency,
+                status="active",
+                lines=term.lines,
+                current_period_start=term.term_start,
+                current_period_end=term.term_start.replace(
+                    month=term.term_start.month % 12 + 1, year=term.term_start.year + (term.term_start.month == 12)
+                ),
+                term_start=term.term_start,
+                term_end=term.term_end,
+            )
             self.subscriptions[sub.id] = sub
             self.created[idempotency_key] = sub
         return self.created[idempotency_key]
@@ -198,16 +233,24 @@ class FakeTax:
         self.ledger = ledger
         self.documents: dict[str, TaxDocument] = {}
 
-    def _compute(self, code: str, type_: str, status: str, currency: str, address: Address,
-                 lines: list[InvoiceLine]) -> TaxDocument:
+    def _compute(
+        self, code: str, type_: str, status: str, currency: str, address: Address, lines: list[InvoiceLine]
+    ) -> TaxDocument:
         if not address.has_tax_jurisdiction:
-            raise BusinessError("avatax", "the customer's address has no tax jurisdiction",
-                                code="MissingAddress", fixable=True)
-        taxed = [TaxLine(number=str(i + 1), amount=x.amount, tax=x.amount.times(self.RATE))
-                 for i, x in enumerate(lines)]
-        return TaxDocument(code=code, type=type_, status=status, lines=taxed,
-                           total_amount=total((x.amount for x in taxed), currency),
-                           total_tax=total((x.tax for x in taxed), currency))
+            raise BusinessError(
+                "avatax", "the customer's address has no tax jurisdiction", code="MissingAddress", fixable=True
+            )
+        taxed = [
+            TaxLine(number=str(i + 1), amount=x.amount, tax=x.amount.times(self.RATE)) for i, x in enumerate(lines)
+        ]
+        return TaxDocument(
+            code=code,
+            type=type_,
+            status=status,
+            lines=taxed,
+            total_amount=total((x.amount for x in taxed), currency),
+            total_tax=total((x.tax for x in taxed), currency),
+        )
 
     async def quote(self, *, code, customer_code, document_date, currency, address, lines):
         self.ledger.record("tax.quote")
@@ -243,8 +286,12 @@ class FakeErp:
     async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
         self.ledger.record("erp.post_journal_entry")
         if entry.posting_date.strftime("%Y-%m") in self.closed_periods:
-            raise BusinessError("netsuite", f"the accounting period {entry.posting_date:%b %Y} is closed",
-                                code="PERIOD_CLOSED", fixable=True)
+            raise BusinessError(
+                "netsuite",
+                f"the accounting period {entry.posting_date:%b %Y} is closed",
+                code="PERIOD_CLOSED",
+                fixable=True,
+            )
         self.entries[entry.external_id] = entry
         return JournalEntryRef(external_id=entry.external_id, internal_id=str(len(self.entries)))
 
@@ -264,8 +311,11 @@ class FakeErp:
 
     async def list_journal_entries_page(self, *, subsidiary, date_from, date_to, cursor="", limit=1000):
         self.ledger.record("erp.list_journal_entries")
-        found = [e.model_copy(update={"internal_id": str(n + 1)}) for n, e in enumerate(self.entries.values())
-                 if e.subsidiary == subsidiary and date_from <= e.posting_date < date_to]
+        found = [
+            e.model_copy(update={"internal_id": str(n + 1)})
+            for n, e in enumerate(self.entries.values())
+            if e.subsidiary == subsidiary and date_from <= e.posting_date < date_to
+        ]
         return _page(JournalEntryPage, found, cursor, limit)
 
 
@@ -335,20 +385,28 @@ class FakeSchedules:
         self.schedules.update({s.schedule_id: s for s in schedules})
 
     async def schedules_of_contract(self, contract_id: str, *, open_on=None) -> list[RevenueSchedule]:
-        return sorted((s for s in self.schedules.values() if s.contract_id == contract_id
-                       and (open_on is None or s.end > open_on)), key=lambda s: s.schedule_id)
+        return sorted(
+            (
+                s
+                for s in self.schedules.values()
+                if s.contract_id == contract_id and (open_on is None or s.end > open_on)
+            ),
+            key=lambda s: s.schedule_id,
+        )
 
     async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
-        return sorted((s for s in self.schedules.values() if s.legal_entity == legal_entity),
-                      key=lambda s: s.schedule_id)
+        return sorted(
+            (s for s in self.schedules.values() if s.legal_entity == legal_entity), key=lambda s: s.schedule_id
+        )
 
     async def revenue_in_period(self, *, legal_entity, period, cursor="", limit=1000):
         sums: dict[str, Money] = {}
         for schedule in self.schedules.values():
             for line in schedule.lines:
                 if schedule.legal_entity == legal_entity and line.period == period:
-                    sums[schedule.contract_id] = sums.get(schedule.contract_id, Money.zero(line.amount.currency)) \
-                        + line.amount
+                    sums[schedule.contract_id] = (
+                        sums.get(schedule.contract_id, Money.zero(line.amount.currency)) + line.amount
+                    )
         found = [ContractRevenue(contract_id=c, amount=a) for c, a in sorted(sums.items())]
         return _page(ContractRevenuePage, found, cursor, limit)
 
@@ -371,16 +429,23 @@ class FakeSystems:
         if self.reconciliations is None:
             # o2c's own database is o2c, not an outside system: the real store, on a scratch SQLite file.
             self.reconciliations = SqlReconciliationStore(f"sqlite:///{tempfile.mkdtemp(prefix='o2c-')}/o2c.sqlite")
-        return dict(billing=self.billing, tax=self.tax, erp=self.erp, entitlements=self.entitlements,
-                    notifications=self.notifications, crm=self.crm, schedules=self.schedules,
-                    reconciliations=self.reconciliations)
+        return dict(
+            billing=self.billing,
+            tax=self.tax,
+            erp=self.erp,
+            entitlements=self.entitlements,
+            notifications=self.notifications,
+            crm=self.crm,
+            schedules=self.schedules,
+            reconciliations=self.reconciliations,
+        )
 
 
 def _page(model, items: list, cursor: str, limit: int):
     """A page of an in-memory listing; the cursor is the offset."""
     start = int(cursor or 0)
     more = start + limit < len(items)
-    return model(items=items[start:start + limit], next_cursor=str(start + limit) if more else "")
+    return model(items=items[start : start + limit], next_cursor=str(start + limit) if more else "")
 
 
 def usd(amount: str) -> Money:
@@ -388,5 +453,11 @@ def usd(amount: str) -> Money:
 
 
 def seat_line(quantity: int, price: str = "50.00", product: str = "seats", discount: str = "0") -> SubscriptionLine:
-    return SubscriptionLine(item_id=f"si_{product}", product=product, description="Platform seat",
-                            quantity=quantity, unit_price=usd(price), discount_percent=Decimal(discount))
+    return SubscriptionLine(
+        item_id=f"si_{product}",
+        product=product,
+        description="Platform seat",
+        quantity=quantity,
+        unit_price=usd(price),
+        discount_percent=Decimal(discount),
+    )

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from activities.inputs import ContractSchedules, ReplaceSchedules, UpdateSubscription
@@ -147,15 +146,19 @@ class AmendmentWorkflow(BookingWorkflow):
             return self.finish(Status.REJECTED, "request refused: " + "; ".join(invalid.problems))
         assert subscription is not None
         self.proration = prorate(subscription, r.lines, r.effective_date)
-        self.set_stage(f"net proration {self.proration.net} over {self.proration.days_remaining}"
-                       f" of {self.proration.days_in_period} days")
+        self.set_stage(
+            f"net proration {self.proration.net} over {self.proration.days_remaining}"
+            f" of {self.proration.days_in_period} days"
+        )
 
         approval = amendment_approval(self.proration, input.policy, r.requested_by)
         if approval is not None:
             self.set_status(Status.AWAITING_APPROVAL, f"awaiting a {approval.required_role.value}")
             decision = await self.gate.wait(approval, input.policy, self._escalate)
             if decision is None:
-                return self.finish(Status.REJECTED, f"approval expired after {input.policy.expire_after.days} days unanswered")
+                return self.finish(
+                    Status.REJECTED, f"approval expired after {input.policy.expire_after.days} days unanswered"
+                )
             if not decision.approved:
                 return self.finish(Status.REJECTED, f"rejected by {decision.approver}: {decision.comment}")
             self.set_status(Status.RUNNING, f"approved by {decision.approver}")
@@ -177,68 +180,93 @@ class AmendmentWorkflow(BookingWorkflow):
 
     async def apply(self, input: AmendmentInput, subscription: Subscription, proration: Proration) -> None:
         r = input.request
-        charged = [InvoiceLine(product=x.product, description=x.description, amount=x.amount)
-                   for x in proration.lines]
+        charged = [InvoiceLine(product=x.product, description=x.description, amount=x.amount) for x in proration.lines]
         # A change that prorates to nothing (identical lines, or cents too small to bill)
         # still updates the subscription and the seats, but invoices and posts nothing.
         quote = await self.quote_tax(r.account_id, r.currency, r.effective_date, charged) if charged else None
 
         self.set_stage("updating the subscription")
-        restore = UpdateSubscription(subscription_id=subscription.id, lines=subscription.lines,
-                                     step="subscription-restore")
+        restore = UpdateSubscription(
+            subscription_id=subscription.id, lines=subscription.lines, step="subscription-restore"
+        )
         self.saga.add("subscription", lambda: self.undo(BillingActivities.update_subscription, restore))
-        change = UpdateSubscription(subscription_id=subscription.id,
-                                    lines=amended_lines(subscription, r.lines), step="subscription-update")
-        await self.step("subscription update",
-                        lambda: self.forward(BillingActivities.update_subscription, change), skippable=False)
+        change = UpdateSubscription(
+            subscription_id=subscription.id, lines=amended_lines(subscription, r.lines), step="subscription-update"
+        )
+        await self.step(
+            "subscription update", lambda: self.forward(BillingActivities.update_subscription, change), skippable=False
+        )
 
         if not charged:
             self.note("nothing to invoice: the change prorates to zero")
         else:
             await self.book_invoice(
-                account_id=r.account_id, subscription_id=subscription.id, currency=r.currency,
-                document_date=r.effective_date, charged=charged, quote=quote,
+                account_id=r.account_id,
+                subscription_id=subscription.id,
+                currency=r.currency,
+                document_date=r.effective_date,
+                charged=charged,
+                quote=quote,
                 description=f"Proration for amendment {r.amendment_id}",
                 metadata={"amendment_id": r.amendment_id, "contract_id": r.contract_id},
                 entity=self.entity_for(input.legal_entities, self.account.legal_entity if self.account else ""),
-                chart=input.chart, memo=f"Amendment {r.amendment_id}",
+                chart=input.chart,
+                memo=f"Amendment {r.amendment_id}",
             )
         if self.release_2026_11:
             await self._record_revenue(input, subscription, proration)
-        await self.set_seats(r.account_id, {x.product: x.quantity for x in r.lines},
-                             {x.product: x.quantity for x in subscription.lines})
+        await self.set_seats(
+            r.account_id, {x.product: x.quantity for x in r.lines}, {x.product: x.quantity for x in subscription.lines}
+        )
 
     async def _record_revenue(self, input: AmendmentInput, subscription: Subscription, proration: Proration) -> None:
         """The modification through ASC 606: the contract's schedules as they stand now,
         modified prospectively (or a schedule of the change alone), saved in one go."""
         r = input.request
-        existing = await self.step("read revenue schedules", lambda: self.forward(
-            ScheduleActivities.of_contract, ContractSchedules(contract_id=r.contract_id, open_on=r.effective_date)),
-            skippable=False) or []
+        existing = (
+            await self.step(
+                "read revenue schedules",
+                lambda: self.forward(
+                    ScheduleActivities.of_contract,
+                    ContractSchedules(contract_id=r.contract_id, open_on=r.effective_date),
+                ),
+                skippable=False,
+            )
+            or []
+        )
         entity = self.entity_for(input.legal_entities, self.account.legal_entity if self.account else "")
         try:
-            change = amendment_schedules(existing, subscription, proration, r, legal_entity=entity.code,
-                                         id_prefix=workflow.info().workflow_id)
+            change = amendment_schedules(
+                existing, subscription, proration, r, legal_entity=entity.code, id_prefix=workflow.info().workflow_id
+            )
         except ValueError as problem:  # e.g. the contract's schedules are in another currency
             self.note(f"warning: revenue schedules not recorded: {problem}")
             return
         if not change.save and not change.delete:
             return
         before = {x.schedule_id: x for x in existing}
-        undo = ReplaceSchedules(save=[before[i] for i in [*(x.schedule_id for x in change.save), *change.delete]
-                                      if i in before],
-                                delete=[x.schedule_id for x in change.save if x.schedule_id not in before])
+        undo = ReplaceSchedules(
+            save=[before[i] for i in [*(x.schedule_id for x in change.save), *change.delete] if i in before],
+            delete=[x.schedule_id for x in change.save if x.schedule_id not in before],
+        )
         self.set_stage("recording the revenue schedules")
         self.saga.add("revenue schedules", lambda: self.undo(ScheduleActivities.replace, undo))
-        await self.step("revenue schedules", lambda: self.forward(
-            ScheduleActivities.replace, ReplaceSchedules(save=change.save, delete=change.delete)), skippable=False)
+        await self.step(
+            "revenue schedules",
+            lambda: self.forward(ScheduleActivities.replace, ReplaceSchedules(save=change.save, delete=change.delete)),
+            skippable=False,
+        )
         self.schedules = change.save
 
     async def _escalate(self, request: ApprovalRequest) -> None:
         r = self.request
         assert r is not None
-        await self.escalate_approval(f"Amendment {r.amendment_id} has waited 72 hours for approval",
-                                     r.account_id, request.required_role.value, request.reasons)
+        await self.escalate_approval(
+            f"Amendment {r.amendment_id} has waited 72 hours for approval",
+            r.account_id,
+            request.required_role.value,
+            request.reasons,
+        )
 
     def _confirmation(self) -> Notification:
         r = self.request
@@ -246,10 +274,12 @@ class AmendmentWorkflow(BookingWorkflow):
         assert r is not None and p is not None
         invoice = f" Invoice {self.invoice.id} for {self.invoice.total}." if self.invoice else ""
         return Notification(
-            recipient="", template="amendment-confirmation", account_id=r.account_id,
+            recipient="",
+            template="amendment-confirmation",
+            account_id=r.account_id,
             subject=f"Your subscription change {r.amendment_id} is confirmed",
             body=f"From {r.effective_date} your monthly charge is {p.monthly_after} (was {p.monthly_before})."
-                 + invoice,
+            + invoice,
         )
 
     def finish(self, status: Status, message: str) -> AmendmentResult:
@@ -257,7 +287,9 @@ class AmendmentWorkflow(BookingWorkflow):
         r = self.request
         assert r is not None
         return AmendmentResult(
-            amendment_id=r.amendment_id, status=status, message=message,
+            amendment_id=r.amendment_id,
+            status=status,
+            message=message,
             net=self.proration.net if self.proration else None,
             invoice_id=self.invoice.id if self.invoice else "",
             invoice_total=self.invoice.total if self.invoice else None,

@@ -11,12 +11,10 @@ activity retries and worker restarts never send a second notice or post a second
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from enum import StrEnum
 
 from temporalio import workflow
-
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ConfigDict
@@ -33,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         SendNotification,
         SetRestriction,
     )
-    from canonical.models import LegalEntity
     from canonical.approval import ApprovalPolicy
     from canonical.dunning import (
         THANKS,
@@ -52,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         CollectionCase,
         CrmTask,
         Invoice,
+        LegalEntity,
         Model,
         Notification,
         PaymentAttempt,
@@ -224,15 +222,28 @@ class DunningWorkflow(ProcessWorkflow):
     def state(self) -> DunningState:
         i = self.input
         return DunningState(
-            invoice_id=i.invoice_id if i else "", account_id=i.account_id if i else "",
-            status=self.status, stage=self.stage, outcome=self.outcome, day=round(self.day(), 3),
-            balance=self.p.balance, next_action=self.next_action, next_action_at=self.next_action_at,
-            paused=self.p.paused_since is not None, hard_declined=self.p.hard_declined,
-            restricted=self.p.restricted, cancelled=self.p.cancelled, attempts=self.p.attempts,
+            invoice_id=i.invoice_id if i else "",
+            account_id=i.account_id if i else "",
+            status=self.status,
+            stage=self.stage,
+            outcome=self.outcome,
+            day=round(self.day(), 3),
+            balance=self.p.balance,
+            next_action=self.next_action,
+            next_action_at=self.next_action_at,
+            paused=self.p.paused_since is not None,
+            hard_declined=self.p.hard_declined,
+            restricted=self.p.restricted,
+            cancelled=self.p.cancelled,
+            attempts=self.p.attempts,
             notices_sent=[int(d.split("@")[1]) for d in self.p.done if d.startswith("notice@")],
-            case_stage=self.p.case_stage, approval=self.gate.snapshot(),
-            restriction_decision=self.p.restriction_decision, write_off_decision=self.p.write_off_decision,
-            attention=self.queue.attention, resolutions=self.queue.resolutions, events=self.events,
+            case_stage=self.p.case_stage,
+            approval=self.gate.snapshot(),
+            restriction_decision=self.p.restriction_decision,
+            write_off_decision=self.p.write_off_decision,
+            attention=self.queue.attention,
+            resolutions=self.queue.resolutions,
+            events=self.events,
         )
 
     # -- the process ---------------------------------------------------------------------------
@@ -249,8 +260,9 @@ class DunningWorkflow(ProcessWorkflow):
         invoice = await self.task("read invoice", BillingActivities.get_invoice, input.invoice_id)
         if invoice is None:
             return self.finish(Status.FAILED, Outcome.OPEN, f"invoice {input.invoice_id} does not exist in billing")
-        self.account = await self.task("read customer", BillingActivities.get_account,
-                                       input.account_id or invoice.account_id)
+        self.account = await self.task(
+            "read customer", BillingActivities.get_account, input.account_id or invoice.account_id
+        )
         self.policy = input.policies.for_segment(self.account.segment if self.account else "default")
         if self.p.anchor is None:
             self._start(invoice)
@@ -310,10 +322,14 @@ class DunningWorkflow(ProcessWorkflow):
             try:
                 # Wake for a payment, a new card, or a dispute opening or closing.
                 await workflow.wait_condition(
-                    lambda: self.p.paid or (bool(self.p.retry_requested) and not paused)
-                    or (self.p.paused_since is not None) != paused,
-                    timeout=None if paused else remaining)
-            except asyncio.TimeoutError:
+                    lambda paused=paused: (
+                        self.p.paid
+                        or (bool(self.p.retry_requested) and not paused)
+                        or (self.p.paused_since is not None) != paused
+                    ),
+                    timeout=None if paused else remaining,
+                )
+            except TimeoutError:
                 pass
 
     async def _carry_out(self, day: int, action: Action) -> None:
@@ -335,12 +351,15 @@ class DunningWorkflow(ProcessWorkflow):
             self.note(f"no {why}: the card was declined for good; waiting for a new payment method")
             return
         if not within_network_limit(self.p.attempted_at, workflow.now(), self.policy.max_attempts_per_30_days):
-            self.note(f"no {why}: the card network's limit of {self.policy.max_attempts_per_30_days} "
-                      "attempts in 30 days is reached")
+            self.note(
+                f"no {why}: the card network's limit of {self.policy.max_attempts_per_30_days} "
+                "attempts in 30 days is reached"
+            )
             return
         self.set_stage(f"{why}: charging {self.p.balance}")
-        attempt = await self.task(f"payment {step}", BillingActivities.retry_payment,
-                                  InvoiceStep(invoice_id=self.input.invoice_id, step=step))
+        attempt = await self.task(
+            f"payment {step}", BillingActivities.retry_payment, InvoiceStep(invoice_id=self.input.invoice_id, step=step)
+        )
         if attempt is None:
             return
         self.p.attempts = [*self.p.attempts, attempt]
@@ -365,9 +384,13 @@ class DunningWorkflow(ProcessWorkflow):
             self.note(f"no e-mail address for {self.input.account_id}: {template} not sent")
             return
         fill = {"invoice": self.input.invoice_id, "balance": str(self.p.balance)}
-        notice = Notification(recipient=recipient or self.account.email, template=template,  # type: ignore[union-attr]
-                              subject=wording.subject.format(**fill), body=wording.body.format(**fill),
-                              account_id=self.input.account_id)
+        notice = Notification(
+            recipient=recipient or self.account.email,
+            template=template,  # type: ignore[union-attr]
+            subject=wording.subject.format(**fill),
+            body=wording.body.format(**fill),
+            account_id=self.input.account_id,
+        )
         await self.task(f"send {template}", CustomerActivities.send, SendNotification(notification=notice, step=step))
 
     async def _open_case(self) -> None:
@@ -376,23 +399,38 @@ class DunningWorkflow(ProcessWorkflow):
         if "opened@0" in self.p.done:
             return
         await self._move_case(self.policy.case_stage(0))
-        await self.task("flag the CRM account", CrmActivities.flag_account,
-                        FlagAccount(account_id=self.input.account_id, flag=DUNNING_FLAG, on=True))
+        await self.task(
+            "flag the CRM account",
+            CrmActivities.flag_account,
+            FlagAccount(account_id=self.input.account_id, flag=DUNNING_FLAG, on=True),
+        )
         if self._strategic() and self.account and self.account.success_owner:
-            task = CrmTask(account_id=self.input.account_id, owner=self.account.success_owner,
-                           subject=f"Strategic account in dunning: invoice {self.input.invoice_id}",
-                           body=f"{self.p.balance} failed to collect. Reach out before the day-3 reminder.")
-            await self.task("alert the customer success owner", CrmActivities.create_task,
-                            CreateTask(task=task, step="success-owner-alert"))
+            task = CrmTask(
+                account_id=self.input.account_id,
+                owner=self.account.success_owner,
+                subject=f"Strategic account in dunning: invoice {self.input.invoice_id}",
+                body=f"{self.p.balance} failed to collect. Reach out before the day-3 reminder.",
+            )
+            await self.task(
+                "alert the customer success owner",
+                CrmActivities.create_task,
+                CreateTask(task=task, step="success-owner-alert"),
+            )
         self.p.done = [*self.p.done, "opened@0"]
 
     async def _move_case(self, stage: str, status: str = "open") -> None:
         assert self.input is not None and self.p.balance is not None
         if stage == self.p.case_stage:
             return
-        case = CollectionCase(external_id=f"{workflow.info().workflow_id}-case", account_id=self.input.account_id,
-                              invoice_id=self.input.invoice_id, amount=self.p.balance, stage=stage, status=status,
-                              subsidiary=self._subsidiary())
+        case = CollectionCase(
+            external_id=f"{workflow.info().workflow_id}-case",
+            account_id=self.input.account_id,
+            invoice_id=self.input.invoice_id,
+            amount=self.p.balance,
+            stage=stage,
+            status=status,
+            subsidiary=self._subsidiary(),
+        )
         await self.task(f"collection case: {stage}", ErpActivities.upsert_collection_case, case)
         self.p.case_stage = stage
 
@@ -409,60 +447,96 @@ class DunningWorkflow(ProcessWorkflow):
     async def _approval(self, kind: str, role, reasons: list[str]) -> ApprovalDecision | None:
         """Ask the approval gate; a payment meanwhile withdraws the question."""
         assert self.input is not None and self.p.balance is not None
-        request = ApprovalRequest(required_role=role, reasons=reasons, requested_by="o2c-dunning",
-                                  amount=self.p.balance)
+        request = ApprovalRequest(
+            required_role=role, reasons=reasons, requested_by="o2c-dunning", amount=self.p.balance
+        )
         timing = self.input.approvals.model_copy(
-            update={"escalate_after": self.policy.day * 3, "expire_after": self.policy.day * 7})
+            update={"escalate_after": self.policy.day * 3, "expire_after": self.policy.day * 7}
+        )
         self.approval_kind = kind
         self.set_status(Status.AWAITING_APPROVAL, f"awaiting a {role.value} to {kind}")
         decision = await self.gate.wait(request, timing, self._escalate, interrupt=lambda: self.p.paid)
         if decision is None and self.p.paid:
             self.gate.withdraw()
-        self.set_status(Status.RUNNING, f"{kind}: " + (
-            "withdrawn, the invoice is paid" if self.p.paid else
-            f"{'approved' if decision.approved else 'refused'} by {decision.approver}" if decision else
-            "no answer in time"))
+        self.set_status(
+            Status.RUNNING,
+            f"{kind}: "
+            + (
+                "withdrawn, the invoice is paid"
+                if self.p.paid
+                else f"{'approved' if decision.approved else 'refused'} by {decision.approver}"
+                if decision
+                else "no answer in time"
+            ),
+        )
         return decision
 
     async def _escalate(self, request: ApprovalRequest) -> None:
-        notice = NoticeWording(subject=f"Dunning {self.input.invoice_id} waits for a {request.required_role.value}",  # type: ignore[union-attr]
-                               body="; ".join(request.reasons))
-        await self._send(f"escalation-{self.approval_kind.replace(' ', '-')}", "approval-escalation", notice,
-                         recipient=f"approvers:{request.required_role.value}")
+        notice = NoticeWording(
+            subject=f"Dunning {self.input.invoice_id} waits for a {request.required_role.value}",  # type: ignore[union-attr]
+            body="; ".join(request.reasons),
+        )
+        await self._send(
+            f"escalation-{self.approval_kind.replace(' ', '-')}",
+            "approval-escalation",
+            notice,
+            recipient=f"approvers:{request.required_role.value}",
+        )
 
     async def _restrict(self, day: int) -> None:
         assert self.input is not None
         role = self.policy.strategic_restrict_role if self._strategic() else self.policy.restrict_role
-        decision = await self._approval("restrict service", role, [
-            f"invoice {self.input.invoice_id} unpaid for {day} days ({self.p.balance}); restrict service "
-            "(no expansion, existing access kept)"])
+        decision = await self._approval(
+            "restrict service",
+            role,
+            [
+                f"invoice {self.input.invoice_id} unpaid for {day} days ({self.p.balance}); restrict service "
+                "(no expansion, existing access kept)"
+            ],
+        )
         self.p.restriction_decision = decision
         if decision and decision.approved and not self.p.paid:
-            await self.task("restrict the entitlement", CustomerActivities.set_restriction,
-                            SetRestriction(account_id=self.input.account_id, restricted=True, step="restrict"))
+            await self.task(
+                "restrict the entitlement",
+                CustomerActivities.set_restriction,
+                SetRestriction(account_id=self.input.account_id, restricted=True, step="restrict"),
+            )
             self.p.restricted = True
 
     async def _cancel_and_write_off(self, day: int) -> None:
         assert self.input is not None and self.p.balance is not None
         if self.input.subscription_id and not self.p.cancelled:
             self.set_stage("cancelling the subscription")
-            await self.task("cancel the subscription", BillingActivities.cancel_subscription,
-                            CancelSubscription(subscription_id=self.input.subscription_id, step="cancel-subscription"))
+            await self.task(
+                "cancel the subscription",
+                BillingActivities.cancel_subscription,
+                CancelSubscription(subscription_id=self.input.subscription_id, step="cancel-subscription"),
+            )
             self.p.cancelled = True
-        decision = await self._approval("write off the balance", self.policy.write_off_role, [
-            f"invoice {self.input.invoice_id} unpaid for {day} days; write off {self.p.balance} as bad debt"])
+        decision = await self._approval(
+            "write off the balance",
+            self.policy.write_off_role,
+            [f"invoice {self.input.invoice_id} unpaid for {day} days; write off {self.p.balance} as bad debt"],
+        )
         self.p.write_off_decision = decision
         if self.p.paid or not (decision and decision.approved):
             return
         entry = write_off_entry(
             external_id=f"{workflow.info().workflow_id}-write-off",
             subsidiary=self._subsidiary(),
-            posting_date=workflow.now().date(), memo=f"Write-off of invoice {self.input.invoice_id}",
-            amount=self.p.balance, chart=self.input.chart, invoice_id=self.input.invoice_id)
+            posting_date=workflow.now().date(),
+            memo=f"Write-off of invoice {self.input.invoice_id}",
+            amount=self.p.balance,
+            chart=self.input.chart,
+            invoice_id=self.input.invoice_id,
+        )
         self.set_stage(f"writing off {self.p.balance}")
         await self.task("post the write-off", ErpActivities.post_journal_entry, entry)
-        await self.task("mark the invoice uncollectible", BillingActivities.mark_uncollectible,
-                        InvoiceStep(invoice_id=self.input.invoice_id, step="mark-uncollectible"))
+        await self.task(
+            "mark the invoice uncollectible",
+            BillingActivities.mark_uncollectible,
+            InvoiceStep(invoice_id=self.input.invoice_id, step="mark-uncollectible"),
+        )
         self.outcome = Outcome.WRITTEN_OFF
 
     async def _conclude(self) -> DunningResult:
@@ -473,23 +547,30 @@ class DunningWorkflow(ProcessWorkflow):
             self.set_stage("paid: standing down")
             await self._move_case("paid", status="closed")
             if self.p.restricted:
-                await self.task("lift the restriction", CustomerActivities.set_restriction,
-                                SetRestriction(account_id=self.input.account_id, restricted=False, step="lift"))
+                await self.task(
+                    "lift the restriction",
+                    CustomerActivities.set_restriction,
+                    SetRestriction(account_id=self.input.account_id, restricted=False, step="lift"),
+                )
                 self.p.restricted = False
-            await self.task("clear the CRM flag", CrmActivities.flag_account,
-                            FlagAccount(account_id=self.input.account_id, flag=DUNNING_FLAG, on=False))
+            await self.task(
+                "clear the CRM flag",
+                CrmActivities.flag_account,
+                FlagAccount(account_id=self.input.account_id, flag=DUNNING_FLAG, on=False),
+            )
             await self._send("thanks", "dunning-paid", THANKS)
             return self.finish(Status.COMPLETED, Outcome.CASH, "paid in full")
         if self.outcome == Outcome.WRITTEN_OFF:
             await self._move_case("written off", status="closed")
             return self.finish(Status.COMPLETED, Outcome.WRITTEN_OFF, f"written off: {self.p.balance}")
         await self._move_case("cancelled, not written off")
-        return self.finish(Status.COMPLETED, Outcome.CANCELLED,
-                           f"subscription cancelled; {self.p.balance} left open for collection")
+        return self.finish(
+            Status.COMPLETED, Outcome.CANCELLED, f"subscription cancelled; {self.p.balance} left open for collection"
+        )
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def task(self, name: str, fn, arg):  # noqa: ANN001 - an activity reference and its input
+    async def task(self, name: str, fn, arg):
         """One side effect. Dunning never rolls back: every failure waits for an operator."""
         return await self.step(name, lambda: self.forward(fn, arg), must_finish=True)
 
@@ -498,7 +579,11 @@ class DunningWorkflow(ProcessWorkflow):
         self.next_action, self.next_action_at = "", None
         self.set_status(status, message)
         assert self.input is not None
-        return DunningResult(invoice_id=self.input.invoice_id, outcome=outcome, message=message,
-                             balance=self.p.balance, attempts=len(self.p.attempts),
-                             write_off_entry=f"{workflow.info().workflow_id}-write-off"
-                             if outcome == Outcome.WRITTEN_OFF else "")
+        return DunningResult(
+            invoice_id=self.input.invoice_id,
+            outcome=outcome,
+            message=message,
+            balance=self.p.balance,
+            attempts=len(self.p.attempts),
+            write_off_entry=f"{workflow.info().workflow_id}-write-off" if outcome == Outcome.WRITTEN_OFF else "",
+        )

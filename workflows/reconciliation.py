@@ -14,13 +14,12 @@ continues as new every few dozen batches. Nothing of the period is held in memor
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
-from typing import Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
-
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ConfigDict
@@ -53,8 +52,9 @@ with workflow.unsafe.imports_passed_through():
 READ_TIMEOUT = timedelta(hours=6)
 # A reader resumes at its last page, so a retry loses little: retry soon, however many
 # pages have failed before (Temporal's backoff grows with every attempt of the activity).
-READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(seconds=10))
+READ_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=10)
+)
 HEAL_CONCURRENCY = 8
 REQUESTED_BY = "o2c-reconciliation"
 
@@ -163,20 +163,31 @@ class ReconciliationBatchWorkflow:
         result = BatchResult()
         orders = input.orders
         if input.keys is not None:
-            findings: BatchFindings = await self._call(ReconciliationActivities.match_batch, MatchBatch(
-                run_id=input.run_id, entity=input.entity, period=input.period, keys=input.keys,
-                policy=input.policy, chart=input.chart), input)
+            findings: BatchFindings = await self._call(
+                ReconciliationActivities.match_batch,
+                MatchBatch(
+                    run_id=input.run_id,
+                    entity=input.entity,
+                    period=input.period,
+                    keys=input.keys,
+                    policy=input.policy,
+                    chart=input.chart,
+                ),
+                input,
+            )
             result.found = findings.found
             orders = findings.heal_now
         updates: list[tuple[int, str, str]] = []
         for start in range(0, len(orders), HEAL_CONCURRENCY):
-            updates += await asyncio.gather(*(self._heal(o, input) for o in orders[start:start + HEAL_CONCURRENCY]))
+            updates += await asyncio.gather(*(self._heal(o, input) for o in orders[start : start + HEAL_CONCURRENCY]))
         if updates:
             await self._call(ReconciliationActivities.resolve_breaks, ResolveBreaks(updates=updates), input)
         result.healed = sum(1 for _, status, _ in updates if status == "healed")
         result.not_healed = len(updates) - result.healed
-        workflow.set_current_details(f"**Reconciliation {input.run_id}** · {input.label} · "
-                                     f"{sum(result.found.values())} breaks, {result.healed} healed")
+        workflow.set_current_details(
+            f"**Reconciliation {input.run_id}** · {input.label} · "
+            f"{sum(result.found.values())} breaks, {result.healed} healed"
+        )
         return result
 
     async def _heal(self, order: HealOrder, input: BatchInput) -> tuple[int, str, str]:
@@ -186,8 +197,12 @@ class ReconciliationBatchWorkflow:
         try:
             existing = await self._call(ErpActivities.get_journal_entry, entry.external_id, input)
             if existing is not None:
-                return (order.break_id, "open", f"not healed: the ERP already holds {entry.external_id} dated "
-                        f"{existing.posting_date}, outside this listing; check it by hand")
+                return (
+                    order.break_id,
+                    "open",
+                    f"not healed: the ERP already holds {entry.external_id} dated "
+                    f"{existing.posting_date}, outside this listing; check it by hand",
+                )
             ref = await self._call(ErpActivities.post_journal_entry, entry, input)
         except ActivityError as error:
             problem, _ = explain(error)
@@ -195,10 +210,14 @@ class ReconciliationBatchWorkflow:
         return order.break_id, "healed", f"posted {entry.external_id} (ERP id {ref.internal_id})"
 
     @staticmethod
-    async def _call(fn, arg, input: BatchInput):  # noqa: ANN001, ANN205 - an activity and its input
-        return await workflow.execute_activity(fn, arg, start_to_close_timeout=timedelta(minutes=10),
-                                               schedule_to_close_timeout=input.step_window,
-                                               retry_policy=FORWARD_RETRY)
+    async def _call(fn, arg, input: BatchInput):
+        return await workflow.execute_activity(
+            fn,
+            arg,
+            start_to_close_timeout=timedelta(minutes=10),
+            schedule_to_close_timeout=input.step_window,
+            retry_policy=FORWARD_RETRY,
+        )
 
 
 @workflow.defn
@@ -221,12 +240,24 @@ class ReconciliationWorkflow(ProcessWorkflow):
     def state(self) -> ReconciliationState:
         p, i = self.p, self.input
         return ReconciliationState(
-            run_id=p.run_id if p else "", legal_entity=i.legal_entity if i else "", period=p.period if p else "",
-            status=self.status, stage=self.stage, pass_no=p.pass_no if p else 1, read=p.read if p else {},
-            batches=len(p.batches) if p else 0, batches_done=p.next_batch if p else 0,
-            found=p.found if p else {}, healed=p.healed if p else 0, not_healed=p.not_healed if p else 0,
-            summary=self.summary, approval=self.gate.snapshot(), attention=self.queue.attention,
-            resolutions=self.queue.resolutions, events=(p.events if p else []) + self.events)
+            run_id=p.run_id if p else "",
+            legal_entity=i.legal_entity if i else "",
+            period=p.period if p else "",
+            status=self.status,
+            stage=self.stage,
+            pass_no=p.pass_no if p else 1,
+            read=p.read if p else {},
+            batches=len(p.batches) if p else 0,
+            batches_done=p.next_batch if p else 0,
+            found=p.found if p else {},
+            healed=p.healed if p else 0,
+            not_healed=p.not_healed if p else 0,
+            summary=self.summary,
+            approval=self.gate.snapshot(),
+            attention=self.queue.attention,
+            resolutions=self.queue.resolutions,
+            events=(p.events if p else []) + self.events,
+        )
 
     @workflow.run
     async def run(self, input: ReconciliationInput) -> ReconciliationResult:
@@ -239,8 +270,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
             self.set_status(Status.RUNNING, f"continuing at batch {self.p.next_batch + 1} of {len(self.p.batches)}")
         else:
             period = input.period or period_of(workflow.now().date(), input.months_back)
-            run_id = (f"{input.legal_entity}-{period}-{workflow.now():%Y%m%dT%H%M%S}-"
-                      f"{workflow.uuid4().hex[:4]}")
+            run_id = f"{input.legal_entity}-{period}-{workflow.now():%Y%m%dT%H%M%S}-{workflow.uuid4().hex[:4]}"
             self.p = Progress(run_id=run_id, period=period, pass_no=input.pass_no)
             self.tag()
             self.set_status(Status.RUNNING, f"reconciling {input.legal_entity} {period} (pass {input.pass_no})")
@@ -275,27 +305,52 @@ class ReconciliationWorkflow(ProcessWorkflow):
         i, p, entity = self.input, self.p, self.entity
         assert i is not None and p is not None and entity is not None
         self.set_stage("opening the run")
-        await self.step("open the run", lambda: self.forward(ReconciliationActivities.open_run, OpenRun(
-            run_id=p.run_id, legal_entity=entity.code, period=p.period, started_at=workflow.now(),
-            settings={"policy": i.policy.model_dump(mode="json"), "pass": p.pass_no})), skippable=False)
+        await self.step(
+            "open the run",
+            lambda: self.forward(
+                ReconciliationActivities.open_run,
+                OpenRun(
+                    run_id=p.run_id,
+                    legal_entity=entity.code,
+                    period=p.period,
+                    started_at=workflow.now(),
+                    settings={"policy": i.policy.model_dump(mode="json"), "pass": p.pass_no},
+                ),
+            ),
+            skippable=False,
+        )
         self.set_stage("reading billing, tax, the ERP and the revenue schedules")
         request = ReadSystem(run_id=p.run_id, entity=entity, period=p.period, chart=i.chart)
-        readers = {"billing": ReconciliationActivities.read_billing, "tax": ReconciliationActivities.read_tax,
-                   "erp": ReconciliationActivities.read_erp, "schedules": ReconciliationActivities.read_schedules}
-        counts = await self.together([(f"read {system}", lambda fn=fn: self._reader(fn, request))
-                                      for system, fn in readers.items()])
-        p.read = dict(zip(readers, counts))
+        readers = {
+            "billing": ReconciliationActivities.read_billing,
+            "tax": ReconciliationActivities.read_tax,
+            "erp": ReconciliationActivities.read_erp,
+            "schedules": ReconciliationActivities.read_schedules,
+        }
+        counts = await self.together(
+            [(f"read {system}", lambda fn=fn: self._reader(fn, request)) for system, fn in readers.items()]
+        )
+        p.read = dict(zip(readers, counts, strict=False))
         self.note("read " + ", ".join(f"{n} from {s}" for s, n in p.read.items()))
-        p.batches = await self.step("plan batches", lambda: self.forward(
-            ReconciliationActivities.plan_batches, PlanBatches(run_id=p.run_id, size=i.policy.batch_size)),
-            skippable=False)
+        p.batches = await self.step(
+            "plan batches",
+            lambda: self.forward(
+                ReconciliationActivities.plan_batches, PlanBatches(run_id=p.run_id, size=i.policy.batch_size)
+            ),
+            skippable=False,
+        )
         self.note(f"{len(p.batches)} batches of up to {i.policy.batch_size} documents")
 
-    def _reader(self, fn, request: ReadSystem):  # noqa: ANN001, ANN202 - an activity reference
+    def _reader(self, fn, request: ReadSystem):
         assert self.input is not None
         return workflow.execute_activity(
-            fn, request, start_to_close_timeout=READ_TIMEOUT, schedule_to_close_timeout=READ_TIMEOUT + self.step_window,
-            heartbeat_timeout=timedelta(seconds=self.input.policy.heartbeat_seconds), retry_policy=READ_RETRY)
+            fn,
+            request,
+            start_to_close_timeout=READ_TIMEOUT,
+            schedule_to_close_timeout=READ_TIMEOUT + self.step_window,
+            heartbeat_timeout=timedelta(seconds=self.input.policy.heartbeat_seconds),
+            retry_policy=READ_RETRY,
+        )
 
     # -- matching, in child workflows --------------------------------------------------------------
 
@@ -310,10 +365,24 @@ class ReconciliationWorkflow(ProcessWorkflow):
                 workflow.continue_as_new(i.model_copy(update={"progress": p}))
             wave = range(p.next_batch, min(p.next_batch + i.policy.parallel_batches, len(p.batches)))
             self.set_stage(f"matching batch {wave[0] + 1}-{wave[-1] + 1} of {len(p.batches)}")
-            results = await self.together([self._child(BatchInput(
-                run_id=p.run_id, entity=self.entity, period=p.period, keys=p.batches[n], policy=i.policy,
-                chart=i.chart, label=f"batch {n + 1} of {len(p.batches)}", step_window=self.step_window),
-                f"batch-{n + 1}") for n in wave])
+            results = await self.together(
+                [
+                    self._child(
+                        BatchInput(
+                            run_id=p.run_id,
+                            entity=self.entity,
+                            period=p.period,
+                            keys=p.batches[n],
+                            policy=i.policy,
+                            chart=i.chart,
+                            label=f"batch {n + 1} of {len(p.batches)}",
+                            step_window=self.step_window,
+                        ),
+                        f"batch-{n + 1}",
+                    )
+                    for n in wave
+                ]
+            )
             for result in results:
                 self._count(result)
             p.next_batch = wave[-1] + 1
@@ -327,7 +396,8 @@ class ReconciliationWorkflow(ProcessWorkflow):
         def start() -> Awaitable[BatchResult]:
             attempts[0] += 1
             return workflow.execute_child_workflow(
-                ReconciliationBatchWorkflow.run, batch, id=base if attempts[0] == 1 else f"{base}-{attempts[0]}")
+                ReconciliationBatchWorkflow.run, batch, id=base if attempts[0] == 1 else f"{base}-{attempts[0]}"
+            )
 
         return f"reconcile {batch.label}", start
 
@@ -344,17 +414,27 @@ class ReconciliationWorkflow(ProcessWorkflow):
     async def _heal_above_limit(self) -> None:
         i, p = self.input, self.p
         assert i is not None and p is not None and self.entity is not None
-        waiting = await self.step("count heals awaiting approval", lambda: self.forward(
-            ReconciliationActivities.heal_total, HealOrders(run_id=p.run_id, status="awaiting_approval")),
-            skippable=False)
+        waiting = await self.step(
+            "count heals awaiting approval",
+            lambda: self.forward(
+                ReconciliationActivities.heal_total, HealOrders(run_id=p.run_id, status="awaiting_approval")
+            ),
+            skippable=False,
+        )
         if not waiting:
             return
         count = sum(n for n, _ in waiting)
         amount = next((m for _, m in waiting if m.currency == self.entity.functional_currency), waiting[0][1])
         role = ApproverRole.CONTROLLER if amount.amount > i.approvals.controller_threshold else ApproverRole.FINANCE
-        request = ApprovalRequest(required_role=role, requested_by=REQUESTED_BY, amount=amount, reasons=[
-            f"post {n} missing journal entries totalling {m}, each above the {i.policy.heal_limit} healing limit"
-            for n, m in waiting])
+        request = ApprovalRequest(
+            required_role=role,
+            requested_by=REQUESTED_BY,
+            amount=amount,
+            reasons=[
+                f"post {n} missing journal entries totalling {m}, each above the {i.policy.heal_limit} healing limit"
+                for n, m in waiting
+            ],
+        )
         self.set_status(Status.AWAITING_APPROVAL, f"{count} heals await a {role.value}")
         decision = await self.gate.wait(request, i.approvals, self._escalate)
         if decision is None or not decision.approved:
@@ -366,28 +446,62 @@ class ReconciliationWorkflow(ProcessWorkflow):
         self.set_status(Status.RUNNING, f"posting {count} approved heals")
         after, page = 0, 0
         while True:
-            orders = await self.step("read approved heals", lambda: self.forward(
-                ReconciliationActivities.heal_orders, HealOrders(run_id=p.run_id, status="healing", after=after,
-                                                                 limit=i.policy.batch_size)), skippable=False)
+            orders = await self.step(
+                "read approved heals",
+                lambda after=after: self.forward(
+                    ReconciliationActivities.heal_orders,
+                    HealOrders(run_id=p.run_id, status="healing", after=after, limit=i.policy.batch_size),
+                ),
+                skippable=False,
+            )
             if not orders:
                 return
             page += 1
-            self._count(*await self.together([self._child(BatchInput(
-                run_id=p.run_id, entity=self.entity, period=p.period, orders=orders, policy=i.policy, chart=i.chart,
-                label=f"approved heals, page {page}", step_window=self.step_window), f"approved-{page}")]))
+            self._count(
+                *await self.together(
+                    [
+                        self._child(
+                            BatchInput(
+                                run_id=p.run_id,
+                                entity=self.entity,
+                                period=p.period,
+                                orders=orders,
+                                policy=i.policy,
+                                chart=i.chart,
+                                label=f"approved heals, page {page}",
+                                step_window=self.step_window,
+                            ),
+                            f"approved-{page}",
+                        )
+                    ]
+                )
+            )
             after = orders[-1].break_id
 
     async def _move(self, from_status: str, to_status: str, resolution: str) -> None:
         assert self.p is not None
-        await self.step(f"mark breaks {to_status}", lambda: self.forward(
-            ReconciliationActivities.move_breaks, MoveBreaks(run_id=self.p.run_id, from_status=from_status,  # type: ignore[union-attr]
-                                                             to_status=to_status, resolution=resolution)),
-            skippable=False)
+        await self.step(
+            f"mark breaks {to_status}",
+            lambda: self.forward(
+                ReconciliationActivities.move_breaks,
+                MoveBreaks(
+                    run_id=self.p.run_id,
+                    from_status=from_status,  # type: ignore[union-attr]
+                    to_status=to_status,
+                    resolution=resolution,
+                ),
+            ),
+            skippable=False,
+        )
 
     async def _escalate(self, request: ApprovalRequest) -> None:
         assert self.input is not None and self.p is not None
-        await self.escalate_approval(f"Reconciliation {self.p.run_id} has waited for approval to heal",
-                                     "", request.required_role.value, request.reasons)
+        await self.escalate_approval(
+            f"Reconciliation {self.p.run_id} has waited for approval to heal",
+            "",
+            request.required_role.value,
+            request.reasons,
+        )
 
     # -- closing and the exception queue ---------------------------------------------------------
 
@@ -396,44 +510,67 @@ class ReconciliationWorkflow(ProcessWorkflow):
         break is open (not healed, fixed or acknowledged)."""
         assert self.p is not None
         self.set_stage("closing the run")
-        return await self.step("close the run", lambda: self.forward(
-            ReconciliationActivities.close_run, CloseRun(run_id=self.p.run_id)), skippable=False)  # type: ignore[union-attr]
+        return await self.step(
+            "close the run",
+            lambda: self.forward(ReconciliationActivities.close_run, CloseRun(run_id=self.p.run_id)),
+            skippable=False,
+        )  # type: ignore[union-attr]
 
     async def _exception_queue(self, summary: RunSummary) -> ReconciliationResult:
         i, p = self.input, self.p
         assert i is not None and p is not None
         kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.open_by_kind.items())
-        problem = Problem(message=f"{summary.open_breaks} breaks need a person ({kinds}); "
-                                  f"see `o2c recon report {p.run_id}`. Retry reads everything again once they are "
-                                  "fixed; skip accepts them as they are.")
+        problem = Problem(
+            message=f"{summary.open_breaks} breaks need a person ({kinds}); "
+            f"see `o2c recon report {p.run_id}`. Retry reads everything again once they are "
+            "fixed; skip accepts them as they are."
+        )
         self.set_status(Status.NEEDS_ATTENTION, problem.message)
-        action = await self.queue.park("breaks", problem, [Action.RETRY, Action.SKIP],
-                                       timeout=timedelta(days=i.policy.attention_days))
+        action = await self.queue.park(
+            "breaks", problem, [Action.RETRY, Action.SKIP], timeout=timedelta(days=i.policy.attention_days)
+        )
         if action == Action.RETRY:
             self.note("retry: reading everything again")
-            workflow.continue_as_new(i.model_copy(update={"progress": None, "pass_no": p.pass_no + 1,
-                                                          "period": p.period}))
+            workflow.continue_as_new(
+                i.model_copy(update={"progress": None, "pass_no": p.pass_no + 1, "period": p.period})
+            )
         if action == Action.SKIP:
             answer = self.queue.resolutions[-1]
-            await self._move("open", "acknowledged", f"acknowledged by {answer.operator}"
-                             + (f": {answer.comment}" if answer.comment else ""))
+            await self._move(
+                "open",
+                "acknowledged",
+                f"acknowledged by {answer.operator}" + (f": {answer.comment}" if answer.comment else ""),
+            )
             self.summary = await self._close()
-            return self.finish(Status.COMPLETED, f"{summary.open_breaks} breaks acknowledged by {answer.operator}; "
-                                                 + self._outcome())
+            return self.finish(
+                Status.COMPLETED, f"{summary.open_breaks} breaks acknowledged by {answer.operator}; " + self._outcome()
+            )
         # Unanswered: the run ends, and in the database it still needs attention.
-        return self.finish(Status.COMPLETED, f"{summary.open_breaks} breaks left open, unanswered for "
-                                             f"{i.policy.attention_days} days; " + self._outcome())
+        return self.finish(
+            Status.COMPLETED,
+            f"{summary.open_breaks} breaks left open, unanswered for "
+            f"{i.policy.attention_days} days; " + self._outcome(),
+        )
 
     def _outcome(self) -> str:
         p = self.p
         assert p is not None
         found = sum(p.found.values())
-        return f"{found} breaks found, {p.healed} healed" + (f", {p.not_healed} could not be healed"
-                                                             if p.not_healed else "")
+        return f"{found} breaks found, {p.healed} healed" + (
+            f", {p.not_healed} could not be healed" if p.not_healed else ""
+        )
 
     def finish(self, status: Status, message: str) -> ReconciliationResult:
         self.set_status(status, message)
         i, p = self.input, self.p
         assert i is not None and p is not None
-        return ReconciliationResult(run_id=p.run_id, legal_entity=i.legal_entity, period=p.period, status=status,
-                                    message=message, found=p.found, healed=p.healed, summary=self.summary)
+        return ReconciliationResult(
+            run_id=p.run_id,
+            legal_entity=i.legal_entity,
+            period=p.period,
+            status=status,
+            message=message,
+            found=p.found,
+            healed=p.healed,
+            summary=self.summary,
+        )

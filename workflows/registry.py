@@ -6,5 +6,11 @@ from workflows.reconciliation import ReconciliationBatchWorkflow, Reconciliation
 from workflows.renewal import RenewalWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow
 
-ALL_WORKFLOWS = [AmendmentWorkflow, DunningWorkflow, RenewalWorkflow, RenewalWindowWorkflow, ReconciliationWorkflow,
-                 ReconciliationBatchWorkflow]
+ALL_WORKFLOWS = [
+    AmendmentWorkflow,
+    DunningWorkflow,
+    RenewalWorkflow,
+    RenewalWindowWorkflow,
+    ReconciliationWorkflow,
+    ReconciliationBatchWorkflow,
+]

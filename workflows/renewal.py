@@ -10,7 +10,6 @@ schedule, and only then the entitlement, the CRM task and the customer's notice.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
@@ -21,6 +20,7 @@ def renewal_workflow_id(contract_id: str, new_term_start: date) -> str:
     """Keyed by the new term's start, so a closed-won deal and the renewal window opening
     for the same term land on one workflow."""
     return f"renewal-{contract_id}-{new_term_start:%Y-%m-%d}"
+
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
@@ -177,8 +177,12 @@ class RenewalWorkflow(BookingWorkflow):
         assert self.request is not None
         lines = {x.product: x for x in self.request.lines}
         lines.update({x.product: x for x in change.lines})
-        return self.request.model_copy(update={
-            "lines": list(lines.values()), "new_term_start": change.new_term_start or self.request.new_term_start})
+        return self.request.model_copy(
+            update={
+                "lines": list(lines.values()),
+                "new_term_start": change.new_term_start or self.request.new_term_start,
+            }
+        )
 
     @workflow.update
     async def change(self, change: RenewalChange) -> str:
@@ -186,9 +190,13 @@ class RenewalWorkflow(BookingWorkflow):
         self.changes.append(change)
         self._price()
         self.wake = True
-        self.note(f"changed by {change.requested_by}: "
-                  + ", ".join([f"{x.product} {x.quantity}" for x in change.lines]
-                              + ([f"starts {change.new_term_start}"] if change.new_term_start else [])))
+        self.note(
+            f"changed by {change.requested_by}: "
+            + ", ".join(
+                [f"{x.product} {x.quantity}" for x in change.lines]
+                + ([f"starts {change.new_term_start}"] if change.new_term_start else [])
+            )
+        )
         return f"new term value {self.value}"
 
     @change.validator
@@ -200,13 +208,23 @@ class RenewalWorkflow(BookingWorkflow):
         if not change.lines and not change.new_term_start:
             raise ValueError("the change changes nothing")
         changed = self._changed(change)
-        problems = [p for p in renewal_problems(changed, self.current, self.account, self.input.legal_entities,
-                                                self.input.policy, today=workflow.now().date())
-                    if "must start when the current one ends" not in p]
-        if change.new_term_start:
-            if not workflow.now().date() < change.new_term_start < self.request.new_term_end:
-                problems.append(f"the new start {change.new_term_start} must be in the future and before "
-                                f"the term ends ({self.request.new_term_end})")
+        problems = [
+            p
+            for p in renewal_problems(
+                changed,
+                self.current,
+                self.account,
+                self.input.legal_entities,
+                self.input.policy,
+                today=workflow.now().date(),
+            )
+            if "must start when the current one ends" not in p
+        ]
+        if change.new_term_start and not workflow.now().date() < change.new_term_start < self.request.new_term_end:
+            problems.append(
+                f"the new start {change.new_term_start} must be in the future and before "
+                f"the term ends ({self.request.new_term_end})"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         lines = price_new_term(self.current, changed, self.input.policy)  # type: ignore[arg-type]
@@ -236,19 +254,32 @@ class RenewalWorkflow(BookingWorkflow):
     def state(self) -> RenewalState:
         r = self.request
         return RenewalState(
-            contract_id=r.contract_id if r else "", term=r.term if r else "", account_id=r.account_id if r else "",
-            status=self.status, stage=self.stage, outcome=self.outcome, problems=self.problems,
-            new_term_start=r.new_term_start if r else None, new_term_end=r.new_term_end if r else None,
+            contract_id=r.contract_id if r else "",
+            term=r.term if r else "",
+            account_id=r.account_id if r else "",
+            status=self.status,
+            stage=self.stage,
+            outcome=self.outcome,
+            problems=self.problems,
+            new_term_start=r.new_term_start if r else None,
+            new_term_end=r.new_term_end if r else None,
             starts_at=self._time_of(r.new_term_start) if r and self.anchor else None,
             legal_entity=self._entity().code if self.input and self.account else "",
-            lines=self.lines, term_value=self.value, changes=self.changes, cancellation=self.cancellation,
-            notices_sent=self.notices_sent, approval=self.gate.snapshot(), attention=self.queue.attention,
+            lines=self.lines,
+            term_value=self.value,
+            changes=self.changes,
+            cancellation=self.cancellation,
+            notices_sent=self.notices_sent,
+            approval=self.gate.snapshot(),
+            attention=self.queue.attention,
             resolutions=self.queue.resolutions,
             subscription_id=self.new_subscription.id if self.new_subscription else "",
             invoice_id=self.invoice.id if self.invoice else "",
             journal_entry=self.journal_entry.external_id if self.journal_entry else "",
-            schedule=self.schedules[0] if self.schedules else None, schedules=self.schedules,
-            compensated=self.saga.undone, events=self.events,
+            schedule=self.schedules[0] if self.schedules else None,
+            schedules=self.schedules,
+            compensated=self.saga.undone,
+            events=self.events,
         )
 
     # -- the process ------------------------------------------------------------------------
@@ -261,12 +292,17 @@ class RenewalWorkflow(BookingWorkflow):
         self.step_window = input.step_window
         self.tag(customer=r.account_id, contract=r.contract_id)
         self.set_status(Status.RUNNING, "validating the renewal")
-        self.current = await self.step("read subscription", lambda: self.forward(
-            BillingActivities.get_subscription, r.subscription_id), skippable=False)
-        self.account = await self.step("read customer", lambda: self.forward(
-            BillingActivities.get_account, r.account_id), skippable=False)
-        self.problems = renewal_problems(r, self.current, self.account, input.legal_entities, input.policy,
-                                         today=workflow.now().date())
+        self.current = await self.step(
+            "read subscription",
+            lambda: self.forward(BillingActivities.get_subscription, r.subscription_id),
+            skippable=False,
+        )
+        self.account = await self.step(
+            "read customer", lambda: self.forward(BillingActivities.get_account, r.account_id), skippable=False
+        )
+        self.problems = renewal_problems(
+            r, self.current, self.account, input.legal_entities, input.policy, today=workflow.now().date()
+        )
         if self.problems:
             return self.finish(Status.REJECTED, Outcome.REJECTED, "renewal refused: " + "; ".join(self.problems))
         self._price()
@@ -285,8 +321,11 @@ class RenewalWorkflow(BookingWorkflow):
             if await self._wait_for_term():
                 await self._start_term()
             else:
-                return self.finish(Status.COMPLETED, Outcome.NOT_RENEWED,
-                                   f"not renewed: {self.cancellation.reason}" if self.cancellation else "not renewed")
+                return self.finish(
+                    Status.COMPLETED,
+                    Outcome.NOT_RENEWED,
+                    f"not renewed: {self.cancellation.reason}" if self.cancellation else "not renewed",
+                )
         except (StepFailed, AbortRequested) as stopped:
             reason = f"aborted by operator at {stopped}" if isinstance(stopped, AbortRequested) else str(stopped)
             await self.compensate()
@@ -312,24 +351,44 @@ class RenewalWorkflow(BookingWorkflow):
         if r.current_term_changes:
             self.set_stage("amending the rest of the current term")
             amendment = AmendmentRequest(
-                amendment_id=f"{r.contract_id}-{r.term}-current", contract_id=r.contract_id,
-                subscription_id=r.subscription_id, account_id=r.account_id, currency=self.current.currency,
-                effective_date=workflow.now().date(), lines=r.current_term_changes, requested_by=r.requested_by,
-                reason=f"agreed with the {r.term} renewal")
+                amendment_id=f"{r.contract_id}-{r.term}-current",
+                contract_id=r.contract_id,
+                subscription_id=r.subscription_id,
+                account_id=r.account_id,
+                currency=self.current.currency,
+                effective_date=workflow.now().date(),
+                lines=r.current_term_changes,
+                requested_by=r.requested_by,
+                reason=f"agreed with the {r.term} renewal",
+            )
             result: AmendmentResult = await workflow.execute_child_workflow(
-                AmendmentWorkflow.run, AmendmentInput(request=amendment, policy=self.input.approvals,
-                                                      chart=self.input.chart,
-                                                      legal_entities=self.input.legal_entities),
-                id=amendment_workflow_id(amendment.amendment_id))
+                AmendmentWorkflow.run,
+                AmendmentInput(
+                    request=amendment,
+                    policy=self.input.approvals,
+                    chart=self.input.chart,
+                    legal_entities=self.input.legal_entities,
+                ),
+                id=amendment_workflow_id(amendment.amendment_id),
+            )
             self.note(f"current-term amendment {result.status.value}: {result.message}")
         # The new term is a new subscription: the current one must stop at the boundary, or
         # the customer is billed twice. Undone only if the renewal itself is rolled back.
-        self.saga.add("current term end", lambda: self.undo(BillingActivities.end_subscription, EndSubscription(
-            subscription_id=r.subscription_id, at=None, step="current-term-runs-on")))
-        await self.step("end the current term at the boundary", lambda: self.forward(
-            BillingActivities.end_subscription, EndSubscription(
-                subscription_id=r.subscription_id, at=r.new_term_start, step="current-term-ends")),
-            skippable=False)
+        self.saga.add(
+            "current term end",
+            lambda: self.undo(
+                BillingActivities.end_subscription,
+                EndSubscription(subscription_id=r.subscription_id, at=None, step="current-term-runs-on"),
+            ),
+        )
+        await self.step(
+            "end the current term at the boundary",
+            lambda: self.forward(
+                BillingActivities.end_subscription,
+                EndSubscription(subscription_id=r.subscription_id, at=r.new_term_start, step="current-term-ends"),
+            ),
+            skippable=False,
+        )
 
     def _time_of(self, day: date) -> datetime:
         """When a calendar date arrives, on the policy's clock (one day is one day in
@@ -348,18 +407,22 @@ class RenewalWorkflow(BookingWorkflow):
                 if self.cancellation:
                     return False
                 r = self.request
-                due = [(r.new_term_start - timedelta(days=n), n) for n in self.input.policy.notice_days_before_end
-                       if n not in self.notices_sent and r.new_term_start - timedelta(days=n) >= self.anchor_date]
+                due = [
+                    (r.new_term_start - timedelta(days=n), n)
+                    for n in self.input.policy.notice_days_before_end
+                    if n not in self.notices_sent and r.new_term_start - timedelta(days=n) >= self.anchor_date
+                ]
                 target, notice = min(due) if due else (r.new_term_start, None)
-                self.set_stage(f"waiting for {'the ' + str(notice) + '-day notice' if notice else 'the term'}: "
-                               f"{target}")
+                self.set_stage(
+                    f"waiting for {'the ' + str(notice) + '-day notice' if notice else 'the term'}: {target}"
+                )
                 self.wake = False
                 seconds = (self._time_of(target) - workflow.now()).total_seconds()
                 if seconds > 0:
                     try:
                         await workflow.wait_condition(lambda: self.wake, timeout=seconds)
                         continue  # changed or cancelled: look again
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 if notice is None:
                     return True
@@ -371,10 +434,13 @@ class RenewalWorkflow(BookingWorkflow):
         r = self.request
         assert r is not None
         notice = Notification(
-            recipient="", template=f"renewal-notice-{days}", account_id=r.account_id,
+            recipient="",
+            template=f"renewal-notice-{days}",
+            account_id=r.account_id,
             subject=f"Your subscription renews on {r.new_term_start}",
             body=f"Your contract {r.contract_id} renews for the {r.term} term on {r.new_term_start} "
-                 f"at {self.value}. Reply to this message if anything should change.")
+            f"at {self.value}. Reply to this message if anything should change.",
+        )
         await self.tell_customer(r.account_id, notice, step=f"renewal-notice-{days}")
         self.notices_sent.append(days)
 
@@ -389,68 +455,126 @@ class RenewalWorkflow(BookingWorkflow):
             # Moving entity: the customer is created in the new entity's billing and ERP.
             # Creating a customer changes no money, so it needs no undo.
             self.set_stage(f"creating the customer in {entity.code}")
-            moved = await self.step(f"customer in {entity.code}", lambda: self.forward(
-                BillingActivities.create_customer, CreateCustomer(
-                    account=self.account.model_copy(update={"legal_entity": entity.code}),  # type: ignore[union-attr]
-                    billing_account=entity.billing_account, step=f"customer-{entity.code}")), skippable=False)
+            moved = await self.step(
+                f"customer in {entity.code}",
+                lambda: self.forward(
+                    BillingActivities.create_customer,
+                    CreateCustomer(
+                        account=self.account.model_copy(update={"legal_entity": entity.code}),  # type: ignore[union-attr]
+                        billing_account=entity.billing_account,
+                        step=f"customer-{entity.code}",
+                    ),
+                ),
+                skippable=False,
+            )
             assert moved is not None
             account_id = moved.id
-            await self.step(f"ERP customer in {entity.code}", lambda: self.forward(
-                ErpActivities.upsert_customer, UpsertErpCustomer(account=moved, subsidiary=entity.erp_subsidiary)),
-                skippable=False)
+            await self.step(
+                f"ERP customer in {entity.code}",
+                lambda: self.forward(
+                    ErpActivities.upsert_customer, UpsertErpCustomer(account=moved, subsidiary=entity.erp_subsidiary)
+                ),
+                skippable=False,
+            )
 
         self.set_stage("creating the new term in billing")
-        term = SubscriptionTerm(account_id=account_id, contract_id=r.contract_id, currency=self.current.currency,
-                                lines=self.lines, term_start=r.new_term_start, term_end=r.new_term_end,
-                                legal_entity=entity.code)
+        term = SubscriptionTerm(
+            account_id=account_id,
+            contract_id=r.contract_id,
+            currency=self.current.currency,
+            lines=self.lines,
+            term_start=r.new_term_start,
+            term_end=r.new_term_end,
+            legal_entity=entity.code,
+        )
         create = CreateSubscription(term=term, billing_account=entity.billing_account, step="new-term")
         self.saga.add("new term", lambda: self._cancel_new_term(create))
-        self.new_subscription = await self.step("new term", lambda: self.forward(
-            BillingActivities.create_subscription, create), skippable=False)
+        self.new_subscription = await self.step(
+            "new term", lambda: self.forward(BillingActivities.create_subscription, create), skippable=False
+        )
         assert self.new_subscription is not None
 
-        first_period = [InvoiceLine(product=x.product, description=f"{x.quantity} x {x.description or x.product}, "
-                                    f"first month of the {r.term} term", amount=line_amount(x)) for x in self.lines]
+        first_period = [
+            InvoiceLine(
+                product=x.product,
+                description=f"{x.quantity} x {x.description or x.product}, first month of the {r.term} term",
+                amount=line_amount(x),
+            )
+            for x in self.lines
+        ]
         quote = await self.quote_tax(r.account_id, self.current.currency, r.new_term_start, first_period)
         await self.book_invoice(
-            account_id=account_id, subscription_id=self.new_subscription.id, currency=self.current.currency,
-            document_date=r.new_term_start, charged=first_period, quote=quote,
+            account_id=account_id,
+            subscription_id=self.new_subscription.id,
+            currency=self.current.currency,
+            document_date=r.new_term_start,
+            charged=first_period,
+            quote=quote,
             description=f"Renewal {r.contract_id} {r.term}: first month",
-            metadata={"contract_id": r.contract_id, "term": r.term}, entity=entity, chart=self.input.chart,
-            memo=f"Renewal {r.contract_id} {r.term}", billing_account=entity.billing_account)
+            metadata={"contract_id": r.contract_id, "term": r.term},
+            entity=entity,
+            chart=self.input.chart,
+            memo=f"Renewal {r.contract_id} {r.term}",
+            billing_account=entity.billing_account,
+        )
 
         assert self.value is not None
         if self.release_2026_11:
             # One obligation per product, the term's price allocated by standalone selling price.
             schedules = renewal_schedules(
-                lines=self.lines, start=r.new_term_start, end=r.new_term_end, value=self.value,
-                policy=self.input.policy, id_prefix=wid, contract_id=r.contract_id, account_id=account_id,
-                legal_entity=entity.code, booked_on=self.anchor_date or r.new_term_start)
+                lines=self.lines,
+                start=r.new_term_start,
+                end=r.new_term_end,
+                value=self.value,
+                policy=self.input.policy,
+                id_prefix=wid,
+                contract_id=r.contract_id,
+                account_id=account_id,
+                legal_entity=entity.code,
+                booked_on=self.anchor_date or r.new_term_start,
+            )
             self.set_stage("recording the revenue schedules")
-            self.saga.add("revenue schedules", lambda: self.undo(ScheduleActivities.replace, ReplaceSchedules(
-                delete=[x.schedule_id for x in schedules])))
-            await self.step("revenue schedules", lambda: self.forward(
-                ScheduleActivities.replace, ReplaceSchedules(save=schedules)))
+            self.saga.add(
+                "revenue schedules",
+                lambda: self.undo(
+                    ScheduleActivities.replace, ReplaceSchedules(delete=[x.schedule_id for x in schedules])
+                ),
+            )
+            await self.step(
+                "revenue schedules", lambda: self.forward(ScheduleActivities.replace, ReplaceSchedules(save=schedules))
+            )
             self.schedules = schedules
         else:  # renewals started before ASC 606 allocation: one ratable schedule for the term
-            schedule = ratable_schedule(schedule_id=f"{wid}-subscription", contract_id=r.contract_id,
-                                        account_id=account_id, legal_entity=entity.code, obligation="subscription",
-                                        total=self.value, start=r.new_term_start, end=r.new_term_end)
+            schedule = ratable_schedule(
+                schedule_id=f"{wid}-subscription",
+                contract_id=r.contract_id,
+                account_id=account_id,
+                legal_entity=entity.code,
+                obligation="subscription",
+                total=self.value,
+                start=r.new_term_start,
+                end=r.new_term_end,
+            )
             self.set_stage("recording the revenue schedule")
             self.saga.add("revenue schedule", lambda: self.undo(ScheduleActivities.delete, schedule.schedule_id))
             await self.step("revenue schedule", lambda: self.forward(ScheduleActivities.save, schedule))
             self.schedules = [schedule]
 
-        await self.set_seats(r.account_id, {x.product: x.quantity for x in self.lines},
-                             {x.product: x.quantity for x in self.current.lines})
+        await self.set_seats(
+            r.account_id,
+            {x.product: x.quantity for x in self.lines},
+            {x.product: x.quantity for x in self.current.lines},
+        )
 
     async def _cancel_new_term(self, create: CreateSubscription) -> None:
         if self.new_subscription is None and "new term" not in self.unsettled:
             return  # billing refused it: nothing to cancel
         # Billing never answered: the same request under the same key replays what it made.
         subscription = self.new_subscription or await self.undo(BillingActivities.create_subscription, create)
-        await self.undo(BillingActivities.cancel_subscription,
-                        CancelSubscription(subscription_id=subscription.id, step="new-term-cancel"))
+        await self.undo(
+            BillingActivities.cancel_subscription,
+            CancelSubscription(subscription_id=subscription.id, step="new-term-cancel"),
+        )
 
     async def _welcome(self) -> None:
         """After the money is booked: the CRM task and the customer's notice."""
@@ -459,24 +583,46 @@ class RenewalWorkflow(BookingWorkflow):
         before = {x.product: x.quantity for x in self.current.lines}
         grew = any(x.quantity > before.get(x.product, 0) for x in self.lines)
         moved = self.account is not None and self._entity().code != self.account.legal_entity
-        kind = "onboarding" if moved or any(x.product not in before for x in self.lines) else (
-            "expansion" if grew else "renewal check-in")
+        kind = (
+            "onboarding"
+            if moved or any(x.product not in before for x in self.lines)
+            else ("expansion" if grew else "renewal check-in")
+        )
         owner = (self.account.success_owner if self.account else "") or "account-team"
-        task = CrmTask(account_id=r.account_id, owner=owner, subject=f"{kind.title()}: {r.contract_id} {r.term}",
-                       body=f"The {r.term} term starts {r.new_term_start} at {self.value}.")
-        await self.step("CRM task", lambda: self.forward(CrmActivities.create_task, CreateTask(
-            task=task, step=f"crm-{kind.replace(' ', '-')}")), must_finish=True)
-        await self.tell_customer(r.account_id, Notification(
-            recipient="", template="renewal-confirmation", account_id=r.account_id,
-            subject=f"Your {r.term} term has started",
-            body=f"Thank you for renewing. The {r.term} term runs {r.new_term_start} to {r.new_term_end}."),
-            step="renewal-confirmation")
+        task = CrmTask(
+            account_id=r.account_id,
+            owner=owner,
+            subject=f"{kind.title()}: {r.contract_id} {r.term}",
+            body=f"The {r.term} term starts {r.new_term_start} at {self.value}.",
+        )
+        await self.step(
+            "CRM task",
+            lambda: self.forward(
+                CrmActivities.create_task, CreateTask(task=task, step=f"crm-{kind.replace(' ', '-')}")
+            ),
+            must_finish=True,
+        )
+        await self.tell_customer(
+            r.account_id,
+            Notification(
+                recipient="",
+                template="renewal-confirmation",
+                account_id=r.account_id,
+                subject=f"Your {r.term} term has started",
+                body=f"Thank you for renewing. The {r.term} term runs {r.new_term_start} to {r.new_term_end}.",
+            ),
+            step="renewal-confirmation",
+        )
 
     async def _escalate(self, request: ApprovalRequest) -> None:
         r = self.request
         assert r is not None
-        await self.escalate_approval(f"Renewal {r.contract_id} {r.term} has waited for approval", r.account_id,
-                                     request.required_role.value, request.reasons)
+        await self.escalate_approval(
+            f"Renewal {r.contract_id} {r.term} has waited for approval",
+            r.account_id,
+            request.required_role.value,
+            request.reasons,
+        )
 
     def finish(self, status: Status, outcome: Outcome, message: str) -> RenewalResult:
         self.outcome = outcome
@@ -484,10 +630,14 @@ class RenewalWorkflow(BookingWorkflow):
         r = self.request
         assert r is not None
         return RenewalResult(
-            contract_id=r.contract_id, term=r.term, status=status, outcome=outcome, message=message,
-            term_value=self.value, subscription_id=self.new_subscription.id if self.new_subscription else "",
+            contract_id=r.contract_id,
+            term=r.term,
+            status=status,
+            outcome=outcome,
+            message=message,
+            term_value=self.value,
+            subscription_id=self.new_subscription.id if self.new_subscription else "",
             invoice_id=self.invoice.id if self.invoice else "",
             journal_entry=self.journal_entry.external_id if self.journal_entry else "",
             compensated=self.saga.undone,
         )
-

@@ -13,7 +13,6 @@ from datetime import date, timedelta
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from activities.inputs import TermsEnding
@@ -44,7 +43,8 @@ class RenewalWindowWorkflow:
         ending = await workflow.execute_activity(
             BillingActivities.subscriptions_ending,
             TermsEnding(start=today + timedelta(days=1), end=today + timedelta(days=input.policy.window_days + 1)),
-            start_to_close_timeout=timedelta(minutes=10))
+            start_to_close_timeout=timedelta(minutes=10),
+        )
         result = WindowResult()
         for subscription in ending:
             request = window_renewal(subscription, input.policy)
@@ -52,12 +52,19 @@ class RenewalWindowWorkflow:
             try:
                 await workflow.start_child_workflow(
                     RenewalWorkflow.run,
-                    RenewalInput(request=request, policy=input.policy, approvals=input.approvals,
-                                 legal_entities=input.legal_entities),
-                    id=workflow_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+                    RenewalInput(
+                        request=request,
+                        policy=input.policy,
+                        approvals=input.approvals,
+                        legal_entities=input.legal_entities,
+                    ),
+                    id=workflow_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                )
                 result.started.append(workflow_id)
             except WorkflowAlreadyStartedError:
                 result.already_running.append(workflow_id)
-        workflow.set_current_details(f"renewal window: {len(result.started)} started, "
-                                     f"{len(result.already_running)} already running")
+        workflow.set_current_details(
+            f"renewal window: {len(result.started)} started, {len(result.already_running)} already running"
+        )
         return result

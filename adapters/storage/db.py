@@ -23,7 +23,7 @@ def normalize_url(url: str) -> str:
     """Use the psycopg 3 driver for plain PostgreSQL URLs."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -15,23 +15,25 @@ synchronous engine in a worker thread, one transaction per call.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from adapters.errors import IntegrationBug
+from adapters.storage.db import dialect_insert, engine_for, upgrade
 from canonical.journal import JournalEntry
 from canonical.money import Money
 from canonical.reconciliation import Break, BreakKind, BreakRecord, HealOrder, KeyRange, RunSummary
-from adapters.storage.db import dialect_insert, engine_for, upgrade
 
 SYSTEM = "o2c-db"
 
 metadata = sa.MetaData()
 
 runs = sa.Table(
-    "recon_runs", metadata,
+    "recon_runs",
+    metadata,
     sa.Column("run_id", sa.String(128), primary_key=True),
     sa.Column("workflow_id", sa.String(255), nullable=False),
     sa.Column("legal_entity", sa.String(32), nullable=False),
@@ -51,7 +53,8 @@ runs = sa.Table(
 )
 
 records = sa.Table(
-    "recon_records", metadata,
+    "recon_records",
+    metadata,
     sa.Column("run_id", sa.String(128), primary_key=True),
     sa.Column("system", sa.String(16), primary_key=True),
     sa.Column("record_id", sa.String(255), primary_key=True),
@@ -60,7 +63,8 @@ records = sa.Table(
 )
 
 breaks = sa.Table(
-    "recon_breaks", metadata,
+    "recon_breaks",
+    metadata,
     sa.Column("break_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(128), nullable=False),
     sa.Column("legal_entity", sa.String(32), nullable=False),
@@ -92,13 +96,13 @@ COUNTS = ("billing_documents", "tax_documents", "erp_entries", "contracts")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
     """SQLite hands timestamps back without their zone; they were written in UTC."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -114,13 +118,27 @@ class SqlReconciliationStore:
 
     # -- a run ------------------------------------------------------------------------------
 
-    async def open_run(self, *, run_id: str, workflow_id: str, legal_entity: str, period: str,
-                       started_at: datetime, settings: dict[str, Any]) -> None:
+    async def open_run(
+        self,
+        *,
+        run_id: str,
+        workflow_id: str,
+        legal_entity: str,
+        period: str,
+        started_at: datetime,
+        settings: dict[str, Any],
+    ) -> None:
         """Record the run; opening it again (a retried activity) changes nothing."""
-        row = dict(run_id=run_id, workflow_id=workflow_id, legal_entity=legal_entity, period=period,
-                   status="running", started_at=started_at, settings=settings,
-                   **{name: 0 for name in (*COUNTS, "breaks_found", "healed", "open_breaks",
-                                           "fixed_since_last_run")})
+        row = dict(
+            run_id=run_id,
+            workflow_id=workflow_id,
+            legal_entity=legal_entity,
+            period=period,
+            status="running",
+            started_at=started_at,
+            settings=settings,
+            **{name: 0 for name in (*COUNTS, "breaks_found", "healed", "open_breaks", "fixed_since_last_run")},
+        )
         await asyncio.to_thread(self._execute, self._insert(runs).values(**row).on_conflict_do_nothing())
 
     async def stage(self, run_id: str, system: str, facts: Iterable[tuple[str, str, str]]) -> None:
@@ -130,7 +148,8 @@ class SqlReconciliationStore:
             statement = self._insert(records)
             statement = statement.on_conflict_do_update(
                 index_elements=[records.c.run_id, records.c.system, records.c.record_id],
-                set_={"match_key": statement.excluded.match_key, "payload": statement.excluded.payload})
+                set_={"match_key": statement.excluded.match_key, "payload": statement.excluded.payload},
+            )
             await asyncio.to_thread(self._execute, statement, rows)
 
     async def set_counts(self, run_id: str, **counts: int) -> None:
@@ -145,16 +164,18 @@ class SqlReconciliationStore:
 
     async def staged(self, run_id: str, keys: KeyRange) -> list[tuple[str, str, str]]:
         """(match key, system, payload) of every fact staged under a key of the range, in key order."""
-        query = (sa.select(records.c.match_key, records.c.system, records.c.payload)
-                 .where(records.c.run_id == run_id, records.c.match_key > keys.after,
-                        records.c.match_key <= keys.last)
-                 .order_by(records.c.match_key, records.c.system, records.c.record_id))
+        query = (
+            sa.select(records.c.match_key, records.c.system, records.c.payload)
+            .where(records.c.run_id == run_id, records.c.match_key > keys.after, records.c.match_key <= keys.last)
+            .order_by(records.c.match_key, records.c.system, records.c.record_id)
+        )
         return await asyncio.to_thread(lambda: [(k, s, p) for k, s, p in self._rows(query)])
 
     # -- breaks ------------------------------------------------------------------------------
 
-    async def record_breaks(self, run_id: str, *, legal_entity: str, period: str,
-                            found: list[tuple[str, Break, str]]) -> list[int]:
+    async def record_breaks(
+        self, run_id: str, *, legal_entity: str, period: str, found: list[tuple[str, Break, str]]
+    ) -> list[int]:
         """Record (match_key, break, status) rows for the run and return their ids in order.
         Recording the same batch again (a retried activity) keeps the first rows."""
         return await asyncio.to_thread(self._record_breaks, run_id, legal_entity, period, found)
@@ -164,25 +185,41 @@ class SqlReconciliationStore:
         await asyncio.to_thread(self._resolve, updates)
 
     async def heal_orders(self, run_id: str, *, status: str, after: int = 0, limit: int = 500) -> list[HealOrder]:
-        query = (sa.select(breaks.c.break_id, breaks.c.heal_entry)
-                 .where(breaks.c.run_id == run_id, breaks.c.status == status, breaks.c.break_id > after,
-                        breaks.c.heal_entry.is_not(None))
-                 .order_by(breaks.c.break_id).limit(limit))
-        return await asyncio.to_thread(lambda: [
-            HealOrder(break_id=i, entry=JournalEntry.model_validate_json(e)) for i, e in self._rows(query)])
+        query = (
+            sa.select(breaks.c.break_id, breaks.c.heal_entry)
+            .where(
+                breaks.c.run_id == run_id,
+                breaks.c.status == status,
+                breaks.c.break_id > after,
+                breaks.c.heal_entry.is_not(None),
+            )
+            .order_by(breaks.c.break_id)
+            .limit(limit)
+        )
+        return await asyncio.to_thread(
+            lambda: [HealOrder(break_id=i, entry=JournalEntry.model_validate_json(e)) for i, e in self._rows(query)]
+        )
 
     async def heal_total(self, run_id: str, status: str) -> list[tuple[int, Money]]:
         """How many heals wait in `status`, and their total, per currency."""
-        query = (sa.select(breaks.c.currency, sa.func.count(), sa.func.sum(breaks.c.heal_minor))
-                 .where(breaks.c.run_id == run_id, breaks.c.status == status)
-                 .group_by(breaks.c.currency).order_by(breaks.c.currency))
-        return await asyncio.to_thread(lambda: [(int(n), Money.from_minor(int(m or 0), c))
-                                                for c, n, m in self._rows(query)])
+        query = (
+            sa.select(breaks.c.currency, sa.func.count(), sa.func.sum(breaks.c.heal_minor))
+            .where(breaks.c.run_id == run_id, breaks.c.status == status)
+            .group_by(breaks.c.currency)
+            .order_by(breaks.c.currency)
+        )
+        return await asyncio.to_thread(
+            lambda: [(int(n), Money.from_minor(int(m or 0), c)) for c, n, m in self._rows(query)]
+        )
 
     async def move_breaks(self, run_id: str, *, from_status: str, to_status: str, resolution: str) -> int:
-        statement = (breaks.update().where(breaks.c.run_id == run_id, breaks.c.status == from_status)
-                     .values(status=to_status, resolution=resolution,
-                             resolved_at=_now() if to_status not in UNRESOLVED else None))
+        statement = (
+            breaks.update()
+            .where(breaks.c.run_id == run_id, breaks.c.status == from_status)
+            .values(
+                status=to_status, resolution=resolution, resolved_at=_now() if to_status not in UNRESOLVED else None
+            )
+        )
         return await asyncio.to_thread(lambda: self._execute(statement).rowcount)
 
     async def close_run(self, run_id: str) -> RunSummary:
@@ -219,8 +256,12 @@ class SqlReconciliationStore:
             return list(conn.execute(query))
 
     def _plan_batches(self, run_id: str, size: int) -> list[KeyRange]:
-        query = (sa.select(records.c.match_key).where(records.c.run_id == run_id)
-                 .group_by(records.c.match_key).order_by(records.c.match_key))
+        query = (
+            sa.select(records.c.match_key)
+            .where(records.c.run_id == run_id)
+            .group_by(records.c.match_key)
+            .order_by(records.c.match_key)
+        )
         ranges: list[KeyRange] = []
         after, count, last = "", 0, ""
         with self.engine.connect() as conn:
@@ -238,32 +279,59 @@ class SqlReconciliationStore:
             return []
         now = _now()
         keys = sorted({key for key, _, _ in found})
-        earliest = (sa.select(breaks.c.kind, breaks.c.match_key, sa.func.min(breaks.c.first_seen_at))
-                    .where(breaks.c.legal_entity == entity, breaks.c.period == period,
-                           breaks.c.match_key.in_(keys), breaks.c.run_id != run_id)
-                    .group_by(breaks.c.kind, breaks.c.match_key))
+        earliest = (
+            sa.select(breaks.c.kind, breaks.c.match_key, sa.func.min(breaks.c.first_seen_at))
+            .where(
+                breaks.c.legal_entity == entity,
+                breaks.c.period == period,
+                breaks.c.match_key.in_(keys),
+                breaks.c.run_id != run_id,
+            )
+            .group_by(breaks.c.kind, breaks.c.match_key)
+        )
         with self.engine.begin() as conn:
             seen = {(k, m): _aware(t) for k, m, t in conn.execute(earliest)}
             rows = []
             for key, found_break, status in found:
                 b = found_break
-                rows.append(dict(
-                    run_id=run_id, legal_entity=entity, period=period, kind=b.kind.value, match_key=key,
-                    document=b.key, currency=b.currency,
-                    billing_minor=None if b.billing is None else b.billing.minor,
-                    billing_currency=None if b.billing is None else b.billing.currency,
-                    erp_minor=None if b.erp is None else b.erp.minor,
-                    erp_currency=None if b.erp is None else b.erp.currency,
-                    difference_minor=None if b.difference is None else b.difference.minor,
-                    explanation=b.explanation, owner=b.owner, documents=b.documents, status=status,
-                    heal_entry=None if b.heal is None else b.heal.model_dump_json(),
-                    heal_minor=None if b.heal is None else b.heal.total_debits.minor,
-                    first_seen_at=seen.get((b.kind.value, key)) or now, detected_at=now))
-            conn.execute(self._insert(breaks).on_conflict_do_nothing(
-                index_elements=[breaks.c.run_id, breaks.c.kind, breaks.c.match_key]), rows)
-            ids = {(k, m): i for i, k, m in conn.execute(
-                sa.select(breaks.c.break_id, breaks.c.kind, breaks.c.match_key)
-                .where(breaks.c.run_id == run_id, breaks.c.match_key.in_(keys)))}
+                rows.append(
+                    dict(
+                        run_id=run_id,
+                        legal_entity=entity,
+                        period=period,
+                        kind=b.kind.value,
+                        match_key=key,
+                        document=b.key,
+                        currency=b.currency,
+                        billing_minor=None if b.billing is None else b.billing.minor,
+                        billing_currency=None if b.billing is None else b.billing.currency,
+                        erp_minor=None if b.erp is None else b.erp.minor,
+                        erp_currency=None if b.erp is None else b.erp.currency,
+                        difference_minor=None if b.difference is None else b.difference.minor,
+                        explanation=b.explanation,
+                        owner=b.owner,
+                        documents=b.documents,
+                        status=status,
+                        heal_entry=None if b.heal is None else b.heal.model_dump_json(),
+                        heal_minor=None if b.heal is None else b.heal.total_debits.minor,
+                        first_seen_at=seen.get((b.kind.value, key)) or now,
+                        detected_at=now,
+                    )
+                )
+            conn.execute(
+                self._insert(breaks).on_conflict_do_nothing(
+                    index_elements=[breaks.c.run_id, breaks.c.kind, breaks.c.match_key]
+                ),
+                rows,
+            )
+            ids = {
+                (k, m): i
+                for i, k, m in conn.execute(
+                    sa.select(breaks.c.break_id, breaks.c.kind, breaks.c.match_key).where(
+                        breaks.c.run_id == run_id, breaks.c.match_key.in_(keys)
+                    )
+                )
+            }
         return [ids[(b.kind.value, key)] for key, b, _ in found]
 
     def _resolve(self, updates: list[tuple[int, str, str]]) -> None:
@@ -272,8 +340,11 @@ class SqlReconciliationStore:
             for break_id, status, resolution in updates:
                 # What happens to a break adds to its story (e.g. approved, then posted).
                 told = sa.func.coalesce(breaks.c.resolution + "; ", "") + resolution
-                conn.execute(breaks.update().where(breaks.c.break_id == break_id).values(
-                    status=status, resolution=told, resolved_at=None if status in UNRESOLVED else now))
+                conn.execute(
+                    breaks.update()
+                    .where(breaks.c.break_id == break_id)
+                    .values(status=status, resolution=told, resolved_at=None if status in UNRESOLVED else now)
+                )
 
     def _close_run(self, run_id: str) -> RunSummary:
         now = _now()
@@ -282,32 +353,69 @@ class SqlReconciliationStore:
             if run is None:
                 raise IntegrationBug(SYSTEM, f"no reconciliation run {run_id}")
             later = breaks.alias("later")
-            found_again = sa.exists().where(later.c.run_id == run_id, later.c.kind == breaks.c.kind,
-                                            later.c.match_key == breaks.c.match_key)
-            earlier = sa.and_(breaks.c.legal_entity == run["legal_entity"], breaks.c.period == run["period"],
-                              breaks.c.run_id != run_id, breaks.c.status.in_(UNRESOLVED),
-                              breaks.c.detected_at <= now)
-            conn.execute(breaks.update().where(earlier, found_again).values(
-                status="superseded", resolved_at=now, resolution=f"found again by run {run_id}"))
-            fixed = conn.execute(breaks.update().where(earlier, ~found_again).values(
-                status="fixed", resolved_at=now, resolution=f"not found again by run {run_id}")).rowcount
-            counted = dict(conn.execute(
-                sa.select(breaks.c.status, sa.func.count()).where(breaks.c.run_id == run_id)
-                .group_by(breaks.c.status)).all())
-            conn.execute(runs.update().where(runs.c.run_id == run_id).values(
-                status="needs_attention" if counted.get("open") else "completed", finished_at=now,
-                breaks_found=sum(counted.values()), healed=counted.get("healed", 0),
-                open_breaks=sum(n for s, n in counted.items() if s in UNRESOLVED),
-                fixed_since_last_run=fixed))
+            found_again = sa.exists().where(
+                later.c.run_id == run_id, later.c.kind == breaks.c.kind, later.c.match_key == breaks.c.match_key
+            )
+            earlier = sa.and_(
+                breaks.c.legal_entity == run["legal_entity"],
+                breaks.c.period == run["period"],
+                breaks.c.run_id != run_id,
+                breaks.c.status.in_(UNRESOLVED),
+                breaks.c.detected_at <= now,
+            )
+            conn.execute(
+                breaks.update()
+                .where(earlier, found_again)
+                .values(status="superseded", resolved_at=now, resolution=f"found again by run {run_id}")
+            )
+            fixed = conn.execute(
+                breaks.update()
+                .where(earlier, ~found_again)
+                .values(status="fixed", resolved_at=now, resolution=f"not found again by run {run_id}")
+            ).rowcount
+            counted = dict(
+                conn.execute(
+                    sa.select(breaks.c.status, sa.func.count())
+                    .where(breaks.c.run_id == run_id)
+                    .group_by(breaks.c.status)
+                ).all()
+            )
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(
+                    status="needs_attention" if counted.get("open") else "completed",
+                    finished_at=now,
+                    breaks_found=sum(counted.values()),
+                    healed=counted.get("healed", 0),
+                    open_breaks=sum(n for s, n in counted.items() if s in UNRESOLVED),
+                    fixed_since_last_run=fixed,
+                )
+            )
             # The earlier runs whose breaks this one settled may need nobody any more.
-            for (earlier_run,) in conn.execute(sa.select(runs.c.run_id).where(
-                    runs.c.legal_entity == run["legal_entity"], runs.c.period == run["period"],
-                    runs.c.run_id != run_id, runs.c.status == "needs_attention")).all():
-                left = dict(conn.execute(sa.select(breaks.c.status, sa.func.count())
-                                         .where(breaks.c.run_id == earlier_run).group_by(breaks.c.status)).all())
-                conn.execute(runs.update().where(runs.c.run_id == earlier_run).values(
-                    status="needs_attention" if left.get("open") else "completed",
-                    open_breaks=sum(n for s, n in left.items() if s in UNRESOLVED)))
+            for (earlier_run,) in conn.execute(
+                sa.select(runs.c.run_id).where(
+                    runs.c.legal_entity == run["legal_entity"],
+                    runs.c.period == run["period"],
+                    runs.c.run_id != run_id,
+                    runs.c.status == "needs_attention",
+                )
+            ).all():
+                left = dict(
+                    conn.execute(
+                        sa.select(breaks.c.status, sa.func.count())
+                        .where(breaks.c.run_id == earlier_run)
+                        .group_by(breaks.c.status)
+                    ).all()
+                )
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.run_id == earlier_run)
+                    .values(
+                        status="needs_attention" if left.get("open") else "completed",
+                        open_breaks=sum(n for s, n in left.items() if s in UNRESOLVED),
+                    )
+                )
             conn.execute(records.delete().where(records.c.run_id == run_id))
         summary = self._summary(run_id)
         assert summary is not None
@@ -318,16 +426,23 @@ class SqlReconciliationStore:
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
             if row is None:
                 return None
-            by_kind = dict(conn.execute(
-                sa.select(breaks.c.kind, sa.func.count())
-                .where(breaks.c.run_id == run_id, breaks.c.status.in_(UNRESOLVED))
-                .group_by(breaks.c.kind)).all())
+            by_kind = dict(
+                conn.execute(
+                    sa.select(breaks.c.kind, sa.func.count())
+                    .where(breaks.c.run_id == run_id, breaks.c.status.in_(UNRESOLVED))
+                    .group_by(breaks.c.kind)
+                ).all()
+            )
         return RunSummary(
-            run_id=row["run_id"], legal_entity=row["legal_entity"], period=row["period"], status=row["status"],
-            started_at=_aware(row["started_at"]), finished_at=_aware(row["finished_at"]),
-            **{name: row[name] for name in (*COUNTS, "breaks_found", "healed", "open_breaks",
-                                            "fixed_since_last_run")},
-            open_by_kind={k: int(n) for k, n in sorted(by_kind.items())})
+            run_id=row["run_id"],
+            legal_entity=row["legal_entity"],
+            period=row["period"],
+            status=row["status"],
+            started_at=_aware(row["started_at"]),
+            finished_at=_aware(row["finished_at"]),
+            **{name: row[name] for name in (*COUNTS, "breaks_found", "healed", "open_breaks", "fixed_since_last_run")},
+            open_by_kind={k: int(n) for k, n in sorted(by_kind.items())},
+        )
 
     def _break_records(self, query: Any) -> list[BreakRecord]:
         def money(minor: int | None, currency: str | None) -> Money | None:
@@ -335,10 +450,24 @@ class SqlReconciliationStore:
 
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        return [BreakRecord(
-            break_id=r["break_id"], run_id=r["run_id"], legal_entity=r["legal_entity"], period=r["period"],
-            kind=BreakKind(r["kind"]), document=r["document"], currency=r["currency"],
-            billing=money(r["billing_minor"], r["billing_currency"]), erp=money(r["erp_minor"], r["erp_currency"]),
-            difference=money(r["difference_minor"], r["currency"]), explanation=r["explanation"],
-            owner=r["owner"], status=r["status"], first_seen_at=_aware(r["first_seen_at"]),
-            detected_at=_aware(r["detected_at"]), resolution=r["resolution"] or "") for r in rows]
+        return [
+            BreakRecord(
+                break_id=r["break_id"],
+                run_id=r["run_id"],
+                legal_entity=r["legal_entity"],
+                period=r["period"],
+                kind=BreakKind(r["kind"]),
+                document=r["document"],
+                currency=r["currency"],
+                billing=money(r["billing_minor"], r["billing_currency"]),
+                erp=money(r["erp_minor"], r["erp_currency"]),
+                difference=money(r["difference_minor"], r["currency"]),
+                explanation=r["explanation"],
+                owner=r["owner"],
+                status=r["status"],
+                first_seen_at=_aware(r["first_seen_at"]),
+                detected_at=_aware(r["detected_at"]),
+                resolution=r["resolution"] or "",
+            )
+            for r in rows
+        ]

@@ -17,15 +17,16 @@ worker thread (`asyncio.to_thread`), one transaction per call.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from adapters.errors import IntegrationBug
+from adapters.storage.db import dialect_insert, engine_for, upgrade
 from canonical.models import ContractRevenue, ContractRevenuePage, RevenueSchedule, RevenueScheduleLine
 from canonical.money import Money
-from adapters.storage.db import dialect_insert, engine_for, upgrade
 
 SYSTEM = "o2c-db"
 
@@ -54,8 +55,12 @@ schedules = sa.Table(
 schedule_lines = sa.Table(
     "revenue_schedule_lines",
     metadata,
-    sa.Column("schedule_id", sa.String(255), sa.ForeignKey("revenue_schedules.schedule_id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column(
+        "schedule_id",
+        sa.String(255),
+        sa.ForeignKey("revenue_schedules.schedule_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("line_no", sa.Integer, primary_key=True),
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("start_date", sa.Date, nullable=False),
@@ -100,8 +105,9 @@ class SqlRevenueSchedules:
     async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
         return await asyncio.to_thread(self._find, schedules.c.legal_entity == legal_entity)
 
-    async def revenue_in_period(self, *, legal_entity: str, period: str, cursor: str = "",
-                                limit: int = 1000) -> ContractRevenuePage:
+    async def revenue_in_period(
+        self, *, legal_entity: str, period: str, cursor: str = "", limit: int = 1000
+    ) -> ContractRevenuePage:
         """Recognised per contract in the period, summed in the database, in contract order."""
         return await asyncio.to_thread(self._revenue_in_period, legal_entity, period, cursor, limit)
 
@@ -119,8 +125,11 @@ class SqlRevenueSchedules:
         currency = schedule.total.currency
         for line in schedule.lines:
             if line.amount.currency != currency:
-                raise IntegrationBug(SYSTEM, f"revenue schedule {schedule.schedule_id} mixes currencies: "
-                                     f"line {line.period} is in {line.amount.currency}, the total in {currency}")
+                raise IntegrationBug(
+                    SYSTEM,
+                    f"revenue schedule {schedule.schedule_id} mixes currencies: "
+                    f"line {line.period} is in {line.amount.currency}, the total in {currency}",
+                )
         row = {
             "schedule_id": schedule.schedule_id,
             "contract_id": schedule.contract_id,
@@ -153,7 +162,7 @@ class SqlRevenueSchedules:
     # -- synchronous work (in a worker thread) ---------------------------------------------------
 
     def _save_all(self, rows: list[tuple[dict[str, Any], list[dict[str, Any]]]], delete: list[str]) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         insert = dialect_insert(self.engine)
         with self.engine.begin() as conn:
             for schedule_id in delete:
@@ -162,10 +171,12 @@ class SqlRevenueSchedules:
                 statement = insert(schedules).values(**row, created_at=now, updated_at=now)
                 # An upsert locks the schedule's row, so concurrent saves of one schedule
                 # take turns and the lines below always belong to one of them.
-                conn.execute(statement.on_conflict_do_update(
-                    index_elements=[schedules.c.schedule_id],
-                    set_={**{k: statement.excluded[k] for k in row if k != "schedule_id"}, "updated_at": now},
-                ))
+                conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[schedules.c.schedule_id],
+                        set_={**{k: statement.excluded[k] for k in row if k != "schedule_id"}, "updated_at": now},
+                    )
+                )
                 conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == row["schedule_id"]))
                 if lines:
                     conn.execute(schedule_lines.insert(), lines)
@@ -181,8 +192,11 @@ class SqlRevenueSchedules:
                 return []
             ids = [row["schedule_id"] for row in rows]
             lines: dict[str, list[Any]] = {i: [] for i in ids}
-            for line in conn.execute(sa.select(schedule_lines).where(schedule_lines.c.schedule_id.in_(ids))
-                                     .order_by(schedule_lines.c.schedule_id, schedule_lines.c.line_no)).mappings():
+            for line in conn.execute(
+                sa.select(schedule_lines)
+                .where(schedule_lines.c.schedule_id.in_(ids))
+                .order_by(schedule_lines.c.schedule_id, schedule_lines.c.line_no)
+            ).mappings():
                 lines[line["schedule_id"]].append(line)
         return [self._schedule(row, lines[row["schedule_id"]]) for row in rows]
 
@@ -191,8 +205,11 @@ class SqlRevenueSchedules:
         query = (
             sa.select(schedules.c.contract_id, schedules.c.currency, amount)
             .join(schedule_lines, schedule_lines.c.schedule_id == schedules.c.schedule_id)
-            .where(schedules.c.legal_entity == legal_entity, schedule_lines.c.period == period,
-                   schedules.c.contract_id > cursor)
+            .where(
+                schedules.c.legal_entity == legal_entity,
+                schedule_lines.c.period == period,
+                schedules.c.contract_id > cursor,
+            )
             .group_by(schedules.c.contract_id, schedules.c.currency)
             .order_by(schedules.c.contract_id, schedules.c.currency)
             .limit(limit + 1)
@@ -204,8 +221,10 @@ class SqlRevenueSchedules:
             # A contract whose schedules mix currencies must not straddle two pages: the
             # cursor resumes after whole contracts, so end this page before the last one.
             page = [r for r in page if r[0] != rows[limit][0]]
-        items = [ContractRevenue(contract_id=contract, amount=Money.from_minor(int(minor), currency))
-                 for contract, currency, minor in page]
+        items = [
+            ContractRevenue(contract_id=contract, amount=Money.from_minor(int(minor), currency))
+            for contract, currency, minor in page
+        ]
         return ContractRevenuePage(items=items, next_cursor=items[-1].contract_id if len(rows) > limit else "")
 
     @staticmethod

@@ -16,8 +16,13 @@ CUSTOMER = {
     "id": "cus_acme",
     "name": "Acme Corp",
     "email": "ap@acme.test",
-    "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA", "postal_code": "94105",
-                "country": "US"},
+    "address": {
+        "line1": "1 Market St",
+        "city": "San Francisco",
+        "region": "CA",
+        "postal_code": "94105",
+        "country": "US",
+    },
     "legal_entity": "US01",
 }
 SUBSCRIPTION = {
@@ -26,8 +31,13 @@ SUBSCRIPTION = {
     "currency": "USD",
     "items": [
         {"product": "prod_seats", "description": "Platform seats", "quantity": 10, "unit_price": "50.00"},
-        {"product": "prod_support", "description": "Premium support", "quantity": 1, "unit_price": "200.00",
-         "discount_percent": "10"},
+        {
+            "product": "prod_support",
+            "description": "Premium support",
+            "quantity": 1,
+            "unit_price": "200.00",
+            "discount_percent": "10",
+        },
     ],
     "current_period_start": "2025-03-01",
     "current_period_end": "2025-04-01",

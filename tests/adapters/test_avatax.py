@@ -22,8 +22,14 @@ def lines(*amounts: str) -> list[InvoiceLine]:
 
 
 def doc(**overrides):
-    args = dict(code="inv-A1", customer_code="cus_acme", document_date=date(2025, 3, 15), currency="USD",
-                address=CA, lines=lines("100.00", "-40.00"))
+    args = dict(
+        code="inv-A1",
+        customer_code="cus_acme",
+        document_date=date(2025, 3, 15),
+        currency="USD",
+        address=CA,
+        lines=lines("100.00", "-40.00"),
+    )
     args.update(overrides)
     return args
 

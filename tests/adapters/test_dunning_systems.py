@@ -22,8 +22,14 @@ async def crm(sandbox) -> AsyncIterator[SalesforceCrm]:
 
 
 def case(stage: str, status: str = "open") -> CollectionCase:
-    return CollectionCase(external_id="dunning-in_1/case", account_id="cus_acme", invoice_id="in_1",
-                          amount=Money.of("120.00", "USD"), stage=stage, status=status)
+    return CollectionCase(
+        external_id="dunning-in_1/case",
+        account_id="cus_acme",
+        invoice_id="in_1",
+        amount=Money.of("120.00", "USD"),
+        stage=stage,
+        status=status,
+    )
 
 
 async def test_collection_case_upserts_by_external_id(netsuite, sandbox):
@@ -45,7 +51,9 @@ async def test_collection_case_faults_and_refusals(netsuite, sandbox):
     with pytest.raises(TransientError):
         await netsuite.upsert_collection_case(case("day_0"))
     async with httpx.AsyncClient(base_url=sandbox.netsuite_url, headers={"Authorization": "Bearer t"}) as http:
-        refused = await http.put("/record/v1/customrecord_o2c_collection_case/eid:x", json={"custrecord_o2c_stage": "a"})
+        refused = await http.put(
+            "/record/v1/customrecord_o2c_collection_case/eid:x", json={"custrecord_o2c_stage": "a"}
+        )
         assert refused.status_code == 400 and refused.json()["o:errorDetails"][0]["o:errorCode"] == "USER_ERROR"
 
     wrong = NetSuiteErp(sandbox.netsuite_url, "invalid-token", timeout=5)
@@ -58,14 +66,21 @@ async def test_crm_flag_and_task_are_idempotent(crm, sandbox):
     await crm.flag_account("cus_acme", flag="dunning", on=True)
     await crm.flag_account("cus_acme", flag="dunning", on=True)
     assert (await crm.get_account("cus_acme"))["O2c_Dunning_Flag__c"] is True
-    task = CrmTask(account_id="cus_acme", owner="dana@vendor.test", subject="Strategic account in dunning",
-                   body="Invoice in_1: 120.00 USD unpaid")
+    task = CrmTask(
+        account_id="cus_acme",
+        owner="dana@vendor.test",
+        subject="Strategic account in dunning",
+        body="Invoice in_1: 120.00 USD unpaid",
+    )
     first = await crm.create_task(task, idempotency_key="dunning-in_1/csm-alert")
     second = await crm.create_task(task, idempotency_key="dunning-in_1/csm-alert")
     assert first == second and first.startswith("00T")
     [stored] = sandbox.records("salesforce", "Task")
     assert (stored["WhatId"], stored["OwnerId"], stored["O2c_Key__c"]) == (
-        "cus_acme", "dana@vendor.test", "dunning-in_1/csm-alert")
+        "cus_acme",
+        "dana@vendor.test",
+        "dunning-in_1/csm-alert",
+    )
     await crm.flag_account("cus_acme", flag="dunning", on=False)
     assert (await crm.get_account("cus_acme"))["O2c_Dunning_Flag__c"] is False
     assert sandbox.summary()["salesforce"]["Account"]["by_status"] == {"unflagged": 1}
@@ -83,8 +98,13 @@ async def test_salesforce_wire_format(sandbox):
         assert flagged.status_code == 204 and flagged.content == b""
         bad = await http.patch("/sobjects/Account/001A", json={"Nope__c": 1})
         assert bad.status_code == 400
-        assert bad.json() == [{"message": "No such column 'Nope__c' on sobject of type Account",
-                               "errorCode": "INVALID_FIELD", "fields": ["Nope__c"]}]
+        assert bad.json() == [
+            {
+                "message": "No such column 'Nope__c' on sobject of type Account",
+                "errorCode": "INVALID_FIELD",
+                "fields": ["Nope__c"],
+            }
+        ]
     denied = httpx.patch(f"{base}/sobjects/Account/001A", json={}, headers={"Authorization": "Bearer invalid"})
     assert denied.status_code == 401 and denied.json()[0]["errorCode"] == "INVALID_SESSION_ID"
 
@@ -119,5 +139,6 @@ async def test_restriction_is_set_once_per_key_and_lifted(entitlements, sandbox)
     await entitlements.set_restriction(account_id="cus_acme", restricted=False, idempotency_key="dunning-in_1/lift")
     assert await entitlements.get_restriction("cus_acme") is False
     with pytest.raises(IntegrationBug):
-        await entitlements.set_restriction(account_id="cus_acme", restricted=False,
-                                           idempotency_key="dunning-in_1/restrict")
+        await entitlements.set_restriction(
+            account_id="cus_acme", restricted=False, idempotency_key="dunning-in_1/restrict"
+        )

@@ -16,8 +16,15 @@ def usd(amount: str) -> Money:
 
 
 def entry(external_id: str = "amendment-C1-A1/invoice", posting: date = date(2025, 3, 15)) -> JournalEntry:
-    return invoice_entry(external_id=external_id, subsidiary="1", posting_date=posting, memo="Proration A1",
-                         revenue=usd("80.65"), tax=usd("5.85"), chart=ChartOfAccounts())
+    return invoice_entry(
+        external_id=external_id,
+        subsidiary="1",
+        posting_date=posting,
+        memo="Proration A1",
+        revenue=usd("80.65"),
+        tax=usd("5.85"),
+        chart=ChartOfAccounts(),
+    )
 
 
 async def test_upsert_by_external_id_and_read_back(netsuite, sandbox):
@@ -49,11 +56,14 @@ async def test_wire_format_of_a_journal_entry(sandbox):
         "currency": {"refName": "USD"},
         "tranDate": "2025-03-15",
         "memo": "raw",
-        "line": {"items": [{"account": {"id": "1200"}, "debit": 10.5, "memo": "AR"},
-                           {"account": {"id": "2400"}, "credit": 10.5}]},
+        "line": {
+            "items": [
+                {"account": {"id": "1200"}, "debit": 10.5, "memo": "AR"},
+                {"account": {"id": "2400"}, "credit": 10.5},
+            ]
+        },
     }
-    async with httpx.AsyncClient(base_url=sandbox.netsuite_url,
-                                 headers={"Authorization": "Bearer t"}) as http:
+    async with httpx.AsyncClient(base_url=sandbox.netsuite_url, headers={"Authorization": "Bearer t"}) as http:
         created = await http.post("/record/v1/journalEntry", json=body)
         assert created.status_code == 204 and created.content == b""
         internal_id = created.headers["location"].rsplit("/", 1)[-1]
@@ -62,9 +72,11 @@ async def test_wire_format_of_a_journal_entry(sandbox):
         assert read.json()["line"]["items"][0]["debit"] == 10.5
         duplicate = await http.post("/record/v1/journalEntry", json=body)
         assert duplicate.status_code == 400
-        unbalanced = {**body, "externalId": "je-bad",
-                      "line": {"items": [{"account": {"id": "1200"}, "debit": 10},
-                                         {"account": {"id": "2400"}, "credit": 9}]}}
+        unbalanced = {
+            **body,
+            "externalId": "je-bad",
+            "line": {"items": [{"account": {"id": "1200"}, "debit": 10}, {"account": {"id": "2400"}, "credit": 9}]},
+        }
         refused = await http.put("/record/v1/journalEntry/eid:je-bad", json=unbalanced)
         assert refused.status_code == 400
         assert refused.json()["o:errorDetails"][0]["o:errorCode"]
@@ -73,7 +85,11 @@ async def test_wire_format_of_a_journal_entry(sandbox):
 async def test_unbalanced_entry_is_a_business_error(netsuite, sandbox):
     # The canonical model refuses unbalanced entries, so build one around its validator.
     bad = JournalEntry.model_construct(
-        external_id="je-unbalanced", subsidiary="1", currency="USD", posting_date=date(2025, 3, 15), memo="bad",
+        external_id="je-unbalanced",
+        subsidiary="1",
+        currency="USD",
+        posting_date=date(2025, 3, 15),
+        memo="bad",
         lines=[JournalLine(account="1200", debit=usd("10.00")), JournalLine(account="2400", credit=usd("9.00"))],
         reverses="",
     )

@@ -7,18 +7,21 @@ from canonical.models import Notification
 
 
 async def test_set_seats_is_idempotent(entitlements, sandbox):
-    first = await entitlements.set_seats(account_id="cus_acme", product="prod_seats", seats=15,
-                                         idempotency_key="amend-A1/seats")
-    again = await entitlements.set_seats(account_id="cus_acme", product="prod_seats", seats=15,
-                                         idempotency_key="amend-A1/seats")
+    first = await entitlements.set_seats(
+        account_id="cus_acme", product="prod_seats", seats=15, idempotency_key="amend-A1/seats"
+    )
+    again = await entitlements.set_seats(
+        account_id="cus_acme", product="prod_seats", seats=15, idempotency_key="amend-A1/seats"
+    )
     assert first == again
     assert (first.seats, first.status) == (15, "active")
     assert sandbox.count("entitlements", "entitlement_change") == 1
     assert (await entitlements.get(account_id="cus_acme", product="prod_seats")).seats == 15
     assert await entitlements.get(account_id="cus_acme", product="nothing") is None
     with pytest.raises(IntegrationBug):
-        await entitlements.set_seats(account_id="cus_acme", product="prod_seats", seats=16,
-                                     idempotency_key="amend-A1/seats")
+        await entitlements.set_seats(
+            account_id="cus_acme", product="prod_seats", seats=16, idempotency_key="amend-A1/seats"
+        )
 
 
 async def test_entitlement_faults_are_transient(entitlements, sandbox):
@@ -29,8 +32,13 @@ async def test_entitlement_faults_are_transient(entitlements, sandbox):
 
 
 async def test_notification_is_sent_once_per_key(notifications, sandbox):
-    message = Notification(recipient="ap@acme.test", template="amendment_invoice", subject="Your invoice",
-                           body="Invoice SBX-1 for 80.65 USD", account_id="cus_acme")
+    message = Notification(
+        recipient="ap@acme.test",
+        template="amendment_invoice",
+        subject="Your invoice",
+        body="Invoice SBX-1 for 80.65 USD",
+        account_id="cus_acme",
+    )
     first = await notifications.send(message, idempotency_key="amend-A1/notify")
     second = await notifications.send(message, idempotency_key="amend-A1/notify")
     assert first == second

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -16,6 +16,7 @@ from canonical.asc606 import ObligationKind, PerformanceObligation, RevenueContr
 from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.money import Money
 from canonical.reconciliation import Break, BreakKind, KeyRange
+
 
 def usd(amount: str) -> Money:
     return Money.of(amount, "USD")
@@ -34,22 +35,48 @@ def new_run(tag: str = "") -> tuple[str, str]:
     return f"{entity}-2026-10-{tag or secrets.token_hex(2)}", entity
 
 
-async def open_run(store, run_id, entity, started=datetime(2026, 11, 1, tzinfo=timezone.utc)):
-    await store.open_run(run_id=run_id, workflow_id="wf", legal_entity=entity, period="2026-10",
-                         started_at=started, settings={"tolerance": 0})
+async def open_run(store, run_id, entity, started=datetime(2026, 11, 1, tzinfo=UTC)):
+    await store.open_run(
+        run_id=run_id,
+        workflow_id="wf",
+        legal_entity=entity,
+        period="2026-10",
+        started_at=started,
+        settings={"tolerance": 0},
+    )
 
 
 def missing(invoice_id: str, amount: str = "110.00") -> Break:
-    heal = invoice_entry(external_id=f"{invoice_id}-invoice", subsidiary="1", posting_date=date(2026, 10, 2),
-                         memo="heal", revenue=usd(amount), tax=usd("0"), chart=ChartOfAccounts(),
-                         invoice_id=invoice_id)
-    return Break(kind=BreakKind.MISSING_IN_ERP, key=invoice_id, currency="USD", billing=usd(amount),
-                 explanation="missing", documents=[invoice_id], heal=heal)
+    heal = invoice_entry(
+        external_id=f"{invoice_id}-invoice",
+        subsidiary="1",
+        posting_date=date(2026, 10, 2),
+        memo="heal",
+        revenue=usd(amount),
+        tax=usd("0"),
+        chart=ChartOfAccounts(),
+        invoice_id=invoice_id,
+    )
+    return Break(
+        kind=BreakKind.MISSING_IN_ERP,
+        key=invoice_id,
+        currency="USD",
+        billing=usd(amount),
+        explanation="missing",
+        documents=[invoice_id],
+        heal=heal,
+    )
 
 
 def mismatch(invoice_id: str) -> Break:
-    return Break(kind=BreakKind.AMOUNT_MISMATCH, key=invoice_id, currency="USD", billing=usd("10.00"),
-                 erp=usd("11.00"), explanation="off by one")
+    return Break(
+        kind=BreakKind.AMOUNT_MISMATCH,
+        key=invoice_id,
+        currency="USD",
+        billing=usd("10.00"),
+        erp=usd("11.00"),
+        explanation="off by one",
+    )
 
 
 async def test_staging_twice_keeps_one_fact_and_batches_cut_the_keys_exactly(store):
@@ -61,28 +88,41 @@ async def test_staging_twice_keeps_one_fact_and_batches_cut_the_keys_exactly(sto
     await store.stage(run_id, "billing", facts[:3])
     await store.stage(run_id, "erp", [("101", "invoice:in_001", '{"erp": 1}')])
     batches = await store.plan_batches(run_id, 3)
-    assert batches == [KeyRange(after="", last="invoice:in_002"),
-                       KeyRange(after="invoice:in_002", last="invoice:in_005"),
-                       KeyRange(after="invoice:in_005", last="invoice:in_006")]
+    assert batches == [
+        KeyRange(after="", last="invoice:in_002"),
+        KeyRange(after="invoice:in_002", last="invoice:in_005"),
+        KeyRange(after="invoice:in_005", last="invoice:in_006"),
+    ]
     staged = await store.staged(run_id, batches[0])
-    assert staged == [("invoice:in_000", "billing", '{"n": 0}'), ("invoice:in_001", "billing", '{"n": 1}'),
-                      ("invoice:in_001", "erp", '{"erp": 1}'), ("invoice:in_002", "billing", '{"n": 2}')]
+    assert staged == [
+        ("invoice:in_000", "billing", '{"n": 0}'),
+        ("invoice:in_001", "billing", '{"n": 1}'),
+        ("invoice:in_001", "erp", '{"erp": 1}'),
+        ("invoice:in_002", "billing", '{"n": 2}'),
+    ]
     assert sum([len(await store.staged(run_id, b)) for b in batches]) == 8
 
 
 async def test_breaks_are_recorded_once_and_settle_earlier_runs(store):
     first, entity = new_run("a")
     await open_run(store, first, entity)
-    found = [("invoice:in_1", missing("in_1"), "awaiting_approval"), ("invoice:in_2", mismatch("in_2"), "open"),
-             ("invoice:in_3", mismatch("in_3"), "open")]
+    found = [
+        ("invoice:in_1", missing("in_1"), "awaiting_approval"),
+        ("invoice:in_2", mismatch("in_2"), "open"),
+        ("invoice:in_3", mismatch("in_3"), "open"),
+    ]
     ids = await store.record_breaks(first, legal_entity=entity, period="2026-10", found=found)
     assert ids == await store.record_breaks(first, legal_entity=entity, period="2026-10", found=found)
     [(count, total)] = await store.heal_total(first, "awaiting_approval")
     assert (count, total) == (1, usd("110.00"))
     [order] = await store.heal_orders(first, status="awaiting_approval")
     assert order.break_id == ids[0] and order.entry.external_id == "in_1-invoice" and order.entry.invoice_id == "in_1"
-    assert await store.move_breaks(first, from_status="awaiting_approval", to_status="healing",
-                                   resolution="heal approved by fiona.finance") == 1
+    assert (
+        await store.move_breaks(
+            first, from_status="awaiting_approval", to_status="healing", resolution="heal approved by fiona.finance"
+        )
+        == 1
+    )
     await store.resolve_breaks([(ids[0], "healed", "posted in_1-invoice")])
     summary = await store.close_run(first)
     assert (summary.status, summary.breaks_found, summary.healed, summary.open_breaks) == ("needs_attention", 3, 1, 2)
@@ -91,8 +131,9 @@ async def test_breaks_are_recorded_once_and_settle_earlier_runs(store):
 
     second, _ = new_run("b")
     await open_run(store, second, entity)
-    await store.record_breaks(second, legal_entity=entity, period="2026-10",
-                              found=[("invoice:in_2", mismatch("in_2"), "open")])
+    await store.record_breaks(
+        second, legal_entity=entity, period="2026-10", found=[("invoice:in_2", mismatch("in_2"), "open")]
+    )
     summary = await store.close_run(second)
     assert summary.fixed_since_last_run == 1 and summary.status == "needs_attention"
     # The first run's breaks are all settled now (healed, superseded, fixed): it needs nobody.
@@ -113,10 +154,21 @@ async def test_schedules_keep_asc606_fields_and_sum_revenue_per_contract(databas
     entity = f"E{secrets.token_hex(3)}"
     try:
         contract = RevenueContract(
-            contract_id=f"C-{entity}", account_id="cus_1", legal_entity=entity, booked_on=date(2026, 9, 20),
+            contract_id=f"C-{entity}",
+            account_id="cus_1",
+            legal_entity=entity,
+            booked_on=date(2026, 9, 20),
             transaction_price=usd("12000.00"),
-            obligations=[PerformanceObligation(obligation_id="subscription", kind=ObligationKind.SUBSCRIPTION,
-                                               ssp=usd("12000.00"), start=date(2026, 10, 1), end=date(2027, 10, 1))])
+            obligations=[
+                PerformanceObligation(
+                    obligation_id="subscription",
+                    kind=ObligationKind.SUBSCRIPTION,
+                    ssp=usd("12000.00"),
+                    start=date(2026, 10, 1),
+                    end=date(2027, 10, 1),
+                )
+            ],
+        )
         [schedule] = recognise(contract)
         await schedules.save_schedules([schedule])
         [back] = await schedules.schedules_of_contract(contract.contract_id)
@@ -125,8 +177,9 @@ async def test_schedules_keep_asc606_fields_and_sum_revenue_per_contract(databas
         [october] = page.items
         assert october.contract_id == contract.contract_id and october.amount == schedule.lines[0].amount
         assert page.next_cursor == ""
-        replacement = schedule.model_copy(update={"schedule_id": f"{schedule.schedule_id}.M1",
-                                                  "supersedes": schedule.schedule_id})
+        replacement = schedule.model_copy(
+            update={"schedule_id": f"{schedule.schedule_id}.M1", "supersedes": schedule.schedule_id}
+        )
         await schedules.save_schedules([replacement], delete=[schedule.schedule_id])
         assert [s.supersedes for s in await schedules.schedules_of_entity(entity)] == [schedule.schedule_id]
         assert len(await schedules.schedules_of_contract(contract.contract_id, open_on=date(2027, 9, 30))) == 1

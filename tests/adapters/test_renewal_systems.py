@@ -4,7 +4,7 @@ boundary (and undoing that), and the customer in NetSuite."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -22,15 +22,14 @@ def usd(amount: str) -> Money:
 
 
 def ts(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
 ACME = Account(
     id="cus_acme",
     name="Acme Corp",
     email="ap@acme.test",
-    billing_address=Address(line1="1 Market St", city="San Francisco", region="CA", postal_code="94105",
-                            country="US"),
+    billing_address=Address(line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US"),
     legal_entity="EU01",
     segment="enterprise",
     annual_recurring_revenue=usd("120000.00"),
@@ -47,10 +46,14 @@ def term(account_id: str, start: date = date(2026, 1, 1)) -> SubscriptionTerm:
         term_end=date(start.year + 1, start.month, start.day),
         legal_entity="EU01",
         lines=[
-            SubscriptionLine(product="prod_seats", description="Platform seats", quantity=12,
-                             unit_price=usd("52.50")),
-            SubscriptionLine(product="prod_support", description="Premium support", quantity=1,
-                             unit_price=usd("214.00"), discount_percent=Decimal("10")),
+            SubscriptionLine(product="prod_seats", description="Platform seats", quantity=12, unit_price=usd("52.50")),
+            SubscriptionLine(
+                product="prod_support",
+                description="Premium support",
+                quantity=1,
+                unit_price=usd("214.00"),
+                discount_percent=Decimal("10"),
+            ),
         ],
     )
 
@@ -90,8 +93,9 @@ async def test_customer_idempotency_keys_are_scoped_per_account(stripe, sandbox)
 
 
 async def test_customer_creation_whose_answer_is_lost_converges_on_retry(sandbox):
-    sandbox.fault("stripe", "commit_then_timeout", method="POST", path_contains="/v1/customers", times=1,
-                  hold_seconds=2)
+    sandbox.fault(
+        "stripe", "commit_then_timeout", method="POST", path_contains="/v1/customers", times=1, hold_seconds=2
+    )
     client = StripeBilling(sandbox.stripe_url, API_KEY, timeout=1)
     try:
         with pytest.raises(TransientError):
@@ -108,13 +112,16 @@ async def test_customer_creation_whose_answer_is_lost_converges_on_retry(sandbox
 
 async def test_create_subscription_for_the_new_term(stripe, sandbox):
     customer = await stripe.create_customer(ACME, billing_account="acct_eu01", idempotency_key="r/customer")
-    sub = await stripe.create_subscription(term(customer.id), billing_account="acct_eu01",
-                                           idempotency_key="r/subscription")
+    sub = await stripe.create_subscription(
+        term(customer.id), billing_account="acct_eu01", idempotency_key="r/subscription"
+    )
     assert sub.id.startswith("sub_") and sub.account_id == customer.id
     assert (sub.status, sub.contract_id, sub.currency) == ("active", "C-100", "USD")
     assert (sub.current_period_start, sub.current_period_end) == (date(2026, 1, 1), date(2026, 2, 1))
     assert (sub.term_start, sub.term_end) == (date(2026, 1, 1), date(2027, 1, 1))
-    assert [(l.product, l.description, l.quantity, l.unit_price, l.discount_percent) for l in sub.lines] == [
+    assert [
+        (line.product, line.description, line.quantity, line.unit_price, line.discount_percent) for line in sub.lines
+    ] == [
         ("prod_seats", "Platform seats", 12, usd("52.50"), Decimal("0")),
         ("prod_support", "Premium support", 1, usd("214.00"), Decimal("10")),
     ]
@@ -122,8 +129,12 @@ async def test_create_subscription_for_the_new_term(stripe, sandbox):
 
     [record] = sandbox.records("stripe", "subscription")
     assert record["_stripe_account"] == "acct_eu01"
-    assert record["metadata"] == {"contract_id": "C-100", "term_start": "2026-01-01", "term_end": "2027-01-01",
-                                  "legal_entity": "EU01"}
+    assert record["metadata"] == {
+        "contract_id": "C-100",
+        "term_start": "2026-01-01",
+        "term_end": "2027-01-01",
+        "legal_entity": "EU01",
+    }
     assert record["billing_cycle_anchor"] == ts(date(2026, 2, 1))
     assert record["items"]["data"][0]["price"]["unit_amount_decimal"] == "5250"
     assert record["items"]["data"][0]["price"]["recurring"]["interval"] == "month"
@@ -137,31 +148,35 @@ async def test_create_subscription_for_the_new_term(stripe, sandbox):
     # Stripe fixes the customer's currency with its first subscription.
     assert (await stripe.get_account(customer.id)).annual_recurring_revenue == usd("120000.00")
 
-    again = await stripe.create_subscription(term(customer.id), billing_account="acct_eu01",
-                                             idempotency_key="r/subscription")
+    again = await stripe.create_subscription(
+        term(customer.id), billing_account="acct_eu01", idempotency_key="r/subscription"
+    )
     assert again == sub
     assert sandbox.count("stripe", "subscription") == 1
 
 
 async def test_subscription_anchor_on_the_31st_lands_on_the_last_day_of_next_month(stripe, sandbox):
     customer = await stripe.create_customer(ACME, billing_account="", idempotency_key="r31/customer")
-    sub = await stripe.create_subscription(term(customer.id, date(2026, 1, 31)), billing_account="",
-                                           idempotency_key="r31/subscription")
+    sub = await stripe.create_subscription(
+        term(customer.id, date(2026, 1, 31)), billing_account="", idempotency_key="r31/subscription"
+    )
     assert (sub.current_period_start, sub.current_period_end) == (date(2026, 1, 31), date(2026, 2, 28))
 
 
 async def test_subscription_needs_its_customer_in_the_same_account(stripe, sandbox):
     customer = await stripe.create_customer(ACME, billing_account="acct_eu01", idempotency_key="x/customer")
     with pytest.raises(BusinessError) as info:
-        await stripe.create_subscription(term(customer.id), billing_account="acct_uk01",
-                                         idempotency_key="x/subscription")
+        await stripe.create_subscription(
+            term(customer.id), billing_account="acct_uk01", idempotency_key="x/subscription"
+        )
     assert info.value.code == "resource_missing"
     assert sandbox.count("stripe", "subscription") == 0
 
 
 async def test_subscription_lines_must_be_in_the_term_currency(stripe, sandbox):
-    bad = term("cus_x").model_copy(update={"lines": [
-        SubscriptionLine(product="p", quantity=1, unit_price=Money.of("10.00", "EUR"))]})
+    bad = term("cus_x").model_copy(
+        update={"lines": [SubscriptionLine(product="p", quantity=1, unit_price=Money.of("10.00", "EUR"))]}
+    )
     with pytest.raises(BusinessError) as info:
         await stripe.create_subscription(bad, billing_account="", idempotency_key="cur/subscription")
     assert info.value.code == "currency_mismatch"
@@ -193,13 +208,18 @@ async def test_end_subscription_at_the_boundary_and_undo_it(stripe, sandbox, see
     assert sandbox.count("stripe", "subscription_update") == 2
 
     events = [e for e in sandbox.records("stripe", "event") if e["type"] == "customer.subscription.updated"]
-    assert [e["data"]["previous_attributes"] for e in events] == [{"cancel_at": None},
-                                                                   {"cancel_at": ts(boundary)}]
+    assert [e["data"]["previous_attributes"] for e in events] == [{"cancel_at": None}, {"cancel_at": ts(boundary)}]
 
 
 async def test_the_same_end_key_replays_even_after_a_lost_answer(sandbox, seeded):
-    sandbox.fault("stripe", "commit_then_timeout", method="POST", path_contains="/v1/subscriptions/sub_acme",
-                  times=1, hold_seconds=2)
+    sandbox.fault(
+        "stripe",
+        "commit_then_timeout",
+        method="POST",
+        path_contains="/v1/subscriptions/sub_acme",
+        times=1,
+        hold_seconds=2,
+    )
     client = StripeBilling(sandbox.stripe_url, API_KEY, timeout=1)
     try:
         with pytest.raises(TransientError):
@@ -269,11 +289,17 @@ async def test_an_end_that_took_effect_cannot_be_undone(stripe, sandbox, seeded)
 
 async def test_the_first_period_is_invoiced_in_the_connected_account(stripe, sandbox):
     customer = await stripe.create_customer(ACME, billing_account="acct_eu01", idempotency_key="i/customer")
-    sub = await stripe.create_subscription(term(customer.id), billing_account="acct_eu01",
-                                           idempotency_key="i/subscription")
-    args = dict(account_id=customer.id, subscription_id=sub.id, currency="USD",
-                lines=[InvoiceLine(product="prod_seats", description="Seats, first month", amount=usd("630.00"))],
-                description="Renewal C-100, first period", metadata={"contract_id": "C-100"})
+    sub = await stripe.create_subscription(
+        term(customer.id), billing_account="acct_eu01", idempotency_key="i/subscription"
+    )
+    args = dict(
+        account_id=customer.id,
+        subscription_id=sub.id,
+        currency="USD",
+        lines=[InvoiceLine(product="prod_seats", description="Seats, first month", amount=usd("630.00"))],
+        description="Renewal C-100, first period",
+        metadata={"contract_id": "C-100"},
+    )
     with pytest.raises(BusinessError) as info:  # without the account, the customer does not exist
         await stripe.create_proration_invoice(**args, idempotency_key="i/invoice-platform")
     assert info.value.code == "resource_missing"

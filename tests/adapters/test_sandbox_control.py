@@ -40,8 +40,9 @@ def test_seed_validates_and_periods_are_recorded(sandbox):
 def test_unknown_routes_answer_in_each_systems_shape(sandbox):
     stripe = httpx.get(f"{sandbox.url}/stripe/v1/nothing", auth=("sk_test_x", ""))
     assert stripe.status_code == 404 and "error" in stripe.json()
-    netsuite = httpx.get(f"{sandbox.url}/netsuite/services/rest/record/v1/nothing",
-                         headers={"Authorization": "Bearer t"})
+    netsuite = httpx.get(
+        f"{sandbox.url}/netsuite/services/rest/record/v1/nothing", headers={"Authorization": "Bearer t"}
+    )
     assert netsuite.status_code == 404 and "o:errorDetails" in netsuite.json()
 
 

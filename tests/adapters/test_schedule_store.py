@@ -12,11 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.errors import IntegrationBug
+from adapters.storage.db import engine_for
 from adapters.storage.schedules import SqlRevenueSchedules
 from canonical.models import RevenueScheduleLine
 from canonical.money import Money
 from canonical.revenue import ratable_schedule
-from adapters.storage.db import engine_for
+
 
 @pytest.fixture
 async def store(database_url) -> AsyncIterator[SqlRevenueSchedules]:
@@ -26,8 +27,16 @@ async def store(database_url) -> AsyncIterator[SqlRevenueSchedules]:
 
 
 def schedule(schedule_id: str, total: Money, start=date(2026, 1, 15), end=date(2027, 1, 15)):
-    return ratable_schedule(schedule_id=schedule_id, contract_id="C-100", account_id="cus_acme",
-                            legal_entity="US01", obligation="prod_seats", total=total, start=start, end=end)
+    return ratable_schedule(
+        schedule_id=schedule_id,
+        contract_id="C-100",
+        account_id="cus_acme",
+        legal_entity="US01",
+        obligation="prod_seats",
+        total=total,
+        start=start,
+        end=end,
+    )
 
 
 def new_id(prefix: str = "renewal-C-100-2026/seats") -> str:
@@ -38,8 +47,9 @@ def line_count(url: str, schedule_id: str) -> int:
     engine = engine_for(url)
     try:
         with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM revenue_schedule_lines WHERE schedule_id = :id"),
-                                {"id": schedule_id}).scalar_one()
+            return conn.execute(
+                sa.text("SELECT count(*) FROM revenue_schedule_lines WHERE schedule_id = :id"), {"id": schedule_id}
+            ).scalar_one()
     finally:
         engine.dispose()
 
@@ -51,7 +61,7 @@ async def test_save_twice_keeps_one_schedule_with_exact_amounts(store, database_
     await store.save_schedule(saved)
     read = await store.get_schedule(schedule_id)
     assert read == saved
-    assert sum((l.amount for l in read.lines), Money.zero("USD")) == read.total
+    assert sum((line.amount for line in read.lines), Money.zero("USD")) == read.total
     assert line_count(database_url, schedule_id) == 13
 
 
@@ -64,12 +74,15 @@ async def test_save_replaces_the_lines(store, database_url):
     assert line_count(database_url, schedule_id) == 3
 
 
-@pytest.mark.parametrize("amount, currency", [
-    ("98765432109876.54", "USD"),  # beyond a float's exact range in cents
-    ("1234567", "JPY"),
-    ("1000.001", "BHD"),
-    ("0.01", "EUR"),
-])
+@pytest.mark.parametrize(
+    "amount, currency",
+    [
+        ("98765432109876.54", "USD"),  # beyond a float's exact range in cents
+        ("1234567", "JPY"),
+        ("1000.001", "BHD"),
+        ("0.01", "EUR"),
+    ],
+)
 async def test_amounts_round_trip_exactly_in_every_minor_unit(store, amount, currency):
     schedule_id = new_id(f"exact/{currency}")
     saved = schedule(schedule_id, Money.of(amount, currency))
@@ -91,8 +104,19 @@ async def test_delete_removes_the_schedule_and_its_lines(store, database_url):
 
 async def test_a_schedule_mixing_currencies_is_refused(store):
     saved = schedule(new_id(), Money.of("100.00", "USD"))
-    bad = saved.model_copy(update={"lines": [RevenueScheduleLine(
-        period="2026-01", start=date(2026, 1, 1), end=date(2026, 2, 1), days=31, amount=Money.of("100.00", "EUR"))]})
+    bad = saved.model_copy(
+        update={
+            "lines": [
+                RevenueScheduleLine(
+                    period="2026-01",
+                    start=date(2026, 1, 1),
+                    end=date(2026, 2, 1),
+                    days=31,
+                    amount=Money.of("100.00", "EUR"),
+                )
+            ]
+        }
+    )
     with pytest.raises(IntegrationBug):
         await store.save_schedule(bad)
     assert await store.get_schedule(saved.schedule_id) is None

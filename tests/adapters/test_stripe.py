@@ -7,10 +7,10 @@ import httpx
 import pytest
 
 from adapters.errors import BusinessError, IntegrationBug, TransientError
-from sandbox.core import parse_nested
 from adapters.stripe import StripeBilling, encode_form
 from canonical.models import InvoiceLine, SubscriptionLine
 from canonical.money import Money
+from sandbox.core import parse_nested
 
 API_KEY = "sk_test_o2c_adapters"  # the same key the fixtures use
 
@@ -22,9 +22,16 @@ def usd(amount: str) -> Money:
 def test_form_encoding_of_nested_params_round_trips():
     params = {
         "items": [
-            {"id": "si_1", "quantity": 3, "price_data": {"currency": "usd", "product": "prod_a",
-                                                         "unit_amount_decimal": Decimal("1250.5"),
-                                                         "recurring": {"interval": "month"}}},
+            {
+                "id": "si_1",
+                "quantity": 3,
+                "price_data": {
+                    "currency": "usd",
+                    "product": "prod_a",
+                    "unit_amount_decimal": Decimal("1250.5"),
+                    "recurring": {"interval": "month"},
+                },
+            },
             {"id": "si_2", "deleted": True},
         ],
         "metadata": {"contract_id": "C-1"},
@@ -64,11 +71,16 @@ async def test_update_subscription_lines_sends_the_full_line_set_once(stripe, sa
     seats, _support = sub.lines
     wanted = [
         seats.model_copy(update={"quantity": 15}),
-        SubscriptionLine(product="prod_addon", description="Analytics add-on", quantity=2,
-                         unit_price=usd("12.34"), discount_percent=Decimal("5")),
+        SubscriptionLine(
+            product="prod_addon",
+            description="Analytics add-on",
+            quantity=2,
+            unit_price=usd("12.34"),
+            discount_percent=Decimal("5"),
+        ),
     ]
     updated = await stripe.update_subscription_lines("sub_acme", wanted, idempotency_key="amend-1/lines")
-    assert {(l.product, l.quantity, l.unit_price.amount, l.discount_percent) for l in updated.lines} == {
+    assert {(line.product, line.quantity, line.unit_price.amount, line.discount_percent) for line in updated.lines} == {
         ("prod_seats", 15, Decimal("50.00"), Decimal("0")),
         ("prod_addon", 2, Decimal("12.34"), Decimal("5")),
     }
@@ -103,20 +115,31 @@ async def test_idempotent_replay_and_key_reuse(sandbox, seeded):
         # Validation errors store nothing: the key stays usable.
         bad = await http.post("/invoiceitems", data={"customer": "cus_acme"}, headers={"Idempotency-Key": "k-2"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "currency"
-        good = await http.post("/invoiceitems", data={"customer": "cus_acme", "currency": "usd", "amount": "5"},
-                               headers={"Idempotency-Key": "k-2"})
+        good = await http.post(
+            "/invoiceitems",
+            data={"customer": "cus_acme", "currency": "usd", "amount": "5"},
+            headers={"Idempotency-Key": "k-2"},
+        )
         assert good.status_code == 200
     assert sandbox.count("stripe", "invoice") == 1
 
 
 async def test_same_key_with_other_lines_is_an_integration_bug(stripe, seeded):
-    common = dict(account_id="cus_acme", subscription_id="sub_acme", currency="USD", description="Proration",
-                  metadata={"amendment": "A1"}, idempotency_key="amend-A1/invoice")
-    await stripe.create_proration_invoice(lines=[InvoiceLine(product="p", description="d", amount=usd("10.00"))],
-                                          **common)
+    common = dict(
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        currency="USD",
+        description="Proration",
+        metadata={"amendment": "A1"},
+        idempotency_key="amend-A1/invoice",
+    )
+    await stripe.create_proration_invoice(
+        lines=[InvoiceLine(product="p", description="d", amount=usd("10.00"))], **common
+    )
     with pytest.raises(IntegrationBug) as info:
         await stripe.create_proration_invoice(
-            lines=[InvoiceLine(product="p", description="d", amount=usd("11.00"))], **common)
+            lines=[InvoiceLine(product="p", description="d", amount=usd("11.00"))], **common
+        )
     assert info.value.code == "idempotency_error"
 
 
@@ -129,18 +152,30 @@ async def test_proration_invoice_charge_then_void(stripe, sandbox, seeded):
         InvoiceLine(product="prod_seats", description="Remaining time on 15 seats", amount=usd("241.94")),
     ]
     invoice = await stripe.create_proration_invoice(
-        account_id="cus_acme", subscription_id="sub_acme", currency="USD", lines=lines,
-        description="Amendment A2", metadata={"amendment_id": "A2"}, idempotency_key="amend-A2/invoice")
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        currency="USD",
+        lines=lines,
+        description="Amendment A2",
+        metadata={"amendment_id": "A2"},
+        idempotency_key="amend-A2/invoice",
+    )
     assert invoice.status == "open"
     assert invoice.total == usd("80.65")
-    assert [l.amount for l in invoice.lines] == [usd("-161.29"), usd("241.94")]
+    assert [line.amount for line in invoice.lines] == [usd("-161.29"), usd("241.94")]
     assert invoice.lines[0].product == "prod_seats"
     assert invoice.number
 
     # The whole operation retried with the same key converges on the same invoice.
     again = await stripe.create_proration_invoice(
-        account_id="cus_acme", subscription_id="sub_acme", currency="USD", lines=lines,
-        description="Amendment A2", metadata={"amendment_id": "A2"}, idempotency_key="amend-A2/invoice")
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        currency="USD",
+        lines=lines,
+        description="Amendment A2",
+        metadata={"amendment_id": "A2"},
+        idempotency_key="amend-A2/invoice",
+    )
     assert again.id == invoice.id
     assert sandbox.count("stripe", "invoice") == 1
     assert sandbox.count("stripe", "invoiceitem") == 3
@@ -153,8 +188,14 @@ async def test_proration_invoice_charge_then_void(stripe, sandbox, seeded):
 async def test_net_credit_invoice_is_paid_to_balance_and_void_reverses_it(stripe, sandbox, seeded):
     lines = [InvoiceLine(product="prod_seats", description="Unused time on 5 seats", amount=usd("-120.00"))]
     invoice = await stripe.create_proration_invoice(
-        account_id="cus_acme", subscription_id="sub_acme", currency="USD", lines=lines,
-        description="Downgrade", metadata={}, idempotency_key="amend-A3/invoice")
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        currency="USD",
+        lines=lines,
+        description="Downgrade",
+        metadata={},
+        idempotency_key="amend-A3/invoice",
+    )
     assert invoice.status == "paid"
     [customer] = sandbox.records("stripe", "customer")
     assert customer["balance"] == -12000
@@ -168,9 +209,14 @@ async def test_net_credit_invoice_is_paid_to_balance_and_void_reverses_it(stripe
 
 async def test_paid_charge_cannot_be_voided(stripe, sandbox, seeded):
     invoice = await stripe.create_proration_invoice(
-        account_id="cus_acme", subscription_id="sub_acme", currency="USD",
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        currency="USD",
         lines=[InvoiceLine(product="p", description="d", amount=usd("10.00"))],
-        description="x", metadata={}, idempotency_key="k/inv")
+        description="x",
+        metadata={},
+        idempotency_key="k/inv",
+    )
     # Mark it paid behind the adapter's back (the sandbox has no /pay yet): void then
     # check that voiding a void works, and that an unknown invoice is a business error.
     with pytest.raises(BusinessError):
@@ -192,8 +238,15 @@ async def test_wrong_api_key_is_an_integration_bug(sandbox, seeded):
 async def test_rejecting_faults_are_transient_and_store_nothing(stripe, sandbox, seeded, kind, status):
     sandbox.fault("stripe", kind, method="POST", path_contains="/invoices", times=1)
     lines = [InvoiceLine(product="p", description="d", amount=usd("10.00"))]
-    args = dict(account_id="cus_acme", subscription_id="sub_acme", currency="USD", lines=lines,
-                description="x", metadata={}, idempotency_key="fault/inv")
+    args = dict(
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        currency="USD",
+        lines=lines,
+        description="x",
+        metadata={},
+        idempotency_key="fault/inv",
+    )
     with pytest.raises(TransientError) as info:
         await stripe.create_proration_invoice(**args)
     assert info.value.status == status
@@ -205,12 +258,17 @@ async def test_rejecting_faults_are_transient_and_store_nothing(stripe, sandbox,
 
 
 async def test_commit_then_timeout_converges_to_one_invoice(sandbox, seeded):
-    sandbox.fault("stripe", "commit_then_timeout", method="POST", path_contains="/finalize", times=1,
-                  hold_seconds=2)
+    sandbox.fault("stripe", "commit_then_timeout", method="POST", path_contains="/finalize", times=1, hold_seconds=2)
     client = StripeBilling(sandbox.stripe_url, API_KEY, timeout=1)
-    args = dict(account_id="cus_acme", subscription_id="sub_acme", currency="USD",
-                lines=[InvoiceLine(product="p", description="d", amount=usd("10.00"))],
-                description="x", metadata={}, idempotency_key="ctt/inv")
+    args = dict(
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        currency="USD",
+        lines=[InvoiceLine(product="p", description="d", amount=usd("10.00"))],
+        description="x",
+        metadata={},
+        idempotency_key="ctt/inv",
+    )
     try:
         with pytest.raises(TransientError) as info:
             await client.create_proration_invoice(**args)
@@ -242,9 +300,14 @@ async def test_list_invoices_follows_the_cursor(sandbox, seeded):
     try:
         for n in range(3):
             await client.create_proration_invoice(
-                account_id="cus_acme", subscription_id="sub_acme", currency="USD",
+                account_id="cus_acme",
+                subscription_id="sub_acme",
+                currency="USD",
                 lines=[InvoiceLine(product="p", description="d", amount=usd(f"{n + 1}.00"))],
-                description=f"n{n}", metadata={}, idempotency_key=f"list/{n}")
+                description=f"n{n}",
+                metadata={},
+                idempotency_key=f"list/{n}",
+            )
         invoices = await client.list_invoices("cus_acme", page_size=2)
     finally:
         await client.aclose()
@@ -258,12 +321,16 @@ def test_stripe_should_retry_header_overrides_the_status():
     from adapters.stripe import classify
 
     body = {"error": {"type": "api_error", "message": "boom"}}
-    assert isinstance(classify(httpx.Response(500, json=body, headers={"Stripe-Should-Retry": "false"})),
-                      BusinessError)
-    assert isinstance(classify(httpx.Response(400, json=body, headers={"Stripe-Should-Retry": "true"})),
-                      TransientError)
+    assert isinstance(classify(httpx.Response(500, json=body, headers={"Stripe-Should-Retry": "false"})), BusinessError)
+    assert isinstance(classify(httpx.Response(400, json=body, headers={"Stripe-Should-Retry": "true"})), TransientError)
     assert isinstance(classify(httpx.Response(409, json=body)), TransientError)
-    declined = {"error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-                          "message": "Your card has insufficient funds."}}
+    declined = {
+        "error": {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "message": "Your card has insufficient funds.",
+        }
+    }
     error = classify(httpx.Response(402, json=declined, headers={"Stripe-Should-Retry": "false"}))
     assert isinstance(error, BusinessError) and error.code == "insufficient_funds"

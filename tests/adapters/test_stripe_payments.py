@@ -7,8 +7,9 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -20,15 +21,20 @@ from canonical.money import Money
 API_KEY = "sk_test_o2c_adapters"  # the key the fixtures use
 CUSTOMER = {"id": "cus_acme", "name": "Acme Corp", "email": "ap@acme.test"}
 SUBSCRIPTION = {
-    "id": "sub_acme", "contract_id": "C-100", "currency": "USD",
+    "id": "sub_acme",
+    "contract_id": "C-100",
+    "currency": "USD",
     "items": [{"product": "prod_seats", "quantity": 10, "unit_price": "50.00"}],
-    "current_period_start": "2025-03-01", "current_period_end": "2025-04-01",
+    "current_period_start": "2025-03-01",
+    "current_period_end": "2025-04-01",
 }
 
 
 def seed(sandbox, payment_method: str = "pm_card_visa", **customer: Any) -> dict:
-    return sandbox.seed(customer={**CUSTOMER, "currency": "usd", "payment_method": payment_method, **customer},
-                        subscription=SUBSCRIPTION)
+    return sandbox.seed(
+        customer={**CUSTOMER, "currency": "usd", "payment_method": payment_method, **customer},
+        subscription=SUBSCRIPTION,
+    )
 
 
 def failed_invoice(sandbox, payment_method: str, amount: int = 12000) -> dict:
@@ -60,7 +66,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 outer.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = 500 if len(outer.received) <= outer.fail_first else 200
@@ -136,20 +142,23 @@ async def test_successful_retry_pays_the_invoice(stripe, sandbox):
     assert sub["status"] == "active"  # past_due after the failure, active again once paid
 
 
-@pytest.mark.parametrize("pm, decline", [
-    ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
-    ("pm_card_chargeDeclined", "generic_decline"),
-    ("pm_card_chargeDeclinedLostCard", "lost_card"),
-    ("pm_card_chargeDeclinedStolenCard", "stolen_card"),
-    ("pm_card_chargeDeclinedExpiredCard", "expired_card"),
-])
+@pytest.mark.parametrize(
+    "pm, decline",
+    [
+        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+        ("pm_card_chargeDeclined", "generic_decline"),
+        ("pm_card_chargeDeclinedLostCard", "lost_card"),
+        ("pm_card_chargeDeclinedStolenCard", "stolen_card"),
+        ("pm_card_chargeDeclinedExpiredCard", "expired_card"),
+    ],
+)
 async def test_declines_are_outcomes_with_their_codes(stripe, sandbox, pm, decline):
     invoice = failed_invoice(sandbox, pm)
     attempt = await stripe.retry_payment(invoice["id"], idempotency_key=f"dunning-{pm}/retry/1")
     assert attempt.outcome is PaymentOutcome.DECLINED
     assert attempt.decline_code == decline and attempt.message
     assert attempt.amount_remaining == Money.of("120.00", "USD") and attempt.amount_paid.is_zero
-    [first, second] = sandbox.records("stripe", "charge")
+    [_first, second] = sandbox.records("stripe", "charge")
     assert second["status"] == "failed" and second["outcome"]["reason"] == decline
     assert second["failure_code"] == ("expired_card" if decline == "expired_card" else "card_declined")
     assert (await stripe.get_invoice(invoice["id"])).status == "open"
@@ -241,8 +250,12 @@ def test_invoice_payment_failed_names_the_charge_that_holds_the_decline(sandbox)
         listed = http.get("/events", params={"type": "invoice.payment_failed"}).json()
         assert [e["id"] for e in listed["data"]] == [failed["id"]]
         assert http.get(f"/events/{failed['id']}").json() == failed
-    assert {"charge.failed", "payment_intent.payment_failed", "customer.subscription.updated",
-            "invoice.finalized"} <= set(event_types(sandbox))
+    assert {
+        "charge.failed",
+        "payment_intent.payment_failed",
+        "customer.subscription.updated",
+        "invoice.finalized",
+    } <= set(event_types(sandbox))
 
 
 def test_webhooks_are_signed_and_delivered(sandbox, receiver):
@@ -305,8 +318,7 @@ def test_partial_payment_event_shape(sandbox):
     paid = sandbox.partial_payment(invoice["id"], 6000)
     assert paid["status"] == "paid"
     assert event_types(sandbox)[-1] == "invoice.paid"
-    too_much = httpx.post(f"{sandbox.url}/_sandbox/stripe/invoices/{invoice['id']}/partial_payment",
-                          json={"amount": 1})
+    too_much = httpx.post(f"{sandbox.url}/_sandbox/stripe/invoices/{invoice['id']}/partial_payment", json={"amount": 1})
     assert too_much.status_code == 400
 
 
@@ -316,12 +328,12 @@ async def test_dispute_events(stripe, sandbox):
     assert invoice["status"] == "paid"
     dispute = sandbox.open_dispute(invoice["charge"])
     assert dispute["status"] == "needs_response" and dispute["amount"] == 5000
-    created = [e for e in sandbox.records("stripe", "event") if e["type"] == "charge.dispute.created"][0]
+    created = next(e for e in sandbox.records("stripe", "event") if e["type"] == "charge.dispute.created")
     assert created["data"]["object"]["charge"] == invoice["charge"]
     assert await stripe.invoice_of_charge(created["data"]["object"]["charge"]) == invoice["id"]
     closed = sandbox.close_dispute(dispute["id"], "won")
     assert closed["status"] == "won"
-    event = [e for e in sandbox.records("stripe", "event") if e["type"] == "charge.dispute.closed"][0]
+    event = next(e for e in sandbox.records("stripe", "event") if e["type"] == "charge.dispute.closed")
     assert event["data"]["previous_attributes"] == {"status": "needs_response"}
 
 

@@ -37,9 +37,12 @@ class RecordingClient:
         raise AssertionError("hostile input reached list_workflows")
 
 
-ACME = Account(id="cus_acme", name="Acme Corp", email="billing@acme.test",
-               billing_address=Address(line1="1 Market St", city="San Francisco", region="CA",
-                                       postal_code="94105", country="US"))
+ACME = Account(
+    id="cus_acme",
+    name="Acme Corp",
+    email="billing@acme.test",
+    billing_address=Address(line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US"),
+)
 
 
 class ReadOnlyBilling:
@@ -60,27 +63,51 @@ class ReadOnlyBilling:
 
 
 def amendment_subscription() -> Subscription:
-    return Subscription(id="sub_acme", account_id="cus_acme", contract_id="C-100", currency="USD", status="active",
-                        lines=[seat_line(10)], current_period_start=date(2026, 11, 1),
-                        current_period_end=date(2026, 12, 1), term_start=date(2026, 1, 1),
-                        term_end=date(2027, 1, 1))
+    return Subscription(
+        id="sub_acme",
+        account_id="cus_acme",
+        contract_id="C-100",
+        currency="USD",
+        status="active",
+        lines=[seat_line(10)],
+        current_period_start=date(2026, 11, 1),
+        current_period_end=date(2026, 12, 1),
+        term_start=date(2026, 1, 1),
+        term_end=date(2027, 1, 1),
+    )
 
 
 def renewal_subscription(today: date) -> Subscription:
     end = today + timedelta(days=120)
-    return Subscription(id="sub_acme", account_id="cus_acme", contract_id="C-100", currency="USD", status="active",
-                        lines=[seat_line(10)], current_period_start=today - timedelta(days=10),
-                        current_period_end=today + timedelta(days=20), term_start=end - timedelta(days=365),
-                        term_end=end)
+    return Subscription(
+        id="sub_acme",
+        account_id="cus_acme",
+        contract_id="C-100",
+        currency="USD",
+        status="active",
+        lines=[seat_line(10)],
+        current_period_start=today - timedelta(days=10),
+        current_period_end=today + timedelta(days=20),
+        term_start=end - timedelta(days=365),
+        term_end=end,
+    )
 
 
 def amendment_dict(**overrides: Any) -> dict[str, Any]:
     """A valid amendment request against amendment_subscription(), as JSON-ready data."""
     line = {"product": "seats", "quantity": 12, "unit_price": "50.00", "discount_percent": "0"}
     line.update(overrides.pop("line", {}))
-    body = {"amendment_id": "A-1", "contract_id": "C-100", "subscription_id": "sub_acme", "account_id": "cus_acme",
-            "currency": "USD", "effective_date": "2026-11-16", "lines": [line], "requested_by": "sam.sales",
-            "reason": "more seats"}
+    body = {
+        "amendment_id": "A-1",
+        "contract_id": "C-100",
+        "subscription_id": "sub_acme",
+        "account_id": "cus_acme",
+        "currency": "USD",
+        "effective_date": "2026-11-16",
+        "lines": [line],
+        "requested_by": "sam.sales",
+        "reason": "more seats",
+    }
     body.update(overrides)
     return body
 
@@ -90,9 +117,17 @@ def renewal_dict(today: date, **overrides: Any) -> dict[str, Any]:
     start = today + timedelta(days=120)
     line = {"product": "seats", "quantity": 12}
     line.update(overrides.pop("line", {}))
-    body = {"contract_id": "C-100", "subscription_id": "sub_acme", "account_id": "cus_acme", "term": "next",
-            "new_term_start": start.isoformat(), "new_term_end": (start + timedelta(days=365)).isoformat(),
-            "uplift_percent": "5", "lines": [line], "requested_by": "sam.sales"}
+    body = {
+        "contract_id": "C-100",
+        "subscription_id": "sub_acme",
+        "account_id": "cus_acme",
+        "term": "next",
+        "new_term_start": start.isoformat(),
+        "new_term_end": (start + timedelta(days=365)).isoformat(),
+        "uplift_percent": "5",
+        "lines": [line],
+        "requested_by": "sam.sales",
+    }
     body.update(overrides)
     return body
 
@@ -100,22 +135,35 @@ def renewal_dict(today: date, **overrides: Any) -> dict[str, Any]:
 # -- values that no lax reading can turn into the field's type ---------------------------------
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=8)
-containers = st.one_of(st.lists(json_scalars, max_size=3), st.dictionaries(st.text(max_size=5), json_scalars, max_size=3))
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
+containers = st.one_of(
+    st.lists(json_scalars, max_size=3), st.dictionaries(st.text(max_size=5), json_scalars, max_size=3)
+)
 not_a_string = st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.booleans(), containers)
 not_an_int = st.one_of(
-    st.none(), containers,
+    st.none(),
+    containers,
     st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer()),
     st.text(alphabet="abcxyz!? ", min_size=1, max_size=10),
 )
 not_a_decimal = st.one_of(st.none(), containers, st.text(alphabet="abcxyz!? ,", min_size=1, max_size=10))
-not_a_date = st.one_of(st.none(), containers, st.text(alphabet="abcxyz/-: ", min_size=1, max_size=12),
-                       st.sampled_from(["2026-13-01", "2026-02-30", "16/11/2026", "tomorrow", "2026-11-16T25:00"]))
-not_a_list = st.one_of(st.none(), st.integers(), st.text(max_size=10), st.dictionaries(st.text(max_size=5), json_scalars,
-                                                                                       max_size=2))
-unknown_currencies = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ",
-                             max_size=6).filter(lambda c: c not in MINOR_UNITS)
-negative_quantities = st.integers(max_value=-1) | st.integers(min_value=-(10 ** 40), max_value=-1)
+not_a_date = st.one_of(
+    st.none(),
+    containers,
+    st.text(alphabet="abcxyz/-: ", min_size=1, max_size=12),
+    st.sampled_from(["2026-13-01", "2026-02-30", "16/11/2026", "tomorrow", "2026-11-16T25:00"]),
+)
+not_a_list = st.one_of(
+    st.none(), st.integers(), st.text(max_size=10), st.dictionaries(st.text(max_size=5), json_scalars, max_size=2)
+)
+unknown_currencies = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ", max_size=6
+).filter(lambda c: c not in MINOR_UNITS)
+negative_quantities = st.integers(max_value=-1) | st.integers(min_value=-(10**40), max_value=-1)
 too_precise_usd = st.decimals(min_value=Decimal("0.001"), max_value=Decimal("100000"), places=4).filter(
-    lambda d: d != d.quantize(Decimal("0.01")))
+    lambda d: d != d.quantize(Decimal("0.01"))
+)

@@ -73,22 +73,37 @@ def connections(trap: Trap) -> int:
 
 def run_cli(trap: Trap, command: str, path: Path) -> subprocess.CompletedProcess:
     address = f"127.0.0.1:{trap.getsockname()[1]}"
-    env = {**os.environ, "O2C_TEMPORAL_ADDRESS": address, "O2C_SANDBOX_URL": f"http://{address}",
-           "O2C_STRIPE_BASE_URL": f"http://{address}/stripe/v1", "O2C_HTTP_TIMEOUT_SECONDS": "2"}
-    return subprocess.run([sys.executable, "-m", "starter.cli", command, "--file", str(path)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=30)
+    env = {
+        **os.environ,
+        "O2C_TEMPORAL_ADDRESS": address,
+        "O2C_SANDBOX_URL": f"http://{address}",
+        "O2C_STRIPE_BASE_URL": f"http://{address}/stripe/v1",
+        "O2C_HTTP_TIMEOUT_SECONDS": "2",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "starter.cli", command, "--file", str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
-WRONG = {"effective_date": not_a_date, "new_term_start": not_a_date, "new_term_end": not_a_date,
-         "lines": not_a_list.filter(lambda v: v is not None), "uplift_percent": not_a_decimal}
+WRONG = {
+    "effective_date": not_a_date,
+    "new_term_start": not_a_date,
+    "new_term_end": not_a_date,
+    "lines": not_a_list.filter(lambda v: v is not None),
+    "uplift_percent": not_a_decimal,
+}
 
 
 def one_wrong_field(model, base):
     required = sorted(name for name, field in model.model_fields.items() if field.is_required())
     return st.one_of(
         st.sampled_from(required).map(lambda f: {k: v for k, v in base.items() if k != f}),
-        st.sampled_from(sorted(base)).flatmap(
-            lambda f: WRONG.get(f, not_a_string).map(lambda v: {**base, f: v})),
+        st.sampled_from(sorted(base)).flatmap(lambda f: WRONG.get(f, not_a_string).map(lambda v: {**base, f: v})),
     )
 
 

@@ -39,7 +39,9 @@ TODAY = date.today()
 
 
 def finite(**bounds):
-    return st.decimals(allow_nan=False, allow_infinity=False, **bounds)  # start_renewal judges "in the future" by the real date
+    return st.decimals(
+        allow_nan=False, allow_infinity=False, **bounds
+    )  # start_renewal judges "in the future" by the real date
 
 
 async def refused(start, model, body: dict[str, Any], billing: ReadOnlyBilling) -> Exception:
@@ -87,8 +89,9 @@ wrong_amendment_types = st.one_of(
     not_a_decimal.map(lambda v: amendment_dict(line={"unit_price": v})),
     not_a_decimal.map(lambda v: amendment_dict(line={"discount_percent": v})),
     st.sampled_from(["NaN", "Infinity", "-Infinity", "sNaN"]).map(lambda v: amendment_dict(line={"unit_price": v})),
-    st.sampled_from(AMENDMENT_STRINGS + ["effective_date", "lines"]).map(
-        lambda f: {k: v for k, v in amendment_dict().items() if k != f}),
+    st.sampled_from([*AMENDMENT_STRINGS, "effective_date", "lines"]).map(
+        lambda f: {k: v for k, v in amendment_dict().items() if k != f}
+    ),
 )
 
 
@@ -108,10 +111,10 @@ bad_amendments = st.one_of(
     negative_quantities.map(lambda q: amendment_dict(line={"quantity": q})),
     unknown_currencies.map(lambda c: amendment_dict(currency=c)),
     too_precise_usd.map(lambda p: amendment_dict(line={"unit_price": str(p)})),
-    finite(max_value=Decimal("-0.01"), places=2).map(
-        lambda p: amendment_dict(line={"unit_price": str(p)})),
-    st.one_of(finite(max_value=Decimal("-0.01"), places=2), finite(min_value=Decimal("100.01"), places=2))
-    .map(lambda d: amendment_dict(line={"discount_percent": str(d)})),
+    finite(max_value=Decimal("-0.01"), places=2).map(lambda p: amendment_dict(line={"unit_price": str(p)})),
+    st.one_of(finite(max_value=Decimal("-0.01"), places=2), finite(min_value=Decimal("100.01"), places=2)).map(
+        lambda d: amendment_dict(line={"discount_percent": str(d)})
+    ),
     unlike((date(2026, 11, 1), date(2026, 12, 1))).map(lambda d: amendment_dict(effective_date=d.isoformat())),
     st.sampled_from(["", " ", "\t\n"]).map(lambda s: amendment_dict(amendment_id=s)),
     st.sampled_from(["", "   "]).map(lambda s: amendment_dict(requested_by=s)),
@@ -135,16 +138,17 @@ async def test_an_amendment_that_cannot_be_carried_out_is_refused(body):
 RENEWAL_STRINGS = ["contract_id", "subscription_id", "account_id", "term", "requested_by"]
 
 wrong_renewal_types = st.one_of(
-    st.tuples(st.sampled_from(RENEWAL_STRINGS), not_a_string).map(
-        lambda fv: renewal_dict(TODAY, **{fv[0]: fv[1]})),
+    st.tuples(st.sampled_from(RENEWAL_STRINGS), not_a_string).map(lambda fv: renewal_dict(TODAY, **{fv[0]: fv[1]})),
     st.tuples(st.sampled_from(["new_term_start", "new_term_end"]), not_a_date).map(
-        lambda fv: renewal_dict(TODAY, **{fv[0]: fv[1]})),
+        lambda fv: renewal_dict(TODAY, **{fv[0]: fv[1]})
+    ),
     not_a_decimal.map(lambda v: renewal_dict(TODAY, uplift_percent=v)),
     st.sampled_from(["NaN", "Infinity"]).map(lambda v: renewal_dict(TODAY, uplift_percent=v)),
     not_a_list.filter(lambda v: v is not None).map(lambda v: renewal_dict(TODAY, lines=v)),
     not_an_int.map(lambda v: renewal_dict(TODAY, line={"quantity": v})),
-    st.sampled_from(RENEWAL_STRINGS + ["new_term_start", "new_term_end"]).map(
-        lambda f: {k: v for k, v in renewal_dict(TODAY).items() if k != f}),
+    st.sampled_from([*RENEWAL_STRINGS, "new_term_start", "new_term_end"]).map(
+        lambda f: {k: v for k, v in renewal_dict(TODAY).items() if k != f}
+    ),
 )
 
 
@@ -157,14 +161,17 @@ async def test_a_renewal_of_the_wrong_shape_is_a_validation_error(body):
 term_end = TODAY + timedelta(days=120)
 bad_renewals = st.one_of(
     negative_quantities.map(lambda q: renewal_dict(TODAY, line={"quantity": q})),
-    st.dates().filter(lambda d: d != term_end).map(
-        lambda d: renewal_dict(TODAY, new_term_start=d.isoformat(), new_term_end=date.max.isoformat())),
+    st.dates()
+    .filter(lambda d: d != term_end)
+    .map(lambda d: renewal_dict(TODAY, new_term_start=d.isoformat(), new_term_end=date.max.isoformat())),
     st.dates(max_value=term_end).map(lambda d: renewal_dict(TODAY, new_term_end=d.isoformat())),
     finite(max_value=Decimal("-0.01"), places=2).map(lambda u: renewal_dict(TODAY, uplift_percent=str(u))),
-    st.text(alphabet="abcdefgh_", min_size=1, max_size=10).filter(lambda p: p not in ("seats",)).map(
-        lambda p: renewal_dict(TODAY, line={"product": "gold-" + p})),
-    st.one_of(finite(max_value=Decimal("-0.01"), places=2), finite(min_value=Decimal("100.01"), places=2))
-    .map(lambda d: renewal_dict(TODAY, line={"discount_percent": str(d)})),
+    st.text(alphabet="abcdefgh_", min_size=1, max_size=10)
+    .filter(lambda p: p not in ("seats",))
+    .map(lambda p: renewal_dict(TODAY, line={"product": "gold-" + p})),
+    st.one_of(finite(max_value=Decimal("-0.01"), places=2), finite(min_value=Decimal("100.01"), places=2)).map(
+        lambda d: renewal_dict(TODAY, line={"discount_percent": str(d)})
+    ),
     st.sampled_from(["ZZ99", "", "EU01 "]).filter(bool).map(lambda e: renewal_dict(TODAY, legal_entity=e)),
     st.sampled_from(["", "  "]).map(lambda s: renewal_dict(TODAY, requested_by=s)),
     st.sampled_from(["sub_other", ""]).map(lambda s: renewal_dict(TODAY, subscription_id=s)),
@@ -183,20 +190,28 @@ async def test_a_renewal_that_cannot_be_carried_out_is_refused(body):
 # -- once gaps, found by these tests: each is refused before anything starts ----------------
 
 ONCE_GAPS = [
-    pytest.param(amend, amendment_dict(line={"quantity": 10 ** 30}), id="amendment-huge-quantity"),
+    pytest.param(amend, amendment_dict(line={"quantity": 10**30}), id="amendment-huge-quantity"),
     pytest.param(amend, amendment_dict(line={"unit_price": "1e30"}), id="amendment-huge-price"),
     pytest.param(amend, amendment_dict(line={"quantity": True}), id="amendment-bool-quantity"),
     pytest.param(amend, amendment_dict(line={"quantity": "12"}), id="amendment-string-quantity"),
     pytest.param(amend, amendment_dict(line={"product": ""}), id="amendment-empty-product"),
-    pytest.param(renew, renewal_dict(TODAY, line={"quantity": 10 ** 30}), id="renewal-huge-quantity"),
+    pytest.param(renew, renewal_dict(TODAY, line={"quantity": 10**30}), id="renewal-huge-quantity"),
     pytest.param(renew, renewal_dict(TODAY, uplift_percent="1e30"), id="renewal-huge-uplift"),
-    pytest.param(renew, renewal_dict(TODAY, lines=[{"product": "seats", "quantity": 1},
-                                                  {"product": "seats", "quantity": 2}]),
-                 id="renewal-duplicate-product"),
-    pytest.param(renew, renewal_dict(TODAY, current_term_changes=[
-        {"product": "seats", "quantity": -5, "unit_price": "50.00"}]), id="renewal-negative-current-term-change"),
-    pytest.param(renew, renewal_dict(TODAY, current_term_changes=[
-        {"product": "seats", "quantity": 5, "unit_price": "50.001"}]), id="renewal-too-precise-current-term-change"),
+    pytest.param(
+        renew,
+        renewal_dict(TODAY, lines=[{"product": "seats", "quantity": 1}, {"product": "seats", "quantity": 2}]),
+        id="renewal-duplicate-product",
+    ),
+    pytest.param(
+        renew,
+        renewal_dict(TODAY, current_term_changes=[{"product": "seats", "quantity": -5, "unit_price": "50.00"}]),
+        id="renewal-negative-current-term-change",
+    ),
+    pytest.param(
+        renew,
+        renewal_dict(TODAY, current_term_changes=[{"product": "seats", "quantity": 5, "unit_price": "50.001"}]),
+        id="renewal-too-precise-current-term-change",
+    ),
     pytest.param(renew, renewal_dict(TODAY, term=""), id="renewal-empty-term"),
 ]
 
@@ -207,6 +222,7 @@ async def test_once_gaps_are_refused(start, body):
 
 
 # -- reconciliation ---------------------------------------------------------------------------
+
 
 def not_a_period(text: str) -> bool:
     try:
@@ -219,8 +235,20 @@ def not_a_period(text: str) -> bool:
 hostile_periods = st.one_of(
     st.text(max_size=40).filter(not_a_period),
     st.dates(min_value=TODAY.replace(day=1) + timedelta(days=32)).map(lambda d: f"{d:%Y-%m}"),
-    st.sampled_from(["2026-13", "2026-00", "26-10", "2026-1", "2026/10", "2026-10-01", "", " 2026-10",
-                     "2026-10\n", "'; DROP TABLE recon_runs; --"]),
+    st.sampled_from(
+        [
+            "2026-13",
+            "2026-00",
+            "26-10",
+            "2026-1",
+            "2026/10",
+            "2026-10-01",
+            "",
+            " 2026-10",
+            "2026-10\n",
+            "'; DROP TABLE recon_runs; --",
+        ]
+    ),
 )
 
 

@@ -21,7 +21,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from temporalio.worker import Worker
 
 from activities.registry import all_activities
 from adapters.errors import IntegrationBug
+from adapters.temporal import register_search_attributes, test_server_binary
 from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import (
     TAX_PRODUCT,
@@ -51,19 +52,18 @@ from canonical.models import (
 from canonical.reconciliation import ReconciliationPolicy
 from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
 from starter.client import deliver_payment_event
-from adapters.temporal import register_search_attributes, test_server_binary
+from tests.fakes import FakeSystems, seat_line, usd
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
-from workflows.kit.approval import DecisionInput
-from workflows.kit.attention import Action, ResolveInput
 from workflows.dunning import DunningWorkflow, dunning_workflow_id
 from workflows.dunning import Outcome as DunningOutcome
+from workflows.kit.approval import DecisionInput
+from workflows.kit.attention import Action, ResolveInput
+from workflows.kit.status import Status
 from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.registry import ALL_WORKFLOWS
 from workflows.renewal import NonRenewal, RenewalInput, RenewalWorkflow, renewal_workflow_id
 from workflows.renewal import Outcome as RenewalOutcome
 from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
-from workflows.kit.status import Status
-from tests.fakes import FakeSystems, seat_line, usd
 
 HERE = Path(__file__).parent
 ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
@@ -71,34 +71,61 @@ ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="U
 
 # -- the world each scenario starts from -------------------------------------------------------
 
+
 def acme(systems: FakeSystems, *, term_end: date | None = None, today: date | None = None) -> None:
     systems.billing.accounts["cus_acme"] = Account(
-        id="cus_acme", name="Acme Corp", email="billing@acme.test",
-        billing_address=Address(line1="1 Market St", city="San Francisco", region="CA",
-                                postal_code="94105", country="US"))
+        id="cus_acme",
+        name="Acme Corp",
+        email="billing@acme.test",
+        billing_address=Address(
+            line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US"
+        ),
+    )
     if term_end is None:  # amendments: the November period of a calendar-year term
         systems.billing.subscriptions["sub_acme"] = Subscription(
-            id="sub_acme", account_id="cus_acme", contract_id="C-100", currency="USD", status="active",
-            lines=[seat_line(10)], current_period_start=date(2026, 11, 1), current_period_end=date(2026, 12, 1),
-            term_start=date(2026, 1, 1), term_end=date(2027, 1, 1))
+            id="sub_acme",
+            account_id="cus_acme",
+            contract_id="C-100",
+            currency="USD",
+            status="active",
+            lines=[seat_line(10)],
+            current_period_start=date(2026, 11, 1),
+            current_period_end=date(2026, 12, 1),
+            term_start=date(2026, 1, 1),
+            term_end=date(2027, 1, 1),
+        )
     else:  # renewals: a term ending `term_end`
         assert today is not None
         systems.billing.subscriptions["sub_acme"] = Subscription(
-            id="sub_acme", account_id="cus_acme", contract_id="C-200", currency="USD", status="active",
-            lines=[seat_line(10)], current_period_start=today - timedelta(days=10),
-            current_period_end=today + timedelta(days=20), term_start=term_end - timedelta(days=365),
-            term_end=term_end)
+            id="sub_acme",
+            account_id="cus_acme",
+            contract_id="C-200",
+            currency="USD",
+            status="active",
+            lines=[seat_line(10)],
+            current_period_start=today - timedelta(days=10),
+            current_period_end=today + timedelta(days=20),
+            term_start=term_end - timedelta(days=365),
+            term_end=term_end,
+        )
 
 
 def amendment(quantity: int = 12) -> AmendmentRequest:
     return AmendmentRequest(
-        amendment_id=f"A-{uuid.uuid4().hex[:8]}", contract_id="C-100", subscription_id="sub_acme",
-        account_id="cus_acme", currency="USD", effective_date=date(2026, 11, 16),
+        amendment_id=f"A-{uuid.uuid4().hex[:8]}",
+        contract_id="C-100",
+        subscription_id="sub_acme",
+        account_id="cus_acme",
+        currency="USD",
+        effective_date=date(2026, 11, 16),
         lines=[AmendedLine(product="seats", quantity=quantity, unit_price=Decimal("50.00"))],
-        requested_by="sam.sales", reason="customer added seats")
+        requested_by="sam.sales",
+        reason="customer added seats",
+    )
 
 
 # -- driving a workflow ---------------------------------------------------------------------------
+
 
 async def poll(handle: WorkflowHandle, query, ready: Callable[[object], bool]) -> None:
     for _ in range(400):
@@ -128,8 +155,12 @@ async def until_closed(env: WorkflowEnvironment, handle: WorkflowHandle, step: t
 
 
 async def start_amendment(env, tq, request) -> WorkflowHandle:
-    return await env.client.start_workflow(AmendmentWorkflow.run, AmendmentInput(request=request),
-                                           id=amendment_workflow_id(request.amendment_id), task_queue=tq)
+    return await env.client.start_workflow(
+        AmendmentWorkflow.run,
+        AmendmentInput(request=request),
+        id=amendment_workflow_id(request.amendment_id),
+        task_queue=tq,
+    )
 
 
 async def amendment_happy(env, tq, systems) -> WorkflowHandle:
@@ -141,8 +172,10 @@ async def amendment_happy(env, tq, systems) -> WorkflowHandle:
 async def amendment_approval(env, tq, systems) -> WorkflowHandle:
     handle = await start_amendment(env, tq, amendment(100))  # above the controller threshold
     await poll(handle, AmendmentWorkflow.state, status_is(Status.AWAITING_APPROVAL))
-    await handle.execute_update(AmendmentWorkflow.decide, DecisionInput(
-        approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment="ok"))
+    await handle.execute_update(
+        AmendmentWorkflow.decide,
+        DecisionInput(approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment="ok"),
+    )
     expect((await handle.result()).status, Status.COMPLETED)
     return handle
 
@@ -177,17 +210,34 @@ async def amendment_compensation(env, tq, systems) -> WorkflowHandle:
 async def _dunning(env, tq, systems) -> tuple[WorkflowHandle, Callable[[PaymentEventKind], Awaitable[None]]]:
     invoice_id = f"in_{uuid.uuid4().hex[:10]}"
     systems.billing.invoices[invoice_id] = Invoice(
-        id=invoice_id, account_id="cus_acme", subscription_id="sub_acme", status="open", currency="USD",
-        total=usd("500.00"), amount_paid=usd("0.00"), amount_remaining=usd("500.00"))
+        id=invoice_id,
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        status="open",
+        currency="USD",
+        total=usd("500.00"),
+        amount_paid=usd("0.00"),
+        amount_remaining=usd("500.00"),
+    )
     sent = 0
 
     async def send(kind: PaymentEventKind, **fields) -> None:
         nonlocal sent
         sent += 1
-        now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), timezone.utc)
-        await deliver_payment_event(env.client, PaymentEvent(
-            event_id=f"evt_{sent}", kind=kind, occurred_at=now, invoice_id=invoice_id, account_id="cus_acme",
-            subscription_id="sub_acme", **fields), task_queue=tq)
+        now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), UTC)
+        await deliver_payment_event(
+            env.client,
+            PaymentEvent(
+                event_id=f"evt_{sent}",
+                kind=kind,
+                occurred_at=now,
+                invoice_id=invoice_id,
+                account_id="cus_acme",
+                subscription_id="sub_acme",
+                **fields,
+            ),
+            task_queue=tq,
+        )
 
     await send(PaymentEventKind.PAYMENT_FAILED, decline_code="insufficient_funds", amount_remaining=usd("500.00"))
     handle = env.client.get_workflow_handle_for(DunningWorkflow.run, dunning_workflow_id(invoice_id))
@@ -209,12 +259,16 @@ async def dunning_write_off(env, tq, systems) -> WorkflowHandle:
     handle, _ = await _dunning(env, tq, systems)
     await env.sleep(timedelta(days=21.2))
     await poll(handle, DunningWorkflow.state, status_is(Status.AWAITING_APPROVAL))
-    await handle.execute_update(DunningWorkflow.decide, DecisionInput(
-        approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment=""))
+    await handle.execute_update(
+        DunningWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment=""),
+    )
     await env.sleep(timedelta(days=9))
     await poll(handle, DunningWorkflow.state, status_is(Status.AWAITING_APPROVAL))
-    await handle.execute_update(DunningWorkflow.decide, DecisionInput(
-        approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment=""))
+    await handle.execute_update(
+        DunningWorkflow.decide,
+        DecisionInput(approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment=""),
+    )
     await until_closed(env, handle)
     expect((await handle.result()).outcome, DunningOutcome.WRITTEN_OFF)
     return handle
@@ -225,12 +279,22 @@ async def _start_renewal(env, tq, systems) -> WorkflowHandle:
     start = today + timedelta(days=120)
     acme(systems, term_end=start, today=today)
     request = RenewalRequest(
-        contract_id="C-200", subscription_id="sub_acme", account_id="cus_acme", term=str(start.year + 1),
-        new_term_start=start, new_term_end=start.replace(year=start.year + 1), uplift_percent=Decimal(5),
-        lines=[RenewedLine(product="seats", quantity=12)], requested_by="sam.sales")
+        contract_id="C-200",
+        subscription_id="sub_acme",
+        account_id="cus_acme",
+        term=str(start.year + 1),
+        new_term_start=start,
+        new_term_end=start.replace(year=start.year + 1),
+        uplift_percent=Decimal(5),
+        lines=[RenewedLine(product="seats", quantity=12)],
+        requested_by="sam.sales",
+    )
     return await env.client.start_workflow(
-        RenewalWorkflow.run, RenewalInput(request=request, legal_entities=ENTITIES),
-        id=renewal_workflow_id(f"C-200-{uuid.uuid4().hex[:6]}", start), task_queue=tq)
+        RenewalWorkflow.run,
+        RenewalInput(request=request, legal_entities=ENTITIES),
+        id=renewal_workflow_id(f"C-200-{uuid.uuid4().hex[:6]}", start),
+        task_queue=tq,
+    )
 
 
 async def renewal_renewed(env, tq, systems) -> WorkflowHandle:
@@ -244,8 +308,9 @@ async def renewal_not_renewed(env, tq, systems) -> WorkflowHandle:
     handle = await _start_renewal(env, tq, systems)
     await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
     await env.sleep(timedelta(days=70))  # past the 60-day notice
-    await handle.execute_update(RenewalWorkflow.cancel, NonRenewal(requested_by="sam.sales",
-                                                                   reason="customer chose a competitor"))
+    await handle.execute_update(
+        RenewalWorkflow.cancel, NonRenewal(requested_by="sam.sales", reason="customer chose a competitor")
+    )
     expect((await handle.result()).outcome, RenewalOutcome.NOT_RENEWED)
     return handle
 
@@ -254,8 +319,11 @@ async def renewal_window(env, tq, systems) -> WorkflowHandle:
     today = (await env.get_current_time()).date()
     acme(systems, term_end=today + timedelta(days=60), today=today)
     handle = await env.client.start_workflow(
-        RenewalWindowWorkflow.run, WindowInput(policy=RenewalPolicy(window_days=90), legal_entities=ENTITIES),
-        id=f"renewal-window-{uuid.uuid4().hex[:6]}", task_queue=tq)
+        RenewalWindowWorkflow.run,
+        WindowInput(policy=RenewalPolicy(window_days=90), legal_entities=ENTITIES),
+        id=f"renewal-window-{uuid.uuid4().hex[:6]}",
+        task_queue=tq,
+    )
     result = await handle.result()
     expect(len(result.started), 1)
     for started in result.started:  # the renewals it started are not this recording's concern
@@ -267,20 +335,42 @@ def recon_period(systems: FakeSystems) -> None:
     """October 2026: four invoices agree everywhere, one small and one large are missing in
     the ERP, one is booked for a dollar more than billed."""
     day, chart = date(2026, 10, 12), ChartOfAccounts()
-    for n, (revenue, in_erp, erp_revenue) in enumerate([("100.00", True, None)] * 4 + [
-            ("200.00", False, None), ("5000.00", False, None), ("100.00", True, "101.00")]):
+    for n, (revenue, in_erp, erp_revenue) in enumerate(
+        [("100.00", True, None)] * 4 + [("200.00", False, None), ("5000.00", False, None), ("100.00", True, "101.00")]
+    ):
         invoice_id, tax = f"in_{n:03d}", usd(revenue).times(Decimal("0.10"))
         systems.billing.invoices[invoice_id] = Invoice(
-            id=invoice_id, account_id="cus_acme", status="open", currency="USD", total=usd(revenue) + tax,
-            created=day, metadata={"o2c_workflow": f"amendment-R{n}"},
-            lines=[InvoiceLine(product="seats", description="seats", amount=usd(revenue)),
-                   InvoiceLine(product=TAX_PRODUCT, description="tax", amount=tax)])
+            id=invoice_id,
+            account_id="cus_acme",
+            status="open",
+            currency="USD",
+            total=usd(revenue) + tax,
+            created=day,
+            metadata={"o2c_workflow": f"amendment-R{n}"},
+            lines=[
+                InvoiceLine(product="seats", description="seats", amount=usd(revenue)),
+                InvoiceLine(product=TAX_PRODUCT, description="tax", amount=tax),
+            ],
+        )
         systems.tax.documents[invoice_id] = TaxDocument(
-            code=invoice_id, type="SalesInvoice", status="Committed", total_amount=usd(revenue), total_tax=tax,
-            document_date=day)
+            code=invoice_id,
+            type="SalesInvoice",
+            status="Committed",
+            total_amount=usd(revenue),
+            total_tax=tax,
+            document_date=day,
+        )
         if in_erp:
-            entry = invoice_entry(external_id=f"amendment-R{n}-invoice", subsidiary="1", posting_date=day, memo="m",
-                                  revenue=usd(erp_revenue or revenue), tax=tax, chart=chart, invoice_id=invoice_id)
+            entry = invoice_entry(
+                external_id=f"amendment-R{n}-invoice",
+                subsidiary="1",
+                posting_date=day,
+                memo="m",
+                revenue=usd(erp_revenue or revenue),
+                tax=tax,
+                chart=chart,
+                invoice_id=invoice_id,
+            )
             systems.erp.entries[entry.external_id] = entry
 
 
@@ -289,17 +379,25 @@ async def _reconcile(env, tq, systems, workflow_id: str, **policy) -> WorkflowHa
     of its file, and the IDs of the children derive from their parent's."""
     recon_period(systems)
     return await env.client.start_workflow(
-        ReconciliationWorkflow.run, ReconciliationInput(
-            legal_entity="US01", period="2026-10", legal_entities=ENTITIES,
-            policy=ReconciliationPolicy(batch_size=3, parallel_batches=2, **policy)),
-        id=workflow_id, task_queue=tq)
+        ReconciliationWorkflow.run,
+        ReconciliationInput(
+            legal_entity="US01",
+            period="2026-10",
+            legal_entities=ENTITIES,
+            policy=ReconciliationPolicy(batch_size=3, parallel_batches=2, **policy),
+        ),
+        id=workflow_id,
+        task_queue=tq,
+    )
 
 
 async def reconciliation_heal_approve_park(env, tq, systems) -> WorkflowHandle:
     handle = await _reconcile(env, tq, systems, "reconciliation_heal_approve_park")
     await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
-    await handle.execute_update(ReconciliationWorkflow.decide, DecisionInput(
-        approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"))
+    await handle.execute_update(
+        ReconciliationWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"),
+    )
     await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
     await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(action=Action.SKIP, operator="olga.ops"))
     expect((await handle.result()).healed, 2)
@@ -327,6 +425,7 @@ async def reconciliation_batch(env, tq, systems) -> WorkflowHandle:
 # Histories of workflows that were still waiting when recorded: a running workflow of an
 # earlier release resumes from exactly such a history after a deploy, so each must keep
 # replaying on the code that follows (recorded before the layout moved, and kept).
+
 
 async def amendment_waiting_for_approval(env, tq, systems) -> WorkflowHandle:
     handle = await start_amendment(env, tq, amendment(100))
@@ -360,8 +459,10 @@ async def renewal_waiting_for_term(env, tq, systems) -> WorkflowHandle:
 async def reconciliation_waiting_in_exception_queue(env, tq, systems) -> WorkflowHandle:
     handle = await _reconcile(env, tq, systems, "reconciliation_waiting_in_exception_queue")
     await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
-    await handle.execute_update(ReconciliationWorkflow.decide, DecisionInput(
-        approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"))
+    await handle.execute_update(
+        ReconciliationWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"),
+    )
     await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
     return handle
 
@@ -392,7 +493,8 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
     # The scenarios fail activities on purpose; their tracebacks are noise here.
     logging.getLogger("temporalio.activity").setLevel(logging.CRITICAL)
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=test_server_binary())
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_binary()
+    )
     written = []
     try:
         client: Client = env.client
@@ -401,17 +503,22 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
             systems = FakeSystems()
             acme(systems)
             task_queue = f"record-{name}-{uuid.uuid4().hex[:6]}"
-            async with Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
-                              activities=all_activities(**systems.ports())):
+            async with Worker(
+                client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=all_activities(**systems.ports())
+            ):
                 handle = await SCENARIOS[name](env, task_queue, systems)
                 history = await handle.fetch_history()
                 if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                    await handle.terminate(reason="recorded while waiting")  # after the fetch: the file shows it waiting
+                    await handle.terminate(
+                        reason="recorded while waiting"
+                    )  # after the fetch: the file shows it waiting
             path = out / f"{name}.json"
             path.write_text(history.to_json())
             written.append(path)
-            print(f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}: "
-                  f"{len(history.events)} events")
+            print(
+                f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}: "
+                f"{len(history.events)} events"
+            )
     finally:
         await env.shutdown()
     return written

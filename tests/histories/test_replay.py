@@ -19,8 +19,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
-from workflows.registry import ALL_WORKFLOWS
 from tests.histories.record import SCENARIOS
+from workflows.registry import ALL_WORKFLOWS
 
 HERE = Path(__file__).parent
 HISTORIES = sorted(HERE.glob("*.json"))
@@ -60,7 +60,10 @@ class AmendmentWorkflowWithAnUnguardedTimer:
 
 async def test_an_unguarded_change_is_caught():
     """The check above can fail: a changed workflow does not replay an old history."""
-    replayer = Replayer(workflows=[AmendmentWorkflowWithAnUnguardedTimer], data_converter=pydantic_data_converter,
-                        workflow_runner=UnsandboxedWorkflowRunner())
+    replayer = Replayer(
+        workflows=[AmendmentWorkflowWithAnUnguardedTimer],
+        data_converter=pydantic_data_converter,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
     result = await replayer.replay_workflow(load(HERE / "amendment_happy.json"), raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, workflow.NondeterminismError), result.replay_failure

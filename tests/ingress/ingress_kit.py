@@ -52,7 +52,7 @@ class RunningServer:
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # older uvicorn
         self.task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "RunningServer":
+    async def __aenter__(self) -> RunningServer:
         self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         while not self.server.started:
             if self.task.done():

@@ -15,39 +15,66 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from adapters import temporal as o2c_temporal
 from adapters.errors import TransientError
 from adapters.stripe_webhooks import sign
-from adapters import temporal as o2c_temporal
-from workflows.kit.status import INVOICE, PROCESS
-
 from tests.ingress.ingress_kit import SECRET, serve
+from workflows.kit.status import INVOICE, PROCESS
 
 
 def event(type_: str, obj: dict, *, event_id: str | None = None, previous: dict | None = None) -> bytes:
     data: dict = {"object": obj}
     if previous is not None:
         data["previous_attributes"] = previous
-    return json.dumps({"id": event_id or f"evt_{uuid.uuid4().hex[:14]}", "object": "event",
-                       "api_version": "2024-06-20", "created": int(time.time()), "livemode": False,
-                       "type": type_, "data": data}).encode()
+    return json.dumps(
+        {
+            "id": event_id or f"evt_{uuid.uuid4().hex[:14]}",
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": int(time.time()),
+            "livemode": False,
+            "type": type_,
+            "data": data,
+        }
+    ).encode()
 
 
 def failed_invoice(invoice_id: str, **overrides) -> dict:
-    return {"id": invoice_id, "object": "invoice", "customer": "cus_Acme", "subscription": "sub_Acme",
-            "currency": "usd", "amount_due": 120000, "amount_remaining": 120000, "status": "open",
-            "charge": "ch_1", "last_payment_error": {"decline_code": "insufficient_funds"}, **overrides}
+    return {
+        "id": invoice_id,
+        "object": "invoice",
+        "customer": "cus_Acme",
+        "subscription": "sub_Acme",
+        "currency": "usd",
+        "amount_due": 120000,
+        "amount_remaining": 120000,
+        "status": "open",
+        "charge": "ch_1",
+        "last_payment_error": {"decline_code": "insufficient_funds"},
+        **overrides,
+    }
 
 
 def new_invoice_id() -> str:
     return f"in_{uuid.uuid4().hex[:12]}"
 
 
-async def post(ingress, body: bytes, *, secret: str = SECRET, timestamp: int | None = None,
-               header: str | None = "sign", signed_body: bytes | None = None):
+async def post(
+    ingress,
+    body: bytes,
+    *,
+    secret: str = SECRET,
+    timestamp: int | None = None,
+    header: str | None = "sign",
+    signed_body: bytes | None = None,
+):
     headers = {"Content-Type": "application/json"}
     if header == "sign":
-        header = sign(signed_body if signed_body is not None else body, secret,
-                      timestamp if timestamp is not None else int(time.time()))
+        header = sign(
+            signed_body if signed_body is not None else body,
+            secret,
+            timestamp if timestamp is not None else int(time.time()),
+        )
     if header is not None:
         headers["Stripe-Signature"] = header
     return await ingress.http.post("/webhooks/stripe", content=body, headers=headers)
@@ -117,8 +144,7 @@ async def test_the_same_event_delivered_five_times_gives_one_workflow(ingress, i
         assert events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == 5
 
 
-@pytest.mark.parametrize("case", ["tampered", "wrong_secret", "stale", "future", "missing", "malformed",
-                                  "v0_only"])
+@pytest.mark.parametrize("case", ["tampered", "wrong_secret", "stale", "future", "missing", "malformed", "v0_only"])
 async def test_bad_signatures_answer_400_and_start_nothing(ingress, ingress_env, case):
     invoice_id = new_invoice_id()
     body = event("invoice.payment_failed", failed_invoice(invoice_id))
@@ -163,10 +189,11 @@ async def test_oversized_body_answers_413(ingress, ingress_env):
 
     async def chunks():  # no Content-Length: the limit holds while streaming
         for start in range(0, len(body), 4096):
-            yield body[start:start + 4096]
+            yield body[start : start + 4096]
 
-    streamed = await ingress.http.post("/webhooks/stripe", content=chunks(),
-                                       headers={"Stripe-Signature": sign(body, SECRET, int(time.time()))})
+    streamed = await ingress.http.post(
+        "/webhooks/stripe", content=chunks(), headers={"Stripe-Signature": sign(body, SECRET, int(time.time()))}
+    )
     assert streamed.status_code == 413
     assert not await exists(ingress_env.client, f"dunning-{invoice_id}")
 
@@ -193,8 +220,14 @@ async def test_paid_and_dispute_events_feed_the_running_dunning(ingress, ingress
     ingress.billing.charges["ch_disputed"] = invoice_id
     async with terminated_afterwards(client, workflow_id):
         assert (await post(ingress, event("invoice.payment_failed", failed_invoice(invoice_id)))).status_code == 200
-        dispute = {"id": "dp_1", "object": "dispute", "amount": 120000, "currency": "usd",
-                   "charge": "ch_disputed", "status": "needs_response"}
+        dispute = {
+            "id": "dp_1",
+            "object": "dispute",
+            "amount": 120000,
+            "currency": "usd",
+            "charge": "ch_disputed",
+            "status": "needs_response",
+        }
         opened = await post(ingress, event("charge.dispute.created", dispute))
         assert opened.json() == {"received": True, "workflows": [workflow_id]}
         paid = await post(ingress, event("invoice.paid", failed_invoice(invoice_id, amount_remaining=0)))
@@ -205,8 +238,14 @@ async def test_paid_and_dispute_events_feed_the_running_dunning(ingress, ingress
 
 async def test_billing_outage_during_a_dispute_lookup_answers_503(ingress):
     ingress.billing.failure = TransientError("stripe", "connection refused")
-    dispute = {"id": "dp_2", "object": "dispute", "amount": 100, "currency": "usd", "charge": "ch_2",
-               "status": "needs_response"}
+    dispute = {
+        "id": "dp_2",
+        "object": "dispute",
+        "amount": 100,
+        "currency": "usd",
+        "charge": "ch_2",
+        "status": "needs_response",
+    }
     response = await post(ingress, event("charge.dispute.created", dispute))
     assert response.status_code == 503
     assert response.json()["error"] == "billing_unavailable"

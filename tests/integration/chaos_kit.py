@@ -27,10 +27,10 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from adapters.errors import TransientError
-from sandbox import SandboxControl
 from adapters.stripe import StripeBilling
 from canonical.models import AmendedLine, AmendmentRequest, LegalEntity
 from canonical.renewal import RenewalRequest, RenewedLine
+from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
 from starter.stack import webhook_ingress
@@ -72,16 +72,26 @@ class WorkerProcess:
     """`python -m worker` against the given stack, to be killed and started again."""
 
     def __init__(self, temporal_address: str, settings: Settings, task_queue: str, log: Path):
-        self.env = {**os.environ, "O2C_TEMPORAL_ADDRESS": temporal_address, "O2C_TASK_QUEUE": task_queue,
-                    "O2C_SANDBOX_URL": settings.sandbox_url, "O2C_DATABASE_URL": settings.database_url,
-                    "O2C_HTTP_TIMEOUT_SECONDS": WORKER_HTTP_TIMEOUT}
+        self.env = {
+            **os.environ,
+            "O2C_TEMPORAL_ADDRESS": temporal_address,
+            "O2C_TASK_QUEUE": task_queue,
+            "O2C_SANDBOX_URL": settings.sandbox_url,
+            "O2C_DATABASE_URL": settings.database_url,
+            "O2C_HTTP_TIMEOUT_SECONDS": WORKER_HTTP_TIMEOUT,
+        }
         self.log = log
         self.process: subprocess.Popen | None = None
         self.kills = 0
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "worker"], env=self.env, cwd=ROOT,
-                                        stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
 
     def kill(self) -> None:
         """SIGKILL: no draining, no goodbye; whatever it was doing is lost mid-flight."""
@@ -124,24 +134,29 @@ class ChaosReport:
 
     @property
     def ok(self) -> bool:
-        return (not self.duplicates and not self.unbalanced and not self.wrong_outcomes
-                and self.ledger_expected == self.ledger_posted)
+        return (
+            not self.duplicates
+            and not self.unbalanced
+            and not self.wrong_outcomes
+            and self.ledger_expected == self.ledger_posted
+        )
 
     def figures(self) -> str:
         def listed(counts: Counter) -> str:
             return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
-        return (f"{len(self.processes)} processes ({listed(self.outcomes)}) in {self.seconds:.0f} s; "
-                f"{sum(self.faults_injected.values())} faults injected ({listed(self.faults_injected)}); "
-                f"{self.kills} worker kills; "
-                f"{len(self.duplicates)} duplicates; {len(self.unbalanced)} unbalanced entries; "
-                f"{len(self.wrong_outcomes)} wrong outcomes; receivable booked {self.ledger_posted} "
-                f"against {self.ledger_expected} invoiced")
+        return (
+            f"{len(self.processes)} processes ({listed(self.outcomes)}) in {self.seconds:.0f} s; "
+            f"{sum(self.faults_injected.values())} faults injected ({listed(self.faults_injected)}); "
+            f"{self.kills} worker kills; "
+            f"{len(self.duplicates)} duplicates; {len(self.unbalanced)} unbalanced entries; "
+            f"{len(self.wrong_outcomes)} wrong outcomes; receivable booked {self.ledger_posted} "
+            f"against {self.ledger_expected} invoiced"
+        )
 
 
 class Chaos:
-    def __init__(self, client: Client, temporal_address: str, control: SandboxControl, settings: Settings,
-                 logs: Path):
+    def __init__(self, client: Client, temporal_address: str, control: SandboxControl, settings: Settings, logs: Path):
         self.client, self.control = client, control
         self.key = uuid.uuid4().hex[:6]
         self.task_queue = f"chaos-{self.key}"
@@ -153,78 +168,144 @@ class Chaos:
 
     # -- the world --------------------------------------------------------------------------------
 
-    def _customer(self, name: str, *, postal_code: str = "94105", payment_method: str = "pm_card_visa",
-                  period: tuple[date, date] = (PERIOD_START, PERIOD_END),
-                  term: tuple[date, date] = (date(2026, 1, 1), date(2027, 1, 1))) -> str:
+    def _customer(
+        self,
+        name: str,
+        *,
+        postal_code: str = "94105",
+        payment_method: str = "pm_card_visa",
+        period: tuple[date, date] = (PERIOD_START, PERIOD_END),
+        term: tuple[date, date] = (date(2026, 1, 1), date(2027, 1, 1)),
+    ) -> str:
         key = f"{self.key}{name}"
         self.control.seed(
-            customer={"id": f"cus_{key}", "name": f"Chaos {key}", "email": f"ap@{key}.test",
-                      "payment_method": payment_method,
-                      "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA",
-                                  "postal_code": postal_code, "country": "US"}},
-            subscription={"id": f"sub_{key}", "contract_id": f"C-{key}", "currency": "USD",
-                          "items": [{"product": "seats", "description": "Platform seat", "quantity": 10,
-                                     "unit_price": "50.00"}],
-                          "current_period_start": period[0].isoformat(), "current_period_end": period[1].isoformat(),
-                          "term_start": term[0].isoformat(), "term_end": term[1].isoformat()})
+            customer={
+                "id": f"cus_{key}",
+                "name": f"Chaos {key}",
+                "email": f"ap@{key}.test",
+                "payment_method": payment_method,
+                "address": {
+                    "line1": "1 Market St",
+                    "city": "San Francisco",
+                    "region": "CA",
+                    "postal_code": postal_code,
+                    "country": "US",
+                },
+            },
+            subscription={
+                "id": f"sub_{key}",
+                "contract_id": f"C-{key}",
+                "currency": "USD",
+                "items": [{"product": "seats", "description": "Platform seat", "quantity": 10, "unit_price": "50.00"}],
+                "current_period_start": period[0].isoformat(),
+                "current_period_end": period[1].isoformat(),
+                "term_start": term[0].isoformat(),
+                "term_end": term[1].isoformat(),
+            },
+        )
         return key
 
     async def start_amendment(self, n: int, *, fixable_problem: bool = False) -> None:
         key = self._customer(f"a{n}", postal_code="" if fixable_problem else "94105")
         request = AmendmentRequest(
-            amendment_id=f"CHAOS-{key}", contract_id=f"C-{key}", subscription_id=f"sub_{key}", account_id=f"cus_{key}",
-            currency="USD", effective_date=date(2026, 11, 16), requested_by="sam.sales", reason="chaos",
-            lines=[AmendedLine(product="seats", quantity=12 + n % 5, unit_price=Decimal("50.00"))])
-        handle = await upstream(lambda: o2c.start_amendment(self.client, request, billing=self.billing,
-                                                             task_queue=self.task_queue))
-        self.processes.append(Process("amendment", handle.id, f"cus_{key}",
-                                      "needs_attention" if fixable_problem else "completed"))
+            amendment_id=f"CHAOS-{key}",
+            contract_id=f"C-{key}",
+            subscription_id=f"sub_{key}",
+            account_id=f"cus_{key}",
+            currency="USD",
+            effective_date=date(2026, 11, 16),
+            requested_by="sam.sales",
+            reason="chaos",
+            lines=[AmendedLine(product="seats", quantity=12 + n % 5, unit_price=Decimal("50.00"))],
+        )
+        handle = await upstream(
+            lambda: o2c.start_amendment(self.client, request, billing=self.billing, task_queue=self.task_queue)
+        )
+        self.processes.append(
+            Process("amendment", handle.id, f"cus_{key}", "needs_attention" if fixable_problem else "completed")
+        )
 
     async def start_renewal(self, n: int) -> None:
         today = date.today()
         term_end = today + timedelta(days=3)
-        key = self._customer(f"r{n}", period=(today - timedelta(days=10), term_end),
-                             term=(term_end - timedelta(days=365), term_end))
+        key = self._customer(
+            f"r{n}", period=(today - timedelta(days=10), term_end), term=(term_end - timedelta(days=365), term_end)
+        )
         request = RenewalRequest(
-            contract_id=f"C-{key}", subscription_id=f"sub_{key}", account_id=f"cus_{key}", term=f"{term_end.year + 1}",
-            new_term_start=term_end, new_term_end=term_end.replace(year=term_end.year + 1),
-            uplift_percent=Decimal(3), lines=[RenewedLine(product="seats", quantity=11)], requested_by="sam.sales")
-        handle = await upstream(lambda: o2c.start_renewal(self.client, request, billing=self.billing,
-                                                           task_queue=self.task_queue))
+            contract_id=f"C-{key}",
+            subscription_id=f"sub_{key}",
+            account_id=f"cus_{key}",
+            term=f"{term_end.year + 1}",
+            new_term_start=term_end,
+            new_term_end=term_end.replace(year=term_end.year + 1),
+            uplift_percent=Decimal(3),
+            lines=[RenewedLine(product="seats", quantity=11)],
+            requested_by="sam.sales",
+        )
+        handle = await upstream(
+            lambda: o2c.start_renewal(self.client, request, billing=self.billing, task_queue=self.task_queue)
+        )
         self.processes.append(Process("renewal", handle.id, f"cus_{key}", "completed"))
 
     async def start_reconciliation(self, invoices: int) -> None:
         """Last October of a legal entity of its own: its readers are killed and faulted
         mid-period and must resume where they stopped; its one missing entry is healed once."""
-        entity = LegalEntity(code=f"CH{self.key}", company_code=f"CH{self.key}", functional_currency="USD",
-                             erp_subsidiary=str(500000 + int(self.key, 16) % 100000),
-                             billing_account=f"acct_ch{self.key}")
-        seeded = self.control.seed_period(tag=entity.code, period=RECONCILED, invoices=invoices,
-                                          stripe_account=entity.billing_account, company_code=entity.company_code,
-                                          subsidiary=entity.erp_subsidiary, breaks={"missing_in_erp": 1})
-        handle = await upstream(lambda: o2c.start_reconciliation(
-            self.client, legal_entity=entity.code, period=RECONCILED, task_queue=self.task_queue,
-            legal_entities=[entity]))
-        self.processes.append(Process("reconciliation", handle.id, "", "completed",
-                                      invoice_id=seeded["breaks"]["missing_in_erp"][0]))
+        entity = LegalEntity(
+            code=f"CH{self.key}",
+            company_code=f"CH{self.key}",
+            functional_currency="USD",
+            erp_subsidiary=str(500000 + int(self.key, 16) % 100000),
+            billing_account=f"acct_ch{self.key}",
+        )
+        seeded = self.control.seed_period(
+            tag=entity.code,
+            period=RECONCILED,
+            invoices=invoices,
+            stripe_account=entity.billing_account,
+            company_code=entity.company_code,
+            subsidiary=entity.erp_subsidiary,
+            breaks={"missing_in_erp": 1},
+        )
+        handle = await upstream(
+            lambda: o2c.start_reconciliation(
+                self.client,
+                legal_entity=entity.code,
+                period=RECONCILED,
+                task_queue=self.task_queue,
+                legal_entities=[entity],
+            )
+        )
+        self.processes.append(
+            Process("reconciliation", handle.id, "", "completed", invoice_id=seeded["breaks"]["missing_in_erp"][0])
+        )
 
     async def start_dunning(self, n: int) -> None:
         """The monthly charge fails; the signed webhook starts the dunning on the chaos queue."""
         key = self._customer(f"d{n}", payment_method="pm_card_chargeDeclinedInsufficientFunds")
         invoice = self.control.renewal_charge(f"sub_{key}")
-        self.processes.append(Process("dunning", dunning_workflow_id(invoice["id"]), f"cus_{key}", "completed",
-                                      invoice_id=invoice["id"]))
+        self.processes.append(
+            Process("dunning", dunning_workflow_id(invoice["id"]), f"cus_{key}", "completed", invoice_id=invoice["id"])
+        )
 
     # -- the run ----------------------------------------------------------------------------------
 
     def inject_faults(self) -> None:
         for system in SYSTEMS:
             for kind, every in FAULT_EVERY.items():
-                self.control.fault(system, kind, every=every, latency_ms=50 if kind == "latency" else 0,
-                                   hold_seconds=HOLD_SECONDS)
+                self.control.fault(
+                    system, kind, every=every, latency_ms=50 if kind == "latency" else 0, hold_seconds=HOLD_SECONDS
+                )
 
-    async def run(self, *, amendments: int, dunnings: int, renewals: int, kill_after: list[float],
-                  reconciled_invoices: int = 0, timeout: float = 600) -> ChaosReport:
+    async def run(
+        self,
+        *,
+        amendments: int,
+        dunnings: int,
+        renewals: int,
+        kill_after: list[float],
+        reconciled_invoices: int = 0,
+        timeout: float = 600,
+    ) -> ChaosReport:
         """Needs O2C_DUNNING_DAY_SECONDS and O2C_RENEWAL_DAY_SECONDS set (see CALENDAR) for the
         ingress and the starters, which read them from the environment."""
         loop = asyncio.get_running_loop()
@@ -237,7 +318,8 @@ class Chaos:
                     *(self.start_amendment(n, fixable_problem=n == 0) for n in range(amendments)),
                     *(self.start_renewal(n) for n in range(renewals)),
                     *(self.start_dunning(n) for n in range(dunnings)),
-                    *([self.start_reconciliation(reconciled_invoices)] if reconciled_invoices else []))
+                    *([self.start_reconciliation(reconciled_invoices)] if reconciled_invoices else []),
+                )
                 killer = asyncio.create_task(self._kill_and_restart(kill_after))
                 await self._customers_pay(loop.time() + timeout)
                 await killer
@@ -276,7 +358,7 @@ class Chaos:
     async def _state(self, workflow_id: str) -> dict[str, Any] | None:
         try:
             return await o2c.process_state(self.client, workflow_id)
-        except Exception:  # noqa: BLE001 - not started yet (the webhook is on its way), or no worker right now
+        except Exception:
             return None
 
     async def _settled(self, process: Process) -> str | None:
@@ -284,7 +366,7 @@ class Chaos:
         waits for a person: completed, rolled_back, needs_attention...; None while it works."""
         try:
             described = await self.client.get_workflow_handle(process.workflow_id).describe()
-        except Exception as error:  # noqa: BLE001 - not started yet (the webhook is on its way)
+        except Exception as error:
             self.last_seen[process.workflow_id] = repr(error)
             return None
         status = described.typed_search_attributes.get(STATUS)
@@ -301,8 +383,11 @@ class Chaos:
             if all(outcomes):
                 return
             await asyncio.sleep(1.0)
-        unsettled = [f"{p.workflow_id} ({self.last_seen.get(p.workflow_id)})"
-                     for p, o in zip(self.processes, outcomes) if not o]
+        unsettled = [
+            f"{p.workflow_id} ({self.last_seen.get(p.workflow_id)})"
+            for p, o in zip(self.processes, outcomes, strict=False)
+            if not o
+        ]
         raise TimeoutError(f"still running, not waiting for anybody: {unsettled}")
 
     # -- what the systems hold ----------------------------------------------------------------------
@@ -311,26 +396,45 @@ class Chaos:
         report = ChaosReport(processes=self.processes)
         ours = {p.workflow_id: p for p in self.processes}
         accounts = {p.account_id for p in self.processes}
-        invoices = [i for i in self.control.records("stripe", "invoice")
-                    if (i.get("metadata") or {}).get("o2c_workflow") in ours]
+        invoices = [
+            i
+            for i in self.control.records("stripe", "invoice")
+            if (i.get("metadata") or {}).get("o2c_workflow") in ours
+        ]
         by_workflow = Counter(i["metadata"]["o2c_workflow"] for i in invoices)
         report.duplicates += [f"{n} invoices for {w}" for w, n in by_workflow.items() if n > 1]
         invoice_ids = {i["id"] for i in invoices}
-        taxes = Counter(t["code"] for t in self.control.records("avatax", "transaction")
-                        if t["code"] in invoice_ids and t["type"] == "SalesInvoice")
+        taxes = Counter(
+            t["code"]
+            for t in self.control.records("avatax", "transaction")
+            if t["code"] in invoice_ids and t["type"] == "SalesInvoice"
+        )
         report.duplicates += [f"{n} tax documents for {code}" for code, n in taxes.items() if n > 1]
-        entries = [e for e in self.control.records("netsuite", "journalEntry")
-                   if any(str(e.get("externalId", "")).startswith(w) for w in ours)]
+        entries = [
+            e
+            for e in self.control.records("netsuite", "journalEntry")
+            if any(str(e.get("externalId", "")).startswith(w) for w in ours)
+        ]
         reversed_ids = {e.get("custbody_o2c_reverses") for e in entries if e.get("custbody_o2c_reverses")}
-        booked = Counter(e.get("custbody_o2c_invoice") for e in entries
-                         if not e.get("custbody_o2c_reverses") and e["externalId"] not in reversed_ids
-                         and e["externalId"].endswith("-invoice"))
+        booked = Counter(
+            e.get("custbody_o2c_invoice")
+            for e in entries
+            if not e.get("custbody_o2c_reverses")
+            and e["externalId"] not in reversed_ids
+            and e["externalId"].endswith("-invoice")
+        )
         report.duplicates += [f"{n} open entries book {inv}" for inv, n in booked.items() if n > 1]
-        notices = Counter((m["account_id"], m["template"], m["subject"]) for m in self.control.records(
-            "notifications", "message") if m["account_id"] in accounts)
+        notices = Counter(
+            (m["account_id"], m["template"], m["subject"])
+            for m in self.control.records("notifications", "message")
+            if m["account_id"] in accounts
+        )
         report.duplicates += [f"{n} notices {t}" for t, n in notices.items() if n > 1]
-        cases = Counter(c.get("custrecord_o2c_invoice") for c in self.control.records(
-            "netsuite", "customrecord_o2c_collection_case") if c.get("custrecord_o2c_customer") in accounts)
+        cases = Counter(
+            c.get("custrecord_o2c_invoice")
+            for c in self.control.records("netsuite", "customrecord_o2c_collection_case")
+            if c.get("custrecord_o2c_customer") in accounts
+        )
         report.duplicates += [f"{n} collection cases for {inv}" for inv, n in cases.items() if n > 1]
 
         every_entry = self.control.records("netsuite", "journalEntry")
@@ -351,8 +455,14 @@ class Chaos:
             if outcome != process.expect:
                 report.wrong_outcomes.append(f"{process.workflow_id}: {outcome}, not {process.expect}")
             if outcome == Status.COMPLETED.value and process.kind in ("amendment", "renewal"):
-                report.ledger_expected += sum((Decimal(i["total"]) / 100 for i in invoices
-                                               if i["metadata"]["o2c_workflow"] == process.workflow_id), Decimal(0))
+                report.ledger_expected += sum(
+                    (
+                        Decimal(i["total"]) / 100
+                        for i in invoices
+                        if i["metadata"]["o2c_workflow"] == process.workflow_id
+                    ),
+                    Decimal(0),
+                )
         for entry in entries:  # net receivable: invoices booked less their reversals
             for line in entry["line"]["items"]:
                 if line["account"]["id"] == "1200":

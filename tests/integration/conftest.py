@@ -12,12 +12,12 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from sandbox import SandboxControl
 from adapters.stripe import StripeBilling
+from adapters.temporal import dev_server_binary
 from canonical.models import AmendedLine, AmendmentRequest
+from sandbox import SandboxControl
 from settings import Settings
 from starter.stack import webhook_ingress
-from adapters.temporal import dev_server_binary
 from worker import build_ports, running_worker
 from workflows.kit.status import SEARCH_ATTRIBUTES
 
@@ -29,8 +29,10 @@ PERIOD_START, PERIOD_END = date(2026, 11, 1), date(2026, 12, 1)
 @pytest.fixture(scope="session")
 async def dev_server():
     environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, dev_server_existing_path=dev_server_binary(),
-        search_attributes=SEARCH_ATTRIBUTES, ui=False,
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        ui=False,
     )
     yield environment
     await environment.shutdown()
@@ -39,8 +41,12 @@ async def dev_server():
 @pytest.fixture(scope="session")
 def settings(sandbox) -> Settings:
     # A short HTTP timeout so that the sandbox's commit-then-timeout fault loses the response.
-    return replace(Settings.from_env().on_sandbox(sandbox.url), task_queue=f"o2c-it-{uuid.uuid4().hex[:6]}",
-                   http_timeout_seconds=1.5, database_url=sandbox.database_url)
+    return replace(
+        Settings.from_env().on_sandbox(sandbox.url),
+        task_queue=f"o2c-it-{uuid.uuid4().hex[:6]}",
+        http_timeout_seconds=1.5,
+        database_url=sandbox.database_url,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +84,7 @@ async def webhooks(dev_server, settings, worker, monkeypatch):
 class Customer:
     """One seeded customer with a 10-seat subscription at 50.00 USD a month."""
 
-    def __init__(self, control: SandboxControl, postal_code: str = "94105",
-                 payment_method: str = "pm_card_visa"):
+    def __init__(self, control: SandboxControl, postal_code: str = "94105", payment_method: str = "pm_card_visa"):
         self.control = control
         self.key = uuid.uuid4().hex[:8]
         self.account_id = f"cus_{self.key}"
@@ -88,26 +93,44 @@ class Customer:
         self.postal_code = postal_code
         self.payment_method = payment_method
 
-    def seed(self) -> "Customer":
+    def seed(self) -> Customer:
         self.control.seed(
-            customer={"id": self.account_id, "name": f"Customer {self.key}", "email": f"ap@{self.key}.test",
-                      "payment_method": self.payment_method,
-                      "address": {"line1": "1 Market St", "city": "San Francisco", "region": "CA",
-                                  "postal_code": self.postal_code, "country": "US"}},
-            subscription={"id": self.subscription_id, "contract_id": self.contract_id, "currency": "USD",
-                          "items": [{"product": "seats", "description": "Platform seat", "quantity": 10,
-                                     "unit_price": "50.00"}],
-                          "current_period_start": PERIOD_START.isoformat(),
-                          "current_period_end": PERIOD_END.isoformat(),
-                          "term_start": "2026-01-01", "term_end": "2027-01-01"},
+            customer={
+                "id": self.account_id,
+                "name": f"Customer {self.key}",
+                "email": f"ap@{self.key}.test",
+                "payment_method": self.payment_method,
+                "address": {
+                    "line1": "1 Market St",
+                    "city": "San Francisco",
+                    "region": "CA",
+                    "postal_code": self.postal_code,
+                    "country": "US",
+                },
+            },
+            subscription={
+                "id": self.subscription_id,
+                "contract_id": self.contract_id,
+                "currency": "USD",
+                "items": [{"product": "seats", "description": "Platform seat", "quantity": 10, "unit_price": "50.00"}],
+                "current_period_start": PERIOD_START.isoformat(),
+                "current_period_end": PERIOD_END.isoformat(),
+                "term_start": "2026-01-01",
+                "term_end": "2027-01-01",
+            },
         )
         return self
 
     def amendment(self, quantity: int = 12, **overrides) -> AmendmentRequest:
         fields = dict(
-            amendment_id=f"IT-{self.key}-{uuid.uuid4().hex[:4]}", contract_id=self.contract_id,
-            subscription_id=self.subscription_id, account_id=self.account_id, currency="USD",
-            effective_date=date(2026, 11, 16), requested_by="sam.sales", reason="integration test",
+            amendment_id=f"IT-{self.key}-{uuid.uuid4().hex[:4]}",
+            contract_id=self.contract_id,
+            subscription_id=self.subscription_id,
+            account_id=self.account_id,
+            currency="USD",
+            effective_date=date(2026, 11, 16),
+            requested_by="sam.sales",
+            reason="integration test",
             lines=[AmendedLine(product="seats", quantity=quantity, unit_price=Decimal("50.00"))],
         )
         fields.update(overrides)

@@ -23,20 +23,26 @@ class Books:
     """What every system holds for one amendment workflow, read back from the sandbox."""
 
     def __init__(self, control, customer, workflow_id: str):
-        self.subscription_updates = [u for u in control.records("stripe", "subscription_update")
-                                     if u["subscription"] == customer.subscription_id]
-        self.invoices = [i for i in control.records("stripe", "invoice")
-                         if i.get("metadata", {}).get("o2c_workflow") == workflow_id]
+        self.subscription_updates = [
+            u for u in control.records("stripe", "subscription_update") if u["subscription"] == customer.subscription_id
+        ]
+        self.invoices = [
+            i for i in control.records("stripe", "invoice") if i.get("metadata", {}).get("o2c_workflow") == workflow_id
+        ]
         codes = {i["id"] for i in self.invoices}
         self.tax_documents = [t for t in control.records("avatax", "transaction") if t["code"] in codes]
-        self.journal_entries = [j for j in control.records("netsuite", "journalEntry")
-                                if j.get("externalId", "").startswith(workflow_id)]
-        self.messages = [m for m in control.records("notifications", "message")
-                         if m["account_id"] == customer.account_id]
-        self.entitlements = [e for e in control.records("entitlements", "entitlement")
-                             if e["account_id"] == customer.account_id]
-        [self.subscription] = [s for s in control.records("stripe", "subscription")
-                               if s["id"] == customer.subscription_id]
+        self.journal_entries = [
+            j for j in control.records("netsuite", "journalEntry") if j.get("externalId", "").startswith(workflow_id)
+        ]
+        self.messages = [
+            m for m in control.records("notifications", "message") if m["account_id"] == customer.account_id
+        ]
+        self.entitlements = [
+            e for e in control.records("entitlements", "entitlement") if e["account_id"] == customer.account_id
+        ]
+        [self.subscription] = [
+            s for s in control.records("stripe", "subscription") if s["id"] == customer.subscription_id
+        ]
 
     @property
     def seats(self) -> int:
@@ -45,8 +51,9 @@ class Books:
 
 def balanced(entry) -> bool:
     lines = entry["line"]["items"]
-    return sum(Decimal(str(x.get("debit") or 0)) for x in lines) == sum(Decimal(str(x.get("credit") or 0))
-                                                                       for x in lines)
+    return sum(Decimal(str(x.get("debit") or 0)) for x in lines) == sum(
+        Decimal(str(x.get("credit") or 0)) for x in lines
+    )
 
 
 async def run(dev_server, worker, billing, request):
@@ -72,8 +79,12 @@ async def test_happy_path_books_everything_once(dev_server, worker, billing, con
     description = await handle.describe()
     assert description.typed_search_attributes  # status, customer, contract are indexed
     # Starting the same amendment again lands on the finished workflow; nothing new is booked.
-    again = await o2c.start_amendment(dev_server.client, customer.amendment(quantity=12, amendment_id=result.amendment_id),
-                                      billing=billing, task_queue=worker)
+    again = await o2c.start_amendment(
+        dev_server.client,
+        customer.amendment(quantity=12, amendment_id=result.amendment_id),
+        billing=billing,
+        task_queue=worker,
+    )
     assert again.id == handle.id and (await again.result()).status == Status.COMPLETED
     assert len(Books(control, customer, handle.id).invoices) == 1
 
@@ -85,11 +96,17 @@ async def test_faults_on_every_system_still_book_exactly_once(dev_server, worker
     # then commit-then-timeout (the write happens, the response is lost), then the retry
     # with the same key must converge. Stripe's three land on three different writes.
     sequences = {
-        "stripe": [("5xx", "POST", "/subscriptions/"), ("429", "POST", "/invoiceitems"),
-                   ("commit_then_timeout", "POST", "/finalize")],
-        "avatax": [("5xx", "POST", "transactions/create"), ("429", "POST", "transactions/create"),
-                   # every second create after those: the recorded SalesInvoice, not the quote
-                   ("commit_then_timeout", "POST", "transactions/create")],
+        "stripe": [
+            ("5xx", "POST", "/subscriptions/"),
+            ("429", "POST", "/invoiceitems"),
+            ("commit_then_timeout", "POST", "/finalize"),
+        ],
+        "avatax": [
+            ("5xx", "POST", "transactions/create"),
+            ("429", "POST", "transactions/create"),
+            # every second create after those: the recorded SalesInvoice, not the quote
+            ("commit_then_timeout", "POST", "transactions/create"),
+        ],
         "netsuite": [(kind, "PUT", "journalEntry") for kind in ("5xx", "429", "commit_then_timeout")],
         "entitlements": [(kind, "PUT", "/accounts/") for kind in ("5xx", "429", "commit_then_timeout")],
         "notifications": [(kind, "POST", "/messages") for kind in ("5xx", "429", "commit_then_timeout")],
@@ -116,8 +133,11 @@ async def test_a_rollback_leaves_billing_tax_and_erp_as_they_were(dev_server, wo
     control.fault("entitlements", "5xx", times=1000, method="PUT")
     request = customer.amendment(quantity=12)
     handle = await dev_server.client.start_workflow(
-        AmendmentWorkflow.run, AmendmentInput(request=request, step_window=timedelta(seconds=4)),
-        id=amendment_workflow_id(request.amendment_id), task_queue=worker)
+        AmendmentWorkflow.run,
+        AmendmentInput(request=request, step_window=timedelta(seconds=4)),
+        id=amendment_workflow_id(request.amendment_id),
+        task_queue=worker,
+    )
     parked = await o2c.wait_for_status(dev_server.client, handle.id, Status.NEEDS_ATTENTION)
     assert parked["attention"]["step"] == "entitlement seats"
     control.clear_faults()
@@ -141,8 +161,9 @@ async def test_a_rollback_leaves_billing_tax_and_erp_as_they_were(dev_server, wo
 async def test_closed_period_parks_until_reopened_then_retry_books(dev_server, worker, billing, control, customer):
     control.set_period("1", "2026-11", closed=True)
     try:
-        handle = await o2c.start_amendment(dev_server.client, customer.amendment(quantity=11), billing=billing,
-                                           task_queue=worker)
+        handle = await o2c.start_amendment(
+            dev_server.client, customer.amendment(quantity=11), billing=billing, task_queue=worker
+        )
         parked = await o2c.wait_for_status(dev_server.client, handle.id, Status.NEEDS_ATTENTION)
         assert parked["attention"]["step"] == "journal entry" and "closed" in parked["attention"]["message"]
         listed = await o2c.find_processes(dev_server.client, status=Status.NEEDS_ATTENTION)
@@ -155,9 +176,12 @@ async def test_closed_period_parks_until_reopened_then_retry_books(dev_server, w
 
 
 async def test_a_bad_request_starts_no_workflow(dev_server, worker, billing, control, customer):
-    for bad in (customer.amendment(currency="EUR"), customer.amendment(quantity=-1),
-                customer.amendment(subscription_id="sub_missing"),
-                customer.amendment(effective_date=customer.amendment().effective_date.replace(year=2025))):
+    for bad in (
+        customer.amendment(currency="EUR"),
+        customer.amendment(quantity=-1),
+        customer.amendment(subscription_id="sub_missing"),
+        customer.amendment(effective_date=customer.amendment().effective_date.replace(year=2025)),
+    ):
         with pytest.raises(InvalidAmendment):
             await o2c.start_amendment(dev_server.client, bad, billing=billing, task_queue=worker)
         with pytest.raises(Exception, match="not found"):

@@ -28,18 +28,39 @@ def cli(dev_server, settings, worker, tmp_path):
     """The CLI as a process of its own, configured through the environment: Temporal, the
     sandbox, o2c's database, and legal entities US01 and one of the test's own (RCLI)."""
     entities = tmp_path / "entities.json"
-    entities.write_text(json.dumps([
-        {"code": "US01", "company_code": "US01", "functional_currency": "USD", "erp_subsidiary": "1"},
-        {"code": CLI_ENTITY, "company_code": CLI_ENTITY, "functional_currency": "USD",
-         "erp_subsidiary": CLI_SUBSIDIARY, "billing_account": f"acct_{CLI_ENTITY.lower()}"}]))
-    env = {**os.environ, "O2C_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
-           "O2C_TASK_QUEUE": worker, "O2C_SANDBOX_URL": settings.sandbox_url,
-           "O2C_DATABASE_URL": settings.database_url, "O2C_LEGAL_ENTITIES_FILE": str(entities)}
+    entities.write_text(
+        json.dumps(
+            [
+                {"code": "US01", "company_code": "US01", "functional_currency": "USD", "erp_subsidiary": "1"},
+                {
+                    "code": CLI_ENTITY,
+                    "company_code": CLI_ENTITY,
+                    "functional_currency": "USD",
+                    "erp_subsidiary": CLI_SUBSIDIARY,
+                    "billing_account": f"acct_{CLI_ENTITY.lower()}",
+                },
+            ]
+        )
+    )
+    env = {
+        **os.environ,
+        "O2C_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "O2C_TASK_QUEUE": worker,
+        "O2C_SANDBOX_URL": settings.sandbox_url,
+        "O2C_DATABASE_URL": settings.database_url,
+        "O2C_LEGAL_ENTITIES_FILE": str(entities),
+    }
 
     async def run(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "starter.cli", *args, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "starter.cli",
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(process.communicate(), timeout=60)
         return process.returncode, out.decode(), err.decode()
 
@@ -85,9 +106,15 @@ async def test_reconcile_resolve_and_report_from_the_command_line(cli, dev_serve
     code, _, err = await cli("reconcile", "--period", "2026-10", "--entity", "NOPE")
     assert code == 2 and "unknown legal entity 'NOPE'" in err
 
-    seeded = control.seed_period(tag=CLI_ENTITY, period="2026-10", invoices=30,
-                                 stripe_account=f"acct_{CLI_ENTITY.lower()}", company_code=CLI_ENTITY,
-                                 subsidiary=CLI_SUBSIDIARY, breaks={"amount_mismatch": 1, "missing_in_billing": 1})
+    seeded = control.seed_period(
+        tag=CLI_ENTITY,
+        period="2026-10",
+        invoices=30,
+        stripe_account=f"acct_{CLI_ENTITY.lower()}",
+        company_code=CLI_ENTITY,
+        subsidiary=CLI_SUBSIDIARY,
+        breaks={"amount_mismatch": 1, "missing_in_billing": 1},
+    )
     code, out, _ = await cli("reconcile", "--period", "2026-10", "--entity", CLI_ENTITY)
     workflow_id = f"reconciliation-{CLI_ENTITY}-2026-10"
     assert code == 0 and out.startswith(f"{workflow_id}: run {CLI_ENTITY}-2026-10-")
@@ -126,9 +153,14 @@ async def test_a_process_whose_worker_is_gone_does_not_hide_the_others(cli, dev_
     from workflows.kit.status import PROCESS, STATUS
 
     orphan = await dev_server.client.start_workflow(
-        AmendmentWorkflow.run, AmendmentInput(request=customer.amendment()), id=f"amendment-orphan-{customer.key}",
-        task_queue="nobody-polls-this-queue", search_attributes=TypedSearchAttributes([
-            SearchAttributePair(PROCESS, "amendment"), SearchAttributePair(STATUS, "needs_attention")]))
+        AmendmentWorkflow.run,
+        AmendmentInput(request=customer.amendment()),
+        id=f"amendment-orphan-{customer.key}",
+        task_queue="nobody-polls-this-queue",
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(PROCESS, "amendment"), SearchAttributePair(STATUS, "needs_attention")]
+        ),
+    )
     try:
         code, out, err = await cli("attention")
         assert code == 0, err

@@ -25,7 +25,7 @@ async def until(client, workflow_id: str, check, timeout: float = 60) -> dict:
             state = await state_of(client, workflow_id)
             if check(state):
                 return state
-        except Exception:  # noqa: BLE001 - not started yet: the webhook is on its way
+        except Exception:
             pass
         await asyncio.sleep(0.1)
     raise AssertionError(f"{workflow_id} never got there")
@@ -46,20 +46,29 @@ async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhook
     assert state["case_stage"] == "reminder"
 
     # Stripe delivers at least once: the same event five more times changes nothing.
-    failed = next(e for e in control.records("stripe", "event")  # the recurring charge's own event
-                  if e["type"] == "invoice.payment_failed" and e["data"]["object"]["id"] == invoice["id"])
+    failed = next(
+        e
+        for e in control.records("stripe", "event")  # the recurring charge's own event
+        if e["type"] == "invoice.payment_failed" and e["data"]["object"]["id"] == invoice["id"]
+    )
     control.redeliver(failed["id"], times=5)
     await asyncio.sleep(1)
 
     # The customer brings a card that works: dunning retries at once and collects.
-    async with httpx.AsyncClient(base_url=settings.stripe_base_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {settings.stripe_api_key}"}) as stripe:
-        (await stripe.post("/payment_methods/pm_card_visa/attach", data={"customer": customer.account_id})
-         ).raise_for_status()
-        (await stripe.post(f"/customers/{customer.account_id}",
-                           data={"invoice_settings[default_payment_method]": "pm_card_visa"})).raise_for_status()
+    async with httpx.AsyncClient(
+        base_url=settings.stripe_base_url, timeout=10, headers={"Authorization": f"Bearer {settings.stripe_api_key}"}
+    ) as stripe:
+        (
+            await stripe.post("/payment_methods/pm_card_visa/attach", data={"customer": customer.account_id})
+        ).raise_for_status()
+        (
+            await stripe.post(
+                f"/customers/{customer.account_id}", data={"invoice_settings[default_payment_method]": "pm_card_visa"}
+            )
+        ).raise_for_status()
     result = await asyncio.wait_for(
-        client.get_workflow_handle(workflow_id, result_type=DunningResult).result(), timeout=60)
+        client.get_workflow_handle(workflow_id, result_type=DunningResult).result(), timeout=60
+    )
     assert result.outcome == Outcome.CASH
 
     # One workflow for the invoice, whatever was delivered how often.
@@ -74,8 +83,11 @@ async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhook
 
     [paid] = [i for i in control.records("stripe", "invoice") if i["id"] == invoice["id"]]
     assert paid["status"] == "paid" and paid["amount_remaining"] == 0
-    [case] = [c for c in control.records("netsuite", "customrecord_o2c_collection_case")
-              if c.get("externalId") == f"{workflow_id}-case"]
+    [case] = [
+        c
+        for c in control.records("netsuite", "customrecord_o2c_collection_case")
+        if c.get("externalId") == f"{workflow_id}-case"
+    ]
     assert case["custrecord_o2c_stage"] == "paid" and case["custrecord_o2c_status"] == "closed"
     [account] = [a for a in control.records("salesforce", "Account") if a["Id"] == customer.account_id]
     assert account["O2c_Dunning_Flag__c"] is False
@@ -83,5 +95,8 @@ async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhook
     templates = [m["template"] for m in messages]
     assert templates.count("dunning-day-0") == 1 and templates.count("dunning-paid") == 1
     assert len(templates) == len(set(templates))  # one notice per stage, never two
-    assert not [e for e in control.records("entitlements", "restriction")
-                if e.get("account_id") == customer.account_id and e.get("restricted")]
+    assert not [
+        e
+        for e in control.records("entitlements", "restriction")
+        if e.get("account_id") == customer.account_id and e.get("restricted")
+    ]

@@ -33,8 +33,13 @@ def usd(amount: str) -> Money:
 def entity() -> LegalEntity:
     """A legal entity of the test's own, so runs on a shared database never see each other."""
     key = secrets.token_hex(3)
-    return LegalEntity(code=f"RC{key}", company_code=f"RC{key}", functional_currency="USD",
-                       erp_subsidiary=str(700000 + int(key, 16) % 100000), billing_account=f"acct_rc{key}")
+    return LegalEntity(
+        code=f"RC{key}",
+        company_code=f"RC{key}",
+        functional_currency="USD",
+        erp_subsidiary=str(700000 + int(key, 16) % 100000),
+        billing_account=f"acct_rc{key}",
+    )
 
 
 async def until(client, workflow_id: str, status: Status, timeout: float = 90) -> dict:
@@ -46,34 +51,66 @@ async def until(client, workflow_id: str, status: Status, timeout: float = 90) -
     raise AssertionError(f"{workflow_id} never reached {status.value}; it is {state['status']}: {state['stage']}")
 
 
-async def test_one_break_of_every_kind_is_found_the_missing_entry_healed_once(dev_server, worker, settings, control,
-                                                                             entity):
+async def test_one_break_of_every_kind_is_found_the_missing_entry_healed_once(
+    dev_server, worker, settings, control, entity
+):
     client = dev_server.client
     contracts = [f"C-{entity.code}-1", f"C-{entity.code}-2"]
     seeded = control.seed_period(
-        tag=entity.code, period=PERIOD, invoices=60, stripe_account=entity.billing_account,
-        company_code=entity.company_code, subsidiary=entity.erp_subsidiary,
-        breaks={kind: 1 for kind in ("missing_in_erp", "missing_in_billing", "duplicate_posting", "amount_mismatch",
-                                     "tax_mismatch", "currency_mismatch", "status_mismatch")},
-        revenue=[{"contract_id": contracts[0], "amount": "3100.00"}, {"contract_id": contracts[1], "amount": "99.00"}])
+        tag=entity.code,
+        period=PERIOD,
+        invoices=60,
+        stripe_account=entity.billing_account,
+        company_code=entity.company_code,
+        subsidiary=entity.erp_subsidiary,
+        breaks={
+            kind: 1
+            for kind in (
+                "missing_in_erp",
+                "missing_in_billing",
+                "duplicate_posting",
+                "amount_mismatch",
+                "tax_mismatch",
+                "currency_mismatch",
+                "status_mismatch",
+            )
+        },
+        revenue=[{"contract_id": contracts[0], "amount": "3100.00"}, {"contract_id": contracts[1], "amount": "99.00"}],
+    )
     schedules = SqlRevenueSchedules(settings.database_url)
     for contract in contracts:  # o2c's schedules say 3,100.00 for each in October
-        await schedules.save_schedule(ratable_schedule(
-            schedule_id=f"{contract}-subscription", contract_id=contract, account_id="cus_1",
-            legal_entity=entity.code, obligation="subscription", total=usd("3100.00"), start=date(2026, 10, 1),
-            end=date(2026, 11, 1)))
+        await schedules.save_schedule(
+            ratable_schedule(
+                schedule_id=f"{contract}-subscription",
+                contract_id=contract,
+                account_id="cus_1",
+                legal_entity=entity.code,
+                obligation="subscription",
+                total=usd("3100.00"),
+                start=date(2026, 10, 1),
+                end=date(2026, 11, 1),
+            )
+        )
     await schedules.aclose()
     # Billing and the ERP fail now and then while they are read.
     control.fault("stripe", "5xx", method="GET", path_contains="/invoices", times=2)
     control.fault("netsuite", "429", path_contains="suiteql", every=3, times=2)
 
-    handle = await o2c.start_reconciliation(client, legal_entity=entity.code, period=PERIOD,
-                                            task_queue=settings.task_queue, legal_entities=[entity])
+    handle = await o2c.start_reconciliation(
+        client, legal_entity=entity.code, period=PERIOD, task_queue=settings.task_queue, legal_entities=[entity]
+    )
     state = await until(client, handle.id, Status.NEEDS_ATTENTION)
     run_id = state["run_id"]
     assert state["read"]["billing"] == 60 and state["found"] == {
-        "missing_in_erp": 1, "missing_in_billing": 1, "duplicate_posting": 1, "amount_mismatch": 1,
-        "tax_mismatch": 1, "currency_mismatch": 1, "status_mismatch": 1, "revenue_mismatch": 1}
+        "missing_in_erp": 1,
+        "missing_in_billing": 1,
+        "duplicate_posting": 1,
+        "amount_mismatch": 1,
+        "tax_mismatch": 1,
+        "currency_mismatch": 1,
+        "status_mismatch": 1,
+        "revenue_mismatch": 1,
+    }
     assert state["healed"] == 1 and "7 breaks need a person" in state["attention"]["message"]
 
     store = SqlReconciliationStore(settings.database_url)
@@ -87,8 +124,9 @@ async def test_one_break_of_every_kind_is_found_the_missing_entry_healed_once(de
         assert healed.status == "healed" and healed.owner == "general ledger"
         assert found[BreakKind.STATUS_MISMATCH].owner == "accounts receivable"
         assert "paid in billing but open in the ERP" in found[BreakKind.STATUS_MISMATCH].explanation
-        [entry] = [e for e in control.records("netsuite", "journalEntry")
-                   if e.get("custbody_o2c_invoice") == healed.document]
+        [entry] = [
+            e for e in control.records("netsuite", "journalEntry") if e.get("custbody_o2c_invoice") == healed.document
+        ]
         assert entry["externalId"] == f"amendment-recon-{entity.code}-{healed.document[-6:]}-invoice"
         assert entry["subsidiary"] == {"id": entity.erp_subsidiary}
 
@@ -97,14 +135,16 @@ async def test_one_break_of_every_kind_is_found_the_missing_entry_healed_once(de
         assert result.status == Status.COMPLETED and result.summary.open_breaks == 7
 
         # A second run heals nothing: the entry is there; the other breaks are found again.
-        again = await o2c.start_reconciliation(client, legal_entity=entity.code, period=PERIOD,
-                                               task_queue=settings.task_queue, legal_entities=[entity])
+        again = await o2c.start_reconciliation(
+            client, legal_entity=entity.code, period=PERIOD, task_queue=settings.task_queue, legal_entities=[entity]
+        )
         state = await until(client, again.id, Status.NEEDS_ATTENTION)
         assert "missing_in_erp" not in state["found"] and state["healed"] == 0 and len(state["found"]) == 7
         await o2c.resolve(client, again.id, Action.SKIP, operator="olga.ops")
         second = await again.result()
-        assert [e for e in control.records("netsuite", "journalEntry")
-                if e.get("custbody_o2c_invoice") == healed.document] == [entry]
+        assert [
+            e for e in control.records("netsuite", "journalEntry") if e.get("custbody_o2c_invoice") == healed.document
+        ] == [entry]
         runs = await store.runs(legal_entity=entity.code, period=PERIOD)
         assert {r.run_id for r in runs} == {run_id, second.run_id}
         earlier = {b.kind: b for b in await store.breaks_of_run(run_id)}

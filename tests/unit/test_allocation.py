@@ -10,23 +10,26 @@ from hypothesis import strategies as st
 from canonical.money import Money, largest_remainder
 
 
-@pytest.mark.parametrize(("whole", "weights", "parts"), [
-    (100, [1, 1, 1], [34, 33, 33]),
-    (-100, [1, 1, 1], [-34, -33, -33]),
-    (5, [1, 1], [3, 2]),  # tie goes to the earlier part
-    (-5, [1, 1], [-3, -2]),
-    (10, [1, 1, 1, 1, 1, 1], [2, 2, 2, 2, 1, 1]),
-    (101, [1, 2, 3, 4], [10, 20, 30, 41]),  # the one left over goes to remainder .4
-    (100, ["0.2", "0.3", "0.5"], [20, 30, 50]),
-    (100, [Decimal("1.5"), Decimal("0.5")], [75, 25]),
-    (2, [1, 1, 1], [1, 1, 0]),
-    (1, [1, 3], [0, 1]),  # 0.25 / 0.75: the larger remainder wins
-    (5, [0, 1, 1], [0, 3, 2]),
-    (0, [1, 2], [0, 0]),
-    (7, [1], [7]),
-    (1000, [3, 1], [750, 250]),
-    (999, [2, 1], [666, 333]),
-])
+@pytest.mark.parametrize(
+    ("whole", "weights", "parts"),
+    [
+        (100, [1, 1, 1], [34, 33, 33]),
+        (-100, [1, 1, 1], [-34, -33, -33]),
+        (5, [1, 1], [3, 2]),  # tie goes to the earlier part
+        (-5, [1, 1], [-3, -2]),
+        (10, [1, 1, 1, 1, 1, 1], [2, 2, 2, 2, 1, 1]),
+        (101, [1, 2, 3, 4], [10, 20, 30, 41]),  # the one left over goes to remainder .4
+        (100, ["0.2", "0.3", "0.5"], [20, 30, 50]),
+        (100, [Decimal("1.5"), Decimal("0.5")], [75, 25]),
+        (2, [1, 1, 1], [1, 1, 0]),
+        (1, [1, 3], [0, 1]),  # 0.25 / 0.75: the larger remainder wins
+        (5, [0, 1, 1], [0, 3, 2]),
+        (0, [1, 2], [0, 0]),
+        (7, [1], [7]),
+        (1000, [3, 1], [750, 250]),
+        (999, [2, 1], [666, 333]),
+    ],
+)
 def test_worked_examples(whole, weights, parts):
     assert largest_remainder(whole, weights) == parts
     assert sum(parts) == whole
@@ -35,9 +38,15 @@ def test_worked_examples(whole, weights, parts):
 def test_money_allocate_usd():
     assert Money.of("0.05", "USD").allocate([1, 1]) == [Money.of("0.03", "USD"), Money.of("0.02", "USD")]
     assert Money.of("1.00", "USD").allocate([1, 1, 1]) == [
-        Money.of("0.34", "USD"), Money.of("0.33", "USD"), Money.of("0.33", "USD")]
+        Money.of("0.34", "USD"),
+        Money.of("0.33", "USD"),
+        Money.of("0.33", "USD"),
+    ]
     assert Money.of("-1.00", "USD").allocate([1, 1, 1]) == [
-        Money.of("-0.34", "USD"), Money.of("-0.33", "USD"), Money.of("-0.33", "USD")]
+        Money.of("-0.34", "USD"),
+        Money.of("-0.33", "USD"),
+        Money.of("-0.33", "USD"),
+    ]
 
 
 def test_money_allocate_jpy_and_bhd():
@@ -56,12 +65,15 @@ def test_allocate_by_standalone_selling_price():
     assert sum(p.minor for p in parts) == 10000
 
 
-@pytest.mark.parametrize(("weights", "message"), [
-    ([], "zero parts"),
-    ([0, 0], "all be zero"),
-    ([1, -1], "must not be negative"),
-    ([-1, -2], "must not be negative"),
-])
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([], "zero parts"),
+        ([0, 0], "all be zero"),
+        ([1, -1], "must not be negative"),
+        ([-1, -2], "must not be negative"),
+    ],
+)
 def test_bad_weights_refused(weights, message):
     with pytest.raises(ValueError, match=message):
         largest_remainder(100, weights)
@@ -91,7 +103,8 @@ def test_huge_wholes_stay_exact():
 int_weights = st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=12).filter(any)
 decimal_weights = st.lists(
     st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False, allow_infinity=False),
-    min_size=1, max_size=12,
+    min_size=1,
+    max_size=12,
 ).filter(any)
 
 
@@ -99,7 +112,7 @@ def _check(whole, weights, parts):
     assert len(parts) == len(weights)
     assert sum(parts) == whole
     weight_sum = sum(Fraction(w) for w in weights)
-    for w, part in zip(weights, parts):
+    for w, part in zip(weights, parts, strict=False):
         exact = Fraction(whole) * Fraction(w) / weight_sum
         assert abs(part - exact) < 1
         if w == 0:
@@ -111,26 +124,26 @@ def _check(whole, weights, parts):
 
 
 @settings(max_examples=200, deadline=None)
-@given(whole=st.integers(min_value=-10**40, max_value=10**40), weights=int_weights)
+@given(whole=st.integers(min_value=-(10**40), max_value=10**40), weights=int_weights)
 def test_parts_sum_to_the_whole_integer_weights(whole, weights):
     _check(whole, weights, largest_remainder(whole, weights))
 
 
 @settings(max_examples=200, deadline=None)
-@given(whole=st.integers(min_value=-10**12, max_value=10**12), weights=decimal_weights)
+@given(whole=st.integers(min_value=-(10**12), max_value=10**12), weights=decimal_weights)
 def test_parts_sum_to_the_whole_decimal_weights(whole, weights):
     _check(whole, weights, largest_remainder(whole, weights))
 
 
 @settings(max_examples=100, deadline=None)
-@given(whole=st.integers(min_value=-10**6, max_value=10**6), weights=int_weights)
+@given(whole=st.integers(min_value=-(10**6), max_value=10**6), weights=int_weights)
 def test_negative_whole_is_the_mirror_of_the_positive(whole, weights):
     assert largest_remainder(-whole, weights) == [-p for p in largest_remainder(whole, weights)]
 
 
 @settings(max_examples=100, deadline=None)
 @given(
-    minor=st.integers(min_value=-10**13, max_value=10**13),
+    minor=st.integers(min_value=-(10**13), max_value=10**13),
     currency=st.sampled_from(["USD", "JPY", "BHD"]),
     weights=int_weights,
 )
@@ -143,8 +156,10 @@ def test_money_allocate_adds_up(minor, currency, weights):
 
 
 @settings(max_examples=100, deadline=None)
-@given(whole=st.integers(min_value=0, max_value=10**9), weights=st.lists(st.integers(-5, 5), min_size=1).filter(
-    lambda ws: any(w < 0 for w in ws) or not any(ws)))
+@given(
+    whole=st.integers(min_value=0, max_value=10**9),
+    weights=st.lists(st.integers(-5, 5), min_size=1).filter(lambda ws: any(w < 0 for w in ws) or not any(ws)),
+)
 def test_negative_or_all_zero_weights_always_refused(whole, weights):
     with pytest.raises(ValueError):
         largest_remainder(whole, weights)

@@ -16,21 +16,36 @@ from canonical.money import Money
 from canonical.proration import prorate
 
 SUB = Subscription(
-    id="sub_1", account_id="acct_1", contract_id="C-1", currency="USD", status="active",
+    id="sub_1",
+    account_id="acct_1",
+    contract_id="C-1",
+    currency="USD",
+    status="active",
     lines=[SubscriptionLine(item_id="si_1", product="seats", quantity=10, unit_price=Money.of("50.00", "USD"))],
-    current_period_start=date(2027, 3, 1), current_period_end=date(2027, 4, 1),
-    term_start=date(2027, 1, 1), term_end=date(2028, 1, 1),
+    current_period_start=date(2027, 3, 1),
+    current_period_end=date(2027, 4, 1),
+    term_start=date(2027, 1, 1),
+    term_end=date(2028, 1, 1),
 )
 
 
 def seats(quantity: int = 15, price: str = "50.00", discount: str = "0", product: str = "seats") -> AmendedLine:
-    return AmendedLine(product=product, quantity=quantity, unit_price=Decimal(price),
-                       discount_percent=Decimal(discount))
+    return AmendedLine(
+        product=product, quantity=quantity, unit_price=Decimal(price), discount_percent=Decimal(discount)
+    )
 
 
 def request(**changes) -> AmendmentRequest:
-    fields = dict(amendment_id="A-1", contract_id="C-1", subscription_id="sub_1", account_id="acct_1",
-                  currency="USD", effective_date=date(2027, 3, 15), lines=[seats()], requested_by="sam.sales")
+    fields = dict(
+        amendment_id="A-1",
+        contract_id="C-1",
+        subscription_id="sub_1",
+        account_id="acct_1",
+        currency="USD",
+        effective_date=date(2027, 3, 15),
+        lines=[seats()],
+        requested_by="sam.sales",
+    )
     fields.update(changes)
     return AmendmentRequest(**fields)
 
@@ -42,8 +57,7 @@ def test_a_good_request_has_no_problems():
 
 
 def test_negative_quantity():
-    assert request_problems(request(lines=[seats(-1)])) == [
-        "quantity of seats is -1; it cannot be below zero"]
+    assert request_problems(request(lines=[seats(-1)])) == ["quantity of seats is -1; it cannot be below zero"]
 
 
 def test_quantity_zero_is_a_removal_not_a_problem():
@@ -60,29 +74,35 @@ def test_no_lines():
 
 def test_empty_ids():
     assert request_problems(request(amendment_id="  ", requested_by="")) == [
-        "the amendment id is empty", "the requester is empty"]
+        "the amendment id is empty",
+        "the requester is empty",
+    ]
 
 
 def test_unknown_currency():
     assert request_problems(request(currency="XYZ")) == ["unknown or unsupported currency 'XYZ'"]
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    (seats(price="-1.00"), "unit price of seats is negative"),
-    (seats(price="1.00001"), "unit price of seats has more decimals than USD allows (2)"),
-    (seats(price="1e30"), "unit price of seats is above 1,000,000,000"),
-    (seats(quantity=10 ** 30), "quantity of seats is above 1,000,000"),
-    (seats(price="49.995"), "unit price of seats has more decimals than USD allows (2)"),
-    (seats(discount="-1"), "discount of seats must be between 0 and 100 %"),
-    (seats(discount="100.01"), "discount of seats must be between 0 and 100 %"),
-])
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (seats(price="-1.00"), "unit price of seats is negative"),
+        (seats(price="1.00001"), "unit price of seats has more decimals than USD allows (2)"),
+        (seats(price="1e30"), "unit price of seats is above 1,000,000,000"),
+        (seats(quantity=10**30), "quantity of seats is above 1,000,000"),
+        (seats(price="49.995"), "unit price of seats has more decimals than USD allows (2)"),
+        (seats(discount="-1"), "discount of seats must be between 0 and 100 %"),
+        (seats(discount="100.01"), "discount of seats must be between 0 and 100 %"),
+    ],
+)
 def test_line_problems(line, problem):
     assert request_problems(request(lines=[line])) == [problem]
 
 
 def test_unit_price_precision_follows_the_currency():
     assert request_problems(request(currency="JPY", lines=[seats(price="5000.5")])) == [
-        "unit price of seats has more decimals than JPY allows (0)"]
+        "unit price of seats has more decimals than JPY allows (0)"
+    ]
     assert request_problems(request(currency="JPY", lines=[seats(price="5000.00")])) == []
     assert request_problems(request(currency="BHD", lines=[seats(price="19.125")])) == []
 
@@ -109,28 +129,30 @@ def test_several_problems_are_reported_together():
 
 def test_unknown_subscription():
     assert subscription_problems(request(subscription_id="sub_404"), None) == [
-        "subscription sub_404 does not exist in billing"]
+        "subscription sub_404 does not exist in billing"
+    ]
     with pytest.raises(InvalidAmendment) as caught:
         validate_amendment(request(subscription_id="sub_404"), None)
     assert caught.value.problems == ["subscription sub_404 does not exist in billing"]
 
 
 def test_wrong_currency():
-    assert subscription_problems(request(currency="EUR"), SUB) == [
-        "currency EUR differs from the contract's USD"]
+    assert subscription_problems(request(currency="EUR"), SUB) == ["currency EUR differs from the contract's USD"]
 
 
 @pytest.mark.parametrize("effective", [date(2026, 12, 31), date(2028, 1, 1), date(2028, 6, 1)])
 def test_effective_date_outside_the_term(effective):
     assert subscription_problems(request(effective_date=effective), SUB) == [
-        f"effective date {effective} is outside the current term 2027-01-01 to 2028-01-01"]
+        f"effective date {effective} is outside the current term 2027-01-01 to 2028-01-01"
+    ]
 
 
 @pytest.mark.parametrize("effective", [date(2027, 1, 1), date(2027, 2, 28), date(2027, 4, 1), date(2027, 12, 31)])
 def test_effective_date_in_the_term_but_outside_the_open_period(effective):
     assert subscription_problems(request(effective_date=effective), SUB) == [
         f"effective date {effective} is outside the current billing period 2027-03-01 to 2027-04-01; "
-        "o2c prorates within the open period only"]
+        "o2c prorates within the open period only"
+    ]
 
 
 @pytest.mark.parametrize("effective", [date(2027, 3, 1), date(2027, 3, 31)])

@@ -18,9 +18,16 @@ def usd(amount: str) -> Money:
 
 def proration(before: str, after: str, net: str = "10.00", discount: str = "0") -> Proration:
     return Proration(
-        period_start=date(2027, 1, 1), period_end=date(2027, 2, 1), effective_date=date(2027, 1, 11),
-        days_remaining=21, days_in_period=31, lines=[], net=usd(net),
-        monthly_before=usd(before), monthly_after=usd(after), max_discount_percent=Decimal(discount),
+        period_start=date(2027, 1, 1),
+        period_end=date(2027, 2, 1),
+        effective_date=date(2027, 1, 11),
+        days_remaining=21,
+        days_in_period=31,
+        lines=[],
+        net=usd(net),
+        monthly_before=usd(before),
+        monthly_after=usd(after),
+        max_discount_percent=Decimal(discount),
     )
 
 
@@ -29,12 +36,15 @@ def test_annual_value_change_is_twelve_months():
     assert annual_value_change(proration("750.00", "500.00")) == usd("-3000.00")
 
 
-@pytest.mark.parametrize(("before", "after", "discount"), [
-    ("500.00", "750.00", "0"),       # +3,000 a year
-    ("1000.00", "1833.33", "0"),     # +9,999.96 a year: just under the finance threshold
-    ("1833.33", "1000.00", "0"),     # -9,999.96 a year (net still positive here)
-    ("500.00", "500.00", "20"),      # discount exactly at the policy limit
-])
+@pytest.mark.parametrize(
+    ("before", "after", "discount"),
+    [
+        ("500.00", "750.00", "0"),  # +3,000 a year
+        ("1000.00", "1833.33", "0"),  # +9,999.96 a year: just under the finance threshold
+        ("1833.33", "1000.00", "0"),  # -9,999.96 a year (net still positive here)
+        ("500.00", "500.00", "20"),  # discount exactly at the policy limit
+    ],
+)
 def test_small_changes_need_no_approval(before, after, discount):
     assert amendment_approval(proration(before, after, discount=discount), POLICY, "sam.sales") is None
 
@@ -60,12 +70,15 @@ def test_zero_net_is_not_a_credit():
     assert amendment_approval(proration("500.00", "500.00", net="0.00"), POLICY, "sam.sales") is None
 
 
-@pytest.mark.parametrize(("before", "after", "role", "change"), [
-    ("1000.00", "1833.34", ApproverRole.FINANCE, "10,000.08"),       # just over 10,000
-    ("0.00", "4166.66", ApproverRole.FINANCE, "49,999.92"),          # just under 50,000
-    ("0.00", "4166.67", ApproverRole.CONTROLLER, "50,000.04"),       # just over 50,000
-    ("1000.00", "11000.00", ApproverRole.CONTROLLER, "120,000.00"),
-])
+@pytest.mark.parametrize(
+    ("before", "after", "role", "change"),
+    [
+        ("1000.00", "1833.34", ApproverRole.FINANCE, "10,000.08"),  # just over 10,000
+        ("0.00", "4166.66", ApproverRole.FINANCE, "49,999.92"),  # just under 50,000
+        ("0.00", "4166.67", ApproverRole.CONTROLLER, "50,000.04"),  # just over 50,000
+        ("1000.00", "11000.00", ApproverRole.CONTROLLER, "120,000.00"),
+    ],
+)
 def test_annual_value_thresholds(before, after, role, change):
     request = amendment_approval(proration(before, after), POLICY, "sam.sales")
     assert request is not None
@@ -76,8 +89,7 @@ def test_annual_value_thresholds(before, after, role, change):
 
 
 def test_large_decrease_counts_by_size_and_lists_every_reason():
-    request = amendment_approval(proration("6000.00", "0.00", net="-3870.97", discount="25"),
-                                 POLICY, "sam.sales")
+    request = amendment_approval(proration("6000.00", "0.00", net="-3870.97", discount="25"), POLICY, "sam.sales")
     assert request is not None
     assert request.required_role is ApproverRole.CONTROLLER
     assert request.amount == usd("-72000.00")
@@ -89,8 +101,9 @@ def test_large_decrease_counts_by_size_and_lists_every_reason():
 
 
 def test_thresholds_come_from_the_policy():
-    strict = ApprovalPolicy(finance_threshold=Decimal(1000), controller_threshold=Decimal(2000),
-                            max_discount_percent=Decimal(5))
+    strict = ApprovalPolicy(
+        finance_threshold=Decimal(1000), controller_threshold=Decimal(2000), max_discount_percent=Decimal(5)
+    )
     assert amendment_approval(proration("500.00", "600.00"), strict, "s").required_role is ApproverRole.FINANCE
     assert amendment_approval(proration("500.00", "700.00"), strict, "s").required_role is ApproverRole.CONTROLLER
     assert amendment_approval(proration("500.00", "500.00", discount="6"), strict, "s") is not None
@@ -102,34 +115,42 @@ def request_for(role: ApproverRole, requested_by: str = "sam.sales") -> Approval
 
 def test_unknown_approver_is_refused():
     assert refusal(request_for(ApproverRole.FINANCE), POLICY, "mallory", ApproverRole.FINANCE) == (
-        "'mallory' is not a known approver")
+        "'mallory' is not a known approver"
+    )
 
 
 def test_claimed_role_must_match_the_directory():
     assert refusal(request_for(ApproverRole.FINANCE), POLICY, "fiona.finance", ApproverRole.CONTROLLER) == (
-        "fiona.finance holds the role finance, not controller")
+        "fiona.finance holds the role finance, not controller"
+    )
     assert refusal(request_for(ApproverRole.FINANCE), POLICY, "carla.controller", ApproverRole.FINANCE) == (
-        "carla.controller holds the role controller, not finance")
+        "carla.controller holds the role controller, not finance"
+    )
 
 
 def test_requester_cannot_approve_their_own_change():
     request = request_for(ApproverRole.FINANCE, requested_by="fiona.finance")
     assert refusal(request, POLICY, "fiona.finance", ApproverRole.FINANCE) == (
-        "fiona.finance requested this change and cannot approve it")
+        "fiona.finance requested this change and cannot approve it"
+    )
     assert refusal(request, POLICY, "frank.finance", ApproverRole.FINANCE) is None
 
 
 def test_role_too_low_is_refused():
     assert refusal(request_for(ApproverRole.CONTROLLER), POLICY, "fiona.finance", ApproverRole.FINANCE) == (
-        "this change needs a controller; fiona.finance is finance")
+        "this change needs a controller; fiona.finance is finance"
+    )
 
 
-@pytest.mark.parametrize(("required", "approver", "role"), [
-    (ApproverRole.FINANCE, "fiona.finance", ApproverRole.FINANCE),
-    (ApproverRole.FINANCE, "frank.finance", ApproverRole.FINANCE),
-    (ApproverRole.FINANCE, "carla.controller", ApproverRole.CONTROLLER),  # a higher role may approve
-    (ApproverRole.CONTROLLER, "carla.controller", ApproverRole.CONTROLLER),
-])
+@pytest.mark.parametrize(
+    ("required", "approver", "role"),
+    [
+        (ApproverRole.FINANCE, "fiona.finance", ApproverRole.FINANCE),
+        (ApproverRole.FINANCE, "frank.finance", ApproverRole.FINANCE),
+        (ApproverRole.FINANCE, "carla.controller", ApproverRole.CONTROLLER),  # a higher role may approve
+        (ApproverRole.CONTROLLER, "carla.controller", ApproverRole.CONTROLLER),
+    ],
+)
 def test_valid_approver_gets_no_refusal(required, approver, role):
     assert refusal(request_for(required), POLICY, approver, role) is None
 
@@ -138,4 +159,5 @@ def test_approvers_come_from_the_policy():
     policy = ApprovalPolicy(approvers=[Approver(name="pat", role=ApproverRole.CONTROLLER)])
     assert refusal(request_for(ApproverRole.CONTROLLER), policy, "pat", ApproverRole.CONTROLLER) is None
     assert refusal(request_for(ApproverRole.FINANCE), policy, "fiona.finance", ApproverRole.FINANCE) == (
-        "'fiona.finance' is not a known approver")
+        "'fiona.finance' is not a known approver"
+    )

@@ -8,18 +8,31 @@ from pydantic import ValidationError
 from canonical.money import CurrencyError, Money, minor_unit, quantum, total
 
 
-@pytest.mark.parametrize(("currency", "digits", "q"), [
-    ("USD", 2, Decimal("0.01")), ("JPY", 0, Decimal("1")), ("BHD", 3, Decimal("0.001")),
-    ("EUR", 2, Decimal("0.01")), ("KWD", 3, Decimal("0.001")), ("KRW", 0, Decimal("1")),
-])
+@pytest.mark.parametrize(
+    ("currency", "digits", "q"),
+    [
+        ("USD", 2, Decimal("0.01")),
+        ("JPY", 0, Decimal("1")),
+        ("BHD", 3, Decimal("0.001")),
+        ("EUR", 2, Decimal("0.01")),
+        ("KWD", 3, Decimal("0.001")),
+        ("KRW", 0, Decimal("1")),
+    ],
+)
 def test_minor_units_per_currency(currency, digits, q):
     assert minor_unit(currency) == digits
     assert quantum(currency) == q
 
 
-@pytest.mark.parametrize(("amount", "currency", "expected"), [
-    ("5", "USD", "5.00"), ("5", "JPY", "5"), ("5", "BHD", "5.000"), ("1.2", "BHD", "1.200"),
-])
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        ("5", "USD", "5.00"),
+        ("5", "JPY", "5"),
+        ("5", "BHD", "5.000"),
+        ("1.2", "BHD", "1.200"),
+    ],
+)
 def test_amounts_are_quantised_to_the_minor_unit(amount, currency, expected):
     money = Money.of(amount, currency)
     assert str(money.amount) == expected
@@ -47,9 +60,15 @@ def test_float_message_names_the_fix():
         Money.of(0.1, "USD")
 
 
-@pytest.mark.parametrize(("amount", "currency"), [
-    ("1.005", "USD"), ("0.001", "USD"), ("1.5", "JPY"), ("0.0001", "BHD"),
-])
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [
+        ("1.005", "USD"),
+        ("0.001", "USD"),
+        ("1.5", "JPY"),
+        ("0.0001", "BHD"),
+    ],
+)
 def test_excess_precision_is_refused_without_explicit_rounding(amount, currency):
     with pytest.raises(ValueError, match="more precision than"):
         Money.of(amount, currency)
@@ -60,18 +79,21 @@ def test_trailing_zeros_beyond_the_minor_unit_are_not_excess_precision():
     assert Money.of("250.00", "JPY").amount == Decimal("250")
 
 
-@pytest.mark.parametrize(("amount", "currency", "expected"), [
-    ("1.005", "USD", "1.01"),
-    ("1.004999", "USD", "1.00"),
-    ("2.675", "USD", "2.68"),
-    ("-1.005", "USD", "-1.01"),  # half away from zero, symmetric for credits
-    ("-1.004", "USD", "-1.00"),
-    ("2.5", "JPY", "3"),
-    ("3.5", "JPY", "4"),  # half-up, not banker's rounding
-    ("-2.5", "JPY", "-3"),
-    ("1.0005", "BHD", "1.001"),
-    ("1.0004", "BHD", "1.000"),
-])
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        ("1.005", "USD", "1.01"),
+        ("1.004999", "USD", "1.00"),
+        ("2.675", "USD", "2.68"),
+        ("-1.005", "USD", "-1.01"),  # half away from zero, symmetric for credits
+        ("-1.004", "USD", "-1.00"),
+        ("2.5", "JPY", "3"),
+        ("3.5", "JPY", "4"),  # half-up, not banker's rounding
+        ("-2.5", "JPY", "-3"),
+        ("1.0005", "BHD", "1.001"),
+        ("1.0004", "BHD", "1.000"),
+    ],
+)
 def test_explicit_rounding_is_half_up(amount, currency, expected):
     assert Money.of(amount, currency, rounded=True).amount == Decimal(expected)
     assert str(Money.of(amount, currency, rounded=True).amount) == expected
@@ -87,10 +109,18 @@ def test_negative_amounts():
     assert Money.zero("USD").is_zero and not Money.zero("USD").is_negative
 
 
-@pytest.mark.parametrize(("minor", "currency", "amount"), [
-    (1234, "USD", "12.34"), (-1234, "USD", "-12.34"), (5, "USD", "0.05"), (0, "USD", "0.00"),
-    (1234, "JPY", "1234"), (1234, "BHD", "1.234"), (-1, "BHD", "-0.001"),
-])
+@pytest.mark.parametrize(
+    ("minor", "currency", "amount"),
+    [
+        (1234, "USD", "12.34"),
+        (-1234, "USD", "-12.34"),
+        (5, "USD", "0.05"),
+        (0, "USD", "0.00"),
+        (1234, "JPY", "1234"),
+        (1234, "BHD", "1.234"),
+        (-1, "BHD", "-0.001"),
+    ],
+)
 def test_from_minor_and_back(minor, currency, amount):
     money = Money.from_minor(minor, currency)
     assert money.amount == Decimal(amount)
@@ -113,10 +143,17 @@ def test_arithmetic_in_one_currency():
     assert b < a and b <= a and a > b and a >= b and a >= a and a <= a
 
 
-@pytest.mark.parametrize("op", [
-    lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a < b, lambda a, b: a <= b,
-    lambda a, b: a > b, lambda a, b: a >= b,
-])
+@pytest.mark.parametrize(
+    "op",
+    [
+        lambda a, b: a + b,
+        lambda a, b: a - b,
+        lambda a, b: a < b,
+        lambda a, b: a <= b,
+        lambda a, b: a > b,
+        lambda a, b: a >= b,
+    ],
+)
 def test_mixed_currency_arithmetic_raises(op):
     with pytest.raises(CurrencyError, match="cannot combine USD with EUR"):
         op(Money.of("1", "USD"), Money.of("1", "EUR"))

@@ -19,21 +19,34 @@ def usd(amount: str) -> Money:
 
 def subscription(start: date, end: date, *lines: SubscriptionLine, currency: str = "USD") -> Subscription:
     return Subscription(
-        id="sub_1", account_id="acct_1", contract_id="C-1", currency=currency, status="active",
-        lines=list(lines), current_period_start=start, current_period_end=end,
-        term_start=date(2027, 1, 1), term_end=date(2029, 1, 1),
+        id="sub_1",
+        account_id="acct_1",
+        contract_id="C-1",
+        currency=currency,
+        status="active",
+        lines=list(lines),
+        current_period_start=start,
+        current_period_end=end,
+        term_start=date(2027, 1, 1),
+        term_end=date(2029, 1, 1),
     )
 
 
 def line(product: str, quantity: int, price: str, discount: str = "0", currency: str = "USD") -> SubscriptionLine:
-    return SubscriptionLine(item_id=f"si_{product}", product=product, description=product.title(),
-                            quantity=quantity, unit_price=Money.of(price, currency),
-                            discount_percent=Decimal(discount))
+    return SubscriptionLine(
+        item_id=f"si_{product}",
+        product=product,
+        description=product.title(),
+        quantity=quantity,
+        unit_price=Money.of(price, currency),
+        discount_percent=Decimal(discount),
+    )
 
 
 def change(product: str, quantity: int, price: str, discount: str = "0") -> AmendedLine:
-    return AmendedLine(product=product, quantity=quantity, unit_price=Decimal(price),
-                       discount_percent=Decimal(discount))
+    return AmendedLine(
+        product=product, quantity=quantity, unit_price=Decimal(price), discount_percent=Decimal(discount)
+    )
 
 
 def amounts(proration):
@@ -42,16 +55,20 @@ def amounts(proration):
 
 # -- period_fraction ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("effective", "start", "end", "expected"), [
-    (date(2027, 1, 11), date(2027, 1, 1), date(2027, 2, 1), (21, 31)),
-    (date(2027, 2, 15), date(2027, 2, 1), date(2027, 3, 1), (14, 28)),
-    (date(2028, 2, 20), date(2028, 2, 1), date(2028, 3, 1), (10, 29)),  # leap February
-    (date(2027, 4, 21), date(2027, 4, 1), date(2027, 5, 1), (10, 30)),
-    (date(2027, 1, 1), date(2027, 1, 1), date(2027, 2, 1), (31, 31)),  # first day: whole period
-    (date(2027, 1, 31), date(2027, 1, 1), date(2027, 2, 1), (1, 31)),  # last day: one day
-    (date(2027, 12, 31), date(2027, 12, 15), date(2028, 1, 15), (15, 31)),  # across a year end
-    (date(2027, 3, 5), date(2027, 1, 1), date(2028, 1, 1), (302, 365)),  # annual period
-])
+
+@pytest.mark.parametrize(
+    ("effective", "start", "end", "expected"),
+    [
+        (date(2027, 1, 11), date(2027, 1, 1), date(2027, 2, 1), (21, 31)),
+        (date(2027, 2, 15), date(2027, 2, 1), date(2027, 3, 1), (14, 28)),
+        (date(2028, 2, 20), date(2028, 2, 1), date(2028, 3, 1), (10, 29)),  # leap February
+        (date(2027, 4, 21), date(2027, 4, 1), date(2027, 5, 1), (10, 30)),
+        (date(2027, 1, 1), date(2027, 1, 1), date(2027, 2, 1), (31, 31)),  # first day: whole period
+        (date(2027, 1, 31), date(2027, 1, 1), date(2027, 2, 1), (1, 31)),  # last day: one day
+        (date(2027, 12, 31), date(2027, 12, 15), date(2028, 1, 15), (15, 31)),  # across a year end
+        (date(2027, 3, 5), date(2027, 1, 1), date(2028, 1, 1), (302, 365)),  # annual period
+    ],
+)
 def test_period_fraction(effective, start, end, expected):
     assert period_fraction(effective, start, end) == expected
 
@@ -71,17 +88,21 @@ def test_empty_period_is_refused(end):
 
 # -- monthly_amount -----------------------------------------------------------------
 
-@pytest.mark.parametrize(("quantity", "price", "currency", "discount", "expected"), [
-    (10, "50.00", "USD", "0", "500.00"),
-    (10, "50.00", "USD", "15", "425.00"),
-    (3, "33.33", "USD", "12.5", "87.49"),  # 87.49125
-    (1, "0.05", "USD", "50", "0.03"),  # 0.025 rounds half-up
-    (7, "19.99", "USD", "100", "0.00"),
-    (0, "50.00", "USD", "0", "0.00"),
-    (3, "1000", "JPY", "33", "2010"),
-    (1, "999", "JPY", "50", "500"),  # 499.5 -> 500
-    (4, "2.125", "BHD", "10", "7.650"),
-])
+
+@pytest.mark.parametrize(
+    ("quantity", "price", "currency", "discount", "expected"),
+    [
+        (10, "50.00", "USD", "0", "500.00"),
+        (10, "50.00", "USD", "15", "425.00"),
+        (3, "33.33", "USD", "12.5", "87.49"),  # 87.49125
+        (1, "0.05", "USD", "50", "0.03"),  # 0.025 rounds half-up
+        (7, "19.99", "USD", "100", "0.00"),
+        (0, "50.00", "USD", "0", "0.00"),
+        (3, "1000", "JPY", "33", "2010"),
+        (1, "999", "JPY", "50", "500"),  # 499.5 -> 500
+        (4, "2.125", "BHD", "10", "7.650"),
+    ],
+)
 def test_monthly_amount(quantity, price, currency, discount, expected):
     result = monthly_amount(quantity, Money.of(price, currency), Decimal(discount))
     assert result == Money.of(expected, currency)
@@ -90,22 +111,26 @@ def test_monthly_amount(quantity, price, currency, discount, expected):
 
 # -- prorate: month lengths ---------------------------------------------------------
 
-@pytest.mark.parametrize(("start", "end", "effective", "new_qty", "credit", "charge", "net"), [
-    # 31 days, 21 remaining: 500 x 21/31 = 338.709.. ; 750 x 21/31 = 508.064..
-    (date(2027, 1, 1), date(2027, 2, 1), date(2027, 1, 11), 15, "-338.71", "508.06", "169.35"),
-    # 28 days, 14 remaining: exactly half
-    (date(2027, 2, 1), date(2027, 3, 1), date(2027, 2, 15), 12, "-250.00", "300.00", "50.00"),
-    # leap February, 29 days, 10 remaining: 500 x 10/29 = 172.413.. ; 550 x 10/29 = 189.655..
-    (date(2028, 2, 1), date(2028, 3, 1), date(2028, 2, 20), 11, "-172.41", "189.66", "17.25"),
-    # 30 days, 10 remaining: 166.666.. ; 333.333..
-    (date(2027, 4, 1), date(2027, 5, 1), date(2027, 4, 21), 20, "-166.67", "333.33", "166.66"),
-    # first day of the period: the whole month on both sides
-    (date(2027, 1, 1), date(2027, 2, 1), date(2027, 1, 1), 15, "-500.00", "750.00", "250.00"),
-    # last day of the period: one day of 31 -> 16.129.. ; 24.193..
-    (date(2027, 1, 1), date(2027, 2, 1), date(2027, 1, 31), 15, "-16.13", "24.19", "8.06"),
-    # downgrade in a 30-day month, 1 remaining day: 500/30 = 16.666.. ; 250/30 = 8.333..
-    (date(2027, 6, 1), date(2027, 7, 1), date(2027, 6, 30), 5, "-16.67", "8.33", "-8.34"),
-])
+
+@pytest.mark.parametrize(
+    ("start", "end", "effective", "new_qty", "credit", "charge", "net"),
+    [
+        # 31 days, 21 remaining: 500 x 21/31 = 338.709.. ; 750 x 21/31 = 508.064..
+        (date(2027, 1, 1), date(2027, 2, 1), date(2027, 1, 11), 15, "-338.71", "508.06", "169.35"),
+        # 28 days, 14 remaining: exactly half
+        (date(2027, 2, 1), date(2027, 3, 1), date(2027, 2, 15), 12, "-250.00", "300.00", "50.00"),
+        # leap February, 29 days, 10 remaining: 500 x 10/29 = 172.413.. ; 550 x 10/29 = 189.655..
+        (date(2028, 2, 1), date(2028, 3, 1), date(2028, 2, 20), 11, "-172.41", "189.66", "17.25"),
+        # 30 days, 10 remaining: 166.666.. ; 333.333..
+        (date(2027, 4, 1), date(2027, 5, 1), date(2027, 4, 21), 20, "-166.67", "333.33", "166.66"),
+        # first day of the period: the whole month on both sides
+        (date(2027, 1, 1), date(2027, 2, 1), date(2027, 1, 1), 15, "-500.00", "750.00", "250.00"),
+        # last day of the period: one day of 31 -> 16.129.. ; 24.193..
+        (date(2027, 1, 1), date(2027, 2, 1), date(2027, 1, 31), 15, "-16.13", "24.19", "8.06"),
+        # downgrade in a 30-day month, 1 remaining day: 500/30 = 16.666.. ; 250/30 = 8.333..
+        (date(2027, 6, 1), date(2027, 7, 1), date(2027, 6, 30), 5, "-16.67", "8.33", "-8.34"),
+    ],
+)
 def test_seat_change_credits_old_and_charges_new(start, end, effective, new_qty, credit, charge, net):
     sub = subscription(start, end, line("seats", 10, "50.00"))
     result = prorate(sub, [change("seats", new_qty, "50.00")], effective)
@@ -166,7 +191,7 @@ def test_new_product_gives_only_a_charge():
     assert amounts(result) == [("analytics", ProrationKind.CHARGE, 2, "33.87")]
     assert result.net == usd("33.87")
     assert result.monthly_after == usd("550.00")
-    assert "Remaining time on 2 x analytics (2027-01-11 to 2027-02-01)" == result.lines[0].description
+    assert result.lines[0].description == "Remaining time on 2 x analytics (2027-01-11 to 2027-02-01)"
 
 
 def test_discount_change_alone_is_prorated():
@@ -234,6 +259,7 @@ def test_effective_date_outside_the_period_raises():
 
 # -- property: every line exact, net is their sum ------------------------------------
 
+
 def _half_up(value: Fraction, digits: int) -> Decimal:
     scaled = value * 10**digits
     sign = -1 if scaled < 0 else 1
@@ -257,12 +283,18 @@ discounts = st.sampled_from(["0", "5", "10", "12.5", "20", "33.33", "100"]).map(
 def test_net_is_the_sum_of_exact_lines(start, length, offset, old, new):
     end = start + timedelta(days=length)
     effective = start + timedelta(days=offset % length)
-    sub = subscription(start, end, *[
-        SubscriptionLine(product=f"p{i}", quantity=q, unit_price=Money.of(p, "USD"), discount_percent=d)
-        for i, (q, p, d) in enumerate(old)
-    ])
-    changes = [AmendedLine(product=f"p{i + 2}", quantity=q, unit_price=p, discount_percent=d)
-               for i, (q, p, d) in enumerate(new)]
+    sub = subscription(
+        start,
+        end,
+        *[
+            SubscriptionLine(product=f"p{i}", quantity=q, unit_price=Money.of(p, "USD"), discount_percent=d)
+            for i, (q, p, d) in enumerate(old)
+        ],
+    )
+    changes = [
+        AmendedLine(product=f"p{i + 2}", quantity=q, unit_price=p, discount_percent=d)
+        for i, (q, p, d) in enumerate(new)
+    ]
     result = prorate(sub, changes, effective)
 
     remaining = (end - effective).days
@@ -272,8 +304,9 @@ def test_net_is_the_sum_of_exact_lines(start, length, offset, old, new):
     for x in sub.lines:
         monthly[("old", x.product)] = monthly_amount(x.quantity, x.unit_price, x.discount_percent).amount
     for x in changes:
-        monthly[("new", x.product)] = monthly_amount(x.quantity, Money.of(x.unit_price, "USD"),
-                                                     x.discount_percent).amount
+        monthly[("new", x.product)] = monthly_amount(
+            x.quantity, Money.of(x.unit_price, "USD"), x.discount_percent
+        ).amount
     for x in result.lines:
         assert x.amount.currency == "USD"
         assert x.amount.amount.as_tuple().exponent == -2

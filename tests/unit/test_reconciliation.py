@@ -37,29 +37,60 @@ def invoice(revenue="100.00", tax="7.25", status="open", workflow="amendment-A-1
     lines = [InvoiceLine(product="seats", description="seats", amount=usd(revenue))]
     if Decimal(tax):
         lines.append(InvoiceLine(product=TAX_PRODUCT, description="tax", amount=usd(tax)))
-    return Invoice(id="in_1", number="SBX-000001", account_id="cus_1", status=status, currency="USD",
-                   total=usd(revenue) + usd(tax), lines=lines, created=DAY,
-                   metadata={"o2c_workflow": workflow} if workflow else {}, **extra)
+    return Invoice(
+        id="in_1",
+        number="SBX-000001",
+        account_id="cus_1",
+        status=status,
+        currency="USD",
+        total=usd(revenue) + usd(tax),
+        lines=lines,
+        created=DAY,
+        metadata={"o2c_workflow": workflow} if workflow else {},
+        **extra,
+    )
 
 
 def tax_document(tax="7.25", status="Committed", revenue="100.00", lines=1) -> TaxDocument:
     per_line = [TaxLine(number=str(i + 1), amount=usd(revenue), tax=usd("0")) for i in range(lines)]
-    return TaxDocument(code="in_1", type="SalesInvoice", status=status, total_amount=usd(revenue),
-                       total_tax=usd(tax), lines=per_line, document_date=DAY)
+    return TaxDocument(
+        code="in_1",
+        type="SalesInvoice",
+        status=status,
+        total_amount=usd(revenue),
+        total_tax=usd(tax),
+        lines=per_line,
+        document_date=DAY,
+    )
 
 
 def booking(revenue="100.00", tax="7.25", external_id="amendment-A-1-invoice", currency="USD") -> JournalEntry:
-    entry = invoice_entry(external_id=external_id, subsidiary="1", posting_date=DAY, memo="booked",
-                          revenue=Money.of(revenue, currency), tax=Money.of(tax, currency), chart=CHART,
-                          invoice_id="in_1")
+    entry = invoice_entry(
+        external_id=external_id,
+        subsidiary="1",
+        posting_date=DAY,
+        memo="booked",
+        revenue=Money.of(revenue, currency),
+        tax=Money.of(tax, currency),
+        chart=CHART,
+        invoice_id="in_1",
+    )
     return entry
 
 
 def payment(amount="107.25") -> JournalEntry:
-    return JournalEntry(external_id="payment-in_1", subsidiary="1", currency="USD", posting_date=DAY, memo="cash",
-                        invoice_id="in_1",
-                        lines=[JournalLine(account=CHART.cash, debit=usd(amount)),
-                               JournalLine(account=CHART.receivable, credit=usd(amount))])
+    return JournalEntry(
+        external_id="payment-in_1",
+        subsidiary="1",
+        currency="USD",
+        posting_date=DAY,
+        memo="cash",
+        invoice_id="in_1",
+        lines=[
+            JournalLine(account=CHART.cash, debit=usd(amount)),
+            JournalLine(account=CHART.receivable, credit=usd(amount)),
+        ],
+    )
 
 
 def compare(inv=None, tax=None, entries=(), **kw):
@@ -73,6 +104,7 @@ def kinds(breaks) -> list[BreakKind]:
 
 # -- facts ----------------------------------------------------------------------------------
 
+
 def test_entries_are_classified_by_the_accounts_they_move():
     entry = booking()
     assert ledger_fact(entry, CHART).kind == EntryKind.INVOICE
@@ -80,10 +112,18 @@ def test_entries_are_classified_by_the_accounts_they_move():
     assert ledger_fact(payment(), CHART).kind == EntryKind.PAYMENT
     fact = ledger_fact(booking(), CHART)
     assert (fact.receivable, fact.deferred, fact.tax) == (usd("107.25"), usd("100.00"), usd("7.25"))
-    recognition = JournalEntry(external_id="revrec-C-1-2026-10", subsidiary="1", currency="USD", posting_date=DAY,
-                               memo="rev", contract_id="C-1",
-                               lines=[JournalLine(account=CHART.deferred_revenue, debit=usd("30.00")),
-                                      JournalLine(account=CHART.revenue, credit=usd("30.00"))])
+    recognition = JournalEntry(
+        external_id="revrec-C-1-2026-10",
+        subsidiary="1",
+        currency="USD",
+        posting_date=DAY,
+        memo="rev",
+        contract_id="C-1",
+        lines=[
+            JournalLine(account=CHART.deferred_revenue, debit=usd("30.00")),
+            JournalLine(account=CHART.revenue, credit=usd("30.00")),
+        ],
+    )
     fact = ledger_fact(recognition, CHART)
     assert (fact.kind, fact.recognised, fact.match_key) == (EntryKind.REVENUE, usd("30.00"), "revenue:C-1")
 
@@ -103,6 +143,7 @@ def test_period_bounds():
 
 # -- agreement ------------------------------------------------------------------------------
 
+
 def test_systems_that_agree_have_no_break():
     assert compare(invoice(), tax_document(), [booking()]) == []
     assert compare(invoice(status="paid"), tax_document(), [booking(), payment()]) == []
@@ -119,6 +160,7 @@ def test_a_draft_is_not_yet_an_invoice():
 
 
 # -- every class of break --------------------------------------------------------------------
+
 
 def test_missing_in_erp_carries_the_healing_entry_under_the_booking_process_key():
     [found] = compare(invoice(), tax_document(), [])
@@ -191,8 +233,10 @@ def test_revenue_mismatch():
     assert compare_revenue("C-1", usd("30.00"), usd("30.00"), period="2026-10") is None
     found = compare_revenue("C-1", usd("30.00"), usd("29.99"), period="2026-10")
     assert found.kind == BreakKind.REVENUE_MISMATCH and found.difference == usd("-0.01")
-    assert compare_revenue("C-1", usd("30.00"), usd("29.99"), period="2026-10",
-                           tolerance=Tolerance(revenue_minor=1)) is None
+    assert (
+        compare_revenue("C-1", usd("30.00"), usd("29.99"), period="2026-10", tolerance=Tolerance(revenue_minor=1))
+        is None
+    )
     found = compare_revenue("", None, usd("5.00"), period="2026-10")
     assert "no contract" in found.explanation and "recognise nothing" in found.explanation
 
@@ -222,7 +266,7 @@ def test_consistent_systems_never_break_and_every_heal_balances(revenue, tax, pa
 
 
 @settings(max_examples=200, deadline=None)
-@given(revenue=minor, delta=st.integers(min_value=-10**6, max_value=10**6).filter(bool))
+@given(revenue=minor, delta=st.integers(min_value=-(10**6), max_value=10**6).filter(bool))
 def test_any_difference_in_the_receivable_is_an_amount_break_of_exactly_that_size(revenue, delta):
     r = Money.from_minor(revenue, "USD")
     off = Money.from_minor(revenue + delta, "USD")

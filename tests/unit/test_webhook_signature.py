@@ -26,8 +26,9 @@ SIGNED_WITH_OTHER_SECRET = "834982b5756e9a32003a9587f60d9d293148f5987641c776b1fd
 SIGNED_OTHER_BODY = "9ad3695c3c35b195720300212b1d20988c10b398aaeaa614b40dc9931d31ed50"
 
 
-def verify(header: str | None, *, payload: bytes = PAYLOAD, secret: str = SECRET, now: float = T + 10,
-           tolerance: int = 300) -> None:
+def verify(
+    header: str | None, *, payload: bytes = PAYLOAD, secret: str = SECRET, now: float = T + 10, tolerance: int = 300
+) -> None:
     verify_signature(payload, header, secret, now=now, tolerance=tolerance)
 
 
@@ -92,23 +93,26 @@ def test_missing_header_is_refused():
     assert "missing" in refused("")
 
 
-@pytest.mark.parametrize("header", [
-    f"v1={VALID}",  # no timestamp
-    f"t={T}",  # no signature
-    f"t=,v1={VALID}",
-    f"t={T}.5,v1={VALID}",  # non-integer timestamp
-    f"t=-{T},v1={VALID}",
-    f"t=1e9,v1={VALID}",
-    f"t={T},t={T},v1={VALID}",  # two timestamps
-    f"t={T};v1={VALID}",
-    f"{T},{VALID}",
-    "garbage",
-    ",,,",
-    f"t={T},v1={VALID.upper()}",  # hex is lower case
-    f"t={T},v1={VALID[:-1]}",
-    f"t={T},v1=",
-    f"t={T},v1={VALID}é",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"v1={VALID}",  # no timestamp
+        f"t={T}",  # no signature
+        f"t=,v1={VALID}",
+        f"t={T}.5,v1={VALID}",  # non-integer timestamp
+        f"t=-{T},v1={VALID}",
+        f"t=1e9,v1={VALID}",
+        f"t={T},t={T},v1={VALID}",  # two timestamps
+        f"t={T};v1={VALID}",
+        f"{T},{VALID}",
+        "garbage",
+        ",,,",
+        f"t={T},v1={VALID.upper()}",  # hex is lower case
+        f"t={T},v1={VALID[:-1]}",
+        f"t={T},v1=",
+        f"t={T},v1={VALID}é",
+    ],
+)
 def test_malformed_header_is_refused(header):
     refused(header)
 

@@ -15,8 +15,10 @@ def test_workflow_log_lines_carry_ids_and_business_keys():
         configure_logging(stream=stream)
         logging.getLogger("temporalio.workflow").info(
             "invoicing the proration",
-            extra={"temporal_workflow": {"workflow_id": "amendment-A-1", "run_id": "r-1"},
-                   "o2c": {"process": "amendment", "customer": "cus_1", "contract": "C-1", "status": "running"}},
+            extra={
+                "temporal_workflow": {"workflow_id": "amendment-A-1", "run_id": "r-1"},
+                "o2c": {"process": "amendment", "customer": "cus_1", "contract": "C-1", "status": "running"},
+            },
         )
     finally:
         root.handlers[:], _ = saved

@@ -11,10 +11,10 @@ from temporalio.worker import Worker
 
 from activities.registry import all_activities
 from adapters.storage.reconciliation import SqlReconciliationStore
-from canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
 from adapters.temporal import register_search_attributes, test_server_binary
-from workflows.registry import ALL_WORKFLOWS
+from canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
 from tests.fakes import FakeSystems, seat_line
+from workflows.registry import ALL_WORKFLOWS
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +31,24 @@ async def env():
 def systems() -> FakeSystems:
     s = FakeSystems()
     s.billing.accounts["cus_acme"] = Account(
-        id="cus_acme", name="Acme Corp", email="billing@acme.test",
-        billing_address=Address(line1="1 Market St", city="San Francisco", region="CA",
-                                postal_code="94105", country="US"),
+        id="cus_acme",
+        name="Acme Corp",
+        email="billing@acme.test",
+        billing_address=Address(
+            line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US"
+        ),
     )
     s.billing.subscriptions["sub_acme"] = Subscription(
-        id="sub_acme", account_id="cus_acme", contract_id="C-100", currency="USD", status="active",
+        id="sub_acme",
+        account_id="cus_acme",
+        contract_id="C-100",
+        currency="USD",
+        status="active",
         lines=[seat_line(10)],
-        current_period_start=date(2026, 11, 1), current_period_end=date(2026, 12, 1),
-        term_start=date(2026, 1, 1), term_end=date(2027, 1, 1),
+        current_period_start=date(2026, 11, 1),
+        current_period_end=date(2026, 12, 1),
+        term_start=date(2026, 1, 1),
+        term_end=date(2027, 1, 1),
     )
     return s
 
@@ -56,18 +65,27 @@ def reconciliations(tmp_path_factory):
 async def worker(env, systems, reconciliations):
     task_queue = f"tq-{uuid.uuid4()}"
     systems.reconciliations = reconciliations
-    async with Worker(env.client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
-                      activities=all_activities(**systems.ports())):
+    async with Worker(
+        env.client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=all_activities(**systems.ports())
+    ):
         yield task_queue
 
 
 def amendment(quantity: int = 12, price: str = "50.00", discount: str = "0", **overrides) -> AmendmentRequest:
     fields = dict(
-        amendment_id=f"A-{uuid.uuid4().hex[:8]}", contract_id="C-100", subscription_id="sub_acme",
-        account_id="cus_acme", currency="USD", effective_date=date(2026, 11, 16),
-        lines=[AmendedLine(product="seats", quantity=quantity, unit_price=Decimal(price),
-                           discount_percent=Decimal(discount))],
-        requested_by="sam.sales", reason="customer added seats",
+        amendment_id=f"A-{uuid.uuid4().hex[:8]}",
+        contract_id="C-100",
+        subscription_id="sub_acme",
+        account_id="cus_acme",
+        currency="USD",
+        effective_date=date(2026, 11, 16),
+        lines=[
+            AmendedLine(
+                product="seats", quantity=quantity, unit_price=Decimal(price), discount_percent=Decimal(discount)
+            )
+        ],
+        requested_by="sam.sales",
+        reason="customer added seats",
     )
     fields.update(overrides)
     return AmendmentRequest(**fields)

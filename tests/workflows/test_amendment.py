@@ -10,6 +10,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 
 from adapters.errors import BusinessError, IntegrationBug, TransientError
 from canonical.models import Address, ApproverRole
+from tests.fakes import seat_line, usd
+from tests.workflows.conftest import amendment
 from workflows.amendment import (
     AmendmentInput,
     AmendmentResult,
@@ -20,14 +22,15 @@ from workflows.amendment import (
 from workflows.kit.approval import DecisionInput
 from workflows.kit.attention import Action, ResolveInput
 from workflows.kit.status import Status
-from tests.fakes import seat_line, usd
-from tests.workflows.conftest import amendment
 
 
 async def start(env, task_queue, request) -> WorkflowHandle:
     return await env.client.start_workflow(
-        AmendmentWorkflow.run, AmendmentInput(request=request),
-        id=amendment_workflow_id(request.amendment_id), task_queue=task_queue, result_type=AmendmentResult,
+        AmendmentWorkflow.run,
+        AmendmentInput(request=request),
+        id=amendment_workflow_id(request.amendment_id),
+        task_queue=task_queue,
+        result_type=AmendmentResult,
     )
 
 
@@ -55,8 +58,13 @@ async def resolve(handle, action: Action, operator: str = "olga.ops"):
 
 
 def nothing_posted(systems) -> bool:
-    return (not systems.billing.invoices and not systems.billing.updates and not systems.tax.documents
-            and not systems.erp.entries and not systems.entitlements.seats)
+    return (
+        not systems.billing.invoices
+        and not systems.billing.updates
+        and not systems.tax.documents
+        and not systems.erp.entries
+        and not systems.entitlements.seats
+    )
 
 
 async def test_happy_path_books_the_proration_and_then_the_seats(env, worker, systems):
@@ -75,7 +83,10 @@ async def test_happy_path_books_the_proration_and_then_the_seats(env, worker, sy
     [entry] = systems.erp.entries.values()
     assert entry.total_debits == usd("55.00")
     assert {(x.account, x.debit, x.credit) for x in entry.lines} == {
-        ("1200", usd("55.00"), None), ("2400", None, usd("50.00")), ("2200", None, usd("5.00"))}
+        ("1200", usd("55.00"), None),
+        ("2400", None, usd("50.00")),
+        ("2200", None, usd("5.00")),
+    }
     assert systems.entitlements.seats[("cus_acme", "seats")] == 12
     [notice] = systems.notifications.outbox.values()
     assert notice.recipient == "billing@acme.test" and "600.00 USD" in notice.body
@@ -217,10 +228,17 @@ async def test_abort_compensates_in_reverse_order(env, worker, systems):
 
     assert result.status == Status.ROLLED_BACK
     assert result.compensated == ["journal entry", "tax document", "invoice", "subscription"]  # reverse order
-    undo_calls = [c for c in systems.ledger.calls
-                  if c in ("erp.get_journal_entry", "tax.void", "billing.void_invoice", "billing.update_subscription")]
-    assert undo_calls == ["billing.update_subscription", "tax.void", "billing.void_invoice",
-                          "billing.update_subscription"]
+    undo_calls = [
+        c
+        for c in systems.ledger.calls
+        if c in ("erp.get_journal_entry", "tax.void", "billing.void_invoice", "billing.update_subscription")
+    ]
+    assert undo_calls == [
+        "billing.update_subscription",
+        "tax.void",
+        "billing.void_invoice",
+        "billing.update_subscription",
+    ]
     assert [i.status for i in systems.billing.invoices.values()] == ["void"]
     assert [d.status for d in systems.tax.documents.values()] == ["Cancelled"]
     assert systems.billing.subscriptions["sub_acme"].lines[0].quantity == 10
@@ -233,13 +251,20 @@ async def test_a_failure_nobody_can_fix_rolls_back_including_the_posted_entry(en
     result = await handle.result()
 
     assert result.status == Status.ROLLED_BACK and "401 unauthorized" in result.message
-    assert result.compensated == ["entitlement seats", "revenue schedules", "journal entry", "tax document",
-                                  "invoice", "subscription"]
+    assert result.compensated == [
+        "entitlement seats",
+        "revenue schedules",
+        "journal entry",
+        "tax document",
+        "invoice",
+        "subscription",
+    ]
     assert not systems.schedules.schedules
     entry, reversal = systems.erp.entries.values()
     assert reversal.reverses == entry.external_id
     assert {(x.account, x.debit, x.credit) for x in reversal.lines} == {
-        (x.account, x.credit, x.debit) for x in entry.lines}
+        (x.account, x.credit, x.debit) for x in entry.lines
+    }
     assert [i.status for i in systems.billing.invoices.values()] == ["void"]
     assert systems.entitlements.seats[("cus_acme", "seats")] == 10
     assert not systems.notifications.outbox
@@ -285,16 +310,21 @@ async def test_net_credit_needs_approval_and_books_the_credit(env, worker, syste
     assert result.net == usd("-50.00") and result.invoice_total == usd("-55.00")
     [entry] = systems.erp.entries.values()
     assert {(x.account, x.debit, x.credit) for x in entry.lines} == {
-        ("1200", None, usd("55.00")), ("2400", usd("50.00"), None), ("2200", usd("5.00"), None)}
+        ("1200", None, usd("55.00")),
+        ("2400", usd("50.00"), None),
+        ("2200", usd("5.00"), None),
+    }
     assert entry.posting_date == date(2026, 11, 16)
 
 
 async def test_a_change_that_prorates_to_nothing_invoices_nothing(env, worker, systems):
     systems.billing.subscriptions["sub_acme"] = systems.billing.subscriptions["sub_acme"].model_copy(
-        update={"lines": [seat_line(1, price="0.01")]})
+        update={"lines": [seat_line(1, price="0.01")]}
+    )
     # One more one-cent seat for the last day of a 30-day period: a third of a cent.
-    result = await (await start(env, worker, amendment(quantity=2, price="0.01",
-                                                       effective_date=date(2026, 11, 30)))).result()
+    result = await (
+        await start(env, worker, amendment(quantity=2, price="0.01", effective_date=date(2026, 11, 30)))
+    ).result()
     assert result.status == Status.COMPLETED and result.invoice_id == "" and result.journal_entry == ""
     assert not systems.billing.invoices and not systems.erp.entries and not systems.tax.documents
     assert systems.billing.subscriptions["sub_acme"].lines[0].quantity == 2
@@ -310,7 +340,9 @@ async def test_the_change_in_contract_value_gets_a_revenue_schedule_of_its_own(e
     [schedule] = systems.schedules.schedules.values()
     assert schedule.schedule_id == f"{handle.id}-subscription" and schedule.total == usd("150.00")
     assert [(x.period, x.days, x.amount) for x in schedule.lines] == [
-        ("2026-11", 15, usd("48.91")), ("2026-12", 31, usd("101.09"))]
+        ("2026-11", 15, usd("48.91")),
+        ("2026-12", 31, usd("101.09")),
+    ]
     assert schedule.booked_on == date(2026, 11, 16)
     assert (await state(handle)).schedules == [schedule]
 
@@ -318,9 +350,17 @@ async def test_the_change_in_contract_value_gets_a_revenue_schedule_of_its_own(e
 async def test_an_amendment_modifies_the_contracts_schedules_prospectively(env, worker, systems):
     from canonical.revenue import ratable_schedule
 
-    term = ratable_schedule(schedule_id="renewal-C-100-2026-01-01-seats", contract_id="C-100", account_id="cus_acme",
-                            legal_entity="US01", obligation="seats", total=usd("6000.00"), start=date(2026, 1, 1),
-                            end=date(2027, 1, 1), booked_on=date(2025, 12, 1))
+    term = ratable_schedule(
+        schedule_id="renewal-C-100-2026-01-01-seats",
+        contract_id="C-100",
+        account_id="cus_acme",
+        legal_entity="US01",
+        obligation="seats",
+        total=usd("6000.00"),
+        start=date(2026, 1, 1),
+        end=date(2027, 1, 1),
+        booked_on=date(2025, 12, 1),
+    )
     systems.schedules.schedules[term.schedule_id] = term
     handle = await start(env, worker, amendment(quantity=12))
     assert (await handle.result()).status == Status.COMPLETED

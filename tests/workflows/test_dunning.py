@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
@@ -16,10 +16,18 @@ from canonical.models import (
     PaymentEventKind,
 )
 from starter.client import deliver_payment_event
-from workflows.kit.approval import DecisionInput
-from workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningResult, DunningState, DunningWorkflow, Outcome, dunning_workflow_id
-from workflows.kit.status import Status
 from tests.fakes import usd
+from workflows.dunning import (
+    PAYMENT_EVENT_SIGNAL,
+    DunningResult,
+    DunningState,
+    DunningWorkflow,
+    Outcome,
+    dunning_workflow_id,
+)
+from workflows.kit.approval import DecisionInput
+from workflows.kit.status import Status
+
 
 @pytest.fixture
 def invoice_id() -> str:
@@ -29,8 +37,15 @@ def invoice_id() -> str:
 @pytest.fixture
 def dunning_systems(systems, invoice_id):
     systems.billing.invoices[invoice_id] = Invoice(
-        id=invoice_id, account_id="cus_acme", subscription_id="sub_acme", status="open", currency="USD",
-        total=usd("500.00"), amount_paid=usd("0.00"), amount_remaining=usd("500.00"))
+        id=invoice_id,
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        status="open",
+        currency="USD",
+        total=usd("500.00"),
+        amount_paid=usd("0.00"),
+        amount_remaining=usd("500.00"),
+    )
     return systems
 
 
@@ -43,8 +58,15 @@ class Dunning:
 
     async def event(self, kind: PaymentEventKind, event_id: str | None = None, **fields) -> None:
         self.sent += 1
-        event = PaymentEvent(event_id=event_id or f"evt_{self.sent}", kind=kind, occurred_at=await self.now(),
-                             invoice_id=self.invoice_id, account_id="cus_acme", subscription_id="sub_acme", **fields)
+        event = PaymentEvent(
+            event_id=event_id or f"evt_{self.sent}",
+            kind=kind,
+            occurred_at=await self.now(),
+            invoice_id=self.invoice_id,
+            account_id="cus_acme",
+            subscription_id="sub_acme",
+            **fields,
+        )
         if kind == PaymentEventKind.PAYMENT_METHOD_UPDATED:
             # Routing by customer needs visibility queries, which the time-skipping server
             # lacks (the integration tests cover it): signal the workflow directly.
@@ -53,9 +75,9 @@ class Dunning:
             await deliver_payment_event(self.env.client, event, task_queue=self.task_queue)
 
     async def now(self):
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        return datetime.fromtimestamp((await self.env.get_current_time()).timestamp(), timezone.utc)
+        return datetime.fromtimestamp((await self.env.get_current_time()).timestamp(), UTC)
 
     async def days(self, n: float) -> None:
         await self.env.sleep(timedelta(days=n))
@@ -81,15 +103,16 @@ class Dunning:
         raise AssertionError(f"never reached {status}: {current.stage}")
 
     async def decide(self, approver: str, role: ApproverRole, approved: bool = True) -> None:
-        await self.handle.execute_update(DunningWorkflow.decide, DecisionInput(
-            approver=approver, role=role, approved=approved, comment="" if approved else "not yet"))
+        await self.handle.execute_update(
+            DunningWorkflow.decide,
+            DecisionInput(approver=approver, role=role, approved=approved, comment="" if approved else "not yet"),
+        )
 
 
 @pytest.fixture
 async def dunning(env, worker, dunning_systems, invoice_id):
     d = Dunning(env, worker, invoice_id)
-    await d.event(PaymentEventKind.PAYMENT_FAILED, decline_code="insufficient_funds",
-                  amount_remaining=usd("500.00"))
+    await d.event(PaymentEventKind.PAYMENT_FAILED, decline_code="insufficient_funds", amount_remaining=usd("500.00"))
     return d
 
 
@@ -114,11 +137,15 @@ async def test_thirty_days_from_failed_payment_to_write_off(dunning, dunning_sys
     assert s.billing.invoices[dunning.invoice_id].status == "uncollectible"
     [entry] = s.erp.entries.values()
     assert {(x.account, x.debit, x.credit) for x in entry.lines} == {
-        ("6900", usd("500.00"), None), ("1200", None, usd("500.00"))}
+        ("6900", usd("500.00"), None),
+        ("1200", None, usd("500.00")),
+    }
     [case] = s.erp.cases.values()
     assert case.stage == "written off" and case.status == "closed"
     assert s.crm.flags[("cus_acme", "dunning")] is True
-    assert s.ledger.count("erp.upsert_collection_case") == 6  # reminder, escalated, final, restricted, write-off, closed
+    assert (
+        s.ledger.count("erp.upsert_collection_case") == 6
+    )  # reminder, escalated, final, restricted, write-off, closed
 
 
 async def test_payment_on_day_4_stops_every_later_retry_and_notice(dunning, dunning_systems):
@@ -204,8 +231,9 @@ async def test_refused_restriction_and_write_off_cancel_without_writing_off(dunn
 
 async def test_strategic_accounts_alert_their_owner_and_need_a_controller(env, worker, dunning_systems, invoice_id):
     s = dunning_systems
-    s.billing.accounts["cus_acme"] = s.billing.accounts["cus_acme"].model_copy(update={
-        "annual_recurring_revenue": usd("250000.00"), "success_owner": "casey.success"})
+    s.billing.accounts["cus_acme"] = s.billing.accounts["cus_acme"].model_copy(
+        update={"annual_recurring_revenue": usd("250000.00"), "success_owner": "casey.success"}
+    )
     d = Dunning(env, worker, invoice_id)
     await d.event(PaymentEventKind.PAYMENT_FAILED)
     await d.days(21.2)
@@ -245,37 +273,57 @@ def test_hard_declines_are_the_ones_a_retry_cannot_cure():
 
 async def test_a_continued_dunning_resumes_from_what_it_carried(env, worker, dunning_systems, invoice_id):
     """What continue-as-new hands over: day 0, the actions done, the events seen."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from workflows.dunning import DunningInput, Progress
 
     s = dunning_systems
-    now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), timezone.utc)
+    now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), UTC)
     carried = Progress(
-        anchor=now - timedelta(days=8), balance=usd("500.00"), case_stage="escalated",
-        seen_events=["evt_old"], attempted_at=[now - timedelta(days=d) for d in (7, 5, 3, 1)],
-        done=["opened@0", *(f"{a}@{d}" for d, a in [(0, "notice"), (1, "retry"), (3, "retry"), (3, "notice"),
-                                                    (5, "retry"), (7, "retry"), (7, "notice")])])
+        anchor=now - timedelta(days=8),
+        balance=usd("500.00"),
+        case_stage="escalated",
+        seen_events=["evt_old"],
+        attempted_at=[now - timedelta(days=d) for d in (7, 5, 3, 1)],
+        done=[
+            "opened@0",
+            *(
+                f"{a}@{d}"
+                for d, a in [
+                    (0, "notice"),
+                    (1, "retry"),
+                    (3, "retry"),
+                    (3, "notice"),
+                    (5, "retry"),
+                    (7, "retry"),
+                    (7, "notice"),
+                ]
+            ),
+        ],
+    )
     handle = await env.client.start_workflow(
-        DunningWorkflow.run, DunningInput(invoice_id=invoice_id, account_id="cus_acme", subscription_id="sub_acme",
-                                          carried=carried),
-        id=dunning_workflow_id(invoice_id), task_queue=worker)
+        DunningWorkflow.run,
+        DunningInput(invoice_id=invoice_id, account_id="cus_acme", subscription_id="sub_acme", carried=carried),
+        id=dunning_workflow_id(invoice_id),
+        task_queue=worker,
+    )
     await env.sleep(timedelta(days=6.5))  # day 14.5: only the day-14 retry and notice are due
     assert s.ledger.count("billing.retry_payment") == 1
     assert [k.rsplit("/", 1)[1] for k in s.notifications.outbox] == ["notice-day-14"]
     assert s.ledger.count("crm.flag_account") == 0  # day 0 was done before
-    await handle.signal(PAYMENT_EVENT_SIGNAL, PaymentEvent(
-        event_id="evt_old", kind=PaymentEventKind.PAID, occurred_at=now))  # seen before: ignored
-    assert not (await handle.query(DunningWorkflow.state, result_type=DunningState)).outcome == Outcome.CASH
+    await handle.signal(
+        PAYMENT_EVENT_SIGNAL, PaymentEvent(event_id="evt_old", kind=PaymentEventKind.PAID, occurred_at=now)
+    )  # seen before: ignored
+    assert (await handle.query(DunningWorkflow.state, result_type=DunningState)).outcome != Outcome.CASH
     await handle.terminate()
 
 
 def test_card_networks_limit_attempts_per_30_days():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from canonical.dunning import within_network_limit
 
-    now = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
     recent = [now - timedelta(days=d) for d in range(14)]
-    assert not within_network_limit(recent + [now - timedelta(days=20)], now, 15)
-    assert within_network_limit(recent + [now - timedelta(days=31)], now, 15)
+    assert not within_network_limit([*recent, now - timedelta(days=20)], now, 15)
+    assert within_network_limit([*recent, now - timedelta(days=31)], now, 15)

@@ -38,21 +38,28 @@ def systems(reconciliations) -> FakeSystems:
     systems.reconciliations = reconciliations
     for n in range(95):
         systems.billing.invoices[f"in_{n:03d}"] = Invoice(
-            id=f"in_{n:03d}", account_id="cus_1", status="open", currency="USD", total=usd("10.00"),
-            created=date(2026, 10, 1 + n % 28))
+            id=f"in_{n:03d}",
+            account_id="cus_1",
+            status="open",
+            currency="USD",
+            total=usd("10.00"),
+            created=date(2026, 10, 1 + n % 28),
+        )
     return systems
 
 
 async def test_a_reader_resumes_at_its_last_heartbeat(systems, reconciliations):
     run_id = "US01-2026-10-resume"
-    dying = ReconciliationActivities(DiesAfter(systems.billing, pages=4), systems.tax, systems.erp, systems.schedules,
-                                     reconciliations)
+    dying = ReconciliationActivities(
+        DiesAfter(systems.billing, pages=4), systems.tax, systems.erp, systems.schedules, reconciliations
+    )
     env = ActivityEnvironment()
     beats: list[tuple] = []
     env.on_heartbeat = lambda *details: beats.append(details)
     request = ReadSystem(run_id=run_id, entity=ENTITY, period="2026-10")
-    await env.run(dying.open_run, OpenRun(run_id=run_id, legal_entity="US01", period="2026-10",
-                                          started_at="2026-11-01T00:00:00Z"))
+    await env.run(
+        dying.open_run, OpenRun(run_id=run_id, legal_entity="US01", period="2026-10", started_at="2026-11-01T00:00:00Z")
+    )
     with pytest.raises(Exception, match="connection reset"):
         await env.run(dying.read_billing, request)
     assert beats[-1] == ("40", 40)  # four pages of ten staged, and said so
@@ -60,8 +67,9 @@ async def test_a_reader_resumes_at_its_last_heartbeat(systems, reconciliations):
     # The next attempt starts from what the last heartbeat said.
     calls_before = systems.ledger.count("billing.list_invoices")
     env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=list(beats[-1]))
-    healthy = ReconciliationActivities(DiesAfter(systems.billing, pages=100), systems.tax, systems.erp,
-                                       systems.schedules, reconciliations)
+    healthy = ReconciliationActivities(
+        DiesAfter(systems.billing, pages=100), systems.tax, systems.erp, systems.schedules, reconciliations
+    )
     assert await env.run(healthy.read_billing, request) == 95
     assert systems.ledger.count("billing.list_invoices") - calls_before == 6  # pages 5..10 only
     staged = await reconciliations.staged(run_id, KeyRange(after="", last="~"))

@@ -15,16 +15,16 @@ from canonical.journal import invoice_entry
 from canonical.models import TAX_PRODUCT, ApproverRole, Invoice, InvoiceLine, TaxDocument, TaxLine
 from canonical.reconciliation import ReconciliationPolicy
 from canonical.revenue import ratable_schedule
+from tests.fakes import usd
 from workflows.kit.approval import DecisionInput
 from workflows.kit.attention import Action, ResolveInput
+from workflows.kit.status import Status
 from workflows.reconciliation import (
     ReconciliationInput,
     ReconciliationResult,
     ReconciliationState,
     ReconciliationWorkflow,
 )
-from workflows.kit.status import Status
-from tests.fakes import usd
 
 DAY = date(2026, 10, 12)
 
@@ -34,17 +34,39 @@ def book(systems, n: int, revenue: str, *, erp: bool = True, erp_revenue: str | 
     invoice_id = f"in_{n:03d}"
     tax = usd(revenue).times(Decimal("0.10"))
     systems.billing.invoices[invoice_id] = Invoice(
-        id=invoice_id, number=f"N-{n}", account_id="cus_acme", status=status, currency="USD",
-        total=usd(revenue) + tax, created=DAY, metadata={"o2c_workflow": f"amendment-R{n}"},
-        lines=[InvoiceLine(product="seats", description="seats", amount=usd(revenue)),
-               InvoiceLine(product=TAX_PRODUCT, description="tax", amount=tax)])
+        id=invoice_id,
+        number=f"N-{n}",
+        account_id="cus_acme",
+        status=status,
+        currency="USD",
+        total=usd(revenue) + tax,
+        created=DAY,
+        metadata={"o2c_workflow": f"amendment-R{n}"},
+        lines=[
+            InvoiceLine(product="seats", description="seats", amount=usd(revenue)),
+            InvoiceLine(product=TAX_PRODUCT, description="tax", amount=tax),
+        ],
+    )
     systems.tax.documents[invoice_id] = TaxDocument(
-        code=invoice_id, type="SalesInvoice", status="Committed", total_amount=usd(revenue), total_tax=tax,
-        lines=[TaxLine(number="1", amount=usd(revenue), tax=tax)], document_date=DAY)
+        code=invoice_id,
+        type="SalesInvoice",
+        status="Committed",
+        total_amount=usd(revenue),
+        total_tax=tax,
+        lines=[TaxLine(number="1", amount=usd(revenue), tax=tax)],
+        document_date=DAY,
+    )
     if erp:
-        entry = invoice_entry(external_id=f"amendment-R{n}-invoice", subsidiary="1", posting_date=DAY, memo="m",
-                              revenue=usd(erp_revenue or revenue), tax=tax, chart=ReconciliationInput(
-                                  legal_entity="US01").chart, invoice_id=invoice_id)
+        entry = invoice_entry(
+            external_id=f"amendment-R{n}-invoice",
+            subsidiary="1",
+            posting_date=DAY,
+            memo="m",
+            revenue=usd(erp_revenue or revenue),
+            tax=tax,
+            chart=ReconciliationInput(legal_entity="US01").chart,
+            invoice_id=invoice_id,
+        )
         systems.erp.entries[entry.external_id] = entry
     return invoice_id
 
@@ -53,8 +75,10 @@ async def start(env, task_queue, **policy) -> WorkflowHandle:
     return await env.client.start_workflow(
         ReconciliationWorkflow.run,
         ReconciliationInput(legal_entity="US01", period="2026-10", policy=ReconciliationPolicy(**policy)),
-        id=f"reconciliation-US01-2026-10-{uuid.uuid4().hex[:6]}", task_queue=task_queue,
-        result_type=ReconciliationResult)
+        id=f"reconciliation-US01-2026-10-{uuid.uuid4().hex[:6]}",
+        task_queue=task_queue,
+        result_type=ReconciliationResult,
+    )
 
 
 async def state(handle) -> ReconciliationState:
@@ -70,8 +94,7 @@ async def until(handle, status: Status) -> ReconciliationState:
     raise AssertionError(f"never reached {status}; last {current.status}: {current.stage}")
 
 
-async def test_heals_below_the_limit_asks_approval_above_it_and_parks_the_rest(env, worker, systems,
-                                                                                reconciliations):
+async def test_heals_below_the_limit_asks_approval_above_it_and_parks_the_rest(env, worker, systems, reconciliations):
     for n in range(1, 8):
         book(systems, n, "100.00")
     small = book(systems, 8, "200.00", erp=False)  # 220.00 with tax: healed at once
@@ -86,17 +109,22 @@ async def test_heals_below_the_limit_asks_approval_above_it_and_parks_the_rest(e
     assert "amendment-R9-invoice" not in systems.erp.entries
     assert waiting.batches == 4 and waiting.batches_done == 4  # 10 invoices in batches of 3, across runs
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(ReconciliationWorkflow.decide, DecisionInput(
-            approver="mallory", role=ApproverRole.FINANCE, approved=True))
+        await handle.execute_update(
+            ReconciliationWorkflow.decide, DecisionInput(approver="mallory", role=ApproverRole.FINANCE, approved=True)
+        )
     assert "not a known approver" in refused.value.cause.message
-    await handle.execute_update(ReconciliationWorkflow.decide, DecisionInput(
-        approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="customer confirmed"))
+    await handle.execute_update(
+        ReconciliationWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="customer confirmed"),
+    )
 
     parked = await until(handle, Status.NEEDS_ATTENTION)
     assert systems.erp.entries["amendment-R9-invoice"].total_debits == usd("5500.00")
     assert parked.attention.step == "breaks" and "1 amount mismatch" in parked.attention.message
-    await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(
-        action=Action.SKIP, operator="olga.ops", comment="GL fixes it in November"))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve,
+        ResolveInput(action=Action.SKIP, operator="olga.ops", comment="GL fixes it in November"),
+    )
     result = await handle.result()
 
     assert result.status == Status.COMPLETED
@@ -124,8 +152,10 @@ async def test_a_rejected_heal_stays_an_open_break(env, worker, systems, reconci
     book(systems, 1, "5000.00", erp=False)
     handle = await start(env, worker)
     await until(handle, Status.AWAITING_APPROVAL)
-    await handle.execute_update(ReconciliationWorkflow.decide, DecisionInput(
-        approver="fiona.finance", role=ApproverRole.FINANCE, approved=False, comment="not ours"))
+    await handle.execute_update(
+        ReconciliationWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=False, comment="not ours"),
+    )
     parked = await until(handle, Status.NEEDS_ATTENTION)
     assert "1 missing in erp" in parked.attention.message
     assert not systems.erp.entries
@@ -134,8 +164,15 @@ async def test_a_rejected_heal_stays_an_open_break(env, worker, systems, reconci
 
     # The operator books it by hand, then retries: a fresh pass finds nothing.
     systems.erp.entries["amendment-R1-invoice"] = invoice_entry(
-        external_id="amendment-R1-invoice", subsidiary="1", posting_date=DAY, memo="by hand", revenue=usd("5000.00"),
-        tax=usd("500.00"), chart=ReconciliationInput(legal_entity="US01").chart, invoice_id="in_001")
+        external_id="amendment-R1-invoice",
+        subsidiary="1",
+        posting_date=DAY,
+        memo="by hand",
+        revenue=usd("5000.00"),
+        tax=usd("500.00"),
+        chart=ReconciliationInput(legal_entity="US01").chart,
+        invoice_id="in_001",
+    )
     await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(action=Action.RETRY, operator="olga.ops"))
     result = await handle.result()
     assert result.status == Status.COMPLETED and result.found == {} and result.run_id != parked.run_id
@@ -157,9 +194,16 @@ async def test_a_heal_the_erp_refuses_is_left_open_with_the_reason(env, worker, 
 
 async def test_an_entry_outside_the_period_is_not_overwritten(env, worker, systems, reconciliations):
     book(systems, 1, "100.00", erp=False)
-    elsewhere = invoice_entry(external_id="amendment-R1-invoice", subsidiary="1", posting_date=date(2026, 9, 30),
-                              memo="posted in September", revenue=usd("100.00"), tax=usd("10.00"),
-                              chart=ReconciliationInput(legal_entity="US01").chart, invoice_id="in_001")
+    elsewhere = invoice_entry(
+        external_id="amendment-R1-invoice",
+        subsidiary="1",
+        posting_date=date(2026, 9, 30),
+        memo="posted in September",
+        revenue=usd("100.00"),
+        tax=usd("10.00"),
+        chart=ReconciliationInput(legal_entity="US01").chart,
+        invoice_id="in_001",
+    )
     systems.erp.entries[elsewhere.external_id] = elsewhere
     handle = await start(env, worker)
     parked = await until(handle, Status.NEEDS_ATTENTION)
@@ -172,9 +216,16 @@ async def test_an_entry_outside_the_period_is_not_overwritten(env, worker, syste
 
 
 async def test_recognised_revenue_is_compared_with_the_schedules(env, worker, systems, reconciliations):
-    schedule = ratable_schedule(schedule_id="S-1", contract_id="C-9", account_id="cus_acme", legal_entity="US01",
-                                obligation="subscription", total=usd("3100.00"), start=date(2026, 10, 1),
-                                end=date(2026, 11, 1))
+    schedule = ratable_schedule(
+        schedule_id="S-1",
+        contract_id="C-9",
+        account_id="cus_acme",
+        legal_entity="US01",
+        obligation="subscription",
+        total=usd("3100.00"),
+        start=date(2026, 10, 1),
+        end=date(2026, 11, 1),
+    )
     await systems.schedules.save_schedule(schedule)
     handle = await start(env, worker)
     parked = await until(handle, Status.NEEDS_ATTENTION)
@@ -188,8 +239,12 @@ async def test_recognised_revenue_is_compared_with_the_schedules(env, worker, sy
 async def test_a_bad_period_or_entity_is_refused_before_anything_is_read(env, worker, systems):
     for period, entity in (("2026-13", "US01"), ("2026-10", "XX99")):
         handle = await env.client.start_workflow(
-            ReconciliationWorkflow.run, ReconciliationInput(legal_entity=entity, period=period),
-            id=f"reconciliation-bad-{uuid.uuid4().hex[:6]}", task_queue=worker, result_type=ReconciliationResult)
+            ReconciliationWorkflow.run,
+            ReconciliationInput(legal_entity=entity, period=period),
+            id=f"reconciliation-bad-{uuid.uuid4().hex[:6]}",
+            task_queue=worker,
+            result_type=ReconciliationResult,
+        )
         result = await handle.result()
         assert result.status == Status.REJECTED
     assert not [c for c in systems.ledger.calls if "list" in c]

@@ -13,7 +13,9 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from adapters.errors import BusinessError
 from canonical.models import ApproverRole, LegalEntity, Subscription
 from canonical.renewal import RenewalChange, RenewalRequest, RenewedLine
+from tests.fakes import seat_line, usd
 from workflows.kit.approval import DecisionInput
+from workflows.kit.status import Status
 from workflows.renewal import (
     NonRenewal,
     Outcome,
@@ -23,12 +25,13 @@ from workflows.renewal import (
     RenewalWorkflow,
     renewal_workflow_id,
 )
-from workflows.kit.status import Status
-from tests.fakes import seat_line, usd
 
-ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1"),
-            LegalEntity(code="US02", company_code="US02", functional_currency="USD", erp_subsidiary="2",
-                        billing_account="acct_us02")]
+ENTITIES = [
+    LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1"),
+    LegalEntity(
+        code="US02", company_code="US02", functional_currency="USD", erp_subsidiary="2", billing_account="acct_us02"
+    ),
+]
 
 
 @pytest.fixture
@@ -42,26 +45,45 @@ def renewing(systems, today):
     term_end = today + timedelta(days=120)
     systems.contract_id = f"C-{uuid.uuid4().hex[:6]}"
     systems.billing.subscriptions["sub_acme"] = Subscription(
-        id="sub_acme", account_id="cus_acme", contract_id=systems.contract_id, currency="USD", status="active",
-        lines=[seat_line(10)], current_period_start=today - timedelta(days=10),
-        current_period_end=today + timedelta(days=20), term_start=term_end - timedelta(days=365), term_end=term_end)
+        id="sub_acme",
+        account_id="cus_acme",
+        contract_id=systems.contract_id,
+        currency="USD",
+        status="active",
+        lines=[seat_line(10)],
+        current_period_start=today - timedelta(days=10),
+        current_period_end=today + timedelta(days=20),
+        term_start=term_end - timedelta(days=365),
+        term_end=term_end,
+    )
     return systems
 
 
 def renewal(systems, today: date, **overrides) -> RenewalRequest:
     start = today + timedelta(days=120)
-    fields = dict(contract_id=systems.contract_id, subscription_id="sub_acme", account_id="cus_acme",
-                  term=str(start.year + 1), new_term_start=start, new_term_end=start.replace(year=start.year + 1),
-                  uplift_percent=Decimal(5), lines=[RenewedLine(product="seats", quantity=12)],
-                  requested_by="sam.sales")
+    fields = dict(
+        contract_id=systems.contract_id,
+        subscription_id="sub_acme",
+        account_id="cus_acme",
+        term=str(start.year + 1),
+        new_term_start=start,
+        new_term_end=start.replace(year=start.year + 1),
+        uplift_percent=Decimal(5),
+        lines=[RenewedLine(product="seats", quantity=12)],
+        requested_by="sam.sales",
+    )
     fields.update(overrides)
     return RenewalRequest(**fields)
 
 
 async def start(env, task_queue, request, **input_fields) -> WorkflowHandle:
     return await env.client.start_workflow(
-        RenewalWorkflow.run, RenewalInput(request=request, legal_entities=ENTITIES, **input_fields),
-        id=renewal_workflow_id(request.contract_id, request.new_term_start), task_queue=task_queue, result_type=RenewalResult)
+        RenewalWorkflow.run,
+        RenewalInput(request=request, legal_entities=ENTITIES, **input_fields),
+        id=renewal_workflow_id(request.contract_id, request.new_term_start),
+        task_queue=task_queue,
+        result_type=RenewalResult,
+    )
 
 
 async def state(handle) -> RenewalState:
@@ -78,8 +100,7 @@ async def until_waiting(handle) -> RenewalState:
 
 
 def nothing_posted(s) -> bool:
-    return not (s.billing.invoices or s.billing.created or s.erp.entries or s.schedules.schedules
-                or s.tax.documents)
+    return not (s.billing.invoices or s.billing.created or s.erp.entries or s.schedules.schedules or s.tax.documents)
 
 
 async def test_waits_four_months_then_starts_the_new_term(env, worker, renewing, today):
@@ -121,8 +142,9 @@ async def test_a_cancellation_while_waiting_posts_nothing(env, worker, renewing,
     await env.sleep(timedelta(days=70))  # past the 60-day notice
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(RenewalWorkflow.cancel, NonRenewal(requested_by="sam.sales", reason=" "))
-    await handle.execute_update(RenewalWorkflow.cancel, NonRenewal(requested_by="sam.sales",
-                                                                   reason="customer chose a competitor"))
+    await handle.execute_update(
+        RenewalWorkflow.cancel, NonRenewal(requested_by="sam.sales", reason="customer chose a competitor")
+    )
     result = await handle.result()
     assert result.outcome == Outcome.NOT_RENEWED and "competitor" in result.message
     assert nothing_posted(s) and "sub_acme" in s.billing.ends  # the current term still ends
@@ -135,11 +157,15 @@ async def test_a_seat_change_before_the_start_is_priced_in(env, worker, renewing
     await until_waiting(handle)
     await env.sleep(timedelta(days=30))
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(RenewalWorkflow.change, RenewalChange(
-            lines=[RenewedLine(product="seats", quantity=-1)], requested_by="sam.sales"))
+        await handle.execute_update(
+            RenewalWorkflow.change,
+            RenewalChange(lines=[RenewedLine(product="seats", quantity=-1)], requested_by="sam.sales"),
+        )
     assert "below zero" in str(refused.value.cause)
-    answer = await handle.execute_update(RenewalWorkflow.change, RenewalChange(
-        lines=[RenewedLine(product="seats", quantity=15)], requested_by="sam.sales"))
+    answer = await handle.execute_update(
+        RenewalWorkflow.change,
+        RenewalChange(lines=[RenewedLine(product="seats", quantity=15)], requested_by="sam.sales"),
+    )
     assert "9,450.00 USD" in answer  # 15 x 52.50 x 12
     result = await handle.result()
     assert result.outcome == Outcome.RENEWED and result.term_value == usd("9450.00")
@@ -157,9 +183,15 @@ async def test_uplift_above_the_cap_needs_approval(env, worker, renewing, today,
         await asyncio.sleep(0.025)
     waiting = await state(handle)
     assert "uplift 10% above the 7% cap" in waiting.approval.request.reasons[0]
-    await handle.execute_update(RenewalWorkflow.decide, DecisionInput(
-        approver="fiona.finance", role=ApproverRole.FINANCE, approved=approved,
-        comment="" if approved else "cap is contractual"))
+    await handle.execute_update(
+        RenewalWorkflow.decide,
+        DecisionInput(
+            approver="fiona.finance",
+            role=ApproverRole.FINANCE,
+            approved=approved,
+            comment="" if approved else "cap is contractual",
+        ),
+    )
     result = await handle.result()
     if approved:
         assert result.outcome == Outcome.RENEWED and result.term_value == usd("7920.00")  # 12 x 55.00 x 12
@@ -195,8 +227,15 @@ async def test_a_failure_on_the_start_day_rolls_back(env, worker, renewing, toda
 
 async def test_an_invalid_renewal_is_refused_before_anything_happens(env, worker, renewing, today):
     s = renewing
-    result = await (await start(env, worker, renewal(
-        s, today, new_term_start=today + timedelta(days=100), lines=[RenewedLine(product="gold", quantity=1)]))).result()
+    result = await (
+        await start(
+            env,
+            worker,
+            renewal(
+                s, today, new_term_start=today + timedelta(days=100), lines=[RenewedLine(product="gold", quantity=1)]
+            ),
+        )
+    ).result()
     assert result.outcome == Outcome.REJECTED
     assert "must start when the current one ends" in result.message and "not in the price book" in result.message
     assert nothing_posted(s) and not s.billing.ends
@@ -207,12 +246,14 @@ async def test_a_change_to_the_rest_of_the_current_term_is_a_child_amendment(env
     from workflows.amendment import AmendmentResult as ChildResult
 
     s = renewing
-    request = renewal(s, today, current_term_changes=[
-        AmendedLine(product="seats", quantity=11, unit_price=Decimal("50.00"))])
+    request = renewal(
+        s, today, current_term_changes=[AmendedLine(product="seats", quantity=11, unit_price=Decimal("50.00"))]
+    )
     handle = await start(env, worker, request)
     await until_waiting(handle)
-    child = env.client.get_workflow_handle(f"amendment-{request.contract_id}-{request.term}-current",
-                                           result_type=ChildResult)
+    child = env.client.get_workflow_handle(
+        f"amendment-{request.contract_id}-{request.term}-current", result_type=ChildResult
+    )
     assert (await child.result()).status == Status.COMPLETED
     assert [x.quantity for x in s.billing.subscriptions["sub_acme"].lines] == [11]  # the current term, now
     assert len(s.billing.invoices) == 1  # the proration invoice; the new term's comes on its first day
@@ -225,15 +266,22 @@ async def test_the_renewal_window_starts_each_renewal_once(env, worker, renewing
     from workflows.renewal_window import RenewalWindowWorkflow, WindowInput, WindowResult
 
     s = renewing
-    far = s.billing.subscriptions["sub_acme"].model_copy(update={
-        "id": "sub_far", "contract_id": "C-far", "term_end": today + timedelta(days=200)})
+    far = s.billing.subscriptions["sub_acme"].model_copy(
+        update={"id": "sub_far", "contract_id": "C-far", "term_end": today + timedelta(days=200)}
+    )
     s.billing.subscriptions["sub_far"] = far
     policy = RenewalPolicy(window_days=150)
     runs = []
-    for n in range(2):
-        runs.append(await env.client.execute_workflow(
-            RenewalWindowWorkflow.run, WindowInput(policy=policy, legal_entities=ENTITIES),
-            id=f"renewal-window-{uuid.uuid4().hex[:6]}", task_queue=worker, result_type=WindowResult))
+    for _n in range(2):
+        runs.append(
+            await env.client.execute_workflow(
+                RenewalWindowWorkflow.run,
+                WindowInput(policy=policy, legal_entities=ENTITIES),
+                id=f"renewal-window-{uuid.uuid4().hex[:6]}",
+                task_queue=worker,
+                result_type=WindowResult,
+            )
+        )
     expected = renewal_workflow_id(s.contract_id, today + timedelta(days=120))
     assert runs[0].started == [expected] and runs[1].started == [] and runs[1].already_running == [expected]
     renewal_handle = env.client.get_workflow_handle(expected)

@@ -8,9 +8,8 @@ leaves no trace. No decision within `escalate_after` escalates (once); none with
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Awaitable, Callable
 
 from temporalio import workflow
 
@@ -47,8 +46,9 @@ class ApprovalGate:
 
     @property
     def waiting(self) -> bool:
-        return (self.request is not None and self.decision is None and self.expired_at is None
-                and self.withdrawn_at is None)
+        return (
+            self.request is not None and self.decision is None and self.expired_at is None and self.withdrawn_at is None
+        )
 
     def validate(self, decision: DecisionInput) -> None:
         if not self.waiting:
@@ -102,9 +102,11 @@ class ApprovalGate:
                 return None
             deadline = self._escalate_at if self.escalated_at is None else self._expire_at
             try:
-                await workflow.wait_condition(lambda: self.decision is not None or interrupt(),
-                                              timeout=max((deadline - now).total_seconds(), 0.001))
-            except asyncio.TimeoutError:
+                await workflow.wait_condition(
+                    lambda: self.decision is not None or interrupt(),
+                    timeout=max((deadline - now).total_seconds(), 0.001),
+                )
+            except TimeoutError:
                 pass
         return self.decision
 

@@ -7,7 +7,7 @@ or `abort` (undo what was done).
 
 from __future__ import annotations
 
-import asyncio
+import builtins
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -61,8 +61,9 @@ def explain(error: BaseException) -> tuple[Problem, bool]:
         # Retries ran out of the step window: the system has been failing or unreachable
         # all along. A person can retry once it is back, or decide otherwise.
         last = cause.message if isinstance(cause, ApplicationError) else "no answer"
-        return Problem(message=f"still failing after retrying for the whole step window ({last}); "
-                               "retry once the system is back"), True
+        return Problem(
+            message=f"still failing after retrying for the whole step window ({last}); retry once the system is back"
+        ), True
     if isinstance(cause, ApplicationError):
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
         problem = Problem(
@@ -106,24 +107,30 @@ class ExceptionQueue:
     def resolve(self, answer: ResolveInput) -> None:
         self._answer = answer
 
-    async def park(self, step: str, problem: Problem, actions: list[Action],
-                   timeout: timedelta | None = None) -> Action | None:
+    async def park(
+        self, step: str, problem: Problem, actions: list[Action], timeout: timedelta | None = None
+    ) -> Action | None:
         """Wait for an operator's answer; None when `timeout` passes unanswered."""
         self._answer = None
         self.attention = Attention(
-            step=step, message=problem.message, system=problem.system, code=problem.code,
-            since=workflow.now(), actions=actions,
+            step=step,
+            message=problem.message,
+            system=problem.system,
+            code=problem.code,
+            since=workflow.now(),
+            actions=actions,
         )
         try:
             await workflow.wait_condition(lambda: self._answer is not None, timeout=timeout)
-        except asyncio.TimeoutError:
+        except builtins.TimeoutError:
             self.attention = None
             return None
         answer = self._answer
         assert answer is not None
         self.resolutions.append(
-            Resolution(step=step, action=answer.action, operator=answer.operator,
-                       comment=answer.comment, at=workflow.now())
+            Resolution(
+                step=step, action=answer.action, operator=answer.operator, comment=answer.comment, at=workflow.now()
+            )
         )
         self.attention = None
         self._answer = None

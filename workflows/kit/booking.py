@@ -11,7 +11,6 @@ from datetime import date
 
 from temporalio import workflow
 
-
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from activities.customer import CustomerActivities
@@ -20,11 +19,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.tax import TaxActivities
     from canonical.journal import ChartOfAccounts, JournalEntry, invoice_entry
     from canonical.models import (
+        TAX_PRODUCT,
         Account,
         Invoice,
         InvoiceLine,
         JournalEntryRef,
-        TAX_PRODUCT,
         LegalEntity,
         Notification,
         TaxDocument,
@@ -45,8 +44,9 @@ class BookingWorkflow(ProcessWorkflow):
 
     # -- tax quote ---------------------------------------------------------------------------
 
-    async def quote_tax(self, account_id: str, currency: str, document_date: date,
-                        lines: list[InvoiceLine]) -> TaxDocument | None:
+    async def quote_tax(
+        self, account_id: str, currency: str, document_date: date, lines: list[InvoiceLine]
+    ) -> TaxDocument | None:
         """An AvaTax SalesOrder: records nothing. None when an operator skipped it."""
         self.set_stage("quoting tax")
 
@@ -62,28 +62,54 @@ class BookingWorkflow(ProcessWorkflow):
 
     def tax_request(self, currency: str, document_date: date, lines: list[InvoiceLine]) -> TaxRequest:
         assert self.account is not None
-        return TaxRequest(code=f"{workflow.info().workflow_id}-quote", customer_code=self.account.id,
-                          document_date=document_date, currency=currency, address=self.account.billing_address,
-                          lines=lines)
+        return TaxRequest(
+            code=f"{workflow.info().workflow_id}-quote",
+            customer_code=self.account.id,
+            document_date=document_date,
+            currency=currency,
+            address=self.account.billing_address,
+            lines=lines,
+        )
 
     # -- invoice, tax document, journal entry ---------------------------------------------
 
     async def book_invoice(
-        self, *, account_id: str, subscription_id: str, currency: str, document_date: date,
-        charged: list[InvoiceLine], quote: TaxDocument | None, description: str, metadata: dict[str, str],
-        entity: LegalEntity, chart: ChartOfAccounts, memo: str, billing_account: str = "",
+        self,
+        *,
+        account_id: str,
+        subscription_id: str,
+        currency: str,
+        document_date: date,
+        charged: list[InvoiceLine],
+        quote: TaxDocument | None,
+        description: str,
+        metadata: dict[str, str],
+        entity: LegalEntity,
+        chart: ChartOfAccounts,
+        memo: str,
+        billing_account: str = "",
     ) -> None:
         wid = workflow.info().workflow_id
         tax = quote.total_tax if quote else Money.zero(currency)
-        lines = charged + ([InvoiceLine(product=TAX_PRODUCT, description=f"Sales tax ({document_date})",
-                                        amount=tax)] if not tax.is_zero else [])
+        lines = charged + (
+            [InvoiceLine(product=TAX_PRODUCT, description=f"Sales tax ({document_date})", amount=tax)]
+            if not tax.is_zero
+            else []
+        )
         self.set_stage(f"invoicing: {description}")
-        create = CreateInvoice(account_id=account_id, subscription_id=subscription_id, currency=currency,
-                               lines=lines, description=description, metadata={"o2c_workflow": wid, **metadata},
-                               billing_account=billing_account)
+        create = CreateInvoice(
+            account_id=account_id,
+            subscription_id=subscription_id,
+            currency=currency,
+            lines=lines,
+            description=description,
+            metadata={"o2c_workflow": wid, **metadata},
+            billing_account=billing_account,
+        )
         self.saga.add("invoice", lambda: self._void_invoice(create))
-        self.invoice = await self.step("invoice", lambda: self.forward(BillingActivities.create_invoice, create),
-                                       skippable=False)
+        self.invoice = await self.step(
+            "invoice", lambda: self.forward(BillingActivities.create_invoice, create), skippable=False
+        )
         assert self.invoice is not None
         self.tag(invoice=self.invoice.id)
 
@@ -93,21 +119,31 @@ class BookingWorkflow(ProcessWorkflow):
             self.saga.add("tax document", lambda: self.undo(TaxActivities.void, commit.code))
             self.tax_document = await self.step("tax commit", lambda: self.forward(TaxActivities.commit, commit))
             if self.tax_document and self.tax_document.total_tax != tax:
-                self.note(f"warning: AvaTax committed {self.tax_document.total_tax} "
-                          f"but the invoice charged {tax}; the ledger follows the invoice")
+                self.note(
+                    f"warning: AvaTax committed {self.tax_document.total_tax} "
+                    f"but the invoice charged {tax}; the ledger follows the invoice"
+                )
 
         revenue = total((x.amount for x in charged), currency)
         if revenue.is_zero and tax.is_zero:
             self.note("nothing to post: the invoice nets to zero")
             return
         self.set_stage("posting the journal entry")
-        entry = invoice_entry(external_id=f"{wid}-invoice", subsidiary=entity.erp_subsidiary,
-                              posting_date=document_date, memo=f"{memo}, invoice {self.invoice.id}",
-                              revenue=revenue, tax=tax, chart=chart, invoice_id=self.invoice.id)
+        entry = invoice_entry(
+            external_id=f"{wid}-invoice",
+            subsidiary=entity.erp_subsidiary,
+            posting_date=document_date,
+            memo=f"{memo}, invoice {self.invoice.id}",
+            revenue=revenue,
+            tax=tax,
+            chart=chart,
+            invoice_id=self.invoice.id,
+        )
         reversal = entry.reversal(f"{wid}-invoice-reversal", document_date)
         self.saga.add("journal entry", lambda: self._reverse(entry, reversal))
-        self.journal_entry = await self.step("journal entry",
-                                             lambda: self.forward(ErpActivities.post_journal_entry, entry))
+        self.journal_entry = await self.step(
+            "journal entry", lambda: self.forward(ErpActivities.post_journal_entry, entry)
+        )
 
     async def _void_invoice(self, create: CreateInvoice) -> None:
         invoice = self.invoice
@@ -117,8 +153,9 @@ class BookingWorkflow(ProcessWorkflow):
             # Billing never answered (an operator aborted while it was unreachable).
             # Replaying the same idempotency key returns the invoice if it was made.
             invoice = await self.undo(BillingActivities.create_invoice, create)
-        self.invoice = await self.undo(BillingActivities.void_invoice, VoidInvoice(
-            invoice_id=invoice.id, billing_account=create.billing_account))
+        self.invoice = await self.undo(
+            BillingActivities.void_invoice, VoidInvoice(invoice_id=invoice.id, billing_account=create.billing_account)
+        )
 
     async def _reverse(self, entry: JournalEntry, reversal: JournalEntry) -> None:
         if self.journal_entry is None:
@@ -138,20 +175,26 @@ class BookingWorkflow(ProcessWorkflow):
         for product, quantity in seats.items():
             if before.get(product) == quantity:
                 continue
-            restore = SetSeats(account_id=account_id, product=product, seats=before.get(product, 0),
-                               step=f"entitlement-{product}-restore")
-            self.saga.add(f"entitlement {product}",
-                          lambda restore=restore: self.undo(CustomerActivities.set_seats, restore))
-            change = SetSeats(account_id=account_id, product=product, seats=quantity,
-                              step=f"entitlement-{product}")
+            restore = SetSeats(
+                account_id=account_id,
+                product=product,
+                seats=before.get(product, 0),
+                step=f"entitlement-{product}-restore",
+            )
+            self.saga.add(
+                f"entitlement {product}", lambda restore=restore: self.undo(CustomerActivities.set_seats, restore)
+            )
+            change = SetSeats(account_id=account_id, product=product, seats=quantity, step=f"entitlement-{product}")
             self.set_stage(f"setting {product} to {quantity} seats")
-            await self.step(f"entitlement {product}",
-                            lambda change=change: self.forward(CustomerActivities.set_seats, change))
+            await self.step(
+                f"entitlement {product}", lambda change=change: self.forward(CustomerActivities.set_seats, change)
+            )
 
     async def tell_customer(self, account_id: str, notice: Notification | None, step: str = "notify-customer") -> None:
         """After the point of no return: a failed notice waits for an operator, never undoes."""
         account = self.account or await self.step(
-            "read customer", lambda: self.forward(BillingActivities.get_account, account_id), must_finish=True)
+            "read customer", lambda: self.forward(BillingActivities.get_account, account_id), must_finish=True
+        )
         if notice is None or not (account and account.email):
             return
         self.set_stage("notifying the customer")

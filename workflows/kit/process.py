@@ -4,13 +4,13 @@ the Temporal UI, the approval gate, the exception queue and the compensation sta
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError
-
 
 with workflow.unsafe.imports_passed_through():
     from activities.customer import CustomerActivities
@@ -31,8 +31,9 @@ RELEASE_2026_11 = "o2c-2026-11"
 
 # Transient failures are retried with the same idempotency key, backing off to a minute.
 # When a system stays down for the whole window the step parks for an operator.
-FORWARD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                            maximum_interval=timedelta(minutes=1))
+FORWARD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
+)
 STEP_WINDOW = timedelta(hours=1)
 CALL_TIMEOUT = timedelta(seconds=30)
 
@@ -81,8 +82,9 @@ class ProcessWorkflow:
             a = self.queue.attention
             parts.append(f"⚠ {a.step}: {a.message} (answer with {'/'.join(x.value for x in a.actions)})")
         elif self.gate.waiting and self.gate.request:
-            parts.append(f"waiting for a {self.gate.request.required_role.value}: "
-                         + "; ".join(self.gate.request.reasons))
+            parts.append(
+                f"waiting for a {self.gate.request.required_role.value}: " + "; ".join(self.gate.request.reasons)
+            )
         return " · ".join(parts)
 
     def begin_release(self) -> None:
@@ -93,8 +95,9 @@ class ProcessWorkflow:
     def tag(self, *, customer: str = "", contract: str = "", invoice: str = "") -> None:
         """Name the business objects in the search attributes. Since the release they go out
         with the next status change, and only those that changed: an upsert is an action."""
-        self.keys.update({k: v for k, v in
-                          {"customer": customer, "contract": contract, "invoice": invoice}.items() if v})
+        self.keys.update(
+            {k: v for k, v in {"customer": customer, "contract": contract, "invoice": invoice}.items() if v}
+        )
         updates = [(PROCESS, self.process), (CUSTOMER, customer), (CONTRACT, contract), (INVOICE, invoice)]
         if self.release_2026_11:
             self._pending.update({key.name: (key, value) for key, value in updates if value})
@@ -136,8 +139,10 @@ class ProcessWorkflow:
     async def decide(self, decision: DecisionInput) -> str:
         recorded = self.gate.record(decision)
         verdict = "approved" if recorded.approved else "rejected"
-        self.note(f"{verdict} by {recorded.approver} ({recorded.role.value})"
-                  + (f": {recorded.comment}" if recorded.comment else ""))
+        self.note(
+            f"{verdict} by {recorded.approver} ({recorded.role.value})"
+            + (f": {recorded.comment}" if recorded.comment else "")
+        )
         return verdict
 
     @decide.validator
@@ -145,12 +150,21 @@ class ProcessWorkflow:
         self.gate.validate(decision)
 
     async def escalate_approval(self, subject: str, account_id: str, role: str, reasons: list[str]) -> None:
-        notice = Notification(recipient=f"approvers:{role}", template="approval-escalation", subject=subject,
-                              body=f"Needs a {role}: " + "; ".join(reasons), account_id=account_id)
+        notice = Notification(
+            recipient=f"approvers:{role}",
+            template="approval-escalation",
+            subject=subject,
+            body=f"Needs a {role}: " + "; ".join(reasons),
+            account_id=account_id,
+        )
         self.note("escalated: no decision within the escalation window")
-        await self.step("approval escalation", lambda: self.forward(
-            CustomerActivities.send, SendNotification(notification=notice, step="approval-escalation")),
-            must_finish=True)
+        await self.step(
+            "approval escalation",
+            lambda: self.forward(
+                CustomerActivities.send, SendNotification(notification=notice, step="approval-escalation")
+            ),
+            must_finish=True,
+        )
 
     # -- exception queue ------------------------------------------------------------------
 
@@ -180,8 +194,9 @@ class ProcessWorkflow:
                     self.note(f"{name} skipped by operator")
                     return None
 
-    async def retry_after(self, name: str, error: ActivityError | ChildWorkflowError, *, skippable: bool = True,
-                          must_finish: bool = False) -> bool:
+    async def retry_after(
+        self, name: str, error: ActivityError | ChildWorkflowError, *, skippable: bool = True, must_finish: bool = False
+    ) -> bool:
         """What a failed step does next (see step): True to run it again, False when the
         operator skipped it; raises StepFailed or AbortRequested otherwise."""
         if outcome_unknown(error):
@@ -205,7 +220,7 @@ class ProcessWorkflow:
         a time (it holds one question at once), each retried until it succeeds."""
         outcomes = await asyncio.gather(*(run() for _, run in steps), return_exceptions=True)
         results: list[T] = []
-        for (name, run), outcome in zip(steps, outcomes):
+        for (name, run), outcome in zip(steps, outcomes, strict=False):
             if isinstance(outcome, (ActivityError, ChildWorkflowError)):
                 await self.retry_after(name, outcome, skippable=False)
                 outcome = await self.step(name, run, skippable=False)
@@ -225,7 +240,10 @@ class ProcessWorkflow:
     def forward(self, fn: Any, arg: Any) -> Awaitable[Any]:
         """Run a forward activity: transient failures retry with backoff for the step window."""
         return workflow.execute_activity(
-            fn, arg, start_to_close_timeout=CALL_TIMEOUT, schedule_to_close_timeout=self.step_window,
+            fn,
+            arg,
+            start_to_close_timeout=CALL_TIMEOUT,
+            schedule_to_close_timeout=self.step_window,
             retry_policy=FORWARD_RETRY,
         )
 

@@ -40,10 +40,14 @@ def upgrade() -> None:
     op.create_index("ix_revenue_schedules_account", "revenue_schedules", ["account_id"])
     op.create_table(
         "revenue_schedule_lines",
-        sa.Column("schedule_id", sa.String(255),
-                  sa.ForeignKey("revenue_schedules.schedule_id", ondelete="CASCADE",
-                                name="fk_revenue_schedule_lines_schedule"),
-                  primary_key=True),
+        sa.Column(
+            "schedule_id",
+            sa.String(255),
+            sa.ForeignKey(
+                "revenue_schedules.schedule_id", ondelete="CASCADE", name="fk_revenue_schedule_lines_schedule"
+            ),
+            primary_key=True,
+        ),
         sa.Column("line_no", sa.Integer, primary_key=True),
         sa.Column("period", sa.String(7), nullable=False),  # YYYY-MM
         sa.Column("start_date", sa.Date, nullable=False),

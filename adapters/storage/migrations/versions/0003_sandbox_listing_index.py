@@ -15,7 +15,7 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,17 +41,23 @@ _documents = sa.table(
 def _index(system: str, type_: str, data: dict[str, Any]) -> dict[str, Any]:
     if (system, type_) == ("stripe", "invoice"):
         created = data.get("created")
-        day = None if created is None else datetime.fromtimestamp(int(created), tz=timezone.utc).date().isoformat()
+        day = None if created is None else datetime.fromtimestamp(int(created), tz=UTC).date().isoformat()
         return {"scope": data.get("_stripe_account") or "", "day": day, "num": None}
     if (system, type_) == ("avatax", "transaction"):
         if data.get("type") not in ("SalesInvoice", "ReturnInvoice"):
             return {"scope": None, "day": None, "num": None}
-        return {"scope": str(data.get("companyCode") or ""), "day": str(data.get("date") or "")[:10] or None,
-                "num": None}
+        return {
+            "scope": str(data.get("companyCode") or ""),
+            "day": str(data.get("date") or "")[:10] or None,
+            "num": None,
+        }
     subsidiary = (data.get("subsidiary") or {}).get("id")
     internal_id = str(data.get("id") or "")
-    return {"scope": None if subsidiary is None else str(subsidiary), "day": data.get("tranDate") or None,
-            "num": int(internal_id) if internal_id.isdigit() else None}
+    return {
+        "scope": None if subsidiary is None else str(subsidiary),
+        "day": data.get("tranDate") or None,
+        "num": int(internal_id) if internal_id.isdigit() else None,
+    }
 
 
 def upgrade() -> None:
@@ -70,13 +76,15 @@ def upgrade() -> None:
         sa.and_(_documents.c.system == "avatax", _documents.c.type == "transaction"),
         sa.and_(_documents.c.system == "netsuite", _documents.c.type == "journalEntry"),
     )
-    rows = conn.execute(sa.select(_documents.c.seq, _documents.c.system, _documents.c.type, _documents.c.data)
-                        .where(listed)).fetchall()
+    rows = conn.execute(
+        sa.select(_documents.c.seq, _documents.c.system, _documents.c.type, _documents.c.data).where(listed)
+    ).fetchall()
     updates = [{"key": seq, **_index(system, type_, dict(data))} for seq, system, type_, data in rows]
     if updates:
         conn.execute(
-            _documents.update().where(_documents.c.seq == sa.bindparam("key")).values(
-                scope=sa.bindparam("scope"), day=sa.bindparam("day"), num=sa.bindparam("num")),
+            _documents.update()
+            .where(_documents.c.seq == sa.bindparam("key"))
+            .values(scope=sa.bindparam("scope"), day=sa.bindparam("day"), num=sa.bindparam("num")),
             updates,
         )
 
