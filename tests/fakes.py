@@ -6,9 +6,11 @@ and record every call in one shared log, so tests can assert order and counts.
 
 from __future__ import annotations
 
+import calendar
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from adapters.errors import AdapterError, BusinessError
@@ -57,6 +59,12 @@ class Ledger:
 
     def count(self, name: str) -> int:
         return self.calls.count(name)
+
+
+def month_after(day: date) -> date:
+    """The same day a month later, or the month's last day when it has fewer (31 March -> 30 April)."""
+    year, month = day.year + (day.month == 12), day.month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 class FakeBilling:
@@ -199,9 +207,7 @@ class FakeBilling:
                 status="active",
                 lines=term.lines,
                 current_period_start=term.term_start,
-                current_period_end=term.term_start.replace(
-                    month=term.term_start.month % 12 + 1, year=term.term_start.year + (term.term_start.month == 12)
-                ),
+                current_period_end=month_after(term.term_start),
                 term_start=term.term_start,
                 term_end=term.term_end,
             )

@@ -7,7 +7,6 @@ entitlement and tell the customer. Each step with a side effect registers its un
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -39,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
     from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
-    from workflows.kit.process import AbortRequested, ProcessEvent, StepFailed
+    from workflows.kit.process import ProcessEvent
     from workflows.kit.status import Status
 
 
@@ -163,16 +162,13 @@ class AmendmentWorkflow(BookingWorkflow):
                 return self.finish(Status.REJECTED, f"rejected by {decision.approver}: {decision.comment}")
             self.set_status(Status.RUNNING, f"approved by {decision.approver}")
 
-        try:
-            await self.apply(input, subscription, self.proration)
-        except (StepFailed, AbortRequested) as stopped:
-            reason = f"aborted by operator at {stopped}" if isinstance(stopped, AbortRequested) else str(stopped)
-            await self.compensate()
-            return self.finish(Status.ROLLED_BACK, f"rolled back: {reason}")
-        except asyncio.CancelledError:
-            await self.compensate()
-            self.finish(Status.ROLLED_BACK, "rolled back: the workflow was cancelled")
-            raise
+        proration = self.proration
+        rolled_back = await self.run_saga(
+            lambda: self.apply(input, subscription, proration),
+            lambda reason: self.finish(Status.ROLLED_BACK, f"rolled back: {reason}"),
+        )
+        if rolled_back is not None:
+            return rolled_back
         await self.tell_customer(r.account_id, self._confirmation())
         return self.finish(Status.COMPLETED, "amendment booked")
 

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Action, Attention, Problem, Resolution, explain
     from workflows.kit.booking import DEFAULT_ENTITIES
-    from workflows.kit.process import FORWARD_RETRY, AbortRequested, ProcessEvent, ProcessWorkflow, StepFailed
+    from workflows.kit.process import FORWARD_RETRY, ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
 # Reading a large period takes a while; a reader that stops heartbeating is retried from its
@@ -223,6 +223,8 @@ class ReconciliationBatchWorkflow:
 @workflow.defn
 class ReconciliationWorkflow(ProcessWorkflow):
     process = "reconciliation"
+    # Before December 2026 a reconciliation undid nothing: a failed run stopped, its heals posted.
+    undone_before_2026_12 = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
@@ -277,18 +279,51 @@ class ReconciliationWorkflow(ProcessWorkflow):
             problem = self._input_problem(period)
             if problem:
                 return self.finish(Status.REJECTED, f"reconciliation refused: {problem}")
-        try:
-            if input.progress is None:
-                await self._read()
-            await self._match()
-            await self._heal_above_limit()
-            self.summary = await self._close()
-        except (StepFailed, AbortRequested) as stopped:
-            reason = f"aborted by operator at {stopped}" if isinstance(stopped, AbortRequested) else str(stopped)
-            return self.finish(Status.FAILED, f"reconciliation stopped: {reason}")
+        # Heals are the run's postings: a run that fails, is aborted or is cancelled reverses them.
+        self.saga.add("heals posted by this run", self._reverse_heals)
+        rolled_back = await self.run_saga(
+            self._reconcile,
+            lambda reason: self.finish(Status.ROLLED_BACK, f"rolled back: {reason}"),
+            stopped=lambda reason: self.finish(Status.FAILED, f"reconciliation stopped: {reason}"),
+        )
+        if rolled_back is not None:
+            return rolled_back
+        assert self.summary is not None
         if self.summary.status == Status.NEEDS_ATTENTION.value:
             return await self._exception_queue(self.summary)
         return self.finish(Status.COMPLETED, self._outcome())
+
+    async def _reconcile(self) -> None:
+        assert self.input is not None
+        if self.input.progress is None:
+            await self._read()
+        await self._match()
+        await self._heal_above_limit()
+        self.summary = await self._close()
+
+    async def _reverse_heals(self) -> None:
+        """Reverse every entry this run healed, each under its own reversal ID (posting it again
+        changes nothing), and open its break again. Only breaks the run recorded as healed are
+        touched: an entry that appeared in the ERP by other hands is never reversed."""
+        i, p = self.input, self.p
+        assert i is not None and p is not None
+        after = 0
+        while orders := await self.undo(
+            ReconciliationActivities.heal_orders,
+            HealOrders(run_id=p.run_id, status="healed", after=after, limit=i.policy.batch_size),
+        ):
+            for order in orders:
+                entry = order.entry
+                await self.undo(
+                    ErpActivities.post_journal_entry,
+                    entry.reversal(f"{entry.external_id}-reversal", workflow.now().date()),
+                )
+            await self.undo(
+                ReconciliationActivities.resolve_breaks,
+                ResolveBreaks(updates=[(o.break_id, "open", "heal reversed: the run was rolled back") for o in orders]),
+            )
+            p.healed -= len(orders)
+            after = orders[-1].break_id
 
     def _input_problem(self, period: str) -> str:
         try:
@@ -395,8 +430,12 @@ class ReconciliationWorkflow(ProcessWorkflow):
 
         def start() -> Awaitable[BatchResult]:
             attempts[0] += 1
-            return workflow.execute_child_workflow(
-                ReconciliationBatchWorkflow.run, batch, id=base if attempts[0] == 1 else f"{base}-{attempts[0]}"
+            # A batch in flight finishes before a cancelled run undoes its heals: heals it posted
+            # and had not yet recorded would escape the undo.
+            return self.uninterrupted(
+                workflow.execute_child_workflow(
+                    ReconciliationBatchWorkflow.run, batch, id=base if attempts[0] == 1 else f"{base}-{attempts[0]}"
+                )
             )
 
         return f"reconcile {batch.label}", start

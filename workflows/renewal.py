@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
     from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
-    from workflows.kit.process import AbortRequested, ProcessEvent, StepFailed
+    from workflows.kit.process import ProcessEvent
     from workflows.kit.status import Status
 
 
@@ -139,6 +139,8 @@ class RenewalState(Model):
 @workflow.defn
 class RenewalWorkflow(BookingWorkflow):
     process = "renewal"
+    # Before December 2026 a cancelled renewal left the current term's end and the new term in place.
+    undone_before_2026_12 = frozenset({"failure", "abort"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -151,6 +153,7 @@ class RenewalWorkflow(BookingWorkflow):
         self.problems: list[str] = []
         self.changes: list[RenewalChange] = []
         self.cancellation: NonRenewal | None = None
+        self.renewing = False  # the new term starts (False once the renewal was cancelled by the customer)
         self.notices_sent: list[int] = []
         self.waiting = False
         self.wake = False
@@ -316,22 +319,26 @@ class RenewalWorkflow(BookingWorkflow):
                 return self.finish(Status.REJECTED, Outcome.REJECTED, why)
             self.set_status(Status.RUNNING, f"approved by {decision.approver}")
 
-        try:
-            await self._accept()
-            if await self._wait_for_term():
-                await self._start_term()
-            else:
-                return self.finish(
-                    Status.COMPLETED,
-                    Outcome.NOT_RENEWED,
-                    f"not renewed: {self.cancellation.reason}" if self.cancellation else "not renewed",
-                )
-        except (StepFailed, AbortRequested) as stopped:
-            reason = f"aborted by operator at {stopped}" if isinstance(stopped, AbortRequested) else str(stopped)
-            await self.compensate()
-            return self.finish(Status.ROLLED_BACK, Outcome.ROLLED_BACK, f"rolled back: {reason}")
+        rolled_back = await self.run_saga(
+            self._book, lambda reason: self.finish(Status.ROLLED_BACK, Outcome.ROLLED_BACK, f"rolled back: {reason}")
+        )
+        if rolled_back is not None:
+            return rolled_back
+        if not self.renewing:
+            return self.finish(
+                Status.COMPLETED,
+                Outcome.NOT_RENEWED,
+                f"not renewed: {self.cancellation.reason}" if self.cancellation else "not renewed",
+            )
         await self._welcome()
         return self.finish(Status.COMPLETED, Outcome.RENEWED, f"renewed for {self.value}")
+
+    async def _book(self) -> None:
+        """Accept, wait for the new term, start it: the part that a failure or a cancellation undoes."""
+        await self._accept()
+        self.renewing = await self._wait_for_term()
+        if self.renewing:
+            await self._start_term()
 
     def _price(self) -> None:
         assert self.input is not None and self.request is not None and self.current is not None

@@ -25,13 +25,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.registry import all_activities
-from adapters.errors import IntegrationBug
+from adapters.errors import BusinessError, IntegrationBug
 from adapters.temporal import register_search_attributes, test_server_binary
 from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import (
@@ -467,6 +467,40 @@ async def reconciliation_waiting_in_exception_queue(env, tq, systems) -> Workflo
     return handle
 
 
+# -- cancelled: the December 2026 release undoes what was booked, then closes cancelled -----------
+
+
+async def cancel(handle: WorkflowHandle) -> None:
+    await handle.cancel()
+    try:
+        await handle.result()
+    except WorkflowFailureError:
+        return
+    raise RuntimeError(f"{handle.id} was not cancelled")
+
+
+async def amendment_cancelled(env, tq, systems) -> WorkflowHandle:
+    systems.ledger.fail("entitlements.set_seats", BusinessError("entitlements", "refused", code="X", fixable=True))
+    handle = await start_amendment(env, tq, amendment(12))
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    await cancel(handle)
+    return handle
+
+
+async def renewal_cancelled(env, tq, systems) -> WorkflowHandle:
+    handle = await _start_renewal(env, tq, systems)
+    await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
+    await cancel(handle)
+    return handle
+
+
+async def reconciliation_cancelled(env, tq, systems) -> WorkflowHandle:
+    handle = await _reconcile(env, tq, systems, "reconciliation_cancelled")
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await cancel(handle)
+    return handle
+
+
 SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_happy": amendment_happy,
     "amendment_approval": amendment_approval,
@@ -486,6 +520,9 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "dunning_between_retries": dunning_between_retries,
     "renewal_waiting_for_term": renewal_waiting_for_term,
     "reconciliation_waiting_in_exception_queue": reconciliation_waiting_in_exception_queue,
+    "amendment_cancelled": amendment_cancelled,
+    "renewal_cancelled": renewal_cancelled,
+    "reconciliation_cancelled": reconciliation_cancelled,
 }
 
 

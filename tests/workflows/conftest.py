@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -89,3 +89,28 @@ def amendment(quantity: int = 12, price: str = "50.00", discount: str = "0", **o
     )
     fields.update(overrides)
     return AmendmentRequest(**fields)
+
+
+@pytest.fixture
+async def today(env) -> date:
+    return (await env.get_current_time()).date()
+
+
+@pytest.fixture
+def renewing(systems, today):
+    """A 10-seat subscription whose term ends in 120 days."""
+    term_end = today + timedelta(days=120)
+    systems.contract_id = f"C-{uuid.uuid4().hex[:6]}"
+    systems.billing.subscriptions["sub_acme"] = Subscription(
+        id="sub_acme",
+        account_id="cus_acme",
+        contract_id=systems.contract_id,
+        currency="USD",
+        status="active",
+        lines=[seat_line(10)],
+        current_period_start=today - timedelta(days=10),
+        current_period_end=today + timedelta(days=20),
+        term_start=term_end - timedelta(days=365),
+        term_end=term_end,
+    )
+    return systems

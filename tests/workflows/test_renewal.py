@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from adapters.errors import BusinessError
-from canonical.models import ApproverRole, LegalEntity, Subscription
+from canonical.models import ApproverRole, LegalEntity
 from canonical.renewal import RenewalChange, RenewalRequest, RenewedLine
-from tests.fakes import seat_line, usd
+from tests.fakes import usd
 from workflows.kit.approval import DecisionInput
 from workflows.kit.status import Status
 from workflows.renewal import (
@@ -32,31 +32,6 @@ ENTITIES = [
         code="US02", company_code="US02", functional_currency="USD", erp_subsidiary="2", billing_account="acct_us02"
     ),
 ]
-
-
-@pytest.fixture
-async def today(env) -> date:
-    return (await env.get_current_time()).date()
-
-
-@pytest.fixture
-def renewing(systems, today):
-    """A 10-seat subscription whose term ends in 120 days."""
-    term_end = today + timedelta(days=120)
-    systems.contract_id = f"C-{uuid.uuid4().hex[:6]}"
-    systems.billing.subscriptions["sub_acme"] = Subscription(
-        id="sub_acme",
-        account_id="cus_acme",
-        contract_id=systems.contract_id,
-        currency="USD",
-        status="active",
-        lines=[seat_line(10)],
-        current_period_start=today - timedelta(days=10),
-        current_period_end=today + timedelta(days=20),
-        term_start=term_end - timedelta(days=365),
-        term_end=term_end,
-    )
-    return systems
 
 
 def renewal(systems, today: date, **overrides) -> RenewalRequest:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -22,12 +22,19 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # The patch id of the November 2026 release. Behind it: revenue schedules recorded through
 # ASC 606 (amendments, renewals), and search attributes upserted only when they change and
 # together with the status (every process). One id for the whole release, because every
 # patch costs each workflow a marker and an upsert of TemporalChangeVersion.
 RELEASE_2026_11 = "o2c-2026-11"
+# The December 2026 release: every process leaves through the one saga exit, which undoes
+# what was done on a cancellation too, and shields the undo from the cancellation.
+RELEASE_2026_12 = "o2c-2026-12"
+
+# How a run of the saga ends when it does not complete.
+SagaExit = Literal["failure", "abort", "cancel"]
 
 # Transient failures are retried with the same idempotency key, backing off to a minute.
 # When a system stays down for the whole window the step parks for an operator.
@@ -53,6 +60,9 @@ class AbortRequested(Exception):
 
 class ProcessWorkflow:
     process: str = "process"
+    # The exits on which this process already undid its steps before the December 2026
+    # release. On the others a run that started before it ends as it did then.
+    undone_before_2026_12: frozenset[SagaExit] = frozenset({"failure", "abort", "cancel"})
 
     def __init__(self) -> None:
         self.status = Status.RUNNING
@@ -251,10 +261,71 @@ class ProcessWorkflow:
         """Run a compensation: retried with backoff until it succeeds or fails for good."""
         return workflow.execute_activity(fn, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=FORWARD_RETRY)
 
+    # -- the saga's one exit ----------------------------------------------------------------
+
+    async def run_saga(
+        self,
+        steps: Callable[[], Awaitable[object]],
+        rolled_back: Callable[[str], R],
+        *,
+        stopped: Callable[[str], R] | None = None,
+    ) -> R | None:
+        """Run the steps that book something; None when they all ran. On a permanent failure,
+        an operator's abort or the workflow's cancellation, undo what was done, in reverse and
+        to the end, and return `rolled_back(reason)` (after a cancellation, the cancellation
+        is raised again once the books are as they were, so Temporal closes the workflow as
+        cancelled). `stopped(reason)` is how a run of an earlier release ends on an exit that
+        release did not undo on (see undone_before_2026_12); by default it rolls back too."""
+        exit: SagaExit
+        try:
+            await steps()
+            return None
+        except StepFailed as failed:
+            exit, reason = "failure", str(failed)
+        except AbortRequested as aborted:
+            exit, reason = "abort", f"aborted by operator at {aborted}"
+        except asyncio.CancelledError:
+            exit, reason = "cancel", "the workflow was cancelled"
+        if exit not in self.undone_before_2026_12 and not workflow.patched(RELEASE_2026_12):
+            if exit == "cancel":
+                raise asyncio.CancelledError(reason)
+            return (stopped or rolled_back)(reason)
+        cancelled = exit == "cancel"
+        try:
+            await self.compensate()
+        except asyncio.CancelledError:  # asked while undoing: the undo finished first
+            cancelled = True
+        result = rolled_back(reason)
+        if cancelled:
+            raise asyncio.CancelledError(reason)
+        return result
+
+    async def uninterrupted(self, work: Awaitable[T]) -> T:
+        """Await `work` to its end even if the workflow is cancelled meanwhile, then raise the
+        cancellation. Temporal delivers a cancellation as asyncio.CancelledError into whatever
+        the workflow awaits; without this, an undo would stop half-way and the activities and
+        child workflows under it would be cancelled too."""
+        task = asyncio.ensure_future(work)
+        cancelled = False
+        while True:
+            try:
+                result = await asyncio.shield(task)
+                break
+            except asyncio.CancelledError:
+                if task.done():
+                    raise
+                if not cancelled:
+                    self.note("cancellation requested: finishing what is under way first")
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError("the workflow was cancelled")
+        return result
+
     async def compensate(self) -> None:
-        """Undo the registered steps in reverse. A compensation is retried by Temporal while
-        the failure is transient; any other failure waits for an operator (retry or skip),
-        because a half-undone change must never be forgotten silently."""
+        """Undo the registered steps in reverse, shielded from cancellation. A compensation is
+        retried by Temporal while the failure is transient; any other failure waits for an
+        operator (retry or skip), because a half-undone change must never be forgotten
+        silently."""
         self.set_status(Status.COMPENSATING, "undoing: " + ", ".join(self.saga.pending))
 
         async def run_one(name: str, undo: Callable[[], Awaitable[object]]) -> None:
@@ -270,4 +341,4 @@ class ProcessWorkflow:
                         self.note(f"undo of {name} skipped by operator")
                         return
 
-        await self.saga.compensate(run_one)
+        await self.uninterrupted(self.saga.compensate(run_one))
