@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.errors import AdapterError, Answer, ErrorKind, ErrorTable, IntegrationBug, Rule
 from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
 from canonical.models import Address, InvoiceLine, TaxDocument, TaxDocumentPage, TaxLine
 from canonical.money import Money
@@ -44,31 +44,39 @@ ADDRESS_ERRORS = {
 }
 
 
-def _error_parts(response: httpx.Response) -> tuple[str, str, str]:
+ERRORS = ErrorTable(
+    SYSTEM,
+    credentials=Rule(ErrorKind.BUG, "AvaTax rejected o2c's credentials: {message}"),
+    refused=Rule(ErrorKind.BUSINESS, "AvaTax refused the tax calculation: {message}"),
+    business={
+        code: Rule(
+            ErrorKind.BUSINESS,
+            "{who} has no tax jurisdiction (region/postal code missing or invalid): {message}",
+            fixable=True,
+        )
+        for code in ADDRESS_ERRORS
+    },
+)
+
+
+def read_error(response: httpx.Response) -> Answer:
+    """AvaTax's error answer: `{"error": {code, message, details: [{faultCode}]}}`; a
+    `Server` fault is AvaTax's own word that repeating may succeed."""
     body = read_json(response)
     err = body.get("error", {}) if isinstance(body, dict) else {}
     details = err.get("details") or [{}]
     fault = (details[0] or {}).get("faultCode", "")
-    return err.get("code") or "", err.get("message") or f"HTTP {response.status_code}", fault
+    return Answer(
+        response.status_code,
+        err.get("code") or "",
+        err.get("message") or f"HTTP {response.status_code}",
+        retry=True if fault == "Server" else None,
+    )
 
 
 def classify(response: httpx.Response, *, customer_code: str = "") -> AdapterError:
-    status = response.status_code
-    code, message, fault = _error_parts(response)
-    if status in (401, 403):
-        return IntegrationBug(SYSTEM, f"AvaTax rejected o2c's credentials: {message}", code=code, status=status)
-    if fault == "Server" or status in (408, 409, 429) or status >= 500:
-        return TransientError(SYSTEM, message, code=code, status=status)
-    if code in ADDRESS_ERRORS:
-        who = f"The customer master of {customer_code}" if customer_code else "The customer's address"
-        return BusinessError(
-            SYSTEM,
-            f"{who} has no tax jurisdiction (region/postal code missing or invalid): {message}",
-            code=code,
-            status=status,
-            fixable=True,
-        )
-    return BusinessError(SYSTEM, f"AvaTax refused the tax calculation: {message}", code=code, status=status)
+    who = f"The customer master of {customer_code}" if customer_code else "The customer's address"
+    return ERRORS.classify(read_error(response), who=who)
 
 
 def to_tax_document(doc: dict[str, Any]) -> TaxDocument:
@@ -232,8 +240,7 @@ class AvaTaxTax(HttpAdapter):
         response = await self._post("/api/v2/transactions/create", body)
         if response.status_code < 400:
             return to_tax_document(read_json(response))
-        error_code, _, _ = _error_parts(response)
-        if error_code == "DocumentCodeConflict":
+        if read_error(response).code == "DocumentCodeConflict":
             existing = await self._read(code)
             if existing is not None:
                 return to_tax_document(existing)
@@ -245,8 +252,7 @@ class AvaTaxTax(HttpAdapter):
         response = await self._post(self._doc_path(code) + "/void", {"code": "DocVoided"})
         if response.status_code < 400:
             return to_tax_document(read_json(response))
-        error_code, _message, _ = _error_parts(response)
-        if error_code == "TransactionAlreadyCancelled":
+        if read_error(response).code == "TransactionAlreadyCancelled":
             existing = await self._read(code)
             if existing is not None:
                 return to_tax_document(existing)

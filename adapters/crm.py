@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.errors import TRANSIENT, AdapterError, Answer, ErrorKind, ErrorTable, IntegrationBug, Rule
 from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
 from canonical.models import CrmTask
 
@@ -32,28 +32,31 @@ TASK_KEY_FIELD = "O2c_Key__c"
 MAX_EXTERNAL_ID = 255  # the longest a text External ID field can be
 
 
-def classify(response: httpx.Response) -> AdapterError:
+ERRORS = ErrorTable(
+    SYSTEM,
+    credentials=Rule(ErrorKind.BUG, "Salesforce rejected o2c's session or permissions: {message}"),
+    refused=Rule(ErrorKind.BUSINESS, "Salesforce refused the change: {message}"),
+    # Transient whatever the status: an exhausted API limit comes as a 403.
+    codes={code: TRANSIENT for code in ("REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW")},
+)
+
+
+def read_error(response: httpx.Response) -> Answer:
+    """Salesforce's error answer: `[{message, errorCode, fields}]`; the fields named join the message."""
     status = response.status_code
     body = read_json(response)
     first: dict[str, Any] = {}
     if isinstance(body, list) and body and isinstance(body[0], dict):
         first = body[0]
-    code = str(first.get("errorCode") or "")
     message = str(first.get("message") or f"HTTP {status}")
     fields = first.get("fields") or []
     if fields:
         message = f"{message} (fields: {', '.join(map(str, fields))})"
-    if (
-        status in (408, 409, 429)
-        or status >= 500
-        or code in ("REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW")
-    ):
-        return TransientError(SYSTEM, message, code=code, status=status)
-    if status in (401, 403):
-        return IntegrationBug(
-            SYSTEM, f"Salesforce rejected o2c's session or permissions: {message}", code=code, status=status
-        )
-    return BusinessError(SYSTEM, f"Salesforce refused the change: {message}", code=code, status=status)
+    return Answer(status, str(first.get("errorCode") or ""), message)
+
+
+def classify(response: httpx.Response) -> AdapterError:
+    return ERRORS.classify(read_error(response))
 
 
 class SalesforceCrm(HttpAdapter):

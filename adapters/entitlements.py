@@ -7,24 +7,30 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.errors import Answer, ErrorKind, ErrorTable, Rule
 from adapters.http import HttpAdapter, json_content, read_json, send
 from canonical.models import Entitlement
 
 SYSTEM = "entitlements"
 
 
-def classify(system: str, response: httpx.Response) -> AdapterError:
+def service_errors(system: str) -> ErrorTable:
+    """o2c's own services (entitlements, notifications) refuse alike: in their own words,
+    with an idempotency mismatch a bug whatever the status."""
+    return ErrorTable(system, codes={"idempotency_error": Rule(ErrorKind.BUG)})
+
+
+def read_service_error(response: httpx.Response) -> Answer:
+    """An o2c service's error answer: `{"error": {code, message}}`."""
     status = response.status_code
     body = read_json(response)
     err = body.get("error", {}) if isinstance(body, dict) else {}
     code = err.get("code", "") if isinstance(err, dict) else ""
     message = (err.get("message") if isinstance(err, dict) else None) or f"HTTP {status}"
-    if status in (401, 403) or code == "idempotency_error":
-        return IntegrationBug(system, message, code=code, status=status)
-    if status in (408, 409, 429) or status >= 500:
-        return TransientError(system, message, code=code, status=status)
-    return BusinessError(system, message, code=code, status=status)
+    return Answer(status, code, message)
+
+
+ERRORS = service_errors(SYSTEM)
 
 
 class HttpEntitlements(HttpAdapter):
@@ -44,7 +50,7 @@ class HttpEntitlements(HttpAdapter):
             headers={"Idempotency-Key": idempotency_key},
         )
         if response.status_code >= 400:
-            raise classify(SYSTEM, response)
+            raise ERRORS.classify(read_service_error(response))
         data = read_json(response)
         return Entitlement(
             account_id=data["account_id"],
@@ -59,7 +65,7 @@ class HttpEntitlements(HttpAdapter):
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
-            raise classify(SYSTEM, response)
+            raise ERRORS.classify(read_service_error(response))
         data = read_json(response)
         return Entitlement(
             account_id=data["account_id"],
@@ -81,10 +87,10 @@ class HttpEntitlements(HttpAdapter):
             headers={"Idempotency-Key": idempotency_key},
         )
         if response.status_code >= 400:
-            raise classify(SYSTEM, response)
+            raise ERRORS.classify(read_service_error(response))
 
     async def get_restriction(self, account_id: str) -> bool:
         response = await send(self._client, SYSTEM, "GET", f"/accounts/{quote(account_id, safe='')}/restriction")
         if response.status_code >= 400:
-            raise classify(SYSTEM, response)
+            raise ERRORS.classify(read_service_error(response))
         return bool(read_json(response).get("restricted"))

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.errors import AdapterError, Answer, ErrorKind, ErrorTable, IntegrationBug, Rule
 from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
 from canonical.journal import JournalEntry, JournalEntryPage, JournalLine
 from canonical.models import Account, Address, CollectionCase, JournalEntryRef
@@ -39,34 +39,42 @@ SUITEQL_PAGE = 1000
 LINES_CHUNK = 300
 
 
-def _details(response: httpx.Response) -> list[dict[str, Any]]:
+PERIOD_CLOSED = "PERIOD_CLOSED"
+ERRORS = ErrorTable(
+    SYSTEM,
+    credentials=Rule(ErrorKind.BUG, "NetSuite rejected o2c's token or role: {message}"),
+    refused=Rule(ErrorKind.BUSINESS, "NetSuite refused {what}: {message}"),
+    business={
+        PERIOD_CLOSED: Rule(
+            ErrorKind.BUSINESS,
+            "The ERP accounting period{when} is closed: reopen it in NetSuite or move the posting date. ({message})",
+            fixable=True,
+            code=PERIOD_CLOSED,
+        )
+    },
+)
+
+
+def read_error(response: httpx.Response) -> Answer:
+    """NetSuite's error answer: `{"o:errorDetails": [{o:errorCode, o:errorPath, detail}]}`.
+    A closed period comes as a generic code; only its path or its words tell it."""
+    status = response.status_code
     body = read_json(response)
-    return (body.get("o:errorDetails") or []) if isinstance(body, dict) else []
+    details = (body.get("o:errorDetails") or []) if isinstance(body, dict) else []
+    first = details[0] if details else {}
+    detail = first.get("detail") or f"HTTP {status}"
+    text = detail.lower()
+    closed = first.get("o:errorPath") == "postingPeriod" or (
+        "period" in text and ("closed" in text or "locked" in text)
+    )
+    return Answer(status, first.get("o:errorCode", ""), detail, reason=PERIOD_CLOSED if closed else "")
 
 
 def classify(
     response: httpx.Response, entry: JournalEntry | None = None, *, what: str = "the journal entry"
 ) -> AdapterError:
-    status = response.status_code
-    details = _details(response)
-    first = details[0] if details else {}
-    code = first.get("o:errorCode", "")
-    detail = first.get("detail") or f"HTTP {status}"
-    if status in (401, 403):
-        return IntegrationBug(SYSTEM, f"NetSuite rejected o2c's token or role: {detail}", code=code, status=status)
-    if status in (408, 409, 429) or status >= 500:
-        return TransientError(SYSTEM, detail, code=code, status=status)
-    text = detail.lower()
-    if first.get("o:errorPath") == "postingPeriod" or ("period" in text and ("closed" in text or "locked" in text)):
-        when = f" for {entry.posting_date.isoformat()} (subsidiary {entry.subsidiary})" if entry else ""
-        return BusinessError(
-            SYSTEM,
-            f"The ERP accounting period{when} is closed: reopen it in NetSuite or move the posting date. ({detail})",
-            code=code or "PERIOD_CLOSED",
-            status=status,
-            fixable=True,
-        )
-    return BusinessError(SYSTEM, f"NetSuite refused {what}: {detail}", code=code, status=status)
+    when = f" for {entry.posting_date.isoformat()} (subsidiary {entry.subsidiary})" if entry else ""
+    return ERRORS.classify(read_error(response), what=what, when=when)
 
 
 def to_wire(entry: JournalEntry) -> dict[str, Any]:

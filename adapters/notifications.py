@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import httpx
 
-from adapters.entitlements import classify
+from adapters.entitlements import read_service_error, service_errors
 from adapters.http import HttpAdapter, json_content, read_json
 from adapters.http import send as _send
 from canonical.models import Notification
 
 SYSTEM = "notifications"
+ERRORS = service_errors(SYSTEM)
 
 
 class HttpNotifications(HttpAdapter):
@@ -28,7 +29,7 @@ class HttpNotifications(HttpAdapter):
             headers={"Idempotency-Key": idempotency_key},
         )
         if response.status_code >= 400:
-            raise classify(SYSTEM, response)
+            raise ERRORS.classify(read_service_error(response))
         return str(read_json(response)["id"])
 
     async def list(self, account_id: str = "") -> list[dict]:
@@ -36,5 +37,5 @@ class HttpNotifications(HttpAdapter):
             self._client, SYSTEM, "GET", "/messages", params={"account_id": account_id} if account_id else None
         )
         if response.status_code >= 400:
-            raise classify(SYSTEM, response)
+            raise ERRORS.classify(read_service_error(response))
         return list(read_json(response)["data"])

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
+from adapters.errors import AdapterError, Answer, BusinessError, ErrorKind, ErrorTable, IntegrationBug, Rule
 from adapters.http import HttpAdapter, read_json, send
 from canonical.models import (
     TAX_PRODUCT,
@@ -62,38 +62,51 @@ def encode_form(params: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
-def classify(response: httpx.Response) -> AdapterError:
-    """Turn a Stripe error answer into one of the three error kinds."""
+# Stripe's refusals beyond the shared status rules. Stripe's own retry advice
+# (`Stripe-Should-Retry`) outranks the status; without it, a 408 stays a refusal, as o2c
+# has always read it from Stripe.
+ERRORS = ErrorTable(
+    SYSTEM,
+    credentials=Rule(
+        ErrorKind.BUG, "Stripe rejected o2c's credentials or permissions: {message}", code="authentication"
+    ),
+    refused=Rule(ErrorKind.BUSINESS, "Stripe refused the request: {message}"),
+    codes={
+        "idempotency_error": Rule(ErrorKind.BUG, "idempotency key reused with different parameters: {message}"),
+    },
+    business={"payment_declined": Rule(ErrorKind.BUSINESS, "The payment was declined: {message}")},
+    transient_statuses=frozenset({409, 429}),
+)
+RETRY_ADVICE = {"true": True, "false": False}
+
+
+def read_error(response: httpx.Response) -> Answer:
+    """Stripe's error answer: `{"error": {type, code, decline_code, message}}`."""
     status = response.status_code
     body = read_json(response)
     err = body.get("error", {}) if isinstance(body, dict) else {}
     type_ = err.get("type", "")
-    code = err.get("code") or err.get("decline_code") or type_
-    message = err.get("message") or f"HTTP {status}"
-    should_retry = response.headers.get("stripe-should-retry")
+    retry = RETRY_ADVICE.get(response.headers.get("stripe-should-retry", ""))
+    # A 402 that Stripe does not advise repeating is a declined payment, known by its decline code.
+    declined = status == 402 and retry is not True
     if type_ == "idempotency_error":
-        return IntegrationBug(
-            SYSTEM,
-            f"idempotency key reused with different parameters: {message}",
-            code="idempotency_error",
-            status=status,
-        )
-    if status in (401, 403):
-        return IntegrationBug(
-            SYSTEM,
-            f"Stripe rejected o2c's credentials or permissions: {message}",
-            code=code or "authentication",
-            status=status,
-        )
-    if should_retry == "true":
-        return TransientError(SYSTEM, message, code=code, status=status)
-    if should_retry != "false" and (status in (409, 429) or status >= 500):
-        return TransientError(SYSTEM, message, code=code, status=status)
-    if status == 402:
-        return BusinessError(
-            SYSTEM, f"The payment was declined: {message}", code=err.get("decline_code") or code, status=status
-        )
-    return BusinessError(SYSTEM, f"Stripe refused the request: {message}", code=code, status=status)
+        code = type_  # the mismatch is told by the type; a code would only narrow it
+    elif declined:
+        code = err.get("decline_code") or err.get("code") or type_
+    else:
+        code = err.get("code") or err.get("decline_code") or type_
+    return Answer(
+        status,
+        code,
+        err.get("message") or f"HTTP {status}",
+        retry=retry,
+        reason="payment_declined" if declined else "",
+    )
+
+
+def classify(response: httpx.Response) -> AdapterError:
+    """Turn a Stripe error answer into one of the three error kinds."""
+    return ERRORS.classify(read_error(response))
 
 
 def _ts(d: date) -> int:

@@ -6,7 +6,8 @@ match keys, and records every break (`recon_breaks`). Closing a run compares its
 the open ones of earlier runs of the same entity and period: those found again are
 superseded by the new row (which keeps their first-seen date, so a break has an age), the
 others are fixed. A run needs attention while one of its breaks is open, so an earlier run
-whose breaks a later one settled is completed then. Then the staged facts are dropped. Tables come from migration 0004.
+whose breaks a later one settled is completed then. Then the staged facts are dropped.
+Tables come from migration 0004 and are described in `adapters.storage.tables`.
 
 Amounts are exact integers in minor units. The methods are async for the port and run the
 synchronous engine in a worker thread, one transaction per call.
@@ -23,72 +24,12 @@ import sqlalchemy as sa
 
 from adapters.errors import IntegrationBug
 from adapters.storage.db import dialect_insert, engine_for, upgrade
+from adapters.storage.tables import recon_breaks, recon_records, recon_runs
 from canonical.journal import JournalEntry
 from canonical.money import Money
 from canonical.reconciliation import Break, BreakKind, BreakRecord, HealOrder, KeyRange, RunSummary
 
 SYSTEM = "o2c-db"
-
-metadata = sa.MetaData()
-
-runs = sa.Table(
-    "recon_runs",
-    metadata,
-    sa.Column("run_id", sa.String(128), primary_key=True),
-    sa.Column("workflow_id", sa.String(255), nullable=False),
-    sa.Column("legal_entity", sa.String(32), nullable=False),
-    sa.Column("period", sa.String(7), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.Column("billing_documents", sa.Integer, nullable=False),
-    sa.Column("tax_documents", sa.Integer, nullable=False),
-    sa.Column("erp_entries", sa.Integer, nullable=False),
-    sa.Column("contracts", sa.Integer, nullable=False),
-    sa.Column("breaks_found", sa.Integer, nullable=False),
-    sa.Column("healed", sa.Integer, nullable=False),
-    sa.Column("open_breaks", sa.Integer, nullable=False),
-    sa.Column("fixed_since_last_run", sa.Integer, nullable=False),
-    sa.Column("settings", sa.JSON, nullable=False),
-)
-
-records = sa.Table(
-    "recon_records",
-    metadata,
-    sa.Column("run_id", sa.String(128), primary_key=True),
-    sa.Column("system", sa.String(16), primary_key=True),
-    sa.Column("record_id", sa.String(255), primary_key=True),
-    sa.Column("match_key", sa.String(300), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-)
-
-breaks = sa.Table(
-    "recon_breaks",
-    metadata,
-    sa.Column("break_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(128), nullable=False),
-    sa.Column("legal_entity", sa.String(32), nullable=False),
-    sa.Column("period", sa.String(7), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("match_key", sa.String(300), nullable=False),
-    sa.Column("document", sa.String(255), nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("billing_minor", sa.BigInteger),
-    sa.Column("billing_currency", sa.String(3)),
-    sa.Column("erp_minor", sa.BigInteger),
-    sa.Column("erp_currency", sa.String(3)),
-    sa.Column("difference_minor", sa.BigInteger),
-    sa.Column("explanation", sa.Text, nullable=False),
-    sa.Column("owner", sa.String(64), nullable=False),
-    sa.Column("documents", sa.JSON, nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("heal_entry", sa.Text),
-    sa.Column("heal_minor", sa.BigInteger),
-    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("resolved_at", sa.DateTime(timezone=True)),
-    sa.Column("resolution", sa.Text),
-)
 
 # Break statuses that still ask something of somebody.
 UNRESOLVED = ("open", "healing", "awaiting_approval", "acknowledged")
@@ -139,15 +80,15 @@ class SqlReconciliationStore:
             settings=settings,
             **{name: 0 for name in (*COUNTS, "breaks_found", "healed", "open_breaks", "fixed_since_last_run")},
         )
-        await asyncio.to_thread(self._execute, self._insert(runs).values(**row).on_conflict_do_nothing())
+        await asyncio.to_thread(self._execute, self._insert(recon_runs).values(**row).on_conflict_do_nothing())
 
     async def stage(self, run_id: str, system: str, facts: Iterable[tuple[str, str, str]]) -> None:
         """Stage (record_id, match_key, payload) facts; staging a page again replaces it."""
         rows = [dict(run_id=run_id, system=system, record_id=r, match_key=k, payload=p) for r, k, p in facts]
         if rows:
-            statement = self._insert(records)
+            statement = self._insert(recon_records)
             statement = statement.on_conflict_do_update(
-                index_elements=[records.c.run_id, records.c.system, records.c.record_id],
+                index_elements=[recon_records.c.run_id, recon_records.c.system, recon_records.c.record_id],
                 set_={"match_key": statement.excluded.match_key, "payload": statement.excluded.payload},
             )
             await asyncio.to_thread(self._execute, statement, rows)
@@ -156,7 +97,9 @@ class SqlReconciliationStore:
         unknown = set(counts) - set(COUNTS)
         if unknown:
             raise IntegrationBug(SYSTEM, f"unknown run counts {sorted(unknown)}")
-        await asyncio.to_thread(self._execute, runs.update().where(runs.c.run_id == run_id).values(**counts))
+        await asyncio.to_thread(
+            self._execute, recon_runs.update().where(recon_runs.c.run_id == run_id).values(**counts)
+        )
 
     async def plan_batches(self, run_id: str, size: int) -> list[KeyRange]:
         """Cut the run's match keys, in order, into ranges of `size` keys."""
@@ -165,9 +108,13 @@ class SqlReconciliationStore:
     async def staged(self, run_id: str, keys: KeyRange) -> list[tuple[str, str, str]]:
         """(match key, system, payload) of every fact staged under a key of the range, in key order."""
         query = (
-            sa.select(records.c.match_key, records.c.system, records.c.payload)
-            .where(records.c.run_id == run_id, records.c.match_key > keys.after, records.c.match_key <= keys.last)
-            .order_by(records.c.match_key, records.c.system, records.c.record_id)
+            sa.select(recon_records.c.match_key, recon_records.c.system, recon_records.c.payload)
+            .where(
+                recon_records.c.run_id == run_id,
+                recon_records.c.match_key > keys.after,
+                recon_records.c.match_key <= keys.last,
+            )
+            .order_by(recon_records.c.match_key, recon_records.c.system, recon_records.c.record_id)
         )
         return await asyncio.to_thread(lambda: [(k, s, p) for k, s, p in self._rows(query)])
 
@@ -186,14 +133,14 @@ class SqlReconciliationStore:
 
     async def heal_orders(self, run_id: str, *, status: str, after: int = 0, limit: int = 500) -> list[HealOrder]:
         query = (
-            sa.select(breaks.c.break_id, breaks.c.heal_entry)
+            sa.select(recon_breaks.c.break_id, recon_breaks.c.heal_entry)
             .where(
-                breaks.c.run_id == run_id,
-                breaks.c.status == status,
-                breaks.c.break_id > after,
-                breaks.c.heal_entry.is_not(None),
+                recon_breaks.c.run_id == run_id,
+                recon_breaks.c.status == status,
+                recon_breaks.c.break_id > after,
+                recon_breaks.c.heal_entry.is_not(None),
             )
-            .order_by(breaks.c.break_id)
+            .order_by(recon_breaks.c.break_id)
             .limit(limit)
         )
         return await asyncio.to_thread(
@@ -203,10 +150,10 @@ class SqlReconciliationStore:
     async def heal_total(self, run_id: str, status: str) -> list[tuple[int, Money]]:
         """How many heals wait in `status`, and their total, per currency."""
         query = (
-            sa.select(breaks.c.currency, sa.func.count(), sa.func.sum(breaks.c.heal_minor))
-            .where(breaks.c.run_id == run_id, breaks.c.status == status)
-            .group_by(breaks.c.currency)
-            .order_by(breaks.c.currency)
+            sa.select(recon_breaks.c.currency, sa.func.count(), sa.func.sum(recon_breaks.c.heal_minor))
+            .where(recon_breaks.c.run_id == run_id, recon_breaks.c.status == status)
+            .group_by(recon_breaks.c.currency)
+            .order_by(recon_breaks.c.currency)
         )
         return await asyncio.to_thread(
             lambda: [(int(n), Money.from_minor(int(m or 0), c)) for c, n, m in self._rows(query)]
@@ -214,8 +161,8 @@ class SqlReconciliationStore:
 
     async def move_breaks(self, run_id: str, *, from_status: str, to_status: str, resolution: str) -> int:
         statement = (
-            breaks.update()
-            .where(breaks.c.run_id == run_id, breaks.c.status == from_status)
+            recon_breaks.update()
+            .where(recon_breaks.c.run_id == run_id, recon_breaks.c.status == from_status)
             .values(
                 status=to_status, resolution=resolution, resolved_at=_now() if to_status not in UNRESOLVED else None
             )
@@ -232,17 +179,21 @@ class SqlReconciliationStore:
         return await asyncio.to_thread(self._summary, run_id)
 
     async def runs(self, *, legal_entity: str = "", period: str = "", limit: int = 50) -> list[RunSummary]:
-        query = sa.select(runs.c.run_id).order_by(runs.c.started_at.desc()).limit(limit)
+        query = sa.select(recon_runs.c.run_id).order_by(recon_runs.c.started_at.desc()).limit(limit)
         if legal_entity:
-            query = query.where(runs.c.legal_entity == legal_entity)
+            query = query.where(recon_runs.c.legal_entity == legal_entity)
         if period:
-            query = query.where(runs.c.period == period)
+            query = query.where(recon_runs.c.period == period)
         return await asyncio.to_thread(lambda: [self._summary(r) for (r,) in self._rows(query)])
 
     async def breaks_of_run(self, run_id: str, *, status: str = "") -> list[BreakRecord]:
-        query = sa.select(breaks).where(breaks.c.run_id == run_id).order_by(breaks.c.kind, breaks.c.document)
+        query = (
+            sa.select(recon_breaks)
+            .where(recon_breaks.c.run_id == run_id)
+            .order_by(recon_breaks.c.kind, recon_breaks.c.document)
+        )
         if status:
-            query = query.where(breaks.c.status == status)
+            query = query.where(recon_breaks.c.status == status)
         return await asyncio.to_thread(self._break_records, query)
 
     # -- synchronous work ----------------------------------------------------------------------
@@ -257,10 +208,10 @@ class SqlReconciliationStore:
 
     def _plan_batches(self, run_id: str, size: int) -> list[KeyRange]:
         query = (
-            sa.select(records.c.match_key)
-            .where(records.c.run_id == run_id)
-            .group_by(records.c.match_key)
-            .order_by(records.c.match_key)
+            sa.select(recon_records.c.match_key)
+            .where(recon_records.c.run_id == run_id)
+            .group_by(recon_records.c.match_key)
+            .order_by(recon_records.c.match_key)
         )
         ranges: list[KeyRange] = []
         after, count, last = "", 0, ""
@@ -280,14 +231,14 @@ class SqlReconciliationStore:
         now = _now()
         keys = sorted({key for key, _, _ in found})
         earliest = (
-            sa.select(breaks.c.kind, breaks.c.match_key, sa.func.min(breaks.c.first_seen_at))
+            sa.select(recon_breaks.c.kind, recon_breaks.c.match_key, sa.func.min(recon_breaks.c.first_seen_at))
             .where(
-                breaks.c.legal_entity == entity,
-                breaks.c.period == period,
-                breaks.c.match_key.in_(keys),
-                breaks.c.run_id != run_id,
+                recon_breaks.c.legal_entity == entity,
+                recon_breaks.c.period == period,
+                recon_breaks.c.match_key.in_(keys),
+                recon_breaks.c.run_id != run_id,
             )
-            .group_by(breaks.c.kind, breaks.c.match_key)
+            .group_by(recon_breaks.c.kind, recon_breaks.c.match_key)
         )
         with self.engine.begin() as conn:
             seen = {(k, m): _aware(t) for k, m, t in conn.execute(earliest)}
@@ -319,16 +270,16 @@ class SqlReconciliationStore:
                     )
                 )
             conn.execute(
-                self._insert(breaks).on_conflict_do_nothing(
-                    index_elements=[breaks.c.run_id, breaks.c.kind, breaks.c.match_key]
+                self._insert(recon_breaks).on_conflict_do_nothing(
+                    index_elements=[recon_breaks.c.run_id, recon_breaks.c.kind, recon_breaks.c.match_key]
                 ),
                 rows,
             )
             ids = {
                 (k, m): i
                 for i, k, m in conn.execute(
-                    sa.select(breaks.c.break_id, breaks.c.kind, breaks.c.match_key).where(
-                        breaks.c.run_id == run_id, breaks.c.match_key.in_(keys)
+                    sa.select(recon_breaks.c.break_id, recon_breaks.c.kind, recon_breaks.c.match_key).where(
+                        recon_breaks.c.run_id == run_id, recon_breaks.c.match_key.in_(keys)
                     )
                 )
             }
@@ -339,50 +290,52 @@ class SqlReconciliationStore:
         with self.engine.begin() as conn:
             for break_id, status, resolution in updates:
                 # What happens to a break adds to its story (e.g. approved, then posted).
-                told = sa.func.coalesce(breaks.c.resolution + "; ", "") + resolution
+                told = sa.func.coalesce(recon_breaks.c.resolution + "; ", "") + resolution
                 conn.execute(
-                    breaks.update()
-                    .where(breaks.c.break_id == break_id)
+                    recon_breaks.update()
+                    .where(recon_breaks.c.break_id == break_id)
                     .values(status=status, resolution=told, resolved_at=None if status in UNRESOLVED else now)
                 )
 
     def _close_run(self, run_id: str) -> RunSummary:
         now = _now()
         with self.engine.begin() as conn:
-            run = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+            run = conn.execute(sa.select(recon_runs).where(recon_runs.c.run_id == run_id)).mappings().first()
             if run is None:
                 raise IntegrationBug(SYSTEM, f"no reconciliation run {run_id}")
-            later = breaks.alias("later")
+            later = recon_breaks.alias("later")
             found_again = sa.exists().where(
-                later.c.run_id == run_id, later.c.kind == breaks.c.kind, later.c.match_key == breaks.c.match_key
+                later.c.run_id == run_id,
+                later.c.kind == recon_breaks.c.kind,
+                later.c.match_key == recon_breaks.c.match_key,
             )
             earlier = sa.and_(
-                breaks.c.legal_entity == run["legal_entity"],
-                breaks.c.period == run["period"],
-                breaks.c.run_id != run_id,
-                breaks.c.status.in_(UNRESOLVED),
-                breaks.c.detected_at <= now,
+                recon_breaks.c.legal_entity == run["legal_entity"],
+                recon_breaks.c.period == run["period"],
+                recon_breaks.c.run_id != run_id,
+                recon_breaks.c.status.in_(UNRESOLVED),
+                recon_breaks.c.detected_at <= now,
             )
             conn.execute(
-                breaks.update()
+                recon_breaks.update()
                 .where(earlier, found_again)
                 .values(status="superseded", resolved_at=now, resolution=f"found again by run {run_id}")
             )
             fixed = conn.execute(
-                breaks.update()
+                recon_breaks.update()
                 .where(earlier, ~found_again)
                 .values(status="fixed", resolved_at=now, resolution=f"not found again by run {run_id}")
             ).rowcount
             counted = dict(
                 conn.execute(
-                    sa.select(breaks.c.status, sa.func.count())
-                    .where(breaks.c.run_id == run_id)
-                    .group_by(breaks.c.status)
+                    sa.select(recon_breaks.c.status, sa.func.count())
+                    .where(recon_breaks.c.run_id == run_id)
+                    .group_by(recon_breaks.c.status)
                 ).all()
             )
             conn.execute(
-                runs.update()
-                .where(runs.c.run_id == run_id)
+                recon_runs.update()
+                .where(recon_runs.c.run_id == run_id)
                 .values(
                     status="needs_attention" if counted.get("open") else "completed",
                     finished_at=now,
@@ -394,43 +347,43 @@ class SqlReconciliationStore:
             )
             # The earlier runs whose breaks this one settled may need nobody any more.
             for (earlier_run,) in conn.execute(
-                sa.select(runs.c.run_id).where(
-                    runs.c.legal_entity == run["legal_entity"],
-                    runs.c.period == run["period"],
-                    runs.c.run_id != run_id,
-                    runs.c.status == "needs_attention",
+                sa.select(recon_runs.c.run_id).where(
+                    recon_runs.c.legal_entity == run["legal_entity"],
+                    recon_runs.c.period == run["period"],
+                    recon_runs.c.run_id != run_id,
+                    recon_runs.c.status == "needs_attention",
                 )
             ).all():
                 left = dict(
                     conn.execute(
-                        sa.select(breaks.c.status, sa.func.count())
-                        .where(breaks.c.run_id == earlier_run)
-                        .group_by(breaks.c.status)
+                        sa.select(recon_breaks.c.status, sa.func.count())
+                        .where(recon_breaks.c.run_id == earlier_run)
+                        .group_by(recon_breaks.c.status)
                     ).all()
                 )
                 conn.execute(
-                    runs.update()
-                    .where(runs.c.run_id == earlier_run)
+                    recon_runs.update()
+                    .where(recon_runs.c.run_id == earlier_run)
                     .values(
                         status="needs_attention" if left.get("open") else "completed",
                         open_breaks=sum(n for s, n in left.items() if s in UNRESOLVED),
                     )
                 )
-            conn.execute(records.delete().where(records.c.run_id == run_id))
+            conn.execute(recon_records.delete().where(recon_records.c.run_id == run_id))
         summary = self._summary(run_id)
         assert summary is not None
         return summary
 
     def _summary(self, run_id: str) -> RunSummary | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+            row = conn.execute(sa.select(recon_runs).where(recon_runs.c.run_id == run_id)).mappings().first()
             if row is None:
                 return None
             by_kind = dict(
                 conn.execute(
-                    sa.select(breaks.c.kind, sa.func.count())
-                    .where(breaks.c.run_id == run_id, breaks.c.status.in_(UNRESOLVED))
-                    .group_by(breaks.c.kind)
+                    sa.select(recon_breaks.c.kind, sa.func.count())
+                    .where(recon_breaks.c.run_id == run_id, recon_breaks.c.status.in_(UNRESOLVED))
+                    .group_by(recon_breaks.c.kind)
                 ).all()
             )
         return RunSummary(

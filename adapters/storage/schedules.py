@@ -2,7 +2,7 @@
 
 Finance queries them across processes (what is recognised in a period, per contract,
 per legal entity). Tables `revenue_schedules` and `revenue_schedule_lines` come from
-the Alembic migrations 0002 and 0005; the Table objects here only describe them. The store
+the Alembic migrations 0002 and 0005 and are described in `adapters.storage.tables`. The store
 brings the database to the latest migration when it is constructed (`migrate=False`
 skips that, for a database migrated by a deployment step).
 
@@ -25,49 +25,11 @@ import sqlalchemy as sa
 
 from adapters.errors import IntegrationBug
 from adapters.storage.db import dialect_insert, engine_for, upgrade
+from adapters.storage.tables import revenue_schedule_lines, revenue_schedules
 from canonical.models import ContractRevenue, ContractRevenuePage, RevenueSchedule, RevenueScheduleLine
 from canonical.money import Money
 
 SYSTEM = "o2c-db"
-
-metadata = sa.MetaData()
-
-schedules = sa.Table(
-    "revenue_schedules",
-    metadata,
-    sa.Column("schedule_id", sa.String(255), primary_key=True),
-    sa.Column("contract_id", sa.String(255), nullable=False),
-    sa.Column("account_id", sa.String(255), nullable=False),
-    sa.Column("legal_entity", sa.String(32), nullable=False),
-    sa.Column("obligation", sa.String(255), nullable=False),
-    sa.Column("method", sa.String(32), nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("total_minor", sa.BigInteger, nullable=False),
-    sa.Column("start_date", sa.Date, nullable=False),
-    sa.Column("end_date", sa.Date, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("booked_on", sa.Date, nullable=True),
-    sa.Column("ssp_minor", sa.BigInteger, nullable=True),
-    sa.Column("supersedes", sa.String(255), nullable=False),
-)
-
-schedule_lines = sa.Table(
-    "revenue_schedule_lines",
-    metadata,
-    sa.Column(
-        "schedule_id",
-        sa.String(255),
-        sa.ForeignKey("revenue_schedules.schedule_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    sa.Column("line_no", sa.Integer, primary_key=True),
-    sa.Column("period", sa.String(7), nullable=False),
-    sa.Column("start_date", sa.Date, nullable=False),
-    sa.Column("end_date", sa.Date, nullable=False),
-    sa.Column("days", sa.Integer, nullable=False),
-    sa.Column("amount_minor", sa.BigInteger, nullable=False),
-)
 
 
 class SqlRevenueSchedules:
@@ -97,13 +59,13 @@ class SqlRevenueSchedules:
     async def schedules_of_contract(self, contract_id: str, *, open_on: date | None = None) -> list[RevenueSchedule]:
         """The contract's schedules; with `open_on`, only those that end after it (a contract
         modified every month for years keeps a long tail of finished ones)."""
-        where = schedules.c.contract_id == contract_id
+        where = revenue_schedules.c.contract_id == contract_id
         if open_on is not None:
-            where = sa.and_(where, schedules.c.end_date > open_on)
+            where = sa.and_(where, revenue_schedules.c.end_date > open_on)
         return await asyncio.to_thread(self._find, where)
 
     async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
-        return await asyncio.to_thread(self._find, schedules.c.legal_entity == legal_entity)
+        return await asyncio.to_thread(self._find, revenue_schedules.c.legal_entity == legal_entity)
 
     async def revenue_in_period(
         self, *, legal_entity: str, period: str, cursor: str = "", limit: int = 1000
@@ -168,50 +130,56 @@ class SqlRevenueSchedules:
             for schedule_id in delete:
                 self._delete_in(conn, schedule_id)
             for row, lines in rows:
-                statement = insert(schedules).values(**row, created_at=now, updated_at=now)
+                statement = insert(revenue_schedules).values(**row, created_at=now, updated_at=now)
                 # An upsert locks the schedule's row, so concurrent saves of one schedule
                 # take turns and the lines below always belong to one of them.
                 conn.execute(
                     statement.on_conflict_do_update(
-                        index_elements=[schedules.c.schedule_id],
+                        index_elements=[revenue_schedules.c.schedule_id],
                         set_={**{k: statement.excluded[k] for k in row if k != "schedule_id"}, "updated_at": now},
                     )
                 )
-                conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == row["schedule_id"]))
+                conn.execute(
+                    revenue_schedule_lines.delete().where(revenue_schedule_lines.c.schedule_id == row["schedule_id"])
+                )
                 if lines:
-                    conn.execute(schedule_lines.insert(), lines)
+                    conn.execute(revenue_schedule_lines.insert(), lines)
 
     def _get(self, schedule_id: str) -> RevenueSchedule | None:
-        found = self._find(schedules.c.schedule_id == schedule_id)
+        found = self._find(revenue_schedules.c.schedule_id == schedule_id)
         return found[0] if found else None
 
     def _find(self, where: Any) -> list[RevenueSchedule]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(schedules).where(where).order_by(schedules.c.schedule_id)).mappings().all()
+            rows = (
+                conn.execute(sa.select(revenue_schedules).where(where).order_by(revenue_schedules.c.schedule_id))
+                .mappings()
+                .all()
+            )
             if not rows:
                 return []
             ids = [row["schedule_id"] for row in rows]
             lines: dict[str, list[Any]] = {i: [] for i in ids}
             for line in conn.execute(
-                sa.select(schedule_lines)
-                .where(schedule_lines.c.schedule_id.in_(ids))
-                .order_by(schedule_lines.c.schedule_id, schedule_lines.c.line_no)
+                sa.select(revenue_schedule_lines)
+                .where(revenue_schedule_lines.c.schedule_id.in_(ids))
+                .order_by(revenue_schedule_lines.c.schedule_id, revenue_schedule_lines.c.line_no)
             ).mappings():
                 lines[line["schedule_id"]].append(line)
         return [self._schedule(row, lines[row["schedule_id"]]) for row in rows]
 
     def _revenue_in_period(self, legal_entity: str, period: str, cursor: str, limit: int) -> ContractRevenuePage:
-        amount = sa.func.sum(schedule_lines.c.amount_minor)
+        amount = sa.func.sum(revenue_schedule_lines.c.amount_minor)
         query = (
-            sa.select(schedules.c.contract_id, schedules.c.currency, amount)
-            .join(schedule_lines, schedule_lines.c.schedule_id == schedules.c.schedule_id)
+            sa.select(revenue_schedules.c.contract_id, revenue_schedules.c.currency, amount)
+            .join(revenue_schedule_lines, revenue_schedule_lines.c.schedule_id == revenue_schedules.c.schedule_id)
             .where(
-                schedules.c.legal_entity == legal_entity,
-                schedule_lines.c.period == period,
-                schedules.c.contract_id > cursor,
+                revenue_schedules.c.legal_entity == legal_entity,
+                revenue_schedule_lines.c.period == period,
+                revenue_schedules.c.contract_id > cursor,
             )
-            .group_by(schedules.c.contract_id, schedules.c.currency)
-            .order_by(schedules.c.contract_id, schedules.c.currency)
+            .group_by(revenue_schedules.c.contract_id, revenue_schedules.c.currency)
+            .order_by(revenue_schedules.c.contract_id, revenue_schedules.c.currency)
             .limit(limit + 1)
         )
         with self.engine.connect() as conn:
@@ -262,5 +230,5 @@ class SqlRevenueSchedules:
     @staticmethod
     def _delete_in(conn: Any, schedule_id: str) -> None:
         # Lines first: SQLite does not enforce the foreign key's cascade by default.
-        conn.execute(schedule_lines.delete().where(schedule_lines.c.schedule_id == schedule_id))
-        conn.execute(schedules.delete().where(schedules.c.schedule_id == schedule_id))
+        conn.execute(revenue_schedule_lines.delete().where(revenue_schedule_lines.c.schedule_id == schedule_id))
+        conn.execute(revenue_schedules.delete().where(revenue_schedules.c.schedule_id == schedule_id))

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from alembic import context
 
+from adapters.storage.tables import COMPARISON, metadata
+
 config = context.config
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=None, render_as_batch=True)
+    # The tables the code defines: `alembic revision --autogenerate` proposes what the
+    # migrations lack.
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, **COMPARISON)
     with context.begin_transaction():
         context.run_migrations()
 
