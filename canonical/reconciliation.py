@@ -318,7 +318,7 @@ def compare_invoice(
     open_entries = [f for f in entries if f.external_id not in reversed_ids]
     breaks: list[Break] = []
 
-    def add(kind: BreakKind, currency: str, explanation: str, **fields) -> None:
+    def add(kind: BreakKind, currency: str, explanation: str, **fields: Money | JournalEntry | None) -> None:
         documents = [
             d
             for d in ([billing.invoice_id] if billing else [])
@@ -338,13 +338,13 @@ def compare_invoice(
 
     if billing is None:
         if open_entries:
-            booked = open_entries[0]
+            unbilled = open_entries[0]
             add(
                 BreakKind.MISSING_IN_BILLING,
-                booked.currency,
-                f"The ERP books invoice {key} (entry {booked.external_id}, receivable {booked.receivable}) "
+                unbilled.currency,
+                f"The ERP books invoice {key} (entry {unbilled.external_id}, receivable {unbilled.receivable}) "
                 "but billing has no such invoice in this period.",
-                erp=booked.receivable,
+                erp=unbilled.receivable,
             )
         elif tax is not None and tax.committed:
             add(
@@ -496,9 +496,10 @@ def compare_revenue(
 ) -> Break | None:
     """What o2c's schedules recognise for a contract in a period against what the ERP's
     revenue account shows for it."""
-    if expected is None and recognised is None:
+    either = expected or recognised
+    if either is None:
         return None
-    currency = (expected or recognised).currency  # type: ignore[union-attr]
+    currency = either.currency
     if (
         expected is not None
         and recognised is not None
