@@ -147,7 +147,7 @@ async def cmd_recon(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_revenue(args: argparse.Namespace, settings: Settings) -> int:
     """`o2c revenue waterfall --entity US01`: bookings by month against the months recognised."""
     from adapters.storage.schedules import SqlRevenueSchedules
-    from canonical.asc606 import waterfall
+    from canonical.revenue import waterfall
     from starter.reports import waterfall_table
 
     if args.through:

@@ -26,12 +26,11 @@ from temporalio.service import RPCError
 
 from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.stripe import StripeBilling
-from canonical.asc606 import waterfall
 from canonical.models import AmendedLine, AmendmentRequest, ApproverRole, LegalEntity
 from canonical.money import Money
 from canonical.reconciliation import BreakKind, period_bounds
 from canonical.renewal import RenewalRequest, RenewedLine
-from canonical.revenue import ratable_schedule
+from canonical.revenue import ratable_schedule, waterfall
 from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c

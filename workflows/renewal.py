@@ -37,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.schedules import ScheduleActivities
     from canonical.approval import ApprovalPolicy
-    from canonical.contract_revenue import renewal_schedules
     from canonical.journal import ChartOfAccounts
     from canonical.models import (
         AmendmentRequest,
@@ -63,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         renewal_problems,
         term_value,
     )
-    from canonical.revenue import ratable_schedule
+    from canonical.revenue import ratable_schedule, renewal_schedules
     from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
