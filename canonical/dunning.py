@@ -37,6 +37,10 @@ def is_hard_decline(decline_code: str) -> bool:
     return decline_code in HARD_DECLINES
 
 
+# The CRM account flag that tells sales and support the customer is being dunned.
+DUNNING_FLAG = "dunning"
+
+
 class Action(StrEnum):
     NOTICE = "notice"
     RETRY = "retry"

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.approval import ApprovalPolicy, amendment_approval
     from canonical.journal import ChartOfAccounts
     from canonical.models import (
+        DEFAULT_ENTITIES,
         AmendmentRequest,
         ApprovalRequest,
         Invoice,
@@ -38,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.revenue import amendment_schedules
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
-    from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from workflows.kit.booking import BookingWorkflow
     from workflows.kit.process import AbortRequested, ProcessEvent, StepFailed
     from workflows.kit.status import Status
 

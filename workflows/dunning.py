@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.approval import ApprovalPolicy
     from canonical.dunning import (
+        DUNNING_FLAG,
         THANKS,
         Action,
         DunningPolicies,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.journal import ChartOfAccounts, write_off_entry
     from canonical.models import (
+        DEFAULT_ENTITIES,
         Account,
         ApprovalDecision,
         ApprovalRequest,
@@ -60,12 +62,11 @@ with workflow.unsafe.imports_passed_through():
     from canonical.money import Money
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
-    from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from workflows.kit.booking import BookingWorkflow
     from workflows.kit.process import ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
 PAYMENT_EVENT_SIGNAL = "payment_event"
-DUNNING_FLAG = "dunning"
 SEEN_EVENTS_KEPT = 500
 
 

@@ -39,11 +39,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import ReconciliationActivities
     from canonical.approval import ApprovalPolicy
     from canonical.journal import ChartOfAccounts
-    from canonical.models import ApprovalRequest, ApproverRole, LegalEntity, Model
+    from canonical.models import DEFAULT_ENTITIES, ApprovalRequest, ApproverRole, LegalEntity, Model
     from canonical.reconciliation import HealOrder, KeyRange, ReconciliationPolicy, RunSummary, period_bounds
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Action, Attention, Problem, Resolution, explain
-    from workflows.kit.booking import DEFAULT_ENTITIES
     from workflows.kit.process import FORWARD_RETRY, AbortRequested, ProcessEvent, ProcessWorkflow, StepFailed
     from workflows.kit.status import Status
 

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.approval import ApprovalPolicy
     from canonical.journal import ChartOfAccounts
     from canonical.models import (
+        DEFAULT_ENTITIES,
         AmendmentRequest,
         ApprovalRequest,
         CrmTask,
@@ -66,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
-    from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from workflows.kit.booking import BookingWorkflow
     from workflows.kit.process import AbortRequested, ProcessEvent, StepFailed
     from workflows.kit.status import Status
 

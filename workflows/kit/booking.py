@@ -31,8 +31,6 @@ with workflow.unsafe.imports_passed_through():
     from canonical.money import Money, total
     from workflows.kit.process import ProcessWorkflow, StepFailed
 
-DEFAULT_ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
-
 
 class BookingWorkflow(ProcessWorkflow):
     def __init__(self) -> None:
