@@ -20,7 +20,7 @@ from canonical.models import AmendmentRequest, ApproverRole, Model
 from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import Settings
-from workflows.kit.attention import Action
+from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
 EXIT_INVALID = 2
@@ -242,7 +242,11 @@ async def cmd_resolve(args: argparse.Namespace, settings: Settings) -> int:
     from starter.client import resolve
 
     answer = await resolve(
-        await _client(settings), args.workflow_id, Action(args.action), operator=args.as_, comment=args.comment or ""
+        await _client(settings),
+        args.workflow_id,
+        OperatorAction(args.action),
+        operator=args.as_,
+        comment=args.comment or "",
     )
     print(f"{args.workflow_id}: {answer}")
     return 0
@@ -312,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     resolve = sub.add_parser("resolve", help="answer a process parked in needs_attention")
     resolve.add_argument("workflow_id")
-    resolve.add_argument("action", choices=[a.value for a in Action])
+    resolve.add_argument("action", choices=[a.value for a in OperatorAction])
     resolve.add_argument("--as", dest="as_", required=True, metavar="NAME")
     resolve.add_argument("--comment")
 

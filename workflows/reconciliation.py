@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.models import DEFAULT_ENTITIES, ApprovalRequest, ApproverRole, LegalEntity, Model
     from canonical.reconciliation import HealOrder, KeyRange, ReconciliationPolicy, RunSummary, period_bounds
     from workflows.kit.approval import ApprovalState
-    from workflows.kit.attention import Action, Attention, Problem, Resolution, explain
+    from workflows.kit.attention import Attention, OperatorAction, Problem, Resolution, explain
     from workflows.kit.process import FORWARD_RETRY, AbortRequested, ProcessEvent, ProcessWorkflow, StepFailed
     from workflows.kit.status import Status
 
@@ -68,7 +68,7 @@ def period_of(today: date, months_back: int) -> str:
     return f"{months // 12:04d}-{months % 12 + 1:02d}"
 
 
-class Progress(Model):
+class ReconciliationProgress(Model):
     """What a run carries across continue-as-new."""
 
     model_config = ConfigDict(frozen=False)
@@ -95,7 +95,7 @@ class ReconciliationInput(Model):
     chart: ChartOfAccounts = ChartOfAccounts()
     step_window: timedelta = timedelta(hours=1)
     pass_no: int = 1
-    progress: Progress | None = None  # set when the run continues as new
+    progress: ReconciliationProgress | None = None  # set when the run continues as new
 
 
 class ReconciliationResult(Model):
@@ -226,7 +226,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
     def __init__(self) -> None:
         super().__init__()
         self.input: ReconciliationInput | None = None
-        self.p: Progress | None = None
+        self.p: ReconciliationProgress | None = None
         self.entity: LegalEntity | None = None
         self.summary: RunSummary | None = None
 
@@ -270,7 +270,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         else:
             period = input.period or period_of(workflow.now().date(), input.months_back)
             run_id = f"{input.legal_entity}-{period}-{workflow.now():%Y%m%dT%H%M%S}-{workflow.uuid4().hex[:4]}"
-            self.p = Progress(run_id=run_id, period=period, pass_no=input.pass_no)
+            self.p = ReconciliationProgress(run_id=run_id, period=period, pass_no=input.pass_no)
             self.tag()
             self.set_status(Status.RUNNING, f"reconciling {input.legal_entity} {period} (pass {input.pass_no})")
             problem = self._input_problem(period)
@@ -526,14 +526,17 @@ class ReconciliationWorkflow(ProcessWorkflow):
         )
         self.set_status(Status.NEEDS_ATTENTION, problem.message)
         action = await self.queue.park(
-            "breaks", problem, [Action.RETRY, Action.SKIP], timeout=timedelta(days=i.policy.attention_days)
+            "breaks",
+            problem,
+            [OperatorAction.RETRY, OperatorAction.SKIP],
+            timeout=timedelta(days=i.policy.attention_days),
         )
-        if action == Action.RETRY:
+        if action == OperatorAction.RETRY:
             self.note("retry: reading everything again")
             workflow.continue_as_new(
                 i.model_copy(update={"progress": None, "pass_no": p.pass_no + 1, "period": p.period})
             )
-        if action == Action.SKIP:
+        if action == OperatorAction.SKIP:
             answer = self.queue.resolutions[-1]
             await self._move(
                 "open",

@@ -72,7 +72,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.status import Status
 
 
-class Outcome(StrEnum):
+class RenewalOutcome(StrEnum):
     PENDING = "pending"
     RENEWED = "renewed"
     NOT_RENEWED = "not_renewed"
@@ -98,7 +98,7 @@ class RenewalResult(Model):
     contract_id: str
     term: str
     status: Status
-    outcome: Outcome
+    outcome: RenewalOutcome
     message: str
     term_value: Money | None = None
     subscription_id: str = ""
@@ -113,7 +113,7 @@ class RenewalState(Model):
     account_id: str
     status: Status
     stage: str
-    outcome: Outcome
+    outcome: RenewalOutcome
     problems: list[str] = []
     new_term_start: date | None = None
     new_term_end: date | None = None
@@ -147,7 +147,7 @@ class RenewalWorkflow(BookingWorkflow):
         self.current: Subscription | None = None
         self.lines: list[SubscriptionLine] = []
         self.value: Money | None = None
-        self.outcome = Outcome.PENDING
+        self.outcome = RenewalOutcome.PENDING
         self.problems: list[str] = []
         self.changes: list[RenewalChange] = []
         self.cancellation: NonRenewal | None = None
@@ -304,7 +304,7 @@ class RenewalWorkflow(BookingWorkflow):
             r, self.current, self.account, input.legal_entities, input.policy, today=workflow.now().date()
         )
         if self.problems:
-            return self.finish(Status.REJECTED, Outcome.REJECTED, "renewal refused: " + "; ".join(self.problems))
+            return self.finish(Status.REJECTED, RenewalOutcome.REJECTED, "renewal refused: " + "; ".join(self.problems))
         self._price()
 
         approval = renewal_approval(r, self.lines, input.policy, self.value)  # type: ignore[arg-type]
@@ -313,7 +313,7 @@ class RenewalWorkflow(BookingWorkflow):
             decision = await self.gate.wait(approval, input.approvals, self._escalate)
             if decision is None or not decision.approved:
                 why = f"rejected by {decision.approver}: {decision.comment}" if decision else "approval expired"
-                return self.finish(Status.REJECTED, Outcome.REJECTED, why)
+                return self.finish(Status.REJECTED, RenewalOutcome.REJECTED, why)
             self.set_status(Status.RUNNING, f"approved by {decision.approver}")
 
         try:
@@ -323,15 +323,15 @@ class RenewalWorkflow(BookingWorkflow):
             else:
                 return self.finish(
                     Status.COMPLETED,
-                    Outcome.NOT_RENEWED,
+                    RenewalOutcome.NOT_RENEWED,
                     f"not renewed: {self.cancellation.reason}" if self.cancellation else "not renewed",
                 )
         except (StepFailed, AbortRequested) as stopped:
             reason = f"aborted by operator at {stopped}" if isinstance(stopped, AbortRequested) else str(stopped)
             await self.compensate()
-            return self.finish(Status.ROLLED_BACK, Outcome.ROLLED_BACK, f"rolled back: {reason}")
+            return self.finish(Status.ROLLED_BACK, RenewalOutcome.ROLLED_BACK, f"rolled back: {reason}")
         await self._welcome()
-        return self.finish(Status.COMPLETED, Outcome.RENEWED, f"renewed for {self.value}")
+        return self.finish(Status.COMPLETED, RenewalOutcome.RENEWED, f"renewed for {self.value}")
 
     def _price(self) -> None:
         assert self.input is not None and self.request is not None and self.current is not None
@@ -624,7 +624,7 @@ class RenewalWorkflow(BookingWorkflow):
             request.reasons,
         )
 
-    def finish(self, status: Status, outcome: Outcome, message: str) -> RenewalResult:
+    def finish(self, status: Status, outcome: RenewalOutcome, message: str) -> RenewalResult:
         self.outcome = outcome
         self.set_status(status, message)
         r = self.request
