@@ -39,6 +39,24 @@ class BreakKind(StrEnum):
     REVENUE_MISMATCH = "revenue_mismatch"
 
 
+class BreakStatus(StrEnum):
+    """Where a break stands. The database keeps, and activities send, these strings."""
+
+    OPEN = "open"  # waits for a person: not healable, or its heal failed or was refused
+    HEALING = "healing"  # its healing entry is to be posted
+    AWAITING_APPROVAL = "awaiting_approval"  # its heal is above the limit and waits for a finance approver
+    HEALED = "healed"  # its healing entry is posted
+    ACKNOWLEDGED = "acknowledged"  # an operator accepted it as it is
+    SUPERSEDED = "superseded"  # a later run found it again (and keeps it)
+    FIXED = "fixed"  # a later run did not find it again
+
+
+# Statuses that still ask something of somebody, and that a later run of the same period
+# settles (superseded when it finds the break again, fixed when it does not). An acknowledged
+# break is accepted for now, not resolved.
+UNRESOLVED = (BreakStatus.OPEN, BreakStatus.HEALING, BreakStatus.AWAITING_APPROVAL, BreakStatus.ACKNOWLEDGED)
+
+
 # Who fixes each class of break.
 OWNERS: dict[BreakKind, str] = {
     BreakKind.MISSING_IN_ERP: "general ledger",
@@ -579,7 +597,7 @@ class BreakRecord(Model):
     difference: Money | None = None
     explanation: str
     owner: str
-    status: str
+    status: BreakStatus
     first_seen_at: datetime
     detected_at: datetime
     resolution: str = ""

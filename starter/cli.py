@@ -17,7 +17,7 @@ from temporalio.service import RPCError
 
 from canonical.amendment import InvalidRequest, request_problems
 from canonical.models import AmendmentRequest, ApproverRole, Model
-from canonical.reconciliation import period_bounds
+from canonical.reconciliation import BreakStatus, period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import Settings
 from workflows.kit.attention import OperatorAction
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = recon_sub.add_parser("report", help="the breaks of a run")
     report.add_argument("run_id")
     report.add_argument("--csv", metavar="FILE", help="write the breaks as CSV (- for stdout)")
-    report.add_argument("--status", help="only breaks in this status (open, healed, acknowledged, ...)")
+    report.add_argument("--status", help=f"only breaks in this status ({', '.join(BreakStatus)})")
     runs = recon_sub.add_parser("runs", help="recent runs, newest first")
     runs.add_argument("--entity")
     runs.add_argument("--period")

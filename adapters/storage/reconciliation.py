@@ -25,7 +25,16 @@ from adapters.errors import IntegrationBug
 from adapters.storage.db import dialect_insert, engine_for, upgrade
 from canonical.journal import JournalEntry
 from canonical.money import Money
-from canonical.reconciliation import Break, BreakKind, BreakRecord, HealOrder, KeyRange, RunSummary
+from canonical.reconciliation import (
+    UNRESOLVED,
+    Break,
+    BreakKind,
+    BreakRecord,
+    BreakStatus,
+    HealOrder,
+    KeyRange,
+    RunSummary,
+)
 
 SYSTEM = "o2c-db"
 
@@ -90,8 +99,6 @@ breaks = sa.Table(
     sa.Column("resolution", sa.Text),
 )
 
-# Break statuses that still ask something of somebody.
-UNRESOLVED = ("open", "healing", "awaiting_approval", "acknowledged")
 COUNTS = ("billing_documents", "tax_documents", "erp_entries", "contracts")
 
 
@@ -174,17 +181,19 @@ class SqlReconciliationStore:
     # -- breaks ------------------------------------------------------------------------------
 
     async def record_breaks(
-        self, run_id: str, *, legal_entity: str, period: str, found: list[tuple[str, Break, str]]
+        self, run_id: str, *, legal_entity: str, period: str, found: list[tuple[str, Break, BreakStatus]]
     ) -> list[int]:
         """Record (match_key, break, status) rows for the run and return their ids in order.
         Recording the same batch again (a retried activity) keeps the first rows."""
         return await asyncio.to_thread(self._record_breaks, run_id, legal_entity, period, found)
 
-    async def resolve_breaks(self, updates: list[tuple[int, str, str]]) -> None:
+    async def resolve_breaks(self, updates: list[tuple[int, BreakStatus, str]]) -> None:
         """(break_id, new status, resolution) for each break."""
         await asyncio.to_thread(self._resolve, updates)
 
-    async def heal_orders(self, run_id: str, *, status: str, after: int = 0, limit: int = 500) -> list[HealOrder]:
+    async def heal_orders(
+        self, run_id: str, *, status: BreakStatus, after: int = 0, limit: int = 500
+    ) -> list[HealOrder]:
         query = (
             sa.select(breaks.c.break_id, breaks.c.heal_entry)
             .where(
@@ -200,7 +209,7 @@ class SqlReconciliationStore:
             lambda: [HealOrder(break_id=i, entry=JournalEntry.model_validate_json(e)) for i, e in self._rows(query)]
         )
 
-    async def heal_total(self, run_id: str, status: str) -> list[tuple[int, Money]]:
+    async def heal_total(self, run_id: str, status: BreakStatus) -> list[tuple[int, Money]]:
         """How many heals wait in `status`, and their total, per currency."""
         query = (
             sa.select(breaks.c.currency, sa.func.count(), sa.func.sum(breaks.c.heal_minor))
@@ -212,7 +221,9 @@ class SqlReconciliationStore:
             lambda: [(int(n), Money.from_minor(int(m or 0), c)) for c, n, m in self._rows(query)]
         )
 
-    async def move_breaks(self, run_id: str, *, from_status: str, to_status: str, resolution: str) -> int:
+    async def move_breaks(
+        self, run_id: str, *, from_status: BreakStatus, to_status: BreakStatus, resolution: str
+    ) -> int:
         statement = (
             breaks.update()
             .where(breaks.c.run_id == run_id, breaks.c.status == from_status)
@@ -274,7 +285,9 @@ class SqlReconciliationStore:
             ranges.append(KeyRange(after=after, last=last))
         return ranges
 
-    def _record_breaks(self, run_id: str, entity: str, period: str, found: list[tuple[str, Break, str]]) -> list[int]:
+    def _record_breaks(
+        self, run_id: str, entity: str, period: str, found: list[tuple[str, Break, BreakStatus]]
+    ) -> list[int]:
         if not found:
             return []
         now = _now()
@@ -334,7 +347,7 @@ class SqlReconciliationStore:
             }
         return [ids[(b.kind.value, key)] for key, b, _ in found]
 
-    def _resolve(self, updates: list[tuple[int, str, str]]) -> None:
+    def _resolve(self, updates: list[tuple[int, BreakStatus, str]]) -> None:
         now = _now()
         with self.engine.begin() as conn:
             for break_id, status, resolution in updates:
@@ -366,12 +379,12 @@ class SqlReconciliationStore:
             conn.execute(
                 breaks.update()
                 .where(earlier, found_again)
-                .values(status="superseded", resolved_at=now, resolution=f"found again by run {run_id}")
+                .values(status=BreakStatus.SUPERSEDED, resolved_at=now, resolution=f"found again by run {run_id}")
             )
             fixed = conn.execute(
                 breaks.update()
                 .where(earlier, ~found_again)
-                .values(status="fixed", resolved_at=now, resolution=f"not found again by run {run_id}")
+                .values(status=BreakStatus.FIXED, resolved_at=now, resolution=f"not found again by run {run_id}")
             ).rowcount
             counted = dict(
                 conn.execute(
@@ -384,10 +397,10 @@ class SqlReconciliationStore:
                 runs.update()
                 .where(runs.c.run_id == run_id)
                 .values(
-                    status="needs_attention" if counted.get("open") else "completed",
+                    status="needs_attention" if counted.get(BreakStatus.OPEN) else "completed",
                     finished_at=now,
                     breaks_found=sum(counted.values()),
-                    healed=counted.get("healed", 0),
+                    healed=counted.get(BreakStatus.HEALED, 0),
                     open_breaks=sum(n for s, n in counted.items() if s in UNRESOLVED),
                     fixed_since_last_run=fixed,
                 )
@@ -412,7 +425,7 @@ class SqlReconciliationStore:
                     runs.update()
                     .where(runs.c.run_id == earlier_run)
                     .values(
-                        status="needs_attention" if left.get("open") else "completed",
+                        status="needs_attention" if left.get(BreakStatus.OPEN) else "completed",
                         open_breaks=sum(n for s, n in left.items() if s in UNRESOLVED),
                     )
                 )
