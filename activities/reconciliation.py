@@ -65,7 +65,8 @@ class ReconciliationActivities:
     async def open_run(self, request: OpenRun) -> None:
         await self.store.open_run(
             run_id=request.run_id,
-            workflow_id=activity.info().workflow_id,
+            # None only for an activity started outside a workflow, which o2c never does.
+            workflow_id=activity.info().workflow_id or "",
             legal_entity=request.legal_entity,
             period=request.period,
             started_at=request.started_at,
