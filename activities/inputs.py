@@ -20,7 +20,7 @@ from canonical.models import (
     SubscriptionLine,
     SubscriptionTerm,
 )
-from canonical.reconciliation import HealOrder, KeyRange, ReconciliationPolicy
+from canonical.reconciliation import BreakStatus, HealOrder, KeyRange, ReconciliationPolicy
 
 
 class UpdateSubscription(Model):
@@ -176,20 +176,20 @@ class BatchFindings(Model):
 
 
 class ResolveBreaks(Model):
-    updates: list[tuple[int, str, str]]  # break id, new status, resolution
+    updates: list[tuple[int, BreakStatus, str]]  # break id, new status, resolution
 
 
 class HealOrders(Model):
     run_id: str
-    status: str
+    status: BreakStatus
     after: int = 0
     limit: int = 500
 
 
 class MoveBreaks(Model):
     run_id: str
-    from_status: str
-    to_status: str
+    from_status: BreakStatus
+    to_status: BreakStatus
     resolution: str
 
 

@@ -24,21 +24,20 @@ from activities.inputs import (
     ResolveBreaks,
 )
 from adapters.ports import BillingPort, ErpPort, ReconciliationStorePort, RevenueSchedulePort, TaxPort
+from canonical.matching import compare_staged, initial_status
 from canonical.models import ContractRevenue, Model
 from canonical.money import Money
 from canonical.reconciliation import (
     BilledInvoice,
     Break,
+    BreakStatus,
     HealOrder,
     KeyRange,
     LedgerFact,
     RunSummary,
     TaxRecord,
     billed,
-    compare_invoice,
-    compare_revenue,
     ledger_fact,
-    needs_approval,
     period_bounds,
     revenue_key,
     taxed,
@@ -66,7 +65,8 @@ class ReconciliationActivities:
     async def open_run(self, request: OpenRun) -> None:
         await self.store.open_run(
             run_id=request.run_id,
-            workflow_id=activity.info().workflow_id,
+            # None only for an activity started outside a workflow, which o2c never does.
+            workflow_id=activity.info().workflow_id or "",
             legal_entity=request.legal_entity,
             period=request.period,
             started_at=request.started_at,
@@ -194,24 +194,27 @@ class ReconciliationActivities:
         grouped: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
         for key, system, payload in await self.store.staged(request.run_id, request.keys):
             grouped[key][system].append(FACTS[system].model_validate_json(payload))
-        found: list[tuple[str, Break, str]] = []
+        found: list[tuple[str, Break, BreakStatus]] = []
         for key, facts in grouped.items():
-            for found_break in _compare(key, facts, request):
-                status = "open"
-                if found_break.heal is not None:
-                    status = (
-                        "awaiting_approval"
-                        if needs_approval(found_break.heal, request.policy.heal_limit)
-                        else "healing"
-                    )
-                found.append((key, found_break, status))
+            for found_break in compare_staged(
+                key,
+                billing=facts[BILLING],
+                tax=facts[TAX],
+                ledger=facts[ERP],
+                revenue=facts[SCHEDULES],
+                period=request.period,
+                policy=request.policy,
+                subsidiary=request.entity.erp_subsidiary,
+                chart=request.chart,
+            ):
+                found.append((key, found_break, initial_status(found_break, request.policy.heal_limit)))
         ids = await self.store.record_breaks(
             request.run_id, legal_entity=request.entity.code, period=request.period, found=found
         )
         findings = BatchFindings()
         for break_id, (_, found_break, status) in zip(ids, found, strict=False):
             findings.found[found_break.kind.value] = findings.found.get(found_break.kind.value, 0) + 1
-            if status == "healing":
+            if status == BreakStatus.HEALING and found_break.heal is not None:
                 findings.heal_now.append(HealOrder(break_id=break_id, entry=found_break.heal))
         return findings
 
@@ -261,38 +264,3 @@ class ReconciliationActivities:
             self.move_breaks,
             self.close_run,
         ]
-
-
-def _compare(key: str, facts: dict[str, list[Any]], request: MatchBatch) -> list[Break]:
-    if key.startswith("revenue:"):
-        contract = key.split(":", 1)[1]
-        found = compare_revenue(
-            contract,
-            _sum(r.amount for r in facts[SCHEDULES]),
-            _sum(f.recognised for f in facts[ERP]),
-            period=request.period,
-            tolerance=request.policy.tolerance,
-        )
-        return [found] if found else []
-    if not key.startswith("invoice:"):
-        return []  # an ERP entry that names no invoice or contract: nothing to compare it with
-    documents = sorted(facts[TAX], key=lambda t: (t.type != "SalesInvoice", not t.committed))
-    return compare_invoice(
-        facts[BILLING][0] if facts[BILLING] else None,
-        documents[0] if documents else None,
-        facts[ERP],
-        tolerance=request.policy.tolerance,
-        subsidiary=request.entity.erp_subsidiary,
-        chart=request.chart,
-    )
-
-
-def _sum(amounts: Iterable[Money]) -> Money | None:
-    """Amounts added up; of several currencies, the one holding the most (the mix itself is
-    a revenue break, which the other side's currency then shows)."""
-    by_currency: dict[str, Money] = {}
-    for amount in amounts:
-        by_currency[amount.currency] = by_currency.get(amount.currency, Money.zero(amount.currency)) + amount
-    if not by_currency:
-        return None
-    return max(by_currency.values(), key=lambda m: abs(m.minor))

@@ -7,8 +7,9 @@ from typing import Any
 
 from activities.billing import BillingActivities
 from activities.crm import CrmActivities
-from activities.customer import CustomerActivities
+from activities.entitlements import EntitlementActivities
 from activities.erp import ErpActivities
+from activities.notifications import NotificationActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.schedules import ScheduleActivities
 from activities.tax import TaxActivities
@@ -38,7 +39,8 @@ def all_activities(
     b = BillingActivities(billing)
     t = TaxActivities(tax)
     e = ErpActivities(erp)
-    c = CustomerActivities(entitlements, notifications)
+    n = NotificationActivities(notifications)
+    g = EntitlementActivities(entitlements)
     r = CrmActivities(crm)
     s = ScheduleActivities(schedules)
     return [
@@ -62,9 +64,9 @@ def all_activities(
         e.get_journal_entry,
         e.upsert_collection_case,
         e.upsert_customer,
-        c.set_seats,
-        c.set_restriction,
-        c.send,
+        g.set_seats,
+        g.set_restriction,
+        n.send,
         r.flag_account,
         r.create_task,
         s.save,

@@ -34,7 +34,7 @@ from canonical.models import (
     TaxDocumentPage,
 )
 from canonical.money import Money
-from canonical.reconciliation import Break, BreakRecord, HealOrder, KeyRange, RunSummary
+from canonical.reconciliation import Break, BreakRecord, BreakStatus, HealOrder, KeyRange, RunSummary
 
 
 class BillingPort(Protocol):
@@ -268,16 +268,20 @@ class ReconciliationStorePort(Protocol):
         ...
 
     async def record_breaks(
-        self, run_id: str, *, legal_entity: str, period: str, found: list[tuple[str, Break, str]]
+        self, run_id: str, *, legal_entity: str, period: str, found: list[tuple[str, Break, BreakStatus]]
     ) -> list[int]: ...
 
-    async def resolve_breaks(self, updates: list[tuple[int, str, str]]) -> None: ...
+    async def resolve_breaks(self, updates: list[tuple[int, BreakStatus, str]]) -> None: ...
 
-    async def heal_orders(self, run_id: str, *, status: str, after: int = 0, limit: int = 500) -> list[HealOrder]: ...
+    async def heal_orders(
+        self, run_id: str, *, status: BreakStatus, after: int = 0, limit: int = 500
+    ) -> list[HealOrder]: ...
 
-    async def heal_total(self, run_id: str, status: str) -> list[tuple[int, Money]]: ...
+    async def heal_total(self, run_id: str, status: BreakStatus) -> list[tuple[int, Money]]: ...
 
-    async def move_breaks(self, run_id: str, *, from_status: str, to_status: str, resolution: str) -> int: ...
+    async def move_breaks(
+        self, run_id: str, *, from_status: BreakStatus, to_status: BreakStatus, resolution: str
+    ) -> int: ...
 
     async def close_run(self, run_id: str) -> RunSummary:
         """Settle earlier runs' breaks; the run needs attention while a break of it is open."""

@@ -42,7 +42,7 @@ from canonical.models import LegalEntity  # noqa: E402
 from sandbox import SandboxControl  # noqa: E402
 from sandbox.store import documents  # noqa: E402
 from starter import client as o2c  # noqa: E402
-from workflows.kit.attention import Action  # noqa: E402
+from workflows.kit.attention import OperatorAction  # noqa: E402
 from workflows.kit.status import SEARCH_ATTRIBUTES, Status  # noqa: E402
 
 PERIOD = "2026-10"
@@ -147,7 +147,7 @@ async def reconcile(env: WorkflowEnvironment, entity: LegalEntity, task_queue: s
     )
     state = await o2c.wait_for_status(env.client, handle.id, Status.NEEDS_ATTENTION, timeout=RUN_TIMEOUT)
     elapsed = time.perf_counter() - started
-    await o2c.resolve(env.client, handle.id, Action.SKIP, operator="bench")
+    await o2c.resolve(env.client, handle.id, OperatorAction.SKIP, operator="bench")
     await handle.result()
     state["history_events"] = len((await handle.fetch_history()).events)
     # Runs of the workflow (it continues as new between batches) and its batch children.

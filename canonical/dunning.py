@@ -37,7 +37,13 @@ def is_hard_decline(decline_code: str) -> bool:
     return decline_code in HARD_DECLINES
 
 
-class Action(StrEnum):
+# The CRM account flag that tells sales and support the customer is being dunned.
+DUNNING_FLAG = "dunning"
+
+
+class DunningAction(StrEnum):
+    """What an entry of the dunning calendar does on its day."""
+
     NOTICE = "notice"
     RETRY = "retry"
     RESTRICT = "restrict"
@@ -90,11 +96,13 @@ class DunningPolicy(Model):
     write_off_role: ApproverRole = ApproverRole.CONTROLLER
     day: timedelta = timedelta(days=1)
 
-    def calendar(self) -> list[tuple[int, Action]]:
+    def calendar(self) -> list[tuple[int, DunningAction]]:
         """Every scheduled action in order: (day, action)."""
-        entries = [(d, Action.NOTICE) for d in self.notice_days] + [(d, Action.RETRY) for d in self.retry_days]
-        entries += [(self.restrict_day, Action.RESTRICT), (self.cancel_day, Action.CANCEL)]
-        order = {Action.RETRY: 0, Action.NOTICE: 1, Action.RESTRICT: 2, Action.CANCEL: 3}
+        entries = [(d, DunningAction.NOTICE) for d in self.notice_days] + [
+            (d, DunningAction.RETRY) for d in self.retry_days
+        ]
+        entries += [(self.restrict_day, DunningAction.RESTRICT), (self.cancel_day, DunningAction.CANCEL)]
+        order = {DunningAction.RETRY: 0, DunningAction.NOTICE: 1, DunningAction.RESTRICT: 2, DunningAction.CANCEL: 3}
         return sorted(set(entries), key=lambda e: (e[0], order[e[1]]))
 
     def case_stage(self, day: int) -> str:

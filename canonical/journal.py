@@ -39,7 +39,9 @@ class JournalLine(Model):
 
     @property
     def amount(self) -> Money:
-        return self.debit or self.credit  # type: ignore[return-value]
+        amount = self.debit or self.credit
+        assert amount is not None, "a line is a debit or a credit (checked when it was made)"
+        return amount
 
 
 class JournalEntry(Model):

@@ -46,12 +46,18 @@ class LegalEntity(Model):
     country: str = "US"
 
 
+# The entity a deployment books in until it configures its own (O2C_LEGAL_ENTITIES_FILE): one US
+# company billing in USD on the platform's own Stripe account and NetSuite subsidiary 1.
+DEFAULT_LEGAL_ENTITY = LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")
+DEFAULT_ENTITIES = [DEFAULT_LEGAL_ENTITY]
+
+
 class Account(Model):
     id: str
     name: str
     email: str = ""
     billing_address: Address = Address()
-    legal_entity: str = "US01"
+    legal_entity: str = DEFAULT_LEGAL_ENTITY.code
     # Dunning: which policy applies, how strategic the account is, who owns the relationship.
     segment: str = "default"
     annual_recurring_revenue: Money | None = None
@@ -298,7 +304,7 @@ class SubscriptionTerm(Model):
     lines: list[SubscriptionLine]
     term_start: date
     term_end: date
-    legal_entity: str = "US01"
+    legal_entity: str = DEFAULT_LEGAL_ENTITY.code
 
 
 class RevenueScheduleLine(Model):

@@ -39,6 +39,24 @@ class BreakKind(StrEnum):
     REVENUE_MISMATCH = "revenue_mismatch"
 
 
+class BreakStatus(StrEnum):
+    """Where a break stands. The database keeps, and activities send, these strings."""
+
+    OPEN = "open"  # waits for a person: not healable, or its heal failed or was refused
+    HEALING = "healing"  # its healing entry is to be posted
+    AWAITING_APPROVAL = "awaiting_approval"  # its heal is above the limit and waits for a finance approver
+    HEALED = "healed"  # its healing entry is posted
+    ACKNOWLEDGED = "acknowledged"  # an operator accepted it as it is
+    SUPERSEDED = "superseded"  # a later run found it again (and keeps it)
+    FIXED = "fixed"  # a later run did not find it again
+
+
+# Statuses that still ask something of somebody, and that a later run of the same period
+# settles (superseded when it finds the break again, fixed when it does not). An acknowledged
+# break is accepted for now, not resolved.
+UNRESOLVED = (BreakStatus.OPEN, BreakStatus.HEALING, BreakStatus.AWAITING_APPROVAL, BreakStatus.ACKNOWLEDGED)
+
+
 # Who fixes each class of break.
 OWNERS: dict[BreakKind, str] = {
     BreakKind.MISSING_IN_ERP: "general ledger",
@@ -318,7 +336,7 @@ def compare_invoice(
     open_entries = [f for f in entries if f.external_id not in reversed_ids]
     breaks: list[Break] = []
 
-    def add(kind: BreakKind, currency: str, explanation: str, **fields) -> None:
+    def add(kind: BreakKind, currency: str, explanation: str, **fields: Money | JournalEntry | None) -> None:
         documents = [
             d
             for d in ([billing.invoice_id] if billing else [])
@@ -338,13 +356,13 @@ def compare_invoice(
 
     if billing is None:
         if open_entries:
-            booked = open_entries[0]
+            unbilled = open_entries[0]
             add(
                 BreakKind.MISSING_IN_BILLING,
-                booked.currency,
-                f"The ERP books invoice {key} (entry {booked.external_id}, receivable {booked.receivable}) "
+                unbilled.currency,
+                f"The ERP books invoice {key} (entry {unbilled.external_id}, receivable {unbilled.receivable}) "
                 "but billing has no such invoice in this period.",
-                erp=booked.receivable,
+                erp=unbilled.receivable,
             )
         elif tax is not None and tax.committed:
             add(
@@ -496,9 +514,10 @@ def compare_revenue(
 ) -> Break | None:
     """What o2c's schedules recognise for a contract in a period against what the ERP's
     revenue account shows for it."""
-    if expected is None and recognised is None:
+    either = expected or recognised
+    if either is None:
         return None
-    currency = (expected or recognised).currency  # type: ignore[union-attr]
+    currency = either.currency
     if (
         expected is not None
         and recognised is not None
@@ -578,7 +597,7 @@ class BreakRecord(Model):
     difference: Money | None = None
     explanation: str
     owner: str
-    status: str
+    status: BreakStatus
     first_seen_at: datetime
     detected_at: datetime
     resolution: str = ""

@@ -17,10 +17,10 @@ from temporalio.service import RPCError
 
 from canonical.amendment import InvalidRequest, request_problems
 from canonical.models import AmendmentRequest, ApproverRole, Model
-from canonical.reconciliation import period_bounds
+from canonical.reconciliation import BreakStatus, period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import Settings
-from workflows.kit.attention import Action
+from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
 EXIT_INVALID = 2
@@ -147,7 +147,7 @@ async def cmd_recon(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_revenue(args: argparse.Namespace, settings: Settings) -> int:
     """`o2c revenue waterfall --entity US01`: bookings by month against the months recognised."""
     from adapters.storage.schedules import SqlRevenueSchedules
-    from canonical.asc606 import waterfall
+    from canonical.revenue import waterfall
     from starter.reports import waterfall_table
 
     if args.through:
@@ -242,7 +242,11 @@ async def cmd_resolve(args: argparse.Namespace, settings: Settings) -> int:
     from starter.client import resolve
 
     answer = await resolve(
-        await _client(settings), args.workflow_id, Action(args.action), operator=args.as_, comment=args.comment or ""
+        await _client(settings),
+        args.workflow_id,
+        OperatorAction(args.action),
+        operator=args.as_,
+        comment=args.comment or "",
     )
     print(f"{args.workflow_id}: {answer}")
     return 0
@@ -312,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     resolve = sub.add_parser("resolve", help="answer a process parked in needs_attention")
     resolve.add_argument("workflow_id")
-    resolve.add_argument("action", choices=[a.value for a in Action])
+    resolve.add_argument("action", choices=[a.value for a in OperatorAction])
     resolve.add_argument("--as", dest="as_", required=True, metavar="NAME")
     resolve.add_argument("--comment")
 
@@ -331,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = recon_sub.add_parser("report", help="the breaks of a run")
     report.add_argument("run_id")
     report.add_argument("--csv", metavar="FILE", help="write the breaks as CSV (- for stdout)")
-    report.add_argument("--status", help="only breaks in this status (open, healed, acknowledged, ...)")
+    report.add_argument("--status", help=f"only breaks in this status ({', '.join(BreakStatus)})")
     runs = recon_sub.add_parser("runs", help="recent runs, newest first")
     runs.add_argument("--entity")
     runs.add_argument("--period")

@@ -27,7 +27,7 @@ from starter.config import legal_entities as configured_entities
 from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
 from workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
-from workflows.kit.attention import Action, ResolveInput
+from workflows.kit.attention import OperatorAction, ResolveInput
 from workflows.kit.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 from workflows.reconciliation import (
     ReconciliationInput,
@@ -206,7 +206,7 @@ async def decide(
     )
 
 
-async def resolve(client: Client, workflow_id: str, action: Action, *, operator: str, comment: str = "") -> str:
+async def resolve(client: Client, workflow_id: str, action: OperatorAction, *, operator: str, comment: str = "") -> str:
     return await client.get_workflow_handle(workflow_id).execute_update(
         "resolve",
         ResolveInput(action=action, operator=operator, comment=comment),

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from canonical.approval import ApprovalPolicy
 from canonical.dunning import DunningPolicies
-from canonical.models import Approver, ApproverRole, LegalEntity
+from canonical.models import DEFAULT_ENTITIES, Approver, ApproverRole, LegalEntity
 from canonical.reconciliation import ReconciliationPolicy, Tolerance
 from canonical.renewal import RenewalPolicy
-from workflows.kit.booking import DEFAULT_ENTITIES
 
 
 def approval_policy() -> ApprovalPolicy:

@@ -26,19 +26,18 @@ from temporalio.service import RPCError
 
 from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.stripe import StripeBilling
-from canonical.asc606 import waterfall
 from canonical.models import AmendedLine, AmendmentRequest, ApproverRole, LegalEntity
 from canonical.money import Money
 from canonical.reconciliation import BreakKind, period_bounds
 from canonical.renewal import RenewalRequest, RenewedLine
-from canonical.revenue import ratable_schedule
+from canonical.revenue import ratable_schedule, waterfall
 from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
 from starter.reports import waterfall_table
 from starter.stack import embedded_stack
 from workflows.dunning import DunningResult, dunning_workflow_id
-from workflows.kit.attention import Action
+from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
 SUBSIDIARY = "1"
@@ -307,7 +306,11 @@ class Demo:
         )
         state = await o2c.wait_for_status(self.client, handle.id, Status.NEEDS_ATTENTION, timeout=300)
         await o2c.resolve(
-            self.client, handle.id, Action.SKIP, operator="olga.ops", comment="each break is assigned to its owner"
+            self.client,
+            handle.id,
+            OperatorAction.SKIP,
+            operator="olga.ops",
+            comment="each break is assigned to its owner",
         )
         result = await handle.result()
         found = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.found.items()))
@@ -379,7 +382,7 @@ class Demo:
             await o2c.resolve(
                 self.client,
                 workflow_id,
-                Action.RETRY,
+                OperatorAction.RETRY,
                 operator="olga.ops",
                 comment="postal code added to the customer master",
             )
@@ -391,7 +394,7 @@ class Demo:
             await o2c.resolve(
                 self.client,
                 workflow_id,
-                Action.ABORT,
+                OperatorAction.ABORT,
                 operator="olga.ops",
                 comment="period stays closed; rebook next month",
             )

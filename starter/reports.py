@@ -8,9 +8,9 @@ import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from canonical.asc606 import Waterfall
 from canonical.money import Money
 from canonical.reconciliation import BreakRecord, RunSummary
+from canonical.revenue import Waterfall
 
 BREAK_COLUMNS = (
     "break_id",

@@ -17,9 +17,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.schedules import ScheduleActivities
     from canonical.amendment import InvalidAmendment, validate_amendment
     from canonical.approval import ApprovalPolicy, amendment_approval
-    from canonical.contract_revenue import amendment_schedules
     from canonical.journal import ChartOfAccounts
     from canonical.models import (
+        DEFAULT_ENTITIES,
         AmendmentRequest,
         ApprovalRequest,
         Invoice,
@@ -35,9 +35,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.money import Money
     from canonical.proration import amended_lines, prorate
+    from canonical.revenue import amendment_schedules
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
-    from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from workflows.kit.booking import BookingWorkflow
     from workflows.kit.process import ProcessEvent
     from workflows.kit.status import Status
 

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.billing import BillingActivities
     from activities.crm import CrmActivities
-    from activities.customer import CustomerActivities
+    from activities.entitlements import EntitlementActivities
     from activities.erp import ErpActivities
     from activities.inputs import (
         CancelSubscription,
@@ -31,10 +31,12 @@ with workflow.unsafe.imports_passed_through():
         SendNotification,
         SetRestriction,
     )
+    from activities.notifications import NotificationActivities
     from canonical.approval import ApprovalPolicy
     from canonical.dunning import (
+        DUNNING_FLAG,
         THANKS,
-        Action,
+        DunningAction,
         DunningPolicies,
         DunningPolicy,
         NoticeWording,
@@ -43,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.journal import ChartOfAccounts, write_off_entry
     from canonical.models import (
+        DEFAULT_ENTITIES,
         Account,
         ApprovalDecision,
         ApprovalRequest,
@@ -60,12 +63,11 @@ with workflow.unsafe.imports_passed_through():
     from canonical.money import Money
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
-    from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from workflows.kit.booking import BookingWorkflow
     from workflows.kit.process import ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
 PAYMENT_EVENT_SIGNAL = "payment_event"
-DUNNING_FLAG = "dunning"
 SEEN_EVENTS_KEPT = 500
 
 
@@ -73,14 +75,14 @@ def dunning_workflow_id(invoice_id: str) -> str:
     return f"dunning-{invoice_id}"
 
 
-class Outcome(StrEnum):
+class DunningOutcome(StrEnum):
     OPEN = "open"
     CASH = "cash"
     CANCELLED = "cancelled"
     WRITTEN_OFF = "written_off"
 
 
-class Progress(Model):
+class DunningProgress(Model):
     """What a dunning has done so far: carried across continue-as-new. The workflow
     updates it in place, so unlike other models it is not frozen."""
 
@@ -111,12 +113,12 @@ class DunningInput(Model):
     approvals: ApprovalPolicy = ApprovalPolicy()
     chart: ChartOfAccounts = ChartOfAccounts()
     legal_entities: list[LegalEntity] = DEFAULT_ENTITIES
-    carried: Progress | None = None
+    carried: DunningProgress | None = None
 
 
 class DunningResult(Model):
     invoice_id: str
-    outcome: Outcome
+    outcome: DunningOutcome
     message: str
     balance: Money | None = None
     attempts: int = 0
@@ -128,7 +130,7 @@ class DunningState(Model):
     account_id: str
     status: Status
     stage: str
-    outcome: Outcome
+    outcome: DunningOutcome
     day: float
     balance: Money | None
     next_action: str = ""
@@ -155,10 +157,10 @@ class DunningWorkflow(ProcessWorkflow):
     def __init__(self) -> None:
         super().__init__()
         self.input: DunningInput | None = None
-        self.p = Progress()
+        self.progress = DunningProgress()
         self.policy = DunningPolicy()
         self.account: Account | None = None
-        self.outcome = Outcome.OPEN
+        self.outcome = DunningOutcome.OPEN
         self.next_action = ""
         self.next_action_at: datetime | None = None
         self.events_before_start: list[PaymentEvent] = []
@@ -170,29 +172,29 @@ class DunningWorkflow(ProcessWorkflow):
     def payment_event(self, event: PaymentEvent) -> None:
         """Apply an event at once (so a payment interrupts any wait). Delivery is at least
         once and unordered: an event ID seen before changes nothing."""
-        if event.event_id in self.p.seen_events:
+        if event.event_id in self.progress.seen_events:
             return
-        self.p.seen_events = [*self.p.seen_events, event.event_id][-SEEN_EVENTS_KEPT:]
-        if self.p.anchor is None and event.kind == PaymentEventKind.PAYMENT_FAILED:
+        self.progress.seen_events = [*self.progress.seen_events, event.event_id][-SEEN_EVENTS_KEPT:]
+        if self.progress.anchor is None and event.kind == PaymentEventKind.PAYMENT_FAILED:
             self.events_before_start.append(event)
         if event.kind == PaymentEventKind.PAID:
-            self.p.paid = True
+            self.progress.paid = True
         elif event.kind in (PaymentEventKind.BALANCE_CHANGED, PaymentEventKind.PAYMENT_FAILED):
             if event.amount_remaining is not None:
-                self.p.balance = event.amount_remaining
-                self.p.paid = self.p.paid or event.amount_remaining.is_zero
+                self.progress.balance = event.amount_remaining
+                self.progress.paid = self.progress.paid or event.amount_remaining.is_zero
             if event.decline_code and is_hard_decline(event.decline_code):
-                self.p.hard_declined = True
-        elif event.kind == PaymentEventKind.DISPUTE_OPENED and self.p.paused_since is None:
-            self.p.paused_since = workflow.now()
-        elif event.kind == PaymentEventKind.DISPUTE_CLOSED and self.p.paused_since is not None:
+                self.progress.hard_declined = True
+        elif event.kind == PaymentEventKind.DISPUTE_OPENED and self.progress.paused_since is None:
+            self.progress.paused_since = workflow.now()
+        elif event.kind == PaymentEventKind.DISPUTE_CLOSED and self.progress.paused_since is not None:
             # The calendar resumes where it stopped: the pause moves day 0 later.
-            if self.p.anchor is not None:
-                self.p.anchor += workflow.now() - self.p.paused_since
-            self.p.paused_since = None
+            if self.progress.anchor is not None:
+                self.progress.anchor += workflow.now() - self.progress.paused_since
+            self.progress.paused_since = None
         elif event.kind == PaymentEventKind.PAYMENT_METHOD_UPDATED:
-            self.p.hard_declined = False
-            self.p.retry_requested = event.event_id
+            self.progress.hard_declined = False
+            self.progress.retry_requested = event.event_id
         if self.events:
             self.note(f"received {event.kind.value} ({event.event_id})")
 
@@ -200,12 +202,12 @@ class DunningWorkflow(ProcessWorkflow):
 
     def headline(self) -> str:
         i = self.input
-        balance = f" · balance {self.p.balance}" if self.p.balance else ""
+        balance = f" · balance {self.progress.balance}" if self.progress.balance else ""
         return f"Dunning {i.invoice_id} · {i.account_id}{balance}" if i else "Dunning"
 
     def describe(self) -> str:
         text = super().describe()
-        if self.p.paused_since:
+        if self.progress.paused_since:
             return f"{text} · paused: dispute open"
         if self.next_action and self.status == Status.RUNNING:
             when = self.next_action_at.strftime("%Y-%m-%d %H:%M") if self.next_action_at else ""
@@ -213,10 +215,10 @@ class DunningWorkflow(ProcessWorkflow):
         return text
 
     def day(self) -> float:
-        if self.p.anchor is None:
+        if self.progress.anchor is None:
             return 0.0
-        now = self.p.paused_since or workflow.now()
-        return (now - self.p.anchor) / self.policy.day
+        now = self.progress.paused_since or workflow.now()
+        return (now - self.progress.anchor) / self.policy.day
 
     @workflow.query
     def state(self) -> DunningState:
@@ -228,19 +230,19 @@ class DunningWorkflow(ProcessWorkflow):
             stage=self.stage,
             outcome=self.outcome,
             day=round(self.day(), 3),
-            balance=self.p.balance,
+            balance=self.progress.balance,
             next_action=self.next_action,
             next_action_at=self.next_action_at,
-            paused=self.p.paused_since is not None,
-            hard_declined=self.p.hard_declined,
-            restricted=self.p.restricted,
-            cancelled=self.p.cancelled,
-            attempts=self.p.attempts,
-            notices_sent=[int(d.split("@")[1]) for d in self.p.done if d.startswith("notice@")],
-            case_stage=self.p.case_stage,
+            paused=self.progress.paused_since is not None,
+            hard_declined=self.progress.hard_declined,
+            restricted=self.progress.restricted,
+            cancelled=self.progress.cancelled,
+            attempts=self.progress.attempts,
+            notices_sent=[int(d.split("@")[1]) for d in self.progress.done if d.startswith("notice@")],
+            case_stage=self.progress.case_stage,
             approval=self.gate.snapshot(),
-            restriction_decision=self.p.restriction_decision,
-            write_off_decision=self.p.write_off_decision,
+            restriction_decision=self.progress.restriction_decision,
+            write_off_decision=self.progress.write_off_decision,
             attention=self.queue.attention,
             resolutions=self.queue.resolutions,
             events=self.events,
@@ -253,26 +255,28 @@ class DunningWorkflow(ProcessWorkflow):
         self.begin_release()
         self.input = input
         if input.carried:
-            self.p = input.carried
+            self.progress = input.carried
         self.tag(customer=input.account_id, invoice=input.invoice_id)
         self.set_status(Status.RUNNING, "reading the invoice and the customer")
 
         invoice = await self.task("read invoice", BillingActivities.get_invoice, input.invoice_id)
         if invoice is None:
-            return self.finish(Status.FAILED, Outcome.OPEN, f"invoice {input.invoice_id} does not exist in billing")
+            return self.finish(
+                Status.FAILED, DunningOutcome.OPEN, f"invoice {input.invoice_id} does not exist in billing"
+            )
         self.account = await self.task(
             "read customer", BillingActivities.get_account, input.account_id or invoice.account_id
         )
         self.policy = input.policies.for_segment(self.account.segment if self.account else "default")
-        if self.p.anchor is None:
+        if self.progress.anchor is None:
             self._start(invoice)
 
-        if not self.p.paid:
+        if not self.progress.paid:
             await self._open_case()
-        while not self.p.paid:
+        while not self.progress.paid:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(input.model_copy(update={"carried": self.p}))
+                workflow.continue_as_new(input.model_copy(update={"carried": self.progress}))
             entry = self._next_entry()
             if entry is None:
                 break
@@ -280,41 +284,41 @@ class DunningWorkflow(ProcessWorkflow):
             if not await self._wait_for_day(day, action):
                 continue  # paid, or an immediate retry was asked for: look again
             await self._carry_out(day, action)
-            self.p.done = [*self.p.done, f"{action.value}@{day}"]
+            self.progress.done = [*self.progress.done, f"{action.value}@{day}"]
         return await self._conclude()
 
     def _start(self, invoice: Invoice) -> None:
         first = min((e.occurred_at for e in self.events_before_start), default=workflow.now())
-        self.p.anchor = min(first, workflow.now())
-        if self.p.balance is None:
-            self.p.balance = invoice.amount_remaining or invoice.total
+        self.progress.anchor = min(first, workflow.now())
+        if self.progress.balance is None:
+            self.progress.balance = invoice.amount_remaining or invoice.total
         if is_hard_decline(invoice.last_decline_code):
-            self.p.hard_declined = True  # no retry until the customer brings another card
-        if invoice.status == "paid" or (self.p.balance is not None and self.p.balance.is_zero):
-            self.p.paid = True
-        self.set_stage(f"dunning {self.p.balance} from {self.p.anchor:%Y-%m-%d}")
+            self.progress.hard_declined = True  # no retry until the customer brings another card
+        if invoice.status == "paid" or (self.progress.balance is not None and self.progress.balance.is_zero):
+            self.progress.paid = True
+        self.set_stage(f"dunning {self.progress.balance} from {self.progress.anchor:%Y-%m-%d}")
 
-    def _next_entry(self) -> tuple[int, Action] | None:
+    def _next_entry(self) -> tuple[int, DunningAction] | None:
         for day, action in self.policy.calendar():
-            if f"{action.value}@{day}" not in self.p.done:
+            if f"{action.value}@{day}" not in self.progress.done:
                 return day, action
         return None
 
     def _due(self, day: int) -> datetime:
-        assert self.p.anchor is not None
-        return self.p.anchor + self.policy.day * day
+        assert self.progress.anchor is not None
+        return self.progress.anchor + self.policy.day * day
 
-    async def _wait_for_day(self, day: int, action: Action) -> bool:
+    async def _wait_for_day(self, day: int, action: DunningAction) -> bool:
         """Sleep until the entry is due. False when something else must happen first."""
         self.next_action, self.next_action_at = f"{action.value} (day {day})", self._due(day)
         workflow.set_current_details(self.describe())
         while True:
-            if self.p.paid:
+            if self.progress.paid:
                 return False
-            paused = self.p.paused_since is not None
-            if self.p.retry_requested and not paused:
-                await self._retry(f"retry-after-{self.p.retry_requested}", "retry with the new payment method")
-                self.p.retry_requested = ""
+            paused = self.progress.paused_since is not None
+            if self.progress.retry_requested and not paused:
+                await self._retry(f"retry-after-{self.progress.retry_requested}", "retry with the new payment method")
+                self.progress.retry_requested = ""
                 return False
             remaining = (self._due(day) - workflow.now()).total_seconds()
             if remaining <= 0 and not paused:
@@ -323,54 +327,54 @@ class DunningWorkflow(ProcessWorkflow):
                 # Wake for a payment, a new card, or a dispute opening or closing.
                 await workflow.wait_condition(
                     lambda paused=paused: (
-                        self.p.paid
-                        or (bool(self.p.retry_requested) and not paused)
-                        or (self.p.paused_since is not None) != paused
+                        self.progress.paid
+                        or (bool(self.progress.retry_requested) and not paused)
+                        or (self.progress.paused_since is not None) != paused
                     ),
                     timeout=None if paused else remaining,
                 )
             except TimeoutError:
                 pass
 
-    async def _carry_out(self, day: int, action: Action) -> None:
+    async def _carry_out(self, day: int, action: DunningAction) -> None:
         await self._move_case(self.policy.case_stage(day))
-        if action == Action.RETRY:
+        if action == DunningAction.RETRY:
             await self._retry(f"retry-day-{day}", f"scheduled retry on day {day}")
-        elif action == Action.NOTICE:
+        elif action == DunningAction.NOTICE:
             await self._notice(day)
-        elif action == Action.RESTRICT:
+        elif action == DunningAction.RESTRICT:
             await self._restrict(day)
-        elif action == Action.CANCEL:
+        elif action == DunningAction.CANCEL:
             await self._cancel_and_write_off(day)
 
     # -- the actions -------------------------------------------------------------------------
 
     async def _retry(self, step: str, why: str) -> None:
         assert self.input is not None
-        if self.p.hard_declined:
+        if self.progress.hard_declined:
             self.note(f"no {why}: the card was declined for good; waiting for a new payment method")
             return
-        if not within_network_limit(self.p.attempted_at, workflow.now(), self.policy.max_attempts_per_30_days):
+        if not within_network_limit(self.progress.attempted_at, workflow.now(), self.policy.max_attempts_per_30_days):
             self.note(
                 f"no {why}: the card network's limit of {self.policy.max_attempts_per_30_days} "
                 "attempts in 30 days is reached"
             )
             return
-        self.set_stage(f"{why}: charging {self.p.balance}")
+        self.set_stage(f"{why}: charging {self.progress.balance}")
         attempt = await self.task(
             f"payment {step}", BillingActivities.retry_payment, InvoiceStep(invoice_id=self.input.invoice_id, step=step)
         )
         if attempt is None:
             return
-        self.p.attempts = [*self.p.attempts, attempt]
-        self.p.attempted_at = [*self.p.attempted_at, workflow.now()]
-        self.p.balance = attempt.amount_remaining
+        self.progress.attempts = [*self.progress.attempts, attempt]
+        self.progress.attempted_at = [*self.progress.attempted_at, workflow.now()]
+        self.progress.balance = attempt.amount_remaining
         if attempt.outcome == PaymentOutcome.SUCCEEDED:
-            self.p.paid = attempt.amount_remaining.is_zero
+            self.progress.paid = attempt.amount_remaining.is_zero
             self.note(f"payment collected: {attempt.amount_paid} paid, {attempt.amount_remaining} remaining")
         else:
-            self.p.hard_declined = is_hard_decline(attempt.decline_code)
-            kind = "hard" if self.p.hard_declined else "soft"
+            self.progress.hard_declined = is_hard_decline(attempt.decline_code)
+            kind = "hard" if self.progress.hard_declined else "soft"
             self.note(f"declined ({kind}: {attempt.decline_code or 'no code'})")
 
     async def _notice(self, day: int) -> None:
@@ -383,7 +387,7 @@ class DunningWorkflow(ProcessWorkflow):
         if not (recipient or (self.account and self.account.email)):
             self.note(f"no e-mail address for {self.input.account_id}: {template} not sent")
             return
-        fill = {"invoice": self.input.invoice_id, "balance": str(self.p.balance)}
+        fill = {"invoice": self.input.invoice_id, "balance": str(self.progress.balance)}
         notice = Notification(
             recipient=recipient or self.account.email,
             template=template,  # type: ignore[union-attr]
@@ -391,12 +395,14 @@ class DunningWorkflow(ProcessWorkflow):
             body=wording.body.format(**fill),
             account_id=self.input.account_id,
         )
-        await self.task(f"send {template}", CustomerActivities.send, SendNotification(notification=notice, step=step))
+        await self.task(
+            f"send {template}", NotificationActivities.send, SendNotification(notification=notice, step=step)
+        )
 
     async def _open_case(self) -> None:
         """Day 0: the collection case, the CRM flag and, for strategic accounts, the owner."""
         assert self.input is not None
-        if "opened@0" in self.p.done:
+        if "opened@0" in self.progress.done:
             return
         await self._move_case(self.policy.case_stage(0))
         await self.task(
@@ -409,30 +415,30 @@ class DunningWorkflow(ProcessWorkflow):
                 account_id=self.input.account_id,
                 owner=self.account.success_owner,
                 subject=f"Strategic account in dunning: invoice {self.input.invoice_id}",
-                body=f"{self.p.balance} failed to collect. Reach out before the day-3 reminder.",
+                body=f"{self.progress.balance} failed to collect. Reach out before the day-3 reminder.",
             )
             await self.task(
                 "alert the customer success owner",
                 CrmActivities.create_task,
                 CreateTask(task=task, step="success-owner-alert"),
             )
-        self.p.done = [*self.p.done, "opened@0"]
+        self.progress.done = [*self.progress.done, "opened@0"]
 
     async def _move_case(self, stage: str, status: str = "open") -> None:
-        assert self.input is not None and self.p.balance is not None
-        if stage == self.p.case_stage:
+        assert self.input is not None and self.progress.balance is not None
+        if stage == self.progress.case_stage:
             return
         case = CollectionCase(
             external_id=f"{workflow.info().workflow_id}-case",
             account_id=self.input.account_id,
             invoice_id=self.input.invoice_id,
-            amount=self.p.balance,
+            amount=self.progress.balance,
             stage=stage,
             status=status,
             subsidiary=self._subsidiary(),
         )
         await self.task(f"collection case: {stage}", ErpActivities.upsert_collection_case, case)
-        self.p.case_stage = stage
+        self.progress.case_stage = stage
 
     def _subsidiary(self) -> str:
         """The ERP subsidiary of the legal entity that booked the customer."""
@@ -446,24 +452,24 @@ class DunningWorkflow(ProcessWorkflow):
 
     async def _approval(self, kind: str, role, reasons: list[str]) -> ApprovalDecision | None:
         """Ask the approval gate; a payment meanwhile withdraws the question."""
-        assert self.input is not None and self.p.balance is not None
+        assert self.input is not None and self.progress.balance is not None
         request = ApprovalRequest(
-            required_role=role, reasons=reasons, requested_by="o2c-dunning", amount=self.p.balance
+            required_role=role, reasons=reasons, requested_by="o2c-dunning", amount=self.progress.balance
         )
         timing = self.input.approvals.model_copy(
             update={"escalate_after": self.policy.day * 3, "expire_after": self.policy.day * 7}
         )
         self.approval_kind = kind
         self.set_status(Status.AWAITING_APPROVAL, f"awaiting a {role.value} to {kind}")
-        decision = await self.gate.wait(request, timing, self._escalate, interrupt=lambda: self.p.paid)
-        if decision is None and self.p.paid:
+        decision = await self.gate.wait(request, timing, self._escalate, interrupt=lambda: self.progress.paid)
+        if decision is None and self.progress.paid:
             self.gate.withdraw()
         self.set_status(
             Status.RUNNING,
             f"{kind}: "
             + (
                 "withdrawn, the invoice is paid"
-                if self.p.paid
+                if self.progress.paid
                 else f"{'approved' if decision.approved else 'refused'} by {decision.approver}"
                 if decision
                 else "no answer in time"
@@ -490,82 +496,84 @@ class DunningWorkflow(ProcessWorkflow):
             "restrict service",
             role,
             [
-                f"invoice {self.input.invoice_id} unpaid for {day} days ({self.p.balance}); restrict service "
+                f"invoice {self.input.invoice_id} unpaid for {day} days ({self.progress.balance}); restrict service "
                 "(no expansion, existing access kept)"
             ],
         )
-        self.p.restriction_decision = decision
-        if decision and decision.approved and not self.p.paid:
+        self.progress.restriction_decision = decision
+        if decision and decision.approved and not self.progress.paid:
             await self.task(
                 "restrict the entitlement",
-                CustomerActivities.set_restriction,
+                EntitlementActivities.set_restriction,
                 SetRestriction(account_id=self.input.account_id, restricted=True, step="restrict"),
             )
-            self.p.restricted = True
+            self.progress.restricted = True
 
     async def _cancel_and_write_off(self, day: int) -> None:
-        assert self.input is not None and self.p.balance is not None
-        if self.input.subscription_id and not self.p.cancelled:
+        assert self.input is not None and self.progress.balance is not None
+        if self.input.subscription_id and not self.progress.cancelled:
             self.set_stage("cancelling the subscription")
             await self.task(
                 "cancel the subscription",
                 BillingActivities.cancel_subscription,
                 CancelSubscription(subscription_id=self.input.subscription_id, step="cancel-subscription"),
             )
-            self.p.cancelled = True
+            self.progress.cancelled = True
         decision = await self._approval(
             "write off the balance",
             self.policy.write_off_role,
-            [f"invoice {self.input.invoice_id} unpaid for {day} days; write off {self.p.balance} as bad debt"],
+            [f"invoice {self.input.invoice_id} unpaid for {day} days; write off {self.progress.balance} as bad debt"],
         )
-        self.p.write_off_decision = decision
-        if self.p.paid or not (decision and decision.approved):
+        self.progress.write_off_decision = decision
+        if self.progress.paid or not (decision and decision.approved):
             return
         entry = write_off_entry(
             external_id=f"{workflow.info().workflow_id}-write-off",
             subsidiary=self._subsidiary(),
             posting_date=workflow.now().date(),
             memo=f"Write-off of invoice {self.input.invoice_id}",
-            amount=self.p.balance,
+            amount=self.progress.balance,
             chart=self.input.chart,
             invoice_id=self.input.invoice_id,
         )
-        self.set_stage(f"writing off {self.p.balance}")
+        self.set_stage(f"writing off {self.progress.balance}")
         await self.task("post the write-off", ErpActivities.post_journal_entry, entry)
         await self.task(
             "mark the invoice uncollectible",
             BillingActivities.mark_uncollectible,
             InvoiceStep(invoice_id=self.input.invoice_id, step="mark-uncollectible"),
         )
-        self.outcome = Outcome.WRITTEN_OFF
+        self.outcome = DunningOutcome.WRITTEN_OFF
 
     async def _conclude(self) -> DunningResult:
         assert self.input is not None
-        if self.p.paid and not self.p.case_stage:
-            return self.finish(Status.COMPLETED, Outcome.CASH, "already paid: nothing to chase")
-        if self.p.paid:
+        if self.progress.paid and not self.progress.case_stage:
+            return self.finish(Status.COMPLETED, DunningOutcome.CASH, "already paid: nothing to chase")
+        if self.progress.paid:
             self.set_stage("paid: standing down")
             await self._move_case("paid", status="closed")
-            if self.p.restricted:
+            if self.progress.restricted:
                 await self.task(
                     "lift the restriction",
-                    CustomerActivities.set_restriction,
+                    EntitlementActivities.set_restriction,
                     SetRestriction(account_id=self.input.account_id, restricted=False, step="lift"),
                 )
-                self.p.restricted = False
+                self.progress.restricted = False
             await self.task(
                 "clear the CRM flag",
                 CrmActivities.flag_account,
                 FlagAccount(account_id=self.input.account_id, flag=DUNNING_FLAG, on=False),
             )
             await self._send("thanks", "dunning-paid", THANKS)
-            return self.finish(Status.COMPLETED, Outcome.CASH, "paid in full")
-        if self.outcome == Outcome.WRITTEN_OFF:
+            return self.finish(Status.COMPLETED, DunningOutcome.CASH, "paid in full")
+        if self.outcome == DunningOutcome.WRITTEN_OFF:
             await self._move_case("written off", status="closed")
-            return self.finish(Status.COMPLETED, Outcome.WRITTEN_OFF, f"written off: {self.p.balance}")
+            return self.finish(Status.COMPLETED, DunningOutcome.WRITTEN_OFF, f"written off: {self.progress.balance}")
         await self._move_case("cancelled, not written off")
         return self.finish(
-            Status.COMPLETED, Outcome.CANCELLED, f"subscription cancelled; {self.p.balance} left open for collection"
+            Status.COMPLETED,
+            DunningOutcome.CANCELLED,
+            f"subscription cancelled; {self.progress.balance} left open for collection",
         )
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -574,7 +582,7 @@ class DunningWorkflow(ProcessWorkflow):
         """One side effect. Dunning never rolls back: every failure waits for an operator."""
         return await self.step(name, lambda: self.forward(fn, arg), must_finish=True)
 
-    def finish(self, status: Status, outcome: Outcome, message: str) -> DunningResult:
+    def finish(self, status: Status, outcome: DunningOutcome, message: str) -> DunningResult:
         self.outcome = outcome
         self.next_action, self.next_action_at = "", None
         self.set_status(status, message)
@@ -583,7 +591,7 @@ class DunningWorkflow(ProcessWorkflow):
             invoice_id=self.input.invoice_id,
             outcome=outcome,
             message=message,
-            balance=self.p.balance,
-            attempts=len(self.p.attempts),
-            write_off_entry=f"{workflow.info().workflow_id}-write-off" if outcome == Outcome.WRITTEN_OFF else "",
+            balance=self.progress.balance,
+            attempts=len(self.progress.attempts),
+            write_off_entry=f"{workflow.info().workflow_id}-write-off" if outcome == DunningOutcome.WRITTEN_OFF else "",
         )

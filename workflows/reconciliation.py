@@ -39,11 +39,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.reconciliation import ReconciliationActivities
     from canonical.approval import ApprovalPolicy
     from canonical.journal import ChartOfAccounts
-    from canonical.models import ApprovalRequest, ApproverRole, LegalEntity, Model
-    from canonical.reconciliation import HealOrder, KeyRange, ReconciliationPolicy, RunSummary, period_bounds
+    from canonical.models import DEFAULT_ENTITIES, ApprovalRequest, ApproverRole, LegalEntity, Model
+    from canonical.reconciliation import (
+        BreakStatus,
+        HealOrder,
+        KeyRange,
+        ReconciliationPolicy,
+        RunSummary,
+        period_bounds,
+    )
     from workflows.kit.approval import ApprovalState
-    from workflows.kit.attention import Action, Attention, Problem, Resolution, explain
-    from workflows.kit.booking import DEFAULT_ENTITIES
+    from workflows.kit.attention import Attention, OperatorAction, Problem, Resolution, explain
     from workflows.kit.process import FORWARD_RETRY, ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
@@ -69,7 +75,7 @@ def period_of(today: date, months_back: int) -> str:
     return f"{months // 12:04d}-{months % 12 + 1:02d}"
 
 
-class Progress(Model):
+class ReconciliationProgress(Model):
     """What a run carries across continue-as-new."""
 
     model_config = ConfigDict(frozen=False)
@@ -96,7 +102,7 @@ class ReconciliationInput(Model):
     chart: ChartOfAccounts = ChartOfAccounts()
     step_window: timedelta = timedelta(hours=1)
     pass_no: int = 1
-    progress: Progress | None = None  # set when the run continues as new
+    progress: ReconciliationProgress | None = None  # set when the run continues as new
 
 
 class ReconciliationResult(Model):
@@ -177,12 +183,12 @@ class ReconciliationBatchWorkflow:
             )
             result.found = findings.found
             orders = findings.heal_now
-        updates: list[tuple[int, str, str]] = []
+        updates: list[tuple[int, BreakStatus, str]] = []
         for start in range(0, len(orders), HEAL_CONCURRENCY):
             updates += await asyncio.gather(*(self._heal(o, input) for o in orders[start : start + HEAL_CONCURRENCY]))
         if updates:
             await self._call(ReconciliationActivities.resolve_breaks, ResolveBreaks(updates=updates), input)
-        result.healed = sum(1 for _, status, _ in updates if status == "healed")
+        result.healed = sum(1 for _, status, _ in updates if status == BreakStatus.HEALED)
         result.not_healed = len(updates) - result.healed
         workflow.set_current_details(
             f"**Reconciliation {input.run_id}** · {input.label} · "
@@ -190,7 +196,7 @@ class ReconciliationBatchWorkflow:
         )
         return result
 
-    async def _heal(self, order: HealOrder, input: BatchInput) -> tuple[int, str, str]:
+    async def _heal(self, order: HealOrder, input: BatchInput) -> tuple[int, BreakStatus, str]:
         """Look before posting: an entry under that external ID outside the period (or not
         linked to the invoice) is a person's call, not something to overwrite."""
         entry = order.entry
@@ -199,15 +205,15 @@ class ReconciliationBatchWorkflow:
             if existing is not None:
                 return (
                     order.break_id,
-                    "open",
+                    BreakStatus.OPEN,
                     f"not healed: the ERP already holds {entry.external_id} dated "
                     f"{existing.posting_date}, outside this listing; check it by hand",
                 )
             ref = await self._call(ErpActivities.post_journal_entry, entry, input)
         except ActivityError as error:
             problem, _ = explain(error)
-            return order.break_id, "open", f"could not heal: {problem.message}"
-        return order.break_id, "healed", f"posted {entry.external_id} (ERP id {ref.internal_id})"
+            return order.break_id, BreakStatus.OPEN, f"could not heal: {problem.message}"
+        return order.break_id, BreakStatus.HEALED, f"posted {entry.external_id} (ERP id {ref.internal_id})"
 
     @staticmethod
     async def _call(fn, arg, input: BatchInput):
@@ -229,7 +235,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
     def __init__(self) -> None:
         super().__init__()
         self.input: ReconciliationInput | None = None
-        self.p: Progress | None = None
+        self.p: ReconciliationProgress | None = None
         self.entity: LegalEntity | None = None
         self.summary: RunSummary | None = None
 
@@ -273,7 +279,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         else:
             period = input.period or period_of(workflow.now().date(), input.months_back)
             run_id = f"{input.legal_entity}-{period}-{workflow.now():%Y%m%dT%H%M%S}-{workflow.uuid4().hex[:4]}"
-            self.p = Progress(run_id=run_id, period=period, pass_no=input.pass_no)
+            self.p = ReconciliationProgress(run_id=run_id, period=period, pass_no=input.pass_no)
             self.tag()
             self.set_status(Status.RUNNING, f"reconciling {input.legal_entity} {period} (pass {input.pass_no})")
             problem = self._input_problem(period)
@@ -310,7 +316,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         after = 0
         while orders := await self.undo(
             ReconciliationActivities.heal_orders,
-            HealOrders(run_id=p.run_id, status="healed", after=after, limit=i.policy.batch_size),
+            HealOrders(run_id=p.run_id, status=BreakStatus.HEALED, after=after, limit=i.policy.batch_size),
         ):
             for order in orders:
                 entry = order.entry
@@ -320,7 +326,9 @@ class ReconciliationWorkflow(ProcessWorkflow):
                 )
             await self.undo(
                 ReconciliationActivities.resolve_breaks,
-                ResolveBreaks(updates=[(o.break_id, "open", "heal reversed: the run was rolled back") for o in orders]),
+                ResolveBreaks(
+                    updates=[(o.break_id, BreakStatus.OPEN, "heal reversed: the run was rolled back") for o in orders]
+                ),
             )
             p.healed -= len(orders)
             after = orders[-1].break_id
@@ -456,7 +464,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         waiting = await self.step(
             "count heals awaiting approval",
             lambda: self.forward(
-                ReconciliationActivities.heal_total, HealOrders(run_id=p.run_id, status="awaiting_approval")
+                ReconciliationActivities.heal_total, HealOrders(run_id=p.run_id, status=BreakStatus.AWAITING_APPROVAL)
             ),
             skippable=False,
         )
@@ -478,10 +486,10 @@ class ReconciliationWorkflow(ProcessWorkflow):
         decision = await self.gate.wait(request, i.approvals, self._escalate)
         if decision is None or not decision.approved:
             why = f"heal rejected by {decision.approver}: {decision.comment}" if decision else "heal approval expired"
-            await self._move("awaiting_approval", "open", why)
+            await self._move(BreakStatus.AWAITING_APPROVAL, BreakStatus.OPEN, why)
             self.set_status(Status.RUNNING, why)
             return
-        await self._move("awaiting_approval", "healing", f"heal approved by {decision.approver}")
+        await self._move(BreakStatus.AWAITING_APPROVAL, BreakStatus.HEALING, f"heal approved by {decision.approver}")
         self.set_status(Status.RUNNING, f"posting {count} approved heals")
         after, page = 0, 0
         while True:
@@ -489,7 +497,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
                 "read approved heals",
                 lambda after=after: self.forward(
                     ReconciliationActivities.heal_orders,
-                    HealOrders(run_id=p.run_id, status="healing", after=after, limit=i.policy.batch_size),
+                    HealOrders(run_id=p.run_id, status=BreakStatus.HEALING, after=after, limit=i.policy.batch_size),
                 ),
                 skippable=False,
             )
@@ -517,7 +525,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
             )
             after = orders[-1].break_id
 
-    async def _move(self, from_status: str, to_status: str, resolution: str) -> None:
+    async def _move(self, from_status: BreakStatus, to_status: BreakStatus, resolution: str) -> None:
         assert self.p is not None
         await self.step(
             f"mark breaks {to_status}",
@@ -566,18 +574,21 @@ class ReconciliationWorkflow(ProcessWorkflow):
         )
         self.set_status(Status.NEEDS_ATTENTION, problem.message)
         action = await self.queue.park(
-            "breaks", problem, [Action.RETRY, Action.SKIP], timeout=timedelta(days=i.policy.attention_days)
+            "breaks",
+            problem,
+            [OperatorAction.RETRY, OperatorAction.SKIP],
+            timeout=timedelta(days=i.policy.attention_days),
         )
-        if action == Action.RETRY:
+        if action == OperatorAction.RETRY:
             self.note("retry: reading everything again")
             workflow.continue_as_new(
                 i.model_copy(update={"progress": None, "pass_no": p.pass_no + 1, "period": p.period})
             )
-        if action == Action.SKIP:
+        if action == OperatorAction.SKIP:
             answer = self.queue.resolutions[-1]
             await self._move(
-                "open",
-                "acknowledged",
+                BreakStatus.OPEN,
+                BreakStatus.ACKNOWLEDGED,
                 f"acknowledged by {answer.operator}" + (f": {answer.comment}" if answer.comment else ""),
             )
             self.summary = await self._close()

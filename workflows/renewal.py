@@ -37,9 +37,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.schedules import ScheduleActivities
     from canonical.approval import ApprovalPolicy
-    from canonical.contract_revenue import renewal_schedules
     from canonical.journal import ChartOfAccounts
     from canonical.models import (
+        DEFAULT_ENTITIES,
         AmendmentRequest,
         ApprovalRequest,
         CrmTask,
@@ -63,16 +63,16 @@ with workflow.unsafe.imports_passed_through():
         renewal_problems,
         term_value,
     )
-    from canonical.revenue import ratable_schedule
+    from canonical.revenue import ratable_schedule, renewal_schedules
     from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
-    from workflows.kit.booking import DEFAULT_ENTITIES, BookingWorkflow
+    from workflows.kit.booking import BookingWorkflow
     from workflows.kit.process import ProcessEvent
     from workflows.kit.status import Status
 
 
-class Outcome(StrEnum):
+class RenewalOutcome(StrEnum):
     PENDING = "pending"
     RENEWED = "renewed"
     NOT_RENEWED = "not_renewed"
@@ -98,7 +98,7 @@ class RenewalResult(Model):
     contract_id: str
     term: str
     status: Status
-    outcome: Outcome
+    outcome: RenewalOutcome
     message: str
     term_value: Money | None = None
     subscription_id: str = ""
@@ -113,7 +113,7 @@ class RenewalState(Model):
     account_id: str
     status: Status
     stage: str
-    outcome: Outcome
+    outcome: RenewalOutcome
     problems: list[str] = []
     new_term_start: date | None = None
     new_term_end: date | None = None
@@ -149,7 +149,7 @@ class RenewalWorkflow(BookingWorkflow):
         self.current: Subscription | None = None
         self.lines: list[SubscriptionLine] = []
         self.value: Money | None = None
-        self.outcome = Outcome.PENDING
+        self.outcome = RenewalOutcome.PENDING
         self.problems: list[str] = []
         self.changes: list[RenewalChange] = []
         self.cancellation: NonRenewal | None = None
@@ -307,7 +307,7 @@ class RenewalWorkflow(BookingWorkflow):
             r, self.current, self.account, input.legal_entities, input.policy, today=workflow.now().date()
         )
         if self.problems:
-            return self.finish(Status.REJECTED, Outcome.REJECTED, "renewal refused: " + "; ".join(self.problems))
+            return self.finish(Status.REJECTED, RenewalOutcome.REJECTED, "renewal refused: " + "; ".join(self.problems))
         self._price()
 
         approval = renewal_approval(r, self.lines, input.policy, self.value)  # type: ignore[arg-type]
@@ -316,22 +316,23 @@ class RenewalWorkflow(BookingWorkflow):
             decision = await self.gate.wait(approval, input.approvals, self._escalate)
             if decision is None or not decision.approved:
                 why = f"rejected by {decision.approver}: {decision.comment}" if decision else "approval expired"
-                return self.finish(Status.REJECTED, Outcome.REJECTED, why)
+                return self.finish(Status.REJECTED, RenewalOutcome.REJECTED, why)
             self.set_status(Status.RUNNING, f"approved by {decision.approver}")
 
         rolled_back = await self.run_saga(
-            self._book, lambda reason: self.finish(Status.ROLLED_BACK, Outcome.ROLLED_BACK, f"rolled back: {reason}")
+            self._book,
+            lambda reason: self.finish(Status.ROLLED_BACK, RenewalOutcome.ROLLED_BACK, f"rolled back: {reason}"),
         )
         if rolled_back is not None:
             return rolled_back
         if not self.renewing:
             return self.finish(
                 Status.COMPLETED,
-                Outcome.NOT_RENEWED,
+                RenewalOutcome.NOT_RENEWED,
                 f"not renewed: {self.cancellation.reason}" if self.cancellation else "not renewed",
             )
         await self._welcome()
-        return self.finish(Status.COMPLETED, Outcome.RENEWED, f"renewed for {self.value}")
+        return self.finish(Status.COMPLETED, RenewalOutcome.RENEWED, f"renewed for {self.value}")
 
     async def _book(self) -> None:
         """Accept, wait for the new term, start it: the part that a failure or a cancellation undoes."""
@@ -631,7 +632,7 @@ class RenewalWorkflow(BookingWorkflow):
             request.reasons,
         )
 
-    def finish(self, status: Status, outcome: Outcome, message: str) -> RenewalResult:
+    def finish(self, status: Status, outcome: RenewalOutcome, message: str) -> RenewalResult:
         self.outcome = outcome
         self.set_status(status, message)
         r = self.request

@@ -17,9 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from activities.inputs import TermsEnding
     from canonical.approval import ApprovalPolicy
-    from canonical.models import LegalEntity, Model
+    from canonical.models import DEFAULT_ENTITIES, LegalEntity, Model
     from canonical.renewal import RenewalPolicy, window_renewal
-    from workflows.kit.booking import DEFAULT_ENTITIES
     from workflows.renewal import RenewalInput, RenewalWorkflow, renewal_workflow_id
 
 

@@ -27,12 +27,19 @@ from adapters.storage.db import dialect_insert, engine_for, upgrade
 from adapters.storage.tables import recon_breaks, recon_records, recon_runs
 from canonical.journal import JournalEntry
 from canonical.money import Money
-from canonical.reconciliation import Break, BreakKind, BreakRecord, HealOrder, KeyRange, RunSummary
+from canonical.reconciliation import (
+    UNRESOLVED,
+    Break,
+    BreakKind,
+    BreakRecord,
+    BreakStatus,
+    HealOrder,
+    KeyRange,
+    RunSummary,
+)
 
 SYSTEM = "o2c-db"
 
-# Break statuses that still ask something of somebody.
-UNRESOLVED = ("open", "healing", "awaiting_approval", "acknowledged")
 COUNTS = ("billing_documents", "tax_documents", "erp_entries", "contracts")
 
 
@@ -121,17 +128,19 @@ class SqlReconciliationStore:
     # -- breaks ------------------------------------------------------------------------------
 
     async def record_breaks(
-        self, run_id: str, *, legal_entity: str, period: str, found: list[tuple[str, Break, str]]
+        self, run_id: str, *, legal_entity: str, period: str, found: list[tuple[str, Break, BreakStatus]]
     ) -> list[int]:
         """Record (match_key, break, status) rows for the run and return their ids in order.
         Recording the same batch again (a retried activity) keeps the first rows."""
         return await asyncio.to_thread(self._record_breaks, run_id, legal_entity, period, found)
 
-    async def resolve_breaks(self, updates: list[tuple[int, str, str]]) -> None:
+    async def resolve_breaks(self, updates: list[tuple[int, BreakStatus, str]]) -> None:
         """(break_id, new status, resolution) for each break."""
         await asyncio.to_thread(self._resolve, updates)
 
-    async def heal_orders(self, run_id: str, *, status: str, after: int = 0, limit: int = 500) -> list[HealOrder]:
+    async def heal_orders(
+        self, run_id: str, *, status: BreakStatus, after: int = 0, limit: int = 500
+    ) -> list[HealOrder]:
         query = (
             sa.select(recon_breaks.c.break_id, recon_breaks.c.heal_entry)
             .where(
@@ -147,7 +156,7 @@ class SqlReconciliationStore:
             lambda: [HealOrder(break_id=i, entry=JournalEntry.model_validate_json(e)) for i, e in self._rows(query)]
         )
 
-    async def heal_total(self, run_id: str, status: str) -> list[tuple[int, Money]]:
+    async def heal_total(self, run_id: str, status: BreakStatus) -> list[tuple[int, Money]]:
         """How many heals wait in `status`, and their total, per currency."""
         query = (
             sa.select(recon_breaks.c.currency, sa.func.count(), sa.func.sum(recon_breaks.c.heal_minor))
@@ -159,7 +168,9 @@ class SqlReconciliationStore:
             lambda: [(int(n), Money.from_minor(int(m or 0), c)) for c, n, m in self._rows(query)]
         )
 
-    async def move_breaks(self, run_id: str, *, from_status: str, to_status: str, resolution: str) -> int:
+    async def move_breaks(
+        self, run_id: str, *, from_status: BreakStatus, to_status: BreakStatus, resolution: str
+    ) -> int:
         statement = (
             recon_breaks.update()
             .where(recon_breaks.c.run_id == run_id, recon_breaks.c.status == from_status)
@@ -225,7 +236,9 @@ class SqlReconciliationStore:
             ranges.append(KeyRange(after=after, last=last))
         return ranges
 
-    def _record_breaks(self, run_id: str, entity: str, period: str, found: list[tuple[str, Break, str]]) -> list[int]:
+    def _record_breaks(
+        self, run_id: str, entity: str, period: str, found: list[tuple[str, Break, BreakStatus]]
+    ) -> list[int]:
         if not found:
             return []
         now = _now()
@@ -285,7 +298,7 @@ class SqlReconciliationStore:
             }
         return [ids[(b.kind.value, key)] for key, b, _ in found]
 
-    def _resolve(self, updates: list[tuple[int, str, str]]) -> None:
+    def _resolve(self, updates: list[tuple[int, BreakStatus, str]]) -> None:
         now = _now()
         with self.engine.begin() as conn:
             for break_id, status, resolution in updates:
@@ -319,12 +332,12 @@ class SqlReconciliationStore:
             conn.execute(
                 recon_breaks.update()
                 .where(earlier, found_again)
-                .values(status="superseded", resolved_at=now, resolution=f"found again by run {run_id}")
+                .values(status=BreakStatus.SUPERSEDED, resolved_at=now, resolution=f"found again by run {run_id}")
             )
             fixed = conn.execute(
                 recon_breaks.update()
                 .where(earlier, ~found_again)
-                .values(status="fixed", resolved_at=now, resolution=f"not found again by run {run_id}")
+                .values(status=BreakStatus.FIXED, resolved_at=now, resolution=f"not found again by run {run_id}")
             ).rowcount
             counted = dict(
                 conn.execute(
@@ -337,10 +350,10 @@ class SqlReconciliationStore:
                 recon_runs.update()
                 .where(recon_runs.c.run_id == run_id)
                 .values(
-                    status="needs_attention" if counted.get("open") else "completed",
+                    status="needs_attention" if counted.get(BreakStatus.OPEN) else "completed",
                     finished_at=now,
                     breaks_found=sum(counted.values()),
-                    healed=counted.get("healed", 0),
+                    healed=counted.get(BreakStatus.HEALED, 0),
                     open_breaks=sum(n for s, n in counted.items() if s in UNRESOLVED),
                     fixed_since_last_run=fixed,
                 )
@@ -365,7 +378,7 @@ class SqlReconciliationStore:
                     recon_runs.update()
                     .where(recon_runs.c.run_id == earlier_run)
                     .values(
-                        status="needs_attention" if left.get("open") else "completed",
+                        status="needs_attention" if left.get(BreakStatus.OPEN) else "completed",
                         open_breaks=sum(n for s, n in left.items() if s in UNRESOLVED),
                     )
                 )

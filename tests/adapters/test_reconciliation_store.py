@@ -12,10 +12,10 @@ import pytest
 
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
-from canonical.asc606 import ObligationKind, PerformanceObligation, RevenueContract, recognise
 from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.money import Money
 from canonical.reconciliation import Break, BreakKind, KeyRange
+from canonical.revenue import ObligationKind, PerformanceObligation, RevenueContract, recognise
 
 
 def usd(amount: str) -> Money:

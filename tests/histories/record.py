@@ -54,15 +54,13 @@ from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
-from workflows.dunning import DunningWorkflow, dunning_workflow_id
-from workflows.dunning import Outcome as DunningOutcome
+from workflows.dunning import DunningOutcome, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
-from workflows.kit.attention import Action, ResolveInput
+from workflows.kit.attention import OperatorAction, ResolveInput
 from workflows.kit.status import Status
 from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.registry import ALL_WORKFLOWS
-from workflows.renewal import NonRenewal, RenewalInput, RenewalWorkflow, renewal_workflow_id
-from workflows.renewal import Outcome as RenewalOutcome
+from workflows.renewal import NonRenewal, RenewalInput, RenewalOutcome, RenewalWorkflow, renewal_workflow_id
 from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
 
 HERE = Path(__file__).parent
@@ -186,7 +184,9 @@ async def amendment_exception_retry(env, tq, systems) -> WorkflowHandle:
     handle = await start_amendment(env, tq, amendment(12))
     await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
     systems.billing.accounts["cus_acme"] = account  # the customer master is fixed
-    await handle.execute_update(AmendmentWorkflow.resolve, ResolveInput(action=Action.RETRY, operator="olga.ops"))
+    await handle.execute_update(
+        AmendmentWorkflow.resolve, ResolveInput(action=OperatorAction.RETRY, operator="olga.ops")
+    )
     expect((await handle.result()).status, Status.COMPLETED)
     return handle
 
@@ -195,7 +195,9 @@ async def amendment_abort(env, tq, systems) -> WorkflowHandle:
     systems.erp.closed_periods.add("2026-11")
     handle = await start_amendment(env, tq, amendment(12))
     await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
-    await handle.execute_update(AmendmentWorkflow.resolve, ResolveInput(action=Action.ABORT, operator="olga.ops"))
+    await handle.execute_update(
+        AmendmentWorkflow.resolve, ResolveInput(action=OperatorAction.ABORT, operator="olga.ops")
+    )
     expect((await handle.result()).status, Status.ROLLED_BACK)
     return handle
 
@@ -399,7 +401,9 @@ async def reconciliation_heal_approve_park(env, tq, systems) -> WorkflowHandle:
         DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"),
     )
     await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
-    await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(action=Action.SKIP, operator="olga.ops"))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
+    )
     expect((await handle.result()).healed, 2)
     return handle
 

@@ -11,7 +11,7 @@ import pytest
 from canonical.amendment import InvalidAmendment
 from starter import client as o2c
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
-from workflows.kit.attention import Action
+from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
@@ -141,7 +141,7 @@ async def test_a_rollback_leaves_billing_tax_and_erp_as_they_were(dev_server, wo
     parked = await o2c.wait_for_status(dev_server.client, handle.id, Status.NEEDS_ATTENTION)
     assert parked["attention"]["step"] == "entitlement seats"
     control.clear_faults()
-    await o2c.resolve(dev_server.client, handle.id, Action.ABORT, operator="olga.ops")
+    await o2c.resolve(dev_server.client, handle.id, OperatorAction.ABORT, operator="olga.ops")
     result = await asyncio.wait_for(handle.result(), timeout=60)
 
     assert result.status == Status.ROLLED_BACK
@@ -170,7 +170,7 @@ async def test_closed_period_parks_until_reopened_then_retry_books(dev_server, w
         assert handle.id in {p["workflow_id"] for p in listed}
     finally:
         control.set_period("1", "2026-11", closed=False)
-    await o2c.resolve(dev_server.client, handle.id, Action.RETRY, operator="olga.ops")
+    await o2c.resolve(dev_server.client, handle.id, OperatorAction.RETRY, operator="olga.ops")
     assert (await asyncio.wait_for(handle.result(), timeout=60)).status == Status.COMPLETED
     assert len(Books(control, customer, handle.id).journal_entries) == 1
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from workflows.dunning import DunningResult, Outcome, dunning_workflow_id
+from workflows.dunning import DunningOutcome, DunningResult, dunning_workflow_id
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhook
     result = await asyncio.wait_for(
         client.get_workflow_handle(workflow_id, result_type=DunningResult).result(), timeout=60
     )
-    assert result.outcome == Outcome.CASH
+    assert result.outcome == DunningOutcome.CASH
 
     # One workflow for the invoice, whatever was delivered how often.
     runs = [w async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]

@@ -17,7 +17,7 @@ from canonical.money import Money
 from canonical.reconciliation import BreakKind
 from canonical.revenue import ratable_schedule
 from starter import client as o2c
-from workflows.kit.attention import Action
+from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
@@ -130,7 +130,7 @@ async def test_one_break_of_every_kind_is_found_the_missing_entry_healed_once(
         assert entry["externalId"] == f"amendment-recon-{entity.code}-{healed.document[-6:]}-invoice"
         assert entry["subsidiary"] == {"id": entity.erp_subsidiary}
 
-        await o2c.resolve(client, handle.id, Action.SKIP, operator="olga.ops", comment="GL and AR follow up")
+        await o2c.resolve(client, handle.id, OperatorAction.SKIP, operator="olga.ops", comment="GL and AR follow up")
         result = await handle.result()
         assert result.status == Status.COMPLETED and result.summary.open_breaks == 7
 
@@ -140,7 +140,7 @@ async def test_one_break_of_every_kind_is_found_the_missing_entry_healed_once(
         )
         state = await until(client, again.id, Status.NEEDS_ATTENTION)
         assert "missing_in_erp" not in state["found"] and state["healed"] == 0 and len(state["found"]) == 7
-        await o2c.resolve(client, again.id, Action.SKIP, operator="olga.ops")
+        await o2c.resolve(client, again.id, OperatorAction.SKIP, operator="olga.ops")
         second = await again.result()
         assert [
             e for e in control.records("netsuite", "journalEntry") if e.get("custbody_o2c_invoice") == healed.document

@@ -14,7 +14,7 @@ from adapters.storage.schedules import SqlRevenueSchedules
 from canonical.renewal import RenewalRequest, RenewedLine
 from starter import client as o2c
 from tests.integration.test_amendment_e2e import balanced
-from workflows.renewal import Outcome, RenewalResult
+from workflows.renewal import RenewalOutcome, RenewalResult
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ async def test_renewal_books_the_new_term_once_despite_faults(
     assert again.id == handle.id
     result: RenewalResult = await asyncio.wait_for(handle.result(), timeout=120)
 
-    assert result.outcome == Outcome.RENEWED, result.message
+    assert result.outcome == RenewalOutcome.RENEWED, result.message
     assert all(f["fired"] == 1 for f in control.faults())
     new_terms = [
         s

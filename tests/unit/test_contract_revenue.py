@@ -3,11 +3,11 @@
 from datetime import date
 from decimal import Decimal
 
-from canonical.contract_revenue import amendment_schedules, contract_value_change, renewal_schedules
 from canonical.models import AmendedLine, AmendmentRequest, Subscription, SubscriptionLine
 from canonical.money import Money
 from canonical.proration import prorate
 from canonical.renewal import RenewalPolicy
+from canonical.revenue import amendment_schedules, contract_value_change, renewal_schedules
 
 
 def usd(amount: str) -> Money:

@@ -4,10 +4,9 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 
-from canonical.asc606 import waterfall
 from canonical.money import Money
 from canonical.reconciliation import BreakKind, BreakRecord
-from canonical.revenue import ratable_schedule
+from canonical.revenue import ratable_schedule, waterfall
 from starter.reports import breaks_csv, waterfall_table
 
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from canonical.asc606 import (
+from canonical.money import CurrencyError, Money
+from canonical.revenue import (
     Billing,
     ContractModification,
     ModificationTreatment,
@@ -17,12 +18,13 @@ from canonical.asc606 import (
     allocate,
     deferred_revenue_roll_forward,
     modify,
+    ratable_schedule,
     recognise,
+    recognised_before,
     treatment,
+    truncated,
     waterfall,
 )
-from canonical.money import CurrencyError, Money
-from canonical.revenue import ratable_schedule, recognised_before, truncated
 
 
 def usd(amount: str) -> Money:

@@ -20,7 +20,7 @@ from workflows.amendment import (
     amendment_workflow_id,
 )
 from workflows.kit.approval import DecisionInput
-from workflows.kit.attention import Action, ResolveInput
+from workflows.kit.attention import OperatorAction, ResolveInput
 from workflows.kit.status import Status
 
 
@@ -53,7 +53,7 @@ async def decide(handle, approver: str, role: ApproverRole, approved: bool = Tru
     )
 
 
-async def resolve(handle, action: Action, operator: str = "olga.ops"):
+async def resolve(handle, action: OperatorAction, operator: str = "olga.ops"):
     return await handle.execute_update(AmendmentWorkflow.resolve, ResolveInput(action=action, operator=operator))
 
 
@@ -200,9 +200,9 @@ async def test_missing_tax_jurisdiction_parks_and_retry_after_the_fix_completes(
     assert nothing_posted(systems)
 
     with pytest.raises(WorkflowUpdateFailedError):
-        await resolve(handle, Action.RETRY, operator=" ")  # an anonymous answer is refused
+        await resolve(handle, OperatorAction.RETRY, operator=" ")  # an anonymous answer is refused
     systems.billing.accounts["cus_acme"] = acme  # an analyst fixes the customer master
-    await resolve(handle, Action.RETRY)
+    await resolve(handle, OperatorAction.RETRY)
     result = await handle.result()
     assert result.status == Status.COMPLETED
     assert (await state(handle)).resolutions[0].operator == "olga.ops"
@@ -213,7 +213,7 @@ async def test_closed_period_parks_and_skip_completes_without_the_entry(env, wor
     handle = await start(env, worker, amendment())
     parked = await until(handle, Status.NEEDS_ATTENTION)
     assert parked.attention.step == "journal entry" and parked.attention.system == "netsuite"
-    await resolve(handle, Action.SKIP)
+    await resolve(handle, OperatorAction.SKIP)
     result = await handle.result()
     assert result.status == Status.COMPLETED and result.journal_entry == ""
     assert not systems.erp.entries and len(systems.billing.invoices) == 1
@@ -223,7 +223,7 @@ async def test_abort_compensates_in_reverse_order(env, worker, systems):
     systems.erp.closed_periods.add("2026-11")
     handle = await start(env, worker, amendment())
     await until(handle, Status.NEEDS_ATTENTION)
-    await resolve(handle, Action.ABORT)
+    await resolve(handle, OperatorAction.ABORT)
     result = await handle.result()
 
     assert result.status == Status.ROLLED_BACK
@@ -283,10 +283,10 @@ async def test_a_failed_notice_never_undoes_a_booked_amendment(env, worker, syst
     handle = await start(env, worker, amendment())
     parked = await until(handle, Status.NEEDS_ATTENTION)
     assert parked.attention.step == "customer notice"
-    assert parked.attention.actions == [Action.RETRY, Action.SKIP]
+    assert parked.attention.actions == [OperatorAction.RETRY, OperatorAction.SKIP]
     with pytest.raises(WorkflowUpdateFailedError):
-        await resolve(handle, Action.ABORT)
-    await resolve(handle, Action.RETRY)
+        await resolve(handle, OperatorAction.ABORT)
+    await resolve(handle, OperatorAction.RETRY)
     assert (await handle.result()).status == Status.COMPLETED
     assert len(systems.notifications.outbox) == 1
 

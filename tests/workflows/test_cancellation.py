@@ -26,7 +26,7 @@ from tests.workflows.test_renewal import nothing_posted as no_renewal_booked
 from tests.workflows.test_renewal import renewal, until_waiting
 from tests.workflows.test_renewal import start as start_renewal
 from tests.workflows.test_renewal import state as renewal_state
-from workflows.kit.attention import Action
+from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
 
@@ -94,7 +94,7 @@ async def test_a_cancellation_while_undoing_lets_the_undo_finish(env, worker, sy
     assert parked.attention.step == "undo tax document"
     await handle.cancel()
     assert (await amendment_state(handle)).status == Status.NEEDS_ATTENTION  # still waiting for the operator
-    await resolve(handle, Action.RETRY)
+    await resolve(handle, OperatorAction.RETRY)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
 

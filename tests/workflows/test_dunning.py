@@ -19,10 +19,10 @@ from starter.client import deliver_payment_event
 from tests.fakes import usd
 from workflows.dunning import (
     PAYMENT_EVENT_SIGNAL,
+    DunningOutcome,
     DunningResult,
     DunningState,
     DunningWorkflow,
-    Outcome,
     dunning_workflow_id,
 )
 from workflows.kit.approval import DecisionInput
@@ -127,7 +127,7 @@ async def test_thirty_days_from_failed_payment_to_write_off(dunning, dunning_sys
     await dunning.decide("carla.controller", ApproverRole.CONTROLLER)
     result = await dunning.result()
 
-    assert result.outcome == Outcome.WRITTEN_OFF and result.balance == usd("500.00")
+    assert result.outcome == DunningOutcome.WRITTEN_OFF and result.balance == usd("500.00")
     assert s.ledger.count("billing.retry_payment") == 5  # days 1, 3, 5, 7 and 14
     assert sorted(s.notifications.outbox) == [f"{dunning.handle.id}/notice-day-{d}" for d in (0, 14, 3, 7)]
     subjects = [n.subject for n in s.notifications.outbox.values()]
@@ -156,7 +156,7 @@ async def test_payment_on_day_4_stops_every_later_retry_and_notice(dunning, dunn
     await dunning.event(PaymentEventKind.PAID, amount_remaining=usd("0.00"))
     result = await dunning.result()
 
-    assert result.outcome == Outcome.CASH
+    assert result.outcome == DunningOutcome.CASH
     assert s.ledger.count("billing.retry_payment") == 2
     assert [k.rsplit("/", 1)[1] for k in s.notifications.outbox] == ["notice-day-0", "notice-day-3", "thanks"]
     [case] = s.erp.cases.values()
@@ -177,7 +177,7 @@ async def test_a_hard_decline_waits_for_a_new_payment_method(env, worker, dunnin
     s.billing.card_outcomes = [""]
     await d.event(PaymentEventKind.PAYMENT_METHOD_UPDATED)
     result = await d.result()
-    assert result.outcome == Outcome.CASH and result.attempts == 2
+    assert result.outcome == DunningOutcome.CASH and result.attempts == 2
 
 
 async def test_a_dispute_pauses_the_calendar_until_it_closes(dunning, dunning_systems):
@@ -195,7 +195,7 @@ async def test_a_dispute_pauses_the_calendar_until_it_closes(dunning, dunning_sy
     assert s.ledger.count("billing.retry_payment") == 2 and len(s.notifications.outbox) == 2
     s.billing.pay(dunning.invoice_id, usd("500.00"))
     await dunning.event(PaymentEventKind.PAID)
-    assert (await dunning.result()).outcome == Outcome.CASH
+    assert (await dunning.result()).outcome == DunningOutcome.CASH
 
 
 async def test_a_partial_payment_continues_on_the_rest(dunning, dunning_systems):
@@ -206,7 +206,7 @@ async def test_a_partial_payment_continues_on_the_rest(dunning, dunning_systems)
     assert (await dunning.state()).balance == usd("200.00")
     s.billing.card_outcomes = [""]
     result = await dunning.result()  # the day-3 retry collects the rest
-    assert result.outcome == Outcome.CASH
+    assert result.outcome == DunningOutcome.CASH
     last = (await dunning.state()).attempts[-1]
     assert last.amount_paid == usd("500.00") and last.amount_remaining == usd("0.00")
 
@@ -221,7 +221,7 @@ async def test_refused_restriction_and_write_off_cancel_without_writing_off(dunn
     await dunning.decide("carla.controller", ApproverRole.CONTROLLER, approved=False)
     result = await dunning.result()
 
-    assert result.outcome == Outcome.CANCELLED
+    assert result.outcome == DunningOutcome.CANCELLED
     assert "cus_acme" not in s.entitlements.restricted
     assert s.billing.subscriptions["sub_acme"].status == "canceled"
     assert s.billing.invoices[dunning.invoice_id].status == "open" and not s.erp.entries
@@ -245,7 +245,7 @@ async def test_strategic_accounts_alert_their_owner_and_need_a_controller(env, w
     assert "needs a controller" in str(refused.value.cause)
     s.billing.pay(invoice_id, usd("500.00"))
     await d.event(PaymentEventKind.PAID)  # paying withdraws the question
-    assert (await d.result()).outcome == Outcome.CASH
+    assert (await d.result()).outcome == DunningOutcome.CASH
     assert (await d.state()).approval.request is not None and not s.entitlements.restricted
 
 
@@ -258,7 +258,7 @@ async def test_the_same_webhook_five_times_is_one_dunning_with_one_notice(env, w
     assert len(s.notifications.outbox) == 1
     s.billing.pay(invoice_id, usd("500.00"))
     await d.event(PaymentEventKind.PAID)
-    assert (await d.result()).outcome == Outcome.CASH
+    assert (await d.result()).outcome == DunningOutcome.CASH
     history = await d.handle.fetch_history()
     starts = [e for e in history.events if e.HasField("workflow_execution_started_event_attributes")]
     assert len(starts) == 1
@@ -275,11 +275,11 @@ async def test_a_continued_dunning_resumes_from_what_it_carried(env, worker, dun
     """What continue-as-new hands over: day 0, the actions done, the events seen."""
     from datetime import datetime
 
-    from workflows.dunning import DunningInput, Progress
+    from workflows.dunning import DunningInput, DunningProgress
 
     s = dunning_systems
     now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), UTC)
-    carried = Progress(
+    carried = DunningProgress(
         anchor=now - timedelta(days=8),
         balance=usd("500.00"),
         case_stage="escalated",
@@ -314,7 +314,7 @@ async def test_a_continued_dunning_resumes_from_what_it_carried(env, worker, dun
     await handle.signal(
         PAYMENT_EVENT_SIGNAL, PaymentEvent(event_id="evt_old", kind=PaymentEventKind.PAID, occurred_at=now)
     )  # seen before: ignored
-    assert (await handle.query(DunningWorkflow.state, result_type=DunningState)).outcome != Outcome.CASH
+    assert (await handle.query(DunningWorkflow.state, result_type=DunningState)).outcome != DunningOutcome.CASH
     await handle.terminate()
 
 

@@ -17,7 +17,7 @@ from canonical.reconciliation import ReconciliationPolicy
 from canonical.revenue import ratable_schedule
 from tests.fakes import usd
 from workflows.kit.approval import DecisionInput
-from workflows.kit.attention import Action, ResolveInput
+from workflows.kit.attention import OperatorAction, ResolveInput
 from workflows.kit.status import Status
 from workflows.reconciliation import (
     ReconciliationInput,
@@ -123,7 +123,7 @@ async def test_heals_below_the_limit_asks_approval_above_it_and_parks_the_rest(e
     assert parked.attention.step == "breaks" and "1 amount mismatch" in parked.attention.message
     await handle.execute_update(
         ReconciliationWorkflow.resolve,
-        ResolveInput(action=Action.SKIP, operator="olga.ops", comment="GL fixes it in November"),
+        ResolveInput(action=OperatorAction.SKIP, operator="olga.ops", comment="GL fixes it in November"),
     )
     result = await handle.result()
 
@@ -173,7 +173,9 @@ async def test_a_rejected_heal_stays_an_open_break(env, worker, systems, reconci
         chart=ReconciliationInput(legal_entity="US01").chart,
         invoice_id="in_001",
     )
-    await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(action=Action.RETRY, operator="olga.ops"))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.RETRY, operator="olga.ops")
+    )
     result = await handle.result()
     assert result.status == Status.COMPLETED and result.found == {} and result.run_id != parked.run_id
     [record] = await reconciliations.breaks_of_run(parked.run_id)
@@ -188,7 +190,9 @@ async def test_a_heal_the_erp_refuses_is_left_open_with_the_reason(env, worker, 
     [record] = await reconciliations.breaks_of_run(parked.run_id)
     assert record.status == "open" and record.resolution.startswith("could not heal: the accounting period")
     assert parked.not_healed == 1
-    await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(action=Action.SKIP, operator="olga.ops"))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
+    )
     assert (await handle.result()).status == Status.COMPLETED
 
 
@@ -211,7 +215,9 @@ async def test_an_entry_outside_the_period_is_not_overwritten(env, worker, syste
     assert "already holds amendment-R1-invoice dated 2026-09-30" in record.resolution
     assert systems.erp.entries["amendment-R1-invoice"].posting_date == date(2026, 9, 30)
     assert systems.ledger.count("erp.post_journal_entry") == 0
-    await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(action=Action.SKIP, operator="olga.ops"))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
+    )
     await handle.result()
 
 
@@ -232,7 +238,9 @@ async def test_recognised_revenue_is_compared_with_the_schedules(env, worker, sy
     [record] = await reconciliations.breaks_of_run(parked.run_id)
     assert record.kind == "revenue_mismatch" and record.document == "C-9" and record.billing == usd("3100.00")
     assert record.owner == "revenue accounting"
-    await handle.execute_update(ReconciliationWorkflow.resolve, ResolveInput(action=Action.SKIP, operator="olga.ops"))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
+    )
     await handle.result()
 
 

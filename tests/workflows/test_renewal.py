@@ -18,8 +18,8 @@ from workflows.kit.approval import DecisionInput
 from workflows.kit.status import Status
 from workflows.renewal import (
     NonRenewal,
-    Outcome,
     RenewalInput,
+    RenewalOutcome,
     RenewalResult,
     RenewalState,
     RenewalWorkflow,
@@ -88,7 +88,7 @@ async def test_waits_four_months_then_starts_the_new_term(env, worker, renewing,
     assert nothing_posted(s)
     result = await handle.result()
 
-    assert result.outcome == Outcome.RENEWED, result.message
+    assert result.outcome == RenewalOutcome.RENEWED, result.message
     [new_term] = s.billing.created.values()
     assert (new_term.term_start, new_term.term_end) == (request.new_term_start, request.new_term_end)
     assert [(x.quantity, x.unit_price) for x in new_term.lines] == [(12, usd("52.50"))]
@@ -121,7 +121,7 @@ async def test_a_cancellation_while_waiting_posts_nothing(env, worker, renewing,
         RenewalWorkflow.cancel, NonRenewal(requested_by="sam.sales", reason="customer chose a competitor")
     )
     result = await handle.result()
-    assert result.outcome == Outcome.NOT_RENEWED and "competitor" in result.message
+    assert result.outcome == RenewalOutcome.NOT_RENEWED and "competitor" in result.message
     assert nothing_posted(s) and "sub_acme" in s.billing.ends  # the current term still ends
     assert [k.rsplit("/", 1)[1] for k in s.notifications.outbox] == ["renewal-notice-60"]
 
@@ -143,7 +143,7 @@ async def test_a_seat_change_before_the_start_is_priced_in(env, worker, renewing
     )
     assert "9,450.00 USD" in answer  # 15 x 52.50 x 12
     result = await handle.result()
-    assert result.outcome == Outcome.RENEWED and result.term_value == usd("9450.00")
+    assert result.outcome == RenewalOutcome.RENEWED and result.term_value == usd("9450.00")
     assert s.entitlements.seats[("cus_acme", "seats")] == 15
     assert [x.quantity for x in next(iter(s.billing.created.values())).lines] == [15]
 
@@ -169,15 +169,15 @@ async def test_uplift_above_the_cap_needs_approval(env, worker, renewing, today,
     )
     result = await handle.result()
     if approved:
-        assert result.outcome == Outcome.RENEWED and result.term_value == usd("7920.00")  # 12 x 55.00 x 12
+        assert result.outcome == RenewalOutcome.RENEWED and result.term_value == usd("7920.00")  # 12 x 55.00 x 12
     else:
-        assert result.outcome == Outcome.REJECTED and nothing_posted(s) and not s.billing.ends
+        assert result.outcome == RenewalOutcome.REJECTED and nothing_posted(s) and not s.billing.ends
 
 
 async def test_moving_to_another_legal_entity(env, worker, renewing, today):
     s = renewing
     result = await (await start(env, worker, renewal(s, today, legal_entity="US02"))).result()
-    assert result.outcome == Outcome.RENEWED, result.message
+    assert result.outcome == RenewalOutcome.RENEWED, result.message
     assert s.ledger.count("billing.create_customer") == 1
     assert s.erp.customers == {"cus_acme@acct_us02": "2"}
     [new_term] = s.billing.created.values()
@@ -192,7 +192,7 @@ async def test_a_failure_on_the_start_day_rolls_back(env, worker, renewing, toda
     s = renewing
     s.ledger.fail("erp.post_journal_entry", BusinessError("netsuite", "Invalid account 1200", code="INVALID_KEY"))
     result = await (await start(env, worker, renewal(s, today))).result()
-    assert result.outcome == Outcome.ROLLED_BACK and "Invalid account" in result.message
+    assert result.outcome == RenewalOutcome.ROLLED_BACK and "Invalid account" in result.message
     assert result.compensated == ["journal entry", "tax document", "invoice", "new term", "current term end"]
     assert [i.status for i in s.billing.invoices.values()] == ["void"]
     assert [d.status for d in s.tax.documents.values()] == ["Cancelled"]
@@ -211,7 +211,7 @@ async def test_an_invalid_renewal_is_refused_before_anything_happens(env, worker
             ),
         )
     ).result()
-    assert result.outcome == Outcome.REJECTED
+    assert result.outcome == RenewalOutcome.REJECTED
     assert "must start when the current one ends" in result.message and "not in the price book" in result.message
     assert nothing_posted(s) and not s.billing.ends
 
@@ -233,7 +233,7 @@ async def test_a_change_to_the_rest_of_the_current_term_is_a_child_amendment(env
     assert [x.quantity for x in s.billing.subscriptions["sub_acme"].lines] == [11]  # the current term, now
     assert len(s.billing.invoices) == 1  # the proration invoice; the new term's comes on its first day
     result = await handle.result()
-    assert result.outcome == Outcome.RENEWED and len(s.billing.invoices) == 2
+    assert result.outcome == RenewalOutcome.RENEWED and len(s.billing.invoices) == 2
 
 
 async def test_the_renewal_window_starts_each_renewal_once(env, worker, renewing, today):

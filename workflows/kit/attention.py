@@ -19,14 +19,16 @@ with workflow.unsafe.imports_passed_through():
     from canonical.models import Model
 
 
-class Action(StrEnum):
+class OperatorAction(StrEnum):
+    """What an operator answers a process that waits in the exception queue."""
+
     RETRY = "retry"
     SKIP = "skip"
     ABORT = "abort"
 
 
 class ResolveInput(Model):
-    action: Action
+    action: OperatorAction
     operator: str
     comment: str = ""
 
@@ -37,12 +39,12 @@ class Attention(Model):
     system: str = ""
     code: str = ""
     since: datetime
-    actions: list[Action]
+    actions: list[OperatorAction]
 
 
 class Resolution(Model):
     step: str
-    action: Action
+    action: OperatorAction
     operator: str
     comment: str = ""
     at: datetime
@@ -108,8 +110,8 @@ class ExceptionQueue:
         self._answer = answer
 
     async def park(
-        self, step: str, problem: Problem, actions: list[Action], timeout: timedelta | None = None
-    ) -> Action | None:
+        self, step: str, problem: Problem, actions: list[OperatorAction], timeout: timedelta | None = None
+    ) -> OperatorAction | None:
         """Wait for an operator's answer; None when `timeout` passes unanswered."""
         self._answer = None
         self.attention = Attention(

@@ -13,9 +13,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
-    from activities.customer import CustomerActivities
+    from activities.entitlements import EntitlementActivities
     from activities.erp import ErpActivities
     from activities.inputs import CreateInvoice, SendNotification, SetSeats, TaxRequest, VoidInvoice
+    from activities.notifications import NotificationActivities
     from activities.tax import TaxActivities
     from canonical.journal import ChartOfAccounts, JournalEntry, invoice_entry
     from canonical.models import (
@@ -30,8 +31,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.money import Money, total
     from workflows.kit.process import ProcessWorkflow, StepFailed
-
-DEFAULT_ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
 
 
 class BookingWorkflow(ProcessWorkflow):
@@ -182,12 +181,12 @@ class BookingWorkflow(ProcessWorkflow):
                 step=f"entitlement-{product}-restore",
             )
             self.saga.add(
-                f"entitlement {product}", lambda restore=restore: self.undo(CustomerActivities.set_seats, restore)
+                f"entitlement {product}", lambda restore=restore: self.undo(EntitlementActivities.set_seats, restore)
             )
             change = SetSeats(account_id=account_id, product=product, seats=quantity, step=f"entitlement-{product}")
             self.set_stage(f"setting {product} to {quantity} seats")
             await self.step(
-                f"entitlement {product}", lambda change=change: self.forward(CustomerActivities.set_seats, change)
+                f"entitlement {product}", lambda change=change: self.forward(EntitlementActivities.set_seats, change)
             )
 
     async def tell_customer(self, account_id: str, notice: Notification | None, step: str = "notify-customer") -> None:
@@ -199,7 +198,7 @@ class BookingWorkflow(ProcessWorkflow):
             return
         self.set_stage("notifying the customer")
         message = SendNotification(step=step, notification=notice.model_copy(update={"recipient": account.email}))
-        await self.step("customer notice", lambda: self.forward(CustomerActivities.send, message), must_finish=True)
+        await self.step("customer notice", lambda: self.forward(NotificationActivities.send, message), must_finish=True)
 
     @staticmethod
     def entity_for(entities: list[LegalEntity], code: str) -> LegalEntity:

@@ -13,11 +13,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.customer import CustomerActivities
     from activities.inputs import SendNotification
+    from activities.notifications import NotificationActivities
     from canonical.models import Model, Notification
     from workflows.kit.approval import ApprovalGate, DecisionInput
-    from workflows.kit.attention import Action, ExceptionQueue, ResolveInput, explain, outcome_unknown
+    from workflows.kit.attention import ExceptionQueue, OperatorAction, ResolveInput, explain, outcome_unknown
     from workflows.kit.saga import Saga
     from workflows.kit.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
 
@@ -171,7 +171,7 @@ class ProcessWorkflow:
         await self.step(
             "approval escalation",
             lambda: self.forward(
-                CustomerActivities.send, SendNotification(notification=notice, step="approval-escalation")
+                NotificationActivities.send, SendNotification(notification=notice, step="approval-escalation")
             ),
             must_finish=True,
         )
@@ -215,15 +215,15 @@ class ProcessWorkflow:
         if not fixable and not must_finish:
             self.note(f"{name} failed: {problem.message}")
             raise StepFailed(f"{name}: {problem.message}") from error
-        actions = [Action.RETRY]
+        actions = [OperatorAction.RETRY]
         if skippable or must_finish:
-            actions.append(Action.SKIP)
+            actions.append(OperatorAction.SKIP)
         if not must_finish:
-            actions.append(Action.ABORT)
+            actions.append(OperatorAction.ABORT)
         action = await self._park(name, problem, actions)
-        if action == Action.ABORT:
+        if action == OperatorAction.ABORT:
             raise AbortRequested(name) from error
-        return action == Action.RETRY
+        return action == OperatorAction.RETRY
 
     async def together(self, steps: list[tuple[str, Callable[[], Awaitable[T]]]]) -> list[T]:
         """Run steps side by side. Those that fail then go through the exception queue one at
@@ -239,7 +239,7 @@ class ProcessWorkflow:
             results.append(outcome)  # type: ignore[arg-type]
         return results
 
-    async def _park(self, name: str, problem: Any, actions: list[Action]) -> Action:
+    async def _park(self, name: str, problem: Any, actions: list[OperatorAction]) -> OperatorAction:
         previous_status, previous_stage = self.status, self.stage
         self.set_status(Status.NEEDS_ATTENTION, f"{name} needs attention: {problem.message}")
         action = await self.queue.park(name, problem, actions)
@@ -336,8 +336,8 @@ class ProcessWorkflow:
                     return
                 except ActivityError as error:  # a failure that Temporal's retries cannot fix
                     problem, _ = explain(error)
-                    action = await self._park(f"undo {name}", problem, [Action.RETRY, Action.SKIP])
-                    if action == Action.SKIP:
+                    action = await self._park(f"undo {name}", problem, [OperatorAction.RETRY, OperatorAction.SKIP])
+                    if action == OperatorAction.SKIP:
                         self.note(f"undo of {name} skipped by operator")
                         return
 

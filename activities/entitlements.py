@@ -1,19 +1,18 @@
+"""What the customer may use: seats and the restriction of an unpaid account."""
+
 from __future__ import annotations
 
 from temporalio import activity
 
 from activities.errors import classified, idempotency_key
-from activities.inputs import SendNotification, SetRestriction, SetSeats
-from adapters.ports import EntitlementPort, NotificationPort
+from activities.inputs import SetRestriction, SetSeats
+from adapters.ports import EntitlementPort
 from canonical.models import Entitlement
 
 
-class CustomerActivities:
-    """What the customer sees: entitlements and notices."""
-
-    def __init__(self, entitlements: EntitlementPort, notifications: NotificationPort):
+class EntitlementActivities:
+    def __init__(self, entitlements: EntitlementPort):
         self.entitlements = entitlements
-        self.notifications = notifications
 
     @activity.defn(name="entitlements.set_seats")
     @classified
@@ -24,11 +23,6 @@ class CustomerActivities:
             seats=request.seats,
             idempotency_key=idempotency_key(request.step),
         )
-
-    @activity.defn(name="notifications.send")
-    @classified
-    async def send(self, request: SendNotification) -> str:
-        return await self.notifications.send(request.notification, idempotency_key=idempotency_key(request.step))
 
     @activity.defn(name="entitlements.set_restriction")
     @classified

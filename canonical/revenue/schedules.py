@@ -1,4 +1,4 @@
-"""Revenue schedules: how a price is recognised over the service period (ASC 606 step 5).
+"""ASC 606 step 5: revenue schedules, how a price is recognised over the service period.
 
 A schedule's lines are calendar months (the first and last prorated by days) for ratable
 obligations, or one line in the delivery month for an obligation satisfied at a point in
@@ -13,6 +13,8 @@ from fractions import Fraction
 
 from canonical.models import RevenueSchedule, RevenueScheduleLine
 from canonical.money import Money, largest_remainder
+from canonical.revenue.allocation import allocate
+from canonical.revenue.obligations import PerformanceObligation, RevenueContract
 
 
 def calendar_months(start: date, end: date) -> list[tuple[date, date]]:
@@ -155,3 +157,62 @@ def truncated(schedule: RevenueSchedule, as_of: date) -> RevenueSchedule | None:
         else prorated(schedule.ssp, (as_of - schedule.start).days, (schedule.end - schedule.start).days)
     )
     return schedule.model_copy(update={"end": as_of, "total": recognised, "lines": lines, "ssp": ssp})
+
+
+def schedule_for(
+    obligation: PerformanceObligation,
+    allocated: Money,
+    *,
+    schedule_id: str,
+    contract_id: str,
+    account_id: str,
+    legal_entity: str,
+    booked_on: date | None,
+    supersedes: str = "",
+    ssp: Money | None = None,
+) -> RevenueSchedule:
+    """The schedule of one obligation's allocated price: at delivery or ratable over its period."""
+    if obligation.delivered_on is not None:
+        return point_in_time_schedule(
+            schedule_id=schedule_id,
+            contract_id=contract_id,
+            account_id=account_id,
+            legal_entity=legal_entity,
+            obligation=obligation.obligation_id,
+            total=allocated,
+            delivered_on=obligation.delivered_on,
+            booked_on=booked_on,
+            ssp=obligation.ssp if ssp is None else ssp,
+            supersedes=supersedes,
+        )
+    assert obligation.start is not None and obligation.end is not None
+    return ratable_schedule(
+        schedule_id=schedule_id,
+        contract_id=contract_id,
+        account_id=account_id,
+        legal_entity=legal_entity,
+        obligation=obligation.obligation_id,
+        total=allocated,
+        start=obligation.start,
+        end=obligation.end,
+        booked_on=booked_on,
+        ssp=obligation.ssp if ssp is None else ssp,
+        supersedes=supersedes,
+    )
+
+
+def recognise(contract: RevenueContract) -> list[RevenueSchedule]:
+    """One schedule per obligation, each summing exactly to its allocated price."""
+    allocation = allocate(contract.transaction_price, contract.obligations)
+    return [
+        schedule_for(
+            o,
+            allocation[o.obligation_id],
+            schedule_id=f"{contract.contract_id}-{o.obligation_id}",
+            contract_id=contract.contract_id,
+            account_id=contract.account_id,
+            legal_entity=contract.legal_entity,
+            booked_on=contract.booked_on,
+        )
+        for o in contract.obligations
+    ]
