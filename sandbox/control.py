@@ -12,9 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from canonical.money import minor_unit
 from sandbox import netsuite_api, period_seed, stripe_api
 from sandbox.core import SYSTEMS, ApiError, Faults, dumps, json_response
+from sandbox.currency import minor_unit
 from sandbox.store import Store
 
 

@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox import avatax_api, control, netsuite_api, own_api, salesforce_api, stripe_api
+from sandbox import avatax_api, config, control, netsuite_api, own_api, salesforce_api, stripe_api
 from sandbox.core import Faults, json_response
 from sandbox.store import Store
 from sandbox.webhooks import WebhookDispatcher
@@ -164,12 +164,6 @@ def create_app(database_url: str, *, migrate: bool = True) -> Starlette:
     return app
 
 
-def default_database_url() -> str:
-    from settings import Settings
-
-    return Settings.from_env().database_url
-
-
 class SandboxServer:
     """Runs the sandbox with uvicorn in a background thread.
 
@@ -180,7 +174,7 @@ class SandboxServer:
     def __init__(
         self, database_url: str | None = None, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
     ):
-        self.database_url = database_url or default_database_url()
+        self.database_url = database_url or config.database_url()
         self.host = host
         self.port = port
         self.log_level = log_level
@@ -238,7 +232,7 @@ class SandboxServer:
 
 def serve(database_url: str | None = None, host: str = "127.0.0.1", port: int = 8700, log_level: str = "info") -> None:
     """Run the sandbox in the foreground."""
-    uvicorn.run(create_app(database_url or default_database_url()), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(database_url or config.database_url()), host=host, port=port, log_level=log_level)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -248,7 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default=os.environ.get("O2C_SANDBOX_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("O2C_SANDBOX_PORT", "8700")))
-    parser.add_argument("--database-url", default=None, help="defaults to O2C_DATABASE_URL or .o2c/o2c.sqlite")
+    parser.add_argument(
+        "--database-url", default=None, help="defaults to SANDBOX_DATABASE_URL, O2C_DATABASE_URL or .o2c/o2c.sqlite"
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     serve(args.database_url, args.host, args.port, args.log_level)

@@ -35,9 +35,9 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from canonical.money import minor_unit
 from sandbox import webhooks
 from sandbox.core import ApiError, dumps, json_response, new_id, parse_nested, request_hash
+from sandbox.currency import minor_unit
 from sandbox.store import Condition, Tx, documents, utc_day
 
 SYSTEM = "stripe"
