@@ -13,161 +13,48 @@ Mount points:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
-import re
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
-from urllib.parse import unquote
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.middleware import Middleware
+from starlette.types import Receive, Scope, Send
 
-from sandbox import avatax_api, control, netsuite_api, own_api, salesforce_api, stripe_api
-from sandbox.core import Faults, json_response
+from sandbox import config
+from sandbox.avatax.api import AVATAX
+from sandbox.control.api import control_mount
+from sandbox.control.faults import Faults
+from sandbox.core import json_response
+from sandbox.netsuite.api import NETSUITE
+from sandbox.own_services import ENTITLEMENTS, NOTIFICATIONS
+from sandbox.routing import RawPathRouting, mount
+from sandbox.salesforce import SALESFORCE
 from sandbox.store import Store
+from sandbox.stripe.api import STRIPE
 from sandbox.webhooks import WebhookDispatcher
 
-
-@dataclass
-class System:
-    name: str
-    routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]]
-    authenticate: Callable[[Request], Response | None]
-    fault_response: Callable[[int], Response]
-    run: Callable[..., Response]
-    form_encoded: bool = False
+SYSTEMS = (STRIPE, AVATAX, NETSUITE, ENTITLEMENTS, NOTIFICATIONS, SALESFORCE)
 
 
-def _compile(routes: list[tuple[str, str, Any]]) -> list[tuple[str, re.Pattern[str], Any]]:
-    return [(method, re.compile(pattern + r"/?$"), handler) for method, pattern, handler in routes]
-
-
-SYSTEM_TABLE = {
-    "stripe": System(
-        "stripe",
-        _compile(stripe_api.ROUTES),
-        stripe_api.authenticate,
-        stripe_api.fault_response,
-        stripe_api.run,
-        form_encoded=True,
-    ),
-    "avatax": System(
-        "avatax", _compile(avatax_api.ROUTES), avatax_api.authenticate, avatax_api.fault_response, avatax_api.run
-    ),
-    "netsuite": System(
-        "netsuite",
-        _compile(netsuite_api.ROUTES),
-        netsuite_api.authenticate,
-        netsuite_api.fault_response,
-        netsuite_api.run,
-    ),
-    "entitlements": System(
-        "entitlements",
-        _compile(own_api.ENTITLEMENT_ROUTES),
-        own_api.authenticate,
-        own_api.fault_response,
-        own_api.run_entitlements,
-    ),
-    "notifications": System(
-        "notifications",
-        _compile(own_api.NOTIFICATION_ROUTES),
-        own_api.authenticate,
-        own_api.fault_response,
-        own_api.run_notifications,
-    ),
-    "salesforce": System(
-        "salesforce",
-        _compile(salesforce_api.ROUTES),
-        salesforce_api.authenticate,
-        salesforce_api.fault_response,
-        salesforce_api.run,
-    ),
-}
-
-
-def _not_found(system: str, method: str, path: str) -> Response:
-    message = f"Unrecognized request URL ({method}: {path})"
-    if system == "stripe":
-        err = stripe_api.invalid(message, code="resource_missing")
-        return json_response(404, err.body, err.headers)
-    if system == "netsuite":
-        return json_response(404, netsuite_api.error(404, "INVALID_URL", message).body)
-    if system == "avatax":
-        return json_response(404, avatax_api.error(404, "EntityNotFoundError", message).body)
-    if system == "salesforce":
-        return json_response(404, salesforce_api.error(404, "NOT_FOUND", message).body)
-    return json_response(404, {"error": {"code": "not_found", "message": message}})
+async def _unknown_system(scope: Scope, receive: Receive, send: Send) -> None:
+    name = scope["path"].lstrip("/").partition("/")[0]
+    await json_response(404, {"error": f"unknown system {name!r}"})(scope, receive, send)
 
 
 def create_app(database_url: str, *, migrate: bool = True) -> Starlette:
     store = Store(database_url, migrate=migrate)
     store.webhooks = WebhookDispatcher(store)
     faults = Faults()
-
-    async def dispatch(request: Request) -> Response:
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        path = raw_path.decode("latin-1").split("?", 1)[0]
-        if path.startswith("/_sandbox"):
-            return await control.handle(request, store, faults)
-        name, _, rest = path.lstrip("/").partition("/")
-        system = SYSTEM_TABLE.get(name)
-        if system is None:
-            return json_response(404, {"error": f"unknown system {name!r}"})
-        sub_path = "/" + rest
-        method = request.method
-        denied = system.authenticate(request)
-        if denied is not None:
-            return denied
-        plan = faults.plan(name, method, path)
-        if plan.latency_seconds:
-            await asyncio.sleep(plan.latency_seconds)
-        if plan.reject is not None:
-            return system.fault_response(plan.reject.status)
-        for route_method, pattern, handler in system.routes:  # noqa: B007 - the matched handler runs after the loop
-            match = pattern.match(sub_path)
-            if match and route_method == method:
-                break
-        else:
-            return _not_found(name, method, path)
-        groups = {k: unquote(v) for k, v in match.groupdict().items()}
-        try:
-            raw = await request.body()
-        except ClientDisconnect:  # the client gave up (its timeout) before sending the body
-            return Response(status_code=499)
-        if system.form_encoded:
-            body: Any = raw
-        else:
-            try:
-                body = json.loads(raw, parse_float=Decimal) if raw else {}
-            except json.JSONDecodeError:
-                return json_response(400, {"error": {"code": "InvalidJson", "message": "Malformed JSON body"}})
-        response = system.run(store, handler, method, sub_path, request, body, groups)
-        if plan.hold_seconds:
-            # The write happened and its (idempotent) response is stored; the client
-            # waits past its timeout, as when a response is lost on the way back.
-            await asyncio.sleep(plan.hold_seconds)
-        return response
-
-    app = Starlette(routes=[Route("/{path:path}", dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
+    routes = [control_mount(store, faults), *(mount(system, store, faults) for system in SYSTEMS)]
+    app = Starlette(routes=routes, middleware=[Middleware(RawPathRouting)])
+    app.router.redirect_slashes = False
+    app.router.default = _unknown_system
     app.state.store = store
     app.state.faults = faults
     return app
-
-
-def default_database_url() -> str:
-    from settings import Settings
-
-    return Settings.from_env().database_url
 
 
 class SandboxServer:
@@ -180,7 +67,7 @@ class SandboxServer:
     def __init__(
         self, database_url: str | None = None, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"
     ):
-        self.database_url = database_url or default_database_url()
+        self.database_url = database_url or config.database_url()
         self.host = host
         self.port = port
         self.log_level = log_level
@@ -201,7 +88,11 @@ class SandboxServer:
         self.port = sock.getsockname()[1]
         self._socket = sock
         config = uvicorn.Config(
-            self.app, log_level=self.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=1
+            self.app,
+            log_level=self.log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -238,7 +129,7 @@ class SandboxServer:
 
 def serve(database_url: str | None = None, host: str = "127.0.0.1", port: int = 8700, log_level: str = "info") -> None:
     """Run the sandbox in the foreground."""
-    uvicorn.run(create_app(database_url or default_database_url()), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(database_url or config.database_url()), host=host, port=port, log_level=log_level)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -248,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default=os.environ.get("O2C_SANDBOX_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("O2C_SANDBOX_PORT", "8700")))
-    parser.add_argument("--database-url", default=None, help="defaults to O2C_DATABASE_URL or .o2c/o2c.sqlite")
+    parser.add_argument(
+        "--database-url", default=None, help="defaults to SANDBOX_DATABASE_URL, O2C_DATABASE_URL or .o2c/o2c.sqlite"
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     serve(args.database_url, args.host, args.port, args.log_level)

@@ -1,8 +1,8 @@
 """The sandbox's state, through SQLAlchemy: documents keyed by (system, type, id) with
 JSON data and an insertion sequence, plus stored idempotent responses.
 
-The tables are created by the Alembic migrations (0001, and 0003 for the listing
-columns); the Table objects here only describe them. Writes are serialised by one lock,
+The tables are created by the sandbox's own Alembic migrations (sandbox/migrations);
+the Table objects here only describe them. Writes are serialised by one lock,
 so every request is one atomic unit of work (sync SQLAlchemy, called from the event
 loop: the sandbox is a test double, not a high-throughput service).
 
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from adapters.storage.db import engine_for, upgrade
+from sandbox.db import engine_for, upgrade
 
 metadata = sa.MetaData()
 
@@ -61,7 +61,7 @@ idempotency = sa.Table(
 # -- listing columns ------------------------------------------------------------------------
 #
 # What each listed document puts in the indexed columns. A document of any other type
-# leaves them NULL. Migration 0003 backfills existing rows with a copy of these rules.
+# leaves them NULL. The first migration backfills older rows with a copy of these rules.
 
 
 class Index(NamedTuple):

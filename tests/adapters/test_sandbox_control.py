@@ -58,7 +58,7 @@ def test_migrations_are_idempotent(sandbox):
 
     scripts = ScriptDirectory.from_config(db.alembic_config())
     assert version == scripts.get_current_head()
-    # Later migrations build on the sandbox's listing columns.
+    # The revisions that once made the sandbox's tables keep their ids: databases have them applied.
     assert "0003_sandbox_listing_index" in {rev.revision for rev in scripts.iterate_revisions(version, "base")}
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
 from canonical.money import Money
-from sandbox import suiteql
+from sandbox.netsuite import suiteql
 
 QUERY = "/query/v1/suiteql"
 TRANSIENT = {"Prefer": "transient"}

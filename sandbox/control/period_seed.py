@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from canonical.money import MINOR_UNITS, minor_unit
+from sandbox.currency import MINOR_UNITS, minor_unit
 from sandbox.store import Store
 
 BREAK_KINDS = (

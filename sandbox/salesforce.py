@@ -23,10 +23,12 @@ import hashlib
 import time
 from typing import Any
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.core import ApiError, bearer_accepted, json_response
+from sandbox.routing import System, run_in_one_unit_of_work
 from sandbox.store import Tx
 
 SYSTEM = "salesforce"
@@ -137,21 +139,32 @@ def get_task_by_key(tx: Tx, request: Request, body: Any, version: str, key: str)
     return get_task(tx, request, body, version, task_id)
 
 
-_BASE = r"/services/data/(?P<version>v[0-9]+\.[0-9]+)/sobjects"
+class _ApiVersion(Convertor[str]):
+    """A REST API version in a URL, e.g. v60.0."""
 
-ROUTES: list[tuple[str, str, Any]] = [
-    ("PATCH", _BASE + r"/Account/(?P<id>[^/]+)", patch_account),
-    ("GET", _BASE + r"/Account/(?P<id>[^/]+)", get_account),
-    ("PATCH", _BASE + r"/Task/O2c_Key__c/(?P<key>[^/]+)", upsert_task),
-    ("GET", _BASE + r"/Task/O2c_Key__c/(?P<key>[^/]+)", get_task_by_key),
-    ("GET", _BASE + r"/Task/(?P<id>[^/]+)", get_task),
+    regex = r"v[0-9]+\.[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("salesforce_api_version", _ApiVersion())
+_BASE = "/services/data/{version:salesforce_api_version}/sobjects"
+
+ROUTES = [
+    ("PATCH", _BASE + "/Account/{id}", patch_account),
+    ("GET", _BASE + "/Account/{id}", get_account),
+    ("PATCH", _BASE + "/Task/O2c_Key__c/{key}", upsert_task),
+    ("GET", _BASE + "/Task/O2c_Key__c/{key}", get_task_by_key),
+    ("GET", _BASE + "/Task/{id}", get_task),
 ]
 
 
-def run(store, handler, method: str, path: str, request: Request, body: Any, groups: dict[str, str]) -> Response:
-    try:
-        with store.tx() as tx:
-            status, out = handler(tx, request, body, **groups)
-        return json_response(status, out)
-    except ApiError as exc:
-        return json_response(exc.status, exc.body, exc.headers)
+def not_found(message: str) -> Response:
+    return json_response(404, error(404, "NOT_FOUND", message).body)
+
+
+SALESFORCE = System(SYSTEM, ROUTES, authenticate, fault_response, not_found, run_in_one_unit_of_work)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.core import ApiError, json_response, new_id, request_hash
+from sandbox.routing import System
 from sandbox.store import Tx
 
 
@@ -121,15 +122,15 @@ def list_messages(tx: Tx, request: Request, body: Any) -> tuple[int, Any]:
     return 200, {"data": messages}
 
 
-ENTITLEMENT_ROUTES: list[tuple[str, str, Any]] = [
-    ("PUT", r"/v1/accounts/(?P<account>[^/]+)/products/(?P<product>[^/]+)", put_entitlement),
-    ("GET", r"/v1/accounts/(?P<account>[^/]+)/products/(?P<product>[^/]+)", get_entitlement),
-    ("PUT", r"/v1/accounts/(?P<account>[^/]+)/restriction", put_restriction),
-    ("GET", r"/v1/accounts/(?P<account>[^/]+)/restriction", get_restriction),
+ENTITLEMENT_ROUTES = [
+    ("PUT", "/v1/accounts/{account}/products/{product}", put_entitlement),
+    ("GET", "/v1/accounts/{account}/products/{product}", get_entitlement),
+    ("PUT", "/v1/accounts/{account}/restriction", put_restriction),
+    ("GET", "/v1/accounts/{account}/restriction", get_restriction),
 ]
-NOTIFICATION_ROUTES: list[tuple[str, str, Any]] = [
-    ("POST", r"/v1/messages", post_message),
-    ("GET", r"/v1/messages", list_messages),
+NOTIFICATION_ROUTES = [
+    ("POST", "/v1/messages", post_message),
+    ("GET", "/v1/messages", list_messages),
 ]
 
 
@@ -138,7 +139,9 @@ def make_runner(system: str, *, replay_status: int | None, check_params: bool):
     status (notifications answer 200 for a replayed create); `check_params` refuses a
     reused key with other parameters."""
 
-    def run(store, handler, method: str, path: str, request: Request, body: Any, groups: dict[str, str]) -> Response:
+    def run(
+        store, handler, method: str, path: str, request: Request, body: Any, path_params: dict[str, str]
+    ) -> Response:
         key = request.headers.get("idempotency-key") if method in ("POST", "PUT") else None
         fingerprint = request_hash(method, path, body)
         try:
@@ -156,7 +159,7 @@ def make_runner(system: str, *, replay_status: int | None, check_params: bool):
                             {"Idempotent-Replayed": "true"},
                             media_type="application/json",
                         )
-                status, out = handler(tx, request, body, **groups)
+                status, out = handler(tx, request, body, **path_params)
                 if key:
                     tx.store_response(system, key, fingerprint, status, out, {})
             return json_response(status, out)
@@ -166,5 +169,23 @@ def make_runner(system: str, *, replay_status: int | None, check_params: bool):
     return run
 
 
-run_entitlements = make_runner("entitlements", replay_status=None, check_params=True)
-run_notifications = make_runner("notifications", replay_status=200, check_params=False)
+def not_found(message: str) -> Response:
+    return json_response(404, {"error": {"code": "not_found", "message": message}})
+
+
+ENTITLEMENTS = System(
+    "entitlements",
+    ENTITLEMENT_ROUTES,
+    authenticate,
+    fault_response,
+    not_found,
+    make_runner("entitlements", replay_status=None, check_params=True),
+)
+NOTIFICATIONS = System(
+    "notifications",
+    NOTIFICATION_ROUTES,
+    authenticate,
+    fault_response,
+    not_found,
+    make_runner("notifications", replay_status=200, check_params=False),
+)

@@ -39,9 +39,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from sandbox.netsuite import SYSTEM
 from sandbox.store import Condition, Tx
 
-SYSTEM = "netsuite"
 JOURNAL_TYPE = "Journal"
 
 # Internal ids of currency records (unverified: an account numbers its own; USD = 1 is

@@ -1,0 +1,201 @@
+"""The Stripe stand-in's wiring: authentication, injected faults, its routes, and
+idempotent execution as Stripe documents it."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox.core import ApiError, dumps, json_response, new_id, parse_nested, request_hash
+from sandbox.routing import System
+from sandbox.stripe import SYSTEM
+from sandbox.stripe.accounts import current_account, current_request
+from sandbox.stripe.customers import (
+    create_balance_transaction,
+    create_customer,
+    get_customer,
+    list_balance_transactions,
+    update_customer,
+)
+from sandbox.stripe.errors import error, invalid
+from sandbox.stripe.events import (
+    create_webhook_endpoint,
+    delete_webhook_endpoint,
+    get_event,
+    get_webhook_endpoint,
+    list_events,
+    list_webhook_endpoints,
+)
+from sandbox.stripe.invoices import (
+    create_invoice,
+    create_invoiceitem,
+    finalize_invoice,
+    get_invoice,
+    get_invoiceitem,
+    mark_uncollectible,
+    pay_invoice,
+    void_invoice,
+)
+from sandbox.stripe.listing import list_invoices
+from sandbox.stripe.payments import attach_payment_method, get_charge, get_payment_intent, get_payment_method
+from sandbox.stripe.subscriptions import (
+    cancel_subscription,
+    create_subscription,
+    get_subscription,
+    list_subscriptions,
+    update_subscription,
+)
+
+
+def fault_response(status: int) -> Response:
+    if status == 429:
+        err = error(429, "invalid_request_error", "Too many requests hit the API too quickly.", code="rate_limit")
+    else:
+        err = error(status, "api_error", "Something went wrong on Stripe's end (injected fault).")
+    return json_response(err.status, err.body, err.headers)
+
+
+def authenticate(request: Request) -> Response | None:
+    header = request.headers.get("authorization", "")
+    key = ""
+    if header.lower().startswith("bearer "):
+        key = header[7:].strip()
+    elif header.lower().startswith("basic "):
+        try:
+            key = base64.b64decode(header[6:].strip()).decode().split(":", 1)[0]
+        except Exception:
+            key = ""
+    if key.startswith("sk_test_"):
+        return None
+    shown = (key[:8] + "*" * 4) if key else ""
+    message = (
+        f"Invalid API Key provided: {shown}"
+        if key
+        else "You did not provide an API key. Provide it in the Authorization header."
+    )
+    err = error(401, "invalid_request_error", message)
+    return json_response(401, err.body, err.headers)
+
+
+ROUTES = [
+    ("POST", "/v1/customers", create_customer),
+    ("GET", "/v1/customers/{id}", get_customer),
+    ("POST", "/v1/customers/{id}", update_customer),
+    ("POST", "/v1/customers/{id}/balance_transactions", create_balance_transaction),
+    ("GET", "/v1/customers/{id}/balance_transactions", list_balance_transactions),
+    ("POST", "/v1/subscriptions", create_subscription),
+    ("GET", "/v1/subscriptions", list_subscriptions),
+    ("GET", "/v1/subscriptions/{id}", get_subscription),
+    ("POST", "/v1/subscriptions/{id}", update_subscription),
+    ("POST", "/v1/invoices", create_invoice),
+    ("GET", "/v1/invoices", list_invoices),
+    ("GET", "/v1/invoices/{id}", get_invoice),
+    ("POST", "/v1/invoices/{id}/finalize", finalize_invoice),
+    ("POST", "/v1/invoices/{id}/void", void_invoice),
+    ("POST", "/v1/invoices/{id}/pay", pay_invoice),
+    ("POST", "/v1/invoices/{id}/mark_uncollectible", mark_uncollectible),
+    ("DELETE", "/v1/subscriptions/{id}", cancel_subscription),
+    ("POST", "/v1/payment_methods/{id}/attach", attach_payment_method),
+    ("GET", "/v1/payment_methods/{id}", get_payment_method),
+    ("GET", "/v1/charges/{id}", get_charge),
+    ("GET", "/v1/payment_intents/{id}", get_payment_intent),
+    ("GET", "/v1/events", list_events),
+    ("GET", "/v1/events/{id}", get_event),
+    ("POST", "/v1/webhook_endpoints", create_webhook_endpoint),
+    ("GET", "/v1/webhook_endpoints", list_webhook_endpoints),
+    ("GET", "/v1/webhook_endpoints/{id}", get_webhook_endpoint),
+    ("DELETE", "/v1/webhook_endpoints/{id}", delete_webhook_endpoint),
+    ("POST", "/v1/invoiceitems", create_invoiceitem),
+    ("GET", "/v1/invoiceitems/{id}", get_invoiceitem),
+]
+
+
+def params_of(method: str, raw: bytes, query: str) -> dict[str, Any]:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if method == "POST" and raw:
+        pairs += parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    return parse_nested(pairs)
+
+
+def run(store, handler, method: str, path: str, request: Request, raw: bytes, path_params: dict[str, str]) -> Response:
+    try:
+        params = params_of(method, raw, request.url.query)
+    except (UnicodeDecodeError, ValueError):
+        err = invalid("Invalid request body: expected application/x-www-form-urlencoded")
+        return json_response(err.status, err.body, err.headers)
+    key = request.headers.get("idempotency-key") if method == "POST" else None
+    if key is not None and len(key) > 255:
+        err = invalid("Idempotency-Key must be at most 255 characters", code="idempotency_key_too_long")
+        return json_response(err.status, err.body, err.headers)
+    account = request.headers.get("stripe-account") or None
+    if account is not None and (not account.startswith("acct_") or len(account) > 40):
+        # Stripe's exact status and wording for an unknown account are unverified.
+        err = error(
+            403,
+            "invalid_request_error",
+            f"The provided key does not have access to account '{account}' (or that account does not exist).",
+            code="account_invalid",
+        )
+        return json_response(err.status, err.body, err.headers)
+    # Keys are scoped per account; a header value cannot hold a newline, so the scoped
+    # form never collides with a platform key.
+    stored_key = f"{account}\n{key}" if key and account else key
+    fingerprint = request_hash(method, path, params)
+    try:
+        with store.tx() as tx:
+            if key:
+                stored = tx.stored_response(SYSTEM, stored_key)
+                if stored is not None:
+                    if stored.request_hash != fingerprint:
+                        raise error(
+                            400,
+                            "idempotency_error",
+                            "Keys for idempotent requests can only be used with the same parameters they "
+                            f"were first used with. Try using a key other than '{key}' if you meant to "
+                            "execute a different request.",
+                        )
+                    headers = {**stored.headers, "Idempotent-Replayed": "true", "Idempotency-Key": key}
+                    return Response(stored.body.encode(), stored.status, headers, media_type="application/json")
+            request_id = new_id("req")
+            token = current_request.set({"id": request_id, "idempotency_key": key})
+            account_token = current_account.set(account)
+            if account:
+                tx.insert_fields[SYSTEM] = {"_stripe_account": account}
+            try:
+                status, body = handler(tx, params, **path_params)
+            finally:
+                current_request.reset(token)
+                current_account.reset(account_token)
+            # A handler answers an error itself (402 card declines) when what it did
+            # must be kept: the failed charge is real, and the answer is replayed.
+            stored_headers = {"Stripe-Should-Retry": "false"} if status >= 400 else {}
+            headers = {"Request-Id": request_id, **stored_headers}
+            if key:
+                headers["Idempotency-Key"] = key
+                tx.store_response(SYSTEM, stored_key, fingerprint, status, body, stored_headers)
+        return Response(dumps(body).encode(), status, headers, media_type="application/json")
+    except ApiError as exc:
+        if key and exc.store:
+            with store.tx() as tx:
+                if tx.stored_response(SYSTEM, stored_key) is None:
+                    tx.store_response(SYSTEM, stored_key, fingerprint, exc.status, exc.body, exc.headers)
+        return json_response(exc.status, exc.body, exc.headers)
+    except Exception as exc:
+        err = error(500, "api_error", f"An unexpected error occurred: {type(exc).__name__}")
+        if key:
+            with store.tx() as tx:
+                if tx.stored_response(SYSTEM, stored_key) is None:
+                    tx.store_response(SYSTEM, stored_key, fingerprint, err.status, err.body, err.headers)
+        return json_response(err.status, err.body, err.headers)
+
+
+def not_found(message: str) -> Response:
+    err = invalid(message, code="resource_missing")
+    return json_response(404, err.body, err.headers)
+
+
+STRIPE = System(SYSTEM, ROUTES, authenticate, fault_response, not_found, run, form_encoded=True)
