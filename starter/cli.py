@@ -109,11 +109,13 @@ def _refused(what: str, problems: list[str]) -> Refused:
     return Refused(f"{what} refused, no workflow started:\n  - " + "\n  - ".join(problems))
 
 
-async def _wait_and_report(client: Client, workflow_id: str, as_json: bool, document: dict[str, Any]) -> int:
+async def _wait_and_report(
+    client: Client, workflow_id: str, as_json: bool, document: dict[str, Any], *, answered: bool = False
+) -> int:
     """`--wait`: stream the process's changes to stderr, then say how it ended or why it parked."""
     from starter.progress import follow
 
-    outcome = await follow(client, workflow_id)
+    outcome = await follow(client, workflow_id, answered=answered)
     if as_json:
         emit_json({**document, "outcome": outcome.to_json()})
     elif outcome.exit_code == EXIT_PARKED:
@@ -504,7 +506,7 @@ async def _answered(workflow_id: str, answer: str, by: str, wait: bool, as_json:
     if not as_json:
         say(f"{workflow_id}: {answer}")
     # The answer is in; the process leaves the state it parked in on its next workflow task.
-    return await _wait_and_report(await _client(), workflow_id, as_json, document)
+    return await _wait_and_report(await _client(), workflow_id, as_json, document, answered=True)
 
 
 async def _decide(

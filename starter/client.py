@@ -318,18 +318,26 @@ async def deliver_payment_event(
 PARKED = {Status.NEEDS_ATTENTION, Status.AWAITING_APPROVAL}
 
 
-async def watch_process(client: Client, workflow_id: str, *, interval: float = 0.5) -> AsyncIterator[dict[str, Any]]:
+async def watch_process(
+    client: Client, workflow_id: str, *, answered: bool = False, interval: float = 0.5
+) -> AsyncIterator[dict[str, Any]]:
     """The process's state each time its status, stage or what it waits for changes, until
     it ends (completed, rejected, rolled back, failed) or parks for a person. A process
-    that continues as new is followed into its next run."""
+    that continues as new is followed into its next run. With `answered`, the process was
+    just answered where it parked: the park it is leaving does not end the watch, only a
+    new one does."""
     last: tuple[Any, ...] = ()
+    leaving: tuple[Any, ...] | None = None
     while True:
         state = await process_state(client, workflow_id)
-        seen = (state.get("status"), state.get("stage"), state.get("attention"), state.get("approval"))
+        status = state.get("status")
+        parked = (status, state.get("attention"), state.get("approval"))
+        if answered and leaving is None:
+            leaving = parked if status in PARKED else ()
+        seen = (status, state.get("stage"), state.get("attention"), state.get("approval"))
         if seen != last:
             last = seen
             yield state
-            status = state.get("status")
-            if status in TERMINAL or status in PARKED:
+            if status in TERMINAL or (status in PARKED and parked != leaving):
                 return
         await asyncio.sleep(interval)

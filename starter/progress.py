@@ -20,7 +20,6 @@ class Outcome:
     message: str
     exit_code: int
     state: dict[str, Any] = field(default_factory=dict)
-    result: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"workflow_id": self.workflow_id, "status": self.status, "message": self.message, "state": self.state}
@@ -43,11 +42,12 @@ def change_line(state: dict[str, Any]) -> str:
     return f"{line} · {details}" if details else line
 
 
-async def follow(client: Client, workflow_id: str) -> Outcome:
-    """Watch `workflow_id` until it ends (exit 0; 1 if it failed) or parks (exit 3)."""
+async def follow(client: Client, workflow_id: str, *, answered: bool = False) -> Outcome:
+    """Watch `workflow_id` until it ends (exit 0; 1 if it failed) or parks (exit 3); with
+    `answered`, it was just answered where it parked (see watch_process)."""
     state: dict[str, Any] = {}
     with err.status(f"{workflow_id}: starting") as spinner:
-        async for state in watch_process(client, workflow_id):
+        async for state in watch_process(client, workflow_id, answered=answered):
             note(f"{workflow_id}  {change_line(state)}")
             spinner.update(f"{workflow_id}: {state.get('stage')}")
     status = str(state.get("status"))

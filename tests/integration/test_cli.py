@@ -122,7 +122,7 @@ async def test_wait_follows_the_process_and_exits_3_when_it_parks(cli, dev_serve
     assert code == 2 and "already finished" in err, err
 
 
-async def test_a_temporal_that_does_not_answer_is_named(cli, monkeypatch):
+async def test_a_temporal_that_does_not_answer_is_named(monkeypatch):
     monkeypatch.setenv("O2C_TEMPORAL_ADDRESS", "127.0.0.1:1")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "starter.cli", "status", "amendment-x", stderr=asyncio.subprocess.PIPE
