@@ -1,60 +1,304 @@
-"""The `o2c` command line: run the stack, start processes, approve, resolve, inspect."""
+"""The `o2c` command line: run the stack, start processes, approve, resolve, inspect.
+
+Exit codes: 0 done; 1 a system problem (named: which system, at which address);
+2 refused input (validation, unknown fields, a bad file, an unknown process);
+3 a process parked while `--wait` watched it (needs attention or awaits approval).
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import sys
 from datetime import date
+from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import typer
 from pydantic import ValidationError
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from canonical.amendment import InvalidRequest, request_problems
 from canonical.models import AmendmentRequest, ApproverRole, Model
-from canonical.reconciliation import BreakStatus, period_bounds
+from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import Settings
+from starter.console import EXIT_DONE, EXIT_PARKED, Refused, emit_json, err, note, say, show, table
+from starter.problems import explain, temporal_unreachable
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
-EXIT_INVALID = 2
 M = TypeVar("M", bound=Model)
 
+app = typer.Typer(
+    name="o2c",
+    help="Durable order-to-cash on Temporal.\n\n"
+    "Exit codes: 0 done · 1 a system problem, named (which system, at which address) · "
+    "2 refused input (validation, unknown fields, a bad file, an unknown process) · "
+    "3 a process parked while --wait watched it (it needs attention or awaits approval), with the reason.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+recon_app = typer.Typer(help="Reconciliation runs and their breaks, from o2c's database.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="Serve the sandbox (Stripe, AvaTax, NetSuite, Salesforce stand-ins) in the foreground, "
+    "or set up a path through it: seed customers and periods, close a period, fix an address.",
+    invoke_without_command=True,
+)
+app.add_typer(recon_app, name="recon")
+app.add_typer(sandbox_app, name="sandbox")
 
-class UserError(Exception):
-    """Bad input from the person at the terminal: printed without a traceback."""
+Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+Wait = Annotated[
+    bool,
+    typer.Option("--wait", help="follow the process, one line per change, until it ends (0) or parks (3)"),
+]
+As = Annotated[str, typer.Option("--as", metavar="NAME", help="who answers")]
 
 
-def _ui_link(settings: Settings, workflow_id: str) -> str:
-    return f"{settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+class SchedulesAction(StrEnum):
+    APPLY = "apply"
+
+
+class RevenueReport(StrEnum):
+    WATERFALL = "waterfall"
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def _run(coroutine: Any) -> int:
+    return asyncio.run(coroutine)
+
+
+def _ui_link(workflow_id: str) -> str:
+    s = settings()
+    return f"{s.ui_url}/namespaces/{s.temporal_namespace}/workflows/{workflow_id}"
+
+
+async def _client() -> Client:
+    from adapters.temporal import connect
+
+    try:
+        return await connect(settings())
+    except RuntimeError as error:  # the SDK's way of saying the connection failed
+        raise temporal_unreachable(settings(), str(error)) from None
 
 
 def _read_request(path: str, model: type[M], what: str) -> M:
     try:
         raw = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror}") from None
+        raise Refused(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise Refused(f"{path} is not a valid {what}: not UTF-8 text") from None
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in error.errors())
-        raise UserError(f"{path} is not a valid {what}: {problems}") from None
+        raise Refused(f"{path} is not a valid {what}: {problems}") from None
 
 
-async def _client(settings: Settings):
-    from adapters.temporal import connect
-
-    return await connect(settings)
+def _refused(what: str, problems: list[str]) -> Refused:
+    return Refused(f"{what} refused, no workflow started:\n  - " + "\n  - ".join(problems))
 
 
-async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
-    """`o2c amend` and `o2c renew`: validate against billing, then start (or find) the workflow."""
+async def _wait_and_report(
+    client: Client, workflow_id: str, as_json: bool, document: dict[str, Any], *, answered: bool = False
+) -> int:
+    """`--wait`: stream the process's changes to stderr, then say how it ended or why it parked."""
+    from starter.progress import follow
+
+    outcome = await follow(client, workflow_id, answered=answered)
+    if as_json:
+        emit_json({**document, "outcome": outcome.to_json()})
+    elif outcome.exit_code == EXIT_PARKED:
+        say(f"{workflow_id} parked, {outcome.status}: {outcome.message}")
+        hint = (
+            f"o2c resolve {workflow_id} retry|skip|abort --as NAME"
+            if outcome.status == Status.NEEDS_ATTENTION
+            else f"o2c approve {workflow_id} --as NAME --role ROLE"
+        )
+        note(f"  answer with `{hint}`; `o2c status {workflow_id}` shows the rest")
+    else:
+        say(f"{outcome.status}: {outcome.message}")
+    return outcome.exit_code
+
+
+# -- the stack -------------------------------------------------------------------------------
+
+
+@app.command()
+def dev() -> int:
+    """Run Temporal (UI on :8233), the sandbox and the worker until Ctrl-C."""
+    from starter.stack import run_dev
+
+    asyncio.run(run_dev(settings()))
+    return EXIT_DONE
+
+
+@app.command()
+def demo(as_json: Json = False) -> int:
+    """Run every story end to end on a stack of its own (state in .o2c/demo) and show what happened."""
+    from starter.demo import run_demo
+
+    return _run(run_demo(as_json=as_json))
+
+
+@app.command()
+def worker() -> int:
+    """Run the worker against the configured Temporal and systems."""
+    from worker import configure_logging, serve
+
+    configure_logging()
+    asyncio.run(serve(settings()))
+    return EXIT_DONE
+
+
+@app.command()
+def webhooks(
+    host: Annotated[str | None, typer.Option(help="default O2C_WEBHOOK_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default O2C_WEBHOOK_PORT or 8710")] = None,
+) -> int:
+    """Serve the Stripe webhook endpoint (POST /webhooks/stripe) that turns payment events into dunning workflows."""
+    from starter.webhooks import serve_webhooks
+    from worker import configure_logging
+
+    if not settings().stripe_webhook_secret:
+        raise Refused("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
+    configure_logging()
+    asyncio.run(serve_webhooks(settings(), host=host, port=port))
+    return EXIT_DONE
+
+
+# -- the sandbox -----------------------------------------------------------------------------
+
+
+def _control():
+    from sandbox import SandboxControl
+
+    return SandboxControl(settings().sandbox_url)
+
+
+@sandbox_app.callback()
+def sandbox_serve(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="where `o2c sandbox` serves")] = 8700,
+    host: Annotated[str, typer.Option(help="where `o2c sandbox` serves")] = "127.0.0.1",
+) -> None:
+    """Without a subcommand: serve the sandbox in the foreground."""
+    if ctx.invoked_subcommand is None:
+        from sandbox.server import serve as serve_sandbox
+
+        serve_sandbox(settings().database_url, host, port)  # uvicorn runs its own loop and signals
+
+
+def _seeded(created: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        emit_json(created)
+    else:
+        say(f"seeded {created.get('customer_id')} with {created.get('subscription_id')}")
+    return EXIT_DONE
+
+
+@sandbox_app.command("seed")
+def sandbox_seed(file: Annotated[str, typer.Argument(help="e.g. examples/seed.json")], as_json: Json = False) -> int:
+    """Create (or update) a customer and its subscription in the sandbox."""
+    from starter import sandbox_setup
+
+    return _seeded(sandbox_setup.seed(_control(), file), as_json)
+
+
+@sandbox_app.command("seed-period")
+def sandbox_seed_period(
+    file: Annotated[str, typer.Argument(help="e.g. examples/recon-period.json")], as_json: Json = False
+) -> int:
+    """Seed a reconciliation period in bulk: invoices, tax documents and entries, with breaks."""
+    from starter import sandbox_setup
+
+    seeded = sandbox_setup.seed_period(_control(), file)
+    if as_json:
+        emit_json(seeded)
+    else:
+        breaks = seeded.get("breaks", {})
+        say(f"seeded {seeded.get('invoices')} invoices; breaks: " + (", ".join(sorted(breaks)) or "none"))
+    return EXIT_DONE
+
+
+def _set_period(period: str, subsidiary: str, closed: bool, as_json: bool) -> int:
+    try:
+        period_bounds(period)
+    except ValueError as error:
+        raise Refused(str(error)) from None
+    record = _control().set_period(subsidiary, period, closed=closed)
+    if as_json:
+        emit_json(record)
+    else:
+        say(f"NetSuite period {period} of subsidiary {subsidiary} is {'closed' if closed else 'open'}")
+    return EXIT_DONE
+
+
+Subsidiary = Annotated[str, typer.Option(help="the NetSuite subsidiary (US01 books in 1)")]
+
+
+@sandbox_app.command("close-period")
+def sandbox_close_period(
+    period: Annotated[str, typer.Argument(help="YYYY-MM")], subsidiary: Subsidiary = "1", as_json: Json = False
+) -> int:
+    """Close an ERP period: a journal entry dated in it parks the process that posts it."""
+    return _set_period(period, subsidiary, True, as_json)
+
+
+@sandbox_app.command("open-period")
+def sandbox_open_period(
+    period: Annotated[str, typer.Argument(help="YYYY-MM")], subsidiary: Subsidiary = "1", as_json: Json = False
+) -> int:
+    """Open an ERP period again."""
+    return _set_period(period, subsidiary, False, as_json)
+
+
+@sandbox_app.command("set-address")
+def sandbox_set_address(
+    customer: Annotated[str, typer.Argument(help="the customer's billing id, e.g. cus_initech")],
+    postal_code: Annotated[str | None, typer.Option(help="e.g. 94105")] = None,
+    line1: Annotated[str | None, typer.Option()] = None,
+    city: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option(help="region, e.g. CA")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO code, e.g. US")] = None,
+    as_json: Json = False,
+) -> int:
+    """Correct a customer's billing address, as an analyst would in Stripe."""
+    from starter.sandbox_setup import update_customer_address
+
+    given = {"postal_code": postal_code, "line1": line1, "city": city, "state": state, "country": country}
+    address = {k: v for k, v in given.items() if v is not None}
+    if not address:
+        raise Refused("say what to change: --postal-code, --line1, --city, --state or --country")
+    updated = _run(update_customer_address(settings(), customer, address))
+    if as_json:
+        emit_json(updated)
+    else:
+        say(f"{customer}: address " + ", ".join(f"{k} {v}" for k, v in address.items()))
+    return EXIT_DONE
+
+
+@app.command()
+def seed(file: Annotated[str, typer.Option("--file", help="e.g. examples/seed.json")], as_json: Json = False) -> int:
+    """Create a customer and subscription in the sandbox (the same as `o2c sandbox seed FILE`)."""
+    return sandbox_seed(file, as_json)
+
+
+# -- starting processes ----------------------------------------------------------------------
+
+
+async def _start(command: str, file: str, wait: bool, as_json: bool) -> int:
+    """Validate against billing, then start (or find) the workflow."""
     from adapters.stripe import StripeBilling
     from starter.client import start_amendment, start_renewal
     from starter.config import renewal_policy
@@ -62,348 +306,459 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     model, what, start = {
         "amend": (AmendmentRequest, "amendment request", start_amendment),
         "renew": (RenewalRequest, "renewal request", start_renewal),
-    }[args.command]
-    request = _read_request(args.file, model, what)
+    }[command]
+    request = _read_request(file, model, what)
     # What the request alone shows is refused before anything is contacted.
-    problems = (
-        request_problems(request) if args.command == "amend" else renewal_request_problems(request, renewal_policy())
-    )
+    problems = request_problems(request) if command == "amend" else renewal_request_problems(request, renewal_policy())
     if problems:
-        raise UserError(f"{what.split()[0]} refused, no workflow started:\n  - " + "\n  - ".join(problems))
-    billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
+        raise _refused(what.split()[0], problems)
+    s = settings()
+    billing = StripeBilling(s.stripe_base_url, s.stripe_api_key, timeout=s.http_timeout_seconds)
     try:
-        handle = await start(await _client(settings), request, billing=billing, task_queue=settings.task_queue)
+        client = await _client()
+        handle = await start(client, request, billing=billing, task_queue=s.task_queue)
     except InvalidRequest as invalid:
-        raise UserError(
-            f"{what.split()[0]} refused, no workflow started:\n  - " + "\n  - ".join(invalid.problems)
-        ) from None
+        raise _refused(what.split()[0], invalid.problems) from None
     finally:
         await billing.aclose()
     described = await handle.describe()
-    if described.status == WorkflowExecutionStatus.RUNNING:
-        print(f"{handle.id} is running\n  {_ui_link(settings, handle.id)}")
-    else:  # the same request was started before: it lands on the existing workflow
-        print(f"{handle.id} already exists and is closed ({described.status.name.lower()}); nothing new started")
-    if args.wait:
-        result = await handle.result()
-        print(f"{result.status.value}: {result.message}")
-    return 0
+    running = described.status == WorkflowExecutionStatus.RUNNING
+    document = {"workflow_id": handle.id, "running": running, "ui": _ui_link(handle.id)}
+    if not as_json:
+        if running:
+            say(f"{handle.id} is running\n  {_ui_link(handle.id)}")
+        else:  # the same request was started before: it lands on the existing workflow
+            say(f"{handle.id} already exists and is closed ({described.status.name.lower()}); nothing new started")
+    if wait:
+        return await _wait_and_report(client, handle.id, as_json, document)
+    if as_json:
+        emit_json(document)
+    return EXIT_DONE
 
 
-async def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
-    """`o2c reconcile`: validate, start (or find) the period's reconciliation, say where it is."""
+@app.command()
+def amend(
+    file: Annotated[str, typer.Option("--file", help="the request as JSON (- for stdin)")],
+    wait: Wait = False,
+    as_json: Json = False,
+) -> int:
+    """Validate and start a contract amendment."""
+    return _run(_start("amend", file, wait, as_json))
+
+
+@app.command()
+def renew(
+    file: Annotated[str, typer.Option("--file", help="the request as JSON (- for stdin)")],
+    wait: Wait = False,
+    as_json: Json = False,
+) -> int:
+    """Validate and start a renewal (closed-won)."""
+    return _run(_start("renew", file, wait, as_json))
+
+
+@app.command()
+def reconcile(
+    period: Annotated[str, typer.Option(help="YYYY-MM")],
+    entity: Annotated[str, typer.Option(help="legal entity code, e.g. US01")],
+    wait: Wait = False,
+    as_json: Json = False,
+) -> int:
+    """Reconcile billing, tax and the ERP for a period and entity now."""
+    return _run(_reconcile(period, entity, wait, as_json))
+
+
+async def _reconcile(period: str, entity: str, wait: bool, as_json: bool) -> int:
     from starter.client import process_state, reconciliation_problems, start_reconciliation
 
-    problems = reconciliation_problems(args.entity, args.period, today=date.today())
+    problems = reconciliation_problems(entity, period, today=date.today())
     if problems:
-        raise UserError("reconciliation refused, no workflow started:\n  - " + "\n  - ".join(problems))
-    client = await _client(settings)
-    handle = await start_reconciliation(
-        client, legal_entity=args.entity, period=args.period, task_queue=settings.task_queue
-    )
+        raise Refused("reconciliation refused, no workflow started:\n  - " + "\n  - ".join(problems))
+    client = await _client()
+    handle = await start_reconciliation(client, legal_entity=entity, period=period, task_queue=settings().task_queue)
     state: dict[str, Any] = {}
     for _ in range(50):  # the run id is the workflow's own: ask it once it has started
         state = await process_state(client, handle.id)
         if state.get("run_id"):
             break
         await asyncio.sleep(0.1)
-    print(f"{handle.id}: run {state.get('run_id') or '(starting)'}, {state.get('status')}: {state.get('stage')}")
-    print(f"  {_ui_link(settings, handle.id)}")
-    if args.wait:
-        result = await handle.result()
-        print(f"{result.status.value}: {result.message}")
-        print(f"  breaks: o2c recon report {result.run_id}")
-    return 0
+    document = {"workflow_id": handle.id, "run_id": state.get("run_id"), "ui": _ui_link(handle.id)}
+    if not as_json:
+        say(f"{handle.id}: run {state.get('run_id') or '(starting)'}, {state.get('status')}: {state.get('stage')}")
+        say(f"  {_ui_link(handle.id)}")
+    if not wait:
+        if as_json:
+            emit_json(document)
+        return EXIT_DONE
+    code = await _wait_and_report(client, handle.id, as_json, document)
+    if not as_json:
+        say(f"  breaks: o2c recon report {state.get('run_id')}")
+    return code
 
 
-async def cmd_recon(args: argparse.Namespace, settings: Settings) -> int:
-    """`o2c recon report RUN_ID [--csv FILE]` and `o2c recon runs`: what finance reads."""
-    from adapters.storage.reconciliation import SqlReconciliationStore
-    from starter.reports import breaks_csv, breaks_table, runs_table
-
-    store = SqlReconciliationStore(settings.database_url)
-    try:
-        if args.recon_command == "runs":
-            print(runs_table(await store.runs(legal_entity=args.entity or "", period=args.period or "")))
-            return 0
-        summary = await store.run(args.run_id)
-        if summary is None:
-            raise UserError(f"no reconciliation run {args.run_id!r} in {settings.database_url}")
-        found = await store.breaks_of_run(args.run_id, status=args.status or "")
-    finally:
-        await store.aclose()
-    if args.csv:
-        text = breaks_csv(found)
-        if args.csv == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.csv).write_text(text)
-            print(f"{len(found)} breaks written to {args.csv}")
-        return 0
-    print(breaks_table(summary, found))
-    return 0
+# -- what waits for a person -----------------------------------------------------------------
 
 
-async def cmd_revenue(args: argparse.Namespace, settings: Settings) -> int:
-    """`o2c revenue waterfall --entity US01`: bookings by month against the months recognised."""
-    from adapters.storage.schedules import SqlRevenueSchedules
-    from canonical.revenue import waterfall
-    from starter.reports import waterfall_table
-
-    if args.through:
-        try:
-            period_bounds(args.through)
-        except ValueError as error:
-            raise UserError(str(error)) from None
-    store = SqlRevenueSchedules(settings.database_url)
-    try:
-        schedules = await store.schedules_of_entity(args.entity)
-    finally:
-        await store.aclose()
-    print(
-        waterfall_table(waterfall(schedules, through=args.through or None))
-        if schedules
-        else f"no revenue schedules for {args.entity}"
-    )
-    return 0
-
-
-def _unavailable(item: dict[str, Any]) -> list[str]:
-    return [f"{item['workflow_id']}  {item.get('status')}, state unavailable: {item['unavailable']}"]
-
-
-def _approval_lines(item: dict[str, Any]) -> list[str]:
-    if item.get("unavailable"):
-        return _unavailable(item)
+def _approval_row(item: dict[str, Any]) -> tuple[object, ...]:
     request = (item.get("approval") or {}).get("request") or {}
     amount = request.get("amount") or {}
-    return [
-        f"{item['workflow_id']}  needs {request.get('required_role')}  requested by "
-        f"{request.get('requested_by')}  amount {amount.get('amount')} {amount.get('currency')}",
-        *(f"    - {reason}" for reason in request.get("reasons", [])),
-    ]
+    return (
+        item["workflow_id"],
+        request.get("required_role"),
+        request.get("requested_by"),
+        f"{amount.get('amount')} {amount.get('currency')}",
+        "; ".join(request.get("reasons", [])),
+    )
 
 
-def _attention_lines(item: dict[str, Any]) -> list[str]:
-    if item.get("unavailable"):
-        return _unavailable(item)
+def _attention_row(item: dict[str, Any]) -> tuple[object, ...]:
     attention = item.get("attention") or {}
-    return [
-        f"{item['workflow_id']}  step {attention.get('step')}: {attention.get('message')}  "
-        f"(answer: {'/'.join(attention.get('actions', []))})"
-    ]
+    return (
+        item["workflow_id"],
+        attention.get("step"),
+        attention.get("message"),
+        "/".join(attention.get("actions", [])),
+    )
 
 
-def _renewal_lines(item: dict[str, Any]) -> list[str]:
-    if item.get("unavailable"):
-        return _unavailable(item)
+def _renewal_row(item: dict[str, Any]) -> tuple[object, ...]:
     value = item.get("term_value") or {}
-    return [
-        f"{item['workflow_id']}  starts {item.get('new_term_start')}  {value.get('amount')} "
-        f"{value.get('currency')}  {item.get('status')}: {item.get('stage')}"
-    ]
+    return (
+        item["workflow_id"],
+        item.get("new_term_start"),
+        f"{value.get('amount')} {value.get('currency')}",
+        f"{item.get('status')}: {item.get('stage')}",
+    )
 
 
 LISTINGS = {
-    "approvals": ({"status": Status.AWAITING_APPROVAL}, "nothing waits for approval", _approval_lines),
-    "attention": ({"status": Status.NEEDS_ATTENTION}, "nothing needs attention", _attention_lines),
-    "renewals": ({"process": "renewal"}, "no renewal is waiting for its term", _renewal_lines),
+    "approvals": (
+        {"status": Status.AWAITING_APPROVAL},
+        "nothing waits for approval",
+        ("workflow", "needs", "requested by", "amount", "why"),
+        _approval_row,
+    ),
+    "attention": (
+        {"status": Status.NEEDS_ATTENTION},
+        "nothing needs attention",
+        ("workflow", "step", "problem", "answer"),
+        _attention_row,
+    ),
+    "renewals": (
+        {"process": "renewal"},
+        "no renewal is waiting for its term",
+        ("workflow", "starts", "term value", "where it is"),
+        _renewal_row,
+    ),
 }
 
 
-async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+async def _list(name: str, as_json: bool) -> int:
     from starter.client import find_processes
 
-    where, empty, lines = LISTINGS[args.command]
-    found = await find_processes(await _client(settings), **where)
-    if args.json:
-        print(json.dumps(found, indent=2, default=str))
-        return 0
-    print("\n".join(line for item in found for line in lines(item)) or empty)
-    return 0
+    where, empty, headers, row = LISTINGS[name]
+    found = await find_processes(await _client(), **where)
+    if as_json:
+        emit_json(found)
+        return EXIT_DONE
+    if not found:
+        say(empty)
+        return EXIT_DONE
+    rows = []
+    for item in found:
+        if item.get("unavailable"):  # its worker is gone: say so in the widest column
+            cells: list[object] = [item["workflow_id"], *[""] * (len(headers) - 1)]
+            cells[-2 if name == "attention" else -1] = f"{item.get('status')}, state unavailable: {item['unavailable']}"
+            rows.append(cells)
+        else:
+            rows.append(list(row(item)))
+    show(table(headers, rows, wide=headers[-2:-1] if name == "attention" else headers[-1:]))
+    return EXIT_DONE
 
 
-async def cmd_decide(args: argparse.Namespace, settings: Settings, approved: bool) -> int:
+@app.command()
+def approvals(as_json: Json = False) -> int:
+    """List processes waiting for approval."""
+    return _run(_list("approvals", as_json))
+
+
+@app.command()
+def attention(as_json: Json = False) -> int:
+    """List processes parked in the exception queue."""
+    return _run(_list("attention", as_json))
+
+
+@app.command()
+def renewals(as_json: Json = False) -> int:
+    """List renewals waiting for their term, with start dates."""
+    return _run(_list("renewals", as_json))
+
+
+async def _answered(workflow_id: str, answer: str, by: str, wait: bool, as_json: bool) -> int:
+    document = {"workflow_id": workflow_id, "answer": answer, "by": by}
+    if not wait:
+        if as_json:
+            emit_json(document)
+        else:
+            say(
+                f"{workflow_id}: {answer} by {by}" if answer in ("approved", "rejected") else f"{workflow_id}: {answer}"
+            )
+        return EXIT_DONE
+    if not as_json:
+        say(f"{workflow_id}: {answer}")
+    # The answer is in; the process leaves the state it parked in on its next workflow task.
+    return await _wait_and_report(await _client(), workflow_id, as_json, document, answered=True)
+
+
+async def _decide(
+    workflow_id: str, as_: str, role: ApproverRole, comment: str, approved: bool, wait: bool, as_json: bool
+) -> int:
     from starter.client import decide
 
-    verdict = await decide(
-        await _client(settings),
-        args.workflow_id,
-        approver=args.as_,
-        role=ApproverRole(args.role),
-        approved=approved,
-        comment=args.comment or "",
-    )
-    print(f"{args.workflow_id}: {verdict} by {args.as_}")
-    return 0
+    client = await _client()
+    verdict = await decide(client, workflow_id, approver=as_, role=role, approved=approved, comment=comment)
+    return await _answered(workflow_id, verdict, as_, wait, as_json)
 
 
-async def cmd_resolve(args: argparse.Namespace, settings: Settings) -> int:
-    from starter.client import resolve
-
-    answer = await resolve(
-        await _client(settings),
-        args.workflow_id,
-        OperatorAction(args.action),
-        operator=args.as_,
-        comment=args.comment or "",
-    )
-    print(f"{args.workflow_id}: {answer}")
-    return 0
+Role = Annotated[ApproverRole, typer.Option("--role", help="the role you approve in")]
 
 
-async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from starter.client import process_state
-
-    state = await process_state(await _client(settings), args.workflow_id)
-    if args.json:
-        print(json.dumps(state, indent=2, default=str))
-        return 0
-    print(f"{args.workflow_id}: {state.get('status')} — {state.get('stage')}")
-    if state.get("attention"):
-        a = state["attention"]
-        print(f"  needs attention at {a['step']}: {a['message']} (answer: {'/'.join(a['actions'])})")
-    for key in ("invoice", "tax_document", "journal_entry"):
-        value: Any = state.get(key)
-        if value:
-            print(f"  {key.replace('_', ' ')}: {value.get('id') or value.get('code') or value.get('external_id')}")
-    for event in state.get("events", [])[-8:]:
-        print(f"  {event['at']}  {event['text']}")
-    print(f"  {_ui_link(settings, args.workflow_id)}")
-    return 0
+@app.command()
+def approve(
+    workflow_id: str,
+    as_: As,
+    role: Role,
+    comment: Annotated[str, typer.Option()] = "",
+    wait: Wait = False,
+    as_json: Json = False,
+) -> int:
+    """Approve what a process waits for."""
+    return _run(_decide(workflow_id, as_, role, comment, True, wait, as_json))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="o2c", description="durable order-to-cash on Temporal")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="run Temporal (UI on :8233), the sandbox and the worker until Ctrl-C")
-    demo = sub.add_parser("demo", help="run every amendment story end to end and show what happened")
-    demo.add_argument("--json", action="store_true", help="print the results as JSON")
-    sub.add_parser("worker", help="run the worker against the configured Temporal and systems")
-    sandbox = sub.add_parser("sandbox", help="serve the Stripe/AvaTax/NetSuite sandbox in the foreground")
-    sandbox.add_argument("--port", type=int, default=8700)
-    sandbox.add_argument("--host", default="127.0.0.1")
-    webhooks = sub.add_parser(
-        "webhooks",
-        help="serve the Stripe webhook endpoint (POST /webhooks/stripe) "
-        "that turns payment events into dunning workflows",
-    )
-    webhooks.add_argument("--host", help="default O2C_WEBHOOK_HOST or 127.0.0.1")
-    webhooks.add_argument("--port", type=int, help="default O2C_WEBHOOK_PORT or 8710")
-    seed = sub.add_parser("seed", help="create a customer and subscription in the sandbox (see examples/seed.json)")
-    seed.add_argument("--file", required=True)
-
-    for name, what in (("amend", "a contract amendment"), ("renew", "a renewal (closed-won)")):
-        start = sub.add_parser(name, help=f"validate and start {what}")
-        start.add_argument("--file", required=True, help="the request as JSON (- for stdin)")
-        start.add_argument("--wait", action="store_true", help="wait for the outcome")
-
-    listings = {
-        "approvals": "list processes waiting for approval",
-        "attention": "list processes parked in the exception queue",
-        "renewals": "list renewals waiting for their term, with start dates",
-    }
-    for name, text in listings.items():
-        listing = sub.add_parser(name, help=text)
-        listing.add_argument("--json", action="store_true")
-
-    for name in ("approve", "reject"):
-        decision = sub.add_parser(name, help=f"{name} what a process waits for")
-        decision.add_argument("workflow_id")
-        decision.add_argument("--as", dest="as_", required=True, metavar="NAME")
-        decision.add_argument("--role", required=True, choices=[r.value for r in ApproverRole])
-        decision.add_argument("--comment", required=(name == "reject"))
-
-    resolve = sub.add_parser("resolve", help="answer a process parked in needs_attention")
-    resolve.add_argument("workflow_id")
-    resolve.add_argument("action", choices=[a.value for a in OperatorAction])
-    resolve.add_argument("--as", dest="as_", required=True, metavar="NAME")
-    resolve.add_argument("--comment")
-
-    schedules = sub.add_parser(
-        "schedules", help="o2c's Temporal schedules (the daily renewal window, daily and month-end reconciliations)"
-    )
-    schedules.add_argument("action", choices=["apply"])
-
-    reconcile = sub.add_parser("reconcile", help="reconcile billing, tax and the ERP for a period and entity now")
-    reconcile.add_argument("--period", required=True, help="YYYY-MM")
-    reconcile.add_argument("--entity", required=True, help="legal entity code, e.g. US01")
-    reconcile.add_argument("--wait", action="store_true", help="wait for the outcome")
-
-    recon = sub.add_parser("recon", help="reconciliation runs and their breaks, from o2c's database")
-    recon_sub = recon.add_subparsers(dest="recon_command", required=True)
-    report = recon_sub.add_parser("report", help="the breaks of a run")
-    report.add_argument("run_id")
-    report.add_argument("--csv", metavar="FILE", help="write the breaks as CSV (- for stdout)")
-    report.add_argument("--status", help=f"only breaks in this status ({', '.join(BreakStatus)})")
-    runs = recon_sub.add_parser("runs", help="recent runs, newest first")
-    runs.add_argument("--entity")
-    runs.add_argument("--period")
-
-    revenue = sub.add_parser("revenue", help="revenue reports from the schedules o2c recorded")
-    revenue.add_argument("report", choices=["waterfall"])
-    revenue.add_argument("--entity", required=True)
-    revenue.add_argument("--through", help="YYYY-MM: recognition after it shows as remaining")
-
-    status = sub.add_parser("status", help="show a process's state")
-    status.add_argument("workflow_id")
-    status.add_argument("--json", action="store_true")
-    return parser
+@app.command()
+def reject(
+    workflow_id: str,
+    as_: As,
+    role: Role,
+    comment: Annotated[str, typer.Option(help="why: the requester reads it")],
+    wait: Wait = False,
+    as_json: Json = False,
+) -> int:
+    """Reject what a process waits for."""
+    return _run(_decide(workflow_id, as_, role, comment, False, wait, as_json))
 
 
-async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command == "dev":
-        from starter.stack import run_dev
+@app.command()
+def resolve(
+    workflow_id: str,
+    action: OperatorAction,
+    as_: As,
+    comment: Annotated[str, typer.Option()] = "",
+    wait: Wait = False,
+    as_json: Json = False,
+) -> int:
+    """Answer a process parked in needs_attention: retry (after fixing the cause), skip (done by hand), abort (undo)."""
 
-        await run_dev(settings)
-        return 0
-    if args.command == "demo":
-        from starter.demo import run_demo
+    async def answer() -> int:
+        from starter.client import resolve as resolve_process
 
-        return await run_demo(settings, as_json=args.json)
-    if args.command == "worker":
-        from worker import configure_logging, serve
+        accepted = await resolve_process(await _client(), workflow_id, action, operator=as_, comment=comment)
+        return await _answered(workflow_id, accepted, as_, wait, as_json)
 
-        configure_logging()
-        await serve(settings)
-        return 0
-    if args.command == "webhooks":
-        from starter.webhooks import serve_webhooks
-        from worker import configure_logging
+    return _run(answer())
 
-        if not settings.stripe_webhook_secret:
-            raise UserError("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
-        configure_logging()
-        await serve_webhooks(settings, host=args.host, port=args.port)
-        return 0
-    if args.command == "seed":
-        from sandbox import SandboxControl
 
-        spec = json.loads(Path(args.file).read_text())
-        created = SandboxControl(settings.sandbox_url).seed(**spec)
-        print(f"seeded {created.get('customer_id')} with {created.get('subscription_id')}")
-        return 0
-    handlers = {
-        "amend": cmd_start,
-        "renew": cmd_start,
-        "approvals": cmd_list,
-        "attention": cmd_list,
-        "renewals": cmd_list,
-        "resolve": cmd_resolve,
-        "status": cmd_status,
-        "reconcile": cmd_reconcile,
-        "recon": cmd_recon,
-        "revenue": cmd_revenue,
-    }
-    if args.command == "schedules":
+# -- inspecting ------------------------------------------------------------------------------
+
+
+@app.command()
+def status(workflow_id: str, as_json: Json = False) -> int:
+    """Show a process's state: where it is, its documents, recent events."""
+
+    async def show_state() -> int:
+        from starter.client import process_state
+        from starter.progress import waiting_for
+
+        state = await process_state(await _client(), workflow_id)
+        if as_json:
+            emit_json(state)
+            return EXIT_DONE
+        say(f"{workflow_id}: {state.get('status')} — {state.get('stage')}")
+        if waiting_for(state):
+            say(f"  {state.get('status')}: {waiting_for(state)}")
+        for key in ("invoice", "tax_document", "journal_entry"):
+            value: Any = state.get(key)
+            if value:
+                say(f"  {key.replace('_', ' ')}: {value.get('id') or value.get('code') or value.get('external_id')}")
+        for event in state.get("events", [])[-8:]:
+            say(f"  {event['at']}  {event['text']}")
+        say(f"  {_ui_link(workflow_id)}")
+        return EXIT_DONE
+
+    return _run(show_state())
+
+
+@app.command()
+def schedules(action: SchedulesAction, as_json: Json = False) -> int:
+    """o2c's Temporal schedules (the daily renewal window, daily and month-end reconciliations)."""
+
+    async def apply() -> int:
         from starter.schedules import apply_schedules
 
-        for line in await apply_schedules(await _client(settings), settings.task_queue):
-            print(line)
-        return 0
-    if args.command in ("approve", "reject"):
-        return await cmd_decide(args, settings, approved=args.command == "approve")
-    return await handlers[args.command](args, settings)
+        lines = await apply_schedules(await _client(), settings().task_queue)
+        if as_json:
+            emit_json(lines)
+        else:
+            for line in lines:
+                say(line)
+        return EXIT_DONE
+
+    return _run(apply())
+
+
+@recon_app.command("report")
+def recon_report(
+    run_id: Annotated[
+        str | None, typer.Argument(help="a run id; without one, the newest run of --entity/--period")
+    ] = None,
+    csv: Annotated[
+        str | None, typer.Option("--csv", metavar="FILE", help="write the breaks as CSV (- for stdout)")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="only breaks in this status (open, healed, acknowledged, ...)")
+    ] = None,
+    entity: Annotated[str | None, typer.Option(help="without a run id: the newest run of this entity")] = None,
+    period: Annotated[str | None, typer.Option(help="without a run id: the newest run of this period")] = None,
+    as_json: Json = False,
+) -> int:
+    """The breaks of a run: class, owner, age, amounts, why."""
+    return _run(_recon_report(run_id, csv, status or "", entity or "", period or "", as_json))
+
+
+async def _recon_report(
+    run_id: str | None, csv: str | None, status: str, entity: str, period: str, as_json: bool
+) -> int:
+    from adapters.storage.reconciliation import SqlReconciliationStore
+    from starter.reports import breaks_csv, breaks_table, run_heading
+
+    s = settings()
+    if not run_id and not (entity or period):
+        raise Refused("name a run (o2c recon runs lists them), or --entity and --period for the newest")
+    store = SqlReconciliationStore(s.database_url)
+    try:
+        if not run_id:
+            newest = await store.runs(legal_entity=entity, period=period, limit=1)
+            if not newest:
+                raise Refused(f"no reconciliation run of {entity or 'any entity'} {period} in {s.database_url}")
+            run_id = newest[0].run_id
+        summary = await store.run(run_id)
+        if summary is None:
+            raise Refused(f"no reconciliation run {run_id!r} in {s.database_url}")
+        found = await store.breaks_of_run(run_id, status=status)
+    finally:
+        await store.aclose()
+    if csv:
+        text = breaks_csv(found)
+        if csv == "-":
+            sys.stdout.write(text)
+        else:
+            Path(csv).write_text(text)
+            note(f"{len(found)} breaks written to {csv}")
+        return EXIT_DONE
+    if as_json:
+        emit_json({"run": summary.model_dump(mode="json"), "breaks": [b.model_dump(mode="json") for b in found]})
+        return EXIT_DONE
+    say(run_heading(summary))
+    if found:
+        show(breaks_table(found))
+    else:
+        say("no breaks")
+    return EXIT_DONE
+
+
+@recon_app.command("runs")
+def recon_runs(
+    entity: Annotated[str | None, typer.Option()] = None,
+    period: Annotated[str | None, typer.Option()] = None,
+    as_json: Json = False,
+) -> int:
+    """Recent runs, newest first."""
+
+    async def list_runs() -> int:
+        from adapters.storage.reconciliation import SqlReconciliationStore
+        from starter.reports import runs_table
+
+        store = SqlReconciliationStore(settings().database_url)
+        try:
+            runs = await store.runs(legal_entity=entity or "", period=period or "")
+        finally:
+            await store.aclose()
+        if as_json:
+            emit_json([r.model_dump(mode="json") for r in runs])
+        elif runs:
+            show(runs_table(runs))
+        else:
+            say("no reconciliation runs")
+        return EXIT_DONE
+
+    return _run(list_runs())
+
+
+@app.command()
+def revenue(
+    report: RevenueReport,
+    entity: Annotated[str, typer.Option()],
+    through: Annotated[str | None, typer.Option(help="YYYY-MM: recognition after it shows as remaining")] = None,
+    as_json: Json = False,
+) -> int:
+    """Revenue reports from the schedules o2c recorded: bookings by month against the months recognised."""
+
+    async def waterfall_report() -> int:
+        from adapters.storage.schedules import SqlRevenueSchedules
+        from canonical.revenue import waterfall
+        from starter.reports import waterfall_table
+
+        if through:
+            try:
+                period_bounds(through)
+            except ValueError as error:
+                raise Refused(str(error)) from None
+        store = SqlRevenueSchedules(settings().database_url)
+        try:
+            schedules = await store.schedules_of_entity(entity)
+        finally:
+            await store.aclose()
+        report = waterfall(schedules, through=through or None)
+        if as_json:
+            emit_json(report.model_dump(mode="json"))
+        elif schedules:
+            show(waterfall_table(report))
+        else:
+            say(f"no revenue schedules for {entity}")
+        return EXIT_DONE
+
+    return _run(waterfall_report())
+
+
+# -- the console script ----------------------------------------------------------------------
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit code; known failures print one line, not a traceback."""
+    try:
+        code = app(args=argv, prog_name="o2c", standalone_mode=False)
+    except typer.TyperException as usage:  # typer's own refusals: a missing option, a bad choice
+        usage.show()  # type: ignore[attr-defined]  # every refusal typer raises is a ClickException
+        return usage.exit_code  # type: ignore[attr-defined]
+    except (KeyboardInterrupt, typer.Abort):
+        return 130
+    except Exception as error:
+        known = explain(error, settings())
+        if known is None:
+            raise
+        code, text = known
+        err.print(f"o2c: {text}", soft_wrap=True, markup=False, highlight=False)
+    return code if isinstance(code, int) else EXIT_DONE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,32 +769,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def run(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
-    if args.command == "sandbox":  # uvicorn runs its own event loop and signal handling
-        from sandbox.server import serve as serve_sandbox
-
-        serve_sandbox(settings.database_url, args.host, args.port)
-        return 0
-    try:
-        return asyncio.run(dispatch(args, settings))
-    except UserError as error:
-        print(f"o2c: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    except WorkflowUpdateFailedError as refused:
-        print(f"o2c: refused: {refused.cause.message if refused.cause else refused}", file=sys.stderr)
-        return EXIT_INVALID
-    except RPCError as error:
-        print(
-            f"o2c: Temporal said: {error.message} (is `o2c dev` running at {settings.temporal_address}?)",
-            file=sys.stderr,
-        )
-        return 1
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":

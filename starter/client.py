@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -28,7 +29,7 @@ from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkfl
 from workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
 from workflows.kit.attention import OperatorAction, ResolveInput
-from workflows.kit.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, Status
+from workflows.kit.status import CONTRACT, CUSTOMER, INVOICE, PROCESS, STATUS, TERMINAL, Status
 from workflows.reconciliation import (
     ReconciliationInput,
     ReconciliationResult,
@@ -311,3 +312,32 @@ async def deliver_payment_event(
             if error.status != RPCStatusCode.NOT_FOUND:  # not running: nothing to feed
                 raise
     return delivered
+
+
+# What a parked process waits for: a person, not time.
+PARKED = {Status.NEEDS_ATTENTION, Status.AWAITING_APPROVAL}
+
+
+async def watch_process(
+    client: Client, workflow_id: str, *, answered: bool = False, interval: float = 0.5
+) -> AsyncIterator[dict[str, Any]]:
+    """The process's state each time its status, stage or what it waits for changes, until
+    it ends (completed, rejected, rolled back, failed) or parks for a person. A process
+    that continues as new is followed into its next run. With `answered`, the process was
+    just answered where it parked: the park it is leaving does not end the watch, only a
+    new one does."""
+    last: tuple[Any, ...] = ()
+    leaving: tuple[Any, ...] | None = None
+    while True:
+        state = await process_state(client, workflow_id)
+        status = state.get("status")
+        parked = (status, state.get("attention"), state.get("approval"))
+        if answered and leaving is None:
+            leaving = parked if status in PARKED else ()
+        seen = (status, state.get("stage"), state.get("attention"), state.get("approval"))
+        if seen != last:
+            last = seen
+            yield state
+            if status in TERMINAL or (status in PARKED and parked != leaving):
+                return
+        await asyncio.sleep(interval)

@@ -1,26 +1,31 @@
 """`o2c demo`: every amendment, dunning, renewal and reconciliation story end to end against the
 stack, then what happened and the revenue waterfall.
 
-Runs against a running `o2c dev`, or starts the embedded stack itself. Each run seeds its
-own customers (suffixed with a run id), so the demo can be repeated on the same stack.
+Starts an embedded stack of its own, with its own state directory and database (.o2c/demo),
+so nothing it books shows up in the reconciliations and revenue of the user's `o2c dev`; it
+takes the usual ports when they are free and others when `o2c dev` holds them. Each run seeds
+its own customers (suffixed with a run id), so the demo can be repeated on the same state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
+from rich.console import RenderableType
+from rich.text import Text
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -34,7 +39,9 @@ from canonical.revenue import ratable_schedule, waterfall
 from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
+from starter.console import emit_json, err, note, say, show, table, text_of
 from starter.reports import waterfall_table
+from starter.sandbox_setup import update_customer_address
 from starter.stack import embedded_stack
 from workflows.dunning import DunningResult, dunning_workflow_id
 from workflows.kit.attention import OperatorAction
@@ -67,6 +74,7 @@ class Demo:
         self.run_id = uuid.uuid4().hex[:6]
         self.today = date.today()
         self.seeded_breaks: dict[str, list[str]] = {}
+        self.on_story: Callable[[str], None] = lambda title: None
 
     async def seed(self, name: str, *, postal_code: str = "94105") -> str:
         account = f"cus_demo_{self.run_id}_{name}"
@@ -124,6 +132,7 @@ class Demo:
         postal_code: str = "94105",
         meanwhile: Callable[[str], Awaitable[None]] | None = None,
     ) -> StoryResult:
+        self.on_story(title)
         await self.seed(name, postal_code=postal_code)
         handle = await o2c.start_amendment(
             self.client,
@@ -150,6 +159,7 @@ class Demo:
 
     async def dunning_story(self, title: str, name: str, approvals: list[tuple[str, ApproverRole]]) -> StoryResult:
         """A recurring charge fails in the sandbox; its signed webhook starts the dunning."""
+        self.on_story(title)
         account = f"cus_demo_{self.run_id}_{name}"
         start, end = _month_bounds(self.today)
         self.control.seed(
@@ -183,9 +193,7 @@ class Demo:
         await self._until(workflow_id, lambda s: True)  # the signed webhook has started it
         if not approvals:  # the customer brings a working card after the first retry
             await self._until(workflow_id, lambda s: len(s.get("attempts", [])) >= 1)
-            await self._stripe(
-                "POST", f"/customers/{account}", {"invoice_settings[default_payment_method]": "pm_card_visa"}
-            )
+            await self._stripe(f"/customers/{account}", {"invoice_settings[default_payment_method]": "pm_card_visa"})
         for approver, role in approvals:
             await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL, timeout=120)
             await o2c.decide(
@@ -205,6 +213,7 @@ class Demo:
 
     async def renewal_story(self, title: str, name: str) -> StoryResult:
         """A contract whose term ends in 20 days renews with a 5 % uplift and two more seats."""
+        self.on_story(title)
         account, key = f"cus_demo_{self.run_id}_{name}", f"{self.run_id}-{name}"
         term_end = self.today + timedelta(days=20)
         self.control.seed(
@@ -263,6 +272,7 @@ class Demo:
         the run heals the missing entry, the rest waits for an operator, who accepts it. Run
         again, it heals nothing; if the healed invoice was paid, its cash receipt is still
         missing in the ERP, which the second run finds as a status mismatch."""
+        self.on_story(title)
         expected = "8 breaks, 1 healed"
         if not seed:
             # (The sandbox reads objects of every Stripe account without the Stripe-Account header.)
@@ -325,14 +335,14 @@ class Demo:
             expected=expected,
         )
 
-    async def waterfall(self) -> str:
+    async def waterfall(self) -> RenderableType:
         """The revenue waterfall of what this demo's processes recorded."""
         store = SqlRevenueSchedules(self.settings.database_url)
         try:
             schedules = [s for s in await store.schedules_of_entity("US01") if self.run_id in s.contract_id]
         finally:
             await store.aclose()
-        return waterfall_table(waterfall(schedules)) if schedules else "(no revenue schedules recorded)"
+        return waterfall_table(waterfall(schedules)) if schedules else Text("(no revenue schedules recorded)")
 
     async def _until(self, workflow_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 120) -> None:
         for _ in range(int(timeout * 10)):
@@ -342,10 +352,10 @@ class Demo:
             await asyncio.sleep(0.1)
         raise TimeoutError(f"{workflow_id} did not get there in {timeout} s")
 
-    async def _stripe(self, method: str, path: str, data: dict[str, str]) -> None:
+    async def _stripe(self, path: str, data: dict[str, str]) -> None:
+        """What the customer does in Stripe's hosted pages."""
         async with httpx.AsyncClient(timeout=10) as http:
-            response = await http.request(
-                method,
+            response = await http.post(
                 f"{self.settings.stripe_base_url}{path}",
                 data=data,
                 headers={"Authorization": f"Bearer {self.settings.stripe_api_key}"},
@@ -378,7 +388,7 @@ class Demo:
         async def fix_address_and_retry(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.NEEDS_ATTENTION)
             # The analyst fixes the customer master.
-            await self._stripe("POST", f"/customers/cus_demo_{self.run_id}_gamma", {"address[postal_code]": "94105"})
+            await update_customer_address(self.settings, f"cus_demo_{self.run_id}_gamma", {"postal_code": "94105"})
             await o2c.resolve(
                 self.client,
                 workflow_id,
@@ -458,21 +468,19 @@ class Demo:
 
 
 def print_table(results: list[StoryResult]) -> None:
-    headers = ("story", "outcome", "amount", "workflow")
-    rows = [(r.story, r.outcome, r.amount, r.workflow_id) for r in results]
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*headers))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
-    print()
+    show(
+        table(
+            ("story", "outcome", "amount", "workflow"),
+            [(r.story, r.outcome, r.amount, r.workflow_id) for r in results],
+            wide=("story",),
+        )
+    )
     for r in results:
-        print(f"{r.workflow_id}: {r.message}\n    {r.ui}")
+        say(f"\n{r.workflow_id}: {r.message}\n    {r.ui}")
 
 
 def print_documents(summary: dict[str, Any]) -> None:
-    print("\nWhat the sandbox holds now:")
+    say("\nWhat the sandbox holds now:")
     for system, types in summary.items():
         if system == "faults" or not isinstance(types, dict):
             continue
@@ -481,44 +489,88 @@ def print_documents(summary: dict[str, Any]) -> None:
             detail = counts.get("by_status") if isinstance(counts, dict) else None
             total = counts.get("total") if isinstance(counts, dict) else counts
             parts.append(f"{type_} {total}" + (f" {detail}" if detail else ""))
-        print(f"  {system}: " + "; ".join(parts))
+        say(f"  {system}: " + "; ".join(parts))
 
 
 # The demo's renewal waits 20 days for its term; at a tenth of a second a day, two seconds.
 DEMO_RENEWAL_DAY_SECONDS = "0.1"
+# The ports of `o2c dev`, which the demo takes when they are free.
+DEMO_PORTS = {"temporal": 7233, "ui": 8233, "sandbox": 8700, "webhooks": 8710}
 
 
-async def run_demo(settings: Settings, *, as_json: bool = False) -> int:
+def _port(preferred: int) -> int:
+    """The preferred port if nothing listens on it, else one the system picks."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", preferred)) != 0:
+            return preferred
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def demo_settings() -> tuple[Settings, int]:
+    """Settings for a stack of the demo's own: its state directory and SQLite database under
+    the user's (.o2c/demo), a local Temporal on free ports. Set through the environment, so
+    whatever the stack starts as a process of its own reads the same."""
+    state_dir = Path(os.environ.get("O2C_STATE_DIR", ".o2c")) / "demo"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ports = {name: _port(port) for name, port in DEMO_PORTS.items()}
+    os.environ.update(
+        {
+            "O2C_STATE_DIR": str(state_dir),
+            "O2C_DATABASE_URL": f"sqlite:///{(state_dir / 'o2c.sqlite').resolve()}",
+            "O2C_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+            "O2C_TEMPORAL_UI_URL": f"http://127.0.0.1:{ports['ui']}",
+            "O2C_TEMPORAL_API_KEY": "",
+            "O2C_TEMPORAL_TLS": "",
+            "O2C_SANDBOX_URL": f"http://127.0.0.1:{ports['sandbox']}",
+            "O2C_WEBHOOK_PORT": str(ports["webhooks"]),
+        }
+    )
     os.environ.setdefault("O2C_RENEWAL_DAY_SECONDS", DEMO_RENEWAL_DAY_SECONDS)
+    return Settings.from_env(), ports["ui"]
+
+
+async def run_demo(*, as_json: bool = False) -> int:
+    settings, ui_port = demo_settings()
     # The stories fail activities on purpose; the SDK's per-attempt warnings and the
     # ingress's per-event lines would bury the table.
     logging.getLogger("temporalio").setLevel(logging.ERROR)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    async with embedded_stack(settings) as stack:
-        control = SandboxControl(stack.settings.sandbox_url)
-        billing = StripeBilling(
-            stack.settings.stripe_base_url, stack.settings.stripe_api_key, timeout=stack.settings.http_timeout_seconds
-        )
-        try:
-            demo = Demo(stack.client, stack.settings, control, billing)
-            results = await demo.run()
-            revenue = await demo.waterfall()
-            summary = control.summary()
-        finally:
-            control.close()
-            await billing.aclose()
+    with err.status("starting the demo's own stack (Temporal, sandbox, worker)") as progress:
+        async with embedded_stack(settings, ui_port=ui_port, reuse=False) as stack:
+            control = SandboxControl(stack.settings.sandbox_url)
+            billing = StripeBilling(
+                stack.settings.stripe_base_url,
+                stack.settings.stripe_api_key,
+                timeout=stack.settings.http_timeout_seconds,
+            )
+            try:
+                demo = Demo(stack.client, stack.settings, control, billing)
+
+                def on_story(title: str) -> None:
+                    note(f"  {title}")
+                    progress.update(f"demo: {title}")
+
+                demo.on_story = on_story
+                results = await demo.run()
+                revenue = await demo.waterfall()
+                summary = control.summary()
+            finally:
+                control.close()
+                await billing.aclose()
     ok = all(r.outcome == r.expected for r in results)
     if as_json:
-        print(
-            json.dumps(
-                {"ok": ok, "stories": [asdict(r) for r in results], "sandbox": summary, "waterfall": revenue}, indent=2
-            )
+        emit_json(
+            {"ok": ok, "stories": [asdict(r) for r in results], "sandbox": summary, "waterfall": text_of(revenue)}
         )
     else:
         print_table(results)
-        print("\nRevenue waterfall of what these processes booked (o2c's schedules, US01):")
-        print(revenue)
+        say("\nRevenue waterfall of what these processes booked (o2c's schedules, US01):")
+        show(revenue)
         print_documents(summary)
-        if "temporal" in stack.started:
-            print("\nThe stack this demo started has stopped; run `o2c dev` to keep it (and the UI) up.")
+        say(
+            f"\nThe demo's stack has stopped; its state stays in {settings.state_dir}, apart from yours. "
+            f"To look at these workflows in the UI: O2C_STATE_DIR={settings.state_dir} o2c dev"
+        )
     return 0 if ok else 1

@@ -1,5 +1,4 @@
-"""Plain-text and CSV renderings of what finance reads: a run's breaks, recent runs, the
-revenue waterfall."""
+"""Tables and CSV of what finance reads: a run's breaks, recent runs, the revenue waterfall."""
 
 from __future__ import annotations
 
@@ -8,9 +7,12 @@ import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from rich.table import Table
+
 from canonical.money import Money
 from canonical.reconciliation import BreakRecord, RunSummary
 from canonical.revenue import Waterfall
+from starter.console import table
 
 BREAK_COLUMNS = (
     "break_id",
@@ -37,25 +39,18 @@ def age_days(record: BreakRecord, now: datetime | None = None) -> int:
     return ((now or datetime.now(UTC)) - record.first_seen_at).days
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h)) for i, h in enumerate(headers)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(
-        [line.format(*headers), line.format(*("-" * w for w in widths)), *(line.format(*r) for r in cells)]
-    )
-
-
-def breaks_table(summary: RunSummary, records: Sequence[BreakRecord]) -> str:
-    head = (
+def run_heading(summary: RunSummary) -> str:
+    return (
         f"run {summary.run_id}: {summary.legal_entity} {summary.period}, {summary.status}; "
         f"read {summary.billing_documents} invoices, {summary.tax_documents} tax documents, "
         f"{summary.erp_entries} ERP entries, {summary.contracts} contracts' revenue; "
         f"{summary.breaks_found} breaks, {summary.healed} healed, {summary.open_breaks} open, "
         f"{summary.fixed_since_last_run} fixed since the run before"
     )
-    if not records:
-        return head + "\nno breaks"
+
+
+def breaks_table(records: Sequence[BreakRecord]) -> Table:
+    """One row per break; the explanation (and how it was resolved) wraps in the last column."""
     rows = [
         (
             r.break_id,
@@ -68,22 +63,14 @@ def breaks_table(summary: RunSummary, records: Sequence[BreakRecord]) -> str:
             r.owner,
             r.status,
             age_days(r),
+            r.explanation + (f" [{r.resolution}]" if r.resolution else ""),
         )
         for r in records
     ]
-    explanations = "\n".join(
-        f"  #{r.break_id} {r.explanation}" + (f" [{r.resolution}]" if r.resolution else "") for r in records
-    )
-    return "\n".join(
-        [
-            head,
-            "",
-            table(
-                ("#", "kind", "document", "billing", "erp", "difference", "cur", "owner", "status", "age (days)"), rows
-            ),
-            "",
-            explanations,
-        ]
+    return table(
+        ("#", "kind", "document", "billing", "erp", "difference", "cur", "owner", "status", "age (days)", "why"),
+        rows,
+        wide=("why",),
     )
 
 
@@ -112,9 +99,7 @@ def breaks_csv(records: Sequence[BreakRecord]) -> str:
     return out.getvalue()
 
 
-def runs_table(runs: Sequence[RunSummary]) -> str:
-    if not runs:
-        return "no reconciliation runs"
+def runs_table(runs: Sequence[RunSummary]) -> Table:
     return table(
         ("run", "entity", "period", "status", "started", "invoices", "breaks", "healed", "open at close", "fixed"),
         [
@@ -135,7 +120,7 @@ def runs_table(runs: Sequence[RunSummary]) -> str:
     )
 
 
-def waterfall_table(report: Waterfall) -> str:
+def waterfall_table(report: Waterfall) -> Table:
     """One row per legal entity, currency and booking month; a column per recognition month."""
     headers = ("entity", "cur", "booked in", "booked", *report.periods, "remaining")
     rows = [

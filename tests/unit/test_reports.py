@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from canonical.money import Money
 from canonical.reconciliation import BreakKind, BreakRecord
 from canonical.revenue import ratable_schedule, waterfall
+from starter.console import text_of
 from starter.reports import breaks_csv, waterfall_table
 
 
@@ -26,7 +27,7 @@ def test_the_waterfall_table_has_a_column_per_recognition_month_and_what_remains
         end=date(2027, 2, 1),
         booked_on=date(2026, 10, 20),
     )
-    lines = waterfall_table(waterfall([schedule], through="2026-12")).splitlines()
+    lines = text_of(waterfall_table(waterfall([schedule], through="2026-12"))).splitlines()
     assert lines[0].split() == ["entity", "cur", "booked", "in", "booked", "2026-11", "2026-12", "remaining"]
     assert lines[2].split() == ["US01", "USD", "2026-10", "3000.00", "978.26", "1010.87", "1010.87"]
 

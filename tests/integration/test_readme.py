@@ -1,0 +1,64 @@
+"""The README's walk-through, run as written: every `$` line of its `console` blocks, in
+order, as a process of its own against the dev server, the sandbox and the worker, each
+expected to exit with the code its comment names (`# exit 3: ...`; 0 when it names none)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+EXIT = re.compile(r"#\s*exit (\d)")
+
+
+def walkthrough(readme: str) -> list[tuple[str, int]]:
+    """(command, expected exit code) for each `$ o2c` line of the README's console blocks."""
+    commands = []
+    for block in re.findall(r"```console\n(.*?)```", readme, flags=re.DOTALL):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                command, _, comment = line[2:].partition("#")
+                expected = EXIT.search("#" + comment)
+                commands.append((command.strip(), int(expected.group(1)) if expected else 0))
+    return commands
+
+
+def test_the_walkthrough_is_found():
+    commands = walkthrough((ROOT / "README.md").read_text())
+    assert len(commands) > 20 and all(command.startswith("o2c ") for command, _ in commands)
+    assert {code for _, code in commands} == {0, 2, 3}
+
+
+async def test_the_readme_walkthrough_runs_as_written(dev_server, settings, worker, tmp_path):
+    env = {
+        **os.environ,
+        "O2C_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
+        "O2C_TASK_QUEUE": worker,
+        "O2C_SANDBOX_URL": settings.sandbox_url,
+        "O2C_DATABASE_URL": settings.database_url,
+    }
+    env.pop("O2C_LEGAL_ENTITIES_FILE", None)
+    # The examples' paths are relative to the repository; files the walk-through writes land here.
+    for name in ("examples",):
+        (tmp_path / name).symlink_to(ROOT / name)
+    for command, expected in walkthrough((ROOT / "README.md").read_text()):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "starter.cli",
+            *shlex.split(command)[1:],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+        assert process.returncode == expected, f"{command}\n--- stdout\n{out.decode()}\n--- stderr\n{err.decode()}"
