@@ -32,7 +32,9 @@ class UserError(Exception):
 
 
 def _ui_link(settings: Settings, workflow_id: str) -> str:
-    return f"{settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+    from starter.client import temporal_config
+
+    return f"{settings.ui_url}/namespaces/{temporal_config(settings)['namespace']}/workflows/{workflow_id}"
 
 
 def _read_request(path: str, model: type[M], what: str) -> M:
@@ -49,15 +51,15 @@ def _read_request(path: str, model: type[M], what: str) -> M:
 
 async def _client(settings: Settings):
     from adapters.temporal import connect
+    from starter.client import temporal_config
 
-    return await connect(settings)
+    return await connect(temporal_config(settings))
 
 
 async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     """`o2c amend` and `o2c renew`: validate against billing, then start (or find) the workflow."""
     from adapters.stripe import StripeBilling
     from starter.client import start_amendment, start_renewal
-    from starter.config import renewal_policy
 
     model, what, start = {
         "amend": (AmendmentRequest, "amendment request", start_amendment),
@@ -66,7 +68,9 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     request = _read_request(args.file, model, what)
     # What the request alone shows is refused before anything is contacted.
     problems = (
-        request_problems(request) if args.command == "amend" else renewal_request_problems(request, renewal_policy())
+        request_problems(request)
+        if args.command == "amend"
+        else renewal_request_problems(request, settings.renewal_policy)
     )
     if problems:
         raise UserError(f"{what.split()[0]} refused, no workflow started:\n  - " + "\n  - ".join(problems))
@@ -358,14 +362,10 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_demo(settings, as_json=args.json)
     if args.command == "worker":
-        from worker import configure_logging, serve
-
-        configure_logging()
-        await serve(settings)
-        return 0
+        # Exactly what `python worker.py` runs, in this process's place.
+        os.execv(sys.executable, [sys.executable, "-m", "worker"])
     if args.command == "webhooks":
-        from starter.webhooks import serve_webhooks
-        from worker import configure_logging
+        from starter.webhooks import configure_logging, serve_webhooks
 
         if not settings.stripe_webhook_secret:
             raise UserError("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
@@ -429,8 +429,10 @@ def run(argv: list[str] | None = None) -> int:
         print(f"o2c: refused: {refused.cause.message if refused.cause else refused}", file=sys.stderr)
         return EXIT_INVALID
     except RPCError as error:
+        from starter.client import temporal_config
+
         print(
-            f"o2c: Temporal said: {error.message} (is `o2c dev` running at {settings.temporal_address}?)",
+            f"o2c: Temporal said: {error.message} (is `o2c dev` running at {temporal_config(settings)['target_host']}?)",
             file=sys.stderr,
         )
         return 1
