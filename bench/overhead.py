@@ -39,8 +39,8 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from activities.registry import all_activities
-    from adapters.temporal import dev_server_binary
     from canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
+    from starter.binaries import dev_server_binary
     from tests.fakes import FakeSystems, seat_line
     from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow
     from workflows.kit.status import CONTRACT, CUSTOMER, PROCESS, SEARCH_ATTRIBUTES, STATUS, Status

@@ -34,9 +34,9 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from activities.registry import all_activities  # noqa: E402
-from adapters.temporal import dev_server_binary  # noqa: E402
 from canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind, Subscription  # noqa: E402
 from canonical.renewal import RenewalRequest, RenewedLine  # noqa: E402
+from starter.binaries import dev_server_binary  # noqa: E402
 from starter.client import deliver_payment_event, start_renewal  # noqa: E402
 from tests.fakes import FakeSystems, seat_line, usd  # noqa: E402
 from workflows.dunning import DunningWorkflow, dunning_workflow_id  # noqa: E402

@@ -24,8 +24,8 @@ from canonical.amendment import InvalidRequest, request_problems
 from canonical.models import AmendmentRequest, ApproverRole, Model
 from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
-from settings import Settings
-from starter.console import EXIT_DONE, EXIT_PARKED, Refused, emit_json, err, note, say, show, table
+from settings import InvalidSettings, Settings
+from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
 from starter.problems import explain, temporal_unreachable
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
@@ -78,15 +78,17 @@ def _run(coroutine: Any) -> int:
 
 
 def _ui_link(workflow_id: str) -> str:
-    s = settings()
-    return f"{s.ui_url}/namespaces/{s.temporal_namespace}/workflows/{workflow_id}"
+    from starter.client import temporal_config
+
+    return f"{settings().ui_url}/namespaces/{temporal_config(settings())['namespace']}/workflows/{workflow_id}"
 
 
 async def _client() -> Client:
     from adapters.temporal import connect
+    from starter.client import temporal_config
 
     try:
-        return await connect(settings())
+        return await connect(temporal_config(settings()))
     except RuntimeError as error:  # the SDK's way of saying the connection failed
         raise temporal_unreachable(settings(), str(error)) from None
 
@@ -154,11 +156,8 @@ def demo(as_json: Json = False) -> int:
 @app.command()
 def worker() -> int:
     """Run the worker against the configured Temporal and systems."""
-    from worker import configure_logging, serve
-
-    configure_logging()
-    asyncio.run(serve(settings()))
-    return EXIT_DONE
+    # Exactly what `python worker.py` runs, in this process's place.
+    os.execv(sys.executable, [sys.executable, "-m", "worker"])
 
 
 @app.command()
@@ -167,8 +166,7 @@ def webhooks(
     port: Annotated[int | None, typer.Option(help="default O2C_WEBHOOK_PORT or 8710")] = None,
 ) -> int:
     """Serve the Stripe webhook endpoint (POST /webhooks/stripe) that turns payment events into dunning workflows."""
-    from starter.webhooks import serve_webhooks
-    from worker import configure_logging
+    from starter.webhooks import configure_logging, serve_webhooks
 
     if not settings().stripe_webhook_secret:
         raise Refused("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
@@ -301,7 +299,6 @@ async def _start(command: str, file: str, wait: bool, as_json: bool) -> int:
     """Validate against billing, then start (or find) the workflow."""
     from adapters.stripe import StripeBilling
     from starter.client import start_amendment, start_renewal
-    from starter.config import renewal_policy
 
     model, what, start = {
         "amend": (AmendmentRequest, "amendment request", start_amendment),
@@ -309,7 +306,11 @@ async def _start(command: str, file: str, wait: bool, as_json: bool) -> int:
     }[command]
     request = _read_request(file, model, what)
     # What the request alone shows is refused before anything is contacted.
-    problems = request_problems(request) if command == "amend" else renewal_request_problems(request, renewal_policy())
+    problems = (
+        request_problems(request)
+        if command == "amend"
+        else renewal_request_problems(request, settings().renewal_policy)
+    )
     if problems:
         raise _refused(what.split()[0], problems)
     s = settings()
@@ -752,6 +753,9 @@ def run(argv: list[str] | None = None) -> int:
         return usage.exit_code  # type: ignore[attr-defined]
     except (KeyboardInterrupt, typer.Abort):
         return 130
+    except InvalidSettings as bad:  # a variable or policy file o2c cannot use
+        err.print(f"o2c: {bad}", soft_wrap=True, markup=False, highlight=False)
+        return EXIT_REFUSED
     except Exception as error:
         known = explain(error, settings())
         if known is None:

@@ -14,17 +14,18 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.envconfig import ClientConnectConfig
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.ports import BillingPort
+from adapters.temporal import connect_config
 from canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
 from canonical.dunning import DunningPolicies
 from canonical.models import AmendmentRequest, ApproverRole, LegalEntity, PaymentEvent, PaymentEventKind
 from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalChange, RenewalRequest, renewal_problems
-from starter.config import approval_policy, reconciliation_policy, renewal_policy
-from starter.config import legal_entities as configured_entities
+from settings import Settings
 from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
 from workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
@@ -37,6 +38,17 @@ from workflows.reconciliation import (
     reconciliation_workflow_id,
 )
 from workflows.renewal import NonRenewal, RenewalInput, RenewalResult, RenewalWorkflow, renewal_workflow_id
+
+
+def temporal_config(settings: Settings) -> ClientConnectConfig:
+    """Where Temporal is: the O2C_TEMPORAL_* settings over the user's TEMPORAL_* variables and
+    `temporal` CLI profile (adapters/temporal.py)."""
+    return connect_config(
+        address=settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        tls=settings.temporal_tls,
+    )
 
 
 async def validate_amendment_request(request: AmendmentRequest, billing: BillingPort) -> None:
@@ -61,7 +73,7 @@ async def start_amendment(
     return await _start_once(
         client,
         AmendmentWorkflow.run,
-        AmendmentInput(request=request, policy=approval_policy()),
+        AmendmentInput(request=request, policy=Settings.from_env().approval_policy),
         workflow_id=amendment_workflow_id(request.amendment_id),
         task_queue=task_queue,
         process="amendment",
@@ -105,7 +117,8 @@ async def start_renewal(
 ) -> WorkflowHandle[RenewalWorkflow, RenewalResult]:
     """Validate, then start `renewal-<contract>-<term>`; a second start of the same renewal
     returns the existing workflow."""
-    entities, policy = configured_entities(), renewal_policy()
+    settings = Settings.from_env()
+    entities, policy = settings.legal_entities, settings.renewal_policy
     problems = renewal_problems(
         request,
         await billing.get_subscription(request.subscription_id),
@@ -119,7 +132,7 @@ async def start_renewal(
     return await _start_once(
         client,
         RenewalWorkflow.run,
-        RenewalInput(request=request, policy=policy, approvals=approval_policy(), legal_entities=entities),
+        RenewalInput(request=request, policy=policy, approvals=settings.approval_policy, legal_entities=entities),
         workflow_id=renewal_workflow_id(request.contract_id, request.new_term_start),
         task_queue=task_queue,
         process="renewal",
@@ -138,7 +151,7 @@ def reconciliation_problems(
             problems.append(f"period {period} has not begun")
     except ValueError as error:
         problems.append(str(error))
-    known = [e.code for e in (entities if entities is not None else configured_entities())]
+    known = [e.code for e in (entities if entities is not None else Settings.from_env().legal_entities)]
     if legal_entity not in known:
         problems.append(f"unknown legal entity {legal_entity!r} (known: {', '.join(known)})")
     return problems
@@ -156,7 +169,8 @@ async def start_reconciliation(
     `reconciliation-<entity>-<period>`. While one runs (or waits for an operator), starting
     it again lands on it; once it has finished, starting it again is a new run. The legal
     entities default to the configured ones (O2C_LEGAL_ENTITIES_FILE)."""
-    entities = legal_entities if legal_entities is not None else configured_entities()
+    settings = Settings.from_env()
+    entities = legal_entities if legal_entities is not None else settings.legal_entities
     problems = reconciliation_problems(legal_entity, period, today=date.today(), entities=entities)
     if problems:
         raise InvalidRequest(problems)
@@ -168,8 +182,8 @@ async def start_reconciliation(
                 legal_entity=legal_entity,
                 period=period,
                 legal_entities=entities,
-                policy=reconciliation_policy(),
-                approvals=approval_policy(),
+                policy=settings.reconciliation_policy,
+                approvals=settings.approval_policy,
             ),
             id=workflow_id,
             task_queue=task_queue,

@@ -21,10 +21,22 @@ SYSTEMS = {
 }
 
 
+def _where(settings: Settings) -> str:
+    from starter.client import temporal_config
+
+    return str(temporal_config(settings)["target_host"])
+
+
+def _namespace(settings: Settings) -> str:
+    from starter.client import temporal_config
+
+    return str(temporal_config(settings)["namespace"])
+
+
 def temporal_unreachable(settings: Settings, reason: str) -> SystemProblem:
     """Client.connect fails with a RuntimeError whose text carries the transport's reason."""
     what = "refused the connection" if "refused" in reason.lower() else f"did not answer ({reason})"
-    return SystemProblem(f"Temporal at {settings.temporal_address} {what}; is `o2c dev` running?")
+    return SystemProblem(f"Temporal at {_where(settings)} {what}; is `o2c dev` running?")
 
 
 def _temporal(error: RPCError, settings: Settings) -> tuple[int, str]:
@@ -32,10 +44,10 @@ def _temporal(error: RPCError, settings: Settings) -> tuple[int, str]:
         # Temporal answered: the workflow is unknown, or closed and no longer takes updates.
         if "already completed" in error.message:
             return EXIT_REFUSED, f"that process has already finished ({error.message}); nothing to answer"
-        return EXIT_REFUSED, f"no such process in namespace {settings.temporal_namespace}: {error.message}"
+        return EXIT_REFUSED, f"no such process in namespace {_namespace(settings)}: {error.message}"
     if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
         return EXIT_SYSTEM, str(temporal_unreachable(settings, error.message))
-    return EXIT_SYSTEM, f"Temporal at {settings.temporal_address} answered {error.status.name}: {error.message}"
+    return EXIT_SYSTEM, f"Temporal at {_where(settings)} answered {error.status.name}: {error.message}"
 
 
 def _http(error: httpx.HTTPError, settings: Settings) -> str:

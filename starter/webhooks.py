@@ -21,9 +21,11 @@ run behind one Stripe endpoint.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from starlette.applications import Starlette
@@ -189,6 +191,18 @@ def create_webhook_app(
     )
 
 
+def configure_logging(stream: TextIO | None = None) -> None:
+    """Plain lines on stdout (or `stream`) for the ingress's own process: time, level, logger,
+    then the event and its fields."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    structlog.configure(
+        processors=[structlog.processors.KeyValueRenderer(key_order=["event"])],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+    )
+
+
 async def serve_webhooks(
     settings: Settings, *, host: str | None = None, port: int | None = None, policies: DunningPolicies | None = None
 ) -> None:
@@ -198,18 +212,18 @@ async def serve_webhooks(
 
     from adapters.stripe import StripeBilling
     from adapters.temporal import connect
-    from starter.config import dunning_policies
+    from starter.client import temporal_config
 
     if not settings.stripe_webhook_secret:
         raise ValueError("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
-    client = await connect(settings)
+    client = await connect(temporal_config(settings))
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
     app = create_webhook_app(
         client,
         secret=settings.stripe_webhook_secret,
         task_queue=settings.task_queue,
         billing=billing,
-        policies=policies or dunning_policies(),
+        policies=policies or settings.dunning_policies(),
     )
     config = uvicorn.Config(
         app, host=host or settings.webhook_host, port=port or settings.webhook_port, log_config=None, access_log=False

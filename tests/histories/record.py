@@ -32,7 +32,7 @@ from temporalio.worker import Worker
 
 from activities.registry import all_activities
 from adapters.errors import BusinessError, IntegrationBug
-from adapters.temporal import register_search_attributes, test_server_binary
+from adapters.temporal import register_search_attributes
 from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import (
     TAX_PRODUCT,
@@ -51,13 +51,14 @@ from canonical.models import (
 )
 from canonical.reconciliation import ReconciliationPolicy
 from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
+from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
 from workflows.dunning import DunningOutcome, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
 from workflows.kit.attention import OperatorAction, ResolveInput
-from workflows.kit.status import Status
+from workflows.kit.status import SEARCH_ATTRIBUTES, Status
 from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.registry import ALL_WORKFLOWS
 from workflows.renewal import NonRenewal, RenewalInput, RenewalOutcome, RenewalWorkflow, renewal_workflow_id
@@ -539,7 +540,7 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
     written = []
     try:
         client: Client = env.client
-        await register_search_attributes(client)
+        await register_search_attributes(client, "default", SEARCH_ATTRIBUTES)
         for name in names:
             systems = FakeSystems()
             acme(systems)

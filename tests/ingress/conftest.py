@@ -10,8 +10,10 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from adapters.temporal import register_search_attributes, test_server_binary
+from adapters.temporal import register_search_attributes
+from starter.binaries import test_server_binary
 from tests.ingress.ingress_kit import Ingress, serve
+from workflows.kit.status import SEARCH_ATTRIBUTES
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +21,7 @@ async def ingress_env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server_binary()
     )
-    await register_search_attributes(environment.client)
+    await register_search_attributes(environment.client, "default", SEARCH_ATTRIBUTES)
     yield environment
     await environment.shutdown()
 

@@ -15,11 +15,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from adapters import temporal as o2c_temporal
 from adapters.errors import TransientError
 from adapters.stripe_webhooks import sign
+from adapters.temporal import register_search_attributes
+from starter.binaries import test_server_binary
 from tests.ingress.ingress_kit import SECRET, serve
-from workflows.kit.status import INVOICE, PROCESS
+from workflows.kit.status import INVOICE, PROCESS, SEARCH_ATTRIBUTES
 
 
 def event(type_: str, obj: dict, *, event_id: str | None = None, previous: dict | None = None) -> bytes:
@@ -253,9 +254,9 @@ async def test_billing_outage_during_a_dispute_lookup_answers_503(ingress):
 
 async def test_temporal_going_away_answers_503_so_stripe_redelivers():
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=o2c_temporal.test_server_binary()
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_binary()
     )
-    await o2c_temporal.register_search_attributes(environment.client)
+    await register_search_attributes(environment.client, "default", SEARCH_ATTRIBUTES)
     async with serve(environment.client, delivery_timeout=2.0) as running:
         await environment.shutdown()
         started = time.monotonic()

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -160,7 +160,7 @@ class Chaos:
         self.client, self.control = client, control
         self.key = uuid.uuid4().hex[:6]
         self.task_queue = f"chaos-{self.key}"
-        self.settings = replace(settings, task_queue=self.task_queue, webhook_port=free_port())
+        self.settings = settings.model_copy(update={"task_queue": self.task_queue, "webhook_port": free_port()})
         self.worker = WorkerProcess(temporal_address, settings, self.task_queue, logs / f"chaos-worker-{self.key}.log")
         self.billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=10)
         self.processes: list[Process] = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -13,10 +12,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.stripe import StripeBilling
-from adapters.temporal import dev_server_binary
 from canonical.models import AmendedLine, AmendmentRequest
 from sandbox import SandboxControl
 from settings import Settings
+from starter.binaries import dev_server_binary
 from starter.stack import webhook_ingress
 from worker import build_ports, running_worker
 from workflows.kit.status import SEARCH_ATTRIBUTES
@@ -41,11 +40,16 @@ async def dev_server():
 @pytest.fixture(scope="session")
 def settings(sandbox) -> Settings:
     # A short HTTP timeout so that the sandbox's commit-then-timeout fault loses the response.
-    return replace(
-        Settings.from_env().on_sandbox(sandbox.url),
-        task_queue=f"o2c-it-{uuid.uuid4().hex[:6]}",
-        http_timeout_seconds=1.5,
-        database_url=sandbox.database_url,
+    return (
+        Settings.from_env()
+        .on_sandbox(sandbox.url)
+        .model_copy(
+            update={
+                "task_queue": f"o2c-it-{uuid.uuid4().hex[:6]}",
+                "http_timeout_seconds": 1.5,
+                "database_url": sandbox.database_url,
+            }
+        )
     )
 
 
@@ -77,7 +81,7 @@ async def webhooks(dev_server, settings, worker, monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with webhook_ingress(dev_server.client, replace(settings, webhook_port=port)) as url:
+    async with webhook_ingress(dev_server.client, settings.model_copy(update={"webhook_port": port})) as url:
         yield url
 
 

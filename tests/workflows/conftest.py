@@ -11,9 +11,11 @@ from temporalio.worker import Worker
 
 from activities.registry import all_activities
 from adapters.storage.reconciliation import SqlReconciliationStore
-from adapters.temporal import register_search_attributes, test_server_binary
+from adapters.temporal import register_search_attributes
 from canonical.models import Account, Address, AmendedLine, AmendmentRequest, Subscription
+from starter.binaries import test_server_binary
 from tests.fakes import FakeSystems, seat_line
+from workflows.kit.status import SEARCH_ATTRIBUTES
 from workflows.registry import ALL_WORKFLOWS
 
 
@@ -22,7 +24,7 @@ async def env():
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server_binary()
     )
-    await register_search_attributes(environment.client)
+    await register_search_attributes(environment.client, "default", SEARCH_ATTRIBUTES)
     yield environment
     await environment.shutdown()
 
