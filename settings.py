@@ -21,10 +21,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from canonical.approval import ApprovalPolicy
 from canonical.dunning import DunningPolicies
-from canonical.models import Approver, LegalEntity
+from canonical.models import DEFAULT_ENTITIES, Approver, LegalEntity
 from canonical.reconciliation import ReconciliationPolicy, Tolerance
 from canonical.renewal import RenewalPolicy
-from workflows.kit.booking import DEFAULT_ENTITIES
 
 SANDBOX_DEFAULT_URL = "http://127.0.0.1:8700"
 
