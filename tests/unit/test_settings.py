@@ -12,11 +12,10 @@ import pytest
 
 from canonical.approval import ApprovalPolicy
 from canonical.dunning import DunningPolicies
-from canonical.models import Approver, ApproverRole
+from canonical.models import DEFAULT_ENTITIES, Approver, ApproverRole
 from canonical.reconciliation import ReconciliationPolicy, Tolerance
 from canonical.renewal import RenewalPolicy
 from settings import InvalidSettings, Settings
-from workflows.kit.booking import DEFAULT_ENTITIES
 
 
 @pytest.fixture(autouse=True)
