@@ -358,3 +358,8 @@ def test_parser_builds_the_query_it_reads():
     assert query.order == (suiteql.Ref("t", "id"), True)
     pushed, rest = suiteql._pushdown(query)
     assert pushed == [("num", "in", [1, 2])] and [p.ref.name for p in rest] == ["memo"]
+
+
+def test_parser_reads_plain_oracle_forms():
+    query = suiteql.parse("SELECT id eid /* the key */ FROM transaction WHERE id = +1e2 -- the first hundred")
+    assert [p.name for p in query.projections] == ["eid"] and query.where[0].value == 100
