@@ -242,7 +242,7 @@ async def test_ordering(http, entries):
         ("SELECT TO_CHAR(trandate, 'DD/MM/YYYY') FROM transaction", "only the format 'YYYY-MM-DD'"),
         ("SELECT TO_CHAR(memo, 'YYYY-MM-DD') AS m FROM transaction WHERE id = 101", "needs a date"),
         ("SELECT BUILTIN.CF(currency) FROM transaction", "only BUILTIN.DF"),
-        ("SELECT id FROM transaction GROUP BY id", "GROUP is not supported"),
+        ("SELECT id FROM transaction GROUP BY id", "GROUP BY is not supported"),
         ("SELECT id FROM transaction WHERE (id = 1)", "Parentheses in WHERE are not supported"),
         ("SELECT id FROM transaction WHERE memo LIKE 'a%'", "Unsupported operator 'LIKE'"),
         ("SELECT id FROM transaction WHERE id NOT IN (1)", "NOT IN / NOT LIKE are not supported"),
@@ -254,6 +254,29 @@ async def test_ordering(http, entries):
         ("SELECT id FROM transaction FETCH FIRST 5 ROWS ONLY", "FETCH is not supported"),
         ("SELECT id FROM transaction t t2", "Unexpected 't2'"),
         ("UPDATE transaction SET memo = 'x'", "Expected SELECT"),
+        ("SELECT id FROM transaction; SELECT id FROM transaction", "one statement per query"),
+        ("SELECT id FROM transaction UNION SELECT id FROM transaction", "UNION, INTERSECT and MINUS are not"),
+        ("WITH t AS (SELECT id FROM transaction) SELECT id FROM t", "WITH is not supported"),
+        ("SELECT id FROM transaction WHERE id IN (SELECT id FROM transaction)", "A subquery is not supported"),
+        ("SELECT id FROM (SELECT id FROM transaction)", "Expected a table after FROM"),
+        ("SELECT id FROM transaction START WITH id = 1 CONNECT BY PRIOR id = id", "CONNECT BY is not supported"),
+        ("SELECT id FROM transaction WHERE id = 101 AND (memo = 'x')", "Parentheses in WHERE are not supported"),
+        ("SELECT id FROM transaction WHERE NOT id = 101", "Unsupported operator 'NOT'"),
+        ("SELECT id FROM transaction WHERE id IN ()", "IN needs at least one value"),
+        ("SELECT id FROM transaction WHERE memo IS NOT 'x'", "only as IS NULL or IS NOT NULL"),
+        ("SELECT id FROM transaction WHERE 101 = id", "Expected a column, found 101"),
+        ("SELECT id FROM transaction WHERE id = tranid", "Expected a number, a 'string' or TO_DATE(...), found tranid"),
+        ("SELECT id FROM transaction WHERE trandate > DATE '2026-10-01'", "DATE '...' literals are not supported"),
+        ("SELECT id FROM transaction WHERE trandate > TO_DATE('01/10/2026', 'DD/MM/YYYY')", "not 'DD/MM/YYYY'"),
+        ("SELECT id FROM transaction ORDER BY id NULLS FIRST", "NULLS FIRST / NULLS LAST are not supported"),
+        ("SELECT id FROM transaction ORDER BY 1", "Expected a column, found 1"),
+        ("SELECT t.* FROM transaction t", "Expected a column, found t.*"),
+        ("SELECT id + 1 FROM transaction", "Expected a column, found id + 1"),
+        ("SELECT /*+ FULL(t) */ id FROM transaction t", "An optimizer hint is not supported"),
+        ("SELECT TOP 5 id FROM transaction", "TOP / LIMIT is not supported"),
+        ("SELECT id FROM transaction FOR UPDATE", "FOR UPDATE is not supported"),
+        ("SELECT id FROM transaction order", "Unexpected ORDER after the table"),
+        ("SELECT id FROM transaction WHERE memo = 'open", "Unexpected character"),
         ("", "needs a query"),
     ],
 )
@@ -335,3 +358,8 @@ def test_parser_builds_the_query_it_reads():
     assert query.order == (suiteql.Ref("t", "id"), True)
     pushed, rest = suiteql._pushdown(query)
     assert pushed == [("num", "in", [1, 2])] and [p.ref.name for p in rest] == ["memo"]
+
+
+def test_parser_reads_plain_oracle_forms():
+    query = suiteql.parse("SELECT id eid /* the key */ FROM transaction WHERE id = +1e2 -- the first hundred")
+    assert [p.name for p in query.projections] == ["eid"] and query.where[0].value == 100
