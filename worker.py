@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -79,7 +80,7 @@ async def running_worker(
                 await close()
 
 
-def _temporal_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _temporal_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """Lift the Temporal SDK's log extras (workflow/activity info) and o2c's business keys
     into top-level JSON fields an operator can filter on."""
     record = event.get("_record")

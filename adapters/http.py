@@ -40,13 +40,15 @@ async def send(client: httpx.AsyncClient, system: str, method: str, url: str, **
         raise TransientError(system, f"{method} {url} failed to connect: {exc!r}", code="connection") from exc
 
 
-def read_json(response: httpx.Response) -> Any:
+def read_json(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object the systems o2c talks to answer with (an unreadable body as `_raw`)."""
     if not response.content:
         return {}
     try:
-        return json.loads(response.content, parse_float=Decimal)
+        body: dict[str, Any] = json.loads(response.content, parse_float=Decimal)
     except ValueError:
         return {"_raw": response.text[:500]}
+    return body
 
 
 def json_content(body: Any) -> bytes:

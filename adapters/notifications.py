@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from adapters.entitlements import read_service_error, service_errors
@@ -32,7 +34,7 @@ class HttpNotifications(HttpAdapter):
             raise ERRORS.classify(read_service_error(response))
         return str(read_json(response)["id"])
 
-    async def list(self, account_id: str = "") -> list[dict]:
+    async def list(self, account_id: str = "") -> list[dict[str, Any]]:
         response = await _send(
             self._client, SYSTEM, "GET", "/messages", params={"account_id": account_id} if account_id else None
         )

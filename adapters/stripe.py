@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlencode
 
 import httpx
@@ -268,6 +268,30 @@ class StripeBilling(HttpAdapter):
             client,
         )
 
+    @overload
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        not_found_none: Literal[False] = False,
+        stripe_account: str = "",
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        not_found_none: bool,
+        stripe_account: str = "",
+    ) -> dict[str, Any] | None: ...
+
     async def _call(
         self,
         method: str,
@@ -278,6 +302,7 @@ class StripeBilling(HttpAdapter):
         not_found_none: bool = False,
         stripe_account: str = "",
     ) -> dict[str, Any] | None:
+        """Stripe's JSON object; None for a 404 only when asked with `not_found_none`."""
         headers = {}
         if stripe_account:
             # Stripe Connect: act for a connected account (another legal entity's billing).

@@ -212,8 +212,9 @@ def _decline_code(invoice: dict[str, Any]) -> str:
     for holder in (invoice, invoice.get("payment_intent")):
         if isinstance(holder, dict):
             error = holder.get("last_payment_error")
-            if isinstance(error, dict) and isinstance(error.get("decline_code"), str):
-                return error["decline_code"]
+            code = error.get("decline_code") if isinstance(error, dict) else None
+            if isinstance(code, str):
+                return code
     return ""
 
 

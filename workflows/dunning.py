@@ -11,10 +11,13 @@ activity retries and worker restarts never send a second notice or post a second
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ConfigDict
@@ -49,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         Account,
         ApprovalDecision,
         ApprovalRequest,
+        ApproverRole,
         CollectionCase,
         CrmTask,
         Invoice,
@@ -69,6 +73,9 @@ with workflow.unsafe.imports_passed_through():
 
 PAYMENT_EVENT_SIGNAL = "payment_event"
 SEEN_EVENTS_KEPT = 500
+
+A = TypeVar("A")  # an activity's one argument
+R = TypeVar("R")
 
 
 def dunning_workflow_id(invoice_id: str) -> str:
@@ -324,17 +331,19 @@ class DunningWorkflow(ProcessWorkflow):
             if remaining <= 0 and not paused:
                 return True
             try:
-                # Wake for a payment, a new card, or a dispute opening or closing.
                 await workflow.wait_condition(
-                    lambda paused=paused: (
-                        self.progress.paid
-                        or (bool(self.progress.retry_requested) and not paused)
-                        or (self.progress.paused_since is not None) != paused
-                    ),
-                    timeout=None if paused else remaining,
+                    functools.partial(self._woken, paused), timeout=None if paused else remaining
                 )
             except TimeoutError:
                 pass
+
+    def _woken(self, paused: bool) -> bool:
+        """Wake for a payment, a new card, or a dispute opening or closing."""
+        return (
+            self.progress.paid
+            or (bool(self.progress.retry_requested) and not paused)
+            or (self.progress.paused_since is not None) != paused
+        )
 
     async def _carry_out(self, day: int, action: DunningAction) -> None:
         await self._move_case(self.policy.case_stage(day))
@@ -384,13 +393,14 @@ class DunningWorkflow(ProcessWorkflow):
 
     async def _send(self, step: str, template: str, wording: NoticeWording, recipient: str = "") -> None:
         assert self.input is not None
-        if not (recipient or (self.account and self.account.email)):
+        to = recipient or (self.account.email if self.account else "")
+        if not to:
             self.note(f"no e-mail address for {self.input.account_id}: {template} not sent")
             return
         fill = {"invoice": self.input.invoice_id, "balance": str(self.progress.balance)}
         notice = Notification(
-            recipient=recipient or self.account.email,
-            template=template,  # type: ignore[union-attr]
+            recipient=to,
+            template=template,
             subject=wording.subject.format(**fill),
             body=wording.body.format(**fill),
             account_id=self.input.account_id,
@@ -450,7 +460,7 @@ class DunningWorkflow(ProcessWorkflow):
         arr = self.account.annual_recurring_revenue if self.account else None
         return bool(arr and arr.amount >= self.policy.strategic_arr_threshold)
 
-    async def _approval(self, kind: str, role, reasons: list[str]) -> ApprovalDecision | None:
+    async def _approval(self, kind: str, role: ApproverRole, reasons: list[str]) -> ApprovalDecision | None:
         """Ask the approval gate; a payment meanwhile withdraws the question."""
         assert self.input is not None and self.progress.balance is not None
         request = ApprovalRequest(
@@ -478,8 +488,9 @@ class DunningWorkflow(ProcessWorkflow):
         return decision
 
     async def _escalate(self, request: ApprovalRequest) -> None:
+        assert self.input is not None
         notice = NoticeWording(
-            subject=f"Dunning {self.input.invoice_id} waits for a {request.required_role.value}",  # type: ignore[union-attr]
+            subject=f"Dunning {self.input.invoice_id} waits for a {request.required_role.value}",
             body="; ".join(request.reasons),
         )
         await self._send(
@@ -578,7 +589,7 @@ class DunningWorkflow(ProcessWorkflow):
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def task(self, name: str, fn, arg):
+    async def task(self, name: str, fn: MethodAsyncSingleParam[Any, A, R], arg: A) -> R | None:
         """One side effect. Dunning never rolls back: every failure waits for an operator."""
         return await self.step(name, lambda: self.forward(fn, arg), must_finish=True)
 

@@ -14,12 +14,15 @@ continues as new every few dozen batches. Nothing of the period is held in memor
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ConfigDict
@@ -63,6 +66,9 @@ READ_RETRY = RetryPolicy(
 )
 HEAL_CONCURRENCY = 8
 REQUESTED_BY = "o2c-reconciliation"
+
+A = TypeVar("A")  # an activity's one argument
+R = TypeVar("R")
 
 
 def reconciliation_workflow_id(legal_entity: str, period: str) -> str:
@@ -216,8 +222,8 @@ class ReconciliationBatchWorkflow:
         return order.break_id, BreakStatus.HEALED, f"posted {entry.external_id} (ERP id {ref.internal_id})"
 
     @staticmethod
-    async def _call(fn, arg, input: BatchInput):
-        return await workflow.execute_activity(
+    async def _call(fn: MethodAsyncSingleParam[Any, A, R], arg: A, input: BatchInput) -> R:
+        return await workflow.execute_activity_method(
             fn,
             arg,
             start_to_close_timeout=timedelta(minutes=10),
@@ -338,8 +344,9 @@ class ReconciliationWorkflow(ProcessWorkflow):
             period_bounds(period)
         except ValueError as error:
             return str(error)
+        assert self.input is not None
         if self.entity is None:
-            return f"unknown legal entity {self.input.legal_entity!r}"  # type: ignore[union-attr]
+            return f"unknown legal entity {self.input.legal_entity!r}"
         return ""
 
     # -- reading ------------------------------------------------------------------------------
@@ -371,7 +378,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
             "schedules": ReconciliationActivities.read_schedules,
         }
         counts = await self.together(
-            [(f"read {system}", lambda fn=fn: self._reader(fn, request)) for system, fn in readers.items()]
+            [(f"read {system}", functools.partial(self._reader, fn, request)) for system, fn in readers.items()]
         )
         p.read = dict(zip(readers, counts, strict=False))
         self.note("read " + ", ".join(f"{n} from {s}" for s, n in p.read.items()))
@@ -384,9 +391,9 @@ class ReconciliationWorkflow(ProcessWorkflow):
         )
         self.note(f"{len(p.batches)} batches of up to {i.policy.batch_size} documents")
 
-    def _reader(self, fn, request: ReadSystem):
+    def _reader(self, fn: MethodAsyncSingleParam[Any, ReadSystem, int], request: ReadSystem) -> Awaitable[int]:
         assert self.input is not None
-        return workflow.execute_activity(
+        return workflow.execute_activity_method(
             fn,
             request,
             start_to_close_timeout=READ_TIMEOUT,
@@ -493,12 +500,12 @@ class ReconciliationWorkflow(ProcessWorkflow):
         self.set_status(Status.RUNNING, f"posting {count} approved heals")
         after, page = 0, 0
         while True:
+            page_request = HealOrders(
+                run_id=p.run_id, status=BreakStatus.HEALING, after=after, limit=i.policy.batch_size
+            )
             orders = await self.step(
                 "read approved heals",
-                lambda after=after: self.forward(
-                    ReconciliationActivities.heal_orders,
-                    HealOrders(run_id=p.run_id, status=BreakStatus.HEALING, after=after, limit=i.policy.batch_size),
-                ),
+                functools.partial(self.forward, ReconciliationActivities.heal_orders, page_request),
                 skippable=False,
             )
             if not orders:
@@ -526,14 +533,15 @@ class ReconciliationWorkflow(ProcessWorkflow):
             after = orders[-1].break_id
 
     async def _move(self, from_status: BreakStatus, to_status: BreakStatus, resolution: str) -> None:
-        assert self.p is not None
+        p = self.p
+        assert p is not None
         await self.step(
             f"mark breaks {to_status}",
             lambda: self.forward(
                 ReconciliationActivities.move_breaks,
                 MoveBreaks(
-                    run_id=self.p.run_id,
-                    from_status=from_status,  # type: ignore[union-attr]
+                    run_id=p.run_id,
+                    from_status=from_status,
                     to_status=to_status,
                     resolution=resolution,
                 ),
@@ -555,13 +563,14 @@ class ReconciliationWorkflow(ProcessWorkflow):
     async def _close(self) -> RunSummary:
         """Settle earlier runs' breaks against this one; the run needs attention while any
         break is open (not healed, fixed or acknowledged)."""
-        assert self.p is not None
+        p = self.p
+        assert p is not None
         self.set_stage("closing the run")
         return await self.step(
             "close the run",
-            lambda: self.forward(ReconciliationActivities.close_run, CloseRun(run_id=self.p.run_id)),
+            lambda: self.forward(ReconciliationActivities.close_run, CloseRun(run_id=p.run_id)),
             skippable=False,
-        )  # type: ignore[union-attr]
+        )
 
     async def _exception_queue(self, summary: RunSummary) -> ReconciliationResult:
         i, p = self.input, self.p

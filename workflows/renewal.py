@@ -230,8 +230,9 @@ class RenewalWorkflow(BookingWorkflow):
             )
         if problems:
             raise ValueError("; ".join(problems))
-        lines = price_new_term(self.current, changed, self.input.policy)  # type: ignore[arg-type]
-        value = term_value(lines, changed.new_term_start, changed.new_term_end, self.current.currency)  # type: ignore[union-attr]
+        assert self.current is not None  # renewal_problems refuses a renewal without one
+        lines = price_new_term(self.current, changed, self.input.policy)
+        value = term_value(lines, changed.new_term_start, changed.new_term_end, self.current.currency)
         if renewal_approval(changed, lines, self.input.policy, value) and not self._approved():
             raise ValueError("this change needs approval under the renewal policy; cancel and renew again")
 
@@ -309,8 +310,9 @@ class RenewalWorkflow(BookingWorkflow):
         if self.problems:
             return self.finish(Status.REJECTED, RenewalOutcome.REJECTED, "renewal refused: " + "; ".join(self.problems))
         self._price()
+        assert self.value is not None
 
-        approval = renewal_approval(r, self.lines, input.policy, self.value)  # type: ignore[arg-type]
+        approval = renewal_approval(r, self.lines, input.policy, self.value)
         if approval is not None:
             self.set_status(Status.AWAITING_APPROVAL, f"awaiting a {approval.required_role.value}")
             decision = await self.gate.wait(approval, input.approvals, self._escalate)
@@ -455,11 +457,12 @@ class RenewalWorkflow(BookingWorkflow):
     async def _start_term(self) -> None:
         """The first day of the new term, as a saga."""
         assert self.request is not None and self.input is not None and self.current is not None
-        assert self.account is not None
+        account = self.account
+        assert account is not None
         r, entity = self.request, self._entity()
         wid = workflow.info().workflow_id
         account_id = r.account_id
-        if entity.code != self.account.legal_entity:
+        if entity.code != account.legal_entity:
             # Moving entity: the customer is created in the new entity's billing and ERP.
             # Creating a customer changes no money, so it needs no undo.
             self.set_stage(f"creating the customer in {entity.code}")
@@ -468,14 +471,13 @@ class RenewalWorkflow(BookingWorkflow):
                 lambda: self.forward(
                     BillingActivities.create_customer,
                     CreateCustomer(
-                        account=self.account.model_copy(update={"legal_entity": entity.code}),  # type: ignore[union-attr]
+                        account=account.model_copy(update={"legal_entity": entity.code}),
                         billing_account=entity.billing_account,
                         step=f"customer-{entity.code}",
                     ),
                 ),
                 skippable=False,
             )
-            assert moved is not None
             account_id = moved.id
             await self.step(
                 f"ERP customer in {entity.code}",
@@ -578,7 +580,9 @@ class RenewalWorkflow(BookingWorkflow):
         if self.new_subscription is None and "new term" not in self.unsettled:
             return  # billing refused it: nothing to cancel
         # Billing never answered: the same request under the same key replays what it made.
-        subscription = self.new_subscription or await self.undo(BillingActivities.create_subscription, create)
+        subscription = self.new_subscription
+        if subscription is None:
+            subscription = await self.undo(BillingActivities.create_subscription, create)
         await self.undo(
             BillingActivities.cancel_subscription,
             CancelSubscription(subscription_id=subscription.id, step="new-term-cancel"),

@@ -39,7 +39,7 @@ class RenewalWindowWorkflow:
     @workflow.run
     async def run(self, input: WindowInput) -> WindowResult:
         today = input.today or workflow.now().date()
-        ending = await workflow.execute_activity(
+        ending = await workflow.execute_activity_method(
             BillingActivities.subscriptions_ending,
             TermsEnding(start=today + timedelta(days=1), end=today + timedelta(days=input.policy.window_days + 1)),
             start_to_close_timeout=timedelta(minutes=10),

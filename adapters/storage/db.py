@@ -9,10 +9,16 @@ database.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -27,7 +33,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def engine_for(url: str, **kwargs) -> Engine:
+def engine_for(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -38,7 +44,7 @@ def engine_for(url: str, **kwargs) -> Engine:
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - driver glue
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # pragma: no cover - driver glue
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
@@ -49,18 +55,18 @@ def engine_for(url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def dialect_insert(engine: Engine):
+def dialect_insert(engine: Engine) -> Callable[[Table], postgresql.Insert] | Callable[[Table], sqlite.Insert]:
     """The dialect's INSERT, which knows ON CONFLICT (upserts) on SQLite and PostgreSQL alike."""
     if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif engine.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - o2c runs on SQLite or PostgreSQL
-        raise RuntimeError(f"o2c's database runs on SQLite or PostgreSQL, not {engine.dialect.name}")
-    return insert
+        return postgresql.insert
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(  # pragma: no cover - o2c runs on SQLite or PostgreSQL
+        f"o2c's database runs on SQLite or PostgreSQL, not {engine.dialect.name}"
+    )
 
 
-def alembic_config(url: str | None = None):
+def alembic_config(url: str | None = None) -> Config:
     from alembic.config import Config
 
     config = Config()

@@ -195,7 +195,9 @@ class SqlReconciliationStore:
             query = query.where(recon_runs.c.legal_entity == legal_entity)
         if period:
             query = query.where(recon_runs.c.period == period)
-        return await asyncio.to_thread(lambda: [self._summary(r) for (r,) in self._rows(query)])
+        return await asyncio.to_thread(
+            lambda: [summary for (r,) in self._rows(query) if (summary := self._summary(r)) is not None]
+        )
 
     async def breaks_of_run(self, run_id: str, *, status: str = "") -> list[BreakRecord]:
         query = (
@@ -339,7 +341,7 @@ class SqlReconciliationStore:
                 .where(earlier, ~found_again)
                 .values(status=BreakStatus.FIXED, resolved_at=now, resolution=f"not found again by run {run_id}")
             ).rowcount
-            counted = dict(
+            counted: dict[str, int] = dict(
                 conn.execute(
                     sa.select(recon_breaks.c.status, sa.func.count())
                     .where(recon_breaks.c.run_id == run_id)
@@ -367,7 +369,7 @@ class SqlReconciliationStore:
                     recon_runs.c.status == "needs_attention",
                 )
             ).all():
-                left = dict(
+                left: dict[str, int] = dict(
                     conn.execute(
                         sa.select(recon_breaks.c.status, sa.func.count())
                         .where(recon_breaks.c.run_id == earlier_run)
@@ -392,7 +394,7 @@ class SqlReconciliationStore:
             row = conn.execute(sa.select(recon_runs).where(recon_runs.c.run_id == run_id)).mappings().first()
             if row is None:
                 return None
-            by_kind = dict(
+            by_kind: dict[str, int] = dict(
                 conn.execute(
                     sa.select(recon_breaks.c.kind, sa.func.count())
                     .where(recon_breaks.c.run_id == run_id, recon_breaks.c.status.in_(UNRESOLVED))

@@ -8,6 +8,9 @@ currency's minor unit next to their ISO currency; `end_date` columns are exclusi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypedDict
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -131,6 +134,11 @@ def is_o2c_table(name: str | None, type_: str, _parent_names: object) -> bool:
     return not (type_ == "table" and name is not None and name.startswith("sandbox_"))
 
 
+class Comparison(TypedDict):
+    include_name: Callable[[str | None, str, object], bool]
+    compare_server_default: bool
+
+
 # How Alembic compares these tables with a database (autogenerate, and the migration test):
 # o2c's tables only, server defaults included.
-COMPARISON = {"include_name": is_o2c_table, "compare_server_default": True}
+COMPARISON: Comparison = {"include_name": is_o2c_table, "compare_server_default": True}

@@ -7,6 +7,7 @@ give the customer what they bought, and tell them. This base class does those st
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
 from temporalio import workflow
@@ -181,12 +182,12 @@ class BookingWorkflow(ProcessWorkflow):
                 step=f"entitlement-{product}-restore",
             )
             self.saga.add(
-                f"entitlement {product}", lambda restore=restore: self.undo(EntitlementActivities.set_seats, restore)
+                f"entitlement {product}", functools.partial(self.undo, EntitlementActivities.set_seats, restore)
             )
             change = SetSeats(account_id=account_id, product=product, seats=quantity, step=f"entitlement-{product}")
             self.set_stage(f"setting {product} to {quantity} seats")
             await self.step(
-                f"entitlement {product}", lambda change=change: self.forward(EntitlementActivities.set_seats, change)
+                f"entitlement {product}", functools.partial(self.forward, EntitlementActivities.set_seats, change)
             )
 
     async def tell_customer(self, account_id: str, notice: Notification | None, step: str = "notify-customer") -> None:

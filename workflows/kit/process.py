@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities.inputs import SendNotification
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")  # an activity's one argument
 
 # The patch id of the November 2026 release. Behind it: revenue schedules recorded through
 # ASC 606 (amendments, renewals), and search attributes upserted only when they change and
@@ -187,6 +189,23 @@ class ProcessWorkflow:
     def _validate_resolution(self, answer: ResolveInput) -> None:
         self.queue.validate(answer)
 
+    # A step that offers no skip (neither skippable nor must_finish) ends only with its result
+    # or a raise: the exception queue refuses an answer it did not offer.
+    @overload
+    async def step(
+        self,
+        name: str,
+        run: Callable[[], Awaitable[T]],
+        *,
+        skippable: Literal[False],
+        must_finish: Literal[False] = False,
+    ) -> T: ...
+
+    @overload
+    async def step(
+        self, name: str, run: Callable[[], Awaitable[T]], *, skippable: bool = True, must_finish: bool = False
+    ) -> T | None: ...
+
     async def step(
         self, name: str, run: Callable[[], Awaitable[T]], *, skippable: bool = True, must_finish: bool = False
     ) -> T | None:
@@ -233,10 +252,11 @@ class ProcessWorkflow:
         for (name, run), outcome in zip(steps, outcomes, strict=False):
             if isinstance(outcome, (ActivityError, ChildWorkflowError)):
                 await self.retry_after(name, outcome, skippable=False)
-                outcome = await self.step(name, run, skippable=False)
+                results.append(await self.step(name, run, skippable=False))
             elif isinstance(outcome, BaseException):
                 raise outcome
-            results.append(outcome)  # type: ignore[arg-type]
+            else:
+                results.append(outcome)
         return results
 
     async def _park(self, name: str, problem: Any, actions: list[OperatorAction]) -> OperatorAction:
@@ -247,9 +267,11 @@ class ProcessWorkflow:
         self.set_status(previous_status, previous_stage)
         return action
 
-    def forward(self, fn: Any, arg: Any) -> Awaitable[Any]:
+    def forward(self, fn: MethodAsyncSingleParam[Any, A, R], arg: A) -> Awaitable[R]:
         """Run a forward activity: transient failures retry with backoff for the step window."""
-        return workflow.execute_activity(
+        # Activities are methods of classes holding their adapters; execute_activity_method is
+        # execute_activity typed for an unbound method, so the result keeps its type.
+        return workflow.execute_activity_method(
             fn,
             arg,
             start_to_close_timeout=CALL_TIMEOUT,
@@ -257,9 +279,11 @@ class ProcessWorkflow:
             retry_policy=FORWARD_RETRY,
         )
 
-    def undo(self, fn: Any, arg: Any) -> Awaitable[Any]:
+    def undo(self, fn: MethodAsyncSingleParam[Any, A, R], arg: A) -> Awaitable[R]:
         """Run a compensation: retried with backoff until it succeeds or fails for good."""
-        return workflow.execute_activity(fn, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=FORWARD_RETRY)
+        return workflow.execute_activity_method(
+            fn, arg, start_to_close_timeout=CALL_TIMEOUT, retry_policy=FORWARD_RETRY
+        )
 
     # -- the saga's one exit ----------------------------------------------------------------
 

@@ -4,13 +4,14 @@ or against `sqlalchemy.url` when invoked through the alembic CLI."""
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from adapters.storage.tables import COMPARISON, metadata
 
 config = context.config
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     # The tables the code defines: `alembic revision --autogenerate` proposes what the
     # migrations lack.
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, **COMPARISON)
@@ -25,7 +26,9 @@ def run_migrations_online() -> None:
         return
     from adapters.storage.db import engine_for
 
-    engine = engine_for(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None, "the alembic CLI needs sqlalchemy.url"
+    engine = engine_for(url)
     try:
         with engine.begin() as conn:
             _run(conn)
