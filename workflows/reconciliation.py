@@ -241,18 +241,18 @@ class ReconciliationWorkflow(ProcessWorkflow):
     def __init__(self) -> None:
         super().__init__()
         self.input: ReconciliationInput | None = None
-        self.p: ReconciliationProgress | None = None
+        self.progress: ReconciliationProgress | None = None
         self.entity: LegalEntity | None = None
         self.summary: RunSummary | None = None
 
     def headline(self) -> str:
-        if self.input is None or self.p is None:
+        if self.input is None or self.progress is None:
             return "Reconciliation"
-        return f"Reconciliation {self.input.legal_entity} {self.p.period} · run {self.p.run_id}"
+        return f"Reconciliation {self.input.legal_entity} {self.progress.period} · run {self.progress.run_id}"
 
     @workflow.query
     def state(self) -> ReconciliationState:
-        p, i = self.p, self.input
+        p, i = self.progress, self.input
         return ReconciliationState(
             run_id=p.run_id if p else "",
             legal_entity=i.legal_entity if i else "",
@@ -279,13 +279,15 @@ class ReconciliationWorkflow(ProcessWorkflow):
         self.step_window = input.step_window
         self.entity = next((e for e in input.legal_entities if e.code == input.legal_entity), None)
         if input.progress is not None:
-            self.p = input.progress
+            self.progress = input.progress
             self.tag()
-            self.set_status(Status.RUNNING, f"continuing at batch {self.p.next_batch + 1} of {len(self.p.batches)}")
+            self.set_status(
+                Status.RUNNING, f"continuing at batch {self.progress.next_batch + 1} of {len(self.progress.batches)}"
+            )
         else:
             period = input.period or period_of(workflow.now().date(), input.months_back)
             run_id = f"{input.legal_entity}-{period}-{workflow.now():%Y%m%dT%H%M%S}-{workflow.uuid4().hex[:4]}"
-            self.p = ReconciliationProgress(run_id=run_id, period=period, pass_no=input.pass_no)
+            self.progress = ReconciliationProgress(run_id=run_id, period=period, pass_no=input.pass_no)
             self.tag()
             self.set_status(Status.RUNNING, f"reconciling {input.legal_entity} {period} (pass {input.pass_no})")
             problem = self._input_problem(period)
@@ -317,7 +319,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         """Reverse every entry this run healed, each under its own reversal ID (posting it again
         changes nothing), and open its break again. Only breaks the run recorded as healed are
         touched: an entry that appeared in the ERP by other hands is never reversed."""
-        i, p = self.input, self.p
+        i, p = self.input, self.progress
         assert i is not None and p is not None
         after = 0
         while orders := await self.undo(
@@ -352,7 +354,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
     # -- reading ------------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        i, p, entity = self.input, self.p, self.entity
+        i, p, entity = self.input, self.progress, self.entity
         assert i is not None and p is not None and entity is not None
         self.set_stage("opening the run")
         await self.step(
@@ -405,7 +407,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
     # -- matching, in child workflows --------------------------------------------------------------
 
     async def _match(self) -> None:
-        i, p = self.input, self.p
+        i, p = self.input, self.progress
         assert i is not None and p is not None and self.entity is not None
         started = p.next_batch
         while p.next_batch < len(p.batches):
@@ -439,8 +441,8 @@ class ReconciliationWorkflow(ProcessWorkflow):
 
     def _child(self, batch: BatchInput, name: str) -> tuple[str, Callable[[], Awaitable[BatchResult]]]:
         """A batch as a step: a retry after a failure starts the child again under a new ID."""
-        assert self.p is not None
-        base = f"{workflow.info().workflow_id}-p{self.p.pass_no}-{name}"
+        assert self.progress is not None
+        base = f"{workflow.info().workflow_id}-p{self.progress.pass_no}-{name}"
         attempts = [0]
 
         def start() -> Awaitable[BatchResult]:
@@ -456,7 +458,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         return f"reconcile {batch.label}", start
 
     def _count(self, result: BatchResult) -> None:
-        p = self.p
+        p = self.progress
         assert p is not None
         for kind, n in result.found.items():
             p.found[kind] = p.found.get(kind, 0) + n
@@ -466,7 +468,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
     # -- heals above the limit ---------------------------------------------------------------------
 
     async def _heal_above_limit(self) -> None:
-        i, p = self.input, self.p
+        i, p = self.input, self.progress
         assert i is not None and p is not None and self.entity is not None
         waiting = await self.step(
             "count heals awaiting approval",
@@ -533,7 +535,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
             after = orders[-1].break_id
 
     async def _move(self, from_status: BreakStatus, to_status: BreakStatus, resolution: str) -> None:
-        p = self.p
+        p = self.progress
         assert p is not None
         await self.step(
             f"mark breaks {to_status}",
@@ -550,9 +552,9 @@ class ReconciliationWorkflow(ProcessWorkflow):
         )
 
     async def _escalate(self, request: ApprovalRequest) -> None:
-        assert self.input is not None and self.p is not None
+        assert self.input is not None and self.progress is not None
         await self.escalate_approval(
-            f"Reconciliation {self.p.run_id} has waited for approval to heal",
+            f"Reconciliation {self.progress.run_id} has waited for approval to heal",
             "",
             request.required_role.value,
             request.reasons,
@@ -563,7 +565,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
     async def _close(self) -> RunSummary:
         """Settle earlier runs' breaks against this one; the run needs attention while any
         break is open (not healed, fixed or acknowledged)."""
-        p = self.p
+        p = self.progress
         assert p is not None
         self.set_stage("closing the run")
         return await self.step(
@@ -573,7 +575,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         )
 
     async def _exception_queue(self, summary: RunSummary) -> ReconciliationResult:
-        i, p = self.input, self.p
+        i, p = self.input, self.progress
         assert i is not None and p is not None
         kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.open_by_kind.items())
         problem = Problem(
@@ -612,7 +614,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
         )
 
     def _outcome(self) -> str:
-        p = self.p
+        p = self.progress
         assert p is not None
         found = sum(p.found.values())
         return f"{found} breaks found, {p.healed} healed" + (
@@ -621,7 +623,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
 
     def finish(self, status: Status, message: str) -> ReconciliationResult:
         self.set_status(status, message)
-        i, p = self.input, self.p
+        i, p = self.input, self.progress
         assert i is not None and p is not None
         return ReconciliationResult(
             run_id=p.run_id,
