@@ -48,7 +48,11 @@ def note(text: str) -> None:
 
 
 def show(renderable: RenderableType) -> None:
-    out.print(renderable)
+    """A table or panel on stdout. Never narrower than its longest words need, so that no
+    amount, date or identifier is folded into pieces: a table wider than the terminal wraps
+    as whole lines, and one sent to a file or a pipe stays whole."""
+    needed = out.measure(renderable).minimum
+    out.print(renderable, width=max(out.width, needed), crop=False)
 
 
 def text_of(renderable: RenderableType, width: int = 200) -> str:
@@ -65,15 +69,17 @@ def emit_json(data: Any) -> None:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wide: Sequence[str] = ()) -> Table:
     """A table that fits the terminal: the `wide` columns (messages, reasons) take the room
-    that is left and wrap at words; the others fold when they must but are never cut short,
-    since identifiers and amounts are copied and compared."""
+    that is left and wrap at words; the others keep their values whole (show() widens the table
+    rather than fold them), since identifiers and amounts are copied and compared."""
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
-    for header in headers:
+    for n, header in enumerate(headers):
         if header in wide:
             grid.add_column(header, ratio=1, min_width=20)
         else:
-            grid.add_column(header, overflow="fold")
-    for row in rows:
+            longest = max((len(row[n]) for row in cells if n < len(row)), default=0)
+            grid.add_column(header, overflow="fold", min_width=max(longest, *map(len, header.split())))
+    for row in cells:
         # Text, not markup: a break's explanation may hold brackets.
-        grid.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+        grid.add_row(*(Text(cell) for cell in row))
     return grid
