@@ -20,14 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
-from sandbox import SandboxControl, SandboxServer  # noqa: E402
-from settings import Settings  # noqa: E402
-from starter.binaries import dev_server_binary  # noqa: E402
-from tests.integration.chaos_kit import CALENDAR, Chaos  # noqa: E402
-from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
+from sandbox import SandboxControl, SandboxServer
+from settings import Settings
+from starter.binaries import dev_server_binary
+from tests.integration.chaos_kit import CALENDAR, Chaos
+from workflows.kit.status import SEARCH_ATTRIBUTES
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -28,20 +28,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from temporalio.api.enums.v1 import EventType  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from temporalio.api.enums.v1 import EventType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
-from activities.registry import all_activities  # noqa: E402
-from canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind, Subscription  # noqa: E402
-from canonical.renewal import RenewalRequest, RenewedLine  # noqa: E402
-from starter.binaries import dev_server_binary  # noqa: E402
-from starter.client import deliver_payment_event, start_renewal  # noqa: E402
-from tests.fakes import FakeSystems, seat_line, usd  # noqa: E402
-from workflows.dunning import DunningWorkflow, dunning_workflow_id  # noqa: E402
-from workflows.kit.status import SEARCH_ATTRIBUTES  # noqa: E402
-from workflows.renewal import RenewalWorkflow  # noqa: E402
+from activities.registry import all_activities
+from canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind, Subscription
+from canonical.renewal import RenewalRequest, RenewedLine
+from starter.binaries import dev_server_binary
+from starter.client import deliver_payment_event, start_renewal
+from tests.fakes import FakeSystems, seat_line, usd
+from workflows.dunning import DunningWorkflow, dunning_workflow_id
+from workflows.kit.status import SEARCH_ATTRIBUTES
+from workflows.renewal import RenewalWorkflow
 
 TASK_QUEUE = "bench-parked"
 START_CONCURRENCY = 50

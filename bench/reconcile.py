@@ -33,17 +33,17 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
-from adapters.storage.db import engine_for, upgrade  # noqa: E402
-from canonical.models import LegalEntity  # noqa: E402
-from sandbox import SandboxControl  # noqa: E402
-from sandbox.store import documents  # noqa: E402
-from starter import client as o2c  # noqa: E402
-from starter.binaries import dev_server_binary  # noqa: E402
-from workflows.kit.attention import OperatorAction  # noqa: E402
-from workflows.kit.status import SEARCH_ATTRIBUTES, Status  # noqa: E402
+from adapters.storage.db import engine_for, upgrade
+from canonical.models import LegalEntity
+from sandbox import SandboxControl
+from sandbox.store import documents
+from starter import client as o2c
+from starter.binaries import dev_server_binary
+from workflows.kit.attention import OperatorAction
+from workflows.kit.status import SEARCH_ATTRIBUTES, Status
 
 PERIOD = "2026-10"
 BREAKS = (
