@@ -15,9 +15,16 @@ class SandboxControl:
     def close(self) -> None:
         self._http.close()
 
-    def _ok(self, response: httpx.Response) -> Any:
+    def _ok(self, response: httpx.Response) -> dict[str, Any]:
+        # Every control-plane answer is a JSON object.
         response.raise_for_status()
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _data(self, response: httpx.Response) -> list[dict[str, Any]]:
+        """The `data` list of a listing answer."""
+        rows: list[dict[str, Any]] = self._ok(response)["data"]
+        return rows
 
     # Base URLs of the emulated systems, as the adapters expect them.
     @property
@@ -43,40 +50,43 @@ class SandboxControl:
     def reset(self) -> None:
         self._ok(self._http.post("/reset"))
 
-    def seed(self, *, customer: dict[str, Any] | None = None, subscription: dict[str, Any] | None = None) -> dict:
+    def seed(
+        self, *, customer: dict[str, Any] | None = None, subscription: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         body = {k: v for k, v in (("customer", customer), ("subscription", subscription)) if v}
         return self._ok(self._http.post("/seed", json=body))
 
-    def seed_period(self, *, timeout: float = 600.0, **spec: Any) -> dict:
+    def seed_period(self, *, timeout: float = 600.0, **spec: Any) -> dict[str, Any]:
         """Seed a reconciliation period in bulk (see period_seed.py for the body and the
         answer): tag, period, invoices, currency, stripe_account, company_code,
         subsidiary, tax_rate, paid_every, breaks, revenue. Large seeds take a while,
         hence the long timeout."""
         return self._ok(self._http.post("/seed/period", json=spec, timeout=timeout))
 
-    def set_period(self, subsidiary: str, period: str, closed: bool = True) -> dict:
+    def set_period(self, subsidiary: str, period: str, closed: bool = True) -> dict[str, Any]:
         return self._ok(
             self._http.post("/netsuite/periods", json={"subsidiary": subsidiary, "period": period, "closed": closed})
         )
 
-    def fault(self, system: str, kind: str, **spec: Any) -> dict:
+    def fault(self, system: str, kind: str, **spec: Any) -> dict[str, Any]:
         return self._ok(self._http.post("/faults", json={"system": system, "kind": kind, **spec}))
 
-    def faults(self) -> list[dict]:
-        return self._ok(self._http.get("/faults"))["data"]
+    def faults(self) -> list[dict[str, Any]]:
+        return self._data(self._http.get("/faults"))
 
     def clear_faults(self) -> None:
         self._ok(self._http.delete("/faults"))
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return self._ok(self._http.get("/summary"))
 
-    def records(self, system: str, type_: str) -> list[dict]:
-        return self._ok(self._http.get(f"/records/{system}/{type_}"))["data"]
+    def records(self, system: str, type_: str) -> list[dict[str, Any]]:
+        return self._data(self._http.get(f"/records/{system}/{type_}"))
 
     def count(self, system: str, type_: str, status: str | None = None) -> int:
         entry = self.summary().get(system, {}).get(type_, {"total": 0, "by_status": {}})
-        return entry["total"] if status is None else entry["by_status"].get(status, 0)
+        total: int = entry["total"] if status is None else entry["by_status"].get(status, 0)
+        return total
 
     # -- dunning: the CRM stand-in and Stripe's payment side ---------------------------------
 
@@ -84,7 +94,9 @@ class SandboxControl:
     def salesforce_url(self) -> str:
         return f"{self.url}/salesforce/services/data/v60.0"
 
-    def renewal_charge(self, subscription: str, amount: int | None = None, description: str | None = None) -> dict:
+    def renewal_charge(
+        self, subscription: str, amount: int | None = None, description: str | None = None
+    ) -> dict[str, Any]:
         """A recurring charge as Stripe makes it: invoice, finalize, charge the default
         payment method. Returns the invoice after the attempt."""
         body: dict[str, Any] = {"subscription": subscription}
@@ -94,20 +106,20 @@ class SandboxControl:
             body["description"] = description
         return self._ok(self._http.post("/stripe/renewal_charge", json=body))
 
-    def partial_payment(self, invoice: str, amount: int) -> dict:
+    def partial_payment(self, invoice: str, amount: int) -> dict[str, Any]:
         return self._ok(self._http.post(f"/stripe/invoices/{invoice}/partial_payment", json={"amount": amount}))
 
-    def pay_out_of_band(self, invoice: str) -> dict:
+    def pay_out_of_band(self, invoice: str) -> dict[str, Any]:
         return self._ok(self._http.post(f"/stripe/invoices/{invoice}/pay_out_of_band", json={}))
 
-    def open_dispute(self, charge: str) -> dict:
+    def open_dispute(self, charge: str) -> dict[str, Any]:
         return self._ok(self._http.post("/stripe/disputes", json={"charge": charge}))
 
-    def close_dispute(self, dispute: str, status: str) -> dict:
+    def close_dispute(self, dispute: str, status: str) -> dict[str, Any]:
         return self._ok(self._http.post(f"/stripe/disputes/{dispute}/close", json={"status": status}))
 
-    def redeliver(self, event: str, times: int = 1) -> dict:
+    def redeliver(self, event: str, times: int = 1) -> dict[str, Any]:
         return self._ok(self._http.post(f"/stripe/events/{event}/redeliver", json={"times": times}))
 
-    def deliveries(self, **filters: str) -> list[dict]:
-        return self._ok(self._http.get("/stripe/deliveries", params=filters))["data"]
+    def deliveries(self, **filters: str) -> list[dict[str, Any]]:
+        return self._data(self._http.get("/stripe/deliveries", params=filters))

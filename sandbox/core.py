@@ -38,7 +38,10 @@ def parse_nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
                 node[part] = child
             node = child
         node[parts[-1]] = value
-    return _listify(root)
+    # Stripe's parameters have names, so the top level stays a dict; a form whose names
+    # are all digits comes back as a list, and its handler fails on it.
+    nested: dict[str, Any] = _listify(root)
+    return nested
 
 
 def _listify(node: Any) -> Any:

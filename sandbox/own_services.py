@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.core import ApiError, json_response, new_id, request_hash
-from sandbox.routing import System
-from sandbox.store import Tx
+from sandbox.routing import Handler, Routes, Runner, System
+from sandbox.store import Store, Tx
 
 
 def error(status: int, code: str, message: str) -> ApiError:
@@ -122,25 +122,25 @@ def list_messages(tx: Tx, request: Request, body: Any) -> tuple[int, Any]:
     return 200, {"data": messages}
 
 
-ENTITLEMENT_ROUTES = [
+ENTITLEMENT_ROUTES: Routes = [
     ("PUT", "/v1/accounts/{account}/products/{product}", put_entitlement),
     ("GET", "/v1/accounts/{account}/products/{product}", get_entitlement),
     ("PUT", "/v1/accounts/{account}/restriction", put_restriction),
     ("GET", "/v1/accounts/{account}/restriction", get_restriction),
 ]
-NOTIFICATION_ROUTES = [
+NOTIFICATION_ROUTES: Routes = [
     ("POST", "/v1/messages", post_message),
     ("GET", "/v1/messages", list_messages),
 ]
 
 
-def make_runner(system: str, *, replay_status: int | None, check_params: bool):
+def make_runner(system: str, *, replay_status: int | None, check_params: bool) -> Runner:
     """Idempotent execution for one service. `replay_status` overrides the replayed
     status (notifications answer 200 for a replayed create); `check_params` refuses a
     reused key with other parameters."""
 
     def run(
-        store, handler, method: str, path: str, request: Request, body: Any, path_params: dict[str, str]
+        store: Store, handler: Handler, method: str, path: str, request: Request, body: Any, path_params: dict[str, str]
     ) -> Response:
         key = request.headers.get("idempotency-key") if method in ("POST", "PUT") else None
         fingerprint = request_hash(method, path, body)

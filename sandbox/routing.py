@@ -31,8 +31,14 @@ from sandbox.store import Store
 _DECODED_PATH = "sandbox.decoded_path"
 _HOLD_SECONDS = "sandbox.hold_seconds"
 
+# A system's handler; each system calls its handlers its own way (see its runner).
+Handler = Callable[..., Any]
+
+# (method, path, handler) of each route of one system.
+Routes = Sequence[tuple[str, str, Handler]]
+
 # (store, handler, method, path within the system, request, body, path parameters) -> answer
-Runner = Callable[[Store, Callable[..., Any], str, str, Request, Any, dict[str, str]], Response]
+Runner = Callable[[Store, Handler, str, str, Request, Any, dict[str, str]], Response]
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class System:
     answers an injected fault and an unknown URL, and how it runs a handler."""
 
     name: str
-    routes: Sequence[tuple[str, str, Callable[..., Any]]]
+    routes: Routes
     authenticate: Callable[[Request], Response | None]
     fault_response: Callable[[int], Response]
     not_found: Callable[[str], Response]
@@ -50,7 +56,7 @@ class System:
 
 
 def run_in_one_unit_of_work(
-    store: Store, handler: Callable[..., Any], method: str, path: str, request: Request, body: Any, params: dict
+    store: Store, handler: Handler, method: str, path: str, request: Request, body: Any, params: dict[str, str]
 ) -> Response:
     """The runner of systems without idempotency keys: the handler's (status, body[,
     headers]) in one unit of work, or the error it raised."""
@@ -71,7 +77,7 @@ class ExactRoute(Route):
         return (Match.NONE, {}) if match is Match.PARTIAL else (match, child)
 
 
-def _endpoint(system: System, store: Store, handler: Callable[..., Any]) -> Callable[[Request], Any]:
+def _endpoint(system: System, store: Store, handler: Handler) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         params = {name: unquote(value) for name, value in request.path_params.items()}
         path = request.scope["path"][len(request.scope.get("root_path", "")) :]
@@ -134,7 +140,8 @@ def mount(system: System, store: Store, faults: Faults) -> Mount:
 
 def decoded_path(scope: Scope) -> str:
     """The request's path as Starlette decodes it (what `request.url.path` says)."""
-    return scope.get(_DECODED_PATH, scope["path"])
+    path: str = scope.get(_DECODED_PATH, scope["path"])
+    return path
 
 
 class RawPathRouting:

@@ -108,7 +108,7 @@ def upsert_task(tx: Tx, request: Request, body: Any, version: str, key: str) -> 
     if task is None and not fields.get("Subject"):
         raise error(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [Subject]", ["Subject"])
     created = task is None
-    if created:
+    if task is None:
         task_id = _sf_id("00T", key)
         task = {
             "attributes": {"type": "Task", "url": f"/services/data/{version}/sobjects/Task/{task_id}"},

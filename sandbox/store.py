@@ -15,13 +15,14 @@ and streams the rows, so a page costs O(page), not O(documents).
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -68,6 +69,12 @@ class Index(NamedTuple):
     scope: str | None = None
     day: str | None = None
     num: int | None = None
+
+
+@overload
+def utc_day(unix_seconds: int) -> str: ...
+@overload
+def utc_day(unix_seconds: Any) -> str | None: ...
 
 
 def utc_day(unix_seconds: Any) -> str | None:
@@ -216,7 +223,9 @@ class Tx:
                     **index_of(system, type_, data)._asdict(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            primary_key = result.inserted_primary_key
+            assert primary_key is not None  # a single-row insert always reports its key
+            return int(primary_key[0])
         self.conn.execute(
             documents.update()
             .where(documents.c.seq == seq)
@@ -271,7 +280,7 @@ class Tx:
         limit: int | None = None,
         offset: int = 0,
         batch: int = 500,
-    ) -> Iterator[Row]:
+    ) -> Generator[Row, None, None]:
         """The documents of a type that meet every condition, ordered by (field,
         descending) pairs, with LIMIT/OFFSET, all in SQL; rows are streamed `batch` at a
         time, not loaded at once. Consume the iterator inside the unit of work."""
@@ -322,7 +331,7 @@ class Tx:
             query = query.where(documents.c.type == type_)
         return [dict(r[0]) for r in self.conn.execute(query.order_by(documents.c.seq))]
 
-    def types(self) -> list[tuple[str, str, dict[str, Any]]]:
+    def types(self) -> builtins.list[tuple[str, str, dict[str, Any]]]:  # `list` is the method above
         rows = self.conn.execute(
             sa.select(documents.c.system, documents.c.type, documents.c.data).order_by(documents.c.seq)
         )

@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import typer
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+from adapters.ports import BillingPort
 from canonical.amendment import InvalidRequest, request_problems
 from canonical.models import AmendmentRequest, ApproverRole, Model
 from canonical.reconciliation import period_bounds
@@ -30,7 +32,11 @@ from starter.problems import explain, temporal_unreachable
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
+if TYPE_CHECKING:
+    from sandbox import SandboxControl
+
 M = TypeVar("M", bound=Model)
+T = TypeVar("T")
 
 app = typer.Typer(
     name="o2c",
@@ -73,7 +79,7 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-def _run(coroutine: Any) -> int:
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
@@ -178,7 +184,7 @@ def webhooks(
 # -- the sandbox -----------------------------------------------------------------------------
 
 
-def _control():
+def _control() -> SandboxControl:
     from sandbox import SandboxControl
 
     return SandboxControl(settings().sandbox_url)
@@ -295,29 +301,22 @@ def seed(file: Annotated[str, typer.Option("--file", help="e.g. examples/seed.js
 # -- starting processes ----------------------------------------------------------------------
 
 
-async def _start(command: str, file: str, wait: bool, as_json: bool) -> int:
-    """Validate against billing, then start (or find) the workflow."""
-    from adapters.stripe import StripeBilling
-    from starter.client import start_amendment, start_renewal
+# Starts (or finds) the workflow of a read request: (client, billing, task queue) -> its handle.
+Start = Callable[[Client, BillingPort, str], Awaitable[WorkflowHandle[Any, Any]]]
 
-    model, what, start = {
-        "amend": (AmendmentRequest, "amendment request", start_amendment),
-        "renew": (RenewalRequest, "renewal request", start_renewal),
-    }[command]
-    request = _read_request(file, model, what)
-    # What the request alone shows is refused before anything is contacted.
-    problems = (
-        request_problems(request)
-        if command == "amend"
-        else renewal_request_problems(request, settings().renewal_policy)
-    )
+
+async def _start(what: str, problems: list[str], start: Start, wait: bool, as_json: bool) -> int:
+    """Refuse what the request alone shows before anything is contacted; then validate
+    against billing, and start (or find) the workflow."""
+    from adapters.stripe import StripeBilling
+
     if problems:
         raise _refused(what.split()[0], problems)
     s = settings()
     billing = StripeBilling(s.stripe_base_url, s.stripe_api_key, timeout=s.http_timeout_seconds)
     try:
         client = await _client()
-        handle = await start(client, request, billing=billing, task_queue=s.task_queue)
+        handle = await start(client, billing, s.task_queue)
     except InvalidRequest as invalid:
         raise _refused(what.split()[0], invalid.problems) from None
     finally:
@@ -329,7 +328,8 @@ async def _start(command: str, file: str, wait: bool, as_json: bool) -> int:
         if running:
             say(f"{handle.id} is running\n  {_ui_link(handle.id)}")
         else:  # the same request was started before: it lands on the existing workflow
-            say(f"{handle.id} already exists and is closed ({described.status.name.lower()}); nothing new started")
+            how = f" ({described.status.name.lower()})" if described.status else ""
+            say(f"{handle.id} already exists and is closed{how}; nothing new started")
     if wait:
         return await _wait_and_report(client, handle.id, as_json, document)
     if as_json:
@@ -344,7 +344,20 @@ def amend(
     as_json: Json = False,
 ) -> int:
     """Validate and start a contract amendment."""
-    return _run(_start("amend", file, wait, as_json))
+    from starter.client import start_amendment
+
+    request = _read_request(file, AmendmentRequest, "amendment request")
+    return _run(
+        _start(
+            "amendment request",
+            request_problems(request),
+            lambda client, billing, task_queue: start_amendment(
+                client, request, billing=billing, task_queue=task_queue
+            ),
+            wait,
+            as_json,
+        )
+    )
 
 
 @app.command()
@@ -354,7 +367,18 @@ def renew(
     as_json: Json = False,
 ) -> int:
     """Validate and start a renewal (closed-won)."""
-    return _run(_start("renew", file, wait, as_json))
+    from starter.client import start_renewal
+
+    request = _read_request(file, RenewalRequest, "renewal request")
+    return _run(
+        _start(
+            "renewal request",
+            renewal_request_problems(request, settings().renewal_policy),
+            lambda client, billing, task_queue: start_renewal(client, request, billing=billing, task_queue=task_queue),
+            wait,
+            as_json,
+        )
+    )
 
 
 @app.command()
@@ -431,24 +455,35 @@ def _renewal_row(item: dict[str, Any]) -> tuple[object, ...]:
     )
 
 
+class Listing(NamedTuple):
+    """A listing command: the running processes in a status and/or of a kind, what it says
+    when there are none, its columns and how one process fills them."""
+
+    empty: str
+    headers: tuple[str, ...]
+    row: Callable[[dict[str, Any]], tuple[object, ...]]
+    status: Status | None = None
+    process: str | None = None
+
+
 LISTINGS = {
-    "approvals": (
-        {"status": Status.AWAITING_APPROVAL},
+    "approvals": Listing(
         "nothing waits for approval",
         ("workflow", "needs", "requested by", "amount", "why"),
         _approval_row,
+        status=Status.AWAITING_APPROVAL,
     ),
-    "attention": (
-        {"status": Status.NEEDS_ATTENTION},
+    "attention": Listing(
         "nothing needs attention",
         ("workflow", "step", "problem", "answer"),
         _attention_row,
+        status=Status.NEEDS_ATTENTION,
     ),
-    "renewals": (
-        {"process": "renewal"},
+    "renewals": Listing(
         "no renewal is waiting for its term",
         ("workflow", "starts", "term value", "where it is"),
         _renewal_row,
+        process="renewal",
     ),
 }
 
@@ -456,8 +491,8 @@ LISTINGS = {
 async def _list(name: str, as_json: bool) -> int:
     from starter.client import find_processes
 
-    where, empty, headers, row = LISTINGS[name]
-    found = await find_processes(await _client(), **where)
+    empty, headers, row, status, process = LISTINGS[name]
+    found = await find_processes(await _client(), status=status, process=process)
     if as_json:
         emit_json(found)
         return EXIT_DONE
@@ -750,7 +785,7 @@ def run(argv: list[str] | None = None) -> int:
         code = app(args=argv, prog_name="o2c", standalone_mode=False)
     except typer.TyperException as usage:  # typer's own refusals: a missing option, a bad choice
         usage.show()  # type: ignore[attr-defined]  # every refusal typer raises is a ClickException
-        return usage.exit_code  # type: ignore[attr-defined]
+        return usage.exit_code
     except (KeyboardInterrupt, typer.Abort):
         return 130
     except InvalidSettings as bad:  # a variable or policy file o2c cannot use

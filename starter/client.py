@@ -17,6 +17,7 @@ from temporalio.common import (
 from temporalio.envconfig import ClientConnectConfig
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.types import MethodAsyncSingleParam, ParamType, ReturnType, SelfType
 
 from adapters.ports import BillingPort
 from adapters.temporal import connect_config
@@ -83,8 +84,16 @@ async def start_amendment(
 
 
 async def _start_once(
-    client: Client, run: Any, arg: Any, *, workflow_id: str, task_queue: str, process: str, customer: str, contract: str
-) -> WorkflowHandle:
+    client: Client,
+    run: MethodAsyncSingleParam[SelfType, ParamType, ReturnType],
+    arg: ParamType,
+    *,
+    workflow_id: str,
+    task_queue: str,
+    process: str,
+    customer: str,
+    contract: str,
+) -> WorkflowHandle[SelfType, ReturnType]:
     """Start a process under its business key, or return the one that already has it:
     a running duplicate lands on the running workflow, a finished one on its result."""
     try:
@@ -199,14 +208,16 @@ async def start_reconciliation(
 
 async def change_renewal(client: Client, workflow_id: str, change: RenewalChange) -> str:
     """New seat counts or start date while the renewal waits; refused with the reason if invalid."""
-    return await client.get_workflow_handle(workflow_id).execute_update("change", change, result_type=str)
+    answer: str = await client.get_workflow_handle(workflow_id).execute_update("change", change, result_type=str)
+    return answer
 
 
 async def cancel_renewal(client: Client, workflow_id: str, *, requested_by: str, reason: str) -> str:
     """A non-renewal: the current term ends as planned and nothing new is billed."""
-    return await client.get_workflow_handle(workflow_id).execute_update(
+    answer: str = await client.get_workflow_handle(workflow_id).execute_update(
         "cancel", NonRenewal(requested_by=requested_by, reason=reason), result_type=str
     )
+    return answer
 
 
 async def decide(
@@ -214,19 +225,21 @@ async def decide(
 ) -> str:
     """Approve or reject what a process waits for. Refusals come back as
     WorkflowUpdateFailedError with the validator's reason."""
-    return await client.get_workflow_handle(workflow_id).execute_update(
+    answer: str = await client.get_workflow_handle(workflow_id).execute_update(
         "decide",
         DecisionInput(approver=approver, role=role, approved=approved, comment=comment),
         result_type=str,
     )
+    return answer
 
 
 async def resolve(client: Client, workflow_id: str, action: OperatorAction, *, operator: str, comment: str = "") -> str:
-    return await client.get_workflow_handle(workflow_id).execute_update(
+    answer: str = await client.get_workflow_handle(workflow_id).execute_update(
         "resolve",
         ResolveInput(action=action, operator=operator, comment=comment),
         result_type=str,
     )
+    return answer
 
 
 # A listing asks each process for its state; one whose worker is down must not hold it up.
@@ -235,7 +248,10 @@ LISTING_QUERY_TIMEOUT = timedelta(seconds=5)
 
 async def process_state(client: Client, workflow_id: str, *, rpc_timeout: timedelta | None = None) -> dict[str, Any]:
     """The process's own state query, as JSON-ready data."""
-    return await client.get_workflow_handle(workflow_id).query("state", result_type=dict, rpc_timeout=rpc_timeout)
+    state: dict[str, Any] = await client.get_workflow_handle(workflow_id).query(
+        "state", result_type=dict, rpc_timeout=rpc_timeout
+    )
+    return state
 
 
 async def find_processes(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import httpx
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.errors import AdapterError
@@ -81,7 +82,7 @@ def explain(error: BaseException, settings: Settings) -> tuple[int, str] | None:
     if isinstance(error, SystemProblem):
         return EXIT_SYSTEM, str(error)
     if isinstance(error, WorkflowUpdateFailedError):
-        return EXIT_REFUSED, f"refused: {error.cause.message if error.cause else error}"
+        return EXIT_REFUSED, f"refused: {error.cause.message if isinstance(error.cause, FailureError) else error}"
     if isinstance(error, RPCError):
         return _temporal(error, settings)
     if isinstance(error, AdapterError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import FailureError
 
 from starter.client import PARKED, watch_process
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_SYSTEM, err, note
@@ -56,7 +57,7 @@ async def follow(client: Client, workflow_id: str, *, answered: bool = False) ->
     try:
         result = await client.get_workflow_handle(workflow_id).result()
     except WorkflowFailureError as failure:
-        cause = failure.cause.message if failure.cause else str(failure)
+        cause = failure.cause.message if isinstance(failure.cause, FailureError) else str(failure)
         return Outcome(workflow_id, Status.FAILED.value, cause, EXIT_SYSTEM, state)
     message = result.get("message", "") if isinstance(result, dict) else getattr(result, "message", "")
     return Outcome(workflow_id, status, message, EXIT_DONE, state)

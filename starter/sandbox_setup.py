@@ -51,4 +51,5 @@ async def update_customer_address(settings: Settings, customer_id: str, address:
         if response.status_code == 404:
             raise Refused(f"billing has no customer {customer_id}")
         response.raise_for_status()
-        return response.json()
+        customer: dict[str, Any] = response.json()
+        return customer

@@ -55,7 +55,7 @@ def _host_port(address: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-async def _start_temporal(config: ClientConnectConfig, state_dir: Path, ui_port: int) -> subprocess.Popen:
+async def _start_temporal(config: ClientConnectConfig, state_dir: Path, ui_port: int) -> subprocess.Popen[bytes]:
     host, port = _host_port(config["target_host"])
     state_dir.mkdir(parents=True, exist_ok=True)
     command = [
@@ -90,7 +90,7 @@ async def _start_temporal(config: ClientConnectConfig, state_dir: Path, ui_port:
     raise RuntimeError("the Temporal dev server did not start within 30 s")
 
 
-def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
+def _stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -111,7 +111,7 @@ def _logged_start(log: Path, offset: int) -> bool:
     return False
 
 
-async def _start_worker(settings: Settings) -> subprocess.Popen:
+async def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     """`python -m worker` with the environment that points it at the stack's Temporal, sandbox
     and database; its JSON logs go to worker.log. Returns once it polls the task queue."""
     log = settings.state_dir / "worker.log"

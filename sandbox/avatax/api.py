@@ -9,11 +9,11 @@ from sandbox.avatax.errors import authenticate, error, fault_response
 from sandbox.avatax.listing import list_transactions
 from sandbox.avatax.transactions import commit_transaction, create_transaction, get_transaction, void_transaction
 from sandbox.core import json_response
-from sandbox.routing import System, run_in_one_unit_of_work
+from sandbox.routing import Routes, System, run_in_one_unit_of_work
 
 _COMPANY = "/api/v2/companies/{company}/transactions"
 _DOC = _COMPANY + "/{code}"
-ROUTES = [
+ROUTES: Routes = [
     ("POST", "/api/v2/transactions/create", create_transaction),
     ("GET", _COMPANY, list_transactions),
     ("GET", _DOC, get_transaction),

@@ -46,12 +46,12 @@ def _route(method: str, path: str, action: Action) -> Route:
 
 
 def control_mount(store: Store, faults: Faults) -> Mount:
-    def reset(request: Request, body: dict) -> Any:
+    def reset(request: Request, body: dict[str, Any]) -> Any:
         store.reset()
         faults.clear()
         return {"reset": True}
 
-    def set_period(request: Request, body: dict) -> Any:
+    def set_period(request: Request, body: dict[str, Any]) -> Any:
         subsidiary = str(body.get("subsidiary") or "")
         period = str(body.get("period") or "")
         if not subsidiary or len(period) != 7 or period[4] != "-":
@@ -61,25 +61,25 @@ def control_mount(store: Store, faults: Faults) -> Mount:
             tx.put("netsuite", "accountingPeriod", period_key(subsidiary, period), record)
         return record
 
-    def periods(request: Request, body: dict) -> Any:
+    def periods(request: Request, body: dict[str, Any]) -> Any:
         return records(request, body, "netsuite", "accountingPeriod")
 
-    def clear_faults(request: Request, body: dict) -> Any:
+    def clear_faults(request: Request, body: dict[str, Any]) -> Any:
         faults.clear()
         return {"deleted": True}
 
-    def remove_fault(request: Request, body: dict, fault_id: str) -> Any:
+    def remove_fault(request: Request, body: dict[str, Any], fault_id: str) -> Any:
         found = faults.remove(fault_id)
         return json_response(200 if found else 404, {"deleted": found})
 
-    def records(request: Request, body: dict, system: str, type_: str) -> Any:
+    def records(request: Request, body: dict[str, Any], system: str, type_: str) -> Any:
         with store.tx() as tx:
             return {"data": tx.list(system, type_)}
 
-    def records_misnamed(request: Request, body: dict, rest: str) -> Any:
+    def records_misnamed(request: Request, body: dict[str, Any], rest: str) -> Any:
         raise BadRequest("use /_sandbox/records/{system}/{type}")
 
-    def deliveries(request: Request, body: dict) -> Any:
+    def deliveries(request: Request, body: dict[str, Any]) -> Any:
         with store.tx() as tx:
             found = tx.list("stripe", "webhook_delivery")
         for name in ("event", "type", "endpoint"):
@@ -91,7 +91,7 @@ def control_mount(store: Store, faults: Faults) -> Mount:
         """A Stripe world action (what a customer, a bank or a card network would do), in
         one unit of work; its effects and events are exactly those of the real flows."""
 
-        def action(request: Request, body: dict, **params: str) -> Any:
+        def action(request: Request, body: dict[str, Any], **params: str) -> Any:
             with store.tx() as tx:
                 return act(tx, body=body, **params)
 

@@ -70,6 +70,7 @@ class Faults:
         if system not in (*SYSTEMS, "*"):
             raise ValueError(f"system must be one of {', '.join(SYSTEMS)} or *")
         status = int(spec.get("status") or (429 if kind == "429" else 500))
+        hold_seconds = spec.get("hold_seconds")
         fault = Fault(
             id=new_id("fault"),
             system=system,
@@ -79,7 +80,7 @@ class Faults:
             times=None if spec.get("times") is None else int(spec["times"]),
             every=None if spec.get("every") is None else int(spec["every"]),
             latency_ms=int(spec.get("latency_ms") or 0),
-            hold_seconds=float(spec.get("hold_seconds") if spec.get("hold_seconds") is not None else 5.0),
+            hold_seconds=5.0 if hold_seconds is None else float(hold_seconds),
             status=status,
         )
         if fault.every is not None and fault.every < 1:

@@ -348,7 +348,7 @@ def _journal_entry(
 ) -> dict[str, Any]:
     """A journal entry as the record service stores it; lines are (account, amount,
     is_debit), zero lines left out."""
-    items = []
+    items: list[dict[str, Any]] = []
     for account, amount, is_debit in lines:
         if amount == 0:
             continue

@@ -5,13 +5,14 @@ their own version table, apart from o2c's."""
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from sandbox.db import VERSION_TABLE, engine_for
 
 config = context.config
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=None, render_as_batch=True, version_table=VERSION_TABLE)
     with context.begin_transaction():
         context.run_migrations()
@@ -22,7 +23,9 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = engine_for(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None, "the alembic CLI needs sqlalchemy.url"
+    engine = engine_for(url)
     try:
         with engine.begin() as conn:
             _run(conn)

@@ -11,11 +11,11 @@ from sandbox.netsuite.customers import get_customer, upsert_customer
 from sandbox.netsuite.errors import authenticate, error, fault_response
 from sandbox.netsuite.journal_entries import create, get, put_by_ref
 from sandbox.netsuite.query import suiteql_query
-from sandbox.routing import System, run_in_one_unit_of_work
+from sandbox.routing import Routes, System, run_in_one_unit_of_work
 
 _RECORD = "/services/rest/record/v1/journalEntry"
 _CASE = "/services/rest/record/v1/" + CASE_TYPE
-ROUTES = [
+ROUTES: Routes = [
     ("POST", _RECORD, create),
     ("PUT", _RECORD + "/{ref}", put_by_ref),
     ("GET", _RECORD + "/{ref}", get),

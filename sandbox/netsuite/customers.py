@@ -71,7 +71,7 @@ def upsert_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int,
 def get_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
     internal_id = _customer_by_external(tx, ref[4:]) if ref.startswith("eid:") else ref
     record = tx.get(SYSTEM, CUSTOMER, internal_id) if internal_id else None
-    if record is None:
+    if not internal_id or record is None:
         raise error(
             404,
             "NONEXISTENT_ID",

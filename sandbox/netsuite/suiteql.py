@@ -33,11 +33,12 @@ common ones), and NULL ordering (Oracle's default: last ascending, first descend
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import sqlglot
 from sqlglot import exp
@@ -261,7 +262,10 @@ def _predicate(node: exp.Expression) -> Predicate:
 def _conjuncts(condition: exp.Expression) -> Iterator[exp.Expression]:
     # flatten() on a lone comparison would yield its operands, not the comparison.
     # Parentheses stay, to be refused like any others.
-    return condition.flatten(unnest=False) if isinstance(condition, exp.And) else iter([condition])
+    if not isinstance(condition, exp.And):
+        return iter([condition])
+    # flatten() is typed over sqlglot's Expr trait; the nodes of a parsed tree are Expressions.
+    return cast(Iterator[exp.Expression], condition.flatten(unnest=False))
 
 
 def _order(order: exp.Order) -> tuple[Ref, bool]:
@@ -417,6 +421,17 @@ def accounting_line_rows(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
 # -- evaluation ----------------------------------------------------------------------------
 
 
+# A predicate's comparison, on a value brought to its literal's type.
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
 def _compare(value: Any, op: str, literal: Any) -> bool:
     if value is None:
         return False
@@ -430,17 +445,7 @@ def _compare(value: Any, op: str, literal: Any) -> bool:
             return False
     else:
         value = value.isoformat() if isinstance(value, date) else str(value)
-    if op == "=":
-        return value == literal
-    if op == "!=":
-        return value != literal
-    if op == "<":
-        return value < literal
-    if op == "<=":
-        return value <= literal
-    if op == ">":
-        return value > literal
-    return value >= literal
+    return _OPERATORS[op](value, literal)
 
 
 def matches(row: dict[str, Any], predicate: Predicate) -> bool:
@@ -486,7 +491,7 @@ def _pushdown(query: Query) -> tuple[list[Condition], list[Predicate]]:
     return pushed, rest
 
 
-def _sort_key(column: str):
+def _sort_key(column: str) -> Callable[[dict[str, Any]], tuple[bool, bool, Any]]:
     # NULLs after values; an id column may mix numbers and text ids, numbers first.
     def key(row: dict[str, Any]) -> tuple[bool, bool, Any]:
         value = row[column]
@@ -519,8 +524,10 @@ def execute(tx: Tx, query: Query, *, offset: int, limit: int) -> tuple[list[dict
     found: list[dict[str, Any]] = []
     entries = tx.page(SYSTEM, "journalEntry", pushed, order_by=sql_order or (("num", False),))
     for entry in entries:
-        rows = [transaction_row(entry.data)] if query.table == "transaction" else accounting_line_rows(entry.data)
-        found.extend(row for row in rows if all(matches(row, p) for p in rest))
+        entry_rows: Iterable[dict[str, Any]] = (
+            [transaction_row(entry.data)] if query.table == "transaction" else accounting_line_rows(entry.data)
+        )
+        found.extend(row for row in entry_rows if all(matches(row, p) for p in rest))
     if sql_order is None and order is not None:
         found.sort(key=_sort_key(order[0].name), reverse=order[1])
     return found[offset : offset + limit], len(found)

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.core import ApiError, dumps, json_response, new_id, parse_nested, request_hash
-from sandbox.routing import System
+from sandbox.routing import Handler, Routes, System
+from sandbox.store import Store
 from sandbox.stripe import SYSTEM
 from sandbox.stripe.accounts import current_account, current_request
 from sandbox.stripe.customers import (
@@ -81,7 +82,7 @@ def authenticate(request: Request) -> Response | None:
     return json_response(401, err.body, err.headers)
 
 
-ROUTES = [
+ROUTES: Routes = [
     ("POST", "/v1/customers", create_customer),
     ("GET", "/v1/customers/{id}", get_customer),
     ("POST", "/v1/customers/{id}", update_customer),
@@ -121,7 +122,9 @@ def params_of(method: str, raw: bytes, query: str) -> dict[str, Any]:
     return parse_nested(pairs)
 
 
-def run(store, handler, method: str, path: str, request: Request, raw: bytes, path_params: dict[str, str]) -> Response:
+def run(
+    store: Store, handler: Handler, method: str, path: str, request: Request, raw: bytes, path_params: dict[str, str]
+) -> Response:
     try:
         params = params_of(method, raw, request.url.query)
     except (UnicodeDecodeError, ValueError):
@@ -142,8 +145,8 @@ def run(store, handler, method: str, path: str, request: Request, raw: bytes, pa
         )
         return json_response(err.status, err.body, err.headers)
     # Keys are scoped per account; a header value cannot hold a newline, so the scoped
-    # form never collides with a platform key.
-    stored_key = f"{account}\n{key}" if key and account else key
+    # form never collides with a platform key. Only read when the request has a key.
+    stored_key = f"{account}\n{key}" if key and account else key or ""
     fingerprint = request_hash(method, path, params)
     try:
         with store.tx() as tx:

@@ -20,7 +20,8 @@ API_VERSION = "2024-06-20"
 
 
 def _snapshot(obj: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(dumps(obj), parse_float=Decimal)
+    snapshot: dict[str, Any] = json.loads(dumps(obj), parse_float=Decimal)
+    return snapshot
 
 
 def emit(
@@ -32,7 +33,7 @@ def emit(
     data: dict[str, Any] = {"object": _snapshot(obj)}
     if previous_attributes is not None:
         data["previous_attributes"] = _snapshot(previous_attributes)
-    event = {
+    event: dict[str, Any] = {
         "id": new_id("evt"),
         "object": "event",
         "api_version": API_VERSION,

@@ -27,7 +27,7 @@ def boolean(value: Any, param: str) -> bool:
     if isinstance(value, bool):
         return value
     if value in ("true", "false"):
-        return value == "true"
+        return bool(value == "true")
     raise invalid(f"Invalid boolean: {value}", param=param)
 
 

@@ -56,6 +56,7 @@ def _new_payment_method(token: str) -> dict[str, Any]:
 def attach(tx: Tx, pm_id: str, customer_id: str, *, param: str = "payment_method") -> dict[str, Any]:
     """Attach a payment method (or, as Stripe's test tokens do, a fresh one made from a
     test token such as `pm_card_visa`) to a customer. Emits `payment_method.attached`."""
+    pm: dict[str, Any] | None
     if pm_id in TEST_PAYMENT_METHODS:
         pm = _new_payment_method(pm_id)
     else:

@@ -90,9 +90,10 @@ def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         if "price_data" in spec:
             price = price_from(spec["price_data"], f"{param}[price_data]", currency, "month")
         elif "price" in spec:
-            price = tx.get(SYSTEM, "price", spec["price"])
-            if price is None:
+            stored = tx.get(SYSTEM, "price", spec["price"])
+            if stored is None:
                 raise no_such("price", spec["price"], status=400, param=f"{param}[price]")
+            price = stored
             if price["currency"] != currency:
                 raise invalid(
                     f"The price currency {price['currency']} does not match the subscription currency {currency}",
@@ -209,8 +210,9 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
     wanted = params.get("items", [])
     if wanted and not isinstance(wanted, list):
         raise invalid("Invalid array", param="items")
-    # Validate everything before changing anything.
-    changes: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = []
+    # Validate everything before changing anything. A change is (action, spec); the spec
+    # of an updated or deleted item holds its id.
+    changes: list[tuple[str, dict[str, Any]]] = []
     for index, spec in enumerate(wanted):
         param = f"items[{index}]"
         if not isinstance(spec, dict):
@@ -219,18 +221,18 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
         if item_id and item_id not in by_id:
             raise invalid(f"No such subscription item: '{item_id}'", param=f"{param}[id]")
         if item_id and "deleted" in spec and boolean(spec["deleted"], f"{param}[deleted]"):
-            changes.append(("delete", by_id[item_id], spec))
+            changes.append(("delete", spec))
             continue
         if not item_id and "price_data" not in spec and "price" not in spec:
             raise missing(f"{param}[price_data]")
         if "quantity" in spec and integer(spec["quantity"], f"{param}[quantity]") < 0:
             raise invalid("Quantity must be at least 0", param=f"{param}[quantity]")
-        changes.append(("update" if item_id else "add", by_id.get(item_id) if item_id else None, spec))
+        changes.append(("update" if item_id else "add", spec))
     interval = (items[0]["price"].get("recurring") or {}).get("interval", "month") if items else "month"
-    for index, (action, item, spec) in enumerate(changes):
+    for index, (action, spec) in enumerate(changes):
         param = f"items[{index}]"
         if action == "delete":
-            items = [i for i in items if i["id"] != item["id"]]
+            items = [i for i in items if i["id"] != spec["id"]]
             continue
         price = None
         if "price_data" in spec:
@@ -242,6 +244,7 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
             price = stored
         quantity = integer(spec["quantity"], f"{param}[quantity]") if "quantity" in spec else None
         if action == "add":
+            assert price is not None  # an added item's price_data or price was checked above
             items.append(
                 new_item(
                     id,
@@ -251,7 +254,7 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
                 )
             )
         else:
-            target = next(i for i in items if i["id"] == item["id"])
+            target = next(i for i in items if i["id"] == spec["id"])
             if price is not None:
                 target["price"] = price
             if quantity is not None:

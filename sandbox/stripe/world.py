@@ -58,7 +58,9 @@ def renewal_charge(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
         charge_invoice(tx, invoice)
     except ApiError:
         pass  # no payment method: the invoice stays open, as with a customer who has none
-    return tx.get(SYSTEM, "invoice", invoice["id"])
+    charged = tx.get(SYSTEM, "invoice", invoice["id"])
+    assert charged is not None  # stored above, in this unit of work
+    return charged
 
 
 def partial_payment(tx: Tx, id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,7 @@ _documents = sa.table(
 )
 
 
-def _listing_columns() -> list[sa.Column]:
+def _listing_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("scope", sa.String(64), nullable=True),
         sa.Column("day", sa.String(10), nullable=True),
@@ -44,7 +45,7 @@ def _listing_columns() -> list[sa.Column]:
     ]
 
 
-def _create_listing_indexes(create_index) -> None:
+def _create_listing_indexes(create_index: Callable[[str, list[str]], object]) -> None:
     # (system, type, scope, day, seq): one legal entity's period in insertion order.
     create_index("ix_sandbox_documents_listing", ["system", "type", "scope", "day", "seq"])
     # (system, type, num), carrying scope and day as well: a keyset page of one
