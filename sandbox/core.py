@@ -9,7 +9,6 @@ import re
 import secrets
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,10 +37,9 @@ def parse_nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
                 node[part] = child
             node = child
         node[parts[-1]] = value
-    # Stripe's parameters have names, so the top level stays a dict; a form whose names
-    # are all digits comes back as a list, and its handler fails on it.
-    nested: dict[str, Any] = _listify(root)
-    return nested
+    # Stripe's parameters have names: the top level stays a dict even when every name is a
+    # digit, so such a form meets the handler's check of unknown parameters, not a crash.
+    return {key: _listify(value) for key, value in root.items()}
 
 
 def _listify(node: Any) -> Any:
@@ -51,10 +49,6 @@ def _listify(node: Any) -> Any:
     if converted and all(k.isdigit() for k in converted):
         return [converted[k] for k in sorted(converted, key=int)]
     return converted
-
-
-def parse_form(raw: bytes) -> dict[str, Any]:
-    return parse_nested(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
 
 
 def request_hash(method: str, path: str, params: Any) -> str:
