@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from adapters.errors import TransientError
 from adapters.stripe_webhooks import sign
 from adapters.temporal import register_search_attributes
-from starter.binaries import test_server_binary
+from starter import binaries
 from tests.ingress.ingress_kit import SECRET, serve
 from workflows.kit.status import INVOICE, PROCESS, SEARCH_ATTRIBUTES
 
@@ -254,7 +254,7 @@ async def test_billing_outage_during_a_dispute_lookup_answers_503(ingress):
 
 async def test_temporal_going_away_answers_503_so_stripe_redelivers():
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=test_server_binary()
+        data_converter=pydantic_data_converter, test_server_existing_path=binaries.test_server_binary()
     )
     await register_search_attributes(environment.client, "default", SEARCH_ATTRIBUTES)
     async with serve(environment.client, delivery_timeout=2.0) as running:
