@@ -13,28 +13,16 @@ from starlette.requests import Request
 
 from sandbox.netsuite import SYSTEM
 from sandbox.netsuite.errors import checked_amount, error
+from sandbox.netsuite.records import by_external_id, external_id_for_put, internal_id_of, json_object, location
 from sandbox.store import Tx
 
 CASE_TYPE = "customrecord_o2c_collection_case"
 CASE_STAGES_OPEN = ("open", "closed")
 
 
-def _case_location(request: Request, internal_id: str) -> str:
-    base = str(request.base_url).rstrip("/")
-    return f"{base}/netsuite/services/rest/record/v1/{CASE_TYPE}/{internal_id}"
-
-
-def _case_by_external(tx: Tx, external_id: str) -> str | None:
-    ref = tx.get(SYSTEM, "externalId", f"{CASE_TYPE}:{external_id}")
-    return None if ref is None else ref["internalId"]
-
-
 def upsert_case(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
-    if not ref.startswith("eid:"):
-        raise error(400, "INVALID_REQUEST", "PUT is only supported with an external id (eid:...).")
-    external_id = ref[4:]
-    if not isinstance(body, dict):
-        raise error(400, "INVALID_CONTENT", "The request body must be a JSON object.")
+    external_id = external_id_for_put(ref)
+    body = json_object(body)
     for name in ("custrecord_o2c_customer", "custrecord_o2c_invoice", "custrecord_o2c_stage"):
         if not body.get(name):
             raise error(400, "USER_ERROR", f"Please enter value(s) for: {name}", path=name)
@@ -43,7 +31,7 @@ def upsert_case(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any
     status = body.get("custrecord_o2c_status") or "open"
     if status not in CASE_STAGES_OPEN:
         raise error(400, "INVALID_VALUE", f"Invalid status {status!r}: open or closed.", path="custrecord_o2c_status")
-    internal_id = _case_by_external(tx, external_id)
+    internal_id = by_external_id(tx, CASE_TYPE, external_id)
     current = tx.get(SYSTEM, CASE_TYPE, internal_id) if internal_id else None
     if internal_id is None:
         internal_id = str(tx.count(SYSTEM, CASE_TYPE) + 1)
@@ -68,11 +56,11 @@ def upsert_case(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any
     history = tx.get(SYSTEM, "collectionCaseHistory", internal_id) or {"id": internal_id, "stages": []}
     history["stages"].append(record["custrecord_o2c_stage"])
     tx.put(SYSTEM, "collectionCaseHistory", internal_id, history)
-    return 204, None, {"Location": _case_location(request, internal_id)}
+    return 204, None, {"Location": location(request, CASE_TYPE, internal_id)}
 
 
 def get_case(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
-    internal_id = _case_by_external(tx, ref[4:]) if ref.startswith("eid:") else ref
+    internal_id = internal_id_of(tx, CASE_TYPE, ref)
     record = tx.get(SYSTEM, CASE_TYPE, internal_id) if internal_id else None
     if not internal_id or record is None:
         raise error(
@@ -84,5 +72,5 @@ def get_case(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, d
     out = dict(record)
     if out.get("custrecord_o2c_amount") is not None:
         out["custrecord_o2c_amount"] = Decimal(out["custrecord_o2c_amount"])
-    out["links"] = [{"rel": "self", "href": _case_location(request, internal_id)}]
+    out["links"] = [{"rel": "self", "href": location(request, CASE_TYPE, internal_id)}]
     return 200, out, {}

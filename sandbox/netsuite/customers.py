@@ -15,28 +15,16 @@ from starlette.requests import Request
 
 from sandbox.netsuite import SYSTEM
 from sandbox.netsuite.errors import error
+from sandbox.netsuite.records import by_external_id, external_id_for_put, internal_id_of, json_object, location
 from sandbox.store import Tx
 
 CUSTOMER = "customer"
 
 
-def _customer_location(request: Request, internal_id: str) -> str:
-    base = str(request.base_url).rstrip("/")
-    return f"{base}/netsuite/services/rest/record/v1/customer/{internal_id}"
-
-
-def _customer_by_external(tx: Tx, external_id: str) -> str | None:
-    ref = tx.get(SYSTEM, "externalId", f"{CUSTOMER}:{external_id}")
-    return None if ref is None else ref["internalId"]
-
-
 def upsert_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
-    if not ref.startswith("eid:"):
-        raise error(400, "INVALID_REQUEST", "PUT is only supported with an external id (eid:...).")
-    external_id = ref[4:]
-    if not isinstance(body, dict):
-        raise error(400, "INVALID_CONTENT", "The request body must be a JSON object.")
-    internal_id = _customer_by_external(tx, external_id)
+    external_id = external_id_for_put(ref)
+    body = json_object(body)
+    internal_id = by_external_id(tx, CUSTOMER, external_id)
     current = tx.get(SYSTEM, CUSTOMER, internal_id) if internal_id else None
     record = {**(current or {}), **{k: v for k, v in body.items() if k not in ("id", "links", "externalId")}}
     if not record.get("isPerson") and not record.get("companyName"):
@@ -65,11 +53,11 @@ def upsert_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int,
         }
     )
     tx.put(SYSTEM, CUSTOMER, internal_id, record)
-    return 204, None, {"Location": _customer_location(request, internal_id)}
+    return 204, None, {"Location": location(request, CUSTOMER, internal_id)}
 
 
 def get_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
-    internal_id = _customer_by_external(tx, ref[4:]) if ref.startswith("eid:") else ref
+    internal_id = internal_id_of(tx, CUSTOMER, ref)
     record = tx.get(SYSTEM, CUSTOMER, internal_id) if internal_id else None
     if not internal_id or record is None:
         raise error(
@@ -82,6 +70,6 @@ def get_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, An
     out = {
         **record,
         "addressBook": {"items": items, "count": len(items), "totalResults": len(items), "hasMore": False},
-        "links": [{"rel": "self", "href": _customer_location(request, internal_id)}],
+        "links": [{"rel": "self", "href": location(request, CUSTOMER, internal_id)}],
     }
     return 200, out, {}

@@ -13,7 +13,10 @@ from starlette.requests import Request
 
 from sandbox.netsuite import SYSTEM
 from sandbox.netsuite.errors import checked_amount, error
+from sandbox.netsuite.records import by_external_id, external_id_for_put, internal_id_of, json_object, location
 from sandbox.store import Tx
+
+JOURNAL_ENTRY = "journalEntry"
 
 
 def period_key(subsidiary: str, period: str) -> str:
@@ -21,8 +24,7 @@ def period_key(subsidiary: str, period: str) -> str:
 
 
 def _validate(tx: Tx, body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise error(400, "INVALID_CONTENT", "The request body must be a JSON object.")
+    body = json_object(body)
     subsidiary = str((body.get("subsidiary") or {}).get("id") or "")
     if not subsidiary:
         raise error(400, "USER_ERROR", "Please enter value(s) for: Subsidiary", path="subsidiary")
@@ -90,46 +92,36 @@ def _validate(tx: Tx, body: Any) -> dict[str, Any]:
     return record
 
 
-def _location(request: Request, internal_id: str) -> str:
-    base = str(request.base_url).rstrip("/")
-    return f"{base}/netsuite/services/rest/record/v1/journalEntry/{internal_id}"
-
-
 def _save(tx: Tx, record: dict[str, Any], internal_id: str | None) -> str:
     if internal_id is None:
-        internal_id = str(tx.count(SYSTEM, "journalEntry") + 101)
+        internal_id = str(tx.count(SYSTEM, JOURNAL_ENTRY) + 101)
     record["id"] = internal_id
     record["tranId"] = f"JE{int(internal_id):06d}"
-    tx.put(SYSTEM, "journalEntry", internal_id, record)
+    tx.put(SYSTEM, JOURNAL_ENTRY, internal_id, record)
     if record.get("externalId"):
         tx.put(
             SYSTEM,
             "externalId",
-            f"journalEntry:{record['externalId']}",
-            {"id": f"journalEntry:{record['externalId']}", "internalId": internal_id},
+            f"{JOURNAL_ENTRY}:{record['externalId']}",
+            {"id": f"{JOURNAL_ENTRY}:{record['externalId']}", "internalId": internal_id},
         )
     return internal_id
-
-
-def _by_external(tx: Tx, external_id: str) -> str | None:
-    ref = tx.get(SYSTEM, "externalId", f"journalEntry:{external_id}")
-    return None if ref is None else ref["internalId"]
 
 
 def create(tx: Tx, request: Request, body: Any) -> tuple[int, Any, dict[str, str]]:
     record = _validate(tx, body)
     external_id = record.get("externalId")
-    if external_id and _by_external(tx, str(external_id)):
+    if external_id and by_external_id(tx, JOURNAL_ENTRY, str(external_id)):
         raise error(400, "DUP_RCRD", f"A record with external ID {external_id} already exists.", path="externalId")
     internal_id = _save(tx, record, None)
-    return 204, None, {"Location": _location(request, internal_id)}
+    return 204, None, {"Location": location(request, JOURNAL_ENTRY, internal_id)}
 
 
 def upsert(tx: Tx, request: Request, body: Any, external_id: str) -> tuple[int, Any, dict[str, str]]:
     record = _validate(tx, body)
     record["externalId"] = external_id
-    internal_id = _save(tx, record, _by_external(tx, external_id))
-    return 204, None, {"Location": _location(request, internal_id)}
+    internal_id = _save(tx, record, by_external_id(tx, JOURNAL_ENTRY, external_id))
+    return 204, None, {"Location": location(request, JOURNAL_ENTRY, internal_id)}
 
 
 def _render(record: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -143,13 +135,13 @@ def _render(record: dict[str, Any], request: Request) -> dict[str, Any]:
         for item in record["line"]["items"]
     ]
     out["line"] = {"items": items, "count": len(items), "totalResults": len(items), "hasMore": False}
-    out["links"] = [{"rel": "self", "href": _location(request, record["id"])}]
+    out["links"] = [{"rel": "self", "href": location(request, JOURNAL_ENTRY, record["id"])}]
     return out
 
 
 def get(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
-    internal_id = _by_external(tx, ref[4:]) if ref.startswith("eid:") else ref
-    record = tx.get(SYSTEM, "journalEntry", internal_id) if internal_id else None
+    internal_id = internal_id_of(tx, JOURNAL_ENTRY, ref)
+    record = tx.get(SYSTEM, JOURNAL_ENTRY, internal_id) if internal_id else None
     if record is None:
         raise error(
             404,
@@ -161,6 +153,4 @@ def get(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[s
 
 
 def put_by_ref(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
-    if not ref.startswith("eid:"):
-        raise error(400, "INVALID_REQUEST", "PUT is only supported with an external id (eid:...).")
-    return upsert(tx, request, body, ref[4:])
+    return upsert(tx, request, body, external_id_for_put(ref))
