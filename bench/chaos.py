@@ -1,8 +1,9 @@
 """The chaos run at a larger size: many amendments, dunnings and renewals, and a reconciliation,
 at once on the real dev server, faults on every system's requests, the worker process killed
 with SIGKILL and restarted mid-run. Prints the figures: processes and how they ended, faults injected, kills,
-duplicates found, unbalanced entries, and the receivable booked against what was invoiced.
-Never asserts (tests/integration/test_chaos.py runs a CI-sized one that does).
+duplicates found, unbalanced entries, and the receivable booked against what was invoiced;
+the last line is the same figures as one JSON object. Never asserts (tests/integration/test_chaos.py
+runs a CI-sized one that does).
 
     .venv/bin/python bench/chaos.py [--amendments 40] [--dunnings 15] [--renewals 15] [--kills 4]
                                     [--reconciled-invoices 10000]
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -68,6 +70,7 @@ async def main(args: argparse.Namespace) -> None:
     ):
         print(f"{title}: {len(items)}" + "".join(f"\n  {x}" for x in items))
     print(f"worker log: {scratch}")
+    print(json.dumps({"bench": "chaos", **report.summary()}, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Runs the real Temporal dev server (loopback only) and one in-process worker that
 both o2c's AmendmentWorkflow (real activities over the in-memory fakes of tests/fakes.py)
 and a bare workflow with as many no-op activities as a happy-path amendment schedules.
 Prints latency, throughput, worker CPU, history events, actions and a cost estimate,
-each with the o2c/bare ratio. Never asserts timings.
+each with the o2c/bare ratio, and as its last line the same figures as one JSON object.
+Never asserts timings.
 
     /tmp/venv/bin/python bench/overhead.py [--n 50]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import socket
@@ -264,8 +266,13 @@ async def phase(coro, what: str):
         raise SystemExit(f"{what} took longer than {PHASE_TIMEOUT:.0f}s; aborting the benchmark") from None
 
 
+def quotient(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
 def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "n/a"
+    q = quotient(a, b)
+    return f"{q:.2f}x" if q is not None else "n/a"
 
 
 def table(rows: list[tuple[str, str, str, str]]) -> str:
@@ -341,46 +348,34 @@ async def main(n: int, concurrency: int, warmup: int) -> None:
 
     a, b = results[amendment.name], results[bare.name]
     billed = "metric" if a["metric"] is not None and b["metric"] is not None else "actions"
-    rows = [
-        ("latency p50, ms (one at a time)", f"{a['p50']:.1f}", f"{b['p50']:.1f}", ratio(a["p50"], b["p50"])),
-        ("latency p95, ms (one at a time)", f"{a['p95']:.1f}", f"{b['p95']:.1f}", ratio(a["p95"], b["p95"])),
-        (
-            f"throughput, processes/s ({concurrency} at once)",
-            f"{a['tput']:.1f}",
-            f"{b['tput']:.1f}",
-            ratio(a["tput"], b["tput"]),
-        ),
-        ("worker CPU-s per process (sequential)", f"{a['cpu']:.4f}", f"{b['cpu']:.4f}", ratio(a["cpu"], b["cpu"])),
-        ("worker CPU-s per process (saturated)", f"{a['tcpu']:.4f}", f"{b['tcpu']:.4f}", ratio(a["tcpu"], b["tcpu"])),
-        ("history events per process", f"{a['events']:.1f}", f"{b['events']:.1f}", ratio(a["events"], b["events"])),
-        (
-            "actions per process (history estimate)",
-            f"{a['actions']:.1f}",
-            f"{b['actions']:.1f}",
-            ratio(a["actions"], b["actions"]),
-        ),
-    ]
-    if billed == "metric":
-        rows.append(
-            (
-                "actions per process (server `action` metric)",
-                f"{a['metric']:.1f}",
-                f"{b['metric']:.1f}",
-                ratio(a["metric"], b["metric"]),
-            )
-        )
 
     def cost(r):
         return r[billed] * PRICE_PER_MILLION_ACTIONS_USD
 
-    rows.append(
+    # (label, JSON key, o2c figure, bare figure, format): the table and the JSON line both come from these.
+    measures = [
+        ("latency p50, ms (one at a time)", "latency_p50_ms", a["p50"], b["p50"], ".1f"),
+        ("latency p95, ms (one at a time)", "latency_p95_ms", a["p95"], b["p95"], ".1f"),
+        (f"throughput, processes/s ({concurrency} at once)", "throughput_per_s", a["tput"], b["tput"], ".1f"),
+        ("worker CPU-s per process (sequential)", "cpu_s_sequential", a["cpu"], b["cpu"], ".4f"),
+        ("worker CPU-s per process (saturated)", "cpu_s_saturated", a["tcpu"], b["tcpu"], ".4f"),
+        ("history events per process", "history_events", a["events"], b["events"], ".1f"),
+        ("actions per process (history estimate)", "actions_history", a["actions"], b["actions"], ".1f"),
+    ]
+    if billed == "metric":
+        measures.append(
+            ("actions per process (server `action` metric)", "actions_metric", a["metric"], b["metric"], ".1f")
+        )
+    measures.append(
         (
             f"USD per million processes at ${PRICE_PER_MILLION_ACTIONS_USD:.0f}/M actions",
-            f"{cost(a):,.0f}",
-            f"{cost(b):,.0f}",
-            ratio(cost(a), cost(b)),
+            "usd_per_million_processes",
+            cost(a),
+            cost(b),
+            ",.0f",
         )
     )
+    rows = [(label, format(x, spec), format(y, spec), ratio(x, y)) for label, _, x, y, spec in measures]
 
     print()
     print(
@@ -389,19 +384,24 @@ async def main(n: int, concurrency: int, warmup: int) -> None:
     )
     print(table(rows))
     print()
-    print(
-        "actions per amendment (history estimate): "
-        + ", ".join(f"{k.lower()} {v / n:g}" for k, v in sorted(a["kinds"].items()))
-    )
-    print(
-        "actions per bare run (history estimate): "
-        + ", ".join(f"{k.lower()} {v / n:g}" for k, v in sorted(b["kinds"].items()))
-    )
-    for r, label in ((a, "amendment"), (b, "bare run")):
-        if r["delta"]:
+    # Actions per run by kind: from the histories, and from the server's metric when it has one.
+    sides = {"o2c": (a, "amendment"), "bare": (b, "bare run")}
+    history_kinds = {side: {k.lower(): v / n for k, v in sorted(r["kinds"].items())} for side, (r, _) in sides.items()}
+    metric_kinds = {
+        side: {k.removeprefix("grpc_"): v / n for k, v in sorted(r["delta"].items())}
+        for side, (r, _) in sides.items()
+        if r["delta"]
+    }
+    for side, (_, label) in sides.items():
+        print(
+            f"actions per {label} (history estimate): "
+            + ", ".join(f"{k} {v:g}" for k, v in history_kinds[side].items())
+        )
+    for side, (_, label) in sides.items():
+        if side in metric_kinds:
             print(
                 f"actions per {label} (server metric, by action_type): "
-                + ", ".join(f"{k.removeprefix('grpc_')} {v / n:g}" for k, v in sorted(r["delta"].items()))
+                + ", ".join(f"{k} {v:g}" for k, v in metric_kinds[side].items())
             )
     if billed == "metric":
         print("cost uses the dev server's `action` metric (delta over the sequential phase / n).")
@@ -413,6 +413,23 @@ async def main(n: int, concurrency: int, warmup: int) -> None:
     print(
         f"price is an ASSUMPTION (${PRICE_PER_MILLION_ACTIONS_USD:.0f} per million actions): check Temporal "
         "Cloud's current list price and your tier. Worker CPU includes this process's client calls."
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "overhead",
+                "n": n,
+                "concurrency": concurrency,
+                "warmup": warmup,
+                "activities": scheduled,
+                "price_per_million_actions_usd": PRICE_PER_MILLION_ACTIONS_USD,
+                "cost_from": "server action metric" if billed == "metric" else "history estimate",
+                **{key: {"o2c": x, "bare": y, "o2c_per_bare": quotient(x, y)} for _, key, x, y, _ in measures},
+                "actions_by_kind_history": history_kinds,
+                "actions_by_type_metric": metric_kinds,
+            },
+            sort_keys=True,
+        )
     )
 
 

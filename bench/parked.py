@@ -7,7 +7,8 @@ same function the webhook ingress uses (deliver_payment_event with a failed paym
 its invoice, opens its case and parks on a timer days away; a renewal starts through
 start_renewal, is priced, ends the current term at its boundary and parks until the new
 term, months away. At checkpoints (K/4, K/2, K) it prints the worker's RSS: with the cache
-bounded, RSS should track the cache size, not the number of parked workflows.
+bounded, RSS should track the cache size, not the number of parked workflows. The last line
+is the same figures as one JSON object.
 
     .venv/bin/python bench/parked.py [--k 2000] [--cache 100]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import sys
 import time
@@ -219,20 +221,42 @@ async def main(k: int, cache: int) -> None:
     finally:
         await env.shutdown()
 
+    checkpoints = [
+        {"parked": count, "rss_mib": rss, "vs_first_mib": rss - rows[0][1], "elapsed_s": elapsed}
+        for count, rss, elapsed in rows
+    ]
+    first, last = checkpoints[0], checkpoints[-1]
+    per = (last["rss_mib"] - first["rss_mib"]) * 1024 / max(1, last["parked"] - first["parked"])
+    invoices, ledger_calls = len(systems.billing.invoices), len(systems.ledger.calls)
+
     print()
     print(
         f"DunningWorkflow and RenewalWorkflow (half each) parked on timers; worker max_cached_workflows={cache}; "
         f"RSS before the worker started {baseline:.1f} MiB"
     )
     print(f"{'parked workflows':>16}  {'worker RSS MiB':>14}  {'vs first':>8}  {'elapsed s':>9}")
-    for count, rss, elapsed in rows:
-        print(f"{count:>16}  {rss:>14.1f}  {rss - rows[0][1]:>+8.1f}  {elapsed:>9.1f}")
-    per = (rows[-1][1] - rows[0][1]) * 1024 / max(1, rows[-1][0] - rows[0][0])
+    for c in checkpoints:
+        print(f"{c['parked']:>16}  {c['rss_mib']:>14.1f}  {c['vs_first_mib']:>+8.1f}  {c['elapsed_s']:>9.1f}")
     print(
-        f"growth from {rows[0][0]} to {rows[-1][0]} parked: {per:.2f} KiB per extra parked workflow "
+        f"growth from {first['parked']} to {last['parked']} parked: {per:.2f} KiB per extra parked workflow "
         "(the fakes keep every invoice and call in memory too, so a little growth is theirs)"
     )
-    print(f"fake billing holds {len(systems.billing.invoices)} invoices; ledger {len(systems.ledger.calls)} calls")
+    print(f"fake billing holds {invoices} invoices; ledger {ledger_calls} calls")
+    print(
+        json.dumps(
+            {
+                "bench": "parked",
+                "k": k,
+                "cache": cache,
+                "rss_before_worker_mib": baseline,
+                "checkpoints": checkpoints,
+                "kib_per_parked_workflow": per,
+                "fake_invoices": invoices,
+                "fake_ledger_calls": ledger_calls,
+            },
+            sort_keys=True,
+        )
+    )
 
 
 if __name__ == "__main__":

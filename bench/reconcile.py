@@ -6,7 +6,7 @@ database as the sandbox), runs ReconciliationWorkflow on the Temporal dev server
 read, matched and healed everything (it then waits for an operator: the bench answers skip),
 and prints records per second, the worker's peak memory, and the ratio of its time to one SQL
 statement that full-outer-joins the same three systems' documents in the same database
-(see join_seconds). Never asserts.
+(see join_seconds); the last line is the same figures as one JSON object. Never asserts.
 
     .venv/bin/python bench/reconcile.py [--sizes 10000 100000] [--database-url URL]
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import socket
@@ -226,7 +227,25 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
                 worker.wait(30)
             floor, joined, form = join_seconds(database_url, entity)
             read = sum(state["read"].values())
-            rows.append((size, read, elapsed, read / elapsed, peak, floor, joined, state))
+            rows.append(
+                {
+                    "invoices": size,
+                    "seeded_s": seeded,
+                    "records_read": read,
+                    "seconds": elapsed,
+                    "records_per_s": read / elapsed,
+                    "peak_rss_mib": peak,
+                    "sql_floor": form,
+                    "sql_floor_s": floor,
+                    "sql_floor_rows": joined,
+                    "o2c_per_floor": elapsed / floor,
+                    "batches": state["batches"],
+                    "breaks": sum(state["found"].values()),
+                    "history_events": state["history_events"],
+                    "runs": state["runs"],
+                    "children": state["children"],
+                }
+            )
             print(
                 f"{size} invoices reconciled in {elapsed:.1f} s; worker peak RSS {peak:.0f} MiB; "
                 f"the {form} took {floor:.2f} s",
@@ -244,22 +263,31 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
         f"{'join s':>7} {'join rows':>9} {'recon/join':>10} {'batches':>7} {'breaks':>6} {'events':>6} {'runs':>4} "
         f"{'children':>8}"
     )
-    for size, read, elapsed, rate, peak, floor, joined, state in rows:
+    for r in rows:
         print(
-            f"{size:>9} {read:>12} {elapsed:>8.1f} {rate:>9.0f} {peak:>12.0f} {floor:>7.2f} {joined:>9} "
-            f"{elapsed / floor:>9.0f}x {state['batches']:>7} {sum(state['found'].values()):>6} "
-            f"{state['history_events']:>6} {state['runs']:>4} {state['children']:>8}"
+            f"{r['invoices']:>9} {r['records_read']:>12} {r['seconds']:>8.1f} {r['records_per_s']:>9.0f} "
+            f"{r['peak_rss_mib']:>12.0f} {r['sql_floor_s']:>7.2f} {r['sql_floor_rows']:>9} {r['o2c_per_floor']:>9.0f}x "
+            f"{r['batches']:>7} {r['breaks']:>6} {r['history_events']:>6} {r['runs']:>4} {r['children']:>8}"
         )
+    # How time and memory grow from the first size to the last (none with a single size).
+    time_growth = memory_growth = None
     if len(rows) > 1:
-        (small, *_), (large, *_) = rows[0], rows[-1]
+        time_growth = rows[-1]["seconds"] / rows[0]["seconds"]
+        memory_growth = rows[-1]["peak_rss_mib"] / rows[0]["peak_rss_mib"]
         print(
-            f"\nfrom {small} to {large} invoices: time x{rows[-1][2] / rows[0][2]:.1f}, "
-            f"worker peak memory x{rows[-1][4] / rows[0][4]:.2f}"
+            f"\nfrom {rows[0]['invoices']} to {rows[-1]['invoices']} invoices: time x{time_growth:.1f}, "
+            f"worker peak memory x{memory_growth:.2f}"
         )
     print(
         "records read = billing invoices + tax documents + ERP entries + contracts' revenue; events = the "
         "history of the workflow's last run; runs = its runs (it continues as new between batches); children = "
         "its batch workflows, each with a history of its own."
+    )
+    print(
+        json.dumps(
+            {"bench": "reconcile", "sizes": rows, "time_growth": time_growth, "peak_rss_growth": memory_growth},
+            sort_keys=True,
+        )
     )
 
 

@@ -154,6 +154,22 @@ class ChaosReport:
             f"against {self.ledger_expected} invoiced"
         )
 
+    def summary(self) -> dict[str, Any]:
+        """The same figures, ready for json.dumps: counts, and money as exact decimal strings."""
+        return {
+            "processes": len(self.processes),
+            "outcomes": dict(self.outcomes),  # by "kind outcome", e.g. "dunning completed"
+            "seconds": self.seconds,
+            "faults_injected": sum(self.faults_injected.values()),
+            "faults_by_kind": dict(self.faults_injected),
+            "kills": self.kills,
+            "duplicates": len(self.duplicates),
+            "unbalanced_entries": len(self.unbalanced),
+            "wrong_outcomes": len(self.wrong_outcomes),
+            "receivable_booked": str(self.ledger_posted),
+            "receivable_invoiced": str(self.ledger_expected),
+        }
+
 
 class Chaos:
     def __init__(self, client: Client, temporal_address: str, control: SandboxControl, settings: Settings, logs: Path):
