@@ -7,7 +7,7 @@ Prints latency, throughput, worker CPU, history events, actions and a cost estim
 each with the o2c/bare ratio, and as its last line the same figures as one JSON object.
 Never asserts timings.
 
-    /tmp/venv/bin/python bench/overhead.py [--n 50]
+    .venv/bin/python bench/overhead.py [--n 50]
 """
 
 from __future__ import annotations
