@@ -72,7 +72,11 @@ async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhook
     assert result.outcome == DunningOutcome.CASH
 
     # One workflow for the invoice, whatever was delivered how often.
-    runs = [w async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    for _ in range(100):  # visibility catches up with the close a moment after the result
+        runs = [w async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+        if len(runs) > 1 or (runs and runs[0].status != WorkflowExecutionStatus.RUNNING):
+            break
+        await asyncio.sleep(0.1)
     assert len(runs) == 1 and runs[0].status == WorkflowExecutionStatus.COMPLETED
     for _ in range(100):  # the sandbox delivers on threads of its own
         deliveries = [d for d in control.deliveries(event=failed["id"]) if d["succeeded"]]
