@@ -316,7 +316,7 @@ class ProcessWorkflow:
             return (stopped or rolled_back)(reason)
         cancelled = exit == "cancel"
         try:
-            await self.compensate()
+            await self._compensate()
         except asyncio.CancelledError:  # asked while undoing: the undo finished first
             cancelled = True
         result = rolled_back(reason)
@@ -345,7 +345,7 @@ class ProcessWorkflow:
             raise asyncio.CancelledError("the workflow was cancelled")
         return result
 
-    async def compensate(self) -> None:
+    async def _compensate(self) -> None:
         """Undo the registered steps in reverse, shielded from cancellation. A compensation is
         retried by Temporal while the failure is transient; any other failure waits for an
         operator (retry or skip), because a half-undone change must never be forgotten
