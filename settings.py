@@ -24,6 +24,7 @@ from canonical.dunning import DunningPolicies
 from canonical.models import DEFAULT_ENTITIES, Approver, LegalEntity
 from canonical.reconciliation import ReconciliationPolicy, Tolerance
 from canonical.renewal import RenewalPolicy
+from canonical.usage.models import UsagePolicy
 
 SANDBOX_DEFAULT_URL = "http://127.0.0.1:8700"
 
@@ -161,6 +162,13 @@ class Settings(BaseSettings):
     recon_tolerance_minor: int | None = Field(None, ge=0, validation_alias="O2C_RECON_TOLERANCE_MINOR")
     recon_heal_limit: Decimal | None = Field(None, validation_alias="O2C_RECON_HEAL_LIMIT")
 
+    # Usage: the review policy and the meters' rules (units, bounds, spike limits), and the
+    # spike limit for every meter at once (0.40 holds an invoice above 1.4x the median).
+    usage_policy_in_file: Annotated[UsagePolicy | None, NoDecode, PolicyFile] = Field(
+        None, validation_alias="O2C_USAGE_POLICY_FILE"
+    )
+    usage_spike_threshold: Decimal | None = Field(None, gt=0, validation_alias="O2C_USAGE_SPIKE_THRESHOLD")
+
     @classmethod
     def from_env(cls) -> Settings:
         try:
@@ -230,6 +238,11 @@ class Settings(BaseSettings):
         tolerance = None if minor is None else Tolerance(amount_minor=minor, tax_minor=minor, revenue_minor=minor)
         updates = _set(tolerance=tolerance, heal_limit=self.recon_heal_limit)
         return ReconciliationPolicy.model_validate({**policy.model_dump(), **updates}) if updates else policy
+
+    @property
+    def usage_policy(self) -> UsagePolicy:
+        policy = self.usage_policy_in_file or UsagePolicy()
+        return policy.model_copy(update=_set(spike_threshold=self.usage_spike_threshold))
 
 
 def _set(**values: Any) -> dict[str, Any]:

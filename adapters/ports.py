@@ -35,6 +35,7 @@ from canonical.models import (
 )
 from canonical.money import Money
 from canonical.reconciliation import Break, BreakRecord, BreakStatus, HealOrder, KeyRange, RunSummary
+from canonical.usage.models import Meter, MeterReport, UsageCustomer, UsageRelease, UsageTotal
 
 
 class BillingPort(Protocol):
@@ -118,6 +119,90 @@ class BillingPort(Protocol):
     ) -> InvoicePage:
         """Invoices created in [created_from, created_to) in one billing account (the
         platform's when empty), a page at a time, with their tax and metadata."""
+        ...
+
+
+class MeteringPort(Protocol):
+    """Usage-based billing: meters, metered subscriptions and the drafts they produce (Stripe
+    Billing Meters). Implemented by the billing adapter."""
+
+    async def list_meters(self) -> list[Meter]:
+        """Every meter of the account, active or not."""
+        ...
+
+    async def usage_customers(self, *, billing_account: str = "") -> list[UsageCustomer]:
+        """The customers with an active subscription that carries metered prices, with those prices."""
+        ...
+
+    async def report_usage(self, reports: Sequence[MeterReport]) -> None:
+        """Send meter events (the v2 stream, a session token renewed when it expires, at most
+        100 events a request). Each carries its identifier: sending one again counts nothing."""
+        ...
+
+    async def find_usage_draft(self, subscription_id: str, *, period_start: date, period_end: date) -> Invoice | None:
+        """The subscription's invoice that bills usage of [period_start, period_end), in any
+        status, with its metered lines (meter, quantity, period); None while billing has none."""
+        ...
+
+    async def hold_invoice(self, invoice_id: str) -> Invoice:
+        """Stop billing finalising the draft on its own (auto_advance=false). Repeating it changes nothing."""
+        ...
+
+    async def add_invoice_line(
+        self,
+        invoice_id: str,
+        *,
+        customer: str,
+        amount: Money,
+        description: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> Invoice:
+        """A line on a draft (negative for a credit); the same key adds it once."""
+        ...
+
+    async def remove_invoice_line(self, line_id: str, *, idempotency_key: str) -> None:
+        """Take a line o2c added off a draft again (the undo of add_invoice_line)."""
+        ...
+
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        """Finalise a held draft. A draft billing cannot finalise (its tax, its customer) is a
+        business error with billing's reason."""
+        ...
+
+
+class UsageStorePort(Protocol):
+    """o2c's own database: validated usage, closed periods and what each release billed."""
+
+    async def totals(self, customer: str, period: str) -> list[UsageTotal]:
+        """What the accepted events of the period add up to, per meter (late adjustments included)."""
+        ...
+
+    async def close_period(self, customer: str, period: str) -> None:
+        """From now on an event of the period is late (see LatePolicy). Closing twice changes nothing."""
+        ...
+
+    async def reopen_period(self, customer: str, period: str) -> None:
+        """The undo of close_period, for a release that rolls back before it billed anything."""
+        ...
+
+    async def history(self, customer: str, meter: str, *, before: str, periods: int) -> list[int]:
+        """The quantities released for the meter in up to `periods` periods before `before`, oldest first."""
+        ...
+
+    async def previous_release(self, customer: str, *, before: str) -> UsageRelease | None: ...
+
+    async def record_release(self, release: UsageRelease) -> None:
+        """Insert or replace by workflow id."""
+        ...
+
+    async def delete_release(self, workflow_id: str) -> None: ...
+
+    async def releases(
+        self, *, legal_entity: str, period: str, cursor: str = "", limit: int = 1000
+    ) -> tuple[list[UsageRelease], str]:
+        """The releases of an entity's usage period in invoice order, a page at a time; the
+        cursor is empty after the last page."""
         ...
 
 

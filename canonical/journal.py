@@ -19,6 +19,10 @@ class ChartOfAccounts(Model):
     bad_debt_expense: str = "6900"
     revenue: str = "4000"  # recognised subscription and services revenue
     cash: str = "1010"  # cash in transit from the payment processor (Stripe clearing)
+    # Usage billed in arrears: recognised at the end of the month it was used, held as a
+    # contract asset (unbilled receivable) until the invoice turns it into a receivable.
+    unbilled_receivable: str = "1250"
+    usage_revenue: str = "4100"
 
 
 class JournalLine(Model):

@@ -163,6 +163,13 @@ class InvoiceLine(Model):
     product: str
     description: str
     amount: Money
+    # Metered lines (usage billed in arrears): the meter's event name, the quantity Stripe
+    # billed, the billing line's own id, and the service period it bills (end exclusive).
+    meter: str = ""
+    quantity: int | None = None
+    line_id: str = ""
+    period_start: date | None = None
+    period_end: date | None = None
 
 
 class Invoice(Model):

@@ -1,0 +1,1 @@
+"""Usage to invoice: the events, their validation, the review before release and the booking."""
