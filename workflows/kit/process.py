@@ -35,6 +35,10 @@ RELEASE_2026_11 = "o2c-2026-11"
 # what was done on a cancellation too, and shields the undo from the cancellation.
 RELEASE_2026_12 = "o2c-2026-12"
 
+# The release that brings usage to invoice: what changes in a released workflow for it (the
+# reconciliation's usage check) goes behind this id.
+RELEASE_USAGE = "o2c-usage"
+
 # How a run of the saga ends when it does not complete.
 SagaExit = Literal["failure", "abort", "cancel"]
 
