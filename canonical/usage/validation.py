@@ -24,8 +24,6 @@ from canonical.usage.models import (
     next_period,
 )
 
-_ZERO = timedelta(0)
-
 
 def validate_event(
     event: UsageEvent,
@@ -52,7 +50,7 @@ class EventValidator:
     """The master data of one batch (meters, customers, closed periods, the policy), bound
     once so that each event costs only its own checks."""
 
-    __slots__ = ("_closed", "_customers", "_late", "_meters", "_open", "_priced", "_tolerance")
+    __slots__ = ("_clock", "_closed", "_customers", "_late", "_meters", "_open", "_priced", "_tolerance")
 
     def __init__(
         self,
@@ -69,15 +67,19 @@ class EventValidator:
         self._open = open_period
         self._late = policy.late_events
         self._tolerance = policy.future_tolerance
-        # customer -> the meters its subscription prices, computed on first use only: a
-        # batch usually names a handful of customers out of many.
-        self._priced: dict[str, frozenset[str]] = {}
+        # customer -> the meters its subscription prices and its start in UTC, computed on
+        # first use only: a batch usually names a handful of customers out of many.
+        self._priced: dict[str, tuple[frozenset[str], datetime | None]] = {}
+        # The last `now` seen and the latest moment it accepts, in UTC: a batch shares one clock.
+        self._clock: tuple[datetime, datetime] | None = None
 
     def validate(self, event: UsageEvent, *, now: datetime) -> EventVerdict:
         """See `validate_event`; the checks run in the order of their reasons there."""
+        # Comparing aware datetimes of different zones asks each for its offset; in UTC
+        # (the same tzinfo object) they compare as plain numbers. Hence one conversion here.
         moment = event.timestamp
-        offset = moment.utcoffset()
-        if offset is None:
+        zone = moment.tzinfo
+        if zone is None or (zone is not UTC and zone.utcoffset(moment) is None):
             return _refused(
                 event,
                 Refusal.NAIVE_TIMESTAMP,
@@ -92,14 +94,16 @@ class EventValidator:
             return _refused(
                 event, Refusal.UNKNOWN_CUSTOMER, f"customer {event.customer!r} has no metered subscription in o2c"
             )
-        if event.meter not in self._priced_meters(customer):
+        priced, starts = self._subscription(customer)
+        utc = moment if zone is UTC else moment.astimezone(UTC)
+        if event.meter not in priced:
             return _refused(
                 event,
                 Refusal.UNKNOWN_METER,
                 f"customer {customer.customer}'s subscription {customer.subscription_id} does not bill "
                 f"meter {event.meter!r}",
             )
-        if customer.active_from is not None and moment < customer.active_from:
+        if starts is not None and utc < starts:
             return _refused(
                 event,
                 Refusal.BEFORE_SUBSCRIPTION,
@@ -134,15 +138,13 @@ class EventValidator:
                 Refusal.OUT_OF_BOUNDS,
                 f"value {_number(value)} is above meter {meter.event_name}'s maximum of {meter.max_value:,} per event",
             )
-        ahead = moment - now
-        if ahead > self._tolerance:
+        if utc > self._latest(now):
             return _refused(
                 event,
                 Refusal.FUTURE_TIMESTAMP,
-                f"timestamp {moment.isoformat()} is {_duration(ahead)} ahead of o2c's clock ({now.isoformat()}); "
+                f"timestamp {moment.isoformat()} is {_duration(moment - now)} ahead of o2c's clock ({now.isoformat()}); "
                 f"at most {_duration(self._tolerance)} ahead is accepted",
             )
-        utc = moment if offset == _ZERO else moment.astimezone(UTC)
         period = f"{utc.year:04d}-{utc.month:02d}"
         if not self._is_late(customer.customer, period):
             return EventVerdict(identifier=event.identifier, outcome=EventOutcome.ACCEPTED, period=period)
@@ -161,11 +163,18 @@ class EventValidator:
             message=f"late adjustment from period {period} (already invoiced), counted in {counted_in}",
         )
 
-    def _priced_meters(self, customer: UsageCustomer) -> frozenset[str]:
-        priced = self._priced.get(customer.customer)
-        if priced is None:
-            priced = self._priced[customer.customer] = frozenset(customer.meters())
-        return priced
+    def _subscription(self, customer: UsageCustomer) -> tuple[frozenset[str], datetime | None]:
+        known = self._priced.get(customer.customer)
+        if known is None:
+            starts = customer.active_from.astimezone(UTC) if customer.active_from is not None else None
+            known = self._priced[customer.customer] = (frozenset(customer.meters()), starts)
+        return known
+
+    def _latest(self, now: datetime) -> datetime:
+        clock = self._clock
+        if clock is None or clock[0] is not now:
+            clock = self._clock = (now, (now + self._tolerance).astimezone(UTC))
+        return clock[1]
 
     def _is_late(self, customer: str, period: str) -> bool:
         # A period before the customer's earliest open one is not open either, even when the
