@@ -12,8 +12,8 @@ from canonical.usage import EventValidator, validate_event
 from canonical.usage.models import (
     EventOutcome,
     LatePolicy,
-    MeteredPrice,
     Meter,
+    MeteredPrice,
     Refusal,
     UsageCustomer,
     UsageEvent,
@@ -222,7 +222,9 @@ def test_the_future_tolerance_is_the_policy_s():
     policy = UsagePolicy(future_tolerance=timedelta(hours=1))
     assert check(event(timestamp=NOW + timedelta(minutes=59)), policy=policy).outcome is EventOutcome.ACCEPTED
     message = refused(check(event(timestamp=NOW + timedelta(hours=2)), policy=policy), Refusal.FUTURE_TIMESTAMP)
-    assert message.endswith("is 2 hours ahead of o2c's clock (2026-03-15T12:00:00+00:00); at most 1 hour ahead is accepted")
+    assert message.endswith(
+        "is 2 hours ahead of o2c's clock (2026-03-15T12:00:00+00:00); at most 1 hour ahead is accepted"
+    )
 
 
 FEBRUARY = datetime(2026, 2, 20, tzinfo=UTC)
@@ -250,8 +252,11 @@ def test_without_an_open_period_a_late_event_counts_in_the_next_period_that_is_n
     assert check(event(timestamp=FEBRUARY), closed=CLOSED).period == "2026-03"
     both = CLOSED | {("cus_acme", "2026-03")}
     assert check(event(timestamp=FEBRUARY), closed=both).period == "2026-04"
-    december = check(event(timestamp=datetime(2026, 12, 31, 23, 0, tzinfo=UTC), value=1, meter="api_calls"),
-                      closed={("cus_acme", "2026-12")}, now=datetime(2027, 1, 2, tzinfo=UTC))
+    december = check(
+        event(timestamp=datetime(2026, 12, 31, 23, 0, tzinfo=UTC), value=1, meter="api_calls"),
+        closed={("cus_acme", "2026-12")},
+        now=datetime(2027, 1, 2, tzinfo=UTC),
+    )
     assert december.period == "2027-01"
 
 
