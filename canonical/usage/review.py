@@ -9,7 +9,7 @@ with the numbers, for the reviewer who decides.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import MAX_PREC, ROUND_HALF_UP, Context, Decimal, localcontext
 
 from canonical.money import CurrencyError, Money
 from canonical.usage.models import Difference, Finding, FindingRule, Meter, UsagePolicy
@@ -18,6 +18,9 @@ from canonical.usage.models import Difference, Finding, FindingRule, Meter, Usag
 # estimates the standard deviation, which is what "noise_mads" counts in.
 MAD_SCALE = Decimal("1.4826")
 _RATIO_PLACES = Decimal("0.0001")
+# Sums, differences, halves and products of whole quantities terminate: with unbounded
+# precision they are exact however large the quantities (the default context keeps 28 digits).
+_EXACT = Context(prec=MAX_PREC)
 
 
 def median(values: Sequence[int | Decimal]) -> Decimal:
@@ -28,13 +31,16 @@ def median(values: Sequence[int | Decimal]) -> Decimal:
     middle = len(ordered) // 2
     if len(ordered) % 2:
         return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
+    with localcontext(_EXACT):
+        return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def mad(values: Sequence[int | Decimal]) -> Decimal:
     """The median absolute deviation from the median (unscaled)."""
     centre = median(values)
-    return median([abs(Decimal(v) - centre) for v in values])
+    with localcontext(_EXACT):
+        deviations = [abs(Decimal(v) - centre) for v in values]
+    return median(deviations)
 
 
 def completeness(
@@ -129,15 +135,17 @@ def _meter_finding(
         )
     meter = known.get(name) or Meter(event_name=name, display_name=name)
     limit = 1 + policy.threshold(meter, segment)
-    if quantity <= baseline * limit:
-        return None
+    with localcontext(_EXACT):
+        if quantity <= baseline * limit:
+            return None
+        above = quantity - baseline
+        noise = policy.noise_mads * MAD_SCALE * spread
     text = ""
     if policy.noise_mads > 0:
-        noise = policy.noise_mads * MAD_SCALE * spread
-        if quantity - baseline <= noise:
+        if above <= noise:
             return None
         text = (
-            f"; it is {_decimal(quantity - baseline)} above the median, more than {_decimal(policy.noise_mads)} "
+            f"; it is {_decimal(above)} above the median, more than {_decimal(policy.noise_mads)} "
             f"scaled MADs ({_decimal(noise.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP))})"
         )
     ratio = Decimal(quantity) / baseline
@@ -167,8 +175,9 @@ def _first_invoice(quantities: Mapping[str, int], known: Mapping[str, Meter]) ->
 def _total_jump(total: Money, previous: Money, multiple: Decimal) -> Finding | None:
     if total.currency != previous.currency:
         raise CurrencyError(f"the invoice is in {total.currency}, the previous usage invoice in {previous.currency}")
-    if total.amount <= previous.amount * multiple:
-        return None
+    with localcontext(_EXACT):
+        if total.amount <= previous.amount * multiple:
+            return None
     if previous.amount <= 0:
         text = f"the total {total} is above the previous usage invoice of {previous}"
         ratio = None
