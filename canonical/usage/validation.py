@@ -108,7 +108,7 @@ class EventValidator:
                 event,
                 Refusal.BEFORE_SUBSCRIPTION,
                 f"timestamp {moment.isoformat()} is before customer {customer.customer}'s subscription "
-                f"{customer.subscription_id} bills usage (from {customer.active_from.isoformat()})",
+                f"{customer.subscription_id} bills usage (from {starts.isoformat()})",
             )
         value = event.value
         if isinstance(value, float):  # a JSON number with a fraction or exponent (bool is refused by the model)
