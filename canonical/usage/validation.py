@@ -166,7 +166,11 @@ class EventValidator:
     def _subscription(self, customer: UsageCustomer) -> tuple[frozenset[str], datetime | None]:
         known = self._priced.get(customer.customer)
         if known is None:
-            starts = customer.active_from.astimezone(UTC) if customer.active_from is not None else None
+            starts = customer.active_from
+            if starts is not None:
+                # The model does not insist on a zone; o2c's periods are UTC, so a naive start is
+                # read as UTC rather than in the machine's local time.
+                starts = starts.replace(tzinfo=UTC) if starts.tzinfo is None else starts.astimezone(UTC)
             known = self._priced[customer.customer] = (frozenset(customer.meters()), starts)
         return known
 

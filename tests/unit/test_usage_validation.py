@@ -315,3 +315,22 @@ def test_a_spike_threshold_on_the_meter_does_not_change_validation():
         event(), meters=meters, customers=CUSTOMERS, closed_periods=set(), open_period={}, policy=UsagePolicy(), now=NOW
     )
     assert verdict.outcome is EventOutcome.ACCEPTED
+
+
+def test_a_subscription_start_without_a_zone_is_read_as_utc():
+    naive = ACME.model_copy(update={"active_from": datetime(2026, 3, 1)})
+    customers = {"cus_acme": naive}
+
+    def at(moment: datetime):
+        return validate_event(
+            event(timestamp=moment),
+            meters=METERS,
+            customers=customers,
+            closed_periods=set(),
+            open_period={},
+            policy=UsagePolicy(),
+            now=NOW,
+        )
+
+    assert at(datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC)).reason is Refusal.BEFORE_SUBSCRIPTION
+    assert at(datetime(2026, 3, 1, tzinfo=UTC)).outcome is EventOutcome.ACCEPTED
