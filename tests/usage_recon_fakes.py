@@ -163,3 +163,33 @@ def usage_invoice_entry(release: UsageRelease, posting_date: date) -> JournalEnt
         lines=lines,
         invoice_id=release.invoice_id,
     )
+
+
+# -- a period with one of every usage break --------------------------------------------------
+
+USAGE_INVOICED = date(2026, 10, 1)
+
+
+async def seed_usage_period(systems) -> None:
+    """One of every usage break, beside releases where all three systems agree."""
+    for n in (101, 102, 103, 105):  # September's usage, invoiced on 1 October
+        release = usage_release(f"in_{n}", period="2026-09", tax="0.00")
+        await systems.usage.record_release(release)
+        if n == 103:
+            continue  # billing has no such invoice
+        quantities = {"api_calls": 9_800} if n == 102 else None
+        systems.billing.invoices[release.invoice_id] = metered_invoice(release, quantities=quantities)
+        if n != 105:  # in_105's invoice entry is missing in the ERP
+            entry = usage_invoice_entry(release, USAGE_INVOICED)
+            systems.erp.entries[entry.external_id] = entry
+    unreleased = usage_release("in_104", period="2026-09", tax="0.00")  # never recorded: billed without o2c
+    systems.billing.invoices["in_104"] = metered_invoice(unreleased)
+    entry = usage_invoice_entry(unreleased, USAGE_INVOICED)
+    systems.erp.entries[entry.external_id] = entry
+    for n in (201, 202, 203):  # October's usage, accrued on 31 October (invoiced in November)
+        release = usage_release(f"in_{n}", period="2026-10", tax="0.00")
+        await systems.usage.record_release(release)
+        if n == 201:
+            systems.erp.entries[f"{release.workflow_id}-accrual"] = accrual(release)
+        if n == 203:  # October was closed: the accrual went to November
+            systems.erp.entries[f"{release.workflow_id}-accrual"] = accrual(release, posting_date=date(2026, 11, 2))
