@@ -39,6 +39,7 @@ from canonical.models import (
     TaxLine,
 )
 from canonical.money import Money, total
+from tests.usage_recon_fakes import InMemoryUsageStore
 
 
 @dataclass
@@ -430,6 +431,7 @@ class FakeSystems:
         self.crm = FakeCrm(self.ledger)
         self.schedules = FakeSchedules(self.ledger)
         self.reconciliations: SqlReconciliationStore | None = None
+        self.usage = InMemoryUsageStore()
 
     def ports(self) -> dict:
         if self.reconciliations is None:
@@ -444,6 +446,7 @@ class FakeSystems:
             crm=self.crm,
             schedules=self.schedules,
             reconciliations=self.reconciliations,
+            usage=self.usage,
         )
 
 
