@@ -10,6 +10,10 @@ from canonical.models import RevenueSchedule, RevenueScheduleLine
 from canonical.money import CurrencyError, Money
 from canonical.usage.models import UsageRelease, last_day, period_end, period_start
 
+# The obligation of usage schedules. Their revenue is reconciled against the usage accrual
+# (the usage check), not with the ratable recognition entries of subscriptions.
+USAGE_OBLIGATION = "usage"
+
 
 def usage_entries(
     *,
@@ -94,7 +98,7 @@ def usage_schedule(release: UsageRelease, *, revenue: Money, contract_id: str) -
         contract_id=contract_id,
         account_id=release.customer,
         legal_entity=release.legal_entity,
-        obligation="usage",
+        obligation=USAGE_OBLIGATION,
         method="point_in_time",
         total=revenue,
         start=start,
