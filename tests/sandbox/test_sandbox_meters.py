@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -393,3 +394,14 @@ def test_metered_items_carry_no_quantity(stripe, metered):
     assert refused.status_code == 400
     sub = stripe.post("/v1/subscriptions", data={"customer": "cus_meter", "items[0][price]": price["id"]}).json()
     assert "quantity" not in sub["items"]["data"][0]
+
+
+def test_the_usage_seed_example_sets_up_usage_billing_in_one_file(sandbox, stripe):
+    spec = json.loads((Path(__file__).parents[2] / "examples" / "usage-seed.json").read_text())
+    seeded = sandbox.seed(**spec)
+    assert set(seeded["meter_ids"]) == {"api_calls", "storage_gb_hours"}
+    items = {item["id"]: item for item in seeded["subscription"]["items"]["data"]}
+    assert "quantity" not in items["si_initech_api"]
+    assert items["si_initech_api"]["price"]["recurring"]["meter"] == seeded["meter_ids"]["api_calls"]
+    assert items["si_initech_api"]["price"]["unit_amount_decimal"] == "0.25"
+    assert stripe.get(f"/v1/billing/meters/{seeded['meter_ids']['api_calls']}").json()["display_name"] == "API calls"
