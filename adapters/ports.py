@@ -139,6 +139,12 @@ class MeteringPort(Protocol):
         100 events a request). Each carries its identifier: sending one again counts nothing."""
         ...
 
+    async def metered_quantity(self, event_name: str, *, customer: str, start: datetime, end: datetime) -> int:
+        """What billing's meter has counted for the customer in [start, end): the quantity the
+        invoice will bill, since a draft is re-quantified only when it is finalised. It lags
+        behind what was sent (meter summaries are computed asynchronously)."""
+        ...
+
     async def find_usage_draft(self, subscription_id: str, *, period_start: date, period_end: date) -> Invoice | None:
         """The subscription's invoice that bills usage of [period_start, period_end), in any
         status, with its metered lines (meter, quantity, period); None while billing has none."""

@@ -338,6 +338,36 @@ class StripeMetering:
                 return  # counted already
             raise failure
 
+    async def metered_quantity(self, event_name: str, *, customer: str, start: datetime, end: datetime) -> int:
+        """The meter's aggregate for the customer over [start, end) from its event summaries
+        (Stripe wants minute-aligned bounds; usage periods start on the hour)."""
+        meter_id = self._meter_id(event_name)
+        if meter_id is None:
+            await self._raw_meters()  # a meter created since the last read
+            meter_id = self._meter_id(event_name)
+        if meter_id is None:
+            raise BusinessError(SYSTEM, f"billing has no meter for {event_name!r}", code="no_meter", fixable=True)
+        total, after = 0, None
+        while True:
+            page = await self._call(
+                "GET",
+                f"/billing/meters/{meter_id}/event_summaries",
+                {
+                    "customer": customer,
+                    "start_time": int(start.timestamp()),
+                    "end_time": int(end.timestamp()),
+                    "limit": 100,
+                    "starting_after": after,
+                },
+            )
+            total += sum(int(Decimal(str(s["aggregated_value"]))) for s in page["data"])
+            if not page.get("has_more") or not page["data"]:
+                return total
+            after = page["data"][-1]["id"]
+
+    def _meter_id(self, event_name: str) -> str | None:
+        return next((i for i, name in self._meter_names.items() if name == event_name), None)
+
     # -- the usage draft --------------------------------------------------------------------
 
     async def find_usage_draft(self, subscription_id: str, *, period_start: date, period_end: date) -> Invoice | None:

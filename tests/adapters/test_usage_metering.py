@@ -131,6 +131,17 @@ async def test_usage_goes_out_100_a_request_counts_once_and_survives_an_expired_
     assert sessions(sandbox) == 2
 
 
+async def test_the_metered_quantity_is_what_the_meter_counted_in_the_window(billing, usage_seed):
+    start = datetime(PERIOD_START.year, PERIOD_START.month, PERIOD_START.day, tzinfo=UTC)
+    end = datetime(PERIOD_END.year, PERIOD_END.month, PERIOD_END.day, tzinfo=UTC)
+    assert await billing.metered_quantity("api_calls", customer="cus_initech", start=start, end=end) == 0
+    await billing.report_usage(reports("api_calls", 3, 40, "q"))
+    assert await billing.metered_quantity("api_calls", customer="cus_initech", start=start, end=end) == 120
+    assert await billing.metered_quantity("api_calls", customer="cus_seats_only", start=start, end=end) == 0
+    with pytest.raises(BusinessError, match="no meter for 'nothing'"):
+        await billing.metered_quantity("nothing", customer="cus_initech", start=start, end=end)
+
+
 async def _period_end(sandbox, billing: StripeBilling) -> Invoice:
     await billing.report_usage(reports("api_calls", 1, 1001, "calls") + reports("storage_gb_hours", 1, 30, "gb"))
     sandbox.end_period("sub_initech")
