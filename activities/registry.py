@@ -13,15 +13,18 @@ from activities.notifications import NotificationActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.schedules import ScheduleActivities
 from activities.tax import TaxActivities
+from activities.usage import UsageActivities
 from adapters.ports import (
     BillingPort,
     CrmPort,
     EntitlementPort,
     ErpPort,
+    MeteringPort,
     NotificationPort,
     ReconciliationStorePort,
     RevenueSchedulePort,
     TaxPort,
+    UsageStorePort,
 )
 
 
@@ -35,6 +38,8 @@ def all_activities(
     crm: CrmPort,
     schedules: RevenueSchedulePort,
     reconciliations: ReconciliationStorePort,
+    metering: MeteringPort,
+    usage: UsageStorePort,
 ) -> list[Callable[..., Any]]:
     b = BillingActivities(billing)
     t = TaxActivities(tax)
@@ -74,4 +79,5 @@ def all_activities(
         s.of_contract,
         s.replace,
         *ReconciliationActivities(billing, tax, erp, schedules, reconciliations).all(),
+        *UsageActivities(metering, usage).all(),
     ]
