@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam, ParamType, ReturnType, SelfType
 
 from adapters.ports import BillingPort
+from adapters.stripe_webhooks import UsageInvoiceEvent
 from adapters.temporal import connect_config
 from canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
 from canonical.dunning import DunningPolicies
@@ -40,7 +41,15 @@ from workflows.reconciliation import (
     reconciliation_workflow_id,
 )
 from workflows.renewal import NonRenewal, RenewalInput, RenewalResult, RenewalWorkflow, renewal_workflow_id
-from workflows.usage import UsageReleaseInput, UsageReleaseWorkflow, UsageResult, usage_workflow_id
+from workflows.usage import (
+    DRAFT_READY_SIGNAL,
+    FINALIZATION_FAILED_SIGNAL,
+    FinalizationFailure,
+    UsageReleaseInput,
+    UsageReleaseWorkflow,
+    UsageResult,
+    usage_workflow_id,
+)
 
 
 def temporal_config(settings: Settings) -> ClientConnectConfig:
@@ -370,6 +379,26 @@ async def deliver_payment_event(
             if error.status != RPCStatusCode.NOT_FOUND:  # not running: nothing to feed
                 raise
     return delivered
+
+
+async def deliver_usage_event(client: Client, event: UsageInvoiceEvent) -> list[str]:
+    """Tell `usage-<subscription>-<period>` that billing made its draft (draft_ready) or could
+    not finalise it (finalization_failed). A release that does not exist yet, or has ended, is
+    not an error: the workflow reads the draft itself when it gets there."""
+    workflow_id = usage_workflow_id(event.subscription_id, event.period)
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        if event.type == "invoice.finalization_failed":
+            await handle.signal(
+                FINALIZATION_FAILED_SIGNAL, FinalizationFailure(invoice_id=event.invoice_id, reason=event.reason)
+            )
+        else:
+            await handle.signal(DRAFT_READY_SIGNAL, event.invoice_id)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return []
+    return [workflow_id]
 
 
 # What a parked process waits for: a person, not time.
