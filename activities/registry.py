@@ -78,6 +78,6 @@ def all_activities(
         s.delete,
         s.of_contract,
         s.replace,
-        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations).all(),
+        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage).all(),
         *UsageActivities(metering, usage).all(),
     ]

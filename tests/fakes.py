@@ -39,6 +39,7 @@ from canonical.models import (
     TaxLine,
 )
 from canonical.money import Money, total
+from canonical.usage.booking import USAGE_OBLIGATION
 from canonical.usage.models import (
     Meter,
     MeterReport,
@@ -419,7 +420,11 @@ class FakeSchedules:
         sums: dict[str, Money] = {}
         for schedule in self.schedules.values():
             for line in schedule.lines:
-                if schedule.legal_entity == legal_entity and line.period == period:
+                if (
+                    schedule.legal_entity == legal_entity
+                    and line.period == period
+                    and schedule.obligation != USAGE_OBLIGATION
+                ):
                     sums[schedule.contract_id] = (
                         sums.get(schedule.contract_id, Money.zero(line.amount.currency)) + line.amount
                     )

@@ -675,6 +675,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
             tax=tax,
             chart=r.chart,
             memo=f"Usage {r.period} of {r.subscription_id}, invoice {invoice.id}",
+            contract_id=r.contract_id or r.subscription_id,
         )
         for entry in entries:
             await self._post(entry, invoice_date)
