@@ -139,6 +139,27 @@ async def test_a_spike_is_held_then_approved_and_released(env, worker, systems):
     )
 
 
+async def test_an_unanswered_review_escalates_expires_parks_and_asks_again(env, worker, systems):
+    s = systems
+    subscription = usage_world(s, 14_200)
+    handle = await start(env, worker, subscription)
+    await until(handle, Status.AWAITING_APPROVAL)
+    await env.sleep(timedelta(days=8))  # past the 72-hour escalation and the 7-day expiry
+    parked = await until(handle, Status.NEEDS_ATTENTION)
+    assert parked.attention.step == "usage review" and "nobody reviewed" in parked.attention.message
+    assert parked.approval.escalated_at is not None and parked.approval.expired_at is not None
+    [escalation] = s.notifications.outbox.values()
+    assert escalation.recipient == "approvers:finance" and "1.42" in escalation.body
+    await handle.execute_update(
+        UsageReleaseWorkflow.resolve, ResolveInput(action=OperatorAction.RETRY, operator="olga.ops")
+    )
+    asked_again = await until(handle, Status.AWAITING_APPROVAL)
+    assert asked_again.approval.expired_at is None
+    await decide(handle, "frank.finance", ApproverRole.FINANCE, comment="seasonal peak")
+    result = await handle.result()
+    assert result.outcome == UsageOutcome.RELEASED, result.message
+
+
 async def test_an_adjustment_credits_the_draft_with_the_approval_its_amount_needs(env, worker, systems):
     s = systems
     subscription = usage_world(s, 14_200)
