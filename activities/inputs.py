@@ -20,7 +20,9 @@ from canonical.models import (
     SubscriptionLine,
     SubscriptionTerm,
 )
+from canonical.money import Money
 from canonical.reconciliation import BreakStatus, HealOrder, KeyRange, ReconciliationPolicy
+from canonical.usage.models import MeterReport
 
 
 class UpdateSubscription(Model):
@@ -195,3 +197,55 @@ class MoveBreaks(Model):
 
 class CloseRun(Model):
     run_id: str
+
+
+# -- usage to invoice -------------------------------------------------------------------------
+
+
+class UsagePeriod(Model):
+    """One customer's usage period ("YYYY-MM") in o2c's usage store."""
+
+    customer: str
+    period: str
+
+
+class UsageHistory(Model):
+    """The quantities released for each meter in up to `periods` periods before `before`."""
+
+    customer: str
+    meters: list[str]
+    before: str
+    periods: int
+
+
+class ReportUsage(Model):
+    reports: list[MeterReport]
+
+
+class UsageCustomers(Model):
+    billing_account: str = ""
+
+
+class FindUsageDraft(Model):
+    subscription_id: str
+    period_start: date
+    period_end: date  # exclusive
+
+
+class AddInvoiceLine(Model):
+    invoice_id: str
+    customer: str
+    amount: Money  # negative for a credit
+    description: str
+    metadata: dict[str, str] = {}
+    step: str
+
+
+class RemoveInvoiceLine(Model):
+    line_id: str
+    step: str
+
+
+class FinalizeInvoice(Model):
+    invoice_id: str
+    step: str = "invoice-finalize"

@@ -13,11 +13,13 @@ from activities.notifications import NotificationActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.schedules import ScheduleActivities
 from activities.tax import TaxActivities
+from activities.usage import UsageActivities
 from adapters.ports import (
     BillingPort,
     CrmPort,
     EntitlementPort,
     ErpPort,
+    MeteringPort,
     NotificationPort,
     ReconciliationStorePort,
     RevenueSchedulePort,
@@ -36,6 +38,7 @@ def all_activities(
     crm: CrmPort,
     schedules: RevenueSchedulePort,
     reconciliations: ReconciliationStorePort,
+    metering: MeteringPort,
     usage: UsageStorePort,
 ) -> list[Callable[..., Any]]:
     b = BillingActivities(billing)
@@ -76,4 +79,5 @@ def all_activities(
         s.of_contract,
         s.replace,
         *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage).all(),
+        *UsageActivities(metering, usage).all(),
     ]

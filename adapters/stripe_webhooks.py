@@ -2,7 +2,8 @@
 
 Protocol knowledge only (no Temporal, no HTTP server): the ingress in
 `starter/webhooks.py` reads the raw body, calls `verify_signature`, then
-`parse_event` and `to_payment_event`, and routes what comes out.
+`parse_event` and `to_payment_event` (or, for a usage invoice's draft and its failed
+finalisation, `to_usage_invoice_event`), and routes what comes out.
 
 Signature, as Stripe specifies it: the header is
 `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...][,v0=<hex>]`; the expected
@@ -26,6 +27,7 @@ from typing import Any
 
 from canonical.models import PaymentEvent, PaymentEventKind
 from canonical.money import CurrencyError, Money
+from canonical.usage.models import period_of
 
 DEFAULT_TOLERANCE_SECONDS = 300
 SIGNATURE_SCHEME = "v1"
@@ -325,3 +327,101 @@ async def to_payment_event(
     except CurrencyError as error:
         raise EventError(str(error)) from None
     return None
+
+
+# -- usage invoices ----------------------------------------------------------------------------
+
+# The draft a metered subscription's period end creates, and billing failing to finalise it.
+USAGE_INVOICE_TYPES = frozenset({"invoice.created", "invoice.finalization_failed"})
+
+
+@dataclass(frozen=True)
+class UsageInvoiceEvent:
+    """What a usage invoice's event tells the release of its subscription and period."""
+
+    event_id: str
+    type: str
+    invoice_id: str
+    subscription_id: str
+    customer: str
+    period: str  # the usage period ("YYYY-MM") the metered lines bill
+    reason: str = ""  # invoice.finalization_failed: billing's last_finalization_error
+
+
+def _metered(line: dict[str, Any]) -> bool:
+    """A line billing a metered price: `price.recurring.usage_type` (or the legacy `plan.usage_type`)."""
+    price, plan = line.get("price"), line.get("plan")
+    recurring = price.get("recurring") if isinstance(price, dict) else None
+    if isinstance(recurring, dict) and recurring.get("usage_type") == "metered":
+        return True
+    return isinstance(plan, dict) and plan.get("usage_type") == "metered"
+
+
+def _subscription_of(invoice: dict[str, Any], lines: list[dict[str, Any]]) -> str:
+    """The invoice's subscription: `subscription`, or `parent.subscription_details` (newer
+    API versions), or that of its metered lines."""
+    found = _id(invoice.get("subscription"))
+    parent = invoice.get("parent")
+    if not found and isinstance(parent, dict) and isinstance(parent.get("subscription_details"), dict):
+        found = _id(parent["subscription_details"].get("subscription"))
+    for line in lines:
+        if found:
+            break
+        found = _id(line.get("subscription"))
+        line_parent = line.get("parent")
+        if (
+            not found
+            and isinstance(line_parent, dict)
+            and isinstance(line_parent.get("subscription_item_details"), dict)
+        ):
+            found = _id(line_parent["subscription_item_details"].get("subscription"))
+    return found
+
+
+def _usage_period(event: StripeEvent, lines: list[dict[str, Any]]) -> str:
+    starts = []
+    for line in lines:
+        period = line.get("period")
+        start = period.get("start") if isinstance(period, dict) else None
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise EventError(f"{event.type} {event.id}: a metered line has no integer period.start")
+        starts.append(start)
+    try:
+        return period_of(datetime.fromtimestamp(min(starts), tz=UTC))
+    except (OverflowError, OSError, ValueError):
+        raise EventError(f"{event.type} {event.id}: period.start {min(starts)} is not a point in time") from None
+
+
+def to_usage_invoice_event(event: StripeEvent) -> UsageInvoiceEvent | None:
+    """The usage release an invoice event concerns, or None when it is not a subscription
+    invoice with metered lines (a seat invoice, a one-off invoice) or not a usage type.
+    Raises EventError when a metered invoice lacks what the routing needs."""
+    if event.type not in USAGE_INVOICE_TYPES:
+        return None
+    invoice = event.object
+    listing = invoice.get("lines")
+    data = listing.get("data") if isinstance(listing, dict) else None
+    lines = [x for x in data if isinstance(x, dict) and _metered(x)] if isinstance(data, list) else []
+    if not lines:
+        return None
+    invoice_id = _id(invoice)
+    if not invoice_id:
+        raise EventError(f"{event.type} {event.id} names no invoice")
+    subscription_id = _subscription_of(invoice, lines)
+    if not subscription_id:
+        raise EventError(f"{event.type} {event.id}: invoice {invoice_id} has metered lines but no subscription")
+    reason = ""
+    if event.type == "invoice.finalization_failed":
+        error = invoice.get("last_finalization_error")
+        if isinstance(error, dict):
+            reason = str(error.get("message") or error.get("code") or "")
+        reason = reason or "billing could not finalise the invoice (no reason given)"
+    return UsageInvoiceEvent(
+        event_id=event.id,
+        type=event.type,
+        invoice_id=invoice_id,
+        subscription_id=subscription_id,
+        customer=_id(invoice.get("customer")),
+        period=_usage_period(event, lines),
+        reason=reason,
+    )

@@ -584,6 +584,40 @@ def reject(
     return _run(_decide(workflow_id, as_, role, comment, False, wait, as_json))
 
 
+async def _adjust(
+    workflow_id: str, as_: str, role: ApproverRole, credit: str, reason: str, wait: bool, as_json: bool
+) -> int:
+    from canonical.money import Money
+    from canonical.usage.models import ReviewAction, UsageDecision
+    from starter.client import adjust_usage, process_state
+
+    client = await _client()
+    subtotal = (await process_state(client, workflow_id)).get("subtotal")
+    if not isinstance(subtotal, dict):
+        raise Refused(f"{workflow_id} holds no usage invoice to adjust")
+    try:
+        amount = Money.of(credit, subtotal["currency"])
+    except (ValueError, ArithmeticError) as error:
+        raise Refused(f"--credit {credit!r} is not an amount in {subtotal['currency']}: {error}") from None
+    decision = UsageDecision(approver=as_, role=role, action=ReviewAction.ADJUST, credit=amount, reason=reason)
+    answer = await adjust_usage(client, workflow_id, decision)
+    return await _answered(workflow_id, answer, as_, wait, as_json)
+
+
+@app.command()
+def adjust(
+    workflow_id: str,
+    as_: As,
+    role: Role,
+    credit: Annotated[str, typer.Option(help="the credit line, in the invoice currency (e.g. 120.00)")],
+    reason: Annotated[str, typer.Option(help="why: printed on the credit line")],
+    wait: Wait = False,
+    as_json: Json = False,
+) -> int:
+    """Release a held usage invoice with a credit line; the credit needs the approval its amount calls for."""
+    return _run(_adjust(workflow_id, as_, role, credit, reason, wait, as_json))
+
+
 @app.command()
 def resolve(
     workflow_id: str,

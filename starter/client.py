@@ -20,12 +20,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.types import MethodAsyncSingleParam, ParamType, ReturnType, SelfType
 
 from adapters.ports import BillingPort
+from adapters.stripe_webhooks import UsageInvoiceEvent
 from adapters.temporal import connect_config
 from canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
 from canonical.dunning import DunningPolicies
 from canonical.models import AmendmentRequest, ApproverRole, LegalEntity, PaymentEvent, PaymentEventKind
 from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalChange, RenewalRequest, renewal_problems
+from canonical.usage.models import UsageDecision
 from settings import Settings
 from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
 from workflows.dunning import PAYMENT_EVENT_SIGNAL, DunningInput, DunningWorkflow, dunning_workflow_id
@@ -39,6 +41,15 @@ from workflows.reconciliation import (
     reconciliation_workflow_id,
 )
 from workflows.renewal import NonRenewal, RenewalInput, RenewalResult, RenewalWorkflow, renewal_workflow_id
+from workflows.usage import (
+    DRAFT_READY_SIGNAL,
+    FINALIZATION_FAILED_SIGNAL,
+    FinalizationFailure,
+    UsageReleaseInput,
+    UsageReleaseWorkflow,
+    UsageResult,
+    usage_workflow_id,
+)
 
 
 def temporal_config(settings: Settings) -> ClientConnectConfig:
@@ -148,6 +159,32 @@ async def start_renewal(
         customer=request.account_id,
         contract=request.contract_id,
     )
+
+
+async def start_usage_release(
+    client: Client, input: UsageReleaseInput, *, task_queue: str = "o2c"
+) -> WorkflowHandle[UsageReleaseWorkflow, UsageResult]:
+    """Release one subscription's usage period: `usage-<subscription>-<period>`. The daily
+    period close starts these itself; a second start (by hand, or by the schedule) lands on
+    the workflow that already has the period, running or finished."""
+    return await _start_once(
+        client,
+        UsageReleaseWorkflow.run,
+        input,
+        workflow_id=usage_workflow_id(input.subscription_id, input.period),
+        task_queue=task_queue,
+        process="usage",
+        customer=input.customer,
+        contract=input.contract_id or input.subscription_id,
+    )
+
+
+async def adjust_usage(client: Client, workflow_id: str, decision: UsageDecision) -> str:
+    """Release a held usage invoice with a credit line on it (action adjust, a positive credit
+    in the invoice currency, and its reason). Refused with the reason, as WorkflowUpdateFailedError,
+    when the approver may not grant a credit of that amount."""
+    answer: str = await client.get_workflow_handle(workflow_id).execute_update("adjust", decision, result_type=str)
+    return answer
 
 
 def reconciliation_problems(
@@ -342,6 +379,26 @@ async def deliver_payment_event(
             if error.status != RPCStatusCode.NOT_FOUND:  # not running: nothing to feed
                 raise
     return delivered
+
+
+async def deliver_usage_event(client: Client, event: UsageInvoiceEvent) -> list[str]:
+    """Tell `usage-<subscription>-<period>` that billing made its draft (draft_ready) or could
+    not finalise it (finalization_failed). A release that does not exist yet, or has ended, is
+    not an error: the workflow reads the draft itself when it gets there."""
+    workflow_id = usage_workflow_id(event.subscription_id, event.period)
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        if event.type == "invoice.finalization_failed":
+            await handle.signal(
+                FINALIZATION_FAILED_SIGNAL, FinalizationFailure(invoice_id=event.invoice_id, reason=event.reason)
+            )
+        else:
+            await handle.signal(DRAFT_READY_SIGNAL, event.invoice_id)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return []
+    return [workflow_id]
 
 
 # What a parked process waits for: a person, not time.

@@ -1,6 +1,6 @@
 """Temporal schedules o2c runs on its own, created or updated by `o2c schedules apply`:
-the daily renewal window, and per legal entity a daily reconciliation of the month so far
-and a month-end one of the month just ended."""
+the daily renewal window, the daily usage period close, and per legal entity a daily
+reconciliation of the month so far and a month-end one of the month just ended."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ from settings import Settings
 from workflows.kit.status import PROCESS, STATUS, Status
 from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
+from workflows.usage_close import UsageCloseInput, UsagePeriodCloseWorkflow
 
 RENEWAL_WINDOW_SCHEDULE = "o2c-renewal-window"
+USAGE_CLOSE_SCHEDULE = "o2c-usage-period-close"
 
 
 def renewal_window_schedule(task_queue: str) -> Schedule:
@@ -44,6 +46,26 @@ def renewal_window_schedule(task_queue: str) -> Schedule:
             task_queue=task_queue,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+    )
+
+
+def usage_close_schedule(task_queue: str) -> Schedule:
+    """Every day at 01:00 UTC: the usage releases of the month that has ended. Daily, not only
+    on the first, so a subscription the first run missed (billing was down, it was added late)
+    is picked up the next day; releases already started are left alone."""
+    settings = Settings.from_env()
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            UsagePeriodCloseWorkflow.run,
+            UsageCloseInput(
+                policy=settings.usage_policy,
+                approvals=settings.approval_policy,
+                legal_entities=settings.legal_entities,
+            ),
+            id="usage-period-close",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(1)], minute=[ScheduleRange(0)])]),
     )
 
 
@@ -95,6 +117,7 @@ async def apply_schedules(client: Client, task_queue: str) -> list[str]:
     lines = []
     for schedule_id, schedule in {
         RENEWAL_WINDOW_SCHEDULE: renewal_window_schedule(task_queue),
+        USAGE_CLOSE_SCHEDULE: usage_close_schedule(task_queue),
         **reconciliation_schedules(task_queue),
     }.items():
         try:

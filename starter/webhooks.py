@@ -1,11 +1,14 @@
-"""The webhook ingress: Stripe-signed payment events become dunning workflows or signals.
+"""The webhook ingress: Stripe-signed payment events become dunning workflows or signals,
+and a usage invoice's draft (`invoice.created`) or failed finalisation
+(`invoice.finalization_failed`) a signal to its subscription period's usage release.
 
 `POST /webhooks/stripe` reads the raw body (at most `max_body_bytes`), verifies the
 `Stripe-Signature` against those exact bytes, maps the event and routes it with
 `deliver_payment_event`. The answers tell Stripe what to do next:
 
 - 200 `{"received": true, "workflows": [...]}`: done (also for event types o2c ignores,
-  and for events about a dunning that has already ended), so Stripe stops.
+  for events about a dunning that has already ended, and for a usage draft whose release
+  has not started yet or has ended: the release reads the draft itself), so Stripe stops.
 - 400 `{"received": false, "error": ..., "reason": ...}`: bad or stale signature, a body
   that is not a Stripe event. Nothing was touched. Stripe's redeliveries will fail the
   same way, which shows up on its dashboard as a failing endpoint.
@@ -24,7 +27,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
 import structlog
@@ -40,15 +43,18 @@ from adapters.errors import AdapterError, TransientError
 from adapters.ports import BillingPort
 from adapters.stripe_webhooks import (
     DEFAULT_TOLERANCE_SECONDS,
+    USAGE_INVOICE_TYPES,
     EventError,
     SignatureError,
+    StripeEvent,
     parse_event,
     to_payment_event,
+    to_usage_invoice_event,
     verify_signature,
 )
 from canonical.dunning import DunningPolicies
 from settings import Settings
-from starter.client import deliver_payment_event
+from starter.client import deliver_payment_event, deliver_usage_event
 
 log = structlog.get_logger("o2c.webhooks")
 
@@ -126,6 +132,8 @@ def create_webhook_app(
             log.warning("stripe_webhook", outcome="bad_event", reason=bad.reason)
             return _refused("invalid_event", bad.reason)
         fields: dict[str, Any] = {"event_id": event.id, "event_type": event.type}
+        if event.type in USAGE_INVOICE_TYPES:
+            return await usage_invoice(event, fields)
         try:
             payment_event = await to_payment_event(event, lookup)
         except EventError as bad:
@@ -145,11 +153,27 @@ def create_webhook_app(
             invoice_id=payment_event.invoice_id or None,
             account_id=payment_event.account_id or None,
         )
+        return await deliver(
+            deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies), fields
+        )
+
+    async def usage_invoice(event: StripeEvent, fields: dict[str, Any]) -> JSONResponse:
         try:
-            workflows = await asyncio.wait_for(
-                deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies),
-                timeout=delivery_timeout,
-            )
+            usage_event = to_usage_invoice_event(event)
+        except EventError as bad:
+            log.error("stripe_webhook", outcome="unmappable", reason=bad.reason, **fields)
+            return _refused("invalid_event", bad.reason)
+        if usage_event is None:  # not a metered subscription's invoice
+            log.info("stripe_webhook", outcome="ignored", **fields)
+            return JSONResponse({"received": True, "workflows": []})
+        fields.update(
+            invoice_id=usage_event.invoice_id, subscription_id=usage_event.subscription_id, period=usage_event.period
+        )
+        return await deliver(deliver_usage_event(client, usage_event), fields)
+
+    async def deliver(delivery: Coroutine[Any, Any, list[str]], fields: dict[str, Any]) -> JSONResponse:
+        try:
+            workflows = await asyncio.wait_for(delivery, timeout=delivery_timeout)
         except WorkflowAlreadyStartedError:
             # The invoice's dunning has already ended (in cash, cancellation or write-off):
             # a late or redelivered failure changes nothing.

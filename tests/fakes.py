@@ -40,7 +40,16 @@ from canonical.models import (
 )
 from canonical.money import Money, total
 from canonical.usage.booking import USAGE_OBLIGATION
-from tests.usage_recon_fakes import InMemoryUsageStore
+from canonical.usage.models import (
+    Meter,
+    MeterReport,
+    UsageCustomer,
+    UsageRelease,
+    UsageTotal,
+    period_end,
+    period_of,
+    period_start,
+)
 
 
 @dataclass
@@ -423,6 +432,229 @@ class FakeSchedules:
         return _page(ContractRevenuePage, found, cursor, limit)
 
 
+class FakeMetering:
+    """Stripe's meters and metered subscriptions: events kept once per identifier, and a draft
+    per subscription and period that bills the meters' sums at the prices' unit amounts.
+
+    Like Stripe within the finalisation grace period, a draft's metered lines follow the
+    meters until it is finalised (`requantify`, on by default). `drafts` off: billing has
+    produced no draft yet. Drafts live in the billing fake's invoices, so voiding one there
+    voids it here."""
+
+    def __init__(self, ledger: Ledger, billing: FakeBilling):
+        self.ledger = ledger
+        self.billing = billing
+        self.meters: dict[str, Meter] = {}
+        self.customers: dict[str, UsageCustomer] = {}  # by subscription id
+        self.events: dict[str, MeterReport] = {}  # by identifier
+        self.drafts = True
+        self.requantify = True
+        self.held: set[str] = set()
+        self.accounts: dict[str, str] = {}  # legal entity -> its billing account (empty: the platform's)
+        self._lines: dict[str, tuple[str, InvoiceLine]] = {}  # idempotency key -> (invoice, line added)
+        self._finalized: dict[str, Invoice] = {}
+
+    def subscribe(self, customer: UsageCustomer) -> None:
+        self.customers[customer.subscription_id] = customer
+
+    async def list_meters(self) -> list[Meter]:
+        self.ledger.record("usage.list_meters")
+        return list(self.meters.values())
+
+    async def usage_customers(self, *, billing_account: str = "") -> list[UsageCustomer]:
+        self.ledger.record("usage.customers")
+        return [c for c in self.customers.values() if self.billing_account_of(c) == billing_account]
+
+    def billing_account_of(self, customer: UsageCustomer) -> str:
+        return self.accounts.get(customer.legal_entity, "")
+
+    async def report_usage(self, reports) -> None:
+        self.ledger.record("usage.report")
+        if len(reports) > 100:
+            raise BusinessError("stripe", "at most 100 events a request", code="too_many_events")
+        for report in reports:
+            self.events.setdefault(report.identifier, report)
+
+    def metered_sum(self, customer: str, meter: str, period: str) -> int:
+        return sum(
+            e.value
+            for e in self.events.values()
+            if e.customer == customer and e.event_name == meter and period_of(e.timestamp) == period
+        )
+
+    def _usage_lines(self, subscription: UsageCustomer, period: str, invoice_id: str) -> list[InvoiceLine]:
+        start, end = period_start(period).date(), period_end(period).date()
+        lines = []
+        for n, price in enumerate(subscription.prices):
+            quantity = max(self.metered_sum(subscription.customer, price.meter, period), 0)
+            lines.append(
+                InvoiceLine(
+                    product=price.price_id,
+                    description=f"{quantity} x {price.meter}",
+                    amount=price.unit_amount.times(quantity),
+                    meter=price.meter,
+                    quantity=quantity,
+                    line_id=f"il_{invoice_id}_{n}",
+                    period_start=start,
+                    period_end=end,
+                )
+            )
+        return lines
+
+    def make_draft(self, subscription_id: str, period: str) -> Invoice:
+        """The period ends in billing: the draft that bills what the meters hold now."""
+        subscription = self.customers[subscription_id]
+        invoice_id = f"in_usage_{len(self.billing.invoices) + 1}"
+        lines = self._usage_lines(subscription, period, invoice_id)
+        invoice = Invoice(
+            id=invoice_id,
+            account_id=subscription.customer,
+            subscription_id=subscription_id,
+            status="draft",
+            currency=subscription.currency,
+            total=total((x.amount for x in lines), subscription.currency),
+            lines=lines,
+            metadata={"usage_period": period},
+        )
+        self.billing.invoices[invoice_id] = invoice
+        return invoice
+
+    def draft_of(self, subscription_id: str, period: str) -> Invoice | None:
+        for invoice in self.billing.invoices.values():
+            if invoice.subscription_id == subscription_id and invoice.metadata.get("usage_period") == period:
+                return invoice
+        return None
+
+    def _refresh(self, invoice: Invoice) -> Invoice:
+        if invoice.status != "draft" or not self.requantify:
+            return invoice
+        subscription = self.customers[invoice.subscription_id]
+        usage = self._usage_lines(subscription, invoice.metadata["usage_period"], invoice.id)
+        lines = usage + [x for x in invoice.lines if not x.meter]
+        invoice = invoice.model_copy(
+            update={"lines": lines, "total": total((x.amount for x in lines), invoice.currency)}
+        )
+        self.billing.invoices[invoice.id] = invoice
+        return invoice
+
+    async def find_usage_draft(self, subscription_id, *, period_start, period_end) -> Invoice | None:
+        self.ledger.record("usage.find_draft")
+        period = f"{period_start:%Y-%m}"
+        invoice = self.draft_of(subscription_id, period)
+        if invoice is None and self.drafts and subscription_id in self.customers:
+            invoice = self.make_draft(subscription_id, period)
+        return self._refresh(invoice) if invoice else None
+
+    async def hold_invoice(self, invoice_id: str) -> Invoice:
+        self.ledger.record("usage.hold_invoice")
+        self.held.add(invoice_id)
+        return self._refresh(self.billing.invoices[invoice_id])
+
+    async def add_invoice_line(self, invoice_id, *, customer, amount, description, metadata, idempotency_key):
+        self.ledger.record("usage.add_invoice_line")
+        invoice = self.billing.invoices[invoice_id]
+        if idempotency_key not in self._lines:
+            if invoice.status != "draft":
+                raise BusinessError("stripe", f"invoice {invoice_id} is not a draft", code="invoice_not_editable")
+            line = InvoiceLine(
+                product="invoiceitem",
+                description=description,
+                amount=amount,
+                line_id=f"ii_{len(self._lines) + 1}",
+            )
+            self._lines[idempotency_key] = (invoice_id, line)
+            lines = [*invoice.lines, line]
+            invoice = invoice.model_copy(
+                update={"lines": lines, "total": total((x.amount for x in lines), invoice.currency)}
+            )
+            self.billing.invoices[invoice_id] = invoice
+        return self._refresh(self.billing.invoices[invoice_id])
+
+    async def remove_invoice_line(self, line_id: str, *, idempotency_key: str) -> None:
+        self.ledger.record("usage.remove_invoice_line")
+        for invoice_id, line in self._lines.values():
+            invoice = self.billing.invoices[invoice_id]
+            if line.line_id == line_id and any(x.line_id == line_id for x in invoice.lines):
+                if invoice.status != "draft":
+                    raise BusinessError("stripe", f"invoice {invoice_id} is not a draft", code="invoice_not_editable")
+                lines = [x for x in invoice.lines if x.line_id != line_id]
+                self.billing.invoices[invoice_id] = invoice.model_copy(
+                    update={"lines": lines, "total": total((x.amount for x in lines), invoice.currency)}
+                )
+
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+        self.ledger.record("usage.finalize_invoice")
+        if idempotency_key not in self._finalized:
+            invoice = self._refresh(self.billing.invoices[invoice_id])
+            if invoice.status != "draft":
+                raise BusinessError("stripe", f"invoice {invoice_id} is {invoice.status}", code="invoice_not_draft")
+            invoice = invoice.model_copy(update={"status": "open", "tax": None})
+            self.billing.invoices[invoice_id] = invoice
+            self._finalized[idempotency_key] = invoice
+        return self._finalized[idempotency_key]
+
+
+class FakeUsageStore:
+    """o2c's usage store in memory: totals per customer, meter and period, closed periods and releases."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.quantities: dict[tuple[str, str, str], tuple[int, int]] = {}  # (customer, period, meter) -> (qty, events)
+        self.closed: set[tuple[str, str]] = set()
+        self.released: dict[str, UsageRelease] = {}
+
+    def count(self, customer: str, period: str, meter: str, quantity: int, events: int = 1) -> None:
+        """Accepted events arrive (what the ingress would have added up)."""
+        before, seen = self.quantities.get((customer, period, meter), (0, 0))
+        self.quantities[(customer, period, meter)] = (before + quantity, seen + events)
+
+    async def totals(self, customer: str, period: str) -> list[UsageTotal]:
+        self.ledger.record("usage.totals")
+        return [
+            UsageTotal(customer=c, meter=m, period=p, quantity=q, events=n)
+            for (c, p, m), (q, n) in sorted(self.quantities.items())
+            if c == customer and p == period
+        ]
+
+    async def close_period(self, customer: str, period: str) -> None:
+        self.ledger.record("usage.close_period")
+        self.closed.add((customer, period))
+
+    async def reopen_period(self, customer: str, period: str) -> None:
+        self.ledger.record("usage.reopen_period")
+        self.closed.discard((customer, period))
+
+    async def history(self, customer: str, meter: str, *, before: str, periods: int) -> list[int]:
+        self.ledger.record("usage.history")
+        found = sorted(
+            (r.period, r.quantities.get(meter, 0))
+            for r in self.released.values()
+            if r.customer == customer and r.period < before
+        )
+        return [q for _, q in found[-periods:]]
+
+    async def previous_release(self, customer: str, *, before: str) -> UsageRelease | None:
+        self.ledger.record("usage.previous_release")
+        found = sorted((r.period, r) for r in self.released.values() if r.customer == customer and r.period < before)
+        return found[-1][1] if found else None
+
+    async def record_release(self, release: UsageRelease) -> None:
+        self.ledger.record("usage.record_release")
+        self.released[release.workflow_id] = release
+
+    async def delete_release(self, workflow_id: str) -> None:
+        self.ledger.record("usage.delete_release")
+        self.released.pop(workflow_id, None)
+
+    async def releases(self, *, legal_entity: str, period: str, cursor: str = "", limit: int = 1000):
+        found = sorted(
+            (r for r in self.released.values() if r.legal_entity == legal_entity and r.period == period),
+            key=lambda r: r.invoice_id,
+        )
+        start = int(cursor or 0)
+        return found[start : start + limit], str(start + limit) if start + limit < len(found) else ""
+
+
 @dataclass
 class FakeSystems:
     ledger: Ledger = field(default_factory=Ledger)
@@ -435,8 +667,9 @@ class FakeSystems:
         self.notifications = FakeNotifications(self.ledger)
         self.crm = FakeCrm(self.ledger)
         self.schedules = FakeSchedules(self.ledger)
+        self.metering = FakeMetering(self.ledger, self.billing)
+        self.usage = FakeUsageStore(self.ledger)
         self.reconciliations: SqlReconciliationStore | None = None
-        self.usage = InMemoryUsageStore()
 
     def ports(self) -> dict:
         if self.reconciliations is None:
@@ -451,6 +684,7 @@ class FakeSystems:
             crm=self.crm,
             schedules=self.schedules,
             reconciliations=self.reconciliations,
+            metering=self.metering,
             usage=self.usage,
         )
 

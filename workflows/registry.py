@@ -5,6 +5,8 @@ from workflows.dunning import DunningWorkflow
 from workflows.reconciliation import ReconciliationBatchWorkflow, ReconciliationWorkflow
 from workflows.renewal import RenewalWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow
+from workflows.usage import UsageReleaseWorkflow
+from workflows.usage_close import UsagePeriodCloseWorkflow
 
 ALL_WORKFLOWS = [
     AmendmentWorkflow,
@@ -13,4 +15,6 @@ ALL_WORKFLOWS = [
     RenewalWindowWorkflow,
     ReconciliationWorkflow,
     ReconciliationBatchWorkflow,
+    UsageReleaseWorkflow,
+    UsagePeriodCloseWorkflow,
 ]

@@ -51,10 +51,12 @@ from canonical.models import (
 )
 from canonical.reconciliation import ReconciliationPolicy
 from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
+from canonical.usage.models import ReviewAction, UsageDecision
 from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
 from tests.usage_recon_fakes import seed_usage_period
+from tests.workflows.usage_world import PERIOD, release_input, usage_world
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
 from workflows.dunning import DunningOutcome, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
@@ -64,6 +66,8 @@ from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.registry import ALL_WORKFLOWS
 from workflows.renewal import NonRenewal, RenewalInput, RenewalOutcome, RenewalWorkflow, renewal_workflow_id
 from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
+from workflows.usage import UsageOutcome, UsageReleaseWorkflow, usage_workflow_id
+from workflows.usage_close import UsageCloseInput, UsagePeriodCloseWorkflow
 
 HERE = Path(__file__).parent
 ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
@@ -532,6 +536,93 @@ async def reconciliation_cancelled(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+# -- usage releases ---------------------------------------------------------------------------------
+
+
+async def _start_usage(env, tq, systems, quantity: int) -> WorkflowHandle:
+    subscription = usage_world(systems, quantity)
+    return await env.client.start_workflow(
+        UsageReleaseWorkflow.run,
+        release_input(subscription),
+        id=usage_workflow_id(subscription, PERIOD),
+        task_queue=tq,
+    )
+
+
+async def _released(handle: WorkflowHandle) -> WorkflowHandle:
+    expect((await handle.result()).outcome, UsageOutcome.RELEASED)
+    return handle
+
+
+async def usage_released(env, tq, systems) -> WorkflowHandle:
+    return await _released(await _start_usage(env, tq, systems, 10_000))
+
+
+async def usage_held_approved(env, tq, systems) -> WorkflowHandle:
+    handle = await _start_usage(env, tq, systems, 14_200)  # 1.42x the median: held
+    await poll(handle, UsageReleaseWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(
+        UsageReleaseWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="launch month"),
+    )
+    return await _released(handle)
+
+
+async def usage_adjusted(env, tq, systems) -> WorkflowHandle:
+    handle = await _start_usage(env, tq, systems, 14_200)
+    await poll(handle, UsageReleaseWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(
+        UsageReleaseWorkflow.adjust,
+        UsageDecision(
+            approver="fiona.finance",
+            role=ApproverRole.FINANCE,
+            action=ReviewAction.ADJUST,
+            credit=usd("42.00"),
+            reason="onboarding spike, agreed with customer success",
+        ),
+    )
+    return await _released(handle)
+
+
+async def usage_remeasured(env, tq, systems) -> WorkflowHandle:
+    handle = await _start_usage(env, tq, systems, 14_200)
+    await poll(handle, UsageReleaseWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    systems.usage.count("cus_acme", PERIOD, "api_calls", -4_100, events=0)  # the store is corrected
+    await handle.execute_update(
+        UsageReleaseWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=False, comment="double counted"),
+    )
+    return await _released(handle)
+
+
+async def usage_rolled_back(env, tq, systems) -> WorkflowHandle:
+    systems.ledger.fail("erp.post_journal_entry", IntegrationBug("netsuite", "403 the role may not post"))
+    handle = await _start_usage(env, tq, systems, 10_000)
+    expect((await handle.result()).outcome, UsageOutcome.ROLLED_BACK)
+    return handle
+
+
+async def usage_waiting_for_review(env, tq, systems) -> WorkflowHandle:
+    handle = await _start_usage(env, tq, systems, 14_200)
+    await poll(handle, UsageReleaseWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    return handle
+
+
+async def usage_period_close(env, tq, systems) -> WorkflowHandle:
+    subscription = usage_world(systems, 10_000)
+    handle = await env.client.start_workflow(
+        UsagePeriodCloseWorkflow.run,
+        UsageCloseInput(period=PERIOD, legal_entities=ENTITIES),
+        id=f"usage-period-close-{uuid.uuid4().hex[:6]}",
+        task_queue=tq,
+    )
+    expect((await handle.result()).started, [usage_workflow_id(subscription, PERIOD)])
+    await _released(
+        env.client.get_workflow_handle_for(UsageReleaseWorkflow.run, usage_workflow_id(subscription, PERIOD))
+    )
+    return handle
+
+
 SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_happy": amendment_happy,
     "amendment_approval": amendment_approval,
@@ -555,6 +646,13 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_cancelled": amendment_cancelled,
     "renewal_cancelled": renewal_cancelled,
     "reconciliation_cancelled": reconciliation_cancelled,
+    "usage_released": usage_released,
+    "usage_held_approved": usage_held_approved,
+    "usage_adjusted": usage_adjusted,
+    "usage_remeasured": usage_remeasured,
+    "usage_rolled_back": usage_rolled_back,
+    "usage_waiting_for_review": usage_waiting_for_review,
+    "usage_period_close": usage_period_close,
 }
 
 

@@ -8,12 +8,17 @@ from datetime import date, timedelta
 
 import pytest
 
-from starter.schedules import RENEWAL_WINDOW_SCHEDULE, apply_schedules
+from starter.schedules import RENEWAL_WINDOW_SCHEDULE, USAGE_CLOSE_SCHEDULE, apply_schedules
 
 pytestmark = pytest.mark.integration
 
 
-SCHEDULES = [RENEWAL_WINDOW_SCHEDULE, "o2c-reconciliation-US01-daily", "o2c-reconciliation-US01-month-end"]
+SCHEDULES = [
+    RENEWAL_WINDOW_SCHEDULE,
+    USAGE_CLOSE_SCHEDULE,
+    "o2c-reconciliation-US01-daily",
+    "o2c-reconciliation-US01-month-end",
+]
 
 
 async def triggered_run(client, schedule_id: str):
