@@ -752,8 +752,10 @@ class UsageLedger:
 
         def create() -> None:
             with self.engine.begin() as conn:
-                result = conn.execute(self._insert(usage_api_keys).values(**row).on_conflict_do_nothing())
-                if result.rowcount == 0:
+                created = conn.execute(
+                    self._insert(usage_api_keys).values(**row).on_conflict_do_nothing().returning(usage_api_keys.c.name)
+                ).first()
+                if created is None:
                     raise QuarantineError(f"an API key named {name} exists already (revoked keys keep their name)")
             self._keys = None
 
