@@ -14,7 +14,7 @@ from adapters.storage.tables import usage_api_keys, usage_events
 from adapters.storage.usage import QuarantineError, SqlUsageStore, UsageLedger, UsageUnavailable, sync
 from canonical.money import Money
 from canonical.usage.models import EventOutcome, Meter, Refusal, UsagePolicy, UsageRelease
-from tests.adapters.usage_kit import API_CALLS, NOW, STORAGE, customer, event, seeded_ledger
+from tests.adapters.usage_kit import API_CALLS, NOW, STORAGE, FailingInserts, customer, event, seeded_ledger
 
 APRIL = datetime(2026, 4, 2, 9, 0, tzinfo=UTC)
 
@@ -166,21 +166,6 @@ async def test_late_events_go_to_the_queue_when_the_policy_says_so(database_url)
     finally:
         await ledger.aclose()
         await store.aclose()
-
-
-class FailingInserts:
-    """Makes the next `times` INSERTs into usage_events fail as a dropped connection would."""
-
-    def __init__(self, engine: sa.Engine, times: int):
-        self.left = times
-        self.failed = 0
-        sa.event.listen(engine, "before_cursor_execute", self)
-
-    def __call__(self, conn, cursor, statement, parameters, context, executemany):
-        if self.left and statement.lstrip().upper().startswith("INSERT INTO USAGE_EVENTS"):
-            self.left -= 1
-            self.failed += 1
-            raise sa.exc.OperationalError(statement, parameters, Exception("server closed the connection unexpectedly"))
 
 
 async def test_a_transient_failure_is_retried_and_the_batch_committed_once(database_url):

@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import sqlalchemy as sa
+
 from adapters.storage.usage import UsageLedger
 from canonical.money import Money
 from canonical.usage.models import Meter, MeteredPrice, UsageCustomer, UsageEvent
@@ -49,3 +51,18 @@ async def seeded_ledger(url: str, *customers: UsageCustomer, **options) -> Usage
     await ledger.upsert_meters([API_CALLS, STORAGE])
     await ledger.upsert_customers(list(customers))
     return ledger
+
+
+class FailingInserts:
+    """Makes the next `times` INSERTs into usage_events fail as a dropped connection would."""
+
+    def __init__(self, engine: sa.Engine, times: int):
+        self.left = times
+        self.failed = 0
+        sa.event.listen(engine, "before_cursor_execute", self)
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
+        if self.left and statement.lstrip().upper().startswith("INSERT INTO USAGE_EVENTS"):
+            self.left -= 1
+            self.failed += 1
+            raise sa.exc.OperationalError(statement, parameters, Exception("server closed the connection unexpectedly"))
