@@ -37,6 +37,7 @@ SANDBOX_PATHS = {
     "entitlements_base_url": "/entitlements/v1",
     "notifications_base_url": "/notifications/v1",
     "crm_base_url": "/salesforce/services/data/v60.0",
+    "stripe_meter_events_url": "/stripe/v2",
 }
 
 
@@ -49,6 +50,12 @@ BaseUrl = Annotated[str, AfterValidator(lambda url: url.rstrip("/"))]
 
 def _on_the_sandbox(field: str) -> Callable[[dict[str, Any]], str]:
     return lambda settings: f"{settings['sandbox_url']}{SANDBOX_PATHS[field]}"
+
+
+def _v2_of(stripe_base_url: str) -> str:
+    """Stripe's v2 API beside its v1 (…/v1 -> …/v2)."""
+    base = stripe_base_url.rstrip("/")
+    return (base[: -len("/v1")] if base.endswith("/v1") else base) + "/v2"
 
 
 def _sqlite_in_state_dir(settings: dict[str, Any]) -> str:
@@ -105,6 +112,11 @@ class Settings(BaseSettings):
         default_factory=_on_the_sandbox("stripe_base_url"), validation_alias="O2C_STRIPE_BASE_URL"
     )
     stripe_api_key: str = Field("sk_test_o2c_sandbox", validation_alias="O2C_STRIPE_API_KEY")
+    # Stripe's v2 meter event stream (meter-events.stripe.com/v2); unset, the Stripe base URL's v2.
+    stripe_meter_events_url: BaseUrl = Field(
+        default_factory=lambda settings: _v2_of(settings["stripe_base_url"]),
+        validation_alias="O2C_STRIPE_METER_EVENTS_URL",
+    )
     avatax_base_url: BaseUrl = Field(
         default_factory=_on_the_sandbox("avatax_base_url"), validation_alias="O2C_AVATAX_BASE_URL"
     )

@@ -40,7 +40,12 @@ from workflows.registry import ALL_WORKFLOWS
 def build_ports(settings: Settings) -> dict[str, Any]:
     timeout = settings.http_timeout_seconds
     return dict(
-        billing=StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=timeout),
+        billing=StripeBilling(
+            settings.stripe_base_url,
+            settings.stripe_api_key,
+            timeout=timeout,
+            meter_events_url=settings.stripe_meter_events_url,
+        ),
         tax=AvaTaxTax(
             settings.avatax_base_url,
             settings.avatax_account_id,

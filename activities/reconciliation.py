@@ -23,7 +23,14 @@ from activities.inputs import (
     ReadSystem,
     ResolveBreaks,
 )
-from adapters.ports import BillingPort, ErpPort, ReconciliationStorePort, RevenueSchedulePort, TaxPort
+from adapters.ports import (
+    BillingPort,
+    ErpPort,
+    ReconciliationStorePort,
+    RevenueSchedulePort,
+    TaxPort,
+    UsageStorePort,
+)
 from canonical.matching import compare_staged, initial_status
 from canonical.models import ContractRevenue, Model
 from canonical.money import Money
@@ -42,11 +49,26 @@ from canonical.reconciliation import (
     revenue_key,
     taxed,
 )
+from canonical.usage.models import UsageRelease, previous_period
+from canonical.usage.reconciliation import UsageFact, accrual_to_look_up, compare_usage, usage_fact, without_usage_heals
 
-BILLING, TAX, ERP, SCHEDULES = "billing", "tax", "erp", "schedules"
-FACTS: dict[str, type[Model]] = {BILLING: BilledInvoice, TAX: TaxRecord, ERP: LedgerFact, SCHEDULES: ContractRevenue}
+BILLING, TAX, ERP, SCHEDULES, USAGE = "billing", "tax", "erp", "schedules", "usage"
+FACTS: dict[str, type[Model]] = {
+    BILLING: BilledInvoice,
+    TAX: TaxRecord,
+    ERP: LedgerFact,
+    SCHEDULES: ContractRevenue,
+    USAGE: UsageFact,
+}
 
-Page = Any  # InvoicePage | TaxDocumentPage | JournalEntryPage | ContractRevenuePage
+Page = Any  # InvoicePage | TaxDocumentPage | JournalEntryPage | ContractRevenuePage | ReleasePage
+
+
+class ReleasePage(Model):
+    """A page of usage releases, under a cursor that names the usage month it reads."""
+
+    items: list[UsageRelease]
+    next_cursor: str = ""
 
 
 class ReconciliationActivities:
@@ -57,8 +79,10 @@ class ReconciliationActivities:
         erp: ErpPort,
         schedules: RevenueSchedulePort,
         store: ReconciliationStorePort,
+        usage: UsageStorePort,
     ):
         self.billing, self.tax, self.erp, self.schedules, self.store = billing, tax, erp, schedules, store
+        self.usage = usage
 
     @activity.defn(name="recon.open_run")
     @classified
@@ -79,7 +103,7 @@ class ReconciliationActivities:
         self,
         request: ReadSystem,
         system: str,
-        counted_as: str,
+        counted_as: str | None,
         fetch: Callable[[str], Awaitable[Page]],
         facts: Callable[[Page], Iterable[tuple[str, str, str]]],
     ) -> int:
@@ -96,7 +120,8 @@ class ReconciliationActivities:
             if not cursor:
                 break
             activity.heartbeat(cursor, count)
-        await self.store.set_counts(request.run_id, **{counted_as: count})
+        if counted_as is not None:
+            await self.store.set_counts(request.run_id, **{counted_as: count})
         return count
 
     @activity.defn(name="recon.read_billing")
@@ -180,6 +205,28 @@ class ReconciliationActivities:
             facts,
         )
 
+    @activity.defn(name="recon.read_usage")
+    @classified
+    async def read_usage(self, request: ReadSystem) -> int:
+        """o2c's usage releases of the month before the period (invoiced in it) and of the
+        period itself (accrued in it). The count lives in the workflow's state, not a run column."""
+        months = [previous_period(request.period), request.period]
+
+        async def fetch(cursor: str) -> ReleasePage:
+            month, _, inner = cursor.partition("|") if cursor else (months[0], "|", "")
+            releases, after = await self.usage.releases(legal_entity=request.entity.code, period=month, cursor=inner)
+            if after:
+                return ReleasePage(items=releases, next_cursor=f"{month}|{after}")
+            following = months.index(month) + 1
+            return ReleasePage(items=releases, next_cursor=f"{months[following]}|" if following < len(months) else "")
+
+        def facts(page: Page) -> Iterable[tuple[str, str, str]]:
+            for release in page.items:
+                fact = usage_fact(release)
+                yield release.workflow_id, fact.match_key, fact.model_dump_json()
+
+        return await self._read(request, USAGE, None, fetch, facts)
+
     # -- matching ---------------------------------------------------------------------------
 
     @activity.defn(name="recon.plan_batches")
@@ -196,9 +243,15 @@ class ReconciliationActivities:
             grouped[key][system].append(FACTS[system].model_validate_json(payload))
         found: list[tuple[str, Break, BreakStatus]] = []
         for key, facts in grouped.items():
-            for found_break in compare_staged(
+            usage: list[UsageFact] = facts[USAGE]
+            billing: list[BilledInvoice] = facts[BILLING]
+            # A usage invoice's entry is its release's: `<release workflow>-invoice`.
+            invoiced = next((u for u in usage if u.period < request.period), None)
+            if invoiced is not None and billing:
+                billing = [billing[0].model_copy(update={"entry_id": invoiced.invoice_entry_id}), *billing[1:]]
+            breaks = compare_staged(
                 key,
-                billing=facts[BILLING],
+                billing=billing,
                 tax=facts[TAX],
                 ledger=facts[ERP],
                 revenue=facts[SCHEDULES],
@@ -206,7 +259,20 @@ class ReconciliationActivities:
                 policy=request.policy,
                 subsidiary=request.entity.erp_subsidiary,
                 chart=request.chart,
-            ):
+            )
+            if key.startswith("invoice:"):
+                breaks = without_usage_heals(breaks, billing[0] if billing else None, usage)
+                breaks += compare_usage(
+                    key,
+                    usage,
+                    billing[0] if billing else None,
+                    facts[ERP],
+                    period=request.period,
+                    elsewhere=await self._accrual_elsewhere(usage, facts[ERP], request),
+                    tolerance=request.policy.tolerance,
+                    units=request.policy.usage_units,
+                )
+            for found_break in breaks:
                 found.append((key, found_break, initial_status(found_break, request.policy.heal_limit)))
         ids = await self.store.record_breaks(
             request.run_id, legal_entity=request.entity.code, period=request.period, found=found
@@ -217,6 +283,17 @@ class ReconciliationActivities:
             if status == BreakStatus.HEALING and found_break.heal is not None:
                 findings.heal_now.append(HealOrder(break_id=break_id, entry=found_break.heal))
         return findings
+
+    async def _accrual_elsewhere(
+        self, usage: list[UsageFact], ledger: list[LedgerFact], request: MatchBatch
+    ) -> list[LedgerFact]:
+        """Look before calling an accrual missing: the ERP may hold it in another month (a
+        cut-off difference). Only releases whose accrual the period's listing lacks cost a call."""
+        external_id = accrual_to_look_up(usage, ledger, period=request.period)
+        if not external_id:
+            return []
+        entry = await self.erp.get_journal_entry(external_id)
+        return [ledger_fact(entry, request.chart)] if entry is not None else []
 
     # -- breaks and the run -------------------------------------------------------------------
 
@@ -256,6 +333,7 @@ class ReconciliationActivities:
             self.read_tax,
             self.read_erp,
             self.read_schedules,
+            self.read_usage,
             self.plan_batches,
             self.match_batch,
             self.resolve_breaks,

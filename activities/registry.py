@@ -22,6 +22,7 @@ from adapters.ports import (
     ReconciliationStorePort,
     RevenueSchedulePort,
     TaxPort,
+    UsageStorePort,
 )
 
 
@@ -35,6 +36,7 @@ def all_activities(
     crm: CrmPort,
     schedules: RevenueSchedulePort,
     reconciliations: ReconciliationStorePort,
+    usage: UsageStorePort,
 ) -> list[Callable[..., Any]]:
     b = BillingActivities(billing)
     t = TaxActivities(tax)
@@ -73,5 +75,5 @@ def all_activities(
         s.delete,
         s.of_contract,
         s.replace,
-        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations).all(),
+        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage).all(),
     ]

@@ -9,6 +9,7 @@ each step instead of repeating it.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, overload
@@ -18,6 +19,7 @@ import httpx
 
 from adapters.errors import AdapterError, Answer, BusinessError, ErrorKind, ErrorTable, IntegrationBug, Rule
 from adapters.http import HttpAdapter, read_json, send
+from adapters.stripe_metering import SESSION_EXPIRED, StripeMetering, is_metered, v2_url_of
 from canonical.models import (
     TAX_PRODUCT,
     Account,
@@ -73,8 +75,17 @@ ERRORS = ErrorTable(
     refused=Rule(ErrorKind.BUSINESS, "Stripe refused the request: {message}"),
     codes={
         "idempotency_error": Rule(ErrorKind.BUG, "idempotency key reused with different parameters: {message}"),
+        # Renewed and retried inside the adapter; should it reach a caller, it is "not now".
+        SESSION_EXPIRED: Rule(ErrorKind.TRANSIENT, "the meter event session expired: {message}"),
     },
-    business={"payment_declined": Rule(ErrorKind.BUSINESS, "The payment was declined: {message}")},
+    business={
+        "payment_declined": Rule(ErrorKind.BUSINESS, "The payment was declined: {message}"),
+        # A draft Stripe cannot finalise for want of the customer's tax location: fix the
+        # customer master, then retry.
+        "failed_tax_calculation": Rule(
+            ErrorKind.BUSINESS, "Billing could not finalise the invoice: {message}", fixable=True
+        ),
+    },
     transient_statuses=frozenset({409, 429}),
 )
 RETRY_ADVICE = {"true": True, "false": False}
@@ -182,6 +193,8 @@ def to_subscription(sub: dict[str, Any]) -> Subscription:
     metadata = sub.get("metadata") or {}
     lines = []
     for item in sub["items"]["data"]:
+        if is_metered(item.get("price") or {}):
+            continue  # usage, billed in arrears by its meter (MeteringPort), not a seat line
         item_meta = item.get("metadata") or {}
         product = (item.get("price") or {}).get("product") or ""
         lines.append(
@@ -218,17 +231,42 @@ def _invoice_tax(invoice: dict[str, Any], lines: list[InvoiceLine], currency: st
     return total((line.amount for line in lines if line.product == TAX_PRODUCT), currency)
 
 
-def to_invoice(invoice: dict[str, Any], *, billing_account: str = "") -> Invoice:
+def _usage_fields(line: dict[str, Any], meters: Mapping[str, str], usage_invoice: bool) -> dict[str, Any]:
+    """A metered line's meter (its event name; the meter id when `meters` lacks it), quantity,
+    id and service period. On an invoice that bills usage every line carries its id: an
+    invoice item's is the item's, which MeteringPort.remove_invoice_line takes."""
+    price = line.get("price") or {}
+    if not is_metered(price):
+        if not usage_invoice:
+            return {}
+        return {"line_id": line.get("invoice_item") or line.get("id") or ""}
+    meter_id = str((price.get("recurring") or {}).get("meter") or "")
+    period = line.get("period") or {}
+    return {
+        "meter": meters.get(meter_id, meter_id),
+        "quantity": int(line.get("quantity") or 0),
+        "line_id": line.get("id") or "",
+        "period_start": _date(period.get("start")),
+        "period_end": _date(period.get("end")),
+    }
+
+
+def to_invoice(
+    invoice: dict[str, Any], *, billing_account: str = "", meters: Mapping[str, str] | None = None
+) -> Invoice:
     """The canonical invoice; `billing_account` is the Stripe account it was read from
-    (Stripe does not say it in the object)."""
+    (Stripe does not say it in the object), `meters` the event names of meter ids."""
     currency = invoice["currency"].upper()
+    raw_lines = (invoice.get("lines") or {}).get("data", [])
+    usage_invoice = any(is_metered(line.get("price") or {}) for line in raw_lines)
     lines = [
         InvoiceLine(
             product=(line.get("metadata") or {}).get("product", ""),
             description=line.get("description") or "",
             amount=Money.from_minor(int(line["amount"]), currency),
+            **_usage_fields(line, meters or {}, usage_invoice),
         )
-        for line in (invoice.get("lines") or {}).get("data", [])
+        for line in raw_lines
     ]
     return Invoice(
         id=invoice["id"],
@@ -257,16 +295,32 @@ def _same_line(item: dict[str, Any], line: SubscriptionLine, currency: str) -> b
     )
 
 
-class StripeBilling(HttpAdapter):
-    """BillingPort over the Stripe API."""
+class StripeBilling(StripeMetering, HttpAdapter):
+    """BillingPort (and MeteringPort, adapters/stripe_metering.py) over the Stripe API.
+    `meter_events_url` is the v2 meter event stream's base (default: the v2 beside `base_url`)."""
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float = 10.0,
+        *,
+        client: httpx.AsyncClient | None = None,
+        meter_events_url: str | None = None,
+    ):
         super().__init__(
             base_url,
             timeout,
             {"Authorization": f"Bearer {api_key}", "Stripe-Version": STRIPE_VERSION, "User-Agent": "o2c/0.1"},
             client,
         )
+        self._init_metering(api_key, v2_url_of(base_url), meter_events_url or v2_url_of(base_url))
+
+    def _to_invoice(self, invoice: dict[str, Any], meters: Mapping[str, str], *, billing_account: str = "") -> Invoice:
+        return to_invoice(invoice, billing_account=billing_account, meters=meters)
+
+    def _classify(self, response: httpx.Response) -> AdapterError:
+        return classify(response)
 
     @overload
     async def _call(
@@ -353,7 +407,7 @@ class StripeBilling(HttpAdapter):
         invoice = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
         if invoice is None:
             return None
-        result = to_invoice(invoice)
+        result = await self._read_invoice(invoice)
         charge_id = invoice.get("charge")
         if result.status == "open" and isinstance(charge_id, str) and charge_id:
             # Stripe keeps the decline on the charge, not the invoice (outcome.reason carries
@@ -396,7 +450,7 @@ class StripeBilling(HttpAdapter):
         )
         data = page["data"]
         return InvoicePage(
-            items=[to_invoice(i, billing_account=billing_account) for i in data],
+            items=[await self._read_invoice(i, billing_account=billing_account) for i in data],
             next_cursor=data[-1]["id"] if page.get("has_more") and data else "",
         )
 

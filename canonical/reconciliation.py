@@ -37,6 +37,14 @@ class BreakKind(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"
     STATUS_MISMATCH = "status_mismatch"
     REVENUE_MISMATCH = "revenue_mismatch"
+    # The usage check (canonical/usage/reconciliation.py): what o2c released, what billing
+    # invoiced for it, and what the ERP accrued in the month of use.
+    USAGE_NOT_INVOICED = "usage_not_invoiced"
+    USAGE_QUANTITY_MISMATCH = "usage_quantity_mismatch"
+    USAGE_NOT_RELEASED = "usage_not_released"
+    USAGE_ACCRUAL_MISSING = "usage_accrual_missing"
+    USAGE_ACCRUAL_MISMATCH = "usage_accrual_mismatch"
+    USAGE_CUT_OFF = "usage_cut_off"
 
 
 class BreakStatus(StrEnum):
@@ -67,7 +75,17 @@ OWNERS: dict[BreakKind, str] = {
     BreakKind.CURRENCY_MISMATCH: "general ledger",
     BreakKind.STATUS_MISMATCH: "accounts receivable",
     BreakKind.REVENUE_MISMATCH: "revenue accounting",
+    # Usage breaks are never healed automatically: which quantity is right (o2c's count or
+    # billing's meter) and whether an accrual belongs in a closed month are a person's call.
+    BreakKind.USAGE_NOT_INVOICED: "billing operations",
+    BreakKind.USAGE_QUANTITY_MISMATCH: "billing operations",
+    BreakKind.USAGE_NOT_RELEASED: "billing operations",
+    BreakKind.USAGE_ACCRUAL_MISSING: "finance",
+    BreakKind.USAGE_ACCRUAL_MISMATCH: "finance",
+    BreakKind.USAGE_CUT_OFF: "finance",
 }
+
+USAGE_BREAKS = frozenset(kind for kind in BreakKind if kind.value.startswith("usage_"))
 
 
 class Tolerance(Model):
@@ -106,6 +124,11 @@ def invoice_entry_id(workflow_id: str) -> str:
     return f"{workflow_id}-invoice"
 
 
+def accrual_entry_id(workflow_id: str) -> str:
+    """The external ID of the entry that accrues a usage release's revenue in the month of use."""
+    return f"{workflow_id}-accrual"
+
+
 def expected_entry_id(invoice: Invoice) -> str:
     """Where the ERP should keep the entry of a billing invoice: the booking process's own
     external ID when o2c made the invoice (metadata o2c_workflow), else one derived from
@@ -127,6 +150,11 @@ class BilledInvoice(Model):
     tax: Money
     document_date: date
     entry_id: str  # the external ID its ERP entry should have
+    # Usage billed in arrears: the quantity of each meter its metered lines bill, and the
+    # usage period ("YYYY-MM") their service period starts in.
+    subscription_id: str = ""
+    metered: dict[str, int] = {}
+    usage_period: str = ""
 
     @property
     def match_key(self) -> str:
@@ -146,6 +174,13 @@ def billed(invoice: Invoice) -> BilledInvoice:
                 tax = tax + line.amount
     if invoice.created is None:
         raise ValueError(f"invoice {invoice.id} has no creation date to place it in a period")
+    metered: dict[str, int] = {}
+    usage_period = ""
+    for line in invoice.lines:
+        if line.meter and line.quantity is not None:
+            metered[line.meter] = metered.get(line.meter, 0) + line.quantity
+            if not usage_period and line.period_start is not None:
+                usage_period = f"{line.period_start:%Y-%m}"
     return BilledInvoice(
         invoice_id=invoice.id,
         number=invoice.number,
@@ -156,6 +191,9 @@ def billed(invoice: Invoice) -> BilledInvoice:
         tax=tax,
         document_date=invoice.created,
         entry_id=expected_entry_id(invoice),
+        subscription_id=invoice.subscription_id,
+        metered=metered,
+        usage_period=usage_period,
     )
 
 
@@ -195,6 +233,7 @@ class EntryKind(StrEnum):
     PAYMENT = "payment"  # cash against receivable
     WRITE_OFF = "write_off"  # bad debt against receivable
     REVENUE = "revenue"  # deferred revenue recognised as revenue
+    ACCRUAL = "accrual"  # usage revenue accrued against unbilled receivable in the month of use
     OTHER = "other"
 
 
@@ -216,6 +255,10 @@ class LedgerFact(Model):
     tax: Money
     recognised: Money
     settled: Money  # receivable settled by cash or a write-off
+    # Usage: the unbilled receivable it moves (a debit on an accrual, a credit on the usage
+    # invoice that bills it) and the usage revenue it credits. None on facts staged before usage.
+    unbilled: Money | None = None
+    usage_revenue: Money | None = None
 
     @property
     def match_key(self) -> str:
@@ -237,11 +280,15 @@ def ledger_fact(entry: JournalEntry, chart: ChartOfAccounts) -> LedgerFact:
 
     receivable, deferred = amount(chart.receivable, 1), amount(chart.deferred_revenue, -1)
     tax, recognised = amount(chart.tax_payable, -1), amount(chart.revenue, -1)
+    unbilled, usage_revenue = amount(chart.unbilled_receivable, 1), amount(chart.usage_revenue, -1)
     if entry.reverses:
         kind = EntryKind.REVERSAL
     elif not recognised.is_zero and receivable.is_zero:
         kind = EntryKind.REVENUE
-    elif not receivable.is_zero and not (deferred.is_zero and tax.is_zero):
+    elif not usage_revenue.is_zero and receivable.is_zero:
+        kind = EntryKind.ACCRUAL
+    # A usage invoice credits the unbilled receivable its accrual debited, not deferred revenue.
+    elif not receivable.is_zero and not (deferred.is_zero and tax.is_zero and unbilled.is_zero):
         kind = EntryKind.INVOICE
     elif not receivable.is_zero and net.get(chart.bad_debt_expense, 0) > 0:
         kind = EntryKind.WRITE_OFF
@@ -264,6 +311,8 @@ def ledger_fact(entry: JournalEntry, chart: ChartOfAccounts) -> LedgerFact:
         tax=tax,
         recognised=recognised,
         settled=settled,
+        unbilled=unbilled,
+        usage_revenue=usage_revenue,
     )
 
 
@@ -568,6 +617,9 @@ class ReconciliationPolicy(Model):
     attention_days: int = Field(default=7, ge=0)
     # A reader that stays silent this long is presumed dead and retried from its last page.
     heartbeat_seconds: int = Field(default=30, ge=1)
+    # How usage breaks name a meter's quantity ("9,800 API calls"), by meter event name;
+    # a meter not listed is named by its event name.
+    usage_units: dict[str, str] = {}
 
 
 class KeyRange(Model):

@@ -51,9 +51,14 @@ class SandboxControl:
         self._ok(self._http.post("/reset"))
 
     def seed(
-        self, *, customer: dict[str, Any] | None = None, subscription: dict[str, Any] | None = None
+        self,
+        *,
+        customer: dict[str, Any] | None = None,
+        subscription: dict[str, Any] | None = None,
+        meters: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        body = {k: v for k, v in (("customer", customer), ("subscription", subscription)) if v}
+        """Seed meters, a customer and a subscription (see control/seeding.py for the body)."""
+        body = {k: v for k, v in (("meters", meters), ("customer", customer), ("subscription", subscription)) if v}
         return self._ok(self._http.post("/seed", json=body))
 
     def seed_period(self, *, timeout: float = 600.0, **spec: Any) -> dict[str, Any]:
@@ -123,3 +128,40 @@ class SandboxControl:
 
     def deliveries(self, **filters: str) -> list[dict[str, Any]]:
         return self._data(self._http.get("/stripe/deliveries", params=filters))
+
+    # -- usage billing: Stripe's meters, period ends and the sandbox's clock ------------------
+
+    @property
+    def stripe_v2_url(self) -> str:
+        """Stripe's v2 API (meter event session and stream, v2 events) on the sandbox."""
+        return f"{self.url}/stripe/v2"
+
+    def clock(self) -> dict[str, Any]:
+        """The sandbox's clock: `now` (unix seconds) and its `offset` from the real time."""
+        return self._ok(self._http.get("/clock"))
+
+    def advance_clock(self, seconds: int) -> dict[str, Any]:
+        """Let `seconds` pass on the sandbox's clock; drafts whose grace is over finalise.
+        Returns `now`, `offset` and the ids `finalized`."""
+        return self._ok(self._http.post("/clock/advance", json={"seconds": seconds}))
+
+    def end_period(self, subscription: str) -> dict[str, Any]:
+        """End a metered subscription's current period as Stripe does: the draft invoice
+        from the meters (`invoice.created`) and the next period. Returns `invoice` and
+        `subscription`."""
+        return self._ok(self._http.post(f"/stripe/subscriptions/{subscription}/end_period", json={}))
+
+    def fail_finalization(
+        self, invoice: str, *, code: str | None = None, message: str | None = None, times: int | None = None
+    ) -> dict[str, Any]:
+        """Make the invoice's finalisation fail (`times` times, or until cleared)."""
+        body: dict[str, Any] = {"code": code, "message": message, "times": times}
+        return self._ok(
+            self._http.post(
+                f"/stripe/invoices/{invoice}/finalization_failure",
+                json={k: v for k, v in body.items() if v is not None},
+            )
+        )
+
+    def clear_finalization_failure(self, invoice: str) -> dict[str, Any]:
+        return self._ok(self._http.post(f"/stripe/invoices/{invoice}/finalization_failure", json={"clear": True}))

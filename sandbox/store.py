@@ -58,6 +58,23 @@ idempotency = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# Stripe's accepted meter events (sandbox/stripe/meter_events.py): the customer and value
+# as read through the meter's payload keys when the event arrived, times in unix seconds
+# on the sandbox's clock. `account` is the Connect account ("" = the platform).
+meter_events = sa.Table(
+    "sandbox_meter_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("event_name", sa.String(100), nullable=False),
+    sa.Column("identifier", sa.String(100), nullable=False),
+    sa.Column("customer", sa.String(255), nullable=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("received", sa.BigInteger, nullable=False),
+    sa.Column("cancelled", sa.Boolean, nullable=False),
+)
+
 
 # -- listing columns ------------------------------------------------------------------------
 #
@@ -261,6 +278,11 @@ class Tx:
             count += len(batch)
         return count
 
+    def delete(self, system: str, type_: str, id_: str) -> None:
+        self.conn.execute(
+            documents.delete().where(documents.c.system == system, documents.c.type == type_, documents.c.id == id_)
+        )
+
     def row(self, system: str, type_: str, id_: str) -> Row | None:
         """A document with its sequence number and listing columns."""
         found = self.conn.execute(
@@ -403,6 +425,7 @@ class Store:
         with self.tx() as tx:
             tx.conn.execute(documents.delete())
             tx.conn.execute(idempotency.delete())
+            tx.conn.execute(meter_events.delete())
 
     def close(self) -> None:
         self.engine.dispose()

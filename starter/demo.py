@@ -33,7 +33,7 @@ from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.stripe import StripeBilling
 from canonical.models import AmendedLine, AmendmentRequest, ApproverRole, LegalEntity
 from canonical.money import Money
-from canonical.reconciliation import BreakKind, period_bounds
+from canonical.reconciliation import USAGE_BREAKS, BreakKind, period_bounds
 from canonical.renewal import RenewalRequest, RenewedLine
 from canonical.revenue import ratable_schedule, waterfall
 from sandbox import SandboxControl
@@ -287,7 +287,11 @@ class Demo:
                 stripe_account=entity.billing_account,
                 company_code=entity.company_code,
                 subsidiary=entity.erp_subsidiary,
-                breaks={kind.value: 1 for kind in BreakKind if kind != BreakKind.REVENUE_MISMATCH},
+                breaks={
+                    kind.value: 1
+                    for kind in BreakKind
+                    if kind != BreakKind.REVENUE_MISMATCH and kind not in USAGE_BREAKS
+                },
                 revenue=[{"contract_id": contract, "amount": "2950.00"}],
             )["breaks"]
             start, end = period_bounds(period)

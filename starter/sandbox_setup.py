@@ -27,12 +27,12 @@ def read_spec(path: str) -> dict[str, Any]:
 
 
 def seed(control: SandboxControl, path: str) -> dict[str, Any]:
-    """A customer and/or a subscription (examples/seed.json)."""
+    """Meters, a customer and/or a subscription (examples/seed.json, examples/usage-seed.json)."""
     spec = read_spec(path)
-    unknown = sorted(set(spec) - {"customer", "subscription"})
+    unknown = sorted(set(spec) - {"meters", "customer", "subscription"})
     if unknown:
-        raise Refused(f"{path}: unknown fields {', '.join(unknown)} (a seed has a customer and a subscription)")
-    return control.seed(customer=spec.get("customer"), subscription=spec.get("subscription"))
+        raise Refused(f"{path}: unknown fields {', '.join(unknown)} (a seed has meters, a customer and a subscription)")
+    return control.seed(customer=spec.get("customer"), subscription=spec.get("subscription"), meters=spec.get("meters"))
 
 
 def seed_period(control: SandboxControl, path: str) -> dict[str, Any]:

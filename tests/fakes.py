@@ -39,6 +39,8 @@ from canonical.models import (
     TaxLine,
 )
 from canonical.money import Money, total
+from canonical.usage.booking import USAGE_OBLIGATION
+from tests.usage_recon_fakes import InMemoryUsageStore
 
 
 @dataclass
@@ -409,7 +411,11 @@ class FakeSchedules:
         sums: dict[str, Money] = {}
         for schedule in self.schedules.values():
             for line in schedule.lines:
-                if schedule.legal_entity == legal_entity and line.period == period:
+                if (
+                    schedule.legal_entity == legal_entity
+                    and line.period == period
+                    and schedule.obligation != USAGE_OBLIGATION
+                ):
                     sums[schedule.contract_id] = (
                         sums.get(schedule.contract_id, Money.zero(line.amount.currency)) + line.amount
                     )
@@ -430,6 +436,7 @@ class FakeSystems:
         self.crm = FakeCrm(self.ledger)
         self.schedules = FakeSchedules(self.ledger)
         self.reconciliations: SqlReconciliationStore | None = None
+        self.usage = InMemoryUsageStore()
 
     def ports(self) -> dict:
         if self.reconciliations is None:
@@ -444,6 +451,7 @@ class FakeSystems:
             crm=self.crm,
             schedules=self.schedules,
             reconciliations=self.reconciliations,
+            usage=self.usage,
         )
 
 

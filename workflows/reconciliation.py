@@ -1,13 +1,13 @@
 """ReconciliationWorkflow: what billing, tax and the ERP hold for a period and a legal entity.
 
-read (billing, tax, ERP and o2c's revenue schedules, in parallel, page by page into the run's
+read (billing, tax, ERP, o2c's revenue schedules and usage releases, in parallel, page by page into the run's
 staging) → plan batches of documents → a child workflow per batch matches it, records its
 breaks and heals what is safe → heals above the limit wait for one finance approval → the run
 closes (breaks of earlier runs found again or fixed) → what nobody could heal waits in the
 exception queue: `retry` reads everything again after a person fixed it, `skip` accepts it.
 
-The history stays small whatever the period's size: reading is four long activities that
-heartbeat their cursor, each batch is a child workflow with its own history, and the run
+The history stays small whatever the period's size: reading is one long activity per system that
+heartbeats its cursor, each batch is a child workflow with its own history, and the run
 continues as new every few dozen batches. Nothing of the period is held in memory here.
 """
 
@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, OperatorAction, Problem, Resolution, explain
-    from workflows.kit.process import FORWARD_RETRY, ProcessEvent, ProcessWorkflow
+    from workflows.kit.process import FORWARD_RETRY, RELEASE_USAGE, ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
 # Reading a large period takes a while; a reader that stops heartbeating is retried from its
@@ -371,7 +371,6 @@ class ReconciliationWorkflow(ProcessWorkflow):
             ),
             skippable=False,
         )
-        self.set_stage("reading billing, tax, the ERP and the revenue schedules")
         request = ReadSystem(run_id=p.run_id, entity=entity, period=p.period, chart=i.chart)
         readers = {
             "billing": ReconciliationActivities.read_billing,
@@ -379,6 +378,13 @@ class ReconciliationWorkflow(ProcessWorkflow):
             "erp": ReconciliationActivities.read_erp,
             "schedules": ReconciliationActivities.read_schedules,
         }
+        # The usage check reads o2c's usage releases too (a fifth reader); runs that started
+        # before the usage release read four systems.
+        if workflow.patched(RELEASE_USAGE):
+            readers["usage"] = ReconciliationActivities.read_usage
+            self.set_stage("reading billing, tax, the ERP, the revenue schedules and the usage releases")
+        else:
+            self.set_stage("reading billing, tax, the ERP and the revenue schedules")
         counts = await self.together(
             [(f"read {system}", functools.partial(self._reader, fn, request)) for system, fn in readers.items()]
         )

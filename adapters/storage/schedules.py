@@ -28,6 +28,7 @@ from adapters.storage.db import dialect_insert, engine_for, upgrade
 from adapters.storage.tables import revenue_schedule_lines, revenue_schedules
 from canonical.models import ContractRevenue, ContractRevenuePage, RevenueSchedule, RevenueScheduleLine
 from canonical.money import Money
+from canonical.usage.booking import USAGE_OBLIGATION
 
 SYSTEM = "o2c-db"
 
@@ -70,7 +71,8 @@ class SqlRevenueSchedules:
     async def revenue_in_period(
         self, *, legal_entity: str, period: str, cursor: str = "", limit: int = 1000
     ) -> ContractRevenuePage:
-        """Recognised per contract in the period, summed in the database, in contract order."""
+        """Recognised per contract in the period, summed in the database, in contract order.
+        Usage schedules are left out: the usage check reconciles them against their accrual."""
         return await asyncio.to_thread(self._revenue_in_period, legal_entity, period, cursor, limit)
 
     async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None:
@@ -177,6 +179,7 @@ class SqlRevenueSchedules:
                 revenue_schedules.c.legal_entity == legal_entity,
                 revenue_schedule_lines.c.period == period,
                 revenue_schedules.c.contract_id > cursor,
+                revenue_schedules.c.obligation != USAGE_OBLIGATION,
             )
             .group_by(revenue_schedules.c.contract_id, revenue_schedules.c.currency)
             .order_by(revenue_schedules.c.contract_id, revenue_schedules.c.currency)

@@ -87,6 +87,10 @@ class MeteredPrice(Model):
     price_id: str
     item_id: str = ""
     unit_amount: Money  # per unit, may carry sub-cent precision only as Stripe's unit_amount_decimal does
+    # The exact price per unit in major units of the currency (Stripe's unit_amount_decimal
+    # can be finer than the minor unit, e.g. 0.0025 USD an API call: `unit_amount` is then
+    # rounded half up, this is not). Rate with this one; None from older payloads.
+    unit_amount_decimal: Decimal | None = None
 
 
 class UsageCustomer(Model):

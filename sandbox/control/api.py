@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
+from sandbox import clock
 from sandbox.control import BadRequest, period_seed, seeding
 from sandbox.control.faults import Faults
 from sandbox.control.summary import summary
@@ -21,6 +22,7 @@ from sandbox.routing import ExactRoute, decoded_path
 from sandbox.store import Store
 from sandbox.stripe import world
 from sandbox.stripe.collection import pay_out_of_band
+from sandbox.stripe.usage_invoices import end_period, fail_finalization, finalize_due
 
 # An action answers a JSON body (status 200) or a whole response.
 Action = Callable[..., Any]
@@ -97,8 +99,25 @@ def control_mount(store: Store, faults: Faults) -> Mount:
 
         return action
 
+    def read_clock(request: Request, body: dict[str, Any]) -> Any:
+        with store.tx() as tx:
+            return {"now": clock.now(tx), "offset": clock.offset(tx)}
+
+    def advance_clock(tx: Any, body: dict[str, Any]) -> Any:
+        """Move the sandbox's clock forward by `seconds` (0 just runs what is due), then do
+        what Stripe does when that time passes: finalise the drafts whose grace is over."""
+        seconds = body.get("seconds", 0)
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+            raise BadRequest("seconds must be a whole number of seconds, 0 or more")
+        now = clock.advance(tx, seconds)
+        return {"now": now, "offset": clock.offset(tx), "finalized": finalize_due(tx)}
+
     routes = [
         _route("GET", "/health", lambda request, body: {"ok": True}),
+        _route("GET", "/clock", read_clock),
+        _route("POST", "/clock/advance", in_stripe(advance_clock)),
+        _route("POST", "/stripe/subscriptions/{id}/end_period", in_stripe(end_period)),
+        _route("POST", "/stripe/invoices/{id}/finalization_failure", in_stripe(fail_finalization)),
         _route("POST", "/reset", reset),
         _route("POST", "/seed", lambda request, body: seeding.seed(store, body)),
         _route("POST", "/seed/period", lambda request, body: period_seed.seed_period(store, body)),

@@ -1,5 +1,13 @@
-"""`POST /_sandbox/seed`: a Stripe customer (with address, dunning metadata and a payment
-method) and a subscription on it, written as the Stripe stand-in keeps them."""
+"""`POST /_sandbox/seed`: Stripe meters, a customer (with address, dunning metadata and a
+payment method) and a subscription on it, written as the Stripe stand-in keeps them.
+
+`meters`: a list of `{event_name, display_name?, formula? (sum|count|last), customer_key?,
+value_key?}`, created as `POST /v1/billing/meters` would (an event name already metered is
+kept as it is). A subscription item with `meter` (a seeded or existing meter's event name)
+is metered: its price is `recurring[usage_type]=metered` on that meter, priced per unit by
+`unit_amount_decimal` (minor units, sub-cent allowed) or `unit_price` (major units), and it
+has no quantity. The answer adds `meter_ids` (event name -> mtr_...) and `price_ids`.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +15,51 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.control import BadRequest
-from sandbox.core import new_id
+from sandbox.core import ApiError, new_id
 from sandbox.currency import minor_unit
-from sandbox.store import Store
+from sandbox.store import Store, Tx
 from sandbox.stripe.customers import new_customer
+from sandbox.stripe.meters import create_meter, meter_by_event_name
 from sandbox.stripe.params import timestamp
 from sandbox.stripe.payments import attach
-from sandbox.stripe.prices import make_price
+from sandbox.stripe.prices import make_price, metered_price
 from sandbox.stripe.subscriptions import new_item
+
+
+def _seed_meters(tx: Tx, specs: Any) -> dict[str, str]:
+    if not isinstance(specs, list):
+        raise BadRequest("meters is a list of {event_name, display_name, formula, customer_key, value_key}")
+    ids = {}
+    for index, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not spec.get("event_name"):
+            raise BadRequest(f"meters[{index}].event_name is required")
+        known = set(spec) - {"event_name", "display_name", "formula", "customer_key", "value_key"}
+        if known:
+            raise BadRequest(f"meters[{index}] has unknown field(s): {', '.join(sorted(known))}")
+        existing = meter_by_event_name(tx, str(spec["event_name"]))
+        if existing is None:
+            params: dict[str, Any] = {
+                "event_name": str(spec["event_name"]),
+                "display_name": str(spec.get("display_name") or spec["event_name"]),
+                "default_aggregation": {"formula": str(spec.get("formula") or "sum")},
+            }
+            if spec.get("customer_key"):
+                params["customer_mapping"] = {"type": "by_id", "event_payload_key": str(spec["customer_key"])}
+            if spec.get("value_key"):
+                params["value_settings"] = {"event_payload_key": str(spec["value_key"])}
+            try:
+                _, existing = create_meter(tx, params)
+            except ApiError as exc:
+                raise BadRequest(f"meters[{index}]: {exc.body['error']['message']}") from None
+        ids[existing["event_name"]] = existing["id"]
+    return ids
 
 
 def seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     with store.tx() as tx:
+        if "meters" in body:
+            result["meter_ids"] = _seed_meters(tx, body["meters"])
         spec = body.get("customer")
         if spec:
             if not spec.get("id"):
@@ -86,8 +126,17 @@ def seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
                 metadata = {"description": item.get("description") or item["product"]}
                 if item.get("discount_percent") not in (None, "", 0, "0"):
                     metadata["discount_percent"] = str(item["discount_percent"])
-                price = make_price(currency, item["product"], unit)
+                if item.get("meter"):
+                    meter = meter_by_event_name(tx, str(item["meter"]))
+                    if meter is None:
+                        raise BadRequest(f"subscription.items[{index}].meter names no meter: {item['meter']}")
+                    if item.get("quantity") is not None:
+                        raise BadRequest(f"subscription.items[{index}] is metered: it has no quantity")
+                    price = metered_price(currency, item["product"], unit, meter["id"])
+                else:
+                    price = make_price(currency, item["product"], unit)
                 tx.put("stripe", "price", price["id"], price)
+                result.setdefault("price_ids", []).append(price["id"])
                 si = new_item(sub_id, price, int(item.get("quantity", 1)), metadata)
                 if item.get("id"):
                     si["id"] = item["id"]

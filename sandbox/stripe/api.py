@@ -4,6 +4,8 @@ idempotent execution as Stripe documents it."""
 from __future__ import annotations
 
 import base64
+import json
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,15 +36,28 @@ from sandbox.stripe.events import (
 from sandbox.stripe.invoices import (
     create_invoice,
     create_invoiceitem,
+    delete_invoiceitem,
     finalize_invoice,
     get_invoice,
     get_invoiceitem,
     mark_uncollectible,
     pay_invoice,
+    update_invoice,
     void_invoice,
 )
 from sandbox.stripe.listing import list_invoices
+from sandbox.stripe.meter_events import create_meter_event, create_meter_event_adjustment
+from sandbox.stripe.meters import (
+    create_meter,
+    deactivate_meter,
+    get_meter,
+    list_event_summaries,
+    list_meters,
+    reactivate_meter,
+    update_meter,
+)
 from sandbox.stripe.payments import attach_payment_method, get_charge, get_payment_intent, get_payment_method
+from sandbox.stripe.prices import create_price, get_price
 from sandbox.stripe.subscriptions import (
     cancel_subscription,
     create_subscription,
@@ -50,6 +65,7 @@ from sandbox.stripe.subscriptions import (
     list_subscriptions,
     update_subscription,
 )
+from sandbox.stripe.v2 import STREAM_PATH, V2_ROUTES, v2_error
 
 
 def fault_response(status: int) -> Response:
@@ -61,6 +77,8 @@ def fault_response(status: int) -> Response:
 
 
 def authenticate(request: Request) -> Response | None:
+    if request.scope["path"].endswith(STREAM_PATH):
+        return None  # the meter event stream takes a session's token, checked by its handler
     header = request.headers.get("authorization", "")
     key = ""
     if header.lower().startswith("bearer "):
@@ -95,6 +113,7 @@ ROUTES: Routes = [
     ("POST", "/v1/invoices", create_invoice),
     ("GET", "/v1/invoices", list_invoices),
     ("GET", "/v1/invoices/{id}", get_invoice),
+    ("POST", "/v1/invoices/{id}", update_invoice),
     ("POST", "/v1/invoices/{id}/finalize", finalize_invoice),
     ("POST", "/v1/invoices/{id}/void", void_invoice),
     ("POST", "/v1/invoices/{id}/pay", pay_invoice),
@@ -112,6 +131,19 @@ ROUTES: Routes = [
     ("DELETE", "/v1/webhook_endpoints/{id}", delete_webhook_endpoint),
     ("POST", "/v1/invoiceitems", create_invoiceitem),
     ("GET", "/v1/invoiceitems/{id}", get_invoiceitem),
+    ("DELETE", "/v1/invoiceitems/{id}", delete_invoiceitem),
+    ("POST", "/v1/prices", create_price),
+    ("GET", "/v1/prices/{id}", get_price),
+    ("POST", "/v1/billing/meters", create_meter),
+    ("GET", "/v1/billing/meters", list_meters),
+    ("GET", "/v1/billing/meters/{id}", get_meter),
+    ("POST", "/v1/billing/meters/{id}", update_meter),
+    ("POST", "/v1/billing/meters/{id}/deactivate", deactivate_meter),
+    ("POST", "/v1/billing/meters/{id}/reactivate", reactivate_meter),
+    ("GET", "/v1/billing/meters/{id}/event_summaries", list_event_summaries),
+    ("POST", "/v1/billing/meter_events", create_meter_event),
+    ("POST", "/v1/billing/meter_event_adjustments", create_meter_event_adjustment),
+    *V2_ROUTES,
 ]
 
 
@@ -122,9 +154,32 @@ def params_of(method: str, raw: bytes, query: str) -> dict[str, Any]:
     return parse_nested(pairs)
 
 
+def run_v2(
+    store: Store, handler: Handler, method: str, request: Request, raw: bytes, path_params: dict[str, str]
+) -> Response:
+    """The v2 API's way: JSON bodies, one unit of work, errors as the handler raised them."""
+    try:
+        body = json.loads(raw, parse_float=Decimal) if raw else {}
+    except (UnicodeDecodeError, ValueError):
+        err = v2_error(400, "invalid_request", "The body is not valid JSON.")
+        return json_response(err.status, err.body, err.headers)
+    request_id = new_id("req")
+    account_token = current_account.set(request.headers.get("stripe-account") or None)
+    try:
+        with store.tx() as tx:
+            status, out = handler(tx, request, body, **path_params)
+        return json_response(status, out, {"Request-Id": request_id})
+    except ApiError as exc:
+        return json_response(exc.status, exc.body, exc.headers)
+    finally:
+        current_account.reset(account_token)
+
+
 def run(
     store: Store, handler: Handler, method: str, path: str, request: Request, raw: bytes, path_params: dict[str, str]
 ) -> Response:
+    if path.startswith("/v2/"):
+        return run_v2(store, handler, method, request, raw, path_params)
     try:
         params = params_of(method, raw, request.url.query)
     except (UnicodeDecodeError, ValueError):
@@ -169,17 +224,20 @@ def run(
             if account:
                 tx.insert_fields[SYSTEM] = {"_stripe_account": account}
             try:
-                status, body = handler(tx, params, **path_params)
+                status, body, *options = handler(tx, params, **path_params)
             finally:
                 current_request.reset(token)
                 current_account.reset(account_token)
             # A handler answers an error itself (402 card declines) when what it did
-            # must be kept: the failed charge is real, and the answer is replayed.
+            # must be kept: the failed charge is real, and the answer is replayed. It may
+            # ask for the answer not to be kept for the key (a failed finalisation).
+            keep = not options or options[0].get("store", True)
             stored_headers = {"Stripe-Should-Retry": "false"} if status >= 400 else {}
             headers = {"Request-Id": request_id, **stored_headers}
             if key:
                 headers["Idempotency-Key"] = key
-                tx.store_response(SYSTEM, stored_key, fingerprint, status, body, stored_headers)
+                if keep:
+                    tx.store_response(SYSTEM, stored_key, fingerprint, status, body, stored_headers)
         return Response(dumps(body).encode(), status, headers, media_type="application/json")
     except ApiError as exc:
         if key and exc.store:

@@ -13,7 +13,11 @@ from sandbox.stripe.collection import charge_invoice, pay_out_of_band
 from sandbox.stripe.customers import new_customer
 from sandbox.stripe.errors import invalid, missing, no_such
 from sandbox.stripe.events import emit
+from sandbox.stripe.metered_lines import requantify
 from sandbox.stripe.params import boolean, integer, merge_metadata
+
+# Stripe's limit of invoice items on one invoice.
+MAX_INVOICE_ITEMS = 250
 
 
 def recompute_totals(invoice: dict[str, Any]) -> None:
@@ -120,7 +124,29 @@ def get_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     return 200, invoice
 
 
-def finalize_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+def _finalization_failure(tx: Tx, invoice: dict[str, Any]) -> dict[str, Any] | None:
+    """The error an injected finalisation failure (control plane) answers, counting it."""
+    fault = tx.get(SYSTEM, "finalization_failure", invoice["id"])
+    if fault is None:
+        return None
+    if fault.get("times") is not None:
+        if int(fault["times"]) <= 0:
+            tx.delete(SYSTEM, "finalization_failure", invoice["id"])
+            return None
+        fault["times"] = int(fault["times"]) - 1
+        tx.put(SYSTEM, "finalization_failure", invoice["id"], fault)
+    err = {"type": "invalid_request_error", "code": fault["code"], "message": fault["message"]}
+    if fault["code"] == "failed_tax_calculation":
+        err["doc_url"] = "https://stripe.com/docs/error-codes/failed-tax-calculation"
+    return err
+
+
+def finalize_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[Any, ...]:
+    """`POST /v1/invoices/{id}/finalize`. A draft with metered lines is measured again
+    first. When billing cannot finalise it (an injected failure), the draft stays a draft
+    with `last_finalization_error`, `invoice.finalization_failed` is sent, and the call
+    answers the error; that answer is not stored for the idempotency key, so a retry after
+    the cause is fixed finalises (whether Stripe stores it is unverified)."""
     invoice = tx.get(SYSTEM, "invoice", id)
     if invoice is None:
         raise no_such("invoice", id)
@@ -128,6 +154,18 @@ def finalize_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]
         raise invalid(
             "This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable"
         )
+    if "auto_advance" in params:
+        invoice["auto_advance"] = boolean(params["auto_advance"], "auto_advance")
+    metered = requantify(tx, invoice)
+    if metered:
+        recompute_totals(invoice)
+    failure = _finalization_failure(tx, invoice)
+    if failure is not None:
+        invoice["last_finalization_error"] = failure
+        tx.put(SYSTEM, "invoice", id, invoice)
+        emit(tx, "invoice.finalization_failed", invoice)
+        return 400, {"error": failure}, {"store": False}
+    invoice["last_finalization_error"] = None
     now = int(time.time())
     number = f"SBX-{tx.count(SYSTEM, 'invoice_number') + 1:06d}"
     tx.put(SYSTEM, "invoice_number", number, {"id": number, "invoice": id})
@@ -153,6 +191,47 @@ def finalize_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]
         invoice["amount_remaining"] = total
     invoice["ending_balance"] = int(customer.get("balance") or 0)
     tx.put(SYSTEM, "invoice", id, invoice)
+    if metered:
+        # The usage invoices announce it (the sandbox's older flows send their own events).
+        emit(tx, "invoice.finalized", invoice)
+    return 200, invoice
+
+
+UPDATABLE = frozenset({"auto_advance", "description", "metadata"})
+
+
+def update_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    """`POST /v1/invoices/{id}`: `auto_advance` (draft or open only: Stripe keeps it false
+    on paid, void and uncollectible invoices), `description` (draft only), `metadata`."""
+    invoice = tx.get(SYSTEM, "invoice", id)
+    if invoice is None:
+        raise no_such("invoice", id)
+    for name in params:
+        if name not in UPDATABLE:
+            raise invalid(f"Received unknown parameter: {name}", param=name, code="parameter_unknown")
+    previous: dict[str, Any] = {}
+    if "auto_advance" in params:
+        wanted = boolean(params["auto_advance"], "auto_advance")
+        if invoice["status"] not in ("draft", "open"):
+            raise invalid(
+                f"auto_advance can only be set on draft or open invoices. This invoice is {invoice['status']}.",
+                param="auto_advance",
+                code="invoice_not_editable",
+            )  # wording unverified
+        if wanted != invoice["auto_advance"]:
+            previous["auto_advance"] = invoice["auto_advance"]
+            invoice["auto_advance"] = wanted
+    if "description" in params:
+        if invoice["status"] != "draft":
+            raise invalid("Only a draft's description can change.", param="description", code="invoice_not_editable")
+        previous["description"] = invoice.get("description")
+        invoice["description"] = params["description"] or None
+    if "metadata" in params:
+        previous["metadata"] = invoice.get("metadata", {})
+        invoice["metadata"] = merge_metadata(invoice.get("metadata", {}), params["metadata"])
+    tx.put(SYSTEM, "invoice", id, invoice)
+    if previous:
+        emit(tx, "invoice.updated", invoice, previous_attributes=previous)
     return 200, invoice
 
 
@@ -196,6 +275,13 @@ def create_invoiceitem(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
             raise invalid("The invoice belongs to another customer.", param="invoice")
         if invoice["currency"] != params["currency"].lower():
             raise invalid("The currency differs from the invoice's currency.", param="currency")
+        items = sum(1 for line in invoice["lines"]["data"] if line.get("type") == "invoiceitem")
+        if items >= MAX_INVOICE_ITEMS:
+            raise invalid(
+                f"An invoice can hold at most {MAX_INVOICE_ITEMS} invoice items.",
+                param="invoice",
+                code="invoice_too_many_items",
+            )  # code unverified
     item = {
         "id": new_id("ii"),
         "object": "invoiceitem",
@@ -215,6 +301,27 @@ def create_invoiceitem(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         recompute_totals(invoice)
         tx.put(SYSTEM, "invoice", invoice["id"], invoice)
     return 200, item
+
+
+def delete_invoiceitem(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
+    """`DELETE /v1/invoiceitems/{id}`: an item not yet on an invoice, or on a draft (its line
+    goes with it). Wording of the refusal unverified."""
+    item = tx.get(SYSTEM, "invoiceitem", id)
+    if item is None:
+        raise no_such("invoiceitem", id)
+    if item.get("invoice"):
+        invoice = tx.get(SYSTEM, "invoice", item["invoice"])
+        if invoice is not None:
+            if invoice["status"] != "draft":
+                raise invalid(
+                    f"Invoice item {id} is on invoice {invoice['id']}, which is no longer a draft.",
+                    code="invoice_not_editable",
+                )
+            invoice["lines"]["data"] = [line for line in invoice["lines"]["data"] if line.get("invoice_item") != id]
+            recompute_totals(invoice)
+            tx.put(SYSTEM, "invoice", invoice["id"], invoice)
+    tx.delete(SYSTEM, "invoiceitem", id)
+    return 200, {"id": id, "object": "invoiceitem", "deleted": True}
 
 
 def get_invoiceitem(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:

@@ -13,12 +13,16 @@ from sandbox.stripe import SYSTEM
 from sandbox.stripe.accounts import customer_here
 from sandbox.stripe.errors import invalid, missing, no_such
 from sandbox.stripe.events import emit
+from sandbox.stripe.metered_lines import is_metered
 from sandbox.stripe.params import add_month, boolean, integer, list_object, merge_metadata, timestamp
 from sandbox.stripe.prices import price_from
 
 
-def new_item(subscription_id: str, price: dict[str, Any], quantity: int, metadata: dict[str, str]) -> dict[str, Any]:
-    return {
+def new_item(
+    subscription_id: str, price: dict[str, Any], quantity: int | None, metadata: dict[str, str]
+) -> dict[str, Any]:
+    """A subscription item; one on a metered price carries no quantity (its usage is billed)."""
+    item: dict[str, Any] = {
         "id": new_id("si"),
         "object": "subscription_item",
         "subscription": subscription_id,
@@ -27,6 +31,15 @@ def new_item(subscription_id: str, price: dict[str, Any], quantity: int, metadat
         "metadata": metadata,
         "created": int(time.time()),
     }
+    if is_metered(price):
+        del item["quantity"]
+    return item
+
+
+def _no_quantity_on_metered(price: dict[str, Any], spec: dict[str, Any], param: str) -> None:
+    if is_metered(price) and "quantity" in spec:
+        # Wording unverified.
+        raise invalid("You cannot set the quantity for metered prices.", param=f"{param}[quantity]")
 
 
 def get_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
@@ -101,6 +114,7 @@ def create_subscription(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
                 )
         else:
             raise missing(f"{param}[price]")
+        _no_quantity_on_metered(price, spec, param)
         quantity = integer(spec.get("quantity", 1), f"{param}[quantity]")
         if quantity < 0:
             raise invalid("Quantity must be at least 0", param=f"{param}[quantity]")
@@ -242,6 +256,10 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
             if stored is None:
                 raise no_such("price", spec["price"], status=400, param=f"{param}[price]")
             price = stored
+        target_price = (
+            price if price is not None else next((i["price"] for i in items if i["id"] == spec.get("id")), {})
+        )
+        _no_quantity_on_metered(target_price, spec, param)
         quantity = integer(spec["quantity"], f"{param}[quantity]") if "quantity" in spec else None
         if action == "add":
             assert price is not None  # an added item's price_data or price was checked above

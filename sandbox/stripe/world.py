@@ -50,7 +50,7 @@ def renewal_charge(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
             "description": body.get("description") or "Subscription renewal",
         },
     )
-    _, invoice = finalize_invoice(tx, {}, invoice["id"])
+    invoice = finalize_invoice(tx, {}, invoice["id"])[1]
     invoice["billing_reason"] = "subscription_cycle"
     tx.put(SYSTEM, "invoice", invoice["id"], invoice)
     emit(tx, "invoice.finalized", invoice)

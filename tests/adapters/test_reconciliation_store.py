@@ -16,6 +16,8 @@ from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.money import Money
 from canonical.reconciliation import Break, BreakKind, KeyRange
 from canonical.revenue import ObligationKind, PerformanceObligation, RevenueContract, recognise
+from canonical.usage.booking import USAGE_OBLIGATION, usage_schedule
+from canonical.usage.models import UsageRelease
 
 
 def usd(amount: str) -> Money:
@@ -184,5 +186,33 @@ async def test_schedules_keep_asc606_fields_and_sum_revenue_per_contract(databas
         assert [s.supersedes for s in await schedules.schedules_of_entity(entity)] == [schedule.schedule_id]
         assert len(await schedules.schedules_of_contract(contract.contract_id, open_on=date(2027, 9, 30))) == 1
         assert await schedules.schedules_of_contract(contract.contract_id, open_on=date(2027, 10, 1)) == []
+    finally:
+        await schedules.aclose()
+
+
+async def test_usage_schedules_stay_out_of_the_ratable_revenue_comparison(database_url):
+    """Usage revenue is reconciled against its accrual by the usage check; counted here as
+    well, every usage month would show as revenue the ERP never recognised from deferral."""
+    schedules = SqlRevenueSchedules(database_url)
+    entity = f"E{secrets.token_hex(3)}"
+    release = UsageRelease(
+        workflow_id=f"usage-sub_{entity}-2026-10",
+        subscription_id=f"sub_{entity}",
+        customer="cus_1",
+        legal_entity=entity,
+        period="2026-10",
+        invoice_id=f"in_{entity}",
+        currency="USD",
+        quantities={"api_calls": 1000},
+        subtotal=usd("100.00"),
+        credit=usd("0.00"),
+        tax=usd("0.00"),
+        total=usd("100.00"),
+        released_at=datetime(2026, 11, 1, 1, tzinfo=UTC),
+    )
+    try:
+        await schedules.save_schedule(usage_schedule(release, revenue=usd("100.00"), contract_id=f"C-{entity}"))
+        assert [s.obligation for s in await schedules.schedules_of_entity(entity)] == [USAGE_OBLIGATION]
+        assert (await schedules.revenue_in_period(legal_entity=entity, period="2026-10")).items == []
     finally:
         await schedules.aclose()

@@ -54,6 +54,7 @@ from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
 from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
+from tests.usage_recon_fakes import seed_usage_period
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
 from workflows.dunning import DunningOutcome, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
@@ -461,6 +462,31 @@ async def renewal_waiting_for_term(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def reconciliation_usage_breaks(env, tq, systems) -> WorkflowHandle:
+    """The usage release's reconciliation: a fifth reader (o2c's usage releases) and a break of
+    every usage class, none healed; the operator accepts them."""
+    await seed_usage_period(systems)
+    handle = await env.client.start_workflow(
+        ReconciliationWorkflow.run,
+        ReconciliationInput(
+            legal_entity="US01",
+            period="2026-10",
+            legal_entities=ENTITIES,
+            policy=ReconciliationPolicy(batch_size=3, parallel_batches=2, usage_units={"api_calls": "API calls"}),
+        ),
+        id="reconciliation_usage_breaks",
+        task_queue=tq,
+    )
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve,
+        ResolveInput(action=OperatorAction.SKIP, operator="olga.ops", comment="billing ops re-measure"),
+    )
+    result = await handle.result()
+    expect(result.found.get("usage_cut_off"), 1)
+    return handle
+
+
 async def reconciliation_waiting_in_exception_queue(env, tq, systems) -> WorkflowHandle:
     handle = await _reconcile(env, tq, systems, "reconciliation_waiting_in_exception_queue")
     await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
@@ -520,6 +546,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "reconciliation_heal_approve_park": reconciliation_heal_approve_park,
     "reconciliation_continued_as_new": reconciliation_continued_as_new,
     "reconciliation_batch": reconciliation_batch,
+    "reconciliation_usage_breaks": reconciliation_usage_breaks,
     "amendment_waiting_for_approval": amendment_waiting_for_approval,
     "amendment_waiting_in_exception_queue": amendment_waiting_in_exception_queue,
     "dunning_between_retries": dunning_between_retries,

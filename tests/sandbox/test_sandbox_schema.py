@@ -8,7 +8,7 @@ from adapters.storage import db as o2c_db
 from sandbox import db
 from sandbox.store import Store, metadata
 
-SANDBOX_TABLES = {"sandbox_documents", "sandbox_idempotency"}
+SANDBOX_TABLES = {"sandbox_documents", "sandbox_idempotency", "sandbox_meter_events"}
 
 
 def _tables(url: str) -> set[str]:
