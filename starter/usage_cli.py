@@ -69,7 +69,7 @@ def _metering() -> MeteringPort:
     from adapters.stripe import StripeBilling
 
     s = settings()
-    return StripeBilling(s.stripe_base_url, s.stripe_api_key, timeout=s.http_timeout_seconds)  # type: ignore[return-value]
+    return StripeBilling(s.stripe_base_url, s.stripe_api_key, timeout=s.http_timeout_seconds)
 
 
 # -- reading a file ------------------------------------------------------------------------------
