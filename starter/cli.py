@@ -29,6 +29,7 @@ from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import InvalidSettings, Settings
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
 from starter.problems import explain, temporal_unreachable
+from starter.usage_cli import usage_app
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
@@ -57,6 +58,7 @@ sandbox_app = typer.Typer(
 )
 app.add_typer(recon_app, name="recon")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(usage_app, name="usage")
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 Wait = Annotated[
@@ -167,18 +169,28 @@ def worker() -> int:
 
 
 @app.command()
+def ingress(
+    host: Annotated[str | None, typer.Option(help="default O2C_WEBHOOK_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default O2C_WEBHOOK_PORT or 8710")] = None,
+) -> int:
+    """Serve the ingress: usage events (POST /v1/usage/events) and, with O2C_STRIPE_WEBHOOK_SECRET, Stripe webhooks."""
+    from starter.ingress import serve_ingress
+    from starter.webhooks import configure_logging
+
+    configure_logging()
+    asyncio.run(serve_ingress(settings(), host=host, port=port))
+    return EXIT_DONE
+
+
+@app.command()
 def webhooks(
     host: Annotated[str | None, typer.Option(help="default O2C_WEBHOOK_HOST or 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="default O2C_WEBHOOK_PORT or 8710")] = None,
 ) -> int:
-    """Serve the Stripe webhook endpoint (POST /webhooks/stripe) that turns payment events into dunning workflows."""
-    from starter.webhooks import configure_logging, serve_webhooks
-
+    """Serve the Stripe webhook endpoint (POST /webhooks/stripe), and the usage endpoint beside it (`o2c ingress`)."""
     if not settings().stripe_webhook_secret:
         raise Refused("set O2C_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
-    configure_logging()
-    asyncio.run(serve_webhooks(settings(), host=host, port=port))
-    return EXIT_DONE
+    return ingress(host=host, port=port)
 
 
 # -- the sandbox -----------------------------------------------------------------------------

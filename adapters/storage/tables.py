@@ -8,6 +8,7 @@ currency's minor unit next to their ISO currency; `end_date` columns are exclusi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TypedDict
 
@@ -129,9 +130,118 @@ recon_breaks = sa.Table(
 )
 
 
+# -- usage (migration 0006) ---------------------------------------------------------------------
+
+# Raw accepted events, kept for lineage. `period` is the period the event counts in (for a
+# late event's adjustment, the open period after `late_from`). An identifier counts once per
+# period: the primary key is the duplicate check. On PostgreSQL the table is partitioned by
+# period (one partition per month, created on demand: adapters/storage/usage.py).
+usage_events = sa.Table(
+    "usage_events",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),  # YYYY-MM
+    sa.Column("identifier", sa.String(100), primary_key=True),
+    sa.Column("meter", sa.String(100), nullable=False),
+    sa.Column("customer", sa.String(255), nullable=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("dimensions", sa.Text, nullable=False),  # JSON object of strings
+    sa.Column("source", sa.String(64), nullable=False),  # the sending system (its API key's name)
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("late_from", sa.String(7), nullable=False, server_default=sa.text("''")),
+    sa.Index("ix_usage_events_aggregate", "period", "customer", "meter"),
+    postgresql_partition_by="LIST (period)",
+)
+
+# Refused events, with their reason, until an operator replays or discards them.
+usage_quarantine = sa.Table(
+    "usage_quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("identifier", sa.String(255), nullable=False),
+    sa.Column("event", sa.Text, nullable=False),  # the event as received, JSON
+    sa.Column("reason", sa.String(32), nullable=False),  # a Refusal code
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open, replayed, discarded
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("resolved_by", sa.String(64), nullable=True),
+    sa.Column("resolution", sa.Text, nullable=True),
+    sa.Index("ix_usage_quarantine_status", "status", "id"),
+)
+
+# Master data the validation uses, synced from billing (`o2c usage sync`): the canonical
+# model as JSON next to the columns it is looked up by.
+usage_meters = sa.Table(
+    "usage_meters",
+    metadata,
+    sa.Column("event_name", sa.String(100), primary_key=True),
+    sa.Column("meter", sa.Text, nullable=False),  # canonical Meter, JSON
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+usage_customers = sa.Table(
+    "usage_customers",
+    metadata,
+    sa.Column("customer", sa.String(255), primary_key=True),
+    sa.Column("subscription_id", sa.String(255), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("usage_customer", sa.Text, nullable=False),  # canonical UsageCustomer, JSON
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+usage_closed_periods = sa.Table(
+    "usage_closed_periods",
+    metadata,
+    sa.Column("customer", sa.String(255), primary_key=True),
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+usage_releases = sa.Table(
+    "usage_releases",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("subscription_id", sa.String(255), nullable=False),
+    sa.Column("customer", sa.String(255), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("invoice_id", sa.String(255), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("quantities", sa.Text, nullable=False),  # meter -> quantity, JSON
+    sa.Column("subtotal_minor", sa.BigInteger, nullable=False),
+    sa.Column("credit_minor", sa.BigInteger, nullable=False),
+    sa.Column("tax_minor", sa.BigInteger, nullable=False),
+    sa.Column("total_minor", sa.BigInteger, nullable=False),
+    sa.Column("released_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("journal_entries", sa.Text, nullable=False),  # JSON list of entry ids
+    sa.Index("ix_usage_releases_entity_period", "legal_entity", "period", "invoice_id"),
+    sa.Index("ix_usage_releases_customer_period", "customer", "period"),
+)
+
+# The sending systems' API keys: only a key's SHA-256 is kept, never the key.
+usage_api_keys = sa.Table(
+    "usage_api_keys",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("key_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("key_sha256", name="uq_usage_api_keys_sha256"),
+)
+
+# PostgreSQL's per-period partitions of usage_events (usage_events_2026_03): created on
+# demand, not by a migration, so the comparison with the tables above leaves them out.
+USAGE_PARTITION = re.compile(r"usage_events_\d{4}_\d{2}")
+
+
 def is_o2c_table(name: str | None, type_: str, _parent_names: object) -> bool:
-    """The sandbox keeps its own tables in the same database; they are none of these."""
-    return not (type_ == "table" and name is not None and name.startswith("sandbox_"))
+    """The sandbox keeps its own tables in the same database; they are none of these. Nor
+    are the partitions of usage_events, which the store creates as periods arrive."""
+    if type_ != "table" or name is None:
+        return True
+    return not (name.startswith("sandbox_") or USAGE_PARTITION.fullmatch(name))
 
 
 class Comparison(TypedDict):

@@ -1,116 +1,111 @@
-"""Usage invoices through POST /webhooks/stripe: billing's draft and its failed finalisation
-become signals to the subscription period's usage release."""
+"""POST /v1/usage/events over real HTTP (uvicorn on a free port): the answer per event, counted
+once per period, committed before the answer, retried through a dropped connection, 503 when
+the database stays away."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+import pytest
 
-from tests.ingress.test_stripe_ingress import event, history_events, post, terminated_afterwards
-from tests.workflows.usage_world import release_input
-from workflows.usage import UsageReleaseWorkflow, usage_workflow_id
+from adapters.storage.usage import UsageLedger
+from starter.usage_ingress import USAGE_PATH
+from tests.adapters.usage_kit import FailingInserts
+from tests.ingress.usage_ingress_kit import UsageIngress, database_urls, serve_usage
 
-OCTOBER = int(datetime(2026, 10, 1, tzinfo=UTC).timestamp()), int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+
+@pytest.fixture
+async def usage(tmp_path) -> AsyncIterator[UsageIngress]:
+    async with serve_usage(database_urls(tmp_path)) as running:
+        yield running
 
 
-def usage_invoice(invoice_id: str, subscription_id: str, *, metered: bool = True, **overrides) -> dict:
-    start, end = OCTOBER
-    line = {
-        "id": f"il_{uuid.uuid4().hex[:8]}",
-        "object": "line_item",
-        "amount": 10000,
-        "currency": "usd",
-        "quantity": 10000,
-        "period": {"start": start, "end": end},
-        "price": {
-            "id": "price_api",
-            "recurring": {"interval": "month", "usage_type": "metered" if metered else "licensed"},
-        },
-    }
+def wire(cust: str, identifier: str, value: Any = 1, *, at: datetime | None = None, **extra: Any) -> dict[str, Any]:
+    moment = at or datetime.now(UTC) - timedelta(minutes=1)
     return {
-        "id": invoice_id,
-        "object": "invoice",
-        "customer": "cus_acme",
-        "subscription": subscription_id,
-        "currency": "usd",
-        "status": "draft",
-        "lines": {"object": "list", "data": [line], "has_more": False},
-        **overrides,
+        "identifier": f"{cust}-{identifier}",
+        "meter": "api_calls",
+        "customer": cust,
+        "value": value,
+        "timestamp": moment.isoformat(),
+        **extra,
     }
 
 
-async def started_release(ingress, ingress_env, subscription_id: str) -> str:
-    """A release waiting for its worker (the ingress tests run none): its history shows the signals."""
-    workflow_id = usage_workflow_id(subscription_id, "2026-10")
-    await ingress_env.client.start_workflow(
-        UsageReleaseWorkflow.run, release_input(subscription_id), id=workflow_id, task_queue=ingress.task_queue
-    )
-    return workflow_id
+async def totals(ledger: UsageLedger, cust: str, period: str) -> list[tuple[str, int, int]]:
+    return [(t.meter, t.quantity, t.events) for t in await ledger.period_totals(period, customer=cust)]
 
 
-async def test_a_draft_of_a_metered_invoice_signals_its_release(ingress, ingress_env):
-    subscription_id = f"sub_{uuid.uuid4().hex[:8]}"
-    workflow_id = await started_release(ingress, ingress_env, subscription_id)
-    async with terminated_afterwards(ingress_env.client, workflow_id):
-        response = await post(ingress, event("invoice.created", usage_invoice("in_draft", subscription_id)))
-        assert response.status_code == 200, response.text
-        assert response.json() == {"received": True, "workflows": [workflow_id]}
-        failed = usage_invoice(
-            "in_draft",
-            subscription_id,
-            last_finalization_error={"code": "failed_tax_calculation", "message": "the customer has no location"},
-        )
-        response = await post(ingress, event("invoice.finalization_failed", failed))
-        assert response.json() == {"received": True, "workflows": [workflow_id]}
-        history = await ingress_env.client.get_workflow_handle(workflow_id).fetch_history()
-        signals = [
-            e.workflow_execution_signaled_event_attributes
-            for e in history.events
-            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+async def test_a_batch_is_answered_per_event_and_counted_once(usage: UsageIngress):
+    c = usage.customer
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    period = f"{now:%Y-%m}"
+    batch = {
+        "events": [
+            wire(c, "a", 5, dimensions={"region": "eu"}),
+            wire(c, "b", 7),
+            wire(c, "a", 5),  # twice in one batch
+            wire(c, "c", 2_000_000),  # above the meter's bound
+            wire("cus_unknown", "d", 1),
         ]
-        assert [s.signal_name for s in signals] == ["draft_ready", "finalization_failed"]
-        assert b"the customer has no location" in signals[1].input.payloads[0].data
+    }
+    response = await usage.http.post(USAGE_PATH, json=batch, headers=usage.auth())
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["accepted"], answer["duplicates"], answer["refused"]) == (2, 1, 2)
+    assert [r["outcome"] for r in answer["results"]] == ["accepted", "accepted", "duplicate", "refused", "refused"]
+    assert answer["results"][0] == {"identifier": f"{c}-a", "outcome": "accepted", "period": period}
+    assert answer["results"][3]["reason"] == "out_of_bounds" and answer["results"][3]["message"]
+    assert answer["results"][4]["reason"] == "unknown_customer"
+
+    # The producer retries the whole batch: nothing counts twice, the refused are refused again.
+    again = (await usage.http.post(USAGE_PATH, json=batch, headers=usage.auth())).json()
+    assert (again["accepted"], again["duplicates"], again["refused"]) == (0, 3, 2)
+    assert await totals(usage.ledger, c, period) == [("api_calls", 12, 2)]
+    # The same identifier in another period counts there.
+    earlier = now.replace(day=1) - timedelta(days=3)
+    other = await usage.http.post(USAGE_PATH, json={"events": [wire(c, "a", 4, at=earlier)]}, headers=usage.auth())
+    assert other.json()["results"][0] == {"identifier": f"{c}-a", "outcome": "accepted", "period": f"{earlier:%Y-%m}"}
+    assert await totals(usage.ledger, c, f"{earlier:%Y-%m}") == [("api_calls", 4, 1)]
+    quarantined = [q for q in await usage.ledger.quarantine(limit=100_000) if q.identifier.startswith(c)]
+    assert sorted(q.reason for q in quarantined) == ["out_of_bounds", "out_of_bounds"]
+    assert {q.source for q in quarantined} == {f"platform-{c}"}
 
 
-async def test_newer_api_versions_name_the_subscription_on_the_parent(ingress, ingress_env):
-    subscription_id = f"sub_{uuid.uuid4().hex[:8]}"
-    workflow_id = await started_release(ingress, ingress_env, subscription_id)
-    async with terminated_afterwards(ingress_env.client, workflow_id):
-        invoice = usage_invoice(
-            "in_draft",
-            subscription_id,
-            subscription=None,
-            parent={"subscription_details": {"subscription": subscription_id}},
-        )
-        response = await post(ingress, event("invoice.created", invoice))
-        assert response.json() == {"received": True, "workflows": [workflow_id]}
+async def test_a_dropped_connection_is_retried_before_the_answer(usage: UsageIngress):
+    c = usage.customer
+    failing = FailingInserts(usage.ledger.engine, times=2)
+    response = await usage.http.post(USAGE_PATH, json={"events": [wire(c, "r", 3)]}, headers=usage.auth())
+    assert response.status_code == 200 and response.json()["accepted"] == 1
+    assert failing.failed == 2
+    fresh = UsageLedger(str(usage.ledger.engine.url.render_as_string(hide_password=False)), migrate=False)
+    try:  # committed: another connection sees it
+        assert await totals(fresh, c, f"{datetime.now(UTC) - timedelta(minutes=1):%Y-%m}") == [("api_calls", 3, 1)]
+    finally:
+        await fresh.aclose()
 
 
-async def test_a_draft_before_its_release_exists_is_acknowledged(ingress, ingress_env):
-    subscription_id = f"sub_{uuid.uuid4().hex[:8]}"
-    response = await post(ingress, event("invoice.created", usage_invoice("in_early", subscription_id)))
-    assert response.status_code == 200
-    assert response.json() == {"received": True, "workflows": []}  # the release polls for it
+async def test_a_database_that_stays_down_answers_503_and_writes_nothing(usage: UsageIngress):
+    c = usage.customer
+    before = await usage.ledger.counts()
+    FailingInserts(usage.ledger.engine, times=100)
+    response = await usage.http.post(
+        USAGE_PATH, json={"events": [wire(c, "down", 3), wire("cus_unknown", "x")]}, headers=usage.auth()
+    )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["error"] == "unavailable"
+    assert await usage.ledger.counts() == before
 
 
-async def test_an_invoice_without_metered_lines_is_ignored(ingress, ingress_env):
-    subscription_id = f"sub_{uuid.uuid4().hex[:8]}"
-    workflow_id = await started_release(ingress, ingress_env, subscription_id)
-    async with terminated_afterwards(ingress_env.client, workflow_id):
-        seats = usage_invoice("in_seats", subscription_id, metered=False)
-        response = await post(ingress, event("invoice.created", seats))
-        assert response.json() == {"received": True, "workflows": []}
-        events = await history_events(ingress_env.client, workflow_id)
-        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in events
+async def test_the_event_loop_keeps_serving_while_a_batch_is_written(usage: UsageIngress):
+    import asyncio
 
-
-async def test_a_metered_invoice_without_a_period_or_subscription_is_refused(ingress):
-    broken = usage_invoice("in_broken", "sub_x")
-    broken["lines"]["data"][0]["period"] = {"end": OCTOBER[1]}
-    response = await post(ingress, event("invoice.created", broken))
-    assert response.status_code == 400 and "period.start" in response.json()["reason"]
-    orphan = usage_invoice("in_orphan", "", subscription=None)
-    response = await post(ingress, event("invoice.created", orphan))
-    assert response.status_code == 400 and "no subscription" in response.json()["reason"]
+    c = usage.customer
+    batches = [{"events": [wire(c, f"p{n}-{i}") for i in range(200)]} for n in range(4)]
+    answers = await asyncio.gather(*(usage.http.post(USAGE_PATH, json=b, headers=usage.auth()) for b in batches))
+    health = await usage.http.get("/healthz")
+    assert health.status_code == 200
+    assert [a.json()["accepted"] for a in answers] == [200] * 4

@@ -1,0 +1,335 @@
+"""Usage ingest through the HTTP ingress on PostgreSQL: events per second, exactly once.
+
+Serves the usage ingress with uvicorn in a child process (`--workers` processes, on a free
+loopback port, against the PostgreSQL database of `--database-url` or O2C_DATABASE_URL),
+seeds a meter and `--customers` customers of this run's own, and sends `--events` events in
+batches of 1,000 from `--senders` concurrent senders, 1 % of them with an identifier sent
+before (a producer's retry) and 0.5 % invalid (an unknown customer, a negative value). Prints
+events per second accepted (first request to last answer), the p99 batch latency, the peak
+RSS of the ingress processes, whether every (customer, meter) total equals the bench's own
+count (`totals_exact`), and the time to aggregate the period; the last line is the same
+figures as one JSON object. Never asserts.
+
+    .venv/bin/python bench/usage.py [--events 1000000] [--senders 4] [--workers 2] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.storage.db import engine_for, upgrade
+from adapters.storage.usage import UsageLedger, period_totals
+from canonical.money import Money
+from canonical.usage.models import MAX_BATCH, Meter, MeteredPrice, UsageCustomer
+from starter.usage_ingress import USAGE_PATH
+
+DUPLICATE_SHARE = 0.01
+INVALID_SHARE = 0.005
+METERS = ("api_calls", "storage_gb")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo += [int(child) for child in children.read().split()]
+        except OSError:
+            continue
+    return found
+
+
+def peak_rss_mib(pid: int) -> tuple[float, float]:
+    """(the sum over the ingress processes, the largest one) of their peak resident memory."""
+    peaks = []
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peaks.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return round(sum(peaks), 1), round(max(peaks, default=0.0), 1)
+
+
+@dataclass
+class Plan:
+    """What the bench sends and what it expects o2c to count."""
+
+    run: str
+    customers: list[str]
+    moment: datetime
+    expected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sent_ids: list[str] = field(default_factory=list)
+    unique_valid: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+
+    def batch(self, number: int, size: int, rng: random.Random) -> bytes:
+        stamp = self.moment.isoformat()
+        events = []
+        for i in range(size):
+            n = number * size + i
+            roll = rng.random()
+            customer = self.customers[n % len(self.customers)]
+            meter = METERS[n % len(METERS)]
+            if roll < INVALID_SHARE:
+                self.invalid += 1
+                bad = {"customer": "cus_nobody"} if roll < INVALID_SHARE / 2 else {"value": -1}
+                events.append(
+                    {
+                        "identifier": f"{self.run}-bad-{n}",
+                        "meter": meter,
+                        "customer": customer,
+                        "value": 1,
+                        "timestamp": stamp,
+                    }
+                    | bad
+                )
+                continue
+            if roll < INVALID_SHARE + DUPLICATE_SHARE and self.sent_ids:
+                # A producer's retry: an event sent before, exactly as it was.
+                self.duplicates += 1
+                events.append(json.loads(rng.choice(self.sent_ids)))
+                continue
+            value = 1 + n % 7
+            event = {
+                "identifier": f"{self.run}-{n}",
+                "meter": meter,
+                "customer": customer,
+                "value": value,
+                "timestamp": stamp,
+            }
+            self.expected[(customer, meter)] += value
+            self.unique_valid += 1
+            if len(self.sent_ids) < 10_000 or rng.random() < 0.01:
+                text = json.dumps(event)
+                if len(self.sent_ids) < 10_000:
+                    self.sent_ids.append(text)
+                else:
+                    self.sent_ids[rng.randrange(len(self.sent_ids))] = text
+            events.append(event)
+        return json.dumps({"events": events}).encode()
+
+
+def seed(database_url: str, run: str, customers: int) -> tuple[list[str], str]:
+    """This run's customers and meters in the master data, and an API key."""
+    ledger = UsageLedger(database_url)
+    names = [f"cus_{run}_{n:04d}" for n in range(customers)]
+    usage_customers = [
+        UsageCustomer(
+            customer=name,
+            subscription_id=f"sub_{name}",
+            currency="USD",
+            legal_entity="US01",
+            prices=[MeteredPrice(meter=m, price_id=f"price_{m}", unit_amount=Money.of("0.01", "USD")) for m in METERS],
+        )
+        for name in names
+    ]
+
+    async def go() -> str:
+        await ledger.upsert_meters([Meter(event_name=m, display_name=m) for m in METERS])
+        await ledger.upsert_customers(usage_customers)
+        key = await ledger.create_key(f"bench-{run}")
+        await ledger.aclose()
+        return key
+
+    return names, asyncio.run(go())
+
+
+def start_ingress(database_url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "O2C_DATABASE_URL": database_url, "O2C_USAGE_MIGRATE": "0", "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable, "-m", "uvicorn", "starter.usage_ingress:app_from_env", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the ingress exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the ingress did not come up")
+
+
+async def send_all(url: str, key: str, plan: Plan, events: int, senders: int) -> dict[str, Any]:
+    batches = (events + MAX_BATCH - 1) // MAX_BATCH
+    rng = random.Random(11)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for number in range(batches):
+        queue.put_nowait(number)
+    latencies: list[float] = []
+    answered: Counter[str] = Counter()
+    failures: Counter[int] = Counter()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    async def sender(http: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            number = queue.get_nowait()
+            size = min(MAX_BATCH, events - number * MAX_BATCH)
+            body = plan.batch(number, size, rng)
+            while True:
+                started = time.perf_counter()
+                response = await http.post(USAGE_PATH, content=body, headers=headers)
+                if response.status_code == 503:  # the database is busy: send it again, as a producer would
+                    failures[503] += 1
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                    continue
+                break
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                failures[response.status_code] += 1
+                continue
+            answer = response.json()
+            for outcome in ("accepted", "duplicates", "refused"):
+                answered[outcome] += answer[outcome]
+
+    limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(sender(http) for _ in range(senders)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
+    return {"elapsed": elapsed, "p99": p99, "answered": answered, "failures": failures, "batches": batches}
+
+
+def ingest_phase(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    database_url = args.database_url
+    upgrade(database_url)
+    run = uuid.uuid4().hex[:8]
+    customers, key = seed(database_url, run, args.customers)
+    moment = datetime.now(UTC) - timedelta(minutes=1)
+    period = f"{moment:%Y-%m}"
+    plan = Plan(run=run, customers=customers, moment=moment)
+    port = free_port()
+    ingress = start_ingress(database_url, port, args.workers, logs / "usage-ingress.log")
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", ingress)
+        sent = asyncio.run(send_all(f"http://127.0.0.1:{port}", key, plan, args.events, args.senders))
+        peak_total, peak_worker = peak_rss_mib(ingress.pid)
+    finally:
+        ingress.terminate()
+        try:
+            ingress.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            ingress.kill()
+    engine = engine_for(database_url)
+    try:
+        started = time.perf_counter()
+        totals = period_totals(engine, period)
+        aggregate_seconds = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    mine = set(customers)
+    counted = {(t.customer, t.meter): t.quantity for t in totals if t.customer in mine}
+    answered = sent["answered"]
+    return {
+        "events": args.events,
+        "period": period,
+        "batches": sent["batches"],
+        "senders": args.senders,
+        "workers": args.workers,
+        "seconds": round(sent["elapsed"], 2),
+        "events_per_second": round(args.events / sent["elapsed"]),
+        "accepted_per_second": round(answered["accepted"] / sent["elapsed"]),
+        "p99_batch_ms": round(sent["p99"] * 1000, 1),
+        "peak_rss_mib": peak_total,
+        "peak_rss_worker_mib": peak_worker,
+        "accepted": answered["accepted"],
+        "duplicates": answered["duplicates"],
+        "refused": answered["refused"],
+        "expected_accepted": plan.unique_valid,
+        "expected_duplicates": plan.duplicates,
+        "expected_refused": plan.invalid,
+        "http_failures": dict(sent["failures"]),
+        "totals_exact": counted == dict(plan.expected),
+        "aggregate_seconds": round(aggregate_seconds, 3),
+        "aggregate_rows": len(totals),
+    }
+
+
+def report(figures: dict[str, Any]) -> None:
+    print(f"usage ingest: {figures['events']:,} events in {figures['seconds']} s "
+          f"({figures['senders']} senders, {figures['workers']} ingress workers, batches of {MAX_BATCH})")  # fmt: skip
+    print(f"  events/s (first request to last answer): {figures['events_per_second']:,}"
+          f"  (accepted/s {figures['accepted_per_second']:,})")  # fmt: skip
+    print(f"  p99 batch latency: {figures['p99_batch_ms']} ms")
+    print(
+        f"  peak RSS of the ingress: {figures['peak_rss_mib']} MiB in all, {figures['peak_rss_worker_mib']} MiB the largest process"
+    )
+    print(f"  accepted {figures['accepted']:,} (expected {figures['expected_accepted']:,}), "
+          f"duplicates {figures['duplicates']:,} (expected {figures['expected_duplicates']:,}), "
+          f"refused {figures['refused']:,} (expected {figures['expected_refused']:,})")  # fmt: skip
+    print(f"  totals exact per customer and meter: {figures['totals_exact']}")
+    print(
+        f"  aggregating the period {figures['period']}: {figures['aggregate_seconds']} s ({figures['aggregate_rows']} totals)"
+    )
+    if figures["http_failures"]:
+        print(f"  HTTP failures: {figures['http_failures']}")
+
+
+def main(args: argparse.Namespace) -> None:
+    """Each part measures and reports on its own; the last line merges their figures."""
+    logs = Path(args.logs)
+    logs.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {"bench": "usage"}
+    ingest = ingest_phase(args, logs)
+    report(ingest)
+    figures.update(ingest)
+    # Further parts (the review of many subscriptions' period end) add their figures here.
+    print(json.dumps(figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--senders", type=int, default=4, help="concurrent senders")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes of the ingress")
+    parser.add_argument("--customers", type=int, default=50)
+    parser.add_argument("--database-url", default=os.environ.get("O2C_DATABASE_URL", ""))
+    parser.add_argument("--logs", default=os.path.join(tempfile.gettempdir(), "o2c-bench-usage"))
+    parser.add_argument("--json", action="store_true", help="the JSON object is the last line in any case")
+    parsed = parser.parse_args()
+    if not parsed.database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        raise SystemExit("give a PostgreSQL database: --database-url or O2C_DATABASE_URL")
+    main(parsed)
