@@ -226,6 +226,13 @@ class UsageCustomers(Model):
     billing_account: str = ""
 
 
+class MeteredQuantities(Model):
+    customer: str
+    meters: list[str]
+    start: datetime
+    end: datetime  # exclusive
+
+
 class FindUsageDraft(Model):
     subscription_id: str
     period_start: date

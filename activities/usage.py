@@ -17,6 +17,7 @@ from activities.inputs import (
     AddInvoiceLine,
     FinalizeInvoice,
     FindUsageDraft,
+    MeteredQuantities,
     RemoveInvoiceLine,
     ReportUsage,
     UsageCustomers,
@@ -80,6 +81,17 @@ class UsageActivities:
     async def report(self, request: ReportUsage) -> None:
         await self.metering.report_usage(request.reports)
 
+    @activity.defn(name="usage.metered_quantities")
+    @classified
+    async def metered_quantities(self, request: MeteredQuantities) -> dict[str, int]:
+        """Per meter, what billing has counted for the customer in the window."""
+        return {
+            meter: await self.metering.metered_quantity(
+                meter, customer=request.customer, start=request.start, end=request.end
+            )
+            for meter in request.meters
+        }
+
     @activity.defn(name="usage.find_draft")
     @classified
     async def find_draft(self, request: FindUsageDraft) -> Invoice | None:
@@ -124,6 +136,7 @@ class UsageActivities:
             self.delete_release,
             self.customers,
             self.report,
+            self.metered_quantities,
             self.find_draft,
             self.hold_invoice,
             self.add_invoice_line,
