@@ -104,6 +104,9 @@ async def synced(settings: Settings, policy: UsagePolicy | None = None) -> Usage
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=10)
     try:
         await sync(billing, policy or settings.usage_policy, ledger)
+    except BaseException:
+        await ledger.aclose()
+        raise
     finally:
         await billing.aclose()
     return ledger
