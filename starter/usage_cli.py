@@ -585,7 +585,8 @@ async def start_period_close(client: Client, period: str, *, task_queue: str = "
 def close(
     period: Annotated[str, typer.Option(help="YYYY-MM; default the month that has ended")] = "",
     wait: Annotated[
-        bool, typer.Option("--wait", help="follow each release until it is released (0) or parks for a person (3)")
+        bool,
+        typer.Option("--wait", help="follow each release it starts until it is released (0) or parks for a person (3)"),
     ] = False,
     as_json: Json = False,
 ) -> int:
@@ -622,7 +623,8 @@ async def _close(period: str, wait: bool, as_json: bool) -> int:
         return EXIT_DONE
     from starter.progress import follow
 
-    outcomes = [await follow(client, w) for w in [*result.started, *result.already_started]]
+    # The releases this close started; those started before are listed by `o2c usage releases`.
+    outcomes = [await follow(client, w) for w in result.started]
     if as_json:
         emit_json({**document, "outcomes": [o.to_json() for o in outcomes]})
     else:
