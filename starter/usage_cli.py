@@ -464,7 +464,9 @@ def sync_master_data(as_json: Json = False) -> int:
         ledger = _ledger()
         metering = _metering()
         try:
-            result = await sync(metering, settings().usage_policy, ledger)
+            current = settings()
+            accounts = [entity.billing_account for entity in current.legal_entities]
+            result = await sync(metering, current.usage_policy, ledger, billing_accounts=accounts)
         finally:
             await ledger.aclose()
             closer = getattr(metering, "aclose", None)
