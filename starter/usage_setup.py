@@ -140,7 +140,8 @@ async def sync_master_data(settings: Settings, policy: UsagePolicy) -> SyncResul
     The ingress re-reads master data every few seconds; sync before the events are sent."""
     billing, ledger = billing_of(settings), UsageLedger(settings.database_url, policy=policy)
     try:
-        return await sync(billing, policy, ledger)
+        accounts = [entity.billing_account for entity in settings.legal_entities]
+        return await sync(billing, policy, ledger, billing_accounts=accounts)
     finally:
         await ledger.aclose()
         await billing.aclose()
