@@ -137,7 +137,7 @@ def usage_routes(ledger: UsageLedger, *, max_body_bytes: int = MAX_BODY_BYTES) -
         if not key:
             return _refused("unauthorized", "send the API key as Authorization: Bearer <key>", 401)
         try:
-            source = await run_in_threadpool(ledger.authenticate_sync, key)
+            source = await ledger.authenticate(key)
         except UsageUnavailable as down:
             log.error("usage_events", outcome="unavailable", reason=str(down))
             return _unavailable()

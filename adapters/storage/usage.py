@@ -224,6 +224,10 @@ async def sync(
 # -- the ingest side -------------------------------------------------------------------------
 
 
+# How often an unknown API key may make the ledger read the keys again.
+UNKNOWN_KEY_RELOAD_SECONDS = 1.0
+
+
 @dataclass(frozen=True)
 class QuarantinedEvent:
     id: int
@@ -316,6 +320,7 @@ class UsageLedger:
         self._master: MasterData | None = None
         self._keys: list[tuple[str, bytes]] | None = None  # (name, sha256) of the active keys
         self._keys_loaded = 0.0
+        self._key_reload = asyncio.Lock()
         self._partitions: set[str] = set()
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -806,14 +811,16 @@ class UsageLedger:
     async def authenticate(self, key: str) -> str | None:
         """The name of the sending system whose active key this is, or None. Keys are held in
         memory (read again after `refresh_seconds`, or at once after a revocation in this
-        process); an unknown key reads them again at most once a second."""
-        return await asyncio.to_thread(self.authenticate_sync, key)
-
-    def authenticate_sync(self, key: str) -> str | None:
+        process). An unknown key reads them again, at most once a second: a key created a
+        moment ago (by the CLI, in another process) works at once, and guessing keys costs
+        the guesser a second a try, never the database a read a request."""
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
-        found = self._match(self._active_keys(), digest)
-        if found is None and time.monotonic() - self._keys_loaded > 1.0:
-            found = self._match(self._active_keys(force=True), digest)
+        found = self._match(await asyncio.to_thread(self._active_keys), digest)
+        if found is None:
+            # The wait holds no thread: a flood of wrong keys cannot starve the right ones.
+            async with self._key_reload:
+                await asyncio.sleep(max(0.0, self._keys_loaded + UNKNOWN_KEY_RELOAD_SECONDS - time.monotonic()))
+                found = self._match(await asyncio.to_thread(self._active_keys, force=True), digest)
         return found
 
     @staticmethod

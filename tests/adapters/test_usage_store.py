@@ -4,6 +4,7 @@ counting per period, the quarantine, late events, retries, API keys, releases, t
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -227,6 +228,22 @@ async def test_api_keys_are_kept_as_hashes_and_refused_once_revoked(database_url
         assert {k.name: k for k in await ledger.keys()}[name].revoked_at is not None
     finally:
         await ledger.aclose()
+
+
+async def test_a_key_created_elsewhere_works_at_once_and_guesses_wait(database_url):
+    """The CLI creates a key in its own process while the ingress holds the keys in memory."""
+    ingress, cli = UsageLedger(database_url), UsageLedger(database_url)
+    try:
+        assert await ingress.authenticate("o2c_usage_nobody") is None  # the ingress has read its keys
+        name = f"platform-{uuid.uuid4().hex[:8]}"
+        key = await cli.create_key(name)
+        assert await ingress.authenticate(key) == name
+        started = time.monotonic()
+        assert [await ingress.authenticate(f"guess-{n}") for n in range(2)] == [None, None]
+        assert time.monotonic() - started >= 1.0  # one read of the keys a second, however many guesses
+    finally:
+        await ingress.aclose()
+        await cli.aclose()
 
 
 def release(cust: str, period: str, api_calls: int, *, invoice: str, total: str) -> UsageRelease:

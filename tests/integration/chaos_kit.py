@@ -37,7 +37,7 @@ from settings import Settings
 from starter import client as o2c
 from starter.stack import webhook_ingress
 from starter.webhooks import STRIPE_PATH
-from tests.integration.usage_kit import PERIOD, MeteredCustomer, release_input, seed_history, send, synced
+from tests.integration.usage_kit import METER, PERIOD, MeteredCustomer, send
 from workflows.dunning import dunning_workflow_id
 from workflows.kit.status import STATUS, Status
 
@@ -312,22 +312,14 @@ class Chaos:
         """A month of usage over the HTTP ingress, then its release while billing's period ends:
         the meter reports, the draft and its hold, tax and the ERP all see the faults."""
         who = MeteredCustomer(self.control, self.settings, "chaos", key=f"{self.key}u{n}").seed()
-        ledger = await upstream(lambda: synced(self.settings))
-        try:
-            api_key = await ledger.create_key(f"chaos-{who.key}")
-            # A producer's retry in the middle: 60 events sent, 80 arrive.
-            for batch in ([who.event(i, 50 + n) for i in range(40)], [who.event(i, 50 + n) for i in range(20, 60)]):
-                answer = await send(ingress, api_key, batch)
-                assert answer.status_code == 200, answer.text
-                who.sent += sum(
-                    e["value"]
-                    for e, r in zip(batch, answer.json()["results"], strict=True)
-                    if r["outcome"] == "accepted"
-                )
-        finally:
-            await ledger.aclose()
-        await seed_history(self.settings, who, [who.sent] * 6)
-        request = await upstream(lambda: release_input(self.settings, who))
+        api_key = await upstream(lambda: who.ready(self.settings, history=[60 * (50 + n)] * 6))
+        # A producer's retry in the middle: 60 events sent, 80 arrive.
+        for batch in ([who.event(i, 50 + n) for i in range(40)], [who.event(i, 50 + n) for i in range(20, 60)]):
+            answer = await send(ingress, api_key, batch)
+            assert answer.status_code == 200, answer.text
+            results = answer.json()["results"]
+            who.sent += sum(e["value"] for e, r in zip(batch, results, strict=True) if r["outcome"] == "accepted")
+        request = await upstream(lambda: who.release_input(self.settings))
         handle = await upstream(lambda: o2c.start_usage_release(self.client, request, task_queue=self.task_queue))
         self.control.end_period(who.subscription_id)  # before or after o2c reports: either way
         self.usage_sent[handle.id] = who
@@ -528,7 +520,7 @@ class Chaos:
         billing = StripeBilling(self.settings.stripe_base_url, self.settings.stripe_api_key, timeout=10)
         try:
             counted = await billing.metered_quantity(
-                who.meter, customer=who.customer, start=period_start(PERIOD), end=period_end(PERIOD)
+                METER, customer=who.customer, start=period_start(PERIOD), end=period_end(PERIOD)
             )
         finally:
             await billing.aclose()
