@@ -148,11 +148,14 @@ class StripeMetering:
 
     # -- meters ---------------------------------------------------------------------------
 
-    async def _raw_meters(self) -> list[dict[str, Any]]:
+    async def _raw_meters(self, billing_account: str = "") -> list[dict[str, Any]]:
+        """The meters of a billing account (a legal entity's Connect account has its own)."""
         meters: list[dict[str, Any]] = []
         after: str | None = None
         while True:
-            page = await self._call("GET", "/billing/meters", {"limit": 100, "starting_after": after})
+            page = await self._call(
+                "GET", "/billing/meters", {"limit": 100, "starting_after": after}, stripe_account=billing_account
+            )
             meters.extend(page["data"])
             for meter in page["data"]:
                 self._meter_names[meter["id"]] = meter["event_name"]
@@ -183,9 +186,10 @@ class StripeMetering:
             )
         return out
 
-    async def _names_of(self, meter_ids: set[str]) -> Mapping[str, str]:
+    async def _names_of(self, meter_ids: set[str], billing_account: str = "") -> Mapping[str, str]:
+        # Meter ids are unique across accounts, so one map serves them all.
         if meter_ids - set(self._meter_names):
-            await self._raw_meters()
+            await self._raw_meters(billing_account)
         return self._meter_names
 
     async def _read_invoice(self, invoice: dict[str, Any], *, billing_account: str = "") -> Invoice:
@@ -195,7 +199,7 @@ class StripeMetering:
             for line in (invoice.get("lines") or {}).get("data", [])
             if is_metered(line.get("price") or {})
         }
-        names = await self._names_of(ids) if ids else {}
+        names = await self._names_of(ids, billing_account) if ids else {}
         return self._to_invoice(invoice, names, billing_account=billing_account)
 
     # -- customers ------------------------------------------------------------------------
@@ -228,7 +232,7 @@ class StripeMetering:
         if not items:
             return None
         currency = sub["currency"].upper()
-        names = await self._names_of({str(item["price"]["recurring"].get("meter")) for item in items})
+        names = await self._names_of({str(item["price"]["recurring"].get("meter")) for item in items}, billing_account)
         prices = []
         for item in items:
             price = item["price"]
