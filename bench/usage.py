@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -29,6 +30,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,17 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.storage.db import engine_for, upgrade
 from adapters.storage.usage import UsageLedger, period_totals
+from canonical.models import Account, Address
 from canonical.money import Money
-from canonical.usage.models import MAX_BATCH, Meter, MeteredPrice, UsageCustomer
+from canonical.usage.models import (
+    MAX_BATCH,
+    Meter,
+    MeteredPrice,
+    UsageCustomer,
+    UsageRelease,
+    period_end,
+    previous_period,
+)
 from starter.usage_ingress import USAGE_PATH
 
 DUPLICATE_SHARE = 0.01
@@ -329,21 +340,208 @@ def report(figures: dict[str, Any]) -> None:
         print(f"  HTTP failures: {figures['http_failures']}")
 
 
+# -- the review of many subscriptions' period end ----------------------------------------------
+
+REVIEW_QUEUE = "bench-usage-review"
+REVIEW_PERIOD = "2026-10"
+REVIEW_HISTORY = (9800, 10100, 9900, 10200, 10000, 10050)  # six released months before it
+SPIKE_EVERY = 20  # one subscription in 20 spikes 42 % above its median and waits for a person
+START_CONCURRENCY = 50
+REVIEW_PHASE_TIMEOUT = 1800.0
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def review_world(systems: Any, number: int) -> Any:
+    """Subscription `number`: its own customer (so totals and history are its own), one metered
+    price, six released months of about 10,000 API calls, and the usage o2c counted in the period."""
+    from tests.fakes import usd
+    from workflows.usage import UsageReleaseInput
+
+    customer = f"cus_r{number:05d}"
+    subscription_id = f"sub_r{number:05d}"
+    systems.billing.accounts[customer] = Account(
+        id=customer,
+        name=f"Customer {number}",
+        email=f"billing+{number}@example.test",
+        billing_address=Address(
+            line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US"
+        ),
+    )
+    systems.metering.subscribe(
+        UsageCustomer(
+            customer=customer,
+            subscription_id=subscription_id,
+            currency="USD",
+            legal_entity="US01",
+            prices=[MeteredPrice(meter="api_calls", price_id="price_api", item_id="si_api", unit_amount=usd("0.01"))],
+        )
+    )
+    quantity = 14_200 if number % SPIKE_EVERY == SPIKE_EVERY - 1 else 9_900 + number % 300
+    systems.usage.count(customer, REVIEW_PERIOD, "api_calls", quantity, events=quantity // 10)
+    period = REVIEW_PERIOD
+    for past in reversed(REVIEW_HISTORY):
+        period = previous_period(period)
+        subtotal = Money.of(Decimal(past) / 100, "USD")
+        release = UsageRelease(
+            workflow_id=f"usage-{subscription_id}-{period}",
+            subscription_id=subscription_id,
+            customer=customer,
+            legal_entity="US01",
+            period=period,
+            invoice_id=f"in_{subscription_id}_{period}",
+            currency="USD",
+            quantities={"api_calls": past},
+            subtotal=subtotal,
+            credit=usd("0.00"),
+            tax=subtotal.times(Decimal("0.10")),
+            total=subtotal.times(Decimal("1.10")),
+            released_at=period_end(period),
+        )
+        systems.usage.released[release.workflow_id] = release
+    return UsageReleaseInput(
+        subscription_id=subscription_id,
+        customer=customer,
+        period=REVIEW_PERIOD,
+        legal_entity="US01",
+        currency="USD",
+        meters=[Meter(event_name="api_calls", display_name="API calls", unit="API calls")],
+    )
+
+
+async def review_counts(client: Any) -> Counter[str]:
+    """The releases by o2c status, from the server's visibility (querying each workflow would
+    pull it back into the worker's cache)."""
+    counts: Counter[str] = Counter()
+    for status in ("completed", "awaiting_approval", "needs_attention", "rolled_back", "failed", "rejected"):
+        found = await client.count_workflows(f"O2cProcess = 'usage' AND O2cStatus = '{status}'")
+        counts[status] = found.count
+    return counts
+
+
+async def review_run(subscriptions: int, cache: int) -> dict[str, Any]:
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import Worker
+
+    from activities.registry import all_activities
+    from starter.binaries import dev_server_binary
+    from starter.client import start_usage_release
+    from tests.fakes import FakeSystems
+    from workflows.kit.status import SEARCH_ATTRIBUTES
+    from workflows.usage import UsageReleaseWorkflow
+
+    print(f"starting the Temporal dev server ({dev_server_binary()})", flush=True)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+        dev_server_extra_args=["--headless"],
+    )
+    systems = FakeSystems()
+    inputs = [review_world(systems, n) for n in range(subscriptions)]
+    held_expected = sum(1 for n in range(subscriptions) if n % SPIKE_EVERY == SPIKE_EVERY - 1)
+    checkpoints = sorted({max(1, subscriptions // 4), max(1, subscriptions // 2), subscriptions})
+    rows: list[dict[str, Any]] = []
+    gate = asyncio.Semaphore(START_CONCURRENCY)
+
+    async def start(release: Any) -> None:
+        async with gate:
+            await start_usage_release(env.client, release, task_queue=REVIEW_QUEUE)
+
+    try:
+        gc.collect()
+        baseline = rss_mib()
+        async with Worker(
+            env.client,
+            task_queue=REVIEW_QUEUE,
+            workflows=[UsageReleaseWorkflow],
+            activities=all_activities(**systems.ports()),
+            max_cached_workflows=cache,
+        ):
+            started = 0
+            counts: Counter[str] = Counter()
+            first = time.perf_counter()
+            for target in checkpoints:
+                await asyncio.gather(*(start(release) for release in inputs[started:target]))
+                started = target
+                deadline = time.monotonic() + REVIEW_PHASE_TIMEOUT
+                while True:  # every release started so far has finished or waits at the review
+                    counts = await review_counts(env.client)
+                    if counts.total() >= started or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(1.0)
+                elapsed = time.perf_counter() - first
+                gc.collect()
+                rows.append({"subscriptions": started, "rss_mib": round(rss_mib(), 1), "elapsed_s": round(elapsed, 1)})
+                print(f"{started} reviewed, {dict(counts)}, worker RSS {rows[-1]['rss_mib']} MiB", flush=True)
+    finally:
+        await env.shutdown()
+    seconds = rows[-1]["elapsed_s"]
+    growth = (
+        (rows[-1]["rss_mib"] - rows[0]["rss_mib"]) * 1024 / max(1, rows[-1]["subscriptions"] - rows[0]["subscriptions"])
+    )
+    return {
+        "review_subscriptions": subscriptions,
+        "review_cache": cache,
+        "review_seconds": seconds,
+        "review_starts_per_second": round(subscriptions / seconds, 1) if seconds else None,
+        "review_released": counts["completed"],
+        "review_held": counts["awaiting_approval"],
+        "review_held_expected": held_expected,
+        "review_other": {k: v for k, v in counts.items() if k not in ("completed", "awaiting_approval") and v},
+        "review_rss_before_worker_mib": round(baseline, 1),
+        "review_rss_mib": [row["rss_mib"] for row in rows],
+        "review_checkpoints": rows,
+        "review_kib_per_subscription": round(growth, 2),
+        "review_fake_invoices": len(systems.billing.invoices),
+    }
+
+
+def review_report(figures: dict[str, Any]) -> None:
+    print(f"usage review: the period end of {figures['review_subscriptions']:,} metered subscriptions "
+          f"(UsageReleaseWorkflow, worker max_cached_workflows={figures['review_cache']})")  # fmt: skip
+    print(f"  first start to the last one released or waiting at the review: {figures['review_seconds']} s "
+          f"({figures['review_starts_per_second']} subscriptions/s)")  # fmt: skip
+    print(f"  released without a person {figures['review_released']:,}, held for review "
+          f"{figures['review_held']:,} (expected {figures['review_held_expected']:,}), other {figures['review_other']}")  # fmt: skip
+    print(f"  worker RSS before the worker {figures['review_rss_before_worker_mib']} MiB; at checkpoints:")
+    for row in figures["review_checkpoints"]:
+        print(f"    {row['subscriptions']:>8,} subscriptions  {row['rss_mib']:>8.1f} MiB  {row['elapsed_s']:>8.1f} s")
+    print(f"  growth from the first checkpoint to the last: {figures['review_kib_per_subscription']} KiB per subscription "
+          "(the fakes keep every invoice, event and release in memory too, so a little growth is theirs)")  # fmt: skip
+
+
 def main(args: argparse.Namespace) -> None:
     """Each part measures and reports on its own; the last line merges their figures."""
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"bench": "usage"}
-    ingest = ingest_phase(args, logs)
-    report(ingest)
-    figures.update(ingest)
-    # Further parts (the review of many subscriptions' period end) add their figures here.
+    if args.events:
+        ingest = ingest_phase(args, logs)
+        report(ingest)
+        figures.update(ingest)
+    if args.review:
+        review = asyncio.run(review_run(args.review, args.cache))
+        review_report(review)
+        figures.update(review)
     print(json.dumps(figures, sort_keys=True))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="0: no ingest")
+    parser.add_argument(
+        "--review", type=int, nargs="?", const=10_000, default=0, help="subscriptions whose period end is reviewed"
+    )
+    parser.add_argument("--cache", type=int, default=100, help="the review worker's max_cached_workflows")
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes of the ingress")
     parser.add_argument("--customers", type=int, default=50)
@@ -351,6 +549,6 @@ if __name__ == "__main__":
     parser.add_argument("--logs", default=os.path.join(tempfile.gettempdir(), "o2c-bench-usage"))
     parser.add_argument("--json", action="store_true", help="the JSON object is the last line in any case")
     parsed = parser.parse_args()
-    if not parsed.database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+    if parsed.events and not parsed.database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         raise SystemExit("give a PostgreSQL database: --database-url or O2C_DATABASE_URL")
     main(parsed)
