@@ -425,7 +425,15 @@ async def review_counts(client: Any) -> Counter[str]:
     return counts
 
 
-async def review_run(subscriptions: int, cache: int) -> dict[str, Any]:
+DONE_OR_WAITING = "('completed', 'awaiting_approval', 'needs_attention', 'rolled_back', 'failed', 'rejected')"
+
+
+async def reviewed(client: Any) -> int:
+    found = await client.count_workflows(f"O2cProcess = 'usage' AND O2cStatus IN {DONE_OR_WAITING}")
+    return int(found.count)
+
+
+async def review_run(subscriptions: int, cache: int, in_flight: int) -> dict[str, Any]:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
@@ -470,14 +478,19 @@ async def review_run(subscriptions: int, cache: int) -> dict[str, Any]:
             counts: Counter[str] = Counter()
             first = time.perf_counter()
             for target in checkpoints:
-                await asyncio.gather(*(start(release) for release in inputs[started:target]))
-                started = target
+                # At most `in_flight` releases between their start and their end or the review: as
+                # the period close would pace them, and so that the cache holds every one of them.
                 deadline = time.monotonic() + REVIEW_PHASE_TIMEOUT
-                while True:  # every release started so far has finished or waits at the review
-                    counts = await review_counts(env.client)
-                    if counts.total() >= started or time.monotonic() > deadline:
+                while time.monotonic() < deadline:
+                    done = await reviewed(env.client)
+                    if done >= target:
                         break
-                    await asyncio.sleep(1.0)
+                    room = min(in_flight - (started - done), target - started)
+                    if room > 0:
+                        await asyncio.gather(*(start(release) for release in inputs[started : started + room]))
+                        started += room
+                    await asyncio.sleep(0.5)
+                counts = await review_counts(env.client)
                 elapsed = time.perf_counter() - first
                 gc.collect()
                 rows.append({"subscriptions": started, "rss_mib": round(rss_mib(), 1), "elapsed_s": round(elapsed, 1)})
@@ -491,6 +504,7 @@ async def review_run(subscriptions: int, cache: int) -> dict[str, Any]:
     return {
         "review_subscriptions": subscriptions,
         "review_cache": cache,
+        "review_in_flight": in_flight,
         "review_seconds": seconds,
         "review_starts_per_second": round(subscriptions / seconds, 1) if seconds else None,
         "review_released": counts["completed"],
@@ -507,7 +521,8 @@ async def review_run(subscriptions: int, cache: int) -> dict[str, Any]:
 
 def review_report(figures: dict[str, Any]) -> None:
     print(f"usage review: the period end of {figures['review_subscriptions']:,} metered subscriptions "
-          f"(UsageReleaseWorkflow, worker max_cached_workflows={figures['review_cache']})")  # fmt: skip
+          f"(UsageReleaseWorkflow, worker max_cached_workflows={figures['review_cache']}, "
+          f"at most {figures['review_in_flight']} in flight)")  # fmt: skip
     print(f"  first start to the last one released or waiting at the review: {figures['review_seconds']} s "
           f"({figures['review_starts_per_second']} subscriptions/s)")  # fmt: skip
     print(f"  released without a person {figures['review_released']:,}, held for review "
@@ -529,7 +544,7 @@ def main(args: argparse.Namespace) -> None:
         report(ingest)
         figures.update(ingest)
     if args.review:
-        review = asyncio.run(review_run(args.review, args.cache))
+        review = asyncio.run(review_run(args.review, args.cache, args.in_flight))
         review_report(review)
         figures.update(review)
     print(json.dumps(figures, sort_keys=True))
@@ -542,6 +557,7 @@ if __name__ == "__main__":
         "--review", type=int, nargs="?", const=10_000, default=0, help="subscriptions whose period end is reviewed"
     )
     parser.add_argument("--cache", type=int, default=100, help="the review worker's max_cached_workflows")
+    parser.add_argument("--in-flight", type=int, default=50, help="releases between their start and the review at once")
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes of the ingress")
     parser.add_argument("--customers", type=int, default=50)
