@@ -10,7 +10,11 @@ RSS of the ingress processes, whether every (customer, meter) total equals the b
 count (`totals_exact`), and the time to aggregate the period; the last line is the same
 figures as one JSON object. Never asserts.
 
+`--review N` adds the period end of N metered subscriptions through the real UsageReleaseWorkflow
+on the Temporal dev server (see docs/benchmarks.md); `--events 0` skips the ingest.
+
     .venv/bin/python bench/usage.py [--events 1000000] [--senders 4] [--workers 2] [--database-url URL]
+    .venv/bin/python bench/usage.py --events 0 --review [N] [--cache 100] [--in-flight 50]
 """
 
 from __future__ import annotations
