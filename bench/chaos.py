@@ -1,12 +1,13 @@
-"""The chaos run at a larger size: many amendments, dunnings and renewals, and a reconciliation,
+"""The chaos run at a larger size: many amendments, dunnings, renewals and usage releases, and a
+reconciliation,
 at once on the real dev server, faults on every system's requests, the worker process killed
 with SIGKILL and restarted mid-run. Prints the figures: processes and how they ended, faults injected, kills,
 duplicates found, unbalanced entries, and the receivable booked against what was invoiced;
 the last line is the same figures as one JSON object. Never asserts (tests/integration/test_chaos.py
 runs a CI-sized one that does).
 
-    .venv/bin/python bench/chaos.py [--amendments 40] [--dunnings 15] [--renewals 15] [--kills 4]
-                                    [--reconciled-invoices 10000]
+    .venv/bin/python bench/chaos.py [--amendments 40] [--dunnings 15] [--renewals 15] [--usage 15]
+                                    [--kills 4] [--reconciled-invoices 10000]
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ async def main(args: argparse.Namespace) -> None:
             report = await chaos.run(
                 amendments=args.amendments,
                 dunnings=args.dunnings,
+                usage=args.usage,
                 renewals=args.renewals,
                 reconciled_invoices=args.reconciled_invoices,
                 kill_after=kills,
@@ -78,6 +80,7 @@ if __name__ == "__main__":
     parser.add_argument("--amendments", type=int, default=40)
     parser.add_argument("--dunnings", type=int, default=15)
     parser.add_argument("--renewals", type=int, default=15)
+    parser.add_argument("--usage", type=int, default=15, help="usage releases, each with its month of events")
     parser.add_argument("--kills", type=int, default=4)
     parser.add_argument(
         "--reconciled-invoices",

@@ -1,5 +1,5 @@
-"""`o2c demo`: every amendment, dunning, renewal and reconciliation story end to end against the
-stack, then what happened and the revenue waterfall.
+"""`o2c demo`: every amendment, dunning, renewal, reconciliation and usage story end to end
+against the stack, then what happened and the revenue waterfall.
 
 Starts an embedded stack of its own, with its own state directory and database (.o2c/demo),
 so nothing it books shows up in the reconciliations and revenue of the user's `o2c dev`; it
@@ -43,6 +43,7 @@ from starter.console import emit_json, err, note, say, show, table, text_of
 from starter.reports import waterfall_table
 from starter.sandbox_setup import update_customer_address
 from starter.stack import embedded_stack
+from starter.usage_setup import usage_period
 from workflows.dunning import DunningResult, dunning_workflow_id
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
@@ -60,6 +61,7 @@ class StoryResult:
     amount: str
     ui: str
     expected: str = ""  # the outcome the story is meant to reach
+    process: str = ""  # amendment, dunning, renewal, reconciliation, usage
 
 
 def _month_bounds(today: date) -> tuple[date, date]:
@@ -152,6 +154,7 @@ class Demo:
             message=result.message,
             amount=amount,
             ui=self.ui(handle.id),
+            process="amendment",
         )
 
     def ui(self, workflow_id: str) -> str:
@@ -209,6 +212,7 @@ class Demo:
             message=result.message,
             amount=f"balance {result.balance}, {result.attempts} retries",
             ui=self.ui(workflow_id),
+            process="dunning",
         )
 
     async def renewal_story(self, title: str, name: str) -> StoryResult:
@@ -265,6 +269,7 @@ class Demo:
             amount=f"term {result.term_value}",
             ui=self.ui(handle.id),
             expected="renewed",
+            process="renewal",
         )
 
     async def reconciliation_story(self, title: str, entity: LegalEntity, period: str, *, seed: bool) -> StoryResult:
@@ -337,6 +342,7 @@ class Demo:
             amount=f"{state['read'].get('billing', 0)} invoices",
             ui=self.ui(handle.id),
             expected=expected,
+            process="reconciliation",
         )
 
     async def waterfall(self) -> RenderableType:
@@ -468,6 +474,11 @@ class Demo:
                 "reconciliation again: nothing left to heal", entity, last_month, seed=False
             )
         )
+        from starter.usage_demo import UsageStories  # it builds on this module's StoryResult
+
+        usage = UsageStories(self.client, self.settings, self.control, self.run_id, self.ui)
+        usage.on_story = self.on_story
+        results += await usage.run(usage_period(self.today))
         return results
 
 

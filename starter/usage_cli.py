@@ -8,6 +8,8 @@ sync master data from billing and read period totals. Exit codes as in starter/c
     o2c usage keys create NAME | keys list | keys revoke NAME
     o2c usage sync
     o2c usage totals --period YYYY-MM [--customer C]
+    o2c usage close [--period YYYY-MM] [--wait]  the period close, now (what the daily schedule runs)
+    o2c usage releases [--period YYYY-MM]        usage releases and their status (Temporal visibility)
 """
 
 from __future__ import annotations
@@ -28,11 +30,25 @@ from pydantic import ValidationError
 
 from canonical.usage.models import MAX_BATCH, EventOutcome, UsageEvent
 from settings import Settings
-from starter.console import EXIT_DONE, Refused, emit_json, note, say, show, table
+from starter.console import (
+    EXIT_DONE,
+    EXIT_PARKED,
+    EXIT_SYSTEM,
+    Refused,
+    SystemProblem,
+    emit_json,
+    note,
+    say,
+    show,
+    table,
+)
 
 if TYPE_CHECKING:
+    from temporalio.client import Client
+
     from adapters.ports import MeteringPort
     from adapters.storage.usage import UsageLedger
+    from workflows.usage_close import UsageCloseResult
 
 T = TypeVar("T")
 
@@ -448,7 +464,9 @@ def sync_master_data(as_json: Json = False) -> int:
         ledger = _ledger()
         metering = _metering()
         try:
-            result = await sync(metering, settings().usage_policy, ledger)
+            current = settings()
+            accounts = [entity.billing_account for entity in current.legal_entities]
+            result = await sync(metering, current.usage_policy, ledger, billing_accounts=accounts)
         finally:
             await ledger.aclose()
             closer = getattr(metering, "aclose", None)
@@ -500,3 +518,179 @@ def totals(
         return EXIT_DONE
 
     return _run(run())
+
+
+# -- the period close and the releases -------------------------------------------------------
+
+# The close lists the metered subscriptions and starts a release for each: quick, but it
+# needs a worker; without one the command says so instead of waiting for ever.
+CLOSE_TIMEOUT_SECONDS = 120.0
+
+
+def close_workflow_id(period: str) -> str:
+    """The hand-started close of a period; the schedule's runs are `usage-period-close-<time>`."""
+    return f"usage-close-{period}"
+
+
+def _default_period() -> str:
+    from canonical.usage.models import period_of, previous_period
+
+    return previous_period(period_of(datetime.now(UTC)))
+
+
+def _ui_link(workflow_id: str) -> str:
+    from starter.client import temporal_config
+
+    return f"{settings().ui_url}/namespaces/{temporal_config(settings())['namespace']}/workflows/{workflow_id}"
+
+
+async def _client() -> Client:
+    from adapters.temporal import connect
+    from starter.client import temporal_config
+    from starter.problems import temporal_unreachable
+
+    try:
+        return await connect(temporal_config(settings()))
+    except RuntimeError as error:  # the SDK's way of saying the connection failed
+        raise temporal_unreachable(settings(), str(error)) from None
+
+
+async def start_period_close(client: Client, period: str, *, task_queue: str = "o2c") -> UsageCloseResult:
+    """Run the usage period close of `period` now, as the daily schedule does, and return what
+    it started. Running it again is harmless: a release already started (by the schedule, by
+    hand, or by an earlier close) is left as it is and listed as already started."""
+    from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+    from workflows.usage_close import UsageCloseInput, UsagePeriodCloseWorkflow
+
+    s = Settings.from_env()
+    handle = await client.start_workflow(
+        UsagePeriodCloseWorkflow.run,
+        UsageCloseInput(
+            policy=s.usage_policy, approvals=s.approval_policy, legal_entities=s.legal_entities, period=period
+        ),
+        id=close_workflow_id(period),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    try:
+        return await asyncio.wait_for(handle.result(), timeout=CLOSE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise SystemProblem(
+            f"the usage period close {handle.id} did not finish within {CLOSE_TIMEOUT_SECONDS:g} s; "
+            f"is a worker running on task queue {task_queue}? ({_ui_link(handle.id)})"
+        ) from None
+
+
+@usage_app.command()
+def close(
+    period: Annotated[str, typer.Option(help="YYYY-MM; default the month that has ended")] = "",
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="follow each release it starts until it is released (0) or parks for a person (3)"),
+    ] = False,
+    as_json: Json = False,
+) -> int:
+    """Close a usage period now (what the daily schedule does): start the release of every metered subscription."""
+    period = period or _default_period()
+    if not PERIOD.fullmatch(period):
+        raise Refused(f"a period is YYYY-MM, not {period!r}")
+    if period >= f"{datetime.now(UTC):%Y-%m}":
+        raise Refused(f"the usage period {period} has not ended yet; a period closes once its month is over")
+    return _run(_close(period, wait, as_json))
+
+
+async def _close(period: str, wait: bool, as_json: bool) -> int:
+    client = await _client()
+    result = await start_period_close(client, period, task_queue=settings().task_queue)
+    document: dict[str, Any] = {
+        "period": period,
+        "workflow_id": close_workflow_id(period),
+        "started": [{"workflow_id": w, "ui": _ui_link(w)} for w in result.started],
+        "already_started": [{"workflow_id": w, "ui": _ui_link(w)} for w in result.already_started],
+    }
+    if not as_json:
+        say(
+            f"usage period {period} closed: {len(result.started)} releases started, "
+            f"{len(result.already_started)} already started"
+        )
+        for workflow_id in result.started:
+            say(f"  {workflow_id}  started\n    {_ui_link(workflow_id)}")
+        for workflow_id in result.already_started:
+            say(f"  {workflow_id}  already started\n    {_ui_link(workflow_id)}")
+    if not wait:
+        if as_json:
+            emit_json(document)
+        return EXIT_DONE
+    from starter.progress import follow
+
+    # The releases this close started; those started before are listed by `o2c usage releases`.
+    outcomes = [await follow(client, w) for w in result.started]
+    if as_json:
+        emit_json({**document, "outcomes": [o.to_json() for o in outcomes]})
+    else:
+        for outcome in outcomes:
+            say(f"{outcome.workflow_id}: {outcome.status}: {outcome.message}")
+        if any(o.exit_code == EXIT_PARKED for o in outcomes):
+            note("held invoices wait in `o2c approvals`; answer with o2c approve, o2c reject or o2c adjust")
+    codes = {o.exit_code for o in outcomes}
+    return EXIT_SYSTEM if EXIT_SYSTEM in codes else EXIT_PARKED if EXIT_PARKED in codes else EXIT_DONE
+
+
+async def find_releases(client: Client, *, period: str = "") -> list[dict[str, Any]]:
+    """Every usage release Temporal knows (running or closed), from its search attributes,
+    newest period first; only those of `period` when it is given."""
+    from workflows.kit.status import CUSTOMER, INVOICE, STATUS
+
+    found = []
+    async for execution in client.list_workflows('O2cProcess = "usage"'):
+        tail = execution.id[-7:]
+        release_period = tail if PERIOD.fullmatch(tail) else ""
+        if period and release_period != period:
+            continue
+        attributes = execution.typed_search_attributes
+        found.append(
+            {
+                "workflow_id": execution.id,
+                "period": release_period,
+                "customer": attributes.get(CUSTOMER) or "",
+                "invoice": attributes.get(INVOICE) or "",
+                "status": attributes.get(STATUS) or "",
+                "execution": execution.status.name.lower() if execution.status else "",
+                "started_at": execution.start_time.isoformat(),
+                "ui": _ui_link(execution.id),
+            }
+        )
+    return sorted(found, key=lambda r: (r["period"], r["workflow_id"]), reverse=True)
+
+
+@usage_app.command()
+def releases(
+    period: Annotated[str, typer.Option(help="YYYY-MM: only this usage period")] = "",
+    as_json: Json = False,
+) -> int:
+    """Usage releases and their status: released, held for review, parked, rolled back."""
+    if period and not PERIOD.fullmatch(period):
+        raise Refused(f"a period is YYYY-MM, not {period!r}")
+
+    async def list_them() -> int:
+        found = await find_releases(await _client(), period=period)
+        if as_json:
+            emit_json(found)
+        elif found:
+            show(
+                table(
+                    ["workflow", "period", "customer", "invoice", "status", "execution"],
+                    [
+                        (r["workflow_id"], r["period"], r["customer"], r["invoice"], r["status"], r["execution"])
+                        for r in found
+                    ],
+                    wide=["workflow"],
+                )
+            )
+        else:
+            say("no usage releases" + (f" of {period}" if period else ""))
+        return EXIT_DONE
+
+    return _run(list_them())

@@ -436,10 +436,13 @@ class FakeMetering:
     """Stripe's meters and metered subscriptions: events kept once per identifier, and a draft
     per subscription and period that bills the meters' sums at the prices' unit amounts.
 
-    Like Stripe within the finalisation grace period, a draft's metered lines follow the
-    meters until it is finalised (`requantify`, on by default). `drafts` off: billing has
-    produced no draft yet. Drafts live in the billing fake's invoices, so voiding one there
-    voids it here."""
+    Like Stripe, a draft keeps what the meters held when it was made, and finalising it
+    re-quantifies its metered lines from the meters first (the finalisation grace period);
+    `requantify` on makes every read of a draft follow the meters. `drafts` off: billing has
+    produced no draft yet. `drop_reports` on: billing takes reports and later drops them, as
+    Stripe does with an event it rejects asynchronously (an unknown customer); a dropped
+    identifier is not taken, so sending it again once fixed counts it. Drafts live in the
+    billing fake's invoices, so voiding one there voids it here."""
 
     def __init__(self, ledger: Ledger, billing: FakeBilling):
         self.ledger = ledger
@@ -448,7 +451,9 @@ class FakeMetering:
         self.customers: dict[str, UsageCustomer] = {}  # by subscription id
         self.events: dict[str, MeterReport] = {}  # by identifier
         self.drafts = True
-        self.requantify = True
+        self.requantify = False
+        self.drop_reports = False
+        self.dropped: list[MeterReport] = []  # the meter error events billing would send
         self.held: set[str] = set()
         self.accounts: dict[str, str] = {}  # legal entity -> its billing account (empty: the platform's)
         self._lines: dict[str, tuple[str, InvoiceLine]] = {}  # idempotency key -> (invoice, line added)
@@ -473,7 +478,19 @@ class FakeMetering:
         if len(reports) > 100:
             raise BusinessError("stripe", "at most 100 events a request", code="too_many_events")
         for report in reports:
-            self.events.setdefault(report.identifier, report)
+            if self.drop_reports:
+                self.dropped.append(report)
+            else:
+                self.events.setdefault(report.identifier, report)
+
+    async def metered_quantity(self, event_name: str, *, customer: str, start, end) -> int:
+        """The meter's sum for the customer over [start, end), as its event summaries give it."""
+        self.ledger.record("usage.metered_quantity")
+        return sum(
+            e.value
+            for e in self.events.values()
+            if e.customer == customer and e.event_name == event_name and start <= e.timestamp < end
+        )
 
     def metered_sum(self, customer: str, meter: str, period: str) -> int:
         return sum(
@@ -487,11 +504,15 @@ class FakeMetering:
         lines = []
         for n, price in enumerate(subscription.prices):
             quantity = max(self.metered_sum(subscription.customer, price.meter, period), 0)
+            if price.unit_amount_decimal is None:
+                amount = price.unit_amount.times(quantity)
+            else:
+                amount = Money.of(price.unit_amount_decimal * quantity, subscription.currency, rounded=True)
             lines.append(
                 InvoiceLine(
                     product=price.price_id,
                     description=f"{quantity} x {price.meter}",
-                    amount=price.unit_amount.times(quantity),
+                    amount=amount,
                     meter=price.meter,
                     quantity=quantity,
                     line_id=f"il_{invoice_id}_{n}",
@@ -525,8 +546,8 @@ class FakeMetering:
                 return invoice
         return None
 
-    def _refresh(self, invoice: Invoice) -> Invoice:
-        if invoice.status != "draft" or not self.requantify:
+    def _refresh(self, invoice: Invoice, *, finalising: bool = False) -> Invoice:
+        if invoice.status != "draft" or not (self.requantify or finalising):
             return invoice
         subscription = self.customers[invoice.subscription_id]
         usage = self._usage_lines(subscription, invoice.metadata["usage_period"], invoice.id)
@@ -585,7 +606,7 @@ class FakeMetering:
     async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
         self.ledger.record("usage.finalize_invoice")
         if idempotency_key not in self._finalized:
-            invoice = self._refresh(self.billing.invoices[invoice_id])
+            invoice = self._refresh(self.billing.invoices[invoice_id], finalising=True)
             if invoice.status != "draft":
                 raise BusinessError("stripe", f"invoice {invoice_id} is {invoice.status}", code="invoice_not_draft")
             invoice = invoice.model_copy(update={"status": "open", "tax": None})

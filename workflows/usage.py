@@ -1,11 +1,18 @@
 """UsageReleaseWorkflow: one subscription's usage period, from o2c's totals to a released invoice.
 
 close the period → report the totals to billing's meters → wait for billing's draft and hold
-it → completeness (the draft bills what o2c counted) → review (spikes, zero baselines, first
-invoices, jumps in the total) → release without a person, or after a reviewer approves,
-adjusts with a credit, or rejects for re-measurement → the release as a saga: tax quoted,
-credit and tax lines on the draft, finalised, tax committed, accrual and invoice entries,
-revenue schedule, o2c's release record → and only then the customer's notice.
+it → completeness (billing's meters hold what o2c counted, and the draft has a line for each
+meter used) → review (spikes, zero baselines, first invoices, jumps in the total) → release
+without a person, or after a reviewer approves, adjusts with a credit, or rejects for
+re-measurement → the release as a saga: tax quoted, credit and tax lines on the draft,
+finalised, the finalised quantities checked against o2c's count, tax committed, accrual and
+invoice entries, revenue schedule, o2c's release record → and only then the customer's notice.
+
+Billing makes the draft when the period ends, from what its meters held then; o2c reports
+after that, and billing re-quantifies the draft only when it finalises it (Stripe's
+finalisation grace period). So nothing before finalisation trusts the draft's quantities or
+amounts: completeness reads the meters, the review and the tax weigh o2c's own rating of its
+counts at the subscription's prices, and the books take what the finalised invoice billed.
 
 The history holds aggregates only (totals per meter, the draft's lines), never raw events.
 """
@@ -37,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         AddInvoiceLine,
         FinalizeInvoice,
         FindUsageDraft,
+        MeteredQuantities,
         RemoveInvoiceLine,
         ReportUsage,
         UsageHistory,
@@ -62,12 +70,14 @@ with workflow.unsafe.imports_passed_through():
         TaxDocument,
     )
     from canonical.money import Money, total
+    from canonical.usage.billed import quantity_differences, unbilled_meters
     from canonical.usage.booking import usage_entries, usage_schedule
     from canonical.usage.models import (
         MAX_IDENTIFIER,
         Difference,
         Finding,
         Meter,
+        MeteredPrice,
         MeterReport,
         ReviewAction,
         UsageDecision,
@@ -77,7 +87,8 @@ with workflow.unsafe.imports_passed_through():
         period_end,
         period_start,
     )
-    from canonical.usage.review import completeness, review_usage
+    from canonical.usage.rating import rate_usage
+    from canonical.usage.review import review_usage
     from workflows.kit.approval import ApprovalState, DecisionInput
     from workflows.kit.attention import Attention, OperatorAction, Problem, Resolution, explain, outcome_unknown
     from workflows.kit.booking import BookingWorkflow
@@ -101,6 +112,9 @@ class UsageReleaseInput(Model):
     legal_entity: str
     currency: str
     meters: list[Meter]  # the subscription's meters, with o2c's rules for each
+    # The subscription's metered prices: o2c rates its own counts with them. A meter without
+    # one is weighed at the draft line's amount (stale until finalisation).
+    prices: list[MeteredPrice] = []
     segment: str = "default"
     contract_id: str = ""  # the contract the usage revenue belongs to; the subscription when empty
     policy: UsagePolicy = UsagePolicy()
@@ -150,8 +164,11 @@ class UsageState(Model):
     measurement: int
     totals: list[UsageTotal] = []
     reported: dict[str, int] = {}  # meter -> what billing's meter holds from o2c
+    metered: dict[str, int] = {}  # meter -> what billing's meter counted in the period, last read
     draft_id: str = ""
-    billed: dict[str, int] = {}
+    billed: dict[str, int] = {}  # the draft's quantities (stale until finalised), then the invoice's
+    rated: dict[str, Money] = {}  # meter -> o2c's rating of its count, the amount under review
+    unpriced: list[str] = []  # meters without a known price: weighed at the draft line's amount
     subtotal: Money | None = None
     differences: list[Difference] = []
     findings: list[Finding] = []
@@ -205,6 +222,8 @@ class UsageReleaseWorkflow(BookingWorkflow):
         self.totals: list[UsageTotal] = []
         self.counted: dict[str, int] = {}
         self.reported: dict[str, int] = {}
+        self.sent: list[MeterReport] = []  # every report sent, to send again after a fix
+        self.metered: dict[str, int] = {}
         self.draft: Invoice | None = None
         self.draft_hint: str | None = None
         self.finalization_failure: str | None = None
@@ -241,8 +260,11 @@ class UsageReleaseWorkflow(BookingWorkflow):
             measurement=self.measurement,
             totals=self.totals,
             reported=self.reported,
+            metered=self.metered,
             draft_id=self.draft.id if self.draft else "",
-            billed=billed_quantities(self.draft),
+            billed=billed_quantities(self.invoice or self.draft),
+            rated=self.rated() if self.draft else {},
+            unpriced=self.unpriced() if self.draft else [],
             subtotal=self.subtotal() if self.draft else None,
             differences=self.differences,
             findings=self.findings,
@@ -324,10 +346,28 @@ class UsageReleaseWorkflow(BookingWorkflow):
             return ApproverRole.CONTROLLER
         return ApproverRole.FINANCE
 
-    def subtotal(self) -> Money:
-        """The usage lines of the draft, before credits and tax."""
+    def rated(self) -> dict[str, Money]:
+        """o2c's counts at the subscription's prices, per meter the draft bills or o2c counted;
+        a meter without a price at the draft line's amount (see unpriced)."""
+        r = self.input
+        assert r is not None
+        lines = metered(self.draft) if self.draft else []
+        names = sorted({x.meter for x in lines} | set(self.counted))
+        rated = rate_usage({m: self.counted.get(m, 0) for m in names}, r.prices, r.currency)
+        for name in names:
+            if name not in rated:
+                rated[name] = total((x.amount for x in lines if x.meter == name), r.currency)
+        return rated
+
+    def unpriced(self) -> list[str]:
         assert self.input is not None
-        return total((x.amount for x in (metered(self.draft) if self.draft else [])), self.input.currency)
+        priced = {p.meter for p in self.input.prices}
+        return sorted(m for m in self.rated() if m not in priced)
+
+    def subtotal(self) -> Money:
+        """The usage under review, before credits and tax: o2c's rating of its counts."""
+        assert self.input is not None
+        return total(self.rated().values(), self.input.currency)
 
     # -- the process ------------------------------------------------------------------------------
 
@@ -402,6 +442,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
             skippable=False,
         )
         self.reported.update(self.counted)
+        self.sent.extend(reports)
 
     # -- the draft --------------------------------------------------------------------------------
 
@@ -490,29 +531,69 @@ class UsageReleaseWorkflow(BookingWorkflow):
             self.draft = await self._read_draft() or self.draft
 
     async def _complete(self) -> None:
-        """The draft bills what o2c counted, or waits with the difference explained."""
+        """Billing's meters hold what o2c counted for the period and the draft has a line for
+        every meter o2c counted usage on, or the invoice waits with the difference explained.
+        The draft's quantities are not compared: they are what the meters held when billing
+        made the draft, and billing re-quantifies it only when it finalises it."""
         r = self.input
         assert r is not None
         while True:
             for _ in range(r.policy.completeness_attempts):
-                self.differences = completeness(self.counted, billed_quantities(self.draft))
-                if not self.differences:
+                if not await self._differences():
                     return
-                self.set_stage("waiting for the draft to match: " + "; ".join(d.text for d in self.differences))
+                self.set_stage("waiting for billing to count the usage: " + "; ".join(d.text for d in self.differences))
                 await workflow.sleep(r.policy.completeness_recheck)
-                self.draft = await self._read_draft() or self.draft
-            self.differences = completeness(self.counted, billed_quantities(self.draft))
-            if not self.differences:
+            if not await self._differences():
                 return
             problem = Problem(
-                message="the draft does not bill what o2c counted: " + "; ".join(d.text for d in self.differences),
+                message="billing does not bill what o2c counted: " + "; ".join(d.text for d in self.differences),
                 system="billing",
             )
             if await self._park("usage completeness", problem, [OperatorAction.RETRY, OperatorAction.ABORT]) == (
                 OperatorAction.ABORT
             ):
                 raise AbortRequested("usage completeness")
+            await self._send_again()
             self.draft = await self._read_draft() or self.draft
+
+    async def _differences(self) -> list[Difference]:
+        r = self.input
+        assert r is not None
+        request = MeteredQuantities(
+            customer=r.customer, meters=sorted(self.counted), start=period_start(r.period), end=period_end(r.period)
+        )
+        self.metered = await self.step(
+            "billing's meter counts",
+            lambda: self.forward(UsageActivities.metered_quantities, request),
+            skippable=False,
+        )
+        units = self._meters()
+        lines = {x.meter for x in (metered(self.draft) if self.draft else [])}
+        self.differences = quantity_differences(
+            self.counted, self.metered, source="billing's meter", meters=units
+        ) + unbilled_meters(self.counted, lines, meters=units)
+        return self.differences
+
+    async def _send_again(self) -> None:
+        """After an operator's fix (a customer billing refused to meter, say), every report once
+        more under its own identifier: one billing dropped counts now, one it counted changes nothing."""
+        if not self.sent:
+            return
+        self.set_stage(f"sending billing's meters the {len(self.sent)} usage reports again")
+        reports = list(self.sent)
+        await self.step(
+            "meter reports",
+            lambda: self.forward(UsageActivities.report, ReportUsage(reports=reports)),
+            skippable=False,
+        )
+
+    def _meters(self) -> dict[str, Meter]:
+        r = self.input
+        assert r is not None
+        meters = {m.event_name: m for m in r.policy.meters} | {m.event_name: m for m in r.meters}
+        for meter in self.counted:
+            meters.setdefault(meter, Meter(event_name=meter, display_name=meter))
+        return meters
 
     async def _find(self) -> None:
         r = self.input
@@ -533,13 +614,16 @@ class UsageReleaseWorkflow(BookingWorkflow):
                 skippable=False,
             )
             self.previous_total = previous.subtotal if previous and previous.currency == r.currency else None
-        meters = {m.event_name: m for m in r.policy.meters} | {m.event_name: m for m in r.meters}
-        for meter in self.counted:
-            meters.setdefault(meter, Meter(event_name=meter, display_name=meter))
+        unpriced = self.unpriced()
+        if unpriced:
+            self.note(
+                "no price known for " + ", ".join(unpriced) + ": weighed at the draft's amount, "
+                "which billing re-quantifies only at finalisation"
+            )
         self.findings = review_usage(
             quantities=self.counted,
             history=self.history,
-            meters=meters,
+            meters=self._meters(),
             segment=r.segment,
             total=self.subtotal(),
             previous_total=self.previous_total,
@@ -613,9 +697,8 @@ class UsageReleaseWorkflow(BookingWorkflow):
         wid = workflow.info().workflow_id
         entity = self.entity_for(r.legal_entities, r.legal_entity)
         invoice_date = workflow.now().date()
-        subtotal = self.subtotal()
         credit = self.adjustment.credit if self.adjustment and self.adjustment.credit else Money.zero(r.currency)
-        taxed = [x.model_copy(update={"product": x.product or x.meter}) for x in metered(draft)]
+        taxed = self._rated_lines()
         if not credit.is_zero:
             assert self.adjustment is not None
             taxed.append(InvoiceLine(product=CREDIT_PRODUCT, description=self.adjustment.reason, amount=-credit))
@@ -657,6 +740,9 @@ class UsageReleaseWorkflow(BookingWorkflow):
         self.saga.add("invoice", lambda: self._void(finalize, entity))
         self.invoice = await self._finalize(finalize)
         invoice = self.invoice
+        self._check_finalised(invoice)
+        # What was billed is what is booked: the finalised invoice's metered lines.
+        subtotal = total((x.amount for x in metered(invoice)), r.currency)
 
         if quote is not None:
             self.set_stage(f"committing tax for invoice {invoice.id}")
@@ -665,6 +751,9 @@ class UsageReleaseWorkflow(BookingWorkflow):
             self.tax_document = await self.step("tax commit", lambda: self.forward(TaxActivities.commit, commit))
 
         revenue = subtotal - credit
+        if revenue.is_negative:
+            # The credit was weighed against o2c's rating; billing's rounding billed less.
+            raise StepFailed(f"the credit of {credit} exceeds the usage billed on invoice {invoice.id} ({subtotal})")
         entries = usage_entries(
             external_id=wid,
             subsidiary=entity.erp_subsidiary,
@@ -688,7 +777,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
             period=r.period,
             invoice_id=invoice.id,
             currency=r.currency,
-            quantities=billed_quantities(draft),
+            quantities=billed_quantities(invoice),
             subtotal=subtotal,
             credit=credit,
             tax=tax,
@@ -707,6 +796,50 @@ class UsageReleaseWorkflow(BookingWorkflow):
         self.saga.add("usage release", lambda: self.undo(UsageActivities.delete_release, wid))
         await self.step("usage release", lambda: self.forward(UsageActivities.record_release, release))
         self.release = release
+
+    def _rated_lines(self) -> list[InvoiceLine]:
+        """The usage lines as o2c rates them, one per meter, for the tax quote: the draft's own
+        amounts are stale until billing finalises it."""
+        r = self.input
+        assert r is not None
+        lines = metered(self.draft) if self.draft else []
+        products = {x.meter: x.product for x in lines if x.product}
+        return [
+            InvoiceLine(
+                product=products.get(meter, meter),
+                description=f"{self.counted.get(meter, 0):,} x {meter}",
+                amount=amount,
+                meter=meter,
+                quantity=self.counted.get(meter, 0),
+            )
+            for meter, amount in sorted(self.rated().items())
+            if any(x.meter == meter for x in lines)
+        ]
+
+    def _check_finalised(self, invoice: Invoice) -> None:
+        """Billing re-quantified the draft at finalisation: it must bill what o2c counted (usage
+        sent to the meter by another system during the grace period would not be), else the
+        release is undone with the difference in words."""
+        billed = billed_quantities(invoice)
+        differences = quantity_differences(self.counted, billed, source="the finalised invoice", meters=self._meters())
+        if differences:
+            self.differences = differences
+            text = "; ".join(d.text for d in differences)
+            self.note(f"the finalised invoice {invoice.id} does not bill what o2c counted: {text}")
+            raise StepFailed(f"the finalised invoice {invoice.id} does not bill what o2c counted: {text}")
+        rated = self.rated()
+        amounts: dict[str, Money] = {}
+        for line in metered(invoice):
+            amounts[line.meter] = amounts.get(line.meter, Money.zero(invoice.currency)) + line.amount
+        apart = [
+            f"{m} billed {amounts[m]}, rated {rated[m]}"
+            for m in sorted(amounts)
+            if m in rated and amounts[m] != rated[m]
+        ]
+        if apart:
+            # The quantities agree, so only the rounding of a line amount can differ; the books
+            # take what was billed, the tax stays as quoted on o2c's rating.
+            self.note("billing's line amounts differ from o2c's rating: " + "; ".join(apart))
 
     async def _add_line(self, name: str, line: AddInvoiceLine) -> None:
         before = self.draft

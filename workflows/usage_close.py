@@ -50,6 +50,7 @@ def release_input(
         legal_entity=customer.legal_entity or entity.code,
         currency=customer.currency,
         meters=[rules.get(m, Meter(event_name=m, display_name=m)) for m in sorted(customer.meters())],
+        prices=customer.prices,
         segment=customer.segment,
         policy=input.policy,
         approvals=input.approvals,

@@ -205,12 +205,19 @@ class SyncResult:
     removed_customers: list[str]
 
 
-async def sync(metering: MeteringPort, policy: UsagePolicy, ledger: UsageLedger) -> SyncResult:
+async def sync(
+    metering: MeteringPort, policy: UsagePolicy, ledger: UsageLedger, *, billing_accounts: Sequence[str] = ("",)
+) -> SyncResult:
     """Pull meters and metered customers from billing into o2c's master data: every meter
-    (active or not) with the policy's rules, and exactly the customers billing lists now (a
-    customer whose metered subscription ended may no longer send usage)."""
+    (active or not) with the policy's rules, and exactly the customers billing lists now in
+    the legal entities' billing accounts ("" is the platform's own; a customer whose metered
+    subscription ended may no longer send usage)."""
     meters = merge_meters(await metering.list_meters(), policy)
-    customers = await metering.usage_customers()
+    customers = [
+        customer
+        for account in dict.fromkeys(billing_accounts)
+        for customer in await metering.usage_customers(billing_account=account)
+    ]
     return await ledger.replace_master_data(meters, customers)
 
 

@@ -291,14 +291,15 @@ async def test_releases_page_in_invoice_order(database_url):
 class FakeMetering:
     """Billing's side of the sync: its meters and metered customers."""
 
-    def __init__(self, meters, customers):
-        self.meters, self.customers = meters, customers
+    def __init__(self, meters, customers, accounts=None):
+        # The platform account's customers, and those of other billing accounts (Connect).
+        self.meters, self.accounts = meters, {"": customers, **(accounts or {})}
 
     async def list_meters(self):
         return self.meters
 
     async def usage_customers(self, *, billing_account: str = ""):
-        return self.customers
+        return self.accounts.get(billing_account, [])
 
 
 async def test_sync_takes_billing_meters_with_the_policys_rules(database_url):
@@ -327,6 +328,19 @@ async def test_sync_takes_billing_meters_with_the_policys_rules(database_url):
         assert result.removed_customers == [acme.customer]
     finally:
         # Leave the shared database's master data as the other tests expect it.
+        await ledger.upsert_meters([API_CALLS, STORAGE])
+        await ledger.aclose()
+
+
+async def test_sync_reads_every_legal_entitys_billing_account(database_url):
+    acme, initech = customer(), customer()
+    ledger = UsageLedger(database_url)
+    try:
+        metering = FakeMetering([API_CALLS], [acme], accounts={"acct_uk01": [initech]})
+        result = await sync(metering, UsagePolicy(), ledger, billing_accounts=["", "acct_uk01", ""])
+        assert result.customers == 2
+        assert set(ledger.master_data().customers) == {acme.customer, initech.customer}
+    finally:
         await ledger.upsert_meters([API_CALLS, STORAGE])
         await ledger.aclose()
 

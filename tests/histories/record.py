@@ -51,7 +51,7 @@ from canonical.models import (
 )
 from canonical.reconciliation import ReconciliationPolicy
 from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
-from canonical.usage.models import ReviewAction, UsageDecision
+from canonical.usage.models import MeterReport, ReviewAction, UsageDecision
 from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
@@ -608,6 +608,42 @@ async def usage_waiting_for_review(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def usage_resent_after_a_fix(env, tq, systems) -> WorkflowHandle:
+    """Billing drops the reports (it rejects them afterwards), the release parks with the
+    difference, billing is fixed, and the operator's retry sends the same reports again."""
+    systems.metering.drop_reports = True
+    handle = await _start_usage(env, tq, systems, 10_000)
+    await env.sleep(timedelta(hours=2))
+    await poll(handle, UsageReleaseWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    systems.metering.drop_reports = False
+    await handle.execute_update(
+        UsageReleaseWorkflow.resolve, ResolveInput(action=OperatorAction.RETRY, operator="olga.ops")
+    )
+    return await _released(handle)
+
+
+async def usage_finalised_otherwise(env, tq, systems) -> WorkflowHandle:
+    """Another system sends usage of the period to the meter during the grace period: the
+    finalised invoice bills more than o2c counted, and the release is undone."""
+    finalize = systems.metering.finalize_invoice
+
+    async def someone_else_reports_first(invoice_id, *, idempotency_key):
+        late = MeterReport(
+            identifier="other-system-1",
+            event_name="api_calls",
+            customer="cus_acme",
+            value=500,
+            timestamp=datetime(2026, 10, 20, tzinfo=UTC),
+        )
+        systems.metering.events.setdefault(late.identifier, late)
+        return await finalize(invoice_id, idempotency_key=idempotency_key)
+
+    systems.metering.finalize_invoice = someone_else_reports_first
+    handle = await _start_usage(env, tq, systems, 10_000)
+    expect((await handle.result()).outcome, UsageOutcome.ROLLED_BACK)
+    return handle
+
+
 async def usage_period_close(env, tq, systems) -> WorkflowHandle:
     subscription = usage_world(systems, 10_000)
     handle = await env.client.start_workflow(
@@ -652,6 +688,8 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "usage_remeasured": usage_remeasured,
     "usage_rolled_back": usage_rolled_back,
     "usage_waiting_for_review": usage_waiting_for_review,
+    "usage_resent_after_a_fix": usage_resent_after_a_fix,
+    "usage_finalised_otherwise": usage_finalised_otherwise,
     "usage_period_close": usage_period_close,
 }
 

@@ -1,10 +1,11 @@
-"""A chaos run: amendments, dunnings, renewals and a reconciliation at once on the real dev
-server, while the sandbox fails a fixed share of every system's requests (5xx, 429, latency,
+"""A chaos run: amendments, dunnings, renewals, usage releases and a reconciliation at once on
+the real dev server, while the sandbox fails a fixed share of every system's requests (5xx, 429, latency,
 commit-then-timeout) and the worker process is killed with SIGKILL and started again, mid-run.
 
 Then what every system holds is checked against what the processes should have done: no
 duplicate invoice, tax document, journal entry, notice or collection case; every entry
-balanced; the ledger's receivable equal to what the completed processes invoiced. Used by
+balanced; the ledger's receivable equal to what the completed processes invoiced; billing's
+meters holding each customer's usage exactly once. Used by
 tests/integration/test_chaos.py (a size CI runs) and bench/chaos.py (larger, with figures).
 """
 
@@ -30,10 +31,13 @@ from adapters.errors import TransientError
 from adapters.stripe import StripeBilling
 from canonical.models import AmendedLine, AmendmentRequest, LegalEntity
 from canonical.renewal import RenewalRequest, RenewedLine
+from canonical.usage.models import period_end, period_start
 from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
 from starter.stack import webhook_ingress
+from starter.webhooks import STRIPE_PATH
+from tests.integration.usage_kit import PERIOD, MeteredCustomer, release_input, seed_history, send, synced
 from workflows.dunning import dunning_workflow_id
 from workflows.kit.status import STATUS, Status
 
@@ -112,7 +116,7 @@ class WorkerProcess:
 
 @dataclass
 class Process:
-    kind: str  # amendment, dunning, renewal
+    kind: str  # amendment, dunning, renewal, usage, reconciliation
     workflow_id: str
     account_id: str
     expect: str  # what the process should come to: completed, or needs_attention
@@ -180,6 +184,7 @@ class Chaos:
         self.worker = WorkerProcess(temporal_address, settings, self.task_queue, logs / f"chaos-worker-{self.key}.log")
         self.billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=10)
         self.processes: list[Process] = []
+        self.usage_sent: dict[str, MeteredCustomer] = {}  # usage workflow id -> whose usage
         self.last_seen: dict[str, str] = {}  # what the server last said of each process
 
     # -- the world --------------------------------------------------------------------------------
@@ -303,6 +308,31 @@ class Chaos:
             Process("dunning", dunning_workflow_id(invoice["id"]), f"cus_{key}", "completed", invoice_id=invoice["id"])
         )
 
+    async def start_usage(self, n: int, ingress: str) -> None:
+        """A month of usage over the HTTP ingress, then its release while billing's period ends:
+        the meter reports, the draft and its hold, tax and the ERP all see the faults."""
+        who = MeteredCustomer(self.control, self.settings, "chaos", key=f"{self.key}u{n}").seed()
+        ledger = await upstream(lambda: synced(self.settings))
+        try:
+            api_key = await ledger.create_key(f"chaos-{who.key}")
+            # A producer's retry in the middle: 60 events sent, 80 arrive.
+            for batch in ([who.event(i, 50 + n) for i in range(40)], [who.event(i, 50 + n) for i in range(20, 60)]):
+                answer = await send(ingress, api_key, batch)
+                assert answer.status_code == 200, answer.text
+                who.sent += sum(
+                    e["value"]
+                    for e, r in zip(batch, answer.json()["results"], strict=True)
+                    if r["outcome"] == "accepted"
+                )
+        finally:
+            await ledger.aclose()
+        await seed_history(self.settings, who, [who.sent] * 6)
+        request = await upstream(lambda: release_input(self.settings, who))
+        handle = await upstream(lambda: o2c.start_usage_release(self.client, request, task_queue=self.task_queue))
+        self.control.end_period(who.subscription_id)  # before or after o2c reports: either way
+        self.usage_sent[handle.id] = who
+        self.processes.append(Process("usage", handle.id, who.customer, "completed"))
+
     # -- the run ----------------------------------------------------------------------------------
 
     def inject_faults(self) -> None:
@@ -319,6 +349,7 @@ class Chaos:
         dunnings: int,
         renewals: int,
         kill_after: list[float],
+        usage: int = 0,
         reconciled_invoices: int = 0,
         timeout: float = 600,
     ) -> ChaosReport:
@@ -328,12 +359,14 @@ class Chaos:
         started = loop.time()
         self.worker.start()
         try:
-            async with webhook_ingress(self.client, self.settings):
+            async with webhook_ingress(self.client, self.settings) as webhooks:
+                ingress = webhooks.removesuffix(STRIPE_PATH)
                 self.inject_faults()
                 await asyncio.gather(
                     *(self.start_amendment(n, fixable_problem=n == 0) for n in range(amendments)),
                     *(self.start_renewal(n) for n in range(renewals)),
                     *(self.start_dunning(n) for n in range(dunnings)),
+                    *(self.start_usage(n, ingress) for n in range(usage)),
                     *([self.start_reconciliation(reconciled_invoices)] if reconciled_invoices else []),
                 )
                 killer = asyncio.create_task(self._kill_and_restart(kill_after))
@@ -479,9 +512,40 @@ class Chaos:
                     ),
                     Decimal(0),
                 )
+        for process in (p for p in self.processes if p.kind == "usage"):
+            await self._verify_usage(process, report)
         for entry in entries:  # net receivable: invoices booked less their reversals
             for line in entry["line"]["items"]:
                 if line["account"]["id"] == "1200":
                     amount = Decimal(str(line.get("debit") or 0)) - Decimal(str(line.get("credit") or 0))
                     report.ledger_posted += amount
         return report
+
+    async def _verify_usage(self, process: Process, report: ChaosReport) -> None:
+        """Billing's meter holds what o2c accepted, once; the period is invoiced once and its tax
+        committed once; a completed release's invoice is part of the receivable."""
+        who = self.usage_sent[process.workflow_id]
+        billing = StripeBilling(self.settings.stripe_base_url, self.settings.stripe_api_key, timeout=10)
+        try:
+            counted = await billing.metered_quantity(
+                who.meter, customer=who.customer, start=period_start(PERIOD), end=period_end(PERIOD)
+            )
+        finally:
+            await billing.aclose()
+        if counted != who.sent:
+            report.duplicates.append(
+                f"billing's meter holds {counted} of {who.customer}'s usage; o2c accepted {who.sent}"
+            )
+        invoiced = [
+            i
+            for i in self.control.records("stripe", "invoice")
+            if i.get("subscription") == who.subscription_id and i["status"] != "void"
+        ]
+        if len(invoiced) != 1:
+            report.duplicates.append(f"{len(invoiced)} usage invoices for {who.subscription_id} {PERIOD}")
+        for invoice in invoiced:
+            taxes = [t for t in self.control.records("avatax", "transaction") if t["code"] == invoice["id"]]
+            if len([t for t in taxes if t["type"] == "SalesInvoice"]) > 1:
+                report.duplicates.append(f"{len(taxes)} tax documents for {invoice['id']}")
+            if await self._settled(process) == Status.COMPLETED.value:
+                report.ledger_expected += Decimal(invoice["total"]) / 100

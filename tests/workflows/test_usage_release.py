@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,10 +16,10 @@ from temporalio.service import RPCError
 from adapters.errors import BusinessError, IntegrationBug
 from canonical.approval import ApprovalPolicy
 from canonical.models import ApproverRole
-from canonical.usage.models import ReviewAction, UsageDecision, UsagePolicy
+from canonical.usage.models import Meter, MeterReport, ReviewAction, UsageDecision, UsagePolicy
 from starter.client import adjust_usage, start_usage_release
 from tests.fakes import usd
-from tests.workflows.usage_world import PERIOD, metered_customer, release_input, usage_world
+from tests.workflows.usage_world import API_CALLS, PERIOD, metered_customer, release_input, usage_world
 from workflows.kit.approval import DecisionInput
 from workflows.kit.attention import OperatorAction, ResolveInput
 from workflows.kit.status import Status
@@ -32,6 +32,8 @@ from workflows.usage import (
     usage_workflow_id,
 )
 from workflows.usage_close import UsageCloseInput, UsageCloseResult, UsagePeriodCloseWorkflow
+
+IN_PERIOD = datetime(2026, 10, 20, tzinfo=UTC)
 
 
 async def start(env, task_queue, subscription_id, **fields) -> WorkflowHandle:
@@ -262,25 +264,119 @@ async def test_the_draft_ready_signal_ends_the_wait_before_the_next_poll(env, wo
     assert s.ledger.count("usage.find_draft") >= 2
 
 
-async def test_an_incomplete_draft_waits_then_parks_with_the_difference(env, worker, systems):
+async def test_a_draft_made_before_o2c_reported_is_released_at_the_finalised_quantities(env, worker, systems):
     s = systems
     subscription = usage_world(s, 10_000)
-    s.metering.requantify = False
-    s.metering.make_draft(subscription, PERIOD)  # billed before o2c reported: no usage on it
+    stale = s.metering.make_draft(subscription, PERIOD)  # the period ended in billing before o2c reported
+    assert [(x.quantity, x.amount) for x in stale.lines] == [(0, usd("0.00"))]
+    handle = await start(env, worker, subscription)
+    result = await handle.result()
+
+    assert result.outcome == UsageOutcome.RELEASED and result.invoice_id == stale.id, result.message
+    invoice = s.billing.invoices[stale.id]
+    assert [(x.meter, x.quantity, x.amount) for x in invoice.lines] == [
+        ("api_calls", 10_000, usd("100.00")),  # re-quantified at finalisation
+        ("", None, usd("10.00")),  # tax quoted on o2c's rating, not on the stale 0.00
+    ]
+    release = s.usage.released[handle.id]
+    assert (release.quantities, release.subtotal, release.total) == (
+        {"api_calls": 10_000},
+        usd("100.00"),
+        usd("110.00"),
+    )
+    accrual = s.erp.entries[result.journal_entries[0]]
+    assert accrual.total_debits == usd("100.00")
+    done = await state(handle)
+    assert done.metered == {"api_calls": 10_000} and done.rated == {"api_calls": usd("100.00")}
+    assert not done.unpriced
+
+
+async def test_usage_billing_dropped_parks_with_the_difference_and_retry_sends_it_again(env, worker, systems):
+    s = systems
+    subscription = usage_world(s, 10_000)
+    s.metering.drop_reports = True  # billing rejects the events afterwards (the customer is unknown to the meter)
     handle = await start(env, worker, subscription)
     await env.sleep(timedelta(hours=2))  # six re-reads ten minutes apart
     parked = await until(handle, Status.NEEDS_ATTENTION)
     assert parked.attention.step == "usage completeness"
     [difference] = parked.differences
     assert (difference.meter, difference.counted, difference.billed) == ("api_calls", 10_000, 0)
+    assert difference.text == "billing's meter holds 0 API calls; o2c counted 10,000 (10,000 fewer)"
     assert difference.text in parked.attention.message
-    assert s.ledger.count("usage.find_draft") == 1 + 6
-    s.metering.requantify = True  # billing catches up with its meters
+    assert parked.metered == {"api_calls": 0}
+    assert s.ledger.count("usage.metered_quantity") == 1 + 6 and not s.metering.events
+    s.metering.drop_reports = False  # the customer is fixed in billing
     await handle.execute_update(
         UsageReleaseWorkflow.resolve, ResolveInput(action=OperatorAction.RETRY, operator="olga.ops")
     )
     result = await handle.result()
+
     assert result.outcome == UsageOutcome.RELEASED, result.message
+    assert reported(s) == {f"{handle.id}-api_calls-m1": 10_000}  # the same identifier, sent again
+    assert [x.identifier for x in s.metering.dropped] == [f"{handle.id}-api_calls-m1"]
+    assert s.ledger.count("usage.report") == 2
+    invoice = s.billing.invoices[result.invoice_id]
+    assert invoice.lines[0].quantity == 10_000 and invoice.total == usd("110.00")
+
+
+async def test_a_meter_the_subscription_does_not_bill_parks_with_the_difference(env, worker, systems):
+    s = systems
+    subscription = usage_world(s, 10_000)
+    s.usage.count("cus_acme", PERIOD, "storage_gb", 40)  # counted, but no price on the subscription
+    storage = Meter(event_name="storage_gb", display_name="Storage", unit="GB")
+    handle = await start(env, worker, subscription, meters=[API_CALLS, storage])
+    await env.sleep(timedelta(hours=2))
+    parked = await until(handle, Status.NEEDS_ATTENTION)
+    assert parked.attention.step == "usage completeness"
+    [difference] = parked.differences  # the meter counted it: only the line is missing
+    assert (difference.meter, difference.counted, difference.billed) == ("storage_gb", 40, None)
+    assert "does not bill this meter" in difference.text and "40 GB" in difference.text
+    await handle.execute_update(
+        UsageReleaseWorkflow.resolve, ResolveInput(action=OperatorAction.ABORT, operator="olga.ops")
+    )
+    result = await handle.result()
+    assert (result.status, result.outcome) == (Status.ROLLED_BACK, UsageOutcome.NOT_RELEASED)
+    assert nothing_booked(s) and s.billing.invoices[parked.draft_id].status == "draft"
+
+
+async def test_a_finalised_quantity_other_than_counted_rolls_the_release_back(env, worker, systems, monkeypatch):
+    s = systems
+    subscription = usage_world(s, 10_000)
+    finalize = s.metering.finalize_invoice
+
+    async def someone_else_reports_first(invoice_id, *, idempotency_key):
+        # Another system sends usage of the period to the meter during the grace period.
+        late = MeterReport(
+            identifier="other-system-1", event_name="api_calls", customer="cus_acme", value=500, timestamp=IN_PERIOD
+        )
+        s.metering.events.setdefault(late.identifier, late)
+        return await finalize(invoice_id, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(s.metering, "finalize_invoice", someone_else_reports_first)
+    handle = await start(env, worker, subscription)
+    result = await handle.result()
+
+    assert (result.status, result.outcome) == (Status.ROLLED_BACK, UsageOutcome.ROLLED_BACK), result.message
+    assert "the finalised invoice holds 10,500 API calls; o2c counted 10,000 (500 more)" in result.message
+    invoice = s.billing.invoices[result.invoice_id]
+    assert invoice.status == "void" and invoice.lines[0].quantity == 10_500
+    assert result.compensated == ["invoice", "tax line"]
+    assert nothing_booked(s) and not s.notifications.outbox
+    done = await state(handle)
+    assert [(d.meter, d.counted, d.billed) for d in done.differences] == [("api_calls", 10_000, 10_500)]
+
+
+async def test_a_meter_without_a_known_price_is_weighed_at_the_drafts_amount(env, worker, systems):
+    s = systems
+    subscription = usage_world(s, 10_000)
+    handle = await start(env, worker, subscription, prices=[])
+    result = await handle.result()
+
+    assert result.outcome == UsageOutcome.RELEASED, result.message
+    done = await state(handle)
+    assert done.unpriced == ["api_calls"] and done.rated == {"api_calls": usd("100.00")}
+    assert any("no price known for api_calls" in e.text for e in done.events)
+    assert s.usage.released[handle.id].subtotal == usd("100.00")
 
 
 async def test_a_finalisation_failure_parks_and_abort_takes_the_tax_line_off(env, worker, systems):

@@ -26,13 +26,16 @@ ENTITIES = [
 ]
 
 
+API_PRICE = MeteredPrice(meter="api_calls", price_id="price_api", item_id="si_api", unit_amount=usd("0.01"))
+
+
 def metered_customer(subscription_id: str, customer: str = "cus_acme", legal_entity: str = "US01") -> UsageCustomer:
     return UsageCustomer(
         customer=customer,
         subscription_id=subscription_id,
         currency="USD",
         legal_entity=legal_entity,
-        prices=[MeteredPrice(meter="api_calls", price_id="price_api", item_id="si_api", unit_amount=usd("0.01"))],
+        prices=[API_PRICE],
     )
 
 
@@ -74,6 +77,7 @@ def release_input(subscription_id: str, **fields: object) -> UsageReleaseInput:
         legal_entity="US01",
         currency="USD",
         meters=[API_CALLS],
+        prices=[API_PRICE],
         policy=UsagePolicy(),
         approvals=ApprovalPolicy(),
         legal_entities=ENTITIES,
