@@ -10,13 +10,18 @@ RSS of the ingress processes, whether every (customer, meter) total equals the b
 count (`totals_exact`), and the time to aggregate the period; the last line is the same
 figures as one JSON object. Never asserts.
 
+`--review N` adds the period end of N metered subscriptions through the real UsageReleaseWorkflow
+on the Temporal dev server (see docs/benchmarks.md); `--events 0` skips the ingest.
+
     .venv/bin/python bench/usage.py [--events 1000000] [--senders 4] [--workers 2] [--database-url URL]
+    .venv/bin/python bench/usage.py --events 0 --review [N] [--cache 100] [--in-flight 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -29,6 +34,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +45,17 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.storage.db import engine_for, upgrade
 from adapters.storage.usage import UsageLedger, period_totals
+from canonical.models import Account, Address
 from canonical.money import Money
-from canonical.usage.models import MAX_BATCH, Meter, MeteredPrice, UsageCustomer
+from canonical.usage.models import (
+    MAX_BATCH,
+    Meter,
+    MeteredPrice,
+    UsageCustomer,
+    UsageRelease,
+    period_end,
+    previous_period,
+)
 from starter.usage_ingress import USAGE_PATH
 
 DUPLICATE_SHARE = 0.01
@@ -80,6 +95,21 @@ def peak_rss_mib(pid: int) -> tuple[float, float]:
         except OSError:
             continue
     return round(sum(peaks), 1), round(max(peaks, default=0.0), 1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU the ingress processes have used so far: a figure the other work on
+    a shared machine does not move, unlike the wall clock."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 @dataclass
@@ -194,9 +224,13 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60) ->
 async def send_all(url: str, key: str, plan: Plan, events: int, senders: int) -> dict[str, Any]:
     batches = (events + MAX_BATCH - 1) // MAX_BATCH
     rng = random.Random(11)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for number in range(batches):
-        queue.put_nowait(number)
+    # Encoded before the clock starts: the senders share the machine's cores with the ingress
+    # and the database, and building JSON is their cost, not o2c's.
+    bodies = [plan.batch(number, min(MAX_BATCH, events - number * MAX_BATCH), rng) for number in range(batches)]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    del bodies
     latencies: list[float] = []
     answered: Counter[str] = Counter()
     failures: Counter[int] = Counter()
@@ -204,9 +238,7 @@ async def send_all(url: str, key: str, plan: Plan, events: int, senders: int) ->
 
     async def sender(http: httpx.AsyncClient) -> None:
         while not queue.empty():
-            number = queue.get_nowait()
-            size = min(MAX_BATCH, events - number * MAX_BATCH)
-            body = plan.batch(number, size, rng)
+            body = queue.get_nowait()
             while True:
                 started = time.perf_counter()
                 response = await http.post(USAGE_PATH, content=body, headers=headers)
@@ -245,7 +277,9 @@ def ingest_phase(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     ingress = start_ingress(database_url, port, args.workers, logs / "usage-ingress.log")
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", ingress)
+        cpu_before = cpu_seconds(ingress.pid)
         sent = asyncio.run(send_all(f"http://127.0.0.1:{port}", key, plan, args.events, args.senders))
+        ingress_cpu = cpu_seconds(ingress.pid) - cpu_before
         peak_total, peak_worker = peak_rss_mib(ingress.pid)
     finally:
         ingress.terminate()
@@ -273,6 +307,7 @@ def ingest_phase(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         "events_per_second": round(args.events / sent["elapsed"]),
         "accepted_per_second": round(answered["accepted"] / sent["elapsed"]),
         "p99_batch_ms": round(sent["p99"] * 1000, 1),
+        "ingress_cpu_ms_per_batch": round(ingress_cpu * 1000 / sent["batches"], 1),
         "peak_rss_mib": peak_total,
         "peak_rss_worker_mib": peak_worker,
         "accepted": answered["accepted"],
@@ -294,6 +329,7 @@ def report(figures: dict[str, Any]) -> None:
     print(f"  events/s (first request to last answer): {figures['events_per_second']:,}"
           f"  (accepted/s {figures['accepted_per_second']:,})")  # fmt: skip
     print(f"  p99 batch latency: {figures['p99_batch_ms']} ms")
+    print(f"  ingress CPU per batch (user + system, all its processes): {figures['ingress_cpu_ms_per_batch']} ms")
     print(
         f"  peak RSS of the ingress: {figures['peak_rss_mib']} MiB in all, {figures['peak_rss_worker_mib']} MiB the largest process"
     )
@@ -308,21 +344,224 @@ def report(figures: dict[str, Any]) -> None:
         print(f"  HTTP failures: {figures['http_failures']}")
 
 
+# -- the review of many subscriptions' period end ----------------------------------------------
+
+REVIEW_QUEUE = "bench-usage-review"
+REVIEW_PERIOD = "2026-10"
+REVIEW_HISTORY = (9800, 10100, 9900, 10200, 10000, 10050)  # six released months before it
+SPIKE_EVERY = 20  # one subscription in 20 spikes 42 % above its median and waits for a person
+START_CONCURRENCY = 50
+REVIEW_PHASE_TIMEOUT = 1800.0
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def review_world(systems: Any, number: int) -> Any:
+    """Subscription `number`: its own customer (so totals and history are its own), one metered
+    price, six released months of about 10,000 API calls, and the usage o2c counted in the period."""
+    from tests.fakes import usd
+    from workflows.usage import UsageReleaseInput
+
+    customer = f"cus_r{number:05d}"
+    subscription_id = f"sub_r{number:05d}"
+    systems.billing.accounts[customer] = Account(
+        id=customer,
+        name=f"Customer {number}",
+        email=f"billing+{number}@example.test",
+        billing_address=Address(
+            line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US"
+        ),
+    )
+    systems.metering.subscribe(
+        UsageCustomer(
+            customer=customer,
+            subscription_id=subscription_id,
+            currency="USD",
+            legal_entity="US01",
+            prices=[MeteredPrice(meter="api_calls", price_id="price_api", item_id="si_api", unit_amount=usd("0.01"))],
+        )
+    )
+    quantity = 14_200 if number % SPIKE_EVERY == SPIKE_EVERY - 1 else 9_900 + number % 300
+    systems.usage.count(customer, REVIEW_PERIOD, "api_calls", quantity, events=quantity // 10)
+    period = REVIEW_PERIOD
+    for past in reversed(REVIEW_HISTORY):
+        period = previous_period(period)
+        subtotal = Money.of(Decimal(past) / 100, "USD")
+        release = UsageRelease(
+            workflow_id=f"usage-{subscription_id}-{period}",
+            subscription_id=subscription_id,
+            customer=customer,
+            legal_entity="US01",
+            period=period,
+            invoice_id=f"in_{subscription_id}_{period}",
+            currency="USD",
+            quantities={"api_calls": past},
+            subtotal=subtotal,
+            credit=usd("0.00"),
+            tax=subtotal.times(Decimal("0.10")),
+            total=subtotal.times(Decimal("1.10")),
+            released_at=period_end(period),
+        )
+        systems.usage.released[release.workflow_id] = release
+    return UsageReleaseInput(
+        subscription_id=subscription_id,
+        customer=customer,
+        period=REVIEW_PERIOD,
+        legal_entity="US01",
+        currency="USD",
+        meters=[Meter(event_name="api_calls", display_name="API calls", unit="API calls")],
+    )
+
+
+async def review_counts(client: Any) -> Counter[str]:
+    """The releases by o2c status, from the server's visibility (querying each workflow would
+    pull it back into the worker's cache)."""
+    counts: Counter[str] = Counter()
+    for status in ("completed", "awaiting_approval", "needs_attention", "rolled_back", "failed", "rejected"):
+        found = await client.count_workflows(f"O2cProcess = 'usage' AND O2cStatus = '{status}'")
+        counts[status] = found.count
+    return counts
+
+
+DONE_OR_WAITING = "('completed', 'awaiting_approval', 'needs_attention', 'rolled_back', 'failed', 'rejected')"
+
+
+async def reviewed(client: Any) -> int:
+    found = await client.count_workflows(f"O2cProcess = 'usage' AND O2cStatus IN {DONE_OR_WAITING}")
+    return int(found.count)
+
+
+async def review_run(subscriptions: int, cache: int, in_flight: int) -> dict[str, Any]:
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import Worker
+
+    from activities.registry import all_activities
+    from starter.binaries import dev_server_binary
+    from starter.client import start_usage_release
+    from tests.fakes import FakeSystems
+    from workflows.kit.status import SEARCH_ATTRIBUTES
+    from workflows.usage import UsageReleaseWorkflow
+
+    print(f"starting the Temporal dev server ({dev_server_binary()})", flush=True)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+        dev_server_extra_args=["--headless"],
+    )
+    systems = FakeSystems()
+    inputs = [review_world(systems, n) for n in range(subscriptions)]
+    held_expected = sum(1 for n in range(subscriptions) if n % SPIKE_EVERY == SPIKE_EVERY - 1)
+    checkpoints = sorted({max(1, subscriptions // 4), max(1, subscriptions // 2), subscriptions})
+    rows: list[dict[str, Any]] = []
+    gate = asyncio.Semaphore(START_CONCURRENCY)
+
+    async def start(release: Any) -> None:
+        async with gate:
+            await start_usage_release(env.client, release, task_queue=REVIEW_QUEUE)
+
+    try:
+        gc.collect()
+        baseline = rss_mib()
+        async with Worker(
+            env.client,
+            task_queue=REVIEW_QUEUE,
+            workflows=[UsageReleaseWorkflow],
+            activities=all_activities(**systems.ports()),
+            max_cached_workflows=cache,
+        ):
+            started = 0
+            counts: Counter[str] = Counter()
+            first = time.perf_counter()
+            for target in checkpoints:
+                # At most `in_flight` releases between their start and their end or the review: as
+                # the period close would pace them, and so that the cache holds every one of them.
+                deadline = time.monotonic() + REVIEW_PHASE_TIMEOUT
+                while time.monotonic() < deadline:
+                    done = await reviewed(env.client)
+                    if done >= target:
+                        break
+                    room = min(in_flight - (started - done), target - started)
+                    if room > 0:
+                        await asyncio.gather(*(start(release) for release in inputs[started : started + room]))
+                        started += room
+                    await asyncio.sleep(0.5)
+                counts = await review_counts(env.client)
+                elapsed = time.perf_counter() - first
+                gc.collect()
+                rows.append({"subscriptions": started, "rss_mib": round(rss_mib(), 1), "elapsed_s": round(elapsed, 1)})
+                print(f"{started} reviewed, {dict(counts)}, worker RSS {rows[-1]['rss_mib']} MiB", flush=True)
+    finally:
+        await env.shutdown()
+    seconds = rows[-1]["elapsed_s"]
+    growth = (
+        (rows[-1]["rss_mib"] - rows[0]["rss_mib"]) * 1024 / max(1, rows[-1]["subscriptions"] - rows[0]["subscriptions"])
+    )
+    return {
+        "review_subscriptions": subscriptions,
+        "review_cache": cache,
+        "review_in_flight": in_flight,
+        "review_seconds": seconds,
+        "review_starts_per_second": round(subscriptions / seconds, 1) if seconds else None,
+        "review_released": counts["completed"],
+        "review_held": counts["awaiting_approval"],
+        "review_held_expected": held_expected,
+        "review_other": {k: v for k, v in counts.items() if k not in ("completed", "awaiting_approval") and v},
+        "review_rss_before_worker_mib": round(baseline, 1),
+        "review_rss_mib": [row["rss_mib"] for row in rows],
+        "review_checkpoints": rows,
+        "review_kib_per_subscription": round(growth, 2),
+        "review_fake_invoices": len(systems.billing.invoices),
+    }
+
+
+def review_report(figures: dict[str, Any]) -> None:
+    print(f"usage review: the period end of {figures['review_subscriptions']:,} metered subscriptions "
+          f"(UsageReleaseWorkflow, worker max_cached_workflows={figures['review_cache']}, "
+          f"at most {figures['review_in_flight']} in flight)")  # fmt: skip
+    print(f"  first start to the last one released or waiting at the review: {figures['review_seconds']} s "
+          f"({figures['review_starts_per_second']} subscriptions/s)")  # fmt: skip
+    print(f"  released without a person {figures['review_released']:,}, held for review "
+          f"{figures['review_held']:,} (expected {figures['review_held_expected']:,}), other {figures['review_other']}")  # fmt: skip
+    print(f"  worker RSS before the worker {figures['review_rss_before_worker_mib']} MiB; at checkpoints:")
+    for row in figures["review_checkpoints"]:
+        print(f"    {row['subscriptions']:>8,} subscriptions  {row['rss_mib']:>8.1f} MiB  {row['elapsed_s']:>8.1f} s")
+    print(f"  growth from the first checkpoint to the last: {figures['review_kib_per_subscription']} KiB per subscription "
+          "(the fakes keep every invoice, event and release in memory too, so a little growth is theirs)")  # fmt: skip
+
+
 def main(args: argparse.Namespace) -> None:
     """Each part measures and reports on its own; the last line merges their figures."""
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"bench": "usage"}
-    ingest = ingest_phase(args, logs)
-    report(ingest)
-    figures.update(ingest)
-    # Further parts (the review of many subscriptions' period end) add their figures here.
+    if args.events:
+        ingest = ingest_phase(args, logs)
+        report(ingest)
+        figures.update(ingest)
+    if args.review:
+        review = asyncio.run(review_run(args.review, args.cache, args.in_flight))
+        review_report(review)
+        figures.update(review)
     print(json.dumps(figures, sort_keys=True))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="0: no ingest")
+    parser.add_argument(
+        "--review", type=int, nargs="?", const=10_000, default=0, help="subscriptions whose period end is reviewed"
+    )
+    parser.add_argument("--cache", type=int, default=100, help="the review worker's max_cached_workflows")
+    parser.add_argument("--in-flight", type=int, default=50, help="releases between their start and the review at once")
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes of the ingress")
     parser.add_argument("--customers", type=int, default=50)
@@ -330,6 +569,6 @@ if __name__ == "__main__":
     parser.add_argument("--logs", default=os.path.join(tempfile.gettempdir(), "o2c-bench-usage"))
     parser.add_argument("--json", action="store_true", help="the JSON object is the last line in any case")
     parsed = parser.parse_args()
-    if not parsed.database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+    if parsed.events and not parsed.database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         raise SystemExit("give a PostgreSQL database: --database-url or O2C_DATABASE_URL")
     main(parsed)

@@ -70,7 +70,7 @@ from canonical.usage.models import (
     UsageTotal,
     next_period,
 )
-from canonical.usage.validation import validate_event
+from canonical.usage.validation import EventValidator
 
 SYSTEM = "o2c-db"
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -368,17 +368,18 @@ class UsageLedger:
         self, events: Sequence[UsageEvent], master: MasterData, source: str, received_at: datetime, now: datetime
     ) -> _Plan:
         plan = _Plan(source=source, received_at=received_at)
+        # One validator for the batch: it computes each customer's priced meters once, not per event.
+        validator = EventValidator(
+            meters=master.meters,
+            customers=master.customers,
+            closed_periods=master.closed_periods,
+            open_period=master.open_period,
+            policy=self.policy,
+        )
+        validate = validator.validate
         seen: set[tuple[str, str]] = set()
         for index, event in enumerate(events):
-            verdict = validate_event(
-                event,
-                meters=master.meters,
-                customers=master.customers,
-                closed_periods=master.closed_periods,
-                open_period=master.open_period,
-                policy=self.policy,
-                now=now,
-            )
+            verdict = validate(event, now=now)
             plan.verdicts.append(verdict)
             if verdict.outcome is not EventOutcome.ACCEPTED:
                 plan.refused.append(

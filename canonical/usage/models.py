@@ -124,7 +124,7 @@ class UsageEvent(Model):
     # the validation's business (a refused event is quarantined with its reason, not lost).
     value: StrictInt | float
     timestamp: datetime = Field(strict=False)  # RFC 3339 with an offset
-    dimensions: dict[StrictStr, StrictStr] = {}
+    dimensions: dict[StrictStr, StrictStr] = Field(default_factory=dict)
 
 
 class EventOutcome(StrEnum):
