@@ -224,6 +224,8 @@ class ReportUsage(Model):
 
 class UsageCustomers(Model):
     billing_account: str = ""
+    after: str = ""  # the subscription the page starts after
+    limit: int = 0  # 0: every one
 
 
 class MeteredQuantities(Model):

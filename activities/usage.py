@@ -74,7 +74,9 @@ class UsageActivities:
     @activity.defn(name="usage.customers")
     @classified
     async def customers(self, request: UsageCustomers) -> list[UsageCustomer]:
-        return await self.metering.usage_customers(billing_account=request.billing_account)
+        return await self.metering.usage_customers(
+            billing_account=request.billing_account, after=request.after, limit=request.limit
+        )
 
     @activity.defn(name="usage.report")
     @classified

@@ -130,8 +130,12 @@ class MeteringPort(Protocol):
         """Every meter of the account, active or not."""
         ...
 
-    async def usage_customers(self, *, billing_account: str = "") -> list[UsageCustomer]:
-        """The customers with an active subscription that carries metered prices, with those prices."""
+    async def usage_customers(
+        self, *, billing_account: str = "", after: str = "", limit: int = 0
+    ) -> list[UsageCustomer]:
+        """The customers with an active subscription that carries metered prices, with those
+        prices, in billing's listing order: those whose subscription comes after the
+        subscription `after`, at most `limit` of them (0: every one)."""
         ...
 
     async def report_usage(self, reports: Sequence[MeterReport]) -> None:

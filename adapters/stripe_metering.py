@@ -204,26 +204,31 @@ class StripeMetering:
 
     # -- customers ------------------------------------------------------------------------
 
-    async def usage_customers(self, *, billing_account: str = "") -> list[UsageCustomer]:
-        """Active subscriptions with metered items, page by page, with their customers'
-        legal entity and segment (metadata, as to_account reads them)."""
+    async def usage_customers(
+        self, *, billing_account: str = "", after: str = "", limit: int = 0
+    ) -> list[UsageCustomer]:
+        """Active subscriptions with metered items, page by page from the subscription `after`
+        on (Stripe's `starting_after`), with their customers' legal entity and segment
+        (metadata, as to_account reads them); at most `limit` when it is above 0."""
         found: list[UsageCustomer] = []
         customers: dict[str, dict[str, Any]] = {}
-        after: str | None = None
+        cursor: str | None = after or None
         while True:
             page = await self._call(
                 "GET",
                 "/subscriptions",
-                {"status": "active", "limit": 100, "starting_after": after},
+                {"status": "active", "limit": 100, "starting_after": cursor},
                 stripe_account=billing_account,
             )
             for sub in page["data"]:
                 usage = await self._usage_customer(sub, customers, billing_account)
                 if usage is not None:
                     found.append(usage)
+                    if len(found) == limit:
+                        return found
             if not page.get("has_more") or not page["data"]:
                 return found
-            after = page["data"][-1]["id"]
+            cursor = page["data"][-1]["id"]
 
     async def _usage_customer(
         self, sub: dict[str, Any], customers: dict[str, dict[str, Any]], billing_account: str

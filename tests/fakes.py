@@ -466,9 +466,16 @@ class FakeMetering:
         self.ledger.record("usage.list_meters")
         return list(self.meters.values())
 
-    async def usage_customers(self, *, billing_account: str = "") -> list[UsageCustomer]:
+    async def usage_customers(
+        self, *, billing_account: str = "", after: str = "", limit: int = 0
+    ) -> list[UsageCustomer]:
         self.ledger.record("usage.customers")
-        return [c for c in self.customers.values() if self.billing_account_of(c) == billing_account]
+        listed = sorted(
+            (c for c in self.customers.values() if self.billing_account_of(c) == billing_account),
+            key=lambda c: c.subscription_id,
+        )
+        listed = [c for c in listed if c.subscription_id > after]
+        return listed[:limit] if limit else listed
 
     def billing_account_of(self, customer: UsageCustomer) -> str:
         return self.accounts.get(customer.legal_entity, "")

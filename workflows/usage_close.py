@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import Field
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -25,18 +26,27 @@ with workflow.unsafe.imports_passed_through():
     from workflows.usage import UsageReleaseInput, UsageReleaseWorkflow, usage_workflow_id
 
 
+class UsageCloseResult(Model):
+    period: str
+    started: list[str] = []
+    already_started: list[str] = []
+
+
 class UsageCloseInput(Model):
     policy: UsagePolicy = UsagePolicy()
     approvals: ApprovalPolicy = ApprovalPolicy()
     chart: ChartOfAccounts = ChartOfAccounts()
     legal_entities: list[LegalEntity] = DEFAULT_ENTITIES
     period: str = ""  # the schedule leaves it empty: the month before the day the run starts
-
-
-class UsageCloseResult(Model):
-    period: str
-    started: list[str] = []
-    already_started: list[str] = []
+    # Billing lists customers a page at a time, and the scan continues as new every so many
+    # starts, so its history and payloads stay small however many subscriptions bill usage.
+    page: int = Field(200, ge=1, le=1000)
+    starts_per_run: int = Field(1000, ge=1)
+    # Where a run that continued as new picks up: the entity, the last subscription seen,
+    # and what the runs before it started.
+    entity_index: int = 0
+    after: str = ""
+    done: UsageCloseResult | None = None
 
 
 def release_input(
@@ -64,31 +74,54 @@ class UsagePeriodCloseWorkflow:
     @workflow.run
     async def run(self, input: UsageCloseInput) -> UsageCloseResult:
         period = input.period or previous_period(period_of(workflow.now()))
-        result = UsageCloseResult(period=period)
-        for entity in input.legal_entities:
-            customers = await workflow.execute_activity_method(
-                UsageActivities.customers,
-                UsageCustomers(billing_account=entity.billing_account),
-                start_to_close_timeout=timedelta(minutes=10),
-            )
-            for customer in customers:
-                if customer.active_from and customer.active_from >= period_end(period):
-                    continue  # the subscription began after the period: nothing of it to bill
-                workflow_id = usage_workflow_id(customer.subscription_id, period)
-                try:
-                    await workflow.start_child_workflow(
-                        UsageReleaseWorkflow.run,
-                        release_input(customer, period, entity, input),
-                        id=workflow_id,
-                        parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                        # A release that has finished is not started again by tomorrow's scan.
-                        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        result = input.done or UsageCloseResult(period=period)
+        after, starts = input.after, 0
+        for index in range(input.entity_index, len(input.legal_entities)):
+            entity = input.legal_entities[index]
+            while True:
+                if starts >= input.starts_per_run:
+                    workflow.continue_as_new(
+                        input.model_copy(
+                            update={"period": period, "entity_index": index, "after": after, "done": result}
+                        )
                     )
-                    result.started.append(workflow_id)
-                except WorkflowAlreadyStartedError:
-                    result.already_started.append(workflow_id)
+                customers = await workflow.execute_activity_method(
+                    UsageActivities.customers,
+                    UsageCustomers(billing_account=entity.billing_account, after=after, limit=input.page),
+                    start_to_close_timeout=timedelta(minutes=10),
+                )
+                for customer in customers:
+                    # Every attempt counts: one already started costs its events in history too.
+                    starts += await self._start(customer, period, entity, input, result)
+                if len(customers) < input.page:
+                    break
+                after = customers[-1].subscription_id
+            after = ""
         workflow.set_current_details(
             f"usage period {period} closed: {len(result.started)} releases started, "
             f"{len(result.already_started)} already started"
         )
         return result
+
+    @staticmethod
+    async def _start(
+        customer: UsageCustomer, period: str, entity: LegalEntity, input: UsageCloseInput, result: UsageCloseResult
+    ) -> int:
+        """Start the customer's release of the period; the number of starts it attempted (0 or 1)."""
+        if customer.active_from and customer.active_from >= period_end(period):
+            return 0  # the subscription began after the period: nothing of it to bill
+        workflow_id = usage_workflow_id(customer.subscription_id, period)
+        try:
+            await workflow.start_child_workflow(
+                UsageReleaseWorkflow.run,
+                release_input(customer, period, entity, input),
+                id=workflow_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                # A release that has finished is not started again by tomorrow's scan.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            result.already_started.append(workflow_id)
+            return 1
+        result.started.append(workflow_id)
+        return 1

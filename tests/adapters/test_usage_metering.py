@@ -116,6 +116,25 @@ async def test_usage_customers_are_the_active_metered_subscriptions_with_exact_p
     assert customer.active_from is not None
 
 
+async def test_usage_customers_page_from_a_subscription_on(sandbox, billing, usage_seed):
+    for n in range(3):
+        sandbox.seed(
+            customer={"id": f"cus_page{n}", "currency": "USD"},
+            subscription={
+                "id": f"sub_page{n}",
+                "currency": "USD",
+                "items": [{"product": "api", "meter": "api_calls", "unit_amount_decimal": "0.25"}],
+                "current_period_start": PERIOD_START.isoformat(),
+                "current_period_end": PERIOD_END.isoformat(),
+            },
+        )
+    every = [c.subscription_id for c in await billing.usage_customers()]
+    assert sorted(every) == ["sub_initech", "sub_page0", "sub_page1", "sub_page2"]
+    first = await billing.usage_customers(limit=2)
+    rest = await billing.usage_customers(after=first[-1].subscription_id)
+    assert [c.subscription_id for c in first + rest] == every  # the seats-only one is skipped, not counted
+
+
 async def test_usage_goes_out_100_a_request_counts_once_and_survives_an_expired_session(sandbox, billing, usage_seed):
     api = usage_seed["meter_ids"]["api_calls"]
     storage = usage_seed["meter_ids"]["storage_gb_hours"]

@@ -493,6 +493,27 @@ async def test_the_period_close_starts_each_subscription_once(env, worker, syste
             await env.client.get_workflow_handle(workflow_id).terminate(reason="the scan is this test's concern")
 
 
+async def test_the_period_close_pages_through_billing_and_continues_as_new(env, worker, systems):
+    s = systems
+    subscriptions = sorted(usage_world(s, 100, history=False) for _ in range(5))
+    close = UsageCloseInput(
+        period=PERIOD, legal_entities=release_input(subscriptions[0]).legal_entities, page=2, starts_per_run=3
+    )
+    handle = await env.client.start_workflow(
+        UsagePeriodCloseWorkflow.run, close, id=f"usage-close-{uuid.uuid4().hex[:6]}", task_queue=worker
+    )
+    result: UsageCloseResult = await handle.result()
+    ids = [usage_workflow_id(x, PERIOD) for x in subscriptions]
+    assert sorted(result.started) == ids  # every one once, across the runs
+    runs = [e async for e in handle.fetch_history_events() if e.HasField("workflow_execution_started_event_attributes")]
+    assert len(runs) == 1  # this handle follows the last run ...
+    # ... of a scan that read three pages of two, then each other entity's (empty) one.
+    assert s.ledger.count("usage.customers") == 3 + len(close.legal_entities) - 1
+    for workflow_id in ids:
+        with contextlib.suppress(RPCError):
+            await env.client.get_workflow_handle(workflow_id).terminate(reason="the scan is this test's concern")
+
+
 def test_identifiers_are_derived_from_the_aggregate_and_fit_stripe():
     assert report_identifier("usage-sub_1-2026-10", "api_calls", 2) == "usage-sub_1-2026-10-api_calls-m2"
     long = report_identifier("usage-" + "s" * 90 + "-2026-10", "api_calls", 1)
