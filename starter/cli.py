@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import date
 from enum import StrEnum
 from functools import cache
@@ -26,9 +26,13 @@ from canonical.amendment import InvalidRequest, request_problems
 from canonical.models import AmendmentRequest, ApproverRole, Model
 from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
-from settings import InvalidSettings, Settings
+from settings import InvalidSettings
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
-from starter.problems import explain, temporal_unreachable
+from starter.problems import explain
+from starter.session import run as _run
+from starter.session import settings
+from starter.session import temporal_client as _client
+from starter.session import ui_link as _ui_link
 from starter.usage_cli import usage_app
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
@@ -37,7 +41,6 @@ if TYPE_CHECKING:
     from sandbox import SandboxControl
 
 M = TypeVar("M", bound=Model)
-T = TypeVar("T")
 
 app = typer.Typer(
     name="o2c",
@@ -77,30 +80,6 @@ class RevenueReport(StrEnum):
 
 
 @cache
-def settings() -> Settings:
-    return Settings.from_env()
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
-
-
-def _ui_link(workflow_id: str) -> str:
-    from starter.client import temporal_config
-
-    return f"{settings().ui_url}/namespaces/{temporal_config(settings())['namespace']}/workflows/{workflow_id}"
-
-
-async def _client() -> Client:
-    from adapters.temporal import connect
-    from starter.client import temporal_config
-
-    try:
-        return await connect(temporal_config(settings()))
-    except RuntimeError as error:  # the SDK's way of saying the connection failed
-        raise temporal_unreachable(settings(), str(error)) from None
-
-
 def _read_request(path: str, model: type[M], what: str) -> M:
     try:
         raw = sys.stdin.read() if path == "-" else Path(path).read_text()

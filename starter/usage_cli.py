@@ -19,11 +19,11 @@ import csv
 import json
 import re
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -42,6 +42,10 @@ from starter.console import (
     show,
     table,
 )
+from starter.session import run as _run
+from starter.session import settings
+from starter.session import temporal_client as _client
+from starter.session import ui_link as _ui_link
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -50,7 +54,6 @@ if TYPE_CHECKING:
     from adapters.storage.usage import UsageLedger
     from workflows.usage_close import UsageCloseResult
 
-T = TypeVar("T")
 
 usage_app = typer.Typer(
     help="Usage events: import a file, the quarantine of refused events, API keys, master data, totals.",
@@ -66,14 +69,6 @@ FIELDS = ("identifier", "meter", "customer", "value", "timestamp", "dimensions")
 
 
 @cache
-def settings() -> Settings:
-    return Settings.from_env()
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
-
-
 def _ledger() -> UsageLedger:
     from adapters.storage.usage import UsageLedger
 
@@ -536,23 +531,6 @@ def _default_period() -> str:
     from canonical.usage.models import period_of, previous_period
 
     return previous_period(period_of(datetime.now(UTC)))
-
-
-def _ui_link(workflow_id: str) -> str:
-    from starter.client import temporal_config
-
-    return f"{settings().ui_url}/namespaces/{temporal_config(settings())['namespace']}/workflows/{workflow_id}"
-
-
-async def _client() -> Client:
-    from adapters.temporal import connect
-    from starter.client import temporal_config
-    from starter.problems import temporal_unreachable
-
-    try:
-        return await connect(temporal_config(settings()))
-    except RuntimeError as error:  # the SDK's way of saying the connection failed
-        raise temporal_unreachable(settings(), str(error)) from None
 
 
 async def start_period_close(client: Client, period: str, *, task_queue: str = "o2c") -> UsageCloseResult:
