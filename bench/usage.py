@@ -419,6 +419,44 @@ def review_world(systems: Any, number: int) -> Any:
     )
 
 
+def forget(systems: Any, number: int) -> None:
+    """Drop a released subscription's records from the in-memory fakes. Real systems keep them,
+    but not in the worker's memory: what the bench measures is the worker, so the stand-ins
+    must not grow with every release either."""
+    customer, subscription_id = f"cus_r{number:05d}", f"sub_r{number:05d}"
+    prefix = f"usage-{subscription_id}-"
+    invoices = {i for i, x in systems.billing.invoices.items() if x.account_id == customer}
+    systems.billing.accounts.pop(customer, None)
+    for i in invoices:
+        systems.billing.invoices.pop(i, None)
+        systems.tax.documents.pop(i, None)
+        systems.metering.held.discard(i)
+    systems.metering.customers.pop(subscription_id, None)
+    for store, keep in (
+        (systems.metering.events, lambda k, v: v.customer != customer),
+        (systems.metering._lines, lambda k, v: v[0] not in invoices),
+        (systems.metering._finalized, lambda k, v: v.id not in invoices),
+        (systems.tax.documents, lambda k, v: not k.startswith(prefix)),
+        (systems.erp.entries, lambda k, v: not k.startswith(prefix)),
+        (systems.schedules.schedules, lambda k, v: not k.startswith(prefix)),
+        (systems.notifications.outbox, lambda k, v: v.account_id != customer),
+        (systems.usage.quantities, lambda k, v: k[0] != customer),
+        (systems.usage.released, lambda k, v: v.customer != customer),
+    ):
+        for key in [k for k, v in store.items() if not keep(k, v)]:
+            del store[key]
+    systems.usage.closed = {x for x in systems.usage.closed if x[0] != customer}
+
+
+async def forget_released(client: Any, systems: Any, forgotten: set[str]) -> None:
+    """Forget every release the server says has completed since the last time (see forget)."""
+    async for execution in client.list_workflows("O2cProcess = 'usage' AND O2cStatus = 'completed'"):
+        if execution.id not in forgotten:
+            forgotten.add(execution.id)
+            forget(systems, int(execution.id.split("-")[1].removeprefix("sub_r")))
+    systems.ledger.calls.clear()  # the call log only serves the tests' counts
+
+
 async def review_counts(client: Any) -> Counter[str]:
     """The releases by o2c status, from the server's visibility (querying each workflow would
     pull it back into the worker's cache)."""
@@ -429,6 +467,8 @@ async def review_counts(client: Any) -> Counter[str]:
     return counts
 
 
+# How many releases may complete before the bench drops their records from the fakes.
+FORGET_EVERY = 200
 DONE_OR_WAITING = "('completed', 'awaiting_approval', 'needs_attention', 'rolled_back', 'failed', 'rejected')"
 
 
@@ -458,7 +498,7 @@ async def review_run(subscriptions: int, cache: int, in_flight: int) -> dict[str
         dev_server_extra_args=["--headless"],
     )
     systems = FakeSystems()
-    inputs = [review_world(systems, n) for n in range(subscriptions)]
+    forgotten: set[str] = set()
     held_expected = sum(1 for n in range(subscriptions) if n % SPIKE_EVERY == SPIKE_EVERY - 1)
     checkpoints = sorted({max(1, subscriptions // 4), max(1, subscriptions // 2), subscriptions})
     rows: list[dict[str, Any]] = []
@@ -487,15 +527,19 @@ async def review_run(subscriptions: int, cache: int, in_flight: int) -> dict[str
                 deadline = time.monotonic() + REVIEW_PHASE_TIMEOUT
                 while time.monotonic() < deadline:
                     done = await reviewed(env.client)
+                    if done - len(forgotten) >= FORGET_EVERY:
+                        await forget_released(env.client, systems, forgotten)
                     if done >= target:
                         break
                     room = min(in_flight - (started - done), target - started)
                     if room > 0:
-                        await asyncio.gather(*(start(release) for release in inputs[started : started + room]))
+                        worlds = [review_world(systems, n) for n in range(started, started + room)]
+                        await asyncio.gather(*(start(release) for release in worlds))
                         started += room
                     await asyncio.sleep(0.5)
                 counts = await review_counts(env.client)
                 elapsed = time.perf_counter() - first
+                await forget_released(env.client, systems, forgotten)
                 gc.collect()
                 rows.append({"subscriptions": started, "rss_mib": round(rss_mib(), 1), "elapsed_s": round(elapsed, 1)})
                 print(f"{started} reviewed, {dict(counts)}, worker RSS {rows[-1]['rss_mib']} MiB", flush=True)

@@ -458,6 +458,7 @@ class FakeMetering:
         self.accounts: dict[str, str] = {}  # legal entity -> its billing account (empty: the platform's)
         self._lines: dict[str, tuple[str, InvoiceLine]] = {}  # idempotency key -> (invoice, line added)
         self._finalized: dict[str, Invoice] = {}
+        self._numbers = 0
 
     def subscribe(self, customer: UsageCustomer) -> None:
         self.customers[customer.subscription_id] = customer
@@ -532,7 +533,8 @@ class FakeMetering:
     def make_draft(self, subscription_id: str, period: str) -> Invoice:
         """The period ends in billing: the draft that bills what the meters hold now."""
         subscription = self.customers[subscription_id]
-        invoice_id = f"in_usage_{len(self.billing.invoices) + 1}"
+        self._numbers += 1  # a number never given before, whatever was dropped since
+        invoice_id = f"in_usage_{self._numbers}"
         lines = self._usage_lines(subscription, period, invoice_id)
         invoice = Invoice(
             id=invoice_id,
@@ -584,11 +586,9 @@ class FakeMetering:
         if idempotency_key not in self._lines:
             if invoice.status != "draft":
                 raise BusinessError("stripe", f"invoice {invoice_id} is not a draft", code="invoice_not_editable")
+            self._numbers += 1
             line = InvoiceLine(
-                product="invoiceitem",
-                description=description,
-                amount=amount,
-                line_id=f"ii_{len(self._lines) + 1}",
+                product="invoiceitem", description=description, amount=amount, line_id=f"ii_{self._numbers}"
             )
             self._lines[idempotency_key] = (invoice_id, line)
             lines = [*invoice.lines, line]
