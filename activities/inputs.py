@@ -220,6 +220,7 @@ class UsageHistory(Model):
 
 class ReportUsage(Model):
     reports: list[MeterReport]
+    billing_account: str = ""  # the legal entity's own billing account; empty for the platform's
 
 
 class UsageCustomers(Model):
@@ -233,12 +234,14 @@ class MeteredQuantities(Model):
     meters: list[str]
     start: datetime
     end: datetime  # exclusive
+    billing_account: str = ""  # the legal entity's own billing account; empty for the platform's
 
 
 class FindUsageDraft(Model):
     subscription_id: str
     period_start: date
     period_end: date  # exclusive
+    billing_account: str = ""  # the legal entity's own billing account; empty for the platform's
 
 
 class AddInvoiceLine(Model):
@@ -248,13 +251,21 @@ class AddInvoiceLine(Model):
     description: str
     metadata: dict[str, str] = {}
     step: str
+    billing_account: str = ""  # the legal entity's own billing account; empty for the platform's
 
 
 class RemoveInvoiceLine(Model):
     line_id: str
     step: str
+    billing_account: str = ""  # the legal entity's own billing account; empty for the platform's
 
 
 class FinalizeInvoice(Model):
     invoice_id: str
     step: str = "invoice-finalize"
+    billing_account: str = ""  # the legal entity's own billing account; empty for the platform's
+
+
+class HoldInvoice(Model):
+    invoice_id: str
+    billing_account: str = ""  # the legal entity's own billing account; empty for the platform's

@@ -17,6 +17,7 @@ from activities.inputs import (
     AddInvoiceLine,
     FinalizeInvoice,
     FindUsageDraft,
+    HoldInvoice,
     MeteredQuantities,
     RemoveInvoiceLine,
     ReportUsage,
@@ -81,7 +82,7 @@ class UsageActivities:
     @activity.defn(name="usage.report")
     @classified
     async def report(self, request: ReportUsage) -> None:
-        await self.metering.report_usage(request.reports)
+        await self.metering.report_usage(request.reports, billing_account=request.billing_account)
 
     @activity.defn(name="usage.metered_quantities")
     @classified
@@ -89,7 +90,11 @@ class UsageActivities:
         """Per meter, what billing has counted for the customer in the window."""
         return {
             meter: await self.metering.metered_quantity(
-                meter, customer=request.customer, start=request.start, end=request.end
+                meter,
+                customer=request.customer,
+                start=request.start,
+                end=request.end,
+                billing_account=request.billing_account,
             )
             for meter in request.meters
         }
@@ -98,13 +103,16 @@ class UsageActivities:
     @classified
     async def find_draft(self, request: FindUsageDraft) -> Invoice | None:
         return await self.metering.find_usage_draft(
-            request.subscription_id, period_start=request.period_start, period_end=request.period_end
+            request.subscription_id,
+            period_start=request.period_start,
+            period_end=request.period_end,
+            billing_account=request.billing_account,
         )
 
     @activity.defn(name="usage.hold_invoice")
     @classified
-    async def hold_invoice(self, invoice_id: str) -> Invoice:
-        return await self.metering.hold_invoice(invoice_id)
+    async def hold_invoice(self, request: HoldInvoice) -> Invoice:
+        return await self.metering.hold_invoice(request.invoice_id, billing_account=request.billing_account)
 
     @activity.defn(name="usage.add_invoice_line")
     @classified
@@ -116,17 +124,22 @@ class UsageActivities:
             description=request.description,
             metadata=request.metadata,
             idempotency_key=idempotency_key(request.step),
+            billing_account=request.billing_account,
         )
 
     @activity.defn(name="usage.remove_invoice_line")
     @classified
     async def remove_invoice_line(self, request: RemoveInvoiceLine) -> None:
-        await self.metering.remove_invoice_line(request.line_id, idempotency_key=idempotency_key(request.step))
+        await self.metering.remove_invoice_line(
+            request.line_id, idempotency_key=idempotency_key(request.step), billing_account=request.billing_account
+        )
 
     @activity.defn(name="usage.finalize_invoice")
     @classified
     async def finalize_invoice(self, request: FinalizeInvoice) -> Invoice:
-        return await self.metering.finalize_invoice(request.invoice_id, idempotency_key=idempotency_key(request.step))
+        return await self.metering.finalize_invoice(
+            request.invoice_id, idempotency_key=idempotency_key(request.step), billing_account=request.billing_account
+        )
 
     def all(self) -> list[Callable[..., Any]]:
         return [

@@ -124,7 +124,8 @@ class BillingPort(Protocol):
 
 class MeteringPort(Protocol):
     """Usage-based billing: meters, metered subscriptions and the drafts they produce (Stripe
-    Billing Meters). Implemented by the billing adapter."""
+    Billing Meters). Implemented by the billing adapter. `billing_account` is the legal
+    entity's own billing account (a Stripe Connect account), empty for the platform's."""
 
     async def list_meters(self) -> list[Meter]:
         """Every meter of the account, active or not."""
@@ -138,23 +139,27 @@ class MeteringPort(Protocol):
         subscription `after`, at most `limit` of them (0: every one)."""
         ...
 
-    async def report_usage(self, reports: Sequence[MeterReport]) -> None:
+    async def report_usage(self, reports: Sequence[MeterReport], *, billing_account: str = "") -> None:
         """Send meter events (the v2 stream, a session token renewed when it expires, at most
         100 events a request). Each carries its identifier: sending one again counts nothing."""
         ...
 
-    async def metered_quantity(self, event_name: str, *, customer: str, start: datetime, end: datetime) -> int:
+    async def metered_quantity(
+        self, event_name: str, *, customer: str, start: datetime, end: datetime, billing_account: str = ""
+    ) -> int:
         """What billing's meter has counted for the customer in [start, end): the quantity the
         invoice will bill, since a draft is re-quantified only when it is finalised. It lags
         behind what was sent (meter summaries are computed asynchronously)."""
         ...
 
-    async def find_usage_draft(self, subscription_id: str, *, period_start: date, period_end: date) -> Invoice | None:
+    async def find_usage_draft(
+        self, subscription_id: str, *, period_start: date, period_end: date, billing_account: str = ""
+    ) -> Invoice | None:
         """The subscription's invoice that bills usage of [period_start, period_end), in any
         status, with its metered lines (meter, quantity, period); None while billing has none."""
         ...
 
-    async def hold_invoice(self, invoice_id: str) -> Invoice:
+    async def hold_invoice(self, invoice_id: str, *, billing_account: str = "") -> Invoice:
         """Stop billing finalising the draft on its own (auto_advance=false). Repeating it changes nothing."""
         ...
 
@@ -167,15 +172,16 @@ class MeteringPort(Protocol):
         description: str,
         metadata: dict[str, str],
         idempotency_key: str,
+        billing_account: str = "",
     ) -> Invoice:
         """A line on a draft (negative for a credit); the same key adds it once."""
         ...
 
-    async def remove_invoice_line(self, line_id: str, *, idempotency_key: str) -> None:
+    async def remove_invoice_line(self, line_id: str, *, idempotency_key: str, billing_account: str = "") -> None:
         """Take a line o2c added off a draft again (the undo of add_invoice_line)."""
         ...
 
-    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice:
         """Finalise a held draft. A draft billing cannot finalise (its tax, its customer) is a
         business error with billing's reason."""
         ...

@@ -140,11 +140,14 @@ class StripeMetering:
         self._api_key = api_key
         self._v2_url = v2_url.rstrip("/")
         self._meter_events_url = meter_events_url.rstrip("/")
-        self._session: _Session | None = None
+        # One meter event session per billing account: a token acts for the account it was made in.
+        self._sessions: dict[str, _Session] = {}
         self._session_lock = asyncio.Lock()
-        # Meter id -> event name, and event name -> payload keys: both fixed at a meter's creation.
+        # Meter id -> event name, and (account, event name) -> meter id and payload keys: all fixed at
+        # a meter's creation. Meter ids are unique across accounts; event names only within one.
         self._meter_names: dict[str, str] = {}
-        self._meter_keys: dict[str, _MeterKeys] = {}
+        self._meter_ids: dict[tuple[str, str], str] = {}
+        self._meter_keys: dict[tuple[str, str], _MeterKeys] = {}
 
     # -- meters ---------------------------------------------------------------------------
 
@@ -159,7 +162,8 @@ class StripeMetering:
             meters.extend(page["data"])
             for meter in page["data"]:
                 self._meter_names[meter["id"]] = meter["event_name"]
-                self._meter_keys[meter["event_name"]] = _MeterKeys(
+                self._meter_ids[(billing_account, meter["event_name"])] = meter["id"]
+                self._meter_keys[(billing_account, meter["event_name"])] = _MeterKeys(
                     customer=(meter.get("customer_mapping") or {}).get("event_payload_key") or "stripe_customer_id",
                     value=(meter.get("value_settings") or {}).get("event_payload_key") or "value",
                 )
@@ -275,9 +279,9 @@ class StripeMetering:
 
     # -- usage ----------------------------------------------------------------------------
 
-    async def _session_token(self, *, renew: bool = False) -> str:
+    async def _session_token(self, billing_account: str, *, renew: bool = False) -> str:
         async with self._session_lock:
-            session = self._session
+            session = self._sessions.get(billing_account)
             if renew or session is None or session.expires_at - SESSION_MARGIN_SECONDS <= time.time():
                 response = await send(
                     self._client,
@@ -288,6 +292,8 @@ class StripeMetering:
                         "Authorization": f"Bearer {self._api_key}",
                         "Stripe-Version": STRIPE_V2_VERSION,
                         "Content-Type": "application/json",
+                        # v2's way of naming the connected account a request acts for.
+                        **({"Stripe-Context": billing_account} if billing_account else {}),
                     },
                     content=b"",
                 )
@@ -295,23 +301,25 @@ class StripeMetering:
                     raise self._classify(response)
                 body = read_json(response)
                 expires = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00"))
-                session = self._session = _Session(str(body["authentication_token"]), expires.timestamp())
+                session = self._sessions[billing_account] = _Session(
+                    str(body["authentication_token"]), expires.timestamp()
+                )
             return session.token
 
-    async def _keys(self, event_name: str) -> _MeterKeys:
-        if event_name not in self._meter_keys:
-            await self._raw_meters()
+    async def _keys(self, event_name: str, billing_account: str) -> _MeterKeys:
+        if (billing_account, event_name) not in self._meter_keys:
+            await self._raw_meters(billing_account)
         # An event name no meter takes goes out with Stripe's default keys; Stripe reports it
         # in a `no_meter_found` event.
-        return self._meter_keys.get(event_name, _MeterKeys("stripe_customer_id", "value"))
+        return self._meter_keys.get((billing_account, event_name), _MeterKeys("stripe_customer_id", "value"))
 
-    async def report_usage(self, reports: Sequence[MeterReport]) -> None:
-        """Send the reports on the v2 stream, 100 a request."""
+    async def report_usage(self, reports: Sequence[MeterReport], *, billing_account: str = "") -> None:
+        """Send the reports on the v2 stream of the billing account, 100 a request."""
         for start in range(0, len(reports), MAX_STREAM_EVENTS):
             chunk = reports[start : start + MAX_STREAM_EVENTS]
             events = []
             for report in chunk:
-                keys = await self._keys(report.event_name)
+                keys = await self._keys(report.event_name, billing_account)
                 events.append(
                     {
                         "event_name": report.event_name,
@@ -320,12 +328,12 @@ class StripeMetering:
                         "payload": {keys.customer: report.customer, keys.value: str(report.value)},
                     }
                 )
-            await self._stream({"events": events})
+            await self._stream({"events": events}, billing_account)
 
-    async def _stream(self, body: dict[str, Any]) -> None:
+    async def _stream(self, body: dict[str, Any], billing_account: str) -> None:
         content = json_content(body)
         for attempt in (1, 2):
-            token = await self._session_token(renew=attempt == 2)
+            token = await self._session_token(billing_account, renew=attempt == 2)
             response = await send(
                 self._client,
                 SYSTEM,
@@ -347,13 +355,15 @@ class StripeMetering:
                 return  # counted already
             raise failure
 
-    async def metered_quantity(self, event_name: str, *, customer: str, start: datetime, end: datetime) -> int:
+    async def metered_quantity(
+        self, event_name: str, *, customer: str, start: datetime, end: datetime, billing_account: str = ""
+    ) -> int:
         """The meter's aggregate for the customer over [start, end) from its event summaries
         (Stripe wants minute-aligned bounds; usage periods start on the hour)."""
-        meter_id = self._meter_id(event_name)
+        meter_id = self._meter_ids.get((billing_account, event_name))
         if meter_id is None:
-            await self._raw_meters()  # a meter created since the last read
-            meter_id = self._meter_id(event_name)
+            await self._raw_meters(billing_account)  # a meter created since the last read
+            meter_id = self._meter_ids.get((billing_account, event_name))
         if meter_id is None:
             raise BusinessError(SYSTEM, f"billing has no meter for {event_name!r}", code="no_meter", fixable=True)
         total, after = 0, None
@@ -368,54 +378,61 @@ class StripeMetering:
                     "limit": 100,
                     "starting_after": after,
                 },
+                stripe_account=billing_account,
             )
             total += sum(int(Decimal(str(s["aggregated_value"]))) for s in page["data"])
             if not page.get("has_more") or not page["data"]:
                 return total
             after = page["data"][-1]["id"]
 
-    def _meter_id(self, event_name: str) -> str | None:
-        return next((i for i, name in self._meter_names.items() if name == event_name), None)
-
     # -- the usage draft --------------------------------------------------------------------
 
-    async def find_usage_draft(self, subscription_id: str, *, period_start: date, period_end: date) -> Invoice | None:
+    async def find_usage_draft(
+        self, subscription_id: str, *, period_start: date, period_end: date, billing_account: str = ""
+    ) -> Invoice | None:
         """The newest invoice of the subscription (not void, unless only a void one is there)
         whose metered lines bill [period_start, period_end)."""
         fallback: dict[str, Any] | None = None
         after: str | None = None
         while True:
             page = await self._call(
-                "GET", "/invoices", {"subscription": subscription_id, "limit": 100, "starting_after": after}
+                "GET",
+                "/invoices",
+                {"subscription": subscription_id, "limit": 100, "starting_after": after},
+                stripe_account=billing_account,
             )
             for raw in page["data"]:
                 if not _bills_period(raw, period_start, period_end):
                     continue
                 if raw["status"] != "void":
-                    return await self._read_invoice(raw)
+                    return await self._read_invoice(raw, billing_account=billing_account)
                 fallback = fallback or raw
             if not page.get("has_more") or not page["data"]:
-                return None if fallback is None else await self._read_invoice(fallback)
+                return None if fallback is None else await self._read_invoice(fallback, billing_account=billing_account)
             after = page["data"][-1]["id"]
 
-    async def _draft_or_missing(self, invoice_id: str) -> dict[str, Any]:
-        raw = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True)
+    async def _draft_or_missing(self, invoice_id: str, billing_account: str) -> dict[str, Any]:
+        raw = await self._call("GET", f"/invoices/{invoice_id}", not_found_none=True, stripe_account=billing_account)
         if raw is None:
             raise BusinessError(
                 SYSTEM, f"invoice {invoice_id} does not exist in billing", code="resource_missing", status=404
             )
         return raw
 
-    async def hold_invoice(self, invoice_id: str) -> Invoice:
+    async def hold_invoice(self, invoice_id: str, *, billing_account: str = "") -> Invoice:
         """`auto_advance=false` on a draft. Idempotent by state: a held draft, or an invoice
         that is no longer a draft (the caller reads its status), is returned as it is."""
-        raw = await self._draft_or_missing(invoice_id)
+        raw = await self._draft_or_missing(invoice_id, billing_account)
         if raw["status"] != "draft" or raw.get("auto_advance") is False:
-            return await self._read_invoice(raw)
+            return await self._read_invoice(raw, billing_account=billing_account)
         held = await self._call(
-            "POST", f"/invoices/{invoice_id}", {"auto_advance": False}, idempotency_key=f"o2c-hold-{invoice_id}"
+            "POST",
+            f"/invoices/{invoice_id}",
+            {"auto_advance": False},
+            idempotency_key=f"o2c-hold-{invoice_id}",
+            stripe_account=billing_account,
         )
-        return await self._read_invoice(held)
+        return await self._read_invoice(held, billing_account=billing_account)
 
     async def add_invoice_line(
         self,
@@ -426,10 +443,11 @@ class StripeMetering:
         description: str,
         metadata: dict[str, str],
         idempotency_key: str,
+        billing_account: str = "",
     ) -> Invoice:
         """An invoice item on the draft (a negative amount is a credit); its line's
         `line_id` is the item's id, which remove_invoice_line takes."""
-        raw = await self._draft_or_missing(invoice_id)
+        raw = await self._draft_or_missing(invoice_id, billing_account)
         if raw["currency"].upper() != amount.currency:
             raise BusinessError(
                 SYSTEM,
@@ -448,25 +466,35 @@ class StripeMetering:
                 "metadata": metadata,
             },
             idempotency_key=idempotency_key,
+            stripe_account=billing_account,
         )
-        return await self._read_invoice(await self._draft_or_missing(invoice_id))
+        raw = await self._draft_or_missing(invoice_id, billing_account)
+        return await self._read_invoice(raw, billing_account=billing_account)
 
-    async def remove_invoice_line(self, line_id: str, *, idempotency_key: str) -> None:
+    async def remove_invoice_line(self, line_id: str, *, idempotency_key: str, billing_account: str = "") -> None:
         """Delete the invoice item; one already gone is removed (idempotent by state)."""
-        found = await self._call("GET", f"/invoiceitems/{line_id}", not_found_none=True)
+        found = await self._call("GET", f"/invoiceitems/{line_id}", not_found_none=True, stripe_account=billing_account)
         if found is None:
             return
-        await self._call("DELETE", f"/invoiceitems/{line_id}", idempotency_key=idempotency_key)
+        await self._call(
+            "DELETE", f"/invoiceitems/{line_id}", idempotency_key=idempotency_key, stripe_account=billing_account
+        )
 
-    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice:
         """Finalise the held draft. Idempotent by state: an invoice no longer a draft is
         returned as it is. A draft Stripe cannot finalise is a business error with Stripe's
         reason, fixable when it is the customer's tax location."""
-        raw = await self._draft_or_missing(invoice_id)
+        raw = await self._draft_or_missing(invoice_id, billing_account)
         if raw["status"] != "draft":
-            return await self._read_invoice(raw)
-        final = await self._call("POST", f"/invoices/{invoice_id}/finalize", {}, idempotency_key=idempotency_key)
-        return await self._read_invoice(final)
+            return await self._read_invoice(raw, billing_account=billing_account)
+        final = await self._call(
+            "POST",
+            f"/invoices/{invoice_id}/finalize",
+            {},
+            idempotency_key=idempotency_key,
+            stripe_account=billing_account,
+        )
+        return await self._read_invoice(final, billing_account=billing_account)
 
 
 def _bills_period(invoice: dict[str, Any], start: date, end: date) -> bool:

@@ -56,9 +56,20 @@ class SandboxControl:
         customer: dict[str, Any] | None = None,
         subscription: dict[str, Any] | None = None,
         meters: list[dict[str, Any]] | None = None,
+        stripe_account: str = "",
     ) -> dict[str, Any]:
-        """Seed meters, a customer and a subscription (see control/seeding.py for the body)."""
-        body = {k: v for k, v in (("meters", meters), ("customer", customer), ("subscription", subscription)) if v}
+        """Seed meters, a customer and a subscription (see control/seeding.py for the body), in
+        the platform's account or the connected `stripe_account`."""
+        body = {
+            k: v
+            for k, v in (
+                ("meters", meters),
+                ("customer", customer),
+                ("subscription", subscription),
+                ("stripe_account", stripe_account),
+            )
+            if v
+        }
         return self._ok(self._http.post("/seed", json=body))
 
     def seed_period(self, *, timeout: float = 600.0, **spec: Any) -> dict[str, Any]:

@@ -481,8 +481,23 @@ class FakeMetering:
     def billing_account_of(self, customer: UsageCustomer) -> str:
         return self.accounts.get(customer.legal_entity, "")
 
-    async def report_usage(self, reports) -> None:
+    def _in_account(self, billing_account: str, *, customer: str = "", subscription_id: str = "") -> None:
+        """As in Stripe, a customer or invoice of another billing account does not exist here."""
+        for c in self.customers.values():
+            if (c.customer == customer or c.subscription_id == subscription_id) and (
+                self.billing_account_of(c) != billing_account
+            ):
+                raise BusinessError("stripe", f"no such customer in billing account {billing_account!r}", status=404)
+
+    def _invoice_in(self, invoice_id: str, billing_account: str) -> Invoice:
+        invoice = self.billing.invoices[invoice_id]
+        self._in_account(billing_account, subscription_id=invoice.subscription_id)
+        return invoice
+
+    async def report_usage(self, reports, *, billing_account: str = "") -> None:
         self.ledger.record("usage.report")
+        for report in reports:
+            self._in_account(billing_account, customer=report.customer)
         if len(reports) > 100:
             raise BusinessError("stripe", "at most 100 events a request", code="too_many_events")
         for report in reports:
@@ -491,9 +506,10 @@ class FakeMetering:
             else:
                 self.events.setdefault(report.identifier, report)
 
-    async def metered_quantity(self, event_name: str, *, customer: str, start, end) -> int:
+    async def metered_quantity(self, event_name: str, *, customer: str, start, end, billing_account: str = "") -> int:
         """The meter's sum for the customer over [start, end), as its event summaries give it."""
         self.ledger.record("usage.metered_quantity")
+        self._in_account(billing_account, customer=customer)
         return sum(
             e.value
             for e in self.events.values()
@@ -567,22 +583,28 @@ class FakeMetering:
         self.billing.invoices[invoice.id] = invoice
         return invoice
 
-    async def find_usage_draft(self, subscription_id, *, period_start, period_end) -> Invoice | None:
+    async def find_usage_draft(
+        self, subscription_id, *, period_start, period_end, billing_account=""
+    ) -> Invoice | None:
         self.ledger.record("usage.find_draft")
+        self._in_account(billing_account, subscription_id=subscription_id)
         period = f"{period_start:%Y-%m}"
         invoice = self.draft_of(subscription_id, period)
         if invoice is None and self.drafts and subscription_id in self.customers:
             invoice = self.make_draft(subscription_id, period)
         return self._refresh(invoice) if invoice else None
 
-    async def hold_invoice(self, invoice_id: str) -> Invoice:
+    async def hold_invoice(self, invoice_id: str, *, billing_account: str = "") -> Invoice:
         self.ledger.record("usage.hold_invoice")
+        invoice = self._invoice_in(invoice_id, billing_account)
         self.held.add(invoice_id)
-        return self._refresh(self.billing.invoices[invoice_id])
+        return self._refresh(invoice)
 
-    async def add_invoice_line(self, invoice_id, *, customer, amount, description, metadata, idempotency_key):
+    async def add_invoice_line(
+        self, invoice_id, *, customer, amount, description, metadata, idempotency_key, billing_account=""
+    ):
         self.ledger.record("usage.add_invoice_line")
-        invoice = self.billing.invoices[invoice_id]
+        invoice = self._invoice_in(invoice_id, billing_account)
         if idempotency_key not in self._lines:
             if invoice.status != "draft":
                 raise BusinessError("stripe", f"invoice {invoice_id} is not a draft", code="invoice_not_editable")
@@ -598,10 +620,10 @@ class FakeMetering:
             self.billing.invoices[invoice_id] = invoice
         return self._refresh(self.billing.invoices[invoice_id])
 
-    async def remove_invoice_line(self, line_id: str, *, idempotency_key: str) -> None:
+    async def remove_invoice_line(self, line_id: str, *, idempotency_key: str, billing_account: str = "") -> None:
         self.ledger.record("usage.remove_invoice_line")
         for invoice_id, line in self._lines.values():
-            invoice = self.billing.invoices[invoice_id]
+            invoice = self._invoice_in(invoice_id, billing_account)
             if line.line_id == line_id and any(x.line_id == line_id for x in invoice.lines):
                 if invoice.status != "draft":
                     raise BusinessError("stripe", f"invoice {invoice_id} is not a draft", code="invoice_not_editable")
@@ -610,10 +632,10 @@ class FakeMetering:
                     update={"lines": lines, "total": total((x.amount for x in lines), invoice.currency)}
                 )
 
-    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str) -> Invoice:
+    async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice:
         self.ledger.record("usage.finalize_invoice")
         if idempotency_key not in self._finalized:
-            invoice = self._refresh(self.billing.invoices[invoice_id], finalising=True)
+            invoice = self._refresh(self._invoice_in(invoice_id, billing_account), finalising=True)
             if invoice.status != "draft":
                 raise BusinessError("stripe", f"invoice {invoice_id} is {invoice.status}", code="invoice_not_draft")
             invoice = invoice.model_copy(update={"status": "open", "tax": None})

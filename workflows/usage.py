@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         AddInvoiceLine,
         FinalizeInvoice,
         FindUsageDraft,
+        HoldInvoice,
         MeteredQuantities,
         RemoveInvoiceLine,
         ReportUsage,
@@ -237,6 +238,12 @@ class UsageReleaseWorkflow(BookingWorkflow):
         self.entries: list[JournalEntryRef] = []
         self.schedule: RevenueSchedule | None = None
         self.release: UsageRelease | None = None
+
+    @property
+    def billing_account(self) -> str:
+        """The legal entity's own billing account, where its usage is metered and invoiced."""
+        r = self.input
+        return self.entity_for(r.legal_entities, r.legal_entity).billing_account if r else ""
 
     # -- what an operator sees ------------------------------------------------------------------
 
@@ -438,7 +445,9 @@ class UsageReleaseWorkflow(BookingWorkflow):
         self.set_stage("reporting " + ", ".join(f"{x.event_name} {x.value:+,}" for x in reports) + " to billing")
         await self.step(
             "meter reports",
-            lambda: self.forward(UsageActivities.report, ReportUsage(reports=reports)),
+            lambda: self.forward(
+                UsageActivities.report, ReportUsage(reports=reports, billing_account=self.billing_account)
+            ),
             skippable=False,
         )
         self.reported.update(self.counted)
@@ -450,6 +459,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
         r = self.input
         assert r is not None
         find = FindUsageDraft(
+            billing_account=self.billing_account,
             subscription_id=r.subscription_id,
             period_start=period_start(r.period).date(),
             period_end=period_end(r.period).date(),
@@ -510,7 +520,11 @@ class UsageReleaseWorkflow(BookingWorkflow):
             self.draft = await self._read_draft() or draft
         self.set_stage(f"holding draft {draft.id}")
         self.draft = await self.step(
-            "hold the draft", lambda: self.forward(UsageActivities.hold_invoice, draft.id), skippable=False
+            "hold the draft",
+            lambda: self.forward(
+                UsageActivities.hold_invoice, HoldInvoice(invoice_id=draft.id, billing_account=self.billing_account)
+            ),
+            skippable=False,
         )
 
     # -- review -----------------------------------------------------------------------------------
@@ -560,7 +574,11 @@ class UsageReleaseWorkflow(BookingWorkflow):
         r = self.input
         assert r is not None
         request = MeteredQuantities(
-            customer=r.customer, meters=sorted(self.counted), start=period_start(r.period), end=period_end(r.period)
+            billing_account=self.billing_account,
+            customer=r.customer,
+            meters=sorted(self.counted),
+            start=period_start(r.period),
+            end=period_end(r.period),
         )
         self.metered = await self.step(
             "billing's meter counts",
@@ -583,7 +601,9 @@ class UsageReleaseWorkflow(BookingWorkflow):
         reports = list(self.sent)
         await self.step(
             "meter reports",
-            lambda: self.forward(UsageActivities.report, ReportUsage(reports=reports)),
+            lambda: self.forward(
+                UsageActivities.report, ReportUsage(reports=reports, billing_account=self.billing_account)
+            ),
             skippable=False,
         )
 
@@ -710,6 +730,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
             await self._add_line(
                 "credit line",
                 AddInvoiceLine(
+                    billing_account=self.billing_account,
                     invoice_id=draft.id,
                     customer=r.customer,
                     amount=-credit,
@@ -727,6 +748,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
             await self._add_line(
                 "tax line",
                 AddInvoiceLine(
+                    billing_account=self.billing_account,
                     invoice_id=draft.id,
                     customer=r.customer,
                     amount=tax,
@@ -736,7 +758,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
                 ),
             )
 
-        finalize = FinalizeInvoice(invoice_id=draft.id, step="usage-finalize")
+        finalize = FinalizeInvoice(invoice_id=draft.id, step="usage-finalize", billing_account=self.billing_account)
         self.saga.add("invoice", lambda: self._void(finalize, entity))
         self.invoice = await self._finalize(finalize)
         invoice = self.invoice
@@ -868,7 +890,8 @@ class UsageReleaseWorkflow(BookingWorkflow):
             if not line_id:
                 return
         await self.undo(
-            UsageActivities.remove_invoice_line, RemoveInvoiceLine(line_id=line_id, step=f"{line.step}-undo")
+            UsageActivities.remove_invoice_line,
+            RemoveInvoiceLine(line_id=line_id, step=f"{line.step}-undo", billing_account=self.billing_account),
         )
 
     async def _finalize(self, request: FinalizeInvoice) -> Invoice:

@@ -18,6 +18,7 @@ from sandbox.control import BadRequest
 from sandbox.core import ApiError, new_id
 from sandbox.currency import minor_unit
 from sandbox.store import Store, Tx
+from sandbox.stripe.accounts import current_account
 from sandbox.stripe.customers import new_customer
 from sandbox.stripe.meters import create_meter, meter_by_event_name
 from sandbox.stripe.params import timestamp
@@ -56,8 +57,22 @@ def _seed_meters(tx: Tx, specs: Any) -> dict[str, str]:
 
 
 def seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    """With `stripe_account` (acct_...), everything is seeded in that connected account."""
+    account = str(body.get("stripe_account") or "") or None
+    if account is not None and (not account.startswith("acct_") or len(account) > 40):
+        raise BadRequest("stripe_account is empty (the platform) or a Connect account id acct_...")
+    token = current_account.set(account)
+    try:
+        return _seed(store, body, account)
+    finally:
+        current_account.reset(token)
+
+
+def _seed(store: Store, body: dict[str, Any], account: str | None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     with store.tx() as tx:
+        if account:
+            tx.insert_fields["stripe"] = {"_stripe_account": account}
         if "meters" in body:
             result["meter_ids"] = _seed_meters(tx, body["meters"])
         spec = body.get("customer")

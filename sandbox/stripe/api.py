@@ -164,7 +164,9 @@ def run_v2(
         err = v2_error(400, "invalid_request", "The body is not valid JSON.")
         return json_response(err.status, err.body, err.headers)
     request_id = new_id("req")
-    account_token = current_account.set(request.headers.get("stripe-account") or None)
+    # v2 names the connected account a request acts for in `Stripe-Context` (v1: `Stripe-Account`).
+    account = request.headers.get("stripe-context") or request.headers.get("stripe-account") or None
+    account_token = current_account.set(account)
     try:
         with store.tx() as tx:
             status, out = handler(tx, request, body, **path_params)

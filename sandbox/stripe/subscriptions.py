@@ -10,7 +10,7 @@ from sandbox.core import new_id
 from sandbox.currency import minor_unit
 from sandbox.store import Tx
 from sandbox.stripe import SYSTEM
-from sandbox.stripe.accounts import customer_here
+from sandbox.stripe.accounts import current_account, customer_here
 from sandbox.stripe.errors import invalid, missing, no_such
 from sandbox.stripe.events import emit
 from sandbox.stripe.metered_lines import is_metered
@@ -301,11 +301,15 @@ def update_subscription(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, A
 
 
 def list_subscriptions(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
-    """GET /v1/subscriptions: newest first, filtered by customer and status, with cursors."""
+    """GET /v1/subscriptions: the account's own (a connected account's are not the platform's),
+    newest first, filtered by customer and status, with cursors."""
     limit = integer(params.get("limit", 10), "limit")
     if not 1 <= limit <= 100:
         raise invalid("limit must be between 1 and 100", param="limit")
-    subscriptions = list(reversed(tx.list(SYSTEM, "subscription")))
+    account = current_account.get()
+    subscriptions = [
+        s for s in reversed(tx.list(SYSTEM, "subscription")) if (s.get("_stripe_account") or None) == account
+    ]
     for name in ("customer", "status"):
         if params.get(name):
             subscriptions = [s for s in subscriptions if s.get(name) == params[name]]

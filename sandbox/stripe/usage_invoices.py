@@ -51,12 +51,20 @@ def end_period(tx: Tx, id: str, body: dict[str, Any]) -> dict[str, Any]:
     start, end = int(subscription["current_period_start"]), int(subscription["current_period_end"])
     account = subscription.get("_stripe_account") or None
     token = current_account.set(account)
+    # The draft is the connected account's, as the API would have made it in that account.
+    fields = tx.insert_fields.get(SYSTEM)
+    if account:
+        tx.insert_fields[SYSTEM] = {"_stripe_account": account}
     try:
         _, invoice = create_invoice(
             tx, {"customer": subscription["customer"], "subscription": id, "currency": subscription["currency"]}
         )
     finally:
         current_account.reset(token)
+        if fields is None:
+            tx.insert_fields.pop(SYSTEM, None)
+        else:
+            tx.insert_fields[SYSTEM] = fields
     now = clock.now(tx)
     invoice.update(
         {

@@ -230,3 +230,54 @@ async def test_an_unheld_draft_finalises_on_its_own_with_usage_sent_in_the_grace
     final = await billing.get_invoice(draft.id)
     assert final is not None and final.status == "open"
     assert {line.meter: line.quantity for line in final.lines}["api_calls"] == 2000
+
+
+async def test_a_legal_entitys_own_billing_account_meters_and_invoices_its_usage(sandbox, billing):
+    """Everything of a Connect account's customer happens in that account: its meter (an
+    event name of its own there), the v2 stream (Stripe-Context), the summaries, the draft."""
+    account = "acct_usage_uk01"
+    seeded = sandbox.seed(
+        stripe_account=account,
+        meters=[{"event_name": "api_calls", "display_name": "API calls"}],
+        customer={"id": "cus_uk_usage", "currency": "USD", "legal_entity": "UK01"},
+        subscription={
+            "id": "sub_uk_usage",
+            "currency": "USD",
+            "items": [{"product": "api", "meter": "api_calls", "unit_amount_decimal": "1"}],
+            "current_period_start": PERIOD_START.isoformat(),
+            "current_period_end": PERIOD_END.isoformat(),
+        },
+    )
+    assert await billing.usage_customers() == []  # not the platform's
+    [customer] = await billing.usage_customers(billing_account=account)
+    assert customer.subscription_id == "sub_uk_usage" and customer.prices[0].meter == "api_calls"
+    when = datetime.now(tz=UTC) - timedelta(minutes=1)
+    reports = [
+        MeterReport(identifier="uk-1", event_name="api_calls", customer="cus_uk_usage", value=700, timestamp=when)
+    ]
+    await billing.report_usage(reports, billing_account=account)
+    await billing.report_usage(reports, billing_account=account)  # once, however often
+    start = datetime(PERIOD_START.year, PERIOD_START.month, PERIOD_START.day, tzinfo=UTC)
+    end = datetime(PERIOD_END.year, PERIOD_END.month, PERIOD_END.day, tzinfo=UTC)
+    counted = await billing.metered_quantity(
+        "api_calls", customer="cus_uk_usage", start=start, end=end, billing_account=account
+    )
+    assert counted == 700 and seeded["meter_ids"]["api_calls"].startswith("mtr_")
+    sandbox.end_period("sub_uk_usage")
+    assert await billing.find_usage_draft("sub_uk_usage", period_start=PERIOD_START, period_end=PERIOD_END) is None
+    draft = await billing.find_usage_draft(
+        "sub_uk_usage", period_start=PERIOD_START, period_end=PERIOD_END, billing_account=account
+    )
+    assert draft is not None and draft.billing_account == account
+    held = await billing.hold_invoice(draft.id, billing_account=account)
+    credited = await billing.add_invoice_line(
+        held.id,
+        customer="cus_uk_usage",
+        amount=usd("-1.00"),
+        description="Credit: goodwill",
+        metadata={},
+        idempotency_key="uk-credit",
+        billing_account=account,
+    )
+    final = await billing.finalize_invoice(credited.id, idempotency_key="uk-final", billing_account=account)
+    assert final.status == "open" and final.total == usd("6.00")  # 700 calls at a cent, less the credit

@@ -339,18 +339,34 @@ async def test_a_meter_the_subscription_does_not_bill_parks_with_the_difference(
     assert nothing_booked(s) and s.billing.invoices[parked.draft_id].status == "draft"
 
 
+async def test_usage_of_an_entity_billed_on_its_own_account_is_metered_and_invoiced_there(env, worker, systems):
+    s = systems
+    s.metering.accounts["US02"] = "acct_us02"  # billing knows the customer in that account only
+    subscription = f"sub_m{uuid.uuid4().hex[:6]}"
+    s.metering.subscribe(metered_customer(subscription, customer="cus_globex", legal_entity="US02"))
+    s.billing.accounts["cus_globex"] = s.billing.accounts["cus_acme"].model_copy(update={"id": "cus_globex"})
+    s.usage.count("cus_globex", PERIOD, "api_calls", 10_000, events=1_000)
+    handle = await start(env, worker, subscription, customer="cus_globex", legal_entity="US02")
+    await until(handle, Status.AWAITING_APPROVAL)  # a first usage invoice: a person looks at it
+    await decide(handle, "fiona.finance", ApproverRole.FINANCE)
+    result = await handle.result()
+    assert result.outcome == UsageOutcome.RELEASED, result.message
+    assert s.metering.metered_sum("cus_globex", "api_calls", PERIOD) == 10_000
+    assert s.billing.invoices[result.invoice_id].status == "open"
+
+
 async def test_a_finalised_quantity_other_than_counted_rolls_the_release_back(env, worker, systems, monkeypatch):
     s = systems
     subscription = usage_world(s, 10_000)
     finalize = s.metering.finalize_invoice
 
-    async def someone_else_reports_first(invoice_id, *, idempotency_key):
+    async def someone_else_reports_first(invoice_id, **options):
         # Another system sends usage of the period to the meter during the grace period.
         late = MeterReport(
             identifier="other-system-1", event_name="api_calls", customer="cus_acme", value=500, timestamp=IN_PERIOD
         )
         s.metering.events.setdefault(late.identifier, late)
-        return await finalize(invoice_id, idempotency_key=idempotency_key)
+        return await finalize(invoice_id, **options)
 
     monkeypatch.setattr(s.metering, "finalize_invoice", someone_else_reports_first)
     handle = await start(env, worker, subscription)
