@@ -164,8 +164,8 @@ def test_a_meter_is_created_unique_and_immutable_but_for_its_name(stripe):
     missing = stripe.post("/v1/billing/meters", data={"display_name": "x", "event_name": "y"})
     assert missing.json()["error"]["param"] == "default_aggregation[formula]"
     assert stripe.post(f"/v1/billing/meters/{meter['id']}", data={"event_name": "other"}).status_code == 400
-    renamed = stripe.post(f"/v1/billing/meters/{meter['id']}", data={"display_name": "LLM tokens"}).json()
-    assert renamed["display_name"] == "LLM tokens" and renamed["event_name"] == "tokens"
+    renamed = stripe.post(f"/v1/billing/meters/{meter['id']}", data={"display_name": "Model tokens"}).json()
+    assert renamed["display_name"] == "Model tokens" and renamed["event_name"] == "tokens"
     off = stripe.post(f"/v1/billing/meters/{meter['id']}/deactivate").json()
     assert off["status"] == "inactive" and off["status_transitions"]["deactivated_at"]
     assert [m["id"] for m in stripe.get("/v1/billing/meters", params={"status": "inactive"}).json()["data"]] == [
