@@ -36,14 +36,30 @@ from workflows.usage_close import UsageCloseInput, UsageCloseResult, UsagePeriod
 IN_PERIOD = datetime(2026, 10, 20, tzinfo=UTC)
 
 
+# The releases the current test started: the time-skipping server is shared by the session,
+# and a release left waiting keeps firing its timers (draft polls, re-checks, escalations) into
+# every later test's skipped time, with no worker left to answer them.
+STARTED: list[WorkflowHandle] = []
+
+
+@pytest.fixture(autouse=True)
+async def nothing_left_running():
+    yield
+    while STARTED:
+        with contextlib.suppress(RPCError):  # most have finished
+            await STARTED.pop().terminate(reason="the test is over")
+
+
 async def start(env, task_queue, subscription_id, **fields) -> WorkflowHandle:
-    return await env.client.start_workflow(
+    handle = await env.client.start_workflow(
         UsageReleaseWorkflow.run,
         release_input(subscription_id, **fields),
         id=usage_workflow_id(subscription_id, PERIOD),
         task_queue=task_queue,
         result_type=UsageResult,
     )
+    STARTED.append(handle)
+    return handle
 
 
 async def state(handle) -> UsageState:
