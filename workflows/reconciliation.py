@@ -59,7 +59,6 @@ with workflow.unsafe.imports_passed_through():
 # Reading a large period takes a while; a reader that stops heartbeating is retried from its
 # last cursor. A system down for longer than this parks the run for an operator.
 READ_TIMEOUT = timedelta(hours=6)
-BATCH_CALL_TIMEOUT = timedelta(minutes=2)
 # A reader resumes at its last page, so a retry loses little: retry soon, however many
 # pages have failed before (Temporal's backoff grows with every attempt of the activity).
 READ_RETRY = RetryPolicy(
@@ -227,9 +226,7 @@ class ReconciliationBatchWorkflow:
         return await workflow.execute_activity_method(
             fn,
             arg,
-            # A batch's calls are short; a worker killed mid-call is noticed at this timeout and
-            # the call retried elsewhere, so keep it near what a call can take, not minutes more.
-            start_to_close_timeout=BATCH_CALL_TIMEOUT,
+            start_to_close_timeout=timedelta(minutes=10),
             schedule_to_close_timeout=input.step_window,
             retry_policy=FORWARD_RETRY,
         )
