@@ -11,18 +11,22 @@ from decimal import Decimal
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
 from adapters.errors import BusinessError, IntegrationBug
+from adapters.temporal import register_search_attributes
 from canonical.approval import ApprovalPolicy
 from canonical.models import ApproverRole
 from canonical.usage.models import Meter, MeterReport, ReviewAction, UsageDecision, UsagePolicy
+from starter.binaries import test_server_binary
 from starter.client import adjust_usage, start_usage_release
 from tests.fakes import usd
 from tests.workflows.usage_world import API_CALLS, PERIOD, metered_customer, release_input, usage_world
 from workflows.kit.approval import DecisionInput
 from workflows.kit.attention import OperatorAction, ResolveInput
-from workflows.kit.status import Status
+from workflows.kit.status import SEARCH_ATTRIBUTES, Status
 from workflows.usage import (
     UsageOutcome,
     UsageReleaseWorkflow,
@@ -36,9 +40,21 @@ from workflows.usage_close import UsageCloseInput, UsageCloseResult, UsagePeriod
 IN_PERIOD = datetime(2026, 10, 20, tzinfo=UTC)
 
 
-# The releases the current test started: the time-skipping server is shared by the session,
-# and a release left waiting keeps firing its timers (draft polls, re-checks, escalations) into
-# every later test's skipped time, with no worker left to answer them.
+# These tests skip days of time on purpose. On the session's shared time-skipping server every
+# workflow other modules left waiting (with no worker left to answer it) would wake up in that
+# time too; a server of their own skips only theirs.
+@pytest.fixture(scope="module")
+async def env():
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_binary()
+    )
+    await register_search_attributes(environment.client, "default", SEARCH_ATTRIBUTES)
+    yield environment
+    await environment.shutdown()
+
+
+# The releases the current test started: a release left waiting keeps firing its timers (draft
+# polls, re-checks, escalations) into every later test's skipped time.
 STARTED: list[WorkflowHandle] = []
 
 
