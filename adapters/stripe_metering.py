@@ -1,5 +1,5 @@
-"""Stripe's usage-based billing (Billing Meters) as o2c's MeteringPort: a mixin of
-StripeBilling, which owns the HTTP client, the v1 calls and the error table.
+"""Stripe's usage-based billing (Billing Meters) as o2c's MeteringPort, on the v1 calls and
+error table of adapters/stripe_api.py; StripeBilling builds on it.
 
 - Meters and metered prices are read from Stripe (`/v1/billing/meters`, subscription items
   on `recurring[usage_type]=metered` prices); a meter is known in o2c by its event name.
@@ -23,24 +23,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any
 
-import httpx
-
-from adapters.errors import AdapterError, BusinessError, IntegrationBug
+from adapters.errors import BusinessError, IntegrationBug
 from adapters.http import json_content, read_json, send
+from adapters.stripe_api import SESSION_EXPIRED, SYSTEM, StripeApi, classify
 from canonical.models import Invoice
 from canonical.money import Money, minor_unit
 from canonical.usage.models import Aggregation, Meter, MeteredPrice, MeterReport, UsageCustomer
 
-SYSTEM = "stripe"
 # The v2 API needs a version that has it (the v1 calls keep theirs); unverified whether
 # Stripe refuses the older pinned version on v2.
 STRIPE_V2_VERSION = "2024-09-30.acacia"
 MAX_STREAM_EVENTS = 100
 # A session token is renewed this long before Stripe's expiry, so a request never races it.
 SESSION_MARGIN_SECONDS = 60
-SESSION_EXPIRED = "billing_meter_event_session_expired"
 DUPLICATE_EVENT = "An event already exists with identifier"
 AGGREGATIONS = {"sum": Aggregation.SUM, "count": Aggregation.COUNT}
 
@@ -87,54 +84,12 @@ class _MeterKeys:
     value: str
 
 
-class StripeMetering:
-    """MeteringPort over Stripe's Billing Meters. Mixed into StripeBilling, whose `_call`,
-    `_client` and error classification it uses."""
+class StripeMetering(StripeApi):
+    """MeteringPort over Stripe's Billing Meters; StripeBilling (adapters/stripe.py) adds the
+    billing port and how an invoice reads."""
 
-    _client: httpx.AsyncClient
-
-    if TYPE_CHECKING:  # StripeBilling's
-
-        @overload
-        async def _call(
-            self,
-            method: str,
-            path: str,
-            params: dict[str, Any] | None = None,
-            *,
-            idempotency_key: str | None = None,
-            not_found_none: Literal[False] = False,
-            stripe_account: str = "",
-        ) -> dict[str, Any]: ...
-
-        @overload
-        async def _call(
-            self,
-            method: str,
-            path: str,
-            params: dict[str, Any] | None = None,
-            *,
-            idempotency_key: str | None = None,
-            not_found_none: bool,
-            stripe_account: str = "",
-        ) -> dict[str, Any] | None: ...
-
-        async def _call(
-            self,
-            method: str,
-            path: str,
-            params: dict[str, Any] | None = None,
-            *,
-            idempotency_key: str | None = None,
-            not_found_none: bool = False,
-            stripe_account: str = "",
-        ) -> dict[str, Any] | None: ...
-
-        def _to_invoice(
-            self, invoice: dict[str, Any], meters: Mapping[str, str], *, billing_account: str = ""
-        ) -> Invoice: ...
-
-        def _classify(self, response: httpx.Response) -> AdapterError: ...
+    def _to_invoice(self, invoice: dict[str, Any], meters: Mapping[str, str], *, billing_account: str = "") -> Invoice:
+        raise NotImplementedError  # StripeBilling's: the invoice mapping lives with the billing adapter
 
     def _init_metering(self, api_key: str, v2_url: str, meter_events_url: str) -> None:
         self._api_key = api_key
@@ -298,7 +253,7 @@ class StripeMetering:
                     content=b"",
                 )
                 if response.status_code >= 400:
-                    raise self._classify(response)
+                    raise classify(response)
                 body = read_json(response)
                 expires = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00"))
                 session = self._sessions[billing_account] = _Session(
@@ -348,7 +303,7 @@ class StripeMetering:
             )
             if response.status_code < 400:
                 return
-            failure = self._classify(response)
+            failure = classify(response)
             if failure.code == SESSION_EXPIRED and attempt == 1:
                 continue  # renew the session and send the same events again
             if response.status_code == 400 and DUPLICATE_EVENT in failure.message:

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import statistics
 import sys
 import time
@@ -32,6 +31,8 @@ from temporalio import activity, workflow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.measure import free_port
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.api.enums.v1 import EventType
@@ -72,12 +73,6 @@ class BareWorkflow:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seeded_systems() -> FakeSystems:

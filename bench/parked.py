@@ -36,6 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.registry import all_activities
+from bench.measure import rss_mib
 from canonical.models import Account, Address, Invoice, PaymentEvent, PaymentEventKind, Subscription
 from canonical.renewal import RenewalRequest, RenewedLine
 from starter.binaries import dev_server_binary
@@ -48,14 +49,6 @@ from workflows.renewal import RenewalWorkflow
 TASK_QUEUE = "bench-parked"
 START_CONCURRENCY = 50
 PHASE_TIMEOUT = 900.0
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def seeded_systems() -> FakeSystems:

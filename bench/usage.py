@@ -25,7 +25,6 @@ import gc
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.storage.db import engine_for, upgrade
 from adapters.storage.usage import UsageLedger, period_totals
+from bench.measure import free_port, rss_mib, wait_for_http
 from canonical.models import Account, Address
 from canonical.money import Money
 from canonical.usage.models import (
@@ -61,12 +61,6 @@ from starter.usage_ingress import USAGE_PATH
 DUPLICATE_SHARE = 0.01
 INVALID_SHARE = 0.005
 METERS = ("api_calls", "storage_gb")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def process_tree(pid: int) -> list[int]:
@@ -207,20 +201,6 @@ def start_ingress(database_url: str, port: int, workers: int, log: Path) -> subp
     return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the ingress exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the ingress did not come up")
-
-
 async def send_all(url: str, key: str, plan: Plan, events: int, senders: int) -> dict[str, Any]:
     batches = (events + MAX_BATCH - 1) // MAX_BATCH
     rng = random.Random(11)
@@ -276,7 +256,7 @@ def ingest_phase(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     port = free_port()
     ingress = start_ingress(database_url, port, args.workers, logs / "usage-ingress.log")
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", ingress)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", ingress)
         cpu_before = cpu_seconds(ingress.pid)
         sent = asyncio.run(send_all(f"http://127.0.0.1:{port}", key, plan, args.events, args.senders))
         ingress_cpu = cpu_seconds(ingress.pid) - cpu_before
@@ -352,14 +332,6 @@ REVIEW_HISTORY = (9800, 10100, 9900, 10200, 10000, 10050)  # six released months
 SPIKE_EVERY = 20  # one subscription in 20 spikes 42 % above its median and waits for a person
 START_CONCURRENCY = 50
 REVIEW_PHASE_TIMEOUT = 1800.0
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def review_world(systems: Any, number: int) -> Any:

@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from adapters.errors import BusinessError, IntegrationBug, TransientError
-from adapters.stripe import StripeBilling, encode_form
+from adapters.stripe import StripeBilling
+from adapters.stripe_api import encode_form
 from canonical.models import InvoiceLine, SubscriptionLine
 from canonical.money import Money
 from sandbox.core import parse_nested
@@ -318,7 +319,7 @@ async def test_list_invoices_follows_the_cursor(sandbox, seeded):
 
 
 def test_stripe_should_retry_header_overrides_the_status():
-    from adapters.stripe import classify
+    from adapters.stripe_api import classify
 
     body = {"error": {"type": "api_error", "message": "boom"}}
     assert isinstance(classify(httpx.Response(500, json=body, headers={"Stripe-Should-Retry": "false"})), BusinessError)
