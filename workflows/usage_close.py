@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import Field
+
     from activities.inputs import UsageCustomers
     from activities.usage import UsageActivities
     from canonical.approval import ApprovalPolicy
