@@ -12,6 +12,15 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from canonical.cash.models import (
+    BankStatement,
+    CashDecision,
+    CashMatch,
+    OpenItem,
+    QueuedReceipt,
+    Receipt,
+)
+from canonical.credits import CreditNote, CreditNoteOrder, Dispute, Refund, TaxReturnRequest
 from canonical.journal import JournalEntry, JournalEntryPage
 from canonical.models import (
     Account,
@@ -34,6 +43,7 @@ from canonical.models import (
     TaxDocumentPage,
 )
 from canonical.money import Money
+from canonical.receivables import CreditMemoPosting, CustomerPayment, CustomerRefundPosting
 from canonical.reconciliation import Break, BreakRecord, BreakStatus, HealOrder, KeyRange, RunSummary
 from canonical.usage.models import Meter, MeterReport, UsageCustomer, UsageRelease, UsageTotal
 
@@ -119,6 +129,53 @@ class BillingPort(Protocol):
     ) -> InvoicePage:
         """Invoices created in [created_from, created_to) in one billing account (the
         platform's when empty), a page at a time, with their tax and metadata."""
+        ...
+
+
+class PaymentsPort(Protocol):
+    """Cash, credits and disputes in billing (Stripe). Implemented by the billing adapter;
+    `billing_account` as for MeteringPort."""
+
+    async def mark_paid_out_of_band(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice:
+        """The invoice was paid outside billing (a bank transfer o2c applied): `POST
+        /v1/invoices/{id}/pay` with `paid_out_of_band=true`. A paid invoice is returned as it is."""
+        ...
+
+    async def preview_credit_note(self, order: CreditNoteOrder, *, billing_account: str = "") -> CreditNote:
+        """What the credit note would be (`GET /v1/credit_notes/preview`): its total with tax
+        and its pre/post-payment split. Creates nothing."""
+        ...
+
+    async def create_credit_note(
+        self, order: CreditNoteOrder, *, idempotency_key: str, billing_account: str = ""
+    ) -> CreditNote:
+        """Issue it. On an open invoice it lowers what is due; the post-payment part becomes
+        customer credit balance or a refund, by `order.settlement`. Over-crediting is a business error."""
+        ...
+
+    async def void_credit_note(self, credit_note_id: str, *, idempotency_key: str, billing_account: str = "") -> CreditNote:
+        """The undo of create_credit_note; a void one is returned as it is."""
+        ...
+
+    async def create_refund(
+        self,
+        *,
+        charge_id: str,
+        amount: Money,
+        reason: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        billing_account: str = "",
+    ) -> Refund:
+        """Give money back on a charge (`POST /v1/refunds`); more than is unrefunded is a business error."""
+        ...
+
+    async def get_dispute(self, dispute_id: str, *, billing_account: str = "") -> Dispute | None:
+        """With the charge's invoice and customer, the fee and the evidence deadline."""
+        ...
+
+    async def open_invoices_page(self, *, billing_account: str = "", cursor: str = "", limit: int = 100) -> InvoicePage:
+        """Finalised invoices with something still due (status open), a page at a time."""
         ...
 
 
@@ -262,6 +319,13 @@ class TaxPort(Protocol):
         ...
 
 
+class TaxReturnsPort(Protocol):
+    async def return_invoice(self, request: TaxReturnRequest) -> TaxDocument:
+        """Record and commit a ReturnInvoice referencing the original, dated with the
+        original's tax date (AvaTax TaxDate override). The same code returns the same document."""
+        ...
+
+
 class ErpPort(Protocol):
     async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
         """Upsert by the entry's external ID: posting it twice leaves one entry."""
@@ -286,6 +350,94 @@ class ErpPort(Protocol):
         ...
 
 
+class ReceivablesPort(Protocol):
+    """The ERP's receivables: payments, credit memos and refunds applied to documents."""
+
+    async def receivable_document(self, invoice_id: str, *, subsidiary: str) -> str | None:
+        """The ERP's internal id of the receivable that booked the billing invoice, or None."""
+        ...
+
+    async def post_customer_payment(self, payment: CustomerPayment) -> str:
+        """Upsert by external id with its apply lines; returns the internal id. Applying more
+        than a document's open amount is a business error."""
+        ...
+
+    async def get_customer_payment(self, external_id: str) -> CustomerPayment | None: ...
+
+    async def post_credit_memo(self, memo: CreditMemoPosting) -> str:
+        """Upsert by external id, applied to `memo.apply_to` for `apply_amount`; internal id."""
+        ...
+
+    async def reverse_credit_memo(self, external_id: str) -> None:
+        """The undo of post_credit_memo: unapplied and removed. Nothing there is no error."""
+        ...
+
+    async def post_customer_refund(self, refund: CustomerRefundPosting) -> str:
+        """Upsert by external id; returns the internal id."""
+        ...
+
+    async def open_amount(self, erp_document: str) -> Money | None:
+        """What is still open on a receivable (or unapplied on a payment or memo)."""
+        ...
+
+
+class CashStorePort(Protocol):
+    """o2c's own database: statements and receipts, the open receivables they are matched
+    against, what matching decided, and the exception queue of unapplied cash."""
+
+    async def record_statement(self, statement: BankStatement, receipts: list[Receipt]) -> bool:
+        """Keep a validated statement and its receipts in one transaction. False when the
+        statement (or a receipt's bank reference) was imported before: nothing changes."""
+        ...
+
+    async def record_receipt(self, receipt: Receipt) -> bool:
+        """A receipt that came alone (a Stripe payment); False when it is known already."""
+        ...
+
+    async def receipts(self, statement_id: str, *, after: str = "", limit: int = 500) -> list[Receipt]:
+        """A statement's receipts in receipt id order, after `after`."""
+        ...
+
+    async def receipt(self, receipt_id: str) -> Receipt | None: ...
+
+    async def upsert_open_items(self, items: list[OpenItem]) -> None:
+        """Invoices billing finalised (their balance as billing reports it)."""
+        ...
+
+    async def open_items(self, *, customer: str = "", invoice_refs: list[str] = ()) -> list[OpenItem]:  # type: ignore[assignment]
+        """Open items of a customer, or those an invoice id or number names (any customer)."""
+        ...
+
+    async def apply_matches(self, matches: list[CashMatch]) -> list[CashMatch]:
+        """Record what matching decided and lower the open items' balances, in one
+        transaction, each receipt once: a receipt matched before keeps its first match
+        (which is returned in its place). An application above an item's balance (a race
+        with another receipt) is refused whole: the receipt is returned unmatched."""
+        ...
+
+    async def match_of(self, receipt_id: str) -> CashMatch | None: ...
+
+    async def record_decision(self, decision: CashDecision) -> CashMatch:
+        """Apply or refund a queued receipt (balances lowered, the queue entry closed);
+        a second decision on the same receipt is refused (ValueError)."""
+        ...
+
+    async def queue(self, *, legal_entity: str = "", as_of: date | None = None, limit: int = 200) -> list[QueuedReceipt]:
+        """Receipts with cash still unapplied, oldest first, with their age and suggestions."""
+        ...
+
+    async def unapplied_total(self, legal_entity: str, currency: str) -> Money: ...
+
+    async def card_attempts(self, card: str, *, since: datetime) -> int:
+        """Payment attempts recorded on a card since `since` (all invoices together)."""
+        ...
+
+    async def reserve_card_attempt(self, card: str, attempt_key: str, *, at: datetime, limit: int) -> bool:
+        """Record one attempt on the card if it stays within `limit` attempts in the 30 days
+        before `at`; True when recorded (or recorded before under the same key)."""
+        ...
+
+
 class EntitlementPort(Protocol):
     async def set_seats(self, *, account_id: str, product: str, seats: int, idempotency_key: str) -> Entitlement: ...
 
@@ -301,6 +453,10 @@ class CrmPort(Protocol):
 
     async def create_task(self, task: CrmTask, *, idempotency_key: str) -> str:
         """Open a task for the account owner; the same key opens it once. Returns its id."""
+        ...
+
+    async def update_receivables(self, account_id: str, *, open_balance: Money, last_payment_on: date | None) -> None:
+        """Write the account's receivables fields (open balance, last payment date): a PATCH."""
         ...
 
 

@@ -23,6 +23,15 @@ class ChartOfAccounts(Model):
     # contract asset (unbilled receivable) until the invoice turns it into a receivable.
     unbilled_receivable: str = "1250"
     usage_revenue: str = "4100"
+    # Cash, credits, disputes and write-offs.
+    bank: str = "1000"  # the operating bank account bank statements report on
+    unapplied_receipts: str = "2150"  # cash received, not yet applied (a liability): suspense
+    customer_credit: str = "2160"  # credit balances owed to customers (a liability)
+    credit_clearing: str = "2190"  # where a credit memo's lines post until its journal entry books them
+    disputed_funds: str = "1300"  # disputed funds receivable: withdrawn by the card network
+    dispute_fees: str = "6150"
+    chargeback_loss: str = "6950"
+    allowance_doubtful: str = "1290"  # allowance for doubtful accounts (contra-receivable)
 
 
 class JournalLine(Model):

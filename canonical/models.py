@@ -226,6 +226,8 @@ class CrmTask(Model):
     owner: str
     subject: str
     body: str = ""
+    due_on: date | None = None  # a task with a deadline (a dispute's evidence due date)
+    priority: str = ""  # "High" when escalated
 
 
 class PaymentEventKind(StrEnum):
