@@ -17,6 +17,7 @@ from canonical.cash.models import (
     CashDecision,
     CashMatch,
     OpenItem,
+    OpenItemBook,
     QueuedReceipt,
     Receipt,
 )
@@ -406,6 +407,10 @@ class CashStorePort(Protocol):
 
     async def open_items(self, *, customer: str = "", invoice_refs: list[str] = ()) -> list[OpenItem]:  # type: ignore[assignment]
         """Open items of a customer, or those an invoice id or number names (any customer)."""
+        ...
+
+    async def book_for(self, receipts: list[Receipt]) -> OpenItemBook:
+        """Everything matching these receipts may need, read at once (see OpenItemBook)."""
         ...
 
     async def apply_matches(self, matches: list[CashMatch]) -> list[CashMatch]:

@@ -94,6 +94,15 @@ class OpenItem(Model):
     erp_document: str = ""  # the ERP's internal id of the receivable the invoice booked
 
 
+class OpenItemBook(Model):
+    """What matching a batch of receipts may look at: the open items their references name
+    and those of the customers their payers map to, and the payer directory (a payer's
+    account, or their normalised name, to the one customer it belongs to)."""
+
+    items: list[OpenItem] = []
+    payers: dict[str, str] = {}
+
+
 class MatchRule(StrEnum):
     """Which rule of DOMAIN.md matched a receipt (or none did)."""
 
