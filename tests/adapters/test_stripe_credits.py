@@ -499,3 +499,20 @@ async def test_open_invoices_page_by_page(stripe, sandbox, customer):
     seen = [i.id for i in first.items + second.items]
     assert set(seen) == ids and paid["id"] not in seen
     assert all(i.status == "open" and i.tax == usd("8.25") for i in first.items + second.items)
+
+
+async def test_a_line_is_credited_by_the_id_the_canonical_invoice_gives_it(stripe, sandbox, customer):
+    invoice = await invoice_of(stripe, sandbox, "canonical-line")
+    canonical = await stripe.get_invoice(invoice["id"])
+    assert canonical is not None
+    seats = next(line for line in canonical.lines if line.product == "prod_seats")
+    assert seats.line_id.startswith("ii_")  # the invoice item's id, as usage invoices give it
+    note = await stripe.create_credit_note(
+        CreditNoteOrder(
+            invoice_id=canonical.id,
+            stripe_reason="duplicate",
+            lines=[CreditedLine(line_id=seats.line_id, amount=usd("10.00"))],
+        ),
+        idempotency_key="credit-canonical",
+    )
+    assert (note.subtotal, note.tax) == (usd("10.00"), usd("0.83"))
