@@ -46,6 +46,7 @@ def charge(**overrides) -> dict:
         "currency": "usd",
         "customer": "cus_Acme",
         "invoice": "in_1QdInv",
+        "created": CREATED - 86400,
         "paid": True,
         "payment_intent": "pi_3QdIntent",
         "status": "succeeded",
@@ -67,6 +68,7 @@ def paid_invoice(**overrides) -> dict:
         "paid": True,
         "paid_out_of_band": False,
         "status": "paid",
+        "status_transitions": {"paid_at": CREATED - 86400},
     }
     obj.update(overrides)
     return obj
@@ -126,7 +128,8 @@ def test_a_succeeded_charge_is_a_receipt_of_the_platform_entity():
         "ch_3QdCharge",
         "ch_3QdCharge",
     )
-    assert receipt.value_date == date(2026, 1, 1) and receipt.references == ["in_1QdInv"]
+    # The day the charge was made, not the day its event was sent.
+    assert receipt.value_date == date(2025, 12, 31) and receipt.references == ["in_1QdInv"]
 
 
 def test_invoice_paid_by_that_charge_is_the_same_receipt():
