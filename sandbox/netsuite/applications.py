@@ -67,7 +67,12 @@ def customer_id(tx: Tx, ref: Any, path: str) -> str:
     if found is not None:
         return found
     internal_id = str(tx.count(SYSTEM, CUSTOMER) + 1001)
-    tx.put(SYSTEM, "externalId", f"{CUSTOMER}:{external_id}", {"id": f"{CUSTOMER}:{external_id}", "internalId": internal_id})
+    tx.put(
+        SYSTEM,
+        "externalId",
+        f"{CUSTOMER}:{external_id}",
+        {"id": f"{CUSTOMER}:{external_id}", "internalId": internal_id},
+    )
     tx.put(
         SYSTEM,
         CUSTOMER,

@@ -36,9 +36,9 @@ from starlette.requests import Request
 
 from sandbox.netsuite import SYSTEM
 from sandbox.netsuite.applications import (
-    ar_document,
     applied_to,
     apply_lines,
+    ar_document,
     check_total,
     currency_of,
     customer_id,
@@ -72,7 +72,10 @@ Answer = tuple[int, Any, dict[str, str]]
 
 def _missing(ref: str) -> Exception:
     return error(
-        404, "NONEXISTENT_ID", f"The record instance does not exist. Provide a valid record instance ID ({ref}).", path="id"
+        404,
+        "NONEXISTENT_ID",
+        f"The record instance does not exist. Provide a valid record instance ID ({ref}).",
+        path="id",
     )
 
 

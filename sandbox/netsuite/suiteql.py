@@ -527,9 +527,7 @@ def _kinds(query: Query) -> set[str]:
 
 
 def _wants_receivable_columns(query: Query) -> bool:
-    return any(ref.name in RECEIVABLE_COLUMNS for ref in _refs(query)) or any(
-        p.ref is None for p in query.projections
-    )
+    return any(ref.name in RECEIVABLE_COLUMNS for ref in _refs(query)) or any(p.ref is None for p in query.projections)
 
 
 def _sorted_page(
