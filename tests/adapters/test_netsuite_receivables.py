@@ -10,6 +10,7 @@ import pytest
 
 from adapters.errors import BusinessError
 from canonical.journal import ChartOfAccounts, invoice_entry
+from canonical.models import Account
 from canonical.money import Money
 from canonical.receivables import (
     AppliedDocument,
@@ -318,3 +319,11 @@ async def test_suiteql_reads_payments_memos_and_their_links(netsuite, http):
     assert str(paid) in {r["nextdoc"] for r in links}
     journal = await query(f"SELECT t.foreignamountunpaid AS unpaid FROM transaction t WHERE t.id = {document}")
     assert journal == [{"unpaid": "30.00"}]
+
+
+async def test_a_customer_named_before_it_is_upserted_becomes_that_customer(netsuite, sandbox):
+    document = await book(netsuite, "in_m", "10.00", "0.00", customer="cus_late")
+    internal_id = await netsuite.upsert_customer(Account(id="cus_late", name="Late Ltd"), subsidiary="1")
+    [record] = [c for c in sandbox.records("netsuite", "customer") if c["externalId"] == "cus_late"]
+    assert record["id"] == internal_id and "placeholder" not in record
+    assert [r.erp_document for r in await netsuite.receivables_of_customer("cus_late")] == [document]
