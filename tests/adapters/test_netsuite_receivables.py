@@ -327,3 +327,31 @@ async def test_a_customer_named_before_it_is_upserted_becomes_that_customer(nets
     [record] = [c for c in sandbox.records("netsuite", "customer") if c["externalId"] == "cus_late"]
     assert record["id"] == internal_id and "placeholder" not in record
     assert [r.erp_document for r in await netsuite.receivables_of_customer("cus_late")] == [document]
+
+
+async def test_post_creates_once_by_external_id_and_delete_restores_the_open_amount(netsuite, http, sandbox):
+    document = await book(netsuite, "in_n", "90.00", "0.00")
+    body = {
+        "externalId": "cash-posted",
+        "customer": {"externalId": "cus_acme"},
+        "payment": 90,
+        "tranDate": "2026-11-20",
+        "subsidiary": {"id": "1"},
+        "currency": {"refName": "USD"},
+        "account": {"id": "1000"},
+        "apply": {"items": [{"doc": {"id": document}, "apply": True, "amount": 90}]},
+    }
+    created = await http.post(f"{RECORD}/customerPayment", json=body)
+    assert created.status_code == 204 and created.content == b""
+    internal_id = created.headers["location"].rsplit("/", 1)[-1]
+    duplicate = await http.post(f"{RECORD}/customerPayment", json=body)
+    assert duplicate.status_code == 400 and duplicate.json()["o:errorDetails"][0]["o:errorCode"] == "DUP_RCRD"
+    assert await netsuite.open_amount(document) == usd("0.00")
+    missing_customer = await http.post(f"{RECORD}/customerPayment", json={**body, "externalId": "x", "customer": None})
+    assert missing_customer.status_code == 400
+
+    deleted = await http.delete(f"{RECORD}/customerPayment/{internal_id}")
+    assert deleted.status_code == 204
+    assert (await http.get(f"{RECORD}/customerPayment/{internal_id}")).status_code == 404
+    assert await netsuite.open_amount(document) == usd("90.00")
+    assert sandbox.count("netsuite", "customerPayment") == 0
