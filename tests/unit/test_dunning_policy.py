@@ -27,7 +27,7 @@ def heal_of(amount: Money) -> Break:
             JournalLine(account=chart.deferred_revenue, credit=amount),
         ],
     )
-    return Break(kind=list(BreakKind)[0], key="in_1", currency=amount.currency, explanation="missing", heal=heal)
+    return Break(kind=BreakKind.MISSING_IN_ERP, key="in_1", currency=amount.currency, explanation="missing", heal=heal)
 
 
 def test_a_policy_above_the_card_networks_limit_is_refused():
