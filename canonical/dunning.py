@@ -14,6 +14,7 @@ from enum import StrEnum
 from pydantic import field_validator
 
 from canonical.approval import as_per_currency
+from canonical.journal import WriteOffPolicy
 from canonical.models import ApproverRole, Model
 from canonical.money import Money
 from canonical.policy_amounts import PerCurrency, per_currency
@@ -117,6 +118,7 @@ class DunningPolicy(Model):
     restrict_role: ApproverRole = ApproverRole.FINANCE
     strategic_restrict_role: ApproverRole = ApproverRole.CONTROLLER
     write_off_role: ApproverRole = ApproverRole.CONTROLLER
+    write_off: WriteOffPolicy = WriteOffPolicy()
     day: timedelta = timedelta(days=1)
 
     @field_validator("max_attempts_per_30_days")
