@@ -663,7 +663,9 @@ class DunningWorkflow(ProcessWorkflow):
         loss = "against the allowance" if allowance else "as bad-debt expense"
         parts = [f"{split.bad_debt} {loss}"]
         if not split.deferred_revenue.is_zero or not split.credited_tax.is_zero:
-            parts.append(f"{split.deferred_revenue + split.credited_tax} credited for service after the cancellation")
+            parts.append(
+                f"{split.deferred_revenue} and its tax {split.credited_tax} credited for service after the cancellation"
+            )
         if not split.relieved_tax.is_zero:
             parts.append(f"{split.relieved_tax} sales tax relieved")
         return ", ".join(parts)
