@@ -129,7 +129,11 @@ def amendment_approval(
 
 def refusal(request: ApprovalRequest, policy: ApprovalPolicy, approver: str, claimed_role: ApproverRole) -> str | None:
     """Why `approver` may not decide `request`, or None when they may. Names are compared as
-    identities (trimmed, case-folded): typing one's own name differently changes nothing."""
+    identities (trimmed, case-folded): typing one's own name differently changes nothing.
+
+    This decides only in update validators, so the stricter comparison needs no
+    workflow.patched: a refused update writes no history, and an accepted one replays
+    without its validator being run again (docs/workflow-changes.md, o2c-cash)."""
     who = policy.approver(approver)
     if who is None:
         return f"{approver!r} is not a known approver"
