@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from canonical.approval import ApprovalPolicy
 from canonical.dunning import DunningPolicies
 from canonical.models import DEFAULT_ENTITIES, Approver, LegalEntity
+from canonical.policy_amounts import PerCurrency
 from canonical.reconciliation import ReconciliationPolicy, Tolerance
 from canonical.renewal import RenewalPolicy
 from canonical.usage.models import UsagePolicy
@@ -71,6 +72,26 @@ def _approvers(value: Any) -> Any:
         name, _, role = entry.strip().partition(":")
         approvers.append({"name": name, "role": role})
     return approvers
+
+
+def _per_currency(value: Any) -> Any:
+    """`USD:10000,JPY:1500000` as a policy amount per currency. A bare number is refused: it
+    would be read in whatever currency a process happens to be in."""
+    if not isinstance(value, str):
+        return value
+    amounts = {}
+    for entry in value.split(","):
+        currency, colon, amount = entry.strip().partition(":")
+        if not colon:
+            raise ValueError(
+                f"{entry.strip()!r} names no currency: policy amounts are per currency, e.g. USD:10000,JPY:1500000"
+            )
+        amounts[currency.strip().upper()] = amount.strip()
+    return {"amounts": amounts}
+
+
+# An amount per currency, from a variable in the notation of _per_currency.
+PerCurrencyVariable = Annotated[PerCurrency | None, NoDecode, BeforeValidator(_per_currency)]
 
 
 def _json_file(value: Any) -> Any:
@@ -144,9 +165,14 @@ class Settings(BaseSettings):
     webhook_host: str = Field("127.0.0.1", validation_alias="O2C_WEBHOOK_HOST")
     webhook_port: int = Field(8710, ge=1, le=65535, validation_alias="O2C_WEBHOOK_PORT")
 
-    # Approval: thresholds on the change in annual value (major units) and who may approve.
-    finance_threshold: Decimal | None = Field(None, validation_alias="O2C_FINANCE_THRESHOLD")
-    controller_threshold: Decimal | None = Field(None, validation_alias="O2C_CONTROLLER_THRESHOLD")
+    # Approval: the policy (a JSON ApprovalPolicy), thresholds on the change in annual value
+    # per currency (`USD:10000,JPY:1500000`, major units; a variable states the whole table)
+    # and who may approve.
+    approval_policy_in_file: Annotated[ApprovalPolicy | None, NoDecode, PolicyFile] = Field(
+        None, validation_alias="O2C_APPROVAL_POLICY_FILE"
+    )
+    finance_threshold: PerCurrencyVariable = Field(None, validation_alias="O2C_FINANCE_THRESHOLD")
+    controller_threshold: PerCurrencyVariable = Field(None, validation_alias="O2C_CONTROLLER_THRESHOLD")
     max_discount_percent: Decimal | None = Field(None, validation_alias="O2C_MAX_DISCOUNT_PERCENT")
     approvers: Annotated[list[Approver] | None, NoDecode, BeforeValidator(_approvers)] = Field(
         None, validation_alias="O2C_APPROVERS"
@@ -167,12 +193,13 @@ class Settings(BaseSettings):
         None, validation_alias="O2C_LEGAL_ENTITIES_FILE"
     )
 
-    # Reconciliation: the policy, every tolerance at once (minor units), the healing limit (major units).
+    # Reconciliation: the policy, every tolerance at once (minor units), the healing limit per
+    # currency (`USD:1000,JPY:150000`, major units).
     reconciliation_policy_in_file: Annotated[ReconciliationPolicy | None, NoDecode, PolicyFile] = Field(
         None, validation_alias="O2C_RECONCILIATION_FILE"
     )
     recon_tolerance_minor: int | None = Field(None, ge=0, validation_alias="O2C_RECON_TOLERANCE_MINOR")
-    recon_heal_limit: Decimal | None = Field(None, validation_alias="O2C_RECON_HEAL_LIMIT")
+    recon_heal_limit: PerCurrencyVariable = Field(None, validation_alias="O2C_RECON_HEAL_LIMIT")
 
     # Usage: the review policy and the meters' rules (units, bounds, spike limits), and the
     # spike limit for every meter at once (0.40 holds an invoice above 1.4x the median).
@@ -207,10 +234,10 @@ class Settings(BaseSettings):
 
     @property
     def approval_policy(self) -> ApprovalPolicy:
-        return ApprovalPolicy().model_copy(
+        return (self.approval_policy_in_file or ApprovalPolicy()).model_copy(
             update=_set(
-                finance_threshold=self.finance_threshold,
-                controller_threshold=self.controller_threshold,
+                finance_thresholds=self.finance_threshold,
+                controller_thresholds=self.controller_threshold,
                 max_discount_percent=self.max_discount_percent,
                 approvers=self.approvers,
             )
@@ -248,7 +275,7 @@ class Settings(BaseSettings):
         policy = self.reconciliation_policy_in_file or ReconciliationPolicy()
         minor = self.recon_tolerance_minor
         tolerance = None if minor is None else Tolerance(amount_minor=minor, tax_minor=minor, revenue_minor=minor)
-        updates = _set(tolerance=tolerance, heal_limit=self.recon_heal_limit)
+        updates = _set(tolerance=tolerance, heal_limits=self.recon_heal_limit)
         return ReconciliationPolicy.model_validate({**policy.model_dump(), **updates}) if updates else policy
 
     @property

@@ -273,7 +273,7 @@ class ReconciliationActivities:
                     units=request.policy.usage_units,
                 )
             for found_break in breaks:
-                found.append((key, found_break, initial_status(found_break, request.policy.heal_limit)))
+                found.append((key, found_break, initial_status(found_break, request.policy.heal_limit_rule())))
         ids = await self.store.record_breaks(
             request.run_id, legal_entity=request.entity.code, period=request.period, found=found
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 from activities.billing import BillingActivities
 from activities.crm import CrmActivities
+from activities.dunning import CardAttemptActivities
 from activities.entitlements import EntitlementActivities
 from activities.erp import ErpActivities
 from activities.notifications import NotificationActivities
@@ -16,6 +17,7 @@ from activities.tax import TaxActivities
 from activities.usage import UsageActivities
 from adapters.ports import (
     BillingPort,
+    CashStorePort,
     CrmPort,
     EntitlementPort,
     ErpPort,
@@ -40,6 +42,7 @@ def all_activities(
     reconciliations: ReconciliationStorePort,
     metering: MeteringPort,
     usage: UsageStorePort,
+    cash: CashStorePort | None = None,
 ) -> list[Callable[..., Any]]:
     b = BillingActivities(billing)
     t = TaxActivities(tax)
@@ -80,4 +83,6 @@ def all_activities(
         s.replace,
         *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage).all(),
         *UsageActivities(metering, usage).all(),
+        # The dunning's card attempt ledger lives in the cash store (o2c's database).
+        *(CardAttemptActivities(cash).all() if cash is not None else []),
     ]

@@ -274,7 +274,27 @@ class StripeBilling(StripePayments):
             if charge and charge.get("status") == "failed":
                 reason = (charge.get("outcome") or {}).get("reason") or charge.get("failure_code") or ""
                 result = result.model_copy(update={"last_decline_code": reason})
+        if result.status == "open":
+            result = result.model_copy(update={"payment_method": await self._card_of(invoice)})
         return result
+
+    async def _card_of(self, invoice: dict[str, Any]) -> str:
+        """The card the invoice's next charge goes to, as its fingerprint. Stripe charges the
+        invoice's own default payment method, else the customer's invoice default; failing
+        both, the card the last charge was attempted on (the payment intent's)."""
+        pm_id = invoice.get("default_payment_method")
+        if not pm_id:
+            customer = await self._call("GET", f"/customers/{invoice['customer']}", not_found_none=True) or {}
+            pm_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
+        if not pm_id and invoice.get("payment_intent"):
+            intent = await self._call("GET", f"/payment_intents/{invoice['payment_intent']}", not_found_none=True)
+            pm_id = (intent or {}).get("payment_method")
+        if isinstance(pm_id, dict):  # expanded
+            pm_id = pm_id.get("id")
+        if not pm_id:
+            return ""
+        pm = await self._call("GET", f"/payment_methods/{pm_id}", not_found_none=True)
+        return str(((pm or {}).get("card") or {}).get("fingerprint") or pm_id)
 
     async def list_invoices(self, account_id: str, *, page_size: int = 100) -> list[Invoice]:
         """Every invoice of a customer, newest first, following the cursor."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 
 from pydantic import model_validator
 
-from canonical.models import Model
+from canonical.models import InvoiceLine, Model
 from canonical.money import Money, total
 
 
@@ -159,6 +160,90 @@ def invoice_entry(
     )
 
 
+class WriteOffMethod(StrEnum):
+    DIRECT = "direct"  # Dr bad-debt expense: the loss is recognised when written off
+    ALLOWANCE = "allowance"  # Dr allowance for doubtful accounts: the loss was provided for
+
+
+class WriteOffPolicy(Model):
+    """How an uncollectible balance is written off. Configuration, not code."""
+
+    method: WriteOffMethod = WriteOffMethod.DIRECT
+    # Where the sales tax in a written-off balance is relieved (reclaimed as bad-debt relief),
+    # by the customer's billing address: a country ("GB") or a country and region ("US-CA").
+    # Elsewhere the tax is part of the bad debt.
+    tax_relief_jurisdictions: list[str] = []
+
+    def relieves_tax(self, country: str, region: str = "") -> bool:
+        listed = {j.strip().upper() for j in self.tax_relief_jurisdictions}
+        country, region = country.strip().upper(), region.strip().upper()
+        return bool(country) and (country in listed or (bool(region) and f"{country}-{region}" in listed))
+
+
+class WriteOffSplit(Model):
+    """What a written-off balance consists of, to the minor unit; the parts add up to it."""
+
+    balance: Money
+    deferred_revenue: Money  # service billed ahead for periods after the cancellation: credited
+    credited_tax: Money  # the tax on that service, reversed with it
+    bad_debt: Money  # the rest of the net amount, and the tax where it is not relieved
+    relieved_tax: Money  # the tax in the served part's balance, where the jurisdiction allows
+
+
+def unserved_amount(lines: list[InvoiceLine], cancelled_on: date, currency: str) -> Money:
+    """What the invoice's lines bill for service after `cancelled_on` (the cancellation takes
+    effect that day): each line with a service period, by days, split exactly."""
+    unserved = Money.zero(currency)
+    for line in lines:
+        start, end = line.period_start, line.period_end
+        if start is None or end is None or end <= start or cancelled_on >= end:
+            continue
+        days_after = (end - max(cancelled_on, start)).days
+        days_before = (end - start).days - days_after
+        if line.amount.is_negative or line.amount.is_zero:
+            continue
+        unserved = unserved + line.amount.allocate([days_after, days_before])[0]
+    return unserved
+
+
+def split_write_off(
+    balance: Money,
+    *,
+    invoice_total: Money,
+    invoice_tax: Money | None,
+    unserved_net: Money | None = None,
+    relieve_tax: bool = False,
+) -> WriteOffSplit:
+    """Split an open balance of an invoice into the credited part (service after a
+    cancellation: deferred revenue and its tax), the tax relieved and the bad debt.
+
+    The balance is taken to consist of the invoice's parts in the invoice's proportions (net
+    of service after cancellation, net of service delivered, and the tax on each), split by
+    largest remainder so every part is exact and they add up to the balance."""
+    currency = balance.currency
+    zero = Money.zero(currency)
+    tax = invoice_tax or zero
+    net = invoice_total - tax
+    unserved = unserved_net or zero
+    if balance.amount <= 0:
+        raise ValueError("only a positive balance can be written off")
+    if invoice_total.amount <= 0 or tax.is_negative or net.is_negative:
+        raise ValueError(f"an invoice of {invoice_total} with tax {tax} cannot be apportioned")
+    if unserved.is_negative or unserved > net:
+        raise ValueError(f"service after cancellation ({unserved}) is more than the invoice's net {net}")
+    served = net - unserved
+    unserved_tax, served_tax = tax.allocate([unserved.minor, served.minor]) if not net.is_zero else (zero, tax)
+    parts = balance.allocate([unserved.minor, served.minor, unserved_tax.minor, served_tax.minor])
+    deferred, served_part, credited_tax, served_tax_part = parts
+    return WriteOffSplit(
+        balance=balance,
+        deferred_revenue=deferred,
+        credited_tax=credited_tax,
+        bad_debt=served_part + (zero if relieve_tax else served_tax_part),
+        relieved_tax=served_tax_part if relieve_tax else zero,
+    )
+
+
 def write_off_entry(
     *,
     external_id: str,
@@ -168,19 +253,51 @@ def write_off_entry(
     amount: Money,
     chart: ChartOfAccounts,
     invoice_id: str = "",
+    policy: WriteOffPolicy | None = None,
+    split: WriteOffSplit | None = None,
 ) -> JournalEntry:
-    """Writing off an uncollectible balance: bad-debt expense against the receivable."""
+    """Writing off an uncollectible balance against the receivable.
+
+    Without a split (runs before o2c-cash) all of it is bad-debt expense. With one: service
+    after a cancellation reverses deferred revenue and its tax (a credit, not a loss), the
+    tax relieved is debited to tax payable, and the bad debt goes to bad-debt expense or,
+    under the allowance method, to the allowance for doubtful accounts."""
     if amount.amount <= 0:
         raise ValueError("only a positive balance can be written off")
+    if split is None:
+        split = WriteOffSplit(
+            balance=amount,
+            deferred_revenue=Money.zero(amount.currency),
+            credited_tax=Money.zero(amount.currency),
+            bad_debt=amount,
+            relieved_tax=Money.zero(amount.currency),
+        )
+    if split.balance != amount:
+        raise ValueError(f"the split is of {split.balance}, not of the balance {amount} written off")
+    allowance = policy is not None and policy.method == WriteOffMethod.ALLOWANCE
+    loss_account, loss_memo = (
+        (chart.allowance_doubtful, "Allowance for doubtful accounts")
+        if allowance
+        else (chart.bad_debt_expense, "Bad debt expense")
+    )
+    lines = [
+        _side(
+            chart.deferred_revenue,
+            split.deferred_revenue,
+            "Deferred revenue reversed: service after cancellation",
+            debit=True,
+        ),
+        _side(chart.tax_payable, split.credited_tax, "Sales tax on the service credited", debit=True),
+        _side(chart.tax_payable, split.relieved_tax, "Sales tax relieved on the bad debt", debit=True),
+        _side(loss_account, split.bad_debt, loss_memo, debit=True),
+        JournalLine(account=chart.receivable, credit=amount, memo="Accounts receivable written off"),
+    ]
     return JournalEntry(
         external_id=external_id,
         subsidiary=subsidiary,
         currency=amount.currency,
         posting_date=posting_date,
         memo=memo,
-        lines=[
-            JournalLine(account=chart.bad_debt_expense, debit=amount, memo="Bad debt expense"),
-            JournalLine(account=chart.receivable, credit=amount, memo="Accounts receivable written off"),
-        ],
+        lines=[x for x in lines if x is not None],
         invoice_id=invoice_id,
     )

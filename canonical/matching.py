@@ -15,6 +15,7 @@ from decimal import Decimal
 from canonical.journal import ChartOfAccounts
 from canonical.models import ContractRevenue
 from canonical.money import Money
+from canonical.policy_amounts import PerCurrency
 from canonical.reconciliation import (
     BilledInvoice,
     Break,
@@ -76,7 +77,7 @@ def dominant_total(amounts: Iterable[Money]) -> Money | None:
     return max(by_currency.values(), key=lambda m: abs(m.minor))
 
 
-def initial_status(found: Break, heal_limit: Decimal) -> BreakStatus:
+def initial_status(found: Break, heal_limit: Decimal | PerCurrency) -> BreakStatus:
     """A break with a safe heal is healed at once, or after approval when the heal is above the
     limit; any other break waits for a person."""
     if found.heal is None:

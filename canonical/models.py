@@ -190,6 +190,10 @@ class Invoice(Model):
     metadata: dict[str, str] = {}
     tax: Money | None = None
     billing_account: str = ""
+    # The card an open invoice is charged to: the card's fingerprint (one card number, however
+    # many payment methods carry it), else the payment method id; "" when billing names none.
+    # The card networks' retry limits count attempts per card across invoices.
+    payment_method: str = ""
 
 
 class PaymentOutcome(StrEnum):

@@ -21,11 +21,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from canonical.approval import as_per_currency
 from canonical.journal import ChartOfAccounts, JournalEntry, invoice_entry
 from canonical.models import TAX_PRODUCT, Invoice, Model, TaxDocument
 from canonical.money import Money
+from canonical.policy_amounts import PerCurrency, UncoveredCurrency, per_currency
 
 
 class BreakKind(StrEnum):
@@ -593,21 +595,36 @@ def heal_amount(entry: JournalEntry) -> Money:
     return entry.total_debits
 
 
-def needs_approval(entry: JournalEntry, limit: Decimal) -> bool:
-    """A missing entry above the limit (major units of its currency) is posted only after approval."""
-    return heal_amount(entry).amount > limit
+def needs_approval(entry: JournalEntry, limit: Decimal | PerCurrency) -> bool:
+    """A missing entry above the limit is posted only after approval. A bare limit is in
+    major units of whatever currency the entry is in (runs before o2c-cash); a table by
+    currency is read in the entry's currency, and an entry in a currency it does not state
+    always waits for approval rather than borrow another currency's number."""
+    amount = heal_amount(entry)
+    if isinstance(limit, PerCurrency):
+        if not limit.covers(amount.currency):
+            return True
+        return amount > limit.of(amount.currency)
+    return amount.amount > limit
 
 
 # -- runs -------------------------------------------------------------------------------------
+
+
+# About 1,000 dollars, at rounded rates.
+HEAL_LIMITS = per_currency(USD=1_000, EUR=900, GBP=800, CAD=1_350, AUD=1_500, JPY=150_000)
 
 
 class ReconciliationPolicy(Model):
     """How a reconciliation compares, heals and paces itself. Configuration, not code."""
 
     tolerance: Tolerance = Tolerance()
-    # A missing entry up to this amount (major units of its currency) is posted at once;
-    # above it, after a finance approver agrees.
+    # A missing entry up to this amount is posted at once; above it, after a finance approver
+    # agrees. Stated per currency; `heal_limit` is the bare number runs before o2c-cash read in
+    # any currency, and they still do (`per_currency` is set by the workflow on newer runs).
     heal_limit: Decimal = Decimal(1000)
+    heal_limits: PerCurrency = HEAL_LIMITS
+    per_currency: bool = False
     batch_size: int = Field(default=500, ge=1, le=5000)  # documents compared by one child workflow
     parallel_batches: int = Field(default=4, ge=1, le=32)
     # Batches one run of the workflow compares before it continues as new, so its history
@@ -620,6 +637,24 @@ class ReconciliationPolicy(Model):
     # How usage breaks name a meter's quantity ("9,800 API calls"), by meter event name;
     # a meter not listed is named by its event name.
     usage_units: dict[str, str] = {}
+
+    @field_validator("heal_limits", mode="before")
+    @classmethod
+    def _table(cls, value: object) -> object:
+        return as_per_currency(value)
+
+    def heal_limit_rule(self) -> Decimal | PerCurrency:
+        """What heals are measured against: the table by currency, or on runs that started
+        before o2c-cash the bare number."""
+        return self.heal_limits if self.per_currency else self.heal_limit
+
+    def uncovered(self, currency: str) -> str | None:
+        """Why this policy cannot reconcile an entity in `currency`, or None when it can."""
+        try:
+            self.heal_limits.of(currency, what="the healing limit")
+        except UncoveredCurrency as error:
+            return str(error)
+        return None
 
 
 class KeyRange(Model):

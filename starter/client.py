@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -23,9 +23,10 @@ from adapters.ports import BillingPort
 from adapters.stripe_webhooks import UsageInvoiceEvent
 from adapters.temporal import connect_config
 from canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
+from canonical.approval import ApprovalPolicy
 from canonical.dunning import DunningPolicies
 from canonical.models import AmendmentRequest, ApproverRole, LegalEntity, PaymentEvent, PaymentEventKind
-from canonical.reconciliation import period_bounds
+from canonical.reconciliation import ReconciliationPolicy, period_bounds
 from canonical.renewal import RenewalChange, RenewalRequest, renewal_problems
 from canonical.usage.models import UsageDecision
 from settings import Settings
@@ -63,11 +64,28 @@ def temporal_config(settings: Settings) -> ClientConnectConfig:
     )
 
 
-async def validate_amendment_request(request: AmendmentRequest, billing: BillingPort) -> None:
+class StatesAmounts(Protocol):
+    """A policy with amounts per currency (ApprovalPolicy, ReconciliationPolicy)."""
+
+    def uncovered(self, currency: str) -> str | None: ...
+
+
+def currency_problems(currency: str, *policies: StatesAmounts) -> list[str]:
+    """A process in a currency one of its policies states no amount in is refused before it
+    starts: it never borrows another currency's number."""
+    return [reason for policy in policies if (reason := policy.uncovered(currency))]
+
+
+async def validate_amendment_request(
+    request: AmendmentRequest, billing: BillingPort, policy: ApprovalPolicy | None = None
+) -> None:
     """Everything checkable before a workflow exists; raises InvalidAmendment."""
     problems = request_problems(request)
     if not problems:
-        problems = subscription_problems(request, await billing.get_subscription(request.subscription_id))
+        subscription = await billing.get_subscription(request.subscription_id)
+        problems = subscription_problems(request, subscription)
+        currency = subscription.currency if subscription else request.currency
+        problems += currency_problems(currency, policy or Settings.from_env().approval_policy)
     if problems:
         raise InvalidAmendment(problems)
 
@@ -81,11 +99,12 @@ async def start_amendment(
 ) -> WorkflowHandle[AmendmentWorkflow, AmendmentResult]:
     """Validate, then start `amendment-<id>`. Starting the same amendment again returns
     the workflow that already exists (running or finished) instead of a second one."""
-    await validate_amendment_request(request, billing)
+    policy = Settings.from_env().approval_policy
+    await validate_amendment_request(request, billing, policy)
     return await _start_once(
         client,
         AmendmentWorkflow.run,
-        AmendmentInput(request=request, policy=Settings.from_env().approval_policy),
+        AmendmentInput(request=request, policy=policy),
         workflow_id=amendment_workflow_id(request.amendment_id),
         task_queue=task_queue,
         process="amendment",
@@ -139,14 +158,17 @@ async def start_renewal(
     returns the existing workflow."""
     settings = Settings.from_env()
     entities, policy = settings.legal_entities, settings.renewal_policy
+    subscription = await billing.get_subscription(request.subscription_id)
     problems = renewal_problems(
         request,
-        await billing.get_subscription(request.subscription_id),
+        subscription,
         await billing.get_account(request.account_id),
         entities,
         policy,
         today=date.today(),
     )
+    if subscription is not None:
+        problems += currency_problems(subscription.currency, settings.approval_policy)
     if problems:
         raise InvalidRequest(problems)
     return await _start_once(
@@ -166,7 +188,11 @@ async def start_usage_release(
 ) -> WorkflowHandle[UsageReleaseWorkflow, UsageResult]:
     """Release one subscription's usage period: `usage-<subscription>-<period>`. The daily
     period close starts these itself; a second start (by hand, or by the schedule) lands on
-    the workflow that already has the period, running or finished."""
+    the workflow that already has the period, running or finished. A currency the approval
+    policy states no thresholds in is refused (InvalidRequest) before anything starts."""
+    problems = currency_problems(input.currency, input.approvals)
+    if problems:
+        raise InvalidRequest(problems)
     return await _start_once(
         client,
         UsageReleaseWorkflow.run,
@@ -188,7 +214,12 @@ async def adjust_usage(client: Client, workflow_id: str, decision: UsageDecision
 
 
 def reconciliation_problems(
-    legal_entity: str, period: str, *, today: date, entities: list[LegalEntity] | None = None
+    legal_entity: str,
+    period: str,
+    *,
+    today: date,
+    entities: list[LegalEntity] | None = None,
+    policies: tuple[ReconciliationPolicy, ApprovalPolicy] | None = None,
 ) -> list[str]:
     problems = []
     try:
@@ -200,6 +231,9 @@ def reconciliation_problems(
     known = [e.code for e in (entities if entities is not None else Settings.from_env().legal_entities)]
     if legal_entity not in known:
         problems.append(f"unknown legal entity {legal_entity!r} (known: {', '.join(known)})")
+    entity = next((e for e in entities or [] if e.code == legal_entity), None)
+    if entity is not None and policies is not None:
+        problems += currency_problems(entity.functional_currency, *policies)
     return problems
 
 
@@ -217,7 +251,13 @@ async def start_reconciliation(
     entities default to the configured ones (O2C_LEGAL_ENTITIES_FILE)."""
     settings = Settings.from_env()
     entities = legal_entities if legal_entities is not None else settings.legal_entities
-    problems = reconciliation_problems(legal_entity, period, today=date.today(), entities=entities)
+    problems = reconciliation_problems(
+        legal_entity,
+        period,
+        today=date.today(),
+        entities=entities,
+        policies=(settings.reconciliation_policy, settings.approval_policy),
+    )
     if problems:
         raise InvalidRequest(problems)
     workflow_id = reconciliation_workflow_id(legal_entity, period)

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
     from workflows.kit.booking import BookingWorkflow
-    from workflows.kit.process import ProcessEvent
+    from workflows.kit.process import RELEASE_CASH, ProcessEvent
     from workflows.kit.status import Status
 
 
@@ -151,7 +151,14 @@ class AmendmentWorkflow(BookingWorkflow):
             f" of {self.proration.days_in_period} days"
         )
 
-        approval = amendment_approval(self.proration, input.policy, r.requested_by)
+        # Since o2c-cash the thresholds are read in the contract currency; older runs read the
+        # bare numbers. A currency the policy does not state stops the run before any change.
+        per_currency = workflow.patched(RELEASE_CASH)
+        uncovered = input.policy.uncovered(self.proration.monthly_after.currency) if per_currency else None
+        if uncovered:
+            self.problems = [uncovered]
+            return self.finish(Status.REJECTED, f"request refused: {uncovered}")
+        approval = amendment_approval(self.proration, input.policy, r.requested_by, per_currency=per_currency)
         if approval is not None:
             self.set_status(Status.AWAITING_APPROVAL, f"awaiting a {approval.required_role.value}")
             decision = await self.gate.wait(approval, input.policy, self._escalate)

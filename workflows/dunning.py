@@ -12,7 +12,7 @@ activity retries and worker restarts never send a second notice or post a second
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.billing import BillingActivities
     from activities.crm import CrmActivities
+    from activities.dunning import CardAttemptActivities, ReserveCardAttempt
     from activities.entitlements import EntitlementActivities
     from activities.erp import ErpActivities
     from activities.inputs import (
@@ -46,7 +47,14 @@ with workflow.unsafe.imports_passed_through():
         is_hard_decline,
         within_network_limit,
     )
-    from canonical.journal import ChartOfAccounts, write_off_entry
+    from canonical.journal import (
+        ChartOfAccounts,
+        WriteOffMethod,
+        WriteOffSplit,
+        split_write_off,
+        unserved_amount,
+        write_off_entry,
+    )
     from canonical.models import (
         DEFAULT_ENTITIES,
         Account,
@@ -68,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
     from workflows.kit.booking import BookingWorkflow
-    from workflows.kit.process import ProcessEvent, ProcessWorkflow
+    from workflows.kit.process import RELEASE_CASH, ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
 PAYMENT_EVENT_SIGNAL = "payment_event"
@@ -110,6 +118,10 @@ class DunningProgress(Model):
     case_stage: str = ""
     restriction_decision: ApprovalDecision | None = None
     write_off_decision: ApprovalDecision | None = None
+    # Since o2c-cash: the day the dunning cancelled the subscription (service billed ahead for
+    # later periods is credited, not written off), and the retries the card's limit refused.
+    cancelled_on: date | None = None
+    card_limited: list[str] = []
 
 
 class DunningInput(Model):
@@ -152,6 +164,9 @@ class DunningState(Model):
     approval: ApprovalState = ApprovalState()
     restriction_decision: ApprovalDecision | None = None
     write_off_decision: ApprovalDecision | None = None
+    card: str = ""  # the card the invoice is charged to (its fingerprint), when billing names one
+    card_limited: list[str] = []  # retries not made: the card's 30-day limit was reached
+    write_off_split: WriteOffSplit | None = None
     attention: Attention | None = None
     resolutions: list[Resolution] = []
     events: list[ProcessEvent] = []
@@ -172,6 +187,14 @@ class DunningWorkflow(ProcessWorkflow):
         self.next_action_at: datetime | None = None
         self.events_before_start: list[PaymentEvent] = []
         self.approval_kind = ""
+        # Runs since o2c-cash (decided first thing in run(); signals that come before it are
+        # looked at again in _start): the attempt limit per card, the new hard declines,
+        # policy amounts per currency, write-offs by the write-off policy.
+        self.since_cash = False
+        self.invoice: Invoice | None = None
+        self.card = ""
+        self.card_stale = False
+        self.write_off_split: WriteOffSplit | None = None
 
     # -- what comes in ----------------------------------------------------------------------
 
@@ -190,7 +213,7 @@ class DunningWorkflow(ProcessWorkflow):
             if event.amount_remaining is not None:
                 self.progress.balance = event.amount_remaining
                 self.progress.paid = self.progress.paid or event.amount_remaining.is_zero
-            if event.decline_code and is_hard_decline(event.decline_code):
+            if event.decline_code and is_hard_decline(event.decline_code, since_cash=self.since_cash):
                 self.progress.hard_declined = True
         elif event.kind == PaymentEventKind.DISPUTE_OPENED and self.progress.paused_since is None:
             self.progress.paused_since = workflow.now()
@@ -202,6 +225,7 @@ class DunningWorkflow(ProcessWorkflow):
         elif event.kind == PaymentEventKind.PAYMENT_METHOD_UPDATED:
             self.progress.hard_declined = False
             self.progress.retry_requested = event.event_id
+            self.card_stale = True  # the next retry may charge another card: read it again
         if self.events:
             self.note(f"received {event.kind.value} ({event.event_id})")
 
@@ -250,6 +274,9 @@ class DunningWorkflow(ProcessWorkflow):
             approval=self.gate.snapshot(),
             restriction_decision=self.progress.restriction_decision,
             write_off_decision=self.progress.write_off_decision,
+            card=self.card,
+            card_limited=self.progress.card_limited,
+            write_off_split=self.write_off_split,
             attention=self.queue.attention,
             resolutions=self.queue.resolutions,
             events=self.events,
@@ -260,6 +287,7 @@ class DunningWorkflow(ProcessWorkflow):
     @workflow.run
     async def run(self, input: DunningInput) -> DunningResult:
         self.begin_release()
+        self.since_cash = workflow.patched(RELEASE_CASH)
         self.input = input
         if input.carried:
             self.progress = input.carried
@@ -275,6 +303,17 @@ class DunningWorkflow(ProcessWorkflow):
             "read customer", BillingActivities.get_account, input.account_id or invoice.account_id
         )
         self.policy = input.policies.for_segment(self.account.segment if self.account else "default")
+        if self.since_cash:
+            self.invoice, self.card = invoice, invoice.payment_method
+            arr = self.account.annual_recurring_revenue if self.account else None
+            uncovered = arr is not None and not self.policy.strategic_arr_thresholds.covers(arr.currency)
+            if uncovered and arr is not None:
+                return self.finish(
+                    Status.FAILED,
+                    DunningOutcome.OPEN,
+                    f"dunning refused: the dunning policy states no strategic ARR threshold in {arr.currency} "
+                    f"(it covers {', '.join(sorted(self.policy.strategic_arr_thresholds.amounts))})",
+                )
         if self.progress.anchor is None:
             self._start(invoice)
 
@@ -299,8 +338,10 @@ class DunningWorkflow(ProcessWorkflow):
         self.progress.anchor = min(first, workflow.now())
         if self.progress.balance is None:
             self.progress.balance = invoice.amount_remaining or invoice.total
-        if is_hard_decline(invoice.last_decline_code):
+        if is_hard_decline(invoice.last_decline_code, since_cash=self.since_cash):
             self.progress.hard_declined = True  # no retry until the customer brings another card
+        if self.since_cash and any(is_hard_decline(e.decline_code) for e in self.events_before_start):
+            self.progress.hard_declined = True  # the first events came before run() knew the release
         if invoice.status == "paid" or (self.progress.balance is not None and self.progress.balance.is_zero):
             self.progress.paid = True
         self.set_stage(f"dunning {self.progress.balance} from {self.progress.anchor:%Y-%m-%d}")
@@ -369,6 +410,8 @@ class DunningWorkflow(ProcessWorkflow):
                 "attempts in 30 days is reached"
             )
             return
+        if self.since_cash and not await self._reserve_card_attempt(step, why):
+            return
         self.set_stage(f"{why}: charging {self.progress.balance}")
         attempt = await self.task(
             f"payment {step}", BillingActivities.retry_payment, InvoiceStep(invoice_id=self.input.invoice_id, step=step)
@@ -385,6 +428,30 @@ class DunningWorkflow(ProcessWorkflow):
             self.progress.hard_declined = is_hard_decline(attempt.decline_code)
             kind = "hard" if self.progress.hard_declined else "soft"
             self.note(f"declined ({kind}: {attempt.decline_code or 'no code'})")
+
+    async def _reserve_card_attempt(self, step: str, why: str) -> bool:
+        """Since o2c-cash the limit holds per card, over every invoice charged to it: reserve
+        this attempt in o2c's card ledger first. An invoice billing names no card for is
+        counted alone, as before."""
+        assert self.input is not None
+        if self.card_stale:
+            fresh = await self.task("read the invoice's card", BillingActivities.get_invoice, self.input.invoice_id)
+            self.card, self.card_stale = (fresh.payment_method if fresh else self.card), False
+        if not self.card:
+            return True
+        limit = self.policy.max_attempts_per_30_days
+        reserved = await self.task(
+            f"reserve a card attempt for {step}",
+            CardAttemptActivities.reserve_attempt,
+            ReserveCardAttempt(card=self.card, step=f"card-{step}", at=workflow.now(), limit=limit),
+        )
+        if not reserved:
+            self.progress.card_limited = [*self.progress.card_limited, step]
+            self.note(
+                f"no {why}: the card has had {limit} attempts in 30 days across the customer's invoices, "
+                "the card network's limit"
+            )
+        return bool(reserved)
 
     async def _notice(self, day: int) -> None:
         wording = self.policy.notices.get(day) or self.policy.notices[max(self.policy.notices)]
@@ -457,8 +524,10 @@ class DunningWorkflow(ProcessWorkflow):
         return BookingWorkflow.entity_for(self.input.legal_entities, code).erp_subsidiary
 
     def _strategic(self) -> bool:
+        """Runs since o2c-cash read the threshold in the ARR's currency (run() refused one the
+        policy does not state); older runs the bare number."""
         arr = self.account.annual_recurring_revenue if self.account else None
-        return bool(arr and arr.amount >= self.policy.strategic_arr_threshold)
+        return self.policy.is_strategic(arr, per_currency=self.since_cash)
 
     async def _approval(self, kind: str, role: ApproverRole, reasons: list[str]) -> ApprovalDecision | None:
         """Ask the approval gate; a payment meanwhile withdraws the question."""
@@ -530,10 +599,19 @@ class DunningWorkflow(ProcessWorkflow):
                 CancelSubscription(subscription_id=self.input.subscription_id, step="cancel-subscription"),
             )
             self.progress.cancelled = True
+            if self.since_cash:
+                self.progress.cancelled_on = workflow.now().date()
+        split = self._write_off_split() if self.since_cash else None
+        self.write_off_split = split
+        what = (
+            f"write off {self.progress.balance} as bad debt"
+            if split is None
+            else f"write off {self.progress.balance}: {self._describe(split)}"
+        )
         decision = await self._approval(
             "write off the balance",
             self.policy.write_off_role,
-            [f"invoice {self.input.invoice_id} unpaid for {day} days; write off {self.progress.balance} as bad debt"],
+            [f"invoice {self.input.invoice_id} unpaid for {day} days; {what}"],
         )
         self.progress.write_off_decision = decision
         if self.progress.paid or not (decision and decision.approved):
@@ -546,6 +624,8 @@ class DunningWorkflow(ProcessWorkflow):
             amount=self.progress.balance,
             chart=self.input.chart,
             invoice_id=self.input.invoice_id,
+            policy=self.policy.write_off if split is not None else None,
+            split=split,
         )
         self.set_stage(f"writing off {self.progress.balance}")
         await self.task("post the write-off", ErpActivities.post_journal_entry, entry)
@@ -555,6 +635,40 @@ class DunningWorkflow(ProcessWorkflow):
             InvoiceStep(invoice_id=self.input.invoice_id, step="mark-uncollectible"),
         )
         self.outcome = DunningOutcome.WRITTEN_OFF
+
+    def _write_off_split(self) -> WriteOffSplit:
+        """The balance as the invoice's parts: service after the cancellation (credited), the
+        tax relieved where the write-off policy lists the customer's jurisdiction, bad debt."""
+        balance, invoice = self.progress.balance, self.invoice
+        assert balance is not None and invoice is not None
+        address = self.account.billing_address if self.account else None
+        relieve = bool(address) and self.policy.write_off.relieves_tax(
+            address.country if address else "", address.region if address else ""
+        )
+        tax = invoice.tax or Money.zero(balance.currency)
+        unserved = Money.zero(balance.currency)
+        if self.progress.cancelled_on is not None:
+            # Discounts can leave the unserved lines above the invoice's net: at most all of it.
+            unserved = min(
+                unserved_amount(invoice.lines, self.progress.cancelled_on, balance.currency),
+                invoice.total - tax,
+                key=lambda m: m.minor,
+            )
+        return split_write_off(
+            balance, invoice_total=invoice.total, invoice_tax=tax, unserved_net=unserved, relieve_tax=relieve
+        )
+
+    def _describe(self, split: WriteOffSplit) -> str:
+        allowance = self.policy.write_off.method == WriteOffMethod.ALLOWANCE
+        loss = "against the allowance" if allowance else "as bad-debt expense"
+        parts = [f"{split.bad_debt} {loss}"]
+        if not split.deferred_revenue.is_zero or not split.credited_tax.is_zero:
+            parts.append(
+                f"{split.deferred_revenue} and its tax {split.credited_tax} credited for service after the cancellation"
+            )
+        if not split.relieved_tax.is_zero:
+            parts.append(f"{split.relieved_tax} sales tax relieved")
+        return ", ".join(parts)
 
     async def _conclude(self) -> DunningResult:
         assert self.input is not None

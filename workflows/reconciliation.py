@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.approval import ApprovalPolicy
     from canonical.journal import ChartOfAccounts
     from canonical.models import DEFAULT_ENTITIES, ApprovalRequest, ApproverRole, LegalEntity, Model
+    from canonical.money import Money
     from canonical.reconciliation import (
         BreakStatus,
         HealOrder,
@@ -53,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, OperatorAction, Problem, Resolution, explain
-    from workflows.kit.process import FORWARD_RETRY, RELEASE_USAGE, ProcessEvent, ProcessWorkflow
+    from workflows.kit.process import FORWARD_RETRY, RELEASE_CASH, RELEASE_USAGE, ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
 # Reading a large period takes a while; a reader that stops heartbeating is retried from its
@@ -293,6 +294,18 @@ class ReconciliationWorkflow(ProcessWorkflow):
             problem = self._input_problem(period)
             if problem:
                 return self.finish(Status.REJECTED, f"reconciliation refused: {problem}")
+            # Since o2c-cash the heal limit and the approval thresholds are read per currency
+            # (the batches learn it from the policy they are given, continued runs from their
+            # input); an entity whose currency the policies do not state is refused.
+            if workflow.patched(RELEASE_CASH):
+                assert self.entity is not None
+                currency = self.entity.functional_currency
+                uncovered = input.policy.uncovered(currency) or input.approvals.uncovered(currency)
+                if uncovered:
+                    return self.finish(Status.REJECTED, f"reconciliation refused: {uncovered}")
+                self.input = input = input.model_copy(
+                    update={"policy": input.policy.model_copy(update={"per_currency": True})}
+                )
         # Heals are the run's postings: a run that fails, is aborted or is cancelled reverses them.
         self.saga.add("heals posted by this run", self._reverse_heals)
         rolled_back = await self.run_saga(
@@ -473,6 +486,25 @@ class ReconciliationWorkflow(ProcessWorkflow):
 
     # -- heals above the limit ---------------------------------------------------------------------
 
+    def _role_for(self, amount: Money) -> ApproverRole:
+        """Who approves heals of this size: a controller above the controller threshold in the
+        amount's currency (the bare number on runs before o2c-cash), and a controller for a
+        currency the approval policy does not state."""
+        i = self.input
+        assert i is not None
+        if i.policy.per_currency and i.approvals.uncovered(amount.currency):
+            return ApproverRole.CONTROLLER
+        return i.approvals.role_for(amount, per_currency=i.policy.per_currency)
+
+    def _heal_limit_text(self, amount: Money) -> str:
+        policy = self.input.policy if self.input else None
+        assert policy is not None
+        if policy.per_currency and policy.heal_limits.covers(amount.currency):
+            return str(policy.heal_limits.of(amount.currency))
+        if policy.per_currency:
+            return f"(none stated in {amount.currency})"
+        return str(policy.heal_limit)
+
     async def _heal_above_limit(self) -> None:
         i, p = self.input, self.progress
         assert i is not None and p is not None and self.entity is not None
@@ -487,16 +519,16 @@ class ReconciliationWorkflow(ProcessWorkflow):
             return
         count = sum(n for n, _ in waiting)
         amount = next((m for _, m in waiting if m.currency == self.entity.functional_currency), waiting[0][1])
-        role = ApproverRole.CONTROLLER if amount.amount > i.approvals.controller_threshold else ApproverRole.FINANCE
         request = ApprovalRequest(
-            required_role=role,
+            required_role=self._role_for(amount),
             requested_by=REQUESTED_BY,
             amount=amount,
             reasons=[
-                f"post {n} missing journal entries totalling {m}, each above the {i.policy.heal_limit} healing limit"
+                f"post {n} missing journal entries totalling {m}, each above the {self._heal_limit_text(m)} healing limit"
                 for n, m in waiting
             ],
         )
+        role = request.required_role
         self.set_status(Status.AWAITING_APPROVAL, f"{count} heals await a {role.value}")
         decision = await self.gate.wait(request, i.approvals, self._escalate)
         if decision is None or not decision.approved:

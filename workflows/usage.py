@@ -93,7 +93,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.approval import ApprovalState, DecisionInput
     from workflows.kit.attention import Attention, OperatorAction, Problem, Resolution, explain, outcome_unknown
     from workflows.kit.booking import BookingWorkflow
-    from workflows.kit.process import AbortRequested, ProcessEvent, StepFailed
+    from workflows.kit.process import RELEASE_CASH, AbortRequested, ProcessEvent, StepFailed
     from workflows.kit.status import Status
 
 CREDIT_PRODUCT = "usage-credit"
@@ -219,6 +219,9 @@ class UsageReleaseWorkflow(BookingWorkflow):
         super().__init__()
         self.input: UsageReleaseInput | None = None
         self.outcome = UsageOutcome.PENDING
+        # Whether this run reads the approval thresholds per currency (since o2c-cash): decided
+        # first thing in run(), and read by the adjust validator too.
+        self.per_currency = False
         self.measurement = 1
         self.totals: list[UsageTotal] = []
         self.counted: dict[str, int] = {}
@@ -349,9 +352,10 @@ class UsageReleaseWorkflow(BookingWorkflow):
 
     def role_for(self, amount: Money) -> ApproverRole:
         assert self.input is not None
-        if abs(amount).amount > self.input.approvals.controller_threshold:
-            return ApproverRole.CONTROLLER
-        return ApproverRole.FINANCE
+        approvals = self.input.approvals
+        if self.per_currency and approvals.uncovered(amount.currency):
+            return ApproverRole.CONTROLLER  # not reached: run() refuses the invoice currency first
+        return approvals.role_for(amount, per_currency=self.per_currency)
 
     def rated(self) -> dict[str, Money]:
         """o2c's counts at the subscription's prices, per meter the draft bills or o2c counted;
@@ -383,6 +387,12 @@ class UsageReleaseWorkflow(BookingWorkflow):
         self.input = r = input
         self.step_window = input.step_window
         self.tag(customer=r.customer, contract=r.contract_id or r.subscription_id)
+        # Since o2c-cash the review's approval thresholds are read in the invoice currency; a
+        # currency the approval policy does not state is refused before the period is closed.
+        self.per_currency = workflow.patched(RELEASE_CASH)
+        uncovered = r.approvals.uncovered(r.currency) if self.per_currency else None
+        if uncovered:
+            return self.finish(Status.FAILED, UsageOutcome.NOT_RELEASED, f"not released: {uncovered}")
         try:
             self.set_status(Status.RUNNING, f"closing the usage period {r.period}")
             # From here an event of the period is late and follows the late policy.

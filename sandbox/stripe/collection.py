@@ -90,7 +90,7 @@ def charge_invoice(tx: Tx, invoice: dict[str, Any], pm_id: str | None = None) ->
         "payment_method": pm["id"],
         "payment_method_details": {
             "type": "card",
-            "card": {k: pm["card"][k] for k in ("brand", "last4", "exp_month", "exp_year")},
+            "card": {k: pm["card"].get(k) for k in ("brand", "last4", "exp_month", "exp_year", "fingerprint")},
         },
         "paid": behaviour is None,
         "captured": behaviour is None,

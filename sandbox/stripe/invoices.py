@@ -98,6 +98,7 @@ def create_invoice(tx: Tx, params: dict[str, Any]) -> tuple[int, Any]:
         "paid_out_of_band": False,
         "charge": None,
         "payment_intent": None,
+        "default_payment_method": None,  # charged instead of the customer's default when set
         "next_payment_attempt": None,
         "billing_reason": "subscription_update" if subscription_id else "manual",
         "livemode": False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import date
 from typing import Any
@@ -29,6 +30,12 @@ TEST_PAYMENT_METHODS: dict[str, tuple[str, str, tuple[str, str, str] | None]] = 
 }
 
 
+def card_fingerprint(token: str) -> str:
+    """Stripe's card.fingerprint: the same for one card number wherever it is attached (here
+    the test card's token stands for the number)."""
+    return hashlib.sha256(f"sandbox-card:{token}".encode()).hexdigest()[:16]
+
+
 def _new_payment_method(token: str) -> dict[str, Any]:
     brand, last4, _ = TEST_PAYMENT_METHODS[token]
     return {
@@ -42,6 +49,7 @@ def _new_payment_method(token: str) -> dict[str, Any]:
             "exp_year": date.today().year + 3,
             "funding": "credit",
             "country": "US",
+            "fingerprint": card_fingerprint(token),
         },
         "billing_details": {"address": None, "email": None, "name": None, "phone": None},
         "customer": None,

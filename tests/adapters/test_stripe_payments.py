@@ -342,3 +342,27 @@ def test_summary_counts_payments_and_events(sandbox):
     summary = sandbox.summary()["stripe"]
     assert summary["charge"]["by_status"] == {"failed": 1}
     assert summary["event"]["by_status"]["invoice.payment_failed"] == 1
+
+
+async def test_an_open_invoice_names_the_card_it_is_charged_to(stripe, sandbox):
+    invoice = failed_invoice(sandbox, "pm_card_chargeDeclinedInsufficientFunds")
+    [declined_pm] = [pm for pm in sandbox.records("stripe", "payment_method")]
+    read = await stripe.get_invoice(invoice["id"])
+    assert read.status == "open"
+    assert read.payment_method == declined_pm["card"]["fingerprint"] != ""
+    # The charge carries the same fingerprint, as Stripe's payment_method_details do.
+    [charge] = sandbox.records("stripe", "charge")
+    assert charge["payment_method_details"]["card"]["fingerprint"] == read.payment_method
+    # A new default card: the next charge, and so the attempts, go to that card.
+    new_card(sandbox, "pm_card_chargeDeclined")
+    moved = await stripe.get_invoice(invoice["id"])
+    assert moved.payment_method not in ("", read.payment_method)
+    # The same card number attached again is the same card, whichever payment method holds it.
+    new_card(sandbox, "pm_card_chargeDeclined")
+    assert (await stripe.get_invoice(invoice["id"])).payment_method == moved.payment_method
+
+
+async def test_a_paid_invoice_names_no_card(stripe, sandbox):
+    invoice = failed_invoice(sandbox, "pm_card_chargeDeclined")
+    sandbox.pay_out_of_band(invoice["id"])
+    assert (await stripe.get_invoice(invoice["id"])).payment_method == ""

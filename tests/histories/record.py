@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -32,8 +33,10 @@ from temporalio.worker import Worker
 
 from activities.registry import all_activities
 from adapters.errors import BusinessError, IntegrationBug
+from adapters.ports import CashStorePort
 from adapters.temporal import register_search_attributes
-from canonical.journal import ChartOfAccounts, invoice_entry
+from canonical.dunning import DunningPolicies, DunningPolicy
+from canonical.journal import ChartOfAccounts, WriteOffMethod, WriteOffPolicy, invoice_entry
 from canonical.models import (
     TAX_PRODUCT,
     Account,
@@ -49,12 +52,14 @@ from canonical.models import (
     Subscription,
     TaxDocument,
 )
+from canonical.money import Money
 from canonical.reconciliation import ReconciliationPolicy
 from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
 from canonical.usage.models import MeterReport, ReviewAction, UsageDecision
 from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
+from tests.fakes_cards import FakeCardLedger
 from tests.usage_recon_fakes import seed_usage_period
 from tests.workflows.usage_world import PERIOD, release_input, usage_world
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
@@ -70,6 +75,7 @@ from workflows.usage import UsageOutcome, UsageReleaseWorkflow, usage_workflow_i
 from workflows.usage_close import UsageCloseInput, UsagePeriodCloseWorkflow
 
 HERE = Path(__file__).parent
+CARD = "fp_visa_4242"  # the card fingerprint the cash release's dunning scenarios charge
 ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")]
 
 
@@ -279,6 +285,108 @@ async def dunning_write_off(env, tq, systems) -> WorkflowHandle:
     )
     await until_closed(env, handle)
     expect((await handle.result()).outcome, DunningOutcome.WRITTEN_OFF)
+    return handle
+
+
+async def _dunning_under(env, tq, systems, policies: DunningPolicies, **invoice: object) -> WorkflowHandle:
+    """A dunning of an invoice charged to CARD, started by its failed payment under `policies`."""
+    invoice_id = f"in_{uuid.uuid4().hex[:10]}"
+    fields: dict[str, object] = dict(
+        id=invoice_id,
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        status="open",
+        currency="USD",
+        total=usd("500.00"),
+        amount_paid=usd("0.00"),
+        amount_remaining=usd("500.00"),
+        payment_method=CARD,
+    )
+    fields.update(invoice)
+    systems.billing.invoices[invoice_id] = Invoice.model_validate(fields)
+    now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), UTC)
+    event = PaymentEvent(
+        event_id="evt_1",
+        kind=PaymentEventKind.PAYMENT_FAILED,
+        occurred_at=now,
+        invoice_id=invoice_id,
+        account_id="cus_acme",
+        subscription_id="sub_acme",
+        decline_code="insufficient_funds",
+    )
+    await deliver_payment_event(env.client, event, task_queue=tq, policies=policies)
+    return env.client.get_workflow_handle_for(DunningWorkflow.run, dunning_workflow_id(invoice_id))
+
+
+async def dunning_card_limit(env, tq, systems) -> WorkflowHandle:
+    """Since o2c-cash: other invoices used 13 of the card's 15 attempts; two retries are made,
+    the other three refused by the card ledger. Recorded while it waits for day 14's notice."""
+    now = datetime.fromtimestamp((await env.get_current_time()).timestamp(), UTC)
+    systems.cards.seed(CARD, now - timedelta(days=3), 13)
+    handle = await _dunning_under(env, tq, systems, DunningPolicies())
+    await env.sleep(timedelta(days=8))
+    await poll(handle, DunningWorkflow.state, lambda s: len(s.card_limited) == 2)  # days 5 and 7
+    expect(systems.ledger.count("billing.retry_payment"), 2)
+    return handle
+
+
+async def dunning_write_off_allowance(env, tq, systems) -> WorkflowHandle:
+    """Since o2c-cash: a year billed ahead with tax, cancelled on day 30, written off against
+    the allowance with the California tax relieved and the unserved months credited."""
+    today = (await env.get_current_time()).date()
+    year = InvoiceLine(
+        product="seats",
+        description="Seats, one year",
+        amount=usd("1200.00"),
+        period_start=today - timedelta(days=10),
+        period_end=today + timedelta(days=355),
+    )
+    write_off = WriteOffPolicy(method=WriteOffMethod.ALLOWANCE, tax_relief_jurisdictions=["US-CA"])
+    handle = await _dunning_under(
+        env,
+        tq,
+        systems,
+        DunningPolicies(default=DunningPolicy(write_off=write_off)),
+        total=usd("1284.00"),
+        amount_remaining=usd("1284.00"),
+        tax=usd("84.00"),
+        lines=[year, InvoiceLine(product=TAX_PRODUCT, description="Sales tax", amount=usd("84.00"))],
+    )
+    await env.sleep(timedelta(days=21.2))
+    await poll(handle, DunningWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(
+        DunningWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment=""),
+    )
+    await env.sleep(timedelta(days=9))
+    await poll(handle, DunningWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(
+        DunningWorkflow.decide,
+        DecisionInput(approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment=""),
+    )
+    await until_closed(env, handle)
+    result = await handle.result()
+    expect(result.outcome, DunningOutcome.WRITTEN_OFF)
+    entry = systems.erp.entries[result.write_off_entry]
+    expect(sorted({x.account for x in entry.lines if x.debit}), ["1290", "2200", "2400"])
+    return handle
+
+
+async def amendment_in_yen(env, tq, systems) -> WorkflowHandle:
+    """Since o2c-cash: a JPY 12,000 annual change, below the yen threshold, needs no approval."""
+    sub = systems.billing.subscriptions["sub_acme"]
+    lines = [x.model_copy(update={"unit_price": Money.of(500, "JPY")}) for x in sub.lines]
+    systems.billing.subscriptions["sub_acme"] = sub.model_copy(update={"currency": "JPY", "lines": lines})
+    request = amendment(12).model_copy(
+        update={"currency": "JPY", "lines": [AmendedLine(product="seats", quantity=12, unit_price=Decimal(500))]}
+    )
+    handle = await env.client.start_workflow(
+        AmendmentWorkflow.run,
+        AmendmentInput(request=request),
+        id=amendment_workflow_id(request.amendment_id),
+        task_queue=tq,
+    )
+    expect((await handle.result()).status, Status.COMPLETED)
     return handle
 
 
@@ -691,6 +799,9 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "usage_resent_after_a_fix": usage_resent_after_a_fix,
     "usage_finalised_otherwise": usage_finalised_otherwise,
     "usage_period_close": usage_period_close,
+    "dunning_card_limit": dunning_card_limit,
+    "dunning_write_off_allowance": dunning_write_off_allowance,
+    "amendment_in_yen": amendment_in_yen,
 }
 
 
@@ -707,10 +818,10 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
         for name in names:
             systems = FakeSystems()
             acme(systems)
+            systems.cards = FakeCardLedger()  # type: ignore[attr-defined]
             task_queue = f"record-{name}-{uuid.uuid4().hex[:6]}"
-            async with Worker(
-                client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=all_activities(**systems.ports())
-            ):
+            activities = all_activities(**systems.ports(), cash=cast(CashStorePort, systems.cards))  # type: ignore[attr-defined]
+            async with Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=activities):
                 handle = await SCENARIOS[name](env, task_queue, systems)
                 history = await handle.fetch_history()
                 if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:

@@ -8,6 +8,7 @@ import pytest
 from canonical.approval import ApprovalPolicy, amendment_approval, annual_value_change, refusal
 from canonical.models import ApprovalRequest, Approver, ApproverRole, Proration
 from canonical.money import Money
+from canonical.policy_amounts import UncoveredCurrency, per_currency
 
 POLICY = ApprovalPolicy()
 
@@ -83,9 +84,13 @@ def test_annual_value_thresholds(before, after, role, change):
     request = amendment_approval(proration(before, after), POLICY, "sam.sales")
     assert request is not None
     assert request.required_role is role
-    threshold = "50000" if role is ApproverRole.CONTROLLER else "10000"
+    threshold = "50,000.00 USD" if role is ApproverRole.CONTROLLER else "10,000.00 USD"
     assert request.reasons == [f"annual value change {change} USD above {threshold}"]
     assert str(request.amount) == f"{change} USD"
+    # A run that started before the per-currency tables decides and words it as it did then.
+    old = amendment_approval(proration(before, after), POLICY, "sam.sales", per_currency=False)
+    assert old is not None and old.required_role is role
+    assert old.reasons == [f"annual value change {change} USD above {threshold.split('.')[0].replace(',', '')}"]
 
 
 def test_large_decrease_counts_by_size_and_lists_every_reason():
@@ -96,13 +101,72 @@ def test_large_decrease_counts_by_size_and_lists_every_reason():
     assert request.reasons == [
         "discount 25% above the 20% policy",
         "net credit of 3,870.97 USD to the customer",
-        "annual value change -72,000.00 USD above 50000",
+        "annual value change -72,000.00 USD above 50,000.00 USD",
     ]
+
+
+def in_yen(before: str, after: str) -> Proration:
+    base = proration("0.00", "0.00", net="0.00")
+    jpy = {
+        "net": Money.of(0, "JPY"),
+        "monthly_before": Money.of(before, "JPY"),
+        "monthly_after": Money.of(after, "JPY"),
+    }
+    return base.model_copy(update=jpy)
+
+
+def test_thresholds_are_read_in_the_contract_currency():
+    # JPY 12,000 a year (about 80 dollars) needs nobody; the bare 10,000 of old read it as large.
+    assert amendment_approval(in_yen("0", "1000"), POLICY, "sam.sales") is None
+    old = amendment_approval(in_yen("0", "1000"), POLICY, "sam.sales", per_currency=False)
+    assert old is not None and old.required_role is ApproverRole.FINANCE
+    finance = amendment_approval(in_yen("0", "125001"), POLICY, "sam.sales")  # 1,500,012 a year
+    assert finance is not None and finance.required_role is ApproverRole.FINANCE
+    assert finance.reasons == ["annual value change 1,500,012 JPY above 1,500,000 JPY"]
+    controller = amendment_approval(in_yen("0", "625001"), POLICY, "sam.sales")  # 7,500,012 a year
+    assert controller is not None and controller.required_role is ApproverRole.CONTROLLER
+
+
+@pytest.mark.parametrize("currency", ["USD", "EUR", "GBP", "CAD", "AUD", "JPY"])
+def test_the_default_policy_covers_the_major_currencies(currency):
+    assert POLICY.uncovered(currency) is None
+    assert POLICY.finance_limit(currency) < POLICY.controller_limit(currency)
+
+
+def test_a_currency_the_policy_does_not_state_is_refused_not_borrowed():
+    assert POLICY.uncovered("CHF") == (
+        "the finance approval threshold is not stated in CHF (the policy covers AUD, CAD, EUR, GBP, JPY, USD)"
+    )
+    chf = in_yen("0", "1000").model_copy(
+        update={"monthly_before": Money.of("0", "CHF"), "monthly_after": Money.of("1000", "CHF")}
+    )
+    with pytest.raises(UncoveredCurrency, match="not stated in CHF"):
+        amendment_approval(chf, POLICY, "sam.sales")
+
+
+def test_per_currency_tables_load_from_a_plain_mapping():
+    policy = ApprovalPolicy.model_validate(
+        {"finance_thresholds": {"USD": 5000, "JPY": "750000"}, "controller_thresholds": {"USD": 20000, "JPY": 3000000}}
+    )
+    assert policy.finance_limit("JPY") == Money.of(750000, "JPY")
+    assert policy.uncovered("EUR") is not None
+    with pytest.raises(ValueError, match="not negative"):
+        ApprovalPolicy.model_validate({"finance_thresholds": {"USD": -1}})
+    with pytest.raises(ValueError):
+        ApprovalPolicy.model_validate({"finance_thresholds": {"XXQ": 1}})
+
+
+def test_role_by_amount_is_per_currency():
+    assert POLICY.role_for(Money.of(60_000, "USD")) is ApproverRole.CONTROLLER
+    assert POLICY.role_for(Money.of(60_000, "JPY")) is ApproverRole.FINANCE
+    assert POLICY.role_for(Money.of(60_000, "JPY"), per_currency=False) is ApproverRole.CONTROLLER
 
 
 def test_thresholds_come_from_the_policy():
     strict = ApprovalPolicy(
-        finance_threshold=Decimal(1000), controller_threshold=Decimal(2000), max_discount_percent=Decimal(5)
+        finance_thresholds=per_currency(USD=1000),
+        controller_thresholds=per_currency(USD=2000),
+        max_discount_percent=Decimal(5),
     )
     assert amendment_approval(proration("500.00", "600.00"), strict, "s").required_role is ApproverRole.FINANCE
     assert amendment_approval(proration("500.00", "700.00"), strict, "s").required_role is ApproverRole.CONTROLLER
@@ -134,6 +198,23 @@ def test_requester_cannot_approve_their_own_change():
         "fiona.finance requested this change and cannot approve it"
     )
     assert refusal(request, POLICY, "frank.finance", ApproverRole.FINANCE) is None
+
+
+@pytest.mark.parametrize(
+    ("requested_by", "approver"),
+    [("Fiona.Finance ", "fiona.finance"), ("fiona.finance", " FIONA.FINANCE"), ("FIONA.finance\t", "Fiona.Finance")],
+)
+def test_segregation_of_duties_compares_identities_not_spellings(requested_by, approver):
+    request = request_for(ApproverRole.FINANCE, requested_by=requested_by)
+    assert refusal(request, POLICY, approver, ApproverRole.FINANCE) == (
+        f"{approver} requested this change and cannot approve it"
+    )
+
+
+def test_approvers_are_looked_up_as_identities():
+    assert refusal(request_for(ApproverRole.FINANCE), POLICY, " Frank.Finance", ApproverRole.FINANCE) is None
+    assert POLICY.approver("CARLA.CONTROLLER ").name == "carla.controller"
+    assert POLICY.approver("carla") is None
 
 
 def test_role_too_low_is_refused():

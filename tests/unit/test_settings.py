@@ -12,7 +12,10 @@ import pytest
 
 from canonical.approval import ApprovalPolicy
 from canonical.dunning import DunningPolicies
+from canonical.journal import WriteOffMethod
 from canonical.models import DEFAULT_ENTITIES, Approver, ApproverRole
+from canonical.money import Money
+from canonical.policy_amounts import per_currency
 from canonical.reconciliation import ReconciliationPolicy, Tolerance
 from canonical.renewal import RenewalPolicy
 from settings import InvalidSettings, Settings
@@ -83,16 +86,65 @@ def test_on_sandbox_points_every_adapter_at_it():
 
 
 def test_approval_policy(environment):
-    environment.setenv("O2C_FINANCE_THRESHOLD", "5000")
+    environment.setenv("O2C_FINANCE_THRESHOLD", "USD:5000, jpy:750000")
     environment.setenv("O2C_MAX_DISCOUNT_PERCENT", "15")
     environment.setenv("O2C_APPROVERS", "ana:finance, carl:controller")
     policy = Settings.from_env().approval_policy
-    assert (policy.finance_threshold, policy.max_discount_percent) == (Decimal(5000), Decimal(15))
-    assert policy.controller_threshold == ApprovalPolicy().controller_threshold
+    assert policy.finance_thresholds == per_currency(USD=5000, JPY=750000)  # the variable states the whole table
+    assert policy.max_discount_percent == Decimal(15)
+    assert policy.uncovered("EUR") == (
+        "the finance approval threshold is not stated in EUR (the policy covers JPY, USD)"
+    )
+    assert policy.controller_thresholds == ApprovalPolicy().controller_thresholds
     assert policy.approvers == [
         Approver(name="ana", role=ApproverRole.FINANCE),
         Approver(name="carl", role=ApproverRole.CONTROLLER),
     ]
+
+
+def test_a_bare_threshold_names_no_currency_and_is_refused(environment):
+    environment.setenv("O2C_FINANCE_THRESHOLD", "5000")
+    with pytest.raises(
+        InvalidSettings, match=r"O2C_FINANCE_THRESHOLD: .*names no currency: policy amounts are per currency"
+    ):
+        Settings.from_env()
+
+
+def test_approval_policy_from_a_file_per_currency(environment, tmp_path):
+    path = tmp_path / "approval.json"
+    tables = {"finance_thresholds": {"EUR": 9000, "CHF": 9500}, "controller_thresholds": {"EUR": 45000, "CHF": 47000}}
+    path.write_text(json.dumps({**tables, "max_discount_percent": "10"}))
+    environment.setenv("O2C_APPROVAL_POLICY_FILE", str(path))
+    policy = Settings.from_env().approval_policy
+    assert policy.finance_limit("CHF") == Money.of(9500, "CHF") and policy.max_discount_percent == Decimal(10)
+    assert policy.uncovered("USD") is not None
+    environment.setenv("O2C_CONTROLLER_THRESHOLD", "EUR:40000,CHF:42000")
+    assert Settings.from_env().approval_policy.controller_limit("EUR") == Money.of(40000, "EUR")
+
+
+def test_a_dunning_policy_above_the_card_networks_limit_fails_at_start(environment, tmp_path):
+    path = tmp_path / "dunning.json"
+    path.write_text(json.dumps({"segments": {"smb": {"max_attempts_per_30_days": 20}}}))
+    environment.setenv("O2C_DUNNING_POLICIES_FILE", str(path))
+    with pytest.raises(
+        InvalidSettings, match=r"segments\.smb\.max_attempts_per_30_days: .*at most 15 attempts per card"
+    ):
+        Settings.from_env()
+
+
+def test_dunning_policies_per_currency_and_write_off_from_a_file(environment, tmp_path):
+    path = tmp_path / "dunning.json"
+    body = {
+        "default": {
+            "strategic_arr_thresholds": {"USD": 50000, "EUR": 45000},
+            "write_off": {"method": "allowance", "tax_relief_jurisdictions": ["US-CA", "GB"]},
+        }
+    }
+    path.write_text(json.dumps(body))
+    environment.setenv("O2C_DUNNING_POLICIES_FILE", str(path))
+    policy = Settings.from_env().dunning_policies().default
+    assert policy.is_strategic(Money.of(50000, "USD")) and not policy.strategic_arr_thresholds.covers("JPY")
+    assert policy.write_off.method == WriteOffMethod.ALLOWANCE and policy.write_off.relieves_tax("GB")
 
 
 def test_dunning_policies_from_a_file_with_one_day_length_for_all(environment, tmp_path):
@@ -123,14 +175,16 @@ def test_renewal_policy_and_legal_entities(environment, tmp_path):
 
 
 def test_reconciliation_policy(environment, tmp_path):
-    (tmp_path / "recon.json").write_text(json.dumps({"batch_size": 100, "heal_limit": "50"}))
+    body = {"batch_size": 100, "heal_limits": {"USD": "50", "JPY": "7500"}}
+    (tmp_path / "recon.json").write_text(json.dumps(body))
     environment.setenv("O2C_RECONCILIATION_FILE", str(tmp_path / "recon.json"))
     environment.setenv("O2C_RECON_TOLERANCE_MINOR", "2")
     policy = Settings.from_env().reconciliation_policy
-    assert policy.batch_size == 100 and policy.heal_limit == Decimal(50)
+    assert policy.batch_size == 100 and policy.heal_limits == per_currency(USD=50, JPY=7500)
     assert policy.tolerance == Tolerance(amount_minor=2, tax_minor=2, revenue_minor=2)
-    environment.setenv("O2C_RECON_HEAL_LIMIT", "250")
-    assert Settings.from_env().reconciliation_policy.heal_limit == Decimal(250)
+    environment.setenv("O2C_RECON_HEAL_LIMIT", "USD:250")
+    policy = Settings.from_env().reconciliation_policy
+    assert policy.heal_limits == per_currency(USD=250) and policy.uncovered("JPY") is not None
 
 
 @pytest.mark.parametrize(
@@ -139,7 +193,9 @@ def test_reconciliation_policy(environment, tmp_path):
         ("O2C_WEBHOOK_PORT", "eighty", "valid integer"),
         ("O2C_HTTP_TIMEOUT_SECONDS", "0", "greater than 0"),
         ("O2C_TEMPORAL_TLS", "maybe", "valid boolean"),
-        ("O2C_FINANCE_THRESHOLD", "ten thousand", "valid decimal"),
+        ("O2C_FINANCE_THRESHOLD", "USD:ten thousand", "valid decimal"),
+        ("O2C_CONTROLLER_THRESHOLD", "50000", "names no currency"),
+        ("O2C_RECON_HEAL_LIMIT", "XYZ:100", "XYZ"),
         ("O2C_APPROVERS", "ana:boss", "'finance' or 'controller'"),
         ("O2C_RECON_TOLERANCE_MINOR", "-1", "greater than or equal to 0"),
         ("O2C_LEGAL_ENTITIES_FILE", "/nowhere/entities.json", "cannot read /nowhere/entities.json"),

@@ -19,6 +19,7 @@ from adapters.errors import BusinessError, IntegrationBug
 from adapters.temporal import register_search_attributes
 from canonical.approval import ApprovalPolicy
 from canonical.models import ApproverRole
+from canonical.policy_amounts import per_currency
 from canonical.usage.models import Meter, MeterReport, ReviewAction, UsageDecision, UsagePolicy
 from starter.binaries import test_server_binary
 from starter.client import adjust_usage, start_usage_release
@@ -198,7 +199,9 @@ async def test_an_adjustment_credits_the_draft_with_the_approval_its_amount_need
     s = systems
     subscription = usage_world(s, 14_200)
     # Above 100.00 a controller decides: the held invoice (142.00) and a credit above it alike.
-    handle = await start(env, worker, subscription, approvals=ApprovalPolicy(controller_threshold=Decimal(100)))
+    handle = await start(
+        env, worker, subscription, approvals=ApprovalPolicy(controller_thresholds=per_currency(USD=100))
+    )
     held = await until(handle, Status.AWAITING_APPROVAL)
     assert held.approval.request.required_role == ApproverRole.CONTROLLER
 

@@ -39,6 +39,11 @@ RELEASE_2026_12 = "o2c-2026-12"
 # reconciliation's usage check) goes behind this id.
 RELEASE_USAGE = "o2c-usage"
 
+# The release of cash and credits (issue 12). Behind it in released workflows: policy
+# amounts read per currency, the card networks' attempt limit counted per card, the new
+# hard declines, and write-offs by the write-off policy.
+RELEASE_CASH = "o2c-cash"
+
 # How a run of the saga ends when it does not complete.
 SagaExit = Literal["failure", "abort", "cancel"]
 
