@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.billing import BillingActivities
+from activities.credits import PaymentsActivities, ReceivablesActivities, TaxReturnActivities
 from activities.crm import CrmActivities
 from activities.entitlements import EntitlementActivities
 from activities.erp import ErpActivities
@@ -21,9 +22,12 @@ from adapters.ports import (
     ErpPort,
     MeteringPort,
     NotificationPort,
+    PaymentsPort,
+    ReceivablesPort,
     ReconciliationStorePort,
     RevenueSchedulePort,
     TaxPort,
+    TaxReturnsPort,
     UsageStorePort,
 )
 
@@ -40,7 +44,12 @@ def all_activities(
     reconciliations: ReconciliationStorePort,
     metering: MeteringPort,
     usage: UsageStorePort,
+    payments: PaymentsPort | None = None,
+    receivables: ReceivablesPort | None = None,
+    tax_returns: TaxReturnsPort | None = None,
 ) -> list[Callable[..., Any]]:
+    """The credit and dispute activities are registered with the ports they call; a worker
+    given none of those (a test of other processes) runs without them."""
     b = BillingActivities(billing)
     t = TaxActivities(tax)
     e = ErpActivities(erp)
@@ -80,4 +89,7 @@ def all_activities(
         s.replace,
         *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage).all(),
         *UsageActivities(metering, usage).all(),
+        *(PaymentsActivities(payments).all() if payments is not None else []),
+        *(ReceivablesActivities(receivables).all() if receivables is not None else []),
+        *(TaxReturnActivities(tax_returns).all() if tax_returns is not None else []),
     ]

@@ -72,10 +72,14 @@ def left_of_invoice(invoice: Invoice, so_far: CreditedSoFar) -> Money:
     return invoice_subtotal(invoice) - so_far.amount
 
 
-def credit_problems(request: CreditRequest, invoice: Invoice | None, already_credited: CreditedSoFar) -> list[str]:
-    """Why this credit may not be given, in an analyst's words; empty when it may."""
+def credit_problems(
+    request: CreditRequest, invoice: Invoice | None, already_credited: CreditedSoFar | None = None
+) -> list[str]:
+    """Why this credit may not be given, in an analyst's words; empty when it may. What was
+    credited before is what billing says of the invoice unless `already_credited` says more."""
     if invoice is None:
         return [f"invoice {request.invoice_id} does not exist in billing"]
+    already_credited = already_credited or credited_so_far(invoice)
     problems: list[str] = []
     if invoice.id != request.invoice_id:
         problems.append(f"the request credits {request.invoice_id}, not invoice {invoice.id}")
