@@ -2,6 +2,7 @@
 
 from workflows.amendment import AmendmentWorkflow
 from workflows.credit import CreditWorkflow
+from workflows.dispute import DisputeWorkflow
 from workflows.dunning import DunningWorkflow
 from workflows.reconciliation import ReconciliationBatchWorkflow, ReconciliationWorkflow
 from workflows.renewal import RenewalWorkflow
@@ -19,4 +20,5 @@ ALL_WORKFLOWS = [
     UsageReleaseWorkflow,
     UsagePeriodCloseWorkflow,
     CreditWorkflow,
+    DisputeWorkflow,
 ]

@@ -7,8 +7,8 @@ import uuid
 from datetime import date
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio import workflow
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from adapters.errors import BusinessError
