@@ -8,7 +8,10 @@ and changes the revenue schedules with `revenue_concession`.
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from fractions import Fraction
+
+from pydantic import ConfigDict, Field
 
 from canonical.credits import CreditReason, CreditRequest, CreditSettlement
 from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine
@@ -237,21 +240,34 @@ class CreditPolicy(Model):
 def credit_approval(request: CreditRequest, net: Money, policy: CreditPolicy) -> ApprovalRequest | None:
     """What approval the credit needs, or None below the finance threshold. Raises
     UncoveredCurrency when the policy states no threshold in the credit's currency."""
-    finance, controller = policy.thresholds(request.reason)
     what = "service credit" if request.reason == CreditReason.SERVICE_CREDIT else "credit"
-    finance_at = finance.of(net.currency, what=f"the finance threshold for a {what}")
-    controller_at = controller.of(net.currency, what=f"the controller threshold for a {what}")
-    if net > controller_at:
-        role, reason = ApproverRole.CONTROLLER, f"{what} of {net} above {controller_at}"
-    elif net > finance_at:
-        role, reason = ApproverRole.FINANCE, f"{what} of {net} above {finance_at}"
+    return _approval(
+        net,
+        request.reason,
+        policy,
+        request.requested_by,
+        what,
+        f"on invoice {request.invoice_id} ({request.reason.value}): {request.explanation}",
+    )
+
+
+def _approval(
+    amount: Money, reason: CreditReason, policy: CreditPolicy, requested_by: str, what: str, about: str
+) -> ApprovalRequest | None:
+    finance, controller = policy.thresholds(reason)
+    finance_at = finance.of(amount.currency, what=f"the finance threshold for a {what}")
+    controller_at = controller.of(amount.currency, what=f"the controller threshold for a {what}")
+    if amount > controller_at:
+        role, above = ApproverRole.CONTROLLER, controller_at
+    elif amount > finance_at:
+        role, above = ApproverRole.FINANCE, finance_at
     else:
         return None
     return ApprovalRequest(
         required_role=role,
-        reasons=[f"{reason} on invoice {request.invoice_id} ({request.reason.value}): {request.explanation}"],
-        requested_by=request.requested_by,
-        amount=net,
+        reasons=[f"{what} of {amount} above {above} {about}"],
+        requested_by=requested_by,
+        amount=amount,
     )
 
 
@@ -384,3 +400,76 @@ def _debit(account: str, amount: Money, memo: str) -> JournalLine | None:
 
 def _credit(account: str, amount: Money, memo: str) -> JournalLine | None:
     return JournalLine(account=account, credit=amount, memo=memo) if amount.amount > 0 else None
+
+
+# -- refunds an operator decides --------------------------------------------------------------------
+
+# Stripe's refund reasons (POST /v1/refunds `reason`).
+REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+
+
+class RefundSource(StrEnum):
+    """What the money paid back was held as: a customer's credit balance, or cash received
+    and never applied (a receipt an operator decided to give back)."""
+
+    CUSTOMER_CREDIT = "customer_credit"
+    UNAPPLIED_RECEIPTS = "unapplied_receipts"
+
+
+class RefundRequest(Model):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    refund_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")  # the business key: refund-<refund_id>
+    charge_id: str = Field(min_length=1)
+    amount: Money
+    reason: str
+    explanation: str = Field(min_length=1)
+    requested_by: str = ""  # the operator, set by the front door
+    customer: str = ""
+    invoice_id: str = ""
+    source: RefundSource = RefundSource.CUSTOMER_CREDIT
+
+
+def refund_problems(request: RefundRequest, policy: CreditPolicy) -> list[str]:
+    problems = []
+    if request.amount.amount <= 0:
+        problems.append(f"a refund is a positive amount, not {request.amount}")
+    if request.reason not in REFUND_REASONS:
+        problems.append(f"the reason is one of {', '.join(REFUND_REASONS)}, not {request.reason!r}")
+    if not request.requested_by.strip():
+        problems.append("a refund names the operator who decided it")
+    uncovered = policy.uncovered(CreditReason.ORDER_CHANGE, request.amount.currency)
+    if uncovered:
+        problems.append(uncovered)
+    return problems
+
+
+def refund_approval(request: RefundRequest, policy: CreditPolicy) -> ApprovalRequest | None:
+    """A refund is approved as a credit of the same amount would be."""
+    return _approval(
+        request.amount,
+        CreditReason.ORDER_CHANGE,
+        policy,
+        request.requested_by,
+        "refund",
+        f"on charge {request.charge_id}: {request.explanation}",
+    )
+
+
+def refund_entry(
+    request: RefundRequest, *, external_id: str, subsidiary: str, posting_date: date, chart: ChartOfAccounts
+) -> JournalEntry:
+    """Dr what the customer's money was held as / Cr cash."""
+    held = chart.customer_credit if request.source == RefundSource.CUSTOMER_CREDIT else chart.unapplied_receipts
+    return JournalEntry(
+        external_id=external_id,
+        subsidiary=subsidiary,
+        currency=request.amount.currency,
+        posting_date=posting_date,
+        memo=f"Refund {request.refund_id} on charge {request.charge_id}: {request.explanation}",
+        lines=[
+            JournalLine(account=held, debit=request.amount, memo=f"Refunded from {request.source.value}"),
+            JournalLine(account=chart.cash, credit=request.amount, memo="Refunded"),
+        ],
+        invoice_id=request.invoice_id,
+    )

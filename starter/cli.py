@@ -33,6 +33,7 @@ from starter.session import run as _run
 from starter.session import settings
 from starter.session import temporal_client as _client
 from starter.session import ui_link as _ui_link
+from starter.credits_cli import credit_app, refund
 from starter.usage_cli import usage_app
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
@@ -62,6 +63,8 @@ sandbox_app = typer.Typer(
 app.add_typer(recon_app, name="recon")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(usage_app, name="usage")
+app.add_typer(credit_app, name="credit")
+app.command("refund")(refund)
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 Wait = Annotated[

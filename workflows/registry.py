@@ -5,6 +5,7 @@ from workflows.credit import CreditWorkflow
 from workflows.dispute import DisputeWorkflow
 from workflows.dunning import DunningWorkflow
 from workflows.reconciliation import ReconciliationBatchWorkflow, ReconciliationWorkflow
+from workflows.refund import RefundWorkflow
 from workflows.renewal import RenewalWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow
 from workflows.usage import UsageReleaseWorkflow
@@ -21,4 +22,5 @@ ALL_WORKFLOWS = [
     UsagePeriodCloseWorkflow,
     CreditWorkflow,
     DisputeWorkflow,
+    RefundWorkflow,
 ]
