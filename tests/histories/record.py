@@ -55,6 +55,8 @@ from canonical.usage.models import MeterReport, ReviewAction, UsageDecision
 from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
+from tests.fakes_credits import CreditSystems
+from tests.histories.credit_scenarios import CREDIT_SCENARIOS
 from tests.usage_recon_fakes import seed_usage_period
 from tests.workflows.usage_world import PERIOD, release_input, usage_world
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
@@ -691,6 +693,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "usage_resent_after_a_fix": usage_resent_after_a_fix,
     "usage_finalised_otherwise": usage_finalised_otherwise,
     "usage_period_close": usage_period_close,
+    **CREDIT_SCENARIOS,
 }
 
 
@@ -707,9 +710,11 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
         for name in names:
             systems = FakeSystems()
             acme(systems)
+            credits = CreditSystems(systems)
+            systems.credits = credits  # type: ignore[attr-defined]  # the credit scenarios' fakes
             task_queue = f"record-{name}-{uuid.uuid4().hex[:6]}"
             async with Worker(
-                client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=all_activities(**systems.ports())
+                client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=all_activities(**credits.ports())
             ):
                 handle = await SCENARIOS[name](env, task_queue, systems)
                 history = await handle.fetch_history()
