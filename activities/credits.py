@@ -3,6 +3,9 @@ returns and the ERP's receivables."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio import activity
 
 from activities.errors import classified, idempotency_key
@@ -33,7 +36,9 @@ class PaymentsActivities:
     @classified
     async def void_credit_note(self, request: VoidCreditNote) -> CreditNote:
         return await self.payments.void_credit_note(
-            request.credit_note_id, idempotency_key=idempotency_key(request.step), billing_account=request.billing_account
+            request.credit_note_id,
+            idempotency_key=idempotency_key(request.step),
+            billing_account=request.billing_account,
         )
 
     @activity.defn(name="payments.create_refund")
@@ -53,7 +58,7 @@ class PaymentsActivities:
     async def get_dispute(self, request: ReadDispute) -> Dispute | None:
         return await self.payments.get_dispute(request.dispute_id, billing_account=request.billing_account)
 
-    def all(self) -> list:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.preview_credit_note,
             self.create_credit_note,
@@ -73,7 +78,7 @@ class TaxReturnActivities:
         # The document code is the idempotency key: AvaTax returns the same document for it.
         return await self.returns.return_invoice(request)
 
-    def all(self) -> list:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.return_invoice]
 
 
@@ -97,5 +102,5 @@ class ReceivablesActivities:
     async def reverse_credit_memo(self, external_id: str) -> None:
         await self.receivables.reverse_credit_memo(external_id)
 
-    def all(self) -> list:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.receivable_document, self.post_credit_memo, self.reverse_credit_memo]

@@ -87,7 +87,9 @@ def credit_problems(
     if invoice.id != request.invoice_id:
         problems.append(f"the request credits {request.invoice_id}, not invoice {invoice.id}")
     if invoice.status not in CREDITABLE:
-        problems.append(f"invoice {invoice.id} is {invoice.status}; only a finalised invoice (open or paid) is credited")
+        problems.append(
+            f"invoice {invoice.id} is {invoice.status}; only a finalised invoice (open or paid) is credited"
+        )
     if not request.explanation.strip():
         problems.append("a credit needs an explanation")
     if bool(request.lines) == (request.amount is not None):
@@ -114,13 +116,17 @@ def credit_problems(
             continue
         left = line.amount - already_credited.lines.get(line.line_id, Money.zero(invoice.currency))
         if credited.amount > left:
-            problems.append(f"line {line.line_id} ({line.description}) has {left} left to credit, not {credited.amount}")
+            problems.append(
+                f"line {line.line_id} ({line.description}) has {left} left to credit, not {credited.amount}"
+            )
     requested = total(amounts, invoice.currency)
     left = left_of_invoice(invoice, already_credited)
     if requested > left:
         problems.append(f"invoice {invoice.id} has {left} left to credit before tax, not {requested}")
     if request.reason in WHOLE_INVOICE_REASONS and requested != left:
-        problems.append(f"a {request.reason.value} credit credits the whole invoice ({left} before tax), not {requested}")
+        problems.append(
+            f"a {request.reason.value} credit credits the whole invoice ({left} before tax), not {requested}"
+        )
     if request.reason == CreditReason.SERVICE_CREDIT and len(request.explanation.strip()) < 10:
         problems.append("a service credit says what it compensates (the incident or the SLA missed)")
     return problems
@@ -218,9 +224,7 @@ class CreditPolicy(Model):
     finance: PerCurrency = per_currency(USD=0, EUR=0, GBP=0, CAD=0, AUD=0, JPY=0)
     controller: PerCurrency = per_currency(USD=5000, EUR=5000, GBP=4000, CAD=7000, AUD=7500, JPY=750000)
     service_finance: PerCurrency | None = None
-    service_controller: PerCurrency | None = per_currency(
-        USD=1000, EUR=1000, GBP=800, CAD=1400, AUD=1500, JPY=150000
-    )
+    service_controller: PerCurrency | None = per_currency(USD=1000, EUR=1000, GBP=800, CAD=1400, AUD=1500, JPY=150000)
 
     def thresholds(self, reason: CreditReason) -> tuple[PerCurrency, PerCurrency]:
         if reason == CreditReason.SERVICE_CREDIT:
@@ -322,9 +326,7 @@ def revenue_concession(schedules: list[RevenueSchedule], credit: Money, as_of: d
     for i, schedule in enumerate(ours):
         if lines[i] != list(schedule.lines):
             save.append(
-                schedule.model_copy(
-                    update={"lines": lines[i], "total": total((x.amount for x in lines[i]), currency)}
-                )
+                schedule.model_copy(update={"lines": lines[i], "total": total((x.amount for x in lines[i]), currency)})
             )
     return RevenueConcession(save=save, deferred=deferred, recognised=recognised)
 

@@ -100,7 +100,9 @@ def lost_entry(
     written_off: bool = False,
 ) -> JournalEntry:
     if written_off:
-        account = chart.bad_debt_expense if policy.write_off_method == WriteOffMethod.DIRECT else chart.allowance_doubtful
+        account = (
+            chart.bad_debt_expense if policy.write_off_method == WriteOffMethod.DIRECT else chart.allowance_doubtful
+        )
         what = "Written off"
     elif policy.lost_booking == LostDisputeBooking.REVENUE_REVERSAL:
         account, what = chart.revenue, "Revenue reversed"

@@ -28,12 +28,12 @@ from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import InvalidSettings
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
+from starter.credits_cli import credit_app, refund
 from starter.problems import explain
 from starter.session import run as _run
 from starter.session import settings
 from starter.session import temporal_client as _client
 from starter.session import ui_link as _ui_link
-from starter.credits_cli import credit_app, refund
 from starter.usage_cli import usage_app
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status

@@ -142,9 +142,13 @@ class FakePayments:
         refunded = total((r.amount for r in self.refunds.values() if r.charge_id == charge_id), amount.currency)
         if refunded + amount > collected:
             raise BusinessError(
-                "stripe", f"Refund amount ({amount}) is greater than unrefunded amount on charge", code="amount_too_large"
+                "stripe",
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge",
+                code="amount_too_large",
             )
-        refund = Refund(refund_id=idempotency_key, charge_id=charge_id, amount=amount, status="succeeded", reason=reason)
+        refund = Refund(
+            refund_id=idempotency_key, charge_id=charge_id, amount=amount, status="succeeded", reason=reason
+        )
         self.refunds[idempotency_key] = refund
         return refund
 
@@ -217,7 +221,9 @@ class FakeReceivables:
         if memo.apply_to and memo.apply_amount is not None:
             left = self.open[memo.apply_to]
             if memo.apply_amount > left:
-                raise BusinessError("netsuite", f"applying {memo.apply_amount} exceeds the open {left}", code="USER_ERROR")
+                raise BusinessError(
+                    "netsuite", f"applying {memo.apply_amount} exceeds the open {left}", code="USER_ERROR"
+                )
             self.open[memo.apply_to] = left - memo.apply_amount
         self.memos[memo.external_id] = memo
         return memo.external_id

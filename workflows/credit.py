@@ -236,7 +236,9 @@ class CreditWorkflow(BookingWorkflow):
         post = note.post_payment_amount if note.post_payment_amount is not None else zero
         pre = note.pre_payment_amount if note.pre_payment_amount is not None else amounts.total - post
         refund = r.settlement == CreditSettlement.REFUND
-        self.split = CreditSplit(off_receivable=pre, to_balance=zero if refund else post, refunded=post if refund else zero)
+        self.split = CreditSplit(
+            off_receivable=pre, to_balance=zero if refund else post, refunded=post if refund else zero
+        )
 
         await self._tax_return(r, invoice, account, amounts, today)
         await self._credit_memo(input, invoice, entity, amounts, today)
@@ -269,7 +271,9 @@ class CreditWorkflow(BookingWorkflow):
         order = CreditNoteOrder(
             invoice_id=invoice.id,
             # Stripe knows four reasons; a service credit goes as order_change, named in the metadata.
-            stripe_reason=CreditReason.ORDER_CHANGE.value if r.reason == CreditReason.SERVICE_CREDIT else r.reason.value,
+            stripe_reason=CreditReason.ORDER_CHANGE.value
+            if r.reason == CreditReason.SERVICE_CREDIT
+            else r.reason.value,
             lines=r.lines,
             amount=r.amount,
             settlement=r.settlement,
@@ -289,7 +293,9 @@ class CreditWorkflow(BookingWorkflow):
             skippable=False,
         )
         if preview.total != amounts.total:
-            self.note(f"warning: billing credits {preview.total} where o2c computed {amounts.total}; the ledger follows billing")
+            self.note(
+                f"warning: billing credits {preview.total} where o2c computed {amounts.total}; the ledger follows billing"
+            )
         self.set_stage(f"issuing the credit note for {preview.total}")
         self.saga.add("credit note", lambda: self._void_credit_note(issue))
         self.credit_note = await self.step(
@@ -345,7 +351,9 @@ class CreditWorkflow(BookingWorkflow):
         )
         returned = -self.tax_document.total_tax
         if returned != amounts.tax:
-            self.note(f"warning: AvaTax returned {returned} of tax but billing credited {amounts.tax}; the ledger follows billing")
+            self.note(
+                f"warning: AvaTax returned {returned} of tax but billing credited {amounts.tax}; the ledger follows billing"
+            )
 
     async def _credit_memo(
         self, input: CreditInput, invoice: Invoice, entity: LegalEntity, amounts: CreditAmounts, today: date
@@ -483,4 +491,3 @@ class CreditWorkflow(BookingWorkflow):
             journal_entry=self.journal_entry.external_id if self.journal_entry else "",
             compensated=self.saga.undone,
         )
-

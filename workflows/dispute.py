@@ -281,9 +281,10 @@ class DisputeWorkflow(BookingWorkflow):
     async def _evidence_task(self) -> None:
         self.set_stage("opening the evidence task for the account owner")
         request = CreateTask(task=self._task(), step="evidence-task")
-        self.task_id = await self.step(
-            "evidence task", lambda: self.forward(CrmActivities.create_task, request), must_finish=True
-        ) or ""
+        self.task_id = (
+            await self.step("evidence task", lambda: self.forward(CrmActivities.create_task, request), must_finish=True)
+            or ""
+        )
 
     def _escalate_at(self, policy: DisputePolicy) -> datetime | None:
         d = self.dispute
@@ -306,7 +307,9 @@ class DisputeWorkflow(BookingWorkflow):
                 account_id=task.account_id,
             ),
         )
-        await self.step("evidence escalation", lambda: self.forward(CrmActivities.create_task, escalated), must_finish=True)
+        await self.step(
+            "evidence escalation", lambda: self.forward(CrmActivities.create_task, escalated), must_finish=True
+        )
         await self.step(
             "evidence escalation notice", lambda: self.forward(NotificationActivities.send, notice), must_finish=True
         )

@@ -89,7 +89,12 @@ def test_a_credit_of_an_open_invoices_line_is_accepted():
         (dict(reason=CreditReason.DUPLICATE), "credits the whole invoice"),
         (dict(reason=CreditReason.SERVICE_CREDIT, explanation="SLA"), "says what it compensates"),
         (
-            dict(lines=[CreditedLine(line_id="il_seats", amount=usd("1")), CreditedLine(line_id="il_seats", amount=usd("1"))]),
+            dict(
+                lines=[
+                    CreditedLine(line_id="il_seats", amount=usd("1")),
+                    CreditedLine(line_id="il_seats", amount=usd("1")),
+                ]
+            ),
             "named twice",
         ),
     ],

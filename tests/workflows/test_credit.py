@@ -17,6 +17,7 @@ from canonical.credits import CreditedLine, CreditReason, CreditRequest, CreditS
 from canonical.models import ApproverRole, PaymentEvent, PaymentEventKind
 from canonical.policy_amounts import per_currency
 from canonical.revenue.schedules import ratable_schedule
+from starter.client import decide
 from tests.fakes import usd
 from tests.fakes_credits import CreditSystems, booked_invoice
 from workflows.credit import CreditInput, CreditResult, CreditState, CreditWorkflow, credit_workflow_id
@@ -134,9 +135,11 @@ async def test_a_credit_above_the_threshold_waits_for_finance_and_the_requester_
 
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(CreditWorkflow.decide, decision("cindy.success", ApproverRole.FINANCE))
-    assert await handle.execute_update(CreditWorkflow.decide, decision("fiona.finance", ApproverRole.FINANCE)) == (
-        "approved"
+    # `o2c approve` answers through starter.client.decide, the same update every process has.
+    verdict = await decide(
+        env.client, handle.id, approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"
     )
+    assert verdict == "approved"
     result = await handle.result()
     assert result.status == Status.COMPLETED and result.credited == usd("110.00")
 
@@ -150,9 +153,7 @@ async def test_a_requester_who_is_an_approver_still_cannot_approve_their_own_cre
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(CreditWorkflow.decide, decision("fiona.finance", ApproverRole.FINANCE))
     assert "cannot approve" in str(refused.value.cause)
-    await handle.execute_update(
-        CreditWorkflow.decide, decision("frank.finance", ApproverRole.FINANCE, approved=False)
-    )
+    await handle.execute_update(CreditWorkflow.decide, decision("frank.finance", ApproverRole.FINANCE, approved=False))
     result = await handle.result()
     assert result.status == Status.REJECTED and not credits.payments.credit_notes
 
@@ -204,9 +205,7 @@ async def test_a_paid_invoice_credit_refunded_credits_cash(env, credit_worker, s
     assert ("1010", None, usd("44.00")) in lines_of(entry)
 
 
-async def test_a_credit_above_what_is_left_is_refused_before_anything_is_issued(
-    env, credit_worker, systems, credits
-):
+async def test_a_credit_above_what_is_left_is_refused_before_anything_is_issued(env, credit_worker, systems, credits):
     booked_invoice(systems, credits)
     result = await (await start(env, credit_worker, credit(lines=[], amount=usd("400.01")))).result()
     assert result.status == Status.REJECTED and "400.00 USD left to credit before tax" in result.message
@@ -231,7 +230,9 @@ async def test_a_service_credit_changes_the_revenue_schedule_and_tells_the_dunni
         end=date(today.year + 1, 1, 1),
     )
     queue = f"{credit_worker}-dunning"
-    async with Worker(env.client, task_queue=queue, workflows=[ListeningDunning], workflow_runner=UnsandboxedWorkflowRunner()):
+    async with Worker(
+        env.client, task_queue=queue, workflows=[ListeningDunning], workflow_runner=UnsandboxedWorkflowRunner()
+    ):
         dunning = await env.client.start_workflow(ListeningDunning.run, id="dunning-in_credit", task_queue=queue)
         await _service_credit(env, credit_worker, systems, credits, dunning)
 

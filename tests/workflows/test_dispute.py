@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from canonical.credits import Dispute, DisputeEvent, DisputeStatus
@@ -197,7 +197,7 @@ async def test_a_lost_dispute_is_written_off_after_a_controller_approves(env, di
     await close(handle, d, DisputeStatus.LOST, now)
     waiting = await until(handle, lambda s: s.status == Status.AWAITING_APPROVAL)
     assert waiting.approval.request and waiting.approval.request.required_role == ApproverRole.CONTROLLER
-    with pytest.raises(Exception):
+    with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(
             DisputeWorkflow.decide, DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True)
         )
@@ -245,5 +245,3 @@ async def test_an_inquiry_books_nothing_until_the_funds_are_withdrawn(env, dispu
     await close(handle, escalated, DisputeStatus.LOST, now)
     assert (await handle.result()).outcome == DisputeOutcome.LOST
     assert set(systems.erp.entries) == {f"{handle.id}-withdrawn", f"{handle.id}-chargeback"}
-
-

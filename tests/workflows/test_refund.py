@@ -71,7 +71,7 @@ async def start(env, task_queue, request):
 
 
 async def test_an_approved_refund_pays_back_and_books_it(env, refund_world, systems):
-    task_queue, credits = refund_world
+    task_queue, _ = refund_world
     handle = await start(env, task_queue, refund("120.00"))
     await until(handle, Status.AWAITING_APPROVAL)
     with pytest.raises(WorkflowUpdateFailedError):
