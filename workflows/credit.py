@@ -229,8 +229,12 @@ class CreditWorkflow(BookingWorkflow):
         entity = self.entity_for(input.legal_entities, account.legal_entity)
 
         note = await self._credit_note(r, invoice, entity)
+        computed = self._amounts()
+        # The ledger follows what billing credited (its tax may round differently from o2c's).
         amounts = CreditAmounts(
-            net=note.subtotal or self._amounts().net, tax=note.tax or self._amounts().tax, lines=self._amounts().lines
+            net=note.subtotal if note.subtotal is not None else computed.net,
+            tax=note.tax if note.tax is not None else computed.tax,
+            lines=computed.lines,
         )
         zero = Money.zero(invoice.currency)
         post = note.post_payment_amount if note.post_payment_amount is not None else zero
