@@ -46,24 +46,30 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         timeout=timeout,
         meter_events_url=settings.stripe_meter_events_url,
     )
+    tax = AvaTaxTax(
+        settings.avatax_base_url,
+        settings.avatax_account_id,
+        settings.avatax_license_key,
+        settings.avatax_company_code,
+        timeout=timeout,
+    )
+    erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout)
     return dict(
         billing=billing,
         # Stripe bills usage through its meters: the same adapter, in its metering role.
         metering=billing,
-        tax=AvaTaxTax(
-            settings.avatax_base_url,
-            settings.avatax_account_id,
-            settings.avatax_license_key,
-            settings.avatax_company_code,
-            timeout=timeout,
-        ),
-        erp=NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout),
+        tax=tax,
+        erp=erp,
         entitlements=HttpEntitlements(settings.entitlements_base_url, timeout=timeout),
         notifications=HttpNotifications(settings.notifications_base_url, timeout=timeout),
         crm=SalesforceCrm(settings.crm_base_url, settings.crm_token, timeout=timeout),
         schedules=SqlRevenueSchedules(settings.database_url),
         reconciliations=SqlReconciliationStore(settings.database_url),
         usage=SqlUsageStore(settings.database_url),
+        # Cash, credits and disputes: Stripe's payments, NetSuite's receivables, AvaTax's returns.
+        payments=billing,
+        receivables=erp,
+        tax_returns=tax,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
+from canonical.credits import CreditNoteOrder
 from canonical.journal import ChartOfAccounts
 from canonical.models import (
     Account,
@@ -269,3 +270,37 @@ class FinalizeInvoice(Model):
 class HoldInvoice(Model):
     invoice_id: str
     billing_account: str = ""  # the legal entity's own billing account; empty for the platform's
+
+
+# -- credits, refunds and disputes -----------------------------------------------------------
+
+
+class IssueCreditNote(Model):
+    order: CreditNoteOrder
+    step: str = "credit-note"
+    billing_account: str = ""
+
+
+class VoidCreditNote(Model):
+    credit_note_id: str
+    step: str = "credit-note-void"
+    billing_account: str = ""
+
+
+class IssueRefund(Model):
+    charge_id: str
+    amount: Money
+    reason: str
+    metadata: dict[str, str] = {}
+    step: str = "refund"
+    billing_account: str = ""
+
+
+class ReadDispute(Model):
+    dispute_id: str
+    billing_account: str = ""
+
+
+class FindReceivable(Model):
+    invoice_id: str
+    subsidiary: str

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.billing import BillingActivities
+from activities.credits import PaymentsActivities, ReceivablesActivities, TaxReturnActivities
 from activities.crm import CrmActivities
 from activities.dunning import CardAttemptActivities
 from activities.entitlements import EntitlementActivities
@@ -23,9 +24,12 @@ from adapters.ports import (
     ErpPort,
     MeteringPort,
     NotificationPort,
+    PaymentsPort,
+    ReceivablesPort,
     ReconciliationStorePort,
     RevenueSchedulePort,
     TaxPort,
+    TaxReturnsPort,
     UsageStorePort,
 )
 
@@ -43,7 +47,12 @@ def all_activities(
     metering: MeteringPort,
     usage: UsageStorePort,
     cash: CashStorePort | None = None,
+    payments: PaymentsPort | None = None,
+    receivables: ReceivablesPort | None = None,
+    tax_returns: TaxReturnsPort | None = None,
 ) -> list[Callable[..., Any]]:
+    """The credit and dispute activities are registered with the ports they call; a worker
+    given none of those (a test of other processes) runs without them."""
     b = BillingActivities(billing)
     t = TaxActivities(tax)
     e = ErpActivities(erp)
@@ -85,4 +94,7 @@ def all_activities(
         *UsageActivities(metering, usage).all(),
         # The dunning's card attempt ledger lives in the cash store (o2c's database).
         *(CardAttemptActivities(cash).all() if cash is not None else []),
+        *(PaymentsActivities(payments).all() if payments is not None else []),
+        *(ReceivablesActivities(receivables).all() if receivables is not None else []),
+        *(TaxReturnActivities(tax_returns).all() if tax_returns is not None else []),
     ]

@@ -170,6 +170,10 @@ class InvoiceLine(Model):
     line_id: str = ""
     period_start: date | None = None
     period_end: date | None = None
+    # Credits (optional, read back from billing): the tax this line charges (Stripe's line
+    # tax_amounts) and what of it, pre-tax, credit notes have credited already.
+    tax: Money | None = None
+    credited: Money | None = None
 
 
 class Invoice(Model):
@@ -194,6 +198,8 @@ class Invoice(Model):
     # many payment methods carry it), else the payment method id; "" when billing names none.
     # The card networks' retry limits count attempts per card across invoices.
     payment_method: str = ""
+    # Credits (optional): the pre-tax total credit notes have credited on it already.
+    credited: Money | None = None
 
 
 class PaymentOutcome(StrEnum):

@@ -28,6 +28,7 @@ from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import InvalidSettings
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
+from starter.credits_cli import credit_app, refund
 from starter.problems import explain
 from starter.session import run as _run
 from starter.session import settings
@@ -62,6 +63,8 @@ sandbox_app = typer.Typer(
 app.add_typer(recon_app, name="recon")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(usage_app, name="usage")
+app.add_typer(credit_app, name="credit")
+app.command("refund")(refund)
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 Wait = Annotated[

@@ -1,8 +1,11 @@
 """Every workflow the worker runs."""
 
 from workflows.amendment import AmendmentWorkflow
+from workflows.credit import CreditWorkflow
+from workflows.dispute import DisputeWorkflow
 from workflows.dunning import DunningWorkflow
 from workflows.reconciliation import ReconciliationBatchWorkflow, ReconciliationWorkflow
+from workflows.refund import RefundWorkflow
 from workflows.renewal import RenewalWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow
 from workflows.usage import UsageReleaseWorkflow
@@ -17,4 +20,7 @@ ALL_WORKFLOWS = [
     ReconciliationBatchWorkflow,
     UsageReleaseWorkflow,
     UsagePeriodCloseWorkflow,
+    CreditWorkflow,
+    DisputeWorkflow,
+    RefundWorkflow,
 ]

@@ -60,6 +60,8 @@ from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
 from tests.fakes_cards import FakeCardLedger
+from tests.fakes_credits import CreditSystems
+from tests.histories.credit_scenarios import CREDIT_SCENARIOS
 from tests.usage_recon_fakes import seed_usage_period
 from tests.workflows.usage_world import PERIOD, release_input, usage_world
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
@@ -802,6 +804,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "dunning_card_limit": dunning_card_limit,
     "dunning_write_off_allowance": dunning_write_off_allowance,
     "amendment_in_yen": amendment_in_yen,
+    **CREDIT_SCENARIOS,
 }
 
 
@@ -819,8 +822,10 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
             systems = FakeSystems()
             acme(systems)
             systems.cards = FakeCardLedger()  # type: ignore[attr-defined]
+            credits = CreditSystems(systems)
+            systems.credits = credits  # type: ignore[attr-defined]  # the credit scenarios' fakes
             task_queue = f"record-{name}-{uuid.uuid4().hex[:6]}"
-            activities = all_activities(**systems.ports(), cash=cast(CashStorePort, systems.cards))  # type: ignore[attr-defined]
+            activities = all_activities(**credits.ports(), cash=cast(CashStorePort, systems.cards))  # type: ignore[attr-defined]
             async with Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=activities):
                 handle = await SCENARIOS[name](env, task_queue, systems)
                 history = await handle.fetch_history()

@@ -1,0 +1,156 @@
+"""Front doors for credits, refunds and disputes: typed client functions.
+
+    start_credit(client, request, billing=...)   credit-<credit_id>, validated before it starts
+    start_refund(client, request)                refund-<refund_id>, an operator's decision
+    start_dispute(client, event)                 dispute-<dispute id>: the ingress's entry for
+                                                 every charge.dispute.* event (signal-with-start)
+
+A refused request raises InvalidRequest with every problem and starts nothing.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from adapters.ports import BillingPort
+from canonical.amendment import InvalidRequest
+from canonical.credit import CreditPolicy, RefundRequest, credit_problems, refund_problems
+from canonical.credits import CreditRequest, DisputeEvent
+from canonical.dispute import DISPUTE_EVENTS, DisputePolicy
+from canonical.models import Invoice
+from settings import Settings
+from starter.client import _start_once
+from workflows.credit import CreditInput, CreditResult, CreditWorkflow, credit_workflow_id
+from workflows.dispute import DISPUTE_EVENT_SIGNAL, DisputeInput, DisputeWorkflow, dispute_workflow_id
+from workflows.kit.status import CUSTOMER, INVOICE, PROCESS, STATUS, Status
+from workflows.refund import RefundInput, RefundResult, RefundWorkflow, refund_workflow_id
+
+
+def credit_request_problems(request: CreditRequest, policy: CreditPolicy) -> list[str]:
+    """What the request alone shows, before billing is asked: who asks, the currency the
+    policy covers, one of lines and amount, positive amounts."""
+    problems = []
+    if not request.requested_by.strip():
+        problems.append("a credit names who asks for it (requested_by)")
+    if bool(request.lines) == (request.amount is not None):
+        problems.append("name either the invoice lines to credit or an amount, not both and not neither")
+    amounts = [x.amount for x in request.lines] + ([request.amount] if request.amount is not None else [])
+    for amount in amounts:
+        if amount.amount <= 0:
+            problems.append(f"a credited amount is positive, not {amount}")
+    for currency in sorted({m.currency for m in amounts}):
+        uncovered = policy.uncovered(request.reason, currency)
+        if uncovered:
+            problems.append(uncovered)
+    return problems
+
+
+async def validate_credit_request(request: CreditRequest, billing: BillingPort, policy: CreditPolicy) -> Invoice:
+    """Everything checkable before a workflow exists; the invoice, or InvalidRequest."""
+    problems = credit_request_problems(request, policy)
+    if problems:
+        raise InvalidRequest(problems)
+    invoice = await billing.get_invoice(request.invoice_id)
+    problems = credit_problems(request, invoice)
+    if problems or invoice is None:
+        raise InvalidRequest(problems)
+    return invoice
+
+
+async def start_credit(
+    client: Client,
+    request: CreditRequest,
+    *,
+    billing: BillingPort,
+    policy: CreditPolicy | None = None,
+    task_queue: str = "o2c",
+) -> WorkflowHandle[CreditWorkflow, CreditResult]:
+    """Validate, then start `credit-<credit_id>`; the same credit again lands on the same workflow."""
+    policy = policy or CreditPolicy()
+    invoice = await validate_credit_request(request, billing, policy)
+    settings = Settings.from_env()
+    return await _start_once(
+        client,
+        CreditWorkflow.run,
+        CreditInput(
+            request=request,
+            policy=policy,
+            approvals=settings.approval_policy,
+            legal_entities=settings.legal_entities,
+        ),
+        workflow_id=credit_workflow_id(request.credit_id),
+        task_queue=task_queue,
+        process="credit",
+        customer=invoice.account_id,
+        contract=invoice.metadata.get("contract_id", ""),
+    )
+
+
+async def start_refund(
+    client: Client, request: RefundRequest, *, policy: CreditPolicy | None = None, task_queue: str = "o2c"
+) -> WorkflowHandle[RefundWorkflow, RefundResult]:
+    """Validate, then start `refund-<refund_id>`."""
+    policy = policy or CreditPolicy()
+    problems = refund_problems(request, policy)
+    if problems:
+        raise InvalidRequest(problems)
+    settings = Settings.from_env()
+    return await _start_once(
+        client,
+        RefundWorkflow.run,
+        RefundInput(
+            request=request, policy=policy, approvals=settings.approval_policy, legal_entity=settings.legal_entities[0]
+        ),
+        workflow_id=refund_workflow_id(request.refund_id),
+        task_queue=task_queue,
+        process="refund",
+        customer=request.customer,
+        contract="",
+    )
+
+
+async def start_dispute(
+    client: Client, event: DisputeEvent, *, policy: DisputePolicy | None = None, task_queue: str = "o2c"
+) -> str | None:
+    """Hand one dispute event to `dispute-<dispute id>`, starting it if it is not running
+    (signal-with-start: a redelivered event lands on the same workflow, which ignores event
+    IDs it has seen). Returns the workflow ID, or None when that dispute's workflow has
+    already finished (a late event about a closed dispute changes nothing)."""
+    if event.type not in DISPUTE_EVENTS:
+        raise InvalidRequest([f"{event.type} is not a dispute event ({', '.join(DISPUTE_EVENTS)})"])
+    settings = Settings.from_env()
+    workflow_id = dispute_workflow_id(event.dispute.dispute_id)
+    try:
+        await client.start_workflow(
+            DisputeWorkflow.run,
+            DisputeInput(
+                dispute=event.dispute,
+                policy=policy or DisputePolicy(),
+                approvals=settings.approval_policy,
+                legal_entities=settings.legal_entities,
+            ),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            start_signal=DISPUTE_EVENT_SIGNAL,
+            start_signal_args=[event],
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(PROCESS, "dispute"),
+                    SearchAttributePair(CUSTOMER, event.dispute.customer),
+                    SearchAttributePair(INVOICE, event.dispute.invoice_id),
+                    SearchAttributePair(STATUS, Status.RUNNING.value),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        return None
+    return workflow_id
