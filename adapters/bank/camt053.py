@@ -280,8 +280,16 @@ class _Reader:
         return elem
 
     def text(self, elem: ET.Element | None, *locals_: str) -> str:
-        found = self.find(elem, *locals_)
-        return (found.text or "").strip() if found is not None else ""
+        if elem is None:
+            return ""
+        t = self.t
+        for local in locals_[:-1]:
+            found = elem.find(t[local])
+            if found is None:
+                return ""
+            elem = found
+        value = elem.findtext(t[locals_[-1]])
+        return value.strip() if value else ""
 
     def when(self, elem: ET.Element | None, path: tuple[str, ...], what: str) -> date | None:
         """A DateAndDateTimeChoice (`Dt` or `DtTm`), as a date."""
