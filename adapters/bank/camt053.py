@@ -266,6 +266,7 @@ class _Reader:
         self.q = "{" + scan.namespace + "}"
         self.lines = scan.lines
         self.v02 = scan.format is StatementFormat.CAMT053_02
+        self.group_created = ""  # GrpHdr/CreDtTm, for a Stmt without its own
         q = self.q
         self.t = {local: q + local for local in _ELEMENTS}
 
@@ -499,8 +500,6 @@ class _Reader:
             stated = self.text(given, "Sum")
             if stated and (not _AMOUNT.fullmatch(stated) or Decimal(stated) != total):
                 raise _Fault(("TxsSummry", part, "Sum"), f"{part} sums to {stated}, the entries to {total}")
-
-    group_created = ""
 
     # -- the file -----------------------------------------------------------------------
 

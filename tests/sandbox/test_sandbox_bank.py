@@ -91,7 +91,9 @@ def test_the_in_process_writer_makes_the_same_file_as_the_endpoint(sandbox):
     entries.append(duplicate_of(entries[0], bank_reference="DUP-1"))
     over_http = httpx.post(f"{sandbox.bank_url}/statements", json={**BODY, "entries": [e.to_json() for e in entries]})
     in_process = write_statement(
-        StatementFile("camt.053.001.08", date(2024, 1, 31), [Account(BODY["account"], "EUR", Decimal("10.00"), entries)])
+        StatementFile(
+            "camt.053.001.08", date(2024, 1, 31), [Account(BODY["account"], "EUR", Decimal("10.00"), entries)]
+        )
     )
     assert over_http.content == in_process
     statement = read_statement(in_process)
