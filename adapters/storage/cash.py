@@ -253,6 +253,18 @@ class SqlCashStore:
 
         return await self._run(work, f"receipt {receipt.receipt_id}")
 
+    async def record_receipts(self, receipts: list[Receipt]) -> int:
+        """Receipts in bulk, in one transaction (a statement imported page by page after its
+        header, or a day of Stripe payments): how many were new; the known ones stay as they were."""
+        for receipt in receipts:
+            _positive(receipt)
+
+        def work() -> int:
+            with self.engine.begin() as conn:
+                return self._insert_receipts(conn, receipts)
+
+        return await self._run(work, "receipts")
+
     def _insert_receipts(self, conn: sa.Connection, receipts: Sequence[Receipt]) -> int:
         received_at = _now()
         rows = [
