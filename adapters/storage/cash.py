@@ -30,6 +30,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -63,7 +64,7 @@ from canonical.cash.models import (
     Suggestion,
 )
 from canonical.cash.payers import PayerDirectory, account_key, name_key, normalise_account, normalise_name, payer_keys
-from canonical.money import Money
+from canonical.money import Money, minor_unit
 
 SYSTEM = "o2c-db"
 # Parameters per IN (...) list: well below SQLite's 32,766 bound variables a statement.
@@ -117,13 +118,17 @@ def _chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 
 def _open_item(row: Any) -> OpenItem:
-    return OpenItem(
+    """An open item from its row. The row is o2c's own, written from a validated OpenItem, so
+    it is built without validating again (a book reads thousands a batch)."""
+    currency = row.currency
+    exponent = -minor_unit(currency)
+    return OpenItem.model_construct(
         invoice_id=row.invoice_id,
         number=row.number,
         customer=row.customer,
         legal_entity=row.legal_entity,
-        total=Money.from_minor(row.total_minor, row.currency),
-        balance=Money.from_minor(row.balance_minor, row.currency),
+        total=Money.model_construct(amount=Decimal(row.total_minor).scaleb(exponent), currency=currency),
+        balance=Money.model_construct(amount=Decimal(row.balance_minor).scaleb(exponent), currency=currency),
         issued_on=row.issued_on,
         due_on=row.due_on,
         erp_document=row.erp_document,
@@ -410,7 +415,8 @@ class SqlCashStore:
 
     def book_for_sync(self, receipts: Sequence[Receipt]) -> OpenItemBook:
         with self.engine.connect() as conn:
-            wanted_refs = sorted({key for r in receipts for key in reference_keys(r)})
+            refs = {r.receipt_id: reference_keys(r) for r in receipts}
+            wanted_refs = sorted({key for keys in refs.values() for key in keys})
             items: dict[str, Any] = {row.invoice_id: row for row in self._named(conn, wanted_refs)}
             by_reference: dict[str, list[Any]] = {}
             for row in items.values():
@@ -427,7 +433,7 @@ class SqlCashStore:
             customers: set[str] = set()
             amounts: set[tuple[str, int]] = set()
             for r in receipts:
-                named = [row for key in reference_keys(r) for row in by_reference.get(key, ())]
+                named = [row for key in refs[r.receipt_id] for row in by_reference.get(key, ())]
                 if any(_could_pay(row, r) for row in named):
                     continue  # the reference rules decide; the customer's other items are not needed
                 customer, _ = directory.customer_of(r)
@@ -577,6 +583,31 @@ class SqlCashStore:
                 )
         if not rows:
             return
+        updates = sorted(lowered.items())
+        for part in _chunks(updates):
+            if self._lower(conn, part, at) != len(part):
+                # Under the locks taken above this cannot happen; if it does, nothing is kept.
+                raise RuntimeError("an open item's balance changed under its lock; the batch is rolled back")
+        for chunk in _chunks(rows):
+            conn.execute(cash_applications.insert(), list(chunk))
+
+    def _lower(self, conn: sa.Connection, lowered: Sequence[tuple[str, int]], at: datetime) -> int:
+        """Lower each (invoice, amount) where the balance still covers the amount; how many were."""
+        if self._postgres:
+            # One statement for the chunk: a round trip per invoice is most of the time otherwise.
+            amounts = sa.values(
+                sa.column("invoice", sa.String), sa.column("amount", sa.BigInteger), name="lowered"
+            ).data(list(lowered))
+            statement = (
+                cash_open_items.update()
+                .where(
+                    cash_open_items.c.invoice_id == amounts.c.invoice,
+                    cash_open_items.c.balance_minor >= amounts.c.amount,
+                )
+                .values(balance_minor=cash_open_items.c.balance_minor - amounts.c.amount, updated_at=at)
+                .returning(cash_open_items.c.invoice_id)
+            )
+            return len(conn.execute(statement).all())
         guarded = (
             cash_open_items.update()
             .where(
@@ -585,14 +616,8 @@ class SqlCashStore:
             )
             .values(balance_minor=cash_open_items.c.balance_minor - sa.bindparam("amount"), updated_at=at)
         )
-        updates = [{"invoice": invoice, "amount": amount} for invoice, amount in sorted(lowered.items())]
-        for chunk in _chunks(updates):
-            result = conn.execute(guarded, list(chunk))
-            if self.engine.dialect.supports_sane_multi_rowcount and result.rowcount != len(chunk):
-                # Under the locks taken above this cannot happen; if it does, nothing is kept.
-                raise RuntimeError("an open item's balance changed under its lock; the batch is rolled back")
-        for chunk in _chunks(rows):
-            conn.execute(cash_applications.insert(), list(chunk))
+        # SQLite's driver sums the rows an executemany changed.
+        return int(conn.execute(guarded, [{"invoice": i, "amount": a} for i, a in lowered]).rowcount)
 
     def _learn(self, conn: sa.Connection, facts: Sequence[tuple[Sequence[str], str, str]], at: datetime) -> None:
         """(payer keys, customer, source) facts: each key → the customer whose invoices the
@@ -604,10 +629,18 @@ class SqlCashStore:
                 learned[key] = (customer if known is None or known[0] == customer else "", source)
         if not learned:
             return
+        stored: dict[str, str] = {}
+        for keys in _chunks(sorted(learned)):
+            query = sa.select(cash_payers.c.payer_key, cash_payers.c.customer).where(cash_payers.c.payer_key.in_(keys))
+            stored.update((row.payer_key, row.customer) for row in conn.execute(query))
+        # Written only where it changes something: a payer paying again teaches nothing new.
         rows = [
             {"payer_key": key, "customer": customer, "learned_from": source, "updated_at": at}
             for key, (customer, source) in sorted(learned.items())
+            if key not in stored or (stored[key] and stored[key] != customer)
         ]
+        if not rows:
+            return
         statement = self._insert(cash_payers)
         statement = statement.on_conflict_do_update(
             index_elements=[cash_payers.c.payer_key],
