@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from adapters.errors import TransientError
@@ -197,6 +198,16 @@ class SqlCashStore:
             if _transient(error):
                 raise CashStoreUnavailable(f"{what}: the database did not answer ({type(error).__name__})") from error
             raise
+
+    def _among(self, column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:
+        """column IN values. On PostgreSQL one array parameter (= ANY), not one parameter a
+        value: the statement stays small and the driver has nothing to rewrite."""
+        if self._postgres:
+            return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(sa.String())))
+        return column.in_(values)
+
+    def _reads(self, values: Sequence[T]) -> Iterator[Sequence[T]]:
+        return _chunks(values, 10_000 if self._postgres else CHUNK)
 
     def _write_lock(self, conn: sa.Connection) -> None:
         """SQLite: take the database's write lock before reading what the transaction will
@@ -399,9 +410,9 @@ class SqlCashStore:
 
     def _named(self, conn: sa.Connection, keys: Sequence[str]) -> list[Any]:
         rows: list[Any] = []
-        for chunk in _chunks(keys):
+        for chunk in self._reads(keys):
             query = sa.select(cash_open_items).where(
-                sa.or_(cash_open_items.c.id_key.in_(chunk), cash_open_items.c.number_key.in_(chunk))
+                sa.or_(self._among(cash_open_items.c.id_key, chunk), self._among(cash_open_items.c.number_key, chunk))
             )
             rows.extend(conn.execute(query))
         return rows
@@ -424,9 +435,9 @@ class SqlCashStore:
                     by_reference.setdefault(key, []).append(row)
             payers: dict[str, str] = {}
             wanted_payers = sorted({key for r in receipts for key in payer_keys(r)})
-            for chunk in _chunks(wanted_payers):
+            for chunk in self._reads(wanted_payers):
                 query = sa.select(cash_payers.c.payer_key, cash_payers.c.customer).where(
-                    cash_payers.c.payer_key.in_(chunk)
+                    self._among(cash_payers.c.payer_key, chunk)
                 )
                 payers.update((row.payer_key, row.customer) for row in conn.execute(query))
             directory = PayerDirectory.from_payers(payers)
@@ -443,9 +454,9 @@ class SqlCashStore:
                     customers.add(customer)
                 elif not named:
                     amounts.add((r.amount.currency, r.amount.minor))
-            for chunk in _chunks(sorted(customers)):
+            for chunk in self._reads(sorted(customers)):
                 query = sa.select(cash_open_items).where(
-                    cash_open_items.c.customer.in_(chunk), cash_open_items.c.balance_minor > 0
+                    self._among(cash_open_items.c.customer, chunk), cash_open_items.c.balance_minor > 0
                 )
                 items.update((row.invoice_id, row) for row in conn.execute(query))
             for currency, minor in sorted(amounts):
@@ -515,18 +526,18 @@ class SqlCashStore:
 
     def _receipts(self, conn: sa.Connection, ids: Sequence[str]) -> dict[str, Receipt]:
         found: dict[str, Receipt] = {}
-        for chunk in _chunks(ids):
+        for chunk in self._reads(ids):
             query = sa.select(cash_receipts.c.receipt_id, cash_receipts.c.receipt).where(
-                cash_receipts.c.receipt_id.in_(chunk)
+                self._among(cash_receipts.c.receipt_id, chunk)
             )
             found.update((row.receipt_id, Receipt.model_validate_json(row.receipt)) for row in conn.execute(query))
         return found
 
     def _matches(self, conn: sa.Connection, ids: Sequence[str]) -> dict[str, CashMatch]:
         found: dict[str, CashMatch] = {}
-        for chunk in _chunks(ids):
+        for chunk in self._reads(ids):
             query = sa.select(cash_matches.c.receipt_id, cash_matches.c.match).where(
-                cash_matches.c.receipt_id.in_(chunk)
+                self._among(cash_matches.c.receipt_id, chunk)
             )
             found.update((row.receipt_id, CashMatch.model_validate_json(row.match)) for row in conn.execute(query))
         return found
@@ -539,10 +550,10 @@ class SqlCashStore:
             cash_open_items.c[name]
             for name in ("invoice_id", "customer", "legal_entity", "currency", "balance_minor", "erp_document")
         ]
-        for chunk in _chunks(invoice_ids):
+        for chunk in self._reads(invoice_ids):
             query = (
                 sa.select(*columns)
-                .where(cash_open_items.c.invoice_id.in_(chunk))
+                .where(self._among(cash_open_items.c.invoice_id, chunk))
                 .order_by(cash_open_items.c.invoice_id)
             )
             if self._postgres:
@@ -595,19 +606,15 @@ class SqlCashStore:
         """Lower each (invoice, amount) where the balance still covers the amount; how many were."""
         if self._postgres:
             # One statement for the chunk: a round trip per invoice is most of the time otherwise.
-            amounts = sa.values(
-                sa.column("invoice", sa.String), sa.column("amount", sa.BigInteger), name="lowered"
-            ).data(list(lowered))
-            statement = (
-                cash_open_items.update()
-                .where(
-                    cash_open_items.c.invoice_id == amounts.c.invoice,
-                    cash_open_items.c.balance_minor >= amounts.c.amount,
-                )
-                .values(balance_minor=cash_open_items.c.balance_minor - amounts.c.amount, updated_at=at)
-                .returning(cash_open_items.c.invoice_id)
+            lower = sa.text(
+                "UPDATE cash_open_items AS item"
+                " SET balance_minor = item.balance_minor - lowered.amount, updated_at = :at"
+                " FROM unnest(CAST(:invoices AS varchar[]), CAST(:amounts AS bigint[])) AS lowered (invoice, amount)"
+                " WHERE item.invoice_id = lowered.invoice AND item.balance_minor >= lowered.amount"
+                " RETURNING item.invoice_id"
             )
-            return len(conn.execute(statement).all())
+            bound = {"at": at, "invoices": [i for i, _ in lowered], "amounts": [a for _, a in lowered]}
+            return len(conn.execute(lower, bound).all())
         guarded = (
             cash_open_items.update()
             .where(
@@ -630,8 +637,10 @@ class SqlCashStore:
         if not learned:
             return
         stored: dict[str, str] = {}
-        for keys in _chunks(sorted(learned)):
-            query = sa.select(cash_payers.c.payer_key, cash_payers.c.customer).where(cash_payers.c.payer_key.in_(keys))
+        for keys in self._reads(sorted(learned)):
+            query = sa.select(cash_payers.c.payer_key, cash_payers.c.customer).where(
+                self._among(cash_payers.c.payer_key, keys)
+            )
             stored.update((row.payer_key, row.customer) for row in conn.execute(query))
         # Written only where it changes something: a payer paying again teaches nothing new.
         rows = [
