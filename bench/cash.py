@@ -76,8 +76,9 @@ class Run:
 
     def customer(self, i: int) -> int:
         # Neighbours share a customer (a combined payment names two of one customer's
-        # invoices); a customer's next pair comes 2 x customers invoices later.
-        return (i // 2) % self.customers
+        # invoices); the pairs are scattered over the customers, so a customer paying without
+        # a reference has paid with one before (that is how its payer account is learned).
+        return ((i // 2) * 2_654_435_761 % 2**32) % self.customers
 
     @staticmethod
     def balance(i: int) -> int:
