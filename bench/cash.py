@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -293,6 +294,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         found = audit(store, run)
     finally:
         await store.aclose()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     rules = found.pop("rules")
     return {
         "receipts": done,
