@@ -230,7 +230,7 @@ def audit(store: SqlCashStore, run: Run) -> dict[str, Any]:
             sa.select(sa.func.count()).where(cash_receipts.c.legal_entity == run.entity)
         ).scalar_one()
         matched = conn.execute(sa.select(sa.func.count()).where(cash_matches.c.legal_entity == run.entity)).scalar_one()
-        rules = dict(
+        rules: dict[str, int] = dict(
             conn.execute(
                 sa.select(cash_matches.c.rule, sa.func.count())
                 .where(cash_matches.c.legal_entity == run.entity)
