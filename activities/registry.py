@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.billing import BillingActivities
+from activities.cash import CashActivities
 from activities.crm import CrmActivities
 from activities.entitlements import EntitlementActivities
 from activities.erp import ErpActivities
@@ -16,11 +17,14 @@ from activities.tax import TaxActivities
 from activities.usage import UsageActivities
 from adapters.ports import (
     BillingPort,
+    CashStorePort,
     CrmPort,
     EntitlementPort,
     ErpPort,
     MeteringPort,
     NotificationPort,
+    PaymentsPort,
+    ReceivablesPort,
     ReconciliationStorePort,
     RevenueSchedulePort,
     TaxPort,
@@ -40,7 +44,12 @@ def all_activities(
     reconciliations: ReconciliationStorePort,
     metering: MeteringPort,
     usage: UsageStorePort,
+    payments: PaymentsPort | None = None,
+    receivables: ReceivablesPort | None = None,
+    cash: CashStorePort | None = None,
 ) -> list[Callable[..., Any]]:
+    """The cash ports are optional for workers and tests that run no cash application; the
+    worker's build_ports always gives them."""
     b = BillingActivities(billing)
     t = TaxActivities(tax)
     e = ErpActivities(erp)
@@ -80,4 +89,9 @@ def all_activities(
         s.replace,
         *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage).all(),
         *UsageActivities(metering, usage).all(),
+        *(
+            CashActivities(cash, payments, receivables, erp, crm).all()
+            if cash is not None and payments is not None and receivables is not None
+            else []
+        ),
     ]

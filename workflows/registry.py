@@ -1,6 +1,7 @@
 """Every workflow the worker runs."""
 
 from workflows.amendment import AmendmentWorkflow
+from workflows.cash import CashApplicationWorkflow
 from workflows.dunning import DunningWorkflow
 from workflows.reconciliation import ReconciliationBatchWorkflow, ReconciliationWorkflow
 from workflows.renewal import RenewalWorkflow
@@ -17,4 +18,5 @@ ALL_WORKFLOWS = [
     ReconciliationBatchWorkflow,
     UsageReleaseWorkflow,
     UsagePeriodCloseWorkflow,
+    CashApplicationWorkflow,
 ]
