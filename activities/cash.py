@@ -11,8 +11,8 @@ each receipt once.
 from __future__ import annotations
 
 import asyncio
-import importlib
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -23,9 +23,11 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import FIXABLE, classified, idempotency_key, to_application_error
 from adapters.errors import AdapterError, BusinessError, TransientError
 from adapters.ports import CashStorePort, CrmPort, ErpPort, PaymentsPort, ReceivablesPort
+from canonical.cash.matching import match_statement
 from canonical.cash.models import (
     CashDecision,
     CashMatch,
+    ExceptionKind,
     OpenItem,
     OpenItemBook,
     Receipt,
@@ -46,6 +48,12 @@ def payment_external_id(receipt_id: str) -> str:
 
 def suspense_external_id(receipt_id: str) -> str:
     return f"cash-{receipt_id}-suspense"
+
+
+def in_suspense(match: CashMatch) -> bool:
+    """Cash that posts to suspense rather than to a customer: from nobody known, or received by
+    one entity for another entity's invoice (the customer may not exist in this subsidiary)."""
+    return not match.customer or match.exception == ExceptionKind.CROSS_ENTITY
 
 
 def cash_account(receipt: Receipt, chart: ChartOfAccounts) -> str:
@@ -150,20 +158,13 @@ def _fixable(message: str, system: str) -> ApplicationError:
     return ApplicationError(message, {"system": system, "code": "", "status": None}, type=FIXABLE, non_retryable=True)
 
 
-def _canonical_matcher() -> Matcher:
-    # The matching rules live in canonical/cash/matching.py; looked up at first use.
-    module = importlib.import_module("canonical.cash.matching")
-    matcher: Matcher = module.match_statement
-    return matcher
-
-
-async def bounded(concurrency: int, jobs: list[Callable[[], Any]]) -> list[Any]:
+async def bounded(concurrency: int, jobs: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
     """Run the jobs at most `concurrency` at once, heartbeating as each ends; every job runs
     even when some fail (their exceptions are returned in their place)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     done = [0]
 
-    async def one(job: Callable[[], Any]) -> Any:
+    async def one(job: Callable[[], Awaitable[Any]]) -> Any:
         async with gate:
             try:
                 return await job()
@@ -210,13 +211,7 @@ class CashActivities:
         self.receivables = receivables
         self.erp = erp
         self.crm = crm
-        self._matcher = matcher
-
-    @property
-    def matcher(self) -> Matcher:
-        if self._matcher is None:
-            self._matcher = _canonical_matcher()
-        return self._matcher
+        self.matcher: Matcher = matcher or match_statement
 
     # -- the store and matching ----------------------------------------------------------------
 
@@ -236,7 +231,9 @@ class CashActivities:
         book = await self.store.book_for(receipts)
         matches = await self.store.apply_matches(self.matcher(receipts, book))
         touched = sorted({a.invoice_id for m in matches for a in m.applications})
-        balances = {x.invoice_id: x.balance for x in await self.store.open_items(invoice_refs=touched)} if touched else {}
+        balances = (
+            {x.invoice_id: x.balance for x in await self.store.open_items(invoice_refs=touched)} if touched else {}
+        )
         full = not request.receipt_id and len(receipts) == request.limit
         return MatchedBatch(
             receipts=receipts, matches=matches, balances=balances, next_after=receipts[-1].receipt_id if full else ""
@@ -285,7 +282,7 @@ class CashActivities:
 
         async def post(match: CashMatch) -> tuple[str, str, str]:
             receipt = receipts[match.receipt_id]
-            if not match.customer:
+            if in_suspense(match):
                 entry = suspense_entry(receipt, subsidiary=subsidiary, chart=request.chart)
                 ref = await self.erp.post_journal_entry(entry)
                 return "suspense", receipt.receipt_id, ref.internal_id
@@ -305,7 +302,7 @@ class CashActivities:
             return "payment", receipt.receipt_id, await self.receivables.post_customer_payment(payment)
 
         outcomes = await bounded(
-            request.concurrency, [lambda m=m: post(m) for m in request.matches if m.receipt_id in receipts]
+            request.concurrency, [functools.partial(post, m) for m in request.matches if m.receipt_id in receipts]
         )
         raise_first(outcomes, "postings")
         posted = PostedBatch()
@@ -369,7 +366,7 @@ class CashActivities:
                 billing_account=request.billing_account,
             )
 
-        outcomes = await bounded(request.concurrency, [lambda i=i: mark(i) for i in request.invoice_ids])
+        outcomes = await bounded(request.concurrency, [functools.partial(mark, i) for i in request.invoice_ids])
         raise_first(outcomes, "invoices marked paid")
         return list(outcomes)
 
@@ -397,7 +394,7 @@ class CashActivities:
             await self.crm.update_receivables(customer, open_balance=balance, last_payment_on=paid_on)
 
         outcomes = await bounded(
-            request.concurrency, [lambda c=c, d=d: update(c, d) for c, d in sorted(request.last_payment_on.items())]
+            request.concurrency, [functools.partial(update, c, d) for c, d in sorted(request.last_payment_on.items())]
         )
         raise_first(outcomes, "CRM updates")
         return len(outcomes)

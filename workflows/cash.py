@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         PostPayment,
         ReceivableDocuments,
         cash_account,
+        in_suspense,
         payment_external_id,
         suspense_entry,
     )
@@ -93,6 +94,7 @@ class WaitingReceipt(Model):
     unapplied: Money
     customer: str = ""
     source: ReceiptSource
+    suspense: bool = False  # its cash sits in the suspense account, not on a customer
     explanation: str = ""
     since: datetime
 
@@ -270,7 +272,10 @@ class CashApplicationWorkflow(ProcessWorkflow):
             self.set_status(Status.RUNNING, "applying " + self.headline().removeprefix("Cash application of "))
         started = self.progress.batches
         while not self.progress.done:
-            if self.progress.batches - started >= input.batches_per_run or workflow.info().is_continue_as_new_suggested():
+            if (
+                self.progress.batches - started >= input.batches_per_run
+                or workflow.info().is_continue_as_new_suggested()
+            ):
                 await self._continue_as_new()
             await self._batch()
         await self._wait_for_decisions()
@@ -421,6 +426,7 @@ class CashApplicationWorkflow(ProcessWorkflow):
                     unapplied=m.unapplied,
                     customer=m.customer,
                     source=receipt.source,
+                    suspense=in_suspense(m),
                     explanation=m.explanation,
                     since=workflow.now(),
                 )
@@ -444,8 +450,9 @@ class CashApplicationWorkflow(ProcessWorkflow):
         for w in p.waiting.values():
             kinds[w.kind.value] = kinds.get(w.kind.value, 0) + 1
         named = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+        count = "1 receipt waits" if len(p.waiting) == 1 else f"{len(p.waiting)} receipts wait"
         return (
-            f"{len(p.waiting)} receipts wait in the cash exception queue ({named}), "
+            f"{count} in the cash exception queue ({named}), "
             f"{_amounts(self.waiting_unapplied())} unapplied: `o2c cash queue`, then apply or refund"
         )
 
@@ -454,7 +461,10 @@ class CashApplicationWorkflow(ProcessWorkflow):
             self.set_status(Status.NEEDS_ATTENTION, self._waiting_stage())
             count = len(self.progress.waiting)
             await workflow.wait_condition(
-                lambda: len(self.progress.waiting) != count or workflow.info().is_continue_as_new_suggested()
+                lambda count=count: (
+                    len(self.progress.waiting) != count  # type: ignore[misc]
+                    or workflow.info().is_continue_as_new_suggested()
+                )
             )
             if self.progress.waiting and workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new()
@@ -580,7 +590,7 @@ class CashApplicationWorkflow(ProcessWorkflow):
         applied = _merged(match.applications, applications)
         lines = await self._documents(applied)
         posted = []
-        if not waiting.customer:
+        if waiting.suspense:
             # Cash from nobody known sat in suspense: take it out, and post it as the customer's payment.
             suspense = suspense_entry(receipt, subsidiary=entity.erp_subsidiary, chart=i.chart)
             reversal = suspense.reversal(f"{suspense.external_id}-reversal", workflow.now().date())
@@ -649,7 +659,7 @@ class CashApplicationWorkflow(ProcessWorkflow):
                 "refund in billing", lambda: self.forward(CashActivities.create_refund, refund), must_finish=True
             )
             posted.append(done.refund_id if done else refund.step)
-        elif waiting.customer:
+        elif not waiting.suspense:
             # The payment holds the cash unapplied on the customer: refund it from there. Posting
             # the payment again as it was (an upsert) answers with its internal id.
             recorded = await self.forward(CashActivities.match_of, receipt.receipt_id)
@@ -781,5 +791,3 @@ def _rest(waiting: WaitingReceipt, recorded: RecordedCashDecision) -> Money:
     for a in recorded.applications:
         used += a.amount
     return waiting.unapplied - used
-
-
