@@ -27,6 +27,7 @@ from canonical.models import AmendmentRequest, ApproverRole, Model
 from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import InvalidSettings
+from starter.cash_cli import cash_app
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
 from starter.problems import explain
 from starter.session import run as _run
@@ -62,6 +63,7 @@ sandbox_app = typer.Typer(
 app.add_typer(recon_app, name="recon")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(usage_app, name="usage")
+app.add_typer(cash_app, name="cash")
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 Wait = Annotated[
