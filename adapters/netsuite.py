@@ -1,5 +1,5 @@
 """NetSuite (SuiteTalk REST record service) as o2c's ERP: journal entries, customers,
-collection cases.
+collection cases; receivables (payments, credit memos, refunds) in netsuite_receivables.py.
 
 Idempotency is the external ID: entries are upserted with
 `PUT /record/v1/journalEntry/eid:{externalId}`, so posting the same entry twice
@@ -15,13 +15,17 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.errors import AdapterError, Answer, ErrorKind, ErrorTable, IntegrationBug, Rule
-from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
+from adapters.errors import IntegrationBug
+from adapters.http import JSON_HEADERS, json_content, read_json, send
+from adapters.netsuite_errors import ERRORS as ERRORS
+from adapters.netsuite_errors import PERIOD_CLOSED as PERIOD_CLOSED
+from adapters.netsuite_errors import SYSTEM, classify
+from adapters.netsuite_errors import read_error as read_error
+from adapters.netsuite_receivables import NetSuiteReceivables
 from canonical.journal import JournalEntry, JournalEntryPage, JournalLine
 from canonical.models import Account, Address, CollectionCase, JournalEntryRef
 from canonical.money import Money
 
-SYSTEM = "netsuite"
 # The AR collection case: a custom record type with o2c's own field ids (a NetSuite
 # account defines them; custom records are reachable through the REST record service).
 CASE_TYPE = "customrecord_o2c_collection_case"
@@ -39,45 +43,12 @@ SUITEQL_PAGE = 1000
 LINES_CHUNK = 300
 
 
-PERIOD_CLOSED = "PERIOD_CLOSED"
-ERRORS = ErrorTable(
-    SYSTEM,
-    credentials=Rule(ErrorKind.BUG, "NetSuite rejected o2c's token or role: {message}"),
-    refused=Rule(ErrorKind.BUSINESS, "NetSuite refused {what}: {message}"),
-    business={
-        PERIOD_CLOSED: Rule(
-            ErrorKind.BUSINESS,
-            "The ERP accounting period{when} is closed: reopen it in NetSuite or move the posting date. ({message})",
-            fixable=True,
-            code=PERIOD_CLOSED,
-        )
-    },
-)
-
-
-def read_error(response: httpx.Response) -> Answer:
-    """NetSuite's error answer: `{"o:errorDetails": [{o:errorCode, o:errorPath, detail}]}`.
-    A closed period comes as a generic code; only its path or its words tell it."""
-    status = response.status_code
-    body = read_json(response)
-    details = (body.get("o:errorDetails") or []) if isinstance(body, dict) else []
-    first = details[0] if details else {}
-    detail = first.get("detail") or f"HTTP {status}"
-    text = detail.lower()
-    closed = first.get("o:errorPath") == "postingPeriod" or (
-        "period" in text and ("closed" in text or "locked" in text)
-    )
-    return Answer(status, first.get("o:errorCode", ""), detail, reason=PERIOD_CLOSED if closed else "")
-
-
-def classify(
-    response: httpx.Response, entry: JournalEntry | None = None, *, what: str = "the journal entry"
-) -> AdapterError:
-    when = f" for {entry.posting_date.isoformat()} (subsidiary {entry.subsidiary})" if entry else ""
-    return ERRORS.classify(read_error(response), what=what, when=when)
-
-
 def to_wire(entry: JournalEntry) -> dict[str, Any]:
+    """The entry's record. The customer is named (`entity`) on every line, not only the
+    receivable's: NetSuite needs the name on an A/R line and takes it on any other, where
+    it reports revenue and tax by customer; and the adapter need not know which account
+    of the chart is the receivable (that is o2c's configuration, not the entry's)."""
+    entity = {"entity": {"externalId": entry.customer}} if entry.customer else {}
     body: dict[str, Any] = {
         "externalId": entry.external_id,
         "subsidiary": {"id": entry.subsidiary},
@@ -91,6 +62,7 @@ def to_wire(entry: JournalEntry) -> dict[str, Any]:
                     **({"debit": line.debit.amount} if line.debit else {}),
                     **({"credit": line.credit.amount} if line.credit else {}),
                     "memo": line.memo,
+                    **entity,
                 }
                 for line in entry.lines
             ]
@@ -105,7 +77,9 @@ def to_wire(entry: JournalEntry) -> dict[str, Any]:
     return body
 
 
-def from_wire(record: dict[str, Any]) -> JournalEntry:
+def from_wire(record: dict[str, Any], *, customer: str = "") -> JournalEntry:
+    """The entry a record holds; `customer` is the external id of the customer its lines
+    name (a record names it by internal id: the caller resolves it)."""
     currency_ref = record.get("currency") or {}
     currency = currency_ref.get("refName") or currency_ref.get("id") or ""
     lines = []
@@ -130,7 +104,17 @@ def from_wire(record: dict[str, Any]) -> JournalEntry:
         reverses=record.get(REVERSES_FIELD) or "",
         invoice_id=record.get(INVOICE_FIELD) or "",
         contract_id=record.get(CONTRACT_FIELD) or "",
+        customer=customer,
     )
+
+
+def line_entity(record: dict[str, Any]) -> str:
+    """The internal id of the customer the record's lines name, or ""."""
+    for item in (record.get("line") or {}).get("items", []):
+        entity = (item.get("entity") or {}).get("id")
+        if entity:
+            return str(entity)
+    return ""
 
 
 def _literal(value: str) -> str:
@@ -198,11 +182,21 @@ def _from_rows(header: dict[str, Any], lines: list[dict[str, Any]]) -> JournalEn
         ) from exc
 
 
-class NetSuiteErp(HttpAdapter):
-    """ErpPort over NetSuite REST. `base_url` ends in `/services/rest`."""
+class NetSuiteErp(NetSuiteReceivables):
+    """ErpPort and ReceivablesPort over NetSuite REST. `base_url` ends in `/services/rest`;
+    `receivable_account` is the chart's Accounts Receivable (ChartOfAccounts.receivable)."""
 
-    def __init__(self, base_url: str, token: str, timeout: float = 10.0, *, client: httpx.AsyncClient | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout: float = 10.0,
+        *,
+        client: httpx.AsyncClient | None = None,
+        receivable_account: str = "1200",
+    ):
         super().__init__(base_url, timeout, {"Authorization": f"Bearer {token}", **JSON_HEADERS}, client)
+        self.receivable_account = receivable_account
 
     @staticmethod
     def _eid_path(external_id: str) -> str:
@@ -232,7 +226,9 @@ class NetSuiteErp(HttpAdapter):
             return None
         if response.status_code >= 400:
             raise classify(response)
-        return from_wire(read_json(response))
+        record = read_json(response)
+        entity = line_entity(record)
+        return from_wire(record, customer=await self.customer_external_id(entity) if entity else "")
 
     # -- listing -------------------------------------------------------------------------
 

@@ -137,7 +137,9 @@ class PaymentsPort(Protocol):
     """Cash, credits and disputes in billing (Stripe). Implemented by the billing adapter;
     `billing_account` as for MeteringPort."""
 
-    async def mark_paid_out_of_band(self, invoice_id: str, *, idempotency_key: str, billing_account: str = "") -> Invoice:
+    async def mark_paid_out_of_band(
+        self, invoice_id: str, *, idempotency_key: str, billing_account: str = ""
+    ) -> Invoice:
         """The invoice was paid outside billing (a bank transfer o2c applied): `POST
         /v1/invoices/{id}/pay` with `paid_out_of_band=true`. A paid invoice is returned as it is."""
         ...
@@ -154,7 +156,9 @@ class PaymentsPort(Protocol):
         customer credit balance or a refund, by `order.settlement`. Over-crediting is a business error."""
         ...
 
-    async def void_credit_note(self, credit_note_id: str, *, idempotency_key: str, billing_account: str = "") -> CreditNote:
+    async def void_credit_note(
+        self, credit_note_id: str, *, idempotency_key: str, billing_account: str = ""
+    ) -> CreditNote:
         """The undo of create_credit_note; a void one is returned as it is."""
         ...
 
@@ -427,7 +431,9 @@ class CashStorePort(Protocol):
         a second decision on the same receipt is refused (ValueError)."""
         ...
 
-    async def queue(self, *, legal_entity: str = "", as_of: date | None = None, limit: int = 200) -> list[QueuedReceipt]:
+    async def queue(
+        self, *, legal_entity: str = "", as_of: date | None = None, limit: int = 200
+    ) -> list[QueuedReceipt]:
         """Receipts with cash still unapplied, oldest first, with their age and suggestions."""
         ...
 

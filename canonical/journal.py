@@ -70,6 +70,10 @@ class JournalEntry(Model):
     invoice_id: str = ""
     contract_id: str = ""
     internal_id: str = ""  # the ERP's own id, when read back
+    # The billing customer whose receivable the entry books (the ERP customer's external
+    # id): the ERP names it on the entry's lines, so payments and credit memos can be
+    # applied to the entry as to an invoice. Empty on entries that book no receivable.
+    customer: str = ""
 
     @model_validator(mode="after")
     def _balanced(self) -> JournalEntry:
@@ -100,6 +104,7 @@ class JournalEntry(Model):
             reverses=self.external_id,
             invoice_id=self.invoice_id,
             contract_id=self.contract_id,
+            customer=self.customer,
         )
 
 
@@ -129,8 +134,10 @@ def invoice_entry(
     tax: Money,
     chart: ChartOfAccounts,
     invoice_id: str = "",
+    customer: str = "",
 ) -> JournalEntry:
-    """Billing an invoice: receivable against deferred revenue and tax payable.
+    """Billing an invoice: receivable against deferred revenue and tax payable, the
+    receivable in the name of `customer` (the billing customer id).
 
     A net credit (negative revenue) books the same accounts on the opposite sides.
     """
@@ -148,6 +155,7 @@ def invoice_entry(
         memo=memo,
         lines=[x for x in lines if x is not None],
         invoice_id=invoice_id,
+        customer=customer,
     )
 
 

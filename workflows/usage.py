@@ -787,6 +787,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
             chart=r.chart,
             memo=f"Usage {r.period} of {r.subscription_id}, invoice {invoice.id}",
             contract_id=r.contract_id or r.subscription_id,
+            customer=r.customer,
         )
         for entry in entries:
             await self._post(entry, invoice_date)

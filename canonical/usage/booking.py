@@ -27,11 +27,13 @@ def usage_entries(
     chart: ChartOfAccounts,
     memo: str,
     contract_id: str = "",
+    customer: str = "",
 ) -> list[JournalEntry]:
     """Two balanced entries: on the last day of the usage period, DR unbilled receivable /
     CR usage revenue (`revenue`, net of credits); on the invoice date, DR receivable (revenue
     + tax) / CR unbilled receivable / CR tax payable. External ids `<external_id>-accrual` and
-    `<external_id>-invoice`. Nothing for a zero amount."""
+    `<external_id>-invoice`, the receivable in the name of `customer`. Nothing for a zero
+    amount."""
     if revenue.currency != tax.currency:
         raise CurrencyError(f"usage revenue in {revenue.currency} but tax in {tax.currency}")
     if revenue.is_negative:
@@ -77,6 +79,7 @@ def usage_entries(
                 lines=lines,
                 invoice_id=invoice_id,
                 contract_id=contract_id,
+                customer=customer,
             )
         )
     return entries

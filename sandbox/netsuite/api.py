@@ -11,6 +11,7 @@ from sandbox.netsuite.customers import get_customer, upsert_customer
 from sandbox.netsuite.errors import authenticate, error, fault_response
 from sandbox.netsuite.journal_entries import create, get, put_by_ref
 from sandbox.netsuite.query import suiteql_query
+from sandbox.netsuite.receivables import routes as receivables_routes
 from sandbox.routing import Routes, System, run_in_one_unit_of_work
 
 _RECORD = "/services/rest/record/v1/journalEntry"
@@ -24,6 +25,7 @@ ROUTES: Routes = [
     ("PUT", _CASE + "/{ref}", upsert_case),
     ("GET", _CASE + "/{ref}", get_case),
     ("POST", "/services/rest/query/v1/suiteql", suiteql_query),
+    *receivables_routes("/services/rest/record/v1"),
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 
 from sandbox.netsuite import SYSTEM
+from sandbox.netsuite.applications import customer_id, customer_ref, index_journal_entry
 from sandbox.netsuite.errors import checked_amount, error
 from sandbox.netsuite.records import by_external_id, external_id_for_put, internal_id_of, json_object, location
 from sandbox.store import Tx
@@ -53,15 +54,16 @@ def _validate(tx: Tx, body: Any) -> dict[str, Any]:
             raise error(400, "USER_ERROR", "Each line needs either a debit or a credit.", path=f"line.items[{index}]")
         debits += debit or 0
         credits += credit or 0
-        lines.append(
-            {
-                "line": index,
-                "account": {"id": account},
-                "debit": None if debit is None else str(debit),
-                "credit": None if credit is None else str(credit),
-                "memo": item.get("memo") or "",
-            }
-        )
+        line = {
+            "line": index,
+            "account": {"id": account},
+            "debit": None if debit is None else str(debit),
+            "credit": None if credit is None else str(credit),
+            "memo": item.get("memo") or "",
+        }
+        if item.get("entity") is not None:
+            line["entity"] = {"id": customer_id(tx, item["entity"], f"line.items[{index}].entity")}
+        lines.append(line)
     if debits != credits:
         raise error(
             400,
@@ -98,6 +100,7 @@ def _save(tx: Tx, record: dict[str, Any], internal_id: str | None) -> str:
     record["id"] = internal_id
     record["tranId"] = f"JE{int(internal_id):06d}"
     tx.put(SYSTEM, JOURNAL_ENTRY, internal_id, record)
+    index_journal_entry(tx, record)
     if record.get("externalId"):
         tx.put(
             SYSTEM,
@@ -124,13 +127,14 @@ def upsert(tx: Tx, request: Request, body: Any, external_id: str) -> tuple[int, 
     return 204, None, {"Location": location(request, JOURNAL_ENTRY, internal_id)}
 
 
-def _render(record: dict[str, Any], request: Request) -> dict[str, Any]:
+def _render(tx: Tx, record: dict[str, Any], request: Request) -> dict[str, Any]:
     out = dict(record)
     items = [
         {
             **item,
             "debit": None if item["debit"] is None else Decimal(item["debit"]),
             "credit": None if item["credit"] is None else Decimal(item["credit"]),
+            **({"entity": customer_ref(tx, item["entity"]["id"])} if item.get("entity") else {}),
         }
         for item in record["line"]["items"]
     ]
@@ -149,7 +153,7 @@ def get(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[s
             f"The record instance does not exist. Provide a valid record instance ID ({ref}).",
             path="id",
         )
-    return 200, _render(record, request), {}
+    return 200, _render(tx, record, request), {}
 
 
 def put_by_ref(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:

@@ -47,6 +47,15 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.time import format_time
 
 from sandbox.netsuite import SYSTEM
+from sandbox.netsuite.suiteql_receivables import (
+    LINK_COLUMNS,
+    LINK_TABLES,
+    RECEIVABLE_COLUMNS,
+    RECEIVABLE_KINDS,
+    journal_receivable_columns,
+    link_rows,
+    receivable_rows,
+)
 from sandbox.store import Condition, Tx
 
 JOURNAL_TYPE = "Journal"
@@ -69,8 +78,10 @@ TABLES: dict[str, tuple[str, ...]] = {
         "custbody_o2c_invoice",
         "custbody_o2c_contract",
         "custbody_o2c_reverses",
+        *RECEIVABLE_COLUMNS,
     ),
     "transactionaccountingline": ("transaction", "transactionline", "account", "debit", "credit", "amount"),
+    **{table: LINK_COLUMNS for table in LINK_TABLES},
 }
 
 
@@ -89,7 +100,7 @@ class Ref:
 
 @dataclass(frozen=True)
 class Projection:
-    function: str  # "", "df" (BUILTIN.DF) or "to_char"
+    function: str  # "", "df" (BUILTIN.DF), "cf" (BUILTIN.CF) or "to_char"
     ref: Ref | None  # None for *
     name: str  # the output column
 
@@ -190,13 +201,13 @@ def _projection(node: exp.Expression) -> Projection:
         and target.this.name.upper() == "BUILTIN"
     ):
         function = target.expression
-        if not isinstance(function, exp.Anonymous) or function.name.upper() != "DF":
+        if not isinstance(function, exp.Anonymous) or function.name.upper() not in ("DF", "CF"):
             label = _function_name(function) if isinstance(function, exp.Func) else _sql(function)
-            raise SuiteQLError(f"BUILTIN.{label} is not supported; only BUILTIN.DF is.")
+            raise SuiteQLError(f"BUILTIN.{label} is not supported; only BUILTIN.DF and BUILTIN.CF are.")
         if len(function.expressions) != 1:
-            raise SuiteQLError("BUILTIN.DF takes one column.")
+            raise SuiteQLError(f"BUILTIN.{function.name.upper()} takes one column.")
         ref = _ref(function.expressions[0])
-        projection = Projection("df", ref, ref.name)
+        projection = Projection(function.name.lower(), ref, ref.name)
     elif isinstance(target, exp.ToChar):
         _only(target, "this", "format")
         _format(target, "TO_CHAR")
@@ -385,7 +396,10 @@ def _currency_id(record: dict[str, Any]) -> Any:
     return CURRENCY_IDS.get(code, code or None)
 
 
-def transaction_row(record: dict[str, Any]) -> dict[str, Any]:
+def transaction_row(tx: Tx | None, record: dict[str, Any]) -> dict[str, Any]:
+    """A journal entry's row; with `tx`, its receivable columns too (an A/R entry's open
+    amount costs a read of its applications, so they are read only when asked for)."""
+    receivable = journal_receivable_columns(tx, record) if tx is not None else dict.fromkeys(RECEIVABLE_COLUMNS)
     return {
         "id": _id_value(record.get("id")),
         "tranid": _text(record.get("tranId")),
@@ -398,6 +412,7 @@ def transaction_row(record: dict[str, Any]) -> dict[str, Any]:
         "custbody_o2c_invoice": _text(record.get("custbody_o2c_invoice")),
         "custbody_o2c_contract": _text(record.get("custbody_o2c_contract")),
         "custbody_o2c_reverses": _text(record.get("custbody_o2c_reverses")),
+        **receivable,
     }
 
 
@@ -500,9 +515,67 @@ def _sort_key(column: str) -> Callable[[dict[str, Any]], tuple[bool, bool, Any]]
     return key
 
 
+def _kinds(query: Query) -> set[str]:
+    """The transaction types a query can match, by its predicates on `type`."""
+    kinds = {JOURNAL_TYPE, *RECEIVABLE_KINDS}
+    for p in query.where:
+        if p.ref.name == "type" and p.op == "=":
+            kinds &= {p.value}
+        elif p.ref.name == "type" and p.op == "in":
+            kinds &= set(p.value)
+    return kinds
+
+
+def _wants_receivable_columns(query: Query) -> bool:
+    return any(ref.name in RECEIVABLE_COLUMNS for ref in _refs(query)) or any(p.ref is None for p in query.projections)
+
+
+def _sorted_page(
+    query: Query, found: list[dict[str, Any]], *, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    default = Ref("", "id" if "id" in TABLES[query.table] else TABLES[query.table][0])
+    column, descending = query.order if query.order is not None else (default, False)
+    found.sort(key=_sort_key(column.name), reverse=descending)
+    return found[offset : offset + limit], len(found)
+
+
 def execute(tx: Tx, query: Query, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """The rows of one page (typed values, before projection) and the query's total."""
+    if query.table in LINK_TABLES:
+        rows = [row for row in link_rows(tx, query.where) if all(matches(row, p) for p in query.where)]
+        return _sorted_page(query, rows, offset=offset, limit=limit)
+    if query.table == "transaction":
+        kinds = _kinds(query)
+        others = [kind for kind in sorted(kinds - {JOURNAL_TYPE}) if receivable_rows(tx, kind, count_only=True)]
+        if others or JOURNAL_TYPE not in kinds:
+            return _mixed(tx, query, kinds, others, offset=offset, limit=limit)
+    return _journal(tx, query, offset=offset, limit=limit)
+
+
+def _mixed(
+    tx: Tx, query: Query, kinds: set[str], others: list[str], *, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Journal entries and receivables records together, evaluated here (receivables
+    records are few beside journal entries, and none of their columns is indexed)."""
+    found: list[dict[str, Any]] = []
+    if JOURNAL_TYPE in kinds:
+        everything = _journal(tx, query, offset=0, limit=SUITEQL_ROW_CAP)[0]
+        found.extend(everything)
+    for kind in others:
+        for row in receivable_rows(tx, kind):
+            row["currency"] = CURRENCY_IDS.get(row["currency"], row["currency"])
+            if all(matches(row, p) for p in query.where):
+                found.append(row)
+    return _sorted_page(query, found, offset=offset, limit=limit)
+
+
+# The most rows a mixed query gathers from journal entries (REST SuiteQL's own cap).
+SUITEQL_ROW_CAP = 100_000
+
+
+def _journal(tx: Tx, query: Query, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     pushed, rest = _pushdown(query)
+    receivable_tx = tx if _wants_receivable_columns(query) else None
     order = query.order
     # Entries in internal-id order unless asked otherwise (lines follow their entry).
     sql_order: tuple[tuple[str, bool], ...] | None = (("num", False),)
@@ -517,7 +590,7 @@ def execute(tx: Tx, query: Query, *, offset: int, limit: int) -> tuple[list[dict
     if query.table == "transaction" and not rest and sql_order is not None:
         total = tx.count_where(SYSTEM, "journalEntry", pushed)
         rows = [
-            transaction_row(r.data)
+            transaction_row(receivable_tx, r.data)
             for r in tx.page(SYSTEM, "journalEntry", pushed, order_by=sql_order, limit=limit, offset=offset)
         ]
         return rows, total
@@ -525,7 +598,9 @@ def execute(tx: Tx, query: Query, *, offset: int, limit: int) -> tuple[list[dict
     entries = tx.page(SYSTEM, "journalEntry", pushed, order_by=sql_order or (("num", False),))
     for entry in entries:
         entry_rows: Iterable[dict[str, Any]] = (
-            [transaction_row(entry.data)] if query.table == "transaction" else accounting_line_rows(entry.data)
+            [transaction_row(receivable_tx, entry.data)]
+            if query.table == "transaction"
+            else accounting_line_rows(entry.data)
         )
         found.extend(row for row in entry_rows if all(matches(row, p) for p in rest))
     if sql_order is None and order is not None:

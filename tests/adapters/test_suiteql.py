@@ -241,7 +241,7 @@ async def test_ordering(http, entries):
         ("SELECT COUNT(*) FROM transaction", "Function COUNT is not supported"),
         ("SELECT TO_CHAR(trandate, 'DD/MM/YYYY') FROM transaction", "only the format 'YYYY-MM-DD'"),
         ("SELECT TO_CHAR(memo, 'YYYY-MM-DD') AS m FROM transaction WHERE id = 101", "needs a date"),
-        ("SELECT BUILTIN.CF(currency) FROM transaction", "only BUILTIN.DF"),
+        ("SELECT BUILTIN.CONSOLIDATE(currency) FROM transaction", "only BUILTIN.DF"),
         ("SELECT id FROM transaction GROUP BY id", "GROUP BY is not supported"),
         ("SELECT id FROM transaction WHERE (id = 1)", "Parentheses in WHERE are not supported"),
         ("SELECT id FROM transaction WHERE memo LIKE 'a%'", "Unsupported operator 'LIKE'"),

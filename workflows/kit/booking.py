@@ -138,6 +138,7 @@ class BookingWorkflow(ProcessWorkflow):
             tax=tax,
             chart=chart,
             invoice_id=self.invoice.id,
+            customer=account_id,
         )
         reversal = entry.reversal(f"{wid}-invoice-reversal", document_date)
         self.saga.add("journal entry", lambda: self._reverse(entry, reversal))
