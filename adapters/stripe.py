@@ -19,7 +19,8 @@ import httpx
 from adapters.errors import BusinessError, IntegrationBug
 from adapters.http import read_json, send
 from adapters.stripe_api import STRIPE_VERSION, SYSTEM, classify
-from adapters.stripe_metering import StripeMetering, is_metered, v2_url_of
+from adapters.stripe_metering import is_metered, v2_url_of
+from adapters.stripe_payments import StripePayments
 from canonical.models import (
     TAX_PRODUCT,
     Account,
@@ -211,8 +212,9 @@ def _same_line(item: dict[str, Any], line: SubscriptionLine, currency: str) -> b
     )
 
 
-class StripeBilling(StripeMetering):
-    """BillingPort (and MeteringPort, adapters/stripe_metering.py) over the Stripe API.
+class StripeBilling(StripePayments):
+    """BillingPort, MeteringPort (adapters/stripe_metering.py) and PaymentsPort
+    (adapters/stripe_payments.py) over the Stripe API.
     `meter_events_url` is the v2 meter event stream's base (default: the v2 beside `base_url`)."""
 
     def __init__(

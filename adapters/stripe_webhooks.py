@@ -3,7 +3,8 @@
 Protocol knowledge only (no Temporal, no HTTP server): the ingress in
 `starter/webhooks.py` reads the raw body, calls `verify_signature`, then
 `parse_event` and `to_payment_event` (or, for a usage invoice's draft and its failed
-finalisation, `to_usage_invoice_event`), and routes what comes out.
+finalisation, `to_usage_invoice_event`; for cash, `to_receipt`; for disputes,
+`to_dispute_event`), and routes what comes out.
 
 Signature, as Stripe specifies it: the header is
 `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...][,v0=<hex>]`; the expected
@@ -20,12 +21,16 @@ import hashlib
 import hmac
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from canonical.models import PaymentEvent, PaymentEventKind
+from adapters.errors import AdapterError
+from adapters.stripe_payments import to_dispute
+from canonical.cash.models import Receipt, ReceiptSource
+from canonical.credits import DisputeEvent
+from canonical.models import DEFAULT_ENTITIES, LegalEntity, PaymentEvent, PaymentEventKind
 from canonical.money import CurrencyError, Money
 from canonical.usage.models import period_of
 
@@ -167,6 +172,10 @@ HANDLED_TYPES = frozenset(
         "invoice.updated",
         "charge.dispute.created",
         "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.updated",
+        "charge.succeeded",
         "payment_method.attached",
         "customer.updated",
     }
@@ -425,3 +434,133 @@ def to_usage_invoice_event(event: StripeEvent) -> UsageInvoiceEvent | None:
         period=_usage_period(event, lines),
         reason=reason,
     )
+
+
+# -- cash: receipts ----------------------------------------------------------------------------
+
+RECEIPT_TYPES = frozenset({"charge.succeeded", "invoice.paid"})
+PLATFORM = "platform"  # the receipt id's account part for the platform's own Stripe account
+
+
+def billing_account_of(event: StripeEvent) -> str:
+    """The Connect account the event happened in (Stripe's `account`), empty for the platform."""
+    account = event.raw.get("account")
+    return account if isinstance(account, str) else ""
+
+
+def _entity_of(event: StripeEvent, entities: Sequence[LegalEntity]) -> str:
+    account = billing_account_of(event)
+    for entity in entities:
+        if entity.billing_account == account:
+            return entity.code
+    raise EventError(f"{event.type} {event.id}: no legal entity bills from Stripe account {account or PLATFORM!r}")
+
+
+def _receipt(
+    event: StripeEvent, *, charge_id: str, amount: Money, customer: str, invoice: str, entities: Sequence[LegalEntity]
+) -> Receipt:
+    account = billing_account_of(event)
+    return Receipt(
+        receipt_id=f"{ReceiptSource.STRIPE.value}:{account or PLATFORM}:{charge_id}",
+        source=ReceiptSource.STRIPE,
+        legal_entity=_entity_of(event, entities),
+        amount=amount,
+        value_date=_occurred_at(event).date(),
+        bank_reference=charge_id,
+        customer_hint=customer,
+        charge_id=charge_id,
+        invoice_hint=invoice,
+        references=[invoice] if invoice else [],
+    )
+
+
+def to_receipt(event: StripeEvent, entities: Sequence[LegalEntity] = DEFAULT_ENTITIES) -> Receipt | None:
+    """The cash a `charge.succeeded` or `invoice.paid` event brings, or None (another type,
+    or an invoice paid without a charge: out of band, by credit notes, by balance).
+
+    Both events of one payment map to the same receipt (its id is the charge's), so the
+    cash store counts it once whichever arrives first. `charge.succeeded` is the primary
+    source: its amount is the charge's. From `invoice.paid` the amount is `amount_paid`,
+    which equals the charge when one charge paid the invoice (unverified for invoices
+    paid in parts). `entities` says which legal entity bills from which Stripe account
+    (the event's `account`; none for the platform)."""
+    if event.type not in RECEIPT_TYPES:
+        return None
+    obj = event.object
+    try:
+        if event.type == "charge.succeeded":
+            if obj.get("status", "succeeded") != "succeeded":
+                return None
+            charge_id = _id(obj)
+            if not charge_id:
+                raise EventError(f"{event.type} {event.id} names no charge")
+            amount = _money(obj, "amount", _currency(obj))
+            if amount is None or amount.is_zero:
+                raise EventError(f"{event.type} {event.id}: charge {charge_id} has no amount")
+            return _receipt(
+                event,
+                charge_id=charge_id,
+                amount=amount,
+                customer=_id(obj.get("customer")),
+                invoice=_id(obj.get("invoice")),
+                entities=entities,
+            )
+        charge_id = _id(obj.get("charge"))
+        if obj.get("paid_out_of_band") or not charge_id:
+            return None
+        amount = _money(obj, "amount_paid", _currency(obj))
+        if amount is None or amount.is_zero:
+            return None  # settled by credit notes or the customer's balance: no cash
+        return _receipt(
+            event,
+            charge_id=charge_id,
+            amount=amount,
+            customer=_id(obj.get("customer")),
+            invoice=_id(obj),
+            entities=entities,
+        )
+    except CurrencyError as error:
+        raise EventError(str(error)) from None
+
+
+# -- disputes --------------------------------------------------------------------------------
+
+DISPUTE_TYPES = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+
+
+async def to_dispute_event(
+    event: StripeEvent, lookup_charge_invoice: ChargeLookup | None = None
+) -> DisputeEvent | None:
+    """The dispute an event reports, or None for other types. The invoice comes from an
+    expanded charge or from `lookup_charge_invoice` (as for to_payment_event; the billing
+    adapter's `invoice_of_charge` fits); a dispute over a charge that paid no invoice
+    still maps, with an empty invoice. Raises EventError when the dispute is unreadable."""
+    if event.type not in DISPUTE_TYPES:
+        return None
+    dispute = event.object
+    charge = dispute.get("charge")
+    invoice_id = _id(charge.get("invoice")) if isinstance(charge, dict) else ""
+    if not invoice_id and _id(charge) and lookup_charge_invoice is not None:
+        found = lookup_charge_invoice(_id(charge))
+        if inspect.isawaitable(found):
+            found = await found
+        invoice_id = found or ""
+    try:
+        _currency(dispute)
+        _money(dispute, "amount", _currency(dispute))
+        if not _id(dispute) or not _id(charge):
+            raise EventError(f"{event.type} {event.id}: the dispute names no id or no charge")
+        canonical = to_dispute(dispute, invoice_id=invoice_id)
+    except (KeyError, TypeError, ValueError, AdapterError) as error:
+        if isinstance(error, EventError):
+            raise
+        raise EventError(f"{event.type} {event.id}: unreadable dispute ({error})") from None
+    return DisputeEvent(event_id=event.id, type=event.type, dispute=canonical, occurred_at=_occurred_at(event))

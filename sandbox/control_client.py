@@ -128,8 +128,9 @@ class SandboxControl:
     def pay_out_of_band(self, invoice: str) -> dict[str, Any]:
         return self._ok(self._http.post(f"/stripe/invoices/{invoice}/pay_out_of_band", json={}))
 
-    def open_dispute(self, charge: str) -> dict[str, Any]:
-        return self._ok(self._http.post("/stripe/disputes", json={"charge": charge}))
+    def open_dispute(self, charge: str, **options: Any) -> dict[str, Any]:
+        """The cardholder disputes `charge`; options: reason, amount, evidence_due_days, fee."""
+        return self._ok(self._http.post("/stripe/disputes", json={"charge": charge, **options}))
 
     def close_dispute(self, dispute: str, status: str) -> dict[str, Any]:
         return self._ok(self._http.post(f"/stripe/disputes/{dispute}/close", json={"status": status}))

@@ -1,5 +1,5 @@
 """A subset of the Stripe API (version 2024-06-20): customers, subscriptions,
-invoices, invoice items, customer balance transactions.
+invoices, invoice items, customer balance transactions, credit notes, refunds, disputes.
 
 Idempotency as Stripe documents it: the first response for an `Idempotency-Key`
 (status and body, 500s included once execution began) is stored and replayed with

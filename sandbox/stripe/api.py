@@ -17,6 +17,14 @@ from sandbox.routing import Handler, Routes, System
 from sandbox.store import Store
 from sandbox.stripe import SYSTEM
 from sandbox.stripe.accounts import current_account, current_request
+from sandbox.stripe.credit_notes import (
+    create_credit_note,
+    get_credit_note,
+    list_credit_notes,
+    preview_credit_note,
+    preview_credit_note_lines,
+    void_credit_note,
+)
 from sandbox.stripe.customers import (
     create_balance_transaction,
     create_customer,
@@ -24,6 +32,7 @@ from sandbox.stripe.customers import (
     list_balance_transactions,
     update_customer,
 )
+from sandbox.stripe.disputes import accept_dispute, get_dispute, list_disputes, update_dispute
 from sandbox.stripe.errors import error, invalid
 from sandbox.stripe.events import (
     create_webhook_endpoint,
@@ -58,6 +67,7 @@ from sandbox.stripe.meters import (
 )
 from sandbox.stripe.payments import attach_payment_method, get_charge, get_payment_intent, get_payment_method
 from sandbox.stripe.prices import create_price, get_price
+from sandbox.stripe.refunds import create_refund, get_balance_transaction, get_refund
 from sandbox.stripe.subscriptions import (
     cancel_subscription,
     create_subscription,
@@ -123,6 +133,19 @@ ROUTES: Routes = [
     ("GET", "/v1/payment_methods/{id}", get_payment_method),
     ("GET", "/v1/charges/{id}", get_charge),
     ("GET", "/v1/payment_intents/{id}", get_payment_intent),
+    ("GET", "/v1/balance_transactions/{id}", get_balance_transaction),
+    ("POST", "/v1/credit_notes", create_credit_note),
+    ("GET", "/v1/credit_notes", list_credit_notes),
+    ("GET", "/v1/credit_notes/preview", preview_credit_note),
+    ("GET", "/v1/credit_notes/preview/lines", preview_credit_note_lines),
+    ("GET", "/v1/credit_notes/{id}", get_credit_note),
+    ("POST", "/v1/credit_notes/{id}/void", void_credit_note),
+    ("POST", "/v1/refunds", create_refund),
+    ("GET", "/v1/refunds/{id}", get_refund),
+    ("GET", "/v1/disputes", list_disputes),
+    ("GET", "/v1/disputes/{id}", get_dispute),
+    ("POST", "/v1/disputes/{id}", update_dispute),
+    ("POST", "/v1/disputes/{id}/close", accept_dispute),
     ("GET", "/v1/events", list_events),
     ("GET", "/v1/events/{id}", get_event),
     ("POST", "/v1/webhook_endpoints", create_webhook_endpoint),

@@ -11,6 +11,7 @@ from sandbox.stripe import SYSTEM
 from sandbox.stripe.errors import invalid, no_such
 from sandbox.stripe.events import emit
 from sandbox.stripe.payments import TEST_PAYMENT_METHODS
+from sandbox.stripe.refunds import balance_transaction
 
 
 def payment_intent_of(tx: Tx, invoice: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +106,7 @@ def charge_invoice(tx: Tx, invoice: dict[str, Any], pm_id: str | None = None) ->
             else "Payment complete.",
             "type": "issuer_declined" if behaviour else "authorized",
         },
+        "balance_transaction": None,
         "disputed": False,
         "refunded": False,
         "created": now,
@@ -118,6 +120,11 @@ def charge_invoice(tx: Tx, invoice: dict[str, Any], pm_id: str | None = None) ->
     invoice["next_payment_attempt"] = None  # o2c runs its own retries: no Smart Retries
     intent.update({"payment_method": pm["id"], "latest_charge": charge["id"], "amount": amount})
     if behaviour is None:
+        # The money reaches the balance (fees not modelled); charge.succeeded names it.
+        charge["balance_transaction"] = balance_transaction(
+            tx, amount=amount, currency=charge["currency"], type_="charge", source=charge["id"]
+        )["id"]
+        tx.put(SYSTEM, "charge", charge["id"], charge)
         intent.update({"status": "succeeded", "amount_received": amount, "last_payment_error": None})
         mark_paid(tx, invoice)
         tx.put(SYSTEM, "payment_intent", intent["id"], intent)

@@ -1,5 +1,6 @@
 """What happens outside Stripe's API and shows in it (the control plane calls these):
-renewal charges, bank payments, disputes, and redelivering events."""
+renewal charges, bank payments, disputes (sandbox/stripe/disputes.py), and redelivering
+events."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox import webhooks
-from sandbox.core import ApiError, new_id
+from sandbox.core import ApiError
 from sandbox.store import Tx
 from sandbox.stripe import SYSTEM
 from sandbox.stripe.collection import charge_invoice, subscription_recovers
+from sandbox.stripe.disputes import close_dispute, open_dispute
 from sandbox.stripe.errors import invalid, no_such
 from sandbox.stripe.events import emit
 from sandbox.stripe.invoices import create_invoice, create_invoiceitem, finalize_invoice
@@ -25,6 +27,9 @@ def _monthly_minor(subscription: dict[str, Any]) -> int:
         unit = Decimal(str(price.get("unit_amount_decimal") or price.get("unit_amount") or 0))
         total += unit * int(item.get("quantity") or 0)
     return int(total.quantize(Decimal(1)))
+
+
+__all__ = ["close_dispute", "open_dispute", "partial_payment", "redeliver", "renewal_charge"]
 
 
 def renewal_charge(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
@@ -87,49 +92,6 @@ def partial_payment(tx: Tx, id: str, body: dict[str, Any]) -> dict[str, Any]:
         subscription_recovers(tx, invoice)
         emit(tx, "invoice.paid", invoice)
     return invoice
-
-
-def open_dispute(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
-    charge = tx.get(SYSTEM, "charge", str(body.get("charge") or ""))
-    if charge is None:
-        raise no_such("charge", str(body.get("charge")))
-    if charge["status"] != "succeeded":
-        raise invalid(f"charge {charge['id']} did not succeed; there is nothing to dispute")
-    dispute = {
-        "id": new_id("dp"),
-        "object": "dispute",
-        "amount": charge["amount"],
-        "currency": charge["currency"],
-        "charge": charge["id"],
-        "payment_intent": charge.get("payment_intent"),
-        "reason": body.get("reason") or "general",
-        "status": "needs_response",
-        "is_charge_refundable": False,
-        "created": int(time.time()),
-        "livemode": False,
-        "metadata": {},
-    }
-    charge["disputed"] = True
-    tx.put(SYSTEM, "charge", charge["id"], charge)
-    tx.put(SYSTEM, "dispute", dispute["id"], dispute)
-    emit(tx, "charge.dispute.created", dispute)
-    return dispute
-
-
-def close_dispute(tx: Tx, id: str, body: dict[str, Any]) -> dict[str, Any]:
-    dispute = tx.get(SYSTEM, "dispute", id)
-    if dispute is None:
-        raise no_such("dispute", id)
-    status = body.get("status")
-    if status not in ("won", "lost"):
-        raise invalid("status must be won or lost", param="status")
-    if dispute["status"] in ("won", "lost"):
-        raise invalid(f"dispute {id} is already closed ({dispute['status']})")
-    previous = {"status": dispute["status"]}
-    dispute["status"] = status
-    tx.put(SYSTEM, "dispute", id, dispute)
-    emit(tx, "charge.dispute.closed", dispute, previous_attributes=previous)
-    return dispute
 
 
 def redeliver(tx: Tx, id: str, body: dict[str, Any]) -> dict[str, Any]:
