@@ -21,7 +21,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from adapters.bank import StatementError, read_statements, receipts_of
+from adapters.bank import MAX_FILE_BYTES, StatementError, read_statements, receipts_of
 from adapters.ports import CashStorePort
 from canonical.cash.models import BankStatement, QueuedReceipt, Receipt
 from canonical.journal import ChartOfAccounts
@@ -39,7 +39,7 @@ from workflows.cash import (
 )
 from workflows.kit.status import CUSTOMER, PROCESS, STATUS, Status
 
-MAX_STATEMENT_BYTES = 64 * 1024 * 1024
+MAX_STATEMENT_BYTES = MAX_FILE_BYTES
 
 
 class StatementRefused(ValueError):
@@ -74,12 +74,10 @@ def entity_named(code: str, entities: list[LegalEntity]) -> LegalEntity:
     raise StatementRefused([(0, f"unknown legal entity {code!r} (known: {', '.join(e.code for e in entities)})")])
 
 
-def read_bank_file(data: bytes, *, legal_entity: LegalEntity, name: str = "the file") -> list[tuple[BankStatement, list[Receipt]]]:
+def read_bank_file(
+    data: bytes, *, legal_entity: LegalEntity, name: str = "the file"
+) -> list[tuple[BankStatement, list[Receipt]]]:
     """Parse and validate the whole file; StatementRefused with every problem otherwise."""
-    if not data.strip():
-        raise StatementRefused([(0, "the file is empty")], name)
-    if len(data) > MAX_STATEMENT_BYTES:
-        raise StatementRefused([(0, f"the file is larger than {MAX_STATEMENT_BYTES // (1024 * 1024)} MiB")], name)
     try:
         statements = read_statements(data)
     except StatementError as bad:
@@ -92,8 +90,11 @@ def read_bank_file(data: bytes, *, legal_entity: LegalEntity, name: str = "the f
         if statement.currency != legal_entity.functional_currency:
             # unverified: an entity may keep accounts in other currencies; refused until configured.
             problems.append(
-                (0, f"statement {statement.statement_id} is in {statement.currency}; "
-                f"{legal_entity.code} keeps its accounts in {legal_entity.functional_currency}")
+                (
+                    0,
+                    f"statement {statement.statement_id} is in {statement.currency}; "
+                    f"{legal_entity.code} keeps its accounts in {legal_entity.functional_currency}",
+                )
             )
             continue
         read.append((statement, receipts_of(statement, legal_entity=legal_entity.code)))

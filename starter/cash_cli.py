@@ -30,11 +30,15 @@ if TYPE_CHECKING:
     from canonical.cash.models import Receipt
     from canonical.money import Money
 
-cash_app = typer.Typer(help="Cash application: import bank statements, work the cash exception queue.", no_args_is_help=True)
+cash_app = typer.Typer(
+    help="Cash application: import bank statements, work the cash exception queue.", no_args_is_help=True
+)
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 As = Annotated[str, typer.Option("--as", metavar="NAME", help="who decides (recorded)")]
-Entity = Annotated[str, typer.Option("--entity", metavar="CODE", help="the legal entity (default: the first configured)")]
+Entity = Annotated[
+    str, typer.Option("--entity", metavar="CODE", help="the legal entity (default: the first configured)")
+]
 
 
 @cache
@@ -152,8 +156,14 @@ def queue(entity: Entity = "", as_json: Json = False) -> int:
             )
             for q in found
         ]
-        show(table(["receipt", "age", "amount", "unapplied", "kind", "best suggestions"], rows, wide=["best suggestions"]))
-        note("apply with `o2c cash apply RECEIPT --invoice INV [--amount X] --as NAME`, or refund with `o2c cash refund`")
+        show(
+            table(
+                ["receipt", "age", "amount", "unapplied", "kind", "best suggestions"], rows, wide=["best suggestions"]
+            )
+        )
+        note(
+            "apply with `o2c cash apply RECEIPT --invoice INV [--amount X] --as NAME`, or refund with `o2c cash refund`"
+        )
         return EXIT_DONE
 
     return _run(run())
@@ -220,11 +230,15 @@ def _decided(decision: dict[str, Any], as_json: bool) -> int:
         emit_json(decision)
         return EXIT_DONE
     if decision["kind"] == "apply":
-        what = ", ".join(f"{a['amount']['amount']} {a['amount']['currency']} to {a['invoice_id']}" for a in decision["applications"])
+        what = ", ".join(
+            f"{a['amount']['amount']} {a['amount']['currency']} to {a['invoice_id']}" for a in decision["applications"]
+        )
         say(f"{decision['receipt_id']}: applied {what} by {decision['decided_by']}")
     else:
         refund = decision["refund"] or {}
-        say(f"{decision['receipt_id']}: refunded {refund.get('amount')} {refund.get('currency')} by {decision['decided_by']}")
+        say(
+            f"{decision['receipt_id']}: refunded {refund.get('amount')} {refund.get('currency')} by {decision['decided_by']}"
+        )
     if decision["posted"]:
         say("  posted: " + ", ".join(decision["posted"]))
     return EXIT_DONE
@@ -232,7 +246,9 @@ def _decided(decision: dict[str, Any], as_json: bool) -> int:
 
 @cash_app.command("show")
 def show_one(
-    id_: Annotated[str, typer.Argument(metavar="ID", help="a receipt id, or a cash application's workflow id (cash-...)")],
+    id_: Annotated[
+        str, typer.Argument(metavar="ID", help="a receipt id, or a cash application's workflow id (cash-...)")
+    ],
     as_json: Json = False,
 ) -> int:
     """A receipt with its match, or a cash application's counts and what waits in it."""
@@ -245,24 +261,35 @@ def show_one(
                 emit_json(state)
                 return EXIT_DONE
             say(f"{id_}: {state['status']} — {state['stage']}")
-            say(f"  receipts {state['receipts']} in {state['batches']} batches; by rule: "
-                + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(state["by_rule"].items())))
+            say(
+                f"  receipts {state['receipts']} in {state['batches']} batches; by rule: "
+                + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(state["by_rule"].items()))
+            )
             for label in ("applied", "unapplied", "waiting_unapplied"):
                 amounts = ", ".join(f"{m['amount']} {m['currency']}" for m in state[label].values()) or "nothing"
                 say(f"  {label.replace('_', ' ')}: {amounts}")
             for w in state["waiting"][:20]:
-                say(f"  waits: {w['receipt_id']} {w['kind'].replace('_', ' ')} {w['unapplied']['amount']} {w['unapplied']['currency']}")
+                say(
+                    f"  waits: {w['receipt_id']} {w['kind'].replace('_', ' ')} {w['unapplied']['amount']} {w['unapplied']['currency']}"
+                )
             for d in state["decisions"][-10:]:
-                say(f"  decided: {d['receipt_id']} {d['kind']} by {d['decided_by']} at {d['decided_at']}: {d['comment']}")
+                say(
+                    f"  decided: {d['receipt_id']} {d['kind']} by {d['decided_by']} at {d['decided_at']}: {d['comment']}"
+                )
             say(f"  {_ui_link(id_)}")
             return EXIT_DONE
         receipt = await _receipt(id_)
         match = await _store().match_of(id_)
-        document = {"receipt": receipt.model_dump(mode="json"), "match": match.model_dump(mode="json") if match else None}
+        document = {
+            "receipt": receipt.model_dump(mode="json"),
+            "match": match.model_dump(mode="json") if match else None,
+        }
         if as_json:
             emit_json(document)
             return EXIT_DONE
-        say(f"{receipt.receipt_id}: {receipt.amount} on {receipt.value_date} from {receipt.payer_name or 'an unknown payer'}")
+        say(
+            f"{receipt.receipt_id}: {receipt.amount} on {receipt.value_date} from {receipt.payer_name or 'an unknown payer'}"
+        )
         if receipt.references:
             say("  references: " + ", ".join(receipt.references))
         if match is None:
@@ -272,7 +299,10 @@ def show_one(
             for a in match.applications:
                 say(f"  applied {a.amount} to {a.invoice_id}")
             if not match.unapplied.is_zero:
-                say(f"  unapplied {match.unapplied}" + (f" ({match.exception.value.replace('_', ' ')})" if match.exception else ""))
+                say(
+                    f"  unapplied {match.unapplied}"
+                    + (f" ({match.exception.value.replace('_', ' ')})" if match.exception else "")
+                )
         return EXIT_DONE
 
     return _run(run())

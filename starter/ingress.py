@@ -25,9 +25,7 @@ from starter.usage_ingress import USAGE_PATH, usage_routes
 from starter.webhooks import STRIPE_PATH, log
 
 
-def create_ingress_app(
-    webhooks: Starlette | None, ledger: UsageLedger, cash: Sequence[BaseRoute] = ()
-) -> Starlette:
+def create_ingress_app(webhooks: Starlette | None, ledger: UsageLedger, cash: Sequence[BaseRoute] = ()) -> Starlette:
     """One app with the webhook app's routes (when given), the usage endpoint and the bank
     statement endpoint (when given: see cash_ingress.cash_routes)."""
 

@@ -33,8 +33,8 @@ from temporalio.worker import Worker
 from activities.registry import all_activities
 from adapters.errors import BusinessError, IntegrationBug
 from adapters.temporal import register_search_attributes
-from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.cash.models import Receipt, ReceiptSource
+from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import (
     TAX_PRODUCT,
     Account,

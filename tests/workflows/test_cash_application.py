@@ -218,7 +218,9 @@ async def test_a_cross_entity_remittance_sits_in_suspense_and_refusing_bad_decis
         ApplyReceipt(receipt_id=rid, invoices=[InvoiceAmount(invoice_id="INV-US", amount=usd("80.01"))], operator="o"),
         ApplyReceipt(receipt_id=rid, invoices=[InvoiceAmount(invoice_id="INV-US", amount=usd("0"))], operator="o"),
         ApplyReceipt(receipt_id=rid, invoices=[InvoiceAmount(invoice_id="INV-US")], operator="  "),
-        ApplyReceipt(receipt_id=rid, invoices=[InvoiceAmount(invoice_id="INV-DE")], operator="olga.ops"),  # other entity
+        ApplyReceipt(
+            receipt_id=rid, invoices=[InvoiceAmount(invoice_id="INV-DE")], operator="olga.ops"
+        ),  # other entity
         ApplyReceipt(receipt_id=rid, invoices=[InvoiceAmount(invoice_id="INV-404")], operator="olga.ops"),
     ]
     for decision in bad:
