@@ -102,7 +102,7 @@ class StartsOnce:
     def __init__(self) -> None:
         self.started: list[str] = []
 
-    async def start_workflow(self, run, arg, *, id, **options):  # noqa: A002 - Temporal's name
+    async def start_workflow(self, run, arg, *, id, **options):
         if id not in self.started:
             self.started.append(id)
 
