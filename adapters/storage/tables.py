@@ -231,6 +231,145 @@ usage_api_keys = sa.Table(
     sa.UniqueConstraint("key_sha256", name="uq_usage_api_keys_sha256"),
 )
 
+# -- cash application (migration 0007) ----------------------------------------------------------
+
+# A validated bank statement, once: its id is deterministic (format family, account, the
+# bank's statement id), so importing the file again finds it here.
+cash_statements = sa.Table(
+    "cash_statements",
+    metadata,
+    sa.Column("statement_id", sa.String(255), primary_key=True),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("bank_account", sa.String(64), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("opening_minor", sa.BigInteger, nullable=False),
+    sa.Column("closing_minor", sa.BigInteger, nullable=False),
+    sa.Column("entries", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One incoming payment. The bank's reference is unique per receiving account, so the same
+# entry imported twice (two statements, two formats) is one receipt.
+cash_receipts = sa.Table(
+    "cash_receipts",
+    metadata,
+    sa.Column("receipt_id", sa.String(255), primary_key=True),
+    sa.Column("statement_id", sa.String(255), nullable=False),  # '' for a Stripe receipt
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("value_date", sa.Date, nullable=False),
+    sa.Column("bank_account", sa.String(64), nullable=False),
+    sa.Column("bank_reference", sa.String(255), nullable=False),
+    sa.Column("receipt", sa.Text, nullable=False),  # canonical Receipt, JSON
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("bank_account", "bank_reference", name="uq_cash_receipts_bank_reference"),
+    sa.Index("ix_cash_receipts_statement", "statement_id", "receipt_id"),
+)
+
+# Receivables as cash application sees them. id_key and number_key are the normalised forms
+# a remittance is compared in (canonical.cash.matching.normalise_reference). The balance
+# never goes below zero: applications lower it with a guarded update, the check is the floor.
+cash_open_items = sa.Table(
+    "cash_open_items",
+    metadata,
+    sa.Column("invoice_id", sa.String(255), primary_key=True),
+    sa.Column("number", sa.String(255), nullable=False),
+    sa.Column("id_key", sa.String(255), nullable=False),
+    sa.Column("number_key", sa.String(255), nullable=False),
+    sa.Column("customer", sa.String(255), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("total_minor", sa.BigInteger, nullable=False),
+    sa.Column("balance_minor", sa.BigInteger, nullable=False),
+    sa.Column("issued_on", sa.Date, nullable=True),
+    sa.Column("due_on", sa.Date, nullable=True),
+    sa.Column("erp_document", sa.String(255), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("balance_minor >= 0", name="ck_cash_open_items_balance"),
+    sa.Index("ix_cash_open_items_id_key", "id_key"),
+    sa.Index("ix_cash_open_items_number_key", "number_key"),
+    sa.Index("ix_cash_open_items_customer", "customer"),
+    sa.Index("ix_cash_open_items_amount", "currency", "balance_minor"),
+)
+
+# What matching (then an operator) made of each receipt: one row a receipt, the first kept.
+# `queued`: cash still unapplied that waits for a person (no decision yet).
+cash_matches = sa.Table(
+    "cash_matches",
+    metadata,
+    sa.Column("receipt_id", sa.String(255), primary_key=True),
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("customer", sa.String(255), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("applied_minor", sa.BigInteger, nullable=False),
+    sa.Column("unapplied_minor", sa.BigInteger, nullable=False),
+    sa.Column("exception", sa.String(32), nullable=True),
+    sa.Column("value_date", sa.Date, nullable=False),
+    sa.Column("queued", sa.Boolean, nullable=False),
+    sa.Column("match", sa.Text, nullable=False),  # canonical CashMatch, JSON
+    sa.Column("matched_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_cash_matches_queue", "queued", "legal_entity", "value_date", "receipt_id"),
+    sa.Index("ix_cash_matches_unapplied", "legal_entity", "currency"),
+)
+
+# Every amount applied to an invoice, once: by matching (`match`) or an operator (`decision`).
+cash_applications = sa.Table(
+    "cash_applications",
+    metadata,
+    sa.Column("receipt_id", sa.String(255), primary_key=True),
+    sa.Column("invoice_id", sa.String(255), primary_key=True),
+    sa.Column("origin", sa.String(16), primary_key=True),  # match, decision
+    sa.Column("customer", sa.String(255), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("erp_document", sa.String(255), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_cash_applications_invoice", "invoice_id"),
+    sa.Index("ix_cash_applications_customer", "customer"),
+)
+
+# An operator's answer to a queued receipt; the primary key makes it the only one.
+cash_decisions = sa.Table(
+    "cash_decisions",
+    metadata,
+    sa.Column("receipt_id", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("applied_minor", sa.BigInteger, nullable=False),
+    sa.Column("refund_minor", sa.BigInteger, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),  # canonical CashDecision, JSON
+    sa.Column("decided_by", sa.String(255), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The payer directory, learned from applied receipts (and seeded by hand): a payer account,
+# or a normalised payer name, under canonical.cash.payers' keys, to its one customer
+# ('' once two customers were seen under the key: ambiguous, it maps to nobody).
+cash_payers = sa.Table(
+    "cash_payers",
+    metadata,
+    sa.Column("payer_key", sa.String(300), primary_key=True),
+    sa.Column("customer", sa.String(255), nullable=False),
+    sa.Column("learned_from", sa.String(255), nullable=False),  # the receipt, or who seeded it
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Payment attempts per card: the networks' retry limit holds per card, across invoices.
+card_attempts = sa.Table(
+    "card_attempts",
+    metadata,
+    sa.Column("attempt_key", sa.String(255), primary_key=True),
+    sa.Column("card", sa.String(255), nullable=False),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_card_attempts_card", "card", "attempted_at"),
+)
+
 # PostgreSQL's per-period partitions of usage_events (usage_events_2026_03): created on
 # demand, not by a migration, so the comparison with the tables above leaves them out.
 USAGE_PARTITION = re.compile(r"usage_events_\d{4}_\d{2}")

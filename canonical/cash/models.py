@@ -165,6 +165,9 @@ class CashDecision(Model):
     decided_by: str
     decided_at: datetime | None = None
     comment: str = ""
+    # APPLY to an invoice of another legal entity than the one that received the cash: only
+    # when the operator says it is meant (an intercompany settlement follows it).
+    cross_entity: bool = False
 
 
 class QueuedReceipt(Model):
