@@ -29,6 +29,7 @@ from adapters.crm import SalesforceCrm
 from adapters.entitlements import HttpEntitlements
 from adapters.netsuite import NetSuiteErp
 from adapters.notifications import HttpNotifications
+from adapters.storage.cash import SqlCashStore
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.storage.usage import SqlUsageStore
@@ -46,10 +47,13 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         timeout=timeout,
         meter_events_url=settings.stripe_meter_events_url,
     )
+    erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout)
     return dict(
         billing=billing,
-        # Stripe bills usage through its meters: the same adapter, in its metering role.
+        # Stripe bills usage through its meters: the same adapter, in its metering role,
+        # and takes payments, credit notes and refunds in its payments role.
         metering=billing,
+        payments=billing,
         tax=AvaTaxTax(
             settings.avatax_base_url,
             settings.avatax_account_id,
@@ -57,13 +61,16 @@ def build_ports(settings: Settings) -> dict[str, Any]:
             settings.avatax_company_code,
             timeout=timeout,
         ),
-        erp=NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout),
+        erp=erp,
+        # NetSuite's receivables (customer payments, credit memos, refunds): the same adapter.
+        receivables=erp,
         entitlements=HttpEntitlements(settings.entitlements_base_url, timeout=timeout),
         notifications=HttpNotifications(settings.notifications_base_url, timeout=timeout),
         crm=SalesforceCrm(settings.crm_base_url, settings.crm_token, timeout=timeout),
         schedules=SqlRevenueSchedules(settings.database_url),
         reconciliations=SqlReconciliationStore(settings.database_url),
         usage=SqlUsageStore(settings.database_url),
+        cash=SqlCashStore(settings.database_url),
     )
 
 

@@ -2,6 +2,10 @@
 
 - Flags are plain field updates, `PATCH /sobjects/Account/{id}` (204): repeating one
   changes nothing. A dunning flag is the checkbox `O2c_Dunning_Flag__c`.
+- Receivables are fields on the Account, one PATCH: `O2c_Open_Balance__c` (a number),
+  `O2c_Open_Balance_Currency__c` (ISO 4217) and `O2c_Last_Payment_Date__c` (a date, or
+  null). A currency field in a multi-currency org would take the record's CurrencyIsoCode
+  instead; a number and a code work in every org (unverified against a real org).
 - Tasks are upserted by an external ID field, `PATCH /sobjects/Task/O2c_Key__c/{key}`,
   with the caller's idempotency key as the external ID: 201 the first time, 200 after,
   one task either way.
@@ -17,6 +21,7 @@ customers to Salesforce Account Ids is the org's configuration, not this adapter
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +30,7 @@ import httpx
 from adapters.errors import TRANSIENT, AdapterError, Answer, ErrorKind, ErrorTable, IntegrationBug, Rule
 from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
 from canonical.models import CrmTask
+from canonical.money import Money
 
 SYSTEM = "salesforce"
 FLAG_FIELDS = {"dunning": "O2c_Dunning_Flag__c"}
@@ -75,6 +81,22 @@ class SalesforceCrm(HttpAdapter):
             "PATCH",
             f"/sobjects/Account/{quote(account_id, safe='')}",
             content=json_content({field: on}),
+        )
+        if response.status_code >= 400:
+            raise classify(response)
+
+    async def update_receivables(self, account_id: str, *, open_balance: Money, last_payment_on: date | None) -> None:
+        body = {
+            "O2c_Open_Balance__c": float(open_balance.amount),
+            "O2c_Open_Balance_Currency__c": open_balance.currency,
+            "O2c_Last_Payment_Date__c": last_payment_on.isoformat() if last_payment_on else None,
+        }
+        response = await send(
+            self._client,
+            SYSTEM,
+            "PATCH",
+            f"/sobjects/Account/{quote(account_id, safe='')}",
+            content=json_content(body),
         )
         if response.status_code >= 400:
             raise classify(response)

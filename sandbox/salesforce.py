@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from starlette.convertors import Convertor, register_url_convertor
@@ -33,7 +35,16 @@ from sandbox.store import Tx
 
 SYSTEM = "salesforce"
 
-ACCOUNT_FIELDS = {"Name", "Description", "O2c_Dunning_Flag__c", "O2c_Dunning_Stage__c", "O2c_Dunning_Reason__c"}
+ACCOUNT_FIELDS = {
+    "Name",
+    "Description",
+    "O2c_Dunning_Flag__c",
+    "O2c_Dunning_Stage__c",
+    "O2c_Dunning_Reason__c",
+    "O2c_Open_Balance__c",
+    "O2c_Open_Balance_Currency__c",
+    "O2c_Last_Payment_Date__c",
+}
 TASK_FIELDS = {"WhatId", "OwnerId", "Subject", "Description", "Status", "Priority", "ActivityDate", "O2c_Key__c"}
 
 
@@ -79,6 +90,16 @@ def patch_account(tx: Tx, request: Request, body: Any, version: str, id: str) ->
             f"Cannot deserialize instance of boolean from value {flag!r}",
             ["O2c_Dunning_Flag__c"],
         )
+    balance = fields.get("O2c_Open_Balance__c")
+    if balance is not None and (isinstance(balance, bool) or not isinstance(balance, (int, float, Decimal))):
+        raise error(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of double from value {balance!r}",
+                    ["O2c_Open_Balance__c"])  # fmt: skip
+    if isinstance(balance, Decimal):  # a JSON number, read exactly; kept as Salesforce answers it
+        fields["O2c_Open_Balance__c"] = float(balance)
+    paid_on = fields.get("O2c_Last_Payment_Date__c")
+    if paid_on is not None and not (isinstance(paid_on, str) and _is_date(paid_on)):
+        raise error(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of date from value {paid_on!r}",
+                    ["O2c_Last_Payment_Date__c"])  # fmt: skip
     account = tx.get(SYSTEM, "Account", id) or {
         "attributes": {"type": "Account", "url": f"/services/data/{version}/sobjects/Account/{id}"},
         "Id": id,
@@ -90,6 +111,14 @@ def patch_account(tx: Tx, request: Request, body: Any, version: str, id: str) ->
     account["LastModifiedDate"] = time.time()
     tx.put(SYSTEM, "Account", id, account)
     return 204, None
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
 
 
 def get_account(tx: Tx, request: Request, body: Any, version: str, id: str) -> tuple[int, Any]:

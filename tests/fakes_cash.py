@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import tempfile
+
 from adapters.errors import BusinessError
+from adapters.storage.cash import SqlCashStore
 from canonical.cash.matching import normalise_reference
 from canonical.cash.models import (
+    Application,
     BankStatement,
     CashDecision,
     CashDecisionKind,
@@ -134,7 +138,7 @@ class FakeCashStore:
         decided = match.model_copy(
             update={
                 "rule": MatchRule.OPERATOR if decision.kind == CashDecisionKind.APPLY else match.rule,
-                "applications": [*match.applications, *decision.applications],
+                "applications": _merge(match.applications, decision.applications),
                 "unapplied": match.unapplied - used,
                 "exception": None,
             }
@@ -164,6 +168,15 @@ class FakeCashStore:
 
     async def reserve_card_attempt(self, card: str, attempt_key: str, *, at: datetime, limit: int) -> bool:
         return True
+
+
+def _merge(before: list[Application], added: list[Application]) -> list[Application]:
+    """One line an invoice, as the real store keeps them."""
+    lines: dict[str, Application] = {}
+    for a in [*before, *added]:
+        known = lines.get(a.invoice_id)
+        lines[a.invoice_id] = a if known is None else known.model_copy(update={"amount": known.amount + a.amount})
+    return list(lines.values())
 
 
 class FakePayments:
@@ -282,24 +295,33 @@ class FakeCashCrm(FakeCrm):
 
 
 class CashSystems(FakeSystems):
-    """FakeSystems with the cash ports."""
+    """FakeSystems with the cash ports; o2c's cash store is the real one, on a scratch SQLite
+    file (o2c's own database is o2c, not an outside system)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.crm = FakeCashCrm(self.ledger)
-        self.cash = FakeCashStore(self.ledger)
+        self.cash = SqlCashStore(f"sqlite:///{tempfile.mkdtemp(prefix='o2c-cash-')}/cash.sqlite")
         self.payments = FakePayments(self.ledger)
         self.receivables = FakeReceivables(self.ledger)
 
     def ports(self) -> dict:
         return {**super().ports(), "cash": self.cash, "payments": self.payments, "receivables": self.receivables}
 
-    def invoice(self, invoice_id: str, amount: str, *, customer: str = "cus_acme", entity: str = "US01") -> OpenItem:
+    async def invoice(
+        self, invoice_id: str, amount: str, *, customer: str = "cus_acme", entity: str = "US01"
+    ) -> OpenItem:
         """An open invoice o2c knows and the ERP booked."""
         money = Money.of(amount, "USD")
         item = OpenItem(
             invoice_id=invoice_id, number=invoice_id, customer=customer, legal_entity=entity, total=money, balance=money
         )
-        self.cash.items[invoice_id] = item
+        await self.cash.upsert_open_items([item])
         self.receivables.book(invoice_id, money)
         return item
+
+    async def receive(self, *receipts: Receipt) -> str:
+        """The receipts of one statement, kept in the store; the statement's id."""
+        for r in receipts:
+            await self.cash.record_receipt(r)
+        return receipts[0].statement_id

@@ -586,9 +586,9 @@ class CashApplicationWorkflow(ProcessWorkflow):
                 comment=decision.comment,
             ),
         )
-        # From here the store has the decision: the postings must finish.
-        applied = _merged(match.applications, applications)
-        lines = await self._documents(applied)
+        # From here the store has the decision: the postings must finish. The match it returns
+        # holds every application of the receipt, one line an invoice.
+        lines = await self._documents(match.applications)
         posted = []
         if waiting.suspense:
             # Cash from nobody known sat in suspense: take it out, and post it as the customer's payment.
@@ -776,13 +776,6 @@ class CashApplicationWorkflow(ProcessWorkflow):
             unapplied=p.unapplied,
             decisions=len(p.decisions),
         )
-
-
-def _merged(recorded: list[Application], decided: list[Application]) -> list[Application]:
-    """Every application of the receipt: what the store holds, and the operator's if it does not
-    hold them yet (stores differ on whether the decision's lines are returned with the match)."""
-    have = {(a.invoice_id, a.amount) for a in recorded}
-    return list(recorded) + [a for a in decided if (a.invoice_id, a.amount) not in have]
 
 
 def _rest(waiting: WaitingReceipt, recorded: RecordedCashDecision) -> Money:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 
 import httpx
 import pytest
@@ -84,6 +85,22 @@ async def test_crm_flag_and_task_are_idempotent(crm, sandbox):
     await crm.flag_account("cus_acme", flag="dunning", on=False)
     assert (await crm.get_account("cus_acme"))["O2c_Dunning_Flag__c"] is False
     assert sandbox.summary()["salesforce"]["Account"]["by_status"] == {"unflagged": 1}
+
+
+async def test_crm_receivables_fields_are_one_patch_on_the_account(crm, sandbox):
+    await crm.update_receivables(
+        "cus_acme", open_balance=Money.of("1234.50", "USD"), last_payment_on=date(2026, 11, 30)
+    )
+    account = await crm.get_account("cus_acme")
+    assert (
+        account["O2c_Open_Balance__c"],
+        account["O2c_Open_Balance_Currency__c"],
+        account["O2c_Last_Payment_Date__c"],
+    ) == (1234.5, "USD", "2026-11-30")
+    await crm.update_receivables("cus_acme", open_balance=Money.of("0", "JPY"), last_payment_on=None)
+    account = await crm.get_account("cus_acme")
+    assert (account["O2c_Open_Balance__c"], account["O2c_Open_Balance_Currency__c"]) == (0, "JPY")
+    assert account["O2c_Last_Payment_Date__c"] is None
 
 
 async def test_salesforce_wire_format(sandbox):

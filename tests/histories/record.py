@@ -688,9 +688,7 @@ def _bank_receipt(statement: str, ref: str, amount: str, *, references: list[str
 
 
 async def _start_cash(env, tq, systems: CashSystems, *receipts: Receipt, **options) -> WorkflowHandle:
-    for r in receipts:
-        systems.cash.receipts_by_id[r.receipt_id] = r
-    statement = receipts[0].statement_id
+    statement = await systems.receive(*receipts)
     return await env.client.start_workflow(
         CashApplicationWorkflow.run,
         CashApplicationInput(statement_id=statement, legal_entity="US01", legal_entities=ENTITIES, **options),
@@ -709,9 +707,9 @@ async def _cash_waiting(handle: WorkflowHandle, count: int) -> None:
 
 async def cash_applied(env, tq, systems) -> WorkflowHandle:
     """An exact receipt, a partial one, and one from nobody known that an operator applies."""
-    systems.invoice("INV-1", "100.00")
-    systems.invoice("INV-2", "250.00")
-    systems.invoice("INV-3", "75.00", customer="cus_gamma")
+    await systems.invoice("INV-1", "100.00")
+    await systems.invoice("INV-2", "250.00")
+    await systems.invoice("INV-3", "75.00", customer="cus_gamma")
     s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
     handle = await _start_cash(
         env,
@@ -734,7 +732,7 @@ async def cash_applied(env, tq, systems) -> WorkflowHandle:
 
 async def cash_refunded(env, tq, systems) -> WorkflowHandle:
     """A duplicate settlement, refunded from the customer's payment."""
-    systems.invoice("INV-1", "100.00")
+    await systems.invoice("INV-1", "100.00")
     s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
     handle = await _start_cash(
         env,
@@ -754,7 +752,7 @@ async def cash_refunded(env, tq, systems) -> WorkflowHandle:
 
 async def cash_continued_as_new(env, tq, systems) -> WorkflowHandle:
     for n in range(1, 6):
-        systems.invoice(f"INV-{n}", "5.00")
+        await systems.invoice(f"INV-{n}", "5.00")
     s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
     receipts = [_bank_receipt(s, f"B-{n}", "5.00", references=[f"INV-{n}"]) for n in range(1, 6)]
     handle = await _start_cash(env, tq, systems, *receipts, batch_size=2, batches_per_run=2)
@@ -763,7 +761,7 @@ async def cash_continued_as_new(env, tq, systems) -> WorkflowHandle:
 
 
 async def cash_waiting_for_decisions(env, tq, systems) -> WorkflowHandle:
-    systems.invoice("INV-1", "100.00")
+    await systems.invoice("INV-1", "100.00")
     s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
     handle = await _start_cash(env, tq, systems, _bank_receipt(s, "B-1", "130.00", references=["INV-1"]))
     await _cash_waiting(handle, 1)
