@@ -5,9 +5,8 @@ refuse what the real ones refuse (over-application, a second decision)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 import tempfile
+from datetime import date, datetime
 
 from adapters.errors import BusinessError
 from adapters.storage.cash import SqlCashStore
