@@ -9,13 +9,14 @@ import uuid
 from datetime import date
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.registry import all_activities
 from adapters.errors import TransientError
 from canonical.cash.models import ExceptionKind, MatchRule, Receipt, ReceiptSource
-from canonical.models import LegalEntity
+from canonical.models import LegalEntity, PaymentEvent, PaymentEventKind
 from canonical.money import Money
 from tests.fakes_cash import CashSystems
 from workflows.cash import (
@@ -27,6 +28,7 @@ from workflows.cash import (
     RefundReceipt,
     cash_workflow_id,
 )
+from workflows.dunning import PAYMENT_EVENT_SIGNAL, dunning_workflow_id
 from workflows.kit.status import Status
 from workflows.registry import ALL_WORKFLOWS
 
@@ -274,3 +276,120 @@ async def test_a_long_statement_continues_as_new_and_counts_every_receipt_once(e
     continued = [e.text for e in state.events if e.text.startswith("continuing as new")]
     assert continued == ["continuing as new after 4 receipts", "continuing as new after 8 receipts"]
     assert state.batches == 6
+
+
+def card_payment(charge: str, amount: str, invoice: str, customer: str = "cus_acme") -> Receipt:
+    return Receipt(
+        receipt_id=f"stripe:platform:{charge}",
+        source=ReceiptSource.STRIPE,
+        legal_entity="US01",
+        amount=usd(amount),
+        value_date=PAID_ON,
+        bank_reference=charge,
+        customer_hint=customer,
+        charge_id=charge,
+        invoice_hint=invoice,
+    )
+
+
+async def start_receipt(env, task_queue: str, receipt: Receipt) -> WorkflowHandle:
+    return await env.client.start_workflow(
+        CashApplicationWorkflow.run,
+        CashApplicationInput(receipt_id=receipt.receipt_id, legal_entity="US01", legal_entities=ENTITIES),
+        id=cash_workflow_id(receipt_id=receipt.receipt_id),
+        task_queue=task_queue,
+    )
+
+
+async def test_a_card_payment_posts_to_the_stripe_clearing_account_and_billing_is_not_told_again(
+    env, cash, cash_worker
+):
+    await cash.invoice("INV-S1", "120.00")
+    paid = card_payment(f"ch_{uuid.uuid4().hex[:6]}", "120.00", "INV-S1")
+    await cash.cash.record_receipt(paid)
+    handle = await start_receipt(env, cash_worker, paid)
+    assert handle.id == f"cash-{paid.receipt_id}"
+    result = await handle.result()
+    assert result.by_rule == {MatchRule.EXACT_REFERENCE.value: 1}
+    payment = cash.receivables.payments[f"cash-{paid.receipt_id}"]
+    assert payment.account == "1010" and payment.customer == "cus_acme"
+    assert cash.payments.paid_out_of_band == {}  # Stripe knows its own payments
+
+
+async def test_a_card_payment_settling_a_settled_invoice_is_refunded_in_billing(env, cash, cash_worker):
+    await cash.invoice("INV-S2", "50.00")
+    first = card_payment(f"ch_{uuid.uuid4().hex[:6]}", "50.00", "INV-S2")
+    again = card_payment(f"ch_{uuid.uuid4().hex[:6]}", "50.00", "INV-S2")
+    await cash.cash.record_receipt(first)
+    assert (await (await start_receipt(env, cash_worker, first)).result()).status == Status.COMPLETED
+    await cash.cash.record_receipt(again)
+    handle = await start_receipt(env, cash_worker, again)
+    state = await until(handle, waiting(1))
+    assert state.waiting[0].kind == ExceptionKind.DUPLICATE_SETTLEMENT, state.waiting[0].explanation
+    decided = await handle.execute_update(
+        CashApplicationWorkflow.refund_receipt,
+        RefundReceipt(receipt_id=again.receipt_id, operator="olga.ops", comment="charged twice"),
+    )
+    assert (await handle.result()).status == Status.COMPLETED
+    [refund] = cash.payments.refunds.values()
+    assert (refund.charge_id, refund.amount, refund.reason) == (again.charge_id, usd("50.00"), "duplicate")
+    assert decided.posted == [refund.refund_id]
+    assert list(cash.payments.refunds) == [f"{handle.id}/refund-{again.receipt_id}"]
+    assert cash.receivables.refunds == {}
+
+
+@workflow.defn(name="DunningWorkflow")
+class DunningThatListens:
+    """Stands in for a running dunning: it keeps the payment events it is sent."""
+
+    def __init__(self) -> None:
+        self.events: list[PaymentEvent] = []
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal(name=PAYMENT_EVENT_SIGNAL)
+    def payment_event(self, event: PaymentEvent) -> None:
+        self.events.append(event)
+
+    @workflow.query
+    def seen(self) -> list[PaymentEvent]:
+        return self.events
+
+
+async def test_the_dunnings_of_the_invoices_paid_hear_of_it_and_a_missing_dunning_is_fine(env, cash, cash_worker):
+    suffix = uuid.uuid4().hex[:6]
+    settled, partly = f"INV-D1-{suffix}", f"INV-D2-{suffix}"
+    await cash.invoice(settled, "100.00")
+    await cash.invoice(partly, "100.00")
+    await cash.invoice(f"INV-D3-{suffix}", "30.00")  # nobody dunning it
+    dunning_queue = f"dunning-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=dunning_queue,
+        workflows=[DunningThatListens],
+        workflow_runner=UnsandboxedWorkflowRunner(),  # a stand-in of the test module's own
+    ):
+        dunnings = [
+            await env.client.start_workflow(DunningThatListens.run, id=dunning_workflow_id(i), task_queue=dunning_queue)
+            for i in (settled, partly)
+        ]
+        s = f"camt053:US-ACC:{suffix}"
+        await statement_of(
+            cash,
+            receipt(s, "B-1", "100.00", references=[settled]),
+            receipt(s, "B-2", "40.00", references=[partly]),
+            receipt(s, "B-3", "30.00", references=[f"INV-D3-{suffix}"]),
+        )
+        assert (await (await start(env, cash_worker, s)).result()).status == Status.COMPLETED
+        [paid] = await dunnings[0].query(DunningThatListens.seen)
+        [changed] = await dunnings[1].query(DunningThatListens.seen)
+        for d in dunnings:
+            await d.terminate("test over")
+    assert (paid.kind, paid.amount_remaining, paid.event_id) == (
+        PaymentEventKind.PAID,
+        usd("0.00"),
+        f"camt053:US-ACC:B-1:{settled}",
+    )
+    assert (changed.kind, changed.amount_remaining) == (PaymentEventKind.BALANCE_CHANGED, usd("60.00"))
