@@ -44,32 +44,34 @@ async def test_a_card_payment_is_one_receipt_on_one_workflow_however_often_it_ar
     charge_id, invoice_id = f"ch_{uuid.uuid4().hex[:10]}", f"in_{uuid.uuid4().hex[:10]}"
     receipt_id = f"stripe:platform:{charge_id}"
     workflow_id = f"cash-{receipt_id}"
-    async with serve(client, cash=store, legal_entities=ENTITIES) as ingress:
-        async with terminated_afterwards(client, workflow_id):
-            for _ in range(3):
-                response = await post(ingress, event("charge.succeeded", charge(charge_id, invoice_id)))
-                assert response.status_code == 200, response.text
-                assert response.json() == {"received": True, "workflows": [workflow_id]}
-            paid = {
-                "id": invoice_id,
-                "object": "invoice",
-                "customer": "cus_Acme",
-                "currency": "usd",
-                "amount_paid": 12000,
-                "amount_remaining": 0,
-                "status": "paid",
-                "charge": charge_id,
-            }
-            # invoice.paid is the same payment: the same receipt, and still news for a dunning.
-            response = await post(ingress, event("invoice.paid", paid))
+    async with (
+        serve(client, cash=store, legal_entities=ENTITIES) as ingress,
+        terminated_afterwards(client, workflow_id),
+    ):
+        for _ in range(3):
+            response = await post(ingress, event("charge.succeeded", charge(charge_id, invoice_id)))
+            assert response.status_code == 200, response.text
             assert response.json() == {"received": True, "workflows": [workflow_id]}
-            assert await exists(client, workflow_id)
-            kept = await store.receipt(receipt_id)
-            assert kept is not None and (kept.customer_hint, kept.invoice_hint, str(kept.amount)) == (
-                "cus_Acme",
-                invoice_id,
-                "120.00 USD",
-            )
+        paid = {
+            "id": invoice_id,
+            "object": "invoice",
+            "customer": "cus_Acme",
+            "currency": "usd",
+            "amount_paid": 12000,
+            "amount_remaining": 0,
+            "status": "paid",
+            "charge": charge_id,
+        }
+        # invoice.paid is the same payment: the same receipt, and still news for a dunning.
+        response = await post(ingress, event("invoice.paid", paid))
+        assert response.json() == {"received": True, "workflows": [workflow_id]}
+        assert await exists(client, workflow_id)
+        kept = await store.receipt(receipt_id)
+        assert kept is not None and (kept.customer_hint, kept.invoice_hint, str(kept.amount)) == (
+            "cus_Acme",
+            invoice_id,
+            "120.00 USD",
+        )
 
 
 async def test_without_a_cash_store_card_payments_only_feed_dunnings(ingress_env):
