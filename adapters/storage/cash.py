@@ -30,9 +30,11 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from adapters.errors import TransientError
@@ -63,7 +65,7 @@ from canonical.cash.models import (
     Suggestion,
 )
 from canonical.cash.payers import PayerDirectory, account_key, name_key, normalise_account, normalise_name, payer_keys
-from canonical.money import Money
+from canonical.money import Money, minor_unit
 
 SYSTEM = "o2c-db"
 # Parameters per IN (...) list: well below SQLite's 32,766 bound variables a statement.
@@ -117,13 +119,17 @@ def _chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 
 def _open_item(row: Any) -> OpenItem:
-    return OpenItem(
+    """An open item from its row. The row is o2c's own, written from a validated OpenItem, so
+    it is built without validating again (a book reads thousands a batch)."""
+    currency = row.currency
+    exponent = -minor_unit(currency)
+    return OpenItem.model_construct(
         invoice_id=row.invoice_id,
         number=row.number,
         customer=row.customer,
         legal_entity=row.legal_entity,
-        total=Money.from_minor(row.total_minor, row.currency),
-        balance=Money.from_minor(row.balance_minor, row.currency),
+        total=Money.model_construct(amount=Decimal(row.total_minor).scaleb(exponent), currency=currency),
+        balance=Money.model_construct(amount=Decimal(row.balance_minor).scaleb(exponent), currency=currency),
         issued_on=row.issued_on,
         due_on=row.due_on,
         erp_document=row.erp_document,
@@ -193,6 +199,16 @@ class SqlCashStore:
                 raise CashStoreUnavailable(f"{what}: the database did not answer ({type(error).__name__})") from error
             raise
 
+    def _among(self, column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:
+        """column IN values. On PostgreSQL one array parameter (= ANY), not one parameter a
+        value: the statement stays small and the driver has nothing to rewrite."""
+        if self._postgres:
+            return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(sa.String())))
+        return column.in_(values)
+
+    def _reads(self, values: Sequence[T]) -> Iterator[Sequence[T]]:
+        return _chunks(values, 10_000 if self._postgres else CHUNK)
+
     def _write_lock(self, conn: sa.Connection) -> None:
         """SQLite: take the database's write lock before reading what the transaction will
         change. A write statement takes it at its start; this one changes no row. (On
@@ -252,6 +268,18 @@ class SqlCashStore:
                 return self._insert_receipts(conn, [receipt]) == 1
 
         return await self._run(work, f"receipt {receipt.receipt_id}")
+
+    async def record_receipts(self, receipts: list[Receipt]) -> int:
+        """Receipts in bulk, in one transaction (a statement imported page by page after its
+        header, or a day of Stripe payments): how many were new; the known ones stay as they were."""
+        for receipt in receipts:
+            _positive(receipt)
+
+        def work() -> int:
+            with self.engine.begin() as conn:
+                return self._insert_receipts(conn, receipts)
+
+        return await self._run(work, "receipts")
 
     def _insert_receipts(self, conn: sa.Connection, receipts: Sequence[Receipt]) -> int:
         received_at = _now()
@@ -382,9 +410,9 @@ class SqlCashStore:
 
     def _named(self, conn: sa.Connection, keys: Sequence[str]) -> list[Any]:
         rows: list[Any] = []
-        for chunk in _chunks(keys):
+        for chunk in self._reads(keys):
             query = sa.select(cash_open_items).where(
-                sa.or_(cash_open_items.c.id_key.in_(chunk), cash_open_items.c.number_key.in_(chunk))
+                sa.or_(self._among(cash_open_items.c.id_key, chunk), self._among(cash_open_items.c.number_key, chunk))
             )
             rows.extend(conn.execute(query))
         return rows
@@ -398,7 +426,8 @@ class SqlCashStore:
 
     def book_for_sync(self, receipts: Sequence[Receipt]) -> OpenItemBook:
         with self.engine.connect() as conn:
-            wanted_refs = sorted({key for r in receipts for key in reference_keys(r)})
+            refs = {r.receipt_id: reference_keys(r) for r in receipts}
+            wanted_refs = sorted({key for keys in refs.values() for key in keys})
             items: dict[str, Any] = {row.invoice_id: row for row in self._named(conn, wanted_refs)}
             by_reference: dict[str, list[Any]] = {}
             for row in items.values():
@@ -406,16 +435,16 @@ class SqlCashStore:
                     by_reference.setdefault(key, []).append(row)
             payers: dict[str, str] = {}
             wanted_payers = sorted({key for r in receipts for key in payer_keys(r)})
-            for chunk in _chunks(wanted_payers):
+            for chunk in self._reads(wanted_payers):
                 query = sa.select(cash_payers.c.payer_key, cash_payers.c.customer).where(
-                    cash_payers.c.payer_key.in_(chunk)
+                    self._among(cash_payers.c.payer_key, chunk)
                 )
                 payers.update((row.payer_key, row.customer) for row in conn.execute(query))
             directory = PayerDirectory.from_payers(payers)
             customers: set[str] = set()
             amounts: set[tuple[str, int]] = set()
             for r in receipts:
-                named = [row for key in reference_keys(r) for row in by_reference.get(key, ())]
+                named = [row for key in refs[r.receipt_id] for row in by_reference.get(key, ())]
                 if any(_could_pay(row, r) for row in named):
                     continue  # the reference rules decide; the customer's other items are not needed
                 customer, _ = directory.customer_of(r)
@@ -425,9 +454,9 @@ class SqlCashStore:
                     customers.add(customer)
                 elif not named:
                     amounts.add((r.amount.currency, r.amount.minor))
-            for chunk in _chunks(sorted(customers)):
+            for chunk in self._reads(sorted(customers)):
                 query = sa.select(cash_open_items).where(
-                    cash_open_items.c.customer.in_(chunk), cash_open_items.c.balance_minor > 0
+                    self._among(cash_open_items.c.customer, chunk), cash_open_items.c.balance_minor > 0
                 )
                 items.update((row.invoice_id, row) for row in conn.execute(query))
             for currency, minor in sorted(amounts):
@@ -497,18 +526,18 @@ class SqlCashStore:
 
     def _receipts(self, conn: sa.Connection, ids: Sequence[str]) -> dict[str, Receipt]:
         found: dict[str, Receipt] = {}
-        for chunk in _chunks(ids):
+        for chunk in self._reads(ids):
             query = sa.select(cash_receipts.c.receipt_id, cash_receipts.c.receipt).where(
-                cash_receipts.c.receipt_id.in_(chunk)
+                self._among(cash_receipts.c.receipt_id, chunk)
             )
             found.update((row.receipt_id, Receipt.model_validate_json(row.receipt)) for row in conn.execute(query))
         return found
 
     def _matches(self, conn: sa.Connection, ids: Sequence[str]) -> dict[str, CashMatch]:
         found: dict[str, CashMatch] = {}
-        for chunk in _chunks(ids):
+        for chunk in self._reads(ids):
             query = sa.select(cash_matches.c.receipt_id, cash_matches.c.match).where(
-                cash_matches.c.receipt_id.in_(chunk)
+                self._among(cash_matches.c.receipt_id, chunk)
             )
             found.update((row.receipt_id, CashMatch.model_validate_json(row.match)) for row in conn.execute(query))
         return found
@@ -521,10 +550,10 @@ class SqlCashStore:
             cash_open_items.c[name]
             for name in ("invoice_id", "customer", "legal_entity", "currency", "balance_minor", "erp_document")
         ]
-        for chunk in _chunks(invoice_ids):
+        for chunk in self._reads(invoice_ids):
             query = (
                 sa.select(*columns)
-                .where(cash_open_items.c.invoice_id.in_(chunk))
+                .where(self._among(cash_open_items.c.invoice_id, chunk))
                 .order_by(cash_open_items.c.invoice_id)
             )
             if self._postgres:
@@ -565,6 +594,27 @@ class SqlCashStore:
                 )
         if not rows:
             return
+        updates = sorted(lowered.items())
+        for part in _chunks(updates):
+            if self._lower(conn, part, at) != len(part):
+                # Under the locks taken above this cannot happen; if it does, nothing is kept.
+                raise RuntimeError("an open item's balance changed under its lock; the batch is rolled back")
+        for chunk in _chunks(rows):
+            conn.execute(cash_applications.insert(), list(chunk))
+
+    def _lower(self, conn: sa.Connection, lowered: Sequence[tuple[str, int]], at: datetime) -> int:
+        """Lower each (invoice, amount) where the balance still covers the amount; how many were."""
+        if self._postgres:
+            # One statement for the chunk: a round trip per invoice is most of the time otherwise.
+            lower = sa.text(
+                "UPDATE cash_open_items AS item"
+                " SET balance_minor = item.balance_minor - lowered.amount, updated_at = :at"
+                " FROM unnest(CAST(:invoices AS varchar[]), CAST(:amounts AS bigint[])) AS lowered (invoice, amount)"
+                " WHERE item.invoice_id = lowered.invoice AND item.balance_minor >= lowered.amount"
+                " RETURNING item.invoice_id"
+            )
+            bound = {"at": at, "invoices": [i for i, _ in lowered], "amounts": [a for _, a in lowered]}
+            return len(conn.execute(lower, bound).all())
         guarded = (
             cash_open_items.update()
             .where(
@@ -573,14 +623,8 @@ class SqlCashStore:
             )
             .values(balance_minor=cash_open_items.c.balance_minor - sa.bindparam("amount"), updated_at=at)
         )
-        updates = [{"invoice": invoice, "amount": amount} for invoice, amount in sorted(lowered.items())]
-        for chunk in _chunks(updates):
-            result = conn.execute(guarded, list(chunk))
-            if self.engine.dialect.supports_sane_multi_rowcount and result.rowcount != len(chunk):
-                # Under the locks taken above this cannot happen; if it does, nothing is kept.
-                raise RuntimeError("an open item's balance changed under its lock; the batch is rolled back")
-        for chunk in _chunks(rows):
-            conn.execute(cash_applications.insert(), list(chunk))
+        # SQLite's driver sums the rows an executemany changed.
+        return int(conn.execute(guarded, [{"invoice": i, "amount": a} for i, a in lowered]).rowcount)
 
     def _learn(self, conn: sa.Connection, facts: Sequence[tuple[Sequence[str], str, str]], at: datetime) -> None:
         """(payer keys, customer, source) facts: each key → the customer whose invoices the
@@ -592,10 +636,20 @@ class SqlCashStore:
                 learned[key] = (customer if known is None or known[0] == customer else "", source)
         if not learned:
             return
+        stored: dict[str, str] = {}
+        for keys in self._reads(sorted(learned)):
+            query = sa.select(cash_payers.c.payer_key, cash_payers.c.customer).where(
+                self._among(cash_payers.c.payer_key, keys)
+            )
+            stored.update((row.payer_key, row.customer) for row in conn.execute(query))
+        # Written only where it changes something: a payer paying again teaches nothing new.
         rows = [
             {"payer_key": key, "customer": customer, "learned_from": source, "updated_at": at}
             for key, (customer, source) in sorted(learned.items())
+            if key not in stored or (stored[key] and stored[key] != customer)
         ]
+        if not rows:
+            return
         statement = self._insert(cash_payers)
         statement = statement.on_conflict_do_update(
             index_elements=[cash_payers.c.payer_key],

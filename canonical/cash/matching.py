@@ -148,6 +148,10 @@ class BookView:
         if not customer and referenced:
             customer = self._items[referenced[0]].customer
             basis = "the invoice it names"
+        if self._reference_decides(receipt, referenced):
+            # The reference rules settle it: the customer's other items would only feed
+            # suggestions the match will not have (most receipts of a statement are these).
+            return Candidates(referenced=[self.item(i) for i in referenced], customer=customer, customer_basis=basis)
         own = self._by_customer.get(customer, []) if customer else []
         amount = (receipt.amount.currency, receipt.amount.minor)
         elsewhere = [
@@ -161,6 +165,18 @@ class BookView:
             customer_basis=basis,
             customer_items=[self.item(i) for i in own if self._minor[i] > 0],
             same_amount_elsewhere=[self.item(i) for i in elsewhere[:MAX_SUGGESTIONS]],
+        )
+
+    def _reference_decides(self, receipt: Receipt, referenced: Sequence[str]) -> bool:
+        """The named invoices are of one customer and one of them can take this cash."""
+        items = [self._items[i] for i in referenced]
+        if len({item.customer for item in items}) != 1:
+            return False
+        return any(
+            self._minor[item.invoice_id] > 0
+            and item.legal_entity == receipt.legal_entity
+            and item.balance.currency == receipt.amount.currency
+            for item in items
         )
 
     def apply(self, match: CashMatch) -> None:

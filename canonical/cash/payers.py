@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from canonical.cash.models import Receipt
 
@@ -33,6 +34,7 @@ _LEGAL_FORMS = frozenset(
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
 
+@lru_cache(maxsize=65_536)  # a statement names the same payers over and over
 def normalise_name(name: str) -> str:
     """Lower case, accents and punctuation removed, legal forms dropped, single spaces."""
     decomposed = unicodedata.normalize("NFKD", name.casefold())
