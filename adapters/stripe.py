@@ -148,14 +148,12 @@ def _invoice_tax(invoice: dict[str, Any], lines: list[InvoiceLine], currency: st
     return total((line.amount for line in lines if line.product == TAX_PRODUCT), currency)
 
 
-def _usage_fields(line: dict[str, Any], meters: Mapping[str, str], usage_invoice: bool) -> dict[str, Any]:
+def _line_fields(line: dict[str, Any], meters: Mapping[str, str]) -> dict[str, Any]:
     """A metered line's meter (its event name; the meter id when `meters` lacks it), quantity,
-    id and service period. On an invoice that bills usage every line carries its id: an
-    invoice item's is the item's, which MeteringPort.remove_invoice_line takes."""
+    id and service period. Every line carries its id: an invoice item's is the item's, which
+    MeteringPort.remove_invoice_line takes and a credit note (PaymentsPort) names a line by."""
     price = line.get("price") or {}
     if not is_metered(price):
-        if not usage_invoice:
-            return {}
         return {"line_id": line.get("invoice_item") or line.get("id") or ""}
     meter_id = str((price.get("recurring") or {}).get("meter") or "")
     period = line.get("period") or {}
@@ -175,13 +173,12 @@ def to_invoice(
     (Stripe does not say it in the object), `meters` the event names of meter ids."""
     currency = invoice["currency"].upper()
     raw_lines = (invoice.get("lines") or {}).get("data", [])
-    usage_invoice = any(is_metered(line.get("price") or {}) for line in raw_lines)
     lines = [
         InvoiceLine(
             product=(line.get("metadata") or {}).get("product", ""),
             description=line.get("description") or "",
             amount=Money.from_minor(int(line["amount"]), currency),
-            **_usage_fields(line, meters or {}, usage_invoice),
+            **_line_fields(line, meters or {}),
         )
         for line in raw_lines
     ]

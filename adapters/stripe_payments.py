@@ -39,6 +39,8 @@ from canonical.money import Money
 
 STRIPE_REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 CREDIT_NOTE_REASONS = frozenset({"duplicate", "fraudulent", "order_change", "product_unsatisfactory"})
+# The credit note metadata that names the idempotency key it was issued with (o2c's own).
+KEY_METADATA = "o2c_idempotency_key"
 
 
 def _when(ts: Any) -> datetime | None:
@@ -301,13 +303,39 @@ class StripePayments(StripeMetering):
         self, order: CreditNoteOrder, *, idempotency_key: str, billing_account: str = ""
     ) -> CreditNote:
         """Preview first (it creates nothing and refuses what the note would be refused for),
-        then issue with the same parameters."""
+        then issue with the same parameters.
+
+        Converges by state: the note carries the key in `metadata[o2c_idempotency_key]`,
+        and a note of the invoice that already carries it is returned as it is. A retry
+        after a lost answer must not compute the note again: the first note changed the
+        invoice, so the parameters would differ and Stripe would refuse the key."""
+        issued = await self._note_with_key(order.invoice_id, idempotency_key, billing_account)
+        if issued is not None:
+            return to_credit_note(issued, await self._tax_lines_of(order.invoice_id, billing_account))
         params, tax_lines = await self._note_params(order, billing_account)
         await self._call("GET", "/credit_notes/preview", params, stripe_account=billing_account)
+        params["metadata"] = {**order.metadata, KEY_METADATA: idempotency_key}
         note = await self._call(
             "POST", "/credit_notes", params, idempotency_key=idempotency_key, stripe_account=billing_account
         )
         return to_credit_note(note, tax_lines)
+
+    async def _note_with_key(self, invoice_id: str, key: str, billing_account: str) -> dict[str, Any] | None:
+        after: str | None = None
+        while True:
+            page = await self._call(
+                "GET",
+                "/credit_notes",
+                {"invoice": invoice_id, "limit": 100, "starting_after": after},
+                stripe_account=billing_account,
+            )
+            for note in page["data"]:
+                if (note.get("metadata") or {}).get(KEY_METADATA) == key:
+                    found: dict[str, Any] = note
+                    return found
+            if not page.get("has_more") or not page["data"]:
+                return None
+            after = page["data"][-1]["id"]
 
     async def _tax_lines_of(self, invoice_id: str, billing_account: str) -> set[str]:
         invoice = await self._raw_invoice(invoice_id, billing_account)

@@ -23,7 +23,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from adapters.errors import AdapterError
@@ -456,8 +456,25 @@ def _entity_of(event: StripeEvent, entities: Sequence[LegalEntity]) -> str:
     raise EventError(f"{event.type} {event.id}: no legal entity bills from Stripe account {account or PLATFORM!r}")
 
 
+def _value_date(event: StripeEvent, when: Any) -> date:
+    """When the money moved: the charge's `created` (or the invoice's `paid_at`), else the event's."""
+    if isinstance(when, int) and not isinstance(when, bool):
+        try:
+            return datetime.fromtimestamp(when, tz=UTC).date()
+        except (OverflowError, OSError, ValueError):
+            pass
+    return _occurred_at(event).date()
+
+
 def _receipt(
-    event: StripeEvent, *, charge_id: str, amount: Money, customer: str, invoice: str, entities: Sequence[LegalEntity]
+    event: StripeEvent,
+    *,
+    charge_id: str,
+    amount: Money,
+    customer: str,
+    invoice: str,
+    paid_at: Any,
+    entities: Sequence[LegalEntity],
 ) -> Receipt:
     account = billing_account_of(event)
     return Receipt(
@@ -465,7 +482,7 @@ def _receipt(
         source=ReceiptSource.STRIPE,
         legal_entity=_entity_of(event, entities),
         amount=amount,
-        value_date=_occurred_at(event).date(),
+        value_date=_value_date(event, paid_at),
         bank_reference=charge_id,
         customer_hint=customer,
         charge_id=charge_id,
@@ -503,6 +520,7 @@ def to_receipt(event: StripeEvent, entities: Sequence[LegalEntity] = DEFAULT_ENT
                 amount=amount,
                 customer=_id(obj.get("customer")),
                 invoice=_id(obj.get("invoice")),
+                paid_at=obj.get("created"),
                 entities=entities,
             )
         charge_id = _id(obj.get("charge"))
@@ -517,6 +535,7 @@ def to_receipt(event: StripeEvent, entities: Sequence[LegalEntity] = DEFAULT_ENT
             amount=amount,
             customer=_id(obj.get("customer")),
             invoice=_id(obj),
+            paid_at=(obj.get("status_transitions") or {}).get("paid_at"),
             entities=entities,
         )
     except CurrencyError as error:

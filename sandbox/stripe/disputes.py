@@ -114,7 +114,13 @@ def open_dispute(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
             "past_due": False,
             "submission_count": 0,
         },
-        "payment_method_details": {"type": "card", "card": {"brand": "visa", "case_type": "chargeback"}},
+        "payment_method_details": {
+            "type": "card",
+            "card": {
+                "brand": ((charge.get("payment_method_details") or {}).get("card") or {}).get("brand"),
+                "case_type": "chargeback",
+            },
+        },
         "created": now,
         "livemode": False,
         "metadata": {},

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.errors import BusinessError
+from adapters.errors import BusinessError, TransientError
+from adapters.stripe import StripeBilling
 from adapters.stripe_webhooks import parse_event, to_dispute_event, to_receipt
 from canonical.credits import CreditedLine, CreditNoteOrder, CreditSettlement, DisputeStatus
 from canonical.models import TAX_PRODUCT, InvoiceLine
@@ -499,3 +500,39 @@ async def test_open_invoices_page_by_page(stripe, sandbox, customer):
     seen = [i.id for i in first.items + second.items]
     assert set(seen) == ids and paid["id"] not in seen
     assert all(i.status == "open" and i.tax == usd("8.25") for i in first.items + second.items)
+
+
+async def test_a_line_is_credited_by_the_id_the_canonical_invoice_gives_it(stripe, sandbox, customer):
+    invoice = await invoice_of(stripe, sandbox, "canonical-line")
+    canonical = await stripe.get_invoice(invoice["id"])
+    assert canonical is not None
+    seats = next(line for line in canonical.lines if line.product == "prod_seats")
+    assert seats.line_id.startswith("ii_")  # the invoice item's id, as usage invoices give it
+    note = await stripe.create_credit_note(
+        CreditNoteOrder(
+            invoice_id=canonical.id,
+            stripe_reason="duplicate",
+            lines=[CreditedLine(line_id=seats.line_id, amount=usd("10.00"))],
+        ),
+        idempotency_key="credit-canonical",
+    )
+    assert (note.subtotal, note.tax) == (usd("10.00"), usd("0.83"))
+
+
+async def test_a_note_whose_answer_is_lost_converges_on_retry(sandbox, customer):
+    stripe = StripeBilling(sandbox.stripe_url, API_KEY, timeout=1)
+    try:
+        invoice = await invoice_of(stripe, sandbox, "lost")
+        sandbox.fault(
+            "stripe", "commit_then_timeout", method="POST", path_contains="/v1/credit_notes", times=1, hold_seconds=2
+        )
+        credit = order(invoice, lines=[(seats_line(invoice), "50.00")], metadata={"credit_id": "CR-9"})
+        with pytest.raises(TransientError):
+            await stripe.create_credit_note(credit, idempotency_key="credit-lost")
+        # The first note lowered what is due: computed again, the retry would differ.
+        again = await stripe.create_credit_note(credit, idempotency_key="credit-lost")
+    finally:
+        await stripe.aclose()
+    [stored] = sandbox.records("stripe", "credit_note")
+    assert again.credit_note_id == stored["id"] and again.total == usd("54.13")
+    assert stored["metadata"] == {"credit_id": "CR-9", "o2c_idempotency_key": "credit-lost"}
