@@ -16,10 +16,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from adapters.errors import AdapterError, Answer, ErrorKind, ErrorTable, IntegrationBug, Rule
+from adapters.errors import AdapterError, Answer, BusinessError, ErrorKind, ErrorTable, IntegrationBug, Rule
 from adapters.http import JSON_HEADERS, HttpAdapter, json_content, read_json, send
+from canonical.credits import TaxReturnRequest
 from canonical.models import Address, InvoiceLine, TaxDocument, TaxDocumentPage, TaxLine
-from canonical.money import Money
+from canonical.money import Money, total
 
 SYSTEM = "avatax"
 CLIENT_VERSION = "0.1.0"
@@ -182,10 +183,8 @@ class AvaTaxTax(HttpAdapter):
     async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await send(self._client, SYSTEM, "POST", path, content=json_content(body))
 
-    async def _read(self, code: str) -> dict[str, Any] | None:
-        response = await send(
-            self._client, SYSTEM, "GET", self._doc_path(code), params={"documentType": "SalesInvoice"}
-        )
+    async def _read(self, code: str, document_type: str = "SalesInvoice") -> dict[str, Any] | None:
+        response = await send(self._client, SYSTEM, "GET", self._doc_path(code), params={"documentType": document_type})
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -246,19 +245,110 @@ class AvaTaxTax(HttpAdapter):
                 return to_tax_document(existing)
         raise classify(response, customer_code=customer_code)
 
-    async def void(self, *, code: str) -> TaxDocument | None:
+    async def return_invoice(self, request: TaxReturnRequest) -> TaxDocument:
+        """A committed ReturnInvoice under `request.code`: dated the return date, taxed at
+        the rates of the original's date (a TaxDate override), referencing the original by
+        code, with negative line amounts and positive quantities (Avalara's handling of
+        returns). AvaTax makes no association with the original and refuses neither a
+        missing one nor a return larger than it, so this reads the original first and
+        refuses both here, before anything is recorded. Returns already made against the
+        same original are not counted: the credit's own validation weighs those. A retry
+        meets DocumentCodeConflict and reads the committed return back."""
+        currency = request.currency
+        if not request.lines:
+            raise BusinessError(SYSTEM, f"tax return {request.code} has no lines")
+        for line in request.lines:
+            if line.amount.currency != currency or line.amount.amount <= 0:
+                raise BusinessError(
+                    SYSTEM,
+                    f"tax return {request.code}: line {line.number} must credit a positive {currency} amount, "
+                    f"not {line.amount}",
+                )
+        returned = total((line.amount for line in request.lines), currency)
+        original = await self._read(request.original_code)
+        if original is None or original.get("status") not in ("Committed", "Saved", "Posted"):
+            raise BusinessError(
+                SYSTEM,
+                f"tax return {request.code}: the original invoice {request.original_code} has no recorded "
+                "tax document in AvaTax to return",
+            )
+        original_amount = Money.of(Decimal(str(original.get("totalAmount") or 0)), currency, rounded=True)
+        if returned > original_amount:
+            raise BusinessError(
+                SYSTEM,
+                f"tax return {request.code} returns {returned}, more than the {original_amount} "
+                f"invoice {request.original_code} taxed",
+            )
+        body = {
+            "type": "ReturnInvoice",
+            "companyCode": self.company_code,
+            "code": request.code,
+            "customerCode": request.customer_code,
+            "date": request.return_date.isoformat(),
+            "currencyCode": currency,
+            "referenceCode": request.original_code,
+            "commit": True,
+            "taxOverride": {
+                "type": "TaxDate",
+                "taxDate": request.original_date.isoformat(),
+                "reason": f"Return of invoice {request.original_code}",
+            },
+            "addresses": {
+                "SingleLocation": {
+                    "line1": request.address.line1,
+                    "city": request.address.city,
+                    "region": request.address.region,
+                    "country": request.address.country,
+                    "postalCode": request.address.postal_code,
+                }
+            },
+            "lines": [
+                {
+                    "number": line.number,
+                    "quantity": 1,
+                    "amount": -line.amount.amount,
+                    "taxCode": DEFAULT_TAX_CODE,
+                    "itemCode": line.product,
+                    "description": line.description,
+                }
+                for line in request.lines
+            ],
+        }
+        response = await self._post("/api/v2/transactions/create", body)
+        if response.status_code < 400:
+            return to_tax_document(read_json(response))
+        if read_error(response).code == "DocumentCodeConflict":
+            existing = await self._read(request.code, "ReturnInvoice")
+            if existing is not None:
+                return to_tax_document(existing)
+        raise classify(response, customer_code=request.customer_code)
+
+    async def void(self, *, code: str, document_type: str = "SalesInvoice") -> TaxDocument | None:
         """Void (cancel) a committed document; voiding a cancelled one returns it, and a code
         AvaTax does not know returns None: there is nothing to undo."""
-        response = await self._post(self._doc_path(code) + "/void", {"code": "DocVoided"})
+        params = {"documentType": document_type}
+        response = await send(
+            self._client,
+            SYSTEM,
+            "POST",
+            self._doc_path(code) + "/void",
+            params=params,
+            content=json_content({"code": "DocVoided"}),
+        )
         if response.status_code < 400:
             return to_tax_document(read_json(response))
         if read_error(response).code == "TransactionAlreadyCancelled":
-            existing = await self._read(code)
+            existing = await self._read(code, document_type)
             if existing is not None:
                 return to_tax_document(existing)
         if response.status_code == 404:
             return None
         raise classify(response)
+
+    async def void_return(self, *, code: str) -> TaxDocument | None:
+        """The undo of return_invoice: void the ReturnInvoice with this code (None when
+        AvaTax has none)."""
+        return await self.void(code=code, document_type="ReturnInvoice")
 
     async def list_documents_page(
         self, *, company_code: str, date_from: date, date_to: date, cursor: str = "", limit: int = 1000

@@ -1,14 +1,12 @@
 """Salesforce as o2c's CRM: account flags and tasks, over the REST API (sObjects).
 
 - Flags are plain field updates, `PATCH /sobjects/Account/{id}` (204): repeating one
-  changes nothing. A dunning flag is the checkbox `O2c_Dunning_Flag__c`.
-- Receivables are fields on the Account, one PATCH: `O2c_Open_Balance__c` (a number),
-  `O2c_Open_Balance_Currency__c` (ISO 4217) and `O2c_Last_Payment_Date__c` (a date, or
-  null). A currency field in a multi-currency org would take the record's CurrencyIsoCode
-  instead; a number and a code work in every org (unverified against a real org).
+  changes nothing. A dunning flag is the checkbox `O2c_Dunning_Flag__c`. The account's
+  receivables (open balance, last payment date) are field updates the same way.
 - Tasks are upserted by an external ID field, `PATCH /sobjects/Task/O2c_Key__c/{key}`,
   with the caller's idempotency key as the external ID: 201 the first time, 200 after,
-  one task either way.
+  one task either way. A task with a deadline carries `ActivityDate` (its due date) and
+  `Priority` (High, Normal or Low: the standard picklist).
 - Errors come as a JSON array `[{message, errorCode, fields}]`. Timeouts, connection
   failures, 5xx, 429 and REQUEST_LIMIT_EXCEEDED (Salesforce answers an exhausted API
   limit with 403) are transient; 401/403 otherwise are integration bugs (token, profile
@@ -35,6 +33,11 @@ from canonical.money import Money
 SYSTEM = "salesforce"
 FLAG_FIELDS = {"dunning": "O2c_Dunning_Flag__c"}
 TASK_KEY_FIELD = "O2c_Key__c"
+# The account's receivables as o2c last applied cash: o2c's own custom fields (a Number,
+# its currency as text, and a Date), which an org defines beside the dunning ones.
+OPEN_BALANCE_FIELD = "O2c_Open_Balance__c"
+OPEN_BALANCE_CURRENCY_FIELD = "O2c_Open_Balance_Currency__c"
+LAST_PAYMENT_FIELD = "O2c_Last_Payment_Date__c"
 MAX_EXTERNAL_ID = 255  # the longest a text External ID field can be
 
 
@@ -86,11 +89,14 @@ class SalesforceCrm(HttpAdapter):
             raise classify(response)
 
     async def update_receivables(self, account_id: str, *, open_balance: Money, last_payment_on: date | None) -> None:
-        body = {
-            "O2c_Open_Balance__c": float(open_balance.amount),
-            "O2c_Open_Balance_Currency__c": open_balance.currency,
-            "O2c_Last_Payment_Date__c": last_payment_on.isoformat() if last_payment_on else None,
+        """PATCH the account's receivables fields: repeating it changes nothing. Without a
+        payment date the stored one is kept (a credit moves the balance, not the date)."""
+        body: dict[str, Any] = {
+            OPEN_BALANCE_FIELD: open_balance.amount,
+            OPEN_BALANCE_CURRENCY_FIELD: open_balance.currency,
         }
+        if last_payment_on is not None:
+            body[LAST_PAYMENT_FIELD] = last_payment_on.isoformat()
         response = await send(
             self._client,
             SYSTEM,
@@ -115,6 +121,10 @@ class SalesforceCrm(HttpAdapter):
         body: dict[str, Any] = {"WhatId": task.account_id, "Subject": task.subject, "Description": task.body}
         if task.owner:
             body["OwnerId"] = task.owner
+        if task.due_on is not None:
+            body["ActivityDate"] = task.due_on.isoformat()
+        if task.priority:
+            body["Priority"] = task.priority
         response = await send(
             self._client,
             SYSTEM,

@@ -41,10 +41,14 @@ ACCOUNT_FIELDS = {
     "O2c_Dunning_Flag__c",
     "O2c_Dunning_Stage__c",
     "O2c_Dunning_Reason__c",
+    # Receivables, written as cash is applied: a Number(16, 2) field, its currency as text
+    # (a multi-currency org would use the record's CurrencyIsoCode), and a Date field.
     "O2c_Open_Balance__c",
     "O2c_Open_Balance_Currency__c",
     "O2c_Last_Payment_Date__c",
 }
+NUMBER_FIELDS = {"O2c_Open_Balance__c"}
+TASK_PRIORITIES = ("High", "Normal", "Low")  # the standard Task Priority picklist
 TASK_FIELDS = {"WhatId", "OwnerId", "Subject", "Description", "Status", "Priority", "ActivityDate", "O2c_Key__c"}
 
 
@@ -80,8 +84,32 @@ def _check_fields(body: Any, allowed: set[str], sobject: str) -> dict[str, Any]:
     return body
 
 
+def _check_date(fields: dict[str, Any], name: str) -> None:
+    """A Date field takes YYYY-MM-DD (or null, which clears it)."""
+    value = fields.get(name)
+    if value is None:
+        return
+    try:
+        if not isinstance(value, str) or len(value) != 10:
+            raise ValueError(value)
+        date.fromisoformat(value)
+    except ValueError:
+        raise error(
+            400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of date from VALUE_STRING value {value!r}", [name]
+        ) from None
+
+
+def _check_number(fields: dict[str, Any], name: str) -> None:
+    value = fields.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, Decimal))):
+        raise error(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of double from value {value!r}", [name])
+
+
 def patch_account(tx: Tx, request: Request, body: Any, version: str, id: str) -> tuple[int, Any]:
     fields = _check_fields(body, ACCOUNT_FIELDS, "Account")
+    for name in NUMBER_FIELDS:
+        _check_number(fields, name)
+    _check_date(fields, "O2c_Last_Payment_Date__c")
     flag = fields.get("O2c_Dunning_Flag__c")
     if flag is not None and not isinstance(flag, bool):
         raise error(
@@ -90,16 +118,6 @@ def patch_account(tx: Tx, request: Request, body: Any, version: str, id: str) ->
             f"Cannot deserialize instance of boolean from value {flag!r}",
             ["O2c_Dunning_Flag__c"],
         )
-    balance = fields.get("O2c_Open_Balance__c")
-    if balance is not None and (isinstance(balance, bool) or not isinstance(balance, (int, float, Decimal))):
-        raise error(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of double from value {balance!r}",
-                    ["O2c_Open_Balance__c"])  # fmt: skip
-    if isinstance(balance, Decimal):  # a JSON number, read exactly; kept as Salesforce answers it
-        fields["O2c_Open_Balance__c"] = float(balance)
-    paid_on = fields.get("O2c_Last_Payment_Date__c")
-    if paid_on is not None and not (isinstance(paid_on, str) and _is_date(paid_on)):
-        raise error(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of date from value {paid_on!r}",
-                    ["O2c_Last_Payment_Date__c"])  # fmt: skip
     account = tx.get(SYSTEM, "Account", id) or {
         "attributes": {"type": "Account", "url": f"/services/data/{version}/sobjects/Account/{id}"},
         "Id": id,
@@ -107,29 +125,30 @@ def patch_account(tx: Tx, request: Request, body: Any, version: str, id: str) ->
         "O2c_Dunning_Flag__c": False,
         "CreatedDate": time.time(),
     }
-    account.update(fields)
+    account.update({k: str(v) if k in NUMBER_FIELDS and v is not None else v for k, v in fields.items()})
     account["LastModifiedDate"] = time.time()
     tx.put(SYSTEM, "Account", id, account)
     return 204, None
-
-
-def _is_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return len(text) == 10
 
 
 def get_account(tx: Tx, request: Request, body: Any, version: str, id: str) -> tuple[int, Any]:
     account = tx.get(SYSTEM, "Account", id)
     if account is None:
         raise error(404, "NOT_FOUND", "The requested resource does not exist")
-    return 200, account
+    # Numbers are kept as decimal strings and answered as JSON numbers.
+    return 200, {k: Decimal(v) if k in NUMBER_FIELDS and v is not None else v for k, v in account.items()}
 
 
 def upsert_task(tx: Tx, request: Request, body: Any, version: str, key: str) -> tuple[int, Any]:
     fields = _check_fields(body, TASK_FIELDS, "Task")
+    _check_date(fields, "ActivityDate")
+    if fields.get("Priority") is not None and fields["Priority"] not in TASK_PRIORITIES:
+        raise error(
+            400,
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"Priority: bad value for restricted picklist field: {fields['Priority']}",
+            ["Priority"],
+        )
     if fields.get("O2c_Key__c") not in (None, key):
         raise error(400, "INVALID_FIELD", "The external ID in the body differs from the one in the URL", ["O2c_Key__c"])
     existing_id = (tx.get(SYSTEM, "taskKey", key) or {}).get("taskId")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 # Combined sales-tax rates (percent) by US state used by the sandbox. Illustrative only.
@@ -24,7 +25,22 @@ DEFAULT_RATE = Decimal("5")  # any other region (US state or foreign region)
 CENT = Decimal("0.01")
 
 
-def rate_for(country: str, region: str) -> Decimal:
-    if country.upper() in ("US", "USA"):
-        return US_STATE_RATES.get(region.upper(), DEFAULT_RATE)
-    return DEFAULT_RATE
+# Rates before a change (illustrative): (region, the first day of the rate above) -> the
+# rate until then. A document is taxed at the rates of its tax date, so a return dated
+# today that carries the original's tax date is taxed as the original was.
+US_STATE_RATES_BEFORE: dict[tuple[str, date], Decimal] = {
+    ("IL", date(2026, 7, 1)): Decimal("6"),
+}
+
+
+def rate_for(country: str, region: str, on: date | None = None) -> Decimal:
+    if country.upper() not in ("US", "USA"):
+        return DEFAULT_RATE
+    state = region.upper()
+    if on is not None:
+        earlier = [
+            (start, rate) for (name, start), rate in US_STATE_RATES_BEFORE.items() if name == state and on < start
+        ]
+        if earlier:
+            return min(earlier)[1]  # the rate before the first change after `on`
+    return US_STATE_RATES.get(state, DEFAULT_RATE)

@@ -1,7 +1,11 @@
 """Transactions: create (quote, record), read, commit and void.
 
-Tax = line amount x the rate of the address's region, rounded half-up to the cent per
-line; the document's tax is the sum of its lines."""
+Tax = line amount x the rate of the address's region on the tax date, rounded half-up
+to the cent per line; the document's tax is the sum of its lines. The tax date is the
+document date, or the date of a `taxOverride` of type TaxDate (how a ReturnInvoice is
+taxed at its original's rates; `reason` is required with it). A return's negative
+amounts give negative tax. Like AvaTax, the sandbox checks a return against no original:
+`referenceCode` is kept as given, and nothing limits what is returned."""
 
 from __future__ import annotations
 
@@ -27,6 +31,22 @@ def _money(value: Any, target: str) -> Decimal:
     if not result.is_finite():
         raise error(400, "ValueRequiredError", f"Invalid amount for {target}: {value!r}")
     return result
+
+
+def _tax_date(override: Any, doc_date: date) -> tuple[date, dict[str, Any] | None]:
+    """The date whose rates apply: the document date, or a TaxDate override's date (a
+    return taxed as its original was). Only the TaxDate override is modelled here."""
+    if override is None:
+        return doc_date, None
+    if not isinstance(override, dict) or override.get("type") != "TaxDate":
+        raise error(400, "ValueRequiredError", "This sandbox supports only taxOverride type TaxDate.")
+    if not str(override.get("reason") or "").strip():
+        raise error(400, "ValueRequiredError", "Field reason is required for a tax override.")
+    try:
+        tax_date = date.fromisoformat(str(override.get("taxDate") or "")[:10])
+    except ValueError:
+        raise error(400, "ValueRequiredError", f"Invalid taxDate {override.get('taxDate')!r}.") from None
+    return tax_date, {"type": "TaxDate", "taxDate": tax_date.isoformat(), "reason": str(override["reason"])}
 
 
 def _key(company: str, code: str, type_: str) -> str:
@@ -60,7 +80,8 @@ def create_transaction(tx: Tx, request: Request, body: dict[str, Any]) -> tuple[
         doc_date = date.fromisoformat(str(body["date"])[:10])
     except ValueError:
         raise error(400, "ValueRequiredError", f"Invalid date {body['date']!r}.") from None
-    rate = rate_for(str(address["country"]), str(address["region"]))
+    tax_date, override = _tax_date(body.get("taxOverride"), doc_date)
+    rate = rate_for(str(address["country"]), str(address["region"]), tax_date)
     out_lines = []
     total_amount = Decimal(0)
     total_tax = Decimal(0)
@@ -94,6 +115,10 @@ def create_transaction(tx: Tx, request: Request, body: dict[str, Any]) -> tuple[
         "status": "Temporary",
         "customerCode": body["customerCode"],
         "currencyCode": body.get("currencyCode") or "USD",
+        # AvaTax makes no association with the original document: referenceCode is the
+        # caller's note, checked against nothing (developer.avalara.com, handling returns).
+        "referenceCode": body.get("referenceCode") or None,
+        "taxDate": tax_date.isoformat(),
         "totalAmount": str(total_amount),
         "totalTax": str(total_tax),
         "totalTaxable": str(total_amount),
@@ -113,6 +138,8 @@ def create_transaction(tx: Tx, request: Request, body: dict[str, Any]) -> tuple[
         ],
         "modifiedDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if override is not None:
+        document["taxOverride"] = override
     if type_ in ("SalesInvoice", "ReturnInvoice"):
         key = _key(company, code, type_)
         existing = tx.get(SYSTEM, "transaction", key)

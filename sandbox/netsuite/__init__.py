@@ -1,5 +1,6 @@
 """A subset of NetSuite SuiteTalk REST: the record service (journal entries, customers,
-o2c's AR collection cases as a custom record) and SuiteQL queries over journal entries.
+o2c's AR collection cases as a custom record; customer payments, credit memos, customer
+refunds and invoices, see receivables.py) and SuiteQL queries over them.
 
 `POST /journalEntry` creates and `PUT /journalEntry/eid:{externalId}` upserts; both
 answer 204 with a `Location` header holding the record's internal id. Entries must

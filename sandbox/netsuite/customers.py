@@ -27,6 +27,7 @@ def upsert_customer(tx: Tx, request: Request, body: Any, ref: str) -> tuple[int,
     internal_id = by_external_id(tx, CUSTOMER, external_id)
     current = tx.get(SYSTEM, CUSTOMER, internal_id) if internal_id else None
     record = {**(current or {}), **{k: v for k, v in body.items() if k not in ("id", "links", "externalId")}}
+    record.pop("placeholder", None)  # a customer a transaction named before it was upserted
     if not record.get("isPerson") and not record.get("companyName"):
         raise error(400, "USER_ERROR", "Please enter value(s) for: Company Name", path="companyName")
     if not str((record.get("subsidiary") or {}).get("id") or ""):

@@ -145,7 +145,7 @@ def _applications(
         found = _applicable(tx, doc, kinds)
         if found is None:
             raise error(400, "INVALID_KEY_OR_REF", f"Invalid apply reference key {doc}.", path=f"{path}.doc")
-        kind, entity, doc_currency, available = found
+        kind, link_type, entity, doc_currency, available = found
         if entity != customer or doc_currency != currency:
             raise error(
                 400,
@@ -164,23 +164,23 @@ def _applications(
                 f"You cannot apply {line['amount']} to document {doc}: only {available} is open on it.",
                 path=f"{path}.amount",
             )
-        out.append({"doc": doc, "type": TYPES[kind], "amount": line["amount"]})
+        out.append({"doc": doc, "type": link_type, "amount": line["amount"]})
     return out
 
 
-def _applicable(tx: Tx, doc: str, kinds: tuple[str, ...]) -> tuple[str, str, str, Decimal] | None:
-    """(kind, customer, currency, total) of a document of one of these kinds."""
+def _applicable(tx: Tx, doc: str, kinds: tuple[str, ...]) -> tuple[str, str, str, str, Decimal] | None:
+    """(kind, SuiteQL type, customer, currency, total) of a document of one of these kinds."""
     if "ar" in kinds:
         found = ar_document(tx, doc)
         if found is not None:
-            return "ar", found["entity"], found["currency"], Decimal(found["amount"])
+            return "ar", found["type"], found["entity"], found["currency"], Decimal(found["amount"])
     for kind in kinds:
         if kind in (PAYMENT, CREDIT_MEMO):
             record = tx.get(SYSTEM, kind, doc)
             if record is not None:
                 name = "customer" if kind == PAYMENT else "entity"
                 total = Decimal(record["payment"] if kind == PAYMENT else record["total"])
-                return kind, record[name]["id"], record["currency"]["refName"], total
+                return kind, TYPES[kind], record[name]["id"], record["currency"]["refName"], total
     return None
 
 
@@ -247,6 +247,7 @@ def _put_record(
     record = build(tx, body, current, new_id, replace=replace)
     if external_id is not None:
         record["externalId"] = external_id
+    record = _stored(record)
     _save(tx, kind, record, new_id)
     applications = [
         {"doc": line["doc"]["id"], "type": line["type"], "amount": Decimal(line["amount"])}
@@ -265,6 +266,18 @@ def _put_record(
             amount=Decimal(record["total"]),
         )
     return 204, None, {"Location": location(request, kind, new_id)}
+
+
+def _stored(value: Any) -> Any:
+    """The record as JSON keeps it: numbers the request sent in fields passed through
+    (taxDetails, custom fields) as decimal strings."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _stored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stored(v) for v in value]
+    return value
 
 
 def _create(kind: str, build: Callable[..., dict[str, Any]]) -> Callable[..., Answer]:

@@ -52,6 +52,7 @@ from sandbox.netsuite.suiteql_receivables import (
     LINK_TABLES,
     RECEIVABLE_COLUMNS,
     RECEIVABLE_KINDS,
+    journal_entries_of,
     journal_receivable_columns,
     link_rows,
     receivable_rows,
@@ -501,6 +502,8 @@ def _pushdown(query: Query) -> tuple[list[Condition], list[Predicate]]:
             pushed.append(("scope", "=", str(_integral(p.value)) if isinstance(p.value, Decimal) else p.value))
         elif name == "type" and p.op == "=" and p.value == JOURNAL_TYPE:
             continue  # every row of this table is a journal entry
+        elif name == "custbody_o2c_invoice" and p.op == "=" and isinstance(p.value, str) and p.value:
+            pushed.append(("data.custbody_o2c_invoice", "=", p.value))  # not indexed, but filtered in SQL
         else:
             rest.append(p)
     return pushed, rest
@@ -576,6 +579,10 @@ SUITEQL_ROW_CAP = 100_000
 def _journal(tx: Tx, query: Query, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     pushed, rest = _pushdown(query)
     receivable_tx = tx if _wants_receivable_columns(query) else None
+    for p in query.where:
+        if query.table == "transaction" and p.ref.name == "entity" and p.op == "=" and _integral(p.value) is not None:
+            # A customer's entries, by the A/R index (the entity is on their lines).
+            pushed.append(("num", "in", journal_entries_of(tx, str(_integral(p.value)))))
     order = query.order
     # Entries in internal-id order unless asked otherwise (lines follow their entry).
     sql_order: tuple[tuple[str, bool], ...] | None = (("num", False),)

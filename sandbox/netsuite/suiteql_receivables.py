@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.netsuite import SYSTEM
-from sandbox.netsuite.applications import LINK, ar_document, links_from, links_to, open_amount
+from sandbox.netsuite.applications import AR_DOCUMENT, LINK, ar_document, links_from, links_to, open_amount
 from sandbox.netsuite.receivables import CREDIT_MEMO, INVOICE, PAYMENT, REFUND, TYPES
 from sandbox.store import Tx
 
@@ -76,6 +76,12 @@ def journal_receivable_columns(tx: Tx | None, record: dict[str, Any]) -> dict[st
         foreignamountunpaid=still_open,
     )
     return out
+
+
+def journal_entries_of(tx: Tx, entity: str) -> list[int]:
+    """The internal ids of the A/R journal entries in a customer's name."""
+    where = [("data.entity", "=", entity), ("data.type", "=", "Journal")]
+    return [int(row.id) for row in tx.page(SYSTEM, AR_DOCUMENT, where)]
 
 
 def receivable_rows(tx: Tx, type_: str, *, count_only: bool = False) -> Any:

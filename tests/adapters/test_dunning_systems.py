@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -87,20 +88,40 @@ async def test_crm_flag_and_task_are_idempotent(crm, sandbox):
     assert sandbox.summary()["salesforce"]["Account"]["by_status"] == {"unflagged": 1}
 
 
-async def test_crm_receivables_fields_are_one_patch_on_the_account(crm, sandbox):
+async def test_crm_receivables_fields_are_a_repeatable_patch(crm, sandbox):
     await crm.update_receivables(
-        "cus_acme", open_balance=Money.of("1234.50", "USD"), last_payment_on=date(2026, 11, 30)
+        "cus_acme", open_balance=Money.of("1250.40", "EUR"), last_payment_on=date(2026, 11, 20)
+    )
+    await crm.update_receivables(
+        "cus_acme", open_balance=Money.of("1250.40", "EUR"), last_payment_on=date(2026, 11, 20)
     )
     account = await crm.get_account("cus_acme")
     assert (
         account["O2c_Open_Balance__c"],
         account["O2c_Open_Balance_Currency__c"],
         account["O2c_Last_Payment_Date__c"],
-    ) == (1234.5, "USD", "2026-11-30")
-    await crm.update_receivables("cus_acme", open_balance=Money.of("0", "JPY"), last_payment_on=None)
+    ) == (Decimal("1250.40"), "EUR", "2026-11-20")
+    # A credit moves the balance and leaves the last payment date as it was.
+    await crm.update_receivables("cus_acme", open_balance=Money.of("0.00", "EUR"), last_payment_on=None)
     account = await crm.get_account("cus_acme")
-    assert (account["O2c_Open_Balance__c"], account["O2c_Open_Balance_Currency__c"]) == (0, "JPY")
-    assert account["O2c_Last_Payment_Date__c"] is None
+    assert (account["O2c_Open_Balance__c"], account["O2c_Last_Payment_Date__c"]) == (0, "2026-11-20")
+    assert len(sandbox.records("salesforce", "Account")) == 1
+
+
+async def test_a_task_with_a_due_date_and_priority(crm, sandbox):
+    task = CrmTask(
+        account_id="cus_acme",
+        owner="dana@vendor.test",
+        subject="Gather evidence for dispute dp_1",
+        due_on=date(2026, 12, 10),
+        priority="High",
+    )
+    task_id = await crm.create_task(task, idempotency_key="dispute-dp_1/evidence")
+    [stored] = sandbox.records("salesforce", "Task")
+    assert (stored["Id"], stored["ActivityDate"], stored["Priority"]) == (task_id, "2026-12-10", "High")
+    with pytest.raises(BusinessError) as refused:
+        await crm.create_task(task.model_copy(update={"priority": "Urgent"}), idempotency_key="dispute-dp_1/other")
+    assert refused.value.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
 
 
 async def test_salesforce_wire_format(sandbox):
@@ -113,6 +134,10 @@ async def test_salesforce_wire_format(sandbox):
         assert updated.status_code == 200 and updated.json()["created"] is False
         flagged = await http.patch("/sobjects/Account/001A", json={"O2c_Dunning_Flag__c": True})
         assert flagged.status_code == 204 and flagged.content == b""
+        bad_date = await http.patch("/sobjects/Account/001A", json={"O2c_Last_Payment_Date__c": "20/11/2026"})
+        assert bad_date.status_code == 400 and bad_date.json()[0]["fields"] == ["O2c_Last_Payment_Date__c"]
+        bad_number = await http.patch("/sobjects/Account/001A", json={"O2c_Open_Balance__c": "lots"})
+        assert bad_number.status_code == 400 and bad_number.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
         bad = await http.patch("/sobjects/Account/001A", json={"Nope__c": 1})
         assert bad.status_code == 400
         assert bad.json() == [

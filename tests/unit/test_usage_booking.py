@@ -220,3 +220,9 @@ def test_the_schedule_refuses_another_currency_or_a_negative_revenue():
         usage_schedule(release(), revenue=Money.of("1.000", "BHD"), contract_id="c")
     with pytest.raises(ValueError, match="below zero"):
         usage_schedule(release(), revenue=Money.of("-1.00", "USD"), contract_id="c")
+
+
+def test_the_invoice_entry_names_the_customer_whose_receivable_it_books():
+    accrual, invoice = book("100.00", "8.00", customer="cus_acme")
+    assert (accrual.customer, invoice.customer) == ("", "cus_acme")
+    assert invoice.reversal("r", date(2026, 4, 3)).customer == "cus_acme"
