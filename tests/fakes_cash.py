@@ -225,6 +225,7 @@ class FakeReceivables:
         self.documents: dict[str, str] = {}  # invoice -> the receivable's internal id
         self.open: dict[str, Money] = {}  # internal id -> amount of the receivable
         self.payments: dict[str, CustomerPayment] = {}
+        self.applied: dict[str, dict[str, Money]] = {}  # document -> payment external id -> amount
         self.refunds: dict[str, CustomerRefundPosting] = {}
         self.posts: list[str] = []  # every post, by external id
 
@@ -239,17 +240,9 @@ class FakeReceivables:
         return self.documents.get(invoice_id)
 
     def applied_to(self, doc: str, *, besides: str = "") -> Money:
-        amount = self.open[doc]
-        return total(
-            (
-                a.amount
-                for p in self.payments.values()
-                if p.external_id != besides
-                for a in p.applications
-                if a.erp_document == doc
-            ),
-            amount.currency,
-        )
+        """What payments apply to the document (the one being upserted left out)."""
+        lines = self.applied.get(doc, {})
+        return total((m for ext, m in lines.items() if ext != besides), self.open[doc].currency)
 
     async def post_customer_payment(self, payment: CustomerPayment) -> str:
         self.ledger.record("receivables.post_customer_payment")
@@ -258,6 +251,11 @@ class FakeReceivables:
                 raise BusinessError("netsuite", f"no receivable {a.erp_document}")
             if self.applied_to(a.erp_document, besides=payment.external_id) + a.amount > self.open[a.erp_document]:
                 raise BusinessError("netsuite", f"applying {a.amount} to {a.erp_document} is more than is open")
+        before = self.payments.get(payment.external_id)
+        for a in before.applications if before else []:
+            self.applied.get(a.erp_document, {}).pop(payment.external_id, None)
+        for a in payment.applications:
+            self.applied.setdefault(a.erp_document, {})[payment.external_id] = a.amount
         self.payments[payment.external_id] = payment
         self.posts.append(payment.external_id)
         return f"pay-{payment.external_id}"

@@ -20,13 +20,13 @@ when Temporal suggests it), carrying its counts and the waiting receipts only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
@@ -271,13 +271,25 @@ class CashApplicationWorkflow(ProcessWorkflow):
         else:
             self.set_status(Status.RUNNING, "applying " + self.headline().removeprefix("Cash application of "))
         started = self.progress.batches
+        # Batch n is posted and followed up while batch n+1 is matched: matching reads only
+        # the store, and the store has batch n's matches before its posting starts.
+        settling: asyncio.Future[None] | None = None
         while not self.progress.done:
             if (
                 self.progress.batches - started >= input.batches_per_run
                 or workflow.info().is_continue_as_new_suggested()
             ):
+                if settling is not None:
+                    await settling
                 await self._continue_as_new()
-            await self._batch()
+            batch = await self._match()
+            if settling is not None:
+                await settling
+                settling = None
+            if batch.receipts:
+                settling = asyncio.ensure_future(self._settle(batch))
+        if settling is not None:
+            await settling
         await self._wait_for_decisions()
         p = self.progress
         return self.finish(
@@ -300,21 +312,23 @@ class CashApplicationWorkflow(ProcessWorkflow):
 
     # -- one batch ------------------------------------------------------------------------------
 
-    async def _batch(self) -> None:
-        i, p, entity = self.input, self.progress, self.entity
-        assert i is not None and entity is not None
+    async def _match(self) -> MatchedBatch:
+        i, p = self.input, self.progress
+        assert i is not None
         self.set_stage(f"matching batch {p.batches + 1} (after {p.receipts} receipts)")
         request = MatchBatch(statement_id=i.statement_id, receipt_id=i.receipt_id, after=p.after, limit=i.batch_size)
         batch: MatchedBatch = await self.step(
             "match receipts", lambda: self._long(CashActivities.match_batch, request), skippable=False
         )
-        if batch.receipts:
-            await self._post(batch)
-            await self._follow_up(batch.receipts, batch.matches, batch.balances)
-            self._count(batch)
+        self._count(batch)
         p.batches += 1
         p.after = batch.next_after or p.after
         p.done = not batch.next_after
+        return batch
+
+    async def _settle(self, batch: MatchedBatch) -> None:
+        await self._post(batch)
+        await self._follow_up(batch.receipts, batch.matches, batch.balances)
 
     async def _post(self, batch: MatchedBatch) -> None:
         i, entity = self.input, self.entity
@@ -349,32 +363,39 @@ class CashApplicationWorkflow(ProcessWorkflow):
                 if a.invoice_id in balances and balances[a.invoice_id].is_zero
             }
         )
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         if settled:
-            self.set_stage(f"marking {len(settled)} invoices paid out of band in billing")
             mark = PaidOutOfBand(
                 invoice_ids=settled, billing_account=entity.billing_account, concurrency=i.posting_concurrency
             )
-            await self.step(
-                "mark invoices paid", lambda: self._long(CashActivities.mark_paid_out_of_band, mark), must_finish=True
-            )
-        await self._tell_dunnings(paid, balances)
+            steps.append(("mark invoices paid", lambda: self._long(CashActivities.mark_paid_out_of_band, mark)))
         customers: dict[str, datetime] = {}
         for r, m in paid:
             if m.customer:
                 when = datetime.combine(r.value_date, datetime.min.time())
                 customers[m.customer] = max(customers.get(m.customer, when), when)
         if customers:
-            self.set_stage(f"updating {len(customers)} CRM accounts")
             update = CustomerBalances(
                 last_payment_on={c: d.date() for c, d in customers.items()},
                 currency=paid[0][0].amount.currency,
                 concurrency=i.posting_concurrency,
             )
-            await self.step(
-                "update CRM accounts",
-                lambda: self._long(CashActivities.update_receivables, update),
-                must_finish=True,
-            )
+            steps.append(("update CRM accounts", lambda: self._long(CashActivities.update_receivables, update)))
+        self.set_stage(
+            f"telling billing ({len(settled)} invoices paid), the dunnings and {len(customers)} CRM accounts"
+        )
+        outcomes = await asyncio.gather(
+            self._tell_dunnings(paid, balances), *(run() for _, run in steps), return_exceptions=True
+        )
+        if isinstance(outcomes[0], BaseException):
+            raise outcomes[0]
+        # Side by side first; what failed then goes through the exception queue one at a time
+        # (each is an upsert or a PATCH: running it again changes nothing).
+        for (name, run), outcome in zip(steps, outcomes[1:], strict=True):
+            if isinstance(outcome, ActivityError):
+                await self.step(name, run, must_finish=True)
+            elif isinstance(outcome, BaseException):
+                raise outcome
 
     async def _tell_dunnings(self, paid: list[tuple[Receipt, CashMatch]], balances: dict[str, Money]) -> None:
         """A payment event to `dunning-<invoice>` for each invoice paid: PAID when settled,
