@@ -26,9 +26,12 @@ from starter.session import temporal_client as _client
 from starter.session import ui_link as _ui_link
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from adapters.storage.cash import SqlCashStore
     from canonical.cash.models import Receipt
     from canonical.money import Money
+    from workflows.cash import RecordedCashDecision
 
 cash_app = typer.Typer(
     help="Cash application: import bank statements, work the cash exception queue.", no_args_is_help=True
@@ -67,6 +70,24 @@ def _money(text: str, currency: str, what: str) -> Money:
     if amount.is_zero or amount.is_negative:
         raise Refused(f"{what} must be positive, not {text}")
     return amount
+
+
+async def _decide(receipt: Receipt, decision: Awaitable[RecordedCashDecision]) -> RecordedCashDecision:
+    """The decision, or why it cannot be taken: a cash application that has ended holds no
+    receipt waiting any more."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from starter.cash import workflow_of
+
+    try:
+        return await decision
+    except RPCError as error:
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise Refused(
+                f"{receipt.receipt_id} does not wait in {workflow_of(receipt)}: that cash application has ended "
+                "(see `o2c cash show`)"
+            ) from None
+        raise
 
 
 async def _receipt(receipt_id: str) -> Receipt:
@@ -199,7 +220,7 @@ def apply(
             )
             for n, inv in enumerate(invoice)
         ]
-        decided = await apply_receipt(await _client(), receipt, lines, operator=as_, comment=comment)
+        decided = await _decide(receipt, apply_receipt(await _client(), receipt, lines, operator=as_, comment=comment))
         return _decided(decided.model_dump(mode="json"), as_json)
 
     return _run(run())
@@ -219,7 +240,9 @@ def refund(
     async def run() -> int:
         receipt = await _receipt(receipt_id)
         money = _money(amount, receipt.amount.currency, "--amount") if amount else None
-        decided = await refund_receipt(await _client(), receipt, amount=money, operator=as_, reason=reason)
+        decided = await _decide(
+            receipt, refund_receipt(await _client(), receipt, amount=money, operator=as_, reason=reason)
+        )
         return _decided(decided.model_dump(mode="json"), as_json)
 
     return _run(run())
