@@ -22,8 +22,9 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from adapters.bank import MAX_FILE_BYTES, StatementError, read_statements, receipts_of
-from adapters.ports import CashStorePort
-from canonical.cash.models import BankStatement, QueuedReceipt, Receipt
+from adapters.errors import BusinessError, IntegrationBug
+from adapters.ports import BillingPort, CashStorePort
+from canonical.cash.models import BankStatement, OpenItem, QueuedReceipt, Receipt
 from canonical.journal import ChartOfAccounts
 from canonical.models import LegalEntity
 from canonical.money import Money
@@ -150,8 +151,13 @@ async def take_receipt(
     legal_entities: list[LegalEntity],
     chart: ChartOfAccounts | None = None,
     task_queue: str = "o2c",
+    billing: BillingPort | None = None,
 ) -> str:
-    """A receipt that came alone (a Stripe payment): kept once, applied by `cash-<receipt id>`."""
+    """A receipt that came alone (a Stripe payment): kept once, applied by `cash-<receipt id>`.
+    With `billing`, an invoice the payment names that o2c's store does not know yet is read
+    from billing first, so the payment can be matched to it."""
+    if billing is not None and receipt.invoice_hint:
+        await learn_invoice(receipt, store=store, billing=billing)
     await store.record_receipt(receipt)
     handle = await start_cash_application(
         client,
@@ -165,6 +171,36 @@ async def take_receipt(
         customer=receipt.customer_hint,
     )
     return handle.id
+
+
+async def learn_invoice(receipt: Receipt, *, store: CashStorePort, billing: BillingPort) -> None:
+    """Keep the invoice a card payment paid as an open item, as it stood before the payment:
+    billing reports it paid already (the payment event comes after), so its balance then was
+    what the payment and what is still due add up to. The store only ever lowers a balance,
+    so an invoice it knows is left as it is."""
+    if await store.open_items(invoice_refs=[receipt.invoice_hint]):
+        return
+    try:
+        invoice = await billing.get_invoice(receipt.invoice_hint)
+    except (BusinessError, IntegrationBug):
+        return  # billing will not say (another account's invoice): matching leaves it to a person
+    if invoice is None or invoice.currency != receipt.amount.currency:
+        return  # matching says so: the receipt waits for a person with the reason
+    remaining = invoice.amount_remaining or Money.zero(invoice.currency)
+    before = min(invoice.total, max(remaining + receipt.amount, Money.zero(invoice.currency)))
+    await store.upsert_open_items(
+        [
+            OpenItem(
+                invoice_id=invoice.id,
+                number=invoice.number,
+                customer=invoice.account_id,
+                legal_entity=receipt.legal_entity,
+                total=invoice.total,
+                balance=before,
+                issued_on=invoice.created,
+            )
+        ]
+    )
 
 
 async def start_cash_application(

@@ -179,7 +179,9 @@ def create_webhook_app(
         workflows = []
         if receipt is not None and cash is not None:
             workflows.append(
-                await take_receipt(client, receipt, store=cash, legal_entities=entities, task_queue=task_queue)
+                await take_receipt(
+                    client, receipt, store=cash, legal_entities=entities, task_queue=task_queue, billing=billing
+                )
             )
         if payment_event is not None:
             workflows += await deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies)

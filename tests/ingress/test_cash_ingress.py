@@ -13,10 +13,11 @@ from starlette.applications import Starlette
 
 from adapters.storage.cash import SqlCashStore
 from adapters.storage.usage import UsageLedger
-from canonical.models import LegalEntity
+from canonical.models import Invoice, LegalEntity
+from canonical.money import Money
 from starter.cash_ingress import STATEMENTS_PATH, cash_routes
 from tests.badinput.test_cash_import import BAI2
-from tests.ingress.ingress_kit import RunningServer, serve
+from tests.ingress.ingress_kit import FakeBilling, RunningServer, serve
 from tests.ingress.test_stripe_ingress import event, exists, post, terminated_afterwards
 
 ENTITIES = [LegalEntity(code="US01", company_code="US01", functional_currency="USD")]
@@ -39,13 +40,38 @@ def charge(charge_id: str, invoice_id: str, cents: int = 12000) -> dict:
     }
 
 
+class BillingWithInvoices(FakeBilling):
+    """Billing as the ingress reads it for a card payment: the invoice it paid, paid already."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.invoices: dict[str, Invoice] = {}
+        self.reads: list[str] = []
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        self.reads.append(invoice_id)
+        return self.invoices.get(invoice_id)
+
+
 async def test_a_card_payment_is_one_receipt_on_one_workflow_however_often_it_arrives(ingress_env, store):
     client = ingress_env.client
     charge_id, invoice_id = f"ch_{uuid.uuid4().hex[:10]}", f"in_{uuid.uuid4().hex[:10]}"
     receipt_id = f"stripe:platform:{charge_id}"
     workflow_id = f"cash-{receipt_id}"
+    billing = BillingWithInvoices()
+    usd = Money.of("120.00", "USD")
+    billing.invoices[invoice_id] = Invoice(
+        id=invoice_id,
+        number="ACME-0042",
+        account_id="cus_Acme",
+        status="paid",
+        currency="USD",
+        total=usd,
+        amount_paid=usd,
+        amount_remaining=Money.zero("USD"),
+    )
     async with (
-        serve(client, cash=store, legal_entities=ENTITIES) as ingress,
+        serve(client, billing, cash=store, legal_entities=ENTITIES) as ingress,
         terminated_afterwards(client, workflow_id),
     ):
         for _ in range(3):
