@@ -328,6 +328,7 @@ class CashApplicationWorkflow(ProcessWorkflow):
 
     async def _settle(self, batch: MatchedBatch) -> None:
         await self._post(batch)
+        self._queue(batch)
         await self._follow_up(batch.receipts, batch.matches, batch.balances)
 
     async def _post(self, batch: MatchedBatch) -> None:
@@ -430,7 +431,6 @@ class CashApplicationWorkflow(ProcessWorkflow):
 
     def _count(self, batch: MatchedBatch) -> None:
         p = self.progress
-        by_id = {r.receipt_id: r for r in batch.receipts}
         for m in batch.matches:
             p.receipts += 1
             p.by_rule[m.rule.value] = p.by_rule.get(m.rule.value, 0) + 1
@@ -438,6 +438,13 @@ class CashApplicationWorkflow(ProcessWorkflow):
                 _add(p.applied, a.amount)
             if not m.unapplied.is_zero:
                 _add(p.unapplied, m.unapplied)
+
+    def _queue(self, batch: MatchedBatch) -> None:
+        """The batch's receipts a person must decide on, once their cash is posted (to the
+        customer or to suspense): a decision moves what the ERP already holds."""
+        p = self.progress
+        by_id = {r.receipt_id: r for r in batch.receipts}
+        for m in batch.matches:
             receipt = by_id.get(m.receipt_id)
             if receipt is not None and (m.exception is not None or not m.unapplied.is_zero):
                 p.waiting[m.receipt_id] = WaitingReceipt(
