@@ -144,6 +144,11 @@ async def test_a_statement_is_applied_and_the_unknown_receipt_waits_for_an_opera
         code, out, err = await cli("queue", "--entity", "US01", "--json")
         assert code == 0 and unknown in [q["receipt"]["receipt_id"] for q in json.loads(out)], (out, err)
 
+        code, out, err = await cli("show", workflow_id)
+        assert code == 0 and f"{workflow_id}: needs_attention" in out and f"waits: {unknown} unmatched" in out, err
+        code, out, err = await cli("show", unknown)
+        assert code == 0 and "75.00 USD" in out and "Nobody Known" in out and "unmatched" in out, (out, err)
+
         # Billing knows the bank paid the first invoice; NetSuite has each payment applied.
         assert (await billing.get_invoice(exact)).status == "paid"
         first = await erp.get_customer_payment(f"cash-camt053:US-OPS-{tag}:{tag}-1")
