@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -76,8 +77,9 @@ class Run:
 
     def customer(self, i: int) -> int:
         # Neighbours share a customer (a combined payment names two of one customer's
-        # invoices); a customer's next pair comes 2 x customers invoices later.
-        return (i // 2) % self.customers
+        # invoices); the pairs are scattered over the customers, so a customer paying without
+        # a reference has paid with one before (that is how its payer account is learned).
+        return ((i // 2) * 2_654_435_761 % 2**32) % self.customers
 
     @staticmethod
     def balance(i: int) -> int:
@@ -228,7 +230,7 @@ def audit(store: SqlCashStore, run: Run) -> dict[str, Any]:
             sa.select(sa.func.count()).where(cash_receipts.c.legal_entity == run.entity)
         ).scalar_one()
         matched = conn.execute(sa.select(sa.func.count()).where(cash_matches.c.legal_entity == run.entity)).scalar_one()
-        rules = dict(
+        rules: dict[str, int] = dict(
             conn.execute(
                 sa.select(cash_matches.c.rule, sa.func.count())
                 .where(cash_matches.c.legal_entity == run.entity)
@@ -292,6 +294,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         found = audit(store, run)
     finally:
         await store.aclose()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     rules = found.pop("rules")
     return {
         "receipts": done,

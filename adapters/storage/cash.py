@@ -462,7 +462,12 @@ class SqlCashStore:
             for currency, minor in sorted(amounts):
                 query = (
                     sa.select(cash_open_items)
-                    .where(cash_open_items.c.currency == currency, cash_open_items.c.balance_minor == minor)
+                    # Invoices nothing was paid on yet: the index is by total.
+                    .where(
+                        cash_open_items.c.currency == currency,
+                        cash_open_items.c.total_minor == minor,
+                        cash_open_items.c.balance_minor == minor,
+                    )
                     .order_by(cash_open_items.c.invoice_id)
                     .limit(SAME_AMOUNT_SUGGESTIONS)
                 )

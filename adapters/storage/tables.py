@@ -293,7 +293,8 @@ cash_open_items = sa.Table(
     sa.Index("ix_cash_open_items_id_key", "id_key"),
     sa.Index("ix_cash_open_items_number_key", "number_key"),
     sa.Index("ix_cash_open_items_customer", "customer"),
-    sa.Index("ix_cash_open_items_amount", "currency", "balance_minor"),
+    # By total, not balance: lowering a balance then rewrites no index entry of it.
+    sa.Index("ix_cash_open_items_amount", "currency", "total_minor"),
 )
 
 # What matching (then an operator) made of each receipt: one row a receipt, the first kept.

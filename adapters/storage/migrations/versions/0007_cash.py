@@ -70,7 +70,7 @@ def upgrade() -> None:
     op.create_index("ix_cash_open_items_id_key", "cash_open_items", ["id_key"])
     op.create_index("ix_cash_open_items_number_key", "cash_open_items", ["number_key"])
     op.create_index("ix_cash_open_items_customer", "cash_open_items", ["customer"])
-    op.create_index("ix_cash_open_items_amount", "cash_open_items", ["currency", "balance_minor"])
+    op.create_index("ix_cash_open_items_amount", "cash_open_items", ["currency", "total_minor"])
 
     op.create_table(
         "cash_matches",
