@@ -47,6 +47,10 @@ class SandboxControl:
     def notifications_url(self) -> str:
         return f"{self.url}/notifications/v1"
 
+    @property
+    def bank_url(self) -> str:
+        return f"{self.url}/bank/v1"
+
     def reset(self) -> None:
         self._ok(self._http.post("/reset"))
 

@@ -7,6 +7,7 @@ Mount points:
   /entitlements/...   o2c entitlements (/entitlements/v1/...)
   /notifications/...  o2c notifications (/notifications/v1/...)
   /salesforce/...     Salesforce REST subset, the CRM (/salesforce/services/data/v60.0/...)
+  /bank/...           a bank that writes camt.053 and BAI2 statement files (/bank/v1/statements)
   /_sandbox/...       control plane (reset, seed, periods, faults, summary, records)
 """
 
@@ -25,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from sandbox import config
 from sandbox.avatax.api import AVATAX
+from sandbox.bank.api import BANK
 from sandbox.control.api import control_mount
 from sandbox.control.faults import Faults
 from sandbox.core import json_response
@@ -36,7 +38,7 @@ from sandbox.store import Store
 from sandbox.stripe.api import STRIPE
 from sandbox.webhooks import WebhookDispatcher
 
-SYSTEMS = (STRIPE, AVATAX, NETSUITE, ENTITLEMENTS, NOTIFICATIONS, SALESFORCE)
+SYSTEMS = (STRIPE, AVATAX, NETSUITE, ENTITLEMENTS, NOTIFICATIONS, SALESFORCE, BANK)
 
 
 async def _unknown_system(scope: Scope, receive: Receive, send: Send) -> None:

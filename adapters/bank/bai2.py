@@ -32,7 +32,8 @@ The envelope is checked before any entry is trusted:
 
 One account section (`03`…`49`) is one statement, id "bai2:<account>:<file id>:<as-of
 date>". BAI2 has no payer fields: the payer name is read from "ORIG CO NAME:" in the
-detail text, where a bank writes ACH originators so (unverified, bank-specific).
+detail text and the payer's account from "ORIG ID:", where a bank writes ACH originators
+so (unverified, bank-specific).
 """
 
 from __future__ import annotations
@@ -43,9 +44,8 @@ from datetime import date, datetime, time, timedelta
 
 from adapters.bank import references
 from adapters.bank.errors import StatementError
-from adapters.bank.sections import Section, currency, finish
+from adapters.bank.sections import Section, currency, finish, from_minor
 from canonical.cash.models import BankStatement, StatementEntry, StatementFormat
-from canonical.money import Money
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _SIGNED = re.compile(r"[+-]?[0-9]{1,18}")
@@ -53,6 +53,7 @@ _TYPE_CODE = re.compile(r"[0-9]{3}")
 _ORIGINATOR = re.compile(
     r"ORIG CO NAME:\s*(.*?)\s*(?=ORIG ID:|DESC DATE:|CO ENTRY DESCR:|SEC:|IND ID:|IND NAME:|TRACE|$)"
 )
+_ORIGINATOR_ID = re.compile(r"ORIG ID:\s*(\S+)")
 _PLAIN_FUNDS = ("", "0", "1", "2", "Z")
 OPENING_LEDGER, CLOSING_LEDGER = "010", "015"
 TOTAL_CREDITS, TOTAL_DEBITS = "100", "400"
@@ -163,6 +164,8 @@ def _funds(values: list[str], at: int, line: int) -> tuple[int, date | None]:
         return at + 2, day
     if kind == "D":  # n distributions of (days, amount)
         count = _number(values[at] if at < len(values) else "", line, "number of distributions")
+        if at + 1 + 2 * count > len(values):
+            raise StatementError(line, f"funds type D announces {count} distributions the record does not hold")
         for value in values[at + 1 : at + 1 + 2 * count]:
             _number(value, line, "distribution field", signed=True)
         return at + 1 + 2 * count, None
@@ -344,8 +347,8 @@ class _Reader:
                 currency=code,
                 key=f"{file_id}:{group.as_of.isoformat()}",
                 created_at=created_at,
-                opening=Money.from_minor(opening, code),
-                closing=Money.from_minor(closing, code),
+                opening=from_minor(opening, code),
+                closing=from_minor(closing, code),
                 closing_line=closing_line,
                 entries=entries,
             )
@@ -372,15 +375,17 @@ class _Reader:
         customer_reference = values[at + 1].strip() if at + 1 < len(values) else ""
         text = ",".join(values[at + 2 :]).strip()
         originator = _ORIGINATOR.search(text)
+        originator_id = _ORIGINATOR_ID.search(text)
         return StatementEntry(
             line=line,
-            amount=Money.from_minor(minor, code),
+            amount=from_minor(minor, code),
             credit=number < 400,
             bank_reference=bank_reference,
             booked_on=as_of,
             value_date=value_date or as_of,
             type_code=type_code,
             payer_name=originator.group(1) if originator else "",
+            payer_account=originator_id.group(1) if originator_id else "",
             references=references.collect([], [customer_reference], [text]),
             remittance_text=text,
         )

@@ -266,6 +266,7 @@ class _Reader:
         self.q = "{" + scan.namespace + "}"
         self.lines = scan.lines
         self.v02 = scan.format is StatementFormat.CAMT053_02
+        self.group_created = ""  # GrpHdr/CreDtTm, for a Stmt without its own
         q = self.q
         self.t = {local: q + local for local in _ELEMENTS}
 
@@ -280,8 +281,16 @@ class _Reader:
         return elem
 
     def text(self, elem: ET.Element | None, *locals_: str) -> str:
-        found = self.find(elem, *locals_)
-        return (found.text or "").strip() if found is not None else ""
+        if elem is None:
+            return ""
+        t = self.t
+        for local in locals_[:-1]:
+            found = elem.find(t[local])
+            if found is None:
+                return ""
+            elem = found
+        value = elem.findtext(t[locals_[-1]])
+        return value.strip() if value else ""
 
     def when(self, elem: ET.Element | None, path: tuple[str, ...], what: str) -> date | None:
         """A DateAndDateTimeChoice (`Dt` or `DtTm`), as a date."""
@@ -491,8 +500,6 @@ class _Reader:
             stated = self.text(given, "Sum")
             if stated and (not _AMOUNT.fullmatch(stated) or Decimal(stated) != total):
                 raise _Fault(("TxsSummry", part, "Sum"), f"{part} sums to {stated}, the entries to {total}")
-
-    group_created = ""
 
     # -- the file -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ reference>", so the same statement imported twice yields the same receipts.
 
 from __future__ import annotations
 
+from adapters.bank.bulk import bulk
 from canonical.cash.models import BankStatement, Receipt, ReceiptSource, StatementFormat
 
 _SOURCE = {
@@ -26,6 +27,11 @@ def receipts_of(statement: BankStatement, *, legal_entity: str) -> list[Receipt]
     if not legal_entity:
         raise ValueError("legal_entity is required: the entity whose account received the money")
     source = _SOURCE[statement.format]
+    with bulk():
+        return _receipts(statement, source, legal_entity)
+
+
+def _receipts(statement: BankStatement, source: ReceiptSource, legal_entity: str) -> list[Receipt]:
     return [
         Receipt(
             receipt_id=receipt_id(source, statement.bank_account, entry.bank_reference),

@@ -16,21 +16,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# An invoice number: two to ten letters, a hyphen, digits ("INV-1001", "SI-20240131").
-_INVOICE_NUMBER = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2,10}-[0-9]{1,20})(?![A-Za-z0-9])")
-# A Stripe invoice id, as Stripe prints it on the invoice the customer pays from.
-_STRIPE_INVOICE = re.compile(r"(?<![A-Za-z0-9_])(in_[A-Za-z0-9]{6,64})(?![A-Za-z0-9])")
+# An invoice number (two to ten letters, a hyphen, digits: "INV-1001", "SI-20240131") or a
+# Stripe invoice id, as Stripe prints it on the invoice the customer pays from; whole words.
+_REFERENCE = re.compile(r"\b(?:([A-Za-z]{2,10}-[0-9]{1,20})|(in_[A-Za-z0-9]{6,64}))\b")
 
 NOT_PROVIDED = "NOTPROVIDED"
 
 
 def references_in_text(text: str) -> list[str]:
     """Invoice numbers (upper-cased) and Stripe invoice ids found in free text, in order."""
-    if not text:
+    if "-" not in text and "in_" not in text:
         return []
-    found: list[tuple[int, str]] = [(m.start(), m.group(1).upper()) for m in _INVOICE_NUMBER.finditer(text)]
-    found += [(m.start(), m.group(1)) for m in _STRIPE_INVOICE.finditer(text)]
-    return [ref for _, ref in sorted(found)]
+    return [number.upper() if number else stripe for number, stripe in _REFERENCE.findall(text)]
 
 
 def collect(structured: Iterable[str], identifiers: Iterable[str], texts: Iterable[str]) -> list[str]:

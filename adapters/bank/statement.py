@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 
 from adapters.bank import bai2, camt053
+from adapters.bank.bulk import bulk
 from adapters.bank.errors import StatementError
 from adapters.bank.receipts import receipts_of
 from canonical.cash.models import BankStatement
@@ -45,9 +46,9 @@ def read_statements(data: bytes, *, filename: str = "", max_bytes: int = MAX_FIL
         if not data.strip():
             raise StatementError(1, "empty file")
         digest = hashlib.sha256(data).hexdigest()
-        if sniff(data) == "camt053":
-            return camt053.parse(data, digest)
-        return bai2.parse(data, digest)
+        parse = camt053.parse if sniff(data) == "camt053" else bai2.parse
+        with bulk():
+            return parse(data, digest)
     except StatementError as exc:
         raise exc.named(filename) from None
 
