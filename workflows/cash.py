@@ -487,13 +487,12 @@ class CashApplicationWorkflow(ProcessWorkflow):
     async def _wait_for_decisions(self) -> None:
         while self.progress.waiting:
             self.set_status(Status.NEEDS_ATTENTION, self._waiting_stage())
-            count = len(self.progress.waiting)
-            await workflow.wait_condition(
-                lambda count=count: (
-                    len(self.progress.waiting) != count  # type: ignore[misc]
-                    or workflow.info().is_continue_as_new_suggested()
-                )
-            )
+            before = len(self.progress.waiting)
+
+            def decided_or_long(before: int = before) -> bool:
+                return len(self.progress.waiting) != before or workflow.info().is_continue_as_new_suggested()
+
+            await workflow.wait_condition(decided_or_long)
             if self.progress.waiting and workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new()
         await workflow.wait_condition(workflow.all_handlers_finished)

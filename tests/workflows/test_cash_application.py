@@ -393,3 +393,42 @@ async def test_the_dunnings_of_the_invoices_paid_hear_of_it_and_a_missing_dunnin
         f"camt053:US-ACC:B-1:{settled}",
     )
     assert (changed.kind, changed.amount_remaining) == (PaymentEventKind.BALANCE_CHANGED, usd("60.00"))
+
+
+async def test_an_overpayment_rest_is_applied_by_adding_a_line_to_the_same_customer_payment(env, cash, cash_worker):
+    await cash.invoice("INV-1", "100.00")
+    await cash.invoice("INV-2", "45.00")
+    s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
+    await statement_of(cash, receipt(s, "B-1", "130.00", references=["INV-1"]))
+    handle = await start(env, cash_worker, s)
+    state = await until(handle, waiting(1))
+    assert state.by_rule == {MatchRule.OVERPAID_REFERENCE.value: 1}
+    assert state.waiting[0].kind == ExceptionKind.ON_ACCOUNT and state.waiting[0].unapplied == usd("30.00")
+    payment = cash.receivables.payments["cash-camt053:US-ACC:B-1"]
+    assert payment.applied == usd("100.00") and payment.unapplied == usd("30.00")
+
+    with pytest.raises(WorkflowUpdateFailedError):  # more than INV-2 has open is refused before anything
+        await handle.execute_update(
+            CashApplicationWorkflow.apply_receipt,
+            ApplyReceipt(
+                receipt_id="camt053:US-ACC:B-1",
+                invoices=[InvoiceAmount(invoice_id="INV-1", amount=usd("30.00"))],
+                operator="olga.ops",
+            ),
+        )
+    await handle.execute_update(
+        CashApplicationWorkflow.apply_receipt,
+        ApplyReceipt(
+            receipt_id="camt053:US-ACC:B-1", invoices=[InvoiceAmount(invoice_id="INV-2")], operator="olga.ops"
+        ),
+    )
+    result = await handle.result()
+    assert result.applied == {"USD": usd("130.00")} and result.unapplied == {"USD": usd("0.00")}
+    payment = cash.receivables.payments["cash-camt053:US-ACC:B-1"]
+    assert sorted((a.invoice_id, a.amount) for a in payment.applications) == [
+        ("INV-1", usd("100.00")),
+        ("INV-2", usd("30.00")),
+    ]
+    assert len(cash.receivables.payments) == 1  # the same payment, with one more apply line
+    assert [i.balance for i in await cash.cash.open_items(invoice_refs=["INV-2"])] == [usd("15.00")]
+    assert "INV-2" not in cash.payments.paid_out_of_band  # 15.00 still due
