@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.money import Money
     from canonical.receivables import AppliedDocument, CustomerRefundPosting
     from workflows.dunning import PAYMENT_EVENT_SIGNAL, dunning_workflow_id
-    from workflows.kit.attention import Attention, Resolution
+    from workflows.kit.attention import Attention, OperatorAction, Resolution
     from workflows.kit.process import ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
@@ -219,6 +219,7 @@ class CashApplicationWorkflow(ProcessWorkflow):
         self.progress = CashProgress()
         self.entity: LegalEntity | None = None
         self._deciding = asyncio.Lock()
+        self._parking = asyncio.Lock()
 
     # -- what an operator sees ---------------------------------------------------------------
 
@@ -327,9 +328,19 @@ class CashApplicationWorkflow(ProcessWorkflow):
         return batch
 
     async def _settle(self, batch: MatchedBatch) -> None:
-        await self._post(batch)
-        self._queue(batch)
-        await self._follow_up(batch.receipts, batch.matches, batch.balances)
+        """The ERP, billing, the dunnings and the CRM side by side: each needs only what the
+        store recorded, and each call is an upsert, a PATCH or an event with its own id."""
+
+        async def post() -> None:
+            await self._post(batch)
+            self._queue(batch)
+
+        await asyncio.gather(post(), self._follow_up(batch.receipts, batch.matches, batch.balances))
+
+    async def _park(self, name: str, problem: Any, actions: list[OperatorAction]) -> OperatorAction:
+        """One question at a time: steps that run side by side and fail wait their turn."""
+        async with self._parking:
+            return await super()._park(name, problem, actions)
 
     async def _post(self, batch: MatchedBatch) -> None:
         i, entity = self.input, self.entity
