@@ -31,19 +31,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
-from activities.registry import all_activities  # noqa: E402
-from bench.measure import peak_rss_mib, rss_mib  # noqa: E402
-from canonical.cash.models import OpenItem, Receipt, ReceiptSource  # noqa: E402
-from canonical.money import Money  # noqa: E402
-from starter.binaries import dev_server_binary  # noqa: E402
-from tests.fakes_cash import CashSystems  # noqa: E402
-from workflows.cash import CashApplicationInput, CashApplicationWorkflow  # noqa: E402
-from workflows.kit.status import SEARCH_ATTRIBUTES, Status  # noqa: E402
-from workflows.registry import ALL_WORKFLOWS  # noqa: E402
+from activities.registry import all_activities
+from bench.measure import peak_rss_mib, rss_mib
+from canonical.cash.models import OpenItem, Receipt, ReceiptSource
+from canonical.money import Money
+from starter.binaries import dev_server_binary
+from tests.fakes_cash import CashSystems
+from workflows.cash import CashApplicationInput, CashApplicationWorkflow
+from workflows.kit.status import SEARCH_ATTRIBUTES, Status
+from workflows.registry import ALL_WORKFLOWS
 
 ACCOUNT = "US-BENCH"
 
