@@ -1,11 +1,13 @@
 """CashApplicationWorkflow: a bank statement's receipts (or one Stripe receipt) applied.
 
 Per batch of receipts, paged from o2c's cash store: match (the rules of DOMAIN.md, recorded
-in the store) → post to the ERP (a customer payment per receipt with a known customer,
-applied to the invoices' receivables, the rest unapplied on the customer; a suspense entry
-for cash from nobody known) → bank-paid invoices settled in full are marked paid out of band
-in billing → the dunning of every invoice paid feeds on the payment → the CRM accounts get
-their open balance and last payment date.
+in the store), then side by side: post to the ERP (a customer payment per receipt with a
+known customer, applied to the invoices' receivables, the rest unapplied on the customer; a
+suspense entry for cash from nobody known or received for another entity's invoice); mark
+bank-paid invoices settled in full paid out of band in billing; feed the dunning of every
+invoice paid; give the CRM accounts their open balance and last payment date. The next
+batch is matched meanwhile. Once the store has recorded a batch there is no way back: a
+failure after that waits for an operator (retry, or skip when done by hand), never undoes.
 
 Then the receipts that matching could not apply wait in the exception queue (unapplied cash,
 on-account rests, duplicate settlements, cross-entity remittances) for an operator's
