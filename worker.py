@@ -29,6 +29,7 @@ from adapters.crm import SalesforceCrm
 from adapters.entitlements import HttpEntitlements
 from adapters.netsuite import NetSuiteErp
 from adapters.notifications import HttpNotifications
+from adapters.storage.cash import SqlCashStore
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.storage.usage import SqlUsageStore
@@ -56,7 +57,8 @@ def build_ports(settings: Settings) -> dict[str, Any]:
     erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout)
     return dict(
         billing=billing,
-        # Stripe bills usage through its meters: the same adapter, in its metering role.
+        # Stripe bills usage through its meters: the same adapter, in its metering role,
+        # and takes payments, credit notes and refunds in its payments role.
         metering=billing,
         tax=tax,
         erp=erp,
@@ -66,10 +68,12 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         schedules=SqlRevenueSchedules(settings.database_url),
         reconciliations=SqlReconciliationStore(settings.database_url),
         usage=SqlUsageStore(settings.database_url),
-        # Cash, credits and disputes: Stripe's payments, NetSuite's receivables, AvaTax's returns.
+        # Cash, credits and disputes: Stripe's payments, NetSuite's receivables, AvaTax's returns,
+        # and o2c's cash store.
         payments=billing,
         receivables=erp,
         tax_returns=tax,
+        cash=SqlCashStore(settings.database_url),
     )
 
 

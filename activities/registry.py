@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.billing import BillingActivities
+from activities.cash import CashActivities
 from activities.credits import PaymentsActivities, ReceivablesActivities, TaxReturnActivities
 from activities.crm import CrmActivities
 from activities.dunning import CardAttemptActivities
@@ -51,8 +52,9 @@ def all_activities(
     receivables: ReceivablesPort | None = None,
     tax_returns: TaxReturnsPort | None = None,
 ) -> list[Callable[..., Any]]:
-    """The credit and dispute activities are registered with the ports they call; a worker
-    given none of those (a test of other processes) runs without them."""
+    """The cash, credit and dispute activities are registered with the ports they call; a
+    worker given none of those (a test of other processes) runs without them. The worker's
+    build_ports always gives them."""
     b = BillingActivities(billing)
     t = TaxActivities(tax)
     e = ErpActivities(erp)
@@ -97,4 +99,9 @@ def all_activities(
         *(PaymentsActivities(payments).all() if payments is not None else []),
         *(ReceivablesActivities(receivables).all() if receivables is not None else []),
         *(TaxReturnActivities(tax_returns).all() if tax_returns is not None else []),
+        *(
+            CashActivities(cash, payments, receivables, erp, crm).all()
+            if cash is not None and payments is not None and receivables is not None
+            else []
+        ),
     ]

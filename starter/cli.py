@@ -27,6 +27,7 @@ from canonical.models import AmendmentRequest, ApproverRole, Model
 from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
 from settings import InvalidSettings
+from starter.cash_cli import cash_app
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
 from starter.credits_cli import credit_app, refund
 from starter.problems import explain
@@ -65,6 +66,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(usage_app, name="usage")
 app.add_typer(credit_app, name="credit")
 app.command("refund")(refund)
+app.add_typer(cash_app, name="cash")
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 Wait = Annotated[

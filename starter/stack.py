@@ -22,12 +22,14 @@ import uvicorn
 from temporalio.client import Client
 from temporalio.envconfig import ClientConnectConfig
 
+from adapters.storage.cash import SqlCashStore
 from adapters.storage.usage import UsageLedger
 from adapters.stripe import StripeBilling
 from adapters.temporal import connect, register_search_attributes
 from sandbox.server import SandboxServer
 from settings import Settings
 from starter.binaries import dev_server_binary
+from starter.cash_ingress import cash_routes
 from starter.client import temporal_config
 from starter.ingress import create_ingress_app
 from starter.usage_ingress import USAGE_PATH
@@ -204,6 +206,7 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         created.raise_for_status()
         secret, endpoint_id = created.json()["secret"], created.json()["id"]
     billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=settings.http_timeout_seconds)
+    cash = SqlCashStore(settings.database_url)
     app = create_webhook_app(
         client,
         secret=secret,
@@ -211,12 +214,20 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         billing=billing,
         # Read now, not from `settings`: a test sets the dunning day as an operator would.
         policies=Settings.from_env().dunning_policies(default_day=EMBEDDED_DUNNING_DAY),
+        cash=cash,
+        legal_entities=settings.legal_entities,
     )
-    # The usage endpoint rides on the same server, as `o2c ingress` serves it.
+    # The usage and bank statement endpoints ride on the same server, as `o2c ingress` serves them.
     ledger = UsageLedger(settings.database_url, policy=Settings.from_env().usage_policy)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_ingress_app(app, ledger),
+            create_ingress_app(
+                app,
+                ledger,
+                cash_routes(
+                    client, cash, ledger, legal_entities=settings.legal_entities, task_queue=settings.task_queue
+                ),
+            ),
             host=settings.webhook_host,
             port=settings.webhook_port,
             log_config=None,
@@ -237,6 +248,7 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         await task
         await billing.aclose()
         await ledger.aclose()
+        await cash.aclose()
         # Unregister it: events for an endpoint nobody serves only pile up failed deliveries.
         with contextlib.suppress(httpx.HTTPError):
             async with httpx.AsyncClient(base_url=settings.stripe_base_url, headers=auth, timeout=10) as stripe:

@@ -1,6 +1,9 @@
 """The webhook ingress: Stripe-signed payment events become dunning workflows or signals,
-and a usage invoice's draft (`invoice.created`) or failed finalisation
-(`invoice.finalization_failed`) a signal to its subscription period's usage release.
+a usage invoice's draft (`invoice.created`) or failed finalisation
+(`invoice.finalization_failed`) a signal to its subscription period's usage release, and a
+card payment (`charge.succeeded`, `invoice.paid`: the same receipt, keyed by the charge) a
+receipt in o2c's cash store applied by `cash-<receipt id>`, when the app is given the store.
+`invoice.paid` still reaches the invoice's dunning as before.
 
 `POST /webhooks/stripe` reads the raw body (at most `max_body_bytes`), verifies the
 `Stripe-Signature` against those exact bytes, maps the event and routes it with
@@ -40,20 +43,25 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.errors import AdapterError, TransientError
-from adapters.ports import BillingPort
+from adapters.ports import BillingPort, CashStorePort
 from adapters.stripe_webhooks import (
     DEFAULT_TOLERANCE_SECONDS,
+    RECEIPT_TYPES,
     USAGE_INVOICE_TYPES,
     EventError,
     SignatureError,
     StripeEvent,
     parse_event,
     to_payment_event,
+    to_receipt,
     to_usage_invoice_event,
     verify_signature,
 )
+from canonical.cash.models import Receipt
 from canonical.dunning import DunningPolicies
+from canonical.models import DEFAULT_ENTITIES, LegalEntity, PaymentEvent
 from settings import Settings
+from starter.cash import take_receipt
 from starter.client import deliver_payment_event, deliver_usage_event
 
 log = structlog.get_logger("o2c.webhooks")
@@ -106,9 +114,14 @@ def create_webhook_app(
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
     delivery_timeout: float = DELIVERY_TIMEOUT_SECONDS,
     clock: Callable[[], float] = time.time,
+    cash: CashStorePort | None = None,
+    legal_entities: list[LegalEntity] | None = None,
 ) -> Starlette:
     """The ASGI app. `billing` resolves a disputed charge to its invoice (without it,
-    disputes are acknowledged and ignored); `policies` go to new dunning workflows."""
+    disputes are acknowledged and ignored); `policies` go to new dunning workflows; `cash`
+    keeps card payments as receipts (without it they only feed dunnings), in the legal entity
+    of `legal_entities` that bills from the event's Stripe account."""
+    entities = legal_entities or DEFAULT_ENTITIES
     if not secret:
         raise ValueError("a Stripe webhook endpoint secret (whsec_...) is required")
     lookup = billing.invoice_of_charge if billing is not None else None
@@ -134,7 +147,10 @@ def create_webhook_app(
         fields: dict[str, Any] = {"event_id": event.id, "event_type": event.type}
         if event.type in USAGE_INVOICE_TYPES:
             return await usage_invoice(event, fields)
+        receipt: Receipt | None = None
         try:
+            if cash is not None and event.type in RECEIPT_TYPES:
+                receipt = to_receipt(event, entities)
             payment_event = await to_payment_event(event, lookup)
         except EventError as bad:
             log.error("stripe_webhook", outcome="unmappable", reason=bad.reason, **fields)
@@ -145,17 +161,31 @@ def create_webhook_app(
         except AdapterError as error:
             log.error("stripe_webhook", outcome="billing_error", reason=str(error), **fields)
             return _refused("billing_error", str(error), 502)
-        if payment_event is None:
+        if payment_event is None and receipt is None:
             log.info("stripe_webhook", outcome="ignored", **fields)
             return JSONResponse({"received": True, "workflows": []})
-        fields.update(
-            kind=payment_event.kind.value,
-            invoice_id=payment_event.invoice_id or None,
-            account_id=payment_event.account_id or None,
-        )
-        return await deliver(
-            deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies), fields
-        )
+        if payment_event is not None:
+            fields.update(
+                kind=payment_event.kind.value,
+                invoice_id=payment_event.invoice_id or None,
+                account_id=payment_event.account_id or None,
+            )
+        if receipt is not None:
+            fields.update(receipt_id=receipt.receipt_id)
+        return await deliver(payment(receipt, payment_event), fields)
+
+    async def payment(receipt: Receipt | None, payment_event: PaymentEvent | None) -> list[str]:
+        """The receipt kept and applied first (a redelivery finds both again), then the dunning fed."""
+        workflows = []
+        if receipt is not None and cash is not None:
+            workflows.append(
+                await take_receipt(
+                    client, receipt, store=cash, legal_entities=entities, task_queue=task_queue, billing=billing
+                )
+            )
+        if payment_event is not None:
+            workflows += await deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies)
+        return workflows
 
     async def usage_invoice(event: StripeEvent, fields: dict[str, Any]) -> JSONResponse:
         try:
@@ -179,6 +209,9 @@ def create_webhook_app(
             # a late or redelivered failure changes nothing.
             log.info("stripe_webhook", outcome="dunning_closed", **fields)
             return JSONResponse({"received": True, "workflows": []})
+        except TransientError as error:  # o2c's cash store
+            log.error("stripe_webhook", outcome="store_unavailable", reason=str(error), **fields)
+            return _refused("store_unavailable", "o2c's database is unavailable; redeliver later", 503)
         except TimeoutError:
             log.error("stripe_webhook", outcome="temporal_unavailable", reason="timeout", **fields)
             return _refused("temporal_unavailable", "Temporal did not answer in time; redeliver later", 503)

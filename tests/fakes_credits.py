@@ -260,12 +260,12 @@ class CreditSystems:
         self.receivables = FakeReceivables(systems.ledger)
 
     def ports(self) -> dict:
-        return dict(
+        return {
             **self.systems.ports(),
-            payments=self.payments,
-            receivables=self.receivables,
-            tax_returns=self.tax_returns,
-        )
+            "payments": self.payments,
+            "receivables": self.receivables,
+            "tax_returns": self.tax_returns,
+        }
 
 
 def booked_invoice(

@@ -1,6 +1,7 @@
 """Every workflow the worker runs."""
 
 from workflows.amendment import AmendmentWorkflow
+from workflows.cash import CashApplicationWorkflow
 from workflows.credit import CreditWorkflow
 from workflows.dispute import DisputeWorkflow
 from workflows.dunning import DunningWorkflow
@@ -23,4 +24,5 @@ ALL_WORKFLOWS = [
     CreditWorkflow,
     DisputeWorkflow,
     RefundWorkflow,
+    CashApplicationWorkflow,
 ]

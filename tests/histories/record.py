@@ -35,6 +35,7 @@ from activities.registry import all_activities
 from adapters.errors import BusinessError, IntegrationBug
 from adapters.ports import CashStorePort
 from adapters.temporal import register_search_attributes
+from canonical.cash.models import Receipt, ReceiptSource
 from canonical.dunning import DunningPolicies, DunningPolicy
 from canonical.journal import ChartOfAccounts, WriteOffMethod, WriteOffPolicy, invoice_entry
 from canonical.models import (
@@ -60,11 +61,20 @@ from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
 from tests.fakes import FakeSystems, seat_line, usd
 from tests.fakes_cards import FakeCardLedger
+from tests.fakes_cash import CashSystems
 from tests.fakes_credits import CreditSystems
 from tests.histories.credit_scenarios import CREDIT_SCENARIOS
 from tests.usage_recon_fakes import seed_usage_period
 from tests.workflows.usage_world import PERIOD, release_input, usage_world
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
+from workflows.cash import (
+    ApplyReceipt,
+    CashApplicationInput,
+    CashApplicationWorkflow,
+    InvoiceAmount,
+    RefundReceipt,
+    cash_workflow_id,
+)
 from workflows.dunning import DunningOutcome, DunningWorkflow, dunning_workflow_id
 from workflows.kit.approval import DecisionInput
 from workflows.kit.attention import OperatorAction, ResolveInput
@@ -769,6 +779,105 @@ async def usage_period_close(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+# -- cash application ------------------------------------------------------------------------
+
+
+def _bank_receipt(statement: str, ref: str, amount: str, *, references: list[str], payer: str = "") -> Receipt:
+    return Receipt(
+        receipt_id=f"camt053:US-ACC:{ref}",
+        source=ReceiptSource.CAMT053,
+        legal_entity="US01",
+        amount=usd(amount),
+        value_date=date(2026, 11, 30),
+        bank_reference=ref,
+        statement_id=statement,
+        bank_account="US-ACC",
+        payer_name=payer,
+        references=references,
+    )
+
+
+async def _start_cash(env, tq, systems: CashSystems, *receipts: Receipt, **options) -> WorkflowHandle:
+    statement = await systems.receive(*receipts)
+    return await env.client.start_workflow(
+        CashApplicationWorkflow.run,
+        CashApplicationInput(statement_id=statement, legal_entity="US01", legal_entities=ENTITIES, **options),
+        id=cash_workflow_id(statement_id=statement),
+        task_queue=tq,
+    )
+
+
+async def _cash_waiting(handle: WorkflowHandle, count: int) -> None:
+    await poll(
+        handle,
+        CashApplicationWorkflow.state,
+        lambda s: s.status == Status.NEEDS_ATTENTION and len(s.waiting) == count,  # type: ignore[attr-defined]
+    )
+
+
+async def cash_applied(env, tq, systems) -> WorkflowHandle:
+    """An exact receipt, a partial one, and one from nobody known that an operator applies."""
+    await systems.invoice("INV-1", "100.00")
+    await systems.invoice("INV-2", "250.00")
+    await systems.invoice("INV-3", "75.00", customer="cus_gamma")
+    s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
+    handle = await _start_cash(
+        env,
+        tq,
+        systems,
+        _bank_receipt(s, "B-1", "100.00", references=["INV-1"]),
+        _bank_receipt(s, "B-2", "200.00", references=["INV-2"]),
+        _bank_receipt(s, "B-3", "75.00", references=[], payer="Somebody Unknown"),
+    )
+    await _cash_waiting(handle, 1)
+    await handle.execute_update(
+        CashApplicationWorkflow.apply_receipt,
+        ApplyReceipt(
+            receipt_id="camt053:US-ACC:B-3", invoices=[InvoiceAmount(invoice_id="INV-3")], operator="olga.ops"
+        ),
+    )
+    expect((await handle.result()).status, Status.COMPLETED)
+    return handle
+
+
+async def cash_refunded(env, tq, systems) -> WorkflowHandle:
+    """A duplicate settlement, refunded from the customer's payment."""
+    await systems.invoice("INV-1", "100.00")
+    s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
+    handle = await _start_cash(
+        env,
+        tq,
+        systems,
+        _bank_receipt(s, "B-1", "100.00", references=["INV-1"]),
+        _bank_receipt(s, "B-2", "100.00", references=["INV-1"]),
+    )
+    await _cash_waiting(handle, 1)
+    await handle.execute_update(
+        CashApplicationWorkflow.refund_receipt,
+        RefundReceipt(receipt_id="camt053:US-ACC:B-2", operator="olga.ops", comment="paid twice"),
+    )
+    expect((await handle.result()).status, Status.COMPLETED)
+    return handle
+
+
+async def cash_continued_as_new(env, tq, systems) -> WorkflowHandle:
+    for n in range(1, 6):
+        await systems.invoice(f"INV-{n}", "5.00")
+    s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
+    receipts = [_bank_receipt(s, f"B-{n}", "5.00", references=[f"INV-{n}"]) for n in range(1, 6)]
+    handle = await _start_cash(env, tq, systems, *receipts, batch_size=2, batches_per_run=2)
+    expect((await handle.result()).receipts, 5)
+    return handle
+
+
+async def cash_waiting_for_decisions(env, tq, systems) -> WorkflowHandle:
+    await systems.invoice("INV-1", "100.00")
+    s = f"camt053:US-ACC:{uuid.uuid4().hex[:6]}"
+    handle = await _start_cash(env, tq, systems, _bank_receipt(s, "B-1", "130.00", references=["INV-1"]))
+    await _cash_waiting(handle, 1)
+    return handle
+
+
 SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_happy": amendment_happy,
     "amendment_approval": amendment_approval,
@@ -805,6 +914,10 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "dunning_write_off_allowance": dunning_write_off_allowance,
     "amendment_in_yen": amendment_in_yen,
     **CREDIT_SCENARIOS,
+    "cash_applied": cash_applied,
+    "cash_refunded": cash_refunded,
+    "cash_continued_as_new": cash_continued_as_new,
+    "cash_waiting_for_decisions": cash_waiting_for_decisions,
 }
 
 
@@ -819,13 +932,18 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
         client: Client = env.client
         await register_search_attributes(client, "default", SEARCH_ATTRIBUTES)
         for name in names:
-            systems = FakeSystems()
+            systems = CashSystems()  # every fake, the cash ports' too
             acme(systems)
             systems.cards = FakeCardLedger()  # type: ignore[attr-defined]
             credits = CreditSystems(systems)
             systems.credits = credits  # type: ignore[attr-defined]  # the credit scenarios' fakes
             task_queue = f"record-{name}-{uuid.uuid4().hex[:6]}"
-            activities = all_activities(**credits.ports(), cash=cast(CashStorePort, systems.cards))  # type: ignore[attr-defined]
+            # Each scenario gets every fake; the credit ones take the credit fakes of billing and
+            # the ERP, and the dunning ones count card attempts in the card ledger fake.
+            ports = {**systems.ports(), **(credits.ports() if name in CREDIT_SCENARIOS else {})}
+            if name.startswith("dunning_"):
+                ports["cash"] = cast(CashStorePort, systems.cards)  # type: ignore[attr-defined]
+            activities = all_activities(**ports)
             async with Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=activities):
                 handle = await SCENARIOS[name](env, task_queue, systems)
                 history = await handle.fetch_history()
