@@ -232,20 +232,6 @@ class NetSuiteErp(NetSuiteReceivables):
 
     # -- listing -------------------------------------------------------------------------
 
-    async def _suiteql(self, query: str, *, limit: int, offset: int = 0) -> dict[str, Any]:
-        response = await send(
-            self._client,
-            SYSTEM,
-            "POST",
-            "/query/v1/suiteql",
-            params={"limit": limit, "offset": offset},
-            headers={"Prefer": "transient"},
-            content=json_content({"q": query}),
-        )
-        if response.status_code >= 400:
-            raise classify(response, what="the SuiteQL query")
-        return read_json(response)
-
     async def list_journal_entries_page(
         self, *, subsidiary: str, date_from: date, date_to: date, cursor: str = "", limit: int = 1000
     ) -> JournalEntryPage:
@@ -259,7 +245,7 @@ class NetSuiteErp(NetSuiteReceivables):
         if cursor and not cursor.isdigit():
             raise IntegrationBug(SYSTEM, f"not a NetSuite listing cursor (an internal id): {cursor!r}")
         limit = max(1, min(limit, SUITEQL_PAGE))
-        page = await self._suiteql(_headers_query(subsidiary, date_from, date_to, int(cursor or 0)), limit=limit)
+        page = await self._query(_headers_query(subsidiary, date_from, date_to, int(cursor or 0)), limit=limit)
         headers = page.get("items") or []
         ids = [str(h["id"]) for h in headers]
         lines: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
@@ -267,7 +253,7 @@ class NetSuiteErp(NetSuiteReceivables):
             query = _lines_query(ids[start : start + LINES_CHUNK])
             offset = 0
             while True:
-                chunk = await self._suiteql(query, limit=SUITEQL_PAGE, offset=offset)
+                chunk = await self._query(query, limit=SUITEQL_PAGE, offset=offset)
                 for row in chunk.get("items") or []:
                     lines.setdefault(str(row["transaction"]), []).append(row)
                 if not chunk.get("hasMore"):

@@ -86,6 +86,7 @@ class NetSuiteReceivables(HttpAdapter):
         return f"/record/v1/{record_type}/eid:{quote(external_id, safe='')}"
 
     async def _query(self, q: str, *, limit: int = SUITEQL_PAGE, offset: int = 0) -> dict[str, Any]:
+        """One page of a SuiteQL query (every NetSuite listing reads through it)."""
         response = await send(
             self._client,
             SYSTEM,

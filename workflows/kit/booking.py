@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
     from activities.entitlements import EntitlementActivities
     from activities.erp import ErpActivities
-    from activities.inputs import CreateInvoice, SendNotification, SetSeats, TaxRequest, VoidInvoice
+    from activities.inputs import CreateInvoice, SendNotification, SetSeats, TaxRequest, UpsertErpCustomer, VoidInvoice
     from activities.notifications import NotificationActivities
     from activities.tax import TaxActivities
     from canonical.journal import ChartOfAccounts, JournalEntry, invoice_entry
@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         TaxDocument,
     )
     from canonical.money import Money, total
-    from workflows.kit.process import ProcessWorkflow, StepFailed
+    from workflows.kit.process import RELEASE_CASH, ProcessWorkflow, StepFailed
 
 
 class BookingWorkflow(ProcessWorkflow):
@@ -140,6 +140,12 @@ class BookingWorkflow(ProcessWorkflow):
             invoice_id=self.invoice.id,
             customer=account_id,
         )
+        if workflow.patched(RELEASE_CASH) and self.account is not None and self.account.id == account_id:
+            # The entry's receivable names the customer, so the ERP must know the customer
+            # first (an upsert by external id: repeating it changes nothing). A customer moved
+            # to another legal entity was upserted there when it moved.
+            upsert = UpsertErpCustomer(account=self.account, subsidiary=entity.erp_subsidiary)
+            await self.step("ERP customer", lambda: self.forward(ErpActivities.upsert_customer, upsert))
         reversal = entry.reversal(f"{wid}-invoice-reversal", document_date)
         self.saga.add("journal entry", lambda: self._reverse(entry, reversal))
         self.journal_entry = await self.step(
