@@ -123,9 +123,9 @@ async def test_a_statement_is_applied_and_the_unknown_receipt_waits_for_an_opera
         later = await booked_invoice(billing, erp, store, customer.account_id, "75.00")
         tag = uuid.uuid4().hex[:8]
         entries = [
-            ENTRY.format(amount="100.00", ref=f"{tag}-1", payer="Somebody", text=exact),
-            ENTRY.format(amount="200.00", ref=f"{tag}-2", payer="Somebody", text=partial),
-            ENTRY.format(amount="75.00", ref=f"{tag}-3", payer="Nobody Known", text="thanks"),
+            ENTRY.format(amount="100.00", ref=f"{tag}-1", payer=f"Somebody {tag}", text=exact),
+            ENTRY.format(amount="200.00", ref=f"{tag}-2", payer=f"Somebody {tag}", text=partial),
+            ENTRY.format(amount="75.00", ref=f"{tag}-3", payer=f"Nobody Known {tag}", text="thanks"),
         ]
         path = tmp_path / "statement.xml"
         path.write_text(STATEMENT.format(tag=tag, closing="375.00", entries="\n".join(entries)))
