@@ -194,6 +194,7 @@ def to_invoice(
         amount_paid=Money.from_minor(int(invoice.get("amount_paid") or 0), currency),
         amount_remaining=Money.from_minor(int(invoice.get("amount_remaining") or 0), currency),
         created=_date(invoice.get("created")),
+        due_date=_date(invoice.get("due_date")),
         metadata={str(k): str(v) for k, v in (invoice.get("metadata") or {}).items()},
         tax=_invoice_tax(invoice, lines, currency),
         billing_account=billing_account,

@@ -28,7 +28,7 @@ from typing import Any
 
 from adapters.errors import AdapterError
 from adapters.stripe_payments import to_dispute
-from canonical.cash.models import Receipt, ReceiptSource
+from canonical.cash.models import OpenItem, Receipt, ReceiptSource
 from canonical.credits import DisputeEvent
 from canonical.models import DEFAULT_ENTITIES, LegalEntity, PaymentEvent, PaymentEventKind
 from canonical.money import CurrencyError, Money
@@ -583,3 +583,67 @@ async def to_dispute_event(
             raise
         raise EventError(f"{event.type} {event.id}: unreadable dispute ({error})") from None
     return DisputeEvent(event_id=event.id, type=event.type, dispute=canonical, occurred_at=_occurred_at(event))
+
+
+# -- cash: open items ------------------------------------------------------------------------
+
+# The invoice events that change what is still due on an invoice, as o2c's cash store keeps it.
+OPEN_ITEM_TYPES = frozenset({"invoice.finalized", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible"})
+# Nothing more is to be received on these: the open item's balance goes to zero. An invoice
+# marked uncollectible has been written off; cash that arrives for it later is a recovery
+# for a person to decide (matching flags it as paying a settled invoice), not a match.
+CLOSED_TYPES = frozenset({"invoice.voided", "invoice.marked_uncollectible"})
+
+
+def _day(value: Any) -> date | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, tz=UTC).date()
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def to_open_item(event: StripeEvent, entities: Sequence[LegalEntity] = DEFAULT_ENTITIES) -> OpenItem | None:
+    """The open item an invoice event reports, or None (another type, or an invoice with
+    nothing to receive: a zero or negative total). `invoice.finalized` and `invoice.paid`
+    carry billing's `amount_remaining` as the balance; voided and uncollectible invoices
+    have none left. The legal entity is the one that bills from the event's Stripe account.
+    Raises EventError when the invoice lacks what the store needs."""
+    if event.type not in OPEN_ITEM_TYPES:
+        return None
+    invoice = event.object
+    invoice_id = _id(invoice)
+    if not invoice_id:
+        raise EventError(f"{event.type} {event.id} names no invoice")
+    customer = _id(invoice.get("customer"))
+    if not customer:
+        raise EventError(f"{event.type} {event.id}: invoice {invoice_id} names no customer")
+    try:
+        currency = _currency(invoice)
+        total_minor = invoice.get("total")
+        if isinstance(total_minor, bool) or not isinstance(total_minor, int):
+            raise EventError(f"{event.type} {event.id}: invoice {invoice_id} has no whole-number total")
+        if total_minor <= 0:
+            return None  # nothing to receive (a credit-only or zero invoice)
+        total = _money(invoice, "total", currency)
+        remaining = _money(invoice, "amount_remaining", currency)
+    except CurrencyError as error:
+        raise EventError(str(error)) from None
+    assert total is not None
+    if event.type in CLOSED_TYPES or remaining is None:
+        balance = Money.zero(currency) if event.type in CLOSED_TYPES else total
+    else:
+        balance = min(remaining, total, key=lambda m: m.amount)
+    transitions = invoice.get("status_transitions")
+    finalized_at = transitions.get("finalized_at") if isinstance(transitions, dict) else None
+    return OpenItem(
+        invoice_id=invoice_id,
+        number=str(invoice.get("number") or ""),
+        customer=customer,
+        legal_entity=_entity_of(event, entities),
+        total=total,
+        balance=balance,
+        issued_on=_day(finalized_at) or _day(invoice.get("created")),
+        due_on=_day(invoice.get("due_date")),
+    )

@@ -200,6 +200,8 @@ class Invoice(Model):
     payment_method: str = ""
     # Credits (optional): the pre-tax total credit notes have credited on it already.
     credited: Money | None = None
+    # Cash (optional): when payment is due (billing's `due_date`; none for charge_automatically).
+    due_date: date | None = None
 
 
 class PaymentOutcome(StrEnum):

@@ -2,6 +2,7 @@
 starter/console.py (2: a refused file or decision, nothing done).
 
     o2c cash import FILE [--entity CODE]       camt.053 (.02/.08) or BAI2; validated whole first
+    o2c cash sync [--entity CODE]              billing's open invoices into the cash store
     o2c cash queue [--entity CODE]             receipts with cash unapplied, oldest first
     o2c cash apply RECEIPT --invoice INV [--amount X] ... --as NAME [--comment TEXT]
     o2c cash refund RECEIPT [--amount X] --as NAME --reason TEXT
@@ -144,6 +145,56 @@ def import_file(
         show(table(["statement_id", "workflow_id", "receipts", "total", "imported"], [tuple(r.values()) for r in rows]))
         for s in result.statements:
             note(f"  {_ui_link(s.workflow_id)}")
+        return EXIT_DONE
+
+    return _run(run())
+
+
+@cash_app.command()
+def sync(
+    entity: Annotated[
+        str, typer.Option("--entity", metavar="CODE", help="one legal entity (default: every one configured)")
+    ] = "",
+    as_json: Json = False,
+) -> int:
+    """Read every open invoice of each legal entity's billing account into the cash store."""
+    from adapters.stripe import StripeBilling
+    from starter.cash_sync import UnknownEntity, entities_to_sync, sync_open_items
+
+    current = settings()
+    try:
+        entities_to_sync(current.legal_entities, entity)
+    except UnknownEntity as unknown:
+        raise Refused(str(unknown)) from None
+
+    async def run() -> int:
+        billing = StripeBilling(current.stripe_base_url, current.stripe_api_key, timeout=current.http_timeout_seconds)
+        try:
+            synced = await sync_open_items(billing, _store(), current.legal_entities, entity=entity)
+        finally:
+            await billing.aclose()
+        rows = [
+            {
+                "legal_entity": s.legal_entity,
+                "billing_account": s.billing_account or "platform",
+                "open_invoices": s.invoices,
+                "open_balance": ", ".join(str(m) for _, m in sorted(s.balances.items())) or "none",
+                "skipped": s.skipped,
+            }
+            for s in synced
+        ]
+        if as_json:
+            emit_json({"entities": rows})
+            return EXIT_DONE
+        show(
+            table(
+                ["legal entity", "billing account", "open invoices", "open balance"],
+                [(r["legal_entity"], r["billing_account"], r["open_invoices"], r["open_balance"]) for r in rows],
+            )
+        )
+        skipped = sum(len(s.skipped) for s in synced)
+        if skipped:
+            note(f"{skipped} open invoice(s) with nothing to receive (zero or negative total) not kept")
         return EXIT_DONE
 
     return _run(run())

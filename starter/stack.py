@@ -214,6 +214,7 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         billing=billing,
         # Read now, not from `settings`: a test sets the dunning day as an operator would.
         policies=Settings.from_env().dunning_policies(default_day=EMBEDDED_DUNNING_DAY),
+        dispute_policy=Settings.from_env().dispute_policy,
         cash=cash,
         legal_entities=settings.legal_entities,
     )

@@ -2,8 +2,12 @@
 a usage invoice's draft (`invoice.created`) or failed finalisation
 (`invoice.finalization_failed`) a signal to its subscription period's usage release, and a
 card payment (`charge.succeeded`, `invoice.paid`: the same receipt, keyed by the charge) a
-receipt in o2c's cash store applied by `cash-<receipt id>`, when the app is given the store.
-`invoice.paid` still reaches the invoice's dunning as before.
+receipt in o2c's cash store applied by `cash-<receipt id>`, when the app is given the store;
+with the store, an invoice finalised, voided, marked uncollectible or paid without a card
+charge is kept (or lowered) as an open item there, for cash application to match.
+`invoice.paid` still reaches the invoice's dunning as before. Every `charge.dispute.*`
+event starts or feeds `dispute-<dispute id>` (starter.credits.start_dispute), and created and
+closed still pause and resume the invoice's dunning (see `dunning_event_of_dispute`).
 
 `POST /webhooks/stripe` reads the raw body (at most `max_body_bytes`), verifies the
 `Stripe-Signature` against those exact bytes, maps the event and routes it with
@@ -42,27 +46,35 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters.errors import AdapterError, TransientError
+from adapters.errors import AdapterError, BusinessError, IntegrationBug, TransientError
 from adapters.ports import BillingPort, CashStorePort
 from adapters.stripe_webhooks import (
     DEFAULT_TOLERANCE_SECONDS,
+    DISPUTE_TYPES,
+    OPEN_ITEM_TYPES,
     RECEIPT_TYPES,
     USAGE_INVOICE_TYPES,
     EventError,
     SignatureError,
     StripeEvent,
     parse_event,
+    to_dispute_event,
+    to_open_item,
     to_payment_event,
     to_receipt,
     to_usage_invoice_event,
     verify_signature,
 )
-from canonical.cash.models import Receipt
+from canonical.cash.models import OpenItem, Receipt
+from canonical.credits import DisputeEvent
+from canonical.dispute import DisputePolicy
 from canonical.dunning import DunningPolicies
-from canonical.models import DEFAULT_ENTITIES, LegalEntity, PaymentEvent
+from canonical.models import DEFAULT_ENTITIES, LegalEntity, PaymentEvent, PaymentEventKind
 from settings import Settings
 from starter.cash import take_receipt
 from starter.client import deliver_payment_event, deliver_usage_event
+from starter.credits import start_dispute
+from workflows.dispute import dispute_workflow_id
 
 log = structlog.get_logger("o2c.webhooks")
 
@@ -99,6 +111,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+DISPUTE_KINDS = frozenset({PaymentEventKind.DISPUTE_OPENED, PaymentEventKind.DISPUTE_CLOSED})
+
+
+def dunning_event_of_dispute(event: PaymentEvent) -> PaymentEvent:
+    """A dispute's pause or resume for the dunning, keyed by the dispute, not by Stripe's event.
+
+    The dunning hears of a dispute twice: from here, as soon as Stripe reports it, and from
+    `dispute-<id>`, which pauses and resumes it too once it has booked the withdrawal (or the
+    outcome) (workflows/dispute.py, `_tell_dunning`). Both name the event
+    `dispute-<id>-<kind>`, so the dunning (which ignores an event ID it has seen) acts on
+    whichever comes first and ignores the other. Keyed apart, the workflow's pause could come
+    after the ingress's resume (its withdrawal still posting when the network closed the
+    dispute) and pause a dunning whose dispute is over, moving its calendar by the time it
+    waits for the workflow's resume."""
+    if event.kind not in DISPUTE_KINDS or not event.dispute_id:
+        return event
+    return event.model_copy(update={"event_id": f"{dispute_workflow_id(event.dispute_id)}-{event.kind.value}"})
+
+
 def _refused(error: str, reason: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"received": False, "error": error, "reason": reason}, status_code=status)
 
@@ -116,11 +147,13 @@ def create_webhook_app(
     clock: Callable[[], float] = time.time,
     cash: CashStorePort | None = None,
     legal_entities: list[LegalEntity] | None = None,
+    dispute_policy: DisputePolicy | None = None,
 ) -> Starlette:
-    """The ASGI app. `billing` resolves a disputed charge to its invoice (without it,
-    disputes are acknowledged and ignored); `policies` go to new dunning workflows; `cash`
-    keeps card payments as receipts (without it they only feed dunnings), in the legal entity
-    of `legal_entities` that bills from the event's Stripe account."""
+    """The ASGI app. `billing` resolves a disputed charge to its invoice (without it, a
+    dispute's workflow starts with no invoice and no dunning hears of it); `policies` go to
+    new dunning workflows, `dispute_policy` to new dispute workflows (unset, the settings');
+    `cash` keeps card payments as receipts (without it they only feed dunnings), in the
+    legal entity of `legal_entities` that bills from the event's Stripe account."""
     entities = legal_entities or DEFAULT_ENTITIES
     if not secret:
         raise ValueError("a Stripe webhook endpoint secret (whsec_...) is required")
@@ -148,10 +181,21 @@ def create_webhook_app(
         if event.type in USAGE_INVOICE_TYPES:
             return await usage_invoice(event, fields)
         receipt: Receipt | None = None
+        dispute: DisputeEvent | None = None
+        open_item: OpenItem | None = None
         try:
             if cash is not None and event.type in RECEIPT_TYPES:
                 receipt = to_receipt(event, entities)
+            if cash is not None and event.type in OPEN_ITEM_TYPES and receipt is None:
+                # A card payment's receipt lowers its invoice's balance when the cash
+                # application applies it; lowered here first, the receipt would find the
+                # invoice settled and wait for a person as a duplicate settlement.
+                open_item = to_open_item(event, entities)
+            if event.type in DISPUTE_TYPES:
+                dispute = await with_customer(await to_dispute_event(event, lookup))
             payment_event = await to_payment_event(event, lookup)
+            if payment_event is not None:
+                payment_event = dunning_event_of_dispute(payment_event)
         except EventError as bad:
             log.error("stripe_webhook", outcome="unmappable", reason=bad.reason, **fields)
             return _refused("invalid_event", bad.reason)
@@ -161,7 +205,7 @@ def create_webhook_app(
         except AdapterError as error:
             log.error("stripe_webhook", outcome="billing_error", reason=str(error), **fields)
             return _refused("billing_error", str(error), 502)
-        if payment_event is None and receipt is None:
+        if payment_event is None and receipt is None and dispute is None and open_item is None:
             log.info("stripe_webhook", outcome="ignored", **fields)
             return JSONResponse({"received": True, "workflows": []})
         if payment_event is not None:
@@ -172,11 +216,42 @@ def create_webhook_app(
             )
         if receipt is not None:
             fields.update(receipt_id=receipt.receipt_id)
-        return await deliver(payment(receipt, payment_event), fields)
+        if dispute is not None:
+            fields.update(dispute_id=dispute.dispute.dispute_id, invoice_id=dispute.dispute.invoice_id or None)
+        if open_item is not None:
+            fields.update(open_item=open_item.invoice_id, balance=str(open_item.balance))
+        return await deliver(payment(receipt, payment_event, dispute, open_item), fields)
 
-    async def payment(receipt: Receipt | None, payment_event: PaymentEvent | None) -> list[str]:
-        """The receipt kept and applied first (a redelivery finds both again), then the dunning fed."""
-        workflows = []
+    async def with_customer(dispute: DisputeEvent | None) -> DisputeEvent | None:
+        """A dispute names its charge, not its customer (Stripe expands neither in a webhook):
+        the customer is that of the invoice the charge paid, read from billing."""
+        if dispute is None or dispute.dispute.customer or not dispute.dispute.invoice_id or billing is None:
+            return dispute
+        try:
+            invoice = await billing.get_invoice(dispute.dispute.invoice_id)
+        except (BusinessError, IntegrationBug):
+            return dispute  # billing will not say: the dispute's workflow starts without one
+        if invoice is None:
+            return dispute
+        return dispute.model_copy(
+            update={"dispute": dispute.dispute.model_copy(update={"customer": invoice.account_id})}
+        )
+
+    async def payment(
+        receipt: Receipt | None,
+        payment_event: PaymentEvent | None,
+        dispute: DisputeEvent | None = None,
+        open_item: OpenItem | None = None,
+    ) -> list[str]:
+        """The open item and the receipt kept (the receipt applied) first, the dispute's
+        workflow started or fed next (a redelivery finds each again), then the dunning fed."""
+        workflows: list[str] = []
+        if open_item is not None and cash is not None:
+            await cash.upsert_open_items([open_item])
+        if dispute is not None:
+            started = await start_dispute(client, dispute, policy=dispute_policy, task_queue=task_queue)
+            if started is not None:  # None: that dispute's workflow has ended; a late event changes nothing
+                workflows.append(started)
         if receipt is not None and cash is not None:
             workflows.append(
                 await take_receipt(
@@ -281,6 +356,8 @@ async def serve_webhooks(
         task_queue=settings.task_queue,
         billing=billing,
         policies=policies or settings.dunning_policies(),
+        dispute_policy=settings.dispute_policy,
+        legal_entities=settings.legal_entities,
     )
     config = uvicorn.Config(
         app, host=host or settings.webhook_host, port=port or settings.webhook_port, log_config=None, access_log=False

@@ -192,9 +192,8 @@ def finalize_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[Any, ...]
         invoice["amount_remaining"] = total
     invoice["ending_balance"] = int(customer.get("balance") or 0)
     tx.put(SYSTEM, "invoice", id, invoice)
-    if metered:
-        # The usage invoices announce it (the sandbox's older flows send their own events).
-        emit(tx, "invoice.finalized", invoice)
+    # Stripe announces every finalisation, whoever asked for it.
+    emit(tx, "invoice.finalized", invoice)
     return 200, invoice
 
 
@@ -249,6 +248,7 @@ def void_invoice(tx: Tx, params: dict[str, Any], id: str) -> tuple[int, Any]:
     invoice["amount_remaining"] = 0
     invoice["status_transitions"]["voided_at"] = int(time.time())
     tx.put(SYSTEM, "invoice", id, invoice)
+    emit(tx, "invoice.voided", invoice)
     return 200, invoice
 
 

@@ -55,10 +55,9 @@ def renewal_charge(tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
             "description": body.get("description") or "Subscription renewal",
         },
     )
-    invoice = finalize_invoice(tx, {}, invoice["id"])[1]
-    invoice["billing_reason"] = "subscription_cycle"
-    tx.put(SYSTEM, "invoice", invoice["id"], invoice)
-    emit(tx, "invoice.finalized", invoice)
+    drafted = tx.get(SYSTEM, "invoice", invoice["id"]) or invoice  # with the item on it
+    tx.put(SYSTEM, "invoice", invoice["id"], {**drafted, "billing_reason": "subscription_cycle"})
+    invoice = finalize_invoice(tx, {}, invoice["id"])[1]  # announces it: invoice.finalized
     try:
         charge_invoice(tx, invoice)
     except ApiError:

@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 from temporalio.client import Client
 
+from canonical.models import Invoice
 from starter.webhooks import create_webhook_app
 
 SECRET = "whsec_o2c_ingress_tests"
@@ -21,15 +22,22 @@ SECRET = "whsec_o2c_ingress_tests"
 
 @dataclass
 class FakeBilling:
-    """Only what the ingress asks billing: which invoice a charge paid."""
+    """Only what the ingress asks billing: which invoice a charge paid, and (for a
+    dispute's customer) the invoice."""
 
     charges: dict[str, str] = field(default_factory=dict)
     failure: Exception | None = None
+    invoices: dict[str, Invoice] = field(default_factory=dict)
 
     async def invoice_of_charge(self, charge_id: str) -> str | None:
         if self.failure is not None:
             raise self.failure
         return self.charges.get(charge_id)
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        if self.failure is not None:
+            raise self.failure
+        return self.invoices.get(invoice_id)
 
 
 @dataclass
