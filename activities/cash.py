@@ -288,15 +288,21 @@ class CashActivities:
         receivables; a suspense entry for each of the others. Bounded concurrency."""
         receipts = {r.receipt_id: r for r in request.receipts}
         subsidiary = request.entity.erp_subsidiary
-        documents: dict[str, asyncio.Task[str | None]] = {}
-
-        def document_of(invoice_id: str) -> asyncio.Task[str | None]:
-            # Several receipts of a batch may pay one invoice: ask the ERP once for it.
-            if invoice_id not in documents:
-                documents[invoice_id] = asyncio.ensure_future(
-                    self.receivables.receivable_document(invoice_id, subsidiary=subsidiary)
-                )
-            return documents[invoice_id]
+        # The receivables matching did not know, asked of the ERP for the whole batch at once
+        # (one query per invoice was most of a batch's ERP time).
+        missing = sorted(
+            {
+                a.invoice_id
+                for m in request.matches
+                if m.receipt_id in receipts and not in_suspense(m)
+                for a in m.applications
+                if not a.erp_document
+            }
+        )
+        try:
+            documents = await self.receivables.receivable_documents(missing, subsidiary=subsidiary) if missing else {}
+        except AdapterError as failed:
+            raise to_application_error(failed) from failed
 
         async def post(match: CashMatch) -> tuple[str, str, str]:
             receipt = receipts[match.receipt_id]
@@ -306,7 +312,7 @@ class CashActivities:
                 return "suspense", receipt.receipt_id, ref.internal_id
             applied = []
             for a in match.applications:
-                doc = a.erp_document or await document_of(a.invoice_id)
+                doc = a.erp_document or documents.get(a.invoice_id)
                 if not doc:
                     raise BusinessError(
                         "erp",
@@ -348,12 +354,7 @@ class CashActivities:
     @classified
     async def receivable_documents(self, request: ReceivableDocuments) -> dict[str, str]:
         """The ERP's receivable of each invoice; an invoice without one is left out."""
-        found = {}
-        for invoice_id in request.invoice_ids:
-            doc = await self.receivables.receivable_document(invoice_id, subsidiary=request.subsidiary)
-            if doc:
-                found[invoice_id] = doc
-        return found
+        return await self.receivables.receivable_documents(request.invoice_ids, subsidiary=request.subsidiary)
 
     @activity.defn(name="cash.post_payment")
     @classified

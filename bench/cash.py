@@ -443,6 +443,36 @@ def statement_file(run: Run) -> bytes:
     return write_statement(StatementFile(format="camt.053.001.08", day=date(2026, 11, 2), accounts=[account]))
 
 
+async def activity_seconds(client: Any, workflow_id: str) -> dict[str, float]:
+    """Where the time went: per activity type, the seconds from scheduled to closed, summed
+    over every run of the workflow (they overlap: a batch's follow-ups run side by side)."""
+    from temporalio.api.enums.v1 import EventType
+
+    spent: dict[str, float] = {}
+    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        scheduled: dict[int, tuple[str, float]] = {}
+        async for event in handle.fetch_history_events():
+            at = event.event_time.ToDatetime().timestamp()
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                scheduled[event.event_id] = (event.activity_task_scheduled_event_attributes.activity_type.name, at)
+            elif event.event_type in (
+                EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+                EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+                EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+            ):
+                attributes = (
+                    event.activity_task_completed_event_attributes
+                    if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                    else event.activity_task_failed_event_attributes
+                    if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+                    else event.activity_task_timed_out_event_attributes
+                )
+                name, since = scheduled.pop(attributes.scheduled_event_id, ("?", at))
+                spent[name] = spent.get(name, 0.0) + at - since
+    return {name: round(seconds, 2) for name, seconds in sorted(spent.items(), key=lambda x: -x[1])}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -601,6 +631,7 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
                     elapsed = time.perf_counter() - started
                     rss_end = rss_mib()
                     await handle.terminate("bench over")
+                    spent = await activity_seconds(env.client, statement.workflow_id)
             finally:
                 await store.aclose()
                 await env.shutdown()
@@ -618,6 +649,7 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         "database": "postgresql" if o2c_db.startswith("postgres") else "sqlite",
         "seconds": round(elapsed, 2),
         "import_seconds": round(import_seconds, 2),
+        "activity_seconds": spent,
         "seed_seconds": round(seeded, 2),
         "receipts_per_second": round(run.receipts / elapsed, 1),
         "share_by_rule": {rule: round(count / max(run.receipts, 1), 4) for rule, count in rules.items()},
@@ -651,6 +683,7 @@ def main(args: argparse.Namespace) -> None:
         print(f"  time by phase: {figures['phase_seconds']}")
     else:
         print(f"  import (parse, validate, store, start): {figures['import_seconds']} s")
+        print(f"  activity seconds, scheduled to closed, summed (side by side overlap): {figures['activity_seconds']}")
     for rule, share in figures["share_by_rule"].items():
         print(f"  {rule:<20} {share:7.2%}")
     print(f"  unapplied: {figures['unapplied']} on {figures['queued']:,} queued receipts")
