@@ -1,22 +1,37 @@
-"""Cash application's engine: a statement of 100,000 receipts against 100,000 open invoices.
+"""Cash application of a statement of 100,000 receipts against 100,000 open invoices.
 
-Seeds the open invoices of this run's own legal entity (not timed), then takes the statement
-in batches of `--batch` receipts: records them, reads the batch's open-item book, matches it
-(canonical.cash.matching.match_statement) and applies the matches (SqlCashStore.apply_matches),
-each batch one after the other on the real store: a scratch SQLite file, or the PostgreSQL
-database of `--database-url`. Every block of 100 receipts holds 90 exact references, 3 partial
-payments, 2 payments of two named invoices together, 3 payments without a reference (the
-payer's account says who; it is learned from the customer's earlier receipts), and 2
-payments of an invoice paid already (duplicates).
+Every block of 100 receipts holds 90 exact references, 3 partial payments, 2 payments of two
+named invoices together, 3 payments without a reference (the payer's account says who; it is
+learned from the customer's earlier receipts), and 2 payments of an invoice paid already
+(duplicates).
 
-Prints receipts per second (first record to last apply), the share each rule matched, the
-cash left unapplied, this process's resident memory after the first tenth and at the end and
-its peak, and `applied_once`: read back from the database, every invoice's balance went down
-by exactly what was applied to it, every receipt's applications add up to what its match
-says was applied, and every receipt of the run has exactly one match. The last line is the
-same figures as one JSON object. Never asserts.
+End to end (the default): the run's customers and open invoices are seeded in the Stripe
+stand-in, their receivables in the NetSuite stand-in and the open items in o2c's cash store
+(not timed). The statement is written as a bank writes it (sandbox.bank.writer,
+camt.053.001.08), then timed: imported by starter.cash.import_statement (parsed and
+validated whole by adapters.bank, kept, `cash-<statement id>` started) and applied by
+CashApplicationWorkflow on a Temporal dev server with the real worker and its HTTP adapters
+against the sandbox (a process of its own): NetSuite customer payments and suspense entries,
+Stripe's paid-out-of-band marks, the CRM accounts, the dunnings. The clock stops when every
+batch is applied and followed up (the receipts a person must decide on then wait in the
+queue). `applied_once`: o2c's store agrees with itself (every invoice's balance went down by
+what was applied to it, every receipt matched once), and NetSuite agrees with it (no customer
+payment external id twice, one posting per receipt, the amounts its payments apply add up to
+what the store applied).
 
-    .venv/bin/python bench/cash.py [--receipts 100000] [--batch 1000] [--database-url URL] [--json]
+`--engine-only`: matching and the store alone, batch after batch on the real store (a scratch
+SQLite file, or the PostgreSQL database of `--database-url`), with the time by phase.
+
+`--fakes`: the workflow over in-memory ERP, billing and CRM (tests/fakes_cash.py), what it
+costs without the stand-ins' HTTP.
+
+Prints receipts per second, the share each rule matched, the cash left unapplied, this
+process's resident memory (after the first tenth, at the end, its peak) and, end to end,
+where the activities' time went. The last line is the same figures as one JSON object.
+Never asserts.
+
+    .venv/bin/python bench/cash.py [--receipts 100000] [--engine-only [--batch 1000]] [--fakes]
+                                   [--database-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -669,9 +684,163 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- the workflow over in-memory fakes ------------------------------------------------------------
+
+FAKE_ACCOUNT = "US-BENCH"
+
+
+def usd_minor(cents: int) -> Money:
+    return Money.from_minor(cents, "USD")
+
+
+def fake_world(n: int, run: str) -> tuple[list[OpenItem], list[Receipt]]:
+    """n receipts and the invoices they pay, in the mix of the module's docstring."""
+    items: list[OpenItem] = []
+    receipts: list[Receipt] = []
+    statement = f"camt053:{FAKE_ACCOUNT}:{run}"
+
+    def invoice(number: int, cents: int, customer: str) -> str:
+        invoice_id = f"INV-{run}-{number:07d}"
+        items.append(
+            OpenItem(
+                invoice_id=invoice_id,
+                number=invoice_id,
+                customer=customer,
+                legal_entity="US01",
+                total=usd_minor(cents),
+                balance=usd_minor(cents),
+            )
+        )
+        return invoice_id
+
+    for n_ in range(n):
+        kind = n_ % 100
+        cents = 10_000 + (n_ % 50) * 100
+        customer = f"cus_{n_ % 997}"
+        if kind < 90:
+            refs, paid = [invoice(len(items), cents, customer)], cents
+        elif kind < 95:
+            refs, paid = [invoice(len(items), cents, customer)], cents // 2
+        elif kind < 98:
+            refs = [invoice(len(items), cents, customer), invoice(len(items), 5_000, customer)]
+            paid = cents + 5_000
+        else:
+            refs, paid = [], cents + 1
+        receipts.append(
+            Receipt(
+                receipt_id=f"camt053:{FAKE_ACCOUNT}:{run}-{n_:07d}",
+                source=ReceiptSource.CAMT053,
+                legal_entity="US01",
+                amount=usd_minor(paid),
+                value_date=date(2026, 11, 30),
+                bank_reference=f"{run}-{n_:07d}",
+                statement_id=statement,
+                bank_account=FAKE_ACCOUNT,
+                payer_name="" if refs else f"Unknown Payer {n_}",
+                references=refs,
+            )
+        )
+    return items, receipts
+
+
+async def with_fakes(args: argparse.Namespace) -> dict[str, Any]:
+    """The workflow's own ceiling: the real workflow, worker, activities and cash store, with
+    the in-memory ERP, billing and CRM of tests/fakes_cash.py instead of the sandbox."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import Worker
+
+    from activities.registry import all_activities
+    from starter.binaries import dev_server_binary
+    from tests.fakes_cash import CashSystems
+    from workflows.cash import CashApplicationInput, CashApplicationWorkflow
+    from workflows.kit.status import SEARCH_ATTRIBUTES, Status
+    from workflows.registry import ALL_WORKFLOWS
+
+    receipts_wanted, batch, concurrency = args.receipts, 500, 16
+    logging.getLogger("temporalio").setLevel(logging.ERROR)
+    run = uuid.uuid4().hex[:6]
+    systems = CashSystems()
+    items, receipts = fake_world(receipts_wanted, run)
+    await systems.cash.upsert_open_items(items)
+    for item in items:
+        systems.receivables.book(item.invoice_id, item.total)
+    for start in range(0, len(receipts), 1000):
+        for r in receipts[start : start + 1000]:
+            await systems.cash.record_receipt(r)
+    print(f"{len(receipts):,} receipts against {len(items):,} invoices seeded; starting the dev server", flush=True)
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=dev_server_binary(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        ui=False,
+        dev_server_extra_args=["--headless"],
+    )
+    try:
+        async with Worker(
+            env.client,
+            task_queue="bench-cash",
+            workflows=ALL_WORKFLOWS,
+            activities=all_activities(**systems.ports()),
+            max_concurrent_activities=64,
+        ):
+            rss_start = rss_mib()
+            started = time.perf_counter()
+            handle = await env.client.start_workflow(
+                CashApplicationWorkflow.run,
+                CashApplicationInput(
+                    statement_id=f"camt053:{FAKE_ACCOUNT}:{run}",
+                    legal_entity="US01",
+                    batch_size=batch,
+                    posting_concurrency=concurrency,
+                ),
+                id=f"cash-bench-{run}",
+                task_queue="bench-cash",
+            )
+            while True:
+                state = await env.client.get_workflow_handle(handle.id).query(CashApplicationWorkflow.state)
+                if state.status in (Status.NEEDS_ATTENTION, Status.COMPLETED) and state.receipts == len(receipts):
+                    break
+                await asyncio.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            rss_end = rss_mib()
+            await env.client.get_workflow_handle(handle.id).terminate("bench over")
+    finally:
+        await env.shutdown()
+    posted = set(systems.receivables.payments) | {e for e in systems.erp.entries if e.endswith("-suspense")}
+    wanted = {f"cash-{r.receipt_id}" for r in receipts if r.references} | {
+        f"cash-{r.receipt_id}-suspense" for r in receipts if not r.references
+    }
+    over = [doc for doc, amount in systems.receivables.open.items() if systems.receivables.applied_to(doc) > amount]
+    figures = {
+        "mode": "with_fakes",
+        "receipts": len(receipts),
+        "batch": batch,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "receipts_per_second": round(len(receipts) / elapsed, 1),
+        "invoices": len(items),
+        "database": "sqlite",
+        "seed_seconds": 0.0,  # seeded before the clock starts, not measured
+        "share_by_rule": {rule: round(n / max(len(receipts), 1), 4) for rule, n in sorted(state.by_rule.items())},
+        "unapplied": str(sum(state.unapplied.values(), Money.zero(CURRENCY))),
+        "queued": len(state.waiting),
+        "rss_start_mib": round(rss_start, 1),
+        "rss_end_mib": round(rss_end, 1),
+        "peak_rss_mib": round(peak_rss_mib(os.getpid()), 1),
+        "applied_once": posted == wanted and not over,
+    }
+    return figures
+
+
 def main(args: argparse.Namespace) -> None:
-    figures = asyncio.run(engine_only(args) if args.engine_only else end_to_end(args))
-    mode = "the engine (matching and the store)" if args.engine_only else "end to end"
+    run = engine_only if args.engine_only else with_fakes if args.fakes else end_to_end
+    figures = asyncio.run(run(args))
+    mode = {
+        "engine_only": "the engine (matching and the store)",
+        "with_fakes": "the workflow over in-memory ERP, billing and CRM",
+        "end_to_end": "end to end",
+    }[figures["mode"]]
     print(
         f"cash application, {mode}: {figures['receipts']:,} receipts against {figures['invoices']:,} open invoices"
         f" ({figures['database']})"
@@ -681,26 +850,26 @@ def main(args: argparse.Namespace) -> None:
     )
     if args.engine_only:
         print(f"  time by phase: {figures['phase_seconds']}")
-    else:
+    elif not args.fakes:
         print(f"  import (parse, validate, store, start): {figures['import_seconds']} s")
         print(f"  activity seconds, scheduled to closed, summed (side by side overlap): {figures['activity_seconds']}")
     for rule, share in figures["share_by_rule"].items():
         print(f"  {rule:<20} {share:7.2%}")
     print(f"  unapplied: {figures['unapplied']} on {figures['queued']:,} queued receipts")
     print(
-        f"  RSS: {figures['rss_after_first_tenth_mib']} MiB after the first tenth, {figures['rss_end_mib']} MiB at the end,"
-        f" peak {figures['peak_rss_mib']} MiB"
-        + ("" if args.engine_only else f" (the sandbox's peak {figures['sandbox_peak_rss_mib']} MiB)")
+        f"  RSS: {figures.get('rss_after_first_tenth_mib', figures.get('rss_start_mib'))} MiB"
+        f" {'after the first tenth' if 'rss_after_first_tenth_mib' in figures else 'at the start'},"
+        f" {figures['rss_end_mib']} MiB at the end, peak {figures['peak_rss_mib']} MiB"
+        + (f" (the sandbox's peak {figures['sandbox_peak_rss_mib']} MiB)" if "sandbox_peak_rss_mib" in figures else "")
     )
-    if not args.engine_only:
+    if figures["mode"] == "end_to_end":
         print(
             f"  NetSuite: {figures['erp_payments']:,} customer payments, {figures['erp_suspense_entries']:,} suspense"
             f" entries, {figures['erp_external_ids_twice']} external ids twice, {figures['erp_applied']} applied"
             f" ({'the same as' if figures['erp_applied_matches_store'] else 'NOT the same as'} o2c's store)"
         )
-    print(
-        f"  applied once (read back from the database{'' if args.engine_only else ' and NetSuite'}): {figures['applied_once']}"
-    )
+    checked = {"engine_only": "the database", "with_fakes": "the fakes", "end_to_end": "the database and NetSuite"}
+    print(f"  applied once (read back from {checked[figures['mode']]}): {figures['applied_once']}")
     print(json.dumps(figures, sort_keys=True))
 
 
@@ -714,5 +883,6 @@ if __name__ == "__main__":
         help="o2c's store: PostgreSQL (or SQLite) URL, a fresh database end to end; a scratch SQLite file by default",
     )
     parser.add_argument("--engine-only", action="store_true", help="matching and the store only, no workflow")
+    parser.add_argument("--fakes", action="store_true", help="the workflow over in-memory ERP, billing and CRM")
     parser.add_argument("--json", action="store_true", help="the JSON object is the last line in any case")
     main(parser.parse_args())
