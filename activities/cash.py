@@ -1,11 +1,12 @@
 """Cash application: o2c's cash store, matching, and the receipts' postings in the ERP and billing.
 
-Each activity is one port call, with two exceptions made for throughput and said so where
-they are: matching a batch reads the store, runs the canonical matching and records it in
-one go (the store call that fills the book exists for exactly that), and posting a batch
-loops over its receipts with bounded concurrency, heartbeating as it goes. Every posting is
-an upsert by an external id derived from the receipt, so a retry of a whole batch posts
-each receipt once.
+Each activity is one port call, with exceptions made for throughput and said so where they
+are: matching a batch reads the store, runs the canonical matching and records it in one go
+(the store call that fills the book exists for exactly that); posting a batch, marking its
+invoices paid, updating its customers in the CRM and telling its invoices' dunnings loop
+over their items with bounded concurrency, heartbeating as they go. Every posting is an
+upsert by an external id derived from the receipt, and every dunning event carries its own
+id, so a retry of a whole batch changes nothing twice.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 from pydantic import ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
-from activities.errors import FIXABLE, classified, idempotency_key, to_application_error
+from activities.errors import BUG, FIXABLE, classified, idempotency_key, to_application_error
 from adapters.errors import AdapterError, BusinessError, TransientError
 from adapters.ports import CashStorePort, CrmPort, ErpPort, PaymentsPort, ReceivablesPort
 from canonical.cash.matching import match_statement
@@ -35,11 +37,12 @@ from canonical.cash.models import (
 )
 from canonical.credits import Refund
 from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine
-from canonical.models import Invoice, JournalEntryRef, LegalEntity, Model
+from canonical.models import Invoice, JournalEntryRef, LegalEntity, Model, PaymentEvent
 from canonical.money import Money, total
 from canonical.receivables import AppliedDocument, CustomerPayment, CustomerRefundPosting
 
 Matcher = Callable[[list[Receipt], OpenItemBook], list[CashMatch]]
+HEARTBEAT_EVERY = 50
 
 
 def payment_external_id(receipt_id: str) -> str:
@@ -154,13 +157,27 @@ class OpenItemsOf(Model):
     invoice_refs: list[str]
 
 
+class DunningEvent(Model):
+    workflow_id: str  # the invoice's dunning, `dunning-<invoice id>`
+    event: PaymentEvent
+
+
+class DunningEvents(Model):
+    """A batch's payment events for the dunnings of the invoices it paid, sent as `signal`."""
+
+    signal: str
+    events: list[DunningEvent]
+    concurrency: int = 32
+
+
 def _fixable(message: str, system: str) -> ApplicationError:
     return ApplicationError(message, {"system": system, "code": "", "status": None}, type=FIXABLE, non_retryable=True)
 
 
 async def bounded(concurrency: int, jobs: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
-    """Run the jobs at most `concurrency` at once, heartbeating as each ends; every job runs
-    even when some fail (their exceptions are returned in their place)."""
+    """Run the jobs at most `concurrency` at once, heartbeating every `HEARTBEAT_EVERY` jobs
+    ended (a heartbeat a job costs more than a fast job); every job runs even when some fail
+    (their exceptions are returned in their place)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     done = [0]
 
@@ -170,7 +187,8 @@ async def bounded(concurrency: int, jobs: list[Callable[[], Awaitable[Any]]]) ->
                 return await job()
             finally:
                 done[0] += 1
-                activity.heartbeat(done[0])
+                if done[0] % HEARTBEAT_EVERY == 0:
+                    activity.heartbeat(done[0])
 
     return await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
 
@@ -270,15 +288,21 @@ class CashActivities:
         receivables; a suspense entry for each of the others. Bounded concurrency."""
         receipts = {r.receipt_id: r for r in request.receipts}
         subsidiary = request.entity.erp_subsidiary
-        documents: dict[str, asyncio.Task[str | None]] = {}
-
-        def document_of(invoice_id: str) -> asyncio.Task[str | None]:
-            # Several receipts of a batch may pay one invoice: ask the ERP once for it.
-            if invoice_id not in documents:
-                documents[invoice_id] = asyncio.ensure_future(
-                    self.receivables.receivable_document(invoice_id, subsidiary=subsidiary)
-                )
-            return documents[invoice_id]
+        # The receivables matching did not know, asked of the ERP for the whole batch at once
+        # (one query per invoice was most of a batch's ERP time).
+        missing = sorted(
+            {
+                a.invoice_id
+                for m in request.matches
+                if m.receipt_id in receipts and not in_suspense(m)
+                for a in m.applications
+                if not a.erp_document
+            }
+        )
+        try:
+            documents = await self.receivables.receivable_documents(missing, subsidiary=subsidiary) if missing else {}
+        except AdapterError as failed:
+            raise to_application_error(failed) from failed
 
         async def post(match: CashMatch) -> tuple[str, str, str]:
             receipt = receipts[match.receipt_id]
@@ -288,7 +312,7 @@ class CashActivities:
                 return "suspense", receipt.receipt_id, ref.internal_id
             applied = []
             for a in match.applications:
-                doc = a.erp_document or await document_of(a.invoice_id)
+                doc = a.erp_document or documents.get(a.invoice_id)
                 if not doc:
                     raise BusinessError(
                         "erp",
@@ -330,12 +354,7 @@ class CashActivities:
     @classified
     async def receivable_documents(self, request: ReceivableDocuments) -> dict[str, str]:
         """The ERP's receivable of each invoice; an invoice without one is left out."""
-        found = {}
-        for invoice_id in request.invoice_ids:
-            doc = await self.receivables.receivable_document(invoice_id, subsidiary=request.subsidiary)
-            if doc:
-                found[invoice_id] = doc
-        return found
+        return await self.receivables.receivable_documents(request.invoice_ids, subsidiary=request.subsidiary)
 
     @activity.defn(name="cash.post_payment")
     @classified
@@ -382,6 +401,33 @@ class CashActivities:
             billing_account=request.billing_account,
         )
 
+    # -- the dunnings -------------------------------------------------------------------------
+
+    @activity.defn(name="cash.tell_dunnings")
+    async def tell_dunnings(self, request: DunningEvents) -> int:
+        """Signal each invoice's dunning with its payment event, from one activity a batch
+        rather than one workflow command an invoice (a batch's history stays small, and most
+        invoices paid are not in dunning at all). An invoice without a running dunning
+        answers NOT_FOUND, which is fine. Returns how many dunnings heard of a payment."""
+        client = activity.client()
+
+        async def tell(one: DunningEvent) -> bool:
+            try:
+                await client.get_workflow_handle(one.workflow_id).signal(request.signal, one.event)
+            except RPCError as failed:
+                if failed.status == RPCStatusCode.NOT_FOUND:
+                    return False  # nobody dunning the invoice, or its dunning has ended
+                if failed.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.PERMISSION_DENIED):
+                    raise ApplicationError(str(failed), type=BUG, non_retryable=True) from failed
+                raise  # unavailable, deadline: the batch is retried, the event ids dedupe
+            return True
+
+        outcomes = await bounded(request.concurrency, [functools.partial(tell, e) for e in request.events])
+        failures = [x for x in outcomes if isinstance(x, BaseException)]
+        if failures:
+            raise failures[0]
+        return sum(1 for x in outcomes if x)
+
     # -- the CRM ---------------------------------------------------------------------------------
 
     @activity.defn(name="cash.update_receivables")
@@ -414,4 +460,5 @@ class CashActivities:
             self.mark_paid_out_of_band,
             self.create_refund,
             self.update_receivables,
+            self.tell_dunnings,
         ]

@@ -368,6 +368,10 @@ class ReceivablesPort(Protocol):
         """The ERP's internal id of the receivable that booked the billing invoice, or None."""
         ...
 
+    async def receivable_documents(self, invoice_ids: list[str], *, subsidiary: str) -> dict[str, str]:
+        """receivable_document of many invoices in a few calls; an invoice without one is left out."""
+        ...
+
     async def post_customer_payment(self, payment: CustomerPayment) -> str:
         """Upsert by external id with its apply lines; returns the internal id. Applying more
         than a document's open amount is a business error."""

@@ -165,16 +165,8 @@ class StripePayments(StripeMetering):
     async def mark_paid_out_of_band(
         self, invoice_id: str, *, idempotency_key: str, billing_account: str = ""
     ) -> Invoice:
-        invoice = await self._raw_invoice(invoice_id, billing_account)
-        if invoice["status"] == "paid":
-            return await self._read_invoice(invoice, billing_account=billing_account)
-        if invoice["status"] not in ("open", "uncollectible"):
-            raise BusinessError(
-                SYSTEM,
-                f"invoice {invoice.get('number') or invoice_id} is {invoice['status']}; only an open invoice "
-                "can be marked paid",
-                code="invoice_not_open",
-            )
+        # Paid first, read only when Stripe refuses: a cash batch marks hundreds of invoices,
+        # and nearly all of them are open (one call each instead of two).
         try:
             paid = await self._call(
                 "POST",
@@ -185,9 +177,16 @@ class StripePayments(StripeMetering):
             )
         except BusinessError:
             again = await self._raw_invoice(invoice_id, billing_account)
-            if again["status"] != "paid":  # paid meanwhile (or by this call, its answer lost)
-                raise
-            paid = again
+            if again["status"] == "paid":  # paid before, meanwhile, or by this call, its answer lost
+                return await self._read_invoice(again, billing_account=billing_account)
+            if again["status"] not in ("open", "uncollectible"):
+                raise BusinessError(
+                    SYSTEM,
+                    f"invoice {again.get('number') or invoice_id} is {again['status']}; only an open invoice "
+                    "can be marked paid",
+                    code="invoice_not_open",
+                ) from None
+            raise
         return await self._read_invoice(paid, billing_account=billing_account)
 
     # -- credit notes -------------------------------------------------------------------------

@@ -219,6 +219,11 @@ class FakeReceivables:
         self.open[internal] = amount
         return internal
 
+    async def receivable_documents(self, invoice_ids: list[str], *, subsidiary: str) -> dict[str, str]:
+        self.ledger.record("receivables.receivable_documents")
+        found = {i: await self.receivable_document(i, subsidiary=subsidiary) for i in invoice_ids}
+        return {i: doc for i, doc in found.items() if doc}
+
     async def receivable_document(self, invoice_id: str, *, subsidiary: str) -> str | None:
         self.ledger.record("receivables.receivable_document")
         return self.documents.get(invoice_id)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
@@ -38,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
         CashActivities,
         CreateRefund,
         CustomerBalances,
+        DunningEvent,
+        DunningEvents,
         MatchBatch,
         MatchedBatch,
         OpenItemsOf,
@@ -139,6 +141,7 @@ class CashApplicationInput(Model):
     legal_entities: list[LegalEntity] = DEFAULT_ENTITIES
     batch_size: int = 500
     posting_concurrency: int = 16
+    dunning_concurrency: int = 32
     batches_per_run: int = 40
     step_window: timedelta = timedelta(hours=1)
     progress: CashProgress | None = None  # set when the run continues as new
@@ -395,35 +398,38 @@ class CashApplicationWorkflow(ProcessWorkflow):
                 concurrency=i.posting_concurrency,
             )
             steps.append(("update CRM accounts", lambda: self._long(CashActivities.update_receivables, update)))
+        dunnings = DunningEvents(
+            signal=PAYMENT_EVENT_SIGNAL, events=self._dunning_events(paid, balances), concurrency=i.dunning_concurrency
+        )
+        steps.append(("tell the dunnings", lambda: self._long(CashActivities.tell_dunnings, dunnings)))
         self.set_stage(
-            f"telling billing ({len(settled)} invoices paid), the dunnings and {len(customers)} CRM accounts"
+            f"telling billing ({len(settled)} invoices paid), {len(dunnings.events)} dunnings "
+            f"and {len(customers)} CRM accounts"
         )
-        outcomes = await asyncio.gather(
-            self._tell_dunnings(paid, balances), *(run() for _, run in steps), return_exceptions=True
-        )
-        if isinstance(outcomes[0], BaseException):
-            raise outcomes[0]
+        outcomes = await asyncio.gather(*(run() for _, run in steps), return_exceptions=True)
         # Side by side first; what failed then goes through the exception queue one at a time
-        # (each is an upsert or a PATCH: running it again changes nothing).
-        for (name, run), outcome in zip(steps, outcomes[1:], strict=True):
+        # (each is an upsert, a PATCH or an event with its own id: running it again changes nothing).
+        for (name, run), outcome in zip(steps, outcomes, strict=True):
             if isinstance(outcome, ActivityError):
                 await self.step(name, run, must_finish=True)
             elif isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _tell_dunnings(self, paid: list[tuple[Receipt, CashMatch]], balances: dict[str, Money]) -> None:
-        """A payment event to `dunning-<invoice>` for each invoice paid: PAID when settled,
-        BALANCE_CHANGED with what remains otherwise. The event id is the receipt's, so a
-        repeat changes nothing; an invoice nobody is dunning has no workflow, which is fine."""
+    @staticmethod
+    def _dunning_events(paid: list[tuple[Receipt, CashMatch]], balances: dict[str, Money]) -> list[DunningEvent]:
+        """A payment event for `dunning-<invoice>` of each invoice paid: PAID when settled,
+        BALANCE_CHANGED with what remains otherwise. The event id is the receipt's and the
+        invoice's, so a repeat changes nothing; an invoice nobody is dunning has no workflow,
+        which is fine (one activity a batch sends them, see CashActivities.tell_dunnings)."""
         events = []
         for r, m in paid:
             for a in m.applications:
                 remaining = balances.get(a.invoice_id)
                 settled = remaining is not None and remaining.is_zero
                 events.append(
-                    (
-                        dunning_workflow_id(a.invoice_id),
-                        PaymentEvent(
+                    DunningEvent(
+                        workflow_id=dunning_workflow_id(a.invoice_id),
+                        event=PaymentEvent(
                             event_id=f"{r.receipt_id}:{a.invoice_id}",
                             kind=PaymentEventKind.PAID if settled else PaymentEventKind.BALANCE_CHANGED,
                             occurred_at=datetime.combine(r.value_date, datetime.min.time()),
@@ -433,14 +439,7 @@ class CashApplicationWorkflow(ProcessWorkflow):
                         ),
                     )
                 )
-
-        async def signal(workflow_id: str, event: PaymentEvent) -> None:
-            try:
-                await workflow.get_external_workflow_handle(workflow_id).signal(PAYMENT_EVENT_SIGNAL, event)
-            except FailureError:
-                pass  # no dunning runs for the invoice
-
-        await asyncio.gather(*(signal(w, e) for w, e in events))
+        return events
 
     def _count(self, batch: MatchedBatch) -> None:
         p = self.progress

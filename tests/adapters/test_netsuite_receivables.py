@@ -83,6 +83,18 @@ async def test_the_invoice_entry_names_its_customer_and_is_a_receivable(netsuite
     assert await netsuite.receivable_document("in_unknown", subsidiary="1") is None
 
 
+async def test_the_receivables_of_many_invoices_in_one_lookup_answer_as_one_by_one(netsuite, monkeypatch):
+    import adapters.netsuite_receivables as receivables
+
+    monkeypatch.setattr(receivables, "RECEIVABLE_CHUNK", 2)  # three invoices: two IN lists
+    documents = {i: await book(netsuite, i, "10.00", "0.00") for i in ("in_m1", "in_m2", "in_m3")}
+    entry = await netsuite.get_journal_entry("amendment-in_m2-invoice")
+    await netsuite.post_journal_entry(entry.reversal("amendment-in_m2-invoice-reversal", DAY))
+    found = await netsuite.receivable_documents(["in_m3", "in_m1", "in_m2", "in_m1", "in_none"], subsidiary="1")
+    assert found == documents
+    assert await netsuite.receivable_documents(["in_m1"], subsidiary="2") == {}
+
+
 async def test_a_payment_applied_to_two_invoices_posted_twice_is_one_payment(netsuite, sandbox):
     first = await book(netsuite, "in_a", "100.00", "0.00")
     second = await book(netsuite, "in_b", "50.00", "0.00")
