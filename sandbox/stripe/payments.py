@@ -30,13 +30,16 @@ TEST_PAYMENT_METHODS: dict[str, tuple[str, str, tuple[str, str, str] | None]] = 
 }
 
 
-def card_fingerprint(token: str) -> str:
-    """Stripe's card.fingerprint: the same for one card number wherever it is attached (here
-    the test card's token stands for the number)."""
-    return hashlib.sha256(f"sandbox-card:{token}".encode()).hexdigest()[:16]
+def card_fingerprint(token: str, customer_id: str) -> str:
+    """Stripe's card.fingerprint: the same for one card number wherever it is attached. Here
+    a test token attached to a customer stands for that customer's own card: in Stripe every
+    customer given `pm_card_visa` shares one fingerprint, which would make the card networks'
+    per-card retry limit count every test customer's retries together, across runs. The same
+    customer's cards from one token share a fingerprint, as one card number does."""
+    return hashlib.sha256(f"sandbox-card:{token}:{customer_id}".encode()).hexdigest()[:16]
 
 
-def _new_payment_method(token: str) -> dict[str, Any]:
+def _new_payment_method(token: str, customer_id: str) -> dict[str, Any]:
     brand, last4, _ = TEST_PAYMENT_METHODS[token]
     return {
         "id": new_id("pm"),
@@ -49,7 +52,7 @@ def _new_payment_method(token: str) -> dict[str, Any]:
             "exp_year": date.today().year + 3,
             "funding": "credit",
             "country": "US",
-            "fingerprint": card_fingerprint(token),
+            "fingerprint": card_fingerprint(token, customer_id),
         },
         "billing_details": {"address": None, "email": None, "name": None, "phone": None},
         "customer": None,
@@ -66,7 +69,7 @@ def attach(tx: Tx, pm_id: str, customer_id: str, *, param: str = "payment_method
     test token such as `pm_card_visa`) to a customer. Emits `payment_method.attached`."""
     pm: dict[str, Any] | None
     if pm_id in TEST_PAYMENT_METHODS:
-        pm = _new_payment_method(pm_id)
+        pm = _new_payment_method(pm_id, customer_id)
     else:
         pm = tx.get(SYSTEM, "payment_method", pm_id)
         if pm is None:
