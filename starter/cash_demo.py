@@ -27,7 +27,7 @@ from adapters.storage.cash import SqlCashStore
 from adapters.stripe import StripeBilling
 from adapters.stripe_webhooks import parse_event, to_dispute_event
 from canonical.cash.models import OpenItem, Receipt
-from canonical.credits import CreditReason, CreditRequest
+from canonical.credits import CreditReason, CreditRequest, DisputeEvent
 from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import Account, ApproverRole, InvoiceLine
 from canonical.money import Money
@@ -139,9 +139,23 @@ async def deliver_dispute_events(
             continue
         mapped = await to_dispute_event(parse_event(json.dumps(event).encode()), billing.invoice_of_charge)
         if mapped is not None:
-            await start_dispute(client, mapped, task_queue=task_queue)
+            await start_dispute(client, await with_customer(mapped, billing), task_queue=task_queue)
         delivered.add(event["id"])
     return dispute_workflow_id(dispute_id)
+
+
+async def with_customer(event: DisputeEvent, billing: BillingPort) -> DisputeEvent:
+    """A Stripe dispute names no customer and its event's charge is not expanded, so the mapped
+    dispute has none (adapters/stripe_webhooks.py to_dispute_event resolves only the invoice):
+    the customer is the disputed invoice's, without which the workflow reads no account and
+    the evidence task goes to nobody's account."""
+    d = event.dispute
+    if d.customer or not d.invoice_id:
+        return event
+    invoice = await billing.get_invoice(d.invoice_id)
+    if invoice is None:
+        return event
+    return event.model_copy(update={"dispute": d.model_copy(update={"customer": invoice.account_id})})
 
 
 # -- the stories -----------------------------------------------------------------------------

@@ -16,11 +16,14 @@ import httpx
 import pytest
 
 from adapters.netsuite import NetSuiteErp
+from canonical.credit import RefundRequest
 from canonical.credits import CreditReason, CreditRequest, CreditSettlement
+from canonical.journal import ChartOfAccounts
 from canonical.models import ApproverRole
 from canonical.money import Money
 from starter import client as o2c
-from starter.credits import start_credit
+from starter.cash_demo import charge_of
+from starter.credits import start_credit, start_refund
 from workflows.credit import CreditResult
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
@@ -214,3 +217,35 @@ async def test_a_credit_the_erp_refuses_is_undone_in_billing_and_the_erp(
 async def test_a_credit_the_erp_refuses_has_its_tax_return_voided(dev_server, worker, billing, customer, control):
     _, _, workflow_id, _ = await refused_credit(dev_server, worker, billing, customer, control)
     assert tax_return(control, f"{workflow_id}-return")["status"] != "Committed"
+
+
+async def test_a_refund_an_operator_decides_is_paid_back_and_booked(
+    dev_server, worker, billing, settings, customer, control
+):
+    invoice = await invoiced(dev_server, worker, billing, customer, paid=True)
+    request = RefundRequest(
+        refund_id=f"IT-{uuid.uuid4().hex[:8]}",
+        charge_id=charge_of(control, invoice.id),
+        amount=Money.of("20.00", "USD"),
+        reason="requested_by_customer",
+        explanation="goodwill after a support ticket",
+        requested_by="olga.ops",
+        customer=customer.account_id,
+        invoice_id=invoice.id,
+    )
+    handle = await start_refund(dev_server.client, request, task_queue=worker)
+    await o2c.wait_for_status(dev_server.client, handle.id, Status.AWAITING_APPROVAL, timeout=60)
+    await o2c.decide(
+        dev_server.client, handle.id, approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"
+    )
+    result = await asyncio.wait_for(handle.result(), timeout=90)
+    assert result.status == Status.COMPLETED, result.message
+    assert result.refund is not None and result.refund.amount == request.amount
+    [refund] = [r for r in control.records("stripe", "refund") if r["id"] == result.refund.refund_id]
+    assert (refund["charge"], refund["amount"], refund["status"]) == (request.charge_id, 2000, "succeeded")
+    entry = await journal_entry(settings, f"{handle.id}-entry")
+    chart = ChartOfAccounts()
+    assert {(x.account, x.debit, x.credit) for x in entry.lines} == {
+        (chart.customer_credit, request.amount, None),
+        (chart.cash, None, request.amount),
+    }
