@@ -38,7 +38,7 @@ from starter import client as o2c
 from starter.cash import apply_receipt, import_statement
 from starter.credits import start_credit, start_dispute
 from starter.demo import Demo, StoryResult
-from workflows.cash import InvoiceAmount
+from workflows.cash import CashResult, InvoiceAmount
 from workflows.dispute import DisputeResult, dispute_workflow_id
 from workflows.kit.status import Status
 
@@ -242,15 +242,17 @@ class CashStories:
             operator="olga.ops",
             comment="paid by the customer's new subsidiary; remittance advice by email",
         )
-        done = await o2c.wait_for_status(self.client, workflow_id, Status.COMPLETED, timeout=180)
+        result = await asyncio.wait_for(
+            self.client.get_workflow_handle(workflow_id, result_type=CashResult).result(), timeout=180
+        )
         check = await self._check(receipts, payer.id, [exact_id, first_id, second_id, later_id], [partial_id])
-        rules = ", ".join(f"{n} {rule.replace('_', ' ')}" for rule, n in sorted(done["by_rule"].items()))
+        rules = ", ".join(f"{n} {rule.replace('_', ' ')}" for rule, n in sorted(result.by_rule.items()))
         return StoryResult(
             story=title,
             workflow_id=workflow_id,
-            status=done["status"],
+            status=result.status.value,
             outcome=f"{check.payments} payments in NetSuite, {check.paid} invoices paid, {check.partly} partly",
-            message=f"{done.get('message') or done['status']} ({rules}; "
+            message=f"{result.message} ({rules}; "
             f"{len(receipts)} receipts of statement {statement.statement_id}; "
             f"the unknown payer's 75.00 applied by olga.ops to {later_id})",
             amount=f"received {statement.total}",
