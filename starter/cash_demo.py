@@ -164,7 +164,7 @@ async def with_customer(event: DisputeEvent, billing: BillingPort) -> DisputeEve
 @dataclass(frozen=True)
 class StatementCheck:
     payments: int  # NetSuite customer payments of the statement's receipts, in the customer's name
-    paid: int  # invoices billing reports paid
+    paid: int  # invoices paid out of band in billing
     partly: int  # invoices billing reports partly paid
 
 
@@ -251,13 +251,13 @@ class CashStories:
             story=title,
             workflow_id=workflow_id,
             status=result.status.value,
-            outcome=f"{check.payments} payments in NetSuite, {check.paid} invoices paid, {check.partly} partly",
+            outcome=f"{check.payments} payments in NetSuite, {check.paid} invoices paid out of band, {check.partly} partly",
             message=f"{result.message} ({rules}; "
             f"{len(receipts)} receipts of statement {statement.statement_id}; "
             f"the unknown payer's 75.00 applied by olga.ops to {later_id})",
             amount=f"received {statement.total}",
             ui=self.demo.ui(workflow_id),
-            expected="4 payments in NetSuite, 4 invoices paid, 1 partly",
+            expected="4 payments in NetSuite, 4 invoices paid out of band, 1 partly",
             process="cash",
         )
 
@@ -277,10 +277,11 @@ class CashStories:
                 still_open.append(await erp.open_amount(document) if document else None)
         finally:
             await erp.aclose()
-        invoices = [await self.billing.get_invoice(i) for i in paid]
+        # The Stripe stand-in's own record says how it was paid: out of band, as o2c marks it.
+        in_stripe = {i["id"]: i for i in self.control.records("stripe", "invoice") if i["id"] in paid}
         return StatementCheck(
             payments=sum(1 for p in payments if p is not None and p.customer == customer and p.applications),
-            paid=sum(1 for i in invoices if i is not None and i.status == "paid"),
+            paid=sum(1 for i in in_stripe.values() if i["status"] == "paid" and i.get("paid_out_of_band")),
             partly=sum(1 for amount in still_open if amount is not None and not amount.is_zero),
         )
 
