@@ -3,8 +3,8 @@
 Every field is read from the variable its alias names (README.md has the table). A value that
 does not parse fails at start with an error naming the variable. The business policies are
 built as the canonical models the processes take (`approval_policy`, `dunning_policies()`,
-`renewal_policy`, `legal_entities`, `reconciliation_policy`): the canonical default, with
-what the variables and policy files change.
+`renewal_policy`, `legal_entities`, `reconciliation_policy`, `credit_policy`,
+`dispute_policy`): the canonical default, with what the variables and policy files change.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from canonical.approval import ApprovalPolicy
+from canonical.approval import ApprovalPolicy, as_per_currency
+from canonical.credit import CreditPolicy
+from canonical.dispute import DisputePolicy
 from canonical.dunning import DunningPolicies
 from canonical.models import DEFAULT_ENTITIES, Approver, LegalEntity
 from canonical.policy_amounts import PerCurrency
@@ -108,6 +110,25 @@ def _json_file(value: Any) -> Any:
 
 # A policy file is read and validated at start, so a wrong one fails before any process runs.
 PolicyFile = BeforeValidator(_json_file)
+
+
+def _policy_document(model: type[BaseModel]) -> BeforeValidator:
+    """A policy file read as `model`: a key the model does not have is refused (a misspelt
+    threshold would otherwise leave the default in force without a word), and an amount per
+    currency may be the plain table of docs/policies.md ({"USD": 5000, "JPY": 750000})."""
+    tables = {name for name, field in model.model_fields.items() if "PerCurrency" in str(field.annotation)}
+
+    def read(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(set(value) - set(model.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(unknown)}; a {model.__name__} has {', '.join(model.model_fields)}"
+            )
+        return {key: as_per_currency(v) if key in tables else v for key, v in value.items()}
+
+    return BeforeValidator(read)
 
 
 class Settings(BaseSettings):
@@ -208,6 +229,16 @@ class Settings(BaseSettings):
     )
     usage_spike_threshold: Decimal | None = Field(None, gt=0, validation_alias="O2C_USAGE_SPIKE_THRESHOLD")
 
+    # Credits and refunds (who approves them, per currency) and disputes (how a lost one is
+    # booked, whether it is written off, when the evidence is escalated).
+    # (Validators run last to first: the file is read, then read as the policy.)
+    credit_policy_in_file: Annotated[CreditPolicy | None, NoDecode, _policy_document(CreditPolicy), PolicyFile] = Field(
+        None, validation_alias="O2C_CREDIT_POLICY_FILE"
+    )
+    dispute_policy_in_file: Annotated[DisputePolicy | None, NoDecode, _policy_document(DisputePolicy), PolicyFile] = (
+        Field(None, validation_alias="O2C_DISPUTE_POLICY_FILE")
+    )
+
     @classmethod
     def from_env(cls) -> Settings:
         try:
@@ -277,6 +308,15 @@ class Settings(BaseSettings):
         tolerance = None if minor is None else Tolerance(amount_minor=minor, tax_minor=minor, revenue_minor=minor)
         updates = _set(tolerance=tolerance, heal_limits=self.recon_heal_limit)
         return ReconciliationPolicy.model_validate({**policy.model_dump(), **updates}) if updates else policy
+
+    @property
+    def credit_policy(self) -> CreditPolicy:
+        """The thresholds of credits, service credits and refunds; canonical's table unless a file says."""
+        return self.credit_policy_in_file or CreditPolicy()
+
+    @property
+    def dispute_policy(self) -> DisputePolicy:
+        return self.dispute_policy_in_file or DisputePolicy()
 
     @property
     def usage_policy(self) -> UsagePolicy:

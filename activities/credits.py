@@ -78,8 +78,13 @@ class TaxReturnActivities:
         # The document code is the idempotency key: AvaTax returns the same document for it.
         return await self.returns.return_invoice(request)
 
+    @activity.defn(name="tax.void_return")
+    @classified
+    async def void_return(self, code: str) -> TaxDocument | None:
+        return await self.returns.void_return(code=code)
+
     def all(self) -> list[Callable[..., Any]]:
-        return [self.return_invoice]
+        return [self.return_invoice, self.void_return]
 
 
 class ReceivablesActivities:

@@ -330,6 +330,12 @@ class TaxReturnsPort(Protocol):
         original's tax date (AvaTax TaxDate override). The same code returns the same document."""
         ...
 
+    async def void_return(self, *, code: str) -> TaxDocument | None:
+        """The undo of return_invoice: void the ReturnInvoice with this code (AvaTax voids by
+        code and document type, so TaxPort.void, which names a SalesInvoice, would not find
+        it). A voided one is returned as it is; None when there is no such return."""
+        ...
+
 
 class ErpPort(Protocol):
     async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:

@@ -5,7 +5,9 @@
     start_dispute(client, event)                 dispute-<dispute id>: the ingress's entry for
                                                  every charge.dispute.* event (signal-with-start)
 
-A refused request raises InvalidRequest with every problem and starts nothing.
+A refused request raises InvalidRequest with every problem and starts nothing. Without a
+`policy` argument each takes its policy from the settings (O2C_CREDIT_POLICY_FILE,
+O2C_DISPUTE_POLICY_FILE; docs/policies.md).
 """
 
 from __future__ import annotations
@@ -73,9 +75,9 @@ async def start_credit(
     task_queue: str = "o2c",
 ) -> WorkflowHandle[CreditWorkflow, CreditResult]:
     """Validate, then start `credit-<credit_id>`; the same credit again lands on the same workflow."""
-    policy = policy or CreditPolicy()
-    invoice = await validate_credit_request(request, billing, policy)
     settings = Settings.from_env()
+    policy = policy or settings.credit_policy
+    invoice = await validate_credit_request(request, billing, policy)
     return await _start_once(
         client,
         CreditWorkflow.run,
@@ -97,11 +99,11 @@ async def start_refund(
     client: Client, request: RefundRequest, *, policy: CreditPolicy | None = None, task_queue: str = "o2c"
 ) -> WorkflowHandle[RefundWorkflow, RefundResult]:
     """Validate, then start `refund-<refund_id>`."""
-    policy = policy or CreditPolicy()
+    settings = Settings.from_env()
+    policy = policy or settings.credit_policy
     problems = refund_problems(request, policy)
     if problems:
         raise InvalidRequest(problems)
-    settings = Settings.from_env()
     return await _start_once(
         client,
         RefundWorkflow.run,
@@ -132,7 +134,7 @@ async def start_dispute(
             DisputeWorkflow.run,
             DisputeInput(
                 dispute=event.dispute,
-                policy=policy or DisputePolicy(),
+                policy=policy or settings.dispute_policy,
                 approvals=settings.approval_policy,
                 legal_entities=settings.legal_entities,
             ),

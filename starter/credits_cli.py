@@ -49,12 +49,12 @@ def credit(
         raise Refused("o2c credit needs --file REQUEST.json (or `o2c credit show CREDIT_ID`)")
     if not as_.strip():
         raise Refused("o2c credit needs --as NAME: who asks for the credit")
-    from canonical.credit import CreditPolicy
     from starter.cli import _read_request, _start
     from starter.credits import credit_request_problems, start_credit
+    from starter.session import settings
 
     request = _read_request(file, CreditRequest, "credit request").model_copy(update={"requested_by": as_.strip()})
-    policy = CreditPolicy()
+    policy = settings().credit_policy
     return _run(
         _start(
             "credit request",

@@ -193,6 +193,15 @@ class FakeTaxReturns:
             self.requests[request.code] = request
         return self.tax.documents[request.code]
 
+    async def void_return(self, *, code: str) -> TaxDocument | None:
+        """As AvaTax voids by code and document type: only a ReturnInvoice is found here."""
+        self.ledger.record("tax.void_return")
+        document = self.tax.documents.get(code)
+        if document is None or document.type != "ReturnInvoice":
+            return None
+        self.tax.documents[code] = document.model_copy(update={"status": "Cancelled"})
+        return self.tax.documents[code]
+
 
 class FakeReceivables:
     """NetSuite's receivables: a memo applied to an invoice's receivable lowers its open amount."""

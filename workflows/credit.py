@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.erp import ErpActivities
     from activities.inputs import ContractSchedules, FindReceivable, IssueCreditNote, ReplaceSchedules, VoidCreditNote
     from activities.schedules import ScheduleActivities
-    from activities.tax import TaxActivities
     from canonical.approval import ApprovalPolicy
     from canonical.credit import (
         CreditAmounts,
@@ -349,7 +348,8 @@ class CreditWorkflow(BookingWorkflow):
             lines=lines,
         )
         self.set_stage(f"recording the tax return against {invoice.id}")
-        self.saga.add("tax return", lambda: self.undo(TaxActivities.void, request.code))
+        # The return is voided as a ReturnInvoice: AvaTax finds a document by code and type.
+        self.saga.add("tax return", lambda: self.undo(TaxReturnActivities.void_return, request.code))
         self.tax_document = await self.step(
             "tax return", lambda: self.forward(TaxReturnActivities.return_invoice, request), skippable=False
         )

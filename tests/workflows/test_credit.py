@@ -171,6 +171,8 @@ async def test_netsuite_refusing_the_memo_voids_the_credit_note_and_the_return(e
     [note] = credits.payments.credit_notes.values()
     assert note.status == "void"
     assert systems.tax.documents[result.tax_return].status == "Cancelled"
+    # The return is voided as a ReturnInvoice, not through the sales documents' void.
+    assert systems.ledger.count("tax.void_return") == 1 and systems.ledger.count("tax.void") == 0
     assert systems.billing.invoices["in_credit"].amount_remaining == usd("440.00")
     assert not systems.erp.entries and not credits.receivables.memos
 
