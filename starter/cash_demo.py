@@ -199,7 +199,8 @@ class CashStories:
             exact(exact_id, "100.00", payer=payer.name),
             partial(partial_id, "200.00", payer=payer.name),
             combined([first_id, second_id], "210.00", payer=payer.name),
-            unknown_payer("75.00", payer="Nobody Known Ltd", remittance="THANK YOU"),
+            # Named per run: once an operator applies it, o2c knows the payer as this run's customer.
+            unknown_payer("75.00", payer=f"Northwind Holdings {self.run_id}", remittance="THANK YOU"),
         ]
         data = await statement_of(
             self.settings,

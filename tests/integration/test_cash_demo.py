@@ -22,6 +22,16 @@ async def test_the_statement_story_applies_every_receipt(stories):
     assert result.process == "cash" and result.workflow_id.startswith("cash-")
 
 
+async def test_the_statement_story_runs_again_on_the_same_state(
+    dev_server, worker, webhooks, settings, control, billing
+):
+    """As `o2c demo` run twice on its state: the payer the first run's operator taught o2c is not
+    the second run's unknown payer."""
+    for _ in range(2):
+        result = await CashStories(Demo(dev_server.client, settings, control, billing)).statement_story()
+        assert result.outcome == result.expected, result
+
+
 async def test_the_service_credit_story_is_approved_and_booked(stories):
     result = await stories.service_credit_story()
     assert result.outcome == result.expected, result
