@@ -1,5 +1,5 @@
-"""`o2c demo`: every amendment, dunning, renewal, reconciliation and usage story end to end
-against the stack, then what happened and the revenue waterfall.
+"""`o2c demo`: every amendment, dunning, renewal, reconciliation, usage, cash, credit and
+dispute story end to end against the stack, then what happened and the revenue waterfall.
 
 Starts an embedded stack of its own, with its own state directory and database (.o2c/demo),
 so nothing it books shows up in the reconciliations and revenue of the user's `o2c dev`; it
@@ -61,7 +61,7 @@ class StoryResult:
     amount: str
     ui: str
     expected: str = ""  # the outcome the story is meant to reach
-    process: str = ""  # amendment, dunning, renewal, reconciliation, usage
+    process: str = ""  # amendment, dunning, renewal, reconciliation, usage, cash, credit, dispute
 
 
 def _month_bounds(today: date) -> tuple[date, date]:
@@ -78,7 +78,7 @@ class Demo:
         self.seeded_breaks: dict[str, list[str]] = {}
         self.on_story: Callable[[str], None] = lambda title: None
 
-    async def seed(self, name: str, *, postal_code: str = "94105") -> str:
+    async def seed(self, name: str, *, postal_code: str = "94105", payment_method: str = "") -> str:
         account = f"cus_demo_{self.run_id}_{name}"
         start, end = _month_bounds(self.today)
         self.control.seed(
@@ -86,6 +86,7 @@ class Demo:
                 "id": account,
                 "name": f"{name.title()} Inc",
                 "email": f"billing@{name}.example",
+                **({"payment_method": payment_method} if payment_method else {}),
                 "address": {
                     "line1": "1 Market St",
                     "city": "San Francisco",
@@ -479,6 +480,9 @@ class Demo:
         usage = UsageStories(self.client, self.settings, self.control, self.run_id, self.ui)
         usage.on_story = self.on_story
         results += await usage.run(usage_period(self.today))
+        from starter.cash_demo import CashStories  # it builds on this module's Demo and StoryResult
+
+        results += await CashStories(self).run()
         return results
 
 
