@@ -4,14 +4,13 @@ knows that an operator applies from the exception queue); a service credit from 
 success approved by finance and booked in billing, tax and the ERP; a card dispute lost and
 its chargeback booked.
 
-The helpers below (statement_of, open_invoices, deliver_dispute_events, charge_of) are also
+The helpers below (statement_of, open_invoices, charge_of) are also
 what the end-to-end tests use to drive the same systems.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -22,12 +21,10 @@ import httpx
 from temporalio.client import Client
 
 from adapters.netsuite import NetSuiteErp
-from adapters.ports import BillingPort
 from adapters.storage.cash import SqlCashStore
 from adapters.stripe import StripeBilling
-from adapters.stripe_webhooks import parse_event, to_dispute_event
 from canonical.cash.models import OpenItem, Receipt
-from canonical.credits import CreditReason, CreditRequest, DisputeEvent
+from canonical.credits import CreditReason, CreditRequest
 from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import Account, ApproverRole, InvoiceLine
 from canonical.money import Money
@@ -36,7 +33,7 @@ from sandbox.bank import combined, exact, partial, unknown_payer
 from settings import Settings
 from starter import client as o2c
 from starter.cash import apply_receipt, import_statement
-from starter.credits import start_credit, start_dispute
+from starter.credits import start_credit
 from starter.demo import Demo, StoryResult
 from workflows.cash import CashResult, InvoiceAmount
 from workflows.dispute import DisputeResult, dispute_workflow_id
@@ -117,45 +114,6 @@ def charge_of(control: SandboxControl, invoice_id: str) -> str:
         if charge.get("invoice") == invoice_id and charge.get("status") == "succeeded":
             return str(charge["id"])
     raise LookupError(f"no succeeded charge paid {invoice_id}")
-
-
-async def deliver_dispute_events(
-    client: Client,
-    control: SandboxControl,
-    billing: BillingPort,
-    dispute_id: str,
-    *,
-    task_queue: str,
-    delivered: set[str],
-) -> str:
-    """Hand the dispute's charge.dispute.* events that Stripe sent so far to o2c, mapped as the
-    webhook ingress maps them, through starter.credits.start_dispute (signal-with-start; an
-    event the workflow has seen is ignored). Stands in for the ingress until it routes
-    dispute events itself. Returns the dispute's workflow id."""
-    for event in control.records("stripe", "event"):
-        if event["id"] in delivered or not str(event.get("type", "")).startswith("charge.dispute."):
-            continue
-        if event["data"]["object"].get("id") != dispute_id:
-            continue
-        mapped = await to_dispute_event(parse_event(json.dumps(event).encode()), billing.invoice_of_charge)
-        if mapped is not None:
-            await start_dispute(client, await with_customer(mapped, billing), task_queue=task_queue)
-        delivered.add(event["id"])
-    return dispute_workflow_id(dispute_id)
-
-
-async def with_customer(event: DisputeEvent, billing: BillingPort) -> DisputeEvent:
-    """A Stripe dispute names no customer and its event's charge is not expanded, so the mapped
-    dispute has none (adapters/stripe_webhooks.py to_dispute_event resolves only the invoice):
-    the customer is the disputed invoice's, without which the workflow reads no account and
-    the evidence task goes to nobody's account."""
-    d = event.dispute
-    if d.customer or not d.invoice_id:
-        return event
-    invoice = await billing.get_invoice(d.invoice_id)
-    if invoice is None:
-        return event
-    return event.model_copy(update={"dispute": d.model_copy(update={"customer": invoice.account_id})})
 
 
 # -- the stories -----------------------------------------------------------------------------
@@ -349,25 +307,10 @@ class CashStories:
         paid = await self.billing.retry_payment(invoice_id, idempotency_key=f"demo-{self.run_id}-{name}-pay")
         charge = charge_of(self.control, invoice_id)
         dispute = self.control.open_dispute(charge, reason="fraudulent")
-        delivered: set[str] = set()
-        workflow_id = await deliver_dispute_events(
-            self.client,
-            self.control,
-            self.billing,
-            dispute["id"],
-            task_queue=self.settings.task_queue,
-            delivered=delivered,
-        )
+        # Stripe's charge.dispute.* webhooks reach the stack's ingress, which starts and signals it.
+        workflow_id = dispute_workflow_id(dispute["id"])
         await self.demo._until(workflow_id, lambda s: bool(s.get("funds_withdrawn")) and bool(s.get("evidence_task")))
         self.control.close_dispute(dispute["id"], "lost")
-        await deliver_dispute_events(
-            self.client,
-            self.control,
-            self.billing,
-            dispute["id"],
-            task_queue=self.settings.task_queue,
-            delivered=delivered,
-        )
         handle = self.client.get_workflow_handle(workflow_id, result_type=DisputeResult)
         result = await asyncio.wait_for(handle.result(), timeout=180)
         return StoryResult(

@@ -1,20 +1,23 @@
 """Card disputes end to end on the dev server, the real worker and adapters, and the sandbox:
 an amendment's invoice paid by card, the charge disputed through the sandbox's control plane
-(as a card network would), its charge.dispute.* events handed to `dispute-<id>`, the dispute
+(as a card network would), its signed charge.dispute.* webhooks delivered to o2c's ingress,
+which starts and signals `dispute-<id>`; the dispute
 won or lost. The ERP holds the withdrawal, and the reinstatement or the chargeback, balanced."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from decimal import Decimal
 
 import pytest
+from temporalio.service import RPCError
 
 from adapters.netsuite import NetSuiteErp
 from canonical.journal import ChartOfAccounts
 from starter import client as o2c
-from starter.cash_demo import charge_of, deliver_dispute_events
-from workflows.dispute import DisputeOutcome, DisputeResult
+from starter.cash_demo import charge_of
+from workflows.dispute import DisputeOutcome, DisputeResult, dispute_workflow_id
 from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.integration
 CHART = ChartOfAccounts()
 
 
-async def disputed(dev_server, worker, billing, control, customer, closed_as: str):
+async def disputed(dev_server, worker, webhooks, billing, control, customer, closed_as: str):
     amended = await o2c.start_amendment(
         dev_server.client, customer.amendment(quantity=12), billing=billing, task_queue=worker
     )
@@ -30,13 +33,11 @@ async def disputed(dev_server, worker, billing, control, customer, closed_as: st
     paid = await billing.retry_payment(invoice_id, idempotency_key=f"dispute-e2e-{invoice_id}")
     assert paid.amount_remaining.is_zero
     dispute = control.open_dispute(charge_of(control, invoice_id), reason="fraudulent")
-    delivered: set[str] = set()
-    workflow_id = await deliver_dispute_events(
-        dev_server.client, control, billing, dispute["id"], task_queue=worker, delivered=delivered
-    )
-    state = {}
+    workflow_id = dispute_workflow_id(dispute["id"])
+    state: dict = {}
     for _ in range(300):
-        state = await o2c.process_state(dev_server.client, workflow_id)
+        with contextlib.suppress(RPCError):  # the ingress may not have started it yet
+            state = await o2c.process_state(dev_server.client, workflow_id)
         if state.get("funds_withdrawn") and state.get("evidence_task"):
             break
         await asyncio.sleep(0.1)
@@ -44,9 +45,6 @@ async def disputed(dev_server, worker, billing, control, customer, closed_as: st
     assert state["invoice_id"] == invoice_id and state["account_id"] == customer.account_id
 
     control.close_dispute(dispute["id"], closed_as)
-    await deliver_dispute_events(
-        dev_server.client, control, billing, dispute["id"], task_queue=worker, delivered=delivered
-    )
     handle = dev_server.client.get_workflow_handle(workflow_id, result_type=DisputeResult)
     result = await asyncio.wait_for(handle.result(), timeout=120)
     done = await o2c.wait_for_status(dev_server.client, workflow_id, Status.COMPLETED, timeout=30)
@@ -76,8 +74,10 @@ def amounts(entry, side: str) -> dict[str, Decimal]:
     return out
 
 
-async def test_a_dispute_won_has_its_funds_reinstated(dev_server, worker, billing, settings, control, customer):
-    amount, result, _ = await disputed(dev_server, worker, billing, control, customer, "won")
+async def test_a_dispute_won_has_its_funds_reinstated(
+    dev_server, worker, webhooks, billing, settings, control, customer
+):
+    amount, result, _ = await disputed(dev_server, worker, webhooks, billing, control, customer, "won")
     assert result.outcome == DisputeOutcome.WON, result.message
     withdrawn_id, reinstated_id = result.entries
     assert withdrawn_id.endswith("-withdrawn") and reinstated_id.endswith("-reinstated")
@@ -88,8 +88,8 @@ async def test_a_dispute_won_has_its_funds_reinstated(dev_server, worker, billin
     assert amounts(reinstated, "credit") == {CHART.disputed_funds: amount.amount}
 
 
-async def test_a_dispute_lost_books_the_chargeback(dev_server, worker, billing, settings, control, customer):
-    amount, result, state = await disputed(dev_server, worker, billing, control, customer, "lost")
+async def test_a_dispute_lost_books_the_chargeback(dev_server, worker, webhooks, billing, settings, control, customer):
+    amount, result, state = await disputed(dev_server, worker, webhooks, billing, control, customer, "lost")
     assert result.outcome == DisputeOutcome.LOST, result.message
     assert [x.rsplit("-", 1)[-1] for x in result.entries] == ["withdrawn", "chargeback"]
     _, chargeback = await entries(settings, result.entries)
