@@ -22,6 +22,7 @@ from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import Account, InvoiceLine
 from canonical.money import Money
 from starter import client as o2c
+from tests.integration.ledger_checks import assert_ledger
 from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
@@ -169,6 +170,8 @@ async def test_a_statement_is_applied_and_the_unknown_receipt_waits_for_an_opera
 
         code, out, err = await cli("apply", unknown, "--invoice", later, "--as", "olga.ops")
         assert code == 2 and "does not wait" in err, (out, err)
+
+        await assert_ledger(settings, customers=[customer.account_id], entities=["US01"])
     finally:
         await erp.aclose()
         await store.aclose()
