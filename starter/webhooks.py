@@ -1,8 +1,10 @@
-"""The webhook ingress: Stripe-signed payment events become dunning workflows or signals,
-a usage invoice's draft (`invoice.created`) or failed finalisation
-(`invoice.finalization_failed`) a signal to its subscription period's usage release, and a
-card payment (`charge.succeeded`, `invoice.paid`: the same receipt, keyed by the charge) a
-receipt in o2c's cash store applied by `cash-<receipt id>`, when the app is given the store.
+"""The webhook ingress: Stripe-signed payment events become dunning workflows or signals, a
+dispute's events (`charge.dispute.*`, when the app is given billing to find the charge's
+invoice) its `dispute-<dispute id>` workflow, a usage invoice's draft (`invoice.created`) or
+failed finalisation (`invoice.finalization_failed`) a signal to its subscription period's
+usage release, and a card payment (`charge.succeeded`, `invoice.paid`: the same receipt, keyed
+by the charge) a receipt in o2c's cash store applied by `cash-<receipt id>`, when the app is
+given the store.
 `invoice.paid` still reaches the invoice's dunning as before.
 
 `POST /webhooks/stripe` reads the raw body (at most `max_body_bytes`), verifies the
@@ -46,23 +48,27 @@ from adapters.errors import AdapterError, TransientError
 from adapters.ports import BillingPort, CashStorePort
 from adapters.stripe_webhooks import (
     DEFAULT_TOLERANCE_SECONDS,
+    DISPUTE_TYPES,
     RECEIPT_TYPES,
     USAGE_INVOICE_TYPES,
     EventError,
     SignatureError,
     StripeEvent,
     parse_event,
+    to_dispute_event,
     to_payment_event,
     to_receipt,
     to_usage_invoice_event,
     verify_signature,
 )
 from canonical.cash.models import Receipt
+from canonical.credits import DisputeEvent
 from canonical.dunning import DunningPolicies
 from canonical.models import DEFAULT_ENTITIES, LegalEntity, PaymentEvent
 from settings import Settings
 from starter.cash import take_receipt
 from starter.client import deliver_payment_event, deliver_usage_event
+from starter.credits import start_dispute
 
 log = structlog.get_logger("o2c.webhooks")
 
@@ -148,10 +154,13 @@ def create_webhook_app(
         if event.type in USAGE_INVOICE_TYPES:
             return await usage_invoice(event, fields)
         receipt: Receipt | None = None
+        dispute_event: DisputeEvent | None = None
         try:
             if cash is not None and event.type in RECEIPT_TYPES:
                 receipt = to_receipt(event, entities)
             payment_event = await to_payment_event(event, lookup)
+            if lookup is not None and event.type in DISPUTE_TYPES:
+                dispute_event = await to_dispute_event(event, lookup)
         except EventError as bad:
             log.error("stripe_webhook", outcome="unmappable", reason=bad.reason, **fields)
             return _refused("invalid_event", bad.reason)
@@ -161,7 +170,7 @@ def create_webhook_app(
         except AdapterError as error:
             log.error("stripe_webhook", outcome="billing_error", reason=str(error), **fields)
             return _refused("billing_error", str(error), 502)
-        if payment_event is None and receipt is None:
+        if payment_event is None and receipt is None and dispute_event is None:
             log.info("stripe_webhook", outcome="ignored", **fields)
             return JSONResponse({"received": True, "workflows": []})
         if payment_event is not None:
@@ -172,10 +181,16 @@ def create_webhook_app(
             )
         if receipt is not None:
             fields.update(receipt_id=receipt.receipt_id)
-        return await deliver(payment(receipt, payment_event), fields)
+        if dispute_event is not None:
+            fields.update(dispute_id=dispute_event.dispute.dispute_id)
+        return await deliver(payment(receipt, payment_event, dispute_event), fields)
 
-    async def payment(receipt: Receipt | None, payment_event: PaymentEvent | None) -> list[str]:
-        """The receipt kept and applied first (a redelivery finds both again), then the dunning fed."""
+    async def payment(
+        receipt: Receipt | None, payment_event: PaymentEvent | None, dispute_event: DisputeEvent | None = None
+    ) -> list[str]:
+        """The receipt kept and applied first (a redelivery finds both again), then the dunning
+        fed; a dispute event goes to `dispute-<dispute id>` (signal-with-start: a redelivery
+        lands on the same workflow, which ignores event ids it has seen)."""
         workflows = []
         if receipt is not None and cash is not None:
             workflows.append(
@@ -185,6 +200,10 @@ def create_webhook_app(
             )
         if payment_event is not None:
             workflows += await deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies)
+        if dispute_event is not None:
+            started = await start_dispute(client, dispute_event, task_queue=task_queue)
+            if started is not None:
+                workflows.append(started)
         return workflows
 
     async def usage_invoice(event: StripeEvent, fields: dict[str, Any]) -> JSONResponse:

@@ -219,10 +219,11 @@ async def test_paid_and_dispute_events_feed_the_running_dunning(ingress, ingress
     invoice_id = new_invoice_id()
     workflow_id = f"dunning-{invoice_id}"
     ingress.billing.charges["ch_disputed"] = invoice_id
-    async with terminated_afterwards(client, workflow_id):
+    dispute_id = f"dp_{invoice_id}"
+    async with terminated_afterwards(client, workflow_id, f"dispute-{dispute_id}"):
         assert (await post(ingress, event("invoice.payment_failed", failed_invoice(invoice_id)))).status_code == 200
         dispute = {
-            "id": "dp_1",
+            "id": dispute_id,
             "object": "dispute",
             "amount": 120000,
             "currency": "usd",
@@ -230,7 +231,8 @@ async def test_paid_and_dispute_events_feed_the_running_dunning(ingress, ingress
             "status": "needs_response",
         }
         opened = await post(ingress, event("charge.dispute.created", dispute))
-        assert opened.json() == {"received": True, "workflows": [workflow_id]}
+        # The dunning hears of it, and the dispute has a workflow of its own.
+        assert opened.json() == {"received": True, "workflows": [workflow_id, f"dispute-{dispute_id}"]}
         paid = await post(ingress, event("invoice.paid", failed_invoice(invoice_id, amount_remaining=0)))
         assert paid.json() == {"received": True, "workflows": [workflow_id]}
         events = await history_events(client, workflow_id)
