@@ -20,7 +20,8 @@ cash o2c applied, the credits and the write-offs:
 Per legal entity and currency, the cash received and not applied is the same three times: the
 cash store's unapplied total, the exception queue's, and the ERP's (the unapplied-receipts
 suspense account's balance in the entity's subsidiary, plus what its customer payments leave
-unused).
+unused). As o2c's database may outlive the sandbox's ERP, a test takes the figures when it
+begins (unapplied_now) and the check compares what moved on each side.
 
 `ledger_failures` returns one line per broken invariant naming the customer or entity and both
 figures; `assert_ledger` fails a test with them. Called at the end of the integration tests
@@ -188,10 +189,53 @@ async def unapplied_in_erp(erp: NetSuiteErp, subsidiary: str) -> dict[str, Decim
     return out
 
 
+Unapplied = dict[tuple[str, str], tuple[Decimal, Decimal, Decimal]]
+
+
+async def _unapplied(
+    erp: NetSuiteErp, store: SqlCashStore, entities: Iterable[str], subsidiaries: dict[str, str]
+) -> Unapplied:
+    """(entity, currency) -> cash unapplied in o2c's store, in its exception queue, in the ERP."""
+    out: Unapplied = {}
+    totals = await store.unapplied_totals()
+    for entity in sorted(set(entities)):
+        queued: dict[str, Decimal] = defaultdict(Decimal)
+        for waiting in await store.queue(legal_entity=entity, limit=QUEUE_LIMIT):
+            queued[waiting.match.unapplied.currency] += waiting.match.unapplied.amount
+        stored = {currency: money.amount for (where, currency), money in totals.items() if where == entity}
+        erp_side = await unapplied_in_erp(erp, subsidiaries[entity])
+        for currency in set(queued) | set(stored) | set(erp_side):
+            out[(entity, currency)] = (
+                stored.get(currency, Decimal(0)),
+                queued.get(currency, Decimal(0)),
+                erp_side.get(currency, Decimal(0)),
+            )
+    return out
+
+
+async def unapplied_now(settings: Settings, entities: Iterable[str]) -> Unapplied:
+    """The entities' unapplied cash on each side now: taken when a test begins, so that its
+    checks compare what moved. o2c's database outlives the sandbox's ERP (the sandbox is
+    reset each session; a PostgreSQL database is kept across runs), so the totals themselves
+    may hold earlier runs' receipts."""
+    erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=30)
+    store = SqlCashStore(settings.database_url)
+    try:
+        return await _unapplied(erp, store, entities, {e.code: e.erp_subsidiary for e in settings.legal_entities})
+    finally:
+        await erp.aclose()
+        await store.aclose()
+
+
 async def ledger_failures(
-    settings: Settings, *, customers: Iterable[str] = (), entities: Iterable[str] = ()
+    settings: Settings,
+    *,
+    customers: Iterable[str] = (),
+    entities: Iterable[str] = (),
+    since: Unapplied | None = None,
 ) -> list[str]:
-    """Every broken invariant for the customers and legal entities named, in words."""
+    """Every broken invariant for the customers and legal entities named, in words; the
+    entities' unapplied cash as it moved since `since` (see unapplied_now) when given."""
     failures: list[str] = []
     erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=30)
     store = SqlCashStore(settings.database_url)
@@ -213,30 +257,24 @@ async def ledger_failures(
                         f"{customer} {ledger.currency}: the ERP's customer payments apply "
                         f"{ledger.cash_applied_erp}, o2c's cash store applied {ledger.cash_applied_o2c}"
                     )
-        totals = await store.unapplied_totals()
-        for entity in sorted(set(entities)):
-            queued: dict[str, Decimal] = defaultdict(Decimal)
-            for waiting in await store.queue(legal_entity=entity, limit=QUEUE_LIMIT):
-                queued[waiting.match.unapplied.currency] += waiting.match.unapplied.amount
-            stored = {currency: money.amount for (where, currency), money in totals.items() if where == entity}
-            erp_side = await unapplied_in_erp(erp, subsidiaries[entity])
-            for currency in sorted(set(queued) | set(stored) | set(erp_side)):
-                figures = (
-                    stored.get(currency, Decimal(0)),
-                    queued.get(currency, Decimal(0)),
-                    erp_side.get(currency, Decimal(0)),
+        now = await _unapplied(erp, store, entities, subsidiaries)
+        for (entity, currency), figures in sorted(now.items()):
+            before = (since or {}).get((entity, currency), (Decimal(0), Decimal(0), Decimal(0)))
+            moved = tuple(after - earlier for after, earlier in zip(figures, before, strict=True))
+            if len(set(moved)) > 1:
+                failures.append(
+                    f"{entity} {currency}: unapplied receipts {moved[0]} in o2c's cash store, "
+                    f"{moved[1]} in the exception queue, {moved[2]} in the ERP"
+                    + (" (since the test began)" if since is not None else "")
                 )
-                if len(set(figures)) > 1:
-                    failures.append(
-                        f"{entity} {currency}: unapplied receipts {figures[0]} in o2c's cash store, "
-                        f"{figures[1]} in the exception queue, {figures[2]} in the ERP"
-                    )
     finally:
         await erp.aclose()
         await store.aclose()
     return failures
 
 
-async def assert_ledger(settings: Settings, *, customers: Iterable[str] = (), entities: Iterable[str] = ()) -> None:
-    failures = await ledger_failures(settings, customers=customers, entities=entities)
+async def assert_ledger(
+    settings: Settings, *, customers: Iterable[str] = (), entities: Iterable[str] = (), since: Unapplied | None = None
+) -> None:
+    failures = await ledger_failures(settings, customers=customers, entities=entities, since=since)
     assert not failures, "ledger invariants broken:\n" + "\n".join(failures)

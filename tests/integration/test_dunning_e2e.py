@@ -16,7 +16,7 @@ from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import Account
 from canonical.money import Money
 from starter import client as o2c
-from tests.integration.ledger_checks import assert_ledger
+from tests.integration.ledger_checks import assert_ledger, unapplied_now
 from workflows.dunning import DunningOutcome, DunningResult, dunning_workflow_id
 from workflows.kit.status import Status
 
@@ -65,6 +65,7 @@ async def until(client, workflow_id: str, check, timeout: float = 60) -> dict:
 async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhooks, control, settings):
     from tests.integration.conftest import Customer
 
+    before = await unapplied_now(settings, ["US01"])
     customer = Customer(control, payment_method="pm_card_chargeDeclinedInsufficientFunds").seed()
     invoice = control.renewal_charge(customer.subscription_id)
     assert invoice["status"] == "open" and invoice["attempt_count"] == 1
@@ -145,4 +146,4 @@ async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhook
         await asyncio.sleep(0.2)
     [cash_application] = cash
     await o2c.wait_for_status(client, cash_application, Status.COMPLETED, timeout=60)
-    await assert_ledger(settings, customers=[customer.account_id], entities=["US01"])
+    await assert_ledger(settings, customers=[customer.account_id], entities=["US01"], since=before)
