@@ -9,8 +9,8 @@ from datetime import date
 
 import pytest
 
-from adapters.netsuite import NetSuiteErp
 from activities.cash import suspense_entry
+from adapters.netsuite import NetSuiteErp
 from canonical.cash.models import Receipt, ReceiptSource
 from canonical.journal import ChartOfAccounts, invoice_entry, write_off_entry
 from canonical.models import Account, LegalEntity
