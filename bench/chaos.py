@@ -1,13 +1,15 @@
-"""The chaos run at a larger size: many amendments, dunnings, renewals and usage releases, and a
-reconciliation,
-at once on the real dev server, faults on every system's requests, the worker process killed
-with SIGKILL and restarted mid-run. Prints the figures: processes and how they ended, faults injected, kills,
-duplicates found, unbalanced entries, and the receivable booked against what was invoiced;
-the last line is the same figures as one JSON object. Never asserts (tests/integration/test_chaos.py
-runs a CI-sized one that does).
+"""The chaos run at a larger size: many amendments, dunnings, renewals and usage releases, a
+reconciliation, a bank statement applied, credits (some approved by finance) and disputes won
+and lost, at once on the real dev server, faults on every system's requests, the worker
+process killed with SIGKILL and restarted mid-run. Prints the figures: processes and how they
+ended, faults injected, kills, duplicates found, unbalanced entries, the receivable booked
+against what was invoiced, the receipts and what the ERP applied of them, and the ledger
+invariants broken; the last line is the same figures as one JSON object. Never asserts
+(tests/integration/test_chaos.py runs a CI-sized one that does).
 
     .venv/bin/python bench/chaos.py [--amendments 40] [--dunnings 15] [--renewals 15] [--usage 15]
                                     [--kills 4] [--reconciled-invoices 10000]
+                                    [--payers 30] [--credits 10] [--disputes 6]
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ async def main(args: argparse.Namespace) -> None:
                 usage=args.usage,
                 renewals=args.renewals,
                 reconciled_invoices=args.reconciled_invoices,
+                payers=args.payers,
+                credits=args.credits,
+                disputes=args.disputes,
                 kill_after=kills,
                 timeout=args.timeout,
             )
@@ -69,6 +74,7 @@ async def main(args: argparse.Namespace) -> None:
         ("duplicates", report.duplicates),
         ("unbalanced entries", report.unbalanced),
         ("wrong outcomes", report.wrong_outcomes),
+        ("ledger invariants broken", report.ledger_failures),
     ):
         print(f"{title}: {len(items)}" + "".join(f"\n  {x}" for x in items))
     print(f"worker log: {scratch}")
@@ -88,6 +94,14 @@ if __name__ == "__main__":
         default=10_000,
         help="invoices in the period a reconciliation reads through it all (0: none)",
     )
+    parser.add_argument(
+        "--payers",
+        type=int,
+        default=30,
+        help="customers paying their invoices (3 each) on one bank statement, with one receipt from nobody known",
+    )
+    parser.add_argument("--credits", type=int, default=10, help="credit workflows, every fifth approved by finance")
+    parser.add_argument("--disputes", type=int, default=6, help="card payments disputed, closed won and lost in turn")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the processes get to settle")
     parser.add_argument("--database-url", help="default: a scratch SQLite file")
     asyncio.run(main(parser.parse_args()))

@@ -84,6 +84,12 @@ class Money(BaseModel):
         if isinstance(data, dict) and "amount" in data and "currency" in data:
             amount = _to_decimal(data["amount"])
             q = quantum(str(data["currency"]))
+            try:
+                amount.quantize(q)
+            except InvalidOperation:
+                # More digits than the decimal context holds (1e27 and up in cents): without this,
+                # quantize raises InvalidOperation, which validation does not turn into an error.
+                raise ValueError(f"{data['amount']!r} is not an amount any {data['currency']} account holds") from None
             if amount != amount.quantize(q, rounding=ROUND_DOWN):
                 raise ValueError(
                     f"{amount} has more precision than {data['currency']} allows; "

@@ -25,19 +25,36 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from adapters.avatax import AvaTaxTax
 from adapters.errors import TransientError
+from adapters.netsuite import NetSuiteErp
+from adapters.storage.cash import SqlCashStore
 from adapters.stripe import StripeBilling
-from canonical.models import AmendedLine, AmendmentRequest, LegalEntity
+from canonical.approval import ApproverRole
+from canonical.cash.models import OpenItem
+from canonical.credit import CreditPolicy
+from canonical.credits import CreditReason, CreditRequest
+from canonical.journal import ChartOfAccounts, invoice_entry
+from canonical.models import TAX_PRODUCT, Account, Address, AmendedLine, AmendmentRequest, InvoiceLine, LegalEntity
+from canonical.money import Money
+from canonical.policy_amounts import per_currency
 from canonical.renewal import RenewalRequest, RenewedLine
 from canonical.usage.models import period_end, period_start
 from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
+from starter.cash import apply_receipt, entity_named, read_bank_file, start_cash_application
+from starter.credits import start_credit
 from starter.stack import webhook_ingress
 from starter.webhooks import STRIPE_PATH
+from tests.integration.ledger_checks import Unapplied, ledger_failures, unapplied_now
 from tests.integration.usage_kit import METER, PERIOD, MeteredCustomer, send
+from workflows.cash import CashApplicationInput, InvoiceAmount
+from workflows.credit import credit_workflow_id
+from workflows.dispute import dispute_workflow_id
 from workflows.dunning import dunning_workflow_id
 from workflows.kit.status import STATUS, Status
 
@@ -53,6 +70,25 @@ HOLD_SECONDS = 2.0
 CALENDAR = {"O2C_DUNNING_DAY_SECONDS": "1", "O2C_RENEWAL_DAY_SECONDS": "0.5"}
 PERIOD_START, PERIOD_END = date(2026, 11, 1), date(2026, 12, 1)
 RECONCILED = "2026-10"
+# Cash, credits and disputes book in the default entity, where the other integration tests'
+# cash is applied in full: its unapplied receipts must agree at the end.
+CASH_ENTITY, CASH_SUBSIDIARY = "US01", "1"
+INVOICES_PER_PAYER = 3
+# Receipts per batch of the statement's cash application. A batch's posting, its billing
+# follow-up and its CRM update are each one activity of a few calls per receipt (the
+# receivable's lookup, the payment, the invoice read and marked paid), retried whole: at one
+# failed request in nine, a batch of 5 receipts (about 30 calls) succeeds about once in thirty
+# tries, and 25 receipts in one batch never do within the run. One receipt a batch: about
+# three calls an activity, two tries in three succeed.
+CASH_BATCH = 1
+# A credit above 100.00 waits for a finance approver; below, it books on its own.
+CREDIT_POLICY = CreditPolicy(finance=per_currency(USD=100))
+CREDIT_AMOUNTS = ("150.00", "40.00", "60.00", "25.00", "80.00")
+APPROVER = "fiona.finance"
+OPERATOR = "olga.ops"
+CHAOS_ADDRESS = Address(line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US")
+# The processes whose entries carry their workflow id and book (or reverse) the receivable.
+BOOKING_KINDS = ("amendment", "renewal", "usage", "reconciliation", "dunning")
 
 
 def free_port() -> int:
@@ -116,11 +152,13 @@ class WorkerProcess:
 
 @dataclass
 class Process:
-    kind: str  # amendment, dunning, renewal, usage, reconciliation
+    kind: str  # amendment, dunning, renewal, usage, reconciliation, cash, credit, dispute
     workflow_id: str
     account_id: str
     expect: str  # what the process should come to: completed, or needs_attention
-    invoice_id: str = ""  # a dunning's invoice
+    invoice_id: str = ""  # a dunning's, a credit's or a dispute's invoice
+    dispute_id: str = ""
+    closes_as: str = ""  # a dispute: won or lost
 
 
 @dataclass
@@ -134,6 +172,10 @@ class ChaosReport:
     wrong_outcomes: list[str] = field(default_factory=list)
     ledger_expected: Decimal = Decimal(0)
     ledger_posted: Decimal = Decimal(0)
+    ledger_failures: list[str] = field(default_factory=list)  # the ledger invariants broken
+    ledger_customers: int = 0  # customers the invariants were checked for
+    receipts: int = 0  # bank and card receipts o2c applied
+    cash_applied: Decimal = Decimal(0)  # what the ERP's customer payments of them apply
     seconds: float = 0.0
 
     @property
@@ -142,6 +184,7 @@ class ChaosReport:
             not self.duplicates
             and not self.unbalanced
             and not self.wrong_outcomes
+            and not self.ledger_failures
             and self.ledger_expected == self.ledger_posted
         )
 
@@ -155,7 +198,8 @@ class ChaosReport:
             f"{self.kills} worker kills; "
             f"{len(self.duplicates)} duplicates; {len(self.unbalanced)} unbalanced entries; "
             f"{len(self.wrong_outcomes)} wrong outcomes; receivable booked {self.ledger_posted} "
-            f"against {self.ledger_expected} invoiced"
+            f"against {self.ledger_expected} invoiced; {self.receipts} receipts applying {self.cash_applied}; "
+            f"ledger invariants of {self.ledger_customers} customers: {len(self.ledger_failures)} broken"
         )
 
     def summary(self) -> dict[str, Any]:
@@ -172,6 +216,10 @@ class ChaosReport:
             "wrong_outcomes": len(self.wrong_outcomes),
             "receivable_booked": str(self.ledger_posted),
             "receivable_invoiced": str(self.ledger_expected),
+            "receipts": self.receipts,
+            "cash_applied": str(self.cash_applied),
+            "ledger_customers": self.ledger_customers,
+            "ledger_failures": len(self.ledger_failures),
         }
 
 
@@ -184,8 +232,22 @@ class Chaos:
         self.worker = WorkerProcess(temporal_address, settings, self.task_queue, logs / f"chaos-worker-{self.key}.log")
         self.billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=10)
         self.processes: list[Process] = []
+        self.erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=10)
+        self.tax = AvaTaxTax(
+            settings.avatax_base_url,
+            settings.avatax_account_id,
+            settings.avatax_license_key,
+            settings.avatax_company_code,
+            timeout=10,
+        )
+        self.store = SqlCashStore(settings.database_url)
         self.usage_sent: dict[str, MeteredCustomer] = {}  # usage workflow id -> whose usage
         self.last_seen: dict[str, str] = {}  # what the server last said of each process
+        self.payers: list[str] = []  # the customers of the cash, credits and disputes
+        self.receipts: dict[str, Decimal] = {}  # receipt id -> what it pays (the ERP must apply it once)
+        self.unknown_receipt = ""  # the statement's receipt from nobody known, applied by an operator
+        self.held_back: tuple[str, Decimal] = ("", Decimal(0))  # the invoice it pays, and how much
+        self.unapplied_before: Unapplied = {}  # the cash entity's unapplied cash as the run began
 
     # -- the world --------------------------------------------------------------------------------
 
@@ -325,6 +387,264 @@ class Chaos:
         self.usage_sent[handle.id] = who
         self.processes.append(Process("usage", handle.id, who.customer, "completed"))
 
+    # -- cash, credits, disputes -------------------------------------------------------------------
+
+    async def _booked_invoice(self, account_id: str, tag: str, amount: Decimal, *, taxed: bool = False) -> str:
+        """An open services invoice in billing, booked in NetSuite in the customer's name and
+        known to o2c's cash store, as the processes that invoice leave it. `taxed`: with the
+        sales tax AvaTax computes, committed under the invoice's id, as a credit returns it."""
+        money = Money.of(amount, "USD")
+        lines = [InvoiceLine(product="services", description="Implementation services", amount=money)]
+        tax = Money.zero("USD")
+        if taxed:
+            quoted = await upstream(
+                lambda: self.tax.quote(
+                    code=f"chaos-{self.key}-{tag}-quote",
+                    customer_code=account_id,
+                    document_date=PERIOD_START,
+                    currency="USD",
+                    address=CHAOS_ADDRESS,
+                    lines=lines,
+                )
+            )
+            tax = quoted.total_tax
+        billed = lines + ([InvoiceLine(product=TAX_PRODUCT, description="Sales tax", amount=tax)] if taxed else [])
+        invoice = await upstream(
+            lambda: self.billing.create_proration_invoice(
+                account_id=account_id,
+                subscription_id="",
+                currency="USD",
+                lines=billed,
+                description="Implementation services",
+                metadata={},
+                idempotency_key=f"chaos-{self.key}-{tag}",
+            )
+        )
+        if taxed:
+            await upstream(
+                lambda: self.tax.commit(
+                    code=invoice.id,
+                    customer_code=account_id,
+                    document_date=PERIOD_START,
+                    currency="USD",
+                    address=CHAOS_ADDRESS,
+                    lines=lines,
+                )
+            )
+        entry = invoice_entry(
+            external_id=f"chaos-{self.key}-{tag}-invoice",
+            subsidiary=CASH_SUBSIDIARY,
+            posting_date=PERIOD_START,
+            memo=f"Invoice {invoice.id}",
+            revenue=money,
+            tax=tax,
+            chart=ChartOfAccounts(),
+            invoice_id=invoice.id,
+            customer=account_id,
+        )
+        await upstream(lambda: self.erp.post_journal_entry(entry))
+        await self.store.upsert_open_items(
+            [
+                OpenItem(
+                    invoice_id=invoice.id,
+                    number=invoice.number,
+                    customer=account_id,
+                    legal_entity=CASH_ENTITY,
+                    total=money + tax,
+                    balance=money + tax,
+                )
+            ]
+        )
+        return invoice.id
+
+    async def _payer(self, name: str) -> str:
+        key = self._customer(name)
+        account = Account(id=f"cus_{key}", name=f"Chaos {key}")
+        await upstream(lambda: self.erp.upsert_customer(account, subsidiary=CASH_SUBSIDIARY))
+        self.payers.append(account.id)
+        return account.id
+
+    async def book_for_cash(self, payers: int) -> list[dict[str, Any]]:
+        """Invoices for `payers` customers and the statement entries that pay them: most in
+        full, every fourth in part, each naming its invoice; and one from nobody known that pays
+        a held-back invoice, for an operator to apply."""
+        entries: list[dict[str, Any]] = []
+        for p in range(payers):
+            account_id = await self._payer(f"p{p}")
+            for i in range(INVOICES_PER_PAYER):
+                n = p * INVOICES_PER_PAYER + i
+                amount = Decimal(100 + 7 * n) + Decimal(n % 10) / 100
+                invoice_id = await self._booked_invoice(account_id, f"p{p}i{i}", amount)
+                paid = (amount * 3 / 5).quantize(Decimal("0.01")) if n % 4 == 3 else amount
+                entries.append(
+                    {
+                        "amount": str(paid),
+                        "payer_name": f"Chaos Payer {self.key} {p}",
+                        "remittance": invoice_id,
+                        "bank_reference": f"B{self.key}-{n}",
+                    }
+                )
+        if payers:
+            amount = Decimal("321.09")
+            held = await self._booked_invoice(await self._payer("held"), "held", amount)
+            self.held_back = (held, amount)
+            entries.append({"amount": str(amount), "payer_name": "Nobody Known", "bank_reference": f"B{self.key}-x"})
+        return entries
+
+    async def start_cash(self, entries: list[dict[str, Any]]) -> None:
+        """The sandbox bank's camt.053 file of the entries, validated and kept in o2c's store, and
+        one cash application started for it."""
+        account = f"US-CHAOS-{self.key}"
+        response = await asyncio.to_thread(
+            lambda: httpx.post(
+                f"{self.control.bank_url}/statements",
+                json={
+                    "format": "camt.053.001.02",
+                    "date": "2026-11-30",
+                    "account": account,
+                    "currency": "USD",
+                    "opening_balance": "0.00",
+                    "statement_id": f"S{self.key}",
+                    "entries": entries,
+                },
+                timeout=30,
+            )
+        )
+        assert response.status_code == 201, response.text
+        # As import_statement does it (the file validated, kept, its cash application started),
+        # with batches of one receipt: see CASH_BATCH.
+        entity = entity_named(CASH_ENTITY, self.settings.legal_entities)
+        [(statement, receipts)] = read_bank_file(response.content, legal_entity=entity, name="the chaos statement")
+        await self.store.record_statement(statement, receipts)
+        handle = await upstream(
+            lambda: start_cash_application(
+                self.client,
+                CashApplicationInput(
+                    statement_id=statement.statement_id,
+                    legal_entity=CASH_ENTITY,
+                    legal_entities=self.settings.legal_entities,
+                    batch_size=CASH_BATCH,
+                ),
+                task_queue=self.task_queue,
+            )
+        )
+        for entry in entries:
+            receipt_id = f"camt053:{account}:{entry['bank_reference']}"
+            self.receipts[receipt_id] = Decimal(entry["amount"])
+            if entry["payer_name"] == "Nobody Known":
+                self.unknown_receipt = receipt_id
+        self.processes.append(Process("cash", handle.id, "", "completed"))
+
+    async def start_credit(self, n: int) -> None:
+        """A credit on an open invoice; the first is above the policy's finance threshold and
+        waits for an approver."""
+        account_id = await self._payer(f"c{n}")
+        invoice_id = await self._booked_invoice(account_id, f"c{n}", Decimal("300.00"), taxed=True)
+        request = CreditRequest(
+            credit_id=f"CHAOS-{self.key}-c{n}",
+            invoice_id=invoice_id,
+            reason=CreditReason.ORDER_CHANGE,
+            explanation="chaos: seats returned",
+            requested_by="sam.sales",
+            amount=Money.of(CREDIT_AMOUNTS[n % len(CREDIT_AMOUNTS)], "USD"),
+        )
+        handle = await upstream(
+            lambda: start_credit(
+                self.client, request, billing=self.billing, policy=CREDIT_POLICY, task_queue=self.task_queue
+            )
+        )
+        assert handle.id == credit_workflow_id(request.credit_id)
+        self.processes.append(Process("credit", handle.id, account_id, "completed", invoice_id=invoice_id))
+
+    async def start_dispute(self, n: int) -> None:
+        """An invoice paid by card (its receipt applied by a cash application of its own), then
+        the cardholder disputes the charge; the dispute closes won or lost in turn."""
+        account_id = await self._payer(f"x{n}")
+        invoice_id = await self._booked_invoice(account_id, f"x{n}", Decimal("200.00"))
+        attempt = await upstream(
+            lambda: self.billing.retry_payment(invoice_id, idempotency_key=f"chaos-{self.key}-x{n}-pay")
+        )
+        assert attempt.amount_remaining.is_zero, attempt
+        [charge] = [
+            c
+            for c in self.control.records("stripe", "charge")
+            if c.get("invoice") == invoice_id and c.get("status") == "succeeded"
+        ]
+        self.receipts[f"stripe:platform:{charge['id']}"] = attempt.amount_paid.amount
+        dispute = self.control.open_dispute(charge["id"], reason="fraudulent")
+        self.processes.append(
+            Process(
+                "dispute",
+                dispute_workflow_id(dispute["id"]),
+                account_id,
+                "completed",
+                invoice_id=invoice_id,
+                dispute_id=dispute["id"],
+                closes_as="won" if n % 2 == 0 else "lost",
+            )
+        )
+
+    async def _card_cash_applications(self, deadline: float) -> None:
+        """The cash applications the disputed charges started at the ingress, found by customer."""
+        for process in [p for p in self.processes if p.kind == "dispute"]:
+            query = f'O2cProcess = "cash" AND O2cCustomer = "{process.account_id}"'
+            found: list[str] = []
+            while not found and asyncio.get_running_loop().time() < deadline:
+                try:
+                    found = [w.id async for w in self.client.list_workflows(query)]
+                except Exception:
+                    found = []
+                if not found:
+                    await asyncio.sleep(0.5)
+            self.processes += [Process("cash", wid, process.account_id, "completed") for wid in found]
+
+    async def _people_act(self, deadline: float) -> None:
+        """What people do meanwhile: the operator applies the receipt from nobody known to the
+        held-back invoice, the approver approves the credit above the threshold, and the card
+        network closes each dispute once o2c holds it."""
+        todo = [p for p in self.processes if p.kind in ("cash", "credit", "dispute")]
+        while todo and asyncio.get_running_loop().time() < deadline:
+            for process in list(todo):
+                state = await self._state(process.workflow_id)
+                if state is None:
+                    continue
+                try:
+                    if process.kind == "cash":
+                        waiting = [w["receipt_id"] for w in state.get("waiting") or []]
+                        if self.unknown_receipt not in waiting:
+                            if state.get("status") == Status.COMPLETED.value or not self.unknown_receipt:
+                                todo.remove(process)
+                            continue
+                        receipt = await self.store.receipt(self.unknown_receipt)
+                        assert receipt is not None
+                        held, amount = self.held_back
+                        await apply_receipt(
+                            self.client,
+                            receipt,
+                            [InvoiceAmount(invoice_id=held, amount=Money.of(amount, "USD"))],
+                            operator=OPERATOR,
+                        )
+                        todo.remove(process)
+                    elif process.kind == "credit":
+                        if state.get("status") == Status.AWAITING_APPROVAL.value:
+                            await o2c.decide(
+                                self.client,
+                                process.workflow_id,
+                                approver=APPROVER,
+                                role=ApproverRole.FINANCE,
+                                approved=True,
+                                comment="chaos",
+                            )
+                            todo.remove(process)
+                        elif state.get("status") in (Status.COMPLETED.value, Status.REJECTED.value):
+                            todo.remove(process)
+                    else:
+                        self.control.close_dispute(process.dispute_id, process.closes_as)
+                        todo.remove(process)
+                except Exception as error:  # the worker is down, or the update raced it: again
+                    self.last_seen[process.workflow_id] = repr(error)
+            await asyncio.sleep(0.5)
+
     # -- the run ----------------------------------------------------------------------------------
 
     def inject_faults(self) -> None:
@@ -343,16 +663,23 @@ class Chaos:
         kill_after: list[float],
         usage: int = 0,
         reconciled_invoices: int = 0,
+        payers: int = 0,
+        credits: int = 0,
+        disputes: int = 0,
         timeout: float = 600,
     ) -> ChaosReport:
         """Needs O2C_DUNNING_DAY_SECONDS and O2C_RENEWAL_DAY_SECONDS set (see CALENDAR) for the
-        ingress and the starters, which read them from the environment."""
+        ingress and the starters, which read them from the environment. `payers` customers pay
+        their invoices on one bank statement (INVOICES_PER_PAYER each, and one receipt from
+        nobody known); `credits` credit workflows; `disputes` card payments disputed."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.worker.start()
         try:
             async with webhook_ingress(self.client, self.settings) as webhooks:
                 ingress = webhooks.removesuffix(STRIPE_PATH)
+                self.unapplied_before = await unapplied_now(self.settings, [CASH_ENTITY])
+                statement = await self.book_for_cash(payers)  # the world as it stood: no faults yet
                 self.inject_faults()
                 await asyncio.gather(
                     *(self.start_amendment(n, fixable_problem=n == 0) for n in range(amendments)),
@@ -360,9 +687,15 @@ class Chaos:
                     *(self.start_dunning(n) for n in range(dunnings)),
                     *(self.start_usage(n, ingress) for n in range(usage)),
                     *([self.start_reconciliation(reconciled_invoices)] if reconciled_invoices else []),
+                    *([self.start_cash(statement)] if statement else []),
+                    *(self.start_credit(n) for n in range(credits)),
+                    *(self.start_dispute(n) for n in range(disputes)),
                 )
                 killer = asyncio.create_task(self._kill_and_restart(kill_after))
-                await self._customers_pay(loop.time() + timeout)
+                await self._card_cash_applications(loop.time() + 60)
+                await asyncio.gather(
+                    self._customers_pay(loop.time() + timeout), self._people_act(loop.time() + timeout)
+                )
                 await killer
                 await self._until_settled(loop.time() + timeout)
                 faults = self.control.faults()
@@ -370,7 +703,12 @@ class Chaos:
         finally:
             self.worker.stop()
             await self.billing.aclose()
-        report = await self.verify()
+        try:
+            report = await self.verify()
+        finally:
+            await self.erp.aclose()
+            await self.tax.aclose()
+            await self.store.aclose()
         for fault in faults:
             report.faults_injected[fault["kind"]] += fault["fired"]
         report.kills = self.worker.kills
@@ -506,12 +844,72 @@ class Chaos:
                 )
         for process in (p for p in self.processes if p.kind == "usage"):
             await self._verify_usage(process, report)
-        for entry in entries:  # net receivable: invoices booked less their reversals
+        self._verify_cash(report, every_entry)
+        customers = self.payers + [
+            p.account_id for p in self.processes if p.kind == "amendment" and p.expect == Status.COMPLETED.value
+        ]
+        report.ledger_customers = len(customers)
+        report.ledger_failures = await ledger_failures(
+            self.settings,
+            customers=customers,
+            entities=[CASH_ENTITY] if self.payers else [],
+            since=self.unapplied_before,
+        )
+        booking = [p.workflow_id for p in self.processes if p.kind in BOOKING_KINDS]
+        for entry in (e for e in entries if any(e["externalId"].startswith(w) for w in booking)):
+            # net receivable: invoices booked less their reversals
             for line in entry["line"]["items"]:
                 if line["account"]["id"] == "1200":
                     amount = Decimal(str(line.get("debit") or 0)) - Decimal(str(line.get("credit") or 0))
                     report.ledger_posted += amount
         return report
+
+    def _verify_cash(self, report: ChaosReport, every_entry: list[dict[str, Any]]) -> None:
+        """Each receipt posted once, as one customer payment applying all of it; each credit one
+        credit note in billing and one credit memo in the ERP; every entry in the ERP
+        balanced and kept once by its external id."""
+        payments = self.control.records("netsuite", "customerPayment")
+        by_external = Counter(p.get("externalId") for p in payments)
+        by_receipt = Counter(p.get("custbody_o2c_receipt") for p in payments if p.get("custbody_o2c_receipt"))
+        for receipt_id, amount in self.receipts.items():
+            external_id = f"cash-{receipt_id}"
+            posted = [p for p in payments if p.get("externalId") == external_id]
+            if by_external[external_id] != 1 or by_receipt[receipt_id] > 1:
+                report.duplicates.append(
+                    f"{receipt_id}: {by_external[external_id]} customer payments {external_id}, "
+                    f"{by_receipt[receipt_id]} naming the receipt"
+                )
+            applied = sum(
+                (Decimal(str(line["amount"])) for p in posted for line in (p.get("apply") or {}).get("items") or []),
+                Decimal(0),
+            )
+            report.cash_applied += applied
+            if posted and applied != amount:
+                report.wrong_outcomes.append(f"{receipt_id}: {amount} received, {applied} applied in the ERP")
+        report.receipts = len(self.receipts)
+
+        memos = Counter(m.get("externalId") for m in self.control.records("netsuite", "creditMemo"))
+        notes = Counter(
+            n.get("invoice") for n in self.control.records("stripe", "credit_note") if n.get("status") != "void"
+        )
+        for process in (p for p in self.processes if p.kind == "credit"):
+            if memos[f"{process.workflow_id}-memo"] != 1 or notes[process.invoice_id] != 1:
+                report.duplicates.append(
+                    f"{process.workflow_id}: {notes[process.invoice_id]} credit notes in billing, "
+                    f"{memos[f'{process.workflow_id}-memo']} credit memos in the ERP"
+                )
+        kept = Counter(e.get("externalId") for e in every_entry)
+        report.duplicates += [f"{n} journal entries {x}" for x, n in kept.items() if x and n > 1]
+        ours = [p.workflow_id for p in self.processes if p.kind in ("cash", "credit", "dispute")]
+        for entry in every_entry:
+            external_id = str(entry.get("externalId", ""))
+            if not (external_id.startswith("cash-") or any(external_id.startswith(w) for w in ours)):
+                continue
+            lines = entry["line"]["items"]
+            debits = sum(Decimal(str(x["debit"])) for x in lines if x.get("debit") is not None)
+            credits = sum(Decimal(str(x["credit"])) for x in lines if x.get("credit") is not None)
+            if debits != credits:
+                report.unbalanced.append(f"{external_id}: {debits} != {credits}")
 
     async def _verify_usage(self, process: Process, report: ChaosReport) -> None:
         """Billing's meter holds what o2c accepted, once; the period is invoiced once and its tax

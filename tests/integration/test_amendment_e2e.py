@@ -10,6 +10,7 @@ import pytest
 
 from canonical.amendment import InvalidAmendment
 from starter import client as o2c
+from tests.integration.ledger_checks import assert_ledger
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
@@ -61,7 +62,7 @@ async def run(dev_server, worker, billing, request):
     return handle, await asyncio.wait_for(handle.result(), timeout=120)
 
 
-async def test_happy_path_books_everything_once(dev_server, worker, billing, control, customer):
+async def test_happy_path_books_everything_once(dev_server, worker, billing, control, customer, settings):
     handle, result = await run(dev_server, worker, billing, customer.amendment(quantity=12))
 
     assert result.status == Status.COMPLETED, result.message
@@ -87,9 +88,10 @@ async def test_happy_path_books_everything_once(dev_server, worker, billing, con
     )
     assert again.id == handle.id and (await again.result()).status == Status.COMPLETED
     assert len(Books(control, customer, handle.id).invoices) == 1
+    await assert_ledger(settings, customers=[customer.account_id])
 
 
-async def test_faults_on_every_system_still_book_exactly_once(dev_server, worker, billing, control, customer):
+async def test_faults_on_every_system_still_book_exactly_once(dev_server, worker, billing, control, customer, settings):
     # Each write path fails three times in turn: 5xx, 429, then commit-then-timeout (the
     # write happens, the response is lost), before the retry with the same key converges.
     # A fault takes one request and the next fault the next one. Per system: 5xx, then 429,
@@ -126,9 +128,12 @@ async def test_faults_on_every_system_still_book_exactly_once(dev_server, worker
     assert len([t for t in books.tax_documents if t["status"] == "Committed"]) == 1
     assert len(books.journal_entries) == 1 and balanced(books.journal_entries[0])
     assert len(books.messages) == 1
+    await assert_ledger(settings, customers=[customer.account_id])
 
 
-async def test_a_rollback_leaves_billing_tax_and_erp_as_they_were(dev_server, worker, billing, control, customer):
+async def test_a_rollback_leaves_billing_tax_and_erp_as_they_were(
+    dev_server, worker, billing, control, customer, settings
+):
     # The entitlement service stays down past the step window; the operator aborts.
     control.fault("entitlements", "5xx", times=1000, method="PUT")
     request = customer.amendment(quantity=12)
@@ -156,6 +161,7 @@ async def test_a_rollback_leaves_billing_tax_and_erp_as_they_were(dev_server, wo
     assert debits == credits
     assert all(e["seats"] == 10 for e in books.entitlements)
     assert not books.messages
+    await assert_ledger(settings, customers=[customer.account_id])  # the reversal takes it all back
 
 
 async def test_closed_period_parks_until_reopened_then_retry_books(dev_server, worker, billing, control, customer):

@@ -22,6 +22,7 @@ from canonical.journal import ChartOfAccounts, invoice_entry
 from canonical.models import Account, InvoiceLine
 from canonical.money import Money
 from starter import client as o2c
+from tests.integration.ledger_checks import assert_ledger, unapplied_now
 from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
@@ -114,6 +115,7 @@ async def booked_invoice(billing, erp: NetSuiteErp, store: SqlCashStore, account
 async def test_a_statement_is_applied_and_the_unknown_receipt_waits_for_an_operator(
     cli, dev_server, settings, billing, customer, tmp_path
 ):
+    before = await unapplied_now(settings, ["US01"])
     erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=5)
     store = SqlCashStore(settings.database_url)
     try:
@@ -169,6 +171,8 @@ async def test_a_statement_is_applied_and_the_unknown_receipt_waits_for_an_opera
 
         code, out, err = await cli("apply", unknown, "--invoice", later, "--as", "olga.ops")
         assert code == 2 and "does not wait" in err, (out, err)
+
+        await assert_ledger(settings, customers=[customer.account_id], entities=["US01"], since=before)
     finally:
         await erp.aclose()
         await store.aclose()

@@ -12,6 +12,7 @@ import pytest
 from adapters.netsuite import NetSuiteErp
 from canonical.journal import ChartOfAccounts
 from starter import client as o2c
+from tests.integration.ledger_checks import assert_ledger, unapplied_now
 from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.integration
 async def test_a_card_payment_is_applied_in_the_erp_to_the_invoice_it_paid(
     dev_server, worker, webhooks, billing, settings, customer
 ):
+    before = await unapplied_now(settings, ["US01"])
     amended = await o2c.start_amendment(
         dev_server.client, customer.amendment(quantity=12), billing=billing, task_queue=worker
     )
@@ -49,3 +51,4 @@ async def test_a_card_payment_is_applied_in_the_erp_to_the_invoice_it_paid(
     assert payment is not None and payment.customer == customer.account_id
     assert payment.account == ChartOfAccounts().cash
     assert [(a.erp_document, a.amount) for a in payment.applications] == [(receivable, attempt.amount_paid)]
+    await assert_ledger(settings, customers=[customer.account_id], entities=["US01"], since=before)

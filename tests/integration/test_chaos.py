@@ -1,8 +1,10 @@
 """Proof under fire, at a size CI runs: amendments, dunnings, renewals, usage releases and a reconciliation of
-1,500 invoices at once, faults on every system, the worker killed twice with SIGKILL. Every
-process ends where it should (one waits visibly for an operator, by design), nothing is
-booked twice, every entry balances and the receivable equals what was invoiced.
-bench/chaos.py runs the same, larger."""
+1,500 invoices at once, with a bank statement of 25 receipts applied (one by an operator), three
+credits (one approved by finance) and two card payments disputed and closed won and lost; faults
+on every system, the worker killed twice with SIGKILL. Every process ends where it should (one
+waits visibly for an operator, by design), nothing is booked twice, each receipt is one customer
+payment applying all of it, every entry balances, the receivable equals what was invoiced and
+the ledger invariants hold. bench/chaos.py runs the same, larger."""
 
 from __future__ import annotations
 
@@ -18,7 +20,15 @@ async def test_processes_survive_faults_and_killed_workers(dev_server, sandbox, 
         monkeypatch.setenv(name, value)
     chaos = Chaos(dev_server.client, dev_server.client.service_client.config.target_host, sandbox, settings, tmp_path)
     report = await chaos.run(
-        amendments=6, dunnings=3, renewals=3, usage=3, reconciled_invoices=1500, kill_after=[2.0, 8.0]
+        amendments=6,
+        dunnings=3,
+        renewals=3,
+        usage=3,
+        reconciled_invoices=1500,
+        payers=8,
+        credits=3,
+        disputes=2,
+        kill_after=[2.0, 8.0],
     )
     print(report.figures())
     assert report.kills == 2 and set(report.faults_injected) == {"5xx", "429", "latency", "commit_then_timeout"}
@@ -30,6 +40,11 @@ async def test_processes_survive_faults_and_killed_workers(dev_server, sandbox, 
     assert report.outcomes["amendment needs_attention"] == 1 and report.outcomes["dunning completed"] == 3
     assert report.outcomes["reconciliation completed"] == 1
     assert report.outcomes["usage completed"] == 3
+    # 8 payers x 3 invoices and one receipt from nobody known; and the two disputed card payments.
+    assert report.outcomes["cash completed"] == 3 and report.receipts == 27
+    assert report.outcomes["credit completed"] == 3 and report.outcomes["dispute completed"] == 2
+    assert not report.ledger_failures, report.ledger_failures
+    assert report.ledger_customers == 5 + 8 + 1 + 3 + 2
     # The parked amendment's worker is gone with the run: leave no orphan in other tests' listings.
     for process in report.processes:
         if process.expect == "needs_attention":

@@ -5,14 +5,45 @@ brings a new card, and every system ends exactly right."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 
 import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from adapters.netsuite import NetSuiteErp
+from canonical.journal import ChartOfAccounts, invoice_entry
+from canonical.models import Account
+from canonical.money import Money
+from starter import client as o2c
+from tests.integration.ledger_checks import assert_ledger, unapplied_now
 from workflows.dunning import DunningOutcome, DunningResult, dunning_workflow_id
+from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
+
+
+async def book_in_erp(settings, account_id: str, invoice: dict) -> None:
+    """The recurring invoice booked in NetSuite in the customer's name, as o2c books invoices,
+    so that the payment that ends the dunning has a receivable to be applied to."""
+    erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=5)
+    try:
+        await erp.upsert_customer(Account(id=account_id, name=f"Customer {account_id}"), subsidiary="1")
+        await erp.post_journal_entry(
+            invoice_entry(
+                external_id=f"dunning-it-{invoice['id']}-invoice",
+                subsidiary="1",
+                posting_date=date(2026, 11, 1),
+                memo=f"Invoice {invoice['id']}",
+                revenue=Money.from_minor(invoice["total"], invoice["currency"].upper()),
+                tax=Money.zero(invoice["currency"].upper()),
+                chart=ChartOfAccounts(),
+                invoice_id=invoice["id"],
+                customer=account_id,
+            )
+        )
+    finally:
+        await erp.aclose()
 
 
 async def state_of(client, workflow_id: str) -> dict:
@@ -34,9 +65,11 @@ async def until(client, workflow_id: str, check, timeout: float = 60) -> dict:
 async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhooks, control, settings):
     from tests.integration.conftest import Customer
 
+    before = await unapplied_now(settings, ["US01"])
     customer = Customer(control, payment_method="pm_card_chargeDeclinedInsufficientFunds").seed()
     invoice = control.renewal_charge(customer.subscription_id)
     assert invoice["status"] == "open" and invoice["attempt_count"] == 1
+    await book_in_erp(settings, customer.account_id, invoice)
     workflow_id = dunning_workflow_id(invoice["id"])
     client = dev_server.client
 
@@ -104,3 +137,13 @@ async def test_failed_charge_to_cash_through_signed_webhooks(dev_server, webhook
         for e in control.records("entitlements", "restriction")
         if e.get("account_id") == customer.account_id and e.get("restricted")
     ]
+    # The card payment that ended the dunning is applied in the ERP to the invoice's receivable.
+    query = f'O2cProcess = "cash" AND O2cCustomer = "{customer.account_id}"'
+    for _ in range(100):
+        cash = [w.id async for w in client.list_workflows(query)]
+        if cash:
+            break
+        await asyncio.sleep(0.2)
+    [cash_application] = cash
+    await o2c.wait_for_status(client, cash_application, Status.COMPLETED, timeout=60)
+    await assert_ledger(settings, customers=[customer.account_id], entities=["US01"], since=before)
