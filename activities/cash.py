@@ -21,6 +21,7 @@ from pydantic import ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from activities.errors import BUG, FIXABLE, classified, idempotency_key, to_application_error
 from adapters.errors import AdapterError, BusinessError, TransientError
@@ -43,6 +44,11 @@ from canonical.receivables import AppliedDocument, CustomerPayment, CustomerRefu
 
 Matcher = Callable[[list[Receipt], OpenItemBook], list[CashMatch]]
 HEARTBEAT_EVERY = 50
+# A batch makes hundreds of calls; retried whole on any one transient failure, a batch would
+# hardly ever finish while a system fails one call in a few hundred. So each call is first
+# retried on its own (its idempotency key makes that safe), and only one that keeps failing
+# sends the batch back to Temporal's retries.
+CALL_ATTEMPTS = 4
 
 
 def payment_external_id(receipt_id: str) -> str:
@@ -176,15 +182,23 @@ def _fixable(message: str, system: str) -> ApplicationError:
 
 async def bounded(concurrency: int, jobs: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
     """Run the jobs at most `concurrency` at once, heartbeating every `HEARTBEAT_EVERY` jobs
-    ended (a heartbeat a job costs more than a fast job); every job runs even when some fail
-    (their exceptions are returned in their place)."""
+    ended (a heartbeat a job costs more than a fast job), each retried on its own while it
+    fails transiently (see CALL_ATTEMPTS); every job runs even when some fail (their
+    exceptions are returned in their place)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     done = [0]
 
     async def one(job: Callable[[], Awaitable[Any]]) -> Any:
         async with gate:
             try:
-                return await job()
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(TransientError),
+                    stop=stop_after_attempt(CALL_ATTEMPTS),
+                    wait=wait_random_exponential(multiplier=0.2, max=3),
+                    reraise=True,
+                ):
+                    with attempt:
+                        return await job()
             finally:
                 done[0] += 1
                 if done[0] % HEARTBEAT_EVERY == 0:
