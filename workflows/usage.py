@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         MeteredQuantities,
         RemoveInvoiceLine,
         ReportUsage,
+        UpsertErpCustomer,
         UsageHistory,
         UsagePeriod,
         VoidInvoice,
@@ -799,6 +800,8 @@ class UsageReleaseWorkflow(BookingWorkflow):
             contract_id=r.contract_id or r.subscription_id,
             customer=r.customer,
         )
+        if self.per_currency:
+            await self._erp_customer(entity.erp_subsidiary)
         for entry in entries:
             await self._post(entry, invoice_date)
 
@@ -944,6 +947,20 @@ class UsageReleaseWorkflow(BookingWorkflow):
             BillingActivities.void_invoice,
             VoidInvoice(invoice_id=invoice.id, step="usage-void", billing_account=entity.billing_account),
         )
+
+    async def _erp_customer(self, subsidiary: str) -> None:
+        """The entries' receivable names the customer, so the ERP must know the customer first
+        (an upsert by external id: repeating it changes nothing). Since o2c-cash."""
+        r = self.input
+        assert r is not None
+        account = await self.step(
+            "read customer", lambda: self.forward(BillingActivities.get_account, r.customer), skippable=False
+        )
+        if account is None:
+            self.note(f"billing does not know {r.customer}: the ERP customer is not updated")
+            return
+        upsert = UpsertErpCustomer(account=account, subsidiary=subsidiary)
+        await self.step("ERP customer", lambda: self.forward(ErpActivities.upsert_customer, upsert), skippable=False)
 
     async def _post(self, entry: JournalEntry, reversal_date: date) -> None:
         name = f"journal entry {entry.external_id.rsplit('-', 1)[-1]}"

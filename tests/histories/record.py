@@ -902,6 +902,8 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "renewal_cancelled": renewal_cancelled,
     "reconciliation_cancelled": reconciliation_cancelled,
     "usage_released": usage_released,
+    # The same release on the cash release (o2c-cash): the customer upserted in the ERP first.
+    "usage_released_cash_release": usage_released,
     "usage_held_approved": usage_held_approved,
     "usage_adjusted": usage_adjusted,
     "usage_remeasured": usage_remeasured,
