@@ -46,13 +46,13 @@ from canonical.usage.models import period_end, period_start
 from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
-from starter.cash import apply_receipt, entity_named, read_bank_file, start_cash_application
+from starter.cash import apply_receipt, import_statement
 from starter.credits import start_credit
 from starter.stack import webhook_ingress
 from starter.webhooks import STRIPE_PATH
 from tests.integration.ledger_checks import Unapplied, ledger_failures, unapplied_now
 from tests.integration.usage_kit import METER, PERIOD, MeteredCustomer, send
-from workflows.cash import CashApplicationInput, InvoiceAmount
+from workflows.cash import InvoiceAmount
 from workflows.credit import credit_workflow_id
 from workflows.dispute import dispute_workflow_id
 from workflows.dunning import dunning_workflow_id
@@ -74,11 +74,6 @@ RECONCILED = "2026-10"
 # cash is applied in full: its unapplied receipts must agree at the end.
 CASH_ENTITY, CASH_SUBSIDIARY = "US01", "1"
 INVOICES_PER_PAYER = 3
-# Receipts per batch of the statement's cash application: the whole statement in batches of
-# 10, under faults on one request in nine. Each call of a batch is retried on its own before
-# the batch is (activities/cash.py CALL_ATTEMPTS); retried whole, such a batch hardly ever
-# finished.
-CASH_BATCH = 10
 # A credit above 100.00 waits for a finance approver; below, it books on its own.
 CREDIT_POLICY = CreditPolicy(finance=per_currency(USD=100))
 CREDIT_AMOUNTS = ("150.00", "40.00", "60.00", "25.00", "80.00")
@@ -509,29 +504,25 @@ class Chaos:
             )
         )
         assert response.status_code == 201, response.text
-        # As import_statement does it (the file validated, kept, its cash application started),
-        # in small batches: see CASH_BATCH.
-        entity = entity_named(CASH_ENTITY, self.settings.legal_entities)
-        [(statement, receipts)] = read_bank_file(response.content, legal_entity=entity, name="the chaos statement")
-        await self.store.record_statement(statement, receipts)
-        handle = await upstream(
-            lambda: start_cash_application(
+        # As `o2c cash import` does it: the file validated, kept, its cash application started.
+        imported = await upstream(
+            lambda: import_statement(
                 self.client,
-                CashApplicationInput(
-                    statement_id=statement.statement_id,
-                    legal_entity=CASH_ENTITY,
-                    legal_entities=self.settings.legal_entities,
-                    batch_size=CASH_BATCH,
-                ),
+                response.content,
+                legal_entity=CASH_ENTITY,
+                store=self.store,
+                legal_entities=self.settings.legal_entities,
                 task_queue=self.task_queue,
+                name="the chaos statement",
             )
         )
+        [statement] = imported.statements
         for entry in entries:
             receipt_id = f"camt053:{account}:{entry['bank_reference']}"
             self.receipts[receipt_id] = Decimal(entry["amount"])
             if entry["payer_name"] == "Nobody Known":
                 self.unknown_receipt = receipt_id
-        self.processes.append(Process("cash", handle.id, "", "completed"))
+        self.processes.append(Process("cash", statement.workflow_id, "", "completed"))
 
     async def start_credit(self, n: int) -> None:
         """A credit on an open invoice; the first is above the policy's finance threshold and
