@@ -517,14 +517,21 @@ class CashApplicationWorkflow(ProcessWorkflow):
             raise ValueError("say who you are (--as NAME)")
         return waiting
 
-    @workflow.update
-    async def apply_receipt(self, decision: ApplyReceipt) -> RecordedCashDecision:
+    async def _decide(
+        self,
+        decision: ApplyReceipt | RefundReceipt,
+        carry_out: Callable[[WaitingReceipt], Awaitable[RecordedCashDecision]],
+    ) -> RecordedCashDecision:
+        """One decision at a time; what the store or the ERP refuses reaches the operator."""
         async with self._deciding:
             try:
-                waiting = self._check_waiting(decision.receipt_id, decision.operator)
-                return await self._apply(waiting, decision)
+                return await carry_out(self._check_waiting(decision.receipt_id, decision.operator))
             except ValueError as refused:
                 raise ApplicationError(str(refused), type=REFUSED, non_retryable=True) from refused
+
+    @workflow.update
+    async def apply_receipt(self, decision: ApplyReceipt) -> RecordedCashDecision:
+        return await self._decide(decision, lambda waiting: self._apply(waiting, decision))
 
     @apply_receipt.validator
     def _validate_apply(self, decision: ApplyReceipt) -> None:
@@ -546,12 +553,7 @@ class CashApplicationWorkflow(ProcessWorkflow):
 
     @workflow.update
     async def refund_receipt(self, decision: RefundReceipt) -> RecordedCashDecision:
-        async with self._deciding:
-            try:
-                waiting = self._check_waiting(decision.receipt_id, decision.operator)
-                return await self._refund(waiting, decision)
-            except ValueError as refused:
-                raise ApplicationError(str(refused), type=REFUSED, non_retryable=True) from refused
+        return await self._decide(decision, lambda waiting: self._refund(waiting, decision))
 
     @refund_receipt.validator
     def _validate_refund(self, decision: RefundReceipt) -> None:
