@@ -17,8 +17,9 @@ the same direction is assumed (unverified): the applying document is always `nex
 Customer references: `{"id": internal id}` must name a customer; `{"externalId": ...}`
 names one by its external id. Sandbox leniency (unverified against a real account, which
 refuses a reference it cannot resolve): an external id no customer has yet makes a
-placeholder customer under it, because o2c books invoices for billing customers it has
-not necessarily upserted into the ERP first.
+placeholder customer under it. o2c upserts a customer before booking its invoice, but
+entries of processes started before it did, and tests that post entries directly, name
+customers the ERP has never seen.
 """
 
 from __future__ import annotations
