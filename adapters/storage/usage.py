@@ -559,6 +559,10 @@ class UsageLedger:
     def _replace_master_data(self, meters: list[Meter], customers: list[UsageCustomer]) -> SyncResult:
         now = _now()
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two syncs at once would each delete what the other has not committed yet and
+                # then both insert: one replacement at a time (readers are not held up).
+                conn.execute(sa.text("LOCK TABLE usage_meters, usage_customers IN SHARE ROW EXCLUSIVE MODE"))
             known = set(conn.execute(sa.select(usage_customers.c.customer)).scalars())
             conn.execute(usage_meters.delete())
             conn.execute(usage_customers.delete())

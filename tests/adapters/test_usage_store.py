@@ -3,6 +3,7 @@ counting per period, the quarantine, late events, retries, API keys, releases, t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -357,6 +358,19 @@ async def test_sync_reads_every_legal_entitys_billing_account(database_url):
         result = await sync(metering, UsagePolicy(), ledger, billing_accounts=["", "acct_uk01", ""])
         assert result.customers == 2
         assert set(ledger.master_data().customers) == {acme.customer, initech.customer}
+    finally:
+        await ledger.upsert_meters([API_CALLS, STORAGE])
+        await ledger.aclose()
+
+
+async def test_syncs_at_once_replace_the_master_data_one_after_the_other(database_url):
+    # Several usage setups syncing together (the chaos run does): each replacement deletes and
+    # inserts, and on PostgreSQL two at once both inserted what neither had deleted.
+    acme = customer()
+    ledger = UsageLedger(database_url)
+    try:
+        await asyncio.gather(*(ledger.replace_master_data([API_CALLS, STORAGE], [acme]) for _ in range(6)))
+        assert set(ledger.master_data().meters) == {API_CALLS.event_name, STORAGE.event_name}
     finally:
         await ledger.upsert_meters([API_CALLS, STORAGE])
         await ledger.aclose()
