@@ -52,6 +52,11 @@ DEFAULT_LEGAL_ENTITY = LegalEntity(code="US01", company_code="US01", functional_
 DEFAULT_ENTITIES = [DEFAULT_LEGAL_ENTITY]
 
 
+def unknown_entity(code: str, entities: list[LegalEntity]) -> str:
+    """Why a legal entity code is refused, naming the codes there are."""
+    return f"unknown legal entity {code!r} (known: {', '.join(e.code for e in entities)})"
+
+
 class Account(Model):
     id: str
     name: str

@@ -26,7 +26,7 @@ from adapters.errors import BusinessError, IntegrationBug
 from adapters.ports import BillingPort, CashStorePort
 from canonical.cash.models import BankStatement, OpenItem, QueuedReceipt, Receipt
 from canonical.journal import ChartOfAccounts
-from canonical.models import LegalEntity
+from canonical.models import LegalEntity, unknown_entity
 from canonical.money import Money
 from workflows.cash import (
     ApplyReceipt,
@@ -72,7 +72,7 @@ def entity_named(code: str, entities: list[LegalEntity]) -> LegalEntity:
     for entity in entities:
         if entity.code == code:
             return entity
-    raise StatementRefused([(0, f"unknown legal entity {code!r} (known: {', '.join(e.code for e in entities)})")])
+    raise StatementRefused([(0, unknown_entity(code, entities))])
 
 
 def read_bank_file(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from canonical.models import unknown_entity
 from starter.console import EXIT_DONE, Refused, emit_json, note, say, show, table
 from starter.session import run as _run
 from starter.session import settings
@@ -57,7 +58,7 @@ def _entity(code: str) -> str:
     if not code:
         return entities[0].code
     if code not in {e.code for e in entities}:
-        raise Refused(f"unknown legal entity {code!r} (known: {', '.join(e.code for e in entities)})")
+        raise Refused(unknown_entity(code, entities))
     return code
 
 

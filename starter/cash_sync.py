@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from adapters.ports import CashStorePort, PaymentsPort
 from canonical.cash.models import OpenItem
-from canonical.models import Invoice, LegalEntity
+from canonical.models import Invoice, LegalEntity, unknown_entity
 from canonical.money import Money
 
 PAGE_SIZE = 100
@@ -61,7 +61,7 @@ def entities_to_sync(entities: list[LegalEntity], code: str = "") -> list[LegalE
         return list(entities)
     chosen = [e for e in entities if e.code == code]
     if not chosen:
-        raise UnknownEntity(f"unknown legal entity {code!r} (known: {', '.join(e.code for e in entities)})")
+        raise UnknownEntity(unknown_entity(code, entities))
     return chosen
 
 

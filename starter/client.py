@@ -25,7 +25,14 @@ from adapters.temporal import connect_config
 from canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
 from canonical.approval import ApprovalPolicy
 from canonical.dunning import DunningPolicies
-from canonical.models import AmendmentRequest, ApproverRole, LegalEntity, PaymentEvent, PaymentEventKind
+from canonical.models import (
+    AmendmentRequest,
+    ApproverRole,
+    LegalEntity,
+    PaymentEvent,
+    PaymentEventKind,
+    unknown_entity,
+)
 from canonical.reconciliation import ReconciliationPolicy, period_bounds
 from canonical.renewal import RenewalChange, RenewalRequest, renewal_problems
 from canonical.usage.models import UsageDecision
@@ -228,9 +235,9 @@ def reconciliation_problems(
             problems.append(f"period {period} has not begun")
     except ValueError as error:
         problems.append(str(error))
-    known = [e.code for e in (entities if entities is not None else Settings.from_env().legal_entities)]
-    if legal_entity not in known:
-        problems.append(f"unknown legal entity {legal_entity!r} (known: {', '.join(known)})")
+    configured = entities if entities is not None else Settings.from_env().legal_entities
+    if legal_entity not in {e.code for e in configured}:
+        problems.append(unknown_entity(legal_entity, configured))
     entity = next((e for e in entities or [] if e.code == legal_entity), None)
     if entity is not None and policies is not None:
         problems += currency_problems(entity.functional_currency, *policies)

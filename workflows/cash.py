@@ -304,10 +304,6 @@ class CashApplicationWorkflow(ProcessWorkflow):
             + (f", {len(p.decisions)} decided by operators" if p.decisions else ""),
         )
 
-    @staticmethod
-    def entity_for(entities: list[LegalEntity], code: str) -> LegalEntity:
-        return next((e for e in entities if e.code == code), entities[0])
-
     async def _continue_as_new(self) -> None:
         i, p = self.input, self.progress
         assert i is not None

@@ -75,7 +75,6 @@ with workflow.unsafe.imports_passed_through():
     from canonical.money import Money
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
-    from workflows.kit.booking import BookingWorkflow
     from workflows.kit.process import RELEASE_CASH, ProcessEvent, ProcessWorkflow
     from workflows.kit.status import Status
 
@@ -521,7 +520,7 @@ class DunningWorkflow(ProcessWorkflow):
         """The ERP subsidiary of the legal entity that booked the customer."""
         assert self.input is not None
         code = self.account.legal_entity if self.account else ""
-        return BookingWorkflow.entity_for(self.input.legal_entities, code).erp_subsidiary
+        return self.entity_for(self.input.legal_entities, code).erp_subsidiary
 
     def _strategic(self) -> bool:
         """Runs since o2c-cash read the threshold in the ARR's currency (run() refused one the

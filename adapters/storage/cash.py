@@ -35,10 +35,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from adapters.errors import TransientError
-from adapters.storage.db import dialect_insert, engine_for, upgrade
+from adapters.storage.db import Retried, dialect_insert, engine_for, upgrade
 from adapters.storage.tables import (
     card_attempts,
     cash_applications,
@@ -103,14 +102,6 @@ class CustomerCash:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _transient(error: BaseException) -> bool:
-    if isinstance(error, _Raced):
-        return True
-    if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
-        return True
-    return isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
 
 
 def _chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -178,11 +169,8 @@ class SqlCashStore:
         self.engine = engine if engine is not None else engine_for(database_url, pool_size=8, max_overflow=4)
         self._postgres = self.engine.dialect.name == "postgresql"
         self._insert = dialect_insert(self.engine)
-        self._retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_random_exponential(multiplier=0.02, max=max_wait_seconds),
-            retry=retry_if_exception(_transient),
-            reraise=True,
+        self._retried = Retried(
+            attempts=attempts, max_wait_seconds=max_wait_seconds, unavailable=CashStoreUnavailable, also=(_Raced,)
         )
 
     async def aclose(self) -> None:
@@ -192,12 +180,7 @@ class SqlCashStore:
         return await asyncio.to_thread(self.run_sync, work, what)
 
     def run_sync(self, work: Callable[[], T], what: str) -> T:
-        try:
-            return self._retrying(work)
-        except Exception as error:
-            if _transient(error):
-                raise CashStoreUnavailable(f"{what}: the database did not answer ({type(error).__name__})") from error
-            raise
+        return self._retried(work, what)
 
     def _among(self, column: sa.ColumnElement[Any], values: Sequence[str]) -> sa.ColumnElement[bool]:
         """column IN values. On PostgreSQL one array parameter (= ANY), not one parameter a

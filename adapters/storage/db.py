@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -23,6 +25,49 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _upgrade_lock = threading.Lock()
+
+T = TypeVar("T")
+
+
+def transient(error: BaseException) -> bool:
+    """Worth trying again: the database is busy or the connection dropped, not a wrong statement."""
+    if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
+        return True
+    return isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
+
+
+class Retried:
+    """A store's unit of work run again, bounded and jittered, while the database fails it
+    transiently (or with one of the store's own `also` errors); past the attempts it raises
+    `unavailable(reason)`, with nothing of it written."""
+
+    def __init__(
+        self,
+        *,
+        attempts: int,
+        max_wait_seconds: float,
+        unavailable: Callable[[str], Exception],
+        also: tuple[type[BaseException], ...] = (),
+    ):
+        self._also = also
+        self._unavailable = unavailable
+        self._retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_random_exponential(multiplier=0.02, max=max_wait_seconds),
+            retry=retry_if_exception(self._worth_again),
+            reraise=True,
+        )
+
+    def _worth_again(self, error: BaseException) -> bool:
+        return isinstance(error, self._also) or transient(error)
+
+    def __call__(self, work: Callable[[], T], what: str) -> T:
+        try:
+            return self._retrying(work)
+        except Exception as error:
+            if self._worth_again(error):
+                raise self._unavailable(f"{what}: the database did not answer ({type(error).__name__})") from error
+            raise
 
 
 def normalize_url(url: str) -> str:

@@ -35,18 +35,17 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from adapters.errors import TransientError
 from adapters.ports import MeteringPort
-from adapters.storage.db import dialect_insert, engine_for, upgrade
+from adapters.storage.db import Retried, dialect_insert, engine_for, upgrade
 from adapters.storage.tables import (
     usage_api_keys,
     usage_closed_periods,
@@ -79,8 +78,6 @@ KEY_PREFIX = "o2c_usage_"
 # SQLite binds at most 32,766 parameters a statement; ten columns a row.
 SQLITE_ROWS_PER_INSERT = 500
 
-T = TypeVar("T")
-
 
 class UsageUnavailable(TransientError):
     """The database did not take the batch after the retries: nothing of it was written; send it again."""
@@ -106,13 +103,6 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
-
-
-def _transient(error: BaseException) -> bool:
-    """Worth trying again: the database is busy or the connection dropped, not a wrong statement."""
-    if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
-        return True
-    return isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
 
 
 def _period(moment: datetime) -> str:
@@ -322,23 +312,10 @@ class UsageLedger:
         self._keys_loaded = 0.0
         self._key_reload = asyncio.Lock()
         self._partitions: set[str] = set()
-        self._retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_random_exponential(multiplier=0.02, max=max_wait_seconds),
-            retry=retry_if_exception(_transient),
-            reraise=True,
-        )
+        self._retry = Retried(attempts=attempts, max_wait_seconds=max_wait_seconds, unavailable=UsageUnavailable)
 
     async def aclose(self) -> None:
         self.engine.dispose()
-
-    def _retry(self, work: Callable[[], T], what: str) -> T:
-        try:
-            return self._retrying(work)
-        except Exception as error:
-            if _transient(error):
-                raise UsageUnavailable(f"{what}: the database did not answer ({type(error).__name__})") from error
-            raise
 
     # -- ingest ---------------------------------------------------------------------------------
 

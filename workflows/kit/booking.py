@@ -207,7 +207,3 @@ class BookingWorkflow(ProcessWorkflow):
         self.set_stage("notifying the customer")
         message = SendNotification(step=step, notification=notice.model_copy(update={"recipient": account.email}))
         await self.step("customer notice", lambda: self.forward(NotificationActivities.send, message), must_finish=True)
-
-    @staticmethod
-    def entity_for(entities: list[LegalEntity], code: str) -> LegalEntity:
-        return next((e for e in entities if e.code == code), entities[0])

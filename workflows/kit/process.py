@@ -16,7 +16,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     from activities.inputs import SendNotification
     from activities.notifications import NotificationActivities
-    from canonical.models import Model, Notification
+    from canonical.models import LegalEntity, Model, Notification
     from workflows.kit.approval import ApprovalGate, DecisionInput
     from workflows.kit.attention import ExceptionQueue, OperatorAction, ResolveInput, explain, outcome_unknown
     from workflows.kit.saga import Saga
@@ -92,6 +92,11 @@ class ProcessWorkflow:
         self.release_2026_11 = True
 
     # -- what an operator sees ------------------------------------------------------
+
+    @staticmethod
+    def entity_for(entities: list[LegalEntity], code: str) -> LegalEntity:
+        """The legal entity a process books in (the first configured one when `code` names none)."""
+        return next((e for e in entities if e.code == code), entities[0])
 
     def headline(self) -> str:
         """One line naming the business object, e.g. 'Amendment A-7 for cus_1'."""
