@@ -23,7 +23,7 @@ from canonical.approval import ApprovalPolicy, as_per_currency
 from canonical.credit import CreditPolicy
 from canonical.dispute import DisputePolicy
 from canonical.dunning import DunningPolicies
-from canonical.models import DEFAULT_ENTITIES, Approver, LegalEntity
+from canonical.models import DEFAULT_ENTITIES, Approver, LegalEntity, entity_problems
 from canonical.policy_amounts import PerCurrency
 from canonical.reconciliation import ReconciliationPolicy, Tolerance
 from canonical.renewal import RenewalPolicy
@@ -37,6 +37,7 @@ SANDBOX_PATHS = {
     "stripe_base_url": "/stripe/v1",
     "avatax_base_url": "/avatax",
     "netsuite_base_url": "/netsuite/services/rest",
+    "sap_base_url": "/sap",
     "entitlements_base_url": "/entitlements/v1",
     "notifications_base_url": "/notifications/v1",
     "crm_base_url": "/salesforce/services/data/v60.0",
@@ -131,6 +132,14 @@ def _policy_document(model: type[BaseModel]) -> BeforeValidator:
     return BeforeValidator(read)
 
 
+def _routable(entities: list[LegalEntity] | None) -> list[LegalEntity] | None:
+    """Every entity's bookings are routed to its ledger: two entities on one ledger is refused."""
+    problems = entity_problems(entities or [])
+    if problems:
+        raise ValueError("; ".join(problems))
+    return entities
+
+
 class Settings(BaseSettings):
     # NoDecode below: those variables hold a path, or a list in o2c's own notation, not JSON.
     model_config = SettingsConfigDict(frozen=True, validate_by_name=True, env_ignore_empty=True)
@@ -169,6 +178,12 @@ class Settings(BaseSettings):
         default_factory=_on_the_sandbox("netsuite_base_url"), validation_alias="O2C_NETSUITE_BASE_URL"
     )
     netsuite_token: str = Field("sandbox-token", validation_alias="O2C_NETSUITE_TOKEN")
+    # SAP S/4HANA Cloud: the tenant's API host (…-api.s4hana.cloud.sap), the communication
+    # user of the SAP_COM_0002 arrangement, and the logical system o2c's documents come from.
+    sap_base_url: BaseUrl = Field(default_factory=_on_the_sandbox("sap_base_url"), validation_alias="O2C_SAP_BASE_URL")
+    sap_user: str = Field("O2C_COMM_USER", validation_alias="O2C_SAP_USER")
+    sap_password: str = Field("sandbox-password", validation_alias="O2C_SAP_PASSWORD")
+    sap_logical_system: str = Field("O2C", validation_alias="O2C_SAP_LOGICAL_SYSTEM")
     entitlements_base_url: BaseUrl = Field(
         default_factory=_on_the_sandbox("entitlements_base_url"), validation_alias="O2C_ENTITLEMENTS_BASE_URL"
     )
@@ -210,8 +225,8 @@ class Settings(BaseSettings):
     renewal_day_seconds: float | None = Field(None, gt=0, validation_alias="O2C_RENEWAL_DAY_SECONDS")
 
     # The legal entities o2c books for.
-    legal_entities_in_file: Annotated[list[LegalEntity] | None, NoDecode, PolicyFile] = Field(
-        None, validation_alias="O2C_LEGAL_ENTITIES_FILE"
+    legal_entities_in_file: Annotated[list[LegalEntity] | None, NoDecode, PolicyFile, AfterValidator(_routable)] = (
+        Field(None, validation_alias="O2C_LEGAL_ENTITIES_FILE")
     )
 
     # Reconciliation: the policy, every tolerance at once (minor units), the healing limit per

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -38,7 +39,9 @@ class LegalEntity(Model):
     company_code: str
     functional_currency: str
     tax_registration: str = ""
-    erp: str = "netsuite"
+    # The ERP that holds the entity's ledger, and the ledger's key there: a NetSuite
+    # subsidiary's internal id, or a SAP S/4HANA company code.
+    erp: Literal["netsuite", "sap"] = "netsuite"
     erp_subsidiary: str = "1"
     # The Stripe account the entity bills from (a Connect account id sent as the
     # `Stripe-Account` header); empty for the platform account itself.
@@ -50,6 +53,27 @@ class LegalEntity(Model):
 # company billing in USD on the platform's own Stripe account and NetSuite subsidiary 1.
 DEFAULT_LEGAL_ENTITY = LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")
 DEFAULT_ENTITIES = [DEFAULT_LEGAL_ENTITY]
+
+
+ERP_NAMES = {"netsuite": "NetSuite", "sap": "SAP S/4HANA"}
+
+
+def entity_problems(entities: list[LegalEntity]) -> list[str]:
+    """Why a list of legal entities cannot be booked: each entity's ledger is routed by its
+    ERP subsidiary (or company code), so no two entities may share one, nor a code."""
+    problems: list[str] = []
+    seen_codes: set[str] = set()
+    ledgers: dict[str, str] = {}
+    for entity in entities:
+        if entity.code in seen_codes:
+            problems.append(f"legal entity {entity.code!r} is listed twice")
+        seen_codes.add(entity.code)
+        other = ledgers.setdefault(entity.erp_subsidiary, entity.code)
+        if other != entity.code:
+            problems.append(
+                f"legal entities {other!r} and {entity.code!r} both book in ledger {entity.erp_subsidiary!r}"
+            )
+    return problems
 
 
 def unknown_entity(code: str, entities: list[LegalEntity]) -> str:
