@@ -44,6 +44,11 @@ RELEASE_USAGE = "o2c-usage"
 # hard declines, and write-offs by the write-off policy.
 RELEASE_CASH = "o2c-cash"
 
+# The release of the second ERP and the revenue ledger (issue 13). Behind it in released
+# workflows: every document of a booking dated with the billing invoice's date, and the
+# ASC 606 corrections to modifications.
+RELEASE_LEDGER = "o2c-ledger"
+
 # How a run of the saga ends when it does not complete.
 SagaExit = Literal["failure", "abort", "cancel"]
 
