@@ -27,8 +27,10 @@ from activities.registry import all_activities
 from adapters.avatax import AvaTaxTax
 from adapters.crm import SalesforceCrm
 from adapters.entitlements import HttpEntitlements
+from adapters.erp_routing import RoutedErp
 from adapters.netsuite import NetSuiteErp
 from adapters.notifications import HttpNotifications
+from adapters.ports import ErpPort, ReceivablesPort
 from adapters.storage.cash import SqlCashStore
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
@@ -37,6 +39,18 @@ from adapters.stripe import StripeBilling
 from adapters.temporal import connect, connect_config
 from settings import Settings
 from workflows.registry import ALL_WORKFLOWS
+
+
+def build_erp(settings: Settings) -> RoutedErp:
+    """Every ERP a legal entity books in, behind one port that routes each call by entity."""
+    entities = settings.legal_entities
+    timeout = settings.http_timeout_seconds
+    erps: dict[str, ErpPort] = {}
+    receivables: dict[str, ReceivablesPort] = {}
+    if any(e.erp == "netsuite" for e in entities):
+        netsuite = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout)
+        erps["netsuite"] = receivables["netsuite"] = netsuite
+    return RoutedErp(erps, entities, receivables=receivables)
 
 
 def build_ports(settings: Settings) -> dict[str, Any]:
@@ -54,7 +68,7 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         settings.avatax_company_code,
         timeout=timeout,
     )
-    erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout)
+    erp = build_erp(settings)
     return dict(
         billing=billing,
         # Stripe bills usage through its meters: the same adapter, in its metering role,
@@ -68,7 +82,7 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         schedules=SqlRevenueSchedules(settings.database_url),
         reconciliations=SqlReconciliationStore(settings.database_url),
         usage=SqlUsageStore(settings.database_url),
-        # Cash, credits and disputes: Stripe's payments, NetSuite's receivables, AvaTax's returns,
+        # Cash, credits and disputes: Stripe's payments, the ERPs' receivables, AvaTax's returns,
         # and o2c's cash store.
         payments=billing,
         receivables=erp,

@@ -56,6 +56,22 @@ DEFAULT_ENTITIES = [DEFAULT_LEGAL_ENTITY]
 
 
 ERP_NAMES = {"netsuite": "NetSuite", "sap": "SAP S/4HANA"}
+# The ERPs o2c posts customer payments, credit memos and refunds in. An entity on another
+# ERP gets its journal entries from o2c, and applies cash and credits in the ERP itself.
+RECEIVABLES_ERPS = frozenset({"netsuite"})
+# The ERPs o2c keeps a dunning's collection case in; elsewhere the dunning runs without one
+# and says so in its events.
+COLLECTION_CASE_ERPS = frozenset({"netsuite"})
+
+
+def receivables_refusal(entity: LegalEntity) -> str:
+    """Why o2c applies no cash and posts no credit for an entity; empty when it does."""
+    if entity.erp in RECEIVABLES_ERPS:
+        return ""
+    return (
+        f"legal entity {entity.code} books in {ERP_NAMES[entity.erp]}, where o2c posts no customer "
+        "payments, credit memos or refunds: apply cash and credits for it in the ERP itself"
+    )
 
 
 def entity_problems(entities: list[LegalEntity]) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import structlog
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
@@ -26,7 +27,7 @@ from adapters.errors import BusinessError, IntegrationBug
 from adapters.ports import BillingPort, CashStorePort
 from canonical.cash.models import BankStatement, OpenItem, QueuedReceipt, Receipt
 from canonical.journal import ChartOfAccounts
-from canonical.models import LegalEntity, unknown_entity
+from canonical.models import LegalEntity, receivables_refusal, unknown_entity
 from canonical.money import Money
 from workflows.cash import (
     ApplyReceipt,
@@ -118,6 +119,9 @@ async def import_statement(
     """Validate the file, keep its statements and receipts, and start `cash-<statement id>` for
     each. A statement imported before keeps its first import and its workflow."""
     entity = entity_named(legal_entity, legal_entities)
+    refusal = receivables_refusal(entity)
+    if refusal:
+        raise StatementRefused([(0, refusal)])
     read = read_bank_file(data, legal_entity=entity, name=name)
     imported = []
     for statement, receipts in read:
@@ -155,7 +159,14 @@ async def take_receipt(
 ) -> str:
     """A receipt that came alone (a Stripe payment): kept once, applied by `cash-<receipt id>`.
     With `billing`, an invoice the payment names that o2c's store does not know yet is read
-    from billing first, so the payment can be matched to it."""
+    from billing first, so the payment can be matched to it. A receipt of an entity whose ERP
+    o2c posts no payments in is kept and logged, and no workflow starts: "" is returned."""
+    entity = next((e for e in legal_entities if e.code == receipt.legal_entity), None)
+    refusal = receivables_refusal(entity) if entity else ""
+    if refusal:
+        await store.record_receipt(receipt)
+        structlog.get_logger("o2c.cash").warning("receipt kept, not applied", receipt=receipt.receipt_id, why=refusal)
+        return ""
     if billing is not None and receipt.invoice_hint:
         await learn_invoice(receipt, store=store, billing=billing)
     await store.record_receipt(receipt)

@@ -1,11 +1,13 @@
 """Front doors for credits, refunds and disputes: typed client functions.
 
     start_credit(client, request, billing=...)   credit-<credit_id>, validated before it starts
-    start_refund(client, request)                refund-<refund_id>, an operator's decision
+    start_refund(client, request, billing=...)   refund-<refund_id>, an operator's decision
     start_dispute(client, event)                 dispute-<dispute id>: the ingress's entry for
                                                  every charge.dispute.* event (signal-with-start)
 
-A refused request raises InvalidRequest with every problem and starts nothing. Without a
+A refused request raises InvalidRequest with every problem and starts nothing; so does a
+credit for a customer whose legal entity books in an ERP o2c posts no credit memos in (SAP).
+Without a
 `policy` argument each takes its policy from the settings (O2C_CREDIT_POLICY_FILE,
 O2C_DISPUTE_POLICY_FILE; docs/policies.md).
 """
@@ -26,7 +28,7 @@ from canonical.amendment import InvalidRequest
 from canonical.credit import CreditPolicy, RefundRequest, credit_problems, refund_problems
 from canonical.credits import CreditRequest, DisputeEvent
 from canonical.dispute import DISPUTE_EVENTS, DisputePolicy
-from canonical.models import Invoice
+from canonical.models import Invoice, LegalEntity, receivables_refusal
 from settings import Settings
 from starter.client import _start_once
 from workflows.credit import CreditInput, CreditResult, CreditWorkflow, credit_workflow_id
@@ -54,7 +56,26 @@ def credit_request_problems(request: CreditRequest, policy: CreditPolicy) -> lis
     return problems
 
 
-async def validate_credit_request(request: CreditRequest, billing: BillingPort, policy: CreditPolicy) -> Invoice:
+async def entity_of_customer(customer: str, billing: BillingPort, entities: list[LegalEntity]) -> LegalEntity:
+    """The legal entity that books a billing customer (the first configured one when billing
+    names none), as the processes find it."""
+    account = await billing.get_account(customer) if customer else None
+    code = account.legal_entity if account else ""
+    return next((e for e in entities if e.code == code), entities[0])
+
+
+async def refuse_unless_receivables(customer: str, billing: BillingPort, entities: list[LegalEntity]) -> LegalEntity:
+    """The customer's entity, or InvalidRequest when o2c posts no receivables in its ERP."""
+    entity = await entity_of_customer(customer, billing, entities)
+    refusal = receivables_refusal(entity)
+    if refusal:
+        raise InvalidRequest([refusal])
+    return entity
+
+
+async def validate_credit_request(
+    request: CreditRequest, billing: BillingPort, policy: CreditPolicy, entities: list[LegalEntity]
+) -> Invoice:
     """Everything checkable before a workflow exists; the invoice, or InvalidRequest."""
     problems = credit_request_problems(request, policy)
     if problems:
@@ -63,6 +84,7 @@ async def validate_credit_request(request: CreditRequest, billing: BillingPort, 
     problems = credit_problems(request, invoice)
     if problems or invoice is None:
         raise InvalidRequest(problems)
+    await refuse_unless_receivables(invoice.account_id, billing, entities)
     return invoice
 
 
@@ -77,7 +99,7 @@ async def start_credit(
     """Validate, then start `credit-<credit_id>`; the same credit again lands on the same workflow."""
     settings = Settings.from_env()
     policy = policy or settings.credit_policy
-    invoice = await validate_credit_request(request, billing, policy)
+    invoice = await validate_credit_request(request, billing, policy, settings.legal_entities)
     return await _start_once(
         client,
         CreditWorkflow.run,
@@ -96,20 +118,25 @@ async def start_credit(
 
 
 async def start_refund(
-    client: Client, request: RefundRequest, *, policy: CreditPolicy | None = None, task_queue: str = "o2c"
+    client: Client,
+    request: RefundRequest,
+    *,
+    billing: BillingPort,
+    policy: CreditPolicy | None = None,
+    task_queue: str = "o2c",
 ) -> WorkflowHandle[RefundWorkflow, RefundResult]:
-    """Validate, then start `refund-<refund_id>`."""
+    """Validate, then start `refund-<refund_id>`, booked in the customer's legal entity."""
     settings = Settings.from_env()
     policy = policy or settings.credit_policy
     problems = refund_problems(request, policy)
     if problems:
         raise InvalidRequest(problems)
+    # A refund books only a journal entry, which every ERP takes.
+    entity = await entity_of_customer(request.customer, billing, settings.legal_entities)
     return await _start_once(
         client,
         RefundWorkflow.run,
-        RefundInput(
-            request=request, policy=policy, approvals=settings.approval_policy, legal_entity=settings.legal_entities[0]
-        ),
+        RefundInput(request=request, policy=policy, approvals=settings.approval_policy, legal_entity=entity),
         workflow_id=refund_workflow_id(request.refund_id),
         task_queue=task_queue,
         process="refund",

@@ -123,7 +123,6 @@ def refund(
     as_json: Json = False,
 ) -> int:
     """Refund a charge on an operator's decision, approved by the credit policy's thresholds."""
-    from starter.cli import _wait_and_report
 
     try:
         request = RefundRequest(
@@ -142,23 +141,15 @@ def refund(
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'amount'}: {e['msg']}" for e in error.errors())
         raise Refused(f"refund refused, no workflow started: {problems}") from None
 
-    async def go() -> int:
-        from canonical.amendment import InvalidRequest
-        from starter.credits import start_refund
-        from starter.session import settings
+    from starter.cli import _start
+    from starter.credits import start_refund
 
-        client = await _client()
-        try:
-            handle = await start_refund(client, request, task_queue=settings().task_queue)
-        except InvalidRequest as invalid:
-            raise Refused("refund refused, no workflow started:\n  - " + "\n  - ".join(invalid.problems)) from None
-        document = {"workflow_id": handle.id, "ui": _ui_link(handle.id)}
-        if wait:
-            return await _wait_and_report(client, handle.id, as_json, document)
-        if as_json:
-            emit_json(document)
-        else:
-            say(f"{handle.id} is running\n  {_ui_link(handle.id)}")
-        return EXIT_DONE
-
-    return _run(go())
+    return _run(
+        _start(
+            "refund request",
+            [],
+            lambda client, billing, task_queue: start_refund(client, request, billing=billing, task_queue=task_queue),
+            wait,
+            as_json,
+        )
+    )

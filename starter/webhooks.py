@@ -253,11 +253,10 @@ def create_webhook_app(
             if started is not None:  # None: that dispute's workflow has ended; a late event changes nothing
                 workflows.append(started)
         if receipt is not None and cash is not None:
-            workflows.append(
-                await take_receipt(
-                    client, receipt, store=cash, legal_entities=entities, task_queue=task_queue, billing=billing
-                )
+            applying = await take_receipt(
+                client, receipt, store=cash, legal_entities=entities, task_queue=task_queue, billing=billing
             )
+            workflows += [applying] if applying else []
         if payment_event is not None:
             workflows += await deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies)
         return workflows

@@ -56,7 +56,9 @@ with workflow.unsafe.imports_passed_through():
         write_off_entry,
     )
     from canonical.models import (
+        COLLECTION_CASE_ERPS,
         DEFAULT_ENTITIES,
+        ERP_NAMES,
         Account,
         ApprovalDecision,
         ApprovalRequest,
@@ -504,6 +506,13 @@ class DunningWorkflow(ProcessWorkflow):
         assert self.input is not None and self.progress.balance is not None
         if stage == self.progress.case_stage:
             return
+        entity = self._entity()
+        if entity.erp not in COLLECTION_CASE_ERPS:
+            # No released run takes this path: before this release every entity booked in
+            # NetSuite, so no patch guards it.
+            self.note(f"collection case {stage}: not kept, {entity.code} books in {ERP_NAMES[entity.erp]}")
+            self.progress.case_stage = stage
+            return
         case = CollectionCase(
             external_id=f"{workflow.info().workflow_id}-case",
             account_id=self.input.account_id,
@@ -518,9 +527,12 @@ class DunningWorkflow(ProcessWorkflow):
 
     def _subsidiary(self) -> str:
         """The ERP subsidiary of the legal entity that booked the customer."""
+        return self._entity().erp_subsidiary
+
+    def _entity(self) -> LegalEntity:
         assert self.input is not None
         code = self.account.legal_entity if self.account else ""
-        return self.entity_for(self.input.legal_entities, code).erp_subsidiary
+        return self.entity_for(self.input.legal_entities, code)
 
     def _strategic(self) -> bool:
         """Runs since o2c-cash read the threshold in the ARR's currency (run() refused one the

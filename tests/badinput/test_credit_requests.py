@@ -158,7 +158,7 @@ async def test_hostile_refunds_start_nothing():
         ),
     ):
         with pytest.raises(InvalidRequest):
-            await start_refund(client, RefundRequest.model_validate(data))  # type: ignore[arg-type]
+            await start_refund(client, RefundRequest.model_validate(data), billing=client)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         RefundRequest.model_validate(
             dict(refund_id="R 1; drop", charge_id="ch_1", amount=usd("5.00"), reason="duplicate", explanation="x")

@@ -224,7 +224,7 @@ async def test_a_refund_an_operator_decides_is_paid_back_and_booked(
         customer=customer.account_id,
         invoice_id=invoice.id,
     )
-    handle = await start_refund(dev_server.client, request, task_queue=worker)
+    handle = await start_refund(dev_server.client, request, billing=billing, task_queue=worker)
     await o2c.wait_for_status(dev_server.client, handle.id, Status.AWAITING_APPROVAL, timeout=60)
     await o2c.decide(
         dev_server.client, handle.id, approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"

@@ -131,8 +131,10 @@ async def test_a_refund_in_a_currency_the_policy_does_not_state_is_refused_befor
         requested_by="olga.ops",
     )
     with pytest.raises(InvalidRequest) as refused:
-        await start_refund(Untouchable(), request)  # type: ignore[arg-type]
+        await start_refund(Untouchable(), request, billing=Untouchable())  # type: ignore[arg-type]
     assert any("GBP" in problem for problem in refused.value.problems)
     # The same refund in a currency the file states passes validation and reaches Temporal.
     with pytest.raises(AssertionError, match="reached"):
-        await start_refund(Untouchable(), request.model_copy(update={"amount": Money.of("12.50", "EUR")}))  # type: ignore[arg-type]
+        await start_refund(
+            Untouchable(), request.model_copy(update={"amount": Money.of("12.50", "EUR")}), billing=Untouchable()
+        )  # type: ignore[arg-type]
