@@ -183,9 +183,9 @@ class SapErp:
 
     async def get_journal_entry(self, external_id: str) -> JournalEntry | None:
         """The entry with this external id, read back from SAP. The port names no company
-        code: the adapter searches the company codes it was given and those it posted to,
-        in turn, or, knowing none, filters on DocumentReferenceID and o2c's logical system
-        alone (the reference is unique to o2c's id, the logical system to o2c)."""
+        code: the adapter searches the company codes it was given (`company_codes`), in
+        turn, or, given none, filters on DocumentReferenceID and o2c's logical system alone
+        (the reference is unique to o2c's id, the logical system to o2c's documents)."""
         reference = document_reference(external_id)
         codes: list[str | None] = list(self.company_codes) or [None]
         for code in codes:
@@ -270,10 +270,6 @@ class SapErp:
             )
         return document_of(original[0])
 
-    def _remember(self, company_code: str) -> None:
-        if company_code not in self.company_codes:
-            self.company_codes.append(company_code)
-
     async def post_journal_entry(self, entry: JournalEntry) -> JournalEntryRef:
         """Post once: mapped and checked first, then looked up by its reference (a retry
         after a lost answer finds the document), then posted through the synchronous service."""
@@ -304,7 +300,6 @@ class SapErp:
                 what=f"journal entry {entry.external_id}",
                 when=f" for {entry.posting_date.isoformat()} (company code {entry.subsidiary})",
             )
-        self._remember(entry.subsidiary)
         items = await self._document(header.reference, entry.subsidiary)
         if items is None:
             raise IntegrationBug(SYSTEM, f"SAP confirmed document {confirmation.accounting_document} but lists none")
@@ -364,7 +359,6 @@ class SapErp:
                     still.append(entry)
                 else:
                     refs[entry.external_id] = self._ref(entry, items)
-                    self._remember(entry.subsidiary)
             waiting = still
             if not waiting:
                 return
@@ -385,9 +379,7 @@ class SapErp:
     async def upsert_customer(self, account: Account, *, subsidiary: str) -> str:
         """The business partner of the billing customer, extended to the company code
         `subsidiary`, created if SAP has none: returns the SAP customer number."""
-        customer = await self.partners.upsert(account, subsidiary)
-        self._remember(subsidiary)
-        return customer
+        return await self.partners.upsert(account, subsidiary)
 
     async def upsert_collection_case(self, case: CollectionCase) -> CollectionCase:
         raise BusinessError(

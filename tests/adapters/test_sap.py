@@ -422,3 +422,21 @@ async def test_collection_cases_are_not_kept_in_sap(sap):
         await sap.upsert_collection_case(case)
     assert refused.value.code == "not_supported" and not refused.value.fixable
     assert "NetSuite" in refused.value.message
+
+
+async def test_get_searches_the_company_codes_it_was_given(sap, sandbox):
+    await sap.post_journal_entry(revenue("revrec-C7-2025-03", "C7", "7.00"))
+    for codes, found in ((["1710", "1010"], True), (["1710"], False), ([], True)):
+        reader = SapErp(sandbox.sap_url, "O2C_COMM", "pw", logical_system="O2C", company_codes=codes)
+        try:
+            read = await reader.get_journal_entry("revrec-C7-2025-03")
+            assert (read is not None) is found, codes
+            if read is not None:
+                assert read.contract_id == "C7" and read.subsidiary == "1010"
+        finally:
+            await reader.aclose()
+    other = SapErp(sandbox.sap_url, "O2C_COMM", "pw", logical_system="OTHER")
+    try:
+        assert await other.get_journal_entry("revrec-C7-2025-03") is None  # another system's documents
+    finally:
+        await other.aclose()
