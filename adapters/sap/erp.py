@@ -114,7 +114,7 @@ class SapErp:
 
     def _account_of(self, gl_account: str) -> str:
         if self.gl_accounts is None:
-            return gl_account.lstrip("0") or "0" if gl_account.isdigit() else gl_account
+            return (gl_account.lstrip("0") or "0") if gl_account.isdigit() else gl_account
         # An account o2c does not map (a document posted in SAP by hand) keeps SAP's number.
         return self._back.get(gl_account, gl_account)
 
