@@ -40,6 +40,11 @@ class SandboxControl:
         return f"{self.url}/netsuite/services/rest"
 
     @property
+    def sap_url(self) -> str:
+        """The SAP tenant's API host; the services' paths start with /sap/bc/... and /sap/opu/..."""
+        return f"{self.url}/sap"
+
+    @property
     def entitlements_url(self) -> str:
         return f"{self.url}/entitlements/v1"
 
@@ -87,6 +92,21 @@ class SandboxControl:
         return self._ok(
             self._http.post("/netsuite/periods", json={"subsidiary": subsidiary, "period": period, "closed": closed})
         )
+
+    def sap_company_code(self, company_code: str, currency: str, name: str = "") -> dict[str, Any]:
+        body = {"company_code": company_code, "currency": currency, "name": name}
+        return self._ok(self._http.post("/sap/company_codes", json=body))
+
+    def sap_gl_account(self, gl_account: str) -> dict[str, Any]:
+        return self._ok(self._http.post("/sap/gl_accounts", json={"gl_account": gl_account}))
+
+    def sap_set_period(self, company_code: str, period: str, closed: bool = True) -> dict[str, Any]:
+        body = {"company_code": company_code, "period": period, "closed": closed}
+        return self._ok(self._http.post("/sap/periods", json=body))
+
+    def sap_messages(self) -> list[dict[str, Any]]:
+        """The asynchronous bulk service's outcomes (SAP's Message Dashboard)."""
+        return self._data(self._http.get("/sap/messages"))
 
     def fault(self, system: str, kind: str, **spec: Any) -> dict[str, Any]:
         return self._ok(self._http.post("/faults", json={"system": system, "kind": kind, **spec}))

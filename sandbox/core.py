@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-SYSTEMS = ("stripe", "avatax", "netsuite", "entitlements", "notifications", "salesforce", "bank")
+SYSTEMS = ("stripe", "avatax", "netsuite", "sap", "entitlements", "notifications", "salesforce", "bank")
 
 
 # -- form encoding ----------------------------------------------------------------------

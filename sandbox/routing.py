@@ -53,6 +53,7 @@ class System:
     not_found: Callable[[str], Response]
     run: Runner
     form_encoded: bool = False  # Stripe's bodies are forms, parsed by its runner
+    raw_body: bool = False  # SAP's are XML (SOAP) or JSON (OData), parsed by its handlers
 
 
 def run_in_one_unit_of_work(
@@ -86,7 +87,7 @@ def _endpoint(system: System, store: Store, handler: Handler) -> Callable[[Reque
             raw = await request.body()
         except ClientDisconnect:  # the client gave up (its timeout) before sending the body
             return Response(status_code=499)
-        if system.form_encoded:
+        if system.form_encoded or system.raw_body:
             body: Any = raw
         else:
             try:

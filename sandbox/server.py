@@ -4,6 +4,8 @@ Mount points:
   /stripe/...         Stripe (/stripe/v1/...)
   /avatax/...         AvaTax (/avatax/api/v2/...)
   /netsuite/...       NetSuite REST (/netsuite/services/rest/record/v1/...)
+  /sap/...            SAP S/4HANA Cloud: journal entry SOAP (/sap/sap/bc/srt/scs_ext/sap/...), OData
+                      (/sap/sap/opu/odata/sap/API_OPLACCTGDOCITEMCUBE_SRV/..., .../API_BUSINESS_PARTNER/...)
   /entitlements/...   o2c entitlements (/entitlements/v1/...)
   /notifications/...  o2c notifications (/notifications/v1/...)
   /salesforce/...     Salesforce REST subset, the CRM (/salesforce/services/data/v60.0/...)
@@ -34,11 +36,12 @@ from sandbox.netsuite.api import NETSUITE
 from sandbox.own_services import ENTITLEMENTS, NOTIFICATIONS
 from sandbox.routing import RawPathRouting, mount
 from sandbox.salesforce import SALESFORCE
+from sandbox.sap.api import SAP
 from sandbox.store import Store
 from sandbox.stripe.api import STRIPE
 from sandbox.webhooks import WebhookDispatcher
 
-SYSTEMS = (STRIPE, AVATAX, NETSUITE, ENTITLEMENTS, NOTIFICATIONS, SALESFORCE, BANK)
+SYSTEMS = (STRIPE, AVATAX, NETSUITE, SAP, ENTITLEMENTS, NOTIFICATIONS, SALESFORCE, BANK)
 
 
 async def _unknown_system(scope: Scope, receive: Receive, send: Send) -> None:

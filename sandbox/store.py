@@ -126,10 +126,22 @@ def _netsuite_journal_entry(data: dict[str, Any]) -> Index:
     )
 
 
+def _sap_item(data: dict[str, Any]) -> Index:
+    # An item of a posted SAP document: its company code, posting date, and its place in
+    # the order of AccountingDocument and AccountingDocumentItem.
+    document, item = str(data.get("AccountingDocument") or ""), str(data.get("AccountingDocumentItem") or "")
+    return Index(
+        scope=data.get("CompanyCode") or None,
+        day=data.get("PostingDate") or None,
+        num=int(document) * 1000 + int(item) if document.isdigit() and item.isdigit() else None,
+    )
+
+
 INDEXERS: dict[tuple[str, str], Callable[[dict[str, Any]], Index]] = {
     ("stripe", "invoice"): _stripe_invoice,
     ("avatax", "transaction"): _avatax_transaction,
     ("netsuite", "journalEntry"): _netsuite_journal_entry,
+    ("sap", "item"): _sap_item,
 }
 
 

@@ -18,6 +18,7 @@ SYSTEMS = {
     "stripe": ("Stripe", "stripe_base_url"),
     "avatax": ("AvaTax", "avatax_base_url"),
     "netsuite": ("NetSuite", "netsuite_base_url"),
+    "sap": ("SAP S/4HANA", "sap_base_url"),
     "salesforce": ("Salesforce", "crm_base_url"),
 }
 

@@ -19,6 +19,7 @@ from sandbox.control.summary import summary
 from sandbox.core import ApiError, json_response
 from sandbox.netsuite.journal_entries import period_key
 from sandbox.routing import ExactRoute, decoded_path
+from sandbox.sap import master as sap_master
 from sandbox.store import Store
 from sandbox.stripe import world
 from sandbox.stripe.collection import pay_out_of_band
@@ -65,6 +66,27 @@ def control_mount(store: Store, faults: Faults) -> Mount:
 
     def periods(request: Request, body: dict[str, Any]) -> Any:
         return records(request, body, "netsuite", "accountingPeriod")
+
+    def sap_company_code(request: Request, body: dict[str, Any]) -> Any:
+        code, currency = str(body.get("company_code") or ""), str(body.get("currency") or "")
+        if len(code) != 4 or len(currency) != 3:
+            raise BadRequest("company_code (4 characters) and currency (ISO 4217) are required")
+        with store.tx() as tx:
+            return sap_master.add_company_code(tx, code, currency.upper(), str(body.get("name") or ""))
+
+    def sap_gl_account(request: Request, body: dict[str, Any]) -> Any:
+        account = str(body.get("gl_account") or "")
+        if not account or len(account) > 10:
+            raise BadRequest("gl_account (up to 10 characters) is required")
+        with store.tx() as tx:
+            return sap_master.add_gl_account(tx, account)
+
+    def sap_period(request: Request, body: dict[str, Any]) -> Any:
+        code, period = str(body.get("company_code") or ""), str(body.get("period") or "")
+        if not code or len(period) != 7 or period[4] != "-":
+            raise BadRequest("company_code and period (YYYY-MM) are required")
+        with store.tx() as tx:
+            return sap_master.set_period(tx, code, period, bool(body.get("closed", True)))
 
     def clear_faults(request: Request, body: dict[str, Any]) -> Any:
         faults.clear()
@@ -123,6 +145,11 @@ def control_mount(store: Store, faults: Faults) -> Mount:
         _route("POST", "/seed/period", lambda request, body: period_seed.seed_period(store, body)),
         _route("POST", "/netsuite/periods", set_period),
         _route("GET", "/netsuite/periods", periods),
+        _route("POST", "/sap/company_codes", sap_company_code),
+        _route("POST", "/sap/gl_accounts", sap_gl_account),
+        _route("POST", "/sap/periods", sap_period),
+        _route("GET", "/sap/periods", lambda request, body: records(request, body, "sap", "postingPeriod")),
+        _route("GET", "/sap/messages", lambda request, body: records(request, body, "sap", "bulkMessage")),
         _route("POST", "/faults", lambda request, body: faults.add(body).to_json()),
         _route("GET", "/faults", lambda request, body: {"data": faults.list()}),
         _route("DELETE", "/faults", clear_faults),

@@ -25,12 +25,14 @@ def summary(store: Store, faults: Faults) -> dict[str, Any]:
             continue
         if system == "salesforce" and type_ == "taskKey":
             continue
+        if system == "sap" and type_ in ("csrf", "numberRange"):
+            continue
         entry = out.setdefault(system, {}).setdefault(type_, {"total": 0, "by_status": Counter()})
         entry["total"] += 1
         status = data.get("status")
         if system == "avatax" and type_ == "transaction":
             status = f"{data.get('type')}/{data.get('status')}"
-        if system == "netsuite" and type_ == "accountingPeriod":
+        if system in ("netsuite", "sap") and type_ in ("accountingPeriod", "postingPeriod"):
             status = "closed" if data.get("closed") else "open"
         if system == "netsuite" and type_ == CASE_TYPE:
             status = data.get("custrecord_o2c_status")

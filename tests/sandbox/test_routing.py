@@ -29,7 +29,7 @@ def test_an_encoded_slash_stays_inside_a_path_parameter(sandbox):
 
 
 def test_unknown_systems_and_control_endpoints(sandbox):
-    assert httpx.get(f"{sandbox.url}/sap/x").json() == {"error": "unknown system 'sap'"}
+    assert httpx.get(f"{sandbox.url}/oracle/x").json() == {"error": "unknown system 'oracle'"}
     response = httpx.get(f"{sandbox.url}/_sandbox/nothing")
     assert response.status_code == 404 and "no control endpoint GET /_sandbox/nothing" in response.json()["error"]
     assert httpx.get(f"{sandbox.url}/_sandbox/records/stripe").status_code == 400
