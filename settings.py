@@ -181,7 +181,7 @@ class Settings(BaseSettings):
     # SAP S/4HANA Cloud: the tenant's API host (…-api.s4hana.cloud.sap), the communication
     # user of the SAP_COM_0002 arrangement, and the logical system o2c's documents come from.
     sap_base_url: BaseUrl = Field(default_factory=_on_the_sandbox("sap_base_url"), validation_alias="O2C_SAP_BASE_URL")
-    sap_user: str = Field("O2C_COMM_USER", validation_alias="O2C_SAP_USER")
+    sap_user: str = Field("O2C_COMM", validation_alias="O2C_SAP_USER")
     sap_password: str = Field("sandbox-password", validation_alias="O2C_SAP_PASSWORD")
     sap_logical_system: str = Field("O2C", validation_alias="O2C_SAP_LOGICAL_SYSTEM")
     entitlements_base_url: BaseUrl = Field(

@@ -31,6 +31,7 @@ from adapters.erp_routing import RoutedErp
 from adapters.netsuite import NetSuiteErp
 from adapters.notifications import HttpNotifications
 from adapters.ports import ErpPort, ReceivablesPort
+from adapters.sap import SapErp
 from adapters.storage.cash import SqlCashStore
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
@@ -50,6 +51,16 @@ def build_erp(settings: Settings) -> RoutedErp:
     if any(e.erp == "netsuite" for e in entities):
         netsuite = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout)
         erps["netsuite"] = receivables["netsuite"] = netsuite
+    company_codes = [e.erp_subsidiary for e in entities if e.erp == "sap"]
+    if company_codes:
+        erps["sap"] = SapErp(
+            settings.sap_base_url,
+            settings.sap_user,
+            settings.sap_password,
+            logical_system=settings.sap_logical_system,
+            timeout=timeout,
+            company_codes=company_codes,
+        )
     return RoutedErp(erps, entities, receivables=receivables)
 
 

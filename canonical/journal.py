@@ -255,8 +255,10 @@ def write_off_entry(
     invoice_id: str = "",
     policy: WriteOffPolicy | None = None,
     split: WriteOffSplit | None = None,
+    customer: str = "",
 ) -> JournalEntry:
-    """Writing off an uncollectible balance against the receivable.
+    """Writing off an uncollectible balance against the receivable (in the name of
+    `customer`, where the ERP posts a receivable only to a customer's account).
 
     Without a split (runs before o2c-cash) all of it is bad-debt expense. With one: service
     after a cancellation reverses deferred revenue and its tax (a credit, not a loss), the
@@ -298,6 +300,7 @@ def write_off_entry(
         currency=amount.currency,
         posting_date=posting_date,
         memo=memo,
+        customer=customer,
         lines=[x for x in lines if x is not None],
         invoice_id=invoice_id,
     )

@@ -637,6 +637,9 @@ class DunningWorkflow(ProcessWorkflow):
             invoice_id=self.input.invoice_id,
             policy=self.policy.write_off if split is not None else None,
             split=split,
+            # SAP takes the receivable only on the customer's (debtor) account; NetSuite's
+            # entries keep the form released runs posted.
+            customer=self.input.account_id if self._entity().erp == "sap" else "",
         )
         self.set_stage(f"writing off {self.progress.balance}")
         await self.task("post the write-off", ErpActivities.post_journal_entry, entry)
