@@ -137,6 +137,11 @@ class AmendmentRequest(Model):
     lines: list[AmendedLine]
     requested_by: str
     reason: str = ""
+    # Finance's standalone selling price, at the effective date, of what remains of each
+    # open revenue obligation of the contract (obligation id, the product, -> amount in the
+    # request's currency; ASC 606-10-55-115). An obligation not named is weighed by its SSP
+    # at inception. Optional: requests made before it existed carry none.
+    remaining_ssp: dict[str, Decimal] = {}
 
 
 class ProrationKind(StrEnum):
