@@ -55,8 +55,8 @@ from canonical.models import (
 )
 from canonical.money import Money
 from canonical.reconciliation import ReconciliationPolicy
-from canonical.revenue import ObligationKind, PerformanceObligation, RevenueContract, recognise
 from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
+from canonical.revenue import ObligationKind, PerformanceObligation, RevenueContract, recognise
 from canonical.usage.models import MeterReport, ReviewAction, UsageDecision
 from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
