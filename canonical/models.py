@@ -128,6 +128,9 @@ class AmendedLine(Model):
 
 
 class AmendmentRequest(Model):
+    # A misspelt optional field (remaining_ssp) would otherwise be dropped without a word.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     amendment_id: str
     contract_id: str
     subscription_id: str
