@@ -65,7 +65,26 @@ def request_problems(request: AmendmentRequest) -> list[str]:
         problems.append("the requester is empty")
     if not request.lines:
         problems.append("the amendment changes no lines")
-    return problems + line_problems(request.lines, request.currency)
+    return problems + line_problems(request.lines, request.currency) + ssp_problems(request)
+
+
+def ssp_problems(request: AmendmentRequest) -> list[str]:
+    """What is wrong with the stated standalone selling prices of what remains."""
+    problems: list[str] = []
+    try:
+        exponent = quantum(request.currency)
+    except CurrencyError:
+        return problems  # said once already by the lines
+    for obligation, ssp in request.remaining_ssp.items():
+        if not obligation.strip():
+            problems.append("a remaining SSP names no obligation")
+        if not ssp.is_finite() or ssp < 0:
+            problems.append(f"remaining SSP of {obligation} must be a price not below zero")
+        elif ssp >= MAX_UNIT_PRICE * MAX_QUANTITY:
+            problems.append(f"remaining SSP of {obligation} is above {MAX_UNIT_PRICE * MAX_QUANTITY:,}")
+        elif ssp != ssp.quantize(exponent):
+            problems.append(f"remaining SSP of {obligation} has more decimals than {request.currency} allows")
+    return problems
 
 
 def subscription_problems(request: AmendmentRequest, subscription: Subscription | None) -> list[str]:

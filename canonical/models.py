@@ -144,6 +144,9 @@ class AmendedLine(Model):
 
 
 class AmendmentRequest(Model):
+    # A misspelt optional field (remaining_ssp) would otherwise be dropped without a word.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     amendment_id: str
     contract_id: str
     subscription_id: str
@@ -153,6 +156,11 @@ class AmendmentRequest(Model):
     lines: list[AmendedLine]
     requested_by: str
     reason: str = ""
+    # Finance's standalone selling price, at the effective date, of what remains of each
+    # open revenue obligation of the contract (obligation id, the product, -> amount in the
+    # request's currency; ASC 606-10-55-115). An obligation not named is weighed by its SSP
+    # at inception. Optional: requests made before it existed carry none.
+    remaining_ssp: dict[str, Decimal] = {}
 
 
 class ProrationKind(StrEnum):

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
     from workflows.kit.booking import BookingWorkflow
-    from workflows.kit.process import RELEASE_CASH, ProcessEvent
+    from workflows.kit.process import RELEASE_CASH, RELEASE_LEDGER, ProcessEvent
     from workflows.kit.status import Status
 
 
@@ -239,9 +239,19 @@ class AmendmentWorkflow(BookingWorkflow):
             or []
         )
         entity = self.entity_for(input.legal_entities, self.account.legal_entity if self.account else "")
+        # A reduction beyond what is unrecognised reverses revenue at once since the ledger
+        # release; a run that recorded its schedules before it replays the old arithmetic,
+        # which never refused a reduction (the refusal would skip the saving step).
+        reverse_excess = workflow.patched(RELEASE_LEDGER)
         try:
             change = amendment_schedules(
-                existing, subscription, proration, r, legal_entity=entity.code, id_prefix=workflow.info().workflow_id
+                existing,
+                subscription,
+                proration,
+                r,
+                legal_entity=entity.code,
+                id_prefix=workflow.info().workflow_id,
+                reverse_excess=reverse_excess,
             )
         except ValueError as problem:  # e.g. the contract's schedules are in another currency
             self.note(f"warning: revenue schedules not recorded: {problem}")

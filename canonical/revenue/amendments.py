@@ -4,7 +4,8 @@ The change in the contract's value over the rest of the term (the prorated rest 
 current period plus the monthly change for the whole months after it) is new
 consideration. When o2c holds the contract's schedules, the modification is prospective
 (the remaining services are distinct days of access): what is unrecognised plus the change
-is spread over what remains. Otherwise the change gets a schedule of its own over the rest
+is spread over what remains, weighed by the request's remaining SSPs where it states them
+(a reduction beyond what is unrecognised reverses revenue at once). Otherwise the change gets a schedule of its own over the rest
 of the term.
 """
 
@@ -39,17 +40,23 @@ def amendment_schedules(
     *,
     legal_entity: str,
     id_prefix: str,
+    reverse_excess: bool = True,
 ) -> ScheduleChange:
     """The schedules the amendment changes, creates and removes (nothing when the contract's
-    value does not change)."""
+    value does not change). `reverse_excess`: see modify()."""
     change = contract_value_change(subscription, proration)
     if change.is_zero:
         return ScheduleChange()
     as_of = request.effective_date
     open_ = [s for s in existing if s.end > as_of]
     if open_:
-        modification = ContractModification(modification_id=request.amendment_id, booked_on=as_of, added_price=change)
-        after = modify(open_, modification, as_of)
+        modification = ContractModification(
+            modification_id=request.amendment_id,
+            booked_on=as_of,
+            added_price=change,
+            remaining_ssp={k: Money.of(v, change.currency) for k, v in request.remaining_ssp.items()},
+        )
+        after = modify(open_, modification, as_of, reverse_excess=reverse_excess)
         before = {s.schedule_id: s for s in open_}
         kept = {s.schedule_id for s in after}
         return ScheduleChange(

@@ -21,9 +21,10 @@ class PerformanceObligation(Model):
     """A distinct promise in a contract, with its standalone selling price (SSP).
 
     Satisfied over time (ratable over [start, end)) or at a point in time (delivered_on).
-    Subscription access is always over time. `direct_price` is consideration that relates
-    to this obligation alone (variable usage fees, ASC 606-10-32-40): it is allocated to
-    it as is, and the rest of the transaction price is allocated by relative SSP.
+    Subscription access is always over time. `direct_price` is the part of the contract's
+    transaction price that relates to this obligation alone (variable usage fees, ASC
+    606-10-32-40, or a discount that belongs to some obligations only, 32-37): it is
+    allocated to it as is, and the rest of the transaction price by relative SSP.
     """
 
     obligation_id: str

@@ -16,7 +16,15 @@ from adapters.storage.db import engine_for
 from adapters.storage.schedules import SqlRevenueSchedules
 from canonical.models import RevenueScheduleLine
 from canonical.money import Money
-from canonical.revenue import ratable_schedule
+from canonical.revenue import (
+    ContractModification,
+    ObligationKind,
+    PerformanceObligation,
+    RevenueContract,
+    modify,
+    ratable_schedule,
+    recognise,
+)
 
 
 @pytest.fixture
@@ -131,3 +139,37 @@ async def test_construction_migrates_an_empty_database(tmp_path):
     finally:
         await store.aclose()
     await SqlRevenueSchedules(url).aclose()  # a second construction finds it migrated
+
+
+async def test_a_reversal_on_the_modification_day_round_trips_before_the_spread(store, database_url):
+    # A reduction beyond what was unrecognised: a one-day line reversing revenue at once,
+    # then the (zero) spread over the rest of the term, both in October.
+    prefix = new_id("reversal")
+    contract = RevenueContract(
+        contract_id=prefix,
+        account_id="cus_1",
+        legal_entity="US01",
+        booked_on=date(2026, 1, 1),
+        transaction_price=Money.of("12000.00", "USD"),
+        obligations=[
+            PerformanceObligation(
+                obligation_id="seats",
+                kind=ObligationKind.SUBSCRIPTION,
+                ssp=Money.of("12000.00", "USD"),
+                start=date(2026, 1, 1),
+                end=date(2027, 1, 1),
+            )
+        ],
+    )
+    change = ContractModification(modification_id="M1", added_price=Money.of("-5000.00", "USD"))
+    _past, reversed_ = modify(recognise(contract), change, date(2026, 10, 1))
+    await store.save_schedule(reversed_)
+    read = await store.get_schedule(reversed_.schedule_id)
+    assert read == reversed_
+    assert [(line.period, line.days, str(line.amount.amount)) for line in read.lines] == [
+        ("2026-10", 1, "-1975.34"),
+        ("2026-10", 31, "0.00"),
+        ("2026-11", 30, "0.00"),
+        ("2026-12", 31, "0.00"),
+    ]
+    assert line_count(database_url, reversed_.schedule_id) == 4

@@ -143,3 +143,20 @@ def test_a_request_the_rules_refuse_exits_2_without_connecting(trap, tmp_path):
     reached = connections(trap)
     assert done.returncode == 2 and "unknown or unsupported currency" in done.stderr, done.stderr
     assert reached == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"remaining_sp": {"seats": "1750.00"}}, "remaining_sp: Extra inputs are not permitted"),
+        ({"remaining_ssp": {"seats": "-1"}}, "remaining SSP of seats must be a price not below zero"),
+        ({"remaining_ssp": {"seats": "17.505"}}, "remaining SSP of seats has more decimals than USD allows"),
+    ],
+)
+def test_an_amendments_remaining_ssp_misspelt_or_wrong_exits_2_without_connecting(trap, tmp_path, extra, reason):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps({**amendment_dict(), **extra}))
+    done = run_cli(trap, "amend", path)
+    reached = connections(trap)
+    assert done.returncode == 2 and reason in done.stderr, done.stderr
+    assert reached == 0

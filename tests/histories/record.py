@@ -56,6 +56,7 @@ from canonical.models import (
 from canonical.money import Money
 from canonical.reconciliation import ReconciliationPolicy
 from canonical.renewal import RenewalPolicy, RenewalRequest, RenewedLine
+from canonical.revenue import ObligationKind, PerformanceObligation, RevenueContract, recognise
 from canonical.usage.models import MeterReport, ReviewAction, UsageDecision
 from starter.binaries import test_server_binary
 from starter.client import deliver_payment_event
@@ -399,6 +400,39 @@ async def amendment_in_yen(env, tq, systems) -> WorkflowHandle:
         task_queue=tq,
     )
     expect((await handle.result()).status, Status.COMPLETED)
+    return handle
+
+
+async def amendment_revenue_reversed(env, tq, systems) -> WorkflowHandle:
+    """Since o2c-ledger: 10 seats sold for 3,000.00 for 2026 (half their list price) go down
+    to 2 on 16 November. The 600.00 taken off the rest of the term at list price exceeds
+    the 378.08 still unrecognised: the schedule reverses 221.92 at once instead of spreading
+    a negative amount over the rest of the year (finance approves the net credit first)."""
+    seats = PerformanceObligation(
+        obligation_id="seats",
+        kind=ObligationKind.SUBSCRIPTION,
+        ssp=usd("6000.00"),
+        start=date(2026, 1, 1),
+        end=date(2027, 1, 1),
+    )
+    contract = RevenueContract(
+        contract_id="C-100",
+        account_id="cus_acme",
+        legal_entity="US01",
+        booked_on=date(2026, 1, 1),
+        transaction_price=usd("3000.00"),
+        obligations=[seats],
+    )
+    systems.schedules.schedules.update({s.schedule_id: s for s in recognise(contract)})
+    handle = await start_amendment(env, tq, amendment(2))  # a net credit waits for finance
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(
+        AmendmentWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"),
+    )
+    expect((await handle.result()).status, Status.COMPLETED)
+    [reversed_] = [s for s in systems.schedules.schedules.values() if s.supersedes]
+    expect((reversed_.total, reversed_.lines[0].amount), (usd("-221.92"), usd("-221.92")))
     return handle
 
 
@@ -915,6 +949,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "dunning_card_limit": dunning_card_limit,
     "dunning_write_off_allowance": dunning_write_off_allowance,
     "amendment_in_yen": amendment_in_yen,
+    "amendment_revenue_reversed": amendment_revenue_reversed,
     **CREDIT_SCENARIOS,
     "cash_applied": cash_applied,
     "cash_refunded": cash_refunded,

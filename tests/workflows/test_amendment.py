@@ -371,3 +371,52 @@ async def test_an_amendment_modifies_the_contracts_schedules_prospectively(env, 
     # What the terminated schedule had not recognised, plus the 150.00 the change adds.
     assert cut.total + created.total == usd("6150.00")
     assert sum(x.amount.minor for x in created.lines) == created.total.minor
+
+
+def _discounted_seats(total: str = "3000.00"):
+    from canonical.revenue import ratable_schedule
+
+    return ratable_schedule(
+        schedule_id="renewal-C-100-2026-01-01-seats",
+        contract_id="C-100",
+        account_id="cus_acme",
+        legal_entity="US01",
+        obligation="seats",
+        total=usd(total),
+        start=date(2026, 1, 1),
+        end=date(2027, 1, 1),
+        booked_on=date(2025, 12, 1),
+        ssp=usd("6000.00"),
+    )
+
+
+async def test_a_downgrade_beyond_what_is_unrecognised_reverses_revenue_on_the_effective_date(env, worker, systems):
+    # 10 seats sold for 3,000.00 for 2026, half their list price; down to 2 on 16 November:
+    # 8 x 50.00 x 15/30 for November and 8 x 50.00 for December, 600.00, against 3,000 x
+    # 46/365 = 378.08 still unrecognised. The 221.92 beyond it is reversed on the 16th.
+    term = _discounted_seats()
+    systems.schedules.schedules[term.schedule_id] = term
+    handle = await start(env, worker, amendment(quantity=2))
+    await until(handle, Status.AWAITING_APPROVAL)
+    await decide(handle, "frank.finance", ApproverRole.FINANCE)
+    assert (await handle.result()).status == Status.COMPLETED
+    cut = systems.schedules.schedules[term.schedule_id]
+    created = systems.schedules.schedules[f"{term.schedule_id}.{(await state(handle)).amendment_id}"]
+    assert cut.total == usd("2621.92") and created.total == usd("-221.92")
+    reversal, *spread = created.lines
+    assert (reversal.start, reversal.period, reversal.amount) == (date(2026, 11, 16), "2026-11", usd("-221.92"))
+    assert all(line.amount.is_zero for line in spread)
+    assert cut.total + created.total == usd("2400.00")  # 3,000 less the 600 the downgrade takes
+
+
+async def test_the_requests_remaining_ssp_weighs_the_remaining_seats(env, worker, systems):
+    from decimal import Decimal
+
+    term = _discounted_seats()
+    systems.schedules.schedules[term.schedule_id] = term
+    handle = await start(env, worker, amendment(quantity=12, remaining_ssp={"seats": Decimal("800.00")}))
+    assert (await handle.result()).status == Status.COMPLETED
+    created = systems.schedules.schedules[f"{term.schedule_id}.{(await state(handle)).amendment_id}"]
+    assert created.ssp == usd("800.00")  # as stated, not 6,000 x 46/365 = 756.16
+    # One obligation: the weight changes nothing of the amount, 378.08 + 150.00.
+    assert created.total == usd("528.08")
