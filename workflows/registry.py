@@ -10,6 +10,7 @@ from workflows.refund import RefundWorkflow
 from workflows.renewal import RenewalWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow
 from workflows.revenue import RevenuePostingWorkflow
+from workflows.revenue_close import RevenueCloseWorkflow
 from workflows.usage import UsageReleaseWorkflow
 from workflows.usage_close import UsagePeriodCloseWorkflow
 
@@ -27,4 +28,5 @@ ALL_WORKFLOWS = [
     RefundWorkflow,
     CashApplicationWorkflow,
     RevenuePostingWorkflow,
+    RevenueCloseWorkflow,
 ]

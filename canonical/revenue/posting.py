@@ -155,8 +155,7 @@ def covered_months(period: str, posted: Iterable[PostedLine]) -> list[str]:
     result, cursor = [], first
     while cursor <= last:
         result.append(cursor)
-        year, month = int(cursor[:4]), int(cursor[5:])
-        cursor = f"{year + (month == 12)}-{month % 12 + 1:02d}"
+        cursor = next_month(cursor)
     return result
 
 
@@ -272,3 +271,28 @@ def posted_by_month(posted: Iterable[PostedLine]) -> dict[tuple[str, str], Money
         slot = (line.recognised_period, line.amount.currency)
         result[slot] = result.get(slot, Money.zero(line.amount.currency)) + line.amount
     return result
+
+
+def previous_month(period: str) -> str:
+    first = date.fromisoformat(f"{check_period(period)}-01")
+    return f"{first.year - (first.month == 1)}-{(first.month - 2) % 12 + 1:02d}"
+
+
+def next_month(period: str) -> str:
+    first = date.fromisoformat(f"{check_period(period)}-01")
+    return f"{first.year + (first.month == 12)}-{first.month % 12 + 1:02d}"
+
+
+def posting_problems(period: str, *, entity: str, entities: Iterable[str], today: date) -> list[str]:
+    """Why a month of an entity cannot be posted: an unknown entity, a malformed period, a
+    month that has not ended yet (its revenue is posted once the month is over)."""
+    problems = []
+    known = list(entities)
+    if entity not in known:
+        problems.append(f"unknown legal entity {entity!r} (known: {', '.join(known)})")
+    try:
+        if month_end(period) >= today:
+            problems.append(f"{period} has not ended yet: its revenue is posted after {month_end(period)}")
+    except ValueError as error:
+        problems.append(str(error))
+    return problems

@@ -24,6 +24,7 @@ from tests.fakes import FakeSystems
 from workflows.kit.attention import OperatorAction, ResolveInput
 from workflows.kit.status import Status
 from workflows.revenue import RevenuePostingInput, RevenuePostingWorkflow, revenue_workflow_id
+from workflows.revenue_close import RevenueCloseInput, RevenueCloseWorkflow
 
 ENTITY = LegalEntity(code="DE01", company_code="1010", functional_currency="EUR", erp="sap", erp_subsidiary="1010")
 
@@ -109,7 +110,26 @@ async def revenue_closed_period_retried(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def revenue_month_closed(env, tq, systems) -> WorkflowHandle:
+    """The month-end run starts each entity's posting once: DE01's was started by hand already."""
+    world = world_of(systems)
+    await _seats(world, "9200.00")
+    await (await _start(env, tq, "2026-05")).result()
+    us01 = LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")
+    handle = await env.client.start_workflow(
+        RevenueCloseWorkflow.run,
+        RevenueCloseInput(legal_entities=[ENTITY, us01], period="2026-05"),
+        id="revenue-posting-2026-05",
+        task_queue=tq,
+    )
+    result = await handle.result()
+    _expect((result.started, result.already_started), (["revenue-US01-2026-05"], ["revenue-DE01-2026-05"]))
+    await env.client.get_workflow_handle("revenue-US01-2026-05").result()
+    return handle
+
+
 REVENUE_SCENARIOS = {
+    "revenue_month_closed": revenue_month_closed,
     "revenue_trued_up": revenue_trued_up,
     "revenue_closed_period_retried": revenue_closed_period_retried,
 }
