@@ -96,7 +96,7 @@ def all_activities(
         s.delete,
         s.of_contract,
         s.replace,
-        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage).all(),
+        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage, revenue_postings).all(),
         *UsageActivities(metering, usage).all(),
         # The dunning's card attempt ledger lives in the cash store (o2c's database).
         *(CardAttemptActivities(cash).all() if cash is not None else []),

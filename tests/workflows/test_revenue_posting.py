@@ -34,7 +34,8 @@ def eur(amount: str) -> Money:
 
 
 @pytest.fixture
-async def world(env, systems, tmp_path):
+async def world(env, systems, reconciliations, tmp_path):
+    systems.reconciliations = reconciliations
     url = f"sqlite:///{tmp_path / 'o2c.sqlite'}"
     schedules, postings = SqlRevenueSchedules(url), SqlRevenuePostings(url)
     ports = {**systems.ports(), "schedules": schedules, "revenue_postings": postings}
@@ -204,3 +205,60 @@ async def test_a_month_that_has_not_ended_and_a_month_with_nothing_are_not_poste
     empty = await post(env, task_queue, e, "2026-05")
     assert empty.status == Status.COMPLETED and empty.entries == [] and "nothing to post" in empty.message
     assert "erp.post_journal_entry" not in systems.ledger.calls
+
+
+async def test_reconciliation_compares_the_posted_month_with_the_schedules(env, world, systems, reconciliations):
+    """October posted, then a credit takes 155.00 off October: reconciling October finds the
+    ledger's entry as posted, and the schedules' change as a true-up due in November."""
+    from canonical.reconciliation import ReconciliationPolicy
+    from workflows.reconciliation import (
+        ReconciliationInput,
+        ReconciliationResult,
+        ReconciliationState,
+        ReconciliationWorkflow,
+    )
+
+    task_queue, schedules, _ = world
+    us01 = LegalEntity(code="US01", company_code="US01", functional_currency="USD", erp_subsidiary="1")
+    october = ratable_schedule(
+        schedule_id=f"S-{uuid.uuid4().hex[:6]}",
+        contract_id="C-77",
+        account_id="cus_acme",
+        legal_entity="US01",
+        obligation="subscription",
+        total=Money.of("3100.00", "USD"),
+        start=date(2026, 10, 1),
+        end=date(2026, 11, 1),
+    )
+    await schedules.save_schedule(october)
+    assert (await post(env, task_queue, us01, "2026-10")).status == Status.COMPLETED
+    await schedules.save_schedule(
+        october.model_copy(
+            update={
+                "total": Money.of("2945.00", "USD"),
+                "lines": [october.lines[0].model_copy(update={"amount": Money.of("2945.00", "USD")})],
+            }
+        )
+    )
+    handle = await env.client.start_workflow(
+        ReconciliationWorkflow.run,
+        ReconciliationInput(
+            legal_entity="US01", period="2026-10", legal_entities=[us01], policy=ReconciliationPolicy()
+        ),
+        id=f"reconciliation-US01-2026-10-{uuid.uuid4().hex[:6]}",
+        task_queue=task_queue,
+        result_type=ReconciliationResult,
+    )
+    for _ in range(1200):
+        current = await handle.query(ReconciliationWorkflow.state, result_type=ReconciliationState)
+        if current.status == Status.NEEDS_ATTENTION:
+            break
+        await asyncio.sleep(0.025)
+    [record] = await reconciliations.breaks_of_run(current.run_id)
+    assert record.kind == "revenue_mismatch" and record.document == "revenue-US01-2026-10-USD"
+    assert record.explanation.startswith("Schedule changed after posting: true-up due in 2026-11.")
+    assert (record.billing, record.erp) == (Money.of("2945.00", "USD"), Money.of("3100.00", "USD"))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
+    )
+    await handle.result()
