@@ -108,6 +108,7 @@ class RevenuePostingWorkflow(ProcessWorkflow):
         entity = input.legal_entity
         self.legal_entity, self.period = entity.code, input.period
         self.step_window = input.step_window
+        self.tag()  # the process's name goes out with the first status (a scheduled start sets none)
         self.set_status(Status.RUNNING, f"posting the revenue {entity.code} recognised in {input.period}")
         try:
             check_period(input.period)
