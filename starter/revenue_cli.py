@@ -141,22 +141,18 @@ def rollforward(
     """Deferred revenue per month: opening + billed - recognised = closing.
 
     Billed is read from the entity's ledger, recognised from o2c's schedules."""
-    from starter.revenue import report_months, roll_forward, today
+    from starter.revenue import ledger_of, report_months, roll_forward, today
 
     legal_entity = _entity(entity)
+    current = settings()
     try:
         months = report_months(first, last, on=today())
+        erp = ledger_of(legal_entity, current)
     except (InvalidRequest, ValueError) as error:
         problems = error.problems if isinstance(error, InvalidRequest) else [str(error)]
         raise Refused("revenue rollforward refused: " + "; ".join(problems)) from None
 
     async def report() -> int:
-        from adapters.netsuite import NetSuiteErp
-
-        current = settings()
-        # The entity's ledger. The ERP adapter by the entity's ERP is chosen where the worker
-        # routes; until then the roll-forward reads NetSuite's listing.
-        erp = NetSuiteErp(current.netsuite_base_url, current.netsuite_token, timeout=current.http_timeout_seconds)
         try:
             rows = await roll_forward(
                 erp, legal_entity, database_url=current.database_url, first=months[0], last=months[1]

@@ -4,6 +4,7 @@ a port that counts every connection)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,10 +26,11 @@ def trap():
     running.sock.close()
 
 
-def run_cli(trap: Trap, *args: str) -> subprocess.CompletedProcess:
+def run_cli(trap: Trap, *args: str, entities: Path | None = None) -> subprocess.CompletedProcess:
     address = f"127.0.0.1:{trap.getsockname()[1]}"
     env = {
         **os.environ,
+        **({"O2C_LEGAL_ENTITIES_FILE": str(entities)} if entities else {}),
         "O2C_TEMPORAL_ADDRESS": address,
         "O2C_SANDBOX_URL": f"http://{address}",
         "O2C_STRIPE_BASE_URL": f"http://{address}/stripe/v1",
@@ -72,3 +74,24 @@ def test_the_month_a_posting_may_cover_has_ended():
     assert posting_problems("2026-11", entity="DE01", entities=["DE01"], today=date(2026, 11, 30)) == [
         "2026-11 has not ended yet: its revenue is posted after 2026-11-30"
     ]
+
+
+def test_a_roll_forward_of_an_entity_on_sap_is_refused_not_read_from_another_ledger(trap, tmp_path):
+    entities = tmp_path / "entities.json"
+    entities.write_text(
+        json.dumps(
+            [
+                {"code": "US01", "company_code": "US01", "functional_currency": "USD", "erp_subsidiary": "1"},
+                {
+                    "code": "DE01",
+                    "company_code": "1010",
+                    "functional_currency": "EUR",
+                    "erp": "sap",
+                    "erp_subsidiary": "1010",
+                },
+            ]
+        )
+    )
+    done = run_cli(trap, "rollforward", "--entity", "DE01", entities=entities)
+    assert done.returncode == 2 and "DE01 books in SAP S/4HANA" in done.stderr, done.stderr
+    assert connections(trap) == 0

@@ -262,3 +262,27 @@ async def test_reconciliation_compares_the_posted_month_with_the_schedules(env, 
         ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
     )
     await handle.result()
+
+
+async def test_the_month_end_run_starts_each_entity_posting_once(env, world, systems):
+    from workflows.revenue_close import RevenueCloseInput, RevenueCloseResult, RevenueCloseWorkflow
+
+    task_queue, schedules, _ = world
+    first, second = entity(), entity()
+    await schedules.save_schedule(seats(first, "9200.00"))
+    await post(env, task_queue, first, "2026-05")  # started by hand before the month-end run
+
+    async def close() -> RevenueCloseResult:
+        return await env.client.execute_workflow(
+            RevenueCloseWorkflow.run,
+            RevenueCloseInput(legal_entities=[first, second], period="2026-05"),
+            id=f"revenue-posting-{uuid.uuid4().hex[:6]}",
+            task_queue=task_queue,
+            result_type=RevenueCloseResult,
+        )
+
+    result = await close()
+    assert result.started == [f"revenue-{second.code}-2026-05"]
+    assert result.already_started == [f"revenue-{first.code}-2026-05"]
+    assert (await close()).started == []
+    assert systems.ledger.calls.count("erp.post_journal_entry") == 1
