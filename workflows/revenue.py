@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import Field
+
     from activities.erp import ErpActivities
     from activities.revenue import ReadPostings, ReadRecognition, RecordPosting, RevenueActivities
     from canonical.journal import ChartOfAccounts, JournalEntry
@@ -45,7 +47,7 @@ class RevenuePostingInput(Model):
     period: str  # YYYY-MM, a month that has ended
     chart: ChartOfAccounts = ChartOfAccounts()
     step_window: timedelta = timedelta(hours=1)
-    page: int = 1000
+    page: int = Field(1000, ge=1, le=1000)  # recognition rows read a page
 
 
 class PostedEntry(Model):

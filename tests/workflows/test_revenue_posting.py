@@ -65,10 +65,10 @@ def seats(e: LegalEntity, total: str, schedule_id: str = "S1", start=date(2026, 
     )
 
 
-async def post(env, task_queue, e: LegalEntity, period: str) -> RevenuePostingResult:
+async def post(env, task_queue, e: LegalEntity, period: str, page: int = 1000) -> RevenuePostingResult:
     return await env.client.execute_workflow(
         RevenuePostingWorkflow.run,
-        RevenuePostingInput(legal_entity=e, period=period),
+        RevenuePostingInput(legal_entity=e, period=period, page=page),
         id=revenue_workflow_id(e.code, period),
         task_queue=task_queue,
         result_type=RevenuePostingResult,
@@ -123,7 +123,7 @@ async def test_a_late_amendment_is_trued_up_in_the_next_month(env, world, system
     # After May was posted, an amendment back-dated to May 1 raises the contract to
     # 11,040.00 (120.00 a day): May now recognises 3,720.00, 620.00 more than posted.
     await schedules.save_schedule(seats(e, "11040.00"))
-    june = await post(env, task_queue, e, "2026-06")
+    june = await post(env, task_queue, e, "2026-06", page=1)  # the recognition read a row a page
     assert june.status == Status.COMPLETED
     entry = systems.erp.entries[f"revenue-{e.code}-2026-06-EUR"]
     # June 30 days x 120.00 = 3,600.00, plus the true-up of May 620.00.
