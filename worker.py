@@ -34,6 +34,7 @@ from adapters.ports import ErpPort, ReceivablesPort
 from adapters.sap import SapErp
 from adapters.storage.cash import SqlCashStore
 from adapters.storage.reconciliation import SqlReconciliationStore
+from adapters.storage.revenue_postings import SqlRevenuePostings
 from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.storage.usage import SqlUsageStore
 from adapters.stripe import StripeBilling
@@ -99,6 +100,7 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         receivables=erp,
         tax_returns=tax,
         cash=SqlCashStore(settings.database_url),
+        revenue_postings=SqlRevenuePostings(settings.database_url),
     )
 
 

@@ -27,6 +27,7 @@ from adapters.ports import (
     BillingPort,
     ErpPort,
     ReconciliationStorePort,
+    RevenuePostingStorePort,
     RevenueSchedulePort,
     TaxPort,
     UsageStorePort,
@@ -49,6 +50,7 @@ from canonical.reconciliation import (
     revenue_key,
     taxed,
 )
+from canonical.revenue.ledger_check import LEDGER_REVENUE, ledger_revenue_key
 from canonical.usage.models import UsageRelease, previous_period
 from canonical.usage.reconciliation import UsageFact, accrual_to_look_up, compare_usage, usage_fact, without_usage_heals
 
@@ -80,9 +82,11 @@ class ReconciliationActivities:
         schedules: RevenueSchedulePort,
         store: ReconciliationStorePort,
         usage: UsageStorePort,
+        postings: RevenuePostingStorePort | None = None,
     ):
         self.billing, self.tax, self.erp, self.schedules, self.store = billing, tax, erp, schedules, store
         self.usage = usage
+        self.postings = postings
 
     @activity.defn(name="recon.open_run")
     @classified
@@ -187,23 +191,36 @@ class ReconciliationActivities:
     @activity.defn(name="recon.read_schedules")
     @classified
     async def read_schedules(self, request: ReadSystem) -> int:
+        """The month's recognition per contract. Once o2c posts the entity's revenue, it is
+        staged under the entity-month-currency key of the posting's entry (the ledger holds one
+        entry a month, not one a contract), with a marker for each currency o2c posted for the
+        month, so a month whose schedules fell to nothing is compared too. Before that, per
+        contract, as the ledger recognised it."""
+        entity, period = request.entity.code, request.period
+        posted = await self.postings.postings_of_entity(entity) if self.postings is not None else []
+
+        def key(revenue: ContractRevenue) -> str:
+            if posted:
+                return ledger_revenue_key(entity, period, revenue.amount.currency)
+            return revenue_key(revenue.contract_id)
+
         def facts(page: Page) -> Iterable[tuple[str, str, str]]:
             for revenue in page.items:
-                yield (
-                    f"{revenue.contract_id}/{revenue.amount.currency}",
-                    revenue_key(revenue.contract_id),
-                    revenue.model_dump_json(),
-                )
+                yield f"{revenue.contract_id}/{revenue.amount.currency}", key(revenue), revenue.model_dump_json()
 
-        return await self._read(
+        count = await self._read(
             request,
             SCHEDULES,
             "contracts",
-            lambda cursor: self.schedules.revenue_in_period(
-                legal_entity=request.entity.code, period=request.period, cursor=cursor
-            ),
+            lambda cursor: self.schedules.revenue_in_period(legal_entity=entity, period=period, cursor=cursor),
             facts,
         )
+        currencies = {p.amount.currency for p in posted if period in (p.period, p.recognised_period)}
+        markers = [ContractRevenue(contract_id="", amount=Money.zero(c)) for c in sorted(currencies)]
+        await self.store.stage(
+            request.run_id, SCHEDULES, ((f"posted/{m.amount.currency}", key(m), m.model_dump_json()) for m in markers)
+        )
+        return count
 
     @activity.defn(name="recon.read_usage")
     @classified
@@ -242,6 +259,12 @@ class ReconciliationActivities:
         for key, system, payload in await self.store.staged(request.run_id, request.keys):
             grouped[key][system].append(FACTS[system].model_validate_json(payload))
         found: list[tuple[str, Break, BreakStatus]] = []
+        # What o2c posted of the entity's revenue, read once a batch when it compares a month.
+        posted = (
+            await self.postings.postings_of_entity(request.entity.code)
+            if self.postings is not None and any(k.startswith(LEDGER_REVENUE) for k in grouped)
+            else []
+        )
         for key, facts in grouped.items():
             usage: list[UsageFact] = facts[USAGE]
             billing: list[BilledInvoice] = facts[BILLING]
@@ -259,6 +282,7 @@ class ReconciliationActivities:
                 policy=request.policy,
                 subsidiary=request.entity.erp_subsidiary,
                 chart=request.chart,
+                posted=posted,
             )
             if key.startswith("invoice:"):
                 breaks = without_usage_heals(breaks, billing[0] if billing else None, usage)

@@ -14,6 +14,7 @@ from activities.entitlements import EntitlementActivities
 from activities.erp import ErpActivities
 from activities.notifications import NotificationActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.revenue import RevenueActivities
 from activities.schedules import ScheduleActivities
 from activities.tax import TaxActivities
 from activities.usage import UsageActivities
@@ -28,6 +29,7 @@ from adapters.ports import (
     PaymentsPort,
     ReceivablesPort,
     ReconciliationStorePort,
+    RevenuePostingStorePort,
     RevenueSchedulePort,
     TaxPort,
     TaxReturnsPort,
@@ -51,10 +53,12 @@ def all_activities(
     payments: PaymentsPort | None = None,
     receivables: ReceivablesPort | None = None,
     tax_returns: TaxReturnsPort | None = None,
+    revenue_postings: RevenuePostingStorePort | None = None,
 ) -> list[Callable[..., Any]]:
     """The cash, credit and dispute activities are registered with the ports they call; a
     worker given none of those (a test of other processes) runs without them. The worker's
-    build_ports always gives them."""
+    build_ports always gives them. The revenue posting activities need the store of what was
+    posted (`revenue_postings`)."""
     b = BillingActivities(billing)
     t = TaxActivities(tax)
     e = ErpActivities(erp)
@@ -92,13 +96,14 @@ def all_activities(
         s.delete,
         s.of_contract,
         s.replace,
-        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage).all(),
+        *ReconciliationActivities(billing, tax, erp, schedules, reconciliations, usage, revenue_postings).all(),
         *UsageActivities(metering, usage).all(),
         # The dunning's card attempt ledger lives in the cash store (o2c's database).
         *(CardAttemptActivities(cash).all() if cash is not None else []),
         *(PaymentsActivities(payments).all() if payments is not None else []),
         *(ReceivablesActivities(receivables).all() if receivables is not None else []),
         *(TaxReturnActivities(tax_returns).all() if tax_returns is not None else []),
+        *(RevenueActivities(schedules, revenue_postings).all() if revenue_postings is not None else []),
         *(
             CashActivities(cash, payments, receivables, erp, crm).all()
             if cash is not None and payments is not None and receivables is not None

@@ -46,6 +46,7 @@ from canonical.models import (
 from canonical.money import Money
 from canonical.receivables import CreditMemoPosting, CustomerPayment, CustomerRefundPosting
 from canonical.reconciliation import Break, BreakRecord, BreakStatus, HealOrder, KeyRange, RunSummary
+from canonical.revenue.posting import PostedLine, RecognitionPage
 from canonical.usage.models import Meter, MeterReport, UsageCustomer, UsageRelease, UsageTotal
 
 
@@ -516,6 +517,29 @@ class RevenueSchedulePort(Protocol):
 
     async def schedules_of_entity(self, legal_entity: str) -> list[RevenueSchedule]:
         """Every schedule an entity books (for the waterfall)."""
+        ...
+
+    async def recognition_of_entity(
+        self, *, legal_entity: str, through: str, cursor: str = "", limit: int = 1000
+    ) -> RecognitionPage:
+        """What an entity's schedules recognise per month (up to `through`, YYYY-MM),
+        obligation and currency, usage left out, a page at a time."""
+        ...
+
+
+class RevenuePostingStorePort(Protocol):
+    """o2c's own database: the lines of every revenue entry o2c posted to a ledger."""
+
+    async def record_posting(self, lines: list[PostedLine]) -> None:
+        """Keep the lines of one posted entry; recording it again changes nothing."""
+        ...
+
+    async def postings_of_entity(self, legal_entity: str, *, through: str = "") -> list[PostedLine]:
+        """The lines of the entity's revenue entries, of months up to `through` when given."""
+        ...
+
+    async def posting(self, external_id: str) -> list[PostedLine]:
+        """The lines recorded under one entry's reference."""
         ...
 
 

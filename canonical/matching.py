@@ -2,7 +2,8 @@
 each break starts in.
 
 The reconciliation run stages every system's facts keyed by the document they concern
-(`invoice:<id>`, `revenue:<contract>`, or `entry:<id>` for an ERP entry that names neither).
+(`invoice:<id>`, `ledger_revenue:<revenue posting reference>` for an entity-month's revenue,
+`revenue:<contract>` for another revenue entry, or `entry:<id>` for an ERP entry that names none).
 compare_staged() compares what one key gathered; initial_status() says whether a break is
 healed at once, waits for approval, or waits for a person.
 """
@@ -19,6 +20,7 @@ from canonical.policy_amounts import PerCurrency
 from canonical.reconciliation import (
     BilledInvoice,
     Break,
+    BreakKind,
     BreakStatus,
     LedgerFact,
     ReconciliationPolicy,
@@ -27,6 +29,8 @@ from canonical.reconciliation import (
     compare_revenue,
     needs_approval,
 )
+from canonical.revenue.ledger_check import LEDGER_REVENUE, compare_posted_month
+from canonical.revenue.posting import PostedLine
 
 
 def compare_staged(
@@ -40,8 +44,29 @@ def compare_staged(
     policy: ReconciliationPolicy,
     subsidiary: str,
     chart: ChartOfAccounts,
+    posted: Sequence[PostedLine] = (),
 ) -> list[Break]:
-    """The breaks among the facts staged under one match key."""
+    """The breaks among the facts staged under one match key. `posted`: the lines of the
+    entity's revenue postings, for a `ledger_revenue:` key."""
+    if key.startswith(LEDGER_REVENUE):
+        return [
+            Break(
+                kind=BreakKind.REVENUE_MISMATCH,
+                key=f.external_id,
+                currency=f.currency,
+                billing=f.expected,
+                erp=f.actual,
+                explanation=f.explanation,
+                documents=[f.external_id, *sorted({r.contract_id for r in revenue})],
+            )
+            for f in compare_posted_month(
+                key,
+                scheduled=revenue,
+                ledger=[x.recognised for x in ledger],
+                posted=posted,
+                tolerance_minor=policy.tolerance.revenue_minor,
+            )
+        ]
     if key.startswith("revenue:"):
         contract = key.split(":", 1)[1]
         found = compare_revenue(

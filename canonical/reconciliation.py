@@ -28,6 +28,7 @@ from canonical.journal import ChartOfAccounts, JournalEntry, invoice_entry
 from canonical.models import TAX_PRODUCT, Invoice, Model, TaxDocument
 from canonical.money import Money
 from canonical.policy_amounts import PerCurrency, UncoveredCurrency, per_currency
+from canonical.revenue.ledger_check import ledger_revenue_key_of
 
 
 class BreakKind(StrEnum):
@@ -265,7 +266,9 @@ class LedgerFact(Model):
     @property
     def match_key(self) -> str:
         if self.kind == EntryKind.REVENUE:
-            return revenue_key(self.contract_id)
+            # A revenue posting of o2c's is matched per entity, month and currency by its
+            # reference; another revenue entry by the contract it names.
+            return ledger_revenue_key_of(self.external_id) or revenue_key(self.contract_id)
         if self.invoice_id:
             return invoice_key(self.invoice_id)
         return f"entry:{self.external_id}"  # nothing to match it with: left alone

@@ -31,6 +31,7 @@ from starter.cash_cli import cash_app
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
 from starter.credits_cli import credit_app, refund
 from starter.problems import explain
+from starter.revenue_cli import revenue_app
 from starter.session import run as _run
 from starter.session import settings
 from starter.session import temporal_client as _client
@@ -67,6 +68,7 @@ app.add_typer(usage_app, name="usage")
 app.add_typer(credit_app, name="credit")
 app.command("refund")(refund)
 app.add_typer(cash_app, name="cash")
+app.add_typer(revenue_app, name="revenue")
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 Wait = Annotated[
@@ -78,10 +80,6 @@ As = Annotated[str, typer.Option("--as", metavar="NAME", help="who answers")]
 
 class SchedulesAction(StrEnum):
     APPLY = "apply"
-
-
-class RevenueReport(StrEnum):
-    WATERFALL = "waterfall"
 
 
 @cache
@@ -768,42 +766,6 @@ def recon_runs(
         return EXIT_DONE
 
     return _run(list_runs())
-
-
-@app.command()
-def revenue(
-    report: RevenueReport,
-    entity: Annotated[str, typer.Option()],
-    through: Annotated[str | None, typer.Option(help="YYYY-MM: recognition after it shows as remaining")] = None,
-    as_json: Json = False,
-) -> int:
-    """Revenue reports from the schedules o2c recorded: bookings by month against the months recognised."""
-
-    async def waterfall_report() -> int:
-        from adapters.storage.schedules import SqlRevenueSchedules
-        from canonical.revenue import waterfall
-        from starter.reports import waterfall_table
-
-        if through:
-            try:
-                period_bounds(through)
-            except ValueError as error:
-                raise Refused(str(error)) from None
-        store = SqlRevenueSchedules(settings().database_url)
-        try:
-            schedules = await store.schedules_of_entity(entity)
-        finally:
-            await store.aclose()
-        report = waterfall(schedules, through=through or None)
-        if as_json:
-            emit_json(report.model_dump(mode="json"))
-        elif schedules:
-            show(waterfall_table(report))
-        else:
-            say(f"no revenue schedules for {entity}")
-        return EXIT_DONE
-
-    return _run(waterfall_report())
 
 
 # -- the console script ----------------------------------------------------------------------

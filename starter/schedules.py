@@ -1,6 +1,7 @@
 """Temporal schedules o2c runs on its own, created or updated by `o2c schedules apply`:
-the daily renewal window, the daily usage period close, and per legal entity a daily
-reconciliation of the month so far and a month-end one of the month just ended."""
+the daily renewal window, the daily usage period close, the month-end revenue posting, and
+per legal entity a daily reconciliation of the month so far and a month-end one of the
+month just ended."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ from settings import Settings
 from workflows.kit.status import PROCESS, STATUS, Status
 from workflows.reconciliation import ReconciliationInput, ReconciliationWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow, WindowInput
+from workflows.revenue_close import RevenueCloseInput, RevenueCloseWorkflow
 from workflows.usage_close import UsageCloseInput, UsagePeriodCloseWorkflow
 
 RENEWAL_WINDOW_SCHEDULE = "o2c-renewal-window"
 USAGE_CLOSE_SCHEDULE = "o2c-usage-period-close"
+REVENUE_POSTING_SCHEDULE = "o2c-revenue-posting"
 
 
 def renewal_window_schedule(task_queue: str) -> Schedule:
@@ -66,6 +69,28 @@ def usage_close_schedule(task_queue: str) -> Schedule:
             task_queue=task_queue,
         ),
         spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(1)], minute=[ScheduleRange(0)])]),
+    )
+
+
+def revenue_posting_schedule(task_queue: str) -> Schedule:
+    """On the first of each month at 03:00 UTC: every legal entity's revenue of the month that
+    has ended, posted to its ledger (after the usage close at 01:00, before the closing
+    reconciliation at 06:00, which compares the ledger's revenue with the schedules)."""
+    settings = Settings.from_env()
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            RevenueCloseWorkflow.run,
+            RevenueCloseInput(legal_entities=settings.legal_entities),
+            id="revenue-posting",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    day_of_month=[ScheduleRange(1)], hour=[ScheduleRange(3)], minute=[ScheduleRange(0)]
+                )
+            ]
+        ),
     )
 
 
@@ -118,6 +143,7 @@ async def apply_schedules(client: Client, task_queue: str) -> list[str]:
     for schedule_id, schedule in {
         RENEWAL_WINDOW_SCHEDULE: renewal_window_schedule(task_queue),
         USAGE_CLOSE_SCHEDULE: usage_close_schedule(task_queue),
+        REVENUE_POSTING_SCHEDULE: revenue_posting_schedule(task_queue),
         **reconciliation_schedules(task_queue),
     }.items():
         try:

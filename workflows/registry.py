@@ -9,6 +9,8 @@ from workflows.reconciliation import ReconciliationBatchWorkflow, Reconciliation
 from workflows.refund import RefundWorkflow
 from workflows.renewal import RenewalWorkflow
 from workflows.renewal_window import RenewalWindowWorkflow
+from workflows.revenue import RevenuePostingWorkflow
+from workflows.revenue_close import RevenueCloseWorkflow
 from workflows.usage import UsageReleaseWorkflow
 from workflows.usage_close import UsagePeriodCloseWorkflow
 
@@ -25,4 +27,6 @@ ALL_WORKFLOWS = [
     DisputeWorkflow,
     RefundWorkflow,
     CashApplicationWorkflow,
+    RevenuePostingWorkflow,
+    RevenueCloseWorkflow,
 ]

@@ -28,6 +28,7 @@ from adapters.storage.db import dialect_insert, engine_for, upgrade
 from adapters.storage.tables import revenue_schedule_lines, revenue_schedules
 from canonical.models import ContractRevenue, ContractRevenuePage, RevenueSchedule, RevenueScheduleLine
 from canonical.money import Money
+from canonical.revenue.posting import Recognition, RecognitionPage
 from canonical.usage.booking import USAGE_OBLIGATION
 
 SYSTEM = "o2c-db"
@@ -74,6 +75,14 @@ class SqlRevenueSchedules:
         """Recognised per contract in the period, summed in the database, in contract order.
         Usage schedules are left out: the usage check reconciles them against their accrual."""
         return await asyncio.to_thread(self._revenue_in_period, legal_entity, period, cursor, limit)
+
+    async def recognition_of_entity(
+        self, *, legal_entity: str, through: str, cursor: str = "", limit: int = 1000
+    ) -> RecognitionPage:
+        """What the entity's schedules recognise per month, obligation and currency in every
+        month up to `through` (YYYY-MM), summed in the database, a page at a time. Usage is
+        left out: its revenue is accrued by the usage release, not posted from a schedule."""
+        return await asyncio.to_thread(self._recognition_of_entity, legal_entity, through, cursor, limit)
 
     async def get_schedule(self, schedule_id: str) -> RevenueSchedule | None:
         return await asyncio.to_thread(self._get, schedule_id)
@@ -197,6 +206,41 @@ class SqlRevenueSchedules:
             for contract, currency, minor in page
         ]
         return ContractRevenuePage(items=items, next_cursor=items[-1].contract_id if len(rows) > limit else "")
+
+    def _recognition_of_entity(self, legal_entity: str, through: str, cursor: str, limit: int) -> RecognitionPage:
+        period, obligation, currency = (
+            revenue_schedule_lines.c.period,
+            revenue_schedules.c.obligation,
+            revenue_schedules.c.currency,
+        )
+        where = [
+            revenue_schedules.c.legal_entity == legal_entity,
+            period <= through,
+            obligation != USAGE_OBLIGATION,
+        ]
+        if cursor:
+            after = cursor.split("|", 2)
+            if len(after) != 3:
+                raise IntegrationBug(SYSTEM, f"not a recognition cursor: {cursor!r}")
+            where.append(sa.tuple_(period, obligation, currency) > sa.tuple_(*after))
+        query = (
+            sa.select(period, obligation, currency, sa.func.sum(revenue_schedule_lines.c.amount_minor))
+            .join(revenue_schedule_lines, revenue_schedule_lines.c.schedule_id == revenue_schedules.c.schedule_id)
+            .where(*where)
+            .group_by(period, obligation, currency)
+            .order_by(period, obligation, currency)
+            .limit(limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        items = [
+            Recognition(period=p, obligation=o, amount=Money.from_minor(int(minor), c))
+            for p, o, c, minor in rows[:limit]
+        ]
+        more = len(rows) > limit
+        last = items[-1] if items else None
+        next_cursor = f"{last.period}|{last.obligation}|{last.amount.currency}" if more and last else ""
+        return RecognitionPage(items=items, next_cursor=next_cursor)
 
     @staticmethod
     def _schedule(row: Any, lines: Any) -> RevenueSchedule:

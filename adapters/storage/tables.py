@@ -371,6 +371,25 @@ card_attempts = sa.Table(
     sa.Index("ix_card_attempts_card", "card", "attempted_at"),
 )
 
+# -- revenue posted to the ledger (migration 0008) ----------------------------------------------
+
+# One line of a revenue entry o2c posted: what the entry of `period` posted as revenue of
+# `recognised_period` (the same month, or an earlier one for a true-up) for one obligation.
+# Signed: a positive amount credited revenue. Recording an entry again changes nothing.
+revenue_postings = sa.Table(
+    "revenue_postings",
+    metadata,
+    sa.Column("external_id", sa.String(255), primary_key=True),
+    sa.Column("recognised_period", sa.String(7), primary_key=True),
+    sa.Column("line_key", sa.String(255), primary_key=True),
+    sa.Column("legal_entity", sa.String(32), nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_revenue_postings_entity", "legal_entity", "period"),
+)
+
 # PostgreSQL's per-period partitions of usage_events (usage_events_2026_03): created on
 # demand, not by a migration, so the comparison with the tables above leaves them out.
 USAGE_PARTITION = re.compile(r"usage_events_\d{4}_\d{2}")

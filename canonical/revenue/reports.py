@@ -141,3 +141,81 @@ def deferred_revenue_roll_forward(
             )
         )
     return result
+
+
+class DocumentAmount(Model):
+    """One document behind a figure: an invoice behind `billed`, a contract behind `recognised`."""
+
+    document: str
+    amount: Money
+
+
+class RollForwardMonth(Model):
+    """One month of an entity's deferred revenue in one currency, with the documents behind
+    each movement: opening + billed - recognised = closing."""
+
+    legal_entity: str
+    currency: str
+    period: str  # YYYY-MM
+    opening: Money
+    billed: Money
+    recognised: Money
+    closing: Money
+    billed_by: list[DocumentAmount] = []  # invoices, by document id
+    recognised_by: list[DocumentAmount] = []  # contracts, by contract id
+
+
+def _months(first: str, last: str) -> list[str]:
+    months, cursor = [], first
+    while cursor <= last:
+        months.append(cursor)
+        year, month = int(cursor[:4]), int(cursor[5:])
+        cursor = f"{year + (month == 12)}-{month % 12 + 1:02d}"
+    return months
+
+
+def monthly_roll_forward(
+    schedules: Iterable[RevenueSchedule], billings: Iterable[Billing], *, first: str, last: str | None = None
+) -> list[RollForwardMonth]:
+    """deferred_revenue_roll_forward month by month (first..last), each month's billed and
+    recognised broken down by the invoices and contracts behind them, so every figure can be
+    traced. Each month's closing is the next month's opening."""
+    last = last or first
+    schedules, billings = list(schedules), list(billings)
+    rows: list[RollForwardMonth] = []
+    for month in _months(_check_period(first), _check_period(last)):
+        billed_by: dict[tuple[str, str, str], Money] = {}
+        for b in billings:
+            if _period(b.billed_on) == month:
+                slot = (b.legal_entity, b.amount.currency, b.document or b.contract_id or "(no document)")
+                billed_by[slot] = billed_by.get(slot, Money.zero(b.amount.currency)) + b.amount
+        recognised_by: dict[tuple[str, str, str], Money] = {}
+        for s in schedules:
+            for line in s.lines:
+                if line.period == month:
+                    slot = (s.legal_entity, s.total.currency, s.contract_id)
+                    recognised_by[slot] = recognised_by.get(slot, Money.zero(s.total.currency)) + line.amount
+        for totals in deferred_revenue_roll_forward(schedules, billings, first=month):
+            key = (totals.legal_entity, totals.currency)
+
+            def of(found: dict[tuple[str, str, str], Money], key: tuple[str, str] = key) -> list[DocumentAmount]:
+                return [
+                    DocumentAmount(document=doc, amount=amount)
+                    for (entity, currency, doc), amount in sorted(found.items())
+                    if (entity, currency) == key and not amount.is_zero
+                ]
+
+            rows.append(
+                RollForwardMonth(
+                    legal_entity=totals.legal_entity,
+                    currency=totals.currency,
+                    period=month,
+                    opening=totals.opening,
+                    billed=totals.billed,
+                    recognised=totals.recognised,
+                    closing=totals.closing,
+                    billed_by=of(billed_by),
+                    recognised_by=of(recognised_by),
+                )
+            )
+    return sorted(rows, key=lambda r: (r.legal_entity, r.currency, r.period))

@@ -65,6 +65,7 @@ from tests.fakes_cards import FakeCardLedger
 from tests.fakes_cash import CashSystems
 from tests.fakes_credits import CreditSystems
 from tests.histories.credit_scenarios import CREDIT_SCENARIOS
+from tests.histories.revenue_scenarios import REVENUE_SCENARIOS, revenue_world
 from tests.usage_recon_fakes import seed_usage_period
 from tests.workflows.usage_world import PERIOD, release_input, usage_world
 from workflows.amendment import AmendmentInput, AmendmentWorkflow, amendment_workflow_id
@@ -955,6 +956,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "cash_refunded": cash_refunded,
     "cash_continued_as_new": cash_continued_as_new,
     "cash_waiting_for_decisions": cash_waiting_for_decisions,
+    **REVENUE_SCENARIOS,
 }
 
 
@@ -980,6 +982,9 @@ async def record(names: list[str], out: Path = HERE) -> list[Path]:
             ports = {**systems.ports(), **(credits.ports() if name in CREDIT_SCENARIOS else {})}
             if name.startswith("dunning_"):
                 ports["cash"] = cast(CashStorePort, systems.cards)  # type: ignore[attr-defined]
+            if name in REVENUE_SCENARIOS:
+                systems.revenue = revenue_world()  # type: ignore[attr-defined]  # o2c's own database
+                ports.update(systems.revenue.ports())  # type: ignore[attr-defined]
             activities = all_activities(**ports)
             async with Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS, activities=activities):
                 handle = await SCENARIOS[name](env, task_queue, systems)

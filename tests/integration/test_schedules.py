@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from starter.schedules import RENEWAL_WINDOW_SCHEDULE, USAGE_CLOSE_SCHEDULE, apply_schedules
+from starter.schedules import RENEWAL_WINDOW_SCHEDULE, REVENUE_POSTING_SCHEDULE, USAGE_CLOSE_SCHEDULE, apply_schedules
 
 pytestmark = pytest.mark.integration
 
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 SCHEDULES = [
     RENEWAL_WINDOW_SCHEDULE,
     USAGE_CLOSE_SCHEDULE,
+    REVENUE_POSTING_SCHEDULE,
     "o2c-reconciliation-US01-daily",
     "o2c-reconciliation-US01-month-end",
 ]
