@@ -311,6 +311,19 @@ class Settings(BaseSettings):
         return RenewalPolicy().model_copy(update=_set(uplift_cap_percent=self.renewal_uplift_cap, day=day))
 
     @property
+    def erp_access(self) -> dict[str, Any]:
+        """Where each ERP is and who o2c is there: adapters.erp_routing.routed_erp's keywords."""
+        return dict(
+            netsuite_base_url=self.netsuite_base_url,
+            netsuite_token=self.netsuite_token,
+            sap_base_url=self.sap_base_url,
+            sap_user=self.sap_user,
+            sap_password=self.sap_password,
+            sap_logical_system=self.sap_logical_system,
+            timeout=self.http_timeout_seconds,
+        )
+
+    @property
     def legal_entities(self) -> list[LegalEntity]:
         """By default one US entity booking in USD on the platform's own Stripe account and
         NetSuite subsidiary 1."""

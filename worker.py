@@ -27,11 +27,8 @@ from activities.registry import all_activities
 from adapters.avatax import AvaTaxTax
 from adapters.crm import SalesforceCrm
 from adapters.entitlements import HttpEntitlements
-from adapters.erp_routing import RoutedErp
-from adapters.netsuite import NetSuiteErp
+from adapters.erp_routing import routed_erp
 from adapters.notifications import HttpNotifications
-from adapters.ports import ErpPort, ReceivablesPort
-from adapters.sap import SapErp
 from adapters.storage.cash import SqlCashStore
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.revenue_postings import SqlRevenuePostings
@@ -41,28 +38,6 @@ from adapters.stripe import StripeBilling
 from adapters.temporal import connect, connect_config
 from settings import Settings
 from workflows.registry import ALL_WORKFLOWS
-
-
-def build_erp(settings: Settings) -> RoutedErp:
-    """Every ERP a legal entity books in, behind one port that routes each call by entity."""
-    entities = settings.legal_entities
-    timeout = settings.http_timeout_seconds
-    erps: dict[str, ErpPort] = {}
-    receivables: dict[str, ReceivablesPort] = {}
-    if any(e.erp == "netsuite" for e in entities):
-        netsuite = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=timeout)
-        erps["netsuite"] = receivables["netsuite"] = netsuite
-    company_codes = [e.erp_subsidiary for e in entities if e.erp == "sap"]
-    if company_codes:
-        erps["sap"] = SapErp(
-            settings.sap_base_url,
-            settings.sap_user,
-            settings.sap_password,
-            logical_system=settings.sap_logical_system,
-            timeout=timeout,
-            company_codes=company_codes,
-        )
-    return RoutedErp(erps, entities, receivables=receivables)
 
 
 def build_ports(settings: Settings) -> dict[str, Any]:
@@ -80,7 +55,7 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         settings.avatax_company_code,
         timeout=timeout,
     )
-    erp = build_erp(settings)
+    erp = routed_erp(settings.legal_entities, **settings.erp_access)
     return dict(
         billing=billing,
         # Stripe bills usage through its meters: the same adapter, in its metering role,

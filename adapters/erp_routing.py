@@ -20,13 +20,46 @@ from datetime import date
 from typing import Any
 
 from adapters.errors import BusinessError, IntegrationBug
+from adapters.netsuite import NetSuiteErp
 from adapters.ports import ErpPort, ReceivablesPort
+from adapters.sap import SapErp
 from canonical.journal import JournalEntry, JournalEntryPage
 from canonical.models import Account, CollectionCase, JournalEntryRef, LegalEntity, receivables_refusal
 from canonical.money import Money
 from canonical.receivables import CreditMemoPosting, CustomerPayment, CustomerRefundPosting
 
 NOT_SUPPORTED = "not_supported"
+
+
+def routed_erp(
+    entities: list[LegalEntity],
+    *,
+    netsuite_base_url: str,
+    netsuite_token: str,
+    sap_base_url: str,
+    sap_user: str,
+    sap_password: str,
+    sap_logical_system: str,
+    timeout: float,
+) -> RoutedErp:
+    """Every ERP a legal entity books in, behind one port that routes each call by entity
+    (the keywords are settings.Settings.erp_access)."""
+    erps: dict[str, ErpPort] = {}
+    receivables: dict[str, ReceivablesPort] = {}
+    if any(e.erp == "netsuite" for e in entities):
+        netsuite = NetSuiteErp(netsuite_base_url, netsuite_token, timeout=timeout)
+        erps["netsuite"] = receivables["netsuite"] = netsuite
+    company_codes = [e.erp_subsidiary for e in entities if e.erp == "sap"]
+    if company_codes:
+        erps["sap"] = SapErp(
+            sap_base_url,
+            sap_user,
+            sap_password,
+            logical_system=sap_logical_system,
+            timeout=timeout,
+            company_codes=company_codes,
+        )
+    return RoutedErp(erps, entities, receivables=receivables)
 
 
 class RoutedErp:

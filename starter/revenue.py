@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from temporalio.client import Client, WorkflowHandle
 
-from adapters.netsuite import NetSuiteErp
+from adapters.erp_routing import RoutedErp, routed_erp
 from adapters.ports import ErpPort
 from adapters.storage.schedules import SqlRevenueSchedules
 from canonical.amendment import InvalidRequest
 from canonical.journal import ChartOfAccounts
-from canonical.models import ERP_NAMES, LegalEntity, RevenueSchedule, unknown_entity
+from canonical.models import LegalEntity, RevenueSchedule, unknown_entity
 from canonical.reconciliation import EntryKind, ledger_fact
 from canonical.revenue.posting import check_period, next_month, posting_problems
 from canonical.revenue.reports import Billing, RollForwardMonth, monthly_roll_forward
@@ -34,15 +34,9 @@ def entity_of(code: str, entities: list[LegalEntity]) -> LegalEntity:
     raise InvalidRequest([unknown_entity(code, entities)])
 
 
-def ledger_of(entity: LegalEntity, settings: Settings) -> NetSuiteErp:
-    """The ERP that holds the entity's ledger, for the roll-forward's billings. Only NetSuite's
-    listing is read from here; an entity that books elsewhere is refused in words rather than
-    reported from a ledger that is not its own."""
-    if entity.erp != "netsuite":
-        raise InvalidRequest(
-            [f"{entity.code} books in {ERP_NAMES[entity.erp]}: the roll-forward reads billings from NetSuite only"]
-        )
-    return NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=settings.http_timeout_seconds)
+def ledger_of(settings: Settings) -> RoutedErp:
+    """The ERPs that hold the entities' ledgers, for the roll-forward's billings."""
+    return routed_erp(settings.legal_entities, **settings.erp_access)
 
 
 def today() -> date:

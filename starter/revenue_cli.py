@@ -147,7 +147,7 @@ def rollforward(
     current = settings()
     try:
         months = report_months(first, last, on=today())
-        erp = ledger_of(legal_entity, current)
+        erp = ledger_of(current)
     except (InvalidRequest, ValueError) as error:
         problems = error.problems if isinstance(error, InvalidRequest) else [str(error)]
         raise Refused("revenue rollforward refused: " + "; ".join(problems)) from None
