@@ -191,6 +191,16 @@ async def amendment_happy(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def amendment_dated_by_invoice(env, tq, systems) -> WorkflowHandle:
+    """o2c-ledger: effective 16 November, invoiced 1 December; every document dated 1 December."""
+    systems.billing.invoice_date = date(2026, 12, 1)
+    handle = await start_amendment(env, tq, amendment(12))
+    expect((await handle.result()).status, Status.COMPLETED)
+    [entry] = systems.erp.entries.values()
+    expect(entry.posting_date, date(2026, 12, 1))
+    return handle
+
+
 async def amendment_approval(env, tq, systems) -> WorkflowHandle:
     handle = await start_amendment(env, tq, amendment(100))  # above the controller threshold
     await poll(handle, AmendmentWorkflow.state, status_is(Status.AWAITING_APPROVAL))
@@ -216,7 +226,9 @@ async def amendment_exception_retry(env, tq, systems) -> WorkflowHandle:
 
 
 async def amendment_abort(env, tq, systems) -> WorkflowHandle:
-    systems.erp.closed_periods.add("2026-11")
+    # The entry is dated with the invoice (1 December), in the month the ERP has closed.
+    systems.billing.invoice_date = date(2026, 12, 1)
+    systems.erp.closed_periods.add("2026-12")
     handle = await start_amendment(env, tq, amendment(12))
     await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
     await handle.execute_update(
@@ -429,6 +441,17 @@ async def renewal_renewed(env, tq, systems) -> WorkflowHandle:
     handle = await _start_renewal(env, tq, systems)
     await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
     expect((await handle.result()).outcome, RenewalOutcome.RENEWED)  # time skips four months
+    return handle
+
+
+async def renewal_dated_by_invoice(env, tq, systems) -> WorkflowHandle:
+    """o2c-ledger: the new term's tax document and entry carry the date billing gives the invoice."""
+    handle = await _start_renewal(env, tq, systems)
+    await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
+    systems.billing.invoice_date = (await env.get_current_time()).date() + timedelta(days=121)
+    expect((await handle.result()).outcome, RenewalOutcome.RENEWED)
+    [entry] = [e for e in systems.erp.entries.values() if e.external_id.endswith("-invoice")]
+    expect(entry.posting_date, systems.billing.invoice_date)
     return handle
 
 
@@ -678,6 +701,15 @@ async def usage_released(env, tq, systems) -> WorkflowHandle:
     return await _released(await _start_usage(env, tq, systems, 10_000))
 
 
+async def usage_dated_by_invoice(env, tq, systems) -> WorkflowHandle:
+    """o2c-ledger: the usage invoice's documents carry the date billing created the draft."""
+    systems.billing.invoice_date = date(2026, 11, 1)
+    handle = await _released(await _start_usage(env, tq, systems, 10_000))
+    [entry] = [e for e in systems.erp.entries.values() if e.external_id.endswith("-invoice")]
+    expect(entry.posting_date, date(2026, 11, 1))
+    return handle
+
+
 async def usage_held_approved(env, tq, systems) -> WorkflowHandle:
     handle = await _start_usage(env, tq, systems, 14_200)  # 1.42x the median: held
     await poll(handle, UsageReleaseWorkflow.state, status_is(Status.AWAITING_APPROVAL))
@@ -880,6 +912,7 @@ async def cash_waiting_for_decisions(env, tq, systems) -> WorkflowHandle:
 
 SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_happy": amendment_happy,
+    "amendment_dated_by_invoice": amendment_dated_by_invoice,
     "amendment_approval": amendment_approval,
     "amendment_exception_retry": amendment_exception_retry,
     "amendment_abort": amendment_abort,
@@ -887,6 +920,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "dunning_cash": dunning_cash,
     "dunning_write_off": dunning_write_off,
     "renewal_renewed": renewal_renewed,
+    "renewal_dated_by_invoice": renewal_dated_by_invoice,
     "renewal_not_renewed": renewal_not_renewed,
     "renewal_window": renewal_window,
     "reconciliation_heal_approve_park": reconciliation_heal_approve_park,
@@ -902,6 +936,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "renewal_cancelled": renewal_cancelled,
     "reconciliation_cancelled": reconciliation_cancelled,
     "usage_released": usage_released,
+    "usage_dated_by_invoice": usage_dated_by_invoice,
     # The same release on the cash release (o2c-cash): the customer upserted in the ERP first.
     "usage_released_cash_release": usage_released,
     "usage_held_approved": usage_held_approved,
