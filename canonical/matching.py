@@ -63,6 +63,7 @@ def compare_staged(
         tolerance=policy.tolerance,
         subsidiary=subsidiary,
         chart=chart,
+        period=period,
     )
 
 

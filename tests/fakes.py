@@ -193,6 +193,11 @@ class FakeBilling:
     async def invoice_of_charge(self, charge_id: str) -> str | None:
         return None
 
+    async def find_invoice(self, invoice_id: str, *, billing_account: str = "") -> Invoice | None:
+        self.ledger.record("billing.find_invoice")
+        found = self.invoices.get(invoice_id)
+        return found if found is not None and found.billing_account == billing_account else None
+
     async def list_invoices_page(self, *, created_from, created_to, billing_account="", cursor="", limit=100):
         self.ledger.record("billing.list_invoices")
         found = [
@@ -282,6 +287,10 @@ class FakeTax:
             committed = self._compute(code, "SalesInvoice", "Committed", currency, address, lines)
             self.documents[code] = committed.model_copy(update={"document_date": document_date})
         return self.documents[code]
+
+    async def get_document(self, *, code: str) -> TaxDocument | None:
+        self.ledger.record("tax.get_document")
+        return self.documents.get(code)
 
     async def list_documents_page(self, *, company_code, date_from, date_to, cursor="", limit=1000):
         self.ledger.record("tax.list_documents")
