@@ -557,6 +557,35 @@ async def reconciliation_heal_approve_park(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def reconciliation_cut_off(env, tq, systems) -> WorkflowHandle:
+    """One invoice's entry is dated in September: found by its key, it is a cut-off difference,
+    not a missing entry to heal. The large heal is approved, the rest accepted."""
+    entry = invoice_entry(
+        external_id="amendment-R4-invoice",
+        subsidiary="1",
+        posting_date=date(2026, 9, 30),
+        memo="dated with the effective date",
+        revenue=usd("200.00"),
+        tax=usd("20.00"),
+        chart=ChartOfAccounts(),
+        invoice_id="in_004",
+    )
+    systems.erp.entries[entry.external_id] = entry
+    handle = await _reconcile(env, tq, systems, "reconciliation_cut_off")
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(
+        ReconciliationWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"),
+    )
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
+    )
+    result = await handle.result()
+    expect((result.healed, result.found.get("cut_off_difference")), (1, 1))
+    return handle
+
+
 async def reconciliation_continued_as_new(env, tq, systems) -> WorkflowHandle:
     """The first run of a reconciliation that continues as new between batches."""
     handle = await _reconcile(env, tq, systems, "reconciliation_continued_as_new", batches_per_run=1)
@@ -924,6 +953,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "renewal_not_renewed": renewal_not_renewed,
     "renewal_window": renewal_window,
     "reconciliation_heal_approve_park": reconciliation_heal_approve_park,
+    "reconciliation_cut_off": reconciliation_cut_off,
     "reconciliation_continued_as_new": reconciliation_continued_as_new,
     "reconciliation_batch": reconciliation_batch,
     "reconciliation_usage_breaks": reconciliation_usage_breaks,
