@@ -11,12 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from adapters.avatax import AvaTaxTax
 from adapters.netsuite import NetSuiteErp
 from adapters.storage.reconciliation import SqlReconciliationStore
 from adapters.storage.schedules import SqlRevenueSchedules
-from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine
-from canonical.models import DEFAULT_LEGAL_ENTITY
-from canonical.reconciliation import period_bounds
+from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine, invoice_entry
+from canonical.models import DEFAULT_LEGAL_ENTITY, TAX_PRODUCT, InvoiceLine
+from canonical.money import Money
+from canonical.reconciliation import BreakKind, period_bounds
 from starter import client as o2c
 from starter.reports import run_heading
 from workflows.kit.attention import OperatorAction
@@ -25,6 +27,7 @@ from workflows.kit.status import Status
 pytestmark = pytest.mark.integration
 
 CHART = ChartOfAccounts()
+EFFECTIVE = date(2026, 11, 16)
 
 
 async def settled(client, workflow_id: str, timeout: float = 120) -> dict:
@@ -102,3 +105,91 @@ async def test_the_readme_amendment_is_no_break_in_november_nor_in_its_invoice_m
         await store.aclose()
     [entry] = [e for e in control.records("netsuite", "journalEntry") if e.get("externalId") == result.journal_entry]
     assert entry["tranDate"] == invoiced_on.isoformat() and invoiced_on >= date(2026, 11, 16)
+
+
+async def test_a_booking_dated_in_two_months_is_a_cut_off_difference_in_each_never_healed(
+    dev_server, worker, billing, control, customer, settings
+):
+    """A booking as runs before o2c-ledger dated it: billing's invoice created today, its tax
+    document and its entry dated 16 November. Each month's run finds the other documents by
+    the invoice's key (Stripe, AvaTax and NetSuite over HTTP) and names one cut-off difference
+    with both dates; neither proposes to post the entry NetSuite holds."""
+    client = dev_server.client
+    workflow_id = f"amendment-cutoff-{customer.key}"
+    lines = [InvoiceLine(product="seats", description="proration", amount=Money.of("50.00", "USD"))]
+    tax = AvaTaxTax(
+        settings.avatax_base_url,
+        settings.avatax_account_id,
+        settings.avatax_license_key,
+        settings.avatax_company_code,
+        timeout=10,
+    )
+    erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=10)
+    try:
+        account = await billing.get_account(customer.account_id)
+        assert account is not None
+        quoted = await tax.quote(
+            code=f"{workflow_id}-quote",
+            customer_code=account.id,
+            document_date=EFFECTIVE,
+            currency="USD",
+            address=account.billing_address,
+            lines=lines,
+        )
+        invoice = await billing.create_proration_invoice(
+            account_id=account.id,
+            subscription_id=customer.subscription_id,
+            currency="USD",
+            lines=[*lines, InvoiceLine(product=TAX_PRODUCT, description="Sales tax", amount=quoted.total_tax)],
+            description="Proration dated the old way",
+            metadata={"o2c_workflow": workflow_id},
+            idempotency_key=f"{workflow_id}-invoice",
+        )
+        await tax.commit(
+            code=invoice.id,
+            customer_code=account.id,
+            document_date=EFFECTIVE,
+            currency="USD",
+            address=account.billing_address,
+            lines=lines,
+        )
+        await erp.upsert_customer(account, subsidiary=DEFAULT_LEGAL_ENTITY.erp_subsidiary)
+        await erp.post_journal_entry(
+            invoice_entry(
+                external_id=f"{workflow_id}-invoice",
+                subsidiary=DEFAULT_LEGAL_ENTITY.erp_subsidiary,
+                posting_date=EFFECTIVE,
+                memo="dated with the effective date",
+                revenue=lines[0].amount,
+                tax=quoted.total_tax,
+                chart=CHART,
+                invoice_id=invoice.id,
+                customer=account.id,
+            )
+        )
+    finally:
+        await tax.aclose()
+        await erp.aclose()
+    # Billing dates the invoice today, a month after November: the booking spans two months.
+    assert invoice.created is not None and f"{invoice.created:%Y-%m}" > "2026-11"
+    invoiced_on = invoice.created.isoformat()
+
+    store = SqlReconciliationStore(settings.database_url)
+    try:
+        for month in sorted({"2026-11", f"{invoice.created:%Y-%m}"}):
+            run = await o2c.start_reconciliation(
+                client, legal_entity=DEFAULT_LEGAL_ENTITY.code, period=month, task_queue=settings.task_queue
+            )
+            state = await settled(client, run.id)
+            breaks = [b for b in await store.breaks_of_run(state["run_id"]) if b.document == invoice.id]
+            [found] = breaks
+            assert found.kind == BreakKind.CUT_OFF_DIFFERENCE and found.owner == "finance", (month, found)
+            assert invoiced_on in found.explanation and "2026-11-16" in found.explanation
+            assert found.status == "open" and "heal" not in found.resolution
+            if state["status"] == Status.NEEDS_ATTENTION.value:
+                await o2c.resolve(client, run.id, OperatorAction.SKIP, operator="olga.ops", comment="cut-off")
+            await run.result()
+    finally:
+        await store.aclose()
+    entries = [e for e in control.records("netsuite", "journalEntry") if e.get("custbody_o2c_invoice") == invoice.id]
+    assert [e["externalId"] for e in entries] == [f"{workflow_id}-invoice"]  # nothing healed
