@@ -39,6 +39,7 @@ from canonical.reconciliation import (
     BilledInvoice,
     Break,
     BreakStatus,
+    EntryKind,
     HealOrder,
     KeyRange,
     LedgerFact,
@@ -268,15 +269,21 @@ class ReconciliationActivities:
         for key, facts in grouped.items():
             usage: list[UsageFact] = facts[USAGE]
             billing: list[BilledInvoice] = facts[BILLING]
+            tax: list[TaxRecord] = facts[TAX]
+            ledger: list[LedgerFact] = facts[ERP]
+            if key.startswith("invoice:") and not billing:
+                billing = await self._invoice_elsewhere(key, tax, ledger, request)
             # A usage invoice's entry is its release's: `<release workflow>-invoice`.
             invoiced = next((u for u in usage if u.period < request.period), None)
             if invoiced is not None and billing:
                 billing = [billing[0].model_copy(update={"entry_id": invoiced.invoice_entry_id}), *billing[1:]]
+            if key.startswith("invoice:") and billing:
+                tax, ledger = await self._booking_elsewhere(billing[0], tax, ledger, request)
             breaks = compare_staged(
                 key,
                 billing=billing,
-                tax=facts[TAX],
-                ledger=facts[ERP],
+                tax=tax,
+                ledger=ledger,
                 revenue=facts[SCHEDULES],
                 period=request.period,
                 policy=request.policy,
@@ -290,9 +297,9 @@ class ReconciliationActivities:
                     key,
                     usage,
                     billing[0] if billing else None,
-                    facts[ERP],
+                    ledger,
                     period=request.period,
-                    elsewhere=await self._accrual_elsewhere(usage, facts[ERP], request),
+                    elsewhere=await self._accrual_elsewhere(usage, ledger, request),
                     tolerance=request.policy.tolerance,
                     units=request.policy.usage_units,
                 )
@@ -307,6 +314,41 @@ class ReconciliationActivities:
             if status == BreakStatus.HEALING and found_break.heal is not None:
                 findings.heal_now.append(HealOrder(break_id=break_id, entry=found_break.heal))
         return findings
+
+    # -- documents of another period, looked up by key -----------------------------------------
+
+    async def _invoice_elsewhere(
+        self, key: str, tax: list[TaxRecord], ledger: list[LedgerFact], request: MatchBatch
+    ) -> list[BilledInvoice]:
+        """The billing invoice of an ERP entry or a committed tax document of the period, when
+        billing created it in another period: the same booking, not one missing in billing."""
+        if not (any(f.kind == EntryKind.INVOICE for f in ledger) or any(t.committed for t in tax)):
+            return []
+        invoice = await self.billing.find_invoice(key.split(":", 1)[1], billing_account=request.entity.billing_account)
+        return [billed(invoice)] if invoice is not None and invoice.created is not None else []
+
+    async def _booking_elsewhere(
+        self, invoice: BilledInvoice, tax: list[TaxRecord], ledger: list[LedgerFact], request: MatchBatch
+    ) -> tuple[list[TaxRecord], list[LedgerFact]]:
+        """Look before calling an invoice's entry or tax document missing: the ERP and AvaTax
+        may hold them dated in another period. Only what the period's listings lack costs a
+        call, so reconciliation never proposes to post an entry the ERP already holds."""
+        if invoice.status == "draft" or (invoice.total.is_zero and invoice.tax.is_zero):
+            return tax, ledger
+        if not any(f.kind == EntryKind.INVOICE for f in ledger) and invoice.entry_id not in {
+            f.external_id for f in ledger
+        }:
+            entry = await self.erp.get_journal_entry(invoice.entry_id)
+            if entry is not None:
+                # Its reversal, if any, carries the booking's reversal ID (`<entry>-reversal`).
+                reversal = await self.erp.get_journal_entry(f"{entry.external_id}-reversal")
+                found = [entry] + ([reversal] if reversal is not None else [])
+                ledger = [*ledger, *(ledger_fact(e, request.chart) for e in found)]
+        if not tax and not invoice.tax.is_zero:
+            document = await self.tax.get_document(code=invoice.invoice_id)
+            if document is not None:
+                tax = [taxed(document)]
+        return tax, ledger
 
     async def _accrual_elsewhere(
         self, usage: list[UsageFact], ledger: list[LedgerFact], request: MatchBatch

@@ -350,6 +350,10 @@ class AvaTaxTax(HttpAdapter):
         AvaTax has none)."""
         return await self.void(code=code, document_type="ReturnInvoice")
 
+    async def get_document(self, *, code: str) -> TaxDocument | None:
+        document = await self._read(code)
+        return None if document is None else to_tax_document(document)
+
     async def list_documents_page(
         self, *, company_code: str, date_from: date, date_to: date, cursor: str = "", limit: int = 1000
     ) -> TaxDocumentPage:

@@ -133,6 +133,11 @@ class BillingPort(Protocol):
         platform's when empty), a page at a time, with their tax and metadata."""
         ...
 
+    async def find_invoice(self, invoice_id: str, *, billing_account: str = "") -> Invoice | None:
+        """One invoice of a billing account read back by id, whatever day it was created
+        (reconciliation matches a document of another period by its key); None when absent."""
+        ...
+
 
 class PaymentsPort(Protocol):
     """Cash, credits and disputes in billing (Stripe). Implemented by the billing adapter;
@@ -322,6 +327,10 @@ class TaxPort(Protocol):
     ) -> TaxDocumentPage:
         """The recorded tax documents (invoices and returns, not quotes) of a company dated in
         [date_from, date_to), a page at a time."""
+        ...
+
+    async def get_document(self, *, code: str) -> TaxDocument | None:
+        """The recorded sales invoice under document `code`, whatever its date; None when absent."""
         ...
 
 

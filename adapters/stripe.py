@@ -333,6 +333,12 @@ class StripeBilling(StripePayments):
             next_cursor=data[-1]["id"] if page.get("has_more") and data else "",
         )
 
+    async def find_invoice(self, invoice_id: str, *, billing_account: str = "") -> Invoice | None:
+        invoice = await self._call(
+            "GET", f"/invoices/{invoice_id}", not_found_none=True, stripe_account=billing_account
+        )
+        return None if invoice is None else await self._read_invoice(invoice, billing_account=billing_account)
+
     # -- changes ----------------------------------------------------------------------------
 
     async def update_subscription_lines(

@@ -88,6 +88,7 @@ def compare_staged(
         tolerance=policy.tolerance,
         subsidiary=subsidiary,
         chart=chart,
+        period=period,
     )
 
 

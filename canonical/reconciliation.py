@@ -40,6 +40,9 @@ class BreakKind(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"
     STATUS_MISMATCH = "status_mismatch"
     REVENUE_MISMATCH = "revenue_mismatch"
+    # One booking whose documents sit in different periods (DOMAIN.md, "Dating a booking"):
+    # the invoice in one month, its ERP entry or tax document in another.
+    CUT_OFF_DIFFERENCE = "cut_off_difference"
     # The usage check (canonical/usage/reconciliation.py): what o2c released, what billing
     # invoiced for it, and what the ERP accrued in the month of use.
     USAGE_NOT_INVOICED = "usage_not_invoiced"
@@ -78,6 +81,8 @@ OWNERS: dict[BreakKind, str] = {
     BreakKind.CURRENCY_MISMATCH: "general ledger",
     BreakKind.STATUS_MISMATCH: "accounts receivable",
     BreakKind.REVENUE_MISMATCH: "revenue accounting",
+    # Which month a booking belongs in is an accounting call (an accrual, a reclass), never a heal.
+    BreakKind.CUT_OFF_DIFFERENCE: "finance",
     # Usage breaks are never healed automatically: which quantity is right (o2c's count or
     # billing's meter) and whether an accrual belongs in a closed month are a person's call.
     BreakKind.USAGE_NOT_INVOICED: "billing operations",
@@ -372,6 +377,32 @@ def _tax_rounding_note(difference_minor: int, record: TaxRecord) -> str:
     return " Not explained by rounding."
 
 
+def _in(period: str, day: date | None) -> bool:
+    """Whether `day` falls in the calendar month `period` (always, when no period is given)."""
+    if not period or day is None:
+        return True
+    start, end = period_bounds(period)
+    return start <= day < end
+
+
+def _cut_off_text(
+    key: str, billing: BilledInvoice, tax: TaxRecord | None, entry: LedgerFact | None, period: str
+) -> str:
+    dated = [f"billing issued invoice {billing.number or key} on {billing.document_date}"]
+    if entry is not None:
+        dated.append(f"the ERP posts its entry {entry.external_id} on {entry.posting_date}")
+    if tax is not None and tax.document_date is not None:
+        dated.append(f"AvaTax dates its tax document {tax.code} {tax.document_date}")
+    months = sorted(
+        {f"{d:%Y-%m}" for d in (billing.document_date, entry and entry.posting_date, tax and tax.document_date) if d}
+    )
+    return (
+        f"Invoice {key}: " + "; ".join(dated) + f". One booking across {' and '.join(months)}: a cut-off "
+        f"difference, not a missing document (the run of {period} matched them by the invoice's key). Its "
+        "documents should carry the invoice's date; moving the booking to one period is an accounting call."
+    )
+
+
 def compare_invoice(
     billing: BilledInvoice | None,
     tax: TaxRecord | None,
@@ -380,9 +411,16 @@ def compare_invoice(
     tolerance: Tolerance = NO_TOLERANCE,
     subsidiary: str = "",
     chart: ChartOfAccounts = DEFAULT_CHART,
+    period: str = "",
 ) -> list[Break]:
     """Every difference between billing, tax and the ERP for one invoice, at most one break
-    per class. `subsidiary` and `chart` build the healing entry of a missing posting."""
+    per class. `subsidiary` and `chart` build the healing entry of a missing posting.
+
+    With `period`, the documents given are the invoice's wherever they were found (the run
+    looks up by key what its period's listings lack), and those dated outside the period are
+    the same booking, not missing ones: a booking across periods is a cut-off difference.
+    The run of the invoice's own period compares the amounts; the run of the other period
+    reports only the cut-off difference."""
     facts = list(ledger)
     key = billing.invoice_id if billing else tax.code if tax else next((f.invoice_id for f in facts), "")
     reversed_ids = {f.reverses for f in facts if f.kind == EntryKind.REVERSAL}
@@ -407,6 +445,19 @@ def compare_invoice(
                 **fields,
             )
         )
+
+    if billing is not None and billing.status != "draft" and not _in(period, billing.document_date):
+        entry = next((f for f in open_entries if _in(period, f.posting_date)), None)
+        held_tax = tax if tax is not None and tax.committed and _in(period, tax.document_date) else None
+        if entry is not None or held_tax is not None:
+            add(
+                BreakKind.CUT_OFF_DIFFERENCE,
+                billing.currency,
+                _cut_off_text(key, billing, tax, entry or (open_entries[0] if open_entries else None), period),
+                billing=billing.total,
+                erp=entry.receivable if entry is not None else None,
+            )
+        return breaks
 
     if billing is None:
         if open_entries:
@@ -549,6 +600,16 @@ def compare_invoice(
                 billing=billing.total,
                 erp=booked.receivable,
             )
+
+    tax_elsewhere = tax is not None and tax.committed and not _in(period, tax.document_date)
+    if (booked is not None and not _in(period, booked.posting_date)) or tax_elsewhere:
+        add(
+            BreakKind.CUT_OFF_DIFFERENCE,
+            currency,
+            _cut_off_text(key, billing, tax, booked, period),
+            billing=billing.total,
+            erp=booked.receivable if booked is not None else None,
+        )
     return breaks
 
 

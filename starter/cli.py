@@ -11,7 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -229,7 +229,14 @@ def sandbox_seed_period(
     return EXIT_DONE
 
 
+# The month today's invoices are issued in (billing dates them by UTC day), and with them
+# their tax documents and entries: the month to close to see a booking park.
+CURRENT_PERIOD = "current"
+
+
 def _set_period(period: str, subsidiary: str, closed: bool, as_json: bool) -> int:
+    if period == CURRENT_PERIOD:
+        period = f"{datetime.now(UTC):%Y-%m}"
     try:
         period_bounds(period)
     except ValueError as error:
@@ -247,7 +254,9 @@ Subsidiary = Annotated[str, typer.Option(help="the NetSuite subsidiary (US01 boo
 
 @sandbox_app.command("close-period")
 def sandbox_close_period(
-    period: Annotated[str, typer.Argument(help="YYYY-MM")], subsidiary: Subsidiary = "1", as_json: Json = False
+    period: Annotated[str, typer.Argument(help="YYYY-MM, or current: the month today's invoices are dated in")],
+    subsidiary: Subsidiary = "1",
+    as_json: Json = False,
 ) -> int:
     """Close an ERP period: a journal entry dated in it parks the process that posts it."""
     return _set_period(period, subsidiary, True, as_json)
@@ -255,7 +264,9 @@ def sandbox_close_period(
 
 @sandbox_app.command("open-period")
 def sandbox_open_period(
-    period: Annotated[str, typer.Argument(help="YYYY-MM")], subsidiary: Subsidiary = "1", as_json: Json = False
+    period: Annotated[str, typer.Argument(help="YYYY-MM, or current")],
+    subsidiary: Subsidiary = "1",
+    as_json: Json = False,
 ) -> int:
     """Open an ERP period again."""
     return _set_period(period, subsidiary, False, as_json)

@@ -296,7 +296,8 @@ class Demo:
                 breaks={
                     kind.value: 1
                     for kind in BreakKind
-                    if kind != BreakKind.REVENUE_MISMATCH and kind not in USAGE_BREAKS
+                    if kind not in (BreakKind.REVENUE_MISMATCH, BreakKind.CUT_OFF_DIFFERENCE)
+                    and kind not in USAGE_BREAKS
                 },
                 revenue=[{"contract_id": contract, "amount": "2950.00"}],
             )["breaks"]

@@ -40,11 +40,14 @@ def age_days(record: BreakRecord, now: datetime | None = None) -> int:
 
 
 def run_heading(summary: RunSummary) -> str:
+    """The run's one line. Its counts are the break rows' own (see the store), the same
+    numbers the table below it lists; a run still going says so."""
+    so_far = " so far" if summary.finished_at is None else ""
     return (
         f"run {summary.run_id}: {summary.legal_entity} {summary.period}, {summary.status}; "
         f"read {summary.billing_documents} invoices, {summary.tax_documents} tax documents, "
         f"{summary.erp_entries} ERP entries, {summary.contracts} contracts' revenue; "
-        f"{summary.breaks_found} breaks, {summary.healed} healed, {summary.open_breaks} open, "
+        f"{summary.breaks_found} breaks{so_far}, {summary.healed} healed, {summary.open_breaks} open, "
         f"{summary.fixed_since_last_run} fixed since the run before"
     )
 

@@ -90,6 +90,8 @@ class FakeBilling:
         self.card_outcomes: list[str] = []
         self.created: dict[str, Subscription] = {}
         self.ends: dict[str, object] = {}
+        # The day billing dates the invoices it creates (None: billing names no date).
+        self.invoice_date: date | None = None
 
     async def get_account(self, account_id: str) -> Account | None:
         self.ledger.record("billing.get_account")
@@ -131,6 +133,7 @@ class FakeBilling:
                 lines=lines,
                 metadata=metadata,
                 billing_account=billing_account,
+                created=self.invoice_date,
             )
             self.invoices[invoice.id] = invoice
             self._replies[idempotency_key] = invoice
@@ -189,6 +192,11 @@ class FakeBilling:
 
     async def invoice_of_charge(self, charge_id: str) -> str | None:
         return None
+
+    async def find_invoice(self, invoice_id: str, *, billing_account: str = "") -> Invoice | None:
+        self.ledger.record("billing.find_invoice")
+        found = self.invoices.get(invoice_id)
+        return found if found is not None and found.billing_account == billing_account else None
 
     async def list_invoices_page(self, *, created_from, created_to, billing_account="", cursor="", limit=100):
         self.ledger.record("billing.list_invoices")
@@ -276,8 +284,13 @@ class FakeTax:
     async def commit(self, *, code, customer_code, document_date, currency, address, lines):
         self.ledger.record("tax.commit")
         if code not in self.documents:
-            self.documents[code] = self._compute(code, "SalesInvoice", "Committed", currency, address, lines)
+            committed = self._compute(code, "SalesInvoice", "Committed", currency, address, lines)
+            self.documents[code] = committed.model_copy(update={"document_date": document_date})
         return self.documents[code]
+
+    async def get_document(self, *, code: str) -> TaxDocument | None:
+        self.ledger.record("tax.get_document")
+        return self.documents.get(code)
 
     async def list_documents_page(self, *, company_code, date_from, date_to, cursor="", limit=1000):
         self.ledger.record("tax.list_documents")
@@ -561,6 +574,7 @@ class FakeMetering:
             total=total((x.amount for x in lines), subscription.currency),
             lines=lines,
             metadata={"usage_period": period},
+            created=self.billing.invoice_date,
         )
         self.billing.invoices[invoice_id] = invoice
         return invoice

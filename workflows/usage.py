@@ -728,6 +728,10 @@ class UsageReleaseWorkflow(BookingWorkflow):
         wid = workflow.info().workflow_id
         entity = self.entity_for(r.legal_entities, r.legal_entity)
         invoice_date = workflow.now().date()
+        if self.release_ledger():
+            # Since o2c-ledger the documents carry the invoice's own date: the day billing
+            # created the draft (the date reconciliation lists it by), not the day of release.
+            invoice_date = self.issued_on = draft.created or invoice_date
         credit = self.adjustment.credit if self.adjustment and self.adjustment.credit else Money.zero(r.currency)
         taxed = self._rated_lines()
         if not credit.is_zero:

@@ -401,6 +401,21 @@ class SqlReconciliationStore:
                     .group_by(recon_breaks.c.kind)
                 ).all()
             )
+            # The counts come from the break rows themselves, as the report's table does, so a
+            # run still matching (whose columns are written only when it closes) says what it
+            # has found so far instead of "0 breaks" above its table.
+            by_status: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(recon_breaks.c.status, sa.func.count())
+                    .where(recon_breaks.c.run_id == run_id)
+                    .group_by(recon_breaks.c.status)
+                ).all()
+            )
+        counts = {
+            "breaks_found": sum(by_status.values()),
+            "healed": by_status.get(BreakStatus.HEALED, 0),
+            "open_breaks": sum(n for status, n in by_status.items() if status in UNRESOLVED),
+        }
         return RunSummary(
             run_id=row["run_id"],
             legal_entity=row["legal_entity"],
@@ -408,7 +423,8 @@ class SqlReconciliationStore:
             status=row["status"],
             started_at=_aware(row["started_at"]),
             finished_at=_aware(row["finished_at"]),
-            **{name: row[name] for name in (*COUNTS, "breaks_found", "healed", "open_breaks", "fixed_since_last_run")},
+            **{name: row[name] for name in (*COUNTS, "fixed_since_last_run")},
+            **counts,
             open_by_kind={k: int(n) for k, n in sorted(by_kind.items())},
         )
 

@@ -609,3 +609,26 @@ def test_seed_period_validates_and_keeps_tags_apart(sandbox):
         12761,
     )  # 106.34 + 20% tax (21.27)
     assert sandbox.records("stripe", "customer")[0]["_stripe_account"] == "acct_recon_v"
+
+
+# -- one document read back by its key, whatever its period -------------------------------------
+
+
+async def test_documents_of_another_period_are_read_back_by_their_keys(stripe, avatax, sandbox):
+    """What a period's listing lacks, reconciliation looks up by key: a Stripe invoice in its
+    account (None in another one, or when there is none), an AvaTax document by its code."""
+    sandbox.seed_period(tag="k1", period="2026-09", invoices=3)
+    sandbox.seed_period(tag="k2", period="2026-09", invoices=2, stripe_account="acct_recon_k2")
+
+    found = await stripe.find_invoice("in_recon_k1_000001")
+    assert found is not None and found.created is not None and found.created < OCT
+    assert found.metadata["o2c_workflow"] == "amendment-recon-k1-000001"
+    connected = await stripe.find_invoice("in_recon_k2_000001", billing_account="acct_recon_k2")
+    assert connected is not None and connected.billing_account == "acct_recon_k2"
+    assert await stripe.find_invoice("in_nobody_has") is None
+
+    document = await avatax.get_document(code="in_recon_k1_000002")
+    assert document is not None and document.status == "Committed"
+    assert document.document_date is not None and document.document_date < OCT
+    assert document.total_tax == seeded_amounts(2)[1]
+    assert await avatax.get_document(code="in_nobody_has") is None

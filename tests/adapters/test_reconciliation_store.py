@@ -216,3 +216,27 @@ async def test_usage_schedules_stay_out_of_the_ratable_revenue_comparison(databa
         assert (await schedules.revenue_in_period(legal_entity=entity, period="2026-10")).items == []
     finally:
         await schedules.aclose()
+
+
+async def test_a_run_still_matching_counts_the_breaks_its_table_lists(store):
+    """The report's header and table read the same rows: no "0 breaks" above a table of two."""
+    from starter.reports import run_heading
+
+    run_id, entity = new_run()
+    await open_run(store, run_id, entity)
+    await store.record_breaks(
+        run_id,
+        legal_entity=entity,
+        period="2026-10",
+        found=[("invoice:in_a", mismatch("in_a"), "open"), ("invoice:in_b", missing("in_b"), "healing")],
+    )
+    summary = await store.run(run_id)
+    listed = await store.breaks_of_run(run_id)
+    assert summary is not None and summary.status == "running" and summary.finished_at is None
+    assert summary.breaks_found == len(listed) == 2 and summary.open_breaks == 2 and summary.healed == 0
+    assert "2 breaks so far, 0 healed, 2 open" in run_heading(summary)
+    [healing] = [b for b in listed if b.status == "healing"]
+    await store.resolve_breaks([(healing.break_id, "healed", "posted")])
+    closed = await store.close_run(run_id)
+    assert closed.breaks_found == 2 and closed.healed == 1 and closed.open_breaks == 1
+    assert "2 breaks, 1 healed, 1 open" in run_heading(closed)

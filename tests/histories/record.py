@@ -193,6 +193,16 @@ async def amendment_happy(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def amendment_dated_by_invoice(env, tq, systems) -> WorkflowHandle:
+    """o2c-ledger: effective 16 November, invoiced 1 December; every document dated 1 December."""
+    systems.billing.invoice_date = date(2026, 12, 1)
+    handle = await start_amendment(env, tq, amendment(12))
+    expect((await handle.result()).status, Status.COMPLETED)
+    [entry] = systems.erp.entries.values()
+    expect(entry.posting_date, date(2026, 12, 1))
+    return handle
+
+
 async def amendment_approval(env, tq, systems) -> WorkflowHandle:
     handle = await start_amendment(env, tq, amendment(100))  # above the controller threshold
     await poll(handle, AmendmentWorkflow.state, status_is(Status.AWAITING_APPROVAL))
@@ -218,7 +228,9 @@ async def amendment_exception_retry(env, tq, systems) -> WorkflowHandle:
 
 
 async def amendment_abort(env, tq, systems) -> WorkflowHandle:
-    systems.erp.closed_periods.add("2026-11")
+    # The entry is dated with the invoice (1 December), in the month the ERP has closed.
+    systems.billing.invoice_date = date(2026, 12, 1)
+    systems.erp.closed_periods.add("2026-12")
     handle = await start_amendment(env, tq, amendment(12))
     await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
     await handle.execute_update(
@@ -467,6 +479,17 @@ async def renewal_renewed(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def renewal_dated_by_invoice(env, tq, systems) -> WorkflowHandle:
+    """o2c-ledger: the new term's tax document and entry carry the date billing gives the invoice."""
+    handle = await _start_renewal(env, tq, systems)
+    await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
+    systems.billing.invoice_date = (await env.get_current_time()).date() + timedelta(days=121)
+    expect((await handle.result()).outcome, RenewalOutcome.RENEWED)
+    [entry] = [e for e in systems.erp.entries.values() if e.external_id.endswith("-invoice")]
+    expect(entry.posting_date, systems.billing.invoice_date)
+    return handle
+
+
 async def renewal_not_renewed(env, tq, systems) -> WorkflowHandle:
     handle = await _start_renewal(env, tq, systems)
     await poll(handle, RenewalWorkflow.state, lambda s: s.stage.startswith("waiting"))
@@ -566,6 +589,35 @@ async def reconciliation_heal_approve_park(env, tq, systems) -> WorkflowHandle:
         ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
     )
     expect((await handle.result()).healed, 2)
+    return handle
+
+
+async def reconciliation_cut_off(env, tq, systems) -> WorkflowHandle:
+    """One invoice's entry is dated in September: found by its key, it is a cut-off difference,
+    not a missing entry to heal. The large heal is approved, the rest accepted."""
+    entry = invoice_entry(
+        external_id="amendment-R4-invoice",
+        subsidiary="1",
+        posting_date=date(2026, 9, 30),
+        memo="dated with the effective date",
+        revenue=usd("200.00"),
+        tax=usd("20.00"),
+        chart=ChartOfAccounts(),
+        invoice_id="in_004",
+    )
+    systems.erp.entries[entry.external_id] = entry
+    handle = await _reconcile(env, tq, systems, "reconciliation_cut_off")
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await handle.execute_update(
+        ReconciliationWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"),
+    )
+    await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    await handle.execute_update(
+        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
+    )
+    result = await handle.result()
+    expect((result.healed, result.found.get("cut_off_difference")), (1, 1))
     return handle
 
 
@@ -711,6 +763,15 @@ async def _released(handle: WorkflowHandle) -> WorkflowHandle:
 
 async def usage_released(env, tq, systems) -> WorkflowHandle:
     return await _released(await _start_usage(env, tq, systems, 10_000))
+
+
+async def usage_dated_by_invoice(env, tq, systems) -> WorkflowHandle:
+    """o2c-ledger: the usage invoice's documents carry the date billing created the draft."""
+    systems.billing.invoice_date = date(2026, 11, 1)
+    handle = await _released(await _start_usage(env, tq, systems, 10_000))
+    [entry] = [e for e in systems.erp.entries.values() if e.external_id.endswith("-invoice")]
+    expect(entry.posting_date, date(2026, 11, 1))
+    return handle
 
 
 async def usage_held_approved(env, tq, systems) -> WorkflowHandle:
@@ -915,6 +976,7 @@ async def cash_waiting_for_decisions(env, tq, systems) -> WorkflowHandle:
 
 SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_happy": amendment_happy,
+    "amendment_dated_by_invoice": amendment_dated_by_invoice,
     "amendment_approval": amendment_approval,
     "amendment_exception_retry": amendment_exception_retry,
     "amendment_abort": amendment_abort,
@@ -922,9 +984,11 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "dunning_cash": dunning_cash,
     "dunning_write_off": dunning_write_off,
     "renewal_renewed": renewal_renewed,
+    "renewal_dated_by_invoice": renewal_dated_by_invoice,
     "renewal_not_renewed": renewal_not_renewed,
     "renewal_window": renewal_window,
     "reconciliation_heal_approve_park": reconciliation_heal_approve_park,
+    "reconciliation_cut_off": reconciliation_cut_off,
     "reconciliation_continued_as_new": reconciliation_continued_as_new,
     "reconciliation_batch": reconciliation_batch,
     "reconciliation_usage_breaks": reconciliation_usage_breaks,
@@ -937,6 +1001,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "renewal_cancelled": renewal_cancelled,
     "reconciliation_cancelled": reconciliation_cancelled,
     "usage_released": usage_released,
+    "usage_dated_by_invoice": usage_dated_by_invoice,
     # The same release on the cash release (o2c-cash): the customer upserted in the ERP first.
     "usage_released_cash_release": usage_released,
     "usage_held_approved": usage_held_approved,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -74,7 +74,9 @@ async def test_happy_path_books_everything_once(dev_server, worker, billing, con
     [document] = books.tax_documents
     assert document["status"] == "Committed" and Decimal(str(document["totalTax"])) == Decimal("3.62")
     [entry] = books.journal_entries
-    assert balanced(entry) and entry["tranDate"] == "2026-11-16"
+    # Effective 16 November; every document carries the invoice's date, the day billing created it.
+    invoice_date = datetime.fromtimestamp(invoice["created"], UTC).date().isoformat()
+    assert balanced(entry) and entry["tranDate"] == invoice_date and document["date"][:10] == invoice_date
     assert [(e["product"], e["seats"]) for e in books.entitlements] == [("seats", 12)]
     assert len(books.messages) == 1
     description = await handle.describe()
@@ -165,7 +167,9 @@ async def test_a_rollback_leaves_billing_tax_and_erp_as_they_were(
 
 
 async def test_closed_period_parks_until_reopened_then_retry_books(dev_server, worker, billing, control, customer):
-    control.set_period("1", "2026-11", closed=True)
+    # The entry carries the invoice's date, the day billing creates it (a UTC day): close that month.
+    invoice_month = f"{datetime.now(UTC):%Y-%m}"
+    control.set_period("1", invoice_month, closed=True)
     try:
         handle = await o2c.start_amendment(
             dev_server.client, customer.amendment(quantity=11), billing=billing, task_queue=worker
@@ -175,7 +179,7 @@ async def test_closed_period_parks_until_reopened_then_retry_books(dev_server, w
         listed = await o2c.find_processes(dev_server.client, status=Status.NEEDS_ATTENTION)
         assert handle.id in {p["workflow_id"] for p in listed}
     finally:
-        control.set_period("1", "2026-11", closed=False)
+        control.set_period("1", invoice_month, closed=False)
     await o2c.resolve(dev_server.client, handle.id, OperatorAction.RETRY, operator="olga.ops")
     assert (await asyncio.wait_for(handle.result(), timeout=60)).status == Status.COMPLETED
     assert len(Books(control, customer, handle.id).journal_entries) == 1

@@ -103,6 +103,22 @@ async def test_happy_path_books_the_proration_and_then_the_seats(env, worker, sy
     assert attributes["O2cInvoice"] == invoice.id
 
 
+async def test_every_document_carries_the_invoice_date_not_the_effective_date(env, worker, systems):
+    """Effective 16 November, invoiced by billing on 1 December: the tax document and the
+    journal entry are dated 1 December; the proration still runs from 16 November."""
+    systems.billing.invoice_date = date(2026, 12, 1)
+    result = await (await start(env, worker, amendment(quantity=12))).result()
+
+    assert result.status == Status.COMPLETED and result.net == usd("50.00")  # 15 of 30 days from 16 November
+    [document] = systems.tax.documents.values()
+    assert document.code == result.invoice_id and document.document_date == date(2026, 12, 1)
+    [entry] = systems.erp.entries.values()
+    assert entry.posting_date == date(2026, 12, 1) and entry.invoice_id == result.invoice_id
+    # Revenue keeps the effective date: the schedules start on 16 November.
+    saved = list(systems.schedules.schedules.values())
+    assert saved and all(s.start == date(2026, 11, 16) for s in saved)
+
+
 async def test_a_duplicate_start_lands_on_the_same_workflow(env, worker, systems):
     request = amendment(quantity=11)
     first = await start(env, worker, request)
@@ -208,8 +224,26 @@ async def test_missing_tax_jurisdiction_parks_and_retry_after_the_fix_completes(
     assert (await state(handle)).resolutions[0].operator == "olga.ops"
 
 
-async def test_closed_period_parks_and_skip_completes_without_the_entry(env, worker, systems):
+def invoiced_in_closed_month(systems) -> None:
+    """Billing issues the invoice on 1 December and the ERP has closed December: the entry,
+    dated with the invoice, falls in the closed month."""
+    systems.billing.invoice_date = date(2026, 12, 1)
+    systems.erp.closed_periods.add("2026-12")
+
+
+async def test_an_amendment_effective_in_a_closed_month_books_in_the_invoice_month(env, worker, systems):
+    """November is closed; the amendment is effective 16 November and invoiced 1 December.
+    Nothing is back-dated into November, so nothing parks: the entry lands in December."""
+    systems.billing.invoice_date = date(2026, 12, 1)
     systems.erp.closed_periods.add("2026-11")
+    result = await (await start(env, worker, amendment())).result()
+    assert result.status == Status.COMPLETED
+    [entry] = systems.erp.entries.values()
+    assert entry.posting_date == date(2026, 12, 1)
+
+
+async def test_closed_period_parks_and_skip_completes_without_the_entry(env, worker, systems):
+    invoiced_in_closed_month(systems)
     handle = await start(env, worker, amendment())
     parked = await until(handle, Status.NEEDS_ATTENTION)
     assert parked.attention.step == "journal entry" and parked.attention.system == "netsuite"
@@ -220,7 +254,7 @@ async def test_closed_period_parks_and_skip_completes_without_the_entry(env, wor
 
 
 async def test_abort_compensates_in_reverse_order(env, worker, systems):
-    systems.erp.closed_periods.add("2026-11")
+    invoiced_in_closed_month(systems)
     handle = await start(env, worker, amendment())
     await until(handle, Status.NEEDS_ATTENTION)
     await resolve(handle, OperatorAction.ABORT)
@@ -302,6 +336,7 @@ async def test_transient_failures_are_retried_with_the_same_key(env, worker, sys
 
 
 async def test_net_credit_needs_approval_and_books_the_credit(env, worker, systems):
+    systems.billing.invoice_date = date(2026, 12, 1)
     handle = await start(env, worker, amendment(quantity=8))
     waiting = await until(handle, Status.AWAITING_APPROVAL)
     assert any("net credit" in reason for reason in waiting.approval.request.reasons)
@@ -314,7 +349,7 @@ async def test_net_credit_needs_approval_and_books_the_credit(env, worker, syste
         ("2400", usd("50.00"), None),
         ("2200", usd("5.00"), None),
     }
-    assert entry.posting_date == date(2026, 11, 16)
+    assert entry.posting_date == date(2026, 12, 1)  # the credit invoice's date, not the effective date
 
 
 async def test_a_change_that_prorates_to_nothing_invoices_nothing(env, worker, systems):

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from canonical.journal import invoice_entry
 from canonical.models import TAX_PRODUCT, ApproverRole, Invoice, InvoiceLine, TaxDocument, TaxLine
-from canonical.reconciliation import ReconciliationPolicy
+from canonical.reconciliation import BreakKind, ReconciliationPolicy
 from canonical.revenue import ratable_schedule
 from tests.fakes import usd
 from workflows.kit.approval import DecisionInput
@@ -196,7 +196,9 @@ async def test_a_heal_the_erp_refuses_is_left_open_with_the_reason(env, worker, 
     assert (await handle.result()).status == Status.COMPLETED
 
 
-async def test_an_entry_outside_the_period_is_not_overwritten(env, worker, systems, reconciliations):
+async def test_an_entry_outside_the_period_is_a_cut_off_difference_and_never_healed(
+    env, worker, systems, reconciliations
+):
     book(systems, 1, "100.00", erp=False)
     elsewhere = invoice_entry(
         external_id="amendment-R1-invoice",
@@ -212,7 +214,10 @@ async def test_an_entry_outside_the_period_is_not_overwritten(env, worker, syste
     handle = await start(env, worker)
     parked = await until(handle, Status.NEEDS_ATTENTION)
     [record] = await reconciliations.breaks_of_run(parked.run_id)
-    assert "already holds amendment-R1-invoice dated 2026-09-30" in record.resolution
+    # Found by its key before any heal was proposed: the same booking, dated in September.
+    assert record.kind == BreakKind.CUT_OFF_DIFFERENCE and record.status == "open" and not record.resolution
+    assert "2026-09-30" in record.explanation and "2026-10-12" in record.explanation
+    assert parked.found == {"cut_off_difference": 1} and parked.healed == 0
     assert systems.erp.entries["amendment-R1-invoice"].posting_date == date(2026, 9, 30)
     assert systems.ledger.count("erp.post_journal_entry") == 0
     await handle.execute_update(

@@ -3,6 +3,14 @@
 Amendments and renewals both quote tax, create and finalise an invoice that carries the
 tax, commit the tax document under the invoice's ID, post the balanced journal entry,
 give the customer what they bought, and tell them. This base class does those steps once.
+
+Dating (DOMAIN.md, "Dating a booking"): since o2c-ledger every document of a booking carries
+the billing invoice's date, the day billing created it: the tax document's date (the tax
+point) and the entry's posting date (the day the receivable arises). The effective date or
+the term start drives proration and revenue, never the date of a document: an amendment
+effective in a month the ERP has closed is booked in the month its invoice is issued in, and
+its revenue for the closed month is caught up by the revenue posting of the first open one.
+Runs that started before the release dated every document with the effective date.
 """
 
 from __future__ import annotations
@@ -41,14 +49,33 @@ class BookingWorkflow(ProcessWorkflow):
         self.tax_document: TaxDocument | None = None
         self.journal_entry: JournalEntryRef | None = None
         self.account: Account | None = None
+        # The invoice's date when a process knows it before quoting (a draft billing made).
+        self.issued_on: date | None = None
 
     # -- tax quote ---------------------------------------------------------------------------
+
+    def tax_point(self, effective: date) -> date:
+        """The date the tax is quoted at and the tax line names: the day the invoice is about
+        to be issued (before o2c-ledger: the effective date)."""
+        if not self.release_ledger():
+            return effective
+        return self.issued_on or workflow.now().date()
+
+    def invoice_date(self, effective: date) -> date:
+        """The date of every document of the booking once billing created the invoice: the
+        invoice's own date (billing's `created`, a UTC day). Before o2c-ledger: the effective date."""
+        if not self.release_ledger():
+            return effective
+        assert self.invoice is not None
+        return self.invoice.created or workflow.now().date()
 
     async def quote_tax(
         self, account_id: str, currency: str, document_date: date, lines: list[InvoiceLine]
     ) -> TaxDocument | None:
-        """An AvaTax SalesOrder: records nothing. None when an operator skipped it."""
+        """An AvaTax SalesOrder: records nothing. None when an operator skipped it.
+        `document_date` is the effective date; the quote is dated by tax_point()."""
         self.set_stage("quoting tax")
+        document_date = self.tax_point(document_date)
 
         async def quote() -> TaxDocument:
             # Read the customer master on every attempt: a retry after an operator fixed
@@ -90,9 +117,10 @@ class BookingWorkflow(ProcessWorkflow):
         billing_account: str = "",
     ) -> None:
         wid = workflow.info().workflow_id
+        effective = document_date
         tax = quote.total_tax if quote else Money.zero(currency)
         lines = charged + (
-            [InvoiceLine(product=TAX_PRODUCT, description=f"Sales tax ({document_date})", amount=tax)]
+            [InvoiceLine(product=TAX_PRODUCT, description=f"Sales tax ({self.tax_point(effective)})", amount=tax)]
             if not tax.is_zero
             else []
         )
@@ -112,6 +140,7 @@ class BookingWorkflow(ProcessWorkflow):
         )
         assert self.invoice is not None
         self.tag(invoice=self.invoice.id)
+        document_date = self.invoice_date(effective)
 
         if quote is not None:
             self.set_stage(f"committing tax for invoice {self.invoice.id}")

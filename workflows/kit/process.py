@@ -95,6 +95,7 @@ class ProcessWorkflow:
         self._pending: dict[str, tuple[Any, str]] = {}
         # Workflows of the November 2026 release and later; released ones decide in begin_release().
         self.release_2026_11 = True
+        self._release_ledger: bool | None = None
 
     # -- what an operator sees ------------------------------------------------------
 
@@ -122,6 +123,13 @@ class ProcessWorkflow:
         """First thing in run() of a workflow released before November 2026: whether this run
         takes the release's paths (see RELEASE_2026_11) or replays one that started before."""
         self.release_2026_11 = workflow.patched(RELEASE_2026_11)
+
+    def release_ledger(self) -> bool:
+        """Whether this run takes the paths of RELEASE_LEDGER, asked of Temporal once per run
+        (at the first place the paths part) and remembered, so the run pays one marker."""
+        if self._release_ledger is None:
+            self._release_ledger = workflow.patched(RELEASE_LEDGER)
+        return self._release_ledger
 
     def tag(self, *, customer: str = "", contract: str = "", invoice: str = "") -> None:
         """Name the business objects in the search attributes. Since the release they go out
