@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.kit.approval import ApprovalState
     from workflows.kit.attention import Attention, Resolution
     from workflows.kit.booking import BookingWorkflow
-    from workflows.kit.process import RELEASE_CASH, RELEASE_LEDGER, ProcessEvent
+    from workflows.kit.process import RELEASE_CASH, ProcessEvent
     from workflows.kit.status import Status
 
 
@@ -242,7 +242,7 @@ class AmendmentWorkflow(BookingWorkflow):
         # A reduction beyond what is unrecognised reverses revenue at once since the ledger
         # release; a run that recorded its schedules before it replays the old arithmetic,
         # which never refused a reduction (the refusal would skip the saving step).
-        reverse_excess = workflow.patched(RELEASE_LEDGER)
+        reverse_excess = self.release_ledger()
         try:
             change = amendment_schedules(
                 existing,
