@@ -54,6 +54,7 @@ def build_ports(settings: Settings) -> dict[str, Any]:
         settings.avatax_license_key,
         settings.avatax_company_code,
         timeout=timeout,
+        companies=[e.company_code for e in settings.legal_entities],
     )
     erp = routed_erp(settings.legal_entities, **settings.erp_access)
     return dict(

@@ -56,6 +56,9 @@ class TaxRequest(Model):
     currency: str
     address: Address
     lines: list[InvoiceLine]
+    # The AvaTax company of the legal entity that books the invoice (empty before o2c-ledger:
+    # the adapter's own company).
+    company_code: str = ""
 
 
 class SetSeats(Model):

@@ -112,15 +112,16 @@ class ReconciliationActivities:
         fetch: Callable[[str], Awaitable[Page]],
         facts: Callable[[Page], Iterable[tuple[str, str, str]]],
     ) -> int:
-        """Stage every page from where the last heartbeat left off; count what was read."""
+        """Stage every page from where the last heartbeat left off; count what was staged."""
         details = activity.info().heartbeat_details
         cursor, count = (str(details[0]), int(details[1])) if len(details) >= 2 else ("", 0)
         if cursor:
             activity.logger.info(f"resuming {system} at cursor {cursor} after {count} documents")
         while True:
             page = await fetch(cursor)
-            await self.store.stage(request.run_id, system, facts(page))
-            count += len(page.items)
+            staged = list(facts(page))  # what is the entity's of what was read
+            await self.store.stage(request.run_id, system, staged)
+            count += len(staged)
             cursor = page.next_cursor
             if not cursor:
                 break
@@ -136,6 +137,8 @@ class ReconciliationActivities:
 
         def facts(page: Page) -> Iterable[tuple[str, str, str]]:
             for invoice in page.items:
+                if invoice.metadata.get("legal_entity", request.entity.code) != request.entity.code:
+                    continue  # another entity's, on the billing account they share
                 fact = billed(invoice)
                 yield invoice.id, fact.match_key, fact.model_dump_json()
 

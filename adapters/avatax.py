@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import platform
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -110,7 +111,13 @@ RECORDED_TYPES = ("SalesInvoice", "ReturnInvoice")
 
 
 class AvaTaxTax(HttpAdapter):
-    """TaxPort over AvaTax REST v2."""
+    """TaxPort over AvaTax REST v2.
+
+    Each legal entity files in its own AvaTax company (`LegalEntity.company_code`): a quote
+    or a commit names the entity's company, or takes `company_code`, the deployment's own.
+    A document looked up by its code alone (to void it, to return it) is searched in that
+    company first, then in the other entities' (`companies`): o2c's document codes are
+    billing invoice ids, unique across companies."""
 
     def __init__(
         self,
@@ -120,9 +127,11 @@ class AvaTaxTax(HttpAdapter):
         company_code: str,
         timeout: float = 10.0,
         *,
+        companies: Sequence[str] = (),
         client: httpx.AsyncClient | None = None,
     ):
         self.company_code = company_code
+        self.companies = [company_code, *(c for c in dict.fromkeys(companies) if c != company_code)]
         token = base64.b64encode(f"{account_id}:{license_key}".encode()).decode()
         super().__init__(
             base_url,
@@ -135,8 +144,9 @@ class AvaTaxTax(HttpAdapter):
             client,
         )
 
-    def _doc_path(self, code: str) -> str:
-        return f"/api/v2/companies/{quote(self.company_code, safe='')}/transactions/{quote(code, safe='')}"
+    def _doc_path(self, code: str, company: str = "") -> str:
+        company = company or self.company_code
+        return f"/api/v2/companies/{quote(company, safe='')}/transactions/{quote(code, safe='')}"
 
     def _create_body(
         self,
@@ -149,10 +159,11 @@ class AvaTaxTax(HttpAdapter):
         currency: str,
         address: Address,
         lines: list[InvoiceLine],
+        company_code: str = "",
     ) -> dict[str, Any]:
         return {
             "type": type_,
-            "companyCode": self.company_code,
+            "companyCode": company_code or self.company_code,
             "code": code,
             "customerCode": customer_code,
             "date": document_date.isoformat(),
@@ -183,13 +194,25 @@ class AvaTaxTax(HttpAdapter):
     async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await send(self._client, SYSTEM, "POST", path, content=json_content(body))
 
-    async def _read(self, code: str, document_type: str = "SalesInvoice") -> dict[str, Any] | None:
-        response = await send(self._client, SYSTEM, "GET", self._doc_path(code), params={"documentType": document_type})
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise classify(response)
-        return read_json(response)
+    async def _find(
+        self, code: str, document_type: str = "SalesInvoice", company: str = ""
+    ) -> tuple[dict[str, Any], str] | None:
+        """The document with this code in `company`, or in the first company that holds it,
+        and that company."""
+        for candidate in [company] if company else self.companies:
+            response = await send(
+                self._client, SYSTEM, "GET", self._doc_path(code, candidate), params={"documentType": document_type}
+            )
+            if response.status_code == 404:
+                continue
+            if response.status_code >= 400:
+                raise classify(response)
+            return read_json(response), candidate
+        return None
+
+    async def _read(self, code: str, document_type: str = "SalesInvoice", company: str = "") -> dict[str, Any] | None:
+        found = await self._find(code, document_type, company)
+        return found[0] if found else None
 
     async def quote(
         self,
@@ -200,6 +223,7 @@ class AvaTaxTax(HttpAdapter):
         currency: str,
         address: Address,
         lines: list[InvoiceLine],
+        company_code: str = "",
     ) -> TaxDocument:
         body = self._create_body(
             type_="SalesOrder",
@@ -210,6 +234,7 @@ class AvaTaxTax(HttpAdapter):
             currency=currency,
             address=address,
             lines=lines,
+            company_code=company_code,
         )
         response = await self._post("/api/v2/transactions/create", body)
         if response.status_code >= 400:
@@ -225,6 +250,7 @@ class AvaTaxTax(HttpAdapter):
         currency: str,
         address: Address,
         lines: list[InvoiceLine],
+        company_code: str = "",
     ) -> TaxDocument:
         body = self._create_body(
             type_="SalesInvoice",
@@ -235,12 +261,13 @@ class AvaTaxTax(HttpAdapter):
             currency=currency,
             address=address,
             lines=lines,
+            company_code=company_code,
         )
         response = await self._post("/api/v2/transactions/create", body)
         if response.status_code < 400:
             return to_tax_document(read_json(response))
         if read_error(response).code == "DocumentCodeConflict":
-            existing = await self._read(code)
+            existing = await self._read(code, company=company_code or self.company_code)
             if existing is not None:
                 return to_tax_document(existing)
         raise classify(response, customer_code=customer_code)
@@ -265,8 +292,9 @@ class AvaTaxTax(HttpAdapter):
                     f"not {line.amount}",
                 )
         returned = total((line.amount for line in request.lines), currency)
-        original = await self._read(request.original_code)
-        if original is None or original.get("status") not in ("Committed", "Saved", "Posted"):
+        found = await self._find(request.original_code)
+        original, company = found if found else ({}, self.company_code)
+        if not original or original.get("status") not in ("Committed", "Saved", "Posted"):
             raise BusinessError(
                 SYSTEM,
                 f"tax return {request.code}: the original invoice {request.original_code} has no recorded "
@@ -281,7 +309,7 @@ class AvaTaxTax(HttpAdapter):
             )
         body = {
             "type": "ReturnInvoice",
-            "companyCode": self.company_code,
+            "companyCode": company,
             "code": request.code,
             "customerCode": request.customer_code,
             "date": request.return_date.isoformat(),
@@ -318,27 +346,34 @@ class AvaTaxTax(HttpAdapter):
         if response.status_code < 400:
             return to_tax_document(read_json(response))
         if read_error(response).code == "DocumentCodeConflict":
-            existing = await self._read(request.code, "ReturnInvoice")
+            existing = await self._read(request.code, "ReturnInvoice", company=company)
             if existing is not None:
                 return to_tax_document(existing)
         raise classify(response, customer_code=request.customer_code)
 
     async def void(self, *, code: str, document_type: str = "SalesInvoice") -> TaxDocument | None:
         """Void (cancel) a committed document; voiding a cancelled one returns it, and a code
-        AvaTax does not know returns None: there is nothing to undo."""
+        AvaTax does not know returns None: there is nothing to undo. With several entity
+        companies the document is found first, so it is voided where it is."""
+        company = self.company_code
+        if len(self.companies) > 1:
+            found = await self._find(code, document_type)
+            if found is None:
+                return None
+            company = found[1]
         params = {"documentType": document_type}
         response = await send(
             self._client,
             SYSTEM,
             "POST",
-            self._doc_path(code) + "/void",
+            self._doc_path(code, company) + "/void",
             params=params,
             content=json_content({"code": "DocVoided"}),
         )
         if response.status_code < 400:
             return to_tax_document(read_json(response))
         if read_error(response).code == "TransactionAlreadyCancelled":
-            existing = await self._read(code, document_type)
+            existing = await self._read(code, document_type, company=company)
             if existing is not None:
                 return to_tax_document(existing)
         if response.status_code == 404:

@@ -300,8 +300,10 @@ class TaxPort(Protocol):
         currency: str,
         address: Address,
         lines: list[InvoiceLine],
+        company_code: str = "",
     ) -> TaxDocument:
-        """Estimate tax without recording anything (an AvaTax SalesOrder)."""
+        """Estimate tax without recording anything (an AvaTax SalesOrder), in the legal
+        entity's tax company (the adapter's own when empty)."""
         ...
 
     async def commit(
@@ -313,13 +315,15 @@ class TaxPort(Protocol):
         currency: str,
         address: Address,
         lines: list[InvoiceLine],
+        company_code: str = "",
     ) -> TaxDocument:
         """Record and commit the tax of an invoice under document `code` (a SalesInvoice).
         Committing the same code again returns the committed document."""
         ...
 
     async def void(self, *, code: str) -> TaxDocument | None:
-        """Void the document with this code; None when there is none (nothing to undo)."""
+        """Void the document with this code, in whichever entity's company holds it; None
+        when there is none (nothing to undo)."""
         ...
 
     async def list_documents_page(

@@ -277,15 +277,17 @@ class FakeTax:
             total_tax=total((x.tax for x in taxed), currency),
         )
 
-    async def quote(self, *, code, customer_code, document_date, currency, address, lines):
+    async def quote(self, *, code, customer_code, document_date, currency, address, lines, company_code=""):
         self.ledger.record("tax.quote")
         return self._compute(code, "SalesOrder", "Temporary", currency, address, lines)
 
-    async def commit(self, *, code, customer_code, document_date, currency, address, lines):
+    async def commit(self, *, code, customer_code, document_date, currency, address, lines, company_code=""):
         self.ledger.record("tax.commit")
         if code not in self.documents:
             committed = self._compute(code, "SalesInvoice", "Committed", currency, address, lines)
-            self.documents[code] = committed.model_copy(update={"document_date": document_date})
+            self.documents[code] = committed.model_copy(
+                update={"document_date": document_date, "company_code": company_code or committed.company_code}
+            )
         return self.documents[code]
 
     async def get_document(self, *, code: str) -> TaxDocument | None:

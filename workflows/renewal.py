@@ -294,6 +294,7 @@ class RenewalWorkflow(BookingWorkflow):
         self.input, r = input, input.request
         self.request = r
         self.step_window = input.step_window
+        self.legal_entities = input.legal_entities
         self.tag(customer=r.account_id, contract=r.contract_id)
         self.set_status(Status.RUNNING, "validating the renewal")
         self.current = await self.step(

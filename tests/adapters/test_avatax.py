@@ -102,3 +102,23 @@ async def test_commit_then_timeout_converges_to_one_committed_document(sandbox):
     assert sandbox.count("avatax", "transaction", "SalesInvoice/Committed") == 1
     [record] = sandbox.records("avatax", "transaction")
     assert record["code"] == "inv-A1"
+
+
+async def test_each_entity_files_in_its_own_company_and_a_document_is_undone_where_it_is(sandbox):
+    """US01 and DE01 on one AvaTax account: a commit names DE01's company; voiding and reading
+    by code alone find the document there, and US01's listing never shows it."""
+    tax = AvaTaxTax(sandbox.avatax_url, "o2c", "sandbox-license", "US01", timeout=5, companies=["US01", "1010"])
+    try:
+        committed = await tax.commit(**doc(code="inv-DE-1"), company_code="1010")
+        assert committed.company_code == "1010"
+        again = await tax.commit(**doc(code="inv-DE-1"), company_code="1010")  # a retry reads it back
+        assert again == committed
+        assert (await tax.get_document(code="inv-DE-1")) == committed
+        window = dict(date_from=date(2025, 3, 1), date_to=date(2025, 4, 1))
+        assert [d.code for d in (await tax.list_documents_page(company_code="1010", **window)).items] == ["inv-DE-1"]
+        assert (await tax.list_documents_page(company_code="US01", **window)).items == []
+        voided = await tax.void(code="inv-DE-1")
+        assert voided is not None and voided.status == "Cancelled"
+        assert await tax.void(code="inv-nowhere") is None
+    finally:
+        await tax.aclose()

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.tax import TaxActivities
     from canonical.journal import ChartOfAccounts, JournalEntry, invoice_entry
     from canonical.models import (
+        DEFAULT_ENTITIES,
         TAX_PRODUCT,
         Account,
         Invoice,
@@ -51,6 +52,9 @@ class BookingWorkflow(ProcessWorkflow):
         self.account: Account | None = None
         # The invoice's date when a process knows it before quoting (a draft billing made).
         self.issued_on: date | None = None
+        # The legal entities of the deployment, set by the process from its input: the
+        # customer's entity names the tax company its documents are filed in.
+        self.legal_entities: list[LegalEntity] = []
 
     # -- tax quote ---------------------------------------------------------------------------
 
@@ -96,7 +100,13 @@ class BookingWorkflow(ProcessWorkflow):
             currency=currency,
             address=self.account.billing_address,
             lines=lines,
+            company_code=self.booking_entity().company_code if self.release_ledger() else "",
         )
+
+    def booking_entity(self) -> LegalEntity:
+        """The legal entity of the customer the process books for."""
+        assert self.account is not None
+        return self.entity_for(self.legal_entities or DEFAULT_ENTITIES, self.account.legal_entity)
 
     # -- invoice, tax document, journal entry ---------------------------------------------
 
@@ -131,7 +141,13 @@ class BookingWorkflow(ProcessWorkflow):
             currency=currency,
             lines=lines,
             description=description,
-            metadata={"o2c_workflow": wid, **metadata},
+            # Since o2c-ledger the invoice names its legal entity, so the reconciliation of
+            # each entity on a shared billing account takes its own invoices.
+            metadata={
+                "o2c_workflow": wid,
+                **metadata,
+                **({"legal_entity": entity.code} if self.release_ledger() else {}),
+            },
             billing_account=billing_account,
         )
         self.saga.add("invoice", lambda: self._void_invoice(create))
