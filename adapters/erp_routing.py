@@ -3,7 +3,9 @@ all of them, sending each call to the ERP that holds the ledger it is for.
 
 A call names its ledger by the subsidiary it carries (`LegalEntity.erp_subsidiary`: a
 NetSuite subsidiary, a SAP company code); settings refuse two entities on one ledger, so the
-subsidiary alone says which ERP. The few calls that carry only an external id (a lookup
+subsidiary alone says which ERP. A subsidiary no configured entity names (an entity a
+process was handed in its input, as a test or a benchmark does) books in the ERP of the
+first configured entity, where every booking went before entities were routed. The few calls that carry only an external id (a lookup
 before an undo, a document's open amount) ask the ERPs that can hold it: the ids o2c derives
 from workflow ids are unique across ERPs, so at most one answers.
 
@@ -76,15 +78,17 @@ class RoutedErp:
         self.erps = dict(erps)
         self.receivables = dict(receivables or {})
         self.entities = {e.erp_subsidiary: e for e in entities}
+        self.default = entities[0] if entities else None
 
     # -- which ERP -------------------------------------------------------------------------
 
     def entity_of(self, subsidiary: str) -> LegalEntity:
         entity = self.entities.get(subsidiary)
-        if entity is None:
-            known = ", ".join(sorted(self.entities))
-            raise IntegrationBug("o2c", f"no legal entity books in ledger {subsidiary!r} (configured: {known})")
-        return entity
+        if entity is not None:
+            return entity
+        if self.default is None:
+            raise IntegrationBug("o2c", f"no legal entity books in ledger {subsidiary!r}: none is configured")
+        return self.default.model_copy(update={"code": f"(ledger {subsidiary})", "erp_subsidiary": subsidiary})
 
     def erp_of(self, subsidiary: str) -> ErpPort:
         return self.erps[self.entity_of(subsidiary).erp]
