@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
@@ -484,6 +485,9 @@ class Demo:
         from starter.cash_demo import CashStories  # it builds on this module's Demo and StoryResult
 
         results += await CashStories(self).run()
+        from starter.ledger_demo import LedgerStories  # it builds on this module's Demo and StoryResult
+
+        results += await LedgerStories(self).run()
         return results
 
 
@@ -533,6 +537,9 @@ def demo_settings() -> tuple[Settings, int]:
     the user's (.o2c/demo), a local Temporal on free ports. Set through the environment, so
     whatever the stack starts as a process of its own reads the same."""
     state_dir = Path(os.environ.get("O2C_STATE_DIR", ".o2c")) / "demo"
+    # Each run starts from nothing: month-level stories (last month's revenue posting and its
+    # reconciliation) would otherwise meet the months an earlier run posted.
+    shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True, exist_ok=True)
     ports = {name: _port(port) for name, port in DEMO_PORTS.items()}
     os.environ.update(
@@ -547,6 +554,10 @@ def demo_settings() -> tuple[Settings, int]:
             "O2C_WEBHOOK_PORT": str(ports["webhooks"]),
         }
     )
+    # One legal entity on each ERP: US01 in USD on NetSuite, DE01 in EUR on SAP S/4HANA.
+    entities = Path(__file__).resolve().parent.parent / "examples" / "legal-entities.json"
+    if entities.exists():
+        os.environ.setdefault("O2C_LEGAL_ENTITIES_FILE", str(entities))
     os.environ.setdefault("O2C_RENEWAL_DAY_SECONDS", DEMO_RENEWAL_DAY_SECONDS)
     return Settings.from_env(), ports["ui"]
 
