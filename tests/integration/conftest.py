@@ -6,13 +6,15 @@ import socket
 import uuid
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.stripe import StripeBilling
-from canonical.models import AmendedLine, AmendmentRequest
+from canonical.models import AmendedLine, AmendmentRequest, LegalEntity
 from sandbox import SandboxControl
 from settings import Settings
 from starter.binaries import dev_server_binary
@@ -37,6 +39,11 @@ async def dev_server():
     await environment.shutdown()
 
 
+EXAMPLE_ENTITIES = TypeAdapter(list[LegalEntity]).validate_json(
+    (Path(__file__).resolve().parents[2] / "examples" / "legal-entities.json").read_text()
+)
+
+
 @pytest.fixture(scope="session")
 def settings(sandbox) -> Settings:
     # A short HTTP timeout so that the sandbox's commit-then-timeout fault loses the response.
@@ -48,6 +55,9 @@ def settings(sandbox) -> Settings:
                 "task_queue": f"o2c-it-{uuid.uuid4().hex[:6]}",
                 "http_timeout_seconds": 1.5,
                 "database_url": sandbox.database_url,
+                # One entity on each ERP, as the README and the demo run: US01 on NetSuite,
+                # DE01 on SAP S/4HANA.
+                "legal_entities_in_file": EXAMPLE_ENTITIES,
             }
         )
     )

@@ -45,7 +45,8 @@ async def test_the_readme_walkthrough_runs_as_written(dev_server, settings, work
         "O2C_SANDBOX_URL": settings.sandbox_url,
         "O2C_DATABASE_URL": settings.database_url,
     }
-    env.pop("O2C_LEGAL_ENTITIES_FILE", None)
+    # The walk-through's entities: US01 on NetSuite and DE01 on SAP (README, "Running it yourself").
+    env["O2C_LEGAL_ENTITIES_FILE"] = str(ROOT / "examples" / "legal-entities.json")
     # The examples' paths are relative to the repository; files the walk-through writes land here.
     for name in ("examples",):
         (tmp_path / name).symlink_to(ROOT / name)
