@@ -49,7 +49,9 @@ class LedgerStories:
         d = self.demo
         d.on_story(title)
         name = "berlin"
-        account, subscription = f"cus_demo_{d.run_id}_{name}", f"sub_demo_{d.run_id}_{name}"
+        # SAP keeps the billing customer id in a 20-character field: a Stripe id fits, so
+        # must the demo's (cus_ and 14 characters, as Stripe's own).
+        account, subscription = f"cus_{d.run_id}{name}", f"sub_demo_{d.run_id}_{name}"
         start, end = _month_bounds(d.today)
         d.control.seed(
             customer={

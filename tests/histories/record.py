@@ -579,6 +579,13 @@ async def _reconcile(env, tq, systems, workflow_id: str, **policy) -> WorkflowHa
 
 async def reconciliation_heal_approve_park(env, tq, systems) -> WorkflowHandle:
     handle = await _reconcile(env, tq, systems, "reconciliation_heal_approve_park")
+    await _approve_heal_then_accept(handle)
+    expect((await handle.result()).healed, 2)
+    return handle
+
+
+async def _approve_heal_then_accept(handle: WorkflowHandle) -> None:
+    """Finance approves the heal above the limit; the operator accepts what is left."""
     await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
     await handle.execute_update(
         ReconciliationWorkflow.decide,
@@ -588,8 +595,6 @@ async def reconciliation_heal_approve_park(env, tq, systems) -> WorkflowHandle:
     await handle.execute_update(
         ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
     )
-    expect((await handle.result()).healed, 2)
-    return handle
 
 
 async def reconciliation_cut_off(env, tq, systems) -> WorkflowHandle:
@@ -607,15 +612,7 @@ async def reconciliation_cut_off(env, tq, systems) -> WorkflowHandle:
     )
     systems.erp.entries[entry.external_id] = entry
     handle = await _reconcile(env, tq, systems, "reconciliation_cut_off")
-    await poll(handle, ReconciliationWorkflow.state, status_is(Status.AWAITING_APPROVAL))
-    await handle.execute_update(
-        ReconciliationWorkflow.decide,
-        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment="ok"),
-    )
-    await poll(handle, ReconciliationWorkflow.state, status_is(Status.NEEDS_ATTENTION))
-    await handle.execute_update(
-        ReconciliationWorkflow.resolve, ResolveInput(action=OperatorAction.SKIP, operator="olga.ops")
-    )
+    await _approve_heal_then_accept(handle)
     result = await handle.result()
     expect((result.healed, result.found.get("cut_off_difference")), (1, 1))
     return handle
