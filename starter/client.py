@@ -106,12 +106,14 @@ async def start_amendment(
 ) -> WorkflowHandle[AmendmentWorkflow, AmendmentResult]:
     """Validate, then start `amendment-<id>`. Starting the same amendment again returns
     the workflow that already exists (running or finished) instead of a second one."""
-    policy = Settings.from_env().approval_policy
+    settings = Settings.from_env()
+    policy = settings.approval_policy
     await validate_amendment_request(request, billing, policy)
     return await _start_once(
         client,
         AmendmentWorkflow.run,
-        AmendmentInput(request=request, policy=policy),
+        # The configured entities: the workflow books in the one its customer belongs to.
+        AmendmentInput(request=request, policy=policy, legal_entities=settings.legal_entities),
         workflow_id=amendment_workflow_id(request.amendment_id),
         task_queue=task_queue,
         process="amendment",
