@@ -1,6 +1,6 @@
 """The chaos run at a larger size: many amendments, dunnings, renewals and usage releases, a
 reconciliation, a bank statement applied, credits (some approved by finance) and disputes won
-and lost, at once on the real dev server, faults on every system's requests, the worker
+and lost, amendments and renewals of an entity on SAP S/4HANA, at once on the real dev server, faults on every system's requests, the worker
 process killed with SIGKILL and restarted mid-run. Prints the figures: processes and how they
 ended, faults injected, kills, duplicates found, unbalanced entries, the receivable booked
 against what was invoiced, the receipts and what the ERP applied of them, and the ledger
@@ -8,6 +8,7 @@ invariants broken; the last line is the same figures as one JSON object. Never a
 (tests/integration/test_chaos.py runs a CI-sized one that does).
 
     .venv/bin/python bench/chaos.py [--amendments 40] [--dunnings 15] [--renewals 15] [--usage 15]
+                                    [--sap-amendments 15] [--sap-renewals 5]
                                     [--kills 4] [--reconciled-invoices 10000]
                                     [--payers 30] [--credits 10] [--disputes 6]
 """
@@ -51,6 +52,7 @@ async def main(args: argparse.Namespace) -> None:
             control = SandboxControl(sandbox.url)
             settings = Settings.from_env().on_sandbox(sandbox.url).model_copy(update={"database_url": database_url})
             chaos = Chaos(env.client, env.client.service_client.config.target_host, control, settings, scratch)
+            os.environ.update(chaos.environment)  # the legal entities, the SAP one included
             # Kills spread over the first minute, while the processes are in full swing.
             kills = [2.0 + 12.0 * k for k in range(args.kills)]
             report = await chaos.run(
@@ -58,6 +60,8 @@ async def main(args: argparse.Namespace) -> None:
                 dunnings=args.dunnings,
                 usage=args.usage,
                 renewals=args.renewals,
+                sap_amendments=args.sap_amendments,
+                sap_renewals=args.sap_renewals,
                 reconciled_invoices=args.reconciled_invoices,
                 payers=args.payers,
                 credits=args.credits,
@@ -87,6 +91,8 @@ if __name__ == "__main__":
     parser.add_argument("--dunnings", type=int, default=15)
     parser.add_argument("--renewals", type=int, default=15)
     parser.add_argument("--usage", type=int, default=15, help="usage releases, each with its month of events")
+    parser.add_argument("--sap-amendments", type=int, default=15, help="amendments of customers of the SAP entity")
+    parser.add_argument("--sap-renewals", type=int, default=5, help="renewals of customers of the SAP entity")
     parser.add_argument("--kills", type=int, default=4)
     parser.add_argument(
         "--reconciled-invoices",

@@ -1,14 +1,18 @@
-"""Reconciling 10,000 and 100,000 invoices, against the floor no orchestration can beat.
+"""Reconciling 10,000 and 100,000 invoices, against the floor no orchestration can beat, for
+an entity on each ERP.
 
-For each size: seeds a period in the sandbox (one legal entity of its own, one break of every
-kind), starts a fresh `o2c worker` process (real HTTP adapters, o2c's tables in the same
-database as the sandbox), runs ReconciliationWorkflow on the Temporal dev server until it has
-read, matched and healed everything (it then waits for an operator: the bench answers skip),
-and prints records per second, the worker's peak memory, and the ratio of its time to one SQL
-statement that full-outer-joins the same three systems' documents in the same database
-(see join_seconds); the last line is the same figures as one JSON object. Never asserts.
+For each size and ERP: seeds a period in the sandbox (one legal entity of its own, one break of
+every kind; the NetSuite entity in USD, the SAP one in EUR in a company code of its own, its
+entries SAP documents read through the OData item cube), starts a fresh `o2c worker` process
+that books for that entity (real HTTP adapters, o2c's tables in the same database as the
+sandbox), runs ReconciliationWorkflow on the Temporal dev server until it has read, matched and
+healed everything (it then waits for an operator: the bench answers skip), and prints records
+per second, the worker's peak memory, and the ratio of its time to one SQL statement that
+full-outer-joins the same three systems' documents in the same database (see join_seconds),
+the ERPs side by side; the last line is the same figures as one JSON object, per ERP. Never
+asserts.
 
-    .venv/bin/python bench/reconcile.py [--sizes 10000 100000] [--database-url URL]
+    .venv/bin/python bench/reconcile.py [--sizes 10000 100000] [--erps netsuite sap] [--database-url URL]
 
 The sandbox runs in its own process too, so the worker's memory is its own. SQLite (a scratch
 file) by default; give a PostgreSQL URL to measure there.
@@ -21,6 +25,7 @@ import asyncio
 import json
 import os
 import secrets
+import string
 import subprocess
 import sys
 import tempfile
@@ -65,7 +70,7 @@ def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess
 
 
 def join_seconds(database_url: str, entity: LegalEntity) -> tuple[float, int, str]:
-    """One SQL statement that lines up billing's invoices, AvaTax's documents and NetSuite's
+    """One SQL statement that lines up billing's invoices, AvaTax's documents and the ERP's
     entries of the entity by invoice id, every row fetched to the client: the floor.
 
     On PostgreSQL it is a FULL OUTER JOIN (hash joins). SQLite has no hash join and runs a
@@ -80,7 +85,20 @@ def join_seconds(database_url: str, entity: LegalEntity) -> tuple[float, int, st
 
     billing = side("stripe", "invoice", entity.billing_account, "id", "total")
     tax = side("avatax", "transaction", entity.company_code, "code", "totalTax")
-    erp = side("netsuite", "journalEntry", entity.erp_subsidiary, "custbody_o2c_invoice", "externalId")
+    if entity.erp == "sap":
+        # An SAP document names its invoice in an item's text, `I:<invoice id>`.
+        text = documents.c.data["DocumentItemText"].as_string()
+        erp = sa.select(
+            sa.func.substr(text, 3).label("invoice"),
+            documents.c.data["DocumentReferenceID"].as_string().label("amount"),
+        ).where(
+            documents.c.system == "sap",
+            documents.c.type == "item",
+            documents.c.scope == entity.erp_subsidiary,
+            text.like("I:%"),
+        )
+    else:
+        erp = side("netsuite", "journalEntry", entity.erp_subsidiary, "custbody_o2c_invoice", "externalId")
     engine = engine_for(database_url)
     if engine.dialect.name == "postgresql":
         b, t, e = billing.subquery(), tax.subquery(), erp.subquery()
@@ -135,7 +153,108 @@ async def reconcile(env: WorkflowEnvironment, entity: LegalEntity, task_queue: s
     return elapsed, state
 
 
-async def main(sizes: list[int], database_url: str, logs: Path) -> None:
+def bench_entity(erp: str) -> LegalEntity:
+    """A legal entity of the run's own: NetSuite in USD, or SAP in EUR in a company code of its own."""
+    key = secrets.token_hex(3)
+    if erp == "sap":
+        code = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(4))
+        return LegalEntity(
+            code=f"S{key}",
+            company_code=f"S{key}",
+            functional_currency="EUR",
+            erp="sap",
+            erp_subsidiary=code,
+            billing_account=f"acct_s{key}",
+            country="DE",
+        )
+    return LegalEntity(
+        code=f"B{key}",
+        company_code=f"B{key}",
+        functional_currency="USD",
+        erp_subsidiary=str(800000 + int(key, 16) % 100000),
+        billing_account=f"acct_b{key}",
+    )
+
+
+async def measure(
+    env: WorkflowEnvironment,
+    control: SandboxControl,
+    size: int,
+    erp: str,
+    sandbox_url: str,
+    database_url: str,
+    logs: Path,
+) -> dict:
+    entity = bench_entity(erp)
+    spec: dict = {}
+    if erp == "sap":
+        control.sap_company_code(entity.erp_subsidiary, entity.functional_currency)
+        spec = {"erp": "sap", "currency": entity.functional_currency, "tax_rate": "19"}
+    started = time.perf_counter()
+    control.seed_period(
+        tag=entity.code,
+        period=PERIOD,
+        invoices=size,
+        stripe_account=entity.billing_account,
+        company_code=entity.company_code,
+        subsidiary=entity.erp_subsidiary,
+        breaks={kind: 1 for kind in BREAKS},
+        timeout=RUN_TIMEOUT,
+        **spec,
+    )
+    seeded = time.perf_counter() - started
+    print(f"{size} invoices seeded in {seeded:.1f} s ({erp})", flush=True)
+    # The worker books for this entity alone: it routes every ERP call by the entity's ledger.
+    entities_file = logs / f"entities-{entity.code}.json"
+    entities_file.write_text(json.dumps([entity.model_dump(mode="json")]))
+    task_queue = f"bench-recon-{entity.code}"
+    worker = start_process(
+        ["-m", "worker"],
+        {
+            "O2C_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            "O2C_TASK_QUEUE": task_queue,
+            "O2C_SANDBOX_URL": sandbox_url,
+            "O2C_DATABASE_URL": database_url,
+            "O2C_HTTP_TIMEOUT_SECONDS": "120",
+            "O2C_LEGAL_ENTITIES_FILE": str(entities_file),
+        },
+        logs / f"worker-{erp}-{size}.log",
+    )
+    try:
+        elapsed, state = await reconcile(env, entity, task_queue)
+        peak = peak_rss_mib(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    floor, joined, form = join_seconds(database_url, entity)
+    read = sum(state["read"].values())
+    print(
+        f"{size} invoices reconciled in {elapsed:.1f} s ({erp}); worker peak RSS {peak:.0f} MiB; "
+        f"the {form} took {floor:.2f} s",
+        flush=True,
+    )
+    return {
+        "erp": erp,
+        "invoices": size,
+        "seeded_s": seeded,
+        "records_read": read,
+        "seconds": elapsed,
+        "records_per_s": read / elapsed,
+        "peak_rss_mib": peak,
+        "sql_floor": form,
+        "sql_floor_s": floor,
+        "sql_floor_rows": joined,
+        "o2c_per_floor": elapsed / floor,
+        "batches": state["batches"],
+        "breaks": sum(state["found"].values()),
+        "healed": state["healed"],
+        "history_events": state["history_events"],
+        "runs": state["runs"],
+        "children": state["children"],
+    }
+
+
+async def main(sizes: list[int], erps: list[str], database_url: str, logs: Path) -> None:
     upgrade(database_url)
     sandbox_port = free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
@@ -157,71 +276,8 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
         wait_for_http(f"{sandbox_url}/_sandbox/health", sandbox)
         control = SandboxControl(sandbox_url)
         for size in sizes:
-            key = secrets.token_hex(3)
-            entity = LegalEntity(
-                code=f"B{key}",
-                company_code=f"B{key}",
-                functional_currency="USD",
-                erp_subsidiary=str(800000 + int(key, 16) % 100000),
-                billing_account=f"acct_b{key}",
-            )
-            started = time.perf_counter()
-            control.seed_period(
-                tag=entity.code,
-                period=PERIOD,
-                invoices=size,
-                stripe_account=entity.billing_account,
-                company_code=entity.company_code,
-                subsidiary=entity.erp_subsidiary,
-                breaks={kind: 1 for kind in BREAKS},
-                timeout=RUN_TIMEOUT,
-            )
-            seeded = time.perf_counter() - started
-            print(f"{size} invoices seeded in {seeded:.1f} s", flush=True)
-            task_queue = f"bench-recon-{key}"
-            worker = start_process(
-                ["-m", "worker"],
-                {
-                    "O2C_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-                    "O2C_TASK_QUEUE": task_queue,
-                    "O2C_SANDBOX_URL": sandbox_url,
-                    "O2C_DATABASE_URL": database_url,
-                    "O2C_HTTP_TIMEOUT_SECONDS": "120",
-                },
-                logs / f"worker-{size}.log",
-            )
-            try:
-                elapsed, state = await reconcile(env, entity, task_queue)
-                peak = peak_rss_mib(worker.pid)
-            finally:
-                worker.terminate()
-                worker.wait(30)
-            floor, joined, form = join_seconds(database_url, entity)
-            read = sum(state["read"].values())
-            rows.append(
-                {
-                    "invoices": size,
-                    "seeded_s": seeded,
-                    "records_read": read,
-                    "seconds": elapsed,
-                    "records_per_s": read / elapsed,
-                    "peak_rss_mib": peak,
-                    "sql_floor": form,
-                    "sql_floor_s": floor,
-                    "sql_floor_rows": joined,
-                    "o2c_per_floor": elapsed / floor,
-                    "batches": state["batches"],
-                    "breaks": sum(state["found"].values()),
-                    "history_events": state["history_events"],
-                    "runs": state["runs"],
-                    "children": state["children"],
-                }
-            )
-            print(
-                f"{size} invoices reconciled in {elapsed:.1f} s; worker peak RSS {peak:.0f} MiB; "
-                f"the {form} took {floor:.2f} s",
-                flush=True,
-            )
+            for erp in erps:
+                rows.append(await measure(env, control, size, erp, sandbox_url, database_url, logs))
         control.close()
     finally:
         await env.shutdown()
@@ -230,33 +286,44 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
 
     print()
     print(
-        f"{'invoices':>9} {'records read':>12} {'seconds':>8} {'records/s':>9} {'peak RSS MiB':>12} "
-        f"{'join s':>7} {'join rows':>9} {'recon/join':>10} {'batches':>7} {'breaks':>6} {'events':>6} {'runs':>4} "
-        f"{'children':>8}"
+        f"{'erp':>8} {'invoices':>9} {'records read':>12} {'seconds':>8} {'records/s':>9} {'peak RSS MiB':>12} "
+        f"{'join s':>7} {'join rows':>9} {'recon/join':>10} {'batches':>7} {'breaks':>6} {'healed':>6} "
+        f"{'events':>6} {'runs':>4} {'children':>8}"
     )
     for r in rows:
         print(
-            f"{r['invoices']:>9} {r['records_read']:>12} {r['seconds']:>8.1f} {r['records_per_s']:>9.0f} "
+            f"{r['erp']:>8} {r['invoices']:>9} {r['records_read']:>12} {r['seconds']:>8.1f} {r['records_per_s']:>9.0f} "
             f"{r['peak_rss_mib']:>12.0f} {r['sql_floor_s']:>7.2f} {r['sql_floor_rows']:>9} {r['o2c_per_floor']:>9.0f}x "
-            f"{r['batches']:>7} {r['breaks']:>6} {r['history_events']:>6} {r['runs']:>4} {r['children']:>8}"
+            f"{r['batches']:>7} {r['breaks']:>6} {r['healed']:>6} {r['history_events']:>6} {r['runs']:>4} "
+            f"{r['children']:>8}"
         )
-    # How time and memory grow from the first size to the last (none with a single size).
-    time_growth = memory_growth = None
-    if len(rows) > 1:
-        time_growth = rows[-1]["seconds"] / rows[0]["seconds"]
-        memory_growth = rows[-1]["peak_rss_mib"] / rows[0]["peak_rss_mib"]
-        print(
-            f"\nfrom {rows[0]['invoices']} to {rows[-1]['invoices']} invoices: time x{time_growth:.1f}, "
-            f"worker peak memory x{memory_growth:.2f}"
-        )
+    # How time and memory grow from the first size to the last, per ERP (none with a single size).
+    growth: dict[str, dict[str, float | None]] = {}
+    for erp in erps:
+        mine = [r for r in rows if r["erp"] == erp]
+        time_growth = memory_growth = None
+        if len(mine) > 1:
+            time_growth = mine[-1]["seconds"] / mine[0]["seconds"]
+            memory_growth = mine[-1]["peak_rss_mib"] / mine[0]["peak_rss_mib"]
+            print(
+                f"{erp}: from {mine[0]['invoices']} to {mine[-1]['invoices']} invoices: time x{time_growth:.1f}, "
+                f"worker peak memory x{memory_growth:.2f}"
+            )
+        growth[erp] = {"time_growth": time_growth, "peak_rss_growth": memory_growth}
     print(
         "records read = billing invoices + tax documents + ERP entries + contracts' revenue; events = the "
         "history of the workflow's last run; runs = its runs (it continues as new between batches); children = "
-        "its batch workflows, each with a history of its own."
+        "its batch workflows, each with a history of its own. SAP's healed is 0: the healing entry names no "
+        "customer, and SAP posts the receivable only to a customer."
     )
     print(
         json.dumps(
-            {"bench": "reconcile", "sizes": rows, "time_growth": time_growth, "peak_rss_growth": memory_growth},
+            {
+                "bench": "reconcile",
+                "sizes": rows,
+                "by_erp": {erp: [r for r in rows if r["erp"] == erp] for erp in erps},
+                "growth": growth,
+            },
             sort_keys=True,
         )
     )
@@ -265,10 +332,11 @@ async def main(sizes: list[int], database_url: str, logs: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--erps", nargs="+", choices=["netsuite", "sap"], default=["netsuite", "sap"])
     parser.add_argument("--database-url", help="default: a scratch SQLite file")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="o2c-bench-"))
-    asyncio.run(main(args.sizes, args.database_url or f"sqlite:///{scratch / 'bench.sqlite'}", scratch))
+    asyncio.run(main(args.sizes, args.erps, args.database_url or f"sqlite:///{scratch / 'bench.sqlite'}", scratch))
     # The figures are out; leave before interpreter teardown, where Temporal's native runtime
     # can abort the process (as the o2c CLI does).
     sys.stdout.flush()

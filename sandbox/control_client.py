@@ -84,7 +84,8 @@ class SandboxControl:
     def seed_period(self, *, timeout: float = 600.0, **spec: Any) -> dict[str, Any]:
         """Seed a reconciliation period in bulk (see period_seed.py for the body and the
         answer): tag, period, invoices, currency, stripe_account, company_code,
-        subsidiary, tax_rate, paid_every, breaks, revenue. Large seeds take a while,
+        subsidiary, tax_rate, paid_every, breaks, revenue, erp ("netsuite" or "sap": the
+        subsidiary is then an SAP company code), logical_system. Large seeds take a while,
         hence the long timeout."""
         return self._ok(self._http.post("/seed/period", json=spec, timeout=timeout))
 

@@ -22,6 +22,12 @@ ghost invoice in AvaTax and NetSuite only), duplicate_posting (a second entry
 the ERP), tax_mismatch (AvaTax's tax one minor unit higher), currency_mismatch (the
 invoice entry booked in EUR, or USD for a EUR period, with the same numbers) and
 status_mismatch (a paid invoice without its payment entry).
+
+With `erp: "sap"` the entries are SAP documents in the company code `subsidiary` instead (see
+period_seed_sap.py; the company code must exist in the stand-in and book in `currency`), the
+customers business partners there, and `tag` at most 7 characters (a customer id fits SAP's
+20); `logical_system` names o2c's (default O2C). The breaks are the same: the duplicate is a
+second document `manual-<invoice id>` from o2c's logical system.
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from sandbox.control.period_seed_sap import SapLedger, SeedRefused
 from sandbox.currency import MINOR_UNITS, minor_unit
-from sandbox.store import Store
+from sandbox.store import Store, Tx
 
 BREAK_KINDS = (
     "missing_in_erp",
@@ -52,6 +59,25 @@ CONTRACTS = 1000
 RECEIVABLE, DEFERRED, TAX_PAYABLE, CASH, REVENUE = "1200", "2400", "2200", "1010", "4000"
 
 _TAG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+ERPS = ("netsuite", "sap")
+SAP_TAG_LIMIT = 7  # "cus_recon_<tag>_99" within BusinessPartnerIDByExtSystem's 20 characters
+FIELDS = frozenset(
+    {
+        "tag",
+        "period",
+        "invoices",
+        "currency",
+        "stripe_account",
+        "company_code",
+        "subsidiary",
+        "tax_rate",
+        "paid_every",
+        "breaks",
+        "revenue",
+        "erp",
+        "logical_system",
+    }
+)
 
 
 class SeedError(ValueError):
@@ -63,6 +89,9 @@ class SeedError(ValueError):
 
 class PeriodSpec:
     def __init__(self, body: dict[str, Any]):
+        unknown = sorted(set(body) - FIELDS)
+        if unknown:
+            raise SeedError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(FIELDS))}")
         self.tag = str(body.get("tag") or "")
         if not _TAG.match(self.tag):
             raise SeedError("tag is required: 1 to 32 letters, digits, '-' or '_'")
@@ -84,7 +113,18 @@ class PeriodSpec:
         if self.stripe_account and (not self.stripe_account.startswith("acct_") or len(self.stripe_account) > 40):
             raise SeedError("stripe_account is empty (the platform) or a Connect account id acct_...")
         self.company_code = str(body.get("company_code") or "US01")
-        self.subsidiary = str(body.get("subsidiary") or "1")
+        self.erp = str(body.get("erp") or "netsuite")
+        if self.erp not in ERPS:
+            raise SeedError(f"erp is one of {', '.join(ERPS)}, got {self.erp!r}")
+        self.subsidiary = str(body.get("subsidiary") or ("1010" if self.erp == "sap" else "1"))
+        self.logical_system = str(body.get("logical_system") or "O2C")
+        if self.erp == "sap":
+            if len(self.tag) > SAP_TAG_LIMIT:
+                raise SeedError(f"tag is at most {SAP_TAG_LIMIT} characters for SAP (its customer ids fit SAP's 20)")
+            if not 1 <= len(self.subsidiary) <= 4:
+                raise SeedError(f"subsidiary is an SAP company code of up to 4 characters, got {self.subsidiary!r}")
+            if len(self.logical_system) > 10:
+                raise SeedError("logical_system is at most 10 characters")
         try:
             self.tax_rate = Decimal(str(body.get("tax_rate", "7.25")))
         except InvalidOperation:
@@ -392,13 +432,24 @@ def seed_period(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     with store.tx() as tx:
         if tx.get("stripe", "customer", f"cus_recon_{spec.tag}_0") is not None:
             raise SeedError(f"tag {spec.tag!r} is already seeded in this database: use another tag")
+        sap = _sap_ledger(tx, spec)
         for contract, _ in spec.revenue:
-            if tx.get("netsuite", "externalId", f"journalEntry:revrec-{contract}-{spec.period}") is not None:
+            external_id = f"revrec-{contract}-{spec.period}"
+            if (
+                sap.already_posted(tx, external_id)
+                if sap
+                else tx.get("netsuite", "externalId", f"journalEntry:{external_id}") is not None
+            ):
                 raise SeedError(f"revenue of {contract} in {spec.period} is already posted")
         state = _Counters(
             next_entry=tx.count("netsuite", "journalEntry") + 101, next_tax=tx.count("avatax", "transaction") + 1
         )
-        written = tx.insert_many(_documents(spec, by_invoice, state))
+        try:
+            written = tx.insert_many(_documents(spec, by_invoice, state, sap))
+        except SeedRefused as refused:
+            raise SeedError(str(refused)) from None
+        if sap:
+            sap.close(tx)
     store.refresh_statistics()
     return {
         "tag": spec.tag,
@@ -409,6 +460,7 @@ def seed_period(store: Store, body: dict[str, Any]) -> dict[str, Any]:
         "stripe_account": spec.stripe_account,
         "company_code": spec.company_code,
         "subsidiary": spec.subsidiary,
+        "erp": spec.erp,
         "created": {
             "customers": CUSTOMERS,
             "invoices": spec.invoices,
@@ -448,18 +500,45 @@ class _Counters:
         self.tax = Decimal(0)
 
 
+def _sap_ledger(tx: Tx, spec: PeriodSpec) -> SapLedger | None:
+    if spec.erp != "sap":
+        return None
+    try:
+        return SapLedger(tx, spec.subsidiary, spec.currency, spec.logical_system, RECEIVABLE)
+    except SeedRefused as refused:
+        raise SeedError(str(refused)) from None
+
+
 def _documents(
-    spec: PeriodSpec, by_invoice: dict[int, str], state: _Counters
+    spec: PeriodSpec, by_invoice: dict[int, str], state: _Counters, sap: SapLedger | None = None
 ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-    """Every document of the period, in creation order: Stripe, then AvaTax, then NetSuite
+    """Every document of the period, in creation order: Stripe, then AvaTax, then the ERP's
     per invoice (so each system's insertion order follows the invoices' dates)."""
 
     def entry(
-        external_id: str, day: date, memo: str, currency: str, lines: list[tuple[str, Decimal, bool]], **custom: str
+        external_id: str,
+        day: date,
+        memo: str,
+        currency: str,
+        lines: list[tuple[str, Decimal, bool]],
+        customer: str = "",
+        **custom: str,
     ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+        state.entries += 1
+        if sap is not None:
+            yield from sap.entry(
+                external_id,
+                day,
+                memo,
+                currency,
+                lines,
+                customer=customer,
+                invoice=custom.get("custbody_o2c_invoice", ""),
+                contract=custom.get("custbody_o2c_contract", ""),
+            )
+            return
         internal_id = state.next_entry
         state.next_entry += 1
-        state.entries += 1
         record = _journal_entry(spec, internal_id, external_id, day, memo, currency, lines, **custom)
         yield "netsuite", "journalEntry", str(internal_id), record
         ref = f"journalEntry:{external_id}"
@@ -474,6 +553,10 @@ def _documents(
     for k in range(CUSTOMERS):
         customer = _stripe_customer(spec, k)
         yield "stripe", "customer", customer["id"], customer
+    if sap is not None:
+        yield from sap.partners(
+            [(f"cus_recon_{spec.tag}_{k}", f"Recon customer {spec.tag} {k}") for k in range(CUSTOMERS)]
+        )
     for i in range(spec.invoices):
         inv = SeededInvoice(spec, i)
         kind = by_invoice.get(i, "")
@@ -492,6 +575,7 @@ def _documents(
             f"Invoice {inv.id}",
             currency,
             _invoice_lines(inv, extra),
+            inv.customer,
             custbody_o2c_invoice=inv.id,
         )
         if kind == "duplicate_posting":
@@ -501,6 +585,7 @@ def _documents(
                 f"Invoice {inv.id} (posted by hand)",
                 spec.currency,
                 _invoice_lines(inv),
+                inv.customer,
                 custbody_o2c_invoice=inv.id,
             )
         if inv.paid and kind != "status_mismatch":
@@ -510,6 +595,7 @@ def _documents(
                 f"Payment of {inv.id}",
                 spec.currency,
                 [(CASH, inv.total, True), (RECEIVABLE, inv.total, False)],
+                inv.customer,
                 custbody_o2c_invoice=inv.id,
             )
     for k in range(spec.breaks["missing_in_billing"]):
@@ -521,6 +607,7 @@ def _documents(
             f"Invoice {ghost.id}",
             spec.currency,
             _invoice_lines(ghost),
+            ghost.customer,
             custbody_o2c_invoice=ghost.id,
         )
     for contract, amount in spec.revenue:

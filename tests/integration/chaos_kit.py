@@ -1,20 +1,26 @@
 """A chaos run: amendments, dunnings, renewals, usage releases and a reconciliation at once on
 the real dev server, while the sandbox fails a fixed share of every system's requests (5xx, 429, latency,
 commit-then-timeout) and the worker process is killed with SIGKILL and started again, mid-run.
+Two ERPs take the bookings: NetSuite for the default entity and the reconciled one, SAP
+S/4HANA for an entity of the run's own (EUR, a company code of its own) whose customers'
+amendments and renewals book there, SAP's answers to posts lost as well (commit then time out).
 
 Then what every system holds is checked against what the processes should have done: no
-duplicate invoice, tax document, journal entry, notice or collection case; every entry
-balanced; the ledger's receivable equal to what the completed processes invoiced; billing's
-meters holding each customer's usage exactly once. Used by
+duplicate invoice, tax document, journal entry (or SAP document), notice or collection case;
+every entry balanced; each ledger's receivable equal to what the completed processes invoiced;
+billing's meters holding each customer's usage exactly once. Used by
 tests/integration/test_chaos.py (a size CI runs) and bench/chaos.py (larger, with figures).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import secrets
 import signal
 import socket
+import string
 import subprocess
 import sys
 import uuid
@@ -44,13 +50,22 @@ from canonical.policy_amounts import per_currency
 from canonical.renewal import RenewalRequest, RenewedLine
 from canonical.usage.models import period_end, period_start
 from sandbox import SandboxControl
+from sandbox.sap.api import SYNC_PATH as SAP_SYNC_PATH
 from settings import Settings
 from starter import client as o2c
 from starter.cash import apply_receipt, import_statement
 from starter.credits import start_credit
 from starter.stack import webhook_ingress
 from starter.webhooks import STRIPE_PATH
-from tests.integration.ledger_checks import Unapplied, ledger_failures, unapplied_now
+from tests.integration.ledger_checks import (
+    Unapplied,
+    ledger_failures,
+    sap_documents,
+    sap_duplicates,
+    sap_receivable_failures,
+    sap_unbalanced,
+    unapplied_now,
+)
 from tests.integration.usage_kit import METER, PERIOD, MeteredCustomer, send
 from workflows.cash import InvoiceAmount
 from workflows.credit import credit_workflow_id
@@ -59,7 +74,7 @@ from workflows.dunning import dunning_workflow_id
 from workflows.kit.status import STATUS, Status
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMS = ("stripe", "avatax", "netsuite", "entitlements", "notifications", "salesforce")
+SYSTEMS = ("stripe", "avatax", "netsuite", "sap", "entitlements", "notifications", "salesforce")
 # The share of requests each kind of fault hits, on every system (every n-th request): about
 # one request in nine fails. An operation of several calls (an invoice with its items) is
 # retried whole, so a much higher rate makes progress a matter of minutes of backoff.
@@ -80,6 +95,19 @@ CREDIT_AMOUNTS = ("150.00", "40.00", "60.00", "25.00", "80.00")
 APPROVER = "fiona.finance"
 OPERATOR = "olga.ops"
 CHAOS_ADDRESS = Address(line1="1 Market St", city="San Francisco", region="CA", postal_code="94105", country="US")
+US_ADDRESS = {"line1": "1 Market St", "city": "San Francisco", "region": "CA", "postal_code": "94105", "country": "US"}
+DE_ADDRESS = {
+    "line1": "Dietmar-Hopp-Allee 16",
+    "city": "Walldorf",
+    "region": "BW",
+    "postal_code": "69190",
+    "country": "DE",
+}
+# SAP's posts lose their answer at the run's rate like every request; these two more make sure
+# a lost answer happens whatever the number of SAP entries (a retry must find the document).
+SAP_LOST_ANSWERS = 2
+# Where the SAP entity's documents can be: the amendments' November and the renewals' new terms.
+SAP_BOOKED_FROM, SAP_BOOKED_TO = date(2026, 1, 1), date(2028, 1, 1)
 # The processes whose entries carry their workflow id and book (or reverse) the receivable.
 BOOKING_KINDS = ("amendment", "renewal", "usage", "reconciliation", "dunning")
 
@@ -104,9 +132,12 @@ async def upstream(start: Any) -> Any:
 class WorkerProcess:
     """`python -m worker` against the given stack, to be killed and started again."""
 
-    def __init__(self, temporal_address: str, settings: Settings, task_queue: str, log: Path):
+    def __init__(
+        self, temporal_address: str, settings: Settings, task_queue: str, log: Path, extra: dict[str, str] | None = None
+    ):
         self.env = {
             **os.environ,
+            **(extra or {}),
             "O2C_TEMPORAL_ADDRESS": temporal_address,
             "O2C_TASK_QUEUE": task_queue,
             "O2C_SANDBOX_URL": settings.sandbox_url,
@@ -149,6 +180,7 @@ class Process:
     workflow_id: str
     account_id: str
     expect: str  # what the process should come to: completed, or needs_attention
+    erp: str = "netsuite"  # where its customer's legal entity books
     invoice_id: str = ""  # a dunning's, a credit's or a dispute's invoice
     dispute_id: str = ""
     closes_as: str = ""  # a dispute: won or lost
@@ -168,6 +200,11 @@ class ChaosReport:
     ledger_failures: list[str] = field(default_factory=list)  # the ledger invariants broken
     ledger_customers: int = 0  # customers the invariants were checked for
     receipts: int = 0  # bank and card receipts o2c applied
+    faults_by_system: Counter = field(default_factory=Counter)
+    sap_documents: int = 0  # documents in the SAP entity's company code
+    sap_lost_answers: int = 0  # SAP answers lost after it committed (commit then time out)
+    sap_expected: Decimal = Decimal(0)  # what the completed SAP processes invoiced (EUR)
+    sap_posted: Decimal = Decimal(0)  # the receivable SAP holds for them (EUR)
     cash_applied: Decimal = Decimal(0)  # what the ERP's customer payments of them apply
     seconds: float = 0.0
 
@@ -179,6 +216,7 @@ class ChaosReport:
             and not self.wrong_outcomes
             and not self.ledger_failures
             and self.ledger_expected == self.ledger_posted
+            and self.sap_expected == self.sap_posted
         )
 
     def figures(self) -> str:
@@ -188,10 +226,13 @@ class ChaosReport:
         return (
             f"{len(self.processes)} processes ({listed(self.outcomes)}) in {self.seconds:.0f} s; "
             f"{sum(self.faults_injected.values())} faults injected ({listed(self.faults_injected)}); "
-            f"{self.kills} worker kills; "
+            f"{self.kills} worker kills; {self.faults_by_system['sap']} faults on SAP "
+            f"({self.sap_lost_answers} answers lost); "
             f"{len(self.duplicates)} duplicates; {len(self.unbalanced)} unbalanced entries; "
             f"{len(self.wrong_outcomes)} wrong outcomes; receivable booked {self.ledger_posted} "
-            f"against {self.ledger_expected} invoiced; {self.receipts} receipts applying {self.cash_applied}; "
+            f"against {self.ledger_expected} invoiced; SAP: {self.sap_documents} documents, receivable "
+            f"{self.sap_posted} EUR against {self.sap_expected} invoiced; "
+            f"{self.receipts} receipts applying {self.cash_applied}; "
             f"ledger invariants of {self.ledger_customers} customers: {len(self.ledger_failures)} broken"
         )
 
@@ -203,12 +244,17 @@ class ChaosReport:
             "seconds": self.seconds,
             "faults_injected": sum(self.faults_injected.values()),
             "faults_by_kind": dict(self.faults_injected),
+            "faults_by_system": dict(self.faults_by_system),
             "kills": self.kills,
             "duplicates": len(self.duplicates),
             "unbalanced_entries": len(self.unbalanced),
             "wrong_outcomes": len(self.wrong_outcomes),
             "receivable_booked": str(self.ledger_posted),
             "receivable_invoiced": str(self.ledger_expected),
+            "sap_documents": self.sap_documents,
+            "sap_lost_answers": self.sap_lost_answers,
+            "sap_receivable_booked": str(self.sap_posted),
+            "sap_receivable_invoiced": str(self.sap_expected),
             "receipts": self.receipts,
             "cash_applied": str(self.cash_applied),
             "ledger_customers": self.ledger_customers,
@@ -221,8 +267,33 @@ class Chaos:
         self.client, self.control = client, control
         self.key = uuid.uuid4().hex[:6]
         self.task_queue = f"chaos-{self.key}"
-        self.settings = settings.model_copy(update={"task_queue": self.task_queue, "webhook_port": free_port()})
-        self.worker = WorkerProcess(temporal_address, settings, self.task_queue, logs / f"chaos-worker-{self.key}.log")
+        self.recon_entity = LegalEntity(
+            code=f"CH{self.key}",
+            company_code=f"CH{self.key}",
+            functional_currency="USD",
+            erp_subsidiary=str(500000 + int(self.key, 16) % 100000),
+            billing_account=f"acct_ch{self.key}",
+        )
+        self.sap_entity = LegalEntity(
+            code=f"DE{self.key}",
+            company_code=f"DE{self.key}",
+            functional_currency="EUR",
+            erp="sap",
+            erp_subsidiary="".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(4)),
+            country="DE",
+        )
+        control.sap_company_code(self.sap_entity.erp_subsidiary, "EUR")
+        # The worker and the starters book for these, as an operator configures them: from a file.
+        entities = [*settings.legal_entities, self.recon_entity, self.sap_entity]
+        entities_file = logs / f"chaos-entities-{self.key}.json"
+        entities_file.write_text(json.dumps([e.model_dump(mode="json") for e in entities]))
+        self.environment = {"O2C_LEGAL_ENTITIES_FILE": str(entities_file)}
+        self.settings = settings.model_copy(
+            update={"task_queue": self.task_queue, "webhook_port": free_port(), "legal_entities_in_file": entities}
+        )
+        self.worker = WorkerProcess(
+            temporal_address, settings, self.task_queue, logs / f"chaos-worker-{self.key}.log", self.environment
+        )
         self.billing = StripeBilling(settings.stripe_base_url, settings.stripe_api_key, timeout=10)
         self.processes: list[Process] = []
         self.erp = NetSuiteErp(settings.netsuite_base_url, settings.netsuite_token, timeout=10)
@@ -252,7 +323,9 @@ class Chaos:
         payment_method: str = "pm_card_visa",
         period: tuple[date, date] = (PERIOD_START, PERIOD_END),
         term: tuple[date, date] = (date(2026, 1, 1), date(2027, 1, 1)),
+        sap: bool = False,
     ) -> str:
+        """A customer with a 10-seat subscription; `sap`: of the SAP entity, in EUR, in Germany."""
         key = f"{self.key}{name}"
         self.control.seed(
             customer={
@@ -260,18 +333,13 @@ class Chaos:
                 "name": f"Chaos {key}",
                 "email": f"ap@{key}.test",
                 "payment_method": payment_method,
-                "address": {
-                    "line1": "1 Market St",
-                    "city": "San Francisco",
-                    "region": "CA",
-                    "postal_code": postal_code,
-                    "country": "US",
-                },
+                "address": DE_ADDRESS if sap else {**US_ADDRESS, "postal_code": postal_code},
+                **({"legal_entity": self.sap_entity.code} if sap else {}),
             },
             subscription={
                 "id": f"sub_{key}",
                 "contract_id": f"C-{key}",
-                "currency": "USD",
+                "currency": "EUR" if sap else "USD",
                 "items": [{"product": "seats", "description": "Platform seat", "quantity": 10, "unit_price": "50.00"}],
                 "current_period_start": period[0].isoformat(),
                 "current_period_end": period[1].isoformat(),
@@ -281,14 +349,14 @@ class Chaos:
         )
         return key
 
-    async def start_amendment(self, n: int, *, fixable_problem: bool = False) -> None:
-        key = self._customer(f"a{n}", postal_code="" if fixable_problem else "94105")
+    async def start_amendment(self, n: int, *, fixable_problem: bool = False, sap: bool = False) -> None:
+        key = self._customer(f"{'s' if sap else ''}a{n}", postal_code="" if fixable_problem else "94105", sap=sap)
         request = AmendmentRequest(
             amendment_id=f"CHAOS-{key}",
             contract_id=f"C-{key}",
             subscription_id=f"sub_{key}",
             account_id=f"cus_{key}",
-            currency="USD",
+            currency="EUR" if sap else "USD",
             effective_date=date(2026, 11, 16),
             requested_by="sam.sales",
             reason="chaos",
@@ -298,14 +366,23 @@ class Chaos:
             lambda: o2c.start_amendment(self.client, request, billing=self.billing, task_queue=self.task_queue)
         )
         self.processes.append(
-            Process("amendment", handle.id, f"cus_{key}", "needs_attention" if fixable_problem else "completed")
+            Process(
+                "amendment",
+                handle.id,
+                f"cus_{key}",
+                "needs_attention" if fixable_problem else "completed",
+                erp="sap" if sap else "netsuite",
+            )
         )
 
-    async def start_renewal(self, n: int) -> None:
+    async def start_renewal(self, n: int, *, sap: bool = False) -> None:
         today = date.today()
         term_end = today + timedelta(days=3)
         key = self._customer(
-            f"r{n}", period=(today - timedelta(days=10), term_end), term=(term_end - timedelta(days=365), term_end)
+            f"{'s' if sap else ''}r{n}",
+            period=(today - timedelta(days=10), term_end),
+            term=(term_end - timedelta(days=365), term_end),
+            sap=sap,
         )
         request = RenewalRequest(
             contract_id=f"C-{key}",
@@ -321,18 +398,14 @@ class Chaos:
         handle = await upstream(
             lambda: o2c.start_renewal(self.client, request, billing=self.billing, task_queue=self.task_queue)
         )
-        self.processes.append(Process("renewal", handle.id, f"cus_{key}", "completed"))
+        self.processes.append(
+            Process("renewal", handle.id, f"cus_{key}", "completed", erp="sap" if sap else "netsuite")
+        )
 
     async def start_reconciliation(self, invoices: int) -> None:
         """Last October of a legal entity of its own: its readers are killed and faulted
         mid-period and must resume where they stopped; its one missing entry is healed once."""
-        entity = LegalEntity(
-            code=f"CH{self.key}",
-            company_code=f"CH{self.key}",
-            functional_currency="USD",
-            erp_subsidiary=str(500000 + int(self.key, 16) % 100000),
-            billing_account=f"acct_ch{self.key}",
-        )
+        entity = self.recon_entity
         seeded = self.control.seed_period(
             tag=entity.code,
             period=RECONCILED,
@@ -646,6 +719,15 @@ class Chaos:
                 self.control.fault(
                     system, kind, every=every, latency_ms=50 if kind == "latency" else 0, hold_seconds=HOLD_SECONDS
                 )
+        self.control.fault(
+            "sap",
+            "commit_then_timeout",
+            method="POST",
+            path_contains=SAP_SYNC_PATH,
+            every=2,
+            times=SAP_LOST_ANSWERS,
+            hold_seconds=HOLD_SECONDS,
+        )
 
     async def run(
         self,
@@ -655,6 +737,8 @@ class Chaos:
         renewals: int,
         kill_after: list[float],
         usage: int = 0,
+        sap_amendments: int = 0,
+        sap_renewals: int = 0,
         reconciled_invoices: int = 0,
         payers: int = 0,
         credits: int = 0,
@@ -664,7 +748,8 @@ class Chaos:
         """Needs O2C_DUNNING_DAY_SECONDS and O2C_RENEWAL_DAY_SECONDS set (see CALENDAR) for the
         ingress and the starters, which read them from the environment. `payers` customers pay
         their invoices on one bank statement (INVOICES_PER_PAYER each, and one receipt from
-        nobody known); `credits` credit workflows; `disputes` card payments disputed."""
+        nobody known); `credits` credit workflows; `disputes` card payments disputed;
+        `sap_amendments` and `sap_renewals` for customers of the SAP entity."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.worker.start()
@@ -677,6 +762,8 @@ class Chaos:
                 await asyncio.gather(
                     *(self.start_amendment(n, fixable_problem=n == 0) for n in range(amendments)),
                     *(self.start_renewal(n) for n in range(renewals)),
+                    *(self.start_amendment(n, sap=True) for n in range(sap_amendments)),
+                    *(self.start_renewal(n, sap=True) for n in range(sap_renewals)),
                     *(self.start_dunning(n) for n in range(dunnings)),
                     *(self.start_usage(n, ingress) for n in range(usage)),
                     *([self.start_reconciliation(reconciled_invoices)] if reconciled_invoices else []),
@@ -704,6 +791,9 @@ class Chaos:
             await self.store.aclose()
         for fault in faults:
             report.faults_injected[fault["kind"]] += fault["fired"]
+            report.faults_by_system[fault["system"]] += fault["fired"]
+            if fault["system"] == "sap" and fault["kind"] == "commit_then_timeout":
+                report.sap_lost_answers += fault["fired"]
         report.kills = self.worker.kills
         report.seconds = loop.time() - started
         return report
@@ -826,7 +916,16 @@ class Chaos:
             report.outcomes[f"{process.kind} {outcome}"] += 1
             if outcome != process.expect:
                 report.wrong_outcomes.append(f"{process.workflow_id}: {outcome}, not {process.expect}")
-            if outcome == Status.COMPLETED.value and process.kind in ("amendment", "renewal"):
+            if outcome == Status.COMPLETED.value and process.kind in ("amendment", "renewal") and process.erp == "sap":
+                report.sap_expected += sum(
+                    (
+                        Decimal(i["total"]) / 100
+                        for i in invoices
+                        if i["metadata"]["o2c_workflow"] == process.workflow_id
+                    ),
+                    Decimal(0),
+                )
+            elif outcome == Status.COMPLETED.value and process.kind in ("amendment", "renewal"):
                 report.ledger_expected += sum(
                     (
                         Decimal(i["total"]) / 100
@@ -839,7 +938,9 @@ class Chaos:
             await self._verify_usage(process, report)
         self._verify_cash(report, every_entry)
         customers = self.payers + [
-            p.account_id for p in self.processes if p.kind == "amendment" and p.expect == Status.COMPLETED.value
+            p.account_id
+            for p in self.processes
+            if p.kind == "amendment" and p.expect == Status.COMPLETED.value and p.erp == "netsuite"
         ]
         report.ledger_customers = len(customers)
         report.ledger_failures = await ledger_failures(
@@ -855,7 +956,42 @@ class Chaos:
                 if line["account"]["id"] == "1200":
                     amount = Decimal(str(line.get("debit") or 0)) - Decimal(str(line.get("credit") or 0))
                     report.ledger_posted += amount
+        await self._verify_sap(report, invoices, entries)
         return report
+
+    async def _verify_sap(
+        self, report: ChaosReport, invoices: list[dict[str, Any]], netsuite_entries: list[dict[str, Any]]
+    ) -> None:
+        """The SAP entity's company code, read through the item cube: each entry posted as one
+        document, each document balanced, each customer's receivable what billing invoiced it;
+        and nothing of its customers' processes booked in NetSuite."""
+        ours = [p for p in self.processes if p.erp == "sap"]
+        if not ours:
+            return
+        for process in ours:
+            if any(e["externalId"].startswith(process.workflow_id) for e in netsuite_entries):
+                report.wrong_outcomes.append(f"{process.workflow_id} booked in NetSuite, not in SAP")
+        documents = await sap_documents(self.settings, self.sap_entity.erp_subsidiary, SAP_BOOKED_FROM, SAP_BOOKED_TO)
+        report.sap_documents = len(documents)
+        report.duplicates += sap_duplicates(documents)
+        report.unbalanced += sap_unbalanced(documents)
+        invoiced: dict[str, Decimal] = {}
+        for process in ours:
+            if await self._settled(process) == Status.COMPLETED.value:
+                billed = [i for i in invoices if i["metadata"]["o2c_workflow"] == process.workflow_id]
+                invoiced[process.account_id] = invoiced.get(process.account_id, Decimal(0)) + sum(
+                    (Decimal(i["total"]) / 100 for i in billed), Decimal(0)
+                )
+        report.ledger_failures += await sap_receivable_failures(self.settings, documents, invoiced)
+        report.sap_posted = sum(
+            (
+                Decimal(str(i["AmountInTransactionCurrency"]))
+                for items in documents.values()
+                for i in items
+                if i.get("Customer")
+            ),
+            Decimal(0),
+        )
 
     def _verify_cash(self, report: ChaosReport, every_entry: list[dict[str, Any]]) -> None:
         """Each receipt posted once, as one customer payment applying all of it; each credit one

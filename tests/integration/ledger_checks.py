@@ -25,19 +25,24 @@ begins (unapplied_now) and the check compares what moved on each side.
 
 `ledger_failures` returns one line per broken invariant naming the customer or entity and both
 figures; `assert_ledger` fails a test with them. Called at the end of the integration tests
-that book money and by the chaos run.
+that book money and by the chaos run. For an entity on SAP, `sap_documents` reads its company
+code's documents and `sap_duplicates`, `sap_unbalanced` and `sap_receivable_failures` check
+them (see the SAP section below).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from adapters.netsuite import NetSuiteErp
 from adapters.netsuite_receivables import INVOICE_FIELD
+from adapters.sap import SapErp
+from adapters.sap.ledger import datetime_literal, document_of
 from adapters.storage.cash import SqlCashStore
 from canonical.journal import ChartOfAccounts
 from settings import Settings
@@ -45,6 +50,7 @@ from settings import Settings
 CHART = ChartOfAccounts()
 IN_LIST = 200  # ids per IN (...) of a SuiteQL query
 QUEUE_LIMIT = 100_000
+SAP_PAGE = 5000  # items per read of the SAP item cube
 
 
 @dataclass
@@ -278,3 +284,105 @@ async def assert_ledger(
 ) -> None:
     failures = await ledger_failures(settings, customers=customers, entities=entities, since=since)
     assert not failures, "ledger invariants broken:\n" + "\n".join(failures)
+
+
+# -- SAP S/4HANA -------------------------------------------------------------------------------
+#
+# An SAP entity's books are its company code's documents in the item cube, read through the
+# adapter's own OData read. o2c posts no payments or credits there, so the invariant is the
+# booking one: each document posted once (one document per DocumentReferenceID, the reference
+# o2c derives from an entry's external id), each invoice booked by one open document, every
+# document balanced per currency, and each customer's receivable (its debtor items) equal to
+# what billing invoiced it.
+
+SapDocuments = dict[str, list[dict[str, Any]]]  # document key -> its items
+
+
+def sap_erp(settings: Settings) -> SapErp:
+    return SapErp(
+        settings.sap_base_url,
+        settings.sap_user,
+        settings.sap_password,
+        logical_system=settings.sap_logical_system,
+        timeout=30,
+    )
+
+
+async def sap_documents(settings: Settings, company_code: str, date_from: date, date_to: date) -> SapDocuments:
+    """Every document the company code holds with a posting date in [date_from, date_to)."""
+    erp = sap_erp(settings)
+    filters = [
+        f"CompanyCode eq {_literal(company_code)}",
+        f"PostingDate ge {datetime_literal(date_from)}",
+        f"PostingDate lt {datetime_literal(date_to)}",
+    ]
+    items: list[dict[str, Any]] = []
+    try:
+        while True:
+            page = await erp._items(filters, top=SAP_PAGE, skip=len(items))
+            items += page
+            if len(page) < SAP_PAGE:
+                break
+    finally:
+        await erp.aclose()
+    documents: SapDocuments = {}
+    for item in items:
+        documents.setdefault(document_of(item), []).append(item)
+    return documents
+
+
+def _tag(items: list[dict[str, Any]], tag: str) -> str:
+    return next(
+        (str(i["DocumentItemText"])[2:] for i in items if str(i.get("DocumentItemText", "")).startswith(tag)), ""
+    )
+
+
+def sap_duplicates(documents: SapDocuments) -> list[str]:
+    """References posted as more than one document, and invoices booked by more than one
+    open invoice document."""
+    references = Counter(items[0]["DocumentReferenceID"] for items in documents.values())
+    found = [f"{n} SAP documents with DocumentReferenceID {ref}" for ref, n in references.items() if n > 1]
+    booked = Counter(
+        _tag(items, "I:")
+        for items in documents.values()
+        if not items[0]["IsReversal"] and not items[0]["IsReversed"] and _tag(items, "E:").endswith("-invoice")
+    )
+    found += [f"{n} open SAP documents book {invoice}" for invoice, n in booked.items() if invoice and n > 1]
+    return found
+
+
+def sap_unbalanced(documents: SapDocuments) -> list[str]:
+    out = []
+    for key, items in documents.items():
+        balances: dict[str, Decimal] = defaultdict(Decimal)
+        for item in items:
+            balances[item["TransactionCurrency"]] += Decimal(str(item["AmountInTransactionCurrency"]))
+        out += [f"SAP document {key}: {currency} balance {b}" for currency, b in balances.items() if b != 0]
+    return out
+
+
+async def sap_receivable_failures(
+    settings: Settings, documents: SapDocuments, invoiced: dict[str, Decimal]
+) -> list[str]:
+    """Per billing customer: the receivable SAP holds in its name against what it was invoiced."""
+    erp = sap_erp(settings)
+    failures = []
+    try:
+        for customer, expected in sorted(invoiced.items()):
+            number = await erp.partners.customer_number(customer)
+            held = sum(
+                (
+                    Decimal(str(i["AmountInTransactionCurrency"]))
+                    for items in documents.values()
+                    for i in items
+                    if number and i.get("Customer") == number
+                ),
+                Decimal(0),
+            )
+            if held != expected:
+                failures.append(
+                    f"{customer}: SAP holds a receivable of {held} (customer {number}), invoiced {expected}"
+                )
+    finally:
+        await erp.aclose()
+    return failures

@@ -1,10 +1,11 @@
 """Proof under fire, at a size CI runs: amendments, dunnings, renewals, usage releases and a reconciliation of
 1,500 invoices at once, with a bank statement of 25 receipts applied (one by an operator), three
-credits (one approved by finance) and two card payments disputed and closed won and lost; faults
-on every system, the worker killed twice with SIGKILL. Every process ends where it should (one
+credits (one approved by finance) and two card payments disputed and closed won and lost, and
+amendments and a renewal of customers of an entity on SAP S/4HANA; faults on every system, SAP's
+lost answers included, the worker killed twice with SIGKILL. Every process ends where it should (one
 waits visibly for an operator, by design), nothing is booked twice, each receipt is one customer
 payment applying all of it, every entry balances, the receivable equals what was invoiced and
-the ledger invariants hold. bench/chaos.py runs the same, larger."""
+the ledger invariants hold, in NetSuite and in SAP. bench/chaos.py runs the same, larger."""
 
 from __future__ import annotations
 
@@ -19,11 +20,15 @@ async def test_processes_survive_faults_and_killed_workers(dev_server, sandbox, 
     for name, value in CALENDAR.items():
         monkeypatch.setenv(name, value)
     chaos = Chaos(dev_server.client, dev_server.client.service_client.config.target_host, sandbox, settings, tmp_path)
+    for name, value in chaos.environment.items():  # the legal entities, the SAP one included
+        monkeypatch.setenv(name, value)
     report = await chaos.run(
         amendments=6,
         dunnings=3,
         renewals=3,
         usage=3,
+        sap_amendments=3,
+        sap_renewals=1,
         reconciled_invoices=1500,
         payers=8,
         credits=3,
@@ -37,7 +42,11 @@ async def test_processes_survive_faults_and_killed_workers(dev_server, sandbox, 
     assert not report.unbalanced, report.unbalanced
     assert not report.wrong_outcomes, report.wrong_outcomes
     assert report.ledger_posted == report.ledger_expected > 0
+    # SAP: a document per booking, posted once though answers were lost; its receivable is what was invoiced.
+    assert report.faults_by_system["sap"] > 0 and report.sap_lost_answers > 0 and report.sap_documents == 3 + 1
+    assert report.sap_posted == report.sap_expected > 0
     assert report.outcomes["amendment needs_attention"] == 1 and report.outcomes["dunning completed"] == 3
+    assert report.outcomes["amendment completed"] == 5 + 3 and report.outcomes["renewal completed"] == 3 + 1
     assert report.outcomes["reconciliation completed"] == 1
     assert report.outcomes["usage completed"] == 3
     # 8 payers x 3 invoices and one receipt from nobody known; and the two disputed card payments.

@@ -13,7 +13,9 @@ import sys
 
 import pytest
 
+from canonical.models import LegalEntity
 from starter import client as o2c
+from tests.integration.worker_kit import worker_for
 from workflows.kit.status import Status
 
 pytestmark = pytest.mark.integration
@@ -25,28 +27,35 @@ CLI_SUBSIDIARY = str(600000 + secrets.randbelow(100000))
 
 
 @pytest.fixture
-def cli(dev_server, settings, worker, tmp_path):
+async def cli(dev_server, settings, tmp_path):
     """The CLI as a process of its own, configured through the environment: Temporal, the
-    sandbox, o2c's database, and legal entities US01 and one of the test's own (RCLI)."""
+    sandbox, o2c's database, and legal entities US01 and one of the test's own (RCLI), which
+    a worker of the test's own books for as well."""
+    entity = LegalEntity(
+        code=CLI_ENTITY,
+        company_code=CLI_ENTITY,
+        functional_currency="USD",
+        erp_subsidiary=CLI_SUBSIDIARY,
+        billing_account=f"acct_{CLI_ENTITY.lower()}",
+    )
     entities = tmp_path / "entities.json"
     entities.write_text(
         json.dumps(
             [
                 {"code": "US01", "company_code": "US01", "functional_currency": "USD", "erp_subsidiary": "1"},
-                {
-                    "code": CLI_ENTITY,
-                    "company_code": CLI_ENTITY,
-                    "functional_currency": "USD",
-                    "erp_subsidiary": CLI_SUBSIDIARY,
-                    "billing_account": f"acct_{CLI_ENTITY.lower()}",
-                },
+                entity.model_dump(mode="json"),
             ]
         )
     )
+    async with worker_for(dev_server.client, settings, [entity]) as own:
+        yield cli_runner(dev_server, own, entities)
+
+
+def cli_runner(dev_server, settings, entities):
     env = {
         **os.environ,
         "O2C_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
-        "O2C_TASK_QUEUE": worker,
+        "O2C_TASK_QUEUE": settings.task_queue,
         "O2C_SANDBOX_URL": settings.sandbox_url,
         "O2C_DATABASE_URL": settings.database_url,
         "O2C_LEGAL_ENTITIES_FILE": str(entities),

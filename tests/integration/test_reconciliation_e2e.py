@@ -17,6 +17,7 @@ from canonical.money import Money
 from canonical.reconciliation import BreakKind
 from canonical.revenue import ratable_schedule
 from starter import client as o2c
+from tests.integration.worker_kit import worker_for
 from workflows.kit.attention import OperatorAction
 from workflows.kit.status import Status
 
@@ -51,10 +52,12 @@ async def until(client, workflow_id: str, status: Status, timeout: float = 90) -
     raise AssertionError(f"{workflow_id} never reached {status.value}; it is {state['status']}: {state['stage']}")
 
 
-async def test_one_break_of_every_kind_is_found_the_missing_entry_healed_once(
-    dev_server, worker, settings, control, entity
-):
-    client = dev_server.client
+async def test_one_break_of_every_kind_is_found_the_missing_entry_healed_once(dev_server, settings, control, entity):
+    async with worker_for(dev_server.client, settings, [entity]) as own:
+        await one_break_of_every_kind(dev_server.client, own, control, entity)
+
+
+async def one_break_of_every_kind(client, settings, control, entity) -> None:
     contracts = [f"C-{entity.code}-1", f"C-{entity.code}-2"]
     seeded = control.seed_period(
         tag=entity.code,
