@@ -33,7 +33,7 @@ from adapters.ports import (
     UsageStorePort,
 )
 from canonical.matching import compare_staged, initial_status
-from canonical.models import ContractRevenue, Model
+from canonical.models import DEBTOR_LINE_ERPS, ContractRevenue, Model
 from canonical.money import Money
 from canonical.reconciliation import (
     BilledInvoice,
@@ -293,6 +293,7 @@ class ReconciliationActivities:
                 subsidiary=request.entity.erp_subsidiary,
                 chart=request.chart,
                 posted=posted,
+                names_customer=request.entity.erp in DEBTOR_LINE_ERPS,
             )
             if key.startswith("invoice:"):
                 breaks = without_usage_heals(breaks, billing[0] if billing else None, usage)

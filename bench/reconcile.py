@@ -313,8 +313,7 @@ async def main(sizes: list[int], erps: list[str], database_url: str, logs: Path)
     print(
         "records read = billing invoices + tax documents + ERP entries + contracts' revenue; events = the "
         "history of the workflow's last run; runs = its runs (it continues as new between batches); children = "
-        "its batch workflows, each with a history of its own. SAP's healed is 0: the healing entry names no "
-        "customer, and SAP posts the receivable only to a customer."
+        "its batch workflows, each with a history of its own."
     )
     print(
         json.dumps(

@@ -45,6 +45,7 @@ def compare_staged(
     subsidiary: str,
     chart: ChartOfAccounts,
     posted: Sequence[PostedLine] = (),
+    names_customer: bool = False,
 ) -> list[Break]:
     """The breaks among the facts staged under one match key. `posted`: the lines of the
     entity's revenue postings, for a `ledger_revenue:` key."""
@@ -89,6 +90,7 @@ def compare_staged(
         subsidiary=subsidiary,
         chart=chart,
         period=period,
+        names_customer=names_customer,
     )
 
 

@@ -59,6 +59,9 @@ ERP_NAMES = {"netsuite": "NetSuite", "sap": "SAP S/4HANA"}
 # The ERPs o2c posts customer payments, credit memos and refunds in. An entity on another
 # ERP gets its journal entries from o2c, and applies cash and credits in the ERP itself.
 RECEIVABLES_ERPS = frozenset({"netsuite"})
+# The ERPs that post a receivable only to a customer's (debtor) account, never straight to
+# the receivable's G/L account: an entry that books one there names its customer.
+DEBTOR_LINE_ERPS = frozenset({"sap"})
 # The ERPs o2c keeps a dunning's collection case in; elsewhere the dunning runs without one
 # and says so in its events.
 COLLECTION_CASE_ERPS = frozenset({"netsuite"})

@@ -412,9 +412,11 @@ def compare_invoice(
     subsidiary: str = "",
     chart: ChartOfAccounts = DEFAULT_CHART,
     period: str = "",
+    names_customer: bool = False,
 ) -> list[Break]:
     """Every difference between billing, tax and the ERP for one invoice, at most one break
-    per class. `subsidiary` and `chart` build the healing entry of a missing posting.
+    per class. `subsidiary` and `chart` build the healing entry of a missing posting, in the
+    name of the invoice's customer with `names_customer` (an ERP of DEBTOR_LINE_ERPS).
 
     With `period`, the documents given are the invoice's wherever they were found (the run
     looks up by key what its period's listings lack), and those dated outside the period are
@@ -521,6 +523,7 @@ def compare_invoice(
                 tax=billing.tax,
                 chart=chart,
                 invoice_id=billing.invoice_id,
+                customer=billing.account_id if names_customer else "",
             )
             add(
                 BreakKind.MISSING_IN_ERP,

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.models import (
         COLLECTION_CASE_ERPS,
+        DEBTOR_LINE_ERPS,
         DEFAULT_ENTITIES,
         ERP_NAMES,
         Account,
@@ -639,7 +640,7 @@ class DunningWorkflow(ProcessWorkflow):
             split=split,
             # SAP takes the receivable only on the customer's (debtor) account; NetSuite's
             # entries keep the form released runs posted.
-            customer=self.input.account_id if self._entity().erp == "sap" else "",
+            customer=self.input.account_id if self._entity().erp in DEBTOR_LINE_ERPS else "",
         )
         self.set_stage(f"writing off {self.progress.balance}")
         await self.task("post the write-off", ErpActivities.post_journal_entry, entry)

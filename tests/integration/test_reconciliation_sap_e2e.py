@@ -1,7 +1,7 @@
 """Reconciliation of a legal entity that books in SAP S/4HANA, on the dev server: the real
 worker reads Stripe, AvaTax and the SAP stand-in's item cube over HTTP (with faults on SAP's
 reads), and one seeded break of every kind is found and classified as in NetSuite. The
-missing entry is not healed: the healing entry names no customer, which SAP requires."""
+missing entry is healed in the customer's name: SAP posts a receivable only to a debtor."""
 
 from __future__ import annotations
 
@@ -121,11 +121,10 @@ async def test_an_sap_entity_reconciles_to_one_break_of_every_kind(dev_server, s
         assert found[BreakKind.CURRENCY_MISMATCH].erp is not None
         assert found[BreakKind.CURRENCY_MISMATCH].erp.currency == "USD"
         missing = found[BreakKind.MISSING_IN_ERP]
-        # The heal names no customer, and SAP posts no receivable to its reconciliation
-        # account directly: the missing entry stays open for a person, with SAP's reason.
-        assert state["healed"] == 0 and missing.status == "open"
-        assert "could not heal" in missing.resolution and "283(F5)" in missing.resolution
-        assert "8 breaks need a person" in state["attention"]["message"]
+        # SAP posts no receivable straight to its reconciliation account: the heal books it
+        # on the invoice's customer, a business partner of the company code.
+        assert state["healed"] == 1 and missing.status == "healed", missing.resolution
+        assert "7 breaks need a person" in state["attention"]["message"]
         await o2c.resolve(client, handle.id, OperatorAction.SKIP, operator="olga.ops", comment="GL follows up")
         result = await handle.result()
         assert result.status == Status.COMPLETED
