@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from canonical.approval import ApprovalPolicy, as_per_currency
@@ -213,6 +213,15 @@ class Settings(BaseSettings):
     approvers: Annotated[list[Approver] | None, NoDecode, BeforeValidator(_approvers)] = Field(
         None, validation_alias="O2C_APPROVERS"
     )
+    # How long an approval waits for a person before it escalates, then expires, in every
+    # process. A person's time: real hours (the policy's 72 hours and 7 days) whatever the
+    # dunning and renewal days last; only a scripted demo or test has reason to shorten it.
+    approval_escalate_after_seconds: float | None = Field(
+        None, gt=0, validation_alias="O2C_APPROVAL_ESCALATE_AFTER_SECONDS"
+    )
+    approval_expire_after_seconds: float | None = Field(
+        None, gt=0, validation_alias="O2C_APPROVAL_EXPIRE_AFTER_SECONDS"
+    )
 
     # Dunning: the policies (default and per segment) and the length of a dunning day.
     dunning_policies_in_file: Annotated[DunningPolicies | None, NoDecode, PolicyFile] = Field(
@@ -254,6 +263,24 @@ class Settings(BaseSettings):
         Field(None, validation_alias="O2C_DISPUTE_POLICY_FILE")
     )
 
+    @model_validator(mode="after")
+    def _approval_windows(self) -> Settings:
+        """An approval escalates while it still waits: the escalation before the expiry, both
+        after some time (a policy file states them too)."""
+        policy = self.approval_policy
+        if policy.escalate_after <= timedelta(0) or policy.expire_after <= timedelta(0):
+            raise ValueError(
+                "an approval's escalate_after and expire_after must be longer than zero "
+                f"(got {policy.escalate_after} and {policy.expire_after})"
+            )
+        if policy.escalate_after >= policy.expire_after:
+            raise ValueError(
+                f"an approval must escalate before it expires: escalate after {policy.escalate_after} is not "
+                f"before expire after {policy.expire_after} (O2C_APPROVAL_ESCALATE_AFTER_SECONDS, "
+                "O2C_APPROVAL_EXPIRE_AFTER_SECONDS, O2C_APPROVAL_POLICY_FILE)"
+            )
+        return self
+
     @classmethod
     def from_env(cls) -> Settings:
         try:
@@ -286,6 +313,8 @@ class Settings(BaseSettings):
                 controller_thresholds=self.controller_threshold,
                 max_discount_percent=self.max_discount_percent,
                 approvers=self.approvers,
+                escalate_after=_seconds(self.approval_escalate_after_seconds),
+                expire_after=_seconds(self.approval_expire_after_seconds),
             )
         )
 
@@ -357,6 +386,10 @@ def _set(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
 def _problems(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
@@ -364,5 +397,6 @@ def _problems(error: ValidationError) -> str:
             continue
         where = ".".join(str(part) for part in problem["loc"])
         got = f" (got {problem['input']!r})" if isinstance(problem["input"], str) else ""
-        lines.append(f"{where}: {problem['msg']}{got}")
+        # A problem of several variables together (a model validator's) names them itself.
+        lines.append(f"{where}: {problem['msg']}{got}" if where else problem["msg"])
     return "invalid settings:\n  " + "\n  ".join(lines)

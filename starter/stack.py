@@ -26,6 +26,7 @@ from adapters.storage.cash import SqlCashStore
 from adapters.storage.usage import UsageLedger
 from adapters.stripe import StripeBilling
 from adapters.temporal import connect, register_search_attributes
+from canonical.durations import in_words
 from sandbox.server import SandboxServer
 from settings import Settings
 from starter.binaries import dev_server_binary
@@ -191,6 +192,20 @@ async def embedded_stack(
 EMBEDDED_DUNNING_DAY = timedelta(seconds=1)
 
 
+def clocks(settings: Settings) -> str:
+    """How long a day and an approval window last on the embedded stack, as `o2c dev` says
+    it: the calendars may run fast, the time a person has to answer does not."""
+    dunning_day = settings.dunning_policies(default_day=EMBEDDED_DUNNING_DAY).default.day
+    approvals = settings.approval_policy
+    return (
+        f"a dunning day lasts {in_words(dunning_day)} (O2C_DUNNING_DAY_SECONDS), "
+        f"a renewal day {in_words(settings.renewal_policy.day)} (O2C_RENEWAL_DAY_SECONDS); "
+        f"an approval escalates after {in_words(approvals.escalate_after)} and expires after "
+        f"{in_words(approvals.expire_after)} (O2C_APPROVAL_ESCALATE_AFTER_SECONDS, "
+        "O2C_APPROVAL_EXPIRE_AFTER_SECONDS)"
+    )
+
+
 @contextlib.asynccontextmanager
 async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[str]:
     """Serve `o2c webhooks` in-process and register it with the sandbox's Stripe, which
@@ -215,6 +230,7 @@ async def webhook_ingress(client: Client, settings: Settings) -> AsyncIterator[s
         # Read now, not from `settings`: a test sets the dunning day as an operator would.
         policies=Settings.from_env().dunning_policies(default_day=EMBEDDED_DUNNING_DAY),
         dispute_policy=Settings.from_env().dispute_policy,
+        approvals=Settings.from_env().approval_policy,
         cash=cash,
         legal_entities=settings.legal_entities,
     )
@@ -275,14 +291,13 @@ async def run_dev(settings: Settings) -> None:
         print(f"  worker     task queue {settings.task_queue}, JSON logs in {settings.state_dir / 'worker.log'}")
         print(
             f"  webhooks   http://{settings.webhook_host}:{settings.webhook_port}{STRIPE_PATH} "
-            f"(registered with the sandbox's Stripe; a dunning day lasts "
-            f"{settings.dunning_policies(default_day=EMBEDDED_DUNNING_DAY).default.day.total_seconds():g} s; "
-            f"logs in {webhooks_log})"
+            f"(registered with the sandbox's Stripe; logs in {webhooks_log})"
         )
         print(
             f"  usage      http://{settings.webhook_host}:{settings.webhook_port}{USAGE_PATH} "
             "(Authorization: Bearer <key from `o2c usage keys create NAME`>)"
         )
+        print(f"  clocks     {clocks(settings)}")
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()
         print("stopping…", flush=True)
