@@ -376,7 +376,12 @@ async def wait_for_status(client: Client, workflow_id: str, status: Status, time
 
 
 async def deliver_payment_event(
-    client: Client, event: PaymentEvent, *, task_queue: str = "o2c", policies: DunningPolicies | None = None
+    client: Client,
+    event: PaymentEvent,
+    *,
+    task_queue: str = "o2c",
+    policies: DunningPolicies | None = None,
+    approvals: ApprovalPolicy | None = None,
 ) -> list[str]:
     """Route one payment event to the dunning workflows it concerns; returns their IDs.
 
@@ -384,7 +389,8 @@ async def deliver_payment_event(
     so a redelivered webhook lands on the same workflow, which ignores event IDs it has
     seen). A new payment method concerns every running dunning of the customer. Anything
     else only feeds a dunning that is already running: a paid invoice nobody chased needs
-    no workflow."""
+    no workflow. A new dunning asks its approvals by `approvals` (unset, the settings'): who
+    approves a restriction or a write-off, and how long it waits for them."""
     if event.kind == PaymentEventKind.PAYMENT_FAILED:
         workflow_id = dunning_workflow_id(event.invoice_id)
         try:
@@ -395,6 +401,7 @@ async def deliver_payment_event(
                     account_id=event.account_id,
                     subscription_id=event.subscription_id,
                     policies=policies or DunningPolicies(),
+                    approvals=approvals or Settings.from_env().approval_policy,
                     legal_entities=Settings.from_env().legal_entities,
                 ),
                 id=workflow_id,

@@ -65,6 +65,7 @@ from adapters.stripe_webhooks import (
     to_usage_invoice_event,
     verify_signature,
 )
+from canonical.approval import ApprovalPolicy
 from canonical.cash.models import OpenItem, Receipt
 from canonical.credits import DisputeEvent
 from canonical.dispute import DisputePolicy
@@ -148,10 +149,12 @@ def create_webhook_app(
     cash: CashStorePort | None = None,
     legal_entities: list[LegalEntity] | None = None,
     dispute_policy: DisputePolicy | None = None,
+    approvals: ApprovalPolicy | None = None,
 ) -> Starlette:
     """The ASGI app. `billing` resolves a disputed charge to its invoice (without it, a
     dispute's workflow starts with no invoice and no dunning hears of it); `policies` go to
-    new dunning workflows, `dispute_policy` to new dispute workflows (unset, the settings');
+    new dunning workflows, with `approvals` (who approves their restrictions and write-offs,
+    and how long those wait), `dispute_policy` to new dispute workflows (unset, the settings');
     `cash` keeps card payments as receipts (without it they only feed dunnings), in the
     legal entity of `legal_entities` that bills from the event's Stripe account."""
     entities = legal_entities or DEFAULT_ENTITIES
@@ -258,7 +261,9 @@ def create_webhook_app(
             )
             workflows += [applying] if applying else []
         if payment_event is not None:
-            workflows += await deliver_payment_event(client, payment_event, task_queue=task_queue, policies=policies)
+            workflows += await deliver_payment_event(
+                client, payment_event, task_queue=task_queue, policies=policies, approvals=approvals
+            )
         return workflows
 
     async def usage_invoice(event: StripeEvent, fields: dict[str, Any]) -> JSONResponse:
@@ -355,6 +360,7 @@ async def serve_webhooks(
         task_queue=settings.task_queue,
         billing=billing,
         policies=policies or settings.dunning_policies(),
+        approvals=settings.approval_policy,
         dispute_policy=settings.dispute_policy,
         legal_entities=settings.legal_entities,
     )

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.schedules import ScheduleActivities
     from canonical.amendment import InvalidAmendment, validate_amendment
     from canonical.approval import ApprovalPolicy, amendment_approval
+    from canonical.durations import in_words
     from canonical.journal import ChartOfAccounts
     from canonical.models import (
         DEFAULT_ENTITIES,
@@ -165,7 +166,7 @@ class AmendmentWorkflow(BookingWorkflow):
             decision = await self.gate.wait(approval, input.policy, self._escalate)
             if decision is None:
                 return self.finish(
-                    Status.REJECTED, f"approval expired after {input.policy.expire_after.days} days unanswered"
+                    Status.REJECTED, f"approval expired after {in_words(input.policy.expire_after)} unanswered"
                 )
             if not decision.approved:
                 return self.finish(Status.REJECTED, f"rejected by {decision.approver}: {decision.comment}")

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnLine,
         TaxReturnRequest,
     )
+    from canonical.durations import in_words
     from canonical.journal import ChartOfAccounts, JournalEntry
     from canonical.models import (
         DEFAULT_ENTITIES,
@@ -196,7 +197,7 @@ class CreditWorkflow(BookingWorkflow):
             decision = await self.gate.wait(approval, input.approvals, self._escalate)
             if decision is None:
                 return self.finish(
-                    Status.REJECTED, f"approval expired after {input.approvals.expire_after.days} days unanswered"
+                    Status.REJECTED, f"approval expired after {in_words(input.approvals.expire_after)} unanswered"
                 )
             if not decision.approved:
                 return self.finish(Status.REJECTED, f"rejected by {decision.approver}: {decision.comment}")

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.approval import ApprovalPolicy
     from canonical.credit import CreditPolicy, RefundRequest, refund_approval, refund_entry, refund_problems
     from canonical.credits import Refund
+    from canonical.durations import in_words
     from canonical.journal import ChartOfAccounts
     from canonical.models import DEFAULT_ENTITIES, ApprovalRequest, JournalEntryRef, LegalEntity, Model
     from workflows.kit.approval import ApprovalState
@@ -113,7 +114,7 @@ class RefundWorkflow(ProcessWorkflow):
             decision = await self.gate.wait(approval, input.approvals, self._escalate)
             if decision is None:
                 return self.finish(
-                    Status.REJECTED, f"approval expired after {input.approvals.expire_after.days} days unanswered"
+                    Status.REJECTED, f"approval expired after {in_words(input.approvals.expire_after)} unanswered"
                 )
             if not decision.approved:
                 return self.finish(Status.REJECTED, f"rejected by {decision.approver}: {decision.comment}")

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.tax import TaxActivities
     from activities.usage import UsageActivities
     from canonical.approval import ROLE_RANK, ApprovalPolicy, refusal
+    from canonical.durations import in_words
     from canonical.journal import ChartOfAccounts, JournalEntry
     from canonical.models import (
         DEFAULT_ENTITIES,
@@ -679,7 +680,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
             decision = await self.gate.wait(request, r.approvals, self._escalate)
             if decision is None:
                 problem = Problem(
-                    message=f"nobody reviewed the held invoice within {r.approvals.expire_after}; retry asks again"
+                    message=f"nobody reviewed the held invoice within {in_words(r.approvals.expire_after)}; retry asks again"
                 )
                 if await self._park("usage review", problem, [OperatorAction.RETRY, OperatorAction.ABORT]) == (
                     OperatorAction.ABORT
