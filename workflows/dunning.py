@@ -547,9 +547,13 @@ class DunningWorkflow(ProcessWorkflow):
         request = ApprovalRequest(
             required_role=role, reasons=reasons, requested_by="o2c-dunning", amount=self.progress.balance
         )
-        timing = self.input.approvals.model_copy(
-            update={"escalate_after": self.policy.day * 3, "expire_after": self.policy.day * 7}
-        )
+        timing = self.input.approvals
+        if not self.release_console():
+            # Runs before o2c-console waited 3 and 7 dunning days: on a stack whose day lasts a
+            # second, 7 seconds, before anyone could answer.
+            timing = timing.model_copy(
+                update={"escalate_after": self.policy.day * 3, "expire_after": self.policy.day * 7}
+            )
         self.approval_kind = kind
         self.set_status(Status.AWAITING_APPROVAL, f"awaiting a {role.value} to {kind}")
         decision = await self.gate.wait(request, timing, self._escalate, interrupt=lambda: self.progress.paid)

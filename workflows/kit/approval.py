@@ -32,6 +32,9 @@ class ApprovalState(Model):
     decision: ApprovalDecision | None = None
     escalated_at: datetime | None = None
     expired_at: datetime | None = None
+    # While a request waits: when it escalates and when it expires, by its policy's windows.
+    escalates_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 class ApprovalGate:
@@ -121,4 +124,6 @@ class ApprovalGate:
             decision=self.decision,
             escalated_at=self.escalated_at,
             expired_at=self.expired_at,
+            escalates_at=self._escalate_at if self.waiting and self.escalated_at is None else None,
+            expires_at=self._expire_at if self.waiting else None,
         )

@@ -49,6 +49,11 @@ RELEASE_CASH = "o2c-cash"
 # ASC 606 corrections to modifications.
 RELEASE_LEDGER = "o2c-ledger"
 
+# The release of the finance console (issue 14). Behind it in released workflows: a
+# dunning's approvals wait as long as its approval policy says (a person's time), no longer
+# a number of dunning days.
+RELEASE_CONSOLE = "o2c-console"
+
 # How a run of the saga ends when it does not complete.
 SagaExit = Literal["failure", "abort", "cancel"]
 
@@ -96,6 +101,7 @@ class ProcessWorkflow:
         # Workflows of the November 2026 release and later; released ones decide in begin_release().
         self.release_2026_11 = True
         self._release_ledger: bool | None = None
+        self._release_console: bool | None = None
 
     # -- what an operator sees ------------------------------------------------------
 
@@ -130,6 +136,13 @@ class ProcessWorkflow:
         if self._release_ledger is None:
             self._release_ledger = workflow.patched(RELEASE_LEDGER)
         return self._release_ledger
+
+    def release_console(self) -> bool:
+        """Whether this run takes the paths of RELEASE_CONSOLE; asked once per run, as
+        release_ledger() is."""
+        if self._release_console is None:
+            self._release_console = workflow.patched(RELEASE_CONSOLE)
+        return self._release_console
 
     def tag(self, *, customer: str = "", contract: str = "", invoice: str = "") -> None:
         """Name the business objects in the search attributes. Since the release they go out
