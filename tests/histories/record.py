@@ -35,6 +35,7 @@ from activities.registry import all_activities
 from adapters.errors import BusinessError, IntegrationBug
 from adapters.ports import CashStorePort
 from adapters.temporal import register_search_attributes
+from canonical.approval import ApprovalPolicy
 from canonical.cash.models import Receipt, ReceiptSource
 from canonical.dunning import DunningPolicies, DunningPolicy
 from canonical.journal import ChartOfAccounts, WriteOffMethod, WriteOffPolicy, invoice_entry
@@ -277,6 +278,7 @@ async def _dunning(env, tq, systems) -> tuple[WorkflowHandle, Callable[[PaymentE
                 **fields,
             ),
             task_queue=tq,
+            approvals=ApprovalPolicy(),
         )
 
     await send(PaymentEventKind.PAYMENT_FAILED, decline_code="insufficient_funds", amount_remaining=usd("500.00"))
@@ -314,8 +316,11 @@ async def dunning_write_off(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
-async def _dunning_under(env, tq, systems, policies: DunningPolicies, **invoice: object) -> WorkflowHandle:
-    """A dunning of an invoice charged to CARD, started by its failed payment under `policies`."""
+async def _dunning_under(
+    env, tq, systems, policies: DunningPolicies, approvals: ApprovalPolicy | None = None, **invoice: object
+) -> WorkflowHandle:
+    """A dunning of an invoice charged to CARD, started by its failed payment under `policies`
+    (and `approvals`: unset, the default approval policy)."""
     invoice_id = f"in_{uuid.uuid4().hex[:10]}"
     fields: dict[str, object] = dict(
         id=invoice_id,
@@ -340,7 +345,9 @@ async def _dunning_under(env, tq, systems, policies: DunningPolicies, **invoice:
         subscription_id="sub_acme",
         decline_code="insufficient_funds",
     )
-    await deliver_payment_event(env.client, event, task_queue=tq, policies=policies)
+    await deliver_payment_event(
+        env.client, event, task_queue=tq, policies=policies, approvals=approvals or ApprovalPolicy()
+    )
     return env.client.get_workflow_handle_for(DunningWorkflow.run, dunning_workflow_id(invoice_id))
 
 
@@ -395,6 +402,47 @@ async def dunning_write_off_allowance(env, tq, systems) -> WorkflowHandle:
     expect(result.outcome, DunningOutcome.WRITTEN_OFF)
     entry = systems.erp.entries[result.write_off_entry]
     expect(sorted({x.account for x in entry.lines if x.debit}), ["1290", "2200", "2400"])
+    return handle
+
+
+async def dunning_approval_expired(env, tq, systems) -> WorkflowHandle:
+    """o2c-console: the approvals wait as their policy says (escalated after an hour, expired
+    after two), not 3 and 7 dunning days; nobody answers, so the dunning cancels without
+    restricting or writing off."""
+    windows = ApprovalPolicy(escalate_after=timedelta(hours=1), expire_after=timedelta(hours=2))
+    handle = await _dunning_under(env, tq, systems, DunningPolicies(), windows)
+    await env.sleep(timedelta(days=21, minutes=30))  # the restriction was asked half an hour ago
+    await poll(handle, DunningWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await env.sleep(timedelta(hours=3))
+    await poll(handle, DunningWorkflow.state, lambda s: s.approval.expired_at is not None)
+    await until_closed(env, handle)
+    expect((await handle.result()).outcome, DunningOutcome.CANCELLED)
+    expect(len(systems.erp.entries), 0)
+    return handle
+
+
+async def dunning_answered_on_one_second_days(env, tq, systems) -> WorkflowHandle:
+    """o2c-console: on a calendar of one-second days the approvals wait real hours, so both
+    are answered well after the 7 seconds that used to expire them."""
+    seconds = DunningPolicies(default=DunningPolicy(day=timedelta(seconds=1)))
+    handle = await _dunning_under(env, tq, systems, seconds)
+    await env.sleep(timedelta(seconds=21.5))
+    await poll(handle, DunningWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    await env.sleep(timedelta(minutes=5))
+    await handle.execute_update(
+        DunningWorkflow.decide,
+        DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True, comment=""),
+    )
+    await poll(
+        handle, DunningWorkflow.state, lambda s: s.approval.request and "write off" in s.approval.request.reasons[0]
+    )
+    await env.sleep(timedelta(minutes=5))
+    await handle.execute_update(
+        DunningWorkflow.decide,
+        DecisionInput(approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment=""),
+    )
+    await until_closed(env, handle, step=timedelta(minutes=1))
+    expect((await handle.result()).outcome, DunningOutcome.WRITTEN_OFF)
     return handle
 
 
@@ -1011,6 +1059,8 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "usage_period_close": usage_period_close,
     "dunning_card_limit": dunning_card_limit,
     "dunning_write_off_allowance": dunning_write_off_allowance,
+    "dunning_approval_expired": dunning_approval_expired,
+    "dunning_answered_on_one_second_days": dunning_answered_on_one_second_days,
     "amendment_in_yen": amendment_in_yen,
     "amendment_revenue_reversed": amendment_revenue_reversed,
     **CREDIT_SCENARIOS,
