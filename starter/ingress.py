@@ -74,6 +74,7 @@ async def serve_ingress(settings: Settings, *, host: str | None = None, port: in
             task_queue=settings.task_queue,
             billing=billing,
             policies=settings.dunning_policies(),
+            approvals=settings.approval_policy,
             dispute_policy=settings.dispute_policy,
             cash=store,
             legal_entities=settings.legal_entities,
