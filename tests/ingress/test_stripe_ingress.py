@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -18,8 +19,11 @@ from temporalio.testing import WorkflowEnvironment
 from adapters.errors import TransientError
 from adapters.stripe_webhooks import sign
 from adapters.temporal import register_search_attributes
+from canonical.approval import ApprovalPolicy
+from canonical.models import Approver, ApproverRole
 from starter import binaries
 from tests.ingress.ingress_kit import SECRET, serve
+from workflows.dunning import DunningInput
 from workflows.kit.status import INVOICE, PROCESS, SEARCH_ATTRIBUTES
 
 
@@ -123,6 +127,28 @@ async def test_signed_payment_failed_starts_the_invoice_dunning(ingress, ingress
         assert described.typed_search_attributes.get(INVOICE) == invoice_id
         events = await history_events(client, f"dunning-{invoice_id}")
         assert events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == 1
+
+
+async def test_a_new_dunning_asks_its_approvals_by_the_policy_the_ingress_was_given(ingress_env):
+    """Who approves a restriction or write-off and how long it waits come from the ingress's
+    approval policy (the settings', in `o2c ingress` and `o2c dev`), not a default."""
+    windows = ApprovalPolicy(
+        escalate_after=timedelta(minutes=2),
+        expire_after=timedelta(minutes=10),
+        approvers=[
+            Approver(name="ana", role=ApproverRole.FINANCE),
+            Approver(name="carl", role=ApproverRole.CONTROLLER),
+        ],
+    )
+    client = ingress_env.client
+    invoice_id = new_invoice_id()
+    async with serve(client, approvals=windows) as ingress, terminated_afterwards(client, f"dunning-{invoice_id}"):
+        response = await post(ingress, event("invoice.payment_failed", failed_invoice(invoice_id)))
+        assert response.status_code == 200, response.text
+        history = await client.get_workflow_handle(f"dunning-{invoice_id}").fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        [given] = pydantic_data_converter.payload_converter.from_payloads(started.input.payloads, [DunningInput])
+        assert isinstance(given, DunningInput) and given.approvals == windows
 
 
 async def test_the_same_event_delivered_five_times_gives_one_workflow(ingress, ingress_env):
