@@ -47,6 +47,8 @@ class ApprovalPolicy(Model):
     controller_threshold: Decimal = Decimal(50_000)
     finance_thresholds: PerCurrency = FINANCE_THRESHOLDS
     controller_thresholds: PerCurrency = CONTROLLER_THRESHOLDS
+    # How long a request waits for a person before it escalates, then expires: a person's
+    # time, whatever a process's calendar day lasts (since o2c-console, a dunning's too).
     escalate_after: timedelta = timedelta(hours=72)
     expire_after: timedelta = timedelta(days=7)
     approvers: list[Approver] = [
