@@ -9,7 +9,7 @@ import json
 import secrets
 import string
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -108,7 +108,9 @@ async def test_an_amendment_books_in_the_sap_company_code_of_its_customers_entit
         settings, entity.erp_subsidiary, date(2026, 11, 1), date.today() + timedelta(days=1)
     )
     [items] = documents.values()
-    assert {edm_date(i["PostingDate"]) for i in items} == {date(2026, 11, 16)}
+    # Dated as every document of a booking: the day billing created the invoice.
+    issued = datetime.fromtimestamp(invoice["created"], UTC).date()
+    assert {edm_date(i["PostingDate"]) for i in items} == {issued}
     assert [i["DocumentItemText"] for i in items[:2]] == [f"E:{handle.id}-invoice", f"I:{invoice['id']}"]
     assert not sap_duplicates(documents) and not sap_unbalanced(documents)
     assert not await sap_receivable_failures(settings, documents, {f"cus_{key}": Decimal(invoice["total"]) / 100})
