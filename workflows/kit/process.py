@@ -49,6 +49,11 @@ RELEASE_CASH = "o2c-cash"
 # ASC 606 corrections to modifications.
 RELEASE_LEDGER = "o2c-ledger"
 
+# The release of the front doors' business id rule (issue 14). Behind it in released
+# workflows: the renewal window leaves a subscription whose ids break the rule to a person
+# (listed in its result) instead of failing on the renewal request it cannot build.
+RELEASE_BUSINESS_IDS = "o2c-business-ids"
+
 # How a run of the saga ends when it does not complete.
 SagaExit = Literal["failure", "abort", "cancel"]
 
