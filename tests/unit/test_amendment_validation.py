@@ -79,7 +79,7 @@ def test_an_empty_requester():
 
 def test_a_blank_id_is_not_a_request():
     # The business id rule refuses it while the request is read, naming the field.
-    with pytest.raises(ValidationError, match="amendment_id\n  starts with U\+0020 a space"):
+    with pytest.raises(ValidationError, match=r"amendment_id\n  starts with U\+0020 a space"):
         request(amendment_id="  ")
 
 
