@@ -145,6 +145,9 @@ class Refusal(StrEnum):
     CLOSED_PERIOD = "closed_period"  # late, and the policy sends late events to the queue
     BEFORE_SUBSCRIPTION = "before_subscription"
     NAIVE_TIMESTAMP = "naive_timestamp"
+    # Quarantined before the business id rule, with an identifier or customer it refuses:
+    # a replay cannot count it (it stays in the queue, to be discarded).
+    INVALID_ID = "invalid_id"
 
 
 class EventVerdict(Model):
