@@ -195,6 +195,9 @@ class Settings(BaseSettings):
     )
     crm_token: str = Field("sandbox-token", validation_alias="O2C_SALESFORCE_TOKEN")
     http_timeout_seconds: float = Field(10.0, gt=0, validation_alias="O2C_HTTP_TIMEOUT_SECONDS")
+    # How long the CLI waits for a worker to answer a process's state query or take an
+    # approval or resolution, before it says that no worker answered (Temporal did).
+    worker_answer_seconds: float = Field(20.0, gt=0, validation_alias="O2C_WORKER_ANSWER_SECONDS")
 
     # The Stripe webhook ingress (`o2c webhooks`): the endpoint's signing secret and where to listen.
     stripe_webhook_secret: str = Field("", validation_alias="O2C_STRIPE_WEBHOOK_SECRET")

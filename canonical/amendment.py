@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from canonical.models import AmendedLine, AmendmentRequest, Subscription
 from canonical.money import CurrencyError, minor_unit, quantum
+from canonical.requests import request_size_problems
 
 
 class InvalidRequest(ValueError):
@@ -65,6 +66,7 @@ def request_problems(request: AmendmentRequest) -> list[str]:
         problems.append("the requester is empty")
     if not request.lines:
         problems.append("the amendment changes no lines")
+    problems += request_size_problems("amendment request", request)
     return problems + line_problems(request.lines, request.currency) + ssp_problems(request)
 
 

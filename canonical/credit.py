@@ -18,6 +18,7 @@ from canonical.journal import ChartOfAccounts, JournalEntry, JournalLine
 from canonical.models import TAX_PRODUCT, ApprovalRequest, ApproverRole, Invoice, InvoiceLine, Model, RevenueSchedule
 from canonical.money import Money, largest_remainder, total
 from canonical.policy_amounts import PerCurrency, UncoveredCurrency, per_currency
+from canonical.requests import BusinessId, OptionalBusinessId
 from canonical.revenue.schedules import split_line
 
 # Billing's statuses of a finalised invoice: only those can be credited (a draft is edited,
@@ -421,14 +422,14 @@ class RefundSource(StrEnum):
 class RefundRequest(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    refund_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")  # the business key: refund-<refund_id>
-    charge_id: str = Field(min_length=1)
+    refund_id: BusinessId  # the business key: refund-<refund_id>
+    charge_id: BusinessId
     amount: Money
     reason: str
     explanation: str = Field(min_length=1)
     requested_by: str = ""  # the operator, set by the front door
-    customer: str = ""
-    invoice_id: str = ""
+    customer: OptionalBusinessId = ""
+    invoice_id: OptionalBusinessId = ""
     source: RefundSource = RefundSource.CUSTOMER_CREDIT
 
 

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from canonical.models import Address, Model
 from canonical.money import Money
+from canonical.requests import MAX_LINES, BusinessId
 
 
 class CreditReason(StrEnum):
@@ -33,7 +34,7 @@ class CreditSettlement(StrEnum):
 class CreditedLine(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    line_id: str  # the invoice line (Stripe invoice line item id)
+    line_id: BusinessId  # the invoice line (Stripe invoice line item id)
     amount: Money  # what of it is credited (tax on top, computed)
 
 
@@ -42,12 +43,12 @@ class CreditRequest(Model):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    credit_id: str  # the business key: credit-<credit_id>
-    invoice_id: str
+    credit_id: BusinessId  # the business key: credit-<credit_id>
+    invoice_id: BusinessId
     reason: CreditReason
     explanation: str = Field(min_length=1)
     requested_by: str = ""  # set by the front door from the authenticated caller
-    lines: list[CreditedLine] = []
+    lines: list[CreditedLine] = Field(default=[], max_length=MAX_LINES)
     amount: Money | None = None  # pre-tax; exactly one of lines and amount
     settlement: CreditSettlement = CreditSettlement.CUSTOMER_BALANCE
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from canonical.money import Money
+from canonical.requests import MAX_LINES, BusinessId
 
 
 class Model(BaseModel):
@@ -139,7 +140,10 @@ class Subscription(Model):
 class AmendedLine(Model):
     """The wanted state of one line after the amendment (quantity 0 removes it)."""
 
-    product: str
+    # A misspelt or invented field (`tax_exempt`) is refused by name, never dropped.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product: BusinessId  # names steps (entitlement-<product>), so their idempotency keys
     quantity: StrictInt  # "12" or true is a malformed request, not twelve seats
     unit_price: Decimal
     discount_percent: Decimal = Decimal(0)
@@ -150,13 +154,13 @@ class AmendmentRequest(Model):
     # A misspelt optional field (remaining_ssp) would otherwise be dropped without a word.
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amendment_id: str
-    contract_id: str
-    subscription_id: str
-    account_id: str
+    amendment_id: BusinessId
+    contract_id: BusinessId
+    subscription_id: BusinessId
+    account_id: BusinessId
     currency: str
     effective_date: date
-    lines: list[AmendedLine]
+    lines: list[AmendedLine] = Field(max_length=MAX_LINES)
     requested_by: str
     reason: str = ""
     # Finance's standalone selling price, at the effective date, of what remains of each

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from pydantic import StrictInt
+from pydantic import ConfigDict, Field, StrictInt
 
 from canonical.amendment import MAX_QUANTITY, line_problems
 from canonical.models import (
@@ -20,6 +20,7 @@ from canonical.models import (
 )
 from canonical.money import Money, total
 from canonical.proration import line_amount
+from canonical.requests import MAX_LINES, BusinessId, id_problem, request_size_problems
 
 HUNDRED = Decimal(100)
 
@@ -41,22 +42,30 @@ class RenewalPolicy(Model):
 class RenewedLine(Model):
     """The wanted state of a line in the new term; absent fields keep the current one."""
 
-    product: str
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product: BusinessId
     quantity: StrictInt
     discount_percent: Decimal | None = None
 
 
 class RenewalRequest(Model):
-    contract_id: str
-    subscription_id: str
-    account_id: str
-    term: str  # names the new term, e.g. "2027"
+    # Unknown fields (`skip_approval`) are refused by name, never dropped.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract_id: BusinessId
+    subscription_id: BusinessId
+    account_id: BusinessId
+    term: BusinessId  # names the new term, e.g. "2027" (and the current-term amendment's id)
     new_term_start: date
     new_term_end: date
     uplift_percent: Decimal = Decimal(0)
-    lines: list[RenewedLine] = []
-    legal_entity: str = ""  # the entity that books the new term; empty keeps the current one
-    current_term_changes: list[AmendedLine] = []  # carried out now, as an amendment
+    lines: list[RenewedLine] = Field(default=[], max_length=MAX_LINES)
+    # The entity that books the new term; empty keeps the current one. Checked against the
+    # configured entities, so it needs no id rule of its own.
+    legal_entity: str = ""
+    # Carried out now, as an amendment.
+    current_term_changes: list[AmendedLine] = Field(default=[], max_length=MAX_LINES)
     requested_by: str
     source: str = "crm_closed_won"
     reason: str = ""
@@ -65,7 +74,9 @@ class RenewalRequest(Model):
 class RenewalChange(Model):
     """An update while the renewal waits for its term: new seat counts or a new start."""
 
-    lines: list[RenewedLine] = []
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lines: list[RenewedLine] = Field(default=[], max_length=MAX_LINES)
     new_term_start: date | None = None
     requested_by: str
 
@@ -153,7 +164,18 @@ def renewal_request_problems(request: RenewalRequest, policy: RenewalPolicy) -> 
             problems.append(f"quantity of {line.product} is above {MAX_QUANTITY:,}")
         if line.discount_percent is not None and not Decimal(0) <= line.discount_percent <= HUNDRED:
             problems.append(f"discount of {line.product} must be between 0 and 100 %")
-    return problems
+    if request.current_term_changes:
+        # Its id joins two of the request's ids: each may be valid and the two too long together.
+        amendment_id = current_term_amendment_id(request)
+        wrong = id_problem(amendment_id)
+        if wrong:
+            problems.append(f"the current-term changes would be amendment {amendment_id}, whose id {wrong}")
+    return problems + request_size_problems("renewal request", request)
+
+
+def current_term_amendment_id(request: RenewalRequest) -> str:
+    """The id of the amendment that carries out a renewal's current-term changes."""
+    return f"{request.contract_id}-{request.term}-current"
 
 
 def renewal_problems(
@@ -206,6 +228,20 @@ def renewal_problems(
             f"the billing address of {account.id} has no tax nexus (country, region and postal code are needed)"
         )
     return problems
+
+
+def window_problem(subscription: Subscription) -> str:
+    """Why the window cannot open a renewal for a subscription billing lists: an id that a
+    renewal request (and its workflow id) may not carry. Empty when it can."""
+    for what, value in (
+        ("subscription", subscription.id),
+        ("contract", subscription.contract_id),
+        ("account", subscription.account_id),
+    ):
+        wrong = id_problem(value)
+        if wrong:
+            return f"subscription {subscription.id!r}: its {what} id {wrong}"
+    return ""
 
 
 def window_renewal(subscription: Subscription, policy: RenewalPolicy) -> RenewalRequest:

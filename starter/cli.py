@@ -26,11 +26,14 @@ from canonical.amendment import InvalidRequest, request_problems
 from canonical.models import AmendmentRequest, ApproverRole, Model
 from canonical.reconciliation import period_bounds
 from canonical.renewal import RenewalRequest, renewal_request_problems
+from canonical.requests import MAX_REQUEST_BYTES
 from settings import InvalidSettings
+from starter.asking import ask
 from starter.cash_cli import cash_app
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
 from starter.credits_cli import credit_app, refund
 from starter.problems import explain
+from starter.refusals import counted, validation_problems
 from starter.revenue_cli import revenue_app
 from starter.session import run as _run
 from starter.session import settings
@@ -84,21 +87,35 @@ class SchedulesAction(StrEnum):
 
 @cache
 def _read_request(path: str, model: type[M], what: str) -> M:
+    """The request in a file (or stdin), refused with every problem said once: a file that is
+    too large, not UTF-8, not JSON or not a request of `model` (unknown fields by name)."""
     try:
-        raw = sys.stdin.read() if path == "-" else Path(path).read_text()
+        if path == "-":
+            raw = sys.stdin.buffer.read(MAX_REQUEST_BYTES + 1)
+        else:
+            with open(path, "rb") as file:
+                raw = file.read(MAX_REQUEST_BYTES + 1)
     except OSError as error:
         raise Refused(f"cannot read {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise Refused(f"{path} is not a valid {what}: not UTF-8 text") from None
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise Refused(
+            f"{path} is not a valid {what}: it is larger than {MAX_REQUEST_BYTES:,} bytes "
+            f"({MAX_REQUEST_BYTES // 1024} KB), the most a request may be"
+        )
     try:
-        return model.model_validate_json(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        raise Refused(
+            f"{path} is not a valid {what}: not UTF-8 text (byte {raw[bad.start]:#04x} at offset {bad.start:,})"
+        ) from None
+    try:
+        return model.model_validate_json(text)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in error.errors())
-        raise Refused(f"{path} is not a valid {what}: {problems}") from None
+        raise Refused(f"{path} is not a valid {what}: " + "; ".join(validation_problems(error))) from None
 
 
 def _refused(what: str, problems: list[str]) -> Refused:
-    return Refused(f"{what} refused, no workflow started:\n  - " + "\n  - ".join(problems))
+    return Refused(f"{what} refused, no workflow started:\n  - " + "\n  - ".join(counted(problems)))
 
 
 async def _wait_and_report(
@@ -556,7 +573,13 @@ async def _decide(
     from starter.client import decide
 
     client = await _client()
-    verdict = await decide(client, workflow_id, approver=as_, role=role, approved=approved, comment=comment)
+    verdict = await ask(
+        client,
+        workflow_id,
+        decide(client, workflow_id, approver=as_, role=role, approved=approved, comment=comment),
+        settings(),
+        answer=True,
+    )
     return await _answered(workflow_id, verdict, as_, wait, as_json)
 
 
@@ -597,7 +620,9 @@ async def _adjust(
     from starter.client import adjust_usage, process_state
 
     client = await _client()
-    subtotal = (await process_state(client, workflow_id)).get("subtotal")
+    subtotal = (await ask(client, workflow_id, process_state(client, workflow_id), settings(), answer=False)).get(
+        "subtotal"
+    )
     if not isinstance(subtotal, dict):
         raise Refused(f"{workflow_id} holds no usage invoice to adjust")
     try:
@@ -605,7 +630,7 @@ async def _adjust(
     except (ValueError, ArithmeticError) as error:
         raise Refused(f"--credit {credit!r} is not an amount in {subtotal['currency']}: {error}") from None
     decision = UsageDecision(approver=as_, role=role, action=ReviewAction.ADJUST, credit=amount, reason=reason)
-    answer = await adjust_usage(client, workflow_id, decision)
+    answer = await ask(client, workflow_id, adjust_usage(client, workflow_id, decision), settings(), answer=True)
     return await _answered(workflow_id, answer, as_, wait, as_json)
 
 
@@ -637,7 +662,14 @@ def resolve(
     async def answer() -> int:
         from starter.client import resolve as resolve_process
 
-        accepted = await resolve_process(await _client(), workflow_id, action, operator=as_, comment=comment)
+        client = await _client()
+        accepted = await ask(
+            client,
+            workflow_id,
+            resolve_process(client, workflow_id, action, operator=as_, comment=comment),
+            settings(),
+            answer=True,
+        )
         return await _answered(workflow_id, accepted, as_, wait, as_json)
 
     return _run(answer())
@@ -654,7 +686,8 @@ def status(workflow_id: str, as_json: Json = False) -> int:
         from starter.client import process_state
         from starter.progress import waiting_for
 
-        state = await process_state(await _client(), workflow_id)
+        client = await _client()
+        state = await ask(client, workflow_id, process_state(client, workflow_id), settings(), answer=False)
         if as_json:
             emit_json(state)
             return EXIT_DONE

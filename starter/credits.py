@@ -29,6 +29,7 @@ from canonical.credit import CreditPolicy, RefundRequest, credit_problems, refun
 from canonical.credits import CreditRequest, DisputeEvent
 from canonical.dispute import DISPUTE_EVENTS, DisputePolicy
 from canonical.models import Invoice, LegalEntity, receivables_refusal
+from canonical.requests import request_size_problems
 from settings import Settings
 from starter.client import _start_once
 from workflows.credit import CreditInput, CreditResult, CreditWorkflow, credit_workflow_id
@@ -53,7 +54,7 @@ def credit_request_problems(request: CreditRequest, policy: CreditPolicy) -> lis
         uncovered = policy.uncovered(request.reason, currency)
         if uncovered:
             problems.append(uncovered)
-    return problems
+    return problems + request_size_problems("credit request", request)
 
 
 async def entity_of_customer(customer: str, billing: BillingPort, entities: list[LegalEntity]) -> LegalEntity:

@@ -17,6 +17,7 @@ from canonical.credit import RefundRequest, RefundSource
 from canonical.credits import CreditRequest
 from canonical.money import Money
 from starter.console import EXIT_DONE, Refused, emit_json, say
+from starter.refusals import validation_problems
 from starter.session import run as _run
 from starter.session import temporal_client as _client
 from starter.session import ui_link as _ui_link
@@ -76,7 +77,11 @@ def show(credit_id: str, as_json: Json = False) -> int:
         from starter.client import process_state
 
         workflow_id = credit_id if credit_id.startswith("credit-") else f"credit-{credit_id}"
-        state = await process_state(await _client(), workflow_id)
+        from starter.asking import ask
+        from starter.session import settings
+
+        client = await _client()
+        state = await ask(client, workflow_id, process_state(client, workflow_id), settings(), answer=False)
         if as_json:
             emit_json(state)
             return EXIT_DONE
@@ -138,7 +143,7 @@ def refund(
     except (ValueError, ArithmeticError) as error:
         if not isinstance(error, ValidationError):
             raise Refused(f"refund refused, no workflow started: --amount {amount!r} in {currency}: {error}") from None
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'amount'}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(validation_problems(error, "amount"))
         raise Refused(f"refund refused, no workflow started: {problems}") from None
 
     from starter.cli import _start

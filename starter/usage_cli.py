@@ -192,9 +192,17 @@ def import_file(
     # A first pass refuses a file with malformed lines before anything is written.
     malformed = [(line, problem) for line, problem in read_events(path) if isinstance(problem, str)]
     if malformed:
-        shown = "\n  - ".join(f"line {line}: {problem}" for line, problem in malformed[:50])
-        more = f"\n  ... and {len(malformed) - 50} more" if len(malformed) > 50 else ""
-        raise Refused(f"{file}: {len(malformed)} malformed line(s), nothing imported:\n  - {shown}{more}")
+        # The same problem on many lines is said once, at its first line, with the count.
+        lines_of: dict[str, list[int]] = {}
+        for line, problem in malformed:
+            lines_of.setdefault(problem, []).append(line)
+        said = [
+            f"line {lines[0]}: {problem}" + (f" ({len(lines):,} lines)" if len(lines) > 1 else "")
+            for problem, lines in lines_of.items()
+        ]
+        shown = "\n  - ".join(said[:50])
+        more = f"\n  ... and {len(said) - 50} more problems" if len(said) > 50 else ""
+        raise Refused(f"{file}: {len(malformed):,} malformed line(s), nothing imported:\n  - {shown}{more}")
     return _run(_import(path, source, as_json))
 
 

@@ -71,6 +71,7 @@ from canonical.credits import DisputeEvent
 from canonical.dispute import DisputePolicy
 from canonical.dunning import DunningPolicies
 from canonical.models import DEFAULT_ENTITIES, LegalEntity, PaymentEvent, PaymentEventKind
+from canonical.requests import id_problem
 from settings import Settings
 from starter.cash import take_receipt
 from starter.client import deliver_payment_event, deliver_usage_event
@@ -129,6 +130,16 @@ def dunning_event_of_dispute(event: PaymentEvent) -> PaymentEvent:
     if event.kind not in DISPUTE_KINDS or not event.dispute_id:
         return event
     return event.model_copy(update={"event_id": f"{dispute_workflow_id(event.dispute_id)}-{event.kind.value}"})
+
+
+def _key_problem(**ids: str) -> str:
+    """Why an id an event names cannot be part of a workflow id (dunning-<invoice>,
+    dispute-<dispute>, usage-<subscription>-<period>); empty when each can."""
+    for what, value in ids.items():
+        wrong = id_problem(value) if value else ""
+        if wrong:
+            return f"the event's {what} id {wrong}"
+    return ""
 
 
 def _refused(error: str, reason: str, status: int = 400) -> JSONResponse:
@@ -208,6 +219,13 @@ def create_webhook_app(
         except AdapterError as error:
             log.error("stripe_webhook", outcome="billing_error", reason=str(error), **fields)
             return _refused("billing_error", str(error), 502)
+        wrong = _key_problem(
+            invoice=payment_event.invoice_id if payment_event else "",
+            dispute=dispute.dispute.dispute_id if dispute else "",
+        )
+        if wrong:
+            log.error("stripe_webhook", outcome="unsafe_id", reason=wrong, **fields)
+            return _refused("invalid_event", wrong)
         if payment_event is None and receipt is None and dispute is None and open_item is None:
             log.info("stripe_webhook", outcome="ignored", **fields)
             return JSONResponse({"received": True, "workflows": []})
@@ -275,6 +293,10 @@ def create_webhook_app(
         if usage_event is None:  # not a metered subscription's invoice
             log.info("stripe_webhook", outcome="ignored", **fields)
             return JSONResponse({"received": True, "workflows": []})
+        wrong = _key_problem(subscription=usage_event.subscription_id)
+        if wrong:
+            log.error("stripe_webhook", outcome="unsafe_id", reason=wrong, **fields)
+            return _refused("invalid_event", wrong)
         fields.update(
             invoice_id=usage_event.invoice_id, subscription_id=usage_event.subscription_id, period=usage_event.period
         )

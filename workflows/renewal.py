@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         RenewalChange,
         RenewalPolicy,
         RenewalRequest,
+        current_term_amendment_id,
         price_new_term,
         renewal_approval,
         renewal_problems,
@@ -362,7 +363,7 @@ class RenewalWorkflow(BookingWorkflow):
         if r.current_term_changes:
             self.set_stage("amending the rest of the current term")
             amendment = AmendmentRequest(
-                amendment_id=f"{r.contract_id}-{r.term}-current",
+                amendment_id=current_term_amendment_id(r),
                 contract_id=r.contract_id,
                 subscription_id=r.subscription_id,
                 account_id=r.account_id,

@@ -18,7 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.inputs import TermsEnding
     from canonical.approval import ApprovalPolicy
     from canonical.models import DEFAULT_ENTITIES, LegalEntity, Model
-    from canonical.renewal import RenewalPolicy, window_renewal
+    from canonical.renewal import RenewalPolicy, window_problem, window_renewal
+    from workflows.kit.process import RELEASE_BUSINESS_IDS
     from workflows.renewal import RenewalInput, RenewalWorkflow, renewal_workflow_id
 
 
@@ -32,6 +33,8 @@ class WindowInput(Model):
 class WindowResult(Model):
     started: list[str] = []
     already_running: list[str] = []
+    # Subscriptions left to a person: an id of theirs breaks the business id rule.
+    refused: list[str] = []
 
 
 @workflow.defn
@@ -46,6 +49,12 @@ class RenewalWindowWorkflow:
         )
         result = WindowResult()
         for subscription in ending:
+            wrong = window_problem(subscription)
+            # Asked only for such a subscription, so other runs replay as they were recorded.
+            if wrong and workflow.patched(RELEASE_BUSINESS_IDS):
+                workflow.logger.warning("renewal window: %s", wrong)
+                result.refused.append(wrong)
+                continue
             request = window_renewal(subscription, input.policy)
             workflow_id = renewal_workflow_id(request.contract_id, request.new_term_start)
             try:
@@ -65,5 +74,6 @@ class RenewalWindowWorkflow:
                 result.already_running.append(workflow_id)
         workflow.set_current_details(
             f"renewal window: {len(result.started)} started, {len(result.already_running)} already running"
+            + (f", {len(result.refused)} refused (an id breaks the business id rule)" if result.refused else "")
         )
         return result

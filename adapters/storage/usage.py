@@ -42,6 +42,7 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from adapters.errors import TransientError
 from adapters.ports import MeteringPort
@@ -663,7 +664,22 @@ class UsageLedger:
         return results
 
     def _replay_batch(self, items: list[QuarantinedEvent], by: str, now: datetime) -> list[tuple[int, EventVerdict]]:
-        events = [UsageEvent.model_validate(q.event) for q in items]
+        unreadable: list[tuple[int, EventVerdict]] = []
+        readable: list[QuarantinedEvent] = []
+        events: list[UsageEvent] = []
+        for item in items:
+            try:
+                events.append(UsageEvent.model_validate(item.event))
+                readable.append(item)
+            except ValidationError as bad:  # kept before a rule that now refuses it: it stays open
+                problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in bad.errors())
+                verdict = EventVerdict(
+                    identifier=item.identifier, outcome=EventOutcome.REFUSED, reason=Refusal.INVALID_ID, message=problem
+                )
+                unreadable.append((item.id, verdict))
+        if not readable:
+            return unreadable
+        items = readable
         for _ in range(3):
             master = self.master_data()
             plan = self._plan(events, master, by, _now(), now)
@@ -675,7 +691,7 @@ class UsageLedger:
                 self.refresh()
                 continue
             verdicts = self._answer(plan, written)
-            return list(zip((q.id for q in items), verdicts, strict=True))
+            return list(zip((q.id for q in items), verdicts, strict=True)) + unreadable
         raise UsageUnavailable("periods kept closing while the replay was written; replay again")
 
     def _write_replay(

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, StrictInt, StrictStr
 
 from canonical.models import ApproverRole, Model
 from canonical.money import Money
+from canonical.requests import BusinessId
 
 # Stripe's limit on a meter event identifier.
 MAX_IDENTIFIER = 100
@@ -117,9 +118,11 @@ class UsageEvent(Model):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    identifier: StrictStr = Field(min_length=1, max_length=MAX_IDENTIFIER)
+    # The identifier is Stripe's (≤ MAX_IDENTIFIER) and the store's key; the customer names a
+    # billing customer: both follow the business id rule.
+    identifier: BusinessId
     meter: StrictStr = Field(min_length=1, max_length=100)
-    customer: StrictStr = Field(min_length=1, max_length=255)
+    customer: BusinessId
     # A JSON number. Whether it is finite, whole, non-negative and in the meter's bounds is
     # the validation's business (a refused event is quarantined with its reason, not lost).
     value: StrictInt | float
@@ -142,6 +145,9 @@ class Refusal(StrEnum):
     CLOSED_PERIOD = "closed_period"  # late, and the policy sends late events to the queue
     BEFORE_SUBSCRIPTION = "before_subscription"
     NAIVE_TIMESTAMP = "naive_timestamp"
+    # Quarantined before the business id rule, with an identifier or customer it refuses:
+    # a replay cannot count it (it stays in the queue, to be discarded).
+    INVALID_ID = "invalid_id"
 
 
 class EventVerdict(Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -400,5 +401,42 @@ async def test_postgresql_keeps_each_period_in_its_own_partition(database_url):
                 .group_by(usage_events.c.period)
             ).all()
         assert sorted(stored) == [("2026-03", 1), ("2026-04", 1)]
+    finally:
+        await ledger.aclose()
+
+
+async def test_an_event_quarantined_before_the_id_rule_stays_open_and_the_others_replay(database_url):
+    """An identifier the business id rule now refuses (a space in it, accepted before the rule)
+    cannot be counted: its replay says why and leaves it open; the rest of the batch replays."""
+    from adapters.storage.tables import usage_quarantine
+
+    acme, late_comer = customer(), customer()
+    ledger = await seeded_ledger(database_url, acme)
+    try:
+        await ledger.ingest(
+            [event(late_comer.customer, "old", value=4), event(late_comer.customer, "new", value=3)],
+            source="platform",
+            now=NOW,
+        )
+        queued = {
+            q.identifier.rsplit("-", 1)[1]: q
+            for q in await ledger.quarantine(limit=100_000)
+            if q.event["customer"] == late_comer.customer
+        }
+        old = queued["old"]
+        kept_before = {**old.event, "identifier": f"{late_comer.customer} old"}
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                sa.update(usage_quarantine)
+                .where(usage_quarantine.c.id == old.id)
+                .values(event=json.dumps(kept_before), identifier=kept_before["identifier"])
+            )
+        await ledger.upsert_customers([late_comer])
+        replayed = dict(await ledger.replay([old.id, queued["new"].id], by="ops", now=NOW))
+        assert replayed[queued["new"].id].outcome is EventOutcome.ACCEPTED
+        assert replayed[old.id].reason is Refusal.INVALID_ID and "U+0020 a space" in replayed[old.id].message
+        still = [q for q in await ledger.quarantine(limit=100_000) if q.id == old.id]
+        assert [q.status for q in still] == ["open"]
+        assert await quantities(ledger, late_comer.customer, "2026-03") == {"api_calls": 3}
     finally:
         await ledger.aclose()

@@ -160,3 +160,91 @@ def test_an_amendments_remaining_ssp_misspelt_or_wrong_exits_2_without_connectin
     reached = connections(trap)
     assert done.returncode == 2 and reason in done.stderr, done.stderr
     assert reached == 0
+
+
+# -- files that are not text, too large, or wrong many times over ------------------------------
+
+
+def run_cli_stdin(trap: Trap, command: str, data: bytes) -> subprocess.CompletedProcess:
+    address = f"127.0.0.1:{trap.getsockname()[1]}"
+    env = {**os.environ, "O2C_TEMPORAL_ADDRESS": address, "O2C_SANDBOX_URL": f"http://{address}"}
+    return subprocess.run(
+        [sys.executable, "-m", "starter.cli", command, "--file", "-"],
+        cwd=ROOT,
+        env=env,
+        input=data,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def said_once(done: subprocess.CompletedProcess) -> str:
+    """The one line a refusal prints: exit 2, on stderr, no traceback."""
+    err = done.stderr if isinstance(done.stderr, str) else done.stderr.decode()
+    assert done.returncode == 2, err
+    assert err.startswith("o2c: ") and "Traceback" not in err, err
+    return err
+
+
+NOT_UTF8 = [
+    json.dumps(amendment_dict(requested_by="J\u00f6rg"), ensure_ascii=False).encode("latin-1"),
+    json.dumps(amendment_dict()).encode("utf-16"),
+    b'{"amendment_id": "\xff\xfe"}',
+    b"\xed\xa0\x80",  # a lone surrogate, encoded
+]
+
+
+@pytest.mark.parametrize("data", NOT_UTF8, ids=["latin-1", "utf-16", "invalid-bytes", "surrogate"])
+def test_a_file_that_is_not_utf8_is_one_clear_error(trap, tmp_path, data):
+    path = tmp_path / "request.json"
+    path.write_bytes(data)
+    for done in (run_cli(trap, "amend", path), run_cli_stdin(trap, "amend", data)):
+        err = said_once(done)
+        assert "is not a valid amendment request: not UTF-8 text (byte 0x" in err and err.count("\n") == 1, err
+    assert connections(trap) == 0
+
+
+def test_a_file_larger_than_a_request_may_be_is_refused_unread(trap, tmp_path):
+    path = tmp_path / "request.json"
+    lines = [{"product": f"p{i}", "quantity": 1, "unit_price": "1.00"} for i in range(10_000)]
+    path.write_text(json.dumps(amendment_dict(lines=lines)))
+    assert path.stat().st_size > 256 * 1024
+    err = said_once(run_cli(trap, "amend", path))
+    assert "larger than 262,144 bytes (256 KB), the most a request may be" in err
+    assert connections(trap) == 0
+
+
+def test_the_same_problem_on_every_line_is_said_once_with_the_count(trap, tmp_path):
+    path = tmp_path / "request.json"
+    lines = [{"product": f"p{i}", "quantity": 1, "unit_price": "1.00", "tax_exempt": True} for i in range(200)]
+    path.write_text(json.dumps(amendment_dict(lines=lines, skip_approval=True)))
+    err = said_once(run_cli(trap, "amend", path))
+    assert "lines.*.tax_exempt: Extra inputs are not permitted (200 times)" in err
+    assert "skip_approval: Extra inputs are not permitted" in err and err.count("tax_exempt") == 1, err
+    assert connections(trap) == 0
+
+
+def test_the_same_rule_broken_on_every_line_is_said_once_with_the_count(trap, tmp_path):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(amendment_dict(lines=[{"product": "seats", "quantity": -1, "unit_price": "1"}] * 200)))
+    err = said_once(run_cli(trap, "amend", path))
+    assert "  - quantity of seats is -1; it cannot be below zero (200 times)\n" in err
+    assert "  - product seats appears twice (199 times)\n" in err
+    assert err.count("\n") == 3, err
+    assert connections(trap) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("amendment_id", "A-1\r\nX-Injected: yes", "amendment_id: contains U+000D a carriage return (CR)"),
+        ("contract_id", "C-\u200f100", "contract_id: contains U+200F RIGHT-TO-LEFT MARK"),
+        ("amendment_id", "A" * 5000, "amendment_id: is 5,000 characters long"),
+    ],
+)
+def test_a_hostile_id_in_a_file_is_refused_by_name(trap, tmp_path, field, value, said):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(amendment_dict(**{field: value})))
+    err = said_once(run_cli(trap, "amend", path))
+    assert said in err and err.count("\n") == 1, err
+    assert connections(trap) == 0

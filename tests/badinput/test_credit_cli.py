@@ -94,3 +94,44 @@ def test_a_credit_without_who_asks_exits_2_without_connecting(trap, tmp_path):
     path.write_text(json.dumps(request()), encoding="utf-8")
     done = credit_cli(trap, path)
     assert done.returncode == 2 and "--as" in done.stderr and connections(trap) == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("credit_id", "CR-1\r\nX-Injected: yes", "credit_id: contains U+000D a carriage return (CR)"),
+        ("invoice_id", "in_\u202e1", "invoice_id: contains U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("credit_id", "C" * 5000, "credit_id: is 5,000 characters long"),
+    ],
+)
+def test_a_credit_file_with_a_hostile_id_names_the_field(trap, tmp_path, field, value, said):
+    path = tmp_path / "credit.json"
+    path.write_text(json.dumps(request(**{field: value})), encoding="utf-8")
+    done = credit_cli(trap, path, "--as", "cindy.success")
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert connections(trap) == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--charge", "ch_1\r\nX-Injected: yes", "charge_id: contains U+000D a carriage return (CR)"),
+        ("--id", "R 1; drop", "refund_id: contains U+0020 a space"),
+        ("--customer", "cus_\u200facme", "customer: contains U+200F RIGHT-TO-LEFT MARK"),
+    ],
+)
+def test_a_refund_with_a_hostile_id_names_the_field_and_starts_nothing(trap, option, value, said):
+    address = f"127.0.0.1:{trap.getsockname()[1]}"
+    given = {"--charge": "ch_1", option: value}
+    args = [a for pair in given.items() for a in pair] + ["--amount", "5.00", "--reason", "duplicate"]
+    done = subprocess.run(
+        [sys.executable, "-m", "starter.cli", "refund", *args, "--as", "olga.ops"],
+        cwd=ROOT,
+        env={**os.environ, "O2C_TEMPORAL_ADDRESS": address, "O2C_SANDBOX_URL": f"http://{address}"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "refund refused, no workflow started" in done.stderr, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert connections(trap) == 0

@@ -205,3 +205,19 @@ async def test_absurd_amounts_are_refused():
 
 async def test_a_created_timestamp_out_of_range_is_refused():
     refused(*await post(dumps({**event(), "created": 10**20})))
+
+
+@pytest.mark.parametrize(
+    ("invoice_id", "said"),
+    [
+        ("in_1\r\nX-Injected: yes", "U+000D a carriage return (CR)"),
+        ("in_\u200f1", "U+200F RIGHT-TO-LEFT MARK"),
+        ("in_" + "1" * 200, "is 203 characters long"),
+        ("in 1", "U+0020 a space"),
+    ],
+)
+async def test_a_signed_event_whose_invoice_id_cannot_key_a_workflow_is_refused(invoice_id, said):
+    """Even Stripe's signature does not make an id a business key: dunning-<invoice> would carry it."""
+    response, client = await post(dumps(event(id=invoice_id)))
+    refused(response, client)
+    assert response.json()["reason"].startswith("the event's invoice id ") and said in response.json()["reason"]

@@ -132,3 +132,19 @@ async def test_a_missing_wrong_or_revoked_key_is_refused(usage: UsageIngress):
     name = next(k.name for k in await usage.ledger.keys() if k.name == f"platform-{usage.customer}")
     assert await usage.ledger.revoke_key(name)
     await refused(usage, body, status=401, error="unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("identifier", "e-1\r\nX-Injected: yes", "U+000D a carriage return (CR)"),
+        ("identifier", "e-\u200f1", "U+200F RIGHT-TO-LEFT MARK"),
+        ("identifier", "e" * 5000, "is 5,000 characters long"),
+        ("customer", "cus_\x00acme", "U+0000 NUL"),
+    ],
+)
+async def test_an_event_whose_id_breaks_the_business_id_rule_refuses_the_batch_by_name(usage, field, value, said):
+    events = [good(usage.customer, "a"), {**good(usage.customer, "b"), field: value}]
+    answer = await refused(usage, json.dumps({"events": events}).encode(), status=400, error="invalid_events")
+    assert answer["problems"][0]["index"] == 1 and answer["problems"][0]["field"] == field
+    assert said in answer["problems"][0]["message"]

@@ -565,6 +565,26 @@ async def renewal_window(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def renewal_window_refused_id(env, tq, systems) -> WorkflowHandle:
+    """The window on the business-id release: a subscription whose contract id breaks the id
+    rule is left to a person, the other renewed."""
+    today = (await env.get_current_time()).date()
+    acme(systems, term_end=today + timedelta(days=60), today=today)
+    odd = systems.billing.subscriptions["sub_acme"].model_copy(update={"id": "sub_odd", "contract_id": "C 7"})
+    systems.billing.subscriptions["sub_odd"] = odd
+    handle = await env.client.start_workflow(
+        RenewalWindowWorkflow.run,
+        WindowInput(policy=RenewalPolicy(window_days=90), legal_entities=ENTITIES),
+        id=f"renewal-window-{uuid.uuid4().hex[:6]}",
+        task_queue=tq,
+    )
+    result = await handle.result()
+    expect((len(result.started), len(result.refused)), (1, 1))
+    for started in result.started:
+        await env.client.get_workflow_handle(started).terminate(reason="recording over")
+    return handle
+
+
 def recon_period(systems: FakeSystems) -> None:
     """October 2026: four invoices agree everywhere, one small and one large are missing in
     the ERP, one is booked for a dollar more than billed."""
@@ -1032,6 +1052,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "renewal_dated_by_invoice": renewal_dated_by_invoice,
     "renewal_not_renewed": renewal_not_renewed,
     "renewal_window": renewal_window,
+    "renewal_window_refused_id": renewal_window_refused_id,
     "reconciliation_heal_approve_park": reconciliation_heal_approve_park,
     "reconciliation_cut_off": reconciliation_cut_off,
     "reconciliation_continued_as_new": reconciliation_continued_as_new,

@@ -4,6 +4,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from canonical.amendment import (
     InvalidAmendment,
@@ -72,11 +73,14 @@ def test_no_lines():
     assert request_problems(request(lines=[])) == ["the amendment changes no lines"]
 
 
-def test_empty_ids():
-    assert request_problems(request(amendment_id="  ", requested_by="")) == [
-        "the amendment id is empty",
-        "the requester is empty",
-    ]
+def test_an_empty_requester():
+    assert request_problems(request(requested_by="")) == ["the requester is empty"]
+
+
+def test_a_blank_id_is_not_a_request():
+    # The business id rule refuses it while the request is read, naming the field.
+    with pytest.raises(ValidationError, match=r"amendment_id\n  starts with U\+0020 a space"):
+        request(amendment_id="  ")
 
 
 def test_unknown_currency():

@@ -263,3 +263,27 @@ async def test_the_renewal_window_starts_each_renewal_once(env, worker, renewing
     current = await renewal_handle.query(RenewalWorkflow.state, result_type=RenewalState)
     assert current.status in (Status.RUNNING, Status.AWAITING_APPROVAL) and current.term_value == usd("6000.00")
     await renewal_handle.terminate()
+
+
+async def test_the_renewal_window_leaves_a_subscription_whose_contract_id_breaks_the_id_rule(
+    env, worker, renewing, today
+):
+    """Billing lists it, but its contract id cannot be a renewal's business key: the window
+    says so in its result and starts the others."""
+    from canonical.renewal import RenewalPolicy
+    from workflows.renewal_window import RenewalWindowWorkflow, WindowInput, WindowResult
+
+    s = renewing
+    odd = s.billing.subscriptions["sub_acme"].model_copy(update={"id": "sub_odd", "contract_id": "C 7\r\n"})
+    s.billing.subscriptions["sub_odd"] = odd
+    result = await env.client.execute_workflow(
+        RenewalWindowWorkflow.run,
+        WindowInput(policy=RenewalPolicy(window_days=150), legal_entities=ENTITIES),
+        id=f"renewal-window-{uuid.uuid4().hex[:6]}",
+        task_queue=worker,
+        result_type=WindowResult,
+    )
+    expected = renewal_workflow_id(s.contract_id, today + timedelta(days=120))
+    assert result.started == [expected]
+    assert len(result.refused) == 1 and "'sub_odd': its contract id contains U+0020 a space" in result.refused[0]
+    await env.client.get_workflow_handle(expected).terminate()

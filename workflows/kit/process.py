@@ -54,6 +54,11 @@ RELEASE_LEDGER = "o2c-ledger"
 # a number of dunning days.
 RELEASE_CONSOLE = "o2c-console"
 
+# The release of the front doors' business id rule (issue 14). Behind it in released
+# workflows: the renewal window leaves a subscription whose ids break the rule to a person
+# (listed in its result) instead of failing on the renewal request it cannot build.
+RELEASE_BUSINESS_IDS = "o2c-business-ids"
+
 # How a run of the saga ends when it does not complete.
 SagaExit = Literal["failure", "abort", "cancel"]
 
