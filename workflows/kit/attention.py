@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import FIXABLE, TRANSIENT
+    from canonical.identity import IdentityAssertion
     from canonical.models import Model
 
 
@@ -31,6 +32,8 @@ class ResolveInput(Model):
     action: OperatorAction
     operator: str
     comment: str = ""
+    # The operator's signed identity (canonical/identity.py), carried since RELEASE_CONSOLE.
+    assertion: IdentityAssertion | None = None
 
 
 class Attention(Model):

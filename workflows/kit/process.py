@@ -49,6 +49,10 @@ RELEASE_CASH = "o2c-cash"
 # ASC 606 corrections to modifications.
 RELEASE_LEDGER = "o2c-ledger"
 
+# The release of authenticated identities (issue 14). Behind it: a process whose approval
+# policy names identity keys takes a decision only with an identity signed by one of them.
+RELEASE_CONSOLE = "o2c-console"
+
 # How a run of the saga ends when it does not complete.
 SagaExit = Literal["failure", "abort", "cancel"]
 
@@ -83,7 +87,7 @@ class ProcessWorkflow:
     def __init__(self) -> None:
         self.status = Status.RUNNING
         self.stage = "starting"
-        self.gate = ApprovalGate()
+        self.gate = ApprovalGate(lambda: workflow.patched(RELEASE_CONSOLE))
         self.queue = ExceptionQueue()
         self.saga = Saga()
         self.events: list[ProcessEvent] = []
