@@ -22,7 +22,12 @@ def signer() -> IdentitySigner:
 
 
 def signed(signer: IdentitySigner, **overrides) -> IdentityAssertion:
-    fields = {"user": "carla.controller", "role": Role.CONTROLLER, "workflow_id": "amendment-A-1", "decision": "approve"}
+    fields = {
+        "user": "carla.controller",
+        "role": Role.CONTROLLER,
+        "workflow_id": "amendment-A-1",
+        "decision": "approve",
+    }
     return signer.sign(**{**fields, **overrides}, now=NOW)
 
 
