@@ -82,6 +82,21 @@ def _public_key(encoded: str) -> Ed25519PublicKey | None:
         return None
 
 
+def _warm_up_invalid_signature() -> None:
+    """Raise InvalidSignature once, now. cryptography's native code imports the exception
+    class the first time it raises it, and caches it for the process; inside Temporal's
+    workflow sandbox that first import fails and aborts the worker. Modules import outside
+    the sandbox first (the worker imports its workflows), so the cache is filled in time."""
+    key = Ed25519PublicKey.from_public_bytes(bytes(32))
+    try:
+        key.verify(bytes(64), b"")
+    except (InvalidSignature, ValueError):
+        pass
+
+
+_warm_up_invalid_signature()
+
+
 def assertion_refusal(
     assertion: IdentityAssertion | None,
     trusted_keys: list[str],
