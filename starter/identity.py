@@ -8,6 +8,7 @@ from the command line. Every decision is written to the audit log, refusals too.
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 
 from adapters.identity_keys import IdentitySigner
 from adapters.storage.users import IdentityError, Principal, SqlIdentities
-from canonical.identity import RESOLVING_ROLES, IdentityAssertion
+from canonical.identity import RESOLVING_ROLES, IdentityAssertion, Role
 from canonical.models import ApproverRole
 from settings import Settings
 from starter.console import Refused
@@ -153,3 +154,61 @@ async def resolve_signed(
         return accepted
     finally:
         store.close()
+
+
+# The demo's people: who approves, and who answers the exception queue.
+DEMO_PEOPLE = {
+    "fiona.finance": Role.FINANCE,
+    "frank.finance": Role.FINANCE,
+    "carla.controller": Role.CONTROLLER,
+    "olga.ops": Role.OPERATOR,
+}
+
+
+class SignedDesk:
+    """People signed in once, deciding through the same signed path as `o2c approve` (the
+    demo's scripted answers)."""
+
+    def __init__(self, settings: Settings, people: dict[str, Principal], passwords: dict[str, str]):
+        self.settings, self.people, self.passwords = settings, people, passwords
+
+    @classmethod
+    def open(cls, settings: Settings, people: dict[str, Role] | None = None) -> SignedDesk:
+        """Add each person (a fresh random password) and sign them in; the identity key is
+        made first, so every process started from now on trusts their signatures."""
+        signer(settings)
+        store = identities(settings)
+        signed: dict[str, Principal] = {}
+        passwords: dict[str, str] = {}
+        try:
+            known = {u.name: u for u in store.users()}
+            for name, role in (people or DEMO_PEOPLE).items():
+                if name in known and known[name].role == role:  # a database kept from before
+                    _, signed[name] = store.grant_token(name, actor="o2c demo")
+                    continue
+                passwords[name] = secrets.token_urlsafe(12)
+                store.add_user(name, role, passwords[name], actor="o2c demo")
+                _, signed[name] = store.sign_in(name, passwords[name])
+        finally:
+            store.close()
+        return cls(settings, signed, passwords)
+
+    async def decide(self, client: Client, workflow_id: str, who: str, *, approved: bool, comment: str = "") -> str:
+        return await decide_signed(
+            client, self.settings, self.people[who], workflow_id, approved=approved, comment=comment
+        )
+
+    async def resolve(
+        self, client: Client, workflow_id: str, who: str, action: OperatorAction, comment: str = ""
+    ) -> str:
+        return await resolve_signed(client, self.settings, self.people[who], workflow_id, action, comment)
+
+
+_desks: dict[str, SignedDesk] = {}
+
+
+def demo_desk(settings: Settings) -> SignedDesk:
+    """The demo's people for this database, signed in on first use."""
+    if settings.database_url not in _desks:
+        _desks[settings.database_url] = SignedDesk.open(settings)
+    return _desks[settings.database_url]

@@ -140,6 +140,17 @@ class SqlIdentities:
             raise IdentityError("wrong name or password, or the user is disabled")
         return secret, principal
 
+    def grant_token(self, name: str, *, actor: str) -> tuple[str, Principal]:
+        """A personal token for `name` issued by an administrator of this database (the demo
+        signing in its people again on a kept database), audited as such."""
+        with self.engine.begin() as db:
+            row = db.execute(sa.select(users).where(users.c.name == name, users.c.disabled_at.is_(None))).first()
+            if row is None:
+                raise IdentityError(f"there is no enabled user {name}")
+            secret, principal = self._issue(db, name, "personal", Role(row.role))
+            self._audit(db, actor, "token.grant", name, {"token_id": principal.token_id})
+        return secret, principal
+
     def add_machine_key(self, name: str, *, actor: str = "o2c keys add") -> tuple[str, Principal]:
         """An API key for a machine caller (the CRM integration, the ingress): it may start
         processes but never approve, reject or resolve."""
