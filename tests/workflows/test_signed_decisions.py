@@ -1,6 +1,7 @@
 """A process started with identity keys decides only by a signed identity: the update's
 validator refuses a missing, forged, altered, misdirected or expired assertion before
-anything enters history, and still refuses self-approval and a role too low, by identity."""
+anything enters history, and still refuses self-approval and a role too low, by identity.
+The exception queue's answers are verified the same way."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from adapters.identity_keys import ASSERTION_LIFETIME, IdentitySigner
 from canonical.approval import ApprovalPolicy
 from canonical.identity import Role
-from canonical.models import ApproverRole
+from canonical.models import Address, ApproverRole
 from tests.workflows.conftest import amendment
 from tests.workflows.test_amendment import state, until
 from workflows.amendment import AmendmentInput, AmendmentResult, AmendmentWorkflow, amendment_workflow_id
 from workflows.kit.approval import DecisionInput
+from workflows.kit.attention import OperatorAction, ResolveInput
 from workflows.kit.status import Status
 
 SIGNER = IdentitySigner.generate()
@@ -119,3 +121,41 @@ async def test_a_process_without_identity_keys_decides_by_name_as_before(env, wo
     decision = DecisionInput(approver="fiona.finance", role=ApproverRole.FINANCE, approved=True)
     assert await handle.execute_update(AmendmentWorkflow.decide, decision) == "approved"
     assert (await handle.result()).status == Status.COMPLETED
+
+
+async def test_the_exception_queue_takes_a_signed_operator_only(env, worker, systems):
+    acme = systems.billing.accounts["cus_acme"]
+    systems.billing.accounts["cus_acme"] = acme.model_copy(update={"billing_address": Address(country="US")})
+    handle = await start(env, worker, amendment())
+    await until(handle, Status.NEEDS_ATTENTION)
+
+    async def answer(who: str, role: Role, *, signed_for=OperatorAction.RETRY, signer=SIGNER, operator=None):
+        assertion = signer.sign(
+            user=who,
+            role=role,
+            workflow_id=handle.id,
+            decision=f"resolve:{signed_for.value}",
+            now=await env.get_current_time(),
+        )
+        return ResolveInput(action=OperatorAction.RETRY, operator=operator or who, assertion=assertion)
+
+    async def refused_answer(answer_: ResolveInput) -> str:
+        with pytest.raises(WorkflowUpdateFailedError) as error:
+            await handle.execute_update(AmendmentWorkflow.resolve, answer_)
+        return str(error.value.cause)
+
+    unsigned = ResolveInput(action=OperatorAction.RETRY, operator="olga.ops")
+    assert "no signed identity" in await refused_answer(unsigned)
+    assert "does not trust" in await refused_answer(
+        await answer("olga.ops", Role.OPERATOR, signer=IdentitySigner.generate())
+    )
+    assert "not to resolve:retry" in await refused_answer(
+        await answer("olga.ops", Role.OPERATOR, signed_for=OperatorAction.ABORT)
+    )
+    assert "its identity is olga.ops" in await refused_answer(await answer("olga.ops", Role.OPERATOR, operator="mo"))
+    assert "a viewer does not answer" in await refused_answer(await answer("vic.viewer", Role.VIEWER))
+
+    systems.billing.accounts["cus_acme"] = acme  # the customer master is fixed
+    await handle.execute_update(AmendmentWorkflow.resolve, await answer("olga.ops", Role.OPERATOR))
+    assert (await handle.result()).status == Status.COMPLETED
+    assert (await state(handle)).resolutions[0].operator == "olga.ops"

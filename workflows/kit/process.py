@@ -16,6 +16,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     from activities.inputs import SendNotification
     from activities.notifications import NotificationActivities
+    from canonical.approval import ApprovalPolicy
     from canonical.models import LegalEntity, Model, Notification
     from workflows.kit.approval import ApprovalGate, DecisionInput
     from workflows.kit.attention import ExceptionQueue, OperatorAction, ResolveInput, explain, outcome_unknown
@@ -88,7 +89,7 @@ class ProcessWorkflow:
         self.status = Status.RUNNING
         self.stage = "starting"
         self.gate = ApprovalGate(lambda: workflow.patched(RELEASE_CONSOLE))
-        self.queue = ExceptionQueue()
+        self.queue = ExceptionQueue(lambda: workflow.patched(RELEASE_CONSOLE))
         self.saga = Saga()
         self.events: list[ProcessEvent] = []
         # Steps whose last attempt ended without an answer: they may have happened.
@@ -177,6 +178,11 @@ class ProcessWorkflow:
         workflow.logger.info(text, extra={"o2c": {**self.keys, "status": self.status.value}})
 
     # -- approval gate ------------------------------------------------------------------
+
+    def trust(self, policy: ApprovalPolicy) -> None:
+        """Answers to the exception queue are verified with the identity keys of the process's
+        approval policy (decisions are, by the gate, from the policy it waits with)."""
+        self.queue.identity_keys = list(policy.identity_keys)
 
     @workflow.update
     async def decide(self, decision: DecisionInput) -> str:
