@@ -98,3 +98,17 @@ def test_the_key_file_is_created_once_private_with_its_public_half_beside_it(tmp
     assert again.public_key == first.public_key
     with pytest.raises(FileNotFoundError):
         IdentitySigner.from_file(tmp_path / "none.key")
+
+
+def test_processes_started_now_trust_the_key_files_public_half_and_the_configured_keys(tmp_path, monkeypatch):
+    from settings import Settings
+
+    key = tmp_path / "identity.key"
+    monkeypatch.setenv("O2C_IDENTITY_KEY_FILE", str(key))
+    monkeypatch.delenv("O2C_IDENTITY_PUBLIC_KEYS", raising=False)
+    assert Settings.from_env().approval_policy.identity_keys == []  # no key yet: decisions by name
+    signer = IdentitySigner.from_file(key, create=True)
+    assert Settings.from_env().approval_policy.identity_keys == [signer.public_key]
+    other = IdentitySigner.generate().public_key
+    monkeypatch.setenv("O2C_IDENTITY_PUBLIC_KEYS", f"{other}, {signer.public_key}")
+    assert Settings.from_env().approval_policy.identity_keys == [other, signer.public_key]
