@@ -96,6 +96,19 @@ def list_users(as_json: Json = False) -> int:
     return EXIT_DONE
 
 
+@users_app.command("passwd")
+def set_password(name: str, password_stdin: PasswordStdin = False) -> int:
+    """Give a user a new password."""
+    password = _password(password_stdin, confirm=True)
+    store = _store()
+    try:
+        _refusing(lambda: store.set_password(name, password))
+    finally:
+        store.close()
+    say(f"new password for {name}")
+    return EXIT_DONE
+
+
 @users_app.command("disable")
 def disable_user(name: str) -> int:
     """Stop a user signing in; every token of theirs stops working at once."""

@@ -106,6 +106,20 @@ class SqlIdentities:
             rows = db.execute(sa.select(users).order_by(users.c.name)).all()
         return [User(name=r.name, role=Role(r.role), created_at=r.created_at, disabled_at=r.disabled_at) for r in rows]
 
+    def set_password(self, name: str, password: str, *, actor: str = "o2c users passwd") -> None:
+        """A new password for an enabled user (their tokens stay valid: revoke them apart)."""
+        if len(password) < MIN_PASSWORD:
+            raise IdentityError(f"a password has at least {MIN_PASSWORD} characters")
+        with self.engine.begin() as db:
+            done = db.execute(
+                users.update()
+                .where(users.c.name == name, users.c.disabled_at.is_(None))
+                .values(password_hash=self._hasher.hash(password))
+            )
+            if done.rowcount == 0:
+                raise IdentityError(f"there is no enabled user {name}")
+            self._audit(db, actor, "user.password", name, {})
+
     def disable_user(self, name: str, *, actor: str = "o2c users disable") -> None:
         """The user signs in no more, and every token of theirs stops working at once."""
         now = _now()

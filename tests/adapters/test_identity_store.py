@@ -102,3 +102,14 @@ def test_decisions_are_audited(store):
     [entry] = store.audit(subject=workflow_id)
     assert entry["actor"] == name and entry["action"] == "decision"
     assert entry["detail"] == {"decision": "approved", "comment": "ok"}
+
+
+def test_a_new_password_replaces_the_old_one(store):
+    name = someone()
+    store.add_user(name, Role.FINANCE, PASSWORD)
+    store.set_password(name, "another long password")
+    with pytest.raises(IdentityError):
+        store.sign_in(name, PASSWORD)
+    assert store.sign_in(name, "another long password")[1].name == name
+    with pytest.raises(IdentityError, match="at least 12"):
+        store.set_password(name, "short")

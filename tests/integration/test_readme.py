@@ -26,13 +26,17 @@ PEOPLE = {"carla.controller": Role.CONTROLLER, "fiona.finance": Role.FINANCE, "o
 
 
 def add_people(database_url: str) -> None:
-    """The README adds its people once; the test database outlives runs, so add those missing."""
+    """The README adds its people once; the test database outlives runs (and the demo's tests
+    add people of the same names), so add those missing and give the others the password."""
     store = SqlIdentities(database_url)
     try:
-        known = {u.name for u in store.users()}
+        known = {u.name: u for u in store.users()}
         for name, role in PEOPLE.items():
             if name not in known:
                 store.add_user(name, role, PASSWORD)
+            else:
+                assert known[name].role == role and known[name].disabled_at is None, known[name]
+                store.set_password(name, PASSWORD, actor="test_readme")
     finally:
         store.close()
 
