@@ -4,8 +4,9 @@ The validator runs before anything is written to history, so an unknown approver
 too low for the amount, or a requester approving their own change is refused at once and
 leaves no trace. Since RELEASE_CONSOLE a process whose policy names identity keys takes a
 decision only with an identity signed by one of them (canonical/identity.py): the approver
-and role are the signed ones, never a typed name. No decision within `escalate_after` escalates (once); none within
-`expire_after` expires the request, which the process treats as a rejection.
+and role are the signed ones, never a typed name. No decision within `escalate_after`
+escalates (once); none within `expire_after` expires the request, which the process treats
+as a rejection.
 """
 
 from __future__ import annotations
