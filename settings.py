@@ -10,6 +10,7 @@ built as the canonical models the processes take (`approval_policy`, `dunning_po
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -64,6 +65,22 @@ def _v2_of(stripe_base_url: str) -> str:
 
 def _sqlite_in_state_dir(settings: dict[str, Any]) -> str:
     return f"sqlite:///{(settings['state_dir'] / 'o2c.sqlite').resolve()}"
+
+
+def _identity_key_in_state_dir(settings: dict[str, Any]) -> Path:
+    return Path(settings["state_dir"]) / "identity.key"
+
+
+def _token_in_config_dir() -> Path:
+    """Where `o2c login` keeps the personal API token: the user's config directory."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "o2c" / "token"
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 def _approvers(value: Any) -> Any:
@@ -156,6 +173,17 @@ class Settings(BaseSettings):
     # o2c's own state: the embedded stack's files and o2c's database.
     state_dir: Path = Field(Path(".o2c"), validation_alias="O2C_STATE_DIR")
     database_url: str = Field(default_factory=_sqlite_in_state_dir, validation_alias="O2C_DATABASE_URL")
+
+    # Who is who (docs/identity.md): the Ed25519 key that signs decisions (held by the front
+    # doors that sign people in, generated in the state directory when first needed), further
+    # public keys processes trust (a key being rotated out, a console's), and the CLI's token.
+    identity_key_file: Path = Field(
+        default_factory=_identity_key_in_state_dir, validation_alias="O2C_IDENTITY_KEY_FILE"
+    )
+    identity_public_keys: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
+        default_factory=list, validation_alias="O2C_IDENTITY_PUBLIC_KEYS"
+    )
+    token_file: Path = Field(default_factory=_token_in_config_dir, validation_alias="O2C_TOKEN_FILE")
 
     # The systems o2c talks to; each base URL defaults to its path on the sandbox.
     sandbox_url: BaseUrl = Field(SANDBOX_DEFAULT_URL, validation_alias="O2C_SANDBOX_URL")
@@ -309,6 +337,14 @@ class Settings(BaseSettings):
         return variables
 
     @property
+    def identity_keys(self) -> list[str]:
+        """The public keys processes started now trust: the configured ones and the public half
+        of the identity key, which is written beside it (`identity.key.pub`) when generated."""
+        public = self.identity_key_file.with_name(self.identity_key_file.name + ".pub")
+        own = [public.read_text().strip()] if public.exists() else []
+        return list(dict.fromkeys([*self.identity_public_keys, *own]))
+
+    @property
     def approval_policy(self) -> ApprovalPolicy:
         return (self.approval_policy_in_file or ApprovalPolicy()).model_copy(
             update=_set(
@@ -318,6 +354,7 @@ class Settings(BaseSettings):
                 approvers=self.approvers,
                 escalate_after=_seconds(self.approval_escalate_after_seconds),
                 expire_after=_seconds(self.approval_expire_after_seconds),
+                identity_keys=self.identity_keys or None,
             )
         )
 

@@ -56,6 +56,10 @@ class ApprovalPolicy(Model):
         Approver(name="frank.finance", role=ApproverRole.FINANCE),
         Approver(name="carla.controller", role=ApproverRole.CONTROLLER),
     ]
+    # The Ed25519 public keys (base64) whose signed identities decide (canonical/identity.py).
+    # When there are any, the approver is whoever a valid signature names, in the role it
+    # names: o2c's user directory vouched for them, and `approvers` is not consulted.
+    identity_keys: list[str] = []
 
     @field_validator("finance_thresholds", "controller_thresholds", mode="before")
     @classmethod
@@ -129,14 +133,22 @@ def amendment_approval(
     return ApprovalRequest(required_role=role, reasons=reasons, requested_by=requested_by, amount=change)
 
 
-def refusal(request: ApprovalRequest, policy: ApprovalPolicy, approver: str, claimed_role: ApproverRole) -> str | None:
+def refusal(
+    request: ApprovalRequest,
+    policy: ApprovalPolicy,
+    approver: str,
+    claimed_role: ApproverRole,
+    *,
+    vouched: bool = False,
+) -> str | None:
     """Why `approver` may not decide `request`, or None when they may. Names are compared as
     identities (trimmed, case-folded): typing one's own name differently changes nothing.
+    `vouched`: a verified signature names the approver and their role, so they are known.
 
     This decides only in update validators, so the stricter comparison needs no
     workflow.patched: a refused update writes no history, and an accepted one replays
     without its validator being run again (docs/workflow-changes.md, o2c-cash)."""
-    who = policy.approver(approver)
+    who = Approver(name=approver, role=claimed_role) if vouched else policy.approver(approver)
     if who is None:
         return f"{approver!r} is not a known approver"
     if who.role != claimed_role:

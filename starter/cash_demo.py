@@ -26,7 +26,7 @@ from adapters.stripe import StripeBilling
 from canonical.cash.models import OpenItem, Receipt
 from canonical.credits import CreditReason, CreditRequest
 from canonical.journal import ChartOfAccounts, invoice_entry
-from canonical.models import Account, ApproverRole, InvoiceLine
+from canonical.models import Account, InvoiceLine
 from canonical.money import Money
 from sandbox import SandboxControl
 from sandbox.bank import combined, exact, partial, unknown_payer
@@ -35,6 +35,7 @@ from starter import client as o2c
 from starter.cash import apply_receipt, import_statement
 from starter.credits import start_credit
 from starter.demo import Demo, StoryResult
+from starter.identity import demo_desk
 from workflows.cash import CashResult, InvoiceAmount
 from workflows.dispute import DisputeResult, dispute_workflow_id
 from workflows.kit.status import Status
@@ -274,13 +275,8 @@ class CashStories:
         )
         handle = await start_credit(self.client, request, billing=self.billing, task_queue=self.settings.task_queue)
         await o2c.wait_for_status(self.client, handle.id, Status.AWAITING_APPROVAL, timeout=120)
-        await o2c.decide(
-            self.client,
-            handle.id,
-            approver="fiona.finance",
-            role=ApproverRole.FINANCE,
-            approved=True,
-            comment="outage confirmed by the incident report",
+        await demo_desk(self.settings).decide(
+            self.client, handle.id, "fiona.finance", approved=True, comment="outage confirmed by the incident report"
         )
         result = await handle.result()
         documents = (

@@ -32,6 +32,7 @@ from starter.asking import ask
 from starter.cash_cli import cash_app
 from starter.console import EXIT_DONE, EXIT_PARKED, EXIT_REFUSED, Refused, emit_json, err, note, say, show, table
 from starter.credits_cli import credit_app, refund
+from starter.identity_cli import audit, keys_app, login, logout, tokens_app, users_app
 from starter.problems import explain
 from starter.refusals import counted, validation_problems
 from starter.revenue_cli import revenue_app
@@ -72,6 +73,12 @@ app.add_typer(credit_app, name="credit")
 app.command("refund")(refund)
 app.add_typer(cash_app, name="cash")
 app.add_typer(revenue_app, name="revenue")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(keys_app, name="keys")
+app.command("login")(login)
+app.command("logout")(logout)
+app.command("audit")(audit)
 
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 Wait = Annotated[
@@ -79,6 +86,17 @@ Wait = Annotated[
     typer.Option("--wait", help="follow the process, one line per change, until it ends (0) or parks (3)"),
 ]
 As = Annotated[str, typer.Option("--as", metavar="NAME", help="who answers")]
+# approve, reject and resolve act as the signed-in user: a name or role typed here is refused.
+Gone = Annotated[str | None, typer.Option("--as", hidden=True)]
+GoneRole = Annotated[str | None, typer.Option("--role", hidden=True)]
+
+
+def _no_typed_identity(as_: str | None, role: str | None = None) -> None:
+    if as_ is not None or role is not None:
+        raise Refused(
+            "--as and --role are gone: sign in with `o2c login NAME`, and approve, reject and resolve "
+            "act as you, in the role o2c's user directory gives you"
+        )
 
 
 class SchedulesAction(StrEnum):
@@ -130,9 +148,9 @@ async def _wait_and_report(
     elif outcome.exit_code == EXIT_PARKED:
         say(f"{workflow_id} parked, {outcome.status}: {outcome.message}")
         hint = (
-            f"o2c resolve {workflow_id} retry|skip|abort --as NAME"
+            f"o2c resolve {workflow_id} retry|skip|abort"
             if outcome.status == Status.NEEDS_ATTENTION
-            else f"o2c approve {workflow_id} --as NAME --role ROLE"
+            else f"o2c approve {workflow_id}"
         )
         note(f"  answer with `{hint}`; `o2c status {workflow_id}` shows the rest")
     else:
@@ -567,20 +585,20 @@ async def _answered(workflow_id: str, answer: str, by: str, wait: bool, as_json:
     return await _wait_and_report(await _client(), workflow_id, as_json, document, answered=True)
 
 
-async def _decide(
-    workflow_id: str, as_: str, role: ApproverRole, comment: str, approved: bool, wait: bool, as_json: bool
-) -> int:
-    from starter.client import decide
+async def _decide(workflow_id: str, comment: str, approved: bool, wait: bool, as_json: bool) -> int:
+    from starter.identity import decide_signed, signed_in
 
+    current = settings()
+    principal = signed_in(current)
     client = await _client()
     verdict = await ask(
         client,
         workflow_id,
-        decide(client, workflow_id, approver=as_, role=role, approved=approved, comment=comment),
-        settings(),
+        decide_signed(client, current, principal, workflow_id, approved=approved, comment=comment),
+        current,
         answer=True,
     )
-    return await _answered(workflow_id, verdict, as_, wait, as_json)
+    return await _answered(workflow_id, verdict, principal.name, wait, as_json)
 
 
 Role = Annotated[ApproverRole, typer.Option("--role", help="the role you approve in")]
@@ -589,27 +607,29 @@ Role = Annotated[ApproverRole, typer.Option("--role", help="the role you approve
 @app.command()
 def approve(
     workflow_id: str,
-    as_: As,
-    role: Role,
     comment: Annotated[str, typer.Option()] = "",
     wait: Wait = False,
     as_json: Json = False,
+    as_: Gone = None,
+    role: GoneRole = None,
 ) -> int:
-    """Approve what a process waits for."""
-    return _run(_decide(workflow_id, as_, role, comment, True, wait, as_json))
+    """Approve what a process waits for, as the signed-in user (`o2c login`)."""
+    _no_typed_identity(as_, role)
+    return _run(_decide(workflow_id, comment, True, wait, as_json))
 
 
 @app.command()
 def reject(
     workflow_id: str,
-    as_: As,
-    role: Role,
     comment: Annotated[str, typer.Option(help="why: the requester reads it")],
     wait: Wait = False,
     as_json: Json = False,
+    as_: Gone = None,
+    role: GoneRole = None,
 ) -> int:
-    """Reject what a process waits for."""
-    return _run(_decide(workflow_id, as_, role, comment, False, wait, as_json))
+    """Reject what a process waits for, as the signed-in user (`o2c login`)."""
+    _no_typed_identity(as_, role)
+    return _run(_decide(workflow_id, comment, False, wait, as_json))
 
 
 async def _adjust(
@@ -652,25 +672,29 @@ def adjust(
 def resolve(
     workflow_id: str,
     action: OperatorAction,
-    as_: As,
     comment: Annotated[str, typer.Option()] = "",
     wait: Wait = False,
     as_json: Json = False,
+    as_: Gone = None,
 ) -> int:
-    """Answer a process parked in needs_attention: retry (after fixing the cause), skip (done by hand), abort (undo)."""
+    """Answer a process parked in needs_attention, as the signed-in user: retry (after fixing
+    the cause), skip (done by hand), abort (undo)."""
+    _no_typed_identity(as_)
 
     async def answer() -> int:
-        from starter.client import resolve as resolve_process
+        from starter.identity import resolve_signed, signed_in
 
+        current = settings()
+        principal = signed_in(current)
         client = await _client()
         accepted = await ask(
             client,
             workflow_id,
-            resolve_process(client, workflow_id, action, operator=as_, comment=comment),
-            settings(),
+            resolve_signed(client, current, principal, workflow_id, action, comment),
+            current,
             answer=True,
         )
-        return await _answered(workflow_id, accepted, as_, wait, as_json)
+        return await _answered(workflow_id, accepted, principal.name, wait, as_json)
 
     return _run(answer())
 

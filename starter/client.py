@@ -25,6 +25,7 @@ from adapters.temporal import connect_config
 from canonical.amendment import InvalidAmendment, InvalidRequest, request_problems, subscription_problems
 from canonical.approval import ApprovalPolicy
 from canonical.dunning import DunningPolicies
+from canonical.identity import IdentityAssertion
 from canonical.models import (
     AmendmentRequest,
     ApproverRole,
@@ -307,22 +308,38 @@ async def cancel_renewal(client: Client, workflow_id: str, *, requested_by: str,
 
 
 async def decide(
-    client: Client, workflow_id: str, *, approver: str, role: ApproverRole, approved: bool, comment: str = ""
+    client: Client,
+    workflow_id: str,
+    *,
+    approver: str,
+    role: ApproverRole,
+    approved: bool,
+    comment: str = "",
+    assertion: IdentityAssertion | None = None,
 ) -> str:
     """Approve or reject what a process waits for. Refusals come back as
-    WorkflowUpdateFailedError with the validator's reason."""
+    WorkflowUpdateFailedError with the validator's reason. A process started with identity
+    keys takes only a decision with a signed `assertion` (starter/identity.py signs one)."""
     answer: str = await client.get_workflow_handle(workflow_id).execute_update(
         "decide",
-        DecisionInput(approver=approver, role=role, approved=approved, comment=comment),
+        DecisionInput(approver=approver, role=role, approved=approved, comment=comment, assertion=assertion),
         result_type=str,
     )
     return answer
 
 
-async def resolve(client: Client, workflow_id: str, action: OperatorAction, *, operator: str, comment: str = "") -> str:
+async def resolve(
+    client: Client,
+    workflow_id: str,
+    action: OperatorAction,
+    *,
+    operator: str,
+    comment: str = "",
+    assertion: IdentityAssertion | None = None,
+) -> str:
     answer: str = await client.get_workflow_handle(workflow_id).execute_update(
         "resolve",
-        ResolveInput(action=action, operator=operator, comment=comment),
+        ResolveInput(action=action, operator=operator, comment=comment, assertion=assertion),
         result_type=str,
     )
     return answer

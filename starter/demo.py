@@ -32,7 +32,7 @@ from temporalio.service import RPCError
 
 from adapters.storage.schedules import SqlRevenueSchedules
 from adapters.stripe import StripeBilling
-from canonical.models import AmendedLine, AmendmentRequest, ApproverRole, LegalEntity
+from canonical.models import AmendedLine, AmendmentRequest, LegalEntity
 from canonical.money import Money
 from canonical.reconciliation import USAGE_BREAKS, BreakKind, period_bounds
 from canonical.renewal import RenewalRequest, RenewedLine
@@ -41,6 +41,7 @@ from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
 from starter.console import emit_json, err, note, say, show, table, text_of
+from starter.identity import demo_desk
 from starter.reports import waterfall_table
 from starter.sandbox_setup import update_customer_address
 from starter.stack import embedded_stack
@@ -162,7 +163,7 @@ class Demo:
     def ui(self, workflow_id: str) -> str:
         return f"{self.settings.ui_url}/namespaces/{self.settings.temporal_namespace}/workflows/{workflow_id}"
 
-    async def dunning_story(self, title: str, name: str, approvals: list[tuple[str, ApproverRole]]) -> StoryResult:
+    async def dunning_story(self, title: str, name: str, approvals: list[str]) -> StoryResult:
         """A recurring charge fails in the sandbox; its signed webhook starts the dunning."""
         self.on_story(title)
         account = f"cus_demo_{self.run_id}_{name}"
@@ -199,10 +200,10 @@ class Demo:
         if not approvals:  # the customer brings a working card after the first retry
             await self._until(workflow_id, lambda s: len(s.get("attempts", [])) >= 1)
             await self._stripe(f"/customers/{account}", {"invoice_settings[default_payment_method]": "pm_card_visa"})
-        for approver, role in approvals:
+        for approver in approvals:
             await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL, timeout=120)
-            await o2c.decide(
-                self.client, workflow_id, approver=approver, role=role, approved=True, comment="approved in the demo"
+            await demo_desk(self.settings).decide(
+                self.client, workflow_id, approver, approved=True, comment="approved in the demo"
             )
             await self._until(workflow_id, lambda s: s["status"] != Status.AWAITING_APPROVAL.value)
         result = await handle.result()
@@ -327,12 +328,8 @@ class Demo:
             legal_entities=[entity],
         )
         state = await o2c.wait_for_status(self.client, handle.id, Status.NEEDS_ATTENTION, timeout=300)
-        await o2c.resolve(
-            self.client,
-            handle.id,
-            OperatorAction.SKIP,
-            operator="olga.ops",
-            comment="each break is assigned to its owner",
+        await demo_desk(self.settings).resolve(
+            self.client, handle.id, "olga.ops", OperatorAction.SKIP, comment="each break is assigned to its owner"
         )
         result = await handle.result()
         found = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.found.items()))
@@ -378,35 +375,29 @@ class Demo:
     async def run(self) -> list[StoryResult]:
         async def approve(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL)
-            await o2c.decide(
+            await demo_desk(self.settings).decide(
                 self.client,
                 workflow_id,
-                approver="carla.controller",
-                role=ApproverRole.CONTROLLER,
+                "carla.controller",
                 approved=True,
                 comment="expansion agreed with the customer",
             )
 
         async def reject(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.AWAITING_APPROVAL)
-            await o2c.decide(
-                self.client,
-                workflow_id,
-                approver="fiona.finance",
-                role=ApproverRole.FINANCE,
-                approved=False,
-                comment="25 % discount is above policy",
+            await demo_desk(self.settings).decide(
+                self.client, workflow_id, "fiona.finance", approved=False, comment="25 % discount is above policy"
             )
 
         async def fix_address_and_retry(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.NEEDS_ATTENTION)
             # The analyst fixes the customer master.
             await update_customer_address(self.settings, f"cus_demo_{self.run_id}_gamma", {"postal_code": "94105"})
-            await o2c.resolve(
+            await demo_desk(self.settings).resolve(
                 self.client,
                 workflow_id,
+                "olga.ops",
                 OperatorAction.RETRY,
-                operator="olga.ops",
                 comment="postal code added to the customer master",
             )
 
@@ -414,11 +405,11 @@ class Demo:
 
         async def abort(workflow_id: str) -> None:
             await o2c.wait_for_status(self.client, workflow_id, Status.NEEDS_ATTENTION)
-            await o2c.resolve(
+            await demo_desk(self.settings).resolve(
                 self.client,
                 workflow_id,
+                "olga.ops",
                 OperatorAction.ABORT,
-                operator="olga.ops",
                 comment="period stays closed; rebook next month",
             )
 
@@ -452,7 +443,7 @@ class Demo:
             self.dunning_story(
                 "dunning: 30 days, restriction and write-off approved",
                 "eta",
-                [("fiona.finance", ApproverRole.FINANCE), ("carla.controller", ApproverRole.CONTROLLER)],
+                ["fiona.finance", "carla.controller"],
             ),
         )
         for result, outcome in zip(dunnings, ["cash", "written_off"], strict=False):
@@ -577,6 +568,9 @@ async def run_demo(*, as_json: bool = False) -> int:
                 timeout=stack.settings.http_timeout_seconds,
             )
             try:
+                # The demo's people sign in before any process starts, so every process
+                # trusts their signed identities and every answer goes through them.
+                desk = demo_desk(stack.settings)
                 demo = Demo(stack.client, stack.settings, control, billing)
 
                 def on_story(title: str) -> None:
@@ -600,6 +594,10 @@ async def run_demo(*, as_json: bool = False) -> int:
         say("\nRevenue waterfall of what these processes booked (o2c's schedules, US01):")
         show(revenue)
         print_documents(summary)
+        say("\nThe demo's people (every approval and answer above was signed as one of them):")
+        for name, password in desk.passwords.items():
+            role = desk.people[name].role
+            say(f"  {name:<18} {role.value if role else '':<11} password {password}")
         say(
             f"\nThe demo's stack has stopped; its state stays in {settings.state_dir}, apart from yours. "
             f"To look at these workflows in the UI: O2C_STATE_DIR={settings.state_dir} o2c dev"

@@ -279,6 +279,11 @@ async def run_dev(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # The identity key exists before anything starts, so every process started on this stack
+    # takes only signed decisions (docs/identity.md).
+    from starter.identity import signer
+
+    identity = signer(settings)
     # The worker logs to worker.log itself; this process serves the webhook ingress.
     webhooks_log = settings.state_dir / "webhooks.log"
     configure_logging(stream=open(webhooks_log, "a", buffering=1))
@@ -298,6 +303,10 @@ async def run_dev(settings: Settings) -> None:
             "(Authorization: Bearer <key from `o2c usage keys create NAME`>)"
         )
         print(f"  clocks     {clocks(settings)}")
+        print(
+            f"  identity   decisions signed with key {identity.key_id} ({settings.identity_key_file}); "
+            "add people with `o2c users add NAME --role ROLE`, then `o2c login NAME`"
+        )
         print("Ctrl-C stops everything.", flush=True)
         await stop.wait()
         print("stopping…", flush=True)

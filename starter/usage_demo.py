@@ -20,6 +20,7 @@ from sandbox import SandboxControl
 from settings import Settings
 from starter import client as o2c
 from starter.demo import StoryResult
+from starter.identity import demo_desk
 from starter.usage_setup import (
     create_api_key,
     demo_policy,
@@ -145,11 +146,10 @@ class UsageStories:
         return replayed
 
     async def _approve(self, workflow_id: str) -> None:
-        await o2c.decide(
+        await demo_desk(self.settings).decide(
             self.client,
             workflow_id,
-            approver="fiona.finance",
-            role=ApproverRole.FINANCE,
+            "fiona.finance",
             approved=True,
             comment="the customer's product launch: the usage is real",
         )

@@ -8,11 +8,20 @@ is reset when the session starts.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from sandbox import SandboxControl, SandboxServer
+
+# The tests never read or write a person's identity key or signed-in token: both point into a
+# directory of the session's own. Nothing creates the key there unless a test asks for it, so
+# processes the tests start decide by name unless a test gives them an identity key.
+_IDENTITY_HOME = Path(tempfile.mkdtemp(prefix="o2c-identity-"))
+os.environ.setdefault("O2C_IDENTITY_KEY_FILE", str(_IDENTITY_HOME / "never" / "identity.key"))
+os.environ.setdefault("O2C_TOKEN_FILE", str(_IDENTITY_HOME / "token"))
 
 
 class SandboxHandle(SandboxControl):

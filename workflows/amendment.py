@@ -132,6 +132,7 @@ class AmendmentWorkflow(BookingWorkflow):
         self.begin_release()
         r = self.request = input.request
         self.step_window = input.step_window
+        self.trust(input.policy)
         self.legal_entities = input.legal_entities
         self.tag(customer=r.account_id, contract=r.contract_id)
         self.set_status(Status.RUNNING, "validating the request")

@@ -172,6 +172,7 @@ class CreditWorkflow(BookingWorkflow):
         r = self.request = input.request
         self.step_window = input.step_window
         self.tag(invoice=r.invoice_id)
+        self.trust(input.approvals)
         self.set_status(Status.RUNNING, f"validating the credit on invoice {r.invoice_id}")
 
         invoice = await self.step(

@@ -163,6 +163,7 @@ class DisputeWorkflow(BookingWorkflow):
     async def run(self, input: DisputeInput) -> DisputeResult:
         d = self.dispute = input.dispute
         self.step_window = input.step_window
+        self.trust(input.approvals)
         self.tag(customer=d.customer, invoice=d.invoice_id)
         self.set_status(Status.RUNNING, f"dispute of {d.amount} opened ({d.reason})")
         self.account = await self.step(

@@ -291,6 +291,7 @@ class DunningWorkflow(ProcessWorkflow):
         self.begin_release()
         self.since_cash = workflow.patched(RELEASE_CASH)
         self.input = input
+        self.trust(input.approvals)
         if input.carried:
             self.progress = input.carried
         self.tag(customer=input.account_id, invoice=input.invoice_id)

@@ -277,6 +277,7 @@ class ReconciliationWorkflow(ProcessWorkflow):
     @workflow.run
     async def run(self, input: ReconciliationInput) -> ReconciliationResult:
         self.input = input
+        self.trust(input.approvals)
         self.step_window = input.step_window
         self.entity = next((e for e in input.legal_entities if e.code == input.legal_entity), None)
         if input.progress is not None:

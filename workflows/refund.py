@@ -102,6 +102,7 @@ class RefundWorkflow(ProcessWorkflow):
     async def run(self, input: RefundInput) -> RefundResult:
         r = self.request = input.request
         self.step_window = input.step_window
+        self.trust(input.approvals)
         self.tag(customer=r.customer, invoice=r.invoice_id)
         self.set_status(Status.RUNNING, f"refund of {r.amount} asked by {r.requested_by}")
         self.problems = refund_problems(r, input.policy)

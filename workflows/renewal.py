@@ -293,6 +293,7 @@ class RenewalWorkflow(BookingWorkflow):
     async def run(self, input: RenewalInput) -> RenewalResult:
         self.begin_release()
         self.input, r = input, input.request
+        self.trust(input.approvals)
         self.request = r
         self.step_window = input.step_window
         self.legal_entities = input.legal_entities

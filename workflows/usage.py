@@ -388,6 +388,7 @@ class UsageReleaseWorkflow(BookingWorkflow):
     async def run(self, input: UsageReleaseInput) -> UsageResult:
         self.input = r = input
         self.step_window = input.step_window
+        self.trust(input.approvals)
         self.legal_entities = input.legal_entities
         self.tag(customer=r.customer, contract=r.contract_id or r.subscription_id)
         # Since o2c-cash the review's approval thresholds are read in the invoice currency; a

@@ -390,6 +390,48 @@ revenue_postings = sa.Table(
     sa.Index("ix_revenue_postings_entity", "legal_entity", "period"),
 )
 
+# -- who is who (migration 0009) ------------------------------------------------------------
+
+# A person who signs in to o2c. Only the argon2 hash of the password is kept; a disabled user
+# keeps their row (the audit log names them) but signs in no more.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# A personal API token (kind "personal", owner a user) or a machine's API key (kind
+# "machine", owner the machine's name). The SHA-256 of the secret is the key: the secret
+# itself is shown once and never stored. `token_id` names it for revocation.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.String(16), nullable=False, unique=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_api_tokens_owner", "owner"),
+)
+
+# Every sign-in, token change and decision, appended and never edited.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_audit_log_actor", "actor", "at"),
+)
+
 # PostgreSQL's per-period partitions of usage_events (usage_events_2026_03): created on
 # demand, not by a migration, so the comparison with the tables above leaves them out.
 USAGE_PARTITION = re.compile(r"usage_events_\d{4}_\d{2}")

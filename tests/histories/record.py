@@ -215,6 +215,68 @@ async def amendment_approval(env, tq, systems) -> WorkflowHandle:
     return handle
 
 
+async def amendment_signed_approval(env, tq, systems) -> WorkflowHandle:
+    """o2c-console: a process started with an identity key, approved by a signed identity."""
+    from adapters.identity_keys import IdentitySigner
+    from canonical.approval import ApprovalPolicy
+    from canonical.identity import Role
+
+    signer = IdentitySigner.generate()
+    request = amendment(100)
+    handle = await env.client.start_workflow(
+        AmendmentWorkflow.run,
+        AmendmentInput(request=request, policy=ApprovalPolicy(identity_keys=[signer.public_key])),
+        id=amendment_workflow_id(request.amendment_id),
+        task_queue=tq,
+    )
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.AWAITING_APPROVAL))
+    assertion = signer.sign(
+        user="carla.controller",
+        role=Role.CONTROLLER,
+        workflow_id=handle.id,
+        decision="approve",
+        now=await env.get_current_time(),
+    )
+    await handle.execute_update(
+        AmendmentWorkflow.decide,
+        DecisionInput(
+            approver="carla.controller", role=ApproverRole.CONTROLLER, approved=True, comment="ok", assertion=assertion
+        ),
+    )
+    expect((await handle.result()).status, Status.COMPLETED)
+    return handle
+
+
+async def amendment_signed_exception_retry(env, tq, systems) -> WorkflowHandle:
+    """o2c-console: a process started with an identity key, its exception queue answered by a
+    signed operator."""
+    from adapters.identity_keys import IdentitySigner
+    from canonical.approval import ApprovalPolicy
+    from canonical.identity import Role
+
+    signer = IdentitySigner.generate()
+    account = systems.billing.accounts["cus_acme"]
+    systems.billing.accounts["cus_acme"] = account.model_copy(update={"billing_address": Address(country="US")})
+    request = amendment(12)
+    handle = await env.client.start_workflow(
+        AmendmentWorkflow.run,
+        AmendmentInput(request=request, policy=ApprovalPolicy(identity_keys=[signer.public_key])),
+        id=amendment_workflow_id(request.amendment_id),
+        task_queue=tq,
+    )
+    await poll(handle, AmendmentWorkflow.state, status_is(Status.NEEDS_ATTENTION))
+    systems.billing.accounts["cus_acme"] = account
+    assertion = signer.sign(
+        user="olga.ops", role=Role.OPERATOR, workflow_id=handle.id, decision="resolve:retry",
+        now=await env.get_current_time(),
+    )  # fmt: skip
+    await handle.execute_update(
+        AmendmentWorkflow.resolve, ResolveInput(action=OperatorAction.RETRY, operator="olga.ops", assertion=assertion)
+    )
+    expect((await handle.result()).status, Status.COMPLETED)
+    return handle
+
+
 async def amendment_exception_retry(env, tq, systems) -> WorkflowHandle:
     account = systems.billing.accounts["cus_acme"]
     systems.billing.accounts["cus_acme"] = account.model_copy(update={"billing_address": Address(country="US")})
@@ -1043,6 +1105,8 @@ SCENARIOS: dict[str, Callable[..., Awaitable[WorkflowHandle]]] = {
     "amendment_happy": amendment_happy,
     "amendment_dated_by_invoice": amendment_dated_by_invoice,
     "amendment_approval": amendment_approval,
+    "amendment_signed_approval": amendment_signed_approval,
+    "amendment_signed_exception_retry": amendment_signed_exception_retry,
     "amendment_exception_retry": amendment_exception_retry,
     "amendment_abort": amendment_abort,
     "amendment_compensation": amendment_compensation,

@@ -12,8 +12,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def stories(dev_server, worker, webhooks, settings, control, billing) -> CashStories:
-    return CashStories(Demo(dev_server.client, settings, control, billing))
+def stories(dev_server, worker, webhooks, settings, control, billing, tmp_path) -> CashStories:
+    # The demo's people sign with a key of this test's own, which no other test's processes trust.
+    own = settings.model_copy(update={"identity_key_file": tmp_path / "identity.key"})
+    return CashStories(Demo(dev_server.client, own, control, billing))
 
 
 async def test_the_statement_story_applies_every_receipt(stories):

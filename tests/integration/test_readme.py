@@ -13,10 +13,32 @@ from pathlib import Path
 
 import pytest
 
+from adapters.storage.users import SqlIdentities
+from canonical.identity import Role
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT = re.compile(r"#\s*exit (\d)")
+# The walk-through's people, as its `o2c users add` lines add them, and their password.
+PASSWORD = "walk-through-password"
+PEOPLE = {"carla.controller": Role.CONTROLLER, "fiona.finance": Role.FINANCE, "olga.ops": Role.OPERATOR}
+
+
+def add_people(database_url: str) -> None:
+    """The README adds its people once; the test database outlives runs (and the demo's tests
+    add people of the same names), so add those missing and give the others the password."""
+    store = SqlIdentities(database_url)
+    try:
+        known = {u.name: u for u in store.users()}
+        for name, role in PEOPLE.items():
+            if name not in known:
+                store.add_user(name, role, PASSWORD)
+            else:
+                assert known[name].role == role and known[name].disabled_at is None, known[name]
+                store.set_password(name, PASSWORD, actor="test_readme")
+    finally:
+        store.close()
 
 
 def walkthrough(readme: str) -> list[tuple[str, int]]:
@@ -47,6 +69,10 @@ async def test_the_readme_walkthrough_runs_as_written(dev_server, settings, work
     }
     # The walk-through's entities: US01 on NetSuite and DE01 on SAP (README, "Running it yourself").
     env["O2C_LEGAL_ENTITIES_FILE"] = str(ROOT / "examples" / "legal-entities.json")
+    # The walk-through's identity key and signed-in token, apart from everyone else's.
+    env["O2C_IDENTITY_KEY_FILE"] = str(tmp_path / "state" / "identity.key")
+    env["O2C_TOKEN_FILE"] = str(tmp_path / "config" / "token")
+    add_people(settings.database_url)
     # The examples' paths are relative to the repository; files the walk-through writes land here.
     for name in ("examples",):
         (tmp_path / name).symlink_to(ROOT / name)
@@ -58,8 +84,10 @@ async def test_the_readme_walkthrough_runs_as_written(dev_server, settings, work
             *shlex.split(command)[1:],
             cwd=tmp_path,
             env={**env, "PYTHONPATH": str(ROOT)},
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+        # `o2c login` reads the password from stdin when stdin is no terminal, as here.
+        out, err = await asyncio.wait_for(process.communicate(f"{PASSWORD}\n".encode()), timeout=120)
         assert process.returncode == expected, f"{command}\n--- stdout\n{out.decode()}\n--- stderr\n{err.decode()}"

@@ -2,8 +2,11 @@
 
 The validator runs before anything is written to history, so an unknown approver, a role
 too low for the amount, or a requester approving their own change is refused at once and
-leaves no trace. No decision within `escalate_after` escalates (once); none within
-`expire_after` expires the request, which the process treats as a rejection.
+leaves no trace. Since RELEASE_CONSOLE a process whose policy names identity keys takes a
+decision only with an identity signed by one of them (canonical/identity.py): the approver
+and role are the signed ones, never a typed name. No decision within `escalate_after`
+escalates (once); none within `expire_after` expires the request, which the process treats
+as a rejection.
 """
 
 from __future__ import annotations
@@ -15,16 +18,24 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from canonical.approval import ApprovalPolicy, refusal
+    from canonical.identity import IdentityAssertion, assertion_refusal
     from canonical.models import ApprovalDecision, ApprovalRequest, ApproverRole, Model
 
 
 class DecisionInput(Model):
-    """What an approver sends: who they are, the role they act in, and their answer."""
+    """What an approver sends: who they are, the role they act in, and their answer; since
+    RELEASE_CONSOLE with the signed assertion of who they are."""
 
     approver: str
     role: ApproverRole
     approved: bool
     comment: str = ""
+    assertion: IdentityAssertion | None = None
+
+
+def decision_verb(approved: bool) -> str:
+    """What an assertion signs that its holder does: approve or reject."""
+    return "approve" if approved else "reject"
 
 
 class ApprovalState(Model):
@@ -38,7 +49,10 @@ class ApprovalState(Model):
 
 
 class ApprovalGate:
-    def __init__(self) -> None:
+    def __init__(self, signed_release: Callable[[], bool] = lambda: False) -> None:
+        """`signed_release()` asks, in workflow code, whether this run takes RELEASE_CONSOLE."""
+        self._signed_release = signed_release
+        self.signed = False
         self.policy = ApprovalPolicy()
         self.request: ApprovalRequest | None = None
         self.decision: ApprovalDecision | None = None
@@ -57,11 +71,33 @@ class ApprovalGate:
         if not self.waiting:
             raise ValueError("nothing is waiting for approval on this process")
         assert self.request is not None
-        reason = refusal(self.request, self.policy, decision.approver, decision.role)
+        vouched = self.signed and bool(self.policy.identity_keys)
+        if vouched:
+            self._verify(decision)
+        reason = refusal(self.request, self.policy, decision.approver, decision.role, vouched=vouched)
         if reason:
             raise ValueError(reason)
         if not decision.approved and not decision.comment.strip():
             raise ValueError("a rejection needs a comment saying why")
+
+    def _verify(self, decision: DecisionInput) -> None:
+        """The decision's identity is signed by a key the process trusts, for this process,
+        this answer and this moment, and names the approver and role the decision claims."""
+        reason = assertion_refusal(
+            decision.assertion,
+            self.policy.identity_keys,
+            workflow_id=workflow.info().workflow_id,
+            decision=decision_verb(decision.approved),
+            now=workflow.now(),
+        )
+        if reason:
+            raise ValueError(reason)
+        assert decision.assertion is not None
+        if decision.assertion.user != decision.approver or decision.assertion.role.value != decision.role.value:
+            raise ValueError(
+                f"the decision names {decision.approver} ({decision.role.value}) but its identity is "
+                f"{decision.assertion.user} ({decision.assertion.role.value})"
+            )
 
     def record(self, decision: DecisionInput) -> ApprovalDecision:
         self.decision = ApprovalDecision(
@@ -85,6 +121,9 @@ class ApprovalGate:
         calling again while the request is still open resumes the same deadlines."""
         if not self.waiting:
             self.policy = policy
+            # Asked when a request opens, in workflow code (a validator may not ask): runs of
+            # earlier releases keep taking decisions by name, as they were started to.
+            self.signed = self._signed_release()
             now = workflow.now()
             self.request = request.model_copy(update={"requested_at": now})
             self.decision = None

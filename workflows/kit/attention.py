@@ -8,6 +8,7 @@ or `abort` (undo what was done).
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -16,6 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import FIXABLE, TRANSIENT
+    from canonical.identity import RESOLVING_ROLES, IdentityAssertion, assertion_refusal
     from canonical.models import Model
 
 
@@ -31,6 +33,8 @@ class ResolveInput(Model):
     action: OperatorAction
     operator: str
     comment: str = ""
+    # The operator's signed identity (canonical/identity.py), carried since RELEASE_CONSOLE.
+    assertion: IdentityAssertion | None = None
 
 
 class Attention(Model):
@@ -92,7 +96,12 @@ def outcome_unknown(error: BaseException) -> bool:
 
 
 class ExceptionQueue:
-    def __init__(self) -> None:
+    def __init__(self, signed_release: Callable[[], bool] = lambda: False) -> None:
+        """`signed_release()` asks, in workflow code, whether this run takes RELEASE_CONSOLE."""
+        self._signed_release = signed_release
+        self.signed = False
+        # The public keys an answer's signed identity is verified with (the process's policy's).
+        self.identity_keys: list[str] = []
         self.attention: Attention | None = None
         self.resolutions: list[Resolution] = []
         self._answer: ResolveInput | None = None
@@ -101,10 +110,30 @@ class ExceptionQueue:
         if self.attention is None:
             raise ValueError("this process is not waiting for an operator")
         if not answer.operator.strip():
-            raise ValueError("say who you are (--as NAME)")
+            raise ValueError("say who you are: sign in with `o2c login`")
         if answer.action not in self.attention.actions:
             allowed = ", ".join(a.value for a in self.attention.actions)
             raise ValueError(f"{answer.action.value} is not possible for step {self.attention.step}; choose {allowed}")
+        if self.signed and self.identity_keys:
+            self._verify(answer)
+
+    def _verify(self, answer: ResolveInput) -> None:
+        """The answer's identity is signed by a trusted key, for this process, this action and
+        this moment, names the operator the answer records, and holds a role that resolves."""
+        reason = assertion_refusal(
+            answer.assertion,
+            self.identity_keys,
+            workflow_id=workflow.info().workflow_id,
+            decision=f"resolve:{answer.action.value}",
+            now=workflow.now(),
+        )
+        if reason:
+            raise ValueError(reason)
+        assert answer.assertion is not None
+        if answer.assertion.user != answer.operator:
+            raise ValueError(f"the answer names {answer.operator} but its identity is {answer.assertion.user}")
+        if answer.assertion.role not in RESOLVING_ROLES:
+            raise ValueError(f"{answer.operator} is {answer.assertion.role.value}: a viewer does not answer the queue")
 
     def resolve(self, answer: ResolveInput) -> None:
         self._answer = answer
@@ -114,6 +143,8 @@ class ExceptionQueue:
     ) -> OperatorAction | None:
         """Wait for an operator's answer; None when `timeout` passes unanswered."""
         self._answer = None
+        # Asked in workflow code when the process parks (a validator may not ask).
+        self.signed = self._signed_release()
         self.attention = Attention(
             step=step,
             message=problem.message,

@@ -16,6 +16,7 @@ from temporalio.types import MethodAsyncSingleParam
 with workflow.unsafe.imports_passed_through():
     from activities.inputs import SendNotification
     from activities.notifications import NotificationActivities
+    from canonical.approval import ApprovalPolicy
     from canonical.models import LegalEntity, Model, Notification
     from workflows.kit.approval import ApprovalGate, DecisionInput
     from workflows.kit.attention import ExceptionQueue, OperatorAction, ResolveInput, explain, outcome_unknown
@@ -51,7 +52,8 @@ RELEASE_LEDGER = "o2c-ledger"
 
 # The release of the finance console (issue 14). Behind it in released workflows: a
 # dunning's approvals wait as long as its approval policy says (a person's time), no longer
-# a number of dunning days.
+# a number of dunning days; a process whose approval policy names identity keys takes a
+# decision only with an identity signed by one of them.
 RELEASE_CONSOLE = "o2c-console"
 
 # The release of the front doors' business id rule (issue 14). Behind it in released
@@ -93,8 +95,8 @@ class ProcessWorkflow:
     def __init__(self) -> None:
         self.status = Status.RUNNING
         self.stage = "starting"
-        self.gate = ApprovalGate()
-        self.queue = ExceptionQueue()
+        self.gate = ApprovalGate(lambda: self.release_console())
+        self.queue = ExceptionQueue(lambda: self.release_console())
         self.saga = Saga()
         self.events: list[ProcessEvent] = []
         # Steps whose last attempt ended without an answer: they may have happened.
@@ -191,6 +193,11 @@ class ProcessWorkflow:
         workflow.logger.info(text, extra={"o2c": {**self.keys, "status": self.status.value}})
 
     # -- approval gate ------------------------------------------------------------------
+
+    def trust(self, policy: ApprovalPolicy) -> None:
+        """Answers to the exception queue are verified with the identity keys of the process's
+        approval policy (decisions are, by the gate, from the policy it waits with)."""
+        self.queue.identity_keys = list(policy.identity_keys)
 
     @workflow.update
     async def decide(self, decision: DecisionInput) -> str:
