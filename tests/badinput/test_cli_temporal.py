@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -27,10 +28,43 @@ ANSWER_SECONDS = "2"
 
 COMMANDS = {
     "status": ["status"],
-    "approve": ["approve", "{id}", "--as", "carla.controller", "--role", "controller"],
-    "reject": ["reject", "{id}", "--as", "carla.controller", "--role", "controller", "--comment", "no"],
-    "resolve": ["resolve", "{id}", "retry", "--as", "olga.ops"],
+    "approve": ["approve", "{id}"],
+    "reject": ["reject", "{id}", "--comment", "no"],
+    "resolve": ["resolve", "{id}", "retry"],
 }
+PASSWORD = "a long enough password"
+# The signed-in controller every answer is given as: its key, token and (without a shared
+# PostgreSQL) its database, in a folder of the module's own.
+IDENTITY: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def signed_in(tmp_path_factory):
+    home = tmp_path_factory.mktemp("doors-identity")
+    IDENTITY.update(
+        {
+            "O2C_STATE_DIR": str(home),
+            "O2C_IDENTITY_KEY_FILE": str(home / "identity.key"),
+            "O2C_TOKEN_FILE": str(home / "token"),
+        }
+    )
+    name = f"carla.{uuid.uuid4().hex[:6]}"
+    for args in (
+        ["users", "add", name, "--role", "controller", "--password-stdin"],
+        ["login", name, "--password-stdin"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "starter.cli", *args],
+            cwd=ROOT,
+            env={**os.environ, **IDENTITY},
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    yield name
+    IDENTITY.clear()
 
 
 def command(name: str, workflow_id: str) -> list[str]:
@@ -54,7 +88,12 @@ async def o2c(address: str, *args: str) -> tuple[int, str]:
         "starter.cli",
         *args,
         cwd=ROOT,
-        env={**os.environ, "O2C_TEMPORAL_ADDRESS": address, "O2C_WORKER_ANSWER_SECONDS": ANSWER_SECONDS},
+        env={
+            **os.environ,
+            **IDENTITY,
+            "O2C_TEMPORAL_ADDRESS": address,
+            "O2C_WORKER_ANSWER_SECONDS": ANSWER_SECONDS,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
