@@ -34,6 +34,7 @@ from settings import Settings
 from starter.client import _start_once
 from workflows.credit import CreditInput, CreditResult, CreditWorkflow, credit_workflow_id
 from workflows.dispute import DISPUTE_EVENT_SIGNAL, DisputeInput, DisputeWorkflow, dispute_workflow_id
+from workflows.kit.process import ProcessWorkflow
 from workflows.kit.status import CUSTOMER, INVOICE, PROCESS, STATUS, Status
 from workflows.refund import RefundInput, RefundResult, RefundWorkflow, refund_workflow_id
 
@@ -62,7 +63,7 @@ async def entity_of_customer(customer: str, billing: BillingPort, entities: list
     names none), as the processes find it."""
     account = await billing.get_account(customer) if customer else None
     code = account.legal_entity if account else ""
-    return next((e for e in entities if e.code == code), entities[0])
+    return ProcessWorkflow.entity_for(entities, code)
 
 
 async def refuse_unless_receivables(customer: str, billing: BillingPort, entities: list[LegalEntity]) -> LegalEntity:
